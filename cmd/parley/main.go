@@ -1,0 +1,137 @@
+// Command parley runs a parley node: a Matrix homeserver for the people on
+// this device, reaching other devices peer to peer.
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/parley-p2p/parley/node"
+	"github.com/parley-p2p/parley/p2p"
+	"github.com/parley-p2p/parley/rooms"
+)
+
+const usage = `parley: a peer-to-peer Matrix homeserver for this device
+
+Usage:
+  parley run [--data DIR] [--http ADDR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]...
+             [--no-mdns] [--registration-token TOKEN] [--webui-dir DIR] [--log-level LEVEL]
+  parley id [--data DIR]
+  parley version
+`
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "parley:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command given")
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(args[1:], stdout, stderr)
+	case "id":
+		return cmdID(args[1:], stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, "parley", node.Version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+// multiFlag collects a repeatable flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+func cmdRun(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg node.Config
+	var listen, bootstrap multiFlag
+	var logLevel string
+	fs.StringVar(&cfg.DataDir, "data", node.DefaultDataDir(), "data directory (key and database)")
+	fs.StringVar(&cfg.HTTPAddr, "http", "127.0.0.1:8008", "address of the local client API and app")
+	fs.Var(&listen, "listen", "libp2p listen multiaddr (repeatable; default TCP and QUIC on port 4001)")
+	fs.Var(&bootstrap, "bootstrap", "bootstrap peer multiaddr ending in /p2p/<peer id> (repeatable)")
+	fs.BoolVar(&cfg.NoMDNS, "no-mdns", false, "do not discover peers on the LAN")
+	fs.StringVar(&cfg.RegistrationToken, "registration-token", "", "token that lets further accounts register on this node")
+	fs.StringVar(&cfg.AppDir, "webui-dir", "", "serve the web app from this folder instead of the embedded copy")
+	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("run: unexpected argument %q", fs.Arg(0))
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %v", err)
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(logger)
+	cfg.ListenAddrs, cfg.Bootstrap, cfg.Logger = listen, bootstrap, logger
+
+	n, err := node.New(cfg)
+	if err != nil {
+		return err
+	}
+	if err := n.Start(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "parley %s\n", node.Version)
+	fmt.Fprintf(stdout, "app:         %s\n", n.URL())
+	fmt.Fprintf(stdout, "server name: %s\n", n.ServerName())
+	fmt.Fprintf(stdout, "peer id:     %s\n", n.PeerID())
+	for _, a := range n.Addrs() {
+		fmt.Fprintf(stdout, "listening:   %s\n", a)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	stop()
+	fmt.Fprintln(stdout, "shutting down")
+	return n.Close()
+}
+
+func cmdID(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("id", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("data", node.DefaultDataDir(), "data directory")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	key, err := node.LoadOrCreateKey(*dir)
+	if err != nil {
+		return err
+	}
+	pub := key.Public().(ed25519.PublicKey)
+	pid, err := p2p.PeerIDFromKey(pub)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "server name: %s\npeer id:     %s\n", rooms.ServerName(pub), pid)
+	return nil
+}

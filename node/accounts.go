@@ -1,0 +1,258 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/parley-p2p/parley/node/store"
+	"github.com/parley-p2p/parley/rooms"
+	"github.com/parley-p2p/parley/webui"
+)
+
+func randomString(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	s := base64.RawURLEncoding.EncodeToString(b)
+	return s[:n]
+}
+
+func randomDeviceID() string {
+	const letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	b := make([]byte, 10)
+	rand.Read(b)
+	for i := range b {
+		b[i] = letters[int(b[i])%len(letters)]
+	}
+	return string(b)
+}
+
+func (n *Node) userID(localpart string) string { return "@" + localpart + ":" + n.serverName }
+
+func (n *Node) account(localpart string) (*store.Account, error) {
+	var a *store.Account
+	err := n.store.View(func(t *store.Txn) error {
+		var err error
+		a, err = t.Account(localpart)
+		return err
+	})
+	return a, err
+}
+
+// AccountCount implements webui.Backend.
+func (n *Node) AccountCount() (int, error) {
+	var c int
+	err := n.store.View(func(t *store.Txn) error {
+		var err error
+		c, err = t.AccountCount()
+		return err
+	})
+	return c, err
+}
+
+// CreateAccount implements webui.Backend.
+func (n *Node) CreateAccount(ctx context.Context, req webui.AccountRequest) (*webui.LoginResult, error) {
+	hash, err := bcrypt.GenerateFromPassword([]byte(req.Password), bcrypt.DefaultCost)
+	if err != nil {
+		return nil, webui.BadRequest("password: %v", err)
+	}
+	n.acctMu.Lock()
+	defer n.acctMu.Unlock()
+	count, err := n.AccountCount()
+	if err != nil {
+		return nil, err
+	}
+	if req.First && count > 0 {
+		return nil, webui.Forbidden("this node already has its owner")
+	}
+	if _, err := n.account(req.Localpart); err == nil {
+		return nil, &webui.Error{Status: http.StatusBadRequest, Code: "M_USER_IN_USE", Message: "that user name is taken"}
+	}
+	user := n.userID(req.Localpart)
+	token, sess := n.newSession(user, req.DeviceID)
+	err = n.store.Update(func(t *store.Txn) error {
+		if err := t.PutAccount(&store.Account{Localpart: req.Localpart, PasswordHash: string(hash), Created: nowMS()}); err != nil {
+			return err
+		}
+		if err := t.PutProfile(user, &store.Profile{DisplayName: req.Localpart}); err != nil {
+			return err
+		}
+		return t.PutSession(token, sess)
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.log.Info("account created", "user", user)
+	return &webui.LoginResult{UserID: user, AccessToken: token, DeviceID: sess.DeviceID}, nil
+}
+
+func (n *Node) newSession(user, device string) (string, *store.Session) {
+	if device == "" {
+		device = randomDeviceID()
+	}
+	return "pt_" + randomString(40), &store.Session{UserID: user, DeviceID: device, Created: nowMS()}
+}
+
+// Login implements webui.Backend.
+func (n *Node) Login(ctx context.Context, localpart, password, deviceID, deviceName string) (*webui.LoginResult, error) {
+	bad := webui.Forbidden("invalid username or password")
+	a, err := n.account(localpart)
+	if errors.Is(err, store.ErrNotFound) {
+		// Spend the same time as a real check.
+		bcrypt.CompareHashAndPassword([]byte("$2a$10$abcdefghijklmnopqrstuuJ7oIqH5a3xJ0D4Bq3m8eXf9zJxUz5yS"), []byte(password))
+		return nil, bad
+	}
+	if err != nil {
+		return nil, err
+	}
+	if bcrypt.CompareHashAndPassword([]byte(a.PasswordHash), []byte(password)) != nil {
+		return nil, bad
+	}
+	user := n.userID(localpart)
+	token, sess := n.newSession(user, deviceID)
+	if err := n.store.Update(func(t *store.Txn) error { return t.PutSession(token, sess) }); err != nil {
+		return nil, err
+	}
+	return &webui.LoginResult{UserID: user, AccessToken: token, DeviceID: sess.DeviceID}, nil
+}
+
+// Authenticate implements webui.Backend.
+func (n *Node) Authenticate(token string) (*webui.Session, error) {
+	var s *store.Session
+	err := n.store.View(func(t *store.Txn) error {
+		var err error
+		s, err = t.Session(token)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, &webui.Error{Status: http.StatusUnauthorized, Code: "M_UNKNOWN_TOKEN", Message: "unknown or expired access token"}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &webui.Session{UserID: s.UserID, DeviceID: s.DeviceID}, nil
+}
+
+// Logout implements webui.Backend.
+func (n *Node) Logout(token string) error {
+	return n.store.Update(func(t *store.Txn) error { return t.DeleteSession(token) })
+}
+
+// PutFilter implements webui.Backend.
+func (n *Node) PutFilter(user string, filter json.RawMessage) (string, error) {
+	var id string
+	err := n.store.Update(func(t *store.Txn) error {
+		var err error
+		id, err = t.PutFilter(user, filter)
+		return err
+	})
+	return id, err
+}
+
+// Filter implements webui.Backend.
+func (n *Node) Filter(user, id string) (json.RawMessage, error) {
+	var f json.RawMessage
+	err := n.store.View(func(t *store.Txn) error {
+		var err error
+		f, err = t.Filter(user, id)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, webui.NotFound("no filter %q", id)
+	}
+	return f, err
+}
+
+// Profile implements webui.Backend: local users from the store, others
+// from their member events in shared rooms.
+func (n *Node) Profile(user string) (map[string]any, error) {
+	out := map[string]any{}
+	if local, ok := n.localUser(user); ok {
+		if _, err := n.account(local); err != nil {
+			return nil, webui.NotFound("user %s does not exist", user)
+		}
+		var p *store.Profile
+		if err := n.store.View(func(t *store.Txn) error {
+			var err error
+			p, err = t.Profile(user)
+			return err
+		}); err != nil {
+			return nil, err
+		}
+		if p.DisplayName != "" {
+			out["displayname"] = p.DisplayName
+		}
+		if p.AvatarURL != "" {
+			out["avatar_url"] = p.AvatarURL
+		}
+		return out, nil
+	}
+	for _, r := range n.allRooms() {
+		r.mu.Lock()
+		id, ok := r.state[rooms.StateKey{Type: "m.room.member", StateKey: user}]
+		r.mu.Unlock()
+		if !ok {
+			continue
+		}
+		if i, err := n.eventInfo(id); err == nil {
+			var c map[string]any
+			json.Unmarshal(i.ev.Content(), &c)
+			for _, k := range []string{"displayname", "avatar_url"} {
+				if v, ok := c[k].(string); ok {
+					out[k] = v
+				}
+			}
+			return out, nil
+		}
+	}
+	return nil, webui.NotFound("no profile known for %s", user)
+}
+
+// SetProfile implements webui.Backend; the change is also sent as a new
+// member event to every room the user is in.
+func (n *Node) SetProfile(ctx context.Context, user, field, value string) error {
+	err := n.store.Update(func(t *store.Txn) error {
+		p, err := t.Profile(user)
+		if err != nil {
+			return err
+		}
+		if field == "displayname" {
+			p.DisplayName = value
+		} else {
+			p.AvatarURL = value
+		}
+		return t.PutProfile(user, p)
+	})
+	if err != nil {
+		return err
+	}
+	for _, r := range n.allRooms() {
+		if n.membership(r, user) != "join" {
+			continue
+		}
+		c, _ := rooms.MarshalCanonical(n.memberContent(user, "join"))
+		u := user
+		if _, err := n.sendLocal(ctx, r, user, "m.room.member", &u, c, "", ""); err != nil {
+			n.log.Warn("profile update in room", "room", r.id, "err", err)
+		}
+	}
+	return nil
+}
+
+func (n *Node) allRooms() []*room {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]*room, 0, len(n.rooms))
+	for _, r := range n.rooms {
+		out = append(out, r)
+	}
+	return out
+}
+
+var _ = strings.TrimSpace

@@ -1,0 +1,318 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/parley-p2p/parley/node/store"
+	"github.com/parley-p2p/parley/rooms"
+	"github.com/parley-p2p/parley/webui"
+)
+
+// clientEvent renders an event for clients. The sender's own device sees
+// its transaction ID, so clients can match their local echo.
+func (n *Node) clientEvent(i *evInfo, s *webui.Session, withRoom bool) webui.ClientEvent {
+	ev := i.ev
+	ce := webui.ClientEvent{
+		Content: ev.Content(), EventID: ev.ID(), OriginServerTS: ev.OriginServerTS(),
+		Sender: ev.Sender(), StateKey: ev.StateKey(), Type: ev.Type(), Redacts: ev.Redacts(),
+	}
+	if withRoom {
+		ce.RoomID = ev.RoomID()
+	}
+	unsigned := map[string]any{"age": max(nowMS()-ev.OriginServerTS(), 0)}
+	if s != nil && i.rec.TxnID != "" && ev.Sender() == s.UserID && i.rec.TxnDevice == s.DeviceID {
+		unsigned["transaction_id"] = i.rec.TxnID
+	}
+	ce.Unsigned = unsigned
+	return ce
+}
+
+// readableRoom returns the room if the user may read it now: joined, or
+// having been in it (then up to the moment they left).
+func (n *Node) readableRoom(s *webui.Session, roomID string) (*room, uint64, error) {
+	r := n.getRoom(roomID)
+	if r == nil {
+		return nil, 0, webui.Forbidden("you are not in room %s", roomID)
+	}
+	r.mu.Lock()
+	id, ok := r.state[rooms.StateKey{Type: "m.room.member", StateKey: s.UserID}]
+	r.mu.Unlock()
+	if !ok {
+		return nil, 0, webui.Forbidden("you are not in room %s", roomID)
+	}
+	i, err := n.eventInfo(id)
+	if err != nil {
+		return nil, 0, err
+	}
+	switch i.ev.Membership() {
+	case "join":
+		return r, 0, nil
+	case "leave", "ban":
+		return r, max(i.pos.Load(), 1), nil
+	}
+	return nil, 0, webui.Forbidden("you are not in room %s", roomID)
+}
+
+// JoinedRooms implements webui.Backend.
+func (n *Node) JoinedRooms(s *webui.Session) ([]string, error) {
+	var out []string
+	for _, r := range n.allRooms() {
+		if n.membership(r, s.UserID) == "join" {
+			out = append(out, r.id)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Send implements webui.Backend for message and state events.
+func (n *Node) Send(ctx context.Context, s *webui.Session, roomID, evType string, stateKey *string, content json.RawMessage, txnID string) (string, error) {
+	if len(evType) == 0 || len(evType) > 255 {
+		return "", webui.BadRequest("event type must be 1 to 255 bytes")
+	}
+	if stateKey != nil && len(*stateKey) > 255 {
+		return "", webui.BadRequest("state key over 255 bytes")
+	}
+	r := n.getRoom(roomID)
+	if r == nil || n.membership(r, s.UserID) != "join" {
+		return "", webui.Forbidden("you are not joined to room %s", roomID)
+	}
+	if evType == "m.room.create" {
+		return "", webui.Forbidden("a room's create event cannot be replaced")
+	}
+	ev, err := n.sendLocal(ctx, r, s.UserID, evType, stateKey, content, txnID, s.DeviceID)
+	if err != nil {
+		if strings.Contains(err.Error(), "too large") || strings.Contains(err.Error(), "65536") {
+			return "", &webui.Error{Status: http.StatusRequestEntityTooLarge, Code: "M_TOO_LARGE", Message: err.Error()}
+		}
+		return "", err
+	}
+	return ev.ID(), nil
+}
+
+// stateEvents renders a state map.
+func (n *Node) stateEvents(m store.StateMap, s *webui.Session, withRoom bool) []webui.ClientEvent {
+	out := make([]webui.ClientEvent, 0, len(m))
+	keys := make([]rooms.StateKey, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(a, b int) bool {
+		if keys[a].Type != keys[b].Type {
+			return keys[a].Type < keys[b].Type
+		}
+		return keys[a].StateKey < keys[b].StateKey
+	})
+	for _, k := range keys {
+		if i, err := n.eventInfo(m[k]); err == nil {
+			out = append(out, n.clientEvent(i, s, withRoom))
+		}
+	}
+	return out
+}
+
+// roomState is the state a user may see: current, or at their leave.
+func (n *Node) roomState(s *webui.Session, roomID string) (store.StateMap, error) {
+	r, upTo, err := n.readableRoom(s, roomID)
+	if err != nil {
+		return nil, err
+	}
+	if upTo != 0 {
+		r.mu.Lock()
+		id := r.state[rooms.StateKey{Type: "m.room.member", StateKey: s.UserID}]
+		r.mu.Unlock()
+		if i, err := n.eventInfo(id); err == nil && i.rec.StateAfter != "" {
+			return n.snapshot(i.rec.StateAfter)
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return withCreate(r, r.state), nil
+}
+
+// State implements webui.Backend.
+func (n *Node) State(s *webui.Session, roomID string) ([]webui.ClientEvent, error) {
+	m, err := n.roomState(s, roomID)
+	if err != nil {
+		return nil, err
+	}
+	return n.stateEvents(m, s, true), nil
+}
+
+// StateEvent implements webui.Backend.
+func (n *Node) StateEvent(s *webui.Session, roomID, evType, stateKey string) (*webui.ClientEvent, error) {
+	m, err := n.roomState(s, roomID)
+	if err != nil {
+		return nil, err
+	}
+	id, ok := m[rooms.StateKey{Type: evType, StateKey: stateKey}]
+	if !ok {
+		return nil, webui.NotFound("no %s state with key %q", evType, stateKey)
+	}
+	i, err := n.eventInfo(id)
+	if err != nil {
+		return nil, err
+	}
+	ce := n.clientEvent(i, s, true)
+	return &ce, nil
+}
+
+// Members implements webui.Backend.
+func (n *Node) Members(s *webui.Session, roomID string, q webui.MembersQuery) ([]webui.ClientEvent, error) {
+	m, err := n.roomState(s, roomID)
+	if err != nil {
+		return nil, err
+	}
+	var out []webui.ClientEvent
+	for _, ce := range n.stateEvents(m, s, true) {
+		if ce.Type != "m.room.member" {
+			continue
+		}
+		var c struct {
+			Membership string `json:"membership"`
+		}
+		json.Unmarshal(ce.Content, &c)
+		if q.Membership != "" && c.Membership != q.Membership {
+			continue
+		}
+		if q.NotMembership != "" && c.Membership == q.NotMembership {
+			continue
+		}
+		out = append(out, ce)
+	}
+	return out, nil
+}
+
+// JoinedMembers implements webui.Backend.
+func (n *Node) JoinedMembers(s *webui.Session, roomID string) (map[string]webui.JoinedMember, error) {
+	evs, err := n.Members(s, roomID, webui.MembersQuery{Membership: "join"})
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]webui.JoinedMember, len(evs))
+	for _, ce := range evs {
+		var c webui.JoinedMember
+		json.Unmarshal(ce.Content, &c)
+		out[*ce.StateKey] = c
+	}
+	return out, nil
+}
+
+// Event implements webui.Backend.
+func (n *Node) Event(s *webui.Session, roomID, eventID string) (*webui.ClientEvent, error) {
+	r, upTo, err := n.readableRoom(s, roomID)
+	if err != nil {
+		return nil, err
+	}
+	i, err := n.eventInfo(eventID)
+	if err != nil || i.ev.RoomID() != r.id || !i.usable() || i.rec.SoftFailed != "" {
+		return nil, webui.NotFound("event %s not found", eventID)
+	}
+	if upTo != 0 && i.pos.Load() > upTo {
+		return nil, webui.NotFound("event %s not found", eventID)
+	}
+	ce := n.clientEvent(i, s, true)
+	return &ce, nil
+}
+
+// Stream tokens are "s" + a stream position.
+func parseToken(tok string) (uint64, bool) {
+	if !strings.HasPrefix(tok, "s") {
+		return 0, false
+	}
+	p, err := strconv.ParseUint(tok[1:], 10, 64)
+	return p, err == nil
+}
+
+func token(pos uint64) string { return "s" + strconv.FormatUint(pos, 10) }
+
+// Messages implements webui.Backend: pages through the room's timeline on
+// this node by stream position. A token names the point just after a
+// position: backwards from "sN" starts at N, forwards at N+1.
+func (n *Node) Messages(ctx context.Context, s *webui.Session, req webui.MessagesRequest) (*webui.MessagesResponse, error) {
+	r, upTo, err := n.readableRoom(s, req.RoomID)
+	if err != nil {
+		return nil, err
+	}
+	head := n.store.Pos()
+	if upTo != 0 {
+		head = min(head, upTo)
+	}
+	from := head
+	if req.Dir == "f" {
+		from = 0
+	}
+	if req.From != "" {
+		p, ok := parseToken(req.From)
+		if !ok {
+			return nil, webui.BadRequest("invalid from token %q", req.From)
+		}
+		from = min(p, head)
+	}
+	var to uint64
+	var hasTo bool
+	if req.To != "" {
+		if to, hasTo = parseToken(req.To); !hasTo {
+			return nil, webui.BadRequest("invalid to token %q", req.To)
+		}
+	}
+	limit := req.Limit
+	if limit == 0 {
+		limit = 10
+	}
+	resp := &webui.MessagesResponse{Start: token(from)}
+	var entries []store.TimelineEntry
+	err = n.store.View(func(t *store.Txn) error {
+		var err error
+		if req.Dir == "b" {
+			lower := uint64(0)
+			if hasTo {
+				lower = to
+			}
+			entries, err = t.Timeline(r.id, lower, from, false, limit+1)
+		} else {
+			upper := head
+			if hasTo {
+				upper = min(to, head)
+			}
+			entries, err = t.Timeline(r.id, from, upper, true, limit+1)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	more := len(entries) > limit
+	if more {
+		entries = entries[:limit]
+	}
+	for _, e := range entries {
+		i, err := n.eventInfo(e.EventID)
+		if err != nil {
+			return nil, err
+		}
+		if req.Filter != nil && !req.Filter.Allows(i.ev.Type(), i.ev.Sender()) {
+			continue
+		}
+		resp.Chunk = append(resp.Chunk, n.clientEvent(i, s, true))
+	}
+	if len(entries) > 0 {
+		last := entries[len(entries)-1].Pos
+		if req.Dir == "b" {
+			if more {
+				resp.End = token(last - 1)
+			}
+		} else if more || last < head {
+			resp.End = token(last)
+		}
+	}
+	if req.Dir == "f" && len(entries) == 0 {
+		resp.End = ""
+	}
+	return resp, nil
+}

@@ -1,0 +1,585 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/parley-p2p/parley/node/store"
+	"github.com/parley-p2p/parley/p2p"
+	"github.com/parley-p2p/parley/rooms"
+)
+
+// Request methods of the node-to-node protocol (p2p's request streams).
+const (
+	mInvite        = "invite"
+	mMakeJoin      = "make_join"
+	mSendJoin      = "send_join"
+	mGetEvent      = "get_event"
+	mAuthChain     = "get_auth_chain"
+	mMissingEvents = "get_missing_events"
+	mStateAfter    = "state_after"
+	mExtremities   = "extremities"
+)
+
+// Limits on what a peer may ask for in one request.
+const (
+	maxMissingLimit = 1000
+	maxIDsPerReq    = 100
+	requestTimeout  = 20 * time.Second
+)
+
+type inviteReq struct {
+	RoomVersion string            `json:"room_version"`
+	Event       json.RawMessage   `json:"event"`
+	InviteState []json.RawMessage `json:"invite_room_state"`
+}
+
+type eventResp struct {
+	RoomVersion string          `json:"room_version,omitempty"`
+	Event       json.RawMessage `json:"event"`
+}
+
+type makeJoinReq struct {
+	RoomID string `json:"room_id"`
+	UserID string `json:"user_id"`
+}
+
+type protoJSON struct {
+	RoomID     string          `json:"room_id"`
+	Sender     string          `json:"sender"`
+	Type       string          `json:"type"`
+	StateKey   *string         `json:"state_key"`
+	Content    json.RawMessage `json:"content"`
+	PrevEvents []string        `json:"prev_events"`
+	AuthEvents []string        `json:"auth_events"`
+	Depth      int64           `json:"depth"`
+}
+
+type makeJoinResp struct {
+	RoomVersion string    `json:"room_version"`
+	Event       protoJSON `json:"event"`
+}
+
+type sendJoinReq struct {
+	RoomID string          `json:"room_id"`
+	Event  json.RawMessage `json:"event"`
+}
+
+// stateResp carries the state at a point of the DAG: the state events,
+// their auth chains, and the event(s) the state is after.
+type stateResp struct {
+	State     []json.RawMessage `json:"state"`
+	AuthChain []json.RawMessage `json:"auth_chain"`
+	Events    []json.RawMessage `json:"events,omitempty"`
+}
+
+type idsReq struct {
+	RoomID   string   `json:"room_id"`
+	EventIDs []string `json:"event_ids"`
+}
+
+type missingReq struct {
+	RoomID   string   `json:"room_id"`
+	Earliest []string `json:"earliest_events"`
+	Latest   []string `json:"latest_events"`
+	Limit    int      `json:"limit"`
+}
+
+type pdusResp struct {
+	PDUs []json.RawMessage `json:"pdus"`
+}
+
+func remoteErr(code, format string, args ...any) *p2p.RemoteError {
+	return &p2p.RemoteError{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// handleRequest serves the node-to-node protocol. Every peer is untrusted:
+// bodies are decoded strictly, IDs checked, and a peer may only read rooms
+// its server is in.
+func (n *Node) handleRequest(ctx context.Context, from peer.ID, method string, body []byte) ([]byte, error) {
+	server, err := p2p.ServerNameFromPeerID(from)
+	if err != nil {
+		return nil, remoteErr("M_FORBIDDEN", "peer has no ed25519 identity")
+	}
+	var resp any
+	switch method {
+	case mInvite:
+		resp, err = n.onInvite(server, body)
+	case mMakeJoin:
+		resp, err = n.onMakeJoin(server, body)
+	case mSendJoin:
+		resp, err = n.onSendJoin(ctx, from, server, body)
+	case mGetEvent:
+		resp, err = n.onGetEvents(server, body)
+	case mAuthChain:
+		resp, err = n.onAuthChain(server, body)
+	case mMissingEvents:
+		resp, err = n.onMissingEvents(server, body)
+	case mStateAfter:
+		resp, err = n.onStateAfter(server, body)
+	case mExtremities:
+		resp, err = n.onExtremities(server, body)
+	default:
+		return nil, remoteErr("M_UNRECOGNIZED", "unknown method %q", method)
+	}
+	if err != nil {
+		var re *p2p.RemoteError
+		if !errors.As(err, &re) {
+			n.log.Warn("request failed", "method", method, "peer", server[:8], "err", err)
+		}
+		return nil, err
+	}
+	return json.Marshal(resp)
+}
+
+func decode(body []byte, v any) error {
+	if err := json.Unmarshal(body, v); err != nil {
+		return remoteErr("M_BAD_JSON", "%v", err)
+	}
+	return nil
+}
+
+// roomFor returns the room if the requesting server may read it.
+func (n *Node) roomFor(server, roomID string) (*room, error) {
+	r := n.getRoom(roomID)
+	if r == nil {
+		return nil, remoteErr("M_NOT_FOUND", "room %s is not on this node", roomID)
+	}
+	r.mu.Lock()
+	state := r.state
+	r.mu.Unlock()
+	if !n.serverInRoom(state, server) {
+		return nil, remoteErr("M_FORBIDDEN", "server is not in room %s", roomID)
+	}
+	return r, nil
+}
+
+// serverInRoom reports whether any user of server is joined or invited.
+func (n *Node) serverInRoom(state store.StateMap, server string) bool {
+	for k, id := range state {
+		if k.Type != "m.room.member" {
+			continue
+		}
+		if s, err := rooms.ServerOf(k.StateKey); err != nil || s != server {
+			continue
+		}
+		if i, err := n.eventInfo(id); err == nil {
+			switch i.ev.Membership() {
+			case "join", "invite", "knock":
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (n *Node) pdu(id string) (json.RawMessage, error) {
+	var raw json.RawMessage
+	err := n.store.View(func(t *store.Txn) error {
+		rec, err := t.Event(id)
+		if err != nil {
+			return err
+		}
+		raw = rec.PDU
+		return nil
+	})
+	return raw, err
+}
+
+func (n *Node) onInvite(server string, body []byte) (any, error) {
+	var req inviteReq
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	if !rooms.KnownVersion(req.RoomVersion) {
+		return nil, remoteErr("M_INCOMPATIBLE_ROOM_VERSION", "room version %q", req.RoomVersion)
+	}
+	ev, err := rooms.ParseEvent(req.Event, req.RoomVersion)
+	if err != nil {
+		return nil, remoteErr("M_BAD_JSON", "invite event: %v", err)
+	}
+	if err := rooms.Verify(ev); err != nil {
+		return nil, remoteErr("M_FORBIDDEN", "invite event: %v", err)
+	}
+	if s, _ := rooms.ServerOf(ev.Sender()); s != server {
+		return nil, remoteErr("M_FORBIDDEN", "invite sent by a server that does not own its sender")
+	}
+	target := ev.StateKey()
+	if ev.Type() != "m.room.member" || ev.Membership() != "invite" || target == nil {
+		return nil, remoteErr("M_BAD_JSON", "not an invite")
+	}
+	local, ok := n.localUser(*target)
+	if !ok {
+		return nil, remoteErr("M_NOT_FOUND", "user %s is not on this node", *target)
+	}
+	if _, err := n.account(local); err != nil {
+		return nil, remoteErr("M_NOT_FOUND", "user %s does not exist", *target)
+	}
+	var state []json.RawMessage
+	for _, s := range req.InviteState {
+		var st struct {
+			Type     string          `json:"type"`
+			StateKey *string         `json:"state_key"`
+			Sender   string          `json:"sender"`
+			Content  json.RawMessage `json:"content"`
+		}
+		if json.Unmarshal(s, &st) != nil || st.Type == "" || st.StateKey == nil || len(st.Content) == 0 || len(s) > rooms.MaxEventSize {
+			return nil, remoteErr("M_BAD_JSON", "malformed invite_room_state entry")
+		}
+		state = append(state, s)
+		if len(state) > 20 {
+			return nil, remoteErr("M_BAD_JSON", "too much invite_room_state")
+		}
+	}
+	signed, err := rooms.Sign(ev, n.serverName, n.key)
+	if err != nil {
+		return nil, err
+	}
+	err = n.store.Update(func(t *store.Txn) error {
+		return t.PutInvite(*target, &store.Invite{
+			RoomID: ev.RoomID(), Version: req.RoomVersion, Pos: t.NextPos(),
+			Event: signed.JSON(), State: state, Via: server,
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.log.Info("invite received", "room", ev.RoomID(), "user", *target, "from", ev.Sender())
+	return eventResp{Event: signed.JSON()}, nil
+}
+
+func (n *Node) onMakeJoin(server string, body []byte) (any, error) {
+	var req makeJoinReq
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	if s, err := rooms.ServerOf(req.UserID); err != nil || s != server {
+		return nil, remoteErr("M_FORBIDDEN", "a server may only join its own users")
+	}
+	r := n.getRoom(req.RoomID)
+	if r == nil {
+		return nil, remoteErr("M_NOT_FOUND", "room %s is not on this node", req.RoomID)
+	}
+	content, _ := rooms.MarshalCanonical(map[string]string{"membership": "join"})
+	p, err := n.proto(r, req.UserID, "m.room.member", &req.UserID, content)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	state := r.state
+	r.mu.Unlock()
+	if !n.serverInRoom(state, n.serverName) {
+		return nil, remoteErr("M_NOT_FOUND", "no user of this node is in the room")
+	}
+	return makeJoinResp{RoomVersion: r.version, Event: protoJSON{
+		RoomID: p.RoomID, Sender: p.Sender, Type: p.Type, StateKey: p.StateKey, Content: p.Content,
+		PrevEvents: p.PrevEvents, AuthEvents: p.AuthEvents, Depth: p.Depth,
+	}}, nil
+}
+
+func (n *Node) onSendJoin(ctx context.Context, from peer.ID, server string, body []byte) (any, error) {
+	var req sendJoinReq
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	r := n.getRoom(req.RoomID)
+	if r == nil {
+		return nil, remoteErr("M_NOT_FOUND", "room %s is not on this node", req.RoomID)
+	}
+	ev, err := rooms.ParseEvent(req.Event, r.version)
+	if err != nil {
+		return nil, remoteErr("M_BAD_JSON", "join event: %v", err)
+	}
+	if ev.RoomID() != r.id || ev.Type() != "m.room.member" || ev.Membership() != "join" || ev.StateKey() == nil || *ev.StateKey() != ev.Sender() {
+		return nil, remoteErr("M_BAD_JSON", "not a join event for this room")
+	}
+	if s, _ := rooms.ServerOf(ev.Sender()); s != server {
+		return nil, remoteErr("M_FORBIDDEN", "a server may only join its own users")
+	}
+	if err := rooms.Verify(ev); err != nil {
+		return nil, remoteErr("M_FORBIDDEN", "join event: %v", err)
+	}
+	out, err := n.ingestRemote(ctx, r, ev, from, false)
+	if err != nil {
+		return nil, err
+	}
+	if out.rejected != nil {
+		return nil, remoteErr("M_FORBIDDEN", "join %s", out.rejected.Error())
+	}
+	if err := <-out.committed; err != nil {
+		return nil, err
+	}
+	n.publish(r, ev)
+	// The state before the join, so the joiner can start from it.
+	stateID := out.info.rec.StateBefore
+	if stateID == "" {
+		stateID = out.info.rec.StateAfter
+	}
+	before, err := n.snapshot(stateID)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := n.stateResponse(r, before)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range ev.PrevEvents() {
+		if raw, err := n.pdu(p); err == nil {
+			resp.Events = append(resp.Events, raw)
+		}
+	}
+	n.goBackground(func(ctx context.Context) { n.connectRoomPeers(ctx, r) })
+	return resp, nil
+}
+
+// stateResponse packs a state map with the auth chains of its events.
+func (n *Node) stateResponse(r *room, state store.StateMap) (*stateResp, error) {
+	resp := &stateResp{}
+	ids := make([]string, 0, len(state))
+	for _, id := range state {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		raw, err := n.pdu(id)
+		if err != nil {
+			return nil, fmt.Errorf("state event %s: %w", id, err)
+		}
+		resp.State = append(resp.State, raw)
+	}
+	chain, err := n.authChain(r, ids)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range chain {
+		if _, inState := slicesIndex(ids, id); inState {
+			continue
+		}
+		raw, err := n.pdu(id)
+		if err != nil {
+			return nil, fmt.Errorf("auth event %s: %w", id, err)
+		}
+		resp.AuthChain = append(resp.AuthChain, raw)
+	}
+	return resp, nil
+}
+
+func slicesIndex(s []string, v string) (int, bool) {
+	i := slices.Index(s, v)
+	return i, i >= 0
+}
+
+// authChain lists the auth ancestors of the events (not the events
+// themselves unless they are ancestors of each other).
+func (n *Node) authChain(r *room, ids []string) ([]string, error) {
+	seen := map[string]bool{}
+	var out []string
+	stack := slices.Clone(ids)
+	for _, id := range ids {
+		seen[id] = true
+	}
+	if cid := createEventID(r); cid != "" && !seen[cid] {
+		seen[cid] = true
+		out = append(out, cid)
+	}
+	for len(stack) > 0 {
+		id := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		i, err := n.eventInfo(id)
+		if err != nil {
+			return nil, fmt.Errorf("auth chain: %s: %w", id, err)
+		}
+		for _, a := range i.ev.AuthEvents() {
+			if !seen[a] {
+				seen[a] = true
+				out = append(out, a)
+				stack = append(stack, a)
+			}
+		}
+	}
+	return out, nil
+}
+
+func (n *Node) onGetEvents(server string, body []byte) (any, error) {
+	var req idsReq
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	if len(req.EventIDs) > maxIDsPerReq {
+		return nil, remoteErr("M_LIMIT_EXCEEDED", "at most %d events per request", maxIDsPerReq)
+	}
+	r, err := n.roomFor(server, req.RoomID)
+	if err != nil {
+		return nil, err
+	}
+	resp := pdusResp{}
+	for _, id := range req.EventIDs {
+		i, err := n.eventInfo(id)
+		if err != nil || i.ev.RoomID() != r.id {
+			continue
+		}
+		if raw, err := n.pdu(id); err == nil {
+			resp.PDUs = append(resp.PDUs, raw)
+		}
+	}
+	return resp, nil
+}
+
+func (n *Node) onAuthChain(server string, body []byte) (any, error) {
+	var req idsReq
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	if len(req.EventIDs) > maxIDsPerReq {
+		return nil, remoteErr("M_LIMIT_EXCEEDED", "at most %d events per request", maxIDsPerReq)
+	}
+	r, err := n.roomFor(server, req.RoomID)
+	if err != nil {
+		return nil, err
+	}
+	var have []string
+	for _, id := range req.EventIDs {
+		if i, err := n.eventInfo(id); err == nil && i.ev.RoomID() == r.id {
+			have = append(have, id)
+		}
+	}
+	chain, err := n.authChain(r, have)
+	if err != nil {
+		return nil, err
+	}
+	resp := pdusResp{}
+	for _, id := range append(chain, have...) {
+		if raw, err := n.pdu(id); err == nil {
+			resp.PDUs = append(resp.PDUs, raw)
+		}
+	}
+	return resp, nil
+}
+
+// onMissingEvents walks back from latest along prev_events, not past
+// earliest, and returns up to limit events (latest included), oldest
+// first.
+func (n *Node) onMissingEvents(server string, body []byte) (any, error) {
+	var req missingReq
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	if len(req.Earliest) > maxIDsPerReq || len(req.Latest) > maxIDsPerReq {
+		return nil, remoteErr("M_LIMIT_EXCEEDED", "at most %d IDs per list", maxIDsPerReq)
+	}
+	limit := min(max(req.Limit, 1), maxMissingLimit)
+	r, err := n.roomFor(server, req.RoomID)
+	if err != nil {
+		return nil, err
+	}
+	stop := map[string]bool{}
+	for _, id := range req.Earliest {
+		stop[id] = true
+	}
+	var found []*rooms.Event
+	queue := slices.Clone(req.Latest)
+	for len(queue) > 0 && len(found) < limit {
+		id := queue[0]
+		queue = queue[1:]
+		if stop[id] {
+			continue
+		}
+		stop[id] = true
+		i, err := n.eventInfo(id)
+		if err != nil || i.ev.RoomID() != r.id || !i.usable() || i.rec.Outlier {
+			continue
+		}
+		found = append(found, i.ev)
+		queue = append(queue, i.ev.PrevEvents()...)
+	}
+	sort.SliceStable(found, func(a, b int) bool { return found[a].Depth() < found[b].Depth() })
+	resp := pdusResp{}
+	for _, ev := range found {
+		resp.PDUs = append(resp.PDUs, ev.JSON())
+	}
+	return resp, nil
+}
+
+func (n *Node) onStateAfter(server string, body []byte) (any, error) {
+	var req idsReq
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	if len(req.EventIDs) != 1 {
+		return nil, remoteErr("M_INVALID_PARAM", "state_after takes one event")
+	}
+	r, err := n.roomFor(server, req.RoomID)
+	if err != nil {
+		return nil, err
+	}
+	i, err := n.eventInfo(req.EventIDs[0])
+	if err != nil || i.ev.RoomID() != r.id || !i.hasState() {
+		return nil, remoteErr("M_NOT_FOUND", "no state known after %s", req.EventIDs[0])
+	}
+	state, err := n.snapshot(i.rec.StateAfter)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := n.stateResponse(r, state)
+	if err != nil {
+		return nil, err
+	}
+	resp.Events = []json.RawMessage{i.ev.JSON()}
+	return resp, nil
+}
+
+func (n *Node) onExtremities(server string, body []byte) (any, error) {
+	var req idsReq
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	r, err := n.roomFor(server, req.RoomID)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	ext := slices.Clone(r.ext)
+	r.mu.Unlock()
+	return idsReq{RoomID: r.id, EventIDs: ext}, nil
+}
+
+// request sends one request to a server's node and decodes the answer.
+func (n *Node) request(ctx context.Context, p peer.ID, method string, req, resp any) error {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	out, err := n.host.Request(ctx, p, method, body)
+	if err != nil {
+		return fmt.Errorf("%s to %s: %w", method, shortPeer(p), err)
+	}
+	if err := json.Unmarshal(out, resp); err != nil {
+		return fmt.Errorf("%s to %s: bad response: %w", method, shortPeer(p), err)
+	}
+	return nil
+}
+
+func shortPeer(p peer.ID) string {
+	s := p.String()
+	if len(s) > 12 {
+		return s[len(s)-8:]
+	}
+	return s
+}
+
+func peerOf(server string) (peer.ID, error) {
+	p, err := p2p.PeerIDFromServerName(server)
+	if err != nil {
+		return "", fmt.Errorf("server name %q: %w", server, err)
+	}
+	return p, nil
+}

@@ -1,0 +1,146 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/id"
+)
+
+// testNode is a node on 127.0.0.1 with its data in a temp dir.
+type testNode struct {
+	*Node
+	t   *testing.T
+	dir string
+}
+
+type testOpts struct {
+	dir       string
+	bootstrap []*testNode
+	regToken  string
+}
+
+func newTestNode(t *testing.T, o testOpts) *testNode {
+	t.Helper()
+	if o.dir == "" {
+		o.dir = t.TempDir()
+	}
+	cfg := Config{
+		DataDir:           o.dir,
+		HTTPAddr:          "127.0.0.1:0",
+		ListenAddrs:       []string{"/ip4/127.0.0.1/tcp/0"},
+		NoMDNS:            true,
+		RegistrationToken: o.regToken,
+	}
+	for _, b := range o.bootstrap {
+		cfg.Bootstrap = append(cfg.Bootstrap, b.Addrs()...)
+	}
+	if testing.Verbose() {
+		cfg.Logger = testLogger(t)
+	}
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return &testNode{Node: n, t: t, dir: o.dir}
+}
+
+// client returns a mautrix client for the node's API.
+func (tn *testNode) client() *mautrix.Client {
+	c, err := mautrix.NewClient("http://"+tn.HTTPAddr(), "", "")
+	if err != nil {
+		tn.t.Fatal(err)
+	}
+	return c
+}
+
+// register creates a user through the API and returns a logged-in client.
+func (tn *testNode) register(ctx context.Context, name string) *mautrix.Client {
+	tn.t.Helper()
+	c := tn.client()
+	resp, err := c.RegisterDummy(ctx, &mautrix.ReqRegister[any]{Username: name, Password: "pw-" + name})
+	if err != nil {
+		tn.t.Fatalf("register %s: %v", name, err)
+	}
+	c.SetCredentials(resp.UserID, resp.AccessToken)
+	c.DeviceID = resp.DeviceID
+	return c
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// syncer follows one user's /sync stream.
+type syncer struct {
+	c      *mautrix.Client
+	since  string
+	filter string
+}
+
+// newSyncer stores a filter with a timeline limit of 100, as real clients
+// do, so bursts arrive whole rather than as limited timelines.
+func newSyncer(t *testing.T, ctx context.Context, c *mautrix.Client) *syncer {
+	t.Helper()
+	f, err := c.CreateFilter(ctx, &mautrix.Filter{Room: &mautrix.RoomFilter{Timeline: &mautrix.FilterPart{Limit: 100}}})
+	if err != nil {
+		t.Fatalf("create filter: %v", err)
+	}
+	return &syncer{c: c, filter: f.FilterID}
+}
+
+// next long-polls once.
+func (s *syncer) next(ctx context.Context, timeout time.Duration) (*mautrix.RespSync, error) {
+	resp, err := s.c.SyncRequest(ctx, int(timeout/time.Millisecond), s.since, s.filter, false, "")
+	if err != nil {
+		return nil, err
+	}
+	s.since = resp.NextBatch
+	return resp, nil
+}
+
+// until syncs until cond has seen what it wants or the deadline passes.
+func (s *syncer) until(t *testing.T, timeout time.Duration, what string, cond func(*mautrix.RespSync) bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for {
+		resp, err := s.next(ctx, 2*time.Second)
+		if err != nil {
+			t.Fatalf("sync waiting for %s: %v", what, err)
+		}
+		if cond(resp) {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+func joinedSet(ctx context.Context, c *mautrix.Client, room id.RoomID) (string, error) {
+	resp, err := c.JoinedMembers(ctx, room)
+	if err != nil {
+		return "", err
+	}
+	var ids []string
+	for u := range resp.Joined {
+		ids = append(ids, u.String())
+	}
+	return fmt.Sprint(sortStrings(ids)), nil
+}

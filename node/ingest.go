@@ -1,0 +1,418 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/parley-p2p/parley/node/store"
+	"github.com/parley-p2p/parley/p2p"
+	"github.com/parley-p2p/parley/rooms"
+)
+
+// ingestRemote processes a verified event from a peer, fetching what it
+// lacks (auth chains, missing prev events, or the state after a prev
+// event beyond this node's history) from that peer. nested calls (for
+// events fetched while filling a gap) do not start another gap fill.
+func (n *Node) ingestRemote(ctx context.Context, r *room, ev *rooms.Event, from peer.ID, nested bool) (*outcome, error) {
+	for attempt := 0; attempt < 4; attempt++ {
+		r.mu.Lock()
+		out, err := n.process(r, ev, processOpts{})
+		r.mu.Unlock()
+		var miss *errMissing
+		if !errors.As(err, &miss) {
+			return out, err
+		}
+		if len(miss.auth) > 0 {
+			if err := n.fetchAuthChain(ctx, r, from, miss.auth); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if attempt == 0 && !nested {
+			if err := n.fillGap(ctx, r, from, []string{ev.ID()}); err != nil {
+				n.log.Debug("gap fill", "room", r.id, "err", err)
+			}
+			continue
+		}
+		for _, p := range miss.prev {
+			if err := n.fetchStateAfter(ctx, r, from, p); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return nil, fmt.Errorf("event %s: ancestors still missing", ev.ID())
+}
+
+// fillGap fetches the events between this node's extremities and latest
+// from a peer and ingests them oldest first.
+func (n *Node) fillGap(ctx context.Context, r *room, from peer.ID, latest []string) error {
+	r.mu.Lock()
+	earliest := slices.Clone(r.ext)
+	r.mu.Unlock()
+	if len(earliest) > maxIDsPerReq {
+		earliest = earliest[:maxIDsPerReq]
+	}
+	var resp pdusResp
+	if err := n.request(ctx, from, mMissingEvents, missingReq{RoomID: r.id, Earliest: earliest, Latest: latest, Limit: maxMissingLimit}, &resp); err != nil {
+		return err
+	}
+	evs, err := n.parseVerified(r, resp.PDUs)
+	if err != nil {
+		return err
+	}
+	sort.SliceStable(evs, func(a, b int) bool { return evs[a].Depth() < evs[b].Depth() })
+	for _, ev := range evs {
+		if n.known(ev.ID()) {
+			continue
+		}
+		if _, err := n.ingestRemote(ctx, r, ev, from, true); err != nil {
+			return fmt.Errorf("gap event %s: %w", ev.ID(), err)
+		}
+	}
+	return nil
+}
+
+// parseVerified parses PDUs of a room and checks their signatures and
+// hashes. One bad PDU fails the whole answer: a peer that sends forgeries
+// is not trusted for the rest of it either.
+func (n *Node) parseVerified(r *room, pdus []json.RawMessage) ([]*rooms.Event, error) {
+	out := make([]*rooms.Event, 0, len(pdus))
+	for _, raw := range pdus {
+		ev, err := rooms.ParseEvent(raw, r.version)
+		if err != nil {
+			return nil, fmt.Errorf("peer sent a malformed event: %w", err)
+		}
+		if ev.RoomID() != r.id {
+			return nil, fmt.Errorf("peer sent event %s of another room", ev.ID())
+		}
+		if !n.known(ev.ID()) {
+			if err := rooms.Verify(ev); err != nil {
+				return nil, fmt.Errorf("peer sent event %s that fails verification: %w", ev.ID(), err)
+			}
+		}
+		out = append(out, ev)
+	}
+	return out, nil
+}
+
+// fetchAuthChain fetches events and their auth chains and stores them as
+// outliers.
+func (n *Node) fetchAuthChain(ctx context.Context, r *room, from peer.ID, ids []string) error {
+	var resp pdusResp
+	if err := n.request(ctx, from, mAuthChain, idsReq{RoomID: r.id, EventIDs: ids}, &resp); err != nil {
+		return err
+	}
+	if err := n.storeOutliers(r, resp.PDUs); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if !n.known(id) {
+			return fmt.Errorf("peer did not send auth event %s", id)
+		}
+	}
+	return nil
+}
+
+// fetchStateAfter gets an event this node cannot place in its DAG, with
+// the state after it, and stores both so events built on it can be
+// checked.
+func (n *Node) fetchStateAfter(ctx context.Context, r *room, from peer.ID, id string) error {
+	var resp stateResp
+	if err := n.request(ctx, from, mStateAfter, idsReq{RoomID: r.id, EventIDs: []string{id}}, &resp); err != nil {
+		return err
+	}
+	if len(resp.Events) != 1 {
+		return fmt.Errorf("state_after %s: peer sent %d events", id, len(resp.Events))
+	}
+	state, err := n.storeState(r, resp)
+	if err != nil {
+		return err
+	}
+	evs, err := n.parseVerified(r, resp.Events)
+	if err != nil {
+		return err
+	}
+	if evs[0].ID() != id {
+		return fmt.Errorf("state_after %s: peer sent %s", id, evs[0].ID())
+	}
+	r.mu.Lock()
+	out, err := n.storeOutlier(r, evs[0], state)
+	r.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return <-out.committed
+}
+
+// storeState stores the events of a state answer as outliers and returns
+// the state map they form. Every event must be of the room, and no key
+// may appear twice.
+func (n *Node) storeState(r *room, resp stateResp) (store.StateMap, error) {
+	all := append(slices.Clone(resp.AuthChain), resp.State...)
+	if err := n.storeOutliers(r, all); err != nil {
+		return nil, err
+	}
+	evs, err := n.parseVerified(r, resp.State)
+	if err != nil {
+		return nil, err
+	}
+	state := make(store.StateMap, len(evs))
+	for _, ev := range evs {
+		if !ev.IsState() {
+			return nil, fmt.Errorf("state answer holds non-state event %s", ev.ID())
+		}
+		if _, dup := state[ev.Key()]; dup {
+			return nil, fmt.Errorf("state answer holds two events for %v", ev.Key())
+		}
+		i, err := n.eventInfo(ev.ID())
+		if err != nil {
+			return nil, err
+		}
+		if !i.usable() {
+			n.log.Warn("state answer holds a rejected event; leaving it out", "room", r.id, "event", ev.ID(), "reason", i.rec.Rejected)
+			continue
+		}
+		state[ev.Key()] = ev.ID()
+	}
+	return state, nil
+}
+
+// storeOutliers verifies PDUs and stores them as outliers in auth order
+// (each after its auth events). Events whose auth events are neither in
+// the batch nor stored fail the batch.
+func (n *Node) storeOutliers(r *room, pdus []json.RawMessage) error {
+	evs, err := n.parseVerified(r, pdus)
+	if err != nil {
+		return err
+	}
+	byID := make(map[string]*rooms.Event, len(evs))
+	for _, ev := range evs {
+		byID[ev.ID()] = ev
+	}
+	done := map[string]bool{}
+	var order []*rooms.Event
+	var visit func(ev *rooms.Event, depth int) error
+	visit = func(ev *rooms.Event, depth int) error {
+		if done[ev.ID()] {
+			return nil
+		}
+		if depth > 10000 {
+			return fmt.Errorf("auth chain too deep")
+		}
+		done[ev.ID()] = true
+		for _, a := range ev.AuthEvents() {
+			if dep, ok := byID[a]; ok {
+				if err := visit(dep, depth+1); err != nil {
+					return err
+				}
+			}
+		}
+		order = append(order, ev)
+		return nil
+	}
+	// Visit the create event first so v12's implied auth is in place.
+	sort.SliceStable(evs, func(a, b int) bool { return evs[a].Type() == "m.room.create" && evs[b].Type() != "m.room.create" })
+	for _, ev := range evs {
+		if err := visit(ev, 0); err != nil {
+			return err
+		}
+	}
+	var pending []<-chan error
+	r.mu.Lock()
+	for _, ev := range order {
+		out, err := n.storeOutlier(r, ev, nil)
+		if err != nil {
+			r.mu.Unlock()
+			return fmt.Errorf("outlier %s: %w", ev.ID(), err)
+		}
+		pending = append(pending, out.committed)
+	}
+	r.mu.Unlock()
+	for _, c := range pending {
+		if err := <-c; err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateGossip is the room topic's validator: the cheap checks that stop
+// a forgery from being relayed. Events that pass are remembered so the
+// receiver does not verify them again.
+func (n *Node) validateGossip(r *room) func(ctx context.Context, from peer.ID, data []byte) bool {
+	return func(ctx context.Context, from peer.ID, data []byte) bool {
+		if len(data) > rooms.MaxEventSize {
+			return false
+		}
+		ev, err := rooms.ParseEvent(data, r.version)
+		if err != nil || ev.RoomID() != r.id {
+			n.log.Debug("gossip dropped", "room", r.id, "from", shortPeer(from), "err", err)
+			return false
+		}
+		if _, ok := n.verified.get(ev.ID()); ok || n.known(ev.ID()) {
+			return true
+		}
+		if err := rooms.Verify(ev); err != nil {
+			n.log.Info("forged event dropped", "room", r.id, "from", shortPeer(from), "event", ev.ID(), "err", err)
+			return false
+		}
+		n.verified.put(ev.ID(), ev)
+		return true
+	}
+}
+
+// receiveGossip queues validated events for the room's worker.
+func (n *Node) receiveGossip(r *room) func(from peer.ID, data []byte) {
+	return func(from peer.ID, data []byte) {
+		ev, err := rooms.ParseEvent(data, r.version)
+		if err != nil {
+			return
+		}
+		if v, ok := n.verified.get(ev.ID()); ok {
+			ev = v
+		} else if n.known(ev.ID()) {
+			return
+		} else if err := rooms.Verify(ev); err != nil {
+			return
+		}
+		select {
+		case r.inbox <- gossipMsg{from: from, ev: ev}:
+		default:
+			n.log.Warn("room inbox full; event dropped, catch-up will fetch it", "room", r.id, "event", ev.ID())
+		}
+	}
+}
+
+// roomWorker ingests a room's gossip in arrival order.
+func (n *Node) roomWorker(ctx context.Context, r *room) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.done:
+			return
+		case m := <-r.inbox:
+			if n.known(m.ev.ID()) {
+				continue
+			}
+			out, err := n.ingestRemote(ctx, r, m.ev, m.from, false)
+			if err != nil {
+				n.log.Info("gossip event not ingested", "room", r.id, "event", m.ev.ID(), "err", err)
+				continue
+			}
+			n.afterIngest(r, out)
+		}
+	}
+}
+
+// afterIngest reacts to an accepted remote event: new servers in the room
+// get connected to.
+func (n *Node) afterIngest(r *room, out *outcome) {
+	if out == nil || out.rejected != nil || out.info.ev.Type() != "m.room.member" {
+		return
+	}
+	if out.info.ev.Membership() == "join" {
+		n.goBackground(func(ctx context.Context) { n.connectRoomPeers(ctx, r) })
+	}
+}
+
+// publish sends an event to the room's other members.
+func (n *Node) publish(r *room, ev *rooms.Event) {
+	ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
+	defer cancel()
+	if err := n.host.Publish(ctx, r.id, ev.JSON()); err != nil {
+		n.log.Warn("publish", "room", r.id, "event", ev.ID(), "err", err)
+	}
+}
+
+// roomServers lists the other servers with joined members.
+func (n *Node) roomServers(r *room) []string {
+	r.mu.Lock()
+	state := r.state
+	r.mu.Unlock()
+	var out []string
+	for k, id := range state {
+		if k.Type != "m.room.member" {
+			continue
+		}
+		s, err := rooms.ServerOf(k.StateKey)
+		if err != nil || s == n.serverName || slices.Contains(out, s) {
+			continue
+		}
+		if i, err := n.eventInfo(id); err == nil && i.ev.Membership() == "join" {
+			out = append(out, s)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// connectRoomPeers dials every server in the room, so pubsub has a direct
+// path to each and a partition heals as soon as a path exists.
+func (n *Node) connectRoomPeers(ctx context.Context, r *room) {
+	for _, s := range n.roomServers(r) {
+		p, err := peerOf(s)
+		if err != nil {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		if err := n.host.Connect(cctx, p); err != nil {
+			n.log.Debug("connect to room peer", "room", r.id, "peer", shortPeer(p), "err", err)
+		}
+		cancel()
+	}
+}
+
+// onPeerConnected catches up every room shared with the new peer.
+func (n *Node) onPeerConnected(p peer.ID) {
+	server, err := p2p.ServerNameFromPeerID(p)
+	if err != nil {
+		return
+	}
+	n.mu.Lock()
+	var shared []*room
+	for _, r := range n.rooms {
+		shared = append(shared, r)
+	}
+	n.mu.Unlock()
+	for _, r := range shared {
+		r.mu.Lock()
+		in := n.serverInRoom(r.state, server)
+		r.mu.Unlock()
+		if in {
+			n.goBackground(func(ctx context.Context) { n.catchUp(ctx, r, p) })
+		}
+	}
+}
+
+// catchUp asks a peer for its extremities of a room and fetches what this
+// node lacks.
+func (n *Node) catchUp(ctx context.Context, r *room, p peer.ID) {
+	var resp idsReq
+	if err := n.request(ctx, p, mExtremities, idsReq{RoomID: r.id}, &resp); err != nil {
+		n.log.Debug("catch-up", "room", r.id, "peer", shortPeer(p), "err", err)
+		return
+	}
+	var missing []string
+	for _, id := range resp.EventIDs {
+		if !n.known(id) {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	if len(missing) > maxIDsPerReq {
+		missing = missing[:maxIDsPerReq]
+	}
+	if err := n.fillGap(ctx, r, p, missing); err != nil {
+		n.log.Info("catch-up", "room", r.id, "peer", shortPeer(p), "err", err)
+	}
+}

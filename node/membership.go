@@ -1,0 +1,348 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/parley-p2p/parley/node/store"
+	"github.com/parley-p2p/parley/rooms"
+	"github.com/parley-p2p/parley/webui"
+)
+
+// Invite implements webui.Backend. A user on another node is invited
+// through that node, which co-signs the invite before it enters the room.
+func (n *Node) Invite(ctx context.Context, s *webui.Session, roomID, target, reason string) error {
+	r := n.getRoom(roomID)
+	if r == nil {
+		return webui.Forbidden("you are not in room %s", roomID)
+	}
+	if m := n.membership(r, target); m == "join" || m == "invite" {
+		if m == "join" {
+			return webui.Forbidden("%s is already in the room", target)
+		}
+		return nil
+	}
+	content := map[string]any{"membership": "invite"}
+	if reason != "" {
+		content["reason"] = reason
+	}
+	c, err := rooms.MarshalCanonical(content)
+	if err != nil {
+		return err
+	}
+	server, err := rooms.ServerOf(target)
+	if err != nil {
+		return webui.BadRequest("invalid user ID %q", target)
+	}
+	if server == n.serverName {
+		if _, err := n.account(strings.TrimPrefix(strings.SplitN(target, ":", 2)[0], "@")); err != nil {
+			return webui.NotFound("user %s does not exist", target)
+		}
+		_, err := n.sendLocal(ctx, r, s.UserID, "m.room.member", &target, c, "", "")
+		return err
+	}
+
+	// Build and check the invite before bothering the other node.
+	p, err := n.proto(r, s.UserID, "m.room.member", &target, c)
+	if err != nil {
+		return err
+	}
+	ev, err := rooms.Build(p, r.version, n.serverName, n.key)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	state := r.state
+	r.mu.Unlock()
+	if err := rooms.Allowed(ev, n.stateFunc(withCreate(r, state))); err != nil {
+		return webui.Forbidden("%v", err)
+	}
+	peerID, err := peerOf(server)
+	if err != nil {
+		return webui.BadRequest("%v", err)
+	}
+	var resp eventResp
+	if err := n.request(ctx, peerID, mInvite, inviteReq{RoomVersion: r.version, Event: ev.JSON(), InviteState: n.inviteState(r, ev)}, &resp); err != nil {
+		return webui.Unavailable("could not deliver the invite to %s's node: %v", target, err)
+	}
+	signed, err := rooms.ParseEvent(resp.Event, r.version)
+	if err != nil || signed.ID() != ev.ID() {
+		return webui.Unavailable("invitee's node returned a different event")
+	}
+	if err := rooms.VerifySignature(signed, server); err != nil {
+		return webui.Unavailable("invitee's node did not sign the invite: %v", err)
+	}
+	if err := rooms.VerifySignature(signed, n.serverName); err != nil {
+		return webui.Unavailable("invite came back altered: %v", err)
+	}
+	r.mu.Lock()
+	out, err := n.process(r, signed, processOpts{local: true})
+	r.mu.Unlock()
+	var rj *rejection
+	if errors.As(err, &rj) {
+		return webui.Forbidden("%s", rj.reason)
+	}
+	if err != nil {
+		return err
+	}
+	if err := <-out.committed; err != nil {
+		return err
+	}
+	n.publish(r, signed)
+	return nil
+}
+
+// inviteState is the stripped state sent with an invite.
+func (n *Node) inviteState(r *room, invite *rooms.Event) []json.RawMessage {
+	r.mu.Lock()
+	state := r.state
+	r.mu.Unlock()
+	var out []json.RawMessage
+	for _, k := range []rooms.StateKey{
+		{Type: "m.room.create"}, {Type: "m.room.join_rules"}, {Type: "m.room.name"},
+		{Type: "m.room.avatar"}, {Type: "m.room.topic"}, {Type: "m.room.canonical_alias"},
+		{Type: "m.room.encryption"}, {Type: "m.room.member", StateKey: invite.Sender()},
+	} {
+		id, ok := withCreate(r, state)[k]
+		if !ok {
+			continue
+		}
+		if i, err := n.eventInfo(id); err == nil {
+			b, _ := json.Marshal(stripped(i.ev))
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+func stripped(ev *rooms.Event) webui.StrippedEvent {
+	sk := ""
+	if ev.StateKey() != nil {
+		sk = *ev.StateKey()
+	}
+	return webui.StrippedEvent{Content: ev.Content(), Sender: ev.Sender(), StateKey: sk, Type: ev.Type()}
+}
+
+// membership is a user's membership in the room's current state.
+func (n *Node) membership(r *room, user string) string {
+	r.mu.Lock()
+	id, ok := r.state[rooms.StateKey{Type: "m.room.member", StateKey: user}]
+	r.mu.Unlock()
+	if !ok {
+		return ""
+	}
+	i, err := n.eventInfo(id)
+	if err != nil {
+		return ""
+	}
+	return i.ev.Membership()
+}
+
+// Join implements webui.Backend. A room already on this node is joined
+// locally; otherwise the join goes through the node that invited the user
+// (make_join, then send_join), and returns once the room's state is here.
+func (n *Node) Join(ctx context.Context, s *webui.Session, target string) (string, error) {
+	if !strings.HasPrefix(target, "!") {
+		return "", webui.NotFound("room aliases are not supported; join by room ID or invite link")
+	}
+	if r := n.getRoom(target); r != nil {
+		if n.membership(r, s.UserID) == "join" {
+			return r.id, nil
+		}
+		c, _ := rooms.MarshalCanonical(n.memberContent(s.UserID, "join"))
+		user := s.UserID
+		if _, err := n.sendLocal(ctx, r, s.UserID, "m.room.member", &user, c, "", ""); err != nil {
+			return "", err
+		}
+		n.markInvite(s.UserID, r.id)
+		n.goBackground(func(ctx context.Context) { n.connectRoomPeers(ctx, r) })
+		return r.id, nil
+	}
+	var via []string
+	if inv := n.invite(s.UserID, target); inv != nil {
+		via = append(via, inv.Via)
+		if ev, err := rooms.ParseEvent(inv.Event, inv.Version); err == nil {
+			if srv, err := rooms.ServerOf(ev.Sender()); err == nil && !slices.Contains(via, srv) {
+				via = append(via, srv)
+			}
+		}
+	}
+	if len(via) == 0 {
+		return "", webui.NotFound("room %s is unknown here; join it through an invite", target)
+	}
+	var lastErr error
+	for _, server := range via {
+		if err := n.joinRemote(ctx, s.UserID, target, server); err != nil {
+			lastErr = err
+			n.log.Info("join through server failed", "room", target, "server", server[:8], "err", err)
+			continue
+		}
+		n.markInvite(s.UserID, target)
+		return target, nil
+	}
+	var me *webui.Error
+	if errors.As(lastErr, &me) {
+		return "", me
+	}
+	return "", webui.Unavailable("could not join %s: %v", target, lastErr)
+}
+
+// joinRemote joins a room through a resident server.
+func (n *Node) joinRemote(ctx context.Context, user, roomID, server string) error {
+	p, err := peerOf(server)
+	if err != nil {
+		return err
+	}
+	var mj makeJoinResp
+	if err := n.request(ctx, p, mMakeJoin, makeJoinReq{RoomID: roomID, UserID: user}, &mj); err != nil {
+		return err
+	}
+	if !rooms.KnownVersion(mj.RoomVersion) {
+		return fmt.Errorf("room version %q is not supported", mj.RoomVersion)
+	}
+	t := mj.Event
+	if t.RoomID != roomID || t.Sender != user || t.Type != "m.room.member" || t.StateKey == nil || *t.StateKey != user {
+		return fmt.Errorf("make_join returned a template for something else")
+	}
+	content, _ := rooms.MarshalCanonical(n.memberContent(user, "join"))
+	ev, err := rooms.Build(rooms.ProtoEvent{
+		RoomID: roomID, Sender: user, Type: "m.room.member", StateKey: &user, Content: content,
+		PrevEvents: t.PrevEvents, AuthEvents: t.AuthEvents, Depth: t.Depth, OriginServerTS: nowMS(),
+	}, mj.RoomVersion, n.serverName, n.key)
+	if err != nil {
+		return fmt.Errorf("build join: %w", err)
+	}
+	var sj stateResp
+	if err := n.request(ctx, p, mSendJoin, sendJoinReq{RoomID: roomID, Event: ev.JSON()}, &sj); err != nil {
+		return err
+	}
+	return n.completeJoin(ctx, roomID, mj.RoomVersion, ev, sj)
+}
+
+// completeJoin stores the state a resident server sent with send_join and
+// the join event on top of it, then starts following the room.
+func (n *Node) completeJoin(ctx context.Context, roomID, version string, join *rooms.Event, sj stateResp) error {
+	r := n.getRoom(roomID)
+	fresh := r == nil
+	if fresh {
+		r = n.newRoom(roomID, version)
+	}
+	state, err := n.storeState(r, sj)
+	if err != nil {
+		return fmt.Errorf("room state from send_join: %w", err)
+	}
+	create, ok := state[rooms.StateKey{Type: "m.room.create"}]
+	if version != rooms.V11 {
+		if ok && create != createEventID(r) {
+			return fmt.Errorf("state names a create event that does not match the room ID")
+		}
+		if !n.known(createEventID(r)) {
+			return fmt.Errorf("send_join did not include the create event")
+		}
+	} else if !ok {
+		return fmt.Errorf("state has no create event")
+	}
+	// The state after the join's prev events is the state before the join
+	// when it has exactly one prev event: record it so later events built
+	// on that prev can be checked without another round trip.
+	if prevs := join.PrevEvents(); len(prevs) == 1 && len(sj.Events) > 0 {
+		if evs, err := n.parseVerified(r, sj.Events); err == nil {
+			for _, pe := range evs {
+				if pe.ID() == prevs[0] {
+					r.mu.Lock()
+					out, err := n.storeOutlier(r, pe, state)
+					r.mu.Unlock()
+					if err == nil {
+						<-out.committed
+					}
+				}
+			}
+		}
+	}
+	r.mu.Lock()
+	out, err := n.process(r, join, processOpts{local: true, stateBefore: state})
+	r.mu.Unlock()
+	var rj *rejection
+	if errors.As(err, &rj) {
+		return webui.Forbidden("join %s", rj.reason)
+	}
+	if err != nil {
+		return err
+	}
+	if err := <-out.committed; err != nil {
+		return err
+	}
+	if fresh {
+		if err := n.activateRoom(r); err != nil {
+			return err
+		}
+	}
+	// Events sent while the join was under way reached the resident but
+	// not us: catch up from it now that the topic is joined.
+	n.goBackground(func(ctx context.Context) {
+		for _, s := range n.roomServers(r) {
+			if p, err := peerOf(s); err == nil {
+				n.catchUp(ctx, r, p)
+			}
+		}
+	})
+	return nil
+}
+
+// Leave implements webui.Backend; it also declines an invite.
+func (n *Node) Leave(ctx context.Context, s *webui.Session, roomID, reason string) error {
+	r := n.getRoom(roomID)
+	if r != nil && n.membership(r, s.UserID) != "" && n.membership(r, s.UserID) != "leave" {
+		content := map[string]any{"membership": "leave"}
+		if reason != "" {
+			content["reason"] = reason
+		}
+		c, _ := rooms.MarshalCanonical(content)
+		user := s.UserID
+		_, err := n.sendLocal(ctx, r, s.UserID, "m.room.member", &user, c, "", "")
+		n.markInvite(s.UserID, roomID)
+		return err
+	}
+	if inv := n.invite(s.UserID, roomID); inv != nil && !inv.Left {
+		// Declining an invite to a room this node does not hold: forget it
+		// locally. (The inviter is not told yet: that needs make_leave.)
+		n.markInvite(s.UserID, roomID)
+		return nil
+	}
+	if r == nil {
+		return webui.NotFound("you are not in room %s", roomID)
+	}
+	return nil
+}
+
+// invite loads a pending invite record.
+func (n *Node) invite(user, roomID string) *store.Invite {
+	var inv *store.Invite
+	n.store.View(func(t *store.Txn) error {
+		var err error
+		inv, err = t.Invite(user, roomID)
+		return err
+	})
+	return inv
+}
+
+// markInvite closes a pending invite record once the user joined or
+// declined, so /sync moves the room out of rooms.invite.
+func (n *Node) markInvite(user, roomID string) {
+	err := n.store.Update(func(t *store.Txn) error {
+		inv, err := t.Invite(user, roomID)
+		if err != nil || inv.Left {
+			return nil
+		}
+		inv.Left = true
+		inv.Pos = t.NextPos()
+		return t.PutInvite(user, inv)
+	})
+	if err != nil {
+		n.log.Warn("update invite", "room", roomID, "err", err)
+	}
+}

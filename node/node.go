@@ -1,0 +1,251 @@
+package node
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/connmgr"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/parley-p2p/parley/node/store"
+	"github.com/parley-p2p/parley/p2p"
+	"github.com/parley-p2p/parley/rooms"
+	"github.com/parley-p2p/parley/webui"
+)
+
+// Version is the daemon's version, set at build time with -ldflags.
+var Version = "0.1.0-dev"
+
+// Config configures a node. The zero value runs with the defaults of
+// DESIGN.md in the user's data directory.
+type Config struct {
+	// DataDir holds the key and the database; default DefaultDataDir().
+	DataDir string
+	// HTTPAddr is the client API's address; default 127.0.0.1:8008.
+	HTTPAddr string
+	// ListenAddrs are libp2p multiaddrs; default TCP and QUIC on 4001.
+	ListenAddrs []string
+	// Bootstrap peers, as multiaddrs ending in /p2p/<id>.
+	Bootstrap []string
+	// NoMDNS turns LAN discovery off.
+	NoMDNS bool
+	// RegistrationToken lets further accounts register; empty means only
+	// the node's first account can ever be created through the API.
+	RegistrationToken string
+	// AppDir serves the web app from disk (development).
+	AppDir string
+	// Gater optionally filters libp2p connections (tests use it to cut
+	// the network in two).
+	Gater connmgr.ConnectionGater
+	// Logger; nil discards.
+	Logger *slog.Logger
+}
+
+// DefaultDataDir is $XDG_DATA_HOME/parley or ~/.local/share/parley.
+func DefaultDataDir() string {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "parley")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "parley-data"
+	}
+	return filepath.Join(home, ".local", "share", "parley")
+}
+
+// Node is one parley daemon.
+type Node struct {
+	cfg        Config
+	log        *slog.Logger
+	key        ed25519.PrivateKey
+	serverName string
+
+	store *store.Store
+	host  *p2p.Host
+	http  *webui.Server
+
+	mu    sync.Mutex
+	rooms map[string]*room
+
+	acctMu sync.Mutex // serialises account creation
+
+	events    *genCache[string, *evInfo]
+	snapshots *genCache[string, store.StateMap]
+	verified  *genCache[string, *rooms.Event] // verified by the pubsub validator, not yet ingested
+	txns      sync.Map                        // user\x00device\x00txn -> event ID, until committed
+	notify    *notifier
+
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	started bool
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New checks the configuration; it starts nothing.
+func New(cfg Config) (*Node, error) {
+	if cfg.DataDir == "" {
+		cfg.DataDir = DefaultDataDir()
+	}
+	if cfg.HTTPAddr == "" {
+		cfg.HTTPAddr = "127.0.0.1:8008"
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Node{
+		cfg:       cfg,
+		log:       log.With("component", "node"),
+		rooms:     make(map[string]*room),
+		events:    newGenCache[string, *evInfo](20000),
+		snapshots: newGenCache[string, store.StateMap](256),
+		verified:  newGenCache[string, *rooms.Event](4096),
+		notify:    newNotifier(),
+		ctx:       ctx,
+		cancel:    cancel,
+	}, nil
+}
+
+// Start opens the store, brings up the network and the HTTP API. Errors
+// (a port in use, an unwritable data dir, a malformed address) are
+// returned, and whatever was started is closed again.
+func (n *Node) Start() (err error) {
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	n.started = true
+	if err := os.MkdirAll(n.cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir %s: %w", n.cfg.DataDir, err)
+	}
+	if n.key, err = LoadOrCreateKey(n.cfg.DataDir); err != nil {
+		return err
+	}
+	n.serverName = rooms.ServerName(n.key.Public().(ed25519.PublicKey))
+	n.log = n.log.With("server", n.serverName[:8])
+
+	if n.store, err = store.Open(n.cfg.DataDir, store.Options{Logger: n.cfg.Logger}); err != nil {
+		return err
+	}
+	n.store.OnCommit(func(uint64) { n.notify.broadcast() })
+
+	n.host, err = p2p.New(p2p.Config{
+		Key:         n.key,
+		ListenAddrs: n.cfg.ListenAddrs,
+		Bootstrap:   n.cfg.Bootstrap,
+		NoMDNS:      n.cfg.NoMDNS,
+		Gater:       n.cfg.Gater,
+		Logger:      n.cfg.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	n.host.Handle(n.handleRequest)
+	n.host.OnPeerConnected(n.onPeerConnected)
+
+	n.http = webui.New(webui.Config{Addr: n.cfg.HTTPAddr, AppDir: n.cfg.AppDir, Logger: n.cfg.Logger}, n)
+	if err := n.http.Start(); err != nil {
+		return err
+	}
+	if err := n.host.Start(n.ctx); err != nil {
+		return err
+	}
+	if err := n.loadRooms(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Close shuts everything down and waits for it. Idempotent.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		n.cancel()
+		var errs []error
+		if n.http != nil {
+			errs = append(errs, n.http.Close())
+		}
+		if n.host != nil {
+			errs = append(errs, n.host.Close())
+		}
+		n.mu.Lock()
+		for _, r := range n.rooms {
+			r.stop()
+		}
+		n.mu.Unlock()
+		n.wg.Wait()
+		if n.store != nil {
+			errs = append(errs, n.store.Close())
+		}
+		n.closeErr = errors.Join(errs...)
+	})
+	return n.closeErr
+}
+
+// ServerName is the node's Matrix server name (hex of its public key).
+func (n *Node) ServerName() string { return n.serverName }
+
+// PeerID is the node's libp2p peer ID.
+func (n *Node) PeerID() peer.ID { return n.host.ID() }
+
+// Addrs are the node's libp2p addresses, ending in /p2p/<peer id>.
+func (n *Node) Addrs() []string { return n.host.Addrs() }
+
+// URL is the local app's address.
+func (n *Node) URL() string { return n.http.URL() }
+
+// HTTPAddr is the bound address of the client API.
+func (n *Node) HTTPAddr() string { return n.http.Addr() }
+
+// Host is the libp2p host (for tests).
+func (n *Node) Host() *p2p.Host { return n.host }
+
+// RegistrationToken implements webui.Backend.
+func (n *Node) RegistrationToken() string { return n.cfg.RegistrationToken }
+
+// Status is the node's health for /_parley/v1/status.
+func (n *Node) Status() any {
+	peers := n.host.ConnectedPeers()
+	ids := make([]string, 0, len(peers))
+	for _, p := range peers {
+		ids = append(ids, p.String())
+	}
+	sort.Strings(ids)
+	n.mu.Lock()
+	roomCount := len(n.rooms)
+	n.mu.Unlock()
+	return map[string]any{
+		"server_name":     n.serverName,
+		"peer_id":         n.host.ID().String(),
+		"addrs":           n.host.Addrs(),
+		"connected_peers": len(peers),
+		"peers":           ids,
+		"rooms":           roomCount,
+		"version":         Version,
+		"data_dir":        n.cfg.DataDir,
+		"stream_position": n.store.Pos(),
+	}
+}
+
+// go runs f in a goroutine the node waits for on Close.
+func (n *Node) goBackground(f func(ctx context.Context)) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f(n.ctx)
+	}()
+}
+
+func nowMS() int64 { return time.Now().UnixMilli() }

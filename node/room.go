@@ -1,0 +1,563 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/parley-p2p/parley/node/store"
+	"github.com/parley-p2p/parley/resolver"
+	"github.com/parley-p2p/parley/rooms"
+)
+
+// room is a room's head in memory. Its lock serialises every change to
+// the room's DAG on this node.
+type room struct {
+	id      string
+	version string
+
+	mu      sync.Mutex
+	ext     []string       // forward extremities
+	state   store.StateMap // current state (never mutated in place)
+	stateID string
+	depth   int64
+
+	inbox    chan gossipMsg // events from pubsub, handled by the room's worker
+	stopOnce sync.Once
+	done     chan struct{}
+}
+
+type gossipMsg struct {
+	from peer.ID
+	ev   *rooms.Event
+}
+
+func (r *room) stop() { r.stopOnce.Do(func() { close(r.done) }) }
+
+// evInfo is an event plus what this node knows about it.
+type evInfo struct {
+	ev  *rooms.Event
+	rec store.EventRecord // PDU not kept here
+	pos atomic.Uint64     // stream position once committed
+}
+
+func (i *evInfo) usable() bool { return i.rec.Rejected == "" }
+
+// hasState reports whether the state after the event is known.
+func (i *evInfo) hasState() bool { return i.rec.StateAfter != "" && i.rec.Rejected == "" }
+
+// errMissing lists events that must be fetched before an event can be
+// processed.
+type errMissing struct {
+	auth, prev []string
+}
+
+func (e *errMissing) Error() string {
+	return fmt.Sprintf("missing %d auth and %d prev events", len(e.auth), len(e.prev))
+}
+
+// rejection is why an event was rejected or soft-failed.
+type rejection struct {
+	soft   bool
+	reason string
+}
+
+func (e *rejection) Error() string {
+	if e.soft {
+		return "soft-failed: " + e.reason
+	}
+	return "rejected: " + e.reason
+}
+
+// getRoom returns the room if this node holds it.
+func (n *Node) getRoom(id string) *room {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.rooms[id]
+}
+
+// loadRooms brings every stored room's head into memory and rejoins its
+// pubsub topic.
+func (n *Node) loadRooms() error {
+	var recs []*store.RoomRecord
+	err := n.store.View(func(t *store.Txn) error {
+		var err error
+		recs, err = t.Rooms()
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, rec := range recs {
+		state, err := n.snapshot(rec.State)
+		if err != nil {
+			return fmt.Errorf("room %s: %w", rec.ID, err)
+		}
+		r := n.newRoom(rec.ID, rec.Version)
+		r.ext, r.state, r.stateID, r.depth = rec.Extremities, state, rec.State, rec.Depth
+		if err := n.activateRoom(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (n *Node) newRoom(id, version string) *room {
+	return &room{id: id, version: version, inbox: make(chan gossipMsg, 8192), done: make(chan struct{})}
+}
+
+// activateRoom registers the room, subscribes to its topic and starts its
+// worker.
+func (n *Node) activateRoom(r *room) error {
+	n.mu.Lock()
+	if _, ok := n.rooms[r.id]; ok {
+		n.mu.Unlock()
+		return nil
+	}
+	n.rooms[r.id] = r
+	n.mu.Unlock()
+	n.goBackground(func(ctx context.Context) { n.roomWorker(ctx, r) })
+	if err := n.host.JoinRoom(r.id, n.validateGossip(r), n.receiveGossip(r)); err != nil {
+		return fmt.Errorf("join topic of %s: %w", r.id, err)
+	}
+	n.goBackground(func(ctx context.Context) { n.connectRoomPeers(ctx, r) })
+	return nil
+}
+
+// eventInfo loads an event and its record, from cache or store.
+func (n *Node) eventInfo(id string) (*evInfo, error) {
+	if i, ok := n.events.get(id); ok {
+		return i, nil
+	}
+	var rec *store.EventRecord
+	err := n.store.View(func(t *store.Txn) error {
+		var err error
+		rec, err = t.Event(id)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	ev, err := parseStored(id, rec)
+	if err != nil {
+		return nil, err
+	}
+	i := &evInfo{ev: ev, rec: *rec}
+	i.rec.PDU = nil
+	i.pos.Store(rec.Pos)
+	n.events.put(id, i)
+	return i, nil
+}
+
+func parseStored(id string, rec *store.EventRecord) (*rooms.Event, error) {
+	ev, err := rooms.ParseEvent(rec.PDU, rec.Version)
+	if err != nil {
+		return nil, fmt.Errorf("stored event %s: %w", id, err)
+	}
+	if ev.ID() != id {
+		return nil, fmt.Errorf("stored event %s has ID %s", id, ev.ID())
+	}
+	return ev, nil
+}
+
+// known reports whether the event is stored (in any status).
+func (n *Node) known(id string) bool {
+	_, err := n.eventInfo(id)
+	return err == nil
+}
+
+func (n *Node) snapshot(id string) (store.StateMap, error) {
+	if m, ok := n.snapshots.get(id); ok {
+		return m, nil
+	}
+	var m store.StateMap
+	err := n.store.View(func(t *store.Txn) error {
+		var err error
+		m, err = t.Snapshot(id)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.snapshots.put(id, m)
+	return m, nil
+}
+
+// fetchEvent is the resolver's lookup.
+func (n *Node) fetchEvent(id string) (*rooms.Event, error) {
+	i, err := n.eventInfo(id)
+	if err != nil {
+		return nil, fmt.Errorf("event %s: %w", id, err)
+	}
+	return i.ev, nil
+}
+
+// stateFunc views a state map as the auth rules' lookup.
+func (n *Node) stateFunc(m store.StateMap) rooms.StateFunc {
+	return func(k rooms.StateKey) *rooms.Event {
+		id, ok := m[k]
+		if !ok {
+			return nil
+		}
+		i, err := n.eventInfo(id)
+		if err != nil {
+			return nil
+		}
+		return i.ev
+	}
+}
+
+// createEventID is the create event's ID when the room ID implies it
+// (room v12).
+func createEventID(r *room) string {
+	if r.version == rooms.V11 {
+		return ""
+	}
+	return "$" + r.id[1:]
+}
+
+// authState builds the state the auth rules see from an event's auth
+// events (plus the implied create event of v12 rooms).
+func (n *Node) authState(r *room, ev *rooms.Event) (rooms.StateFunc, []*rooms.Event, error) {
+	ids := ev.AuthEvents()
+	var missing []string
+	var evs []*rooms.Event
+	m := make(store.StateMap, len(ids)+1)
+	for _, id := range ids {
+		i, err := n.eventInfo(id)
+		if err != nil {
+			missing = append(missing, id)
+			continue
+		}
+		if !i.usable() {
+			return nil, nil, &rejection{reason: fmt.Sprintf("auth event %s was rejected", id)}
+		}
+		if i.ev.RoomID() != r.id {
+			return nil, nil, &rejection{reason: fmt.Sprintf("auth event %s is from another room", id)}
+		}
+		evs = append(evs, i.ev)
+		if i.ev.IsState() {
+			m[i.ev.Key()] = id
+		}
+	}
+	if cid := createEventID(r); cid != "" && ev.Type() != "m.room.create" {
+		if _, err := n.eventInfo(cid); err != nil {
+			missing = append(missing, cid)
+		}
+		m[rooms.StateKey{Type: "m.room.create"}] = cid
+	}
+	if len(missing) > 0 {
+		return nil, nil, &errMissing{auth: missing}
+	}
+	return n.stateFunc(m), evs, nil
+}
+
+// stateBefore resolves the state before an event from the states after
+// its prev events.
+func (n *Node) stateBefore(r *room, ev *rooms.Event) (store.StateMap, string, error) {
+	var missing []string
+	var ids []string
+	for _, p := range ev.PrevEvents() {
+		i, err := n.eventInfo(p)
+		if err != nil || (!i.hasState() && i.usable()) {
+			missing = append(missing, p)
+			continue
+		}
+		if !i.usable() {
+			continue // a rejected prev contributes nothing
+		}
+		if !slices.Contains(ids, i.rec.StateAfter) {
+			ids = append(ids, i.rec.StateAfter)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, "", &errMissing{prev: missing}
+	}
+	switch len(ids) {
+	case 0:
+		if ev.Type() == "m.room.create" {
+			return store.StateMap{}, store.SnapshotID(store.StateMap{}), nil
+		}
+		return nil, "", &rejection{reason: "no usable prev events"}
+	case 1:
+		m, err := n.snapshot(ids[0])
+		return m, ids[0], err
+	}
+	return n.resolve(r, ids)
+}
+
+// resolve runs state resolution over snapshots.
+func (n *Node) resolve(r *room, snapIDs []string) (store.StateMap, string, error) {
+	sets := make([]resolver.StateMap, 0, len(snapIDs))
+	for _, id := range snapIDs {
+		m, err := n.snapshot(id)
+		if err != nil {
+			return nil, "", err
+		}
+		sets = append(sets, resolver.StateMap(m))
+	}
+	res, err := resolver.ResolveWith(r.version, sets, n.fetchEvent, resolver.Options{
+		Rejected: func(id string) bool {
+			i, err := n.eventInfo(id)
+			return err == nil && !i.usable()
+		},
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("resolve state of %s: %w", r.id, err)
+	}
+	m := store.StateMap(res)
+	id := store.SnapshotID(m)
+	n.snapshots.put(id, m)
+	return m, id, nil
+}
+
+// outcome is what process did with an event.
+type outcome struct {
+	info      *evInfo
+	committed <-chan error
+	rejected  *rejection // nil when accepted
+}
+
+// processOpts tune process for local events and for joins.
+type processOpts struct {
+	// local: built on this node; a rejected local event is not stored.
+	local bool
+	// stateBefore overrides the computation from prev events (the first
+	// event of a room joined through send_join).
+	stateBefore store.StateMap
+	txnID       string
+	txnDevice   string
+}
+
+// process checks an event whose signatures are verified and stores it
+// with its verdict. The caller holds r.mu. It returns *errMissing when
+// auth or prev events must be fetched first.
+func (n *Node) process(r *room, ev *rooms.Event, o processOpts) (*outcome, error) {
+	if i, err := n.eventInfo(ev.ID()); err == nil {
+		return &outcome{info: i, committed: closedNil()}, nil
+	}
+	rec := store.EventRecord{Version: r.version, PDU: ev.JSON(), TxnID: o.txnID, TxnDevice: o.txnDevice, Received: nowMS()}
+	reject := func(rj *rejection) (*outcome, error) {
+		if o.local {
+			return nil, rj
+		}
+		rec.Rejected = rj.reason
+		n.log.Info("event rejected", "room", r.id, "event", ev.ID(), "type", ev.Type(), "sender", ev.Sender(), "reason", rj.reason)
+		return n.commit(r, ev, rec, nil, nil, rj), nil
+	}
+
+	// 1. Against its auth events.
+	authFn, authEvs, err := n.authState(r, ev)
+	var rj *rejection
+	var miss *errMissing
+	switch {
+	case errors.As(err, &rj):
+		return reject(rj)
+	case errors.As(err, &miss):
+		// Check prevs too, so one round trip fetches both.
+		if _, _, err2 := n.stateBefore(r, ev); errors.As(err2, &miss) {
+			miss = &errMissing{auth: err.(*errMissing).auth, prev: miss.prev}
+		}
+		return nil, miss
+	case err != nil:
+		return nil, err
+	}
+	if err := rooms.CheckAuthEvents(ev, authEvs); err != nil {
+		return reject(&rejection{reason: err.Error()})
+	}
+	if err := rooms.Allowed(ev, authFn); err != nil {
+		return reject(&rejection{reason: "against its auth events: " + err.Error()})
+	}
+
+	// 2. Against the state before it.
+	var before store.StateMap
+	var beforeID string
+	if o.stateBefore != nil {
+		before, beforeID = o.stateBefore, store.SnapshotID(o.stateBefore)
+		n.snapshots.put(beforeID, before)
+	} else if before, beforeID, err = n.stateBefore(r, ev); err != nil {
+		if errors.As(err, &rj) {
+			return reject(rj)
+		}
+		return nil, err
+	}
+	if ev.Type() != "m.room.create" {
+		if err := rooms.Allowed(ev, n.stateFunc(withCreate(r, before))); err != nil {
+			return reject(&rejection{reason: "against the state before it: " + err.Error()})
+		}
+	}
+
+	// 3. Against the current state: failing here soft-fails.
+	var soft *rejection
+	if r.stateID != "" && beforeID != r.stateID && ev.Type() != "m.room.create" {
+		if err := rooms.Allowed(ev, n.stateFunc(withCreate(r, r.state))); err != nil {
+			soft = &rejection{soft: true, reason: "against current state: " + err.Error()}
+			rec.SoftFailed = soft.reason
+			n.log.Info("event soft-failed", "room", r.id, "event", ev.ID(), "type", ev.Type(), "sender", ev.Sender(), "reason", soft.reason)
+		}
+	}
+
+	after, afterID := before, beforeID
+	if ev.IsState() {
+		after = maps.Clone(before)
+		after[ev.Key()] = ev.ID()
+		afterID = store.SnapshotID(after)
+		rec.StateBefore = beforeID
+	}
+	rec.StateAfter = afterID
+	n.snapshots.put(beforeID, before)
+	n.snapshots.put(afterID, after)
+	snaps := map[string]store.StateMap{beforeID: before, afterID: after}
+	if soft != nil {
+		out := n.commit(r, ev, rec, snaps, nil, nil)
+		out.rejected = soft
+		return out, nil
+	}
+
+	// New extremities and current state.
+	prevs := ev.PrevEvents()
+	ext := []string{ev.ID()}
+	for _, e := range r.ext {
+		if !slices.Contains(prevs, e) {
+			ext = append(ext, e)
+		}
+	}
+	head := &roomHead{ext: ext, depth: max(r.depth, ev.Depth())}
+	if len(ext) == 1 {
+		head.state, head.stateID = after, afterID
+	} else {
+		ids := []string{afterID}
+		for _, e := range ext[1:] {
+			i, err := n.eventInfo(e)
+			if err != nil {
+				return nil, fmt.Errorf("extremity %s: %w", e, err)
+			}
+			if !slices.Contains(ids, i.rec.StateAfter) {
+				ids = append(ids, i.rec.StateAfter)
+			}
+		}
+		if len(ids) == 1 {
+			head.state, head.stateID = after, afterID
+		} else if head.state, head.stateID, err = n.resolve(r, ids); err != nil {
+			return nil, err
+		}
+	}
+	snaps[head.stateID] = head.state
+	return n.commit(r, ev, rec, snaps, head, nil), nil
+}
+
+// roomHead is a room's new head after an event.
+type roomHead struct {
+	ext     []string
+	state   store.StateMap
+	stateID string
+	depth   int64
+}
+
+// withCreate adds the implied create event of a v12 room to a state map
+// for auth lookups.
+func withCreate(r *room, m store.StateMap) store.StateMap {
+	cid := createEventID(r)
+	k := rooms.StateKey{Type: "m.room.create"}
+	if cid == "" || m[k] != "" {
+		return m
+	}
+	m2 := maps.Clone(m)
+	m2[k] = cid
+	return m2
+}
+
+// commit records an event (accepted, soft-failed or rejected) and, when
+// head is set, the room's new head. Memory is updated at once so the next
+// event can build on it; the disk write is queued and its result comes on
+// the returned outcome's channel. The caller holds r.mu.
+func (n *Node) commit(r *room, ev *rooms.Event, rec store.EventRecord, snaps map[string]store.StateMap, head *roomHead, rj *rejection) *outcome {
+	info := &evInfo{ev: ev, rec: rec}
+	info.rec.PDU = nil
+	n.events.put(ev.ID(), info)
+	if rec.TxnID != "" {
+		n.txns.Store(txnKey(ev.Sender(), rec.TxnDevice, rec.TxnID), ev.ID())
+	}
+	var roomRec *store.RoomRecord
+	if head != nil {
+		r.ext, r.state, r.stateID, r.depth = head.ext, head.state, head.stateID, head.depth
+		roomRec = &store.RoomRecord{ID: r.id, Version: r.version, Extremities: head.ext, State: head.stateID, Depth: head.depth}
+	}
+	visible := head != nil
+	roomID := r.id
+	done := n.store.UpdateAsync(func(t *store.Txn) error {
+		rec := rec
+		if visible {
+			rec.Pos = t.NextPos()
+			info.pos.Store(rec.Pos)
+		}
+		for id, m := range snaps {
+			if _, err := t.PutSnapshot(m); err != nil {
+				return fmt.Errorf("snapshot %s: %w", id, err)
+			}
+		}
+		if err := t.PutEvent(roomID, ev.ID(), &rec); err != nil {
+			return err
+		}
+		if roomRec != nil {
+			roomRec.Pos = rec.Pos
+			if err := t.PutRoom(roomRec); err != nil {
+				return err
+			}
+		}
+		if rec.TxnID != "" {
+			return t.PutTxnEvent(ev.Sender(), rec.TxnDevice, rec.TxnID, ev.ID())
+		}
+		return nil
+	})
+	return &outcome{info: info, committed: done, rejected: rj}
+}
+
+func txnKey(user, device, txn string) string { return user + "\x00" + device + "\x00" + txn }
+
+func closedNil() <-chan error {
+	c := make(chan error, 1)
+	c <- nil
+	return c
+}
+
+// storeOutlier stores an event that is not part of this node's timeline
+// (auth chain or state fetched from a peer), after checking it against
+// its own auth events. Its auth events must already be stored. state,
+// when given, is the state after the event as the peer reported it.
+func (n *Node) storeOutlier(r *room, ev *rooms.Event, stateAfter store.StateMap) (*outcome, error) {
+	if i, err := n.eventInfo(ev.ID()); err == nil && (i.hasState() || stateAfter == nil) {
+		return &outcome{info: i, committed: closedNil()}, nil
+	}
+	rec := store.EventRecord{Version: r.version, PDU: ev.JSON(), Outlier: true, Received: nowMS()}
+	authFn, authEvs, err := n.authState(r, ev)
+	var rj *rejection
+	switch {
+	case errors.As(err, &rj):
+		rec.Rejected = rj.reason
+	case err != nil:
+		return nil, err
+	default:
+		if err := rooms.CheckAuthEvents(ev, authEvs); err != nil {
+			rec.Rejected = err.Error()
+		} else if err := rooms.Allowed(ev, authFn); err != nil {
+			rec.Rejected = "against its auth events: " + err.Error()
+		}
+	}
+	var snaps map[string]store.StateMap
+	if stateAfter != nil && rec.Rejected == "" {
+		rec.StateAfter = store.SnapshotID(stateAfter)
+		snaps = map[string]store.StateMap{rec.StateAfter: stateAfter}
+		n.snapshots.put(rec.StateAfter, stateAfter)
+	}
+	if rec.Rejected != "" {
+		n.log.Info("outlier rejected", "room", r.id, "event", ev.ID(), "reason", rec.Rejected)
+	}
+	return n.commit(r, ev, rec, snaps, nil, nil), nil
+}

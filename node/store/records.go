@@ -1,0 +1,376 @@
+package store
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+
+	badger "github.com/dgraph-io/badger/v4"
+	"github.com/parley-p2p/parley/rooms"
+)
+
+var keyPos = []byte("meta/pos")
+
+func keyEvent(id string) []byte      { return []byte("ev/" + id) }
+func keyRoom(id string) []byte       { return []byte("rm/" + id) }
+func keySnapshot(id string) []byte   { return []byte("ss/" + id) }
+func keyAccount(local string) []byte { return []byte("acct/" + local) }
+func keyToken(hash string) []byte    { return []byte("tok/" + hash) }
+func keyProfile(user string) []byte  { return []byte("prof/" + user) }
+func keyTxn(user, dev, txn string) []byte {
+	return []byte("txn/" + user + "\x00" + dev + "\x00" + txn)
+}
+func keyFilter(user, id string) []byte { return []byte("flt/" + user + "\x00" + id) }
+func prefixFilter(user string) []byte  { return []byte("flt/" + user + "\x00") }
+func prefixInvites(user string) []byte { return []byte("inv/" + user + "\x00") }
+func keyInvite(user, room string) []byte {
+	return append(prefixInvites(user), room...)
+}
+func prefixTimeline(room string) []byte { return []byte("tl/" + room + "\x00") }
+func keyTimeline(room string, pos uint64) []byte {
+	return binary.BigEndian.AppendUint64(prefixTimeline(room), pos)
+}
+
+// EventRecord is an event as the node stored it.
+type EventRecord struct {
+	Version string          `json:"v"`
+	PDU     json.RawMessage `json:"pdu"`
+	// Pos is the stream position at which the event entered the timeline;
+	// 0 for events that are not shown (outliers, rejected, soft-failed).
+	Pos uint64 `json:"pos,omitempty"`
+	// Rejected is the reason the event failed auth; rejected events are
+	// kept so they are not fetched and checked again, but never used.
+	Rejected string `json:"rej,omitempty"`
+	// SoftFailed is the reason the event failed against current state.
+	SoftFailed string `json:"soft,omitempty"`
+	// Outlier events were fetched as auth or state, not as part of the
+	// timeline: they have no state of their own.
+	Outlier bool `json:"out,omitempty"`
+	// StateAfter names the snapshot of the room state after the event.
+	StateAfter string `json:"sa,omitempty"`
+	// StateBefore names the snapshot of the state before a state event
+	// (for other events it equals StateAfter and is left empty).
+	StateBefore string `json:"sb,omitempty"`
+	// TxnID and TxnDevice are the client transaction that created the
+	// event on this node.
+	TxnID     string `json:"txn,omitempty"`
+	TxnDevice string `json:"txnd,omitempty"`
+	// Received is the local time (ms) the event was stored.
+	Received int64 `json:"rcv,omitempty"`
+}
+
+// Event loads an event record.
+func (t *Txn) Event(id string) (*EventRecord, error) {
+	var r EventRecord
+	if err := t.getJSON(keyEvent(id), &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// HasEvent reports whether the event is stored.
+func (t *Txn) HasEvent(id string) (bool, error) {
+	_, err := t.txn.Get(keyEvent(id))
+	if err == nil {
+		return true, nil
+	}
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	return false, err
+}
+
+// PutEvent stores an event record, and its timeline entry when it has a
+// stream position.
+func (t *Txn) PutEvent(roomID, id string, r *EventRecord) error {
+	if r.Pos != 0 {
+		if err := t.txn.Set(keyTimeline(roomID, r.Pos), []byte(id)); err != nil {
+			return err
+		}
+	}
+	return t.setJSON(keyEvent(id), r)
+}
+
+// Timeline returns up to limit event IDs of the room's timeline with
+// positions in (after, upTo], oldest first when forward, newest first
+// otherwise. A zero upTo means no upper bound.
+func (t *Txn) Timeline(roomID string, after, upTo uint64, forward bool, limit int) ([]TimelineEntry, error) {
+	prefix := prefixTimeline(roomID)
+	var out []TimelineEntry
+	var from []byte
+	if forward {
+		from = keyTimeline(roomID, after+1)
+	} else if upTo != 0 {
+		from = keyTimeline(roomID, upTo)
+	}
+	err := t.scan(prefix, from, !forward, func(k, v []byte) (bool, error) {
+		pos := binary.BigEndian.Uint64(k[len(prefix):])
+		if pos <= after || (upTo != 0 && pos > upTo) {
+			return !forward && pos > after, nil
+		}
+		out = append(out, TimelineEntry{Pos: pos, EventID: string(v)})
+		return limit <= 0 || len(out) < limit, nil
+	})
+	return out, err
+}
+
+// TimelineEntry is one event in a room's timeline.
+type TimelineEntry struct {
+	Pos     uint64
+	EventID string
+}
+
+// RoomRecord is a room's head: what a node needs to extend the DAG.
+type RoomRecord struct {
+	ID      string `json:"id"`
+	Version string `json:"v"`
+	// Extremities are the forward extremities: accepted events that no
+	// accepted event names as a prev event.
+	Extremities []string `json:"ext"`
+	// State names the snapshot of the current state.
+	State string `json:"state"`
+	// Depth is the highest depth among the extremities.
+	Depth int64 `json:"depth"`
+	// Pos is the stream position of the room's latest timeline event.
+	Pos uint64 `json:"pos"`
+}
+
+// Room loads a room record.
+func (t *Txn) Room(id string) (*RoomRecord, error) {
+	var r RoomRecord
+	if err := t.getJSON(keyRoom(id), &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// PutRoom stores a room record.
+func (t *Txn) PutRoom(r *RoomRecord) error { return t.setJSON(keyRoom(r.ID), r) }
+
+// Rooms lists every room the node holds.
+func (t *Txn) Rooms() ([]*RoomRecord, error) {
+	var out []*RoomRecord
+	err := t.scan([]byte("rm/"), nil, false, func(_, v []byte) (bool, error) {
+		var r RoomRecord
+		if err := json.Unmarshal(v, &r); err != nil {
+			return false, err
+		}
+		out = append(out, &r)
+		return true, nil
+	})
+	return out, err
+}
+
+// StateMap maps a state key to the event ID that holds it.
+type StateMap = map[rooms.StateKey]string
+
+type snapEntry struct {
+	Type     string `json:"t"`
+	StateKey string `json:"k"`
+	EventID  string `json:"e"`
+}
+
+// SnapshotID is the name PutSnapshot gives a state: a hash of its contents.
+func SnapshotID(m StateMap) string {
+	id, _ := encodeSnapshot(m)
+	return id
+}
+
+func encodeSnapshot(m StateMap) (string, []byte) {
+	entries := make([]snapEntry, 0, len(m))
+	for k, id := range m {
+		entries = append(entries, snapEntry{k.Type, k.StateKey, id})
+	}
+	sort.Slice(entries, func(i, j int) bool {
+		if entries[i].Type != entries[j].Type {
+			return entries[i].Type < entries[j].Type
+		}
+		return entries[i].StateKey < entries[j].StateKey
+	})
+	b, err := json.Marshal(entries)
+	if err != nil {
+		panic(err) // strings only: cannot fail
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16]), b
+}
+
+// PutSnapshot stores a state snapshot under the hash of its contents and
+// returns that name. Identical states share one snapshot.
+func (t *Txn) PutSnapshot(m StateMap) (string, error) {
+	id, b := encodeSnapshot(m)
+	if _, err := t.txn.Get(keySnapshot(id)); err == nil {
+		return id, nil
+	}
+	return id, t.txn.Set(keySnapshot(id), b)
+}
+
+// Snapshot loads a state snapshot.
+func (t *Txn) Snapshot(id string) (StateMap, error) {
+	var entries []snapEntry
+	if err := t.getJSON(keySnapshot(id), &entries); err != nil {
+		return nil, fmt.Errorf("store: snapshot %s: %w", id, err)
+	}
+	m := make(StateMap, len(entries))
+	for _, e := range entries {
+		m[rooms.StateKey{Type: e.Type, StateKey: e.StateKey}] = e.EventID
+	}
+	return m, nil
+}
+
+// Account is a local user.
+type Account struct {
+	Localpart    string `json:"local"`
+	PasswordHash string `json:"pw"`
+	Created      int64  `json:"created"`
+}
+
+// Account loads a local account.
+func (t *Txn) Account(localpart string) (*Account, error) {
+	var a Account
+	if err := t.getJSON(keyAccount(localpart), &a); err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
+
+// PutAccount stores a local account.
+func (t *Txn) PutAccount(a *Account) error { return t.setJSON(keyAccount(a.Localpart), a) }
+
+// AccountCount counts local accounts.
+func (t *Txn) AccountCount() (int, error) {
+	n := 0
+	err := t.scan([]byte("acct/"), nil, false, func(_, _ []byte) (bool, error) {
+		n++
+		return true, nil
+	})
+	return n, err
+}
+
+// Session is what an access token stands for.
+type Session struct {
+	UserID   string `json:"user"`
+	DeviceID string `json:"device"`
+	Created  int64  `json:"created"`
+}
+
+// HashToken is how tokens are stored: only their SHA-256.
+func HashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// Session loads the session an access token stands for.
+func (t *Txn) Session(token string) (*Session, error) {
+	var s Session
+	if err := t.getJSON(keyToken(HashToken(token)), &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// PutSession stores a session under the hash of its token.
+func (t *Txn) PutSession(token string, s *Session) error {
+	return t.setJSON(keyToken(HashToken(token)), s)
+}
+
+// DeleteSession forgets a token.
+func (t *Txn) DeleteSession(token string) error { return t.txn.Delete(keyToken(HashToken(token))) }
+
+// Profile is a user's public profile.
+type Profile struct {
+	DisplayName string `json:"displayname,omitempty"`
+	AvatarURL   string `json:"avatar_url,omitempty"`
+}
+
+// Profile loads a profile; an unknown user has an empty one.
+func (t *Txn) Profile(user string) (*Profile, error) {
+	var p Profile
+	err := t.getJSON(keyProfile(user), &p)
+	if errors.Is(err, ErrNotFound) {
+		return &p, nil
+	}
+	return &p, err
+}
+
+// PutProfile stores a profile.
+func (t *Txn) PutProfile(user string, p *Profile) error { return t.setJSON(keyProfile(user), p) }
+
+// TxnEvent returns the event a client transaction created, or "".
+func (t *Txn) TxnEvent(user, device, txnID string) (string, error) {
+	b, err := get(t.txn, keyTxn(user, device, txnID))
+	if errors.Is(err, ErrNotFound) {
+		return "", nil
+	}
+	return string(b), err
+}
+
+// PutTxnEvent records the event a client transaction created.
+func (t *Txn) PutTxnEvent(user, device, txnID, eventID string) error {
+	return t.txn.Set(keyTxn(user, device, txnID), []byte(eventID))
+}
+
+// PutFilter stores a filter and returns its new ID.
+func (t *Txn) PutFilter(user string, filter json.RawMessage) (string, error) {
+	n := 0
+	if err := t.scan(prefixFilter(user), nil, false, func(_, _ []byte) (bool, error) {
+		n++
+		return true, nil
+	}); err != nil {
+		return "", err
+	}
+	id := fmt.Sprint(n)
+	return id, t.txn.Set(keyFilter(user, id), filter)
+}
+
+// Filter loads a stored filter.
+func (t *Txn) Filter(user, id string) (json.RawMessage, error) {
+	return get(t.txn, keyFilter(user, id))
+}
+
+// Invite is an invite a local user received for a room it is not in.
+type Invite struct {
+	RoomID  string          `json:"room"`
+	Version string          `json:"v"`
+	Pos     uint64          `json:"pos"`
+	Event   json.RawMessage `json:"event"`
+	// State is the stripped state the inviter sent (client format).
+	State []json.RawMessage `json:"state"`
+	// Via is the server to join through.
+	Via string `json:"via"`
+	// Left is set once the invite was declined or the user joined: it then
+	// stays as a record for sync's leave section until forgotten.
+	Left bool `json:"left,omitempty"`
+}
+
+// PutInvite stores an invite.
+func (t *Txn) PutInvite(user string, inv *Invite) error {
+	return t.setJSON(keyInvite(user, inv.RoomID), inv)
+}
+
+// Invite loads a user's invite to a room.
+func (t *Txn) Invite(user, room string) (*Invite, error) {
+	var inv Invite
+	if err := t.getJSON(keyInvite(user, room), &inv); err != nil {
+		return nil, err
+	}
+	return &inv, nil
+}
+
+// Invites lists a user's invites.
+func (t *Txn) Invites(user string) ([]*Invite, error) {
+	var out []*Invite
+	err := t.scan(prefixInvites(user), nil, false, func(_, v []byte) (bool, error) {
+		var inv Invite
+		if err := json.Unmarshal(v, &inv); err != nil {
+			return false, err
+		}
+		out = append(out, &inv)
+		return true, nil
+	})
+	return out, err
+}

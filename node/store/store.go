@@ -1,0 +1,328 @@
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	badger "github.com/dgraph-io/badger/v4"
+)
+
+// ErrNotFound is returned by lookups of keys that are not stored.
+var ErrNotFound = errors.New("store: not found")
+
+// Store is the node's database.
+type Store struct {
+	db *badger.DB
+
+	// pos is the last stream position handed out; only the writer
+	// goroutine touches it after Open.
+	pos      uint64
+	released uint64 // last position committed, read atomically via Pos
+
+	writes chan *writeReq
+	done   chan struct{}
+	wg     sync.WaitGroup
+
+	onCommit func(pos uint64)
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+type writeReq struct {
+	fn  func(*Txn) error
+	err chan error
+}
+
+// OnCommit registers f to run (in the writer goroutine) after every
+// successful commit, with the last committed stream position. Set it
+// before the first Update.
+func (s *Store) OnCommit(f func(pos uint64)) { s.onCommit = f }
+
+// maxBatch bounds how many queued updates share one transaction.
+const maxBatch = 512
+
+// Options tunes the database. The zero value suits a personal node.
+type Options struct {
+	// InMemory keeps nothing on disk (for benchmarks only).
+	InMemory bool
+	// Logger receives Badger's warnings and errors; nil discards them.
+	Logger *slog.Logger
+}
+
+// Open opens (or creates) the database in dir/db.
+func Open(dir string, o Options) (*Store, error) {
+	path := filepath.Join(dir, "db")
+	opts := badger.DefaultOptions(path).
+		WithSyncWrites(true).
+		WithLogger(badgerLogger{o.Logger}).
+		WithNumMemtables(2).
+		WithMemTableSize(16 << 20).
+		WithBlockCacheSize(16 << 20).
+		WithIndexCacheSize(16 << 20).
+		WithValueLogFileSize(64 << 20).
+		WithNumCompactors(2).
+		WithNumLevelZeroTables(4).
+		WithNumLevelZeroTablesStall(8)
+	if o.InMemory {
+		opts = opts.WithDir("").WithValueDir("").WithInMemory(true)
+	} else if err := os.MkdirAll(path, 0o700); err != nil {
+		return nil, fmt.Errorf("store: create %s: %w", path, err)
+	}
+	db, err := badger.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	s := &Store{db: db, writes: make(chan *writeReq, maxBatch), done: make(chan struct{})}
+	err = db.View(func(txn *badger.Txn) error {
+		v, err := get(txn, keyPos)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if len(v) != 8 {
+			return fmt.Errorf("store: corrupt stream position")
+		}
+		s.pos = binary.BigEndian.Uint64(v)
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	s.released = s.pos
+	s.wg.Add(1)
+	go s.writer()
+	return s, nil
+}
+
+// Close waits for queued writes, then closes the database. It is safe to
+// call more than once.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.done)
+		s.wg.Wait()
+		s.closeErr = s.db.Close()
+	})
+	return s.closeErr
+}
+
+// Pos is the last stream position that is committed.
+func (s *Store) Pos() uint64 { return atomic.LoadUint64(&s.released) }
+
+// Txn is one read-write transaction. Positions it takes become visible
+// when it commits.
+type Txn struct {
+	s   *Store
+	txn *badger.Txn
+}
+
+// ErrClosed is returned by Update after Close.
+var ErrClosed = errors.New("store: closed")
+
+// Update runs fn in a read-write transaction and returns once the
+// transaction is durably committed. Updates queued at the same time share
+// one transaction and one fsync (group commit); if the shared transaction
+// fails, each update is retried alone so one bad update cannot fail the
+// others. fn may therefore run more than once and must only write through
+// the Txn. Updates are applied in the order they were queued, and stream
+// positions are committed in order: a reader that sees position p sees
+// every position below it.
+func (s *Store) Update(fn func(*Txn) error) error {
+	return <-s.UpdateAsync(fn)
+}
+
+// UpdateAsync queues fn like Update and returns at once; the channel
+// yields the commit's result. Updates queued by one goroutine commit in
+// the order they were queued.
+func (s *Store) UpdateAsync(fn func(*Txn) error) <-chan error {
+	req := &writeReq{fn: fn, err: make(chan error, 1)}
+	select {
+	case <-s.done:
+		req.err <- ErrClosed
+		return req.err
+	default:
+	}
+	select {
+	case s.writes <- req:
+	case <-s.done:
+		req.err <- ErrClosed
+	}
+	return req.err
+}
+
+func (s *Store) writer() {
+	defer s.wg.Done()
+	batch := make([]*writeReq, 0, maxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case r := <-s.writes:
+			batch = append(batch, r)
+		case <-s.done:
+			// Drain what was queued before Close.
+			for {
+				select {
+				case r := <-s.writes:
+					s.commit([]*writeReq{r})
+				default:
+					return
+				}
+			}
+		}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case r := <-s.writes:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		s.commit(batch)
+	}
+}
+
+func (s *Store) commit(batch []*writeReq) {
+	if len(batch) > 1 {
+		if err := s.run(batch); err == nil {
+			s.committed()
+			for _, r := range batch {
+				r.err <- nil
+			}
+			return
+		}
+	}
+	for _, r := range batch {
+		err := s.run([]*writeReq{r})
+		if err == nil {
+			s.committed()
+		}
+		r.err <- err
+	}
+}
+
+func (s *Store) committed() {
+	if s.onCommit != nil {
+		s.onCommit(s.Pos())
+	}
+}
+
+func (s *Store) run(batch []*writeReq) error {
+	start := s.pos
+	err := s.db.Update(func(txn *badger.Txn) error {
+		t := &Txn{s: s, txn: txn}
+		for _, r := range batch {
+			if err := r.fn(t); err != nil {
+				return err
+			}
+		}
+		if s.pos != start {
+			var b [8]byte
+			binary.BigEndian.PutUint64(b[:], s.pos)
+			return txn.Set(keyPos, b[:])
+		}
+		return nil
+	})
+	if err != nil {
+		s.pos = start
+		return err
+	}
+	atomic.StoreUint64(&s.released, s.pos)
+	return nil
+}
+
+// View runs fn in a read-only transaction.
+func (s *Store) View(fn func(*Txn) error) error {
+	return s.db.View(func(txn *badger.Txn) error { return fn(&Txn{s: s, txn: txn}) })
+}
+
+// NextPos allocates the next stream position. Only valid inside Update.
+func (t *Txn) NextPos() uint64 {
+	t.s.pos++
+	return t.s.pos
+}
+
+func (t *Txn) getJSON(key []byte, v any) error {
+	b, err := get(t.txn, key)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("store: decode %q: %w", key, err)
+	}
+	return nil
+}
+
+func (t *Txn) setJSON(key []byte, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("store: encode %q: %w", key, err)
+	}
+	return t.txn.Set(key, b)
+}
+
+func get(txn *badger.Txn, key []byte) ([]byte, error) {
+	item, err := txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: get %q: %w", key, err)
+	}
+	return item.ValueCopy(nil)
+}
+
+// scan calls fn for every key with the prefix, in key order (or reverse),
+// starting at from (inclusive) when it is non-nil. fn returns false to stop.
+func (t *Txn) scan(prefix, from []byte, reverse bool, fn func(key, val []byte) (bool, error)) error {
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = prefix
+	opts.Reverse = reverse
+	it := t.txn.NewIterator(opts)
+	defer it.Close()
+	seek := from
+	if seek == nil {
+		seek = prefix
+		if reverse {
+			seek = append(append([]byte{}, prefix...), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
+		}
+	}
+	for it.Seek(seek); it.ValidForPrefix(prefix); it.Next() {
+		item := it.Item()
+		val, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		more, err := fn(item.KeyCopy(nil), val)
+		if err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}
+
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any) {
+	if b.l != nil {
+		b.l.Error(fmt.Sprintf(f, a...), "component", "badger")
+	}
+}
+
+func (b badgerLogger) Warningf(f string, a ...any) {
+	if b.l != nil {
+		b.l.Warn(fmt.Sprintf(f, a...), "component", "badger")
+	}
+}
+func (badgerLogger) Infof(string, ...any)  {}
+func (badgerLogger) Debugf(string, ...any) {}

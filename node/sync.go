@@ -1,0 +1,301 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"time"
+
+	"github.com/parley-p2p/parley/node/store"
+	"github.com/parley-p2p/parley/rooms"
+	"github.com/parley-p2p/parley/webui"
+)
+
+// defaultTimelineLimit is the timeline size when the filter sets none.
+const defaultTimelineLimit = 20
+
+// Sync implements webui.Backend. It answers at once when anything is new
+// after since; otherwise it waits for the next commit (woken by the
+// store, not by polling) until the timeout.
+func (n *Node) Sync(ctx context.Context, s *webui.Session, req webui.SyncRequest) (*webui.SyncResponse, error) {
+	var since uint64
+	if req.Since != "" {
+		p, ok := parseToken(req.Since)
+		if !ok {
+			return nil, webui.BadRequest("invalid since token %q", req.Since)
+		}
+		since = p
+	}
+	deadline := time.Now().Add(time.Duration(req.Timeout) * time.Millisecond)
+	var timer *time.Timer
+	for {
+		wake := n.notify.wait()
+		pos := n.store.Pos()
+		if since > pos {
+			// A token from the future (another node's, or a wiped store):
+			// treat it as a fresh start rather than waiting forever.
+			since = 0
+		}
+		resp, news, err := n.buildSync(s, since, pos, req)
+		if err != nil {
+			return nil, err
+		}
+		remaining := time.Until(deadline)
+		if news || since == 0 || req.FullState || remaining <= 0 {
+			return resp, nil
+		}
+		if timer == nil {
+			timer = time.NewTimer(remaining)
+			defer timer.Stop()
+		}
+		select {
+		case <-wake:
+		case <-timer.C:
+			deadline = time.Now()
+		case <-ctx.Done():
+			return resp, nil
+		}
+	}
+}
+
+// buildSync assembles what changed for the user in (since, pos].
+func (n *Node) buildSync(s *webui.Session, since, pos uint64, req webui.SyncRequest) (*webui.SyncResponse, bool, error) {
+	resp := &webui.SyncResponse{
+		NextBatch: token(pos),
+		Rooms: webui.SyncRooms{
+			Join: map[string]*webui.JoinedRoom{}, Invite: map[string]*webui.InvitedRoom{},
+			Leave: map[string]*webui.LeftRoom{}, Knock: map[string]any{},
+		},
+		AccountData: webui.EventList{Events: []json.RawMessage{}},
+		Presence:    webui.EventList{Events: []json.RawMessage{}},
+		ToDevice:    webui.EventList{Events: []json.RawMessage{}},
+		DeviceLists: map[string]any{"changed": []string{}, "left": []string{}},
+		OTKCount:    map[string]int{},
+	}
+	var f webui.Filter
+	if req.Filter != nil {
+		f = *req.Filter
+	}
+	limit := f.Room.Timeline.Limit
+	if limit <= 0 {
+		limit = defaultTimelineLimit
+	}
+	news := false
+	err := n.store.View(func(t *store.Txn) error {
+		recs, err := t.Rooms()
+		if err != nil {
+			return err
+		}
+		held := map[string]bool{}
+		for _, rec := range recs {
+			held[rec.ID] = true
+			if f.Room.Rooms != nil && !slices.Contains(f.Room.Rooms, rec.ID) {
+				continue
+			}
+			state, err := n.snapshot(rec.State)
+			if err != nil {
+				return err
+			}
+			memID, ok := state[rooms.StateKey{Type: "m.room.member", StateKey: s.UserID}]
+			if !ok {
+				continue
+			}
+			mem, err := n.eventInfo(memID)
+			if err != nil {
+				return err
+			}
+			memPos := mem.pos.Load()
+			switch mem.ev.Membership() {
+			case "join":
+				jr, changed, err := n.syncJoined(t, s, rec, state, since, pos, memPos > since && since != 0, limit, &f, req.FullState)
+				if err != nil {
+					return err
+				}
+				if changed || since == 0 || req.FullState {
+					resp.Rooms.Join[rec.ID] = jr
+					news = news || changed
+				}
+			case "invite":
+				if memPos > since || since == 0 {
+					ir := &webui.InvitedRoom{}
+					for _, k := range []rooms.StateKey{{Type: "m.room.create"}, {Type: "m.room.join_rules"}, {Type: "m.room.name"}, {Type: "m.room.topic"}} {
+						if id, ok := withCreateID(rec, state)[k]; ok {
+							if i, err := n.eventInfo(id); err == nil {
+								ir.InviteState.Events = append(ir.InviteState.Events, stripped(i.ev))
+							}
+						}
+					}
+					ir.InviteState.Events = append(ir.InviteState.Events, stripped(mem.ev))
+					resp.Rooms.Invite[rec.ID] = ir
+					news = true
+				}
+			case "leave", "ban":
+				if (memPos > since && since != 0) || (f.Room.IncludeLeave && since == 0) {
+					lr := &webui.LeftRoom{AccountData: webui.EventList{Events: []json.RawMessage{}}}
+					entries, err := t.Timeline(rec.ID, since, memPos, false, limit+1)
+					if err != nil {
+						return err
+					}
+					lr.Timeline, err = n.timeline(s, entries, limit, &f.Room.Timeline)
+					if err != nil {
+						return err
+					}
+					lr.State.Events = []webui.ClientEvent{}
+					resp.Rooms.Leave[rec.ID] = lr
+					news = true
+				}
+			}
+		}
+		invites, err := t.Invites(s.UserID)
+		if err != nil {
+			return err
+		}
+		for _, inv := range invites {
+			if inv.Pos <= since && since != 0 {
+				continue
+			}
+			if inv.Left {
+				if since != 0 && !held[inv.RoomID] {
+					// Declined: show it as left so clients drop it.
+					resp.Rooms.Leave[inv.RoomID] = &webui.LeftRoom{
+						Timeline:    webui.Timeline{Events: []webui.ClientEvent{}},
+						State:       webui.StateList{Events: []webui.ClientEvent{}},
+						AccountData: webui.EventList{Events: []json.RawMessage{}},
+					}
+					news = true
+				}
+				continue
+			}
+			if held[inv.RoomID] {
+				continue
+			}
+			ir := &webui.InvitedRoom{}
+			for _, raw := range inv.State {
+				var se webui.StrippedEvent
+				if json.Unmarshal(raw, &se) == nil {
+					ir.InviteState.Events = append(ir.InviteState.Events, se)
+				}
+			}
+			if ev, err := rooms.ParseEvent(inv.Event, inv.Version); err == nil {
+				ir.InviteState.Events = append(ir.InviteState.Events, stripped(ev))
+			}
+			resp.Rooms.Invite[inv.RoomID] = ir
+			news = true
+		}
+		return nil
+	})
+	return resp, news, err
+}
+
+// withCreateID adds a v12 room's implied create event to its state map.
+func withCreateID(rec *store.RoomRecord, m store.StateMap) store.StateMap {
+	return withCreate(&room{id: rec.ID, version: rec.Version}, m)
+}
+
+// syncJoined builds one joined room's section.
+func (n *Node) syncJoined(t *store.Txn, s *webui.Session, rec *store.RoomRecord, state store.StateMap, since, pos uint64, newlyJoined bool, limit int, f *webui.Filter, fullState bool) (*webui.JoinedRoom, bool, error) {
+	jr := &webui.JoinedRoom{
+		Ephemeral:           webui.EventList{Events: []json.RawMessage{}},
+		AccountData:         webui.EventList{Events: []json.RawMessage{}},
+		UnreadNotifications: map[string]int{"highlight_count": 0, "notification_count": 0},
+	}
+	after := since
+	if newlyJoined {
+		after = 0
+	}
+	entries, err := t.Timeline(rec.ID, after, pos, false, limit+1)
+	if err != nil {
+		return nil, false, err
+	}
+	changed := len(entries) > 0
+	jr.Timeline, err = n.timeline(s, entries, limit, &f.Room.Timeline)
+	if err != nil {
+		return nil, false, err
+	}
+	jr.State.Events = []webui.ClientEvent{}
+	if since == 0 || newlyJoined || fullState || jr.Timeline.Limited {
+		// The state at the start of the timeline.
+		start := state
+		if len(entries) > 0 {
+			first := entries[min(len(entries), limit)-1]
+			i, err := n.eventInfo(first.EventID)
+			if err != nil {
+				return nil, false, err
+			}
+			id := i.rec.StateBefore
+			if id == "" {
+				id = i.rec.StateAfter
+			}
+			if start, err = n.snapshot(id); err != nil {
+				return nil, false, err
+			}
+		}
+		inTimeline := map[string]bool{}
+		for _, ev := range jr.Timeline.Events {
+			inTimeline[ev.EventID] = true
+		}
+		for _, ce := range n.stateEvents(withCreateID(rec, start), s, false) {
+			if !inTimeline[ce.EventID] && f.Room.State.Allows(ce.Type, ce.Sender) {
+				jr.State.Events = append(jr.State.Events, ce)
+			}
+		}
+	}
+	jr.Summary = n.summary(s, state)
+	return jr, changed, nil
+}
+
+// timeline turns newest-first entries into a timeline, oldest first.
+func (n *Node) timeline(s *webui.Session, entries []store.TimelineEntry, limit int, f *webui.RoomEventFilter) (webui.Timeline, error) {
+	tl := webui.Timeline{Events: []webui.ClientEvent{}}
+	if len(entries) > limit {
+		tl.Limited = true
+		entries = entries[:limit]
+	}
+	if len(entries) > 0 {
+		tl.PrevBatch = token(entries[len(entries)-1].Pos - 1)
+	}
+	for k := len(entries) - 1; k >= 0; k-- {
+		i, err := n.eventInfo(entries[k].EventID)
+		if err != nil {
+			return tl, err
+		}
+		if f.Allows(i.ev.Type(), i.ev.Sender()) {
+			tl.Events = append(tl.Events, n.clientEvent(i, s, false))
+		}
+	}
+	return tl, nil
+}
+
+// summary is the room summary clients use to name rooms.
+func (n *Node) summary(s *webui.Session, state store.StateMap) map[string]any {
+	joined, invited := 0, 0
+	var heroes []string
+	for k, id := range state {
+		if k.Type != "m.room.member" {
+			continue
+		}
+		i, err := n.eventInfo(id)
+		if err != nil {
+			continue
+		}
+		switch i.ev.Membership() {
+		case "join":
+			joined++
+		case "invite":
+			invited++
+		default:
+			continue
+		}
+		if k.StateKey != s.UserID {
+			heroes = append(heroes, k.StateKey)
+		}
+	}
+	slices.Sort(heroes)
+	if len(heroes) > 5 {
+		heroes = heroes[:5]
+	}
+	if heroes == nil {
+		heroes = []string{}
+	}
+	return map[string]any{"m.heroes": heroes, "m.joined_member_count": joined, "m.invited_member_count": invited}
+}

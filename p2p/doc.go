@@ -1,0 +1,22 @@
+// Package p2p moves bytes between parley nodes. It owns the libp2p host
+// (TCP and QUIC, Noise and TLS, yamux, relay client and hole punching), the
+// Kademlia DHT under the /parley protocol prefix (server mode, so that small
+// networks work), mDNS on the LAN, one GossipSub topic per room
+// ("/parley/room/<room ID>") and a request/response protocol over streams
+// ("/parley/req/1", framing documented at RequestProtocol).
+//
+// A node's identity is one ed25519 key. Its Matrix server name is the lowercase
+// hex of the public key and its peer ID is the libp2p ed25519 peer ID of the
+// same key; PeerIDFromServerName and ServerNameFromPeerID convert between the
+// two without any lookup.
+//
+// The package knows rooms only as ID strings and nodes only as peer IDs and
+// server names: it must not import other parley packages (rooms, node) nor
+// net/http, and it never parses what it carries. Validation of room messages
+// and the meaning of request methods belong to the caller, through the
+// Validator, Receiver and Handler callbacks.
+//
+// Lifecycle: New checks the Config and starts nothing; Start binds every
+// listen address (a clash is an error) and starts the services; Close is
+// idempotent and waits for every goroutine the Host started.
+package p2p

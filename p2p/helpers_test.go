@@ -1,0 +1,177 @@
+package p2p
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/control"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// loopbackListen are the listen addresses of test hosts: both transports,
+// loopback only, ports chosen by the kernel.
+var loopbackListen = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
+
+func newKey(t testing.TB) ed25519.PrivateKey {
+	t.Helper()
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+// testLogger logs to stderr when P2P_TEST_LOG is set, else nowhere.
+func testLogger() *slog.Logger {
+	if os.Getenv("P2P_TEST_LOG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// newTestHost starts a host on loopback without mDNS and closes it when the
+// test ends. edit may adjust the config before New.
+func newTestHost(t testing.TB, edit ...func(*Config)) *Host {
+	t.Helper()
+	cfg := Config{
+		Key:         newKey(t),
+		ListenAddrs: loopbackListen,
+		NoMDNS:      true,
+		Logger:      testLogger(),
+	}
+	for _, e := range edit {
+		e(&cfg)
+	}
+	h, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := h.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return h
+}
+
+func bootstrapFrom(hosts ...*Host) func(*Config) {
+	return func(c *Config) {
+		for _, h := range hosts {
+			c.Bootstrap = append(c.Bootstrap, h.Addrs()...)
+		}
+	}
+}
+
+// connect tells a where b is and connects them.
+func connect(t testing.TB, a, b *Host) {
+	t.Helper()
+	a.AddAddrs(b.ID(), b.Addrs())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.Connect(ctx, b.ID()); err != nil {
+		t.Fatalf("connect %s to %s: %v", a.ID().ShortString(), b.ID().ShortString(), err)
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after timeout.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func connected(a, b *Host) func() bool {
+	return func() bool {
+		return a.LibP2P().Network().Connectedness(b.ID()) == network.Connected
+	}
+}
+
+func hasPeer(peers []peer.ID, p peer.ID) bool {
+	for _, q := range peers {
+		if q == p {
+			return true
+		}
+	}
+	return false
+}
+
+// inRoom reports whether h has seen p subscribed to the room.
+func inRoom(h *Host, roomID string, p peer.ID) func() bool {
+	return func() bool { return hasPeer(h.RoomPeers(roomID), p) }
+}
+
+// received is one message handed to a Receiver.
+type received struct {
+	from peer.ID
+	data string
+}
+
+// inbox is a Receiver that queues what it gets.
+type inbox struct {
+	ch chan received
+}
+
+func newInbox(size int) *inbox { return &inbox{ch: make(chan received, size)} }
+
+func (b *inbox) receive(from peer.ID, data []byte) {
+	b.ch <- received{from, string(data)}
+}
+
+// next returns the next message, failing the test after timeout.
+func (b *inbox) next(t testing.TB, timeout time.Duration) received {
+	t.Helper()
+	select {
+	case m := <-b.ch:
+		return m
+	case <-time.After(timeout):
+		t.Fatalf("no message within %v", timeout)
+		return received{}
+	}
+}
+
+// blockGater refuses connections to and from a set of peers, to build
+// topologies such as a chain.
+type blockGater struct {
+	mu      sync.Mutex
+	blocked map[peer.ID]bool
+}
+
+func newBlockGater() *blockGater { return &blockGater{blocked: make(map[peer.ID]bool)} }
+
+func (g *blockGater) block(p peer.ID) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.blocked[p] = true
+}
+
+func (g *blockGater) allowed(p peer.ID) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return !g.blocked[p]
+}
+
+func (g *blockGater) InterceptPeerDial(p peer.ID) bool                 { return g.allowed(p) }
+func (g *blockGater) InterceptAddrDial(p peer.ID, _ ma.Multiaddr) bool { return g.allowed(p) }
+func (g *blockGater) InterceptAccept(network.ConnMultiaddrs) bool      { return true }
+func (g *blockGater) InterceptSecured(_ network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
+	return g.allowed(p)
+}
+func (g *blockGater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) {
+	return true, 0
+}

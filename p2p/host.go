@@ -1,0 +1,572 @@
+package p2p
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/connmgr"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
+)
+
+// Names parley uses on the wire. They keep parley's DHT, pubsub topics and
+// LAN announcements apart from every other libp2p network.
+const (
+	DHTProtocolPrefix = "/parley"       // kad-dht protocol prefix: /parley/kad/1.0.0
+	MDNSServiceName   = "parley"        // mDNS service name
+	RoomTopicPrefix   = "/parley/room/" // GossipSub topic of a room: prefix + room ID
+)
+
+// DefaultListenAddrs are the listen addresses used when Config.ListenAddrs is
+// empty: port 4001 on all IPv4 interfaces, TCP and QUIC.
+var DefaultListenAddrs = []string{
+	"/ip4/0.0.0.0/tcp/4001",
+	"/ip4/0.0.0.0/udp/4001/quic-v1",
+}
+
+// Errors returned by a Host used outside its lifetime.
+var (
+	ErrNotStarted = errors.New("p2p: host not started")
+	ErrClosed     = errors.New("p2p: host closed")
+)
+
+// How long background dials (bootstrap peers, mDNS finds) may take.
+const backgroundDialTimeout = 30 * time.Second
+
+// Config configures a Host. Only Key is required.
+type Config struct {
+	// Key is the node's identity; the peer ID and the server name derive from it.
+	Key ed25519.PrivateKey
+
+	// ListenAddrs are multiaddrs to listen on. Default: DefaultListenAddrs.
+	// Every address must bind, or Start fails.
+	ListenAddrs []string
+
+	// Bootstrap peers, as multiaddrs ending in /p2p/<peer ID>. Start dials
+	// them in the background and the DHT falls back to them whenever its
+	// routing table runs empty.
+	Bootstrap []string
+
+	// NoMDNS turns off LAN discovery over mDNS (service name "parley").
+	NoMDNS bool
+
+	// Gater, if set, can refuse connections; tests use it to partition nodes.
+	Gater connmgr.ConnectionGater
+
+	// Logger receives the package's logs (with component=p2p). Nil discards them.
+	Logger *slog.Logger
+
+	// Options are extra libp2p options, applied after parley's own. This is
+	// where NAT traversal plugs in: auto-relay with static relays, port
+	// mapping, forced reachability, a relay service, or a simulated network
+	// in tests. Options that libp2p allows only once (identity, resource
+	// manager, connection manager, gater, transports' listen addresses) are
+	// owned by the Host and must not be repeated here.
+	Options []libp2p.Option
+}
+
+type lifecycle int
+
+const (
+	stateNew lifecycle = iota
+	stateRunning
+	stateClosed
+)
+
+// Host is a parley node's presence on the network: a libp2p host with the
+// parley DHT, mDNS, GossipSub rooms and the request protocol. Create it with
+// New, run it with Start, stop it with Close.
+type Host struct {
+	log       *slog.Logger
+	key       crypto.PrivKey
+	id        peer.ID
+	name      string
+	listen    []ma.Multiaddr
+	bootstrap []peer.AddrInfo
+	noMDNS    bool
+	gater     connmgr.ConnectionGater
+	extra     []libp2p.Option
+
+	handler atomic.Pointer[Handler]
+	stats   counters
+
+	// life serialises Start and Close.
+	life sync.Mutex
+
+	// mu guards everything below; it is never held while calling out of
+	// the package nor while waiting for pubsub's event loop to answer
+	// on behalf of a callback.
+	mu        sync.Mutex
+	state     lifecycle
+	onConnect []func(peer.ID)
+	pending   []peer.AddrInfo // AddAddrs before Start
+	rooms     map[string]*room
+	lh        host.Host
+	dht       *dht.IpfsDHT
+	ps        *pubsub.PubSub
+	mdns      mdns.Service
+	ctx       context.Context // cancelled by Close
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup // goroutines the Host started
+}
+
+// New checks cfg and returns a Host that has not started: it binds nothing and
+// starts no goroutine. A malformed multiaddr is an error that names it.
+func New(cfg Config) (*Host, error) {
+	key, err := libp2pKey(cfg.Key)
+	if err != nil {
+		return nil, err
+	}
+	id, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("p2p: peer ID from node key: %w", err)
+	}
+	h := &Host{
+		key:    key,
+		id:     id,
+		name:   ServerName(cfg.Key.Public().(ed25519.PublicKey)),
+		noMDNS: cfg.NoMDNS,
+		gater:  cfg.Gater,
+		extra:  cfg.Options,
+		rooms:  make(map[string]*room),
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	h.log = logger.With("component", "p2p")
+
+	listen := cfg.ListenAddrs
+	if len(listen) == 0 {
+		listen = DefaultListenAddrs
+	}
+	for _, s := range listen {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("p2p: listen address %q: %w", s, err)
+		}
+		h.listen = append(h.listen, a)
+	}
+	for _, s := range cfg.Bootstrap {
+		ai, err := peer.AddrInfoFromString(s)
+		if err != nil {
+			return nil, fmt.Errorf("p2p: bootstrap address %q: %w", s, err)
+		}
+		if ai.ID == id {
+			continue // our own address in a shared bootstrap list
+		}
+		h.bootstrap = append(h.bootstrap, *ai)
+	}
+	return h, nil
+}
+
+// ID returns the node's libp2p peer ID.
+func (h *Host) ID() peer.ID { return h.id }
+
+// ServerName returns the node's Matrix server name (hex of its public key).
+func (h *Host) ServerName() string { return h.name }
+
+// Start binds every listen address (a port in use is an error returned here),
+// then starts the DHT in server mode under the /parley prefix, GossipSub, the
+// request protocol and mDNS, and dials the bootstrap peers in the background.
+// ctx bounds start-up only; the host runs until Close. A Host starts once.
+func (h *Host) Start(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("p2p: start: %w", err)
+	}
+	h.life.Lock()
+	defer h.life.Unlock()
+	h.mu.Lock()
+	state := h.state
+	h.mu.Unlock()
+	switch state {
+	case stateRunning:
+		return errors.New("p2p: host already started")
+	case stateClosed:
+		return ErrClosed
+	}
+
+	lh, err := h.newLibp2p()
+	if err != nil {
+		return err
+	}
+	// Tear down whatever got started if a later step fails.
+	var kad *dht.IpfsDHT
+	hctx, cancel := context.WithCancel(context.Background())
+	fail := func(err error) error {
+		cancel()
+		if kad != nil {
+			kad.Close()
+		}
+		lh.Close()
+		return err
+	}
+
+	for _, a := range h.listen {
+		if err := checkTCPPortFree(a); err != nil {
+			return fail(fmt.Errorf("p2p: listen on %s: %w", a, err))
+		}
+		if err := lh.Network().Listen(a); err != nil {
+			return fail(fmt.Errorf("p2p: listen on %s: %w", a, err))
+		}
+	}
+
+	kad, err = dht.New(lh,
+		dht.Mode(dht.ModeServer),
+		dht.ProtocolPrefix(DHTProtocolPrefix),
+		dht.BootstrapPeers(h.bootstrap...),
+	)
+	if err != nil {
+		return fail(fmt.Errorf("p2p: start DHT: %w", err))
+	}
+	ps, err := h.newPubSub(hctx, lh)
+	if err != nil {
+		return fail(fmt.Errorf("p2p: start pubsub: %w", err))
+	}
+	peerEvents, err := lh.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged), eventbus.BufSize(1024))
+	if err != nil {
+		return fail(fmt.Errorf("p2p: subscribe to peer events: %w", err))
+	}
+
+	h.mu.Lock()
+	h.state = stateRunning
+	h.lh, h.dht, h.ps = lh, kad, ps
+	h.ctx, h.cancel = hctx, cancel
+	pending := h.pending
+	h.pending = nil
+	h.goLocked(func() { h.peerEventLoop(peerEvents) })
+	h.mu.Unlock()
+
+	lh.SetStreamHandler(RequestProtocol, h.serveStream)
+	for _, ai := range pending {
+		lh.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.PermanentAddrTTL)
+	}
+	for _, ai := range h.bootstrap {
+		lh.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.PermanentAddrTTL)
+		h.spawn(func() { h.dialBackground(ai, "bootstrap") })
+	}
+	if !h.noMDNS {
+		svc := mdns.NewMdnsService(lh, MDNSServiceName, mdnsNotifee{h})
+		if err := svc.Start(); err != nil {
+			// A machine without multicast still works through the DHT.
+			h.log.Warn("mDNS not started", "err", err)
+		} else {
+			h.mu.Lock()
+			h.mdns = svc
+			h.mu.Unlock()
+		}
+	}
+	go func() { <-make(chan int) }()
+	h.log.Info("p2p host started", "peer", h.id, "addrs", h.Addrs())
+	return nil
+}
+
+// Close stops the host: it leaves every room, stops mDNS, the DHT and libp2p,
+// and waits for every goroutine the Host started (stream handlers included, so
+// Handlers must honour their context). Close is idempotent; a Host that never
+// started just becomes unusable.
+func (h *Host) Close() error {
+	h.life.Lock()
+	defer h.life.Unlock()
+	h.mu.Lock()
+	if h.state != stateRunning {
+		h.state = stateClosed
+		h.mu.Unlock()
+		return nil
+	}
+	h.state = stateClosed
+	rooms := h.rooms
+	h.rooms = make(map[string]*room)
+	svc := h.mdns
+	h.mu.Unlock()
+
+	var errs []error
+	if svc != nil {
+		errs = append(errs, svc.Close())
+	}
+	for _, r := range rooms {
+		errs = append(errs, h.closeRoom(r))
+	}
+	h.cancel()
+	errs = append(errs, h.dht.Close(), h.lh.Close())
+	h.wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("p2p: close: %w", err)
+	}
+	return nil
+}
+
+// newLibp2p builds the libp2p host without listening anywhere yet.
+func (h *Host) newLibp2p() (host.Host, error) {
+	rm, err := newResourceManager()
+	if err != nil {
+		return nil, fmt.Errorf("p2p: resource manager: %w", err)
+	}
+	cm, err := newConnManager()
+	if err != nil {
+		rm.Close()
+		return nil, fmt.Errorf("p2p: connection manager: %w", err)
+	}
+	opts := append(baseOptions(h.key, rm, cm), h.extra...)
+	if h.gater != nil {
+		opts = append(opts, libp2p.ConnectionGater(h.gater))
+	}
+	lh, err := libp2p.New(opts...)
+	if err != nil {
+		cm.Close()
+		rm.Close()
+		return nil, fmt.Errorf("p2p: libp2p host: %w", err)
+	}
+	return lh, nil
+}
+
+// checkTCPPortFree fails if a TCP listen address with a fixed port is already
+// bound. libp2p listens on TCP with SO_REUSEPORT, so a second node on the same
+// port would otherwise bind too and the kernel would split incoming
+// connections between the two processes. A plain bind (no SO_REUSEPORT)
+// cannot share the port, so it detects the clash.
+func checkTCPPortFree(a ma.Multiaddr) error {
+	na, err := manet.ToNetAddr(a)
+	if err != nil {
+		return nil // not plain TCP: the transport reports its own errors
+	}
+	ta, ok := na.(*net.TCPAddr)
+	if !ok || ta.Port == 0 {
+		return nil
+	}
+	l, err := net.ListenTCP("tcp", ta)
+	if err != nil {
+		return err
+	}
+	return l.Close()
+}
+
+// running returns the libp2p host and DHT, or an error if the host is not
+// running.
+func (h *Host) running() (host.Host, *dht.IpfsDHT, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch h.state {
+	case stateNew:
+		return nil, nil, ErrNotStarted
+	case stateClosed:
+		return nil, nil, ErrClosed
+	}
+	return h.lh, h.dht, nil
+}
+
+// goLocked runs f on a goroutine Close waits for. The caller holds h.mu and
+// has checked that the host is running.
+func (h *Host) goLocked(f func()) {
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		f()
+	}()
+}
+
+// spawn runs f on a goroutine Close waits for, unless the host is not running.
+func (h *Host) spawn(f func()) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.state != stateRunning {
+		return false
+	}
+	h.goLocked(f)
+	return true
+}
+
+// LibP2P returns the underlying libp2p host (nil before Start). It is an
+// escape hatch for tests and diagnostics.
+func (h *Host) LibP2P() host.Host {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.lh
+}
+
+// Addrs returns the node's dialable addresses as full multiaddrs ending in
+// /p2p/<peer ID>. Unspecified listen addresses (0.0.0.0) are expanded to the
+// interface addresses libp2p reports. Nil before Start.
+func (h *Host) Addrs() []string {
+	lh, _, err := h.running()
+	if err != nil {
+		return nil
+	}
+	full, err := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: h.id, Addrs: lh.Addrs()})
+	if err != nil {
+		return nil
+	}
+	out := make([]string, len(full))
+	for i, a := range full {
+		out[i] = a.String()
+	}
+	return out
+}
+
+// ConnectedPeers returns the peers with an open connection.
+func (h *Host) ConnectedPeers() []peer.ID {
+	lh, _, err := h.running()
+	if err != nil {
+		return nil
+	}
+	return lh.Network().Peers()
+}
+
+// AddAddrs remembers addresses for p (from an invite link, a bootstrap list,
+// storage). Each may be a transport address or a full multiaddr ending in
+// /p2p/<p>; malformed ones and ones naming another peer are logged and
+// skipped. The addresses are kept for the life of the Host; before Start they
+// are queued.
+func (h *Host) AddAddrs(p peer.ID, addrs []string) {
+	var parsed []ma.Multiaddr
+	for _, s := range addrs {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			h.log.Warn("ignoring malformed address", "peer", p, "addr", s, "err", err)
+			continue
+		}
+		tpt, id := peer.SplitAddr(a)
+		if id != "" && id != p {
+			h.log.Warn("ignoring address of another peer", "peer", p, "addr", s)
+			continue
+		}
+		if tpt == nil {
+			continue
+		}
+		parsed = append(parsed, tpt)
+	}
+	if len(parsed) == 0 {
+		return
+	}
+	h.mu.Lock()
+	if h.state == stateNew {
+		h.pending = append(h.pending, peer.AddrInfo{ID: p, Addrs: parsed})
+		h.mu.Unlock()
+		return
+	}
+	lh := h.lh
+	h.mu.Unlock()
+	if lh != nil {
+		lh.Peerstore().AddAddrs(p, parsed, peerstore.PermanentAddrTTL)
+	}
+}
+
+// Connect makes sure there is a connection to p: an existing one, else a dial
+// to the addresses in the peerstore, else a DHT lookup (FindPeer) and a dial
+// to what it finds.
+func (h *Host) Connect(ctx context.Context, p peer.ID) error {
+	lh, kad, err := h.running()
+	if err != nil {
+		return err
+	}
+	if p == h.id {
+		return errors.New("p2p: connect to self")
+	}
+	if lh.Network().Connectedness(p) == network.Connected {
+		return nil
+	}
+	var direct error
+	if len(lh.Peerstore().Addrs(p)) > 0 {
+		direct = lh.Connect(ctx, peer.AddrInfo{ID: p})
+		if direct == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("p2p: connect to %s: %w", p, direct)
+		}
+	}
+	ai, err := kad.FindPeer(ctx, p)
+	if err != nil {
+		return fmt.Errorf("p2p: connect to %s: %w", p, errors.Join(direct, fmt.Errorf("find peer: %w", err)))
+	}
+	// The failed dial above left a backoff on the old addresses; the lookup
+	// may have found new ones, so dial them now.
+	if sw, ok := lh.Network().(*swarm.Swarm); ok && direct != nil {
+		sw.Backoff().Clear(p)
+	}
+	if err := lh.Connect(ctx, ai); err != nil {
+		return fmt.Errorf("p2p: connect to %s: %w", p, err)
+	}
+	return nil
+}
+
+// OnPeerConnected registers f to be called whenever a peer goes from not
+// connected to connected, so the caller can catch up with it. Each call runs
+// on its own goroutine, which Close waits for. Register before Start to see
+// every peer.
+func (h *Host) OnPeerConnected(f func(peer.ID)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.onConnect = append(h.onConnect, f)
+}
+
+func (h *Host) peerEventLoop(sub event.Subscription) {
+	defer sub.Close()
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case e, ok := <-sub.Out():
+			if !ok {
+				return
+			}
+			ev, ok := e.(event.EvtPeerConnectednessChanged)
+			if !ok || ev.Connectedness != network.Connected {
+				continue
+			}
+			h.mu.Lock()
+			fns := h.onConnect
+			h.mu.Unlock()
+			for _, f := range fns {
+				h.spawn(func() { f(ev.Peer) })
+			}
+		}
+	}
+}
+
+// dialBackground connects to ai, logging a failure.
+func (h *Host) dialBackground(ai peer.AddrInfo, why string) {
+	lh, _, err := h.running()
+	if err != nil || lh.Network().Connectedness(ai.ID) == network.Connected {
+		return
+	}
+	ctx, cancel := context.WithTimeout(h.ctx, backgroundDialTimeout)
+	defer cancel()
+	if err := lh.Connect(ctx, ai); err != nil {
+		if h.ctx.Err() == nil {
+			h.log.Warn("dial failed", "reason", why, "peer", ai.ID, "err", err)
+		}
+		return
+	}
+	h.log.Debug("connected", "reason", why, "peer", ai.ID)
+}
+
+// mdnsNotifee dials peers found on the LAN.
+type mdnsNotifee struct{ h *Host }
+
+func (n mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
+	if ai.ID == n.h.id {
+		return
+	}
+	n.h.spawn(func() { n.h.dialBackground(ai, "mdns") })
+}

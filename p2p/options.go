@@ -1,0 +1,181 @@
+package p2p
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+)
+
+// Tuning. A personal node talks to tens or hundreds of peers, not thousands,
+// and must absorb bursts (a client sending many events, a peer catching up)
+// without dropping messages, so queues are deep and limits generous.
+const (
+	// Connection manager watermarks: above connHigh connections, trim down
+	// to connLow, sparing protected peers (room members) and new ones.
+	connLow   = 100
+	connHigh  = 400
+	connGrace = time.Minute
+
+	// GossipSub queues. Each is a buffered channel of pointers, so depth
+	// costs 8 bytes a slot; a full queue drops messages.
+	outboundQueue = 8192 // per peer, messages waiting to be written
+	validateQueue = 8192 // messages waiting for validation
+	roomBuffer    = 8192 // per room, validated messages waiting for the Receiver
+
+	// MaxMessageSize bounds the data of one room message (Publish).
+	MaxMessageSize = 1 << 20
+	// pubsubFrameSize bounds a whole pubsub RPC: a message plus its signature,
+	// key, topic and control data.
+	pubsubFrameSize = MaxMessageSize + 64<<10
+)
+
+// baseOptions are the libp2p options every parley host uses.
+func baseOptions(key crypto.PrivKey, rm network.ResourceManager, cm *connmgr.BasicConnMgr) []libp2p.Option {
+	return []libp2p.Option{
+		libp2p.Identity(key),
+		// Start binds listen addresses one by one, so that each failure is
+		// reported (libp2p itself succeeds if any one address binds).
+		libp2p.NoListenAddrs,
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(quic.NewTransport),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Security(libp2ptls.ID, libp2ptls.New),
+		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.ResourceManager(rm),
+		libp2p.ConnectionManager(cm),
+		// Relay client (dial and accept relayed connections) and DCUtR
+		// hole punching cost nothing until a relay is in use. Reservations
+		// (auto-relay) and port mapping come in through Config.Options.
+		libp2p.EnableRelay(),
+		libp2p.EnableHolePunching(),
+		libp2p.DisableMetrics(),
+		libp2p.UserAgent("parley"),
+	}
+}
+
+// newResourceManager returns a resource manager that does not throttle a
+// personal node: libp2p's scaled defaults cap memory and streams in ways that
+// stall yamux windows and drop bursts. It keeps libp2p's per-IP connection
+// limits (loopback exempt) and caps connections and per-peer inbound streams
+// well above anything parley needs, so a misbehaving peer cannot exhaust
+// file descriptors or goroutines.
+func newResourceManager() (network.ResourceManager, error) {
+	limits := rcmgr.PartialLimitConfig{
+		System: rcmgr.ResourceLimits{
+			Conns:        4096,
+			ConnsInbound: 2048,
+		},
+		PeerDefault: rcmgr.ResourceLimits{
+			StreamsInbound: 2048,
+		},
+	}.Build(rcmgr.InfiniteLimits)
+	return rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits), rcmgr.WithMetricsDisabled())
+}
+
+func newConnManager() (*connmgr.BasicConnMgr, error) {
+	return connmgr.NewConnManager(connLow, connHigh, connmgr.WithGracePeriod(connGrace))
+}
+
+// newPubSub starts GossipSub tuned for bursts and low latency:
+//   - flood publishing: our own messages go straight to every peer known to
+//     be in the topic, without waiting for the mesh to form at a heartbeat;
+//   - deep outbound, validation and subscription queues;
+//   - one validation worker, so messages from one sender reach the Receiver
+//     in the order they arrived (validators must be cheap and synchronous);
+//   - strict signing: the author of every message is authenticated;
+//   - peer exchange on prune, which helps small networks find each other.
+func (h *Host) newPubSub(ctx context.Context, lh host.Host) (*pubsub.PubSub, error) {
+	params := pubsub.DefaultGossipSubParams()
+	params.HeartbeatInitialDelay = 50 * time.Millisecond
+	return pubsub.NewGossipSub(ctx, lh,
+		pubsub.WithGossipSubParams(params),
+		pubsub.WithFloodPublish(true),
+		pubsub.WithPeerExchange(true),
+		pubsub.WithPeerOutboundQueueSize(outboundQueue),
+		pubsub.WithValidateQueueSize(validateQueue),
+		pubsub.WithValidateWorkers(1),
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
+		pubsub.WithMaxMessageSize(pubsubFrameSize),
+		pubsub.WithRawTracer(&tracer{h: h}),
+		pubsub.WithLogger(h.log.With("layer", "gossipsub")),
+	)
+}
+
+// Stats counts messages lost to full queues since Start. Non-zero values mean
+// the node fell behind and should catch up through requests.
+type Stats struct {
+	DroppedOutbound uint64 // messages not sent because a peer's queue was full
+	DroppedInbound  uint64 // received messages dropped before validation (queue full)
+	Undelivered     uint64 // validated messages dropped because a Receiver was too slow
+}
+
+// Stats returns the drop counters.
+func (h *Host) Stats() Stats {
+	return Stats{
+		DroppedOutbound: h.stats.droppedOut.Load(),
+		DroppedInbound:  h.stats.droppedIn.Load(),
+		Undelivered:     h.stats.undelivered.Load(),
+	}
+}
+
+type counters struct {
+	droppedOut, droppedIn, undelivered atomic.Uint64
+}
+
+// tracer counts pubsub drops and logs them at exponentially spaced counts
+// (1, 2, 4, 8...) so that a flood does not flood the log too.
+type tracer struct{ h *Host }
+
+func (t *tracer) count(c *atomic.Uint64, what string, args ...any) {
+	n := c.Add(1)
+	if n&(n-1) == 0 {
+		t.h.log.LogAttrs(context.Background(), slog.LevelWarn, what,
+			append([]slog.Attr{slog.Uint64("total", n)}, slog.Group("last", args...))...)
+	}
+}
+
+func (t *tracer) DropRPC(_ *pubsub.RPC, p peer.ID) {
+	t.count(&t.h.stats.droppedOut, "pubsub: peer queue full, message dropped", "peer", p)
+}
+
+func (t *tracer) RejectMessage(msg *pubsub.Message, reason string) {
+	if reason == pubsub.RejectValidationQueueFull || reason == pubsub.RejectValidationThrottled {
+		t.count(&t.h.stats.droppedIn, "pubsub: validation queue full, message dropped",
+			"from", msg.GetFrom(), "reason", reason)
+	}
+}
+
+func (t *tracer) UndeliverableMessage(msg *pubsub.Message) {
+	t.count(&t.h.stats.undelivered, "pubsub: receiver too slow, message dropped",
+		"topic", msg.GetTopic(), "from", msg.GetFrom())
+}
+
+func (t *tracer) OnNewOutboundStream(peer.ID, protocol.ID)             {}
+func (t *tracer) OnClosedOutboundStream(peer.ID)                       {}
+func (t *tracer) Join(string)                                          {}
+func (t *tracer) Leave(string)                                         {}
+func (t *tracer) Graft(peer.ID, string)                                {}
+func (t *tracer) Prune(peer.ID, string)                                {}
+func (t *tracer) ValidateMessage(*pubsub.Message)                      {}
+func (t *tracer) DeliverMessage(*pubsub.Message)                       {}
+func (t *tracer) DuplicateMessage(*pubsub.Message)                     {}
+func (t *tracer) ThrottlePeer(peer.ID)                                 {}
+func (t *tracer) RecvRPC(*pubsub.RPC)                                  {}
+func (t *tracer) SendRPC(*pubsub.RPC, peer.ID)                         {}
+func (t *tracer) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}

@@ -1,0 +1,183 @@
+package p2p
+
+import (
+	"encoding/binary"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Room messages reach a member along several paths at once: straight from the
+// author (flood publishing) and relayed through the mesh. Whichever copy
+// arrives first wins, so a burst from one author can arrive shuffled. To give
+// Receivers each author's messages in the order they were published, every
+// room message carries a small header, and the receiving side puts messages
+// back in order, waiting a little for a missing one before giving up on it.
+//
+// On the topic, a message is
+//
+//	uvarint stream | uvarint seq | payload
+//
+// where stream is a random non-zero number the publisher picks each time it
+// joins the room and seq counts its publishes in the room from 1.
+const (
+	// reorderWait is how long a message waits for an earlier one from the
+	// same author before the gap is declared lost. Reordering between paths
+	// takes well under a millisecond on a LAN and tens of milliseconds on
+	// the internet; a real loss costs the author's next messages this delay.
+	reorderWait = 200 * time.Millisecond
+	// reorderWindow bounds how far ahead of the next expected message we
+	// buffer. A larger jump means many messages were lost (or the receiver
+	// joined late): deliver what we hold and carry on from the new position.
+	reorderWindow = 1024
+)
+
+var errBadEnvelope = errors.New("p2p: room message without a valid header")
+
+// appendEnvelope appends the header and payload of a room message to dst.
+func appendEnvelope(dst []byte, stream, seq uint64, payload []byte) []byte {
+	dst = binary.AppendUvarint(dst, stream)
+	dst = binary.AppendUvarint(dst, seq)
+	return append(dst, payload...)
+}
+
+// openEnvelope splits a room message into its header and payload.
+func openEnvelope(data []byte) (stream, seq uint64, payload []byte, err error) {
+	stream, n := binary.Uvarint(data)
+	if n <= 0 || stream == 0 {
+		return 0, 0, nil, errBadEnvelope
+	}
+	seq, m := binary.Uvarint(data[n:])
+	if m <= 0 || seq == 0 {
+		return 0, 0, nil, errBadEnvelope
+	}
+	return stream, seq, data[n+m:], nil
+}
+
+// delivery is a message ready for the Receiver.
+type delivery struct {
+	from peer.ID
+	data []byte
+}
+
+// orderer restores per-author order for one room. It is used by the room's
+// receive goroutine only, so it needs no lock.
+type orderer struct {
+	authors map[peer.ID]*authorState
+	waiting map[peer.ID]*authorState // authors with buffered messages
+	out     []delivery               // reused result buffer
+}
+
+type authorState struct {
+	stream  uint64
+	next    uint64            // seq expected next
+	pending map[uint64][]byte // messages ahead of next
+	since   time.Time         // when the oldest buffered message arrived
+}
+
+func newOrderer() *orderer {
+	return &orderer{
+		authors: make(map[peer.ID]*authorState),
+		waiting: make(map[peer.ID]*authorState),
+	}
+}
+
+// push takes a message as it arrives and returns the messages now ready, in
+// order. The result is valid until the next call.
+func (o *orderer) push(from peer.ID, stream, seq uint64, payload []byte, now time.Time) []delivery {
+	o.out = o.out[:0]
+	a := o.authors[from]
+	if a == nil || a.stream != stream {
+		if a != nil {
+			o.flush(from, a) // what is left of the author's previous stream
+		}
+		// A stream seen from (nearly) its start waits for its first
+		// messages; one joined late starts where we came in.
+		a = &authorState{stream: stream, next: 1}
+		if seq > reorderWindow {
+			a.next = seq
+		}
+		o.authors[from] = a
+	}
+	switch {
+	case seq < a.next:
+		// Too late for its place (its gap was given up): still deliver.
+		o.out = append(o.out, delivery{from, payload})
+	case seq == a.next:
+		o.out = append(o.out, delivery{from, payload})
+		a.next++
+		o.drain(from, a)
+	case seq-a.next >= reorderWindow:
+		o.flush(from, a)
+		o.out = append(o.out, delivery{from, payload})
+		a.next = seq + 1
+	default:
+		if len(a.pending) == 0 {
+			a.pending = make(map[uint64][]byte)
+			a.since = now
+			o.waiting[from] = a
+		}
+		a.pending[seq] = payload
+	}
+	return o.out
+}
+
+// drain delivers buffered messages that have become next in line.
+func (o *orderer) drain(from peer.ID, a *authorState) {
+	for len(a.pending) > 0 {
+		p, ok := a.pending[a.next]
+		if !ok {
+			return
+		}
+		delete(a.pending, a.next)
+		o.out = append(o.out, delivery{from, p})
+		a.next++
+	}
+	delete(o.waiting, from)
+}
+
+// flush gives up on the gaps: it delivers everything buffered, in order.
+func (o *orderer) flush(from peer.ID, a *authorState) {
+	if len(a.pending) == 0 {
+		return
+	}
+	seqs := make([]uint64, 0, len(a.pending))
+	for s := range a.pending {
+		seqs = append(seqs, s)
+	}
+	slices.Sort(seqs)
+	for _, s := range seqs {
+		o.out = append(o.out, delivery{from, a.pending[s]})
+	}
+	a.next = seqs[len(seqs)-1] + 1
+	a.pending = nil
+	delete(o.waiting, from)
+}
+
+// deadline returns when the longest-waiting buffered message gives up.
+func (o *orderer) deadline() (time.Time, bool) {
+	var first time.Time
+	for _, a := range o.waiting {
+		if first.IsZero() || a.since.Before(first) {
+			first = a.since
+		}
+	}
+	if first.IsZero() {
+		return time.Time{}, false
+	}
+	return first.Add(reorderWait), true
+}
+
+// expire flushes the authors that have waited long enough and returns the
+// messages now ready. The result is valid until the next call.
+func (o *orderer) expire(now time.Time) []delivery {
+	o.out = o.out[:0]
+	for from, a := range o.waiting {
+		if !now.Before(a.since.Add(reorderWait)) {
+			o.flush(from, a)
+		}
+	}
+	return o.out
+}

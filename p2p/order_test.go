@@ -1,0 +1,104 @@
+package p2p
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+func TestEnvelopeRoundTrip(t *testing.T) {
+	data := appendEnvelope(nil, 7, 300, []byte("payload"))
+	stream, seq, payload, err := openEnvelope(data)
+	if err != nil || stream != 7 || seq != 300 || string(payload) != "payload" {
+		t.Fatalf("openEnvelope = %d, %d, %q, %v", stream, seq, payload, err)
+	}
+	for _, bad := range [][]byte{nil, {0x00, 0x01}, {0x01, 0x00}, {0x80}, {0x01}, {0x01, 0x80}} {
+		if _, _, _, err := openEnvelope(bad); err == nil {
+			t.Errorf("openEnvelope(%x) accepted a bad header", bad)
+		}
+	}
+}
+
+// step is one event for an orderer: a message arriving (seq > 0) or the
+// clock moving on (advance).
+type step struct {
+	author  peer.ID
+	stream  uint64
+	seq     uint64
+	advance time.Duration
+	want    []string // deliveries this step produces
+}
+
+func TestOrdererRestoresPublishingOrder(t *testing.T) {
+	const a, b peer.ID = "author-a", "author-b"
+	msg := func(p peer.ID, stream, seq uint64) string { return fmt.Sprintf("%s/%d/%d", string(p), stream, seq) }
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"in-order messages pass straight through", []step{
+			{author: a, stream: 1, seq: 1, want: []string{"author-a/1/1"}},
+			{author: a, stream: 1, seq: 2, want: []string{"author-a/1/2"}},
+		}},
+		{"a message that overtook another waits for it", []step{
+			{author: a, stream: 1, seq: 2},
+			{author: a, stream: 1, seq: 3},
+			{author: a, stream: 1, seq: 1, want: []string{"author-a/1/1", "author-a/1/2", "author-a/1/3"}},
+		}},
+		{"authors are ordered independently", []step{
+			{author: a, stream: 1, seq: 2},
+			{author: b, stream: 9, seq: 1, want: []string{"author-b/9/1"}},
+			{author: a, stream: 1, seq: 1, want: []string{"author-a/1/1", "author-a/1/2"}},
+		}},
+		{"a lost message is given up after the wait", []step{
+			{author: a, stream: 1, seq: 1, want: []string{"author-a/1/1"}},
+			{author: a, stream: 1, seq: 3},
+			{author: a, stream: 1, seq: 4},
+			{advance: reorderWait - time.Millisecond},
+			{advance: time.Millisecond, want: []string{"author-a/1/3", "author-a/1/4"}},
+			{author: a, stream: 1, seq: 5, want: []string{"author-a/1/5"}},
+			{author: a, stream: 1, seq: 2, want: []string{"author-a/1/2"}}, // late, still delivered
+		}},
+		{"a restarted author starts a new stream", []step{
+			{author: a, stream: 1, seq: 1, want: []string{"author-a/1/1"}},
+			{author: a, stream: 1, seq: 3},
+			{author: a, stream: 2, seq: 1, want: []string{"author-a/1/3", "author-a/2/1"}},
+		}},
+		{"joining a long stream late starts where we came in", []step{
+			{author: a, stream: 1, seq: 5000, want: []string{"author-a/1/5000"}},
+			{author: a, stream: 1, seq: 5001, want: []string{"author-a/1/5001"}},
+		}},
+		{"a jump past the window flushes and moves on", []step{
+			{author: a, stream: 1, seq: 1, want: []string{"author-a/1/1"}},
+			{author: a, stream: 1, seq: 3},
+			{author: a, stream: 1, seq: 2 + reorderWindow, want: []string{"author-a/1/3", msg(a, 1, 2+reorderWindow)}},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := newOrderer()
+			now := time.Unix(1000, 0)
+			for i, s := range tt.steps {
+				var got []delivery
+				if s.seq == 0 {
+					now = now.Add(s.advance)
+					if d, ok := o.deadline(); ok && !now.Before(d) {
+						got = o.expire(now)
+					}
+				} else {
+					got = o.push(s.author, s.stream, s.seq, []byte(msg(s.author, s.stream, s.seq)), now)
+				}
+				var names []string
+				for _, d := range got {
+					names = append(names, string(d.data))
+				}
+				if !slices.Equal(names, s.want) {
+					t.Fatalf("step %d: delivered %v, want %v", i, names, s.want)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,551 @@
+package rooms
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// Matrix canonical JSON (spec appendix "Canonical JSON", room versions 6+):
+// UTF-8, no insignificant whitespace, object keys sorted by code point, integers
+// only in [-(2^53)+1, 2^53-1], and strings escaping only '"', '\' and U+0000 to
+// U+001F (with the short forms \b \t \n \f \r where they exist and lowercase
+// \u00xx otherwise).
+//
+// encoding/json cannot produce it: it escapes <, >, & and U+2028/2029, decodes
+// numbers into float64, keeps the last of duplicate keys and silently replaces
+// invalid UTF-8. So this file has its own small parser into a value tree and an
+// encoder for that tree; event.go reads PDU fields from the same tree.
+
+const (
+	maxSafeInt = 1<<53 - 1
+	// maxDepth bounds nesting so hostile input cannot exhaust the stack. serde_json
+	// (ruma, conduit) stops at 128 as well, so legitimate events never get close.
+	maxDepth = 128
+)
+
+// ErrNotCanonical wraps every error CanonicalJSON returns.
+var ErrNotCanonical = errors.New("not canonical JSON")
+
+type kind uint8
+
+const (
+	kNull kind = iota
+	kBool
+	kNumber
+	kString
+	kArray
+	kObject
+)
+
+// value is a parsed JSON value. Objects keep their members sorted by key and
+// free of duplicates, so encoding is a straight walk.
+type value struct {
+	kind kind
+	b    bool
+	num  int64
+	str  string
+	arr  []value
+	obj  []member
+}
+
+type member struct {
+	key string
+	val value
+}
+
+// get returns the member called key of an object value.
+func (v value) get(key string) (value, bool) {
+	if v.kind != kObject {
+		return value{}, false
+	}
+	i, ok := slices.BinarySearchFunc(v.obj, key, func(m member, k string) int { return strings.Compare(m.key, k) })
+	if !ok {
+		return value{}, false
+	}
+	return v.obj[i].val, true
+}
+
+// getString returns the string member called key, if there is one.
+func (v value) getString(key string) (string, bool) {
+	m, ok := v.get(key)
+	if !ok || m.kind != kString {
+		return "", false
+	}
+	return m.str, true
+}
+
+// with returns a copy of object v with key set to val (added or replaced).
+func (v value) with(key string, val value) value {
+	out := value{kind: kObject, obj: make([]member, 0, len(v.obj)+1)}
+	i, found := slices.BinarySearchFunc(v.obj, key, func(m member, k string) int { return strings.Compare(m.key, k) })
+	out.obj = append(out.obj, v.obj[:i]...)
+	out.obj = append(out.obj, member{key, val})
+	if found {
+		i++
+	}
+	out.obj = append(out.obj, v.obj[i:]...)
+	return out
+}
+
+// without returns a copy of object v lacking the given keys.
+func (v value) without(keys ...string) value {
+	out := value{kind: kObject, obj: make([]member, 0, len(v.obj))}
+	for _, m := range v.obj {
+		if !slices.Contains(keys, m.key) {
+			out.obj = append(out.obj, m)
+		}
+	}
+	return out
+}
+
+// only returns a copy of object v keeping just the given keys.
+func (v value) only(keys ...string) value {
+	out := value{kind: kObject, obj: make([]member, 0, len(keys))}
+	for _, m := range v.obj {
+		if slices.Contains(keys, m.key) {
+			out.obj = append(out.obj, m)
+		}
+	}
+	return out
+}
+
+func stringValue(s string) value { return value{kind: kString, str: s} }
+func intValue(n int64) value     { return value{kind: kNumber, num: n} }
+func emptyObject() value         { return value{kind: kObject, obj: []member{}} }
+
+func stringsValue(ss []string) value {
+	v := value{kind: kArray, arr: make([]value, len(ss))}
+	for i, s := range ss {
+		v.arr[i] = stringValue(s)
+	}
+	return v
+}
+
+// CanonicalJSON re-encodes JSON in Matrix canonical form. It rejects input that
+// has no canonical form: non-integer numbers, integers outside ±(2^53-1),
+// invalid UTF-8 (raw or as lone surrogate escapes), duplicate object keys,
+// nesting deeper than 128, and anything after the value. Integers spelled with
+// an exponent, a zero fraction or a minus zero (1e10, 2.0, -0) are re-encoded
+// plainly, as the spec's appendix example requires.
+func CanonicalJSON(in []byte) ([]byte, error) {
+	v, err := parseJSON(in)
+	if err != nil {
+		return nil, fmt.Errorf("rooms: %w", err)
+	}
+	return v.encode(make([]byte, 0, len(in))), nil
+}
+
+// MarshalCanonical encodes v with encoding/json, then re-encodes the result in
+// canonical form (so float fields that hold non-integers are rejected).
+func MarshalCanonical(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("rooms: marshal canonical: %w", err)
+	}
+	return CanonicalJSON(b)
+}
+
+// parseJSON parses one JSON value that must fill in (surrounding whitespace aside).
+func parseJSON(in []byte) (value, error) {
+	p := parser{in: in}
+	p.skipSpace()
+	v, err := p.value(0)
+	if err != nil {
+		return value{}, err
+	}
+	p.skipSpace()
+	if p.pos != len(p.in) {
+		return value{}, p.fail("trailing data after the JSON value")
+	}
+	return v, nil
+}
+
+type parser struct {
+	in  []byte
+	pos int
+}
+
+func (p *parser) fail(format string, args ...any) error {
+	return fmt.Errorf("%w: at byte %d: %s", ErrNotCanonical, p.pos, fmt.Sprintf(format, args...))
+}
+
+func (p *parser) skipSpace() {
+	for p.pos < len(p.in) {
+		switch p.in[p.pos] {
+		case ' ', '\t', '\n', '\r':
+			p.pos++
+		default:
+			return
+		}
+	}
+}
+
+func (p *parser) value(depth int) (value, error) {
+	if depth > maxDepth {
+		return value{}, p.fail("nested deeper than %d", maxDepth)
+	}
+	if p.pos >= len(p.in) {
+		return value{}, p.fail("unexpected end of input")
+	}
+	switch c := p.in[p.pos]; {
+	case c == '{':
+		return p.object(depth)
+	case c == '[':
+		return p.array(depth)
+	case c == '"':
+		s, err := p.string()
+		return value{kind: kString, str: s}, err
+	case c == '-' || (c >= '0' && c <= '9'):
+		return p.number()
+	case p.literal("true"):
+		return value{kind: kBool, b: true}, nil
+	case p.literal("false"):
+		return value{kind: kBool}, nil
+	case p.literal("null"):
+		return value{kind: kNull}, nil
+	default:
+		return value{}, p.fail("unexpected character %q", c)
+	}
+}
+
+func (p *parser) literal(word string) bool {
+	if strings.HasPrefix(string(p.in[p.pos:min(len(p.in), p.pos+len(word))]), word) {
+		p.pos += len(word)
+		return true
+	}
+	return false
+}
+
+func (p *parser) object(depth int) (value, error) {
+	p.pos++ // '{'
+	v := value{kind: kObject, obj: []member{}}
+	p.skipSpace()
+	if p.pos < len(p.in) && p.in[p.pos] == '}' {
+		p.pos++
+		return v, nil
+	}
+	for {
+		p.skipSpace()
+		if p.pos >= len(p.in) || p.in[p.pos] != '"' {
+			return value{}, p.fail("expected an object key")
+		}
+		key, err := p.string()
+		if err != nil {
+			return value{}, err
+		}
+		p.skipSpace()
+		if p.pos >= len(p.in) || p.in[p.pos] != ':' {
+			return value{}, p.fail("expected ':' after object key")
+		}
+		p.pos++
+		p.skipSpace()
+		val, err := p.value(depth + 1)
+		if err != nil {
+			return value{}, err
+		}
+		v.obj = append(v.obj, member{key, val})
+		p.skipSpace()
+		if p.pos >= len(p.in) {
+			return value{}, p.fail("unterminated object")
+		}
+		if p.in[p.pos] == '}' {
+			p.pos++
+			break
+		}
+		if p.in[p.pos] != ',' {
+			return value{}, p.fail("expected ',' or '}' in object")
+		}
+		p.pos++
+	}
+	// Byte order of UTF-8 is code point order, which is what the spec sorts by.
+	slices.SortStableFunc(v.obj, func(a, b member) int { return strings.Compare(a.key, b.key) })
+	for i := 1; i < len(v.obj); i++ {
+		if v.obj[i].key == v.obj[i-1].key {
+			return value{}, p.fail("duplicate object key %q", v.obj[i].key)
+		}
+	}
+	return v, nil
+}
+
+func (p *parser) array(depth int) (value, error) {
+	p.pos++ // '['
+	v := value{kind: kArray, arr: []value{}}
+	p.skipSpace()
+	if p.pos < len(p.in) && p.in[p.pos] == ']' {
+		p.pos++
+		return v, nil
+	}
+	for {
+		p.skipSpace()
+		elem, err := p.value(depth + 1)
+		if err != nil {
+			return value{}, err
+		}
+		v.arr = append(v.arr, elem)
+		p.skipSpace()
+		if p.pos >= len(p.in) {
+			return value{}, p.fail("unterminated array")
+		}
+		if p.in[p.pos] == ']' {
+			p.pos++
+			return v, nil
+		}
+		if p.in[p.pos] != ',' {
+			return value{}, p.fail("expected ',' or ']' in array")
+		}
+		p.pos++
+	}
+}
+
+// number parses a JSON number. Canonical JSON has only integers, written
+// plainly; the spec's appendix example turns {"a":-0,"b":1e10} into
+// {"a":0,"b":10000000000}, so a number written with a fraction or an exponent
+// is accepted when its exact value is an integer in range, and re-encoded
+// plainly. Numbers with a non-zero fractional part are rejected.
+func (p *parser) number() (value, error) {
+	start := p.pos
+	neg := p.in[p.pos] == '-'
+	if neg {
+		p.pos++
+	}
+	intStart := p.pos
+	p.digits()
+	intPart := string(p.in[intStart:p.pos])
+	switch {
+	case intPart == "":
+		return value{}, p.fail("number without digits")
+	case len(intPart) > 1 && intPart[0] == '0':
+		return value{}, p.fail("number %s has a leading zero", p.in[start:p.pos])
+	}
+	var frac string
+	if p.pos < len(p.in) && p.in[p.pos] == '.' {
+		p.pos++
+		fracStart := p.pos
+		p.digits()
+		if frac = string(p.in[fracStart:p.pos]); frac == "" {
+			return value{}, p.fail("number without digits after '.'")
+		}
+	}
+	exp := int64(0)
+	expOK := true
+	if p.pos < len(p.in) && (p.in[p.pos] == 'e' || p.in[p.pos] == 'E') {
+		p.pos++
+		expStart := p.pos
+		if p.pos < len(p.in) && (p.in[p.pos] == '+' || p.in[p.pos] == '-') {
+			p.pos++
+		}
+		digitsStart := p.pos
+		p.digits()
+		if p.pos == digitsStart {
+			return value{}, p.fail("number without digits in its exponent")
+		}
+		var err error
+		exp, err = strconv.ParseInt(string(p.in[expStart:p.pos]), 10, 32)
+		expOK = err == nil
+	}
+	text := p.in[start:p.pos]
+
+	// The value is mantissa × 10^exp10, mantissa being all the digits.
+	mantissa := strings.TrimLeft(intPart+frac, "0")
+	if mantissa == "" {
+		return value{kind: kNumber}, nil // any spelling of zero, -0 included
+	}
+	if !expOK {
+		return value{}, p.fail("number %s is out of range", text)
+	}
+	exp10 := exp - int64(len(frac))
+	for exp10 < 0 && strings.HasSuffix(mantissa, "0") {
+		mantissa = mantissa[:len(mantissa)-1]
+		exp10++
+	}
+	if exp10 < 0 {
+		return value{}, p.fail("number %s is not an integer", text)
+	}
+	// 2^53-1 has 16 digits: anything longer is out of range.
+	if int64(len(mantissa))+exp10 > 16 {
+		return value{}, p.fail("number %s is outside ±(2^53-1)", text)
+	}
+	n, _ := strconv.ParseInt(mantissa+strings.Repeat("0", int(exp10)), 10, 64)
+	if n > maxSafeInt {
+		return value{}, p.fail("number %s is outside ±(2^53-1)", text)
+	}
+	if neg {
+		n = -n
+	}
+	return value{kind: kNumber, num: n}, nil
+}
+
+func (p *parser) digits() {
+	for p.pos < len(p.in) && p.in[p.pos] >= '0' && p.in[p.pos] <= '9' {
+		p.pos++
+	}
+}
+
+// string decodes a JSON string starting at the opening quote.
+func (p *parser) string() (string, error) {
+	p.pos++ // opening quote
+	var sb strings.Builder
+	for {
+		// Copy the run of bytes that need no decoding in one go.
+		start := p.pos
+		for p.pos < len(p.in) {
+			c := p.in[p.pos]
+			if c == '"' || c == '\\' || c < 0x20 {
+				break
+			}
+			p.pos++
+		}
+		run := p.in[start:p.pos]
+		if !utf8.Valid(run) {
+			return "", p.fail("invalid UTF-8 in string")
+		}
+		sb.Write(run)
+		if p.pos >= len(p.in) {
+			return "", p.fail("unterminated string")
+		}
+		switch c := p.in[p.pos]; {
+		case c == '"':
+			p.pos++
+			return sb.String(), nil
+		case c < 0x20:
+			return "", p.fail("unescaped control character 0x%02x in string", c)
+		}
+		// A backslash escape.
+		p.pos++
+		if p.pos >= len(p.in) {
+			return "", p.fail("unterminated escape")
+		}
+		esc := p.in[p.pos]
+		p.pos++
+		switch esc {
+		case '"', '\\', '/':
+			sb.WriteByte(esc)
+		case 'b':
+			sb.WriteByte('\b')
+		case 'f':
+			sb.WriteByte('\f')
+		case 'n':
+			sb.WriteByte('\n')
+		case 'r':
+			sb.WriteByte('\r')
+		case 't':
+			sb.WriteByte('\t')
+		case 'u':
+			r, err := p.unicodeEscape()
+			if err != nil {
+				return "", err
+			}
+			sb.WriteRune(r)
+		default:
+			return "", p.fail("invalid escape \\%c", esc)
+		}
+	}
+}
+
+// unicodeEscape decodes the XXXX of \uXXXX (already past the 'u'), joining a
+// surrogate pair. Lone surrogates have no UTF-8 form and are rejected.
+func (p *parser) unicodeEscape() (rune, error) {
+	r1, err := p.hex4()
+	if err != nil {
+		return 0, err
+	}
+	if !utf16.IsSurrogate(r1) {
+		return r1, nil
+	}
+	if r1 >= 0xdc00 || p.pos+2 > len(p.in) || p.in[p.pos] != '\\' || p.in[p.pos+1] != 'u' {
+		return 0, p.fail("lone surrogate \\u%04x", r1)
+	}
+	p.pos += 2
+	r2, err := p.hex4()
+	if err != nil {
+		return 0, err
+	}
+	r := utf16.DecodeRune(r1, r2)
+	if r == utf8.RuneError {
+		return 0, p.fail("invalid surrogate pair \\u%04x\\u%04x", r1, r2)
+	}
+	return r, nil
+}
+
+func (p *parser) hex4() (rune, error) {
+	if p.pos+4 > len(p.in) {
+		return 0, p.fail("short \\u escape")
+	}
+	n, err := strconv.ParseUint(string(p.in[p.pos:p.pos+4]), 16, 32)
+	if err != nil {
+		return 0, p.fail("invalid \\u escape %q", p.in[p.pos:p.pos+4])
+	}
+	p.pos += 4
+	return rune(n), nil
+}
+
+// encode appends the canonical JSON of v to buf.
+func (v value) encode(buf []byte) []byte {
+	switch v.kind {
+	case kNull:
+		return append(buf, "null"...)
+	case kBool:
+		return strconv.AppendBool(buf, v.b)
+	case kNumber:
+		return strconv.AppendInt(buf, v.num, 10)
+	case kString:
+		return appendString(buf, v.str)
+	case kArray:
+		buf = append(buf, '[')
+		for i, e := range v.arr {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = e.encode(buf)
+		}
+		return append(buf, ']')
+	default:
+		buf = append(buf, '{')
+		for i, m := range v.obj {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = appendString(buf, m.key)
+			buf = append(buf, ':')
+			buf = m.val.encode(buf)
+		}
+		return append(buf, '}')
+	}
+}
+
+// bytes returns the canonical JSON of v.
+func (v value) bytes() []byte { return v.encode(nil) }
+
+const hexDigits = "0123456789abcdef"
+
+func appendString(buf []byte, s string) []byte {
+	buf = append(buf, '"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			buf = append(buf, '\\', c)
+		case c >= 0x20:
+			buf = append(buf, c)
+		case c == '\b':
+			buf = append(buf, '\\', 'b')
+		case c == '\t':
+			buf = append(buf, '\\', 't')
+		case c == '\n':
+			buf = append(buf, '\\', 'n')
+		case c == '\f':
+			buf = append(buf, '\\', 'f')
+		case c == '\r':
+			buf = append(buf, '\\', 'r')
+		default:
+			buf = append(buf, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		}
+	}
+	return append(buf, '"')
+}

@@ -1,0 +1,399 @@
+package rooms
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// Limits on PDU fields (server-server spec, "PDUs" and room version 11+).
+const (
+	maxPrevEvents = 20
+	maxAuthEvents = 10
+)
+
+// ErrBadFormat wraps every error ParseEvent returns for a malformed PDU.
+var ErrBadFormat = errors.New("malformed event")
+
+// Event is a PDU of room version 11 or 12 whose format has been checked and
+// whose event ID is known. It is immutable: accessors return copies, and
+// operations that change an event (Redacted, Sign) return a new one.
+type Event struct {
+	version string
+	id      string
+	// fixture marks events from ParseEventWithID: their IDs are literal and they
+	// carry no hashes or signatures, so they never verify.
+	fixture bool
+
+	pdu value  // the whole PDU as a tree: no unsigned, no event_id
+	raw []byte // canonical JSON of pdu
+
+	roomID     string // "" for a v12 create event (RoomID derives it)
+	sender     string
+	typ        string
+	stateKey   *string
+	content    value
+	prevEvents []string
+	authEvents []string
+	depth      int64
+	ts         int64
+}
+
+// ParseEvent checks the format of a PDU and computes its event ID, the
+// reference hash of its redacted form. It checks required fields and their JSON
+// types, sizes (the whole canonical event at most MaxEventSize bytes; type,
+// state_key, sender and IDs at most 255; at most 20 prev_events and 10
+// auth_events) and canonical-JSON representability. It does not verify
+// signatures or hashes (see Verify). The unsigned field is dropped; an
+// event_id field is rejected, since room versions 3+ derive it.
+//
+// In room version 12 the create event carries no room_id and every other
+// event's room_id is "!" and 43 URL-safe base64 characters.
+func ParseEvent(raw []byte, version string) (*Event, error) {
+	return parse(raw, version, "")
+}
+
+// ParseEventWithID parses a test fixture whose event IDs are literal (such as
+// "$00-m-room-create") and which has no hashes or signatures. It makes the same
+// checks as ParseEvent except those tied to derived IDs: event and room IDs need
+// only their sigil, hashes and signatures are optional, depth is optional (0),
+// and an event_id field is dropped rather than rejected.
+func ParseEventWithID(raw []byte, version, eventID string) (*Event, error) {
+	if eventID == "" || eventID[0] != '$' || len(eventID) > maxIDLength {
+		return nil, fmt.Errorf("rooms: %w: event ID %q", ErrBadFormat, eventID)
+	}
+	return parse(raw, version, eventID)
+}
+
+func parse(raw []byte, version, literalID string) (*Event, error) {
+	if !KnownVersion(version) {
+		return nil, fmt.Errorf("rooms: %w: unknown room version %q", ErrBadFormat, version)
+	}
+	v, err := parseJSON(raw)
+	if err != nil {
+		return nil, fmt.Errorf("rooms: %w: %w", ErrBadFormat, err)
+	}
+	if v.kind != kObject {
+		return nil, fmt.Errorf("rooms: %w: not a JSON object", ErrBadFormat)
+	}
+	v = v.without("unsigned")
+	if _, ok := v.get("event_id"); ok {
+		if literalID == "" {
+			return nil, fmt.Errorf("rooms: %w: event_id field present", ErrBadFormat)
+		}
+		v = v.without("event_id")
+	}
+	return fromTree(v, version, literalID)
+}
+
+// fromTree builds an Event from a PDU tree (without unsigned or event_id). With
+// literalID == "" the ID is the reference hash and the strict checks apply.
+func fromTree(pdu value, version, literalID string) (*Event, error) {
+	fixture := literalID != ""
+	e := &Event{version: version, pdu: pdu, fixture: fixture}
+	e.raw = pdu.bytes()
+	if len(e.raw) > MaxEventSize {
+		return nil, fmt.Errorf("rooms: %w: %d bytes of canonical JSON, more than %d", ErrBadFormat, len(e.raw), MaxEventSize)
+	}
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("rooms: %w: %s", ErrBadFormat, fmt.Sprintf(format, args...))
+	}
+	var ok bool
+
+	if e.typ, ok = pdu.getString("type"); !ok {
+		return nil, bad("type missing or not a string")
+	}
+	if len(e.typ) > maxIDLength {
+		return nil, bad("type longer than %d bytes", maxIDLength)
+	}
+	if e.sender, ok = pdu.getString("sender"); !ok || !validUserID(e.sender) {
+		return nil, bad("sender missing or not a valid user ID")
+	}
+	if sk, present := pdu.get("state_key"); present {
+		if sk.kind != kString || len(sk.str) > maxIDLength {
+			return nil, bad("state_key not a string of at most %d bytes", maxIDLength)
+		}
+		e.stateKey = &sk.str
+	}
+	if e.content, ok = pdu.get("content"); !ok || e.content.kind != kObject {
+		return nil, bad("content missing or not an object")
+	}
+
+	roomID, hasRoomID := pdu.get("room_id")
+	switch {
+	case version == V12 && e.typ == "m.room.create":
+		if hasRoomID {
+			return nil, bad("a version 12 create event has no room_id")
+		}
+	case !hasRoomID || roomID.kind != kString:
+		return nil, bad("room_id missing or not a string")
+	default:
+		e.roomID = roomID.str
+		if err := checkRoomID(e.roomID, version, fixture); err != nil {
+			return nil, bad("%v", err)
+		}
+	}
+
+	var err error
+	if e.prevEvents, err = eventIDList(pdu, "prev_events", maxPrevEvents, fixture); err != nil {
+		return nil, bad("%v", err)
+	}
+	if e.authEvents, err = eventIDList(pdu, "auth_events", maxAuthEvents, fixture); err != nil {
+		return nil, bad("%v", err)
+	}
+	if d, present := pdu.get("depth"); present || !fixture {
+		if d.kind != kNumber || d.num < 0 {
+			return nil, bad("depth missing or not a non-negative integer")
+		}
+		e.depth = d.num
+	}
+	ts, present := pdu.get("origin_server_ts")
+	if !present || ts.kind != kNumber {
+		return nil, bad("origin_server_ts missing or not an integer")
+	}
+	e.ts = ts.num
+	if err := checkCrypto(pdu, fixture); err != nil {
+		return nil, bad("%v", err)
+	}
+
+	if fixture {
+		e.id = literalID
+	} else {
+		e.id = "$" + base64.RawURLEncoding.EncodeToString(referenceHash(pdu))
+	}
+	return e, nil
+}
+
+func checkRoomID(id, version string, fixture bool) error {
+	switch {
+	case len(id) > maxIDLength:
+		return fmt.Errorf("room_id longer than %d bytes", maxIDLength)
+	case id == "" || id[0] != '!':
+		return fmt.Errorf("room_id %q does not start with '!'", id)
+	case fixture:
+		return nil
+	case version == V12 && !validHashID(id, '!'):
+		return fmt.Errorf("room_id %q is not '!' and 43 URL-safe base64 characters", id)
+	}
+	return nil
+}
+
+// eventIDList reads a required array of event IDs.
+func eventIDList(pdu value, field string, limit int, fixture bool) ([]string, error) {
+	v, ok := pdu.get(field)
+	if !ok || v.kind != kArray {
+		return nil, fmt.Errorf("%s missing or not an array", field)
+	}
+	if len(v.arr) > limit {
+		return nil, fmt.Errorf("%s has %d entries, more than %d", field, len(v.arr), limit)
+	}
+	ids := make([]string, len(v.arr))
+	for i, x := range v.arr {
+		if x.kind != kString {
+			return nil, fmt.Errorf("%s[%d] is not a string", field, i)
+		}
+		valid := validHashID(x.str, '$')
+		if fixture {
+			valid = x.str != "" && x.str[0] == '$' && len(x.str) <= maxIDLength
+		}
+		if !valid {
+			return nil, fmt.Errorf("%s[%d] %q is not an event ID", field, i, x.str)
+		}
+		ids[i] = x.str
+	}
+	return ids, nil
+}
+
+// checkCrypto checks the shapes of hashes and signatures: required for real
+// events, optional for fixtures. Their values are checked by Verify.
+func checkCrypto(pdu value, fixture bool) error {
+	h, present := pdu.get("hashes")
+	if present || !fixture {
+		if h.kind != kObject {
+			return errors.New("hashes missing or not an object")
+		}
+		if _, ok := h.getString("sha256"); !ok && !fixture {
+			return errors.New("hashes.sha256 missing or not a string")
+		}
+	}
+	s, present := pdu.get("signatures")
+	if present || !fixture {
+		if s.kind != kObject {
+			return errors.New("signatures missing or not an object")
+		}
+		for _, server := range s.obj {
+			if server.val.kind != kObject {
+				return fmt.Errorf("signatures.%s is not an object", server.key)
+			}
+			for _, sig := range server.val.obj {
+				if sig.val.kind != kString {
+					return fmt.Errorf("signatures.%s.%s is not a string", server.key, sig.key)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// referenceHash is SHA-256 over the canonical JSON of the redacted event with
+// signatures and unsigned removed: the bytes that are also signed.
+func referenceHash(pdu value) []byte {
+	sum := sha256.Sum256(signingBytes(pdu))
+	return sum[:]
+}
+
+// signingBytes is the canonical JSON that a server signs for an event: its
+// redacted form, without signatures (unsigned is never in the tree).
+func signingBytes(pdu value) []byte {
+	return redact(pdu).without("signatures", "unsigned").bytes()
+}
+
+// ID returns the event ID: "$" and the URL-safe unpadded base64 reference hash.
+func (e *Event) ID() string { return e.id }
+
+// Version returns the room version the event was parsed under.
+func (e *Event) Version() string { return e.version }
+
+// RoomID returns the room ID. A version 12 create event has no room_id field:
+// its room ID is its event ID with the sigil '!'.
+func (e *Event) RoomID() string {
+	if e.roomID == "" {
+		return "!" + e.id[1:]
+	}
+	return e.roomID
+}
+
+// Sender returns the user ID of the sender.
+func (e *Event) Sender() string { return e.sender }
+
+// Type returns the event type.
+func (e *Event) Type() string { return e.typ }
+
+// StateKey returns the state key, or nil for a non-state event.
+func (e *Event) StateKey() *string {
+	if e.stateKey == nil {
+		return nil
+	}
+	s := *e.stateKey
+	return &s
+}
+
+// IsState reports whether the event has a state key (even "").
+func (e *Event) IsState() bool { return e.stateKey != nil }
+
+// Key returns the (type, state_key) the event occupies in room state. It is only
+// meaningful for state events.
+func (e *Event) Key() StateKey {
+	if e.stateKey == nil {
+		return StateKey{Type: e.typ}
+	}
+	return StateKey{Type: e.typ, StateKey: *e.stateKey}
+}
+
+// Content returns the canonical JSON of the content object.
+func (e *Event) Content() json.RawMessage { return e.content.bytes() }
+
+// PrevEvents returns the IDs of the events this one follows.
+func (e *Event) PrevEvents() []string { return slices.Clone(e.prevEvents) }
+
+// AuthEvents returns the IDs of the events that authorise this one.
+func (e *Event) AuthEvents() []string { return slices.Clone(e.authEvents) }
+
+// Depth returns the depth field.
+func (e *Event) Depth() int64 { return e.depth }
+
+// OriginServerTS returns the origin_server_ts field (milliseconds).
+func (e *Event) OriginServerTS() int64 { return e.ts }
+
+// Redacts returns the ID of the event an m.room.redaction event redacts
+// (content.redacts in room versions 11+), or "".
+func (e *Event) Redacts() string {
+	if e.typ != "m.room.redaction" {
+		return ""
+	}
+	s, _ := e.content.getString("redacts")
+	return s
+}
+
+// Membership returns content.membership of an m.room.member event, or "".
+func (e *Event) Membership() string {
+	if e.typ != "m.room.member" {
+		return ""
+	}
+	s, _ := e.content.getString("membership")
+	return s
+}
+
+// JSON returns the canonical JSON of the whole PDU, with hashes and signatures
+// and without unsigned or event_id.
+func (e *Event) JSON() []byte { return slices.Clone(e.raw) }
+
+// Redacted returns the event with the room version's redaction algorithm
+// applied. Its ID is unchanged, and its signatures still verify.
+func (e *Event) Redacted() (*Event, error) {
+	r, err := fromTree(redact(e.pdu), e.version, e.literalID())
+	if err != nil {
+		return nil, fmt.Errorf("rooms: redact %s: %w", e.id, err)
+	}
+	return r, nil
+}
+
+// literalID is the ID to carry over when rebuilding a fixture event.
+func (e *Event) literalID() string {
+	if e.fixture {
+		return e.id
+	}
+	return ""
+}
+
+// String is for logs.
+func (e *Event) String() string {
+	if e.stateKey != nil {
+		return fmt.Sprintf("%s (%s %q by %s)", e.id, e.typ, *e.stateKey, e.sender)
+	}
+	return fmt.Sprintf("%s (%s by %s)", e.id, e.typ, e.sender)
+}
+
+// redactionKeeps lists, per event type, the content keys that survive
+// redaction in room versions 11 and 12 (m.room.create keeps all of them and
+// m.room.member is handled in redactContent).
+var redactionKeeps = map[string][]string{
+	"m.room.join_rules":         {"join_rule", "allow"},
+	"m.room.power_levels":       {"ban", "events", "events_default", "invite", "kick", "redact", "state_default", "users", "users_default"},
+	"m.room.history_visibility": {"history_visibility"},
+	"m.room.redaction":          {"redacts"},
+}
+
+// redact applies the v11 redaction algorithm (unchanged in v12) to a PDU tree.
+func redact(pdu value) value {
+	out := pdu.only("event_id", "type", "room_id", "sender", "state_key", "content", "hashes",
+		"signatures", "depth", "prev_events", "auth_events", "origin_server_ts")
+	content, ok := pdu.get("content")
+	if !ok || content.kind != kObject {
+		return out
+	}
+	typ, _ := pdu.getString("type")
+	return out.with("content", redactContent(typ, content))
+}
+
+func redactContent(typ string, content value) value {
+	switch typ {
+	case "m.room.create":
+		return content
+	case "m.room.member":
+		kept := content.only("membership", "join_authorised_via_users_server")
+		if tpi, ok := content.get("third_party_invite"); ok && tpi.kind == kObject {
+			if signed, ok := tpi.get("signed"); ok {
+				kept = kept.with("third_party_invite", emptyObject().with("signed", signed))
+			}
+		}
+		return kept
+	}
+	if keys, ok := redactionKeeps[typ]; ok {
+		return content.only(keys...)
+	}
+	return emptyObject()
+}

@@ -1,0 +1,212 @@
+package webui
+
+import (
+	"encoding/json"
+	"net/http"
+	"regexp"
+	"strings"
+)
+
+const (
+	loginPassword     = "m.login.password"
+	loginDummy        = "m.login.dummy"
+	loginRegistration = "m.login.registration_token"
+)
+
+// localpartRE is the spec's grammar for user ID localparts.
+var localpartRE = regexp.MustCompile(`^[a-z0-9._=\-/+]+$`)
+
+func (s *Server) loginFlows(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]any{"flows": []map[string]string{{"type": loginPassword}}})
+	return nil
+}
+
+type loginRequest struct {
+	Type       string `json:"type"`
+	Identifier struct {
+		Type string `json:"type"`
+		User string `json:"user"`
+	} `json:"identifier"`
+	User                     string `json:"user"`
+	Password                 string `json:"password"`
+	DeviceID                 string `json:"device_id"`
+	InitialDeviceDisplayName string `json:"initial_device_display_name"`
+}
+
+func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
+	var req loginRequest
+	if err := readJSON(r, &req); err != nil {
+		return err
+	}
+	if req.Type != loginPassword {
+		return Errorf(http.StatusBadRequest, "M_UNKNOWN", "unsupported login type %q", req.Type)
+	}
+	user := req.Identifier.User
+	if user == "" {
+		user = req.User
+	}
+	if req.Identifier.Type != "" && req.Identifier.Type != "m.id.user" {
+		return Errorf(http.StatusBadRequest, "M_UNKNOWN", "unsupported identifier type %q", req.Identifier.Type)
+	}
+	local, err := s.localpart(user)
+	if err != nil {
+		return Errorf(http.StatusForbidden, "M_FORBIDDEN", "invalid username or password")
+	}
+	res, err := s.backend.Login(r.Context(), local, req.Password, req.DeviceID, req.InitialDeviceDisplayName)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+// localpart accepts "alice" or "@alice:<this server>".
+func (s *Server) localpart(user string) (string, error) {
+	if strings.HasPrefix(user, "@") {
+		local, server, ok := strings.Cut(user[1:], ":")
+		if !ok || server != s.backend.ServerName() {
+			return "", errInvalidParam("user %q is not on this node", user)
+		}
+		user = local
+	}
+	user = strings.ToLower(user)
+	if user == "" || len(user) > 64 || !localpartRE.MatchString(user) {
+		return "", Errorf(http.StatusBadRequest, "M_INVALID_USERNAME", "user names may use a-z, 0-9 and ._=-/+, up to 64 characters")
+	}
+	return user, nil
+}
+
+type registerRequest struct {
+	Auth struct {
+		Type    string `json:"type"`
+		Session string `json:"session"`
+		Token   string `json:"token"`
+	} `json:"auth"`
+	Username                 string `json:"username"`
+	Password                 string `json:"password"`
+	DeviceID                 string `json:"device_id"`
+	InitialDeviceDisplayName string `json:"initial_device_display_name"`
+	InhibitLogin             bool   `json:"inhibit_login"`
+}
+
+// register enforces the node's policy: the first account on a fresh node
+// needs nothing (m.login.dummy); every later one needs the owner's
+// registration token; with no token set, registration is closed.
+func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
+	if kind := r.URL.Query().Get("kind"); kind != "" && kind != "user" {
+		return Errorf(http.StatusForbidden, "M_GUEST_ACCESS_FORBIDDEN", "guest accounts are not available")
+	}
+	var req registerRequest
+	if err := readJSON(r, &req); err != nil {
+		return err
+	}
+	count, err := s.backend.AccountCount()
+	if err != nil {
+		return err
+	}
+	first := count == 0
+	token := s.backend.RegistrationToken()
+	if !first && token == "" {
+		return Errorf(http.StatusForbidden, "M_FORBIDDEN", "registration is closed: this node has its owner; ask them to start parley with --registration-token")
+	}
+	stage := loginDummy
+	if !first {
+		stage = loginRegistration
+	}
+	// uia is the user-interactive auth answer: the flows, plus an errcode
+	// when a stage was attempted and failed (the spec's initial answer has
+	// none, and clients rely on that).
+	uia := func(msg string) *Error {
+		e := Errorf(http.StatusUnauthorized, "M_FORBIDDEN", "%s", msg)
+		if msg == "" {
+			e.Code, e.Message = "", ""
+		}
+		e.Extra = map[string]any{
+			"flows":   []map[string][]string{{"stages": {stage}}},
+			"params":  map[string]any{},
+			"session": "register",
+		}
+		return e
+	}
+	switch req.Auth.Type {
+	case "":
+		return uia("")
+	case stage:
+	default:
+		return uia("this node registers accounts with " + stage)
+	}
+	if !first && req.Auth.Token != token {
+		return uia("wrong registration token")
+	}
+	if req.Username == "" {
+		return errMissingParam("username is required")
+	}
+	local, err := s.localpart(req.Username)
+	if err != nil {
+		return err
+	}
+	if len(req.Password) < 1 || len(req.Password) > 512 {
+		return Errorf(http.StatusBadRequest, "M_WEAK_PASSWORD", "a password is required (at most 512 bytes)")
+	}
+	res, err := s.backend.CreateAccount(r.Context(), AccountRequest{
+		Localpart: local, Password: req.Password, DeviceID: req.DeviceID,
+		DeviceName: req.InitialDeviceDisplayName, First: first,
+	})
+	if err != nil {
+		return err
+	}
+	if req.InhibitLogin {
+		writeJSON(w, http.StatusOK, map[string]string{"user_id": res.UserID})
+		return nil
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+func (s *Server) registerAvailable(w http.ResponseWriter, r *http.Request) error {
+	local, err := s.localpart(r.URL.Query().Get("username"))
+	if err != nil {
+		return err
+	}
+	_ = local
+	writeJSON(w, http.StatusOK, map[string]bool{"available": true})
+	return nil
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request, _ *Session) error {
+	if err := s.backend.Logout(accessToken(r)); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{})
+	return nil
+}
+
+func (s *Server) whoami(w http.ResponseWriter, r *http.Request, sess *Session) error {
+	writeJSON(w, http.StatusOK, map[string]string{"user_id": sess.UserID, "device_id": sess.DeviceID})
+	return nil
+}
+
+// defaultPushRules is the spec's default rule set, trimmed to what parley
+// can honour; clients need the shape more than the rules.
+func defaultPushRules(userID string) map[string]any {
+	rule := func(id string, conds []map[string]any, actions ...any) map[string]any {
+		if conds == nil {
+			conds = []map[string]any{}
+		}
+		return map[string]any{"rule_id": id, "default": true, "enabled": true, "conditions": conds, "actions": actions}
+	}
+	notify := json.RawMessage(`"notify"`)
+	return map[string]any{
+		"override": []any{
+			rule(".m.rule.master", nil),
+			rule(".m.rule.suppress_notices", []map[string]any{{"kind": "event_match", "key": "content.msgtype", "pattern": "m.notice"}}),
+			rule(".m.rule.member_event", []map[string]any{{"kind": "event_match", "key": "type", "pattern": "m.room.member"}}),
+		},
+		"content": []any{},
+		"room":    []any{},
+		"sender":  []any{},
+		"underride": []any{
+			rule(".m.rule.message", []map[string]any{{"kind": "event_match", "key": "type", "pattern": "m.room.message"}}, notify),
+		},
+	}
+}

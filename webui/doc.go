@@ -1,0 +1,11 @@
+// Package webui serves a parley node's local HTTP surface: the Matrix
+// client-server API under /_matrix/client, parley's own API under
+// /_parley/v1, and the bundled web app at /.
+//
+// It speaks HTTP and nothing else: every decision about rooms, accounts and
+// the network is made by a Backend (the node). What this package owns is the
+// wire format (Matrix JSON shapes and errors), request validation, the
+// registration policy, and the defences a local API needs on a person's
+// machine: the Host check against DNS rebinding, the Origin check on
+// requests that carry no token, and access-token authentication.
+package webui

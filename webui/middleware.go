@@ -1,0 +1,92 @@
+package webui
+
+import (
+	"context"
+	"net/http"
+	"strings"
+)
+
+type ctxKey int
+
+const sessionKey ctxKey = 0
+
+// protect is the middleware chain, in order: Host check, CORS headers,
+// then (per route) authentication.
+func (s *Server) protect(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.allowedHost(r.Host) {
+			writeError(w, s.log, r, Errorf(http.StatusMisdirectedRequest, "M_FORBIDDEN", "host %q is not this node's address", r.Host))
+			return
+		}
+		if strings.HasPrefix(r.URL.Path, "/_matrix/") {
+			h := w.Header()
+			h.Set("Access-Control-Allow-Origin", "*")
+			h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS")
+			h.Set("Access-Control-Allow-Headers", "X-Requested-With, Content-Type, Authorization")
+			if r.Method == http.MethodOptions {
+				w.WriteHeader(http.StatusOK)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// accessToken finds the token in the Authorization header or the query.
+func accessToken(r *http.Request) string {
+	if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
+		return strings.TrimSpace(h[len("Bearer "):])
+	}
+	return r.URL.Query().Get("access_token")
+}
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// authed wraps a handler that needs a valid access token.
+func (s *Server) authed(h func(w http.ResponseWriter, r *http.Request, sess *Session) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok := accessToken(r)
+		if tok == "" {
+			writeError(w, s.log, r, Errorf(http.StatusUnauthorized, "M_MISSING_TOKEN", "missing access token"))
+			return
+		}
+		sess, err := s.backend.Authenticate(tok)
+		if err != nil {
+			writeError(w, s.log, r, err)
+			return
+		}
+		ctx := context.WithValue(r.Context(), sessionKey, sess)
+		if err := h(w, r.WithContext(ctx), sess); err != nil {
+			writeError(w, s.log, r, err)
+		}
+	})
+}
+
+// anon wraps a handler that needs no token. Requests that change
+// something (anything but GET/HEAD) from another web origin are refused:
+// a page elsewhere must not be able to claim the node or log in.
+func (s *Server) anon(h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if origin := r.Header.Get("Origin"); origin != "" && r.Method != http.MethodGet && r.Method != http.MethodHead && !s.sameOrigin(r, origin) {
+			writeError(w, s.log, r, Errorf(http.StatusForbidden, "M_FORBIDDEN", "requests without an access token are not accepted from origin %q", origin))
+			return
+		}
+		if err := h(w, r); err != nil {
+			writeError(w, s.log, r, err)
+		}
+	})
+}
+
+// local wraps parley's own anonymous endpoints: readable by the node's own
+// app and by non-browser clients, never by pages of other origins.
+func (s *Server) local(h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if origin := r.Header.Get("Origin"); origin != "" && !s.sameOrigin(r, origin) {
+			writeError(w, s.log, r, Errorf(http.StatusForbidden, "M_FORBIDDEN", "origin %q may not read this node's status", origin))
+			return
+		}
+		if err := h(w, r); err != nil {
+			writeError(w, s.log, r, err)
+		}
+	})
+}

@@ -1,0 +1,76 @@
+package webui
+
+import (
+	"net/http"
+	"strings"
+)
+
+const v3 = "/_matrix/client/v3"
+
+// routes is the API reference in one place.
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	m := func(pattern string, h http.Handler) {
+		method, path, _ := strings.Cut(pattern, " ")
+		mux.Handle(method+" "+v3+path, h)
+	}
+
+	mux.Handle("GET /_matrix/client/versions", s.anon(s.versions))
+	m("GET /login", s.anon(s.loginFlows))
+	m("POST /login", s.anon(s.login))
+	m("POST /register", s.anon(s.register))
+	m("GET /register/available", s.anon(s.registerAvailable))
+	m("POST /logout", s.authed(s.logout))
+	m("GET /account/whoami", s.authed(s.whoami))
+	m("GET /capabilities", s.authed(s.capabilities))
+	m("GET /pushrules/", s.authed(s.pushRules))
+	m("POST /user/{userId}/filter", s.authed(s.putFilter))
+	m("GET /user/{userId}/filter/{filterId}", s.authed(s.getFilter))
+	m("GET /profile/{userId}", s.anon(s.getProfile))
+	m("GET /profile/{userId}/{field}", s.anon(s.getProfileField))
+	m("PUT /profile/{userId}/{field}", s.authed(s.putProfileField))
+
+	m("POST /createRoom", s.authed(s.createRoom))
+	m("GET /joined_rooms", s.authed(s.joinedRooms))
+	m("POST /rooms/{roomId}/invite", s.authed(s.invite))
+	m("POST /join/{roomIdOrAlias}", s.authed(s.join))
+	m("POST /rooms/{roomId}/join", s.authed(s.join))
+	m("POST /rooms/{roomId}/leave", s.authed(s.leave))
+	m("PUT /rooms/{roomId}/send/{type}/{txnId}", s.authed(s.send))
+	m("PUT /rooms/{roomId}/state/{type}", s.authed(s.putState))
+	m("PUT /rooms/{roomId}/state/{type}/{stateKey...}", s.authed(s.putState))
+	m("GET /rooms/{roomId}/state", s.authed(s.getState))
+	m("GET /rooms/{roomId}/state/{type}", s.authed(s.getStateEvent))
+	m("GET /rooms/{roomId}/state/{type}/{stateKey...}", s.authed(s.getStateEvent))
+	m("GET /rooms/{roomId}/members", s.authed(s.members))
+	m("GET /rooms/{roomId}/joined_members", s.authed(s.joinedMembers))
+	m("GET /rooms/{roomId}/messages", s.authed(s.messages))
+	m("GET /rooms/{roomId}/event/{eventId}", s.authed(s.event))
+	m("GET /sync", s.authed(s.sync))
+
+	mux.Handle("GET /_parley/v1/status", s.local(s.status))
+	mux.Handle("/", s.serveApp())
+
+	return s.protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern == "" && strings.HasPrefix(r.URL.Path, "/_") {
+			status := http.StatusNotFound
+			for _, method := range []string{"GET", "POST", "PUT", "DELETE"} {
+				probe := r.Clone(r.Context())
+				probe.Method = method
+				if _, p := mux.Handler(probe); p != "" && p != "/" {
+					status = http.StatusMethodNotAllowed
+					break
+				}
+			}
+			writeError(w, s.log, r, Errorf(status, "M_UNRECOGNIZED", "unrecognized request: %s %s", r.Method, r.URL.Path))
+			return
+		}
+		if pattern == "/" && strings.HasPrefix(r.URL.Path, "/_") {
+			writeError(w, s.log, r, Errorf(http.StatusNotFound, "M_UNRECOGNIZED", "unrecognized request: %s %s", r.Method, r.URL.Path))
+			return
+		}
+		mux.ServeHTTP(w, r)
+		_ = h
+	}))
+}

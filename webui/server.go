@@ -1,0 +1,180 @@
+package webui
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+)
+
+//go:embed app
+var appFiles embed.FS
+
+// Config configures the HTTP server. The zero value listens on
+// 127.0.0.1:8008 and serves the embedded app.
+type Config struct {
+	// Addr is the listen address; default "127.0.0.1:8008".
+	Addr string
+	// AppDir serves the web app from this folder instead of the embedded
+	// copy (for working on the app).
+	AppDir string
+	// Logger; nil discards.
+	Logger *slog.Logger
+}
+
+// Server is the local HTTP server.
+type Server struct {
+	cfg     Config
+	backend Backend
+	log     *slog.Logger
+	handler http.Handler
+
+	ln        net.Listener
+	srv       *http.Server
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// New builds the server; it listens only when Start is called.
+func New(cfg Config, b Backend) *Server {
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:8008"
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, backend: b, log: log.With("component", "webui")}
+	s.handler = s.routes()
+	return s
+}
+
+// Handler is the full middleware chain and routes (for tests).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Start binds the listener (an address in use is an error here) and serves
+// in the background.
+func (s *Server) Start() error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("webui: listen on %s: %w", s.cfg.Addr, err)
+	}
+	s.ln = ln
+	s.srv = &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("serve", "err", err)
+		}
+	}()
+	return nil
+}
+
+// Addr is the bound address (useful with port 0).
+func (s *Server) Addr() string {
+	if s.ln == nil {
+		return s.cfg.Addr
+	}
+	return s.ln.Addr().String()
+}
+
+// URL is the app's URL.
+func (s *Server) URL() string { return "http://" + s.Addr() + "/" }
+
+// Close stops serving; long-polls in flight are cancelled. Idempotent.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		if s.srv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			if err := s.srv.Shutdown(ctx); err != nil {
+				s.srv.Close()
+			}
+		}
+		s.wg.Wait()
+	})
+	return nil
+}
+
+func (s *Server) appFS() http.FileSystem {
+	if s.cfg.AppDir != "" {
+		return http.Dir(s.cfg.AppDir)
+	}
+	sub, err := fs.Sub(appFiles, "app")
+	if err != nil {
+		panic(err) // the embedded tree is fixed at build time
+	}
+	return http.FS(sub)
+}
+
+// serveApp serves the app's files, and index.html for any other path so
+// that the app's own routes survive a reload.
+func (s *Server) serveApp() http.Handler {
+	files := s.appFS()
+	fileServer := http.FileServer(files)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			writeError(w, s.log, r, Errorf(http.StatusMethodNotAllowed, "M_UNRECOGNIZED", "method not allowed"))
+			return
+		}
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("X-Frame-Options", "DENY")
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'")
+		p := r.URL.Path
+		if p != "/" {
+			if f, err := files.Open(p); err == nil {
+				f.Close()
+				fileServer.ServeHTTP(w, r)
+				return
+			} else if !errors.Is(err, os.ErrNotExist) && !errors.Is(err, fs.ErrNotExist) {
+				writeError(w, s.log, r, err)
+				return
+			}
+		}
+		r2 := r.Clone(r.Context())
+		r2.URL.Path = "/"
+		fileServer.ServeHTTP(w, r2)
+	})
+}
+
+// allowedHost reports whether the Host header names this server, so a
+// page on a rebinding domain cannot talk to it.
+func (s *Server) allowedHost(host string) bool {
+	bindHost, bindPort, err := net.SplitHostPort(s.Addr())
+	if err != nil {
+		return false
+	}
+	h, p, err := net.SplitHostPort(host)
+	if err != nil {
+		h, p = host, "80"
+	}
+	if p != bindPort {
+		return false
+	}
+	h = strings.Trim(strings.ToLower(h), "[]")
+	ip := net.ParseIP(bindHost)
+	if ip == nil || ip.IsUnspecified() || !ip.IsLoopback() {
+		// Bound to a non-loopback address on purpose: the owner chose to
+		// expose the node, and a name check cannot help.
+		return ip == nil || ip.IsUnspecified() || h == bindHost
+	}
+	return h == "localhost" || h == bindHost || h == "127.0.0.1" || h == "::1"
+}
+
+// sameOrigin reports whether an Origin header is this server's own.
+func (s *Server) sameOrigin(r *http.Request, origin string) bool {
+	return origin == "http://"+r.Host
+}

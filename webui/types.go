@@ -1,0 +1,254 @@
+package webui
+
+import (
+	"context"
+	"encoding/json"
+)
+
+// Session is the identity behind an access token.
+type Session struct {
+	UserID   string
+	DeviceID string
+}
+
+// LoginResult is what register and login return.
+type LoginResult struct {
+	UserID      string `json:"user_id"`
+	AccessToken string `json:"access_token"`
+	DeviceID    string `json:"device_id"`
+}
+
+// AccountRequest creates a local account.
+type AccountRequest struct {
+	Localpart  string
+	Password   string
+	DeviceID   string
+	DeviceName string
+	// First asks for the node's first account: it fails if one exists.
+	First bool
+}
+
+// ClientEvent is an event in the client-server API's format.
+type ClientEvent struct {
+	Content        json.RawMessage `json:"content"`
+	EventID        string          `json:"event_id"`
+	OriginServerTS int64           `json:"origin_server_ts"`
+	RoomID         string          `json:"room_id,omitempty"`
+	Sender         string          `json:"sender"`
+	StateKey       *string         `json:"state_key,omitempty"`
+	Type           string          `json:"type"`
+	Redacts        string          `json:"redacts,omitempty"`
+	Unsigned       map[string]any  `json:"unsigned,omitempty"`
+}
+
+// StrippedEvent is a state event as shown in invite_state.
+type StrippedEvent struct {
+	Content  json.RawMessage `json:"content"`
+	Sender   string          `json:"sender"`
+	StateKey string          `json:"state_key"`
+	Type     string          `json:"type"`
+}
+
+// CreateRoomRequest is the body of POST /createRoom.
+type CreateRoomRequest struct {
+	Visibility                string            `json:"visibility,omitempty"`
+	RoomAliasName             string            `json:"room_alias_name,omitempty"`
+	Name                      string            `json:"name,omitempty"`
+	Topic                     string            `json:"topic,omitempty"`
+	Invite                    []string          `json:"invite,omitempty"`
+	RoomVersion               string            `json:"room_version,omitempty"`
+	CreationContent           json.RawMessage   `json:"creation_content,omitempty"`
+	InitialState              []InitialState    `json:"initial_state,omitempty"`
+	Preset                    string            `json:"preset,omitempty"`
+	IsDirect                  bool              `json:"is_direct,omitempty"`
+	PowerLevelContentOverride json.RawMessage   `json:"power_level_content_override,omitempty"`
+	Extra                     map[string]string `json:"-"`
+}
+
+// InitialState is one entry of createRoom's initial_state.
+type InitialState struct {
+	Type     string          `json:"type"`
+	StateKey string          `json:"state_key"`
+	Content  json.RawMessage `json:"content"`
+}
+
+// MessagesRequest is GET /rooms/{roomId}/messages.
+type MessagesRequest struct {
+	RoomID string
+	From   string
+	To     string
+	Dir    string // "b" or "f"
+	Limit  int
+	Filter *RoomEventFilter
+}
+
+// MessagesResponse is the reply to /messages.
+type MessagesResponse struct {
+	Start string        `json:"start"`
+	End   string        `json:"end,omitempty"`
+	Chunk []ClientEvent `json:"chunk"`
+	State []ClientEvent `json:"state,omitempty"`
+}
+
+// MembersQuery filters /members.
+type MembersQuery struct {
+	Membership    string
+	NotMembership string
+}
+
+// JoinedMember is a value of /joined_members.
+type JoinedMember struct {
+	DisplayName string `json:"display_name,omitempty"`
+	AvatarURL   string `json:"avatar_url,omitempty"`
+}
+
+// SyncRequest is GET /sync.
+type SyncRequest struct {
+	Since     string
+	Timeout   int64 // milliseconds
+	FullState bool
+	Filter    *Filter
+}
+
+// Filter is the part of a Matrix filter parley honours.
+type Filter struct {
+	Room RoomFilter `json:"room"`
+}
+
+// RoomFilter is the room part of a filter.
+type RoomFilter struct {
+	Timeline     RoomEventFilter `json:"timeline"`
+	State        RoomEventFilter `json:"state"`
+	IncludeLeave bool            `json:"include_leave"`
+	Rooms        []string        `json:"rooms,omitempty"`
+}
+
+// RoomEventFilter limits and selects events.
+type RoomEventFilter struct {
+	Limit    int      `json:"limit,omitempty"`
+	Types    []string `json:"types,omitempty"`
+	NotTypes []string `json:"not_types,omitempty"`
+	Senders  []string `json:"senders,omitempty"`
+	// LazyLoadMembers is accepted and ignored: parley sends all members.
+	LazyLoadMembers bool `json:"lazy_load_members,omitempty"`
+}
+
+// Allows reports whether the filter lets an event of this type and sender through.
+func (f *RoomEventFilter) Allows(evType, sender string) bool {
+	if f == nil {
+		return true
+	}
+	if f.Types != nil && !matchAny(f.Types, evType) {
+		return false
+	}
+	if matchAny(f.NotTypes, evType) {
+		return false
+	}
+	if f.Senders != nil && !matchAny(f.Senders, sender) {
+		return false
+	}
+	return true
+}
+
+func matchAny(patterns []string, s string) bool {
+	for _, p := range patterns {
+		if p == s || (len(p) > 0 && p[len(p)-1] == '*' && len(s) >= len(p)-1 && s[:len(p)-1] == p[:len(p)-1]) {
+			return true
+		}
+	}
+	return false
+}
+
+// SyncResponse is the reply to /sync.
+type SyncResponse struct {
+	NextBatch   string         `json:"next_batch"`
+	Rooms       SyncRooms      `json:"rooms"`
+	AccountData EventList      `json:"account_data"`
+	Presence    EventList      `json:"presence"`
+	ToDevice    EventList      `json:"to_device"`
+	DeviceLists map[string]any `json:"device_lists"`
+	OTKCount    map[string]int `json:"device_one_time_keys_count"`
+}
+
+// EventList is {"events": [...]}.
+type EventList struct {
+	Events []json.RawMessage `json:"events"`
+}
+
+// SyncRooms is the rooms section of /sync.
+type SyncRooms struct {
+	Join   map[string]*JoinedRoom  `json:"join"`
+	Invite map[string]*InvitedRoom `json:"invite"`
+	Leave  map[string]*LeftRoom    `json:"leave"`
+	Knock  map[string]any          `json:"knock"`
+}
+
+// Timeline is a room's timeline in /sync.
+type Timeline struct {
+	Events    []ClientEvent `json:"events"`
+	Limited   bool          `json:"limited"`
+	PrevBatch string        `json:"prev_batch,omitempty"`
+}
+
+// StateList is {"events": [...]} of state events.
+type StateList struct {
+	Events []ClientEvent `json:"events"`
+}
+
+// JoinedRoom is a joined room in /sync.
+type JoinedRoom struct {
+	Timeline            Timeline       `json:"timeline"`
+	State               StateList      `json:"state"`
+	Ephemeral           EventList      `json:"ephemeral"`
+	AccountData         EventList      `json:"account_data"`
+	Summary             map[string]any `json:"summary"`
+	UnreadNotifications map[string]int `json:"unread_notifications"`
+}
+
+// InvitedRoom is a room the user is invited to.
+type InvitedRoom struct {
+	InviteState struct {
+		Events []StrippedEvent `json:"events"`
+	} `json:"invite_state"`
+}
+
+// LeftRoom is a room the user left (or was removed from).
+type LeftRoom struct {
+	Timeline    Timeline  `json:"timeline"`
+	State       StateList `json:"state"`
+	AccountData EventList `json:"account_data"`
+}
+
+// Backend is what the API needs from the node. Methods return *Error for
+// anything the client should see; other errors become M_UNKNOWN.
+type Backend interface {
+	ServerName() string
+	// Status is the node's health for /_parley/v1/status.
+	Status() any
+	RegistrationToken() string
+
+	AccountCount() (int, error)
+	CreateAccount(ctx context.Context, req AccountRequest) (*LoginResult, error)
+	Login(ctx context.Context, localpart, password, deviceID, deviceName string) (*LoginResult, error)
+	Authenticate(token string) (*Session, error)
+	Logout(token string) error
+
+	PutFilter(user string, filter json.RawMessage) (string, error)
+	Filter(user, id string) (json.RawMessage, error)
+	Profile(user string) (map[string]any, error)
+	SetProfile(ctx context.Context, user, field, value string) error
+
+	CreateRoom(ctx context.Context, s *Session, req *CreateRoomRequest) (string, error)
+	JoinedRooms(s *Session) ([]string, error)
+	Invite(ctx context.Context, s *Session, roomID, userID, reason string) error
+	Join(ctx context.Context, s *Session, roomIDOrAlias string) (string, error)
+	Leave(ctx context.Context, s *Session, roomID, reason string) error
+	Send(ctx context.Context, s *Session, roomID, evType string, stateKey *string, content json.RawMessage, txnID string) (string, error)
+	State(s *Session, roomID string) ([]ClientEvent, error)
+	StateEvent(s *Session, roomID, evType, stateKey string) (*ClientEvent, error)
+	Members(s *Session, roomID string, q MembersQuery) ([]ClientEvent, error)
+	JoinedMembers(s *Session, roomID string) (map[string]JoinedMember, error)
+	Event(s *Session, roomID, eventID string) (*ClientEvent, error)
+	Messages(ctx context.Context, s *Session, req MessagesRequest) (*MessagesResponse, error)
+	Sync(ctx context.Context, s *Session, req SyncRequest) (*SyncResponse, error)
+}
