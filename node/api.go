@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 	"sort"
 	"strconv"
 	"strings"
@@ -87,9 +86,6 @@ func (n *Node) Send(ctx context.Context, s *webui.Session, roomID, evType string
 	}
 	ev, err := n.sendLocal(ctx, r, s.UserID, evType, stateKey, content, txnID, s.DeviceID)
 	if err != nil {
-		if strings.Contains(err.Error(), "too large") || strings.Contains(err.Error(), "65536") {
-			return "", &webui.Error{Status: http.StatusRequestEntityTooLarge, Code: "M_TOO_LARGE", Message: err.Error()}
-		}
 		return "", err
 	}
 	return ev.ID(), nil

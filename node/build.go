@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 
@@ -67,6 +68,9 @@ func (n *Node) sendLocal(ctx context.Context, r *room, sender, evType string, st
 	ev, err := rooms.Build(p, r.version, n.serverName, n.key)
 	if err != nil {
 		r.mu.Unlock()
+		if len(content) > rooms.MaxEventSize/2 {
+			return nil, &webui.Error{Status: http.StatusRequestEntityTooLarge, Code: "M_TOO_LARGE", Message: fmt.Sprintf("event too large: %v", err)}
+		}
 		return nil, webui.BadRequest("%v", err)
 	}
 	out, err := n.process(r, ev, processOpts{local: true, txnID: txnID, txnDevice: device})

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/connmgr"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/id"
 )
@@ -21,6 +22,7 @@ type testOpts struct {
 	dir       string
 	bootstrap []*testNode
 	regToken  string
+	gater     connmgr.ConnectionGater
 }
 
 func newTestNode(t *testing.T, o testOpts) *testNode {
@@ -34,6 +36,7 @@ func newTestNode(t *testing.T, o testOpts) *testNode {
 		ListenAddrs:       []string{"/ip4/127.0.0.1/tcp/0"},
 		NoMDNS:            true,
 		RegistrationToken: o.regToken,
+		Gater:             o.gater,
 	}
 	for _, b := range o.bootstrap {
 		cfg.Bootstrap = append(cfg.Bootstrap, b.Addrs()...)

@@ -249,17 +249,20 @@ func (n *Node) storeOutliers(r *room, pdus []json.RawMessage) error {
 func (n *Node) validateGossip(r *room) func(ctx context.Context, from peer.ID, data []byte) bool {
 	return func(ctx context.Context, from peer.ID, data []byte) bool {
 		if len(data) > rooms.MaxEventSize {
+			n.gossipDropped.Add(1)
 			return false
 		}
 		ev, err := rooms.ParseEvent(data, r.version)
 		if err != nil || ev.RoomID() != r.id {
-			n.log.Debug("gossip dropped", "room", r.id, "from", shortPeer(from), "err", err)
+			n.gossipDropped.Add(1)
+			n.log.Info("malformed gossip dropped", "room", r.id, "from", shortPeer(from), "err", err)
 			return false
 		}
 		if _, ok := n.verified.get(ev.ID()); ok || n.known(ev.ID()) {
 			return true
 		}
 		if err := rooms.Verify(ev); err != nil {
+			n.gossipDropped.Add(1)
 			n.log.Info("forged event dropped", "room", r.id, "from", shortPeer(from), "event", ev.ID(), "err", err)
 			return false
 		}

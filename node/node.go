@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/connmgr"
@@ -81,7 +82,9 @@ type Node struct {
 	snapshots *genCache[string, store.StateMap]
 	verified  *genCache[string, *rooms.Event] // verified by the pubsub validator, not yet ingested
 	txns      sync.Map                        // user\x00device\x00txn -> event ID, until committed
-	notify    *notifier
+
+	gossipDropped atomic.Int64 // pubsub messages the validator refused
+	notify        *notifier
 
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -236,6 +239,7 @@ func (n *Node) Status() any {
 		"version":         Version,
 		"data_dir":        n.cfg.DataDir,
 		"stream_position": n.store.Pos(),
+		"gossip_dropped":  n.gossipDropped.Load(),
 	}
 }
 
