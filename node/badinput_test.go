@@ -38,7 +38,7 @@ func (g *blockGater) InterceptUpgraded(network.Conn) (bool, control.DisconnectRe
 }
 
 // joinThrough has inviter invite invitee and waits until the join is done.
-func joinThrough(t *testing.T, ctx context.Context, room id.RoomID, inviter, invitee *mautrix.Client) {
+func joinThrough(t testing.TB, ctx context.Context, room id.RoomID, inviter, invitee *mautrix.Client) {
 	t.Helper()
 	if _, err := inviter.InviteUser(ctx, room, &mautrix.ReqInviteUser{UserID: invitee.UserID}); err != nil {
 		t.Fatalf("invite %s: %v", invitee.UserID, err)

@@ -82,10 +82,14 @@ func (n *Node) sendLocal(ctx context.Context, r *room, sender, evType string, st
 	if err != nil {
 		return nil, err
 	}
+	// Publish while the write is in flight: the other members' own fsyncs
+	// then overlap ours. The client still hears of the event only once it
+	// is durable here; if this node dies in between, the event lives on
+	// at the members and comes back with catch-up.
+	n.publish(r, ev)
 	if err := <-out.committed; err != nil {
 		return nil, fmt.Errorf("store event: %w", err)
 	}
-	n.publish(r, ev)
 	return ev, nil
 }
 

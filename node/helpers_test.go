@@ -14,7 +14,7 @@ import (
 // testNode is a node on 127.0.0.1 with its data in a temp dir.
 type testNode struct {
 	*Node
-	t   *testing.T
+	t   testing.TB
 	dir string
 }
 
@@ -25,7 +25,7 @@ type testOpts struct {
 	gater     connmgr.ConnectionGater
 }
 
-func newTestNode(t *testing.T, o testOpts) *testNode {
+func newTestNode(t testing.TB, o testOpts) *testNode {
 	t.Helper()
 	if o.dir == "" {
 		o.dir = t.TempDir()
@@ -78,7 +78,7 @@ func (tn *testNode) register(ctx context.Context, name string) *mautrix.Client {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -98,7 +98,7 @@ type syncer struct {
 
 // newSyncer stores a filter with a timeline limit of 100, as real clients
 // do, so bursts arrive whole rather than as limited timelines.
-func newSyncer(t *testing.T, ctx context.Context, c *mautrix.Client) *syncer {
+func newSyncer(t testing.TB, ctx context.Context, c *mautrix.Client) *syncer {
 	t.Helper()
 	f, err := c.CreateFilter(ctx, &mautrix.Filter{Room: &mautrix.RoomFilter{Timeline: &mautrix.FilterPart{Limit: 100}}})
 	if err != nil {
@@ -118,7 +118,7 @@ func (s *syncer) next(ctx context.Context, timeout time.Duration) (*mautrix.Resp
 }
 
 // until syncs until cond has seen what it wants or the deadline passes.
-func (s *syncer) until(t *testing.T, timeout time.Duration, what string, cond func(*mautrix.RespSync) bool) {
+func (s *syncer) until(t testing.TB, timeout time.Duration, what string, cond func(*mautrix.RespSync) bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()

@@ -14,15 +14,24 @@ import (
 // maxBody bounds request bodies; events themselves are limited to 64 KiB.
 const maxBody = 1 << 20
 
+// readBody reads a request body of at most maxBody bytes.
+func readBody(r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		return nil, errBadJSON(err)
+	}
+	if len(body) > maxBody {
+		return nil, Errorf(http.StatusRequestEntityTooLarge, "M_TOO_LARGE", "request body over %d bytes", maxBody)
+	}
+	return body, nil
+}
+
 // readJSON decodes a JSON object body into v, with Matrix errors for
 // malformed or oversized input.
 func readJSON(r *http.Request, v any) error {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	body, err := readBody(r)
 	if err != nil {
-		return errBadJSON(err)
-	}
-	if len(body) > maxBody {
-		return Errorf(http.StatusRequestEntityTooLarge, "M_TOO_LARGE", "request body over %d bytes", maxBody)
+		return err
 	}
 	if len(strings.TrimSpace(string(body))) == 0 {
 		body = []byte("{}")
@@ -35,9 +44,9 @@ func readJSON(r *http.Request, v any) error {
 
 // readContent reads an event content body: a JSON object in canonical form.
 func readContent(r *http.Request) (json.RawMessage, error) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	body, err := readBody(r)
 	if err != nil {
-		return nil, errBadJSON(err)
+		return nil, err
 	}
 	if len(body) > rooms.MaxEventSize {
 		return nil, Errorf(http.StatusRequestEntityTooLarge, "M_TOO_LARGE", "event content over %d bytes", rooms.MaxEventSize)
@@ -91,13 +100,18 @@ func (s *Server) putFilter(w http.ResponseWriter, r *http.Request, sess *Session
 	if r.PathValue("userId") != sess.UserID {
 		return errForbidden("cannot create filters for other users")
 	}
-	var f Filter
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
-	if err != nil || len(body) > maxBody {
-		return errBadJSON(fmt.Errorf("unreadable or too large"))
+	body, err := readBody(r)
+	if err != nil {
+		return err
 	}
+	// The filter is stored as sent, so that GET returns it unchanged; it
+	// must still be an object parley can read.
+	var f Filter
 	if err := json.Unmarshal(body, &f); err != nil {
 		return errBadJSON(err)
+	}
+	if !strings.HasPrefix(strings.TrimLeft(string(body), " \t\r\n"), "{") {
+		return errBadJSON(fmt.Errorf("a filter must be a JSON object"))
 	}
 	id, err := s.backend.PutFilter(sess.UserID, body)
 	if err != nil {

@@ -2,6 +2,7 @@ package webui
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -23,7 +24,7 @@ func (s *Server) routes() http.Handler {
 	m("POST /logout", s.authed(s.logout))
 	m("GET /account/whoami", s.authed(s.whoami))
 	m("GET /capabilities", s.authed(s.capabilities))
-	m("GET /pushrules/", s.authed(s.pushRules))
+	m("GET /pushrules/{$}", s.authed(s.pushRules))
 	m("POST /user/{userId}/filter", s.authed(s.putFilter))
 	m("GET /user/{userId}/filter/{filterId}", s.authed(s.getFilter))
 	m("GET /profile/{userId}", s.anon(s.getProfile))
@@ -52,25 +53,36 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/", s.serveApp())
 
 	return s.protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h, pattern := mux.Handler(r)
-		if pattern == "" && strings.HasPrefix(r.URL.Path, "/_") {
-			status := http.StatusNotFound
-			for _, method := range []string{"GET", "POST", "PUT", "DELETE"} {
-				probe := r.Clone(r.Context())
-				probe.Method = method
-				if _, p := mux.Handler(probe); p != "" && p != "/" {
-					status = http.StatusMethodNotAllowed
-					break
-				}
-			}
-			writeError(w, s.log, r, Errorf(status, "M_UNRECOGNIZED", "unrecognized request: %s %s", r.Method, r.URL.Path))
-			return
-		}
-		if pattern == "/" && strings.HasPrefix(r.URL.Path, "/_") {
-			writeError(w, s.log, r, Errorf(http.StatusNotFound, "M_UNRECOGNIZED", "unrecognized request: %s %s", r.Method, r.URL.Path))
+		// The app's catch-all "/" matches every path and method, so it must
+		// not answer for the API: anything under /_ that only it (or
+		// nothing) matches is unrecognized.
+		if _, pattern := mux.Handler(r); (pattern == "" || pattern == "/") && strings.HasPrefix(r.URL.Path, "/_") {
+			s.unrecognized(w, r, mux)
 			return
 		}
 		mux.ServeHTTP(w, r)
-		_ = h
 	}))
+}
+
+// unrecognized answers a request no API route takes: 405 with an Allow
+// header if the path exists for other methods, else 404; M_UNRECOGNIZED
+// either way, as the spec asks.
+func (s *Server) unrecognized(w http.ResponseWriter, r *http.Request, mux *http.ServeMux) {
+	var allow []string
+	for _, method := range []string{"GET", "POST", "PUT", "DELETE"} {
+		probe := r.Clone(r.Context())
+		probe.Method = method
+		if _, p := mux.Handler(probe); p != "" && p != "/" {
+			allow = append(allow, method)
+		}
+	}
+	if len(allow) > 0 {
+		if slices.Contains(allow, "GET") {
+			allow = append(allow, "HEAD")
+		}
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeError(w, s.log, r, Errorf(http.StatusMethodNotAllowed, "M_UNRECOGNIZED", "method %s is not allowed on %s", r.Method, r.URL.Path))
+		return
+	}
+	writeError(w, s.log, r, Errorf(http.StatusNotFound, "M_UNRECOGNIZED", "unrecognized request: %s %s", r.Method, r.URL.Path))
 }

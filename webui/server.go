@@ -38,6 +38,7 @@ type Server struct {
 	handler http.Handler
 
 	ln        net.Listener
+	cancel    context.CancelFunc // ends the contexts of requests in flight
 	srv       *http.Server
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -68,7 +69,10 @@ func (s *Server) Start() error {
 		return fmt.Errorf("webui: listen on %s: %w", s.cfg.Addr, err)
 	}
 	s.ln = ln
+	base, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
 	s.srv = &http.Server{
+		BaseContext:       func(net.Listener) context.Context { return base },
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
@@ -98,6 +102,9 @@ func (s *Server) URL() string { return "http://" + s.Addr() + "/" }
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		if s.srv != nil {
+			// Shutdown waits for handlers to return; cancelling first ends
+			// long-polls now instead of at the timeout below.
+			s.cancel()
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
 			if err := s.srv.Shutdown(ctx); err != nil {
@@ -153,7 +160,7 @@ func (s *Server) serveApp() http.Handler {
 // allowedHost reports whether the Host header names this server, so a
 // page on a rebinding domain cannot talk to it.
 func (s *Server) allowedHost(host string) bool {
-	bindHost, bindPort, err := net.SplitHostPort(s.Addr())
+	bound, bindPort, err := net.SplitHostPort(s.Addr())
 	if err != nil {
 		return false
 	}
@@ -165,13 +172,21 @@ func (s *Server) allowedHost(host string) bool {
 		return false
 	}
 	h = strings.Trim(strings.ToLower(h), "[]")
-	ip := net.ParseIP(bindHost)
-	if ip == nil || ip.IsUnspecified() || !ip.IsLoopback() {
-		// Bound to a non-loopback address on purpose: the owner chose to
-		// expose the node, and a name check cannot help.
-		return ip == nil || ip.IsUnspecified() || h == bindHost
+	// The configured address keeps the name the owner chose; the listener
+	// only knows the IP it resolved to.
+	name, _, _ := net.SplitHostPort(s.cfg.Addr)
+	name = strings.ToLower(name)
+	ip := net.ParseIP(name)
+	switch {
+	case name == "" || ip != nil && ip.IsUnspecified():
+		// Bound to every interface on purpose: the owner chose to expose
+		// the node, and a name check cannot help.
+		return true
+	case name == "localhost" || ip != nil && ip.IsLoopback():
+		return h == "localhost" || h == "127.0.0.1" || h == "::1" || h == name
+	default:
+		return h == name || h == bound
 	}
-	return h == "localhost" || h == bindHost || h == "127.0.0.1" || h == "::1"
 }
 
 // sameOrigin reports whether an Origin header is this server's own.

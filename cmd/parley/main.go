@@ -29,13 +29,32 @@ Usage:
   parley version
 `
 
+// errReported is a failure the flag package already explained on stderr.
+var errReported = errors.New("bad command line")
+
 func main() {
-	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "parley:", err)
-		}
+	err := run(os.Args[1:], os.Stdout, os.Stderr)
+	switch {
+	case err == nil:
+	case errors.Is(err, errReported):
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "parley:", err)
 		os.Exit(1)
 	}
+}
+
+// parseFlags parses a subcommand's flags: -h is not an error, and the
+// flag package's own message is not repeated.
+func parseFlags(fs *flag.FlagSet, args []string) (help bool, err error) {
+	err = fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return true, nil
+	}
+	if err != nil {
+		return false, errReported
+	}
+	return false, nil
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
@@ -79,7 +98,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.RegistrationToken, "registration-token", "", "token that lets further accounts register on this node")
 	fs.StringVar(&cfg.AppDir, "webui-dir", "", "serve the web app from this folder instead of the embedded copy")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
+	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -120,7 +139,7 @@ func cmdID(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("id", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dir := fs.String("data", node.DefaultDataDir(), "data directory")
-	if err := fs.Parse(args); err != nil {
+	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
 	key, err := node.LoadOrCreateKey(*dir)

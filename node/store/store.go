@@ -288,6 +288,10 @@ func (t *Txn) scan(prefix, from []byte, reverse bool, fn func(key, val []byte) (
 	opts := badger.DefaultIteratorOptions
 	opts.Prefix = prefix
 	opts.Reverse = reverse
+	// Values are small and live in the LSM tree: fetching them eagerly
+	// (100 at a time by default) costs more than it saves for the short
+	// scans sync and pagination do.
+	opts.PrefetchValues = false
 	it := t.txn.NewIterator(opts)
 	defer it.Close()
 	seek := from

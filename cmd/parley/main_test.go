@@ -1,0 +1,221 @@
+package main
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/parley-p2p/parley/node"
+)
+
+func TestCommands(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		args       []string
+		wantStdout string // exact, if set
+		wantErr    string // substring of the returned error; empty means success
+		wantStderr string // substring of stderr
+	}{
+		{name: "version prints the version", args: []string{"version"}, wantStdout: "parley " + node.Version + "\n"},
+		{name: "--version prints the version", args: []string{"--version"}, wantStdout: "parley " + node.Version + "\n"},
+		{name: "help prints the usage", args: []string{"help"}, wantStdout: usage},
+		{name: "no command is an error", args: nil, wantErr: "no command given", wantStderr: "Usage:"},
+		{name: "an unknown command is an error naming it", args: []string{"bogus"}, wantErr: `unknown command "bogus"`, wantStderr: "Usage:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := run(tc.args, &stdout, &stderr)
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("run(%q) = %v", tc.args, err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("run(%q) = %v, want an error containing %q", tc.args, err, tc.wantErr)
+			}
+			if tc.wantStdout != "" && stdout.String() != tc.wantStdout {
+				t.Errorf("stdout = %q, want %q", stdout.String(), tc.wantStdout)
+			}
+			if !strings.Contains(stderr.String(), tc.wantStderr) {
+				t.Errorf("stderr = %q, want it to contain %q", stderr.String(), tc.wantStderr)
+			}
+		})
+	}
+}
+
+func TestIDCreatesAStableKey(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "fresh")
+	idLine := regexp.MustCompile(`^server name: [0-9a-f]{64}\npeer id:     12D3Koo[1-9A-HJ-NP-Za-km-z]{45}\n$`)
+
+	var first string
+	for i := range 2 {
+		var stdout, stderr bytes.Buffer
+		if err := run([]string{"id", "--data", dir}, &stdout, &stderr); err != nil {
+			t.Fatalf("parley id, call %d: %v (stderr %q)", i+1, err, stderr.String())
+		}
+		if !idLine.MatchString(stdout.String()) {
+			t.Fatalf("parley id printed %q", stdout.String())
+		}
+		if i == 0 {
+			first = stdout.String()
+		} else if stdout.String() != first {
+			t.Errorf("parley id changed from %q to %q", first, stdout.String())
+		}
+	}
+
+	fi, err := os.Stat(filepath.Join(dir, "node.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if runtime.GOOS != "windows" && fi.Mode().Perm() != 0o600 {
+		t.Errorf("node.key has mode %v, want 0600", fi.Mode().Perm())
+	}
+}
+
+func TestIDFailsOnAFileForADataDir(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if err := run([]string{"id", "--data", filepath.Join(file, "data")}, &stdout, &stderr); err == nil {
+		t.Fatalf("parley id under a regular file succeeded: %q", stdout.String())
+	}
+}
+
+// TestRunFailsWithOneLine starts the built binary with settings it cannot
+// run with: each must exit 1 at once with a single `parley: ...` line, not
+// a stack trace, and print nothing on stdout.
+func TestRunFailsWithOneLine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the parley binary")
+	}
+	for _, tc := range []struct {
+		name    string
+		flags   func(t *testing.T) runFlags
+		wantErr string
+	}{
+		{
+			name:    "a malformed listen multiaddr",
+			flags:   func(t *testing.T) runFlags { return runFlags{listen: "127.0.0.1:4001"} },
+			wantErr: `listen address "127.0.0.1:4001"`,
+		},
+		{
+			name: "a bootstrap address without /p2p/",
+			flags: func(t *testing.T) runFlags {
+				return runFlags{extra: []string{"--bootstrap", "/ip4/127.0.0.1/tcp/4001"}}
+			},
+			wantErr: `bootstrap address "/ip4/127.0.0.1/tcp/4001"`,
+		},
+		{
+			name:    "an HTTP port in use",
+			flags:   func(t *testing.T) runFlags { return runFlags{http: holdPort(t)} },
+			wantErr: "address already in use",
+		},
+		{
+			name: "a libp2p port in use",
+			flags: func(t *testing.T) runFlags {
+				_, port, _ := net.SplitHostPort(holdPort(t))
+				return runFlags{listen: "/ip4/127.0.0.1/tcp/" + port}
+			},
+			wantErr: "address already in use",
+		},
+		{
+			// libp2p binds TCP with SO_REUSEPORT, so only a check before
+			// binding stops two nodes from sharing the port.
+			name: "a libp2p port in use by another parley",
+			flags: func(t *testing.T) runFlags {
+				other := startParley(t, "other", nodeArgs(t.TempDir())...).waitStarted()
+				listen, _, _ := strings.Cut(other.Addrs[0], "/p2p/")
+				return runFlags{listen: listen}
+			},
+			wantErr: "address already in use",
+		},
+		{
+			name:    "a stray argument",
+			flags:   func(t *testing.T) runFlags { return runFlags{extra: []string{"now"}} },
+			wantErr: `unexpected argument "now"`,
+		},
+		{
+			name:    "an unknown log level",
+			flags:   func(t *testing.T) runFlags { return runFlags{extra: []string{"--log-level", "loud"}} },
+			wantErr: "--log-level",
+		},
+		{
+			name: "a data dir under a regular file",
+			flags: func(t *testing.T) runFlags {
+				file := filepath.Join(t.TempDir(), "file")
+				if err := os.WriteFile(file, nil, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				return runFlags{data: filepath.Join(file, "data")}
+			},
+			wantErr: "not a directory",
+		},
+		{
+			name: "a data dir in use by another parley",
+			flags: func(t *testing.T) runFlags {
+				dir := t.TempDir()
+				startParley(t, "other", nodeArgs(dir)...).waitStarted()
+				return runFlags{data: dir}
+			},
+			wantErr: "Another process is using this Badger database",
+		},
+	} {
+		t.Run("run fails on "+tc.name, func(t *testing.T) {
+			t.Parallel()
+			res := runParley(t, tc.flags(t).args(t)...)
+			if res.code != 1 {
+				t.Errorf("exit status %d, want 1", res.code)
+			}
+			if res.stdout != "" {
+				t.Errorf("stdout = %q, want nothing", res.stdout)
+			}
+			line, rest, _ := strings.Cut(res.stderr, "\n")
+			if !strings.HasPrefix(line, "parley: ") || rest != "" {
+				t.Errorf("stderr is not one `parley: ...` line:\n%s", res.stderr)
+			}
+			if !strings.Contains(line, tc.wantErr) {
+				t.Errorf("error %q does not mention %q", line, tc.wantErr)
+			}
+			if strings.Contains(res.stderr, "goroutine ") || strings.Contains(res.stderr, "panic") {
+				t.Errorf("stderr has a stack trace:\n%s", res.stderr)
+			}
+		})
+	}
+}
+
+// runFlags are the flags of `parley run` that the failure cases vary; an
+// empty field takes the value of a runnable node on loopback.
+type runFlags struct {
+	http, listen, data string
+	extra              []string
+}
+
+func (f runFlags) args(t *testing.T) []string {
+	if f.http == "" {
+		f.http = "127.0.0.1:0"
+	}
+	if f.listen == "" {
+		f.listen = "/ip4/127.0.0.1/tcp/0"
+	}
+	if f.data == "" {
+		f.data = t.TempDir()
+	}
+	return append([]string{"run", "--data", f.data, "--http", f.http, "--listen", f.listen, "--no-mdns"}, f.extra...)
+}
+
+// holdPort listens on a loopback TCP port for the rest of the test and
+// returns its address.
+func holdPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln.Addr().String()
+}

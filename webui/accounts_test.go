@@ -1,0 +1,232 @@
+package webui
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+const registerPath = "/_matrix/client/v3/register"
+
+// wantFlows checks a user-interactive auth answer: 401, the one flow with
+// this stage, a session, and an errcode only when a stage was attempted.
+func wantFlows(t *testing.T, w *httptest.ResponseRecorder, stage, errcode string) {
+	t.Helper()
+	wantStatus(t, w, http.StatusUnauthorized)
+	body := w.Body.Bytes()
+	var m struct {
+		Flows []struct {
+			Stages []string `json:"stages"`
+		} `json:"flows"`
+		Params  map[string]any `json:"params"`
+		Session string         `json:"session"`
+		Errcode *string        `json:"errcode"`
+	}
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatalf("body %s: %v", body, err)
+	}
+	if len(m.Flows) != 1 || !reflect.DeepEqual(m.Flows[0].Stages, []string{stage}) {
+		t.Errorf("flows = %+v, want [[%s]]", m.Flows, stage)
+	}
+	if m.Session == "" || m.Params == nil {
+		t.Errorf("session %q and params %v must both be present", m.Session, m.Params)
+	}
+	switch {
+	case errcode == "" && m.Errcode != nil:
+		t.Errorf("errcode = %q, want none (clients take it as a failed stage)", *m.Errcode)
+	case errcode != "" && (m.Errcode == nil || *m.Errcode != errcode):
+		t.Errorf("errcode = %v, want %s", m.Errcode, errcode)
+	}
+}
+
+func TestRegisterFirstAccount(t *testing.T) {
+	tests := []struct {
+		name    string
+		query   string
+		body    string
+		status  int
+		errcode string
+		flows   bool // a UIA answer (401 with flows)
+	}{
+		{"a request with no auth is offered the dummy stage, without an errcode", "", `{"username":"alice","password":"pw"}`, 401, "", true},
+		{"an empty body is offered the dummy stage", "", ``, 401, "", true},
+		{"the registration-token stage is refused with an errcode", "", `{"auth":{"type":"m.login.registration_token","token":"x"},"username":"alice","password":"pw"}`, 401, "M_FORBIDDEN", true},
+		{"the dummy stage creates the account", "", `{"auth":{"type":"m.login.dummy"},"username":"alice","password":"pw"}`, 200, "", false},
+		{"a full user ID on this node is accepted", "", `{"auth":{"type":"m.login.dummy"},"username":"@alice:` + fakeServer + `","password":"pw"}`, 200, "", false},
+		{"a user name in capitals is accepted in lower case", "", `{"auth":{"type":"m.login.dummy"},"username":"Alice","password":"pw"}`, 200, "", false},
+		{"kind=user is an ordinary registration", "?kind=user", `{"auth":{"type":"m.login.dummy"},"username":"alice","password":"pw"}`, 200, "", false},
+		{"a guest is refused", "?kind=guest", `{"auth":{"type":"m.login.dummy"}}`, 403, "M_GUEST_ACCESS_FORBIDDEN", false},
+		{"a missing user name is refused", "", `{"auth":{"type":"m.login.dummy"},"password":"pw"}`, 400, "M_MISSING_PARAM", false},
+		{"a user name with a space is invalid", "", `{"auth":{"type":"m.login.dummy"},"username":"al ice","password":"pw"}`, 400, "M_INVALID_USERNAME", false},
+		{"a user name with a colon is invalid", "", `{"auth":{"type":"m.login.dummy"},"username":"al:ice","password":"pw"}`, 400, "M_INVALID_USERNAME", false},
+		{"a user name with non-ASCII letters is invalid", "", `{"auth":{"type":"m.login.dummy"},"username":"ålice","password":"pw"}`, 400, "M_INVALID_USERNAME", false},
+		{"a user name over 64 characters is invalid", "", `{"auth":{"type":"m.login.dummy"},"username":"` + strings.Repeat("a", 65) + `","password":"pw"}`, 400, "M_INVALID_USERNAME", false},
+		{"a user ID on another server is refused", "", `{"auth":{"type":"m.login.dummy"},"username":"@alice:example.org","password":"pw"}`, 400, "M_INVALID_PARAM", false},
+		{"an empty password is refused", "", `{"auth":{"type":"m.login.dummy"},"username":"alice"}`, 400, "M_WEAK_PASSWORD", false},
+		{"a password over 512 bytes is refused", "", `{"auth":{"type":"m.login.dummy"},"username":"alice","password":"` + strings.Repeat("p", 513) + `"}`, 400, "M_WEAK_PASSWORD", false},
+		{"a malformed body is bad JSON", "", `{"auth":`, 400, "M_BAD_JSON", false},
+		{"a body that is not an object is bad JSON", "", `["alice"]`, 400, "M_BAD_JSON", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			w := h.do("POST", registerPath+tt.query, tt.body)
+			switch {
+			case tt.flows:
+				wantFlows(t, w, loginDummy, tt.errcode)
+			case tt.errcode != "":
+				wantError(t, w, tt.status, tt.errcode)
+			default:
+				wantStatus(t, w, 200)
+				m := decode(t, w)
+				if m["user_id"] != userID("alice") || m["access_token"] == "" || m["device_id"] == "" {
+					t.Errorf("register = %v", m)
+				}
+				if c := h.fake.Changes(); !reflect.DeepEqual(c, []string{"CreateAccount alice first=true"}) {
+					t.Errorf("changes = %q, want the first account created", c)
+				}
+				return
+			}
+			wantNoChanges(t, h.fake)
+		})
+	}
+
+	t.Run("inhibit_login returns the user ID alone", func(t *testing.T) {
+		h := newHarness(t)
+		w := h.do("POST", registerPath, `{"auth":{"type":"m.login.dummy"},"username":"alice","password":"pw","inhibit_login":true}`)
+		wantStatus(t, w, 200)
+		if m := decode(t, w); len(m) != 1 || m["user_id"] != userID("alice") {
+			t.Errorf("register = %v, want only user_id", m)
+		}
+	})
+}
+
+func TestRegisterLaterAccounts(t *testing.T) {
+	const (
+		noAuth     = `{"username":"bob","password":"pw"}`
+		dummy      = `{"auth":{"type":"m.login.dummy"},"username":"bob","password":"pw"}`
+		wrongToken = `{"auth":{"type":"m.login.registration_token","token":"guess"},"username":"bob","password":"pw"}`
+		rightToken = `{"auth":{"type":"m.login.registration_token","token":"s3cret","session":"register"},"username":"bob","password":"pw"}`
+		badName    = `{"auth":{"type":"m.login.registration_token","token":"s3cret"},"username":"Bob!","password":"pw"}`
+		taken      = `{"auth":{"type":"m.login.registration_token","token":"s3cret"},"username":"alice","password":"pw"}`
+	)
+	tests := []struct {
+		name     string
+		regToken string
+		body     string
+		status   int
+		errcode  string
+		flows    bool
+	}{
+		{"with no registration token configured, a request with no auth is refused", "", noAuth, 403, "M_FORBIDDEN", false},
+		{"with no registration token configured, the dummy stage is refused", "", dummy, 403, "M_FORBIDDEN", false},
+		{"with no registration token configured, any token is refused", "", wrongToken, 403, "M_FORBIDDEN", false},
+		{"with a token configured, a request with no auth is offered the token stage without an errcode", "s3cret", noAuth, 401, "", true},
+		{"with a token configured, the dummy stage is refused with an errcode", "s3cret", dummy, 401, "M_FORBIDDEN", true},
+		{"with a token configured, a wrong token is refused with an errcode", "s3cret", wrongToken, 401, "M_FORBIDDEN", true},
+		{"with a token configured, an invalid user name is refused", "s3cret", badName, 400, "M_INVALID_USERNAME", false},
+		{"with a token configured, a taken user name is refused by the node", "s3cret", taken, 400, "M_USER_IN_USE", false},
+		{"with a token configured, the right token creates the account", "s3cret", rightToken, 200, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.fake.addUser("alice", "pw")
+			h.fake.regToken = tt.regToken
+			w := h.do("POST", registerPath, tt.body)
+			switch {
+			case tt.flows:
+				wantFlows(t, w, loginRegistration, tt.errcode)
+			case tt.errcode != "":
+				wantError(t, w, tt.status, tt.errcode)
+			default:
+				wantStatus(t, w, 200)
+				if m := decode(t, w); m["user_id"] != userID("bob") {
+					t.Errorf("register = %v", m)
+				}
+				if c := h.fake.Changes(); !reflect.DeepEqual(c, []string{"CreateAccount bob first=false"}) {
+					t.Errorf("changes = %q, want bob created as a later account", c)
+				}
+				return
+			}
+			wantNoChanges(t, h.fake)
+		})
+	}
+}
+
+func TestRegisterAvailable(t *testing.T) {
+	h := newHarness(t)
+	t.Run("a valid user name is reported available", func(t *testing.T) {
+		w := h.do("GET", registerPath+"/available?username=carol", "")
+		wantStatus(t, w, 200)
+		if m := decode(t, w); m["available"] != true {
+			t.Errorf("available = %v", m)
+		}
+	})
+	t.Run("an invalid user name is refused", func(t *testing.T) {
+		wantError(t, h.do("GET", registerPath+"/available?username=no%20way", ""), 400, "M_INVALID_USERNAME")
+	})
+}
+
+func TestLogin(t *testing.T) {
+	const path = "/_matrix/client/v3/login"
+	tests := []struct {
+		name    string
+		body    string
+		status  int
+		errcode string
+		device  string // the device ID the reply must carry, if any
+	}{
+		{"a password login with a user identifier succeeds", `{"type":"m.login.password","identifier":{"type":"m.id.user","user":"bob"},"password":"pw"}`, 200, "", ""},
+		{"a password login with a full user ID succeeds", `{"type":"m.login.password","identifier":{"type":"m.id.user","user":"@bob:` + fakeServer + `"},"password":"pw"}`, 200, "", ""},
+		{"a password login with the legacy user field succeeds", `{"type":"m.login.password","user":"bob","password":"pw"}`, 200, "", ""},
+		{"a user name in capitals logs in the lower-case account", `{"type":"m.login.password","identifier":{"type":"m.id.user","user":"BOB"},"password":"pw"}`, 200, "", ""},
+		{"a requested device ID is kept", `{"type":"m.login.password","identifier":{"type":"m.id.user","user":"bob"},"password":"pw","device_id":"PHONE"}`, 200, "", "PHONE"},
+		{"a wrong password is forbidden", `{"type":"m.login.password","identifier":{"type":"m.id.user","user":"bob"},"password":"nope"}`, 403, "M_FORBIDDEN", ""},
+		{"an unknown user is forbidden", `{"type":"m.login.password","identifier":{"type":"m.id.user","user":"carol"},"password":"pw"}`, 403, "M_FORBIDDEN", ""},
+		{"a user of another server is forbidden", `{"type":"m.login.password","identifier":{"type":"m.id.user","user":"@bob:example.org"},"password":"pw"}`, 403, "M_FORBIDDEN", ""},
+		{"an invalid user name is forbidden", `{"type":"m.login.password","identifier":{"type":"m.id.user","user":"b o b"},"password":"pw"}`, 403, "M_FORBIDDEN", ""},
+		{"an unsupported login type is a bad request", `{"type":"m.login.token","token":"abc"}`, 400, "M_UNKNOWN", ""},
+		{"a missing login type is a bad request", `{"identifier":{"type":"m.id.user","user":"bob"},"password":"pw"}`, 400, "M_UNKNOWN", ""},
+		{"a third-party identifier is a bad request", `{"type":"m.login.password","identifier":{"type":"m.id.thirdparty","medium":"email","address":"b@example.org"},"password":"pw"}`, 400, "M_UNKNOWN", ""},
+		{"a malformed body is bad JSON", `{"type":`, 400, "M_BAD_JSON", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.fake.addUser("bob", "pw")
+			w := h.do("POST", path, tt.body)
+			if tt.errcode != "" {
+				wantError(t, w, tt.status, tt.errcode)
+				wantNoChanges(t, h.fake)
+				return
+			}
+			wantStatus(t, w, 200)
+			m := decode(t, w)
+			tok, _ := m["access_token"].(string)
+			if m["user_id"] != userID("bob") || tok == "" || m["device_id"] == "" {
+				t.Fatalf("login = %v", m)
+			}
+			if tt.device != "" && m["device_id"] != tt.device {
+				t.Errorf("device_id = %v, want %s", m["device_id"], tt.device)
+			}
+			who := h.do("GET", "/_matrix/client/v3/account/whoami", "", token(tok))
+			wantStatus(t, who, 200)
+			if got := decode(t, who)["user_id"]; got != userID("bob") {
+				t.Errorf("whoami with the new token = %v", got)
+			}
+		})
+	}
+
+	t.Run("the login flows offer passwords", func(t *testing.T) {
+		h := newHarness(t)
+		w := h.do("GET", path, "")
+		wantStatus(t, w, 200)
+		if !strings.Contains(w.Body.String(), `{"type":"m.login.password"}`) {
+			t.Errorf("flows = %s", w.Body.String())
+		}
+	})
+}
