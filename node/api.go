@@ -24,11 +24,46 @@ func (n *Node) clientEvent(i *evInfo, s *webui.Session, withRoom bool) webui.Cli
 		ce.RoomID = ev.RoomID()
 	}
 	unsigned := map[string]any{"age": max(nowMS()-ev.OriginServerTS(), 0)}
+	if by := n.redactedBy(ev); by != nil {
+		if red, err := ev.Redacted(); err == nil {
+			ce.Content = red.Content()
+		}
+		unsigned["redacted_because"] = n.clientEvent(by, nil, withRoom)
+	}
 	if s != nil && i.rec.TxnID != "" && ev.Sender() == s.UserID && i.rec.TxnDevice == s.DeviceID {
 		unsigned["transaction_id"] = i.rec.TxnID
 	}
 	ce.Unsigned = unsigned
 	return ce
+}
+
+// redactedBy returns the redaction that applies to an event, if any: one
+// whose sender had the redact level, or is on the original's server.
+func (n *Node) redactedBy(ev *rooms.Event) *evInfo {
+	if ev.Type() == "m.room.redaction" {
+		return nil
+	}
+	var red *store.Redaction
+	n.store.View(func(t *store.Txn) error {
+		var err error
+		red, err = t.Redaction(ev.ID())
+		return err
+	})
+	if red == nil {
+		return nil
+	}
+	by, err := n.eventInfo(red.RedactionID)
+	if err != nil || !by.usable() || by.rec.SoftFailed != "" || by.ev.RoomID() != ev.RoomID() {
+		return nil
+	}
+	if !red.ByPower {
+		s1, err1 := rooms.ServerOf(by.ev.Sender())
+		s2, err2 := rooms.ServerOf(ev.Sender())
+		if err1 != nil || err2 != nil || s1 != s2 {
+			return nil
+		}
+	}
+	return by
 }
 
 // readableRoom returns the room if the user may read it now: joined, or

@@ -146,7 +146,9 @@ func decode(body []byte, v any) error {
 	return nil
 }
 
-// roomFor returns the room if the requesting server may read it.
+// roomFor returns the room if the requesting server has, or had, users in
+// it. What it may read of the room is then decided event by event
+// (visibleTo).
 func (n *Node) roomFor(server, roomID string) (*room, error) {
 	r := n.getRoom(roomID)
 	if r == nil {
@@ -155,10 +157,14 @@ func (n *Node) roomFor(server, roomID string) (*room, error) {
 	r.mu.Lock()
 	state := r.state
 	r.mu.Unlock()
-	if !n.serverInRoom(state, server) {
-		return nil, remoteErr("M_FORBIDDEN", "server is not in room %s", roomID)
+	for k := range state {
+		if k.Type == "m.room.member" {
+			if s, err := rooms.ServerOf(k.StateKey); err == nil && s == server {
+				return r, nil
+			}
+		}
 	}
-	return r, nil
+	return nil, remoteErr("M_FORBIDDEN", "server is not in room %s", roomID)
 }
 
 // serverInRoom reports whether any user of server is joined or invited.
@@ -178,6 +184,34 @@ func (n *Node) serverInRoom(state store.StateMap, server string) bool {
 		}
 	}
 	return false
+}
+
+// visibleTo reports whether a server may read an event: one of its users
+// was joined or invited in the state before it, or it is a membership
+// event about one of its users (a banned server still learns of its ban).
+// Events outside the timeline (auth and state) are visible to any server
+// that had users in the room: they are what it needs to check events.
+func (n *Node) visibleTo(i *evInfo, server string) bool {
+	if i.ev.Type() == "m.room.member" && i.ev.StateKey() != nil {
+		if s, err := rooms.ServerOf(*i.ev.StateKey()); err == nil && s == server {
+			return true
+		}
+	}
+	snap := i.rec.StateBefore
+	if snap == "" {
+		snap = i.rec.StateAfter
+	}
+	if snap == "" {
+		return true
+	}
+	key := snap + "\x00" + server
+	if v, ok := n.visible.get(key); ok {
+		return v
+	}
+	state, err := n.snapshot(snap)
+	v := err == nil && n.serverInRoom(state, server)
+	n.visible.put(key, v)
+	return v
 }
 
 func (n *Node) pdu(id string) (json.RawMessage, error) {
@@ -422,7 +456,7 @@ func (n *Node) onGetEvents(server string, body []byte) (any, error) {
 	resp := pdusResp{}
 	for _, id := range req.EventIDs {
 		i, err := n.eventInfo(id)
-		if err != nil || i.ev.RoomID() != r.id {
+		if err != nil || i.ev.RoomID() != r.id || !n.visibleTo(i, server) {
 			continue
 		}
 		if raw, err := n.pdu(id); err == nil {
@@ -496,8 +530,10 @@ func (n *Node) onMissingEvents(server string, body []byte) (any, error) {
 		if err != nil || i.ev.RoomID() != r.id || !i.usable() || i.rec.Outlier {
 			continue
 		}
-		found = append(found, i.ev)
 		queue = append(queue, i.ev.PrevEvents()...)
+		if n.visibleTo(i, server) {
+			found = append(found, i.ev)
+		}
 	}
 	sort.SliceStable(found, func(a, b int) bool { return found[a].Depth() < found[b].Depth() })
 	resp := pdusResp{}
@@ -520,7 +556,7 @@ func (n *Node) onStateAfter(server string, body []byte) (any, error) {
 		return nil, err
 	}
 	i, err := n.eventInfo(req.EventIDs[0])
-	if err != nil || i.ev.RoomID() != r.id || !i.hasState() {
+	if err != nil || i.ev.RoomID() != r.id || !i.hasState() || !n.visibleTo(i, server) {
 		return nil, remoteErr("M_NOT_FOUND", "no state known after %s", req.EventIDs[0])
 	}
 	state, err := n.snapshot(i.rec.StateAfter)

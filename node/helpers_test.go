@@ -23,6 +23,7 @@ type testOpts struct {
 	bootstrap []*testNode
 	regToken  string
 	gater     connmgr.ConnectionGater
+	reconnect time.Duration
 }
 
 func newTestNode(t testing.TB, o testOpts) *testNode {
@@ -37,6 +38,7 @@ func newTestNode(t testing.TB, o testOpts) *testNode {
 		NoMDNS:            true,
 		RegistrationToken: o.regToken,
 		Gater:             o.gater,
+		ReconnectInterval: o.reconnect,
 	}
 	for _, b := range o.bootstrap {
 		cfg.Bootstrap = append(cfg.Bootstrap, b.Addrs()...)

@@ -346,3 +346,21 @@ func (n *Node) markInvite(user, roomID string) {
 		n.log.Warn("update invite", "room", roomID, "err", err)
 	}
 }
+
+// Moderate implements webui.Backend: kick, ban and unban.
+func (n *Node) Moderate(ctx context.Context, s *webui.Session, roomID, target, membership, reason string) error {
+	r := n.getRoom(roomID)
+	if r == nil || n.membership(r, s.UserID) != "join" {
+		return webui.Forbidden("you are not joined to room %s", roomID)
+	}
+	content := map[string]any{"membership": membership}
+	if reason != "" {
+		content["reason"] = reason
+	}
+	c, err := rooms.MarshalCanonical(content)
+	if err != nil {
+		return err
+	}
+	_, err = n.sendLocal(ctx, r, s.UserID, "m.room.member", &target, c, "", "")
+	return err
+}

@@ -43,6 +43,9 @@ type Config struct {
 	RegistrationToken string
 	// AppDir serves the web app from disk (development).
 	AppDir string
+	// ReconnectInterval is how often lost room members are redialled;
+	// default 15 s.
+	ReconnectInterval time.Duration
 	// Gater optionally filters libp2p connections (tests use it to cut
 	// the network in two).
 	Gater connmgr.ConnectionGater
@@ -81,6 +84,7 @@ type Node struct {
 	events    *genCache[string, *evInfo]
 	snapshots *genCache[string, store.StateMap]
 	verified  *genCache[string, *rooms.Event] // verified by the pubsub validator, not yet ingested
+	visible   *genCache[string, bool]         // snapshot\x00server -> server had users in it
 	txns      sync.Map                        // user\x00device\x00txn -> event ID, until committed
 
 	gossipDropped atomic.Int64 // pubsub messages the validator refused
@@ -115,6 +119,7 @@ func New(cfg Config) (*Node, error) {
 		events:    newGenCache[string, *evInfo](20000),
 		snapshots: newGenCache[string, store.StateMap](256),
 		verified:  newGenCache[string, *rooms.Event](4096),
+		visible:   newGenCache[string, bool](4096),
 		notify:    newNotifier(),
 		ctx:       ctx,
 		cancel:    cancel,
@@ -169,6 +174,7 @@ func (n *Node) Start() (err error) {
 	if err := n.loadRooms(); err != nil {
 		return err
 	}
+	n.goBackground(n.maintainPeers)
 	return nil
 }
 

@@ -292,8 +292,9 @@ func (n *Node) stateBefore(r *room, ev *rooms.Event) (store.StateMap, string, er
 	return n.resolve(r, ids)
 }
 
-// resolve runs state resolution over snapshots.
-func (n *Node) resolve(r *room, snapIDs []string) (store.StateMap, string, error) {
+// resolve runs state resolution over snapshots. pending, if set, is an
+// event being processed: not stored yet, but part of one of the states.
+func (n *Node) resolve(r *room, snapIDs []string, pending ...*rooms.Event) (store.StateMap, string, error) {
 	sets := make([]resolver.StateMap, 0, len(snapIDs))
 	for _, id := range snapIDs {
 		m, err := n.snapshot(id)
@@ -302,7 +303,18 @@ func (n *Node) resolve(r *room, snapIDs []string) (store.StateMap, string, error
 		}
 		sets = append(sets, resolver.StateMap(m))
 	}
-	res, err := resolver.ResolveWith(r.version, sets, n.fetchEvent, resolver.Options{
+	fetch := n.fetchEvent
+	if len(pending) > 0 {
+		fetch = func(id string) (*rooms.Event, error) {
+			for _, p := range pending {
+				if p.ID() == id {
+					return p, nil
+				}
+			}
+			return n.fetchEvent(id)
+		}
+	}
+	res, err := resolver.ResolveWith(r.version, sets, fetch, resolver.Options{
 		Rejected: func(id string) bool {
 			i, err := n.eventInfo(id)
 			return err == nil && !i.usable()
@@ -444,12 +456,19 @@ func (n *Node) process(r *room, ev *rooms.Event, o processOpts) (*outcome, error
 		}
 		if len(ids) == 1 {
 			head.state, head.stateID = after, afterID
-		} else if head.state, head.stateID, err = n.resolve(r, ids); err != nil {
+		} else if head.state, head.stateID, err = n.resolve(r, ids, ev); err != nil {
 			return nil, err
 		}
 	}
 	snaps[head.stateID] = head.state
-	return n.commit(r, ev, rec, snaps, head, nil), nil
+	var red *store.Redaction
+	if ev.Type() == "m.room.redaction" && ev.Redacts() != "" {
+		red = &store.Redaction{Target: ev.Redacts(), RedactionID: ev.ID()}
+		if pl, err := rooms.PowerLevelsFrom(n.stateFunc(withCreate(r, before))); err == nil {
+			red.ByPower = pl.UserLevel(ev.Sender()) >= pl.Redact()
+		}
+	}
+	return n.commitWith(r, ev, rec, snaps, head, nil, red), nil
 }
 
 // roomHead is a room's new head after an event.
@@ -478,6 +497,11 @@ func withCreate(r *room, m store.StateMap) store.StateMap {
 // event can build on it; the disk write is queued and its result comes on
 // the returned outcome's channel. The caller holds r.mu.
 func (n *Node) commit(r *room, ev *rooms.Event, rec store.EventRecord, snaps map[string]store.StateMap, head *roomHead, rj *rejection) *outcome {
+	return n.commitWith(r, ev, rec, snaps, head, rj, nil)
+}
+
+// commitWith is commit plus a redaction to record in the same write.
+func (n *Node) commitWith(r *room, ev *rooms.Event, rec store.EventRecord, snaps map[string]store.StateMap, head *roomHead, rj *rejection, red *store.Redaction) *outcome {
 	info := &evInfo{ev: ev, rec: rec}
 	info.rec.PDU = nil
 	n.events.put(ev.ID(), info)
@@ -508,6 +532,11 @@ func (n *Node) commit(r *room, ev *rooms.Event, rec store.EventRecord, snaps map
 		if roomRec != nil {
 			roomRec.Pos = rec.Pos
 			if err := t.PutRoom(roomRec); err != nil {
+				return err
+			}
+		}
+		if red != nil {
+			if err := t.PutRedaction(red); err != nil {
 				return err
 			}
 		}

@@ -272,6 +272,15 @@ func (f *fakeBackend) Leave(_ context.Context, _ *Session, roomID, _ string) err
 	return nil
 }
 
+func (f *fakeBackend) Moderate(_ context.Context, _ *Session, roomID, target, membership, _ string) error {
+	f.call("Moderate")
+	if err := f.knownRoom(roomID); err != nil {
+		return err
+	}
+	f.change("Moderate %s %s %s", roomID, target, membership)
+	return nil
+}
+
 func (f *fakeBackend) Send(_ context.Context, _ *Session, roomID, evType string, stateKey *string, content json.RawMessage, txnID string) (string, error) {
 	f.call("Send")
 	if err := f.knownRoom(roomID); err != nil {

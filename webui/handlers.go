@@ -428,3 +428,57 @@ func (s *Server) sync(w http.ResponseWriter, r *http.Request, sess *Session) err
 	writeJSON(w, http.StatusOK, resp)
 	return nil
 }
+
+// moderate serves kick, ban and unban: each sets the target's membership.
+func (s *Server) moderate(membership string) func(w http.ResponseWriter, r *http.Request, sess *Session) error {
+	return func(w http.ResponseWriter, r *http.Request, sess *Session) error {
+		var body struct {
+			UserID string `json:"user_id"`
+			Reason string `json:"reason"`
+		}
+		if err := readJSON(r, &body); err != nil {
+			return err
+		}
+		if body.UserID == "" {
+			return errMissingParam("user_id is required")
+		}
+		if _, err := rooms.ServerOf(body.UserID); err != nil {
+			return errInvalidParam("invalid user ID %q", body.UserID)
+		}
+		if err := s.backend.Moderate(r.Context(), sess, r.PathValue("roomId"), body.UserID, membership, body.Reason); err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, map[string]any{})
+		return nil
+	}
+}
+
+// redact sends an m.room.redaction for an event.
+func (s *Server) redact(w http.ResponseWriter, r *http.Request, sess *Session) error {
+	var body struct {
+		Reason string `json:"reason"`
+	}
+	if err := readJSON(r, &body); err != nil {
+		return err
+	}
+	content := map[string]string{"redacts": r.PathValue("eventId")}
+	if body.Reason != "" {
+		content["reason"] = body.Reason
+	}
+	c, err := rooms.MarshalCanonical(content)
+	if err != nil {
+		return errBadJSON(err)
+	}
+	id, err := s.backend.Send(r.Context(), sess, r.PathValue("roomId"), "m.room.redaction", nil, c, r.PathValue("txnId"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"event_id": id})
+	return nil
+}
+
+// forget is accepted and does nothing yet: a left room stays in storage.
+func (s *Server) forget(w http.ResponseWriter, r *http.Request, _ *Session) error {
+	writeJSON(w, http.StatusOK, map[string]any{})
+	return nil
+}

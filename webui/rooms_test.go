@@ -260,3 +260,39 @@ func TestMembership(t *testing.T) {
 		}
 	})
 }
+
+func TestModerationRoutesSetTheTargetsMembership(t *testing.T) {
+	for _, tc := range []struct{ path, want string }{
+		{"kick", "leave"}, {"ban", "ban"}, {"unban", "leave"},
+	} {
+		t.Run(tc.path+" sets membership "+tc.want, func(t *testing.T) {
+			h := newHarness(t)
+			tok := h.fake.addUser("alice", "pw")
+			w := h.do("POST", client+"/rooms/"+escRoomV12+"/"+tc.path, `{"user_id":"@bob:example.org"}`, token(tok))
+			wantStatus(t, w, 200)
+			want := "Moderate " + roomV12 + " @bob:example.org " + tc.want
+			if ch := h.fake.Changes(); len(ch) != 1 || ch[0] != want {
+				t.Errorf("backend changes %v, want [%s]", ch, want)
+			}
+		})
+	}
+	t.Run("a missing user_id changes nothing", func(t *testing.T) {
+		h := newHarness(t)
+		tok := h.fake.addUser("alice", "pw")
+		w := h.do("POST", client+"/rooms/"+escRoomV12+"/ban", `{}`, token(tok))
+		wantStatus(t, w, 400)
+		if ch := h.fake.Changes(); len(ch) != 0 {
+			t.Errorf("backend changes %v", ch)
+		}
+	})
+}
+
+func TestRedactSendsARedactionEvent(t *testing.T) {
+	h := newHarness(t)
+	tok := h.fake.addUser("alice", "pw")
+	w := h.do("PUT", client+"/rooms/"+escRoomV12+"/redact/"+esc("$ev")+"/t1", `{"reason":"spam"}`, token(tok))
+	wantStatus(t, w, 200)
+	if len(h.fake.sent) != 1 || h.fake.sent[0].Type != "m.room.redaction" || h.fake.sent[0].Content != `{"reason":"spam","redacts":"$ev"}` || h.fake.sent[0].TxnID != "t1" {
+		t.Errorf("sent %+v", h.fake.sent)
+	}
+}

@@ -243,6 +243,9 @@ type Backend interface {
 	Invite(ctx context.Context, s *Session, roomID, userID, reason string) error
 	Join(ctx context.Context, s *Session, roomIDOrAlias string) (string, error)
 	Leave(ctx context.Context, s *Session, roomID, reason string) error
+	// Moderate sets another user's membership: "leave" (kick or unban) or
+	// "ban".
+	Moderate(ctx context.Context, s *Session, roomID, target, membership, reason string) error
 	Send(ctx context.Context, s *Session, roomID, evType string, stateKey *string, content json.RawMessage, txnID string) (string, error)
 	State(s *Session, roomID string) ([]ClientEvent, error)
 	StateEvent(s *Session, roomID, evType, stateKey string) (*ClientEvent, error)

@@ -374,3 +374,27 @@ func (t *Txn) Invites(user string) ([]*Invite, error) {
 	})
 	return out, err
 }
+
+func keyRedaction(target string) []byte { return []byte("rd/" + target) }
+
+// Redaction records an accepted redaction of an event (which may not be
+// stored yet).
+type Redaction struct {
+	Target      string `json:"target"`
+	RedactionID string `json:"by"`
+	// ByPower: the redaction's sender had the redact level when it was
+	// sent. Otherwise it applies only to events from its own server.
+	ByPower bool `json:"power,omitempty"`
+}
+
+// PutRedaction records a redaction.
+func (t *Txn) PutRedaction(r *Redaction) error { return t.setJSON(keyRedaction(r.Target), r) }
+
+// Redaction returns the redaction recorded for an event, if any.
+func (t *Txn) Redaction(target string) (*Redaction, error) {
+	var r Redaction
+	if err := t.getJSON(keyRedaction(target), &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}

@@ -1,0 +1,245 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"maps"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/control"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/parley-p2p/parley/rooms"
+)
+
+// splitGater refuses connections to peers on the other side of a split
+// for as long as the split lasts.
+type splitGater struct {
+	mu      sync.Mutex
+	blocked map[peer.ID]bool
+}
+
+func (g *splitGater) set(blocked map[peer.ID]bool) {
+	g.mu.Lock()
+	g.blocked = blocked
+	g.mu.Unlock()
+}
+
+func (g *splitGater) allowed(p peer.ID) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return !g.blocked[p]
+}
+
+func (g *splitGater) InterceptPeerDial(p peer.ID) bool                 { return g.allowed(p) }
+func (g *splitGater) InterceptAddrDial(p peer.ID, _ ma.Multiaddr) bool { return g.allowed(p) }
+func (g *splitGater) InterceptAccept(network.ConnMultiaddrs) bool      { return true }
+func (g *splitGater) InterceptSecured(_ network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
+	return g.allowed(p)
+}
+func (g *splitGater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) {
+	return true, 0
+}
+
+// split cuts every connection between the two halves and keeps them cut.
+func split(t *testing.T, gaters map[*testNode]*splitGater, left, right []*testNode) {
+	t.Helper()
+	for _, side := range [][2][]*testNode{{left, right}, {right, left}} {
+		other := map[peer.ID]bool{}
+		for _, n := range side[1] {
+			other[n.PeerID()] = true
+		}
+		for _, n := range side[0] {
+			gaters[n].set(other)
+		}
+	}
+	for _, l := range left {
+		for _, r := range right {
+			l.host.LibP2P().Network().ClosePeer(r.PeerID())
+			r.host.LibP2P().Network().ClosePeer(l.PeerID())
+		}
+	}
+	waitFor(t, 10*time.Second, "the halves to be disconnected", func() bool {
+		for _, l := range left {
+			for _, r := range right {
+				if l.host.LibP2P().Network().Connectedness(r.PeerID()) == network.Connected {
+					return false
+				}
+			}
+		}
+		return true
+	})
+}
+
+func roomState(n *testNode, room id.RoomID) map[rooms.StateKey]string {
+	r := n.getRoom(room.String())
+	if r == nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.state)
+}
+
+func stateContent(t *testing.T, n *testNode, room id.RoomID, typ, key string) map[string]any {
+	t.Helper()
+	id, ok := roomState(n, room)[rooms.StateKey{Type: typ, StateKey: key}]
+	if !ok {
+		return nil
+	}
+	i, err := n.eventInfo(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c map[string]any
+	json.Unmarshal(i.ev.Content(), &c)
+	return c
+}
+
+// TestPartitionBanBeatsTheModeratorsChanges: four nodes in a room are split
+// in two. On one side the admin bans the moderator; on the other the
+// moderator changes the topic and the power levels. Once the split heals
+// (nobody reconnects by hand: the nodes find each other again), all four
+// nodes hold identical state, the ban stands and the moderator's changes
+// from the other side do not.
+func TestPartitionBanBeatsTheModeratorsChanges(t *testing.T) {
+	for _, version := range []string{rooms.V12, rooms.V11} {
+		t.Run("room version "+version, func(t *testing.T) { testPartition(t, version) })
+	}
+}
+
+func testPartition(t *testing.T, version string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	gaters := map[*testNode]*splitGater{}
+	mk := func(boot ...*testNode) *testNode {
+		g := &splitGater{}
+		n := newTestNode(t, testOpts{bootstrap: boot, gater: g, reconnect: 100 * time.Millisecond})
+		gaters[n] = g
+		return n
+	}
+	a := mk()
+	b, c, d := mk(a), mk(a), mk(a)
+	alice, bob, carol, dave := a.register(ctx, "alice"), b.register(ctx, "bob"), c.register(ctx, "carol"), d.register(ctx, "dave")
+
+	// The moderator may change power levels (up to her own level).
+	override, _ := json.Marshal(map[string]any{
+		"users":  map[string]int{carol.UserID.String(): 50},
+		"events": map[string]int{"m.room.power_levels": 50, "m.room.topic": 50},
+	})
+	if version == rooms.V11 {
+		override, _ = json.Marshal(map[string]any{
+			"users":  map[string]int{alice.UserID.String(): 100, carol.UserID.String(): 50},
+			"events": map[string]int{"m.room.power_levels": 50, "m.room.topic": 50},
+		})
+	}
+	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{
+		Preset: "private_chat", Topic: "before the split", RoomVersion: id.RoomVersion(version),
+		PowerLevelOverride: nil, Name: "partition",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.SendStateEvent(ctx, room.RoomID, event.StatePowerLevels, "", json.RawMessage(override)); err != nil {
+		t.Fatalf("power levels: %v", err)
+	}
+	for _, u := range []*mautrix.Client{bob, carol, dave} {
+		joinThrough(t, ctx, room.RoomID, alice, u)
+	}
+	all := []*testNode{a, b, c, d}
+	waitFor(t, 30*time.Second, "all four nodes to agree before the split", func() bool {
+		ref := roomState(a, room.RoomID)
+		for _, n := range all[1:] {
+			if !maps.Equal(ref, roomState(n, room.RoomID)) {
+				return false
+			}
+		}
+		return len(ref) > 0 && stateContent(t, d, room.RoomID, "m.room.member", dave.UserID.String())["membership"] == "join"
+	})
+	before := roomState(a, room.RoomID)
+
+	split(t, gaters, []*testNode{a, b}, []*testNode{c, d})
+
+	if _, err := alice.BanUser(ctx, room.RoomID, &mautrix.ReqBanUser{UserID: carol.UserID, Reason: "split test"}); err != nil {
+		t.Fatalf("ban: %v", err)
+	}
+	if _, err := carol.SendStateEvent(ctx, room.RoomID, event.StateTopic, "", map[string]string{"topic": "carol was here"}); err != nil {
+		t.Fatalf("carol's topic: %v", err)
+	}
+	var pl map[string]any
+	json.Unmarshal(override, &pl)
+	pl["users"].(map[string]any)[dave.UserID.String()] = 50
+	if _, err := carol.SendStateEvent(ctx, room.RoomID, event.StatePowerLevels, "", pl); err != nil {
+		t.Fatalf("carol's power levels: %v", err)
+	}
+	// Each side sees its own half's changes.
+	waitFor(t, 20*time.Second, "bob to see the ban", func() bool {
+		return stateContent(t, b, room.RoomID, "m.room.member", carol.UserID.String())["membership"] == "ban"
+	})
+	waitFor(t, 20*time.Second, "dave to see carol's topic", func() bool {
+		return stateContent(t, d, room.RoomID, "m.room.topic", "")["topic"] == "carol was here"
+	})
+	if maps.Equal(roomState(a, room.RoomID), roomState(c, room.RoomID)) {
+		t.Fatal("the halves did not diverge")
+	}
+
+	// Heal: lift the gaters; the nodes redial each other on their own.
+	for _, g := range gaters {
+		g.set(nil)
+	}
+	defer func() {
+		if t.Failed() {
+			ref := roomState(a, room.RoomID)
+			for _, n := range all {
+				st := roomState(n, room.RoomID)
+				for k, v := range st {
+					if ref[k] != v {
+						t.Logf("node %s differs from a at %v: %s vs %s", n.serverName[:8], k, v, ref[k])
+					}
+				}
+				n.Node.mu.Lock()
+				r := n.rooms[room.RoomID.String()]
+				n.Node.mu.Unlock()
+				r.mu.Lock()
+				t.Logf("node %s extremities %v", n.serverName[:8], r.ext)
+				r.mu.Unlock()
+			}
+		}
+	}()
+	waitFor(t, 60*time.Second, "all four nodes to converge", func() bool {
+		ref := roomState(a, room.RoomID)
+		for _, n := range all[1:] {
+			if !maps.Equal(ref, roomState(n, room.RoomID)) {
+				return false
+			}
+		}
+		return ref[rooms.StateKey{Type: "m.room.member", StateKey: carol.UserID.String()}] != before[rooms.StateKey{Type: "m.room.member", StateKey: carol.UserID.String()}]
+	})
+	for _, n := range all {
+		if m := stateContent(t, n, room.RoomID, "m.room.member", carol.UserID.String())["membership"]; m != "ban" {
+			t.Errorf("node %s: carol's membership is %v, want ban", n.serverName[:8], m)
+		}
+		if topic := stateContent(t, n, room.RoomID, "m.room.topic", "")["topic"]; topic != "before the split" {
+			t.Errorf("node %s: topic is %v, want the one from before the split", n.serverName[:8], topic)
+		}
+		users, _ := stateContent(t, n, room.RoomID, "m.room.power_levels", "")["users"].(map[string]any)
+		if _, ok := users[dave.UserID.String()]; ok {
+			t.Errorf("node %s: carol's power level change for dave took effect: %v", n.serverName[:8], users)
+		}
+	}
+	// Clients see the same: dave's /state shows the ban.
+	ev, err := dave.State(ctx, room.RoomID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mem := ev[event.StateMember][carol.UserID.String()]; mem == nil || mem.Content.AsMember().Membership != event.MembershipBan {
+		t.Errorf("dave's /state does not show carol banned")
+	}
+}
