@@ -347,3 +347,39 @@ func (n *Node) Messages(ctx context.Context, s *webui.Session, req webui.Message
 	}
 	return resp, nil
 }
+
+// RoomDebug implements webui.Backend: the room's DAG head as this node
+// sees it, and every event it rejected or soft-failed, with the reason.
+func (n *Node) RoomDebug(s *webui.Session, roomID string) (any, error) {
+	r, _, err := n.readableRoom(s, roomID)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	ext, state, depth := append([]string(nil), r.ext...), r.state, r.depth
+	r.mu.Unlock()
+	stateIDs := map[string]string{}
+	for k, id := range state {
+		stateIDs[k.Type+"|"+k.StateKey] = id
+	}
+	var verdicts []*store.Verdict
+	if err := n.store.View(func(t *store.Txn) error {
+		var err error
+		verdicts, err = t.Verdicts(r.id, 1000)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	if verdicts == nil {
+		verdicts = []*store.Verdict{}
+	}
+	return map[string]any{
+		"room_id":      r.id,
+		"room_version": r.version,
+		"extremities":  ext,
+		"depth":        depth,
+		"state":        stateIDs,
+		"verdicts":     verdicts,
+		"servers":      n.roomServers(r),
+	}, nil
+}

@@ -234,6 +234,30 @@ func testPartition(t *testing.T, version string) {
 			t.Errorf("node %s: carol's power level change for dave took effect: %v", n.serverName[:8], users)
 		}
 	}
+	// A's debug view names carol's two changes as soft-failed, with why.
+	var dbg struct {
+		Verdicts []struct {
+			EventID string `json:"event_id"`
+			Type    string `json:"type"`
+			Soft    bool   `json:"soft_failed"`
+			Reason  string `json:"reason"`
+		} `json:"verdicts"`
+	}
+	raw, err := alice.MakeRequest(ctx, "GET", alice.BuildURL(mautrix.BaseURLPath{"_parley", "v1", "rooms", room.RoomID.String(), "debug"}), nil, nil)
+	if err != nil {
+		t.Fatalf("debug view: %v", err)
+	}
+	json.Unmarshal(raw, &dbg)
+	soft := map[string]bool{}
+	for _, v := range dbg.Verdicts {
+		if v.Soft && v.Reason != "" {
+			soft[v.Type] = true
+		}
+	}
+	if !soft["m.room.topic"] || !soft["m.room.power_levels"] {
+		t.Errorf("debug view verdicts %+v, want carol's topic and power levels soft-failed with reasons", dbg.Verdicts)
+	}
+
 	// Clients see the same: dave's /state shows the ban.
 	ev, err := dave.State(ctx, room.RoomID)
 	if err != nil {

@@ -540,6 +540,15 @@ func (n *Node) commitWith(r *room, ev *rooms.Event, rec store.EventRecord, snaps
 				return err
 			}
 		}
+		if rec.Rejected != "" || rec.SoftFailed != "" {
+			v := &store.Verdict{EventID: ev.ID(), Type: ev.Type(), Sender: ev.Sender(), Reason: rec.Rejected, Received: rec.Received}
+			if v.Reason == "" {
+				v.Soft, v.Reason = true, rec.SoftFailed
+			}
+			if err := t.PutVerdict(roomID, v); err != nil {
+				return err
+			}
+		}
 		if rec.TxnID != "" {
 			return t.PutTxnEvent(ev.Sender(), rec.TxnDevice, rec.TxnID, ev.ID())
 		}

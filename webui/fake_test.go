@@ -272,6 +272,14 @@ func (f *fakeBackend) Leave(_ context.Context, _ *Session, roomID, _ string) err
 	return nil
 }
 
+func (f *fakeBackend) RoomDebug(_ *Session, roomID string) (any, error) {
+	f.call("RoomDebug")
+	if err := f.knownRoom(roomID); err != nil {
+		return nil, err
+	}
+	return map[string]any{"room_id": roomID}, nil
+}
+
 func (f *fakeBackend) Moderate(_ context.Context, _ *Session, roomID, target, membership, _ string) error {
 	f.call("Moderate")
 	if err := f.knownRoom(roomID); err != nil {

@@ -482,3 +482,12 @@ func (s *Server) forget(w http.ResponseWriter, r *http.Request, _ *Session) erro
 	writeJSON(w, http.StatusOK, map[string]any{})
 	return nil
 }
+
+func (s *Server) roomDebug(w http.ResponseWriter, r *http.Request, sess *Session) error {
+	v, err := s.backend.RoomDebug(sess, r.PathValue("roomId"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}

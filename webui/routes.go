@@ -55,6 +55,7 @@ func (s *Server) routes() http.Handler {
 	m("GET /sync", s.authed(s.sync))
 
 	mux.Handle("GET /_parley/v1/status", s.local(s.status))
+	mux.Handle("GET /_parley/v1/rooms/{roomId}/debug", s.authed(s.roomDebug))
 	mux.Handle("/", s.serveApp())
 
 	return s.protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

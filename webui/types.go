@@ -254,4 +254,7 @@ type Backend interface {
 	Event(s *Session, roomID, eventID string) (*ClientEvent, error)
 	Messages(ctx context.Context, s *Session, req MessagesRequest) (*MessagesResponse, error)
 	Sync(ctx context.Context, s *Session, req SyncRequest) (*SyncResponse, error)
+	// RoomDebug is the node's view of a room's DAG and the events it
+	// rejected or soft-failed, with reasons.
+	RoomDebug(s *Session, roomID string) (any, error)
 }

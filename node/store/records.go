@@ -398,3 +398,34 @@ func (t *Txn) Redaction(target string) (*Redaction, error) {
 	}
 	return &r, nil
 }
+
+func prefixVerdicts(room string) []byte { return []byte("vd/" + room + "\x00") }
+
+// Verdict is why an event of a room was rejected or soft-failed.
+type Verdict struct {
+	EventID  string `json:"event_id"`
+	Type     string `json:"type"`
+	Sender   string `json:"sender"`
+	Soft     bool   `json:"soft_failed,omitempty"`
+	Reason   string `json:"reason"`
+	Received int64  `json:"received_ts"`
+}
+
+// PutVerdict records a rejection or soft-fail for a room's debug view.
+func (t *Txn) PutVerdict(room string, v *Verdict) error {
+	return t.setJSON(append(prefixVerdicts(room), v.EventID...), v)
+}
+
+// Verdicts lists a room's rejected and soft-failed events (at most limit).
+func (t *Txn) Verdicts(room string, limit int) ([]*Verdict, error) {
+	var out []*Verdict
+	err := t.scan(prefixVerdicts(room), nil, false, func(_, v []byte) (bool, error) {
+		var vd Verdict
+		if err := json.Unmarshal(v, &vd); err != nil {
+			return false, err
+		}
+		out = append(out, &vd)
+		return limit <= 0 || len(out) < limit, nil
+	})
+	return out, err
+}
