@@ -251,35 +251,52 @@ func (n *Node) Event(s *webui.Session, roomID, eventID string) (*webui.ClientEve
 	return &ce, nil
 }
 
-// Stream tokens are "s" + a stream position.
+// Tokens: /sync's are "s" + a stream position; /messages' are "t" + a
+// timeline order (see store.LiveBase), and it takes either.
 func parseToken(tok string) (uint64, bool) {
 	if !strings.HasPrefix(tok, "s") {
 		return 0, false
 	}
 	p, err := strconv.ParseUint(tok[1:], 10, 64)
-	return p, err == nil
+	return p, err == nil && p < store.LiveBase
 }
 
 func token(pos uint64) string { return "s" + strconv.FormatUint(pos, 10) }
 
+func orderToken(order uint64) string { return "t" + strconv.FormatUint(order, 10) }
+
+// parseOrder reads a /messages token as a timeline order.
+func parseOrder(tok string) (uint64, bool) {
+	if p, ok := parseToken(tok); ok {
+		return store.LiveBase + p, true
+	}
+	if !strings.HasPrefix(tok, "t") {
+		return 0, false
+	}
+	o, err := strconv.ParseUint(tok[1:], 10, 64)
+	return o, err == nil
+}
+
 // Messages implements webui.Backend: pages through the room's timeline on
-// this node by stream position. A token names the point just after a
-// position: backwards from "sN" starts at N, forwards at N+1.
+// this node by timeline order, fetching older history from other members
+// (backfill) when the local timeline ends before the room's start. A
+// token names the point just after an order: backwards from "tN" starts
+// at N, forwards at N+1.
 func (n *Node) Messages(ctx context.Context, s *webui.Session, req webui.MessagesRequest) (*webui.MessagesResponse, error) {
 	r, upTo, err := n.readableRoom(s, req.RoomID)
 	if err != nil {
 		return nil, err
 	}
-	head := n.store.Pos()
+	head := store.LiveBase + n.store.Pos()
 	if upTo != 0 {
-		head = min(head, upTo)
+		head = min(head, store.LiveBase+upTo)
 	}
 	from := head
 	if req.Dir == "f" {
 		from = 0
 	}
 	if req.From != "" {
-		p, ok := parseToken(req.From)
+		p, ok := parseOrder(req.From)
 		if !ok {
 			return nil, webui.BadRequest("invalid from token %q", req.From)
 		}
@@ -288,7 +305,7 @@ func (n *Node) Messages(ctx context.Context, s *webui.Session, req webui.Message
 	var to uint64
 	var hasTo bool
 	if req.To != "" {
-		if to, hasTo = parseToken(req.To); !hasTo {
+		if to, hasTo = parseOrder(req.To); !hasTo {
 			return nil, webui.BadRequest("invalid to token %q", req.To)
 		}
 	}
@@ -296,27 +313,47 @@ func (n *Node) Messages(ctx context.Context, s *webui.Session, req webui.Message
 	if limit == 0 {
 		limit = 10
 	}
-	resp := &webui.MessagesResponse{Start: token(from)}
+	resp := &webui.MessagesResponse{Start: orderToken(from)}
 	var entries []store.TimelineEntry
-	err = n.store.View(func(t *store.Txn) error {
-		var err error
-		if req.Dir == "b" {
-			lower := uint64(0)
-			if hasTo {
-				lower = to
+	scan := func() error {
+		return n.store.View(func(t *store.Txn) error {
+			var err error
+			if req.Dir == "b" {
+				lower := uint64(0)
+				if hasTo {
+					lower = to
+				}
+				entries, err = t.Timeline(r.id, lower, from, false, limit+1)
+			} else {
+				upper := head
+				if hasTo {
+					upper = min(to, head)
+				}
+				entries, err = t.Timeline(r.id, from, upper, true, limit+1)
 			}
-			entries, err = t.Timeline(r.id, lower, from, false, limit+1)
-		} else {
-			upper := head
-			if hasTo {
-				upper = min(to, head)
-			}
-			entries, err = t.Timeline(r.id, from, upper, true, limit+1)
-		}
-		return err
-	})
-	if err != nil {
+			return err
+		})
+	}
+	if err := scan(); err != nil {
 		return nil, err
+	}
+	if req.Dir == "b" && !hasTo && len(entries) <= limit {
+		// The local timeline ends here: fetch older history if there is any.
+		for range 3 {
+			got, err := n.backfill(ctx, r, limit+1-len(entries))
+			if err != nil {
+				n.log.Info("backfill", "room", r.id, "err", err)
+			}
+			if got == 0 {
+				break
+			}
+			if err := scan(); err != nil {
+				return nil, err
+			}
+			if len(entries) > limit {
+				break
+			}
+		}
 	}
 	more := len(entries) > limit
 	if more {
@@ -333,21 +370,17 @@ func (n *Node) Messages(ctx context.Context, s *webui.Session, req webui.Message
 		resp.Chunk = append(resp.Chunk, n.clientEvent(i, s, true))
 	}
 	if len(entries) > 0 {
-		last := entries[len(entries)-1].Pos
+		last := entries[len(entries)-1].Order
 		if req.Dir == "b" {
 			if more {
-				resp.End = token(last - 1)
+				resp.End = orderToken(last - 1)
 			}
-		} else if more || last < head {
-			resp.End = token(last)
+		} else if more {
+			resp.End = orderToken(last)
 		}
-	}
-	if req.Dir == "f" && len(entries) == 0 {
-		resp.End = ""
 	}
 	return resp, nil
 }
-
 // RoomDebug implements webui.Backend: the room's DAG head as this node
 // sees it, and every event it rejected or soft-failed, with the reason.
 func (n *Node) RoomDebug(s *webui.Session, roomID string) (any, error) {

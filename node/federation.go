@@ -126,6 +126,8 @@ func (n *Node) handleRequest(ctx context.Context, from peer.ID, method string, b
 		resp, err = n.onStateAfter(server, body)
 	case mExtremities:
 		resp, err = n.onExtremities(server, body)
+	case mBackfill:
+		resp, err = n.onBackfill(server, body)
 	default:
 		return nil, remoteErr("M_UNRECOGNIZED", "unknown method %q", method)
 	}
@@ -186,12 +188,14 @@ func (n *Node) serverInRoom(state store.StateMap, server string) bool {
 	return false
 }
 
-// visibleTo reports whether a server may read an event: one of its users
-// was joined or invited in the state before it, or it is a membership
-// event about one of its users (a banned server still learns of its ban).
-// Events outside the timeline (auth and state) are visible to any server
-// that had users in the room: they are what it needs to check events.
-func (n *Node) visibleTo(i *evInfo, server string) bool {
+// visibleTo reports whether a server may read an event: a membership
+// event about one of its users (a banned server still learns of its ban);
+// an event at which one of its users was joined or invited; or, when the
+// room's history visibility then was "shared" (the default) or
+// "world_readable", any event while the server has a user joined now.
+// Events without known state (auth chains, backfilled history) go to
+// servers with a user joined now.
+func (n *Node) visibleTo(i *evInfo, server string, joinedNow bool) bool {
 	if i.ev.Type() == "m.room.member" && i.ev.StateKey() != nil {
 		if s, err := rooms.ServerOf(*i.ev.StateKey()); err == nil && s == server {
 			return true
@@ -202,16 +206,68 @@ func (n *Node) visibleTo(i *evInfo, server string) bool {
 		snap = i.rec.StateAfter
 	}
 	if snap == "" {
-		return true
+		return joinedNow
 	}
-	key := snap + "\x00" + server
+	key := fmt.Sprintf("%s\x00%s\x00%v", snap, server, joinedNow)
 	if v, ok := n.visible.get(key); ok {
 		return v
 	}
-	state, err := n.snapshot(snap)
-	v := err == nil && n.serverInRoom(state, server)
+	v := false
+	if state, err := n.snapshot(snap); err == nil {
+		switch {
+		case n.serverInRoom(state, server):
+			v = true
+		default:
+			switch n.historyVisibility(state) {
+			case "world_readable":
+				v = true
+			case "shared":
+				v = joinedNow
+			}
+		}
+	}
 	n.visible.put(key, v)
 	return v
+}
+
+// historyVisibility reads m.room.history_visibility from a state; the
+// spec's default is "shared".
+func (n *Node) historyVisibility(state store.StateMap) string {
+	id, ok := state[rooms.StateKey{Type: "m.room.history_visibility"}]
+	if !ok {
+		return "shared"
+	}
+	i, err := n.eventInfo(id)
+	if err != nil {
+		return "shared"
+	}
+	var c struct {
+		V string `json:"history_visibility"`
+	}
+	if json.Unmarshal(i.ev.Content(), &c) != nil || c.V == "" {
+		return "shared"
+	}
+	return c.V
+}
+
+// serverJoined reports whether the server has a user joined in the
+// room's current state.
+func (n *Node) serverJoined(r *room, server string) bool {
+	r.mu.Lock()
+	state := r.state
+	r.mu.Unlock()
+	for k, id := range state {
+		if k.Type != "m.room.member" {
+			continue
+		}
+		if s, err := rooms.ServerOf(k.StateKey); err != nil || s != server {
+			continue
+		}
+		if i, err := n.eventInfo(id); err == nil && i.ev.Membership() == "join" {
+			return true
+		}
+	}
+	return false
 }
 
 func (n *Node) pdu(id string) (json.RawMessage, error) {
@@ -454,9 +510,10 @@ func (n *Node) onGetEvents(server string, body []byte) (any, error) {
 		return nil, err
 	}
 	resp := pdusResp{}
+	joined := n.serverJoined(r, server)
 	for _, id := range req.EventIDs {
 		i, err := n.eventInfo(id)
-		if err != nil || i.ev.RoomID() != r.id || !n.visibleTo(i, server) {
+		if err != nil || i.ev.RoomID() != r.id || !n.visibleTo(i, server, joined) {
 			continue
 		}
 		if raw, err := n.pdu(id); err == nil {
@@ -518,6 +575,7 @@ func (n *Node) onMissingEvents(server string, body []byte) (any, error) {
 		stop[id] = true
 	}
 	var found []*rooms.Event
+	joined := n.serverJoined(r, server)
 	queue := slices.Clone(req.Latest)
 	for len(queue) > 0 && len(found) < limit {
 		id := queue[0]
@@ -531,7 +589,7 @@ func (n *Node) onMissingEvents(server string, body []byte) (any, error) {
 			continue
 		}
 		queue = append(queue, i.ev.PrevEvents()...)
-		if n.visibleTo(i, server) {
+		if n.visibleTo(i, server, joined) {
 			found = append(found, i.ev)
 		}
 	}
@@ -556,7 +614,7 @@ func (n *Node) onStateAfter(server string, body []byte) (any, error) {
 		return nil, err
 	}
 	i, err := n.eventInfo(req.EventIDs[0])
-	if err != nil || i.ev.RoomID() != r.id || !i.hasState() || !n.visibleTo(i, server) {
+	if err != nil || i.ev.RoomID() != r.id || !i.hasState() || !n.visibleTo(i, server, n.serverJoined(r, server)) {
 		return nil, remoteErr("M_NOT_FOUND", "no state known after %s", req.EventIDs[0])
 	}
 	state, err := n.snapshot(i.rec.StateAfter)

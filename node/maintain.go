@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -9,35 +10,81 @@ import (
 )
 
 // defaultReconnectInterval is how often a node redials room members it has
-// lost: the pace at which a healed partition or a returning device is
-// noticed when no event comes by to announce it.
+// lost and compares its rooms with a member's (anti-entropy): the pace at
+// which a healed partition or a dropped gossip message is noticed when no
+// later event comes by to announce it.
 const defaultReconnectInterval = 15 * time.Second
 
-// maintainPeers keeps a connection to every server in every room. A peer
-// that comes back triggers catch-up through onPeerConnected.
+// tick is the heartbeat that notices the process was frozen or the
+// machine slept: a tick arriving much later than due.
+const tick = time.Second
+
+// maintainPeers keeps a connection to every server in every room, and
+// compares each room's extremities with a connected member's now and
+// then. After a freeze or a sleep it catches every room up at once.
 func (n *Node) maintainPeers(ctx context.Context) {
 	interval := n.cfg.ReconnectInterval
 	if interval <= 0 {
 		interval = defaultReconnectInterval
 	}
-	t := time.NewTicker(interval)
+	t := time.NewTicker(min(tick, interval))
 	defer t.Stop()
+	last, lastCheck := time.Now(), time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-		}
-		connected := n.host.ConnectedPeers()
-		for _, r := range n.allRooms() {
-			for _, s := range n.roomServers(r) {
-				p, err := peerOf(s)
-				if err != nil || slices.Contains(connected, p) {
-					continue
-				}
-				n.goBackground(func(ctx context.Context) { n.redial(ctx, p) })
-				connected = append(connected, p)
+		case now := <-t.C:
+			gap := now.Sub(last)
+			woke := gap > 3*tick
+			last = now
+			if woke {
+				n.log.Info("clock jumped: the node was frozen or asleep; catching up", "gap", gap.Round(time.Millisecond))
 			}
+			if !woke && now.Sub(lastCheck) < interval {
+				continue
+			}
+			lastCheck = now
+			n.redialRooms()
+			n.antiEntropy(woke)
+		}
+	}
+}
+
+// redialRooms dials room members that are not connected.
+func (n *Node) redialRooms() {
+	connected := n.host.ConnectedPeers()
+	for _, r := range n.allRooms() {
+		for _, s := range n.roomServers(r) {
+			p, err := peerOf(s)
+			if err != nil || slices.Contains(connected, p) {
+				continue
+			}
+			n.goBackground(func(ctx context.Context) { n.redial(ctx, p) })
+			connected = append(connected, p)
+		}
+	}
+}
+
+// antiEntropy compares every room with connected members: all of them
+// after a wake-up, one at random otherwise.
+func (n *Node) antiEntropy(all bool) {
+	connected := n.host.ConnectedPeers()
+	for _, r := range n.allRooms() {
+		var peers []peer.ID
+		for _, s := range n.roomServers(r) {
+			if p, err := peerOf(s); err == nil && slices.Contains(connected, p) {
+				peers = append(peers, p)
+			}
+		}
+		if len(peers) == 0 {
+			continue
+		}
+		if !all {
+			peers = []peer.ID{peers[rand.IntN(len(peers))]}
+		}
+		for _, p := range peers {
+			n.goBackground(func(ctx context.Context) { n.catchUp(ctx, r, p) })
 		}
 	}
 }

@@ -27,6 +27,8 @@ type room struct {
 	state   store.StateMap // current state (never mutated in place)
 	stateID string
 	depth   int64
+	// minOrder is the lowest timeline order given to backfilled history.
+	minOrder uint64
 
 	inbox    chan gossipMsg // events from pubsub, handled by the room's worker
 	stopOnce sync.Once
@@ -100,7 +102,7 @@ func (n *Node) loadRooms() error {
 			return fmt.Errorf("room %s: %w", rec.ID, err)
 		}
 		r := n.newRoom(rec.ID, rec.Version)
-		r.ext, r.state, r.stateID, r.depth = rec.Extremities, state, rec.State, rec.Depth
+		r.ext, r.state, r.stateID, r.depth, r.minOrder = rec.Extremities, state, rec.State, rec.Depth, rec.MinOrder
 		if err := n.activateRoom(r); err != nil {
 			return err
 		}
@@ -511,7 +513,7 @@ func (n *Node) commitWith(r *room, ev *rooms.Event, rec store.EventRecord, snaps
 	var roomRec *store.RoomRecord
 	if head != nil {
 		r.ext, r.state, r.stateID, r.depth = head.ext, head.state, head.stateID, head.depth
-		roomRec = &store.RoomRecord{ID: r.id, Version: r.version, Extremities: head.ext, State: head.stateID, Depth: head.depth}
+		roomRec = n.roomRecord(r)
 	}
 	visible := head != nil
 	roomID := r.id

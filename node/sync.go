@@ -132,7 +132,7 @@ func (n *Node) buildSync(s *webui.Session, since, pos uint64, req webui.SyncRequ
 			case "leave", "ban":
 				if (memPos > since && since != 0) || (f.Room.IncludeLeave && since == 0) {
 					lr := &webui.LeftRoom{AccountData: webui.EventList{Events: []json.RawMessage{}}}
-					entries, err := t.Timeline(rec.ID, since, memPos, false, limit+1)
+					entries, err := t.Timeline(rec.ID, store.LiveBase+since, store.LiveBase+memPos, false, limit+1)
 					if err != nil {
 						return err
 					}
@@ -199,11 +199,11 @@ func (n *Node) syncJoined(t *store.Txn, s *webui.Session, rec *store.RoomRecord,
 		AccountData:         webui.EventList{Events: []json.RawMessage{}},
 		UnreadNotifications: map[string]int{"highlight_count": 0, "notification_count": 0},
 	}
-	after := since
+	after := store.LiveBase + since
 	if newlyJoined {
 		after = 0
 	}
-	entries, err := t.Timeline(rec.ID, after, pos, false, limit+1)
+	entries, err := t.Timeline(rec.ID, after, store.LiveBase+pos, false, limit+1)
 	if err != nil {
 		return nil, false, err
 	}
@@ -252,7 +252,7 @@ func (n *Node) timeline(s *webui.Session, entries []store.TimelineEntry, limit i
 		entries = entries[:limit]
 	}
 	if len(entries) > 0 {
-		tl.PrevBatch = token(entries[len(entries)-1].Pos - 1)
+		tl.PrevBatch = orderToken(entries[len(entries)-1].Order - 1)
 	}
 	for k := len(entries) - 1; k >= 0; k-- {
 		i, err := n.eventInfo(entries[k].EventID)

@@ -40,8 +40,12 @@ type EventRecord struct {
 	Version string          `json:"v"`
 	PDU     json.RawMessage `json:"pdu"`
 	// Pos is the stream position at which the event entered the timeline;
-	// 0 for events that are not shown (outliers, rejected, soft-failed).
+	// 0 for events that are not shown (outliers, rejected, soft-failed)
+	// and for history fetched later (backfill).
 	Pos uint64 `json:"pos,omitempty"`
+	// Order places backfilled history in the room's timeline, below every
+	// live event (see LiveBase).
+	Order uint64 `json:"ord,omitempty"`
 	// Rejected is the reason the event failed auth; rejected events are
 	// kept so they are not fetched and checked again, but never used.
 	Rejected string `json:"rej,omitempty"`
@@ -84,11 +88,25 @@ func (t *Txn) HasEvent(id string) (bool, error) {
 	return false, err
 }
 
-// PutEvent stores an event record, and its timeline entry when it has a
-// stream position.
-func (t *Txn) PutEvent(roomID, id string, r *EventRecord) error {
+// LiveBase splits a room's timeline order: live events sit at LiveBase plus
+// their stream position; history backfilled from other members counts down
+// from LiveBase, so it sorts before everything the node saw live.
+const LiveBase uint64 = 1 << 62
+
+// TimelineOrder is the event's place in its room's timeline; 0 if it has
+// none.
+func (r *EventRecord) TimelineOrder() uint64 {
 	if r.Pos != 0 {
-		if err := t.txn.Set(keyTimeline(roomID, r.Pos), []byte(id)); err != nil {
+		return LiveBase + r.Pos
+	}
+	return r.Order
+}
+
+// PutEvent stores an event record, and its timeline entry when it has a
+// place in the timeline.
+func (t *Txn) PutEvent(roomID, id string, r *EventRecord) error {
+	if order := r.TimelineOrder(); order != 0 {
+		if err := t.txn.Set(keyTimeline(roomID, order), []byte(id)); err != nil {
 			return err
 		}
 	}
@@ -96,7 +114,7 @@ func (t *Txn) PutEvent(roomID, id string, r *EventRecord) error {
 }
 
 // Timeline returns up to limit event IDs of the room's timeline with
-// positions in (after, upTo], oldest first when forward, newest first
+// orders in (after, upTo], oldest first when forward, newest first
 // otherwise. A zero upTo means no upper bound.
 func (t *Txn) Timeline(roomID string, after, upTo uint64, forward bool, limit int) ([]TimelineEntry, error) {
 	prefix := prefixTimeline(roomID)
@@ -112,7 +130,7 @@ func (t *Txn) Timeline(roomID string, after, upTo uint64, forward bool, limit in
 		if pos <= after || (upTo != 0 && pos > upTo) {
 			return !forward && pos > after, nil
 		}
-		out = append(out, TimelineEntry{Pos: pos, EventID: string(v)})
+		out = append(out, TimelineEntry{Order: pos, EventID: string(v)})
 		return limit <= 0 || len(out) < limit, nil
 	})
 	return out, err
@@ -120,7 +138,7 @@ func (t *Txn) Timeline(roomID string, after, upTo uint64, forward bool, limit in
 
 // TimelineEntry is one event in a room's timeline.
 type TimelineEntry struct {
-	Pos     uint64
+	Order   uint64
 	EventID string
 }
 
@@ -137,6 +155,9 @@ type RoomRecord struct {
 	Depth int64 `json:"depth"`
 	// Pos is the stream position of the room's latest timeline event.
 	Pos uint64 `json:"pos"`
+	// MinOrder is the lowest timeline order given to backfilled history
+	// (0: none yet).
+	MinOrder uint64 `json:"min_order,omitempty"`
 }
 
 // Room loads a room record.

@@ -1,0 +1,89 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+)
+
+// readAll pages /messages back from the end and returns the message
+// bodies, oldest first.
+func readAll(t testing.TB, ctx context.Context, c *mautrix.Client, room id.RoomID) []string {
+	t.Helper()
+	var bodies []string
+	from := ""
+	for range 1000 {
+		resp, err := c.Messages(ctx, room, from, "", mautrix.DirectionBackward, nil, 100)
+		if err != nil {
+			t.Fatalf("%s /messages: %v", c.UserID, err)
+		}
+		for _, ev := range resp.Chunk {
+			if ev.Type == event.EventMessage {
+				ev.Content.ParseRaw(ev.Type)
+				bodies = append(bodies, ev.Content.AsMessage().Body)
+			}
+		}
+		if resp.End == "" {
+			break
+		}
+		from = resp.End
+	}
+	for i, j := 0, len(bodies)-1; i < j; i, j = i+1, j-1 {
+		bodies[i], bodies[j] = bodies[j], bodies[i]
+	}
+	return bodies
+}
+
+// TestLateJoinerReadsHistory: a user whose node joins after 500 messages
+// reads all of them, in order, through /messages when the room's history
+// is shared; with history visibility "joined" they read none.
+func TestLateJoinerReadsHistory(t *testing.T) {
+	for _, tc := range []struct {
+		visibility string
+		want       int
+	}{{"shared", 500}, {"joined", 0}} {
+		t.Run("visibility "+tc.visibility, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			a := newTestNode(t, testOpts{})
+			b := newTestNode(t, testOpts{bootstrap: []*testNode{a}})
+			alice, bob := a.register(ctx, "alice"), b.register(ctx, "bob")
+			room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := alice.SendStateEvent(ctx, room.RoomID, event.StateHistoryVisibility, "", map[string]string{"history_visibility": tc.visibility}); err != nil {
+				t.Fatal(err)
+			}
+			n := 500
+			for i := range n {
+				if _, err := alice.SendText(ctx, room.RoomID, fmt.Sprintf("history %03d", i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			joinThrough(t, ctx, room.RoomID, alice, bob)
+			if _, err := alice.SendText(ctx, room.RoomID, "after the join"); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			waitFor(t, 30*time.Second, "the message after the join to reach bob", func() bool {
+				got = readAll(t, ctx, bob, room.RoomID)
+				return len(got) > 0 && got[len(got)-1] == "after the join"
+			})
+			history := got[:len(got)-1]
+			if len(history) != tc.want {
+				t.Fatalf("bob read %d messages from before his join, want %d", len(history), tc.want)
+			}
+			for i, body := range history {
+				if want := fmt.Sprintf("history %03d", i); body != want {
+					t.Fatalf("message %d is %q, want %q", i, body, want)
+				}
+			}
+		})
+	}
+}
