@@ -381,6 +381,7 @@ func (n *Node) Messages(ctx context.Context, s *webui.Session, req webui.Message
 	}
 	return resp, nil
 }
+
 // RoomDebug implements webui.Backend: the room's DAG head as this node
 // sees it, and every event it rejected or soft-failed, with the reason.
 func (n *Node) RoomDebug(s *webui.Session, roomID string) (any, error) {
