@@ -32,7 +32,8 @@ const (
 const (
 	maxMissingLimit = 1000
 	maxIDsPerReq    = 100
-	requestTimeout  = 20 * time.Second
+	// defaultRequestTimeout bounds what a peer that never answers costs.
+	defaultRequestTimeout = 20 * time.Second
 )
 
 type inviteReq struct {
@@ -650,7 +651,7 @@ func (n *Node) request(ctx context.Context, p peer.ID, method string, req, resp 
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)
 	defer cancel()
 	out, err := n.host.Request(ctx, p, method, body)
 	if err != nil {

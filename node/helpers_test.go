@@ -8,6 +8,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/connmgr"
 	"maunium.net/go/mautrix"
+
+	"github.com/parley-p2p/parley/p2p"
 	"maunium.net/go/mautrix/id"
 )
 
@@ -24,6 +26,10 @@ type testOpts struct {
 	regToken  string
 	gater     connmgr.ConnectionGater
 	reconnect time.Duration
+	// requestTimeout bounds requests to other nodes.
+	requestTimeout time.Duration
+	// wrap makes the node misbehave as a peer.
+	wrap func(p2p.Handler) p2p.Handler
 }
 
 func newTestNode(t testing.TB, o testOpts) *testNode {
@@ -39,6 +45,8 @@ func newTestNode(t testing.TB, o testOpts) *testNode {
 		RegistrationToken: o.regToken,
 		Gater:             o.gater,
 		ReconnectInterval: o.reconnect,
+		RequestTimeout:    o.requestTimeout,
+		wrapHandler:       o.wrap,
 	}
 	for _, b := range o.bootstrap {
 		cfg.Bootstrap = append(cfg.Bootstrap, b.Addrs()...)

@@ -46,11 +46,16 @@ type Config struct {
 	// ReconnectInterval is how often lost room members are redialled;
 	// default 15 s.
 	ReconnectInterval time.Duration
+	// RequestTimeout bounds each request to another node; default 20 s.
+	RequestTimeout time.Duration
 	// Gater optionally filters libp2p connections (tests use it to cut
 	// the network in two).
 	Gater connmgr.ConnectionGater
 	// Logger; nil discards.
 	Logger *slog.Logger
+
+	// wrapHandler lets tests make a node misbehave as a peer.
+	wrapHandler func(p2p.Handler) p2p.Handler
 }
 
 // DefaultDataDir is $XDG_DATA_HOME/parley or ~/.local/share/parley.
@@ -107,6 +112,9 @@ func New(cfg Config) (*Node, error) {
 	if cfg.HTTPAddr == "" {
 		cfg.HTTPAddr = "127.0.0.1:8008"
 	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = defaultRequestTimeout
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -161,7 +169,11 @@ func (n *Node) Start() (err error) {
 	if err != nil {
 		return err
 	}
-	n.host.Handle(n.handleRequest)
+	handler := p2p.Handler(n.handleRequest)
+	if n.cfg.wrapHandler != nil {
+		handler = n.cfg.wrapHandler(handler)
+	}
+	n.host.Handle(handler)
 	n.host.OnPeerConnected(n.onPeerConnected)
 
 	n.http = webui.New(webui.Config{Addr: n.cfg.HTTPAddr, AppDir: n.cfg.AppDir, Logger: n.cfg.Logger}, n)

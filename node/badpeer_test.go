@@ -1,0 +1,134 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"maps"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"maunium.net/go/mautrix"
+
+	"github.com/parley-p2p/parley/node/store"
+	"github.com/parley-p2p/parley/p2p"
+	"github.com/parley-p2p/parley/rooms"
+)
+
+// TestBadPeersCostTimeNotIntegrity: a member's node that claims to have
+// events A lacks, then answers A's fetches with garbage, truncated JSON,
+// forged events or nothing at all, costs A at most its request timeout,
+// and A's DAG is exactly as before.
+func TestBadPeersCostTimeNotIntegrity(t *testing.T) {
+	const timeout = time.Second
+	var forgedID string
+	type answer func(ctx context.Context, real []byte) ([]byte, error)
+	modes := []struct {
+		name   string
+		answer answer
+		honest bool
+	}{
+		{name: "an honest answer (the control: the event is fetched)", honest: true, answer: func(_ context.Context, real []byte) ([]byte, error) { return real, nil }},
+		{name: "garbage bytes", answer: func(context.Context, []byte) ([]byte, error) { return []byte("\x00\xffnot json at all"), nil }},
+		{name: "truncated JSON", answer: func(_ context.Context, real []byte) ([]byte, error) { return real[:len(real)/2], nil }},
+		{name: "a forged event", answer: func(_ context.Context, real []byte) ([]byte, error) {
+			return bytes.Replace(real, []byte(`"real body"`), []byte(`"forged!!!"`), 1), nil
+		}},
+		{name: "the wrong JSON shape", answer: func(context.Context, []byte) ([]byte, error) { return []byte(`{"pdus": "nope"}`), nil }},
+		{name: "no answer at all", answer: func(ctx context.Context, _ []byte) ([]byte, error) { <-ctx.Done(); return nil, ctx.Err() }},
+	}
+	for _, mode := range modes {
+		t.Run(mode.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			a := newTestNode(t, testOpts{requestTimeout: timeout})
+			var m *testNode
+			m = newTestNode(t, testOpts{bootstrap: []*testNode{a}, wrap: func(h p2p.Handler) p2p.Handler {
+				return func(ctx context.Context, from peer.ID, method string, body []byte) ([]byte, error) {
+					out, err := h(ctx, from, method, body)
+					switch method {
+					case mExtremities:
+						// Claim an event A has not seen: one M built but never sent.
+						var req idsReq
+						json.Unmarshal(out, &req)
+						req.EventIDs = append(req.EventIDs, forgedID)
+						return json.Marshal(req)
+					case mMissingEvents, mGetEvent, mStateAfter, mAuthChain, mBackfill:
+						raw, _ := m.pdu(forgedID)
+						real, _ := json.Marshal(pdusResp{PDUs: []json.RawMessage{raw}})
+						return mode.answer(ctx, real)
+					}
+					return out, err
+				}
+			}})
+			alice, mallory := a.register(ctx, "alice"), m.register(ctx, "mallory")
+			room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			joinThrough(t, ctx, room.RoomID, alice, mallory)
+			waitFor(t, 10*time.Second, "mallory's join to reach a", func() bool {
+				return a.membership(a.getRoom(room.RoomID.String()), mallory.UserID.String()) == "join"
+			})
+
+			// M builds (and stores, unpublished) an event A does not have.
+			mr := m.getRoom(room.RoomID.String())
+			content, _ := rooms.MarshalCanonical(map[string]string{"msgtype": "m.text", "body": "real body"})
+			mr.mu.Lock()
+			p, _ := m.protoLocked(mr, mallory.UserID.String(), "m.room.message", nil, content)
+			ev, err := rooms.Build(p, mr.version, m.serverName, m.key)
+			if err == nil {
+				var out *outcome
+				if out, err = m.process(mr, ev, processOpts{local: true}); err == nil {
+					err = <-out.committed
+				}
+			}
+			mr.mu.Unlock()
+			if err != nil {
+				t.Fatal(err)
+			}
+			forgedID = ev.ID()
+
+			ar := a.getRoom(room.RoomID.String())
+			ar.mu.Lock()
+			extBefore, stateBefore := slices.Clone(ar.ext), maps.Clone(ar.state)
+			ar.mu.Unlock()
+			posBefore := a.store.Pos()
+
+			start := time.Now()
+			a.catchUp(ctx, ar, m.PeerID())
+			if took := time.Since(start); took > 2*timeout+time.Second {
+				t.Errorf("catch-up from the bad peer took %v, more than its timeouts allow", took)
+			}
+			// Writes commit in order: once this one is done, so is anything
+			// the catch-up queued.
+			if err := a.store.Update(func(*store.Txn) error { return nil }); err != nil {
+				t.Fatal(err)
+			}
+			ar.mu.Lock()
+			extAfter, stateAfter := slices.Clone(ar.ext), maps.Clone(ar.state)
+			ar.mu.Unlock()
+			if mode.honest {
+				if !a.known(forgedID) || a.store.Pos() == posBefore {
+					t.Fatalf("the honest answer was not ingested: the scenario does not trigger a fetch")
+				}
+				return
+			}
+			if !slices.Equal(extBefore, extAfter) || !maps.Equal(stateBefore, stateAfter) {
+				t.Errorf("the DAG head changed: ext %v -> %v", extBefore, extAfter)
+			}
+			if a.known(forgedID) {
+				t.Errorf("a stored the event the bad peer served")
+			}
+			if a.store.Pos() != posBefore {
+				t.Errorf("the stream moved from %d to %d", posBefore, a.store.Pos())
+			}
+			// A still works.
+			if _, err := alice.SendText(ctx, room.RoomID, "still here"); err != nil {
+				t.Errorf("send after the bad peer: %v", err)
+			}
+		})
+	}
+}
