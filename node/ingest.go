@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -50,8 +52,14 @@ func (n *Node) ingestRemote(ctx context.Context, r *room, ev *rooms.Event, from 
 	return nil, fmt.Errorf("event %s: ancestors still missing", ev.ID())
 }
 
+// maxGap bounds how many missing events one gap fill fetches; a larger
+// gap is bridged with the state at its edge (and its history is left to
+// backfill).
+const maxGap = 50000
+
 // fillGap fetches the events between this node's extremities and latest
-// from a peer and ingests them oldest first.
+// from a peer, in rounds of up to maxMissingLimit walking back until they
+// meet events this node has, and ingests them oldest first.
 func (n *Node) fillGap(ctx context.Context, r *room, from peer.ID, latest []string) error {
 	r.mu.Lock()
 	earliest := slices.Clone(r.ext)
@@ -59,15 +67,57 @@ func (n *Node) fillGap(ctx context.Context, r *room, from peer.ID, latest []stri
 	if len(earliest) > maxIDsPerReq {
 		earliest = earliest[:maxIDsPerReq]
 	}
-	var resp pdusResp
-	if err := n.request(ctx, from, mMissingEvents, missingReq{RoomID: r.id, Earliest: earliest, Latest: latest, Limit: maxMissingLimit}, &resp); err != nil {
-		return err
+	fetched := map[string]*rooms.Event{}
+	frontier := latest
+	for len(frontier) > 0 && len(fetched) < maxGap {
+		var resp pdusResp
+		if err := n.request(ctx, from, mMissingEvents, missingReq{RoomID: r.id, Earliest: earliest, Latest: frontier, Limit: maxMissingLimit}, &resp); err != nil {
+			if len(fetched) == 0 {
+				return err
+			}
+			break // ingest what arrived
+		}
+		evs, err := n.parseVerified(r, resp.PDUs)
+		if err != nil {
+			return err
+		}
+		fresh := 0
+		for _, ev := range evs {
+			if _, dup := fetched[ev.ID()]; !dup {
+				fetched[ev.ID()] = ev
+				fresh++
+			}
+		}
+		if fresh == 0 {
+			break
+		}
+		// Walk on from the prev events that are neither here nor fetched.
+		next := map[string]bool{}
+		for _, ev := range evs {
+			for _, p := range ev.PrevEvents() {
+				if _, ok := fetched[p]; !ok && !next[p] && !n.known(p) {
+					next[p] = true
+				}
+			}
+		}
+		frontier = frontier[:0:0]
+		for p := range next {
+			if len(frontier) == maxIDsPerReq {
+				break
+			}
+			frontier = append(frontier, p)
+		}
 	}
-	evs, err := n.parseVerified(r, resp.PDUs)
-	if err != nil {
-		return err
+	evs := make([]*rooms.Event, 0, len(fetched))
+	for _, ev := range fetched {
+		evs = append(evs, ev)
 	}
-	sort.SliceStable(evs, func(a, b int) bool { return evs[a].Depth() < evs[b].Depth() })
+	sort.Slice(evs, func(a, b int) bool {
+		if evs[a].Depth() != evs[b].Depth() {
+			return evs[a].Depth() < evs[b].Depth()
+		}
+		return evs[a].ID() < evs[b].ID()
+	})
 	for _, ev := range evs {
 		if n.known(ev.ID()) {
 			continue
@@ -80,26 +130,45 @@ func (n *Node) fillGap(ctx context.Context, r *room, from peer.ID, latest []stri
 }
 
 // parseVerified parses PDUs of a room and checks their signatures and
-// hashes. One bad PDU fails the whole answer: a peer that sends forgeries
-// is not trusted for the rest of it either.
+// hashes, on every core. One bad PDU fails the whole answer: a peer that
+// sends forgeries is not trusted for the rest of it either.
 func (n *Node) parseVerified(r *room, pdus []json.RawMessage) ([]*rooms.Event, error) {
-	out := make([]*rooms.Event, 0, len(pdus))
-	for _, raw := range pdus {
-		ev, err := rooms.ParseEvent(raw, r.version)
-		if err != nil {
-			return nil, fmt.Errorf("peer sent a malformed event: %w", err)
-		}
-		if ev.RoomID() != r.id {
-			return nil, fmt.Errorf("peer sent event %s of another room", ev.ID())
-		}
-		if !n.known(ev.ID()) {
-			if err := rooms.Verify(ev); err != nil {
-				return nil, fmt.Errorf("peer sent event %s that fails verification: %w", ev.ID(), err)
+	out := make([]*rooms.Event, len(pdus))
+	errs := make([]error, len(pdus))
+	workers := min(runtime.GOMAXPROCS(0), max(len(pdus)/16, 1))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := w; k < len(pdus); k += workers {
+				out[k], errs[k] = n.parseOne(r, pdus[k])
 			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
 		}
-		out = append(out, ev)
 	}
 	return out, nil
+}
+
+func (n *Node) parseOne(r *room, raw json.RawMessage) (*rooms.Event, error) {
+	ev, err := rooms.ParseEvent(raw, r.version)
+	if err != nil {
+		return nil, fmt.Errorf("peer sent a malformed event: %w", err)
+	}
+	if ev.RoomID() != r.id {
+		return nil, fmt.Errorf("peer sent event %s of another room", ev.ID())
+	}
+	if !n.known(ev.ID()) {
+		if err := rooms.Verify(ev); err != nil {
+			return nil, fmt.Errorf("peer sent event %s that fails verification: %w", ev.ID(), err)
+		}
+	}
+	return ev, nil
 }
 
 // fetchAuthChain fetches events and their auth chains and stores them as
