@@ -31,21 +31,24 @@ func BenchmarkPublishThroughput(b *testing.B) {
 	pub, box := hosts[0], boxes[1]
 	ctx := context.Background()
 	msg := make([]byte, 1024)
-	done := make(chan struct{})
+	published := make(chan error, 1)
 	b.ReportAllocs()
 	b.ResetTimer()
 	go func() {
-		defer close(done)
 		for range b.N {
-			box.next(b, 10*time.Second)
+			if err := pub.Publish(ctx, testRoom, msg); err != nil {
+				published <- err
+				return
+			}
 		}
+		published <- nil
 	}()
 	for range b.N {
-		if err := pub.Publish(ctx, testRoom, msg); err != nil {
-			b.Fatal(err)
-		}
+		box.next(b, 10*time.Second)
 	}
-	<-done
+	if err := <-published; err != nil {
+		b.Fatal(err)
+	}
 }
 
 // BenchmarkRequest measures a small request and its response on loopback.

@@ -16,6 +16,12 @@
 // and the meaning of request methods belong to the caller, through the
 // Validator, Receiver and Handler callbacks.
 //
+// Room messages carry a small header (see order.go) so that each Receiver
+// gets every author's messages in publishing order, although GossipSub
+// delivers whichever copy arrives first, straight or relayed. Members can also
+// find each other by room ID through DHT provider records (AdvertiseRoom,
+// FindRoomPeers).
+//
 // Lifecycle: New checks the Config and starts nothing; Start binds every
 // listen address (a clash is an error) and starts the services; Close is
 // idempotent and waits for every goroutine the Host started.

@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/control"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/gologshim"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -27,6 +28,15 @@ func newKey(t testing.TB) ed25519.PrivateKey {
 		t.Fatal(err)
 	}
 	return key
+}
+
+func TestMain(m *testing.M) {
+	if os.Getenv("P2P_TEST_LOG") == "" {
+		// libp2p logs through its own handlers, to stderr; keep test output
+		// readable. (Set P2P_TEST_LOG=1 to see everything.)
+		gologshim.SetDefaultHandler(slog.DiscardHandler)
+	}
+	os.Exit(m.Run())
 }
 
 // testLogger logs to stderr when P2P_TEST_LOG is set, else nowhere.
@@ -158,6 +168,12 @@ func (g *blockGater) block(p peer.ID) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.blocked[p] = true
+}
+
+func (g *blockGater) unblock(p peer.ID) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.blocked, p)
 }
 
 func (g *blockGater) allowed(p peer.ID) bool {

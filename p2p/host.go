@@ -124,6 +124,7 @@ type Host struct {
 	lh        host.Host
 	dht       *dht.IpfsDHT
 	ps        *pubsub.PubSub
+	tracer    *tracer
 	mdns      mdns.Service
 	ctx       context.Context // cancelled by Close
 	cancel    context.CancelFunc
@@ -189,7 +190,8 @@ func (h *Host) ServerName() string { return h.name }
 // Start binds every listen address (a port in use is an error returned here),
 // then starts the DHT in server mode under the /parley prefix, GossipSub, the
 // request protocol and mDNS, and dials the bootstrap peers in the background.
-// ctx bounds start-up only; the host runs until Close. A Host starts once.
+// Nothing in Start waits on the network: ctx is only checked on entry, and the
+// host runs until Close. A Host starts once (a failed Start may be retried).
 func (h *Host) Start(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("p2p: start: %w", err)
@@ -239,7 +241,8 @@ func (h *Host) Start(ctx context.Context) error {
 	if err != nil {
 		return fail(fmt.Errorf("p2p: start DHT: %w", err))
 	}
-	ps, err := h.newPubSub(hctx, lh)
+	tr := newTracer(h)
+	ps, err := h.newPubSub(hctx, lh, tr)
 	if err != nil {
 		return fail(fmt.Errorf("p2p: start pubsub: %w", err))
 	}
@@ -250,7 +253,7 @@ func (h *Host) Start(ctx context.Context) error {
 
 	h.mu.Lock()
 	h.state = stateRunning
-	h.lh, h.dht, h.ps = lh, kad, ps
+	h.lh, h.dht, h.ps, h.tracer = lh, kad, ps, tr
 	h.ctx, h.cancel = hctx, cancel
 	pending := h.pending
 	h.pending = nil
@@ -276,7 +279,6 @@ func (h *Host) Start(ctx context.Context) error {
 			h.mu.Unlock()
 		}
 	}
-	go func() { <-make(chan int) }()
 	h.log.Info("p2p host started", "peer", h.id, "addrs", h.Addrs())
 	return nil
 }
@@ -495,25 +497,31 @@ func (h *Host) Connect(ctx context.Context, p peer.ID) error {
 			return fmt.Errorf("p2p: connect to %s: %w", p, direct)
 		}
 	}
-	ai, err := kad.FindPeer(ctx, p)
-	if err != nil {
-		return fmt.Errorf("p2p: connect to %s: %w", p, errors.Join(direct, fmt.Errorf("find peer: %w", err)))
+	ai, lookup := kad.FindPeer(ctx, p)
+	if lookup != nil {
+		// The lookup may still have taught us addresses (other peers
+		// answer with them) even though querying p itself failed: if we
+		// had none before, try them.
+		ai = peer.AddrInfo{ID: p}
+		if direct != nil || len(lh.Peerstore().Addrs(p)) == 0 {
+			return fmt.Errorf("p2p: connect to %s: %w", p, errors.Join(direct, fmt.Errorf("find peer: %w", lookup)))
+		}
 	}
-	// The failed dial above left a backoff on the old addresses; the lookup
-	// may have found new ones, so dial them now.
-	if sw, ok := lh.Network().(*swarm.Swarm); ok && direct != nil {
+	// Failed dials left a backoff on the peer; the addresses may be new.
+	if sw, ok := lh.Network().(*swarm.Swarm); ok && (direct != nil || lookup != nil) {
 		sw.Backoff().Clear(p)
 	}
 	if err := lh.Connect(ctx, ai); err != nil {
-		return fmt.Errorf("p2p: connect to %s: %w", p, err)
+		return fmt.Errorf("p2p: connect to %s: %w", p, errors.Join(direct, lookup, err))
 	}
 	return nil
 }
 
 // OnPeerConnected registers f to be called whenever a peer goes from not
 // connected to connected, so the caller can catch up with it. Each call runs
-// on its own goroutine, which Close waits for. Register before Start to see
-// every peer.
+// on its own goroutine, which Close waits for: f must not block past the
+// host's closing (requests it makes fail once Close begins). Register before
+// Start to see every peer.
 func (h *Host) OnPeerConnected(f func(peer.ID)) {
 	h.mu.Lock()
 	defer h.mu.Unlock()

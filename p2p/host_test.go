@@ -138,32 +138,35 @@ func TestHostsConnectThroughBootstrapPeers(t *testing.T) {
 	a := newTestHost(t)
 	b := newTestHost(t, bootstrapFrom(a))
 	c := newTestHost(t, bootstrapFrom(a, b))
-	waitFor(t, 10*time.Second, "B connected to A", connected(b, a))
-	waitFor(t, 10*time.Second, "C connected to A", connected(c, a))
-	waitFor(t, 10*time.Second, "C connected to B", connected(c, b))
-	for _, want := range []peer.ID{b.ID(), c.ID()} {
-		if !hasPeer(a.ConnectedPeers(), want) {
-			t.Errorf("A's connected peers %v lack %s", a.ConnectedPeers(), want)
-		}
+	for _, pair := range [][2]*Host{{a, b}, {a, c}, {b, c}} {
+		x, y := pair[0], pair[1]
+		waitFor(t, 10*time.Second, "a connection both ends see", func() bool {
+			return hasPeer(x.ConnectedPeers(), y.ID()) && hasPeer(y.ConnectedPeers(), x.ID())
+		})
 	}
 }
 
 func TestConnectFindsAPeerThroughTheDHT(t *testing.T) {
+	// A and C refuse each other until the test is ready, so that their own
+	// DHT upkeep cannot connect them first.
+	gateA, gateC := newBlockGater(), newBlockGater()
 	b := newTestHost(t)
-	a := newTestHost(t, bootstrapFrom(b))
-	c := newTestHost(t, bootstrapFrom(b))
+	a := newTestHost(t, bootstrapFrom(b), func(c *Config) { c.Gater = gateA })
+	gateC.block(a.ID())
+	c := newTestHost(t, bootstrapFrom(b), func(c *Config) { c.Gater = gateC })
+	gateA.block(c.ID())
 	// B must have C in its routing table to answer A's lookup, and A must
 	// have B in its own to ask.
 	waitFor(t, 10*time.Second, "C in B's routing table", func() bool { return b.dht.RoutingTable().Find(c.ID()) != "" })
 	waitFor(t, 10*time.Second, "B in A's routing table", func() bool { return a.dht.RoutingTable().Find(b.ID()) != "" })
 
-	// A's own DHT maintenance may already have met C; forget it so that
-	// only a lookup can find C again.
-	a.LibP2P().Network().ClosePeer(c.ID())
+	// Whatever A overheard about C goes, so that only a lookup finds it.
 	a.LibP2P().Peerstore().ClearAddrs(c.ID())
-	if connected(a, c)() || len(a.LibP2P().Peerstore().Addrs(c.ID())) > 0 {
-		t.Fatal("A still knows how to reach C")
+	if connected(a, c)() {
+		t.Fatal("A is connected to C before the lookup")
 	}
+	gateA.unblock(c.ID())
+	gateC.unblock(a.ID())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := a.Connect(ctx, c.ID()); err != nil {
@@ -225,5 +228,36 @@ func TestAddAddrsBeforeStartIsKept(t *testing.T) {
 	defer cancel()
 	if err := h.Connect(ctx, target.ID()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestRoomMembersFindEachOtherThroughTheDHT(t *testing.T) {
+	b := newTestHost(t)
+	a := newTestHost(t, bootstrapFrom(b))
+	c := newTestHost(t, bootstrapFrom(b))
+	for _, h := range []*Host{a, c} {
+		waitFor(t, 10*time.Second, "B in A's and C's routing tables", func() bool { return h.dht.RoutingTable().Find(b.ID()) != "" })
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.AdvertiseRoom(ctx, testRoom); err != nil {
+		t.Fatal(err)
+	}
+	// Storing a provider record is a one-way message: it lands shortly
+	// after AdvertiseRoom returns.
+	var found []peer.ID
+	waitFor(t, 10*time.Second, "C to find A's record", func() bool {
+		var err error
+		found, err = c.FindRoomPeers(ctx, testRoom, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(found) > 0
+	})
+	if len(found) != 1 || found[0] != a.ID() {
+		t.Fatalf("FindRoomPeers = %v, want [A]", found)
+	}
+	if other, _ := c.FindRoomPeers(ctx, "!another:room", 10); len(other) != 0 {
+		t.Fatalf("FindRoomPeers of another room = %v, want none", other)
 	}
 }

@@ -3,6 +3,7 @@ package p2p
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -100,7 +101,7 @@ func newConnManager() (*connmgr.BasicConnMgr, error) {
 //     in the order they arrived (validators must be cheap and synchronous);
 //   - strict signing: the author of every message is authenticated;
 //   - peer exchange on prune, which helps small networks find each other.
-func (h *Host) newPubSub(ctx context.Context, lh host.Host) (*pubsub.PubSub, error) {
+func (h *Host) newPubSub(ctx context.Context, lh host.Host, tr *tracer) (*pubsub.PubSub, error) {
 	params := pubsub.DefaultGossipSubParams()
 	params.HeartbeatInitialDelay = 50 * time.Millisecond
 	return pubsub.NewGossipSub(ctx, lh,
@@ -112,7 +113,7 @@ func (h *Host) newPubSub(ctx context.Context, lh host.Host) (*pubsub.PubSub, err
 		pubsub.WithValidateWorkers(1),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
 		pubsub.WithMaxMessageSize(pubsubFrameSize),
-		pubsub.WithRawTracer(&tracer{h: h}),
+		pubsub.WithRawTracer(tr),
 		pubsub.WithLogger(h.log.With("layer", "gossipsub")),
 	)
 }
@@ -139,8 +140,61 @@ type counters struct {
 }
 
 // tracer counts pubsub drops and logs them at exponentially spaced counts
-// (1, 2, 4, 8...) so that a flood does not flood the log too.
-type tracer struct{ h *Host }
+// (1, 2, 4, 8...) so that a flood does not flood the log too. It also keeps
+// track of our mesh peers per topic, which pubsub does not expose.
+type tracer struct {
+	h *Host
+
+	mu   sync.Mutex
+	mesh map[string]map[peer.ID]struct{} // topic -> peers in our mesh
+}
+
+func newTracer(h *Host) *tracer {
+	return &tracer{h: h, mesh: make(map[string]map[peer.ID]struct{})}
+}
+
+// meshPeers returns the peers in our mesh for topic: those we relay its
+// messages to.
+func (t *tracer) meshPeers(topic string) []peer.ID {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]peer.ID, 0, len(t.mesh[topic]))
+	for p := range t.mesh[topic] {
+		out = append(out, p)
+	}
+	return out
+}
+
+func (t *tracer) Graft(p peer.ID, topic string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	m := t.mesh[topic]
+	if m == nil {
+		m = make(map[peer.ID]struct{})
+		t.mesh[topic] = m
+	}
+	m[p] = struct{}{}
+}
+
+func (t *tracer) Prune(p peer.ID, topic string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.mesh[topic], p)
+}
+
+func (t *tracer) Leave(topic string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.mesh, topic)
+}
+
+func (t *tracer) OnClosedOutboundStream(p peer.ID) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, m := range t.mesh {
+		delete(m, p)
+	}
+}
 
 func (t *tracer) count(c *atomic.Uint64, what string, args ...any) {
 	n := c.Add(1)
@@ -167,11 +221,7 @@ func (t *tracer) UndeliverableMessage(msg *pubsub.Message) {
 }
 
 func (t *tracer) OnNewOutboundStream(peer.ID, protocol.ID)             {}
-func (t *tracer) OnClosedOutboundStream(peer.ID)                       {}
 func (t *tracer) Join(string)                                          {}
-func (t *tracer) Leave(string)                                         {}
-func (t *tracer) Graft(peer.ID, string)                                {}
-func (t *tracer) Prune(peer.ID, string)                                {}
 func (t *tracer) ValidateMessage(*pubsub.Message)                      {}
 func (t *tracer) DeliverMessage(*pubsub.Message)                       {}
 func (t *tracer) DuplicateMessage(*pubsub.Message)                     {}

@@ -23,7 +23,8 @@ import (
 // many raw bytes (no JSON around bodies, so a 64 MiB state response costs no
 // encoding):
 //
-//	request  (client to server, then the client closes its write side)
+//	request  (client to server, then the client closes its write side;
+//	          the server answers only once it has seen that close)
 //	    frame: method name, 1 to 256 bytes
 //	    frame: body, at most MaxRequestSize bytes
 //	response (server to client, then the server closes the stream)
@@ -131,12 +132,13 @@ func (h *Host) Request(ctx context.Context, p peer.ID, method string, body []byt
 	defer stop()
 
 	resp, err := exchange(s, method, body)
-	if err != nil {
+	var re *RemoteError
+	switch {
+	case errors.As(err, &re):
+		s.Close()
+		return nil, re
+	case err != nil:
 		s.Reset()
-		var re *RemoteError
-		if errors.As(err, &re) {
-			return nil, re
-		}
 		return fail(err)
 	}
 	s.Close()
@@ -192,14 +194,11 @@ func (h *Host) serveStream(s network.Stream) {
 
 	s.SetReadDeadline(time.Now().Add(DefaultRequestTimeout))
 	br := bufio.NewReader(s)
-	method, err := readFrame(br, MaxMethodLen)
+	method, body, err := readRequest(br)
 	if err == nil {
-		var body []byte
-		if body, err = readFrame(br, MaxRequestSize); err == nil {
-			s.SetReadDeadline(time.Time{})
-			h.answer(s, from, string(method), body)
-			return
-		}
+		s.SetReadDeadline(time.Time{})
+		h.answer(s, from, string(method), body)
+		return
 	}
 	h.log.Debug("bad request stream", "peer", from, "err", err)
 	if errors.Is(err, ErrTooLarge) {
@@ -210,6 +209,26 @@ func (h *Host) serveStream(s network.Stream) {
 		}
 	}
 	s.Reset()
+}
+
+// readRequest reads a request up to the end of the client's side of the
+// stream. Waiting for the end also means the response cannot race the
+// client's close (QUIC reports closing a stream the peer stopped reading as
+// an error).
+func readRequest(br *bufio.Reader) (method, body []byte, err error) {
+	if method, err = readFrame(br, MaxMethodLen); err != nil {
+		return nil, nil, err
+	}
+	if body, err = readFrame(br, MaxRequestSize); err != nil {
+		return nil, nil, err
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		if err == nil {
+			err = errors.New("data after the request")
+		}
+		return nil, nil, err
+	}
+	return method, body, nil
 }
 
 // track registers a stream handler with the Host's WaitGroup, unless the

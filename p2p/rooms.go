@@ -199,6 +199,19 @@ func (h *Host) RoomPeers(roomID string) []peer.ID {
 	return ps.ListPeers(RoomTopic(roomID))
 }
 
+// meshPeers returns the room's peers that we relay messages to (our GossipSub
+// mesh for the topic), as opposed to RoomPeers, which includes every member
+// we know of.
+func (h *Host) meshPeers(roomID string) []peer.ID {
+	h.mu.Lock()
+	tr := h.tracer
+	h.mu.Unlock()
+	if tr == nil {
+		return nil
+	}
+	return tr.meshPeers(RoomTopic(roomID))
+}
+
 // topicValidator adapts a Validator to pubsub. Our own publishes are not
 // validated: the caller vouches for what it publishes. Messages without a
 // valid header are rejected whatever v says.

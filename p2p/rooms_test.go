@@ -99,21 +99,19 @@ func TestRejectedMessagesAreNeitherDeliveredNorRelayed(t *testing.T) {
 		return true
 	}
 	boxB, boxC := newInbox(16), newInbox(16)
-	// Join from the end of the chain so that each host already knows its
-	// neighbour is in the room when it joins, and grafts it into its mesh
-	// at once rather than at the next heartbeat.
 	if err := c.JoinRoom(testRoom, nil, boxC.receive); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "B to see C in the room", inRoom(b, testRoom, c.ID()))
 	if err := b.JoinRoom(testRoom, rejectBad, boxB.receive); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "A to see B in the room", inRoom(a, testRoom, b.ID()))
 	if err := a.JoinRoom(testRoom, nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "B to see A in the room", inRoom(b, testRoom, a.ID()))
+	// A publishes straight to the members it knows of (B); B relays to its
+	// mesh, which must include C by then.
+	waitFor(t, 10*time.Second, "A to see B in the room", inRoom(a, testRoom, b.ID()))
+	waitFor(t, 10*time.Second, "C in B's mesh", func() bool { return hasPeer(b.meshPeers(testRoom), c.ID()) })
 
 	ctx := context.Background()
 	for _, msg := range []string{"bad 1", "good 1", "bad 2", "good 2"} {
@@ -123,10 +121,16 @@ func TestRejectedMessagesAreNeitherDeliveredNorRelayed(t *testing.T) {
 	}
 	// Per-sender order holds along the chain, so had B let a bad message
 	// through, it would arrive before the good one that follows it.
-	for _, box := range []*inbox{boxB, boxC} {
+	for name, box := range map[string]*inbox{"B": boxB, "C": boxC} {
 		for _, want := range []string{"good 1", "good 2"} {
-			if m := box.next(t, 5*time.Second); m.data != want || m.from != a.ID() {
-				t.Fatalf("got %+v, want %q from A", m, want)
+			select {
+			case m := <-box.ch:
+				if m.data != want || m.from != a.ID() {
+					t.Fatalf("%s got %+v, want %q from A", name, m, want)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("%s got nothing, want %q; B sees %v in the room, C sees %v, B connected to %v", name, want,
+					b.RoomPeers(testRoom), c.RoomPeers(testRoom), b.ConnectedPeers())
 			}
 		}
 	}
