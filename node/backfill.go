@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -17,6 +18,8 @@ const (
 	mBackfill       = "backfill"
 	maxBackfill     = 500
 	backfillDefault = 100
+	// backfillPeerTimeout bounds one member's turn at answering a backfill.
+	backfillPeerTimeout = 3 * time.Second
 )
 
 type backfillReq struct {
@@ -98,19 +101,20 @@ func (n *Node) backfill(ctx context.Context, r *room, want int) (int, error) {
 	}
 	limit := min(max(want, backfillDefault), maxBackfill)
 	var lastErr error
-	connected := n.host.ConnectedPeers()
-	servers := n.roomServers(r)
-	// Connected members first.
-	sort.SliceStable(servers, func(a, b int) bool {
-		pa, _ := peerOf(servers[a])
-		return slices.Contains(connected, pa)
-	})
-	for _, s := range servers {
-		p, err := peerOf(s)
-		if err != nil {
-			continue
+	// Connected members first; a member that does not answer (frozen,
+	// asleep) costs a few seconds, not the whole request timeout, since a
+	// client is waiting on this page.
+	connected := n.connectedMembers(r)
+	peers := slices.Clone(connected)
+	for _, s := range n.roomServers(r) {
+		if p, err := peerOf(s); err == nil && !slices.Contains(peers, p) {
+			peers = append(peers, p)
 		}
-		got, err := n.backfillFrom(ctx, r, p, first.ev.ID(), limit)
+	}
+	for _, p := range peers {
+		pctx, cancel := context.WithTimeout(ctx, backfillPeerTimeout)
+		got, err := n.backfillFrom(pctx, r, p, first.ev.ID(), limit)
+		cancel()
 		if err == nil && got > 0 {
 			return got, nil
 		}

@@ -19,11 +19,13 @@ import (
 )
 
 // ingestRemote processes a verified event from a peer, fetching what it
-// lacks (auth chains, missing prev events, or the state after a prev
-// event beyond this node's history) from that peer. nested calls (for
-// events fetched while filling a gap) do not start another gap fill.
+// lacks: auth chains; missing prev events, from the sender's node and, if
+// it cannot bridge the gap (a recent joiner holds little history), from
+// the room's other members; and as a last resort the state after a prev
+// event beyond every member's reach. nested calls (for events fetched
+// while filling a gap) go straight to that last resort.
 func (n *Node) ingestRemote(ctx context.Context, r *room, ev *rooms.Event, from peer.ID, nested bool) (*outcome, error) {
-	for attempt := 0; attempt < 4; attempt++ {
+	for attempt := 0; attempt < 5; attempt++ {
 		r.mu.Lock()
 		out, err := n.process(r, ev, processOpts{})
 		r.mu.Unlock()
@@ -31,25 +33,78 @@ func (n *Node) ingestRemote(ctx context.Context, r *room, ev *rooms.Event, from 
 		if !errors.As(err, &miss) {
 			return out, err
 		}
-		if len(miss.auth) > 0 {
-			if err := n.fetchAuthChain(ctx, r, from, miss.auth); err != nil {
+		switch {
+		case len(miss.auth) > 0:
+			if err := n.fromAnyMember(ctx, r, from, func(p peer.ID) error { return n.fetchAuthChain(ctx, r, p, miss.auth) }); err != nil {
 				return nil, err
 			}
-			continue
-		}
-		if attempt == 0 && !nested {
-			if err := n.fillGap(ctx, r, from, []string{ev.ID()}); err != nil {
-				n.log.Debug("gap fill", "room", r.id, "err", err)
+		case !nested && attempt == 0:
+			if err := n.fillGap(ctx, r, from, miss.prev); err != nil {
+				n.log.Debug("gap fill from sender", "room", r.id, "err", err)
 			}
-			continue
-		}
-		for _, p := range miss.prev {
-			if err := n.fetchStateAfter(ctx, r, from, p); err != nil {
-				return nil, err
+		case !nested && attempt == 1:
+			for _, p := range n.connectedMembers(r) {
+				if p == from {
+					continue
+				}
+				// Ask for the missing prev events themselves: a member may
+				// not have ev yet, but it has what ev builds on.
+				if err := n.fillGap(ctx, r, p, miss.prev); err != nil {
+					n.log.Debug("gap fill from member", "room", r.id, "peer", shortPeer(p), "err", err)
+				}
+				if !n.missingPrevs(r, ev) {
+					break
+				}
+			}
+		default:
+			for _, p := range miss.prev {
+				if err := n.fromAnyMember(ctx, r, from, func(peer peer.ID) error { return n.fetchStateAfter(ctx, r, peer, p) }); err != nil {
+					return nil, err
+				}
 			}
 		}
 	}
 	return nil, fmt.Errorf("event %s: ancestors still missing", ev.ID())
+}
+
+// missingPrevs reports whether any prev event of ev is unknown.
+func (n *Node) missingPrevs(r *room, ev *rooms.Event) bool {
+	for _, p := range ev.PrevEvents() {
+		if !n.known(p) {
+			return true
+		}
+	}
+	return false
+}
+
+// connectedMembers lists the connected nodes of the room's servers.
+func (n *Node) connectedMembers(r *room) []peer.ID {
+	connected := n.host.ConnectedPeers()
+	var out []peer.ID
+	for _, s := range n.roomServers(r) {
+		if p, err := peerOf(s); err == nil && slices.Contains(connected, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// fromAnyMember tries f with the preferred peer, then each other connected
+// member, until one succeeds.
+func (n *Node) fromAnyMember(ctx context.Context, r *room, preferred peer.ID, f func(peer.ID) error) error {
+	err := f(preferred)
+	if err == nil {
+		return nil
+	}
+	for _, p := range n.connectedMembers(r) {
+		if p == preferred {
+			continue
+		}
+		if err2 := f(p); err2 == nil {
+			return nil
+		}
+	}
+	return err
 }
 
 // maxGap bounds how many missing events one gap fill fetches; a larger

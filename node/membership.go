@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/parley-p2p/parley/node/store"
 	"github.com/parley-p2p/parley/rooms"
@@ -281,11 +282,17 @@ func (n *Node) completeJoin(ctx context.Context, roomID, version string, join *r
 			return err
 		}
 	}
-	// Events sent while the join was under way reached the resident but
-	// not us: catch up from it now that the topic is joined.
+	// Events sent while the join was under way, or before this node's
+	// subscription reached the others, went past it: catch up now, and
+	// again once the subscription has surely spread.
 	n.goBackground(func(ctx context.Context) {
-		for _, s := range n.roomServers(r) {
-			if p, err := peerOf(s); err == nil {
+		for _, delay := range []time.Duration{0, time.Second, 5 * time.Second} {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(delay):
+			}
+			for _, p := range n.connectedMembers(r) {
 				n.catchUp(ctx, r, p)
 			}
 		}

@@ -30,6 +30,8 @@ type room struct {
 	// minOrder is the lowest timeline order given to backfilled history.
 	minOrder uint64
 
+	linkMu sync.Mutex // serialises link uses honoured by this node
+
 	inbox    chan gossipMsg // events from pubsub, handled by the room's worker
 	stopOnce sync.Once
 	done     chan struct{}
@@ -407,10 +409,17 @@ func (n *Node) process(r *room, ev *rooms.Event, o processOpts) (*outcome, error
 		}
 	}
 
-	// 3. Against the current state: failing here soft-fails.
+	// 3. Against the current state, resolved together with the state
+	// before the event (as Synapse does): a node that simply lacks events
+	// the sender had still accepts it, while an event that the room's
+	// present state forbids (its sender since banned, say) soft-fails.
 	var soft *rejection
 	if r.stateID != "" && beforeID != r.stateID && ev.Type() != "m.room.create" {
-		if err := rooms.Allowed(ev, n.stateFunc(withCreate(r, r.state))); err != nil {
+		current, _, err := n.resolve(r, []string{r.stateID, beforeID})
+		if err != nil {
+			return nil, err
+		}
+		if err := rooms.Allowed(ev, n.stateFunc(withCreate(r, current))); err != nil {
 			soft = &rejection{soft: true, reason: "against current state: " + err.Error()}
 			rec.SoftFailed = soft.reason
 			n.log.Info("event soft-failed", "room", r.id, "event", ev.ID(), "type", ev.Type(), "sender", ev.Sender(), "reason", soft.reason)
