@@ -256,10 +256,14 @@ func (n *Node) powerLevels(version, creator, preset string, req *webui.CreateRoo
 			"m.room.tombstone":          100,
 			"m.room.server_acl":         100,
 			"m.room.encryption":         100,
+			// Links are invites: whoever may invite may make, use up and
+			// revoke them.
+			linkEventType: 0,
 		},
 	}
 	if preset == "public_chat" {
 		pl["invite"] = 50
+		pl["events"].(map[string]any)[linkEventType] = 50
 	}
 	if len(req.PowerLevelContentOverride) > 0 {
 		var over map[string]any

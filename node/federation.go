@@ -129,6 +129,8 @@ func (n *Node) handleRequest(ctx context.Context, from peer.ID, method string, b
 		resp, err = n.onExtremities(server, body)
 	case mBackfill:
 		resp, err = n.onBackfill(server, body)
+	case mLinkInvite:
+		resp, err = n.onLinkInvite(ctx, server, body)
 	default:
 		return nil, remoteErr("M_UNRECOGNIZED", "unknown method %q", method)
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // fakeServer is the fake node's server name: like a real one, 64 hex digits.
@@ -278,6 +279,32 @@ func (f *fakeBackend) RoomDebug(_ *Session, roomID string) (any, error) {
 		return nil, err
 	}
 	return map[string]any{"room_id": roomID}, nil
+}
+
+func (f *fakeBackend) CreateLink(_ context.Context, _ *Session, roomID string, maxUses int, expiresIn time.Duration) (*LinkInfo, error) {
+	f.call("CreateLink")
+	if err := f.knownRoom(roomID); err != nil {
+		return nil, err
+	}
+	f.change("CreateLink %s %d %v", roomID, maxUses, expiresIn)
+	return &LinkInfo{ID: "l1", Link: "parley:join/x", MaxUses: maxUses}, nil
+}
+
+func (f *fakeBackend) Links(_ *Session, roomID string) ([]LinkInfo, error) {
+	f.call("Links")
+	return []LinkInfo{}, f.knownRoom(roomID)
+}
+
+func (f *fakeBackend) RevokeLink(_ context.Context, _ *Session, roomID, id string) error {
+	f.call("RevokeLink")
+	f.change("RevokeLink %s %s", roomID, id)
+	return f.knownRoom(roomID)
+}
+
+func (f *fakeBackend) JoinLink(_ context.Context, _ *Session, link string) (string, error) {
+	f.call("JoinLink")
+	f.change("JoinLink %s", link)
+	return roomV12, nil
 }
 
 func (f *fakeBackend) Moderate(_ context.Context, _ *Session, roomID, target, membership, _ string) error {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/parley-p2p/parley/rooms"
 )
@@ -489,5 +490,73 @@ func (s *Server) roomDebug(w http.ResponseWriter, r *http.Request, sess *Session
 		return err
 	}
 	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+func (s *Server) createLink(w http.ResponseWriter, r *http.Request, sess *Session) error {
+	var body struct {
+		MaxUses     *int   `json:"max_uses"`
+		ExpiresInMS *int64 `json:"expires_in_ms"`
+	}
+	if err := readJSON(r, &body); err != nil {
+		return err
+	}
+	var maxUses int
+	var expires time.Duration
+	if body.MaxUses != nil {
+		if *body.MaxUses < 1 || *body.MaxUses > 1_000_000 {
+			return errInvalidParam("max_uses must be between 1 and 1000000")
+		}
+		maxUses = *body.MaxUses
+	}
+	if body.ExpiresInMS != nil {
+		if *body.ExpiresInMS < 1 || *body.ExpiresInMS > 10*365*24*3600*1000 {
+			return errInvalidParam("expires_in_ms must be positive and at most ten years")
+		}
+		expires = time.Duration(*body.ExpiresInMS) * time.Millisecond
+	}
+	link, err := s.backend.CreateLink(r.Context(), sess, r.PathValue("roomId"), maxUses, expires)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, link)
+	return nil
+}
+
+func (s *Server) listLinks(w http.ResponseWriter, r *http.Request, sess *Session) error {
+	links, err := s.backend.Links(sess, r.PathValue("roomId"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"links": links})
+	return nil
+}
+
+func (s *Server) revokeLink(w http.ResponseWriter, r *http.Request, sess *Session) error {
+	if err := s.backend.RevokeLink(r.Context(), sess, r.PathValue("roomId"), r.PathValue("linkId")); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{})
+	return nil
+}
+
+func (s *Server) joinLink(w http.ResponseWriter, r *http.Request, sess *Session) error {
+	var body struct {
+		Link string `json:"link"`
+	}
+	if err := readJSON(r, &body); err != nil {
+		return err
+	}
+	if strings.TrimSpace(body.Link) == "" {
+		return errMissingParam("link is required")
+	}
+	if len(body.Link) > 8192 {
+		return errInvalidParam("that is too long to be an invite link")
+	}
+	id, err := s.backend.JoinLink(r.Context(), sess, body.Link)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"room_id": id})
 	return nil
 }

@@ -56,6 +56,10 @@ func (s *Server) routes() http.Handler {
 
 	mux.Handle("GET /_parley/v1/status", s.local(s.status))
 	mux.Handle("GET /_parley/v1/rooms/{roomId}/debug", s.authed(s.roomDebug))
+	mux.Handle("POST /_parley/v1/rooms/{roomId}/links", s.authed(s.createLink))
+	mux.Handle("GET /_parley/v1/rooms/{roomId}/links", s.authed(s.listLinks))
+	mux.Handle("DELETE /_parley/v1/rooms/{roomId}/links/{linkId}", s.authed(s.revokeLink))
+	mux.Handle("POST /_parley/v1/join_link", s.authed(s.joinLink))
 	mux.Handle("/", s.serveApp())
 
 	return s.protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

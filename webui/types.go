@@ -3,6 +3,7 @@ package webui
 import (
 	"context"
 	"encoding/json"
+	"time"
 )
 
 // Session is the identity behind an access token.
@@ -219,6 +220,18 @@ type LeftRoom struct {
 	AccountData EventList `json:"account_data"`
 }
 
+// LinkInfo describes an invite link to its room's members.
+type LinkInfo struct {
+	ID        string `json:"id"`
+	Link      string `json:"link,omitempty"`
+	WebLink   string `json:"web_link,omitempty"`
+	ExpiresTS int64  `json:"expires_ts,omitempty"`
+	MaxUses   int    `json:"max_uses,omitempty"`
+	Uses      int    `json:"uses"`
+	CreatedBy string `json:"created_by"`
+	CreatedTS int64  `json:"created_ts"`
+}
+
 // Backend is what the API needs from the node. Methods return *Error for
 // anything the client should see; other errors become M_UNKNOWN.
 type Backend interface {
@@ -257,4 +270,10 @@ type Backend interface {
 	// RoomDebug is the node's view of a room's DAG and the events it
 	// rejected or soft-failed, with reasons.
 	RoomDebug(s *Session, roomID string) (any, error)
+
+	// Invite links.
+	CreateLink(ctx context.Context, s *Session, roomID string, maxUses int, expiresIn time.Duration) (*LinkInfo, error)
+	Links(s *Session, roomID string) ([]LinkInfo, error)
+	RevokeLink(ctx context.Context, s *Session, roomID, id string) error
+	JoinLink(ctx context.Context, s *Session, link string) (string, error)
 }

@@ -1,0 +1,173 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/parley-p2p/parley/rooms"
+)
+
+func makeLink(t *testing.T, ctx context.Context, c *mautrix.Client, room id.RoomID, body map[string]any) map[string]any {
+	t.Helper()
+	var out map[string]any
+	_, err := c.MakeRequest(ctx, http.MethodPost, c.BuildURL(mautrix.BaseURLPath{"_parley", "v1", "rooms", room.String(), "links"}), body, &out)
+	if err != nil {
+		t.Fatalf("make link: %v", err)
+	}
+	return out
+}
+
+// useLink posts a link to /join_link and returns the room ID or the
+// Matrix error code.
+func useLink(ctx context.Context, c *mautrix.Client, link string) (string, string, error) {
+	var out struct {
+		RoomID string `json:"room_id"`
+	}
+	_, err := c.MakeRequest(ctx, http.MethodPost, c.BuildURL(mautrix.BaseURLPath{"_parley", "v1", "join_link"}), map[string]string{"link": link}, &out)
+	var herr mautrix.HTTPError
+	if errors.As(err, &herr) && herr.RespError != nil {
+		return "", herr.RespError.ErrCode, err
+	}
+	return out.RoomID, "", err
+}
+
+// TestInviteLinks: a link with max_uses 3 admits three users on three
+// nodes, who then chat; the fourth use is refused; a revoked or expired
+// link admits no one; a link still works when its maker's node is off;
+// a damaged link is refused before anything is sent.
+func TestInviteLinks(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	a := newTestNode(t, testOpts{})
+	nodes := []*testNode{a}
+	for range 5 {
+		nodes = append(nodes, newTestNode(t, testOpts{bootstrap: []*testNode{a}}))
+	}
+	names := []string{"alice", "bob", "carol", "dave", "erin", "frank"}
+	users := make([]*mautrix.Client, len(nodes))
+	for i, n := range nodes {
+		users[i] = n.register(ctx, names[i])
+	}
+	alice := users[0]
+	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat", Name: "linked"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := makeLink(t, ctx, alice, room.RoomID, map[string]any{"max_uses": 3})
+	l := link["link"].(string)
+	if !strings.HasPrefix(l, "parley:join/") || !strings.Contains(link["web_link"].(string), "/#/join/") {
+		t.Fatalf("link %v has the wrong forms", link)
+	}
+
+	t.Run("three users join through a link of three uses and chat", func(t *testing.T) {
+		for _, u := range users[1:4] {
+			got, code, err := useLink(ctx, u, l)
+			if err != nil || got != room.RoomID.String() {
+				t.Fatalf("%s join_link: %v %s", u.UserID, err, code)
+			}
+		}
+		if _, err := users[3].SendText(ctx, room.RoomID, "dave says hi"); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 20*time.Second, "everyone to have dave's message", func() bool {
+			for _, u := range users[:4] {
+				found := false
+				for _, b := range readAll(t, ctx, u, room.RoomID) {
+					found = found || b == "dave says hi"
+				}
+				if !found {
+					if time.Now().Second()%7 == 0 {
+						for i, n := range nodes[:4] {
+							r := n.getRoom(room.RoomID.String())
+							r.mu.Lock()
+							t.Logf("node %d (%s): ext %v dave=%q carol=%q", i, names[i], r.ext, r.state[rooms.StateKey{Type: "m.room.member", StateKey: users[3].UserID.String()}], r.state[rooms.StateKey{Type: "m.room.member", StateKey: users[2].UserID.String()}])
+							r.mu.Unlock()
+							ar := nodes[0].getRoom(room.RoomID.String())
+							ar.mu.Lock()
+							jid := ar.state[rooms.StateKey{Type: "m.room.member", StateKey: users[3].UserID.String()}]
+							ar.mu.Unlock()
+							if ji, err := n.eventInfo(jid); err == nil {
+								t.Logf("   join %s: %+v prevs %v", jid, ji.rec, ji.ev.PrevEvents())
+							} else {
+								t.Logf("   join %s unknown", jid)
+							}
+						}
+					}
+					return false
+				}
+			}
+			return true
+		})
+	})
+	t.Run("the fourth use is refused", func(t *testing.T) {
+		_, code, err := useLink(ctx, users[4], l)
+		if err == nil || code != "M_FORBIDDEN" || !strings.Contains(err.Error(), "used up") {
+			t.Errorf("fourth use: %v (%s), want used up", err, code)
+		}
+	})
+	t.Run("a revoked link is refused", func(t *testing.T) {
+		rl := makeLink(t, ctx, alice, room.RoomID, nil)
+		_, err := alice.MakeRequest(ctx, http.MethodDelete, alice.BuildURL(mautrix.BaseURLPath{"_parley", "v1", "rooms", room.RoomID.String(), "links", rl["id"].(string)}), nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, code, err := useLink(ctx, users[4], rl["link"].(string))
+		if err == nil || code != "M_FORBIDDEN" || !strings.Contains(err.Error(), "revoked") {
+			t.Errorf("revoked link: %v (%s)", err, code)
+		}
+	})
+	t.Run("an expired link is refused", func(t *testing.T) {
+		el := makeLink(t, ctx, alice, room.RoomID, map[string]any{"expires_in_ms": 1})
+		waitFor(t, time.Second, "the link to expire", func() bool { return nowMS() > int64(el["expires_ts"].(float64)) })
+		_, code, err := useLink(ctx, users[4], el["link"].(string))
+		if err == nil || code != "M_FORBIDDEN" || !strings.Contains(err.Error(), "expired") {
+			t.Errorf("expired link: %v (%s)", err, code)
+		}
+	})
+	t.Run("live links are listed and revoked ones are not", func(t *testing.T) {
+		var out struct {
+			Links []map[string]any `json:"links"`
+		}
+		if _, err := alice.MakeRequest(ctx, http.MethodGet, alice.BuildURL(mautrix.BaseURLPath{"_parley", "v1", "rooms", room.RoomID.String(), "links"}), nil, &out); err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Links) != 0 {
+			t.Errorf("links listed: %v (the used-up, revoked and expired links are not live)", out.Links)
+		}
+	})
+	t.Run("damaged links are refused and change nothing", func(t *testing.T) {
+		fresh := makeLink(t, ctx, alice, room.RoomID, nil)["link"].(string)
+		for _, bad := range []string{
+			"", "hello", "parley:join/", fresh[:len(fresh)/2],
+			fresh[:len(fresh)-3] + "AAA", "parley:join/" + strings.Repeat("A", 400),
+		} {
+			before := nodes[4].store.Pos()
+			_, code, err := useLink(ctx, users[4], bad)
+			if err == nil || (code != "M_INVALID_PARAM" && code != "M_MISSING_PARAM") {
+				t.Errorf("link %.30q: %v (%s), want a clear refusal", bad, err, code)
+			}
+			if nodes[4].store.Pos() != before {
+				t.Errorf("link %.30q changed erin's node", bad)
+			}
+		}
+	})
+	t.Run("a link is honoured by another member when its maker's node is off", func(t *testing.T) {
+		ol := makeLink(t, ctx, alice, room.RoomID, nil)["link"].(string)
+		waitFor(t, 20*time.Second, "bob's node to see the new link", func() bool {
+			r := nodes[1].getRoom(room.RoomID.String())
+			return len(nodes[1].links(r)) >= 4
+		})
+		a.Close()
+		got, code, err := useLink(ctx, users[5], ol)
+		if err != nil || got != room.RoomID.String() {
+			t.Fatalf("frank via bob while alice is off: %v %s", err, code)
+		}
+	})
+}
