@@ -234,6 +234,20 @@ func (p *parleyProc) stop() error {
 	return p.stopErr
 }
 
+// kill ends the process with SIGKILL, as a crash, a power cut or the OOM
+// killer would, and waits until it has exited. The process gets no chance
+// to flush or close anything; its cleanup then expects nothing more of it.
+// Calling kill after stop, or twice, does nothing.
+func (p *parleyProc) kill() {
+	p.stopOnce.Do(func() {
+		if err := p.cmd.Process.Kill(); err != nil {
+			p.stopErr = fmt.Errorf("SIGKILL: %v", err)
+		}
+		<-p.exited
+		p.t.Logf("%s killed", p.name)
+	})
+}
+
 // stopAndCheck stops the process and fails the test (once) if it did not
 // shut down cleanly. It is safe to call from several goroutines.
 func (p *parleyProc) stopAndCheck() {
