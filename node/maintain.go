@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/parley-p2p/parley/p2p"
 )
 
 // defaultReconnectInterval is how often a node redials room members it has
@@ -51,10 +53,16 @@ func (n *Node) maintainPeers(ctx context.Context) {
 	}
 }
 
-// redialRooms dials room members that are not connected.
+// redialRooms dials room members that are not connected, and looks a
+// room's members up in the DHT (rendezvous) when none is connected, so a
+// node that restarted on new addresses, or whose known members are gone,
+// finds the room again.
 func (n *Node) redialRooms() {
 	connected := n.host.ConnectedPeers()
 	for _, r := range n.allRooms() {
+		if len(n.connectedMembers(r)) == 0 && len(n.roomServers(r)) > 0 {
+			n.goBackground(func(ctx context.Context) { n.rendezvous(ctx, r) })
+		}
 		for _, s := range n.roomServers(r) {
 			p, err := peerOf(s)
 			if err != nil || slices.Contains(connected, p) {
@@ -94,5 +102,47 @@ func (n *Node) redial(ctx context.Context, p peer.ID) {
 	defer cancel()
 	if err := n.host.Connect(ctx, p); err != nil {
 		n.log.Debug("redial room peer", "peer", shortPeer(p), "err", err)
+	}
+}
+
+// rendezvous finds members of a room through the DHT and connects to them.
+func (n *Node) rendezvous(ctx context.Context, r *room) {
+	if !r.finding.CompareAndSwap(false, true) {
+		return
+	}
+	defer r.finding.Store(false)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	peers, err := n.host.FindRoomPeers(ctx, r.id, 10)
+	if err != nil {
+		n.log.Debug("room rendezvous", "room", r.id, "err", err)
+		return
+	}
+	for _, p := range peers {
+		n.redial(ctx, p)
+	}
+}
+
+// advertise announces the room in the DHT: retried until it works, then
+// renewed before the record expires.
+func (n *Node) advertise(ctx context.Context, r *room) {
+	wait := time.Duration(0)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.done:
+			return
+		case <-time.After(wait):
+		}
+		actx, cancel := context.WithTimeout(ctx, time.Minute)
+		err := n.host.AdvertiseRoom(actx, r.id)
+		cancel()
+		if err != nil {
+			n.log.Debug("advertise room", "room", r.id, "err", err)
+			wait = 10 * time.Second
+			continue
+		}
+		wait = p2p.RoomAdvertiseInterval
 	}
 }

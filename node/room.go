@@ -30,7 +30,8 @@ type room struct {
 	// minOrder is the lowest timeline order given to backfilled history.
 	minOrder uint64
 
-	linkMu sync.Mutex // serialises link uses honoured by this node
+	linkMu  sync.Mutex  // serialises link uses honoured by this node
+	finding atomic.Bool // a DHT rendezvous lookup is under way
 
 	inbox    chan gossipMsg // events from pubsub, handled by the room's worker
 	stopOnce sync.Once
@@ -131,6 +132,7 @@ func (n *Node) activateRoom(r *room) error {
 		return fmt.Errorf("join topic of %s: %w", r.id, err)
 	}
 	n.goBackground(func(ctx context.Context) { n.connectRoomPeers(ctx, r) })
+	n.goBackground(func(ctx context.Context) { n.advertise(ctx, r) })
 	return nil
 }
 
