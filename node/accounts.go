@@ -83,6 +83,11 @@ func (n *Node) CreateAccount(ctx context.Context, req webui.AccountRequest) (*we
 		if err := t.PutProfile(user, &store.Profile{DisplayName: req.Localpart}); err != nil {
 			return err
 		}
+		if req.First {
+			if err := t.SetOwner(req.Localpart); err != nil {
+				return err
+			}
+		}
 		return t.PutSession(token, sess)
 	})
 	if err != nil {
@@ -124,6 +129,9 @@ func (n *Node) Login(ctx context.Context, localpart, password, deviceID, deviceN
 
 // Authenticate implements webui.Backend.
 func (n *Node) Authenticate(token string) (*webui.Session, error) {
+	if sess, isCLI, err := n.cliSession(token); isCLI {
+		return sess, err
+	}
 	var s *store.Session
 	err := n.store.View(func(t *store.Txn) error {
 		var err error

@@ -93,6 +93,7 @@ type Node struct {
 	txns      sync.Map                        // user\x00device\x00txn -> event ID, until committed
 
 	gossipDropped atomic.Int64 // pubsub messages the validator refused
+	cliToken      string       // lets the command line act as the owner
 	notify        *notifier
 
 	ctx     context.Context
@@ -178,6 +179,9 @@ func (n *Node) Start() (err error) {
 
 	n.http = webui.New(webui.Config{Addr: n.cfg.HTTPAddr, AppDir: n.cfg.AppDir, Logger: n.cfg.Logger}, n)
 	if err := n.http.Start(); err != nil {
+		return err
+	}
+	if err := n.writeCLIFiles(); err != nil {
 		return err
 	}
 	if err := n.host.Start(n.ctx); err != nil {

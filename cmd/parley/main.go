@@ -25,6 +25,9 @@ const usage = `parley: a peer-to-peer Matrix homeserver for this device
 Usage:
   parley run [--data DIR] [--http ADDR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]...
              [--no-mdns] [--registration-token TOKEN] [--webui-dir DIR] [--log-level LEVEL]
+  parley invite [--data DIR] [--max-uses N] [--expires DURATION] ROOM_ID
+                                  make an invite link (through the running daemon)
+  parley join [--data DIR] LINK   join a room through an invite link
   parley id [--data DIR]
   parley version
 `
@@ -67,6 +70,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return cmdRun(args[1:], stdout, stderr)
 	case "id":
 		return cmdID(args[1:], stdout, stderr)
+	case "join":
+		return cmdJoin(args[1:], stdout, stderr)
+	case "invite":
+		return cmdInvite(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "parley", node.Version)
 		return nil

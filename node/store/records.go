@@ -450,3 +450,17 @@ func (t *Txn) Verdicts(room string, limit int) ([]*Verdict, error) {
 	})
 	return out, err
 }
+
+var keyOwner = []byte("meta/owner")
+
+// SetOwner records the node's owner: its first account.
+func (t *Txn) SetOwner(localpart string) error { return t.txn.Set(keyOwner, []byte(localpart)) }
+
+// Owner returns the node owner's localpart, or "" before the first account.
+func (t *Txn) Owner() (string, error) {
+	b, err := get(t.txn, keyOwner)
+	if errors.Is(err, ErrNotFound) {
+		return "", nil
+	}
+	return string(b), err
+}

@@ -1,0 +1,70 @@
+package node
+
+import (
+	"crypto/subtle"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/parley-p2p/parley/node/store"
+	"github.com/parley-p2p/parley/webui"
+)
+
+// The command line (parley join, parley invite) talks to the running
+// daemon through its API, as the node's owner. It proves that it may, the
+// way syncthing's CLI does: by reading a token the daemon writes into the
+// data dir (mode 0600) at each start, next to the API's address.
+const (
+	cliTokenFile = "cli.token"
+	apiAddrFile  = "api.addr"
+	cliDevice    = "PARLEY_CLI"
+)
+
+// writeCLIFiles creates a fresh CLI token and records the API address.
+func (n *Node) writeCLIFiles() error {
+	n.cliToken = "pc_" + randomString(40)
+	for name, content := range map[string]string{cliTokenFile: n.cliToken, apiAddrFile: n.http.Addr()} {
+		path := filepath.Join(n.cfg.DataDir, name)
+		if err := os.WriteFile(path+".tmp", []byte(content+"\n"), 0o600); err != nil {
+			return fmt.Errorf("write %s: %w", name, err)
+		}
+		if err := os.Rename(path+".tmp", path); err != nil {
+			return fmt.Errorf("write %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// ReadCLIFiles returns the running daemon's API address and CLI token from
+// its data dir.
+func ReadCLIFiles(dataDir string) (addr, token string, err error) {
+	a, err := os.ReadFile(filepath.Join(dataDir, apiAddrFile))
+	if err != nil {
+		return "", "", fmt.Errorf("no running parley found in %s (is `parley run` running with this --data?)", dataDir)
+	}
+	t, err := os.ReadFile(filepath.Join(dataDir, cliTokenFile))
+	if err != nil {
+		return "", "", fmt.Errorf("cannot read the daemon's CLI token in %s: %v", dataDir, err)
+	}
+	return strings.TrimSpace(string(a)), strings.TrimSpace(string(t)), nil
+}
+
+// cliSession authenticates the CLI token as the node's owner.
+func (n *Node) cliSession(token string) (*webui.Session, bool, error) {
+	if n.cliToken == "" || subtle.ConstantTimeCompare([]byte(token), []byte(n.cliToken)) != 1 {
+		return nil, false, nil
+	}
+	var owner string
+	if err := n.store.View(func(t *store.Txn) error {
+		var err error
+		owner, err = t.Owner()
+		return err
+	}); err != nil {
+		return nil, true, err
+	}
+	if owner == "" {
+		return nil, true, webui.Forbidden("this node has no account yet: claim it in the app first")
+	}
+	return &webui.Session{UserID: n.userID(owner), DeviceID: cliDevice}, true, nil
+}
