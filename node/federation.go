@@ -500,15 +500,25 @@ func (n *Node) authChain(r *room, ids []string) ([]string, error) {
 	return out, nil
 }
 
-func (n *Node) onGetEvents(server string, body []byte) (any, error) {
+// idsRequest decodes a request naming a room and some of its events, and
+// checks that the requesting server may ask about the room.
+func (n *Node) idsRequest(server string, body []byte) (*idsReq, *room, error) {
 	var req idsReq
 	if err := decode(body, &req); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(req.EventIDs) > maxIDsPerReq {
-		return nil, remoteErr("M_LIMIT_EXCEEDED", "at most %d events per request", maxIDsPerReq)
+		return nil, nil, remoteErr("M_LIMIT_EXCEEDED", "at most %d events per request", maxIDsPerReq)
 	}
 	r, err := n.roomFor(server, req.RoomID)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &req, r, nil
+}
+
+func (n *Node) onGetEvents(server string, body []byte) (any, error) {
+	req, r, err := n.idsRequest(server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -527,14 +537,7 @@ func (n *Node) onGetEvents(server string, body []byte) (any, error) {
 }
 
 func (n *Node) onAuthChain(server string, body []byte) (any, error) {
-	var req idsReq
-	if err := decode(body, &req); err != nil {
-		return nil, err
-	}
-	if len(req.EventIDs) > maxIDsPerReq {
-		return nil, remoteErr("M_LIMIT_EXCEEDED", "at most %d events per request", maxIDsPerReq)
-	}
-	r, err := n.roomFor(server, req.RoomID)
+	req, r, err := n.idsRequest(server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -605,16 +608,12 @@ func (n *Node) onMissingEvents(server string, body []byte) (any, error) {
 }
 
 func (n *Node) onStateAfter(server string, body []byte) (any, error) {
-	var req idsReq
-	if err := decode(body, &req); err != nil {
+	req, r, err := n.idsRequest(server, body)
+	if err != nil {
 		return nil, err
 	}
 	if len(req.EventIDs) != 1 {
 		return nil, remoteErr("M_INVALID_PARAM", "state_after takes one event")
-	}
-	r, err := n.roomFor(server, req.RoomID)
-	if err != nil {
-		return nil, err
 	}
 	i, err := n.eventInfo(req.EventIDs[0])
 	if err != nil || i.ev.RoomID() != r.id || !i.hasState() || !n.visibleTo(i, server, n.serverJoined(r, server)) {
@@ -633,11 +632,7 @@ func (n *Node) onStateAfter(server string, body []byte) (any, error) {
 }
 
 func (n *Node) onExtremities(server string, body []byte) (any, error) {
-	var req idsReq
-	if err := decode(body, &req); err != nil {
-		return nil, err
-	}
-	r, err := n.roomFor(server, req.RoomID)
+	_, r, err := n.idsRequest(server, body)
 	if err != nil {
 		return nil, err
 	}
