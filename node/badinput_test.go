@@ -13,29 +13,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/control"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	ma "github.com/multiformats/go-multiaddr"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
 	"github.com/parley-p2p/parley/rooms"
 )
-
-// blockGater refuses every connection to or from the listed peers.
-type blockGater struct{ blocked map[peer.ID]bool }
-
-func (g *blockGater) InterceptPeerDial(p peer.ID) bool                 { return !g.blocked[p] }
-func (g *blockGater) InterceptAddrDial(p peer.ID, _ ma.Multiaddr) bool { return !g.blocked[p] }
-func (g *blockGater) InterceptAccept(network.ConnMultiaddrs) bool      { return true }
-func (g *blockGater) InterceptSecured(_ network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
-	return !g.blocked[p]
-}
-func (g *blockGater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) {
-	return true, 0
-}
 
 // joinThrough has inviter invite invitee and waits until the join is done.
 func joinThrough(t testing.TB, ctx context.Context, room id.RoomID, inviter, invitee *mautrix.Client) {
@@ -63,7 +47,9 @@ func TestForgedGossipIsDroppedNotRelayedNotStored(t *testing.T) {
 	defer cancel()
 	a := newTestNode(t, testOpts{})
 	b := newTestNode(t, testOpts{bootstrap: []*testNode{a}})
-	c := newTestNode(t, testOpts{bootstrap: []*testNode{b}, gater: &blockGater{blocked: map[peer.ID]bool{a.PeerID(): true}}})
+	cut := &splitGater{}
+	cut.set(map[peer.ID]bool{a.PeerID(): true})
+	c := newTestNode(t, testOpts{bootstrap: []*testNode{b}, gater: cut})
 
 	alice, bob, carol := a.register(ctx, "alice"), b.register(ctx, "bob"), c.register(ctx, "carol")
 	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
