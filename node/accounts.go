@@ -56,6 +56,15 @@ func (n *Node) AccountCount() (int, error) {
 	return c, err
 }
 
+// AccountExists implements webui.Backend.
+func (n *Node) AccountExists(localpart string) (bool, error) {
+	_, err := n.account(localpart)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 // CreateAccount implements webui.Backend.
 func (n *Node) CreateAccount(ctx context.Context, req webui.AccountRequest) (*webui.LoginResult, error) {
 	hash, err := bcrypt.GenerateFromPassword([]byte(req.Password), bcrypt.DefaultCost)

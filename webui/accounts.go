@@ -1,6 +1,7 @@
 package webui
 
 import (
+	"crypto/subtle"
 	"encoding/json"
 	"net/http"
 	"regexp"
@@ -135,7 +136,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return uia("this node registers accounts with " + stage)
 	}
-	if !first && req.Auth.Token != token {
+	if !first && subtle.ConstantTimeCompare([]byte(req.Auth.Token), []byte(token)) != 1 {
 		return uia("wrong registration token")
 	}
 	if req.Username == "" {
@@ -168,7 +169,13 @@ func (s *Server) registerAvailable(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	_ = local
+	taken, err := s.backend.AccountExists(local)
+	if err != nil {
+		return err
+	}
+	if taken {
+		return Errorf(http.StatusBadRequest, "M_USER_IN_USE", "that user name is taken")
+	}
 	writeJSON(w, http.StatusOK, map[string]bool{"available": true})
 	return nil
 }

@@ -230,3 +230,20 @@ func TestLogin(t *testing.T) {
 		}
 	})
 }
+
+func TestRegisterAvailableSaysWhetherANameIsTaken(t *testing.T) {
+	h := newHarness(t)
+	h.fake.addUser("alice", "pw")
+	for _, tc := range []struct {
+		name, user string
+		status     int
+	}{
+		{"a taken name is M_USER_IN_USE", "alice", 400},
+		{"a free name is available", "bob", 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := h.do("GET", "/_matrix/client/v3/register/available?username="+tc.user, "")
+			wantStatus(t, w, tc.status)
+		})
+	}
+}

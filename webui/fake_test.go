@@ -136,6 +136,14 @@ func (f *fakeBackend) AccountCount() (int, error) {
 	return len(f.passwords), nil
 }
 
+func (f *fakeBackend) AccountExists(local string) (bool, error) {
+	f.call("AccountExists")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.passwords[local]
+	return ok, nil
+}
+
 func (f *fakeBackend) CreateAccount(_ context.Context, req AccountRequest) (*LoginResult, error) {
 	f.call("CreateAccount")
 	f.mu.Lock()

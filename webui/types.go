@@ -241,6 +241,7 @@ type Backend interface {
 	RegistrationToken() string
 
 	AccountCount() (int, error)
+	AccountExists(localpart string) (bool, error)
 	CreateAccount(ctx context.Context, req AccountRequest) (*LoginResult, error)
 	Login(ctx context.Context, localpart, password, deviceID, deviceName string) (*LoginResult, error)
 	Authenticate(token string) (*Session, error)
