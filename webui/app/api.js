@@ -1,0 +1,115 @@
+// The node's HTTP API: the Matrix client-server API and parley's own.
+
+const V3 = "/_matrix/client/v3";
+const SESSION_KEY = "parley.session";
+
+export class APIError extends Error {
+  constructor(status, body) {
+    super(body?.error || `request failed (HTTP ${status})`);
+    this.status = status;
+    this.errcode = body?.errcode || "";
+    this.body = body || {};
+  }
+}
+
+export const session = {
+  load() {
+    try {
+      return JSON.parse(localStorage.getItem(SESSION_KEY) || "null");
+    } catch {
+      return null;
+    }
+  },
+  save(s) {
+    localStorage.setItem(SESSION_KEY, JSON.stringify(s));
+  },
+  clear() {
+    localStorage.removeItem(SESSION_KEY);
+  },
+};
+
+let token = session.load()?.access_token || "";
+let onUnauthorized = () => {};
+
+export function setToken(t) {
+  token = t;
+}
+export function setUnauthorizedHandler(f) {
+  onUnauthorized = f;
+}
+
+export async function request(method, path, body, { signal, auth = true } = {}) {
+  const headers = {};
+  if (auth && token) headers.Authorization = "Bearer " + token;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const res = await fetch(path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal,
+    cache: "no-store",
+  });
+  let data = null;
+  const text = await res.text();
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = { error: text };
+    }
+  }
+  if (!res.ok) {
+    const err = new APIError(res.status, data);
+    if (res.status === 401 && auth && token && err.errcode === "M_UNKNOWN_TOKEN") onUnauthorized(err);
+    throw err;
+  }
+  return data ?? {};
+}
+
+const enc = encodeURIComponent;
+const q = (params) => {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== "") p.set(k, v);
+  const s = p.toString();
+  return s ? "?" + s : "";
+};
+
+export const api = {
+  registerFlows: () => request("POST", V3 + "/register", {}, { auth: false }),
+  register: (username, password, sessionId) =>
+    request("POST", V3 + "/register", {
+      username,
+      password,
+      initial_device_display_name: "parley web app",
+      auth: { type: "m.login.dummy", session: sessionId },
+    }, { auth: false }),
+  login: (user, password) =>
+    request("POST", V3 + "/login", {
+      type: "m.login.password",
+      identifier: { type: "m.id.user", user },
+      password,
+      initial_device_display_name: "parley web app",
+    }, { auth: false }),
+  logout: () => request("POST", V3 + "/logout", {}),
+  whoami: () => request("GET", V3 + "/account/whoami"),
+  putFilter: (userId, filter) => request("POST", `${V3}/user/${enc(userId)}/filter`, filter),
+  sync: (params, signal) => request("GET", V3 + "/sync" + q(params), undefined, { signal }),
+  messages: (roomId, from, limit = 30) => request("GET", `${V3}/rooms/${enc(roomId)}/messages` + q({ dir: "b", from, limit })),
+  members: (roomId) => request("GET", `${V3}/rooms/${enc(roomId)}/members`),
+  send: (roomId, txnId, content) => request("PUT", `${V3}/rooms/${enc(roomId)}/send/m.room.message/${enc(txnId)}`, content),
+  putState: (roomId, type, stateKey, content) => request("PUT", `${V3}/rooms/${enc(roomId)}/state/${enc(type)}/${enc(stateKey)}`, content),
+  createRoom: (body) => request("POST", V3 + "/createRoom", body),
+  invite: (roomId, userId) => request("POST", `${V3}/rooms/${enc(roomId)}/invite`, { user_id: userId }),
+  join: (roomId) => request("POST", `${V3}/join/${enc(roomId)}`, {}),
+  leave: (roomId) => request("POST", `${V3}/rooms/${enc(roomId)}/leave`, {}),
+  kick: (roomId, userId) => request("POST", `${V3}/rooms/${enc(roomId)}/kick`, { user_id: userId }),
+  ban: (roomId, userId) => request("POST", `${V3}/rooms/${enc(roomId)}/ban`, { user_id: userId }),
+  profile: (userId) => request("GET", `${V3}/profile/${enc(userId)}`),
+  setDisplayName: (userId, name) => request("PUT", `${V3}/profile/${enc(userId)}/displayname`, { displayname: name }),
+
+  status: () => request("GET", "/_parley/v1/status", undefined, { auth: false }),
+  createLink: (roomId, body) => request("POST", `/_parley/v1/rooms/${enc(roomId)}/links`, body),
+  links: (roomId) => request("GET", `/_parley/v1/rooms/${enc(roomId)}/links`),
+  revokeLink: (roomId, id) => request("DELETE", `/_parley/v1/rooms/${enc(roomId)}/links/${enc(id)}`),
+  joinLink: (link) => request("POST", "/_parley/v1/join_link", { link }),
+};
