@@ -22,6 +22,16 @@
 // find each other by room ID through DHT provider records (AdvertiseRoom,
 // FindRoomPeers).
 //
+// Beyond the LAN (relay.go, limited.go): AutoNAT tells a node whether it is
+// publicly reachable (Reachability). A node that is not holds reservations
+// with circuit relays (Config.Relays, or bootstrap peers offering the relay
+// service) and advertises circuit addresses through them (RelayAddrs, Addrs);
+// DCUtR hole punching then tries to replace relayed connections with direct
+// ones. Requests and room messages also work over relayed connections, so two
+// nodes behind NATs that defeat hole punching still talk, through the relay.
+// A reachable node can be a relay for others (Config.RelayService), with
+// limits sized for conversations rather than for hole punching alone.
+//
 // Lifecycle: New checks the Config and starts nothing; Start binds every
 // listen address (a clash is an error) and starts the services; Close is
 // idempotent and waits for every goroutine the Host started.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,18 +71,34 @@ type Config struct {
 	// NoMDNS turns off LAN discovery over mDNS (service name "parley").
 	NoMDNS bool
 
+	// Relays are circuit relay v2 servers, as multiaddrs ending in
+	// /p2p/<peer ID>. While the node is not known to be publicly reachable,
+	// it keeps reservations with up to two relays, these first and then
+	// bootstrap peers that offer the relay service, and advertises circuit
+	// addresses through them (see RelayAddrs). Default: none, bootstrap
+	// peers only.
+	Relays []string
+
+	// RelayService makes the node a relay for others (circuit relay v2,
+	// limits documented at relayLimitDuration). Set it only on a node that
+	// is reachable from the internet (a public address or a forwarded
+	// port): it declares the node publicly reachable without asking AutoNAT.
+	RelayService bool
+
 	// Gater, if set, can refuse connections; tests use it to partition nodes.
 	Gater connmgr.ConnectionGater
 
 	// Logger receives the package's logs (with component=p2p). Nil discards them.
 	Logger *slog.Logger
 
-	// Options are extra libp2p options, applied after parley's own. This is
-	// where NAT traversal plugs in: auto-relay with static relays, port
-	// mapping, forced reachability, a relay service, or a simulated network
-	// in tests. Options that libp2p allows only once (identity, resource
+	// Options are extra libp2p options, applied after parley's own: port
+	// mapping, forced reachability (tests on loopback need it: libp2p counts
+	// loopback and LAN addresses as private), or a simulated network in
+	// tests. Options that libp2p allows only once (identity, resource
 	// manager, connection manager, gater, transports' listen addresses) are
-	// owned by the Host and must not be repeated here.
+	// owned by the Host and must not be repeated here; nor may libp2p's
+	// auto-relay be enabled: the Host keeps relay reservations itself
+	// (Relays).
 	Options []libp2p.Option
 }
 
@@ -103,9 +120,21 @@ type Host struct {
 	name      string
 	listen    []ma.Multiaddr
 	bootstrap []peer.AddrInfo
+	relays    []peer.AddrInfo // Config.Relays
 	noMDNS    bool
+	service   bool // Config.RelayService
 	gater     connmgr.ConnectionGater
 	extra     []libp2p.Option
+
+	reach atomic.Int32 // network.Reachability, kept by the relay loop
+
+	// Relay reservations (relay.go). held is replaced whole by the relay
+	// loop under relayMu; relayRetry and announced belong to the relay loop.
+	relayMu       sync.Mutex
+	held          map[peer.ID]heldRelay
+	relayRetry    map[peer.ID]retryAt
+	announced     []ma.Multiaddr // circuit addresses given to libp2p
+	relayAddrsOut event.Emitter
 
 	handler atomic.Pointer[Handler]
 	stats   counters
@@ -143,13 +172,15 @@ func New(cfg Config) (*Host, error) {
 		return nil, fmt.Errorf("p2p: peer ID from node key: %w", err)
 	}
 	h := &Host{
-		key:    key,
-		id:     id,
-		name:   ServerName(cfg.Key.Public().(ed25519.PublicKey)),
-		noMDNS: cfg.NoMDNS,
-		gater:  cfg.Gater,
-		extra:  cfg.Options,
-		rooms:  make(map[string]*room),
+		key:        key,
+		id:         id,
+		name:       ServerName(cfg.Key.Public().(ed25519.PublicKey)),
+		noMDNS:     cfg.NoMDNS,
+		service:    cfg.RelayService,
+		gater:      cfg.Gater,
+		extra:      cfg.Options,
+		rooms:      make(map[string]*room),
+		relayRetry: make(map[peer.ID]retryAt),
 	}
 	logger := cfg.Logger
 	if logger == nil {
@@ -177,6 +208,16 @@ func New(cfg Config) (*Host, error) {
 			continue // our own address in a shared bootstrap list
 		}
 		h.bootstrap = append(h.bootstrap, *ai)
+	}
+	for _, s := range cfg.Relays {
+		ai, err := peer.AddrInfoFromString(s)
+		if err != nil {
+			return nil, fmt.Errorf("p2p: relay address %q: %w", s, err)
+		}
+		if ai.ID == id {
+			continue // a relay does not relay for itself
+		}
+		h.relays = append(h.relays, *ai)
 	}
 	return h, nil
 }
@@ -250,6 +291,11 @@ func (h *Host) Start(ctx context.Context) error {
 	if err != nil {
 		return fail(fmt.Errorf("p2p: subscribe to peer events: %w", err))
 	}
+	relayEvents, err := h.relayClientEvents(lh)
+	if err != nil {
+		peerEvents.Close()
+		return fail(err)
+	}
 
 	h.mu.Lock()
 	h.state = stateRunning
@@ -258,6 +304,9 @@ func (h *Host) Start(ctx context.Context) error {
 	pending := h.pending
 	h.pending = nil
 	h.goLocked(func() { h.peerEventLoop(peerEvents) })
+	kick := make(chan struct{}, 1)
+	h.goLocked(func() { h.relayWatch(relayEvents, kick) })
+	h.goLocked(func() { h.relayLoop(lh, kick) })
 	h.mu.Unlock()
 
 	lh.SetStreamHandler(RequestProtocol, h.serveStream)
@@ -312,6 +361,9 @@ func (h *Host) Close() error {
 	h.cancel()
 	errs = append(errs, h.dht.Close(), h.lh.Close())
 	h.wg.Wait()
+	if h.relayAddrsOut != nil {
+		errs = append(errs, h.relayAddrsOut.Close())
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("p2p: close: %w", err)
 	}
@@ -329,7 +381,11 @@ func (h *Host) newLibp2p() (host.Host, error) {
 		rm.Close()
 		return nil, fmt.Errorf("p2p: connection manager: %w", err)
 	}
-	opts := append(baseOptions(h.key, rm, cm), h.extra...)
+	opts := baseOptions(h.key, rm, cm)
+	if h.service {
+		opts = append(opts, relayServiceOptions()...)
+	}
+	opts = append(opts, h.extra...)
 	if h.gater != nil {
 		opts = append(opts, libp2p.ConnectionGater(h.gater))
 	}
@@ -408,13 +464,23 @@ func (h *Host) LibP2P() host.Host {
 
 // Addrs returns the node's dialable addresses as full multiaddrs ending in
 // /p2p/<peer ID>. Unspecified listen addresses (0.0.0.0) are expanded to the
-// interface addresses libp2p reports. Nil before Start.
+// interface addresses libp2p reports, and circuit addresses through the
+// relays the node holds a reservation with are included (RelayAddrs). Nil
+// before Start.
 func (h *Host) Addrs() []string {
 	lh, _, err := h.running()
 	if err != nil {
 		return nil
 	}
-	full, err := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: h.id, Addrs: lh.Addrs()})
+	addrs := lh.Addrs()
+	// libp2p lists circuit addresses only once AutoNAT has found the node
+	// private; an invite link made earlier should carry them too.
+	for _, a := range h.circuitAddrs() {
+		if !slices.ContainsFunc(addrs, a.Equal) {
+			addrs = append(addrs, a)
+		}
+	}
+	full, err := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: h.id, Addrs: addrs})
 	if err != nil {
 		return nil
 	}
@@ -475,7 +541,8 @@ func (h *Host) AddAddrs(p peer.ID, addrs []string) {
 
 // Connect makes sure there is a connection to p: an existing one, else a dial
 // to the addresses in the peerstore, else a DHT lookup (FindPeer) and a dial
-// to what it finds.
+// to what it finds. A connection through a relay counts: requests and room
+// messages use it until hole punching replaces it with a direct one.
 func (h *Host) Connect(ctx context.Context, p peer.ID) error {
 	lh, kad, err := h.running()
 	if err != nil {
@@ -484,12 +551,15 @@ func (h *Host) Connect(ctx context.Context, p peer.ID) error {
 	if p == h.id {
 		return errors.New("p2p: connect to self")
 	}
-	if lh.Network().Connectedness(p) == network.Connected {
+	if connectedOrRelayed(lh, p) {
 		return nil
 	}
+	// Dials may end in a relayed connection; the DHT lookup keeps libp2p's
+	// default (no DHT queries over relayed connections).
+	dialCtx := allowLimited(ctx)
 	var direct error
 	if len(lh.Peerstore().Addrs(p)) > 0 {
-		direct = lh.Connect(ctx, peer.AddrInfo{ID: p})
+		direct = lh.Connect(dialCtx, peer.AddrInfo{ID: p})
 		if direct == nil {
 			return nil
 		}
@@ -497,7 +567,10 @@ func (h *Host) Connect(ctx context.Context, p peer.ID) error {
 			return fmt.Errorf("p2p: connect to %s: %w", p, direct)
 		}
 	}
-	ai, lookup := kad.FindPeer(ctx, p)
+	ai, lookup := h.findPeer(ctx, lh, kad, p)
+	if connectedOrRelayed(lh, p) {
+		return nil // the lookup itself connected (it queries p)
+	}
 	if lookup != nil {
 		// The lookup may still have taught us addresses (other peers
 		// answer with them) even though querying p itself failed: if we
@@ -511,14 +584,15 @@ func (h *Host) Connect(ctx context.Context, p peer.ID) error {
 	if sw, ok := lh.Network().(*swarm.Swarm); ok && (direct != nil || lookup != nil) {
 		sw.Backoff().Clear(p)
 	}
-	if err := lh.Connect(ctx, ai); err != nil {
+	if err := lh.Connect(dialCtx, ai); err != nil {
 		return fmt.Errorf("p2p: connect to %s: %w", p, errors.Join(direct, lookup, err))
 	}
 	return nil
 }
 
 // OnPeerConnected registers f to be called whenever a peer goes from not
-// connected to connected, so the caller can catch up with it. Each call runs
+// connected to connected (directly or through a relay), so the caller can
+// catch up with it. Each call runs
 // on its own goroutine, which Close waits for: f must not block past the
 // host's closing (requests it makes fail once Close begins). Register before
 // Start to see every peer.
@@ -528,8 +602,53 @@ func (h *Host) OnPeerConnected(f func(peer.ID)) {
 	h.onConnect = append(h.onConnect, f)
 }
 
+// findPeer looks p up in the DHT. The lookup queries p itself, which may
+// connect to it through a relay; the DHT does not query over relayed
+// connections, so that query would wait for hole punching until ctx ends.
+// findPeer returns as soon as there is any connection to p instead.
+func (h *Host) findPeer(ctx context.Context, lh host.Host, kad *dht.IpfsDHT, p peer.ID) (peer.AddrInfo, error) {
+	sub, err := lh.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged), eventbus.Name("parley find peer"))
+	if err != nil {
+		return kad.FindPeer(ctx, p)
+	}
+	defer sub.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type found struct {
+		ai  peer.AddrInfo
+		err error
+	}
+	done := make(chan found, 1)
+	go func() {
+		ai, err := kad.FindPeer(ctx, p)
+		done <- found{ai, err}
+	}()
+	events := sub.Out()
+	for {
+		select {
+		case f := <-done:
+			return f.ai, f.err
+		case e, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			if ev, ok := e.(event.EvtPeerConnectednessChanged); !ok || ev.Peer != p || !connectedOrRelayed(lh, p) {
+				continue
+			}
+			cancel()
+			<-done
+			return peer.AddrInfo{ID: p}, nil
+		}
+	}
+}
+
 func (h *Host) peerEventLoop(sub event.Subscription) {
 	defer sub.Close()
+	// up holds the peers with a connection, direct or relayed: a peer
+	// counts as newly connected once, not again when hole punching adds a
+	// direct connection to a relayed one.
+	up := make(map[peer.ID]bool)
 	for {
 		select {
 		case <-h.ctx.Done():
@@ -539,9 +658,17 @@ func (h *Host) peerEventLoop(sub event.Subscription) {
 				return
 			}
 			ev, ok := e.(event.EvtPeerConnectednessChanged)
-			if !ok || ev.Connectedness != network.Connected {
+			if !ok {
 				continue
 			}
+			if ev.Connectedness != network.Connected && ev.Connectedness != network.Limited {
+				delete(up, ev.Peer)
+				continue
+			}
+			if up[ev.Peer] {
+				continue
+			}
+			up[ev.Peer] = true
 			h.mu.Lock()
 			fns := h.onConnect
 			h.mu.Unlock()

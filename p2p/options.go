@@ -61,10 +61,14 @@ func baseOptions(key crypto.PrivKey, rm network.ResourceManager, cm *connmgr.Bas
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionManager(cm),
 		// Relay client (dial and accept relayed connections) and DCUtR
-		// hole punching cost nothing until a relay is in use. Reservations
-		// (auto-relay) and port mapping come in through Config.Options.
+		// hole punching cost nothing until a relay is in use; the Host
+		// keeps relay reservations itself (relay.go). AutoNAT (v1) runs
+		// on every libp2p host; the service answers other nodes' probes,
+		// so that parley nodes learn their reachability from each other
+		// (rate-limited by libp2p: 30 probes a minute, 3 per peer).
 		libp2p.EnableRelay(),
 		libp2p.EnableHolePunching(),
+		libp2p.EnableNATService(),
 		libp2p.DisableMetrics(),
 		libp2p.UserAgent("parley"),
 	}
@@ -100,11 +104,13 @@ func newConnManager() (*connmgr.BasicConnMgr, error) {
 //   - one validation worker, so messages from one sender reach the Receiver
 //     in the order they arrived (validators must be cheap and synchronous);
 //   - strict signing: the author of every message is authenticated;
-//   - peer exchange on prune, which helps small networks find each other.
+//   - peer exchange on prune, which helps small networks find each other;
+//   - relayed connections count (see pubsubHost), so members behind NATs
+//     that defeat hole punching still get room messages through a relay.
 func (h *Host) newPubSub(ctx context.Context, lh host.Host, tr *tracer) (*pubsub.PubSub, error) {
 	params := pubsub.DefaultGossipSubParams()
 	params.HeartbeatInitialDelay = 50 * time.Millisecond
-	return pubsub.NewGossipSub(ctx, lh,
+	return pubsub.NewGossipSub(ctx, pubsubHost{lh},
 		pubsub.WithGossipSubParams(params),
 		pubsub.WithFloodPublish(true),
 		pubsub.WithPeerExchange(true),

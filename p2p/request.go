@@ -123,7 +123,8 @@ func (h *Host) Request(ctx context.Context, p peer.ID, method string, body []byt
 	if err := h.Connect(ctx, p); err != nil {
 		return fail(err)
 	}
-	s, err := lh.NewStream(ctx, p, RequestProtocol)
+	// A relayed connection will do (see limited.go).
+	s, err := lh.NewStream(allowLimited(ctx), p, RequestProtocol)
 	if err != nil {
 		return fail(err)
 	}
