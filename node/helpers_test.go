@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/connmgr"
 	"maunium.net/go/mautrix"
 
@@ -30,6 +31,15 @@ type testOpts struct {
 	requestTimeout time.Duration
 	// wrap makes the node misbehave as a peer.
 	wrap func(p2p.Handler) p2p.Handler
+	// relayService makes the node a relay for others (and publicly
+	// reachable, as libp2p then believes).
+	relayService bool
+	// relays are nodes to hold relay reservations with.
+	relays []*testNode
+	// private makes the node believe it is behind a NAT: on loopback
+	// libp2p cannot tell, and relay addresses are announced only by
+	// private nodes.
+	private bool
 }
 
 func newTestNode(t testing.TB, o testOpts) *testNode {
@@ -50,6 +60,13 @@ func newTestNode(t testing.TB, o testOpts) *testNode {
 	}
 	for _, b := range o.bootstrap {
 		cfg.Bootstrap = append(cfg.Bootstrap, b.Addrs()...)
+	}
+	cfg.RelayService = o.relayService
+	for _, r := range o.relays {
+		cfg.Relays = append(cfg.Relays, r.Addrs()...)
+	}
+	if o.private {
+		cfg.p2pOptions = append(cfg.p2pOptions, libp2p.ForceReachabilityPrivate())
 	}
 	if testing.Verbose() {
 		cfg.Logger = testLogger(t)

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -38,6 +39,15 @@ type Config struct {
 	Bootstrap []string
 	// NoMDNS turns LAN discovery off.
 	NoMDNS bool
+	// Relays are circuit relay multiaddrs ending in /p2p/<id>. While the
+	// node is not publicly reachable it holds reservations with them (and
+	// with bootstrap peers that offer the relay service), so that peers
+	// beyond its NAT reach it through them; invite links carry the
+	// resulting circuit addresses.
+	Relays []string
+	// RelayService makes this node a relay for others. Only for a node
+	// reachable from the internet (public address or forwarded port).
+	RelayService bool
 	// RegistrationToken lets further accounts register; empty means only
 	// the node's first account can ever be created through the API.
 	RegistrationToken string
@@ -56,6 +66,9 @@ type Config struct {
 
 	// wrapHandler lets tests make a node misbehave as a peer.
 	wrapHandler func(p2p.Handler) p2p.Handler
+	// p2pOptions are extra libp2p options (tests force reachability:
+	// libp2p counts loopback as private).
+	p2pOptions []libp2p.Option
 }
 
 // DefaultDataDir is $XDG_DATA_HOME/parley or ~/.local/share/parley.
@@ -160,12 +173,15 @@ func (n *Node) Start() (err error) {
 	n.store.OnCommit(func(uint64) { n.notify.broadcast() })
 
 	n.host, err = p2p.New(p2p.Config{
-		Key:         n.key,
-		ListenAddrs: n.cfg.ListenAddrs,
-		Bootstrap:   n.cfg.Bootstrap,
-		NoMDNS:      n.cfg.NoMDNS,
-		Gater:       n.cfg.Gater,
-		Logger:      n.cfg.Logger,
+		Key:          n.key,
+		ListenAddrs:  n.cfg.ListenAddrs,
+		Bootstrap:    n.cfg.Bootstrap,
+		NoMDNS:       n.cfg.NoMDNS,
+		Relays:       n.cfg.Relays,
+		RelayService: n.cfg.RelayService,
+		Gater:        n.cfg.Gater,
+		Logger:       n.cfg.Logger,
+		Options:      n.cfg.p2pOptions,
 	})
 	if err != nil {
 		return err
@@ -262,6 +278,12 @@ func (n *Node) Status() any {
 		"data_dir":        n.cfg.DataDir,
 		"stream_position": n.store.Pos(),
 		"gossip_dropped":  n.gossipDropped.Load(),
+		// Reaching and being reached beyond the LAN: "public", "private"
+		// or "unknown"; whether this node relays for others; whether it
+		// holds a relay reservation (its addrs include circuit addresses).
+		"reachability":  n.host.Reachability(),
+		"relay_service": n.cfg.RelayService,
+		"relayed":       len(n.host.RelayAddrs()) > 0,
 	}
 }
 

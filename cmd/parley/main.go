@@ -24,7 +24,8 @@ const usage = `parley: a peer-to-peer Matrix homeserver for this device
 
 Usage:
   parley run [--data DIR] [--http ADDR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]...
-             [--no-mdns] [--registration-token TOKEN] [--webui-dir DIR] [--log-level LEVEL]
+             [--no-mdns] [--relay MULTIADDR]... [--relay-service]
+             [--registration-token TOKEN] [--webui-dir DIR] [--log-level LEVEL]
   parley invite [--data DIR] [--max-uses N] [--expires DURATION] ROOM_ID
                                   make an invite link (through the running daemon)
   parley join [--data DIR] LINK   join a room through an invite link
@@ -95,13 +96,15 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg node.Config
-	var listen, bootstrap multiFlag
+	var listen, bootstrap, relays multiFlag
 	var logLevel string
 	fs.StringVar(&cfg.DataDir, "data", node.DefaultDataDir(), "data directory (key and database)")
 	fs.StringVar(&cfg.HTTPAddr, "http", "127.0.0.1:8008", "address of the local client API and app")
 	fs.Var(&listen, "listen", "libp2p listen multiaddr (repeatable; default TCP and QUIC on port 4001)")
 	fs.Var(&bootstrap, "bootstrap", "bootstrap peer multiaddr ending in /p2p/<peer id> (repeatable)")
 	fs.BoolVar(&cfg.NoMDNS, "no-mdns", false, "do not discover peers on the LAN")
+	fs.Var(&relays, "relay", "circuit relay multiaddr ending in /p2p/<peer id>, used while this node is not reachable from the internet (repeatable)")
+	fs.BoolVar(&cfg.RelayService, "relay-service", false, "relay connections for nodes behind NATs (only on a node reachable from the internet)")
 	fs.StringVar(&cfg.RegistrationToken, "registration-token", "", "token that lets further accounts register on this node")
 	fs.StringVar(&cfg.AppDir, "webui-dir", "", "serve the web app from this folder instead of the embedded copy")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
@@ -117,7 +120,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(logger)
-	cfg.ListenAddrs, cfg.Bootstrap, cfg.Logger = listen, bootstrap, logger
+	cfg.ListenAddrs, cfg.Bootstrap, cfg.Relays, cfg.Logger = listen, bootstrap, relays, logger
 
 	n, err := node.New(cfg)
 	if err != nil {
