@@ -267,7 +267,9 @@ func (n *Node) Status() any {
 	n.mu.Lock()
 	roomCount := len(n.rooms)
 	n.mu.Unlock()
+	accounts, _ := n.AccountCount()
 	return map[string]any{
+		"claimed":         accounts > 0,
 		"server_name":     n.serverName,
 		"peer_id":         n.host.ID().String(),
 		"addrs":           n.host.Addrs(),

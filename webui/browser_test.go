@@ -380,9 +380,7 @@ func (p *page) read() {
 
 // event keeps what a developer would see as an error in the console:
 // exceptions, console.error, and browser log entries such as CSP
-// violations and failed requests. One failed request is expected: the
-// first-run screen probes POST /register on purpose and the answer is a
-// 401 listing the flows.
+// violations and failed requests.
 func (p *page) event(method string, params json.RawMessage) {
 	switch method {
 	case "Runtime.exceptionThrown":
@@ -415,8 +413,7 @@ func (p *page) event(method string, params json.RawMessage) {
 			} `json:"entry"`
 		}
 		json.Unmarshal(params, &e)
-		probe := e.Entry.Source == "network" && strings.HasSuffix(e.Entry.URL, "/_matrix/client/v3/register") && strings.Contains(e.Entry.Text, "401")
-		if e.Entry.Level == "error" && !probe {
+		if e.Entry.Level == "error" {
 			p.logged = append(p.logged, "log ("+e.Entry.Source+"): "+e.Entry.Text+" "+e.Entry.URL)
 		}
 	}

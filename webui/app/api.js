@@ -75,7 +75,6 @@ const q = (params) => {
 };
 
 export const api = {
-  registerFlows: () => request("POST", V3 + "/register", {}, { auth: false }),
   register: (username, password, sessionId) =>
     request("POST", V3 + "/register", {
       username,

@@ -297,17 +297,13 @@ async function showAuth(message) {
   let claim = false;
   let regSession;
   try {
-    await api.registerFlows();
+    // The node says whether it has its owner yet; asking /register would
+    // leave a 401 in the console.
+    claim = !(await api.status()).claimed;
   } catch (e) {
-    if (e instanceof APIError && e.status === 401) {
-      const flows = e.body.flows || [];
-      claim = flows.some((f) => f.stages?.length === 1 && f.stages[0] === "m.login.dummy");
-      regSession = e.body.session;
-    } else if (!(e instanceof APIError)) {
-      root.replaceChildren(h("h1", {}, "parley"), h("p", { class: "error", role: "alert" }, errText(e)),
-        h("button", { type: "button", onclick: () => showAuth() }, "Try again"));
-      return;
-    }
+    root.replaceChildren(h("h1", {}, "parley"), h("p", { class: "error", role: "alert" }, errText(e)),
+      h("button", { type: "button", onclick: () => showAuth() }, "Try again"));
+    return;
   }
   const err = h("p", { class: "error", role: "alert" }, message || "");
   const user = field("username", "User name", { autocomplete: "username", required: true, autocapitalize: "off", spellcheck: "false", pattern: claim ? "[a-z0-9._=\\/\\-]+" : null, title: claim ? "lower-case letters, digits and . _ = - /" : null });
