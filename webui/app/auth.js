@@ -1,0 +1,118 @@
+// The log-in and claim screens, and starting and ending a session.
+import { api, session, setToken, setUnauthorizedHandler } from "./api.js";
+import { $, h, errText, field } from "./dom.js";
+import { S, loadSeen } from "./state.js";
+import { syncLoop } from "./sync.js";
+import { refreshStatus, setBanner } from "./node.js";
+import { route } from "./router.js";
+import { renderRoomList } from "./roomlist.js";
+
+// ---------- auth screens ----------
+
+export async function showAuth(message) {
+  $("app").hidden = true;
+  const root = $("auth");
+  root.hidden = false;
+  root.replaceChildren(h("h1", {}, "parley"), h("p", { class: "muted" }, "Checking this node…"));
+  let claim = false;
+  let regSession;
+  try {
+    // The node says whether it has its owner yet; asking /register would
+    // leave a 401 in the console.
+    claim = !(await api.status()).claimed;
+  } catch (e) {
+    root.replaceChildren(h("h1", {}, "parley"), h("p", { class: "error", role: "alert" }, errText(e)),
+      h("button", { type: "button", onclick: () => showAuth() }, "Try again"));
+    return;
+  }
+  const err = h("p", { class: "error", role: "alert" }, message || "");
+  const user = field("username", "User name", { autocomplete: "username", required: true, autocapitalize: "off", spellcheck: "false", pattern: claim ? "[a-z0-9._=\\/\\-]+" : null, title: claim ? "lower-case letters, digits and . _ = - /" : null });
+  const pass = field("password", "Password", { type: "password", autocomplete: claim ? "new-password" : "current-password", required: true, minlength: claim ? 8 : null });
+  const submit = h("button", { type: "submit" }, claim ? "Claim this node" : "Log in");
+  const form = h("form", {}, user, pass, claim ? field("password2", "Repeat the password", { type: "password", autocomplete: "new-password", required: true }) : null, err, submit);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const fd = new FormData(form);
+    err.textContent = "";
+    if (claim && fd.get("password") !== fd.get("password2")) {
+      err.textContent = "The passwords differ.";
+      return;
+    }
+    submit.disabled = true;
+    submit.textContent = claim ? "Claiming…" : "Logging in…";
+    try {
+      const name = String(fd.get("username")).trim().replace(/^@/, "").split(":")[0];
+      const res = claim ? await api.register(name, fd.get("password"), regSession) : await api.login(name, fd.get("password"));
+      loggedIn({ user_id: res.user_id, access_token: res.access_token, device_id: res.device_id });
+    } catch (e) {
+      err.textContent = errText(e);
+      submit.disabled = false;
+      submit.textContent = claim ? "Claim this node" : "Log in";
+    }
+  });
+  root.replaceChildren(
+    h("h1", {}, claim ? "Claim this node" : "Log in to parley"),
+    h("p", { class: "muted" }, claim
+      ? "This parley node has no owner yet. Choose a user name and password: the first account owns the node."
+      : "Log in with your account on this node."),
+    form,
+  );
+  form.querySelector("input").focus();
+}
+
+function loggedIn(s) {
+  S.me = s;
+  session.save(s);
+  setToken(s.access_token);
+  startApp();
+}
+
+export async function logout() {
+  S.syncAbort?.abort();
+  S.syncing = false;
+  try {
+    await api.logout();
+  } catch {
+    /* the token may already be gone */
+  }
+  resetSession();
+  showAuth();
+}
+
+export function resetSession() {
+  session.clear();
+  setToken("");
+  S.me = null;
+  S.rooms.clear();
+  S.invites.clear();
+  S.since = null;
+  S.current = null;
+  S.filterId = null;
+  S.waitingFor.clear();
+  clearInterval(statusTimer);
+  setBanner("");
+}
+
+setUnauthorizedHandler(() => {
+  if (!S.me) return;
+  S.syncAbort?.abort();
+  S.syncing = false;
+  resetSession();
+  showAuth("You were logged out. Please log in again.");
+});
+
+// ---------- starting the app ----------
+
+let statusTimer;
+export function startApp() {
+  $("auth").hidden = true;
+  $("app").hidden = false;
+  $("me-btn").textContent = S.me.user_id;
+  loadSeen();
+  refreshStatus();
+  clearInterval(statusTimer);
+  statusTimer = setInterval(refreshStatus, 15000);
+  renderRoomList();
+  route();
+  syncLoop();
+}

@@ -1,0 +1,88 @@
+// The members panel and a member's dialog (roles, removing, banning).
+import { api } from "./api.js";
+import { $, h, errText, openDialog } from "./dom.js";
+import { S } from "./state.js";
+import { renderRoom } from "./timeline.js";
+
+// ---------- members ----------
+
+function levelName(pl) {
+  if (pl === Infinity) return "Owner";
+  if (pl >= 100) return "Admin";
+  if (pl >= 50) return "Moderator";
+  return pl ? `Level ${pl}` : "";
+}
+
+export function renderMembers() {
+  const r = S.current && S.rooms.get(S.current);
+  const panel = $("members");
+  if (!r) return panel.replaceChildren();
+  const cmp = (x, y) => (x < y ? -1 : x > y ? 1 : 0);
+  const ms = r.members(["join", "invite"]).sort((a, b) => cmp(r.levelOf(b.state_key), r.levelOf(a.state_key)) || (a.content.displayname || a.state_key).localeCompare(b.content.displayname || b.state_key));
+  const joined = ms.filter((m) => m.content.membership === "join");
+  const invited = ms.filter((m) => m.content.membership === "invite");
+  const item = (m) => {
+    const pl = r.levelOf(m.state_key);
+    return h("li", {}, h("button", { type: "button", class: "member", onclick: () => memberDialog(r, m.state_key) },
+      h("span", { style: "min-width:0" }, h("span", { class: "mname" }, (m.content.displayname || m.state_key) + (m.state_key === S.me.user_id ? " (you)" : "")), h("span", { class: "mid" }, m.state_key)),
+      levelName(pl) ? h("span", { class: "pl" + (pl >= 100 ? " admin" : "") }, levelName(pl)) : null));
+  };
+  panel.replaceChildren(...[
+    h("h2", {}, `Members (${joined.length})`, h("button", { type: "button", class: "ghost small", "aria-label": "Close members", onclick: toggleMembers }, "✕")),
+    h("ul", { class: "link-list", style: "margin:0" }, joined.map(item)),
+    invited.length ? h("h2", {}, `Invited (${invited.length})`) : null,
+    invited.length ? h("ul", { class: "link-list", style: "margin:0" }, invited.map(item)) : null,
+  ].filter(Boolean));
+}
+
+export function toggleMembers() {
+  S.membersOpen = !S.membersOpen;
+  renderRoom();
+  if (S.membersOpen) $("members").querySelector("button")?.focus();
+  else $("members-btn").focus();
+}
+
+function memberDialog(r, userId) {
+  const me = S.me.user_id;
+  const myPL = r.levelOf(me), theirPL = r.levelOf(userId);
+  const m = r.st("m.room.member", userId) || {};
+  const canPL = r.can("m.room.power_levels") && (userId === me || theirPL < myPL);
+  const outranks = userId !== me && theirPL < myPL;
+  openDialog(m.displayname || userId, (body, close) => {
+    const err = h("p", { class: "error", role: "alert" });
+    const act = (label, cls, f) => h("button", { type: "button", class: cls, onclick: async (ev) => {
+      ev.target.disabled = true;
+      err.textContent = "";
+      try {
+        await f();
+        close();
+      } catch (e) {
+        err.textContent = errText(e);
+        ev.target.disabled = false;
+      }
+    } }, label);
+    const setPL = (level) => async () => {
+      const pl = structuredClone(r.st("m.room.power_levels") || {});
+      pl.users = pl.users || {};
+      if (level === (pl.users_default ?? 0)) delete pl.users[userId];
+      else pl.users[userId] = level;
+      await api.putState(r.id, "m.room.power_levels", "", pl);
+    };
+    const actions = [];
+    if (canPL) {
+      for (const [lvl, name] of [[100, "Make admin"], [50, "Make moderator"], [0, "Make regular member"]]) {
+        if (lvl !== theirPL && lvl <= myPL) actions.push(act(name, "secondary", setPL(lvl)));
+      }
+    }
+    if (outranks && m.membership === "join" || m.membership === "invite") {
+      if (outranks && r.can("kick")) actions.push(act(m.membership === "invite" ? "Cancel invite" : "Remove from room", "danger", () => api.kick(r.id, userId)));
+    }
+    if (outranks && r.can("ban")) actions.push(act("Ban", "danger", () => api.ban(r.id, userId)));
+    body.append(
+      h("dl", { class: "kv" }, h("dt", {}, "User ID"), h("dd", {}, h("code", {}, userId)), h("dt", {}, "Power level"), h("dd", {}, theirPL === Infinity ? "Owner (room creator)" : `${theirPL}${levelName(theirPL) ? " (" + levelName(theirPL) + ")" : ""}`), h("dt", {}, "Membership"), h("dd", {}, m.membership || "—")),
+      actions.length ? h("div", { class: "dlg-actions", style: "justify-content:flex-start" }, actions) : h("p", { class: "muted" }, userId === me ? "This is you." : "You cannot change this member's role or remove them here."),
+      err,
+      h("div", { class: "dlg-actions" }, h("button", { type: "button", class: "secondary", onclick: close, autofocus: true }, "Close")),
+    );
+  });
+}
