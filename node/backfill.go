@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -188,20 +187,11 @@ func (n *Node) placeHistory(r *room, ev *rooms.Event) (<-chan error, bool, error
 		rec = i.rec
 		rec.PDU = ev.JSON()
 	} else {
-		authFn, authEvs, err := n.authState(r, ev)
-		var rj *rejection
-		switch {
-		case errors.As(err, &rj):
-			rec.Rejected = rj.reason
-		case err != nil:
+		reason, err := n.authVerdict(r, ev)
+		if err != nil {
 			return nil, false, fmt.Errorf("backfilled %s: %w", ev.ID(), err)
-		default:
-			if err := rooms.CheckAuthEvents(ev, authEvs); err != nil {
-				rec.Rejected = err.Error()
-			} else if err := rooms.Allowed(ev, authFn); err != nil {
-				rec.Rejected = "against its auth events: " + err.Error()
-			}
 		}
+		rec.Rejected = reason
 		if rec.Rejected != "" {
 			n.log.Info("backfilled event rejected", "room", r.id, "event", ev.ID(), "reason", rec.Rejected)
 			out := n.commit(r, ev, rec, nil, nil, nil)

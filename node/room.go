@@ -578,6 +578,28 @@ func closedNil() <-chan error {
 	return c
 }
 
+// authVerdict checks an event against its own auth events only (the check
+// for events outside the timeline: auth chains, state, backfilled
+// history). It returns why the event is rejected, or "" if it passes; an
+// error means the check could not be made (auth events missing).
+func (n *Node) authVerdict(r *room, ev *rooms.Event) (string, error) {
+	authFn, authEvs, err := n.authState(r, ev)
+	var rj *rejection
+	switch {
+	case errors.As(err, &rj):
+		return rj.reason, nil
+	case err != nil:
+		return "", err
+	}
+	if err := rooms.CheckAuthEvents(ev, authEvs); err != nil {
+		return err.Error(), nil
+	}
+	if err := rooms.Allowed(ev, authFn); err != nil {
+		return "against its auth events: " + err.Error(), nil
+	}
+	return "", nil
+}
+
 // storeOutlier stores an event that is not part of this node's timeline
 // (auth chain or state fetched from a peer), after checking it against
 // its own auth events. Its auth events must already be stored. state,
@@ -587,20 +609,11 @@ func (n *Node) storeOutlier(r *room, ev *rooms.Event, stateAfter store.StateMap)
 		return &outcome{info: i, committed: closedNil()}, nil
 	}
 	rec := store.EventRecord{Version: r.version, PDU: ev.JSON(), Outlier: true, Received: nowMS()}
-	authFn, authEvs, err := n.authState(r, ev)
-	var rj *rejection
-	switch {
-	case errors.As(err, &rj):
-		rec.Rejected = rj.reason
-	case err != nil:
+	reason, err := n.authVerdict(r, ev)
+	if err != nil {
 		return nil, err
-	default:
-		if err := rooms.CheckAuthEvents(ev, authEvs); err != nil {
-			rec.Rejected = err.Error()
-		} else if err := rooms.Allowed(ev, authFn); err != nil {
-			rec.Rejected = "against its auth events: " + err.Error()
-		}
 	}
+	rec.Rejected = reason
 	var snaps map[string]store.StateMap
 	if stateAfter != nil && rec.Rejected == "" {
 		rec.StateAfter = store.SnapshotID(stateAfter)
