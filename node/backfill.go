@@ -179,6 +179,9 @@ func (n *Node) backfillFrom(ctx context.Context, r *room, p peer.ID, before stri
 // it the next timeline order below the room's history. An event already in
 // the timeline is left alone. The caller holds r.mu.
 func (n *Node) placeHistory(r *room, ev *rooms.Event) (<-chan error, bool, error) {
+	if err := n.rollBack(r); err != nil {
+		return nil, false, err
+	}
 	rec := store.EventRecord{Version: r.version, PDU: ev.JSON(), Outlier: true, Received: nowMS()}
 	if i, err := n.eventInfo(ev.ID()); err == nil {
 		if i.rec.TimelineOrder() != 0 || !i.usable() {
@@ -207,12 +210,12 @@ func (n *Node) placeHistory(r *room, ev *rooms.Event) (<-chan error, bool, error
 	info.rec.PDU = nil
 	n.events.put(ev.ID(), info)
 	roomRec := n.roomRecord(r)
-	done := n.store.UpdateAsync(func(t *store.Txn) error {
+	done := n.queueWrite(r, ev, func(t *store.Txn) error {
 		if err := t.PutEvent(r.id, ev.ID(), &rec); err != nil {
 			return err
 		}
 		return t.PutRoom(roomRec)
-	})
+	}, nil)
 	return done, true, nil
 }
 

@@ -22,6 +22,9 @@ const maxPrevEvents = 20
 func (n *Node) proto(r *room, sender, evType string, stateKey *string, content json.RawMessage) (rooms.ProtoEvent, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if err := n.rollBack(r); err != nil {
+		return rooms.ProtoEvent{}, err
+	}
 	return n.protoLocked(r, sender, evType, stateKey, content)
 }
 
@@ -47,11 +50,17 @@ func (n *Node) protoLocked(r *room, sender, evType string, stateKey *string, con
 }
 
 // sendLocal builds, signs, checks and stores an event from a local user,
-// waits until it is durable, and publishes it.
+// waits until it is durable, and then publishes it: no member hears of
+// an event this node does not hold, and a failed write leaves nothing
+// behind (the room's memory is rolled back before its next change).
 func (n *Node) sendLocal(ctx context.Context, r *room, sender, evType string, stateKey *string, content json.RawMessage, txnID, device string) (*rooms.Event, error) {
+	if len(txnID) > maxTxnIDLen {
+		return nil, webui.BadRequest("transaction ID is %d bytes, at most %d allowed", len(txnID), maxTxnIDLen)
+	}
 	r.mu.Lock()
-	if txnID != "" {
-		if id := n.txnEvent(sender, device, txnID); id != "" {
+	for txnID != "" {
+		id, wait := n.txnEvent(sender, device, txnID)
+		if id != "" {
 			r.mu.Unlock()
 			i, err := n.eventInfo(id)
 			if err != nil {
@@ -59,6 +68,21 @@ func (n *Node) sendLocal(ctx context.Context, r *room, sender, evType string, st
 			}
 			return i.ev, nil
 		}
+		if wait == nil {
+			break
+		}
+		// The same transaction is being written: its result decides.
+		r.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		r.mu.Lock()
+	}
+	if err := n.rollBack(r); err != nil {
+		r.mu.Unlock()
+		return nil, err
 	}
 	p, err := n.protoLocked(r, sender, evType, stateKey, content)
 	if err != nil {
@@ -82,21 +106,19 @@ func (n *Node) sendLocal(ctx context.Context, r *room, sender, evType string, st
 	if err != nil {
 		return nil, err
 	}
-	// Publish while the write is in flight: the other members' own fsyncs
-	// then overlap ours. The client still hears of the event only once it
-	// is durable here; if this node dies in between, the event lives on
-	// at the members and comes back with catch-up.
-	n.publish(r, ev)
 	if err := <-out.committed; err != nil {
 		return nil, fmt.Errorf("store event: %w", err)
 	}
+	n.publish(r, ev)
 	return ev, nil
 }
 
-// txnEvent finds the event a client transaction already created.
-func (n *Node) txnEvent(user, device, txnID string) string {
-	if v, ok := n.txns.Load(txnKey(user, device, txnID)); ok {
-		return v.(string)
+// txnEvent finds the event a client transaction created, or a channel to
+// wait on while that event's write is in flight.
+func (n *Node) txnEvent(user, device, txnID string) (string, <-chan struct{}) {
+	key := txnKey(user, device, txnID)
+	if id, wait := n.txns.lookup(key); id != "" || wait != nil {
+		return id, wait
 	}
 	var id string
 	n.store.View(func(t *store.Txn) error {
@@ -104,7 +126,10 @@ func (n *Node) txnEvent(user, device, txnID string) string {
 		id, err = t.TxnEvent(user, device, txnID)
 		return err
 	})
-	return id
+	if id != "" {
+		n.txns.add(key, id)
+	}
+	return id, nil
 }
 
 // CreateRoom implements webui.Backend: the events of the spec's

@@ -41,3 +41,10 @@ func (c *genCache[K, V]) putLocked(k K, v V) {
 	}
 	c.cur[k] = v
 }
+
+func (c *genCache[K, V]) del(k K) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.cur, k)
+	delete(c.old, k)
+}

@@ -11,6 +11,7 @@ import (
 	"maunium.net/go/mautrix"
 
 	"github.com/parley-p2p/parley/p2p"
+	"github.com/parley-p2p/parley/rooms"
 	"maunium.net/go/mautrix/id"
 )
 
@@ -40,6 +41,9 @@ type testOpts struct {
 	// libp2p cannot tell, and relay addresses are announced only by
 	// private nodes.
 	private bool
+	// failWrite fails the store writes of the events it returns an
+	// error for.
+	failWrite func(*rooms.Event) error
 }
 
 func newTestNode(t testing.TB, o testOpts) *testNode {
@@ -57,6 +61,7 @@ func newTestNode(t testing.TB, o testOpts) *testNode {
 		ReconnectInterval: o.reconnect,
 		RequestTimeout:    o.requestTimeout,
 		wrapHandler:       o.wrap,
+		failWrite:         o.failWrite,
 	}
 	for _, b := range o.bootstrap {
 		cfg.Bootstrap = append(cfg.Bootstrap, b.Addrs()...)

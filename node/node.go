@@ -66,6 +66,9 @@ type Config struct {
 
 	// wrapHandler lets tests make a node misbehave as a peer.
 	wrapHandler func(p2p.Handler) p2p.Handler
+	// failWrite, if set, fails the store write of the events it returns
+	// an error for (tests inject I/O failures with it).
+	failWrite func(*rooms.Event) error
 	// p2pOptions are extra libp2p options (tests force reachability:
 	// libp2p counts loopback as private).
 	p2pOptions []libp2p.Option
@@ -103,7 +106,7 @@ type Node struct {
 	snapshots *genCache[string, store.StateMap]
 	verified  *genCache[string, *rooms.Event] // verified by the pubsub validator, not yet ingested
 	visible   *genCache[string, bool]         // snapshot\x00server -> server had users in it
-	txns      sync.Map                        // user\x00device\x00txn -> event ID, until committed
+	txns      *txnCache                       // user\x00device\x00txn -> event ID
 
 	gossipDropped atomic.Int64 // pubsub messages the validator refused
 	cliToken      string       // lets the command line act as the owner
@@ -142,6 +145,7 @@ func New(cfg Config) (*Node, error) {
 		snapshots: newGenCache[string, store.StateMap](256),
 		verified:  newGenCache[string, *rooms.Event](4096),
 		visible:   newGenCache[string, bool](4096),
+		txns:      newTxnCache(maxTxnCacheBytes),
 		notify:    newNotifier(),
 		ctx:       ctx,
 		cancel:    cancel,

@@ -33,6 +33,17 @@ type room struct {
 	linkMu  sync.Mutex  // serialises link uses honoured by this node
 	finding atomic.Bool // a DHT rendezvous lookup is under way
 
+	// broken is set when a write of the room failed. Memory moves ahead
+	// of the disk while writes are in flight, so it may then hold events
+	// the disk does not: every later write of the room fails too, until
+	// rollBack (under mu) makes memory what the disk holds again.
+	broken atomic.Bool
+	failMu sync.Mutex
+	failed []string // events whose write failed, to forget
+	// batch, when set, gathers the room's writes for one transaction
+	// (createRoom) instead of queueing each.
+	batch *[]batchedWrite
+
 	inbox    chan gossipMsg // events from pubsub, handled by the room's worker
 	stopOnce sync.Once
 	done     chan struct{}
@@ -357,6 +368,9 @@ type processOpts struct {
 // with its verdict. The caller holds r.mu. It returns *errMissing when
 // auth or prev events must be fetched first.
 func (n *Node) process(r *room, ev *rooms.Event, o processOpts) (*outcome, error) {
+	if err := n.rollBack(r); err != nil {
+		return nil, err
+	}
 	if i, err := n.eventInfo(ev.ID()); err == nil {
 		return &outcome{info: i, committed: closedNil()}, nil
 	}
@@ -508,7 +522,9 @@ func withCreate(r *room, m store.StateMap) store.StateMap {
 // commit records an event (accepted, soft-failed or rejected) and, when
 // head is set, the room's new head. Memory is updated at once so the next
 // event can build on it; the disk write is queued and its result comes on
-// the returned outcome's channel. The caller holds r.mu.
+// the returned outcome's channel. If the write fails, the room is marked
+// broken and memory is rolled back before the room's next change. The
+// caller holds r.mu.
 func (n *Node) commit(r *room, ev *rooms.Event, rec store.EventRecord, snaps map[string]store.StateMap, head *roomHead, rj *rejection) *outcome {
 	return n.commitWith(r, ev, rec, snaps, head, rj, nil)
 }
@@ -518,8 +534,10 @@ func (n *Node) commitWith(r *room, ev *rooms.Event, rec store.EventRecord, snaps
 	info := &evInfo{ev: ev, rec: rec}
 	info.rec.PDU = nil
 	n.events.put(ev.ID(), info)
+	var txn string
 	if rec.TxnID != "" {
-		n.txns.Store(txnKey(ev.Sender(), rec.TxnDevice, rec.TxnID), ev.ID())
+		txn = txnKey(ev.Sender(), rec.TxnDevice, rec.TxnID)
+		n.txns.begin(txn, ev.ID())
 	}
 	var roomRec *store.RoomRecord
 	if head != nil {
@@ -528,7 +546,7 @@ func (n *Node) commitWith(r *room, ev *rooms.Event, rec store.EventRecord, snaps
 	}
 	visible := head != nil
 	roomID := r.id
-	done := n.store.UpdateAsync(func(t *store.Txn) error {
+	done := n.queueWrite(r, ev, func(t *store.Txn) error {
 		rec := rec
 		if visible {
 			rec.Pos = t.NextPos()
@@ -566,8 +584,99 @@ func (n *Node) commitWith(r *room, ev *rooms.Event, rec store.EventRecord, snaps
 			return t.PutTxnEvent(ev.Sender(), rec.TxnDevice, rec.TxnID, ev.ID())
 		}
 		return nil
+	}, func(err error) {
+		if txn != "" {
+			n.txns.end(txn, err == nil)
+		}
 	})
 	return &outcome{info: info, committed: done, rejected: rj}
+}
+
+// batchedWrite is a write gathered for one transaction, and what hears
+// its result.
+type batchedWrite struct {
+	write  func(*store.Txn) error
+	finish func(error)
+}
+
+// errRoomRolledBack fails the writes queued behind a failed write of the
+// same room: they may build on the event that is not stored.
+var errRoomRolledBack = errors.New("an earlier write of the room failed")
+
+// queueWrite queues one of the room's writes (or adds it to the room's
+// batch). A failure marks the room broken, so that every write queued
+// after it fails as well and the room's next change first rolls memory
+// back. then, if set, also hears the result. The caller holds r.mu.
+func (n *Node) queueWrite(r *room, ev *rooms.Event, write func(*store.Txn) error, then func(error)) <-chan error {
+	guarded := func(t *store.Txn) error {
+		if r.broken.Load() {
+			return errRoomRolledBack
+		}
+		if n.cfg.failWrite != nil {
+			if err := n.cfg.failWrite(ev); err != nil {
+				return err
+			}
+		}
+		return write(t)
+	}
+	result := func(err error) {
+		if err != nil {
+			r.failMu.Lock()
+			r.failed = append(r.failed, ev.ID())
+			r.failMu.Unlock()
+			r.broken.Store(true)
+		}
+		if then != nil {
+			then(err)
+		}
+	}
+	if r.batch != nil {
+		done := make(chan error, 1)
+		*r.batch = append(*r.batch, batchedWrite{write: guarded, finish: func(err error) {
+			result(err)
+			done <- err
+		}})
+		return done
+	}
+	return n.store.UpdateThen(guarded, result)
+}
+
+// rollBack makes the room's memory what the disk holds after a failed
+// write: it waits for the writes in flight, forgets the events that were
+// not stored and reloads the room's head. The caller holds r.mu.
+func (n *Node) rollBack(r *room) error {
+	if !r.broken.Load() {
+		return nil
+	}
+	n.store.Barrier()
+	r.failMu.Lock()
+	failed := r.failed
+	r.failed = nil
+	r.failMu.Unlock()
+	for _, id := range failed {
+		n.events.del(id)
+	}
+	var rec *store.RoomRecord
+	err := n.store.View(func(t *store.Txn) error {
+		var err error
+		rec, err = t.Room(r.id)
+		return err
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		r.ext, r.state, r.stateID, r.depth = nil, store.StateMap{}, "", 0
+	case err != nil:
+		return fmt.Errorf("roll back room %s: %w", r.id, err)
+	default:
+		state, err := n.snapshot(rec.State)
+		if err != nil {
+			return fmt.Errorf("roll back room %s: %w", r.id, err)
+		}
+		r.ext, r.state, r.stateID, r.depth, r.minOrder = rec.Extremities, state, rec.State, rec.Depth, rec.MinOrder
+	}
+	r.broken.Store(false)
+	n.log.Warn("a write failed; the room's head in memory is rolled back to the stored one", "room", r.id, "events_dropped", len(failed))
+	return nil
 }
 
 func txnKey(user, device, txn string) string { return user + "\x00" + device + "\x00" + txn }

@@ -39,6 +39,16 @@ type Store struct {
 type writeReq struct {
 	fn  func(*Txn) error
 	err chan error
+	// then, if set, hears the result in the writer goroutine before any
+	// later update runs.
+	then func(error)
+}
+
+func (r *writeReq) finish(err error) {
+	if r.then != nil {
+		r.then(err)
+	}
+	r.err <- err
 }
 
 // OnCommit registers f to run (in the writer goroutine) after every
@@ -145,19 +155,39 @@ func (s *Store) Update(fn func(*Txn) error) error {
 // yields the commit's result. Updates queued by one goroutine commit in
 // the order they were queued.
 func (s *Store) UpdateAsync(fn func(*Txn) error) <-chan error {
-	req := &writeReq{fn: fn, err: make(chan error, 1)}
+	return s.UpdateThen(fn, nil)
+}
+
+// UpdateThen is UpdateAsync plus then, which hears the result in the
+// writer goroutine before any update queued later runs: a caller whose
+// later updates build on this one can make them fail when it fails. then
+// must be quick and must not queue updates.
+func (s *Store) UpdateThen(fn func(*Txn) error, then func(error)) <-chan error {
+	req := &writeReq{fn: fn, err: make(chan error, 1), then: then}
+	s.enqueue(req)
+	return req.err
+}
+
+func (s *Store) enqueue(req *writeReq) {
 	select {
 	case <-s.done:
-		req.err <- ErrClosed
-		return req.err
+		req.finish(ErrClosed)
+		return
 	default:
 	}
 	select {
 	case s.writes <- req:
 	case <-s.done:
-		req.err <- ErrClosed
+		req.finish(ErrClosed)
 	}
-	return req.err
+}
+
+// Barrier returns once every update queued before it has run and its
+// result been delivered. It writes nothing.
+func (s *Store) Barrier() {
+	req := &writeReq{fn: func(*Txn) error { return nil }, err: make(chan error, 1)}
+	s.enqueue(req)
+	<-req.err
 }
 
 func (s *Store) writer() {
@@ -197,7 +227,7 @@ func (s *Store) commit(batch []*writeReq) {
 		if err := s.run(batch); err == nil {
 			s.committed()
 			for _, r := range batch {
-				r.err <- nil
+				r.finish(nil)
 			}
 			return
 		}
@@ -207,7 +237,7 @@ func (s *Store) commit(batch []*writeReq) {
 		if err == nil {
 			s.committed()
 		}
-		r.err <- err
+		r.finish(err)
 	}
 }
 

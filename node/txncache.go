@@ -1,0 +1,116 @@
+package node
+
+import (
+	"container/list"
+	"sync"
+)
+
+// maxTxnIDLen bounds a client transaction ID (the spec sets no limit; 255
+// bytes is what Synapse-era clients use at most, and keys stay small).
+const maxTxnIDLen = 255
+
+// maxTxnCacheBytes bounds the memory txnCache keeps for committed
+// transactions; the store remembers every one, so an evicted entry costs
+// a lookup, never a duplicate.
+const maxTxnCacheBytes = 1 << 20
+
+// txnEntryOverhead approximates what one entry costs beyond its strings
+// (map bucket, list element, entry struct).
+const txnEntryOverhead = 128
+
+// txnCache remembers which event each client transaction created, so that
+// a retried send returns the same event instead of making another one.
+// A transaction whose write is in flight is pending until the write's
+// result is known: a retry waits for it. Committed transactions are kept
+// in a least-recently-used list bounded in bytes.
+type txnCache struct {
+	mu       sync.Mutex
+	maxBytes int
+	bytes    int
+	pending  map[string]*txnPending
+	order    *list.List // of *txnEntry, most recently used first
+	index    map[string]*list.Element
+}
+
+type txnPending struct {
+	eventID string
+	done    chan struct{}
+}
+
+type txnEntry struct {
+	key, eventID string
+}
+
+func newTxnCache(maxBytes int) *txnCache {
+	return &txnCache{maxBytes: maxBytes, pending: map[string]*txnPending{}, order: list.New(), index: map[string]*list.Element{}}
+}
+
+func txnEntrySize(key, eventID string) int { return len(key) + len(eventID) + txnEntryOverhead }
+
+// begin records a transaction whose event is being written.
+func (c *txnCache) begin(key, eventID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pending[key] = &txnPending{eventID: eventID, done: make(chan struct{})}
+}
+
+// end settles a pending transaction: kept if its write succeeded,
+// forgotten if not. Waiters are released either way.
+func (c *txnCache) end(key string, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.pending[key]
+	if p == nil {
+		return
+	}
+	delete(c.pending, key)
+	if ok {
+		c.addLocked(key, p.eventID)
+	}
+	close(p.done)
+}
+
+// lookup returns the event of a committed transaction, or, while its
+// write is in flight, a channel closed when the write's result is known.
+func (c *txnCache) lookup(key string) (eventID string, wait <-chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p, ok := c.pending[key]; ok {
+		return "", p.done
+	}
+	if e, ok := c.index[key]; ok {
+		c.order.MoveToFront(e)
+		return e.Value.(*txnEntry).eventID, nil
+	}
+	return "", nil
+}
+
+// add remembers a committed transaction (one the store reported).
+func (c *txnCache) add(key, eventID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.addLocked(key, eventID)
+}
+
+func (c *txnCache) addLocked(key, eventID string) {
+	if e, ok := c.index[key]; ok {
+		c.order.MoveToFront(e)
+		return
+	}
+	c.index[key] = c.order.PushFront(&txnEntry{key: key, eventID: eventID})
+	c.bytes += txnEntrySize(key, eventID)
+	for c.bytes > c.maxBytes && c.order.Len() > 0 {
+		old := c.order.Back()
+		e := old.Value.(*txnEntry)
+		c.order.Remove(old)
+		delete(c.index, e.key)
+		c.bytes -= txnEntrySize(e.key, e.eventID)
+	}
+}
+
+// size reports the committed entries held and the bytes they cost.
+func (c *txnCache) size() (entries, bytes int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.order.Len(), c.bytes
+}

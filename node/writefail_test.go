@@ -1,0 +1,152 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/parley-p2p/parley/node/store"
+	"github.com/parley-p2p/parley/rooms"
+)
+
+// faultyDisk fails the write of every event whose content holds a marker,
+// as an I/O error would, and records which events it failed.
+type faultyDisk struct {
+	mu     sync.Mutex
+	marker string
+	failed []string
+}
+
+func (f *faultyDisk) fail(ev *rooms.Event) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.marker == "" || !strings.Contains(string(ev.Content()), f.marker) {
+		return nil
+	}
+	f.failed = append(f.failed, ev.ID())
+	return errors.New("injected I/O error")
+}
+
+func (f *faultyDisk) failedIDs() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.failed)
+}
+
+// bodiesAt lists the message bodies a user's node holds for a room.
+func bodiesAt(t *testing.T, ctx context.Context, c *mautrix.Client, room id.RoomID) []string {
+	t.Helper()
+	msgs, err := c.Messages(ctx, room, "", "", mautrix.DirectionBackward, nil, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, ev := range msgs.Chunk {
+		if ev.Type == event.EventMessage {
+			ev.Content.ParseRaw(ev.Type)
+			out = append(out, ev.Content.AsMessage().Body)
+		}
+	}
+	return out
+}
+
+// TestFailedSendsLeaveNoGhost: alice's node fails to store a message, once
+// because its transaction ID is 70,000 bytes (over Badger's key limit
+// before IDs were capped) and once through an injected I/O error. Each
+// send is refused; bob's node never receives the message; alice's node
+// holds nothing of it, in memory or on disk, and her next message does
+// not build on it.
+func TestFailedSendsLeaveNoGhost(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	disk := &faultyDisk{}
+	a := newTestNode(t, testOpts{failWrite: disk.fail})
+	b := newTestNode(t, testOpts{bootstrap: []*testNode{a}})
+	alice, bob := a.register(ctx, "alice"), b.register(ctx, "bob")
+	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	joinThrough(t, ctx, room.RoomID, alice, bob)
+	waitFor(t, 30*time.Second, "alice's node to see bob joined", func() bool {
+		got, err := joinedSet(ctx, alice, room.RoomID)
+		return err == nil && strings.Contains(got, bob.UserID.String())
+	})
+
+	// afterwards sends a message that must work, waits until bob's node
+	// has it, and checks that it builds on none of the ghost events.
+	afterwards := func(t *testing.T, body string, ghosts []string) {
+		t.Helper()
+		resp, err := alice.SendText(ctx, room.RoomID, body)
+		if err != nil {
+			t.Fatalf("the send after the failure: %v", err)
+		}
+		waitFor(t, 30*time.Second, "bob's node to receive "+body, func() bool { return b.known(resp.EventID.String()) })
+		i, err := a.eventInfo(resp.EventID.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range ghosts {
+			if slices.Contains(i.ev.PrevEvents(), g) {
+				t.Errorf("the next event lists the unstored event %s as a prev event", g)
+			}
+		}
+		for _, c := range []*mautrix.Client{alice, bob} {
+			if bodies := bodiesAt(t, ctx, c, room.RoomID); slices.ContainsFunc(bodies, func(b string) bool { return strings.HasPrefix(b, "ghost") }) {
+				t.Errorf("%s's node shows the failed message: %v", c.UserID, bodies)
+			}
+		}
+	}
+
+	t.Run("a 70,000-byte transaction ID is refused before anything is built", func(t *testing.T) {
+		_, err := alice.SendMessageEvent(ctx, room.RoomID, event.EventMessage,
+			map[string]any{"msgtype": "m.text", "body": "ghost 1"},
+			mautrix.ReqSendEvent{TransactionID: strings.Repeat("t", 70000)})
+		var herr mautrix.HTTPError
+		if !errors.As(err, &herr) || herr.Response == nil || herr.Response.StatusCode != 400 || herr.RespError == nil || herr.RespError.ErrCode != "M_INVALID_PARAM" {
+			t.Errorf("send with a 70,000-byte transaction ID: %v, want 400 M_INVALID_PARAM", err)
+		}
+		afterwards(t, "after the long ID", nil)
+	})
+
+	t.Run("a write that fails reaches no peer and leaves no trace", func(t *testing.T) {
+		disk.mu.Lock()
+		disk.marker = "ghost 2"
+		disk.mu.Unlock()
+		_, err := alice.SendText(ctx, room.RoomID, "ghost 2")
+		var herr mautrix.HTTPError
+		if !errors.As(err, &herr) || herr.Response == nil || herr.Response.StatusCode < 500 {
+			t.Fatalf("send whose write fails: %v, want a 5xx", err)
+		}
+		ghosts := disk.failedIDs()
+		if len(ghosts) != 1 {
+			t.Fatalf("the fault hook failed %d writes, want 1", len(ghosts))
+		}
+		afterwards(t, "after the failed write", ghosts)
+		g := ghosts[0]
+		for _, n := range []*testNode{a, b} {
+			if n.known(g) {
+				t.Errorf("node %s holds the failed event %s", n.ServerName()[:8], g)
+			}
+			err := n.store.View(func(tx *store.Txn) error { _, err := tx.Event(g); return err })
+			if !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("node %s: stored lookup of the failed event: %v, want not found", n.ServerName()[:8], err)
+			}
+		}
+		r := a.getRoom(room.RoomID.String())
+		r.mu.Lock()
+		ext := slices.Clone(r.ext)
+		r.mu.Unlock()
+		if slices.Contains(ext, g) {
+			t.Errorf("the failed event is still an extremity of the room: %v", ext)
+		}
+	})
+}
