@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -149,4 +150,72 @@ func TestFailedSendsLeaveNoGhost(t *testing.T) {
 			t.Errorf("the failed event is still an extremity of the room: %v", ext)
 		}
 	})
+}
+
+// TestTransactionIDsHeldInBoundedMemory: 5,000 sends, each with its own
+// 255-byte transaction ID (the most allowed), leave at most
+// maxTxnCacheBytes of IDs in memory, yet a retry of the very first
+// transaction (long evicted) still returns its event instead of sending
+// a second one. A 256-byte ID is refused.
+func TestTransactionIDsHeldInBoundedMemory(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	a := newTestNode(t, testOpts{})
+	alice := a.register(ctx, "alice")
+	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const sends, senders = 5000, 8
+	txnID := func(i int) string {
+		p := strconv.Itoa(i) + "-"
+		return p + strings.Repeat("x", maxTxnIDLen-len(p))
+	}
+	first := make(chan id.EventID, 1)
+	var wg sync.WaitGroup
+	errs := make(chan error, senders)
+	for s := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := s; i < sends; i += senders {
+				resp, err := alice.SendMessageEvent(ctx, room.RoomID, event.EventMessage,
+					map[string]any{"msgtype": "m.text", "body": "m"}, mautrix.ReqSendEvent{TransactionID: txnID(i)})
+				if err != nil {
+					errs <- err
+					return
+				}
+				if i == 0 {
+					first <- resp.EventID
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("send: %v", err)
+	}
+	entries, bytes := a.txns.size()
+	t.Logf("after %d sends: %d transactions in memory, %d bytes", sends, entries, bytes)
+	if bytes > maxTxnCacheBytes {
+		t.Errorf("transaction IDs hold %d bytes, want at most %d", bytes, maxTxnCacheBytes)
+	}
+	if entries >= sends {
+		t.Errorf("all %d transactions are still in memory", entries)
+	}
+	again, err := alice.SendMessageEvent(ctx, room.RoomID, event.EventMessage,
+		map[string]any{"msgtype": "m.text", "body": "m"}, mautrix.ReqSendEvent{TransactionID: txnID(0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := <-first; again.EventID != want {
+		t.Errorf("retried transaction made event %s, want the original %s", again.EventID, want)
+	}
+	_, err = alice.SendMessageEvent(ctx, room.RoomID, event.EventMessage,
+		map[string]any{"msgtype": "m.text", "body": "m"}, mautrix.ReqSendEvent{TransactionID: strings.Repeat("y", maxTxnIDLen+1)})
+	var herr mautrix.HTTPError
+	if !errors.As(err, &herr) || herr.Response == nil || herr.Response.StatusCode != 400 {
+		t.Errorf("a %d-byte transaction ID: %v, want 400", maxTxnIDLen+1, err)
+	}
 }
