@@ -25,12 +25,8 @@ const (
 func (n *Node) writeCLIFiles() error {
 	n.cliToken = "pc_" + randomString(40)
 	for name, content := range map[string]string{cliTokenFile: n.cliToken, apiAddrFile: n.http.Addr()} {
-		path := filepath.Join(n.cfg.DataDir, name)
-		if err := os.WriteFile(path+".tmp", []byte(content+"\n"), 0o600); err != nil {
-			return fmt.Errorf("write %s: %w", name, err)
-		}
-		if err := os.Rename(path+".tmp", path); err != nil {
-			return fmt.Errorf("write %s: %w", name, err)
+		if err := writeFileAtomic(n.cfg.DataDir, name, []byte(content+"\n")); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -42,6 +38,11 @@ func ReadCLIFiles(dataDir string) (addr, token string, err error) {
 	a, err := os.ReadFile(filepath.Join(dataDir, apiAddrFile))
 	if err != nil {
 		return "", "", fmt.Errorf("no running parley found in %s (is `parley run` running with this --data?)", dataDir)
+	}
+	// A data dir others can write to could point the CLI, and its
+	// token, at their own listener.
+	if err := checkDataDir(dataDir); err != nil {
+		return "", "", err
 	}
 	t, err := os.ReadFile(filepath.Join(dataDir, cliTokenFile))
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -162,8 +161,8 @@ func (n *Node) Start() (err error) {
 		}
 	}()
 	n.started = true
-	if err := os.MkdirAll(n.cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("data dir %s: %w", n.cfg.DataDir, err)
+	if err := prepareDataDir(n.cfg.DataDir); err != nil {
+		return err
 	}
 	if n.key, err = LoadOrCreateKey(n.cfg.DataDir); err != nil {
 		return err

@@ -156,6 +156,20 @@ func TestRunFailsWithOneLine(t *testing.T) {
 			wantErr: "not a directory",
 		},
 		{
+			name: "a data dir anyone can write to",
+			flags: func(t *testing.T) runFlags {
+				dir := filepath.Join(t.TempDir(), "data")
+				if err := os.Mkdir(dir, 0o700); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(dir, 0o777); err != nil {
+					t.Fatal(err)
+				}
+				return runFlags{data: dir}
+			},
+			wantErr: "writable by others",
+		},
+		{
 			name: "a data dir in use by another parley",
 			flags: func(t *testing.T) runFlags {
 				dir := t.TempDir()
