@@ -80,29 +80,8 @@ func (n *Node) sendLocal(ctx context.Context, r *room, sender, evType string, st
 		}
 		r.mu.Lock()
 	}
-	if err := n.rollBack(r); err != nil {
-		r.mu.Unlock()
-		return nil, err
-	}
-	p, err := n.protoLocked(r, sender, evType, stateKey, content)
-	if err != nil {
-		r.mu.Unlock()
-		return nil, err
-	}
-	ev, err := rooms.Build(p, r.version, n.serverName, n.key)
-	if err != nil {
-		r.mu.Unlock()
-		if len(content) > rooms.MaxEventSize/2 {
-			return nil, &webui.Error{Status: http.StatusRequestEntityTooLarge, Code: "M_TOO_LARGE", Message: fmt.Sprintf("event too large: %v", err)}
-		}
-		return nil, webui.BadRequest("%v", err)
-	}
-	out, err := n.process(r, ev, processOpts{local: true, txnID: txnID, txnDevice: device})
+	ev, out, err := n.buildLocked(r, sender, evType, stateKey, content, txnID, device)
 	r.mu.Unlock()
-	var rj *rejection
-	if errors.As(err, &rj) {
-		return nil, webui.Forbidden("%s", strings.TrimPrefix(rj.reason, "against the state before it: "))
-	}
 	if err != nil {
 		return nil, err
 	}
@@ -111,6 +90,34 @@ func (n *Node) sendLocal(ctx context.Context, r *room, sender, evType string, st
 	}
 	n.publish(r, ev)
 	return ev, nil
+}
+
+// buildLocked builds, signs and checks an event from a local user on top
+// of the room's head, and queues its write. The caller holds r.mu.
+func (n *Node) buildLocked(r *room, sender, evType string, stateKey *string, content json.RawMessage, txnID, device string) (*rooms.Event, *outcome, error) {
+	if err := n.rollBack(r); err != nil {
+		return nil, nil, err
+	}
+	p, err := n.protoLocked(r, sender, evType, stateKey, content)
+	if err != nil {
+		return nil, nil, err
+	}
+	ev, err := rooms.Build(p, r.version, n.serverName, n.key)
+	if err != nil {
+		if len(content) > rooms.MaxEventSize/2 {
+			return nil, nil, &webui.Error{Status: http.StatusRequestEntityTooLarge, Code: "M_TOO_LARGE", Message: fmt.Sprintf("event too large: %v", err)}
+		}
+		return nil, nil, webui.BadRequest("%v", err)
+	}
+	out, err := n.process(r, ev, processOpts{local: true, txnID: txnID, txnDevice: device})
+	var rj *rejection
+	if errors.As(err, &rj) {
+		return nil, nil, webui.Forbidden("%s", strings.TrimPrefix(rj.reason, "against the state before it: "))
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return ev, out, nil
 }
 
 // txnEvent finds the event a client transaction created, or a channel to
@@ -156,7 +163,7 @@ func (n *Node) CreateRoom(ctx context.Context, s *webui.Session, req *webui.Crea
 	delete(create, "creator")
 	var localInvites, remoteInvites []string
 	for _, u := range req.Invite {
-		if u == s.UserID {
+		if u == s.UserID || slices.Contains(localInvites, u) || slices.Contains(remoteInvites, u) {
 			continue
 		}
 		if _, local := n.localUser(u); local {
@@ -172,26 +179,14 @@ func (n *Node) CreateRoom(ctx context.Context, s *webui.Session, req *webui.Crea
 	if err != nil {
 		return "", webui.BadRequest("creation_content: %v", err)
 	}
-	empty := ""
-	createEv, err := rooms.Build(rooms.ProtoEvent{
-		Sender: s.UserID, Type: "m.room.create", StateKey: &empty, Content: createContent,
-		Depth: 1, OriginServerTS: nowMS(), PrevEvents: []string{}, AuthEvents: []string{},
-		RoomID: roomIDForCreate(version, s.UserID, n.serverName),
-	}, version, n.serverName, n.key)
+	for _, u := range localInvites {
+		local, _ := n.localUser(u)
+		if _, err := n.account(local); err != nil {
+			return "", webui.NotFound("user %s does not exist", u)
+		}
+	}
+	createEv, err := n.buildCreate(version, s.UserID, createContent)
 	if err != nil {
-		return "", webui.BadRequest("create event: %v", err)
-	}
-	r := n.newRoom(createEv.RoomID(), version)
-	r.mu.Lock()
-	out, err := n.process(r, createEv, processOpts{local: true})
-	r.mu.Unlock()
-	if err != nil {
-		return "", fmt.Errorf("create event: %w", err)
-	}
-	if err := <-out.committed; err != nil {
-		return "", err
-	}
-	if err := n.activateRoom(r); err != nil {
 		return "", err
 	}
 
@@ -220,20 +215,63 @@ func (n *Node) CreateRoom(ctx context.Context, s *webui.Session, req *webui.Crea
 	if req.Topic != "" {
 		steps = append(steps, step{"m.room.topic", "", map[string]string{"topic": req.Topic}})
 	}
-	for _, st := range steps {
-		c, err := rooms.MarshalCanonical(st.content)
-		if err != nil {
-			return "", webui.BadRequest("%s content: %v", st.typ, err)
+	for _, u := range localInvites {
+		steps = append(steps, step{"m.room.member", u, map[string]string{"membership": "invite"}})
+	}
+
+	// Every event is built and checked first, with the room's writes
+	// gathered; they are then committed in one transaction, so the room
+	// appears whole or not at all.
+	r := n.newRoom(createEv.RoomID(), version)
+	var writes []batchedWrite
+	var built []string
+	err = func() error {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.batch = &writes
+		defer func() { r.batch = nil }()
+		if _, err := n.process(r, createEv, processOpts{local: true}); err != nil {
+			return fmt.Errorf("create event: %w", err)
 		}
-		key := st.key
-		if _, err := n.sendLocal(ctx, r, s.UserID, st.typ, &key, c, "", ""); err != nil {
-			return "", err
+		built = append(built, createEv.ID())
+		for _, st := range steps {
+			c, err := rooms.MarshalCanonical(st.content)
+			if err != nil {
+				return webui.BadRequest("%s content: %v", st.typ, err)
+			}
+			key := st.key
+			ev, _, err := n.buildLocked(r, s.UserID, st.typ, &key, c, "", "")
+			if err != nil {
+				return err
+			}
+			built = append(built, ev.ID())
+		}
+		return nil
+	}()
+	if err == nil {
+		err = n.store.Update(func(t *store.Txn) error {
+			for _, w := range writes {
+				if err := w.write(t); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		for _, w := range writes {
+			w.finish(err)
+		}
+		if err != nil {
+			err = fmt.Errorf("create room: %w", err)
 		}
 	}
-	for _, u := range localInvites {
-		if err := n.Invite(ctx, s, r.id, u, ""); err != nil {
-			return "", err
+	if err != nil {
+		for _, id := range built {
+			n.events.del(id)
 		}
+		return "", err
+	}
+	if err := n.activateRoom(r); err != nil {
+		return "", err
 	}
 	for _, u := range remoteInvites {
 		if err := n.Invite(ctx, s, r.id, u, ""); err != nil {
@@ -242,6 +280,39 @@ func (n *Node) CreateRoom(ctx context.Context, s *webui.Session, req *webui.Crea
 		}
 	}
 	return r.id, nil
+}
+
+// buildCreate builds a room's create event. Its timestamp is unique on
+// this node, so two rooms created by one user in the same millisecond
+// still differ (a v12 room's ID is its create event's hash), and a clock
+// that went back cannot recreate a room this node already holds.
+func (n *Node) buildCreate(version, sender string, content json.RawMessage) (*rooms.Event, error) {
+	empty := ""
+	for range 100 {
+		ev, err := rooms.Build(rooms.ProtoEvent{
+			Sender: sender, Type: "m.room.create", StateKey: &empty, Content: content,
+			Depth: 1, OriginServerTS: n.uniqueMS(), PrevEvents: []string{}, AuthEvents: []string{},
+			RoomID: roomIDForCreate(version, sender, n.serverName),
+		}, version, n.serverName, n.key)
+		if err != nil {
+			return nil, webui.BadRequest("create event: %v", err)
+		}
+		if !n.known(ev.ID()) && n.getRoom(ev.RoomID()) == nil {
+			return ev, nil
+		}
+	}
+	return nil, errors.New("create event: no unused room ID found")
+}
+
+// uniqueMS is the time in milliseconds, but never the same value twice.
+func (n *Node) uniqueMS() int64 {
+	for {
+		last := n.lastCreateMS.Load()
+		now := max(nowMS(), last+1)
+		if n.lastCreateMS.CompareAndSwap(last, now) {
+			return now
+		}
+	}
 }
 
 // roomIDForCreate is the create event's room_id: none for v12 (the room

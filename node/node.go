@@ -108,6 +108,7 @@ type Node struct {
 	txns      *txnCache                       // user\x00device\x00txn -> event ID
 
 	gossipDropped atomic.Int64 // pubsub messages the validator refused
+	lastCreateMS  atomic.Int64 // timestamp of the last create event built
 	cliToken      string       // lets the command line act as the owner
 	notify        *notifier
 
