@@ -44,6 +44,8 @@ type testOpts struct {
 	// failWrite fails the store writes of the events it returns an
 	// error for.
 	failWrite func(*rooms.Event) error
+	// freeSpace fakes the data dir's free space.
+	freeSpace func(dir string) (uint64, error)
 }
 
 func newTestNode(t testing.TB, o testOpts) *testNode {
@@ -62,6 +64,7 @@ func newTestNode(t testing.TB, o testOpts) *testNode {
 		RequestTimeout:    o.requestTimeout,
 		wrapHandler:       o.wrap,
 		failWrite:         o.failWrite,
+		freeSpace:         o.freeSpace,
 	}
 	for _, b := range o.bootstrap {
 		cfg.Bootstrap = append(cfg.Bootstrap, b.Addrs()...)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -55,6 +56,11 @@ type Config struct {
 	// ReconnectInterval is how often lost room members are redialled;
 	// default 15 s.
 	ReconnectInterval time.Duration
+	// MinFreeDisk is the space kept free on the data dir's file system:
+	// below it the node does not start and refuses writes
+	// (M_RESOURCE_LIMIT_EXCEEDED) until space is freed. 0 means 64 MiB;
+	// negative turns the check off.
+	MinFreeDisk int64
 	// RequestTimeout bounds each request to another node; default 20 s.
 	RequestTimeout time.Duration
 	// Gater optionally filters libp2p connections (tests use it to cut
@@ -68,6 +74,8 @@ type Config struct {
 	// failWrite, if set, fails the store write of the events it returns
 	// an error for (tests inject I/O failures with it).
 	failWrite func(*rooms.Event) error
+	// freeSpace fakes the data dir's free space (tests).
+	freeSpace func(dir string) (uint64, error)
 	// p2pOptions are extra libp2p options (tests force reachability:
 	// libp2p counts loopback as private).
 	p2pOptions []libp2p.Option
@@ -171,9 +179,11 @@ func (n *Node) Start() (err error) {
 	n.serverName = rooms.ServerName(n.key.Public().(ed25519.PublicKey))
 	n.log = n.log.With("server", n.serverName[:8])
 
-	if n.store, err = store.Open(n.cfg.DataDir, store.Options{Logger: n.cfg.Logger}); err != nil {
+	so := store.Options{Logger: n.cfg.Logger, MinFree: n.cfg.MinFreeDisk, FreeSpace: n.cfg.freeSpace}
+	if n.store, err = store.Open(n.cfg.DataDir, so); err != nil {
 		return err
 	}
+	n.logFreeSpace()
 	n.store.OnCommit(func(uint64) { n.notify.broadcast() })
 
 	n.host, err = p2p.New(p2p.Config{
@@ -291,6 +301,27 @@ func (n *Node) Status() any {
 		"relay_service": n.cfg.RelayService,
 		"relayed":       len(n.host.RelayAddrs()) > 0,
 	}
+}
+
+// logFreeSpace says at start how much space the data dir has, and where
+// writes stop.
+func (n *Node) logFreeSpace() {
+	free := n.cfg.freeSpace
+	if free == nil {
+		free = store.FreeSpace
+	}
+	b, err := free(n.cfg.DataDir)
+	if err != nil {
+		return
+	}
+	keep := "never"
+	switch {
+	case n.cfg.MinFreeDisk == 0:
+		keep = fmt.Sprintf("%d MiB", store.DefaultMinFree>>20)
+	case n.cfg.MinFreeDisk > 0:
+		keep = fmt.Sprintf("%d MiB", n.cfg.MinFreeDisk>>20)
+	}
+	n.log.Info("disk space", "data_dir", n.cfg.DataDir, "free_mib", b>>20, "writes_stop_below", keep)
 }
 
 // go runs f in a goroutine the node waits for on Close.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"syscall"
 )
 
 // Error is a Matrix API error: an errcode, a message and an HTTP status.
@@ -76,7 +77,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // *Error are internal: they are logged and go out as M_UNKNOWN/500.
 func writeError(w http.ResponseWriter, log *slog.Logger, r *http.Request, err error) {
 	var me *Error
-	if !errors.As(err, &me) {
+	if errors.Is(err, syscall.ENOSPC) {
+		// The node's disk is (nearly) full: the node refuses writes
+		// rather than crash, and says so.
+		me = Errorf(http.StatusInsufficientStorage, "M_RESOURCE_LIMIT_EXCEEDED", "this node's disk is full: free some space on it")
+	} else if !errors.As(err, &me) {
 		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		me = Errorf(http.StatusInternalServerError, "M_UNKNOWN", "internal error")
 	}

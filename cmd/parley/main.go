@@ -26,6 +26,7 @@ Usage:
   parley run [--data DIR] [--http ADDR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]...
              [--no-mdns] [--relay MULTIADDR]... [--relay-service]
              [--registration-token TOKEN] [--webui-dir DIR] [--log-level LEVEL]
+             [--min-free-mb N]
   parley invite [--data DIR] [--max-uses N] [--expires DURATION] ROOM_ID
                                   make an invite link (through the running daemon)
   parley join [--data DIR] LINK   join a room through an invite link
@@ -108,6 +109,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.RegistrationToken, "registration-token", "", "token that lets further accounts register on this node")
 	fs.StringVar(&cfg.AppDir, "webui-dir", "", "serve the web app from this folder instead of the embedded copy")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	minFreeMB := fs.Int64("min-free-mb", 64, "MiB kept free on the data dir's disk: below it the node refuses writes, and does not start (0: no check)")
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
@@ -121,6 +123,14 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(logger)
 	cfg.ListenAddrs, cfg.Bootstrap, cfg.Relays, cfg.Logger = listen, bootstrap, relays, logger
+	switch {
+	case *minFreeMB < 0:
+		return fmt.Errorf("--min-free-mb: %d is negative", *minFreeMB)
+	case *minFreeMB == 0:
+		cfg.MinFreeDisk = -1
+	default:
+		cfg.MinFreeDisk = *minFreeMB << 20
+	}
 
 	n, err := node.New(cfg)
 	if err != nil {

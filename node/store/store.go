@@ -32,6 +32,12 @@ type Store struct {
 
 	onCommit func(pos uint64)
 
+	dir       string
+	minFree   uint64
+	freeSpace func(dir string) (uint64, error)
+	low       atomic.Bool // below minFree at the last check
+	log       *slog.Logger
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -65,6 +71,13 @@ type Options struct {
 	InMemory bool
 	// Logger receives Badger's warnings and errors; nil discards them.
 	Logger *slog.Logger
+	// MinFree is the space kept free on the file system: Open fails and
+	// writes are refused (*DiskFullError) below it. 0 means
+	// DefaultMinFree; negative turns the check off.
+	MinFree int64
+	// FreeSpace reports the free space of a directory's file system;
+	// default the FreeSpace of this package (tests fake a full disk).
+	FreeSpace func(dir string) (uint64, error)
 }
 
 // Open opens (or creates) the database in dir/db.
@@ -81,16 +94,33 @@ func Open(dir string, o Options) (*Store, error) {
 		WithNumCompactors(2).
 		WithNumLevelZeroTables(4).
 		WithNumLevelZeroTablesStall(8)
+	s := &Store{writes: make(chan *writeReq, maxBatch), done: make(chan struct{}), dir: dir, freeSpace: o.FreeSpace, log: o.Logger}
+	switch {
+	case o.InMemory || o.MinFree < 0:
+	case o.MinFree == 0:
+		s.minFree = DefaultMinFree
+	default:
+		s.minFree = uint64(o.MinFree)
+	}
+	if s.freeSpace == nil {
+		s.freeSpace = FreeSpace
+	}
 	if o.InMemory {
 		opts = opts.WithDir("").WithValueDir("").WithInMemory(true)
-	} else if err := os.MkdirAll(path, 0o700); err != nil {
-		return nil, fmt.Errorf("store: create %s: %w", path, err)
+	} else {
+		if err := os.MkdirAll(path, 0o700); err != nil {
+			return nil, fmt.Errorf("store: create %s: %w", path, err)
+		}
+		// Badger writes as it opens: on a full disk that is a SIGBUS.
+		if err := s.checkFree(); err != nil {
+			return nil, fmt.Errorf("%w: free some space first", err)
+		}
 	}
 	db, err := badger.Open(opts)
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	s := &Store{db: db, writes: make(chan *writeReq, maxBatch), done: make(chan struct{})}
+	s.db = db
 	err = db.View(func(txn *badger.Txn) error {
 		v, err := get(txn, keyPos)
 		if errors.Is(err, ErrNotFound) {
@@ -140,7 +170,8 @@ type Txn struct {
 var ErrClosed = errors.New("store: closed")
 
 // Update runs fn in a read-write transaction and returns once the
-// transaction is durably committed. Updates queued at the same time share
+// transaction is durably committed. It fails with *DiskFullError, writing
+// nothing, while the file system has less than the margin free. Updates queued at the same time share
 // one transaction and one fsync (group commit); if the shared transaction
 // fails, each update is retried alone so one bad update cannot fail the
 // others. fn may therefore run more than once and must only write through
@@ -164,6 +195,10 @@ func (s *Store) UpdateAsync(fn func(*Txn) error) <-chan error {
 // must be quick and must not queue updates.
 func (s *Store) UpdateThen(fn func(*Txn) error, then func(error)) <-chan error {
 	req := &writeReq{fn: fn, err: make(chan error, 1), then: then}
+	if err := s.checkFree(); err != nil {
+		req.finish(err)
+		return req.err
+	}
 	s.enqueue(req)
 	return req.err
 }
