@@ -225,11 +225,10 @@ func (n *Node) CreateRoom(ctx context.Context, s *webui.Session, req *webui.Crea
 	r := n.newRoom(createEv.RoomID(), version)
 	var writes []batchedWrite
 	var built []string
+	r.batch = &writes // no one else sees r before activateRoom
 	err = func() error {
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		r.batch = &writes
-		defer func() { r.batch = nil }()
 		if _, err := n.process(r, createEv, processOpts{local: true}); err != nil {
 			return fmt.Errorf("create event: %w", err)
 		}
@@ -264,6 +263,7 @@ func (n *Node) CreateRoom(ctx context.Context, s *webui.Session, req *webui.Crea
 			err = fmt.Errorf("create room: %w", err)
 		}
 	}
+	r.batch = nil
 	if err != nil {
 		for _, id := range built {
 			n.events.del(id)

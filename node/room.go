@@ -40,6 +40,8 @@ type room struct {
 	broken atomic.Bool
 	failMu sync.Mutex
 	failed []string // events whose write failed, to forget
+	// rollingBack is set while a rollBack is scheduled.
+	rollingBack atomic.Bool
 	// batch, when set, gathers the room's writes for one transaction
 	// (createRoom) instead of queueing each.
 	batch *[]batchedWrite
@@ -625,6 +627,7 @@ func (n *Node) queueWrite(r *room, ev *rooms.Event, write func(*store.Txn) error
 			r.failed = append(r.failed, ev.ID())
 			r.failMu.Unlock()
 			r.broken.Store(true)
+			n.scheduleRollBack(r)
 		}
 		if then != nil {
 			then(err)
@@ -639,6 +642,23 @@ func (n *Node) queueWrite(r *room, ev *rooms.Event, write func(*store.Txn) error
 		return done
 	}
 	return n.store.UpdateThen(guarded, result)
+}
+
+// scheduleRollBack rolls a broken room back soon, rather than at its next
+// change, so that nothing reads the events that were not stored (a peer
+// asking for the room's extremities, say) in the meantime.
+func (n *Node) scheduleRollBack(r *room) {
+	if r.batch != nil || n.ctx.Err() != nil || !r.rollingBack.CompareAndSwap(false, true) {
+		return
+	}
+	n.goBackground(func(context.Context) {
+		defer r.rollingBack.Store(false)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if err := n.rollBack(r); err != nil {
+			n.log.Warn("roll back", "room", r.id, "err", err)
+		}
+	})
 }
 
 // rollBack makes the room's memory what the disk holds after a failed
