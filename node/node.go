@@ -183,7 +183,6 @@ func (n *Node) Start() (err error) {
 	if n.store, err = store.Open(n.cfg.DataDir, so); err != nil {
 		return err
 	}
-	n.logFreeSpace()
 	n.store.OnCommit(func(uint64) { n.notify.broadcast() })
 
 	n.host, err = p2p.New(p2p.Config{
@@ -221,6 +220,7 @@ func (n *Node) Start() (err error) {
 		return err
 	}
 	n.goBackground(n.maintainPeers)
+	n.logFreeSpace()
 	return nil
 }
 
