@@ -38,8 +38,10 @@ type Store struct {
 	low       atomic.Bool // below minFree at the last check
 	log       *slog.Logger
 
-	closeOnce sync.Once
-	closeErr  error
+	stopOnce sync.Once
+	closeMu  sync.Mutex
+	closed   bool
+	closeErr error
 }
 
 type writeReq struct {
@@ -146,13 +148,26 @@ func Open(dir string, o Options) (*Store, error) {
 }
 
 // Close waits for queued writes, then closes the database. It is safe to
-// call more than once.
+// call more than once. On a nearly full disk it leaves the database open
+// and says so: Badger flushes its memtable into a new table as it closes,
+// and on a full disk that write is a SIGBUS. Every commit is already in
+// Badger's log, which the next open replays, so the database is left as a
+// crash would leave it; Close may be called again once space is freed.
 func (s *Store) Close() error {
-	s.closeOnce.Do(func() {
+	s.stopOnce.Do(func() {
 		close(s.done)
 		s.wg.Wait()
-		s.closeErr = s.db.Close()
 	})
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.closed {
+		return s.closeErr
+	}
+	if err := s.checkFree(); err != nil {
+		return fmt.Errorf("%w: database left open, its log is replayed at the next start", err)
+	}
+	s.closed = true
+	s.closeErr = s.db.Close()
 	return s.closeErr
 }
 
