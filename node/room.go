@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"sync"
@@ -37,9 +38,10 @@ type room struct {
 	// of the disk while writes are in flight, so it may then hold events
 	// the disk does not: every later write of the room fails too, until
 	// rollBack (under mu) makes memory what the disk holds again.
-	broken atomic.Bool
-	failMu sync.Mutex
-	failed []string // events whose write failed, to forget
+	broken  atomic.Bool
+	failMu  sync.Mutex
+	failed  []string // events whose write failed, to forget
+	failErr error    // the last failure
 	// rollingBack is set while a rollBack is scheduled.
 	rollingBack atomic.Bool
 	// batch, when set, gathers the room's writes for one transaction
@@ -625,6 +627,7 @@ func (n *Node) queueWrite(r *room, ev *rooms.Event, write func(*store.Txn) error
 		if err != nil {
 			r.failMu.Lock()
 			r.failed = append(r.failed, ev.ID())
+			r.failErr = err
 			r.failMu.Unlock()
 			r.broken.Store(true)
 			n.scheduleRollBack(r)
@@ -670,8 +673,8 @@ func (n *Node) rollBack(r *room) error {
 	}
 	n.store.Barrier()
 	r.failMu.Lock()
-	failed := r.failed
-	r.failed = nil
+	failed, failErr := r.failed, r.failErr
+	r.failed, r.failErr = nil, nil
 	r.failMu.Unlock()
 	for _, id := range failed {
 		n.events.del(id)
@@ -695,7 +698,12 @@ func (n *Node) rollBack(r *room) error {
 		r.ext, r.state, r.stateID, r.depth, r.minOrder = rec.Extremities, state, rec.State, rec.Depth, rec.MinOrder
 	}
 	r.broken.Store(false)
-	n.log.Warn("a write failed; the room's head in memory is rolled back to the stored one", "room", r.id, "events_dropped", len(failed))
+	level := slog.LevelWarn
+	var full *store.DiskFullError
+	if errors.As(failErr, &full) {
+		level = slog.LevelDebug // the store says once that the disk is full
+	}
+	n.log.Log(n.ctx, level, "a write failed; the room's head in memory is rolled back to the stored one", "room", r.id, "events_dropped", len(failed), "err", failErr)
 	return nil
 }
 
