@@ -36,6 +36,8 @@ type testOpts struct {
 	relayService bool
 	// relays are nodes to hold relay reservations with.
 	relays []*testNode
+	// httpAddr is the API's listen address; default 127.0.0.1:0.
+	httpAddr string
 	// private makes the node believe it is behind a NAT: on loopback
 	// libp2p cannot tell, and relay addresses are announced only by
 	// private nodes.
@@ -47,9 +49,12 @@ func newTestNode(t testing.TB, o testOpts) *testNode {
 	if o.dir == "" {
 		o.dir = t.TempDir()
 	}
+	if o.httpAddr == "" {
+		o.httpAddr = "127.0.0.1:0"
+	}
 	cfg := Config{
 		DataDir:           o.dir,
-		HTTPAddr:          "127.0.0.1:0",
+		HTTPAddr:          o.httpAddr,
 		ListenAddrs:       []string{"/ip4/127.0.0.1/tcp/0"},
 		NoMDNS:            true,
 		RegistrationToken: o.regToken,

@@ -53,6 +53,9 @@ type Config struct {
 	RegistrationToken string
 	// AppDir serves the web app from disk (development).
 	AppDir string
+	// AllowedHosts are names (besides IP literals and localhost) the API
+	// answers to when HTTPAddr binds all interfaces; see webui.Config.
+	AllowedHosts []string
 	// ReconnectInterval is how often lost room members are redialled;
 	// default 15 s.
 	ReconnectInterval time.Duration
@@ -193,7 +196,7 @@ func (n *Node) Start() (err error) {
 	n.host.Handle(handler)
 	n.host.OnPeerConnected(n.onPeerConnected)
 
-	n.http = webui.New(webui.Config{Addr: n.cfg.HTTPAddr, AppDir: n.cfg.AppDir, Logger: n.cfg.Logger}, n)
+	n.http = webui.New(webui.Config{Addr: n.cfg.HTTPAddr, AppDir: n.cfg.AppDir, AllowedHosts: n.cfg.AllowedHosts, Logger: n.cfg.Logger}, n)
 	if err := n.http.Start(); err != nil {
 		return err
 	}

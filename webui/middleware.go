@@ -15,7 +15,7 @@ const sessionKey ctxKey = 0
 func (s *Server) protect(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.allowedHost(r.Host) {
-			writeError(w, s.log, r, Errorf(http.StatusMisdirectedRequest, "M_FORBIDDEN", "host %q is not this node's address", r.Host))
+			writeError(w, s.log, r, Errorf(http.StatusMisdirectedRequest, "M_FORBIDDEN", "host %q is not an address of this node; a name can be allowed with parley run --allowed-host NAME", r.Host))
 			return
 		}
 		if strings.HasPrefix(r.URL.Path, "/_matrix/") {

@@ -52,8 +52,13 @@ func TestHostCheckFollowsTheBindAddress(t *testing.T) {
 		{"a node bound to localhost accepts 127.0.0.1", "localhost:18008", "127.0.0.1:18008", true},
 		{"a node bound to ::1 accepts localhost", "[::1]:18008", "localhost:18008", true},
 		{"a node bound to ::1 refuses other names", "[::1]:18008", "evil.example:18008", false},
-		{"a node bound to all interfaces accepts any name", "0.0.0.0:18008", "mybox.lan:18008", true},
-		{"a node bound to all interfaces still checks the port", "0.0.0.0:18008", "mybox.lan:80", false},
+		{"a node bound to all interfaces refuses a rebinding domain", "0.0.0.0:18008", "evil.example:18008", false},
+		{"a node bound to all interfaces refuses a name it was not given", "0.0.0.0:18008", "mybox.lan:18008", false},
+		{"a node bound to all interfaces refuses a subdomain of localhost", "0.0.0.0:18008", "evil.localhost:18008", false},
+		{"a node bound to all interfaces accepts an IPv4 literal", "0.0.0.0:18008", "192.168.1.5:18008", true},
+		{"a node bound to all interfaces accepts an IPv6 literal", "[::]:18008", "[fd00::5]:18008", true},
+		{"a node bound to all interfaces accepts localhost", ":18008", "localhost:18008", true},
+		{"a node bound to all interfaces accepts a mapped port", "0.0.0.0:18008", "127.0.0.1:9000", true},
 		{"a node bound to a LAN address accepts that address", "192.168.1.5:18008", "192.168.1.5:18008", true},
 		{"a node bound to a LAN address refuses other names", "192.168.1.5:18008", "evil.example:18008", false},
 		{"a node bound to a host name accepts that name", "mybox.lan:18008", "MyBox.lan:18008", true},
@@ -62,6 +67,27 @@ func TestHostCheckFollowsTheBindAddress(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := New(Config{Addr: tt.addr}, newFake())
+			if got := s.allowedHost(tt.host); got != tt.ok {
+				t.Errorf("allowedHost(%q) with Addr %q = %v, want %v", tt.host, tt.addr, got, tt.ok)
+			}
+		})
+	}
+}
+
+func TestAllowedHostsNameFurtherNames(t *testing.T) {
+	tests := []struct {
+		name, addr, host string
+		ok               bool
+	}{
+		{"a listed name passes on all interfaces", "0.0.0.0:18008", "mybox.lan:18008", true},
+		{"a listed name passes in capitals", "0.0.0.0:18008", "MYBOX.LAN", true},
+		{"a listed name passes behind a proxy's port", "0.0.0.0:18008", "mybox.lan:443", true},
+		{"an unlisted name is still refused", "0.0.0.0:18008", "evil.example:18008", false},
+		{"a subdomain of a listed name is refused", "0.0.0.0:18008", "evil.mybox.lan:18008", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := New(Config{Addr: tt.addr, AllowedHosts: []string{"mybox.lan"}}, newFake())
 			if got := s.allowedHost(tt.host); got != tt.ok {
 				t.Errorf("allowedHost(%q) with Addr %q = %v, want %v", tt.host, tt.addr, got, tt.ok)
 			}

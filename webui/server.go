@@ -26,6 +26,11 @@ type Config struct {
 	// AppDir serves the web app from this folder instead of the embedded
 	// copy (for working on the app).
 	AppDir string
+	// AllowedHosts are further names the Host header may carry when the
+	// server is bound to all interfaces (say a LAN name or a reverse
+	// proxy's). Bound so, it otherwise accepts only IP literals and
+	// localhost, so that a web page on a rebinding domain cannot reach it.
+	AllowedHosts []string
 	// Logger; nil discards.
 	Logger *slog.Logger
 }
@@ -158,7 +163,9 @@ func (s *Server) serveApp() http.Handler {
 }
 
 // allowedHost reports whether the Host header names this server, so a
-// page on a rebinding domain cannot talk to it.
+// page on a rebinding domain cannot talk to it: DNS rebinding points a
+// name the attacker owns at this machine, so only names the owner chose
+// (and IP literals, which no page can rebind) are accepted.
 func (s *Server) allowedHost(host string) bool {
 	bound, bindPort, err := net.SplitHostPort(s.Addr())
 	if err != nil {
@@ -168,10 +175,12 @@ func (s *Server) allowedHost(host string) bool {
 	if err != nil {
 		h, p = host, "80"
 	}
-	if p != bindPort {
-		return false
-	}
 	h = strings.Trim(strings.ToLower(h), "[]")
+	for _, a := range s.cfg.AllowedHosts {
+		if h == strings.ToLower(a) {
+			return true
+		}
+	}
 	// The configured address keeps the name the owner chose; the listener
 	// only knows the IP it resolved to.
 	name, _, _ := net.SplitHostPort(s.cfg.Addr)
@@ -179,9 +188,12 @@ func (s *Server) allowedHost(host string) bool {
 	ip := net.ParseIP(name)
 	switch {
 	case name == "" || ip != nil && ip.IsUnspecified():
-		// Bound to every interface on purpose: the owner chose to expose
-		// the node, and a name check cannot help.
-		return true
+		// Bound to every interface: reached through any of the machine's
+		// addresses, or through a mapped port (Docker), so the port is
+		// not checked; the name must still be one no page controls.
+		return h == "localhost" || net.ParseIP(h) != nil
+	case p != bindPort:
+		return false
 	case name == "localhost" || ip != nil && ip.IsLoopback():
 		return h == "localhost" || h == "127.0.0.1" || h == "::1" || h == name
 	default:

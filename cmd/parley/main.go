@@ -23,7 +23,7 @@ import (
 const usage = `parley: a peer-to-peer Matrix homeserver for this device
 
 Usage:
-  parley run [--data DIR] [--http ADDR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]...
+  parley run [--data DIR] [--http ADDR] [--allowed-host NAME]... [--listen MULTIADDR]... [--bootstrap MULTIADDR]...
              [--no-mdns] [--relay MULTIADDR]... [--relay-service]
              [--registration-token TOKEN] [--webui-dir DIR] [--log-level LEVEL]
   parley invite [--data DIR] [--max-uses N] [--expires DURATION] ROOM_ID
@@ -96,10 +96,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg node.Config
-	var listen, bootstrap, relays multiFlag
+	var listen, bootstrap, relays, allowedHosts multiFlag
 	var logLevel string
 	fs.StringVar(&cfg.DataDir, "data", node.DefaultDataDir(), "data directory (key and database)")
 	fs.StringVar(&cfg.HTTPAddr, "http", "127.0.0.1:8008", "address of the local client API and app")
+	fs.Var(&allowedHosts, "allowed-host", "a further host name the app may be reached by when --http binds all interfaces (repeatable; IP addresses and localhost always work)")
 	fs.Var(&listen, "listen", "libp2p listen multiaddr (repeatable; default TCP and QUIC on port 4001)")
 	fs.Var(&bootstrap, "bootstrap", "bootstrap peer multiaddr ending in /p2p/<peer id> (repeatable)")
 	fs.BoolVar(&cfg.NoMDNS, "no-mdns", false, "do not discover peers on the LAN")
@@ -120,7 +121,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(logger)
-	cfg.ListenAddrs, cfg.Bootstrap, cfg.Relays, cfg.Logger = listen, bootstrap, relays, logger
+	cfg.ListenAddrs, cfg.Bootstrap, cfg.Relays, cfg.AllowedHosts, cfg.Logger = listen, bootstrap, relays, allowedHosts, logger
 
 	n, err := node.New(cfg)
 	if err != nil {
