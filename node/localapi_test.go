@@ -1,11 +1,17 @@
 package node
 
 import (
+	"context"
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"maunium.net/go/mautrix"
 )
 
 // apiRequest sends one request to the node's API over 127.0.0.1, with the
@@ -63,6 +69,67 @@ func TestRebindingPageIsRefusedByANodeOnAllInterfaces(t *testing.T) {
 	for _, host := range []string{"127.0.0.1:" + port, "localhost:" + port} {
 		if status, _, body := apiRequest(t, a, "GET", "/_parley/v1/status", host, "", nil); status != http.StatusOK {
 			t.Errorf("status with Host %s: %d %s", host, status, body)
+		}
+	}
+}
+
+// Right after a restart, before the node has loaded its rooms, a client
+// that reconnects at once sends a message. It must be told to retry (503),
+// never refused as a non-member (403); once ready, the send succeeds.
+func TestSendsDuringStartAreRetriedNotRefused(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	a := newTestNode(t, testOpts{dir: dir})
+	alice := a.register(ctx, "alice")
+	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := a.HTTPAddr()
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The client hammers the old address while the node starts again.
+	statuses := map[int]int{}
+	var mu sync.Mutex
+	done := make(chan struct{})
+	stop := make(chan struct{})
+	go func() {
+		defer close(done)
+		url := "http://" + addr + "/_matrix/client/v3/rooms/" + string(room.RoomID) + "/send/m.room.message/"
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			req, _ := http.NewRequest("PUT", url+"t"+strconv.Itoa(i), strings.NewReader(`{"msgtype":"m.text","body":"early"}`))
+			req.Header.Set("Authorization", "Bearer "+alice.AccessToken)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				continue // not listening yet
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			mu.Lock()
+			statuses[resp.StatusCode]++
+			mu.Unlock()
+		}
+	}()
+	newTestNode(t, testOpts{dir: dir, httpAddr: addr})
+	waitFor(t, 30*time.Second, "a send to succeed after the start", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return statuses[http.StatusOK] > 0
+	})
+	close(stop)
+	<-done
+	t.Logf("answers during and after the start: %v", statuses)
+	for status, n := range statuses {
+		if status != http.StatusOK && status != http.StatusServiceUnavailable {
+			t.Errorf("%d sends answered %d", n, status)
 		}
 	}
 }

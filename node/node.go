@@ -196,7 +196,7 @@ func (n *Node) Start() (err error) {
 	n.host.Handle(handler)
 	n.host.OnPeerConnected(n.onPeerConnected)
 
-	n.http = webui.New(webui.Config{Addr: n.cfg.HTTPAddr, AppDir: n.cfg.AppDir, AllowedHosts: n.cfg.AllowedHosts, Logger: n.cfg.Logger}, n)
+	n.http = webui.New(webui.Config{Addr: n.cfg.HTTPAddr, AppDir: n.cfg.AppDir, AllowedHosts: n.cfg.AllowedHosts, WaitReady: true, Logger: n.cfg.Logger}, n)
 	if err := n.http.Start(); err != nil {
 		return err
 	}
@@ -209,6 +209,7 @@ func (n *Node) Start() (err error) {
 	if err := n.loadRooms(); err != nil {
 		return err
 	}
+	n.http.Ready()
 	n.goBackground(n.maintainPeers)
 	return nil
 }

@@ -11,13 +11,14 @@ type ctxKey int
 const sessionKey ctxKey = 0
 
 // protect is the middleware chain, in order: Host check, CORS headers,
-// then (per route) authentication.
+// the start-up gate, then (per route) authentication.
 func (s *Server) protect(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.allowedHost(r.Host) {
 			writeError(w, s.log, r, Errorf(http.StatusMisdirectedRequest, "M_FORBIDDEN", "host %q is not an address of this node; a name can be allowed with parley run --allowed-host NAME", r.Host))
 			return
 		}
+		w.Header().Set("X-Content-Type-Options", "nosniff")
 		if strings.HasPrefix(r.URL.Path, "/_matrix/") {
 			h := w.Header()
 			h.Set("Access-Control-Allow-Origin", "*")
@@ -27,6 +28,13 @@ func (s *Server) protect(next http.Handler) http.Handler {
 				w.WriteHeader(http.StatusOK)
 				return
 			}
+		}
+		if !s.ready.Load() && strings.HasPrefix(r.URL.Path, "/_") {
+			w.Header().Set("Retry-After", "1")
+			e := Errorf(http.StatusServiceUnavailable, "M_UNKNOWN", "the node is starting; try again in a moment")
+			e.Extra = map[string]any{"retry_after_ms": 200}
+			writeError(w, s.log, r, e)
+			return
 		}
 		next.ServeHTTP(w, r)
 	})

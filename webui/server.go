@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -31,6 +32,10 @@ type Config struct {
 	// proxy's). Bound so, it otherwise accepts only IP literals and
 	// localhost, so that a web page on a rebinding domain cannot reach it.
 	AllowedHosts []string
+	// WaitReady makes the API answer 503 until Ready is called, so that
+	// clients reaching it while the node still loads its rooms are told to
+	// retry rather than refused. The app's files are served regardless.
+	WaitReady bool
 	// Logger; nil discards.
 	Logger *slog.Logger
 }
@@ -42,6 +47,7 @@ type Server struct {
 	log     *slog.Logger
 	handler http.Handler
 
+	ready     atomic.Bool
 	ln        net.Listener
 	cancel    context.CancelFunc // ends the contexts of requests in flight
 	srv       *http.Server
@@ -59,6 +65,7 @@ func New(cfg Config, b Backend) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, backend: b, log: log.With("component", "webui")}
+	s.ready.Store(!cfg.WaitReady)
 	s.handler = s.routes()
 	return s
 }
@@ -91,6 +98,9 @@ func (s *Server) Start() error {
 	}()
 	return nil
 }
+
+// Ready lets the API answer (see Config.WaitReady).
+func (s *Server) Ready() { s.ready.Store(true) }
 
 // Addr is the bound address (useful with port 0).
 func (s *Server) Addr() string {
@@ -151,6 +161,10 @@ func (s *Server) serveApp() http.Handler {
 				f.Close()
 				fileServer.ServeHTTP(w, r)
 				return
+			} else if errors.Is(err, fs.ErrInvalid) || hasDotDot(p) {
+				// An escaped "..": no file of the app, and nothing to log.
+				writeError(w, s.log, r, errNotFound("file"))
+				return
 			} else if !errors.Is(err, os.ErrNotExist) && !errors.Is(err, fs.ErrNotExist) {
 				writeError(w, s.log, r, err)
 				return
@@ -160,6 +174,16 @@ func (s *Server) serveApp() http.Handler {
 		r2.URL.Path = "/"
 		fileServer.ServeHTTP(w, r2)
 	})
+}
+
+// hasDotDot reports whether a path has a ".." segment.
+func hasDotDot(p string) bool {
+	for _, seg := range strings.Split(p, "/") {
+		if seg == ".." {
+			return true
+		}
+	}
+	return false
 }
 
 // allowedHost reports whether the Host header names this server, so a

@@ -21,6 +21,11 @@ export async function showAuth(message) {
     // leave a 401 in the console.
     claim = !(await api.status()).claimed;
   } catch (e) {
+    // 503: the node is still starting; it says when to ask again.
+    if (e.status === 503) {
+      setTimeout(() => showAuth(message), e.body.retry_after_ms || 500);
+      return;
+    }
     root.replaceChildren(h("h1", {}, "parley"), h("p", { class: "error", role: "alert" }, errText(e)),
       h("button", { type: "button", onclick: () => showAuth() }, "Try again"));
     return;
