@@ -133,3 +133,45 @@ func TestSendsDuringStartAreRetriedNotRefused(t *testing.T) {
 		}
 	}
 }
+
+// A page of another origin asks the node, without a token, which users it
+// has and whom it shares rooms with. It must not be able to read either
+// answer (no CORS headers), and a remote user's profile needs a token even
+// outside a browser. Alice's own client, with her token, still reads Bob's.
+func TestOraclesAreNotReadableByOtherPages(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a := newTestNode(t, testOpts{})
+	b := newTestNode(t, testOpts{bootstrap: []*testNode{a}})
+	alice, bob := a.register(ctx, "alice"), b.register(ctx, "bob")
+	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	joinThrough(t, ctx, room.RoomID, alice, bob)
+
+	page := map[string]string{"Origin": "https://evil.example"}
+	for _, path := range []string{
+		"/_matrix/client/v3/register/available?username=alice",
+		"/_matrix/client/v3/register/available?username=nobody",
+		"/_matrix/client/v3/profile/" + string(alice.UserID),
+		"/_matrix/client/v3/profile/" + string(bob.UserID),
+		"/_matrix/client/v3/profile/" + string(bob.UserID) + "/displayname",
+	} {
+		status, hdr, body := apiRequest(t, a, "GET", path, "", "", page)
+		if hdr.Get("Access-Control-Allow-Origin") != "" {
+			t.Errorf("%s is readable by any page: %d %s", path, status, body)
+		}
+		if strings.Contains(body, "bob") || strings.Contains(body, "available") {
+			t.Errorf("%s answered a foreign page: %d %s", path, status, body)
+		}
+	}
+	status, _, body := apiRequest(t, a, "GET", "/_matrix/client/v3/profile/"+string(bob.UserID), "", "", nil)
+	if status != http.StatusUnauthorized || strings.Contains(body, "bob") {
+		t.Errorf("anonymous remote profile: %d %s", status, body)
+	}
+	p, err := alice.GetProfile(ctx, bob.UserID)
+	if err != nil || p.DisplayName != "bob" {
+		t.Errorf("alice reads bob's profile: %+v, %v", p, err)
+	}
+}

@@ -135,8 +135,19 @@ func (s *Server) getFilter(w http.ResponseWriter, r *http.Request, sess *Session
 	return nil
 }
 
-func (s *Server) getProfile(w http.ResponseWriter, r *http.Request) error {
-	p, err := s.backend.Profile(r.PathValue("userId"))
+// profile looks a user up. Without a token only this node's users are
+// answered: a remote user's profile would tell who the node shares rooms
+// with.
+func (s *Server) profile(r *http.Request, sess *Session) (map[string]any, error) {
+	user := r.PathValue("userId")
+	if sess == nil && !strings.HasSuffix(user, ":"+s.backend.ServerName()) {
+		return nil, Errorf(http.StatusUnauthorized, "M_MISSING_TOKEN", "profiles of users on other nodes need an access token")
+	}
+	return s.backend.Profile(user)
+}
+
+func (s *Server) getProfile(w http.ResponseWriter, r *http.Request, sess *Session) error {
+	p, err := s.profile(r, sess)
 	if err != nil {
 		return err
 	}
@@ -144,8 +155,8 @@ func (s *Server) getProfile(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) getProfileField(w http.ResponseWriter, r *http.Request) error {
-	p, err := s.backend.Profile(r.PathValue("userId"))
+func (s *Server) getProfileField(w http.ResponseWriter, r *http.Request, sess *Session) error {
+	p, err := s.profile(r, sess)
 	if err != nil {
 		return err
 	}

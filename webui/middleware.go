@@ -85,16 +85,41 @@ func (s *Server) anon(h handlerFunc) http.Handler {
 	})
 }
 
-// local wraps parley's own anonymous endpoints: readable by the node's own
-// app and by non-browser clients, never by pages of other origins.
+// local wraps anonymous endpoints that reveal something (the node's
+// status, which users exist): readable by the node's own app and by
+// non-browser clients, never by pages of other origins, so they carry no
+// CORS headers.
 func (s *Server) local(h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		dropCORS(w.Header())
 		if origin := r.Header.Get("Origin"); origin != "" && !s.sameOrigin(r, origin) {
-			writeError(w, s.log, r, Errorf(http.StatusForbidden, "M_FORBIDDEN", "origin %q may not read this node's status", origin))
+			writeError(w, s.log, r, Errorf(http.StatusForbidden, "M_FORBIDDEN", "origin %q may not read this without an access token", origin))
 			return
 		}
 		if err := h(w, r); err != nil {
 			writeError(w, s.log, r, err)
 		}
 	})
+}
+
+// optionalAuth wraps a handler that answers with a token as authed does,
+// and without one as local does (sess is then nil).
+func (s *Server) optionalAuth(h func(w http.ResponseWriter, r *http.Request, sess *Session) error) http.Handler {
+	withToken := s.authed(h)
+	without := s.local(func(w http.ResponseWriter, r *http.Request) error { return h(w, r, nil) })
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if accessToken(r) != "" {
+			withToken.ServeHTTP(w, r)
+			return
+		}
+		without.ServeHTTP(w, r)
+	})
+}
+
+func dropCORS(h http.Header) {
+	for k := range h {
+		if strings.HasPrefix(k, "Access-Control-") {
+			h.Del(k)
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -512,5 +513,38 @@ func TestCloseEndsLongPolls(t *testing.T) {
 	r := <-done
 	if r.err != nil || r.status != 200 || !strings.Contains(r.body, "cut short") {
 		t.Errorf("a long-poll in flight at Close got %d %q %v; want the backend's answer once its context ended", r.status, r.body, r.err)
+	}
+}
+
+func TestAnonymousOraclesHaveNoCORS(t *testing.T) {
+	remote := esc("@bob:example.org")
+	tests := []struct {
+		name, path string
+		opts       []option
+		status     int
+		cors       bool
+	}{
+		{"register/available for the app is answered without CORS", registerPath + "/available?username=carol", nil, 200, false},
+		{"register/available for another page is refused without CORS", registerPath + "/available?username=carol", []option{origin("https://evil.example")}, 403, false},
+		{"a local profile without a token is answered without CORS", "/_matrix/client/v3/profile/" + esc(userID("alice")), nil, 200, false},
+		{"a local profile for another page is refused without CORS", "/_matrix/client/v3/profile/" + esc(userID("alice")), []option{origin("https://evil.example")}, 403, false},
+		{"a remote profile without a token is refused", "/_matrix/client/v3/profile/" + remote, nil, 401, false},
+		{"a remote profile field without a token is refused", "/_matrix/client/v3/profile/" + remote + "/displayname", nil, 401, false},
+		{"a profile with a token has CORS for clients elsewhere", "/_matrix/client/v3/profile/" + esc(userID("alice")), []option{token("alice-token"), origin("https://app.element.io")}, 200, true},
+		{"a profile with a bad token is refused with CORS", "/_matrix/client/v3/profile/" + esc(userID("alice")), []option{token("nope")}, 401, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.fake.tokens["alice-token"] = &Session{UserID: userID("alice"), DeviceID: "D"}
+			w := h.do("GET", tt.path, "", tt.opts...)
+			wantStatus(t, w, tt.status)
+			if got := w.Header().Get("Access-Control-Allow-Origin") != ""; got != tt.cors {
+				t.Errorf("CORS headers present = %v, want %v", got, tt.cors)
+			}
+			if tt.status >= 400 && slices.Contains(h.fake.Calls(), "Profile") {
+				t.Errorf("backend was asked: %q", h.fake.Calls())
+			}
+		})
 	}
 }
