@@ -10,15 +10,16 @@ type ctxKey int
 
 const sessionKey ctxKey = 0
 
-// protect is the middleware chain, in order: Host check, CORS headers,
-// the start-up gate, then (per route) authentication.
+// protect is the middleware chain, in order: a deadline for the body,
+// Host check, CORS headers, the start-up gate, then (per route) authentication.
 func (s *Server) protect(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.bodyDeadline(w, r)
+		w.Header().Set("X-Content-Type-Options", "nosniff")
 		if !s.allowedHost(r.Host) {
 			writeError(w, s.log, r, Errorf(http.StatusMisdirectedRequest, "M_FORBIDDEN", "host %q is not an address of this node; a name can be allowed with parley run --allowed-host NAME", r.Host))
 			return
 		}
-		w.Header().Set("X-Content-Type-Options", "nosniff")
 		if strings.HasPrefix(r.URL.Path, "/_matrix/") {
 			h := w.Header()
 			h.Set("Access-Control-Allow-Origin", "*")

@@ -36,6 +36,14 @@ type Config struct {
 	// clients reaching it while the node still loads its rooms are told to
 	// retry rather than refused. The app's files are served regardless.
 	WaitReady bool
+	// MaxConns caps the HTTP connections open at once, so that the API
+	// can never take the file descriptors libp2p and Badger need; default
+	// 1024, and never more than a quarter of the process's descriptor
+	// limit.
+	MaxConns int
+	// BodyTimeout bounds the time a client may take to send a request
+	// body; default 30 s.
+	BodyTimeout time.Duration
 	// Logger; nil discards.
 	Logger *slog.Logger
 }
@@ -49,6 +57,7 @@ type Server struct {
 
 	ready     atomic.Bool
 	ln        net.Listener
+	limit     *limitListener
 	cancel    context.CancelFunc // ends the contexts of requests in flight
 	srv       *http.Server
 	wg        sync.WaitGroup
@@ -59,6 +68,15 @@ type Server struct {
 func New(cfg Config, b Backend) *Server {
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:8008"
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = defaultMaxConns
+		if fds := fdLimit(); fds > 0 {
+			cfg.MaxConns = max(16, min(cfg.MaxConns, fds/4))
+		}
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = defaultBodyTimeout
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -81,18 +99,22 @@ func (s *Server) Start() error {
 		return fmt.Errorf("webui: listen on %s: %w", s.cfg.Addr, err)
 	}
 	s.ln = ln
+	s.limit = newLimitListener(ln, s.cfg.MaxConns)
 	base, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.srv = &http.Server{
 		BaseContext:       func(net.Listener) context.Context { return base },
 		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: headerTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.srv.Serve(s.limit); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("serve", "err", err)
 		}
 	}()
