@@ -102,6 +102,9 @@ func (n *Node) CreateAccount(ctx context.Context, req webui.AccountRequest) (*we
 	if err != nil {
 		return nil, err
 	}
+	if req.First {
+		n.claimed()
+	}
 	n.log.Info("account created", "user", user)
 	return &webui.LoginResult{UserID: user, AccessToken: token, DeviceID: sess.DeviceID}, nil
 }

@@ -53,6 +53,11 @@ type Config struct {
 	RegistrationToken string
 	// AppDir serves the web app from disk (development).
 	AppDir string
+	// ClaimCode is the one-time code that claims a fresh node (its first
+	// account must present it); default a random one, made at each start
+	// while the node has no owner. Either way it is printed with the
+	// app's URL and written to the file claim-code in DataDir.
+	ClaimCode string
 	// AllowedHosts are names (besides IP literals and localhost) the API
 	// answers to when HTTPAddr binds all interfaces; see webui.Config.
 	AllowedHosts []string
@@ -101,6 +106,9 @@ type Node struct {
 	rooms map[string]*room
 
 	acctMu sync.Mutex // serialises account creation
+
+	claimMu   sync.Mutex
+	claimCode string // "" once the node has its owner
 
 	events    *genCache[string, *evInfo]
 	snapshots *genCache[string, store.StateMap]
@@ -201,6 +209,9 @@ func (n *Node) Start() (err error) {
 		return err
 	}
 	if err := n.writeCLIFiles(); err != nil {
+		return err
+	}
+	if err := n.prepareClaim(); err != nil {
 		return err
 	}
 	if err := n.host.Start(n.ctx); err != nil {

@@ -10,7 +10,6 @@ import (
 
 const (
 	loginPassword     = "m.login.password"
-	loginDummy        = "m.login.dummy"
 	loginRegistration = "m.login.registration_token"
 )
 
@@ -90,9 +89,11 @@ type registerRequest struct {
 	InhibitLogin             bool   `json:"inhibit_login"`
 }
 
-// register enforces the node's policy: the first account on a fresh node
-// needs nothing (m.login.dummy); every later one needs the owner's
-// registration token; with no token set, registration is closed.
+// register enforces the node's policy: the first account claims the node
+// and must present its one-time claim code; every later one needs the
+// owner's registration token; with no token set, registration is closed.
+// Both codes go through the spec's registration-token stage, so any
+// Matrix client can claim a node.
 func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	if kind := r.URL.Query().Get("kind"); kind != "" && kind != "user" {
 		return Errorf(http.StatusForbidden, "M_GUEST_ACCESS_FORBIDDEN", "guest accounts are not available")
@@ -101,18 +102,12 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	if err := readJSON(r, &req); err != nil {
 		return err
 	}
-	count, err := s.backend.AccountCount()
+	first, secret, err := s.registrationSecret()
 	if err != nil {
 		return err
 	}
-	first := count == 0
-	token := s.backend.RegistrationToken()
-	if !first && token == "" {
+	if secret == "" {
 		return Errorf(http.StatusForbidden, "M_FORBIDDEN", "registration is closed: this node has its owner; ask them to start parley with --registration-token")
-	}
-	stage := loginDummy
-	if !first {
-		stage = loginRegistration
 	}
 	// uia is the user-interactive auth answer: the flows, plus an errcode
 	// when a stage was attempted and failed (the spec's initial answer has
@@ -123,21 +118,25 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 			e.Code, e.Message = "", ""
 		}
 		e.Extra = map[string]any{
-			"flows":   []map[string][]string{{"stages": {stage}}},
+			"flows":   []map[string][]string{{"stages": {loginRegistration}}},
 			"params":  map[string]any{},
 			"session": "register",
 		}
 		return e
 	}
+	what := "registration token"
+	if first {
+		what = "claim code (printed by parley run, and in the file claim-code in its data dir)"
+	}
 	switch req.Auth.Type {
 	case "":
 		return uia("")
-	case stage:
+	case loginRegistration:
 	default:
-		return uia("this node registers accounts with " + stage)
+		return uia("this node registers accounts with " + loginRegistration + ": give the " + what)
 	}
-	if !first && subtle.ConstantTimeCompare([]byte(req.Auth.Token), []byte(token)) != 1 {
-		return uia("wrong registration token")
+	if subtle.ConstantTimeCompare([]byte(req.Auth.Token), []byte(secret)) != 1 {
+		return uia("wrong " + what)
 	}
 	if req.Username == "" {
 		return errMissingParam("username is required")
@@ -161,6 +160,36 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+// registrationSecret is what the registration-token stage must match now:
+// the claim code while the node has no account, else the registration
+// token ("" when registration is closed).
+func (s *Server) registrationSecret() (first bool, secret string, err error) {
+	count, err := s.backend.AccountCount()
+	if err != nil {
+		return false, "", err
+	}
+	if count == 0 {
+		return true, s.backend.ClaimCode(), nil
+	}
+	return false, s.backend.RegistrationToken(), nil
+}
+
+// tokenValidity is the spec's check of a registration token before the
+// client asks for the rest of the account's details.
+func (s *Server) tokenValidity(w http.ResponseWriter, r *http.Request) error {
+	tok := r.URL.Query().Get("token")
+	if tok == "" {
+		return errMissingParam("token is required")
+	}
+	_, secret, err := s.registrationSecret()
+	if err != nil {
+		return err
+	}
+	valid := secret != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(secret)) == 1
+	writeJSON(w, http.StatusOK, map[string]bool{"valid": valid})
 	return nil
 }
 

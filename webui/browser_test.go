@@ -45,7 +45,7 @@ func TestBrowser(t *testing.T) {
 	c := startNode(t, a.Addrs()...)
 	browser := startChromium(t, bin)
 
-	pa := browser.open(t, "http://"+a.HTTPAddr()+"/")
+	pa := browser.open(t, a.ClaimURL()) // the URL parley run prints
 	pb := browser.open(t, "http://"+b.HTTPAddr()+"/")
 	pc := browser.open(t, "http://"+c.HTTPAddr()+"/")
 	pages := map[string]*page{"alice": pa, "bob": pb, "carol": pc}
@@ -61,8 +61,13 @@ func TestBrowser(t *testing.T) {
 	claimed := func(p *page) {
 		p.waitFor(t, `return document.querySelector("#auth h1")?.textContent === "Claim this node"`, 15*time.Second)
 	}
-	claim := func(p *page, user string) {
+	// Alice's page came with the claim code in its URL; Bob and Carol type
+	// theirs.
+	claim := func(p *page, user, code string) {
 		claimed(p)
+		if code != "" {
+			p.eval(t, fmt.Sprintf(`document.querySelector("#auth form").code.value = %q`, code))
+		}
 		p.eval(t, fmt.Sprintf(`const f = document.querySelector("#auth form");
 			f.username.value = %q; f.password.value = "a long password"; f.password2.value = "a long password";
 			f.requestSubmit()`, user))
@@ -70,9 +75,14 @@ func TestBrowser(t *testing.T) {
 	}
 	claimed(pa)
 	pa.shots(t, "01-claim")
-	claim(pa, "alice")
-	claim(pb, "bob")
-	claim(pc, "carol")
+	claim(pa, "alice", "")
+	claim(pb, "bob", b.ClaimCode())
+	claim(pc, "carol", c.ClaimCode())
+	var leftover string
+	pa.evalInto(t, `return location.hash`, &leftover)
+	if strings.Contains(leftover, "claim") {
+		t.Errorf("the spent claim code stays in the URL: %q", leftover)
+	}
 	var bobID string
 	pb.evalInto(t, `return JSON.parse(localStorage.getItem("parley.session")).user_id`, &bobID)
 	if !strings.HasPrefix(bobID, "@bob:") {

@@ -21,6 +21,7 @@ func (s *Server) routes() http.Handler {
 	m("POST /login", s.anon(s.login))
 	m("POST /register", s.anon(s.register))
 	m("GET /register/available", s.local(s.registerAvailable))
+	mux.Handle("GET /_matrix/client/v1/register/m.login.registration_token/validity", s.local(s.tokenValidity))
 	m("POST /logout", s.authed(s.logout))
 	m("GET /account/whoami", s.authed(s.whoami))
 	m("GET /capabilities", s.authed(s.capabilities))

@@ -239,6 +239,9 @@ type Backend interface {
 	// Status is the node's health for /_parley/v1/status.
 	Status() any
 	RegistrationToken() string
+	// ClaimCode is the one-time code the node's first account must
+	// present; "" once the node has its owner.
+	ClaimCode() string
 
 	AccountCount() (int, error)
 	AccountExists(localpart string) (bool, error)

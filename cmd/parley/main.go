@@ -25,7 +25,7 @@ const usage = `parley: a peer-to-peer Matrix homeserver for this device
 Usage:
   parley run [--data DIR] [--http ADDR] [--allowed-host NAME]... [--listen MULTIADDR]... [--bootstrap MULTIADDR]...
              [--no-mdns] [--relay MULTIADDR]... [--relay-service]
-             [--registration-token TOKEN] [--webui-dir DIR] [--log-level LEVEL]
+             [--claim-code CODE] [--registration-token TOKEN] [--webui-dir DIR] [--log-level LEVEL]
   parley invite [--data DIR] [--max-uses N] [--expires DURATION] ROOM_ID
                                   make an invite link (through the running daemon)
   parley join [--data DIR] LINK   join a room through an invite link
@@ -107,6 +107,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	fs.Var(&relays, "relay", "circuit relay multiaddr ending in /p2p/<peer id>, used while this node is not reachable from the internet (repeatable)")
 	fs.BoolVar(&cfg.RelayService, "relay-service", false, "relay connections for nodes behind NATs (only on a node reachable from the internet)")
 	fs.StringVar(&cfg.RegistrationToken, "registration-token", "", "token that lets further accounts register on this node")
+	fs.StringVar(&cfg.ClaimCode, "claim-code", "", "one-time code that claims this node while it has no owner (for scripted setups; by default a random one is printed and written to DIR/claim-code)")
 	fs.StringVar(&cfg.AppDir, "webui-dir", "", "serve the web app from this folder instead of the embedded copy")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	if help, err := parseFlags(fs, args); help || err != nil {
@@ -132,6 +133,10 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "parley %s\n", node.Version)
 	fmt.Fprintf(stdout, "app:         %s\n", n.URL())
+	if u := n.ClaimURL(); u != "" {
+		// Only the owner should see this: it claims the node.
+		fmt.Fprintf(stdout, "claim:       %s\n", u)
+	}
 	fmt.Fprintf(stdout, "server name: %s\n", n.ServerName())
 	fmt.Fprintf(stdout, "peer id:     %s\n", n.PeerID())
 	for _, a := range n.Addrs() {
