@@ -43,7 +43,7 @@ type sentEvent struct {
 type fakeBackend struct {
 	mu       sync.Mutex
 	regToken string
-	claim    string // the claim code while no account exists
+	claim    string        // the claim code while no account exists
 	fail     bool          // read calls return errInternal
 	held     chan struct{} // if set, Sync signals here, then waits for its context to end
 
