@@ -229,7 +229,7 @@ func TestStatusOrigin(t *testing.T) {
 }
 
 func TestTokenlessOriginCheck(t *testing.T) {
-	const dummy = `{"auth":{"type":"m.login.dummy"},"username":"alice","password":"pw"}`
+	const claim = claimAuth + `,"username":"alice","password":"a long password"}`
 	const login = `{"type":"m.login.password","identifier":{"type":"m.id.user","user":"bob"},"password":"pw"}`
 	tests := []struct {
 		name   string
@@ -238,12 +238,12 @@ func TestTokenlessOriginCheck(t *testing.T) {
 		origin string
 		status int
 	}{
-		{"a cross-origin registration is refused", "/_matrix/client/v3/register", dummy, "https://evil.example", 403},
-		{"a cross-origin registration from a sandboxed page is refused", "/_matrix/client/v3/register", dummy, "null", 403},
+		{"a cross-origin registration is refused", "/_matrix/client/v3/register", claim, "https://evil.example", 403},
+		{"a cross-origin registration from a sandboxed page is refused", "/_matrix/client/v3/register", claim, "null", 403},
 		{"a cross-origin login is refused", "/_matrix/client/v3/login", login, "https://evil.example", 403},
 		{"a login from the same port under another host name is refused", "/_matrix/client/v3/login", login, "http://localhost:18008", 403},
-		{"a same-origin registration passes", "/_matrix/client/v3/register", dummy, "http://127.0.0.1:18008", 200},
-		{"a registration with no Origin passes", "/_matrix/client/v3/register", dummy, "", 200},
+		{"a same-origin registration passes", "/_matrix/client/v3/register", claim, "http://127.0.0.1:18008", 200},
+		{"a registration with no Origin passes", "/_matrix/client/v3/register", claim, "", 200},
 		{"a same-origin login passes", "/_matrix/client/v3/login", login, "http://127.0.0.1:18008", 200},
 		{"a login with no Origin passes", "/_matrix/client/v3/login", login, "", 200},
 	}
