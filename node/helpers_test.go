@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -38,6 +39,8 @@ type testOpts struct {
 	relays []*testNode
 	// httpAddr is the API's listen address; default 127.0.0.1:0.
 	httpAddr string
+	// logger receives the node's logs (default: the test log when -v).
+	logger *slog.Logger
 	// private makes the node believe it is behind a NAT: on loopback
 	// libp2p cannot tell, and relay addresses are announced only by
 	// private nodes.
@@ -75,6 +78,9 @@ func newTestNode(t testing.TB, o testOpts) *testNode {
 	}
 	if testing.Verbose() {
 		cfg.Logger = testLogger(t)
+	}
+	if o.logger != nil {
+		cfg.Logger = o.logger
 	}
 	n, err := New(cfg)
 	if err != nil {

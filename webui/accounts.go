@@ -3,9 +3,11 @@ package webui
 import (
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 )
 
 const (
@@ -48,11 +50,22 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	if req.Identifier.Type != "" && req.Identifier.Type != "m.id.user" {
 		return Errorf(http.StatusBadRequest, "M_UNKNOWN", "unsupported identifier type %q", req.Identifier.Type)
 	}
-	local, err := s.localpart(user)
-	if err != nil {
+	local, nameErr := s.localpart(user)
+	client := clientKey(r)
+	if err := s.guard.beginLogin(local, client); err != nil {
+		return err
+	}
+	if nameErr != nil {
+		s.guard.log.log(s.log, "failed login", "user", user, "client", client, "reason", "invalid user name")
 		return Errorf(http.StatusForbidden, "M_FORBIDDEN", "invalid username or password")
 	}
 	res, err := s.backend.Login(r.Context(), local, req.Password, req.DeviceID, req.InitialDeviceDisplayName)
+	var me *Error
+	if errors.As(err, &me) && me.Status == http.StatusForbidden {
+		s.guard.log.log(s.log, "failed login", "user", local, "client", client)
+		return err
+	}
+	s.guard.loginDone(local, client)
 	if err != nil {
 		return err
 	}
@@ -124,9 +137,9 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 		}
 		return e
 	}
-	what := "registration token"
+	kind, what := "registration token", "registration token"
 	if first {
-		what = "claim code (printed by parley run, and in the file claim-code in its data dir)"
+		kind, what = "claim code", "claim code (printed by parley run, and in the file claim-code in its data dir)"
 	}
 	switch req.Auth.Type {
 	case "":
@@ -135,9 +148,15 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return uia("this node registers accounts with " + loginRegistration + ": give the " + what)
 	}
+	client := clientKey(r)
+	if wait := s.guard.codes.begin(client); wait > 0 {
+		return errLimited(wait)
+	}
 	if subtle.ConstantTimeCompare([]byte(req.Auth.Token), []byte(secret)) != 1 {
+		s.guard.log.log(s.log, "wrong "+kind, "client", client)
 		return uia("wrong " + what)
 	}
+	s.guard.codes.succeeded(client)
 	if req.Username == "" {
 		return errMissingParam("username is required")
 	}
@@ -145,8 +164,8 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if len(req.Password) < 1 || len(req.Password) > 512 {
-		return Errorf(http.StatusBadRequest, "M_WEAK_PASSWORD", "a password is required (at most 512 bytes)")
+	if err := checkPassword(req.Password); err != nil {
+		return err
 	}
 	res, err := s.backend.CreateAccount(r.Context(), AccountRequest{
 		Localpart: local, Password: req.Password, DeviceID: req.DeviceID,
@@ -160,6 +179,24 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+// Passwords are hashed with bcrypt, which reads at most 72 bytes.
+const (
+	minPassword      = 8 // characters
+	maxPasswordBytes = 72
+)
+
+// checkPassword refuses a password too short to resist guessing, or too
+// long for bcrypt, with a message that says which.
+func checkPassword(p string) error {
+	if utf8.RuneCountInString(p) < minPassword {
+		return Errorf(http.StatusBadRequest, "M_WEAK_PASSWORD", "a password needs at least %d characters", minPassword)
+	}
+	if len(p) > maxPasswordBytes {
+		return Errorf(http.StatusBadRequest, "M_INVALID_PARAM", "a password can have at most %d bytes (%d given)", maxPasswordBytes, len(p))
+	}
 	return nil
 }
 
@@ -188,7 +225,16 @@ func (s *Server) tokenValidity(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	client := clientKey(r)
+	if wait := s.guard.codes.begin(client); wait > 0 {
+		return errLimited(wait)
+	}
 	valid := secret != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(secret)) == 1
+	if valid {
+		s.guard.codes.succeeded(client)
+	} else {
+		s.guard.log.log(s.log, "wrong registration token checked", "client", client)
+	}
 	writeJSON(w, http.StatusOK, map[string]bool{"valid": valid})
 	return nil
 }

@@ -60,6 +60,7 @@ func TestRegisterFirstAccount(t *testing.T) {
 		{"a wrong claim code is refused with an errcode", "", `{"auth":{"type":"m.login.registration_token","token":"x"},"username":"alice","password":"a long password"}`, 401, "M_FORBIDDEN", true},
 		{"an empty claim code is refused with an errcode", "", `{"auth":{"type":"m.login.registration_token","token":""},"username":"alice","password":"a long password"}`, 401, "M_FORBIDDEN", true},
 		{"the registration token is not the claim code", "", `{"auth":{"type":"m.login.registration_token","token":"s3cret"},"username":"alice","password":"a long password"}`, 401, "M_FORBIDDEN", true},
+		{"a password of exactly 72 bytes is accepted", "", claimAuth + `,"username":"alice","password":"` + strings.Repeat("p", 72) + `"}`, 200, "", false},
 		{"the claim code creates the account", "", claimAuth + `,"username":"alice","password":"a long password"}`, 200, "", false},
 		{"a full user ID on this node is accepted", "", claimAuth + `,"username":"@alice:` + fakeServer + `","password":"a long password"}`, 200, "", false},
 		{"a user name in capitals is accepted in lower case", "", claimAuth + `,"username":"Alice","password":"a long password"}`, 200, "", false},
@@ -72,7 +73,10 @@ func TestRegisterFirstAccount(t *testing.T) {
 		{"a user name over 64 characters is invalid", "", claimAuth + `,"username":"` + strings.Repeat("a", 65) + `","password":"a long password"}`, 400, "M_INVALID_USERNAME", false},
 		{"a user ID on another server is refused", "", claimAuth + `,"username":"@alice:example.org","password":"a long password"}`, 400, "M_INVALID_PARAM", false},
 		{"an empty password is refused", "", claimAuth + `,"username":"alice"}`, 400, "M_WEAK_PASSWORD", false},
-		{"a password over 512 bytes is refused", "", claimAuth + `,"username":"alice","password":"` + strings.Repeat("p", 513) + `"}`, 400, "M_WEAK_PASSWORD", false},
+		{"a password of 7 characters is too weak", "", claimAuth + `,"username":"alice","password":"1234567"}`, 400, "M_WEAK_PASSWORD", false},
+		{"a password of 7 two-byte characters is too weak", "", claimAuth + `,"username":"alice","password":"ééééééé"}`, 400, "M_WEAK_PASSWORD", false},
+		{"a password over 72 bytes, more than bcrypt reads, is refused", "", claimAuth + `,"username":"alice","password":"` + strings.Repeat("p", 73) + `"}`, 400, "M_INVALID_PARAM", false},
+		{"a password over 512 bytes is refused", "", claimAuth + `,"username":"alice","password":"` + strings.Repeat("p", 513) + `"}`, 400, "M_INVALID_PARAM", false},
 		{"a malformed body is bad JSON", "", `{"auth":`, 400, "M_BAD_JSON", false},
 		{"a body that is not an object is bad JSON", "", `["alice"]`, 400, "M_BAD_JSON", false},
 	}
@@ -113,12 +117,12 @@ func TestRegisterFirstAccount(t *testing.T) {
 
 func TestRegisterLaterAccounts(t *testing.T) {
 	const (
-		noAuth     = `{"username":"bob","password":"pw"}`
-		dummy      = `{"auth":{"type":"m.login.dummy"},"username":"bob","password":"pw"}`
-		wrongToken = `{"auth":{"type":"m.login.registration_token","token":"guess"},"username":"bob","password":"pw"}`
-		rightToken = `{"auth":{"type":"m.login.registration_token","token":"s3cret","session":"register"},"username":"bob","password":"pw"}`
-		badName    = `{"auth":{"type":"m.login.registration_token","token":"s3cret"},"username":"Bob!","password":"pw"}`
-		taken      = `{"auth":{"type":"m.login.registration_token","token":"s3cret"},"username":"alice","password":"pw"}`
+		noAuth     = `{"username":"bob","password":"a long password"}`
+		dummy      = `{"auth":{"type":"m.login.dummy"},"username":"bob","password":"a long password"}`
+		wrongToken = `{"auth":{"type":"m.login.registration_token","token":"guess"},"username":"bob","password":"a long password"}`
+		rightToken = `{"auth":{"type":"m.login.registration_token","token":"s3cret","session":"register"},"username":"bob","password":"a long password"}`
+		badName    = `{"auth":{"type":"m.login.registration_token","token":"s3cret"},"username":"Bob!","password":"a long password"}`
+		taken      = `{"auth":{"type":"m.login.registration_token","token":"s3cret"},"username":"alice","password":"a long password"}`
 	)
 	tests := []struct {
 		name     string

@@ -54,6 +54,7 @@ type Server struct {
 	backend Backend
 	log     *slog.Logger
 	handler http.Handler
+	guard   *guard
 
 	ready     atomic.Bool
 	ln        net.Listener
@@ -82,7 +83,7 @@ func New(cfg Config, b Backend) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, backend: b, log: log.With("component", "webui")}
+	s := &Server{cfg: cfg, backend: b, log: log.With("component", "webui"), guard: newGuard()}
 	s.ready.Store(!cfg.WaitReady)
 	s.handler = s.routes()
 	return s
