@@ -65,7 +65,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 		s.guard.log.log(s.log, "failed login", "user", local, "client", client)
 		return err
 	}
-	s.guard.loginDone(local, client)
+	s.guard.loginDone(local, client, err == nil)
 	if err != nil {
 		return err
 	}
@@ -156,7 +156,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 		s.guard.log.log(s.log, "wrong "+kind, "client", client)
 		return uia("wrong " + what)
 	}
-	s.guard.codes.succeeded(client)
+	s.guard.codes.reset(client)
 	if req.Username == "" {
 		return errMissingParam("username is required")
 	}
@@ -231,7 +231,7 @@ func (s *Server) tokenValidity(w http.ResponseWriter, r *http.Request) error {
 	}
 	valid := secret != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(secret)) == 1
 	if valid {
-		s.guard.codes.succeeded(client)
+		s.guard.codes.reset(client)
 	} else {
 		s.guard.log.log(s.log, "wrong registration token checked", "client", client)
 	}

@@ -89,6 +89,16 @@ func (l *limiter) succeeded(keys ...string) {
 	}
 }
 
+// reset forgets keys whose secret was just shown to be known: the
+// owner's right password, the right code.
+func (l *limiter) reset(keys ...string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, k := range keys {
+		delete(l.keys, k)
+	}
+}
+
 // delay is the wait after the n-th failure beyond the free ones.
 func (l *limiter) delay(n int) time.Duration {
 	d := l.base
@@ -169,9 +179,12 @@ func (g *guard) beginLogin(user, client string) error {
 }
 
 // loginDone gives back the attempt's count if it did not fail on a wrong
-// password (it succeeded, or the node failed).
-func (g *guard) loginDone(user, client string) {
-	if user != "" {
+// password: the user's slate is clean after a right one; the client's
+// other failures (other users' names) still count.
+func (g *guard) loginDone(user, client string, ok bool) {
+	if ok {
+		g.users.reset("user:" + user)
+	} else if user != "" {
 		g.users.succeeded("user:" + user)
 	}
 	g.clients.succeeded(client)
