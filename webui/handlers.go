@@ -2,9 +2,11 @@ package webui
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +20,9 @@ const maxBody = 1 << 20
 // readBody reads a request body of at most maxBody bytes.
 func readBody(r *http.Request) ([]byte, error) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil, Errorf(http.StatusRequestTimeout, "M_UNKNOWN", "the request body took too long to arrive")
+	}
 	if err != nil {
 		return nil, errBadJSON(err)
 	}

@@ -14,7 +14,7 @@ import (
 // Seventy clients each send a request's headers and then trickle its body,
 // a byte now and never another. The server holds at most MaxConns of them
 // at once (the rest wait in the kernel's backlog, holding none of its file
-// descriptors), cuts each at the body deadline with a 400, and a fresh
+// descriptors), cuts each at the body deadline with a 408, and a fresh
 // client is then served.
 func TestSlowBodiesCannotTakeEveryConnection(t *testing.T) {
 	const maxConns = 20
@@ -56,11 +56,11 @@ func TestSlowBodiesCannotTakeEveryConnection(t *testing.T) {
 	if _, peak := s.OpenConns(); peak > maxConns {
 		t.Errorf("%d connections were open at once, cap %d", peak, maxConns)
 	}
-	// Every slow client was answered 400 and cut; none reached a login.
+	// Every slow client was answered 408 and cut; none reached a login.
 	for i, c := range slow {
 		c.SetReadDeadline(time.Now().Add(30 * time.Second))
 		line, err := bufio.NewReader(c).ReadString('\n')
-		if err != nil || !strings.Contains(line, " 400 ") {
+		if err != nil || !strings.Contains(line, " 408 ") {
 			t.Errorf("slow client %d: %q, %v", i, line, err)
 		}
 	}
