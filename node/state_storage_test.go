@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -11,6 +12,9 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
 
 	"github.com/parley-p2p/parley/node/store"
 	"github.com/parley-p2p/parley/webui"
@@ -94,5 +98,39 @@ func TestStateStorageIsLinear(t *testing.T) {
 	r2.mu.Unlock()
 	if gotID != wantID || !maps.Equal(got, want) {
 		t.Errorf("after a restart the state is %s with %d entries, want %s with %d", gotID, len(got), wantID, len(want))
+	}
+}
+
+// TestCreateRoomCapsInitialState: createRoom with more initial_state
+// entries than maxInitialState is refused with M_INVALID_PARAM before
+// anything is stored; at the cap it succeeds.
+func TestCreateRoomCapsInitialState(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	a := newTestNode(t, testOpts{})
+	alice := a.register(ctx, "alice")
+	entries := func(n int) []*event.Event {
+		var out []*event.Event
+		for i := range n {
+			key := fmt.Sprintf("k%d", i)
+			out = append(out, &event.Event{Type: event.NewEventType("org.example.entry"), StateKey: &key, Content: event.Content{Raw: map[string]any{"v": i}}})
+		}
+		return out
+	}
+	posBefore, roomsBefore := a.store.Pos(), len(a.rooms)
+	_, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{InitialState: entries(maxInitialState + 1)})
+	var herr mautrix.HTTPError
+	if !errors.As(err, &herr) || herr.Response == nil || herr.Response.StatusCode != 400 || herr.RespError == nil || herr.RespError.ErrCode != "M_INVALID_PARAM" {
+		t.Fatalf("createRoom with %d initial_state entries: %v, want 400 M_INVALID_PARAM", maxInitialState+1, err)
+	}
+	if a.store.Pos() != posBefore || len(a.rooms) != roomsBefore {
+		t.Errorf("the refused createRoom stored something: position %d -> %d, rooms %d -> %d", posBefore, a.store.Pos(), roomsBefore, len(a.rooms))
+	}
+	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{InitialState: entries(maxInitialState)})
+	if err != nil {
+		t.Fatalf("createRoom with %d initial_state entries: %v", maxInitialState, err)
+	}
+	if got := len(roomState(a, room.RoomID)); got < maxInitialState {
+		t.Errorf("room has %d state entries, want at least %d", got, maxInitialState)
 	}
 }
