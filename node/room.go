@@ -30,8 +30,11 @@ type room struct {
 	// minOrder is the lowest timeline order given to backfilled history.
 	minOrder uint64
 
-	linkMu  sync.Mutex  // serialises link uses honoured by this node
-	finding atomic.Bool // a DHT rendezvous lookup is under way
+	linkMu sync.Mutex // serialises counting link uses and making links; never held across a request
+	// linkPending counts, per link, the uses under way (invites sent,
+	// not yet answered). Guarded by linkMu.
+	linkPending map[string]int
+	finding     atomic.Bool // a DHT rendezvous lookup is under way
 
 	inbox    chan gossipMsg // events from pubsub, handled by the room's worker
 	stopOnce sync.Once
