@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,11 +21,17 @@ import (
 	"github.com/parley-p2p/parley/webui"
 )
 
-// dirBytes is the size of the files under dir.
+// dirBytes is the disk space the files under dir take (allocated
+// blocks: Badger preallocates its files sparsely).
 func dirBytes(t testing.TB, dir string) int64 {
 	var total int64
 	filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
-		if err == nil && !fi.IsDir() {
+		if err != nil || fi.IsDir() {
+			return nil
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			total += st.Blocks * 512
+		} else {
 			total += fi.Size()
 		}
 		return nil
