@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 
+	badger "github.com/dgraph-io/badger/v4"
+
 	"github.com/parley-p2p/parley/rooms"
 )
 
@@ -29,6 +31,9 @@ import (
 // snapshot in the chain is written whole.
 const CheckpointEvery = 64
 
+// A record stores its chain length in one byte.
+const _ uint8 = CheckpointEvery
+
 func keySnapshot(id string) []byte { return []byte("ss/" + id) }
 
 // StateMap maps a state key to the event ID that holds it.
@@ -46,11 +51,50 @@ type snapEntry struct {
 
 // snapRecord is a stored snapshot. A checkpoint has no parent and lists
 // every entry; a delta lists what changed since its parent and counts the
-// deltas since the last checkpoint.
+// deltas since the last checkpoint. It is stored as one byte of that
+// count, so writing a child need not decode a whole checkpoint, then JSON.
 type snapRecord struct {
 	Parent  string      `json:"p,omitempty"`
-	Chain   int         `json:"n,omitempty"`
+	Chain   int         `json:"-"`
 	Entries []snapEntry `json:"s"`
+}
+
+func (t *Txn) getSnapRecord(id string) (*snapRecord, error) {
+	b, err := get(t.txn, keySnapshot(id))
+	if err != nil {
+		return nil, fmt.Errorf("store: snapshot %s: %w", id, err)
+	}
+	var rec snapRecord
+	if len(b) < 1 {
+		return nil, fmt.Errorf("store: snapshot %s: empty record", id)
+	}
+	if err := json.Unmarshal(b[1:], &rec); err != nil {
+		return nil, fmt.Errorf("store: snapshot %s: %w", id, err)
+	}
+	rec.Chain = int(b[0])
+	return &rec, nil
+}
+
+// snapChain reads only a stored snapshot's chain length.
+func (t *Txn) snapChain(id string) (int, error) {
+	item, err := t.txn.Get(keySnapshot(id))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, ErrNotFound
+	}
+	if err != nil {
+		return 0, err
+	}
+	chain := -1
+	err = item.Value(func(v []byte) error {
+		if len(v) > 0 {
+			chain = int(v[0])
+		}
+		return nil
+	})
+	if err == nil && chain < 0 {
+		err = fmt.Errorf("store: snapshot %s: empty record", id)
+	}
+	return chain, err
 }
 
 func sortedEntries(m map[rooms.StateKey]string) []snapEntry {
@@ -123,23 +167,22 @@ func (t *Txn) PutDelta(id, parent string, delta StateDelta, m StateMap) error {
 	if ok, err := t.hasSnapshot(id); err != nil || ok {
 		return err
 	}
-	var prec snapRecord
-	err := t.getJSON(keySnapshot(parent), &prec)
+	chain, err := t.snapChain(parent)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return t.putSnapshot(id, &snapRecord{Entries: sortedEntries(m)})
 	case err != nil:
 		return fmt.Errorf("store: snapshot %s: %w", parent, err)
 	}
-	if prec.Chain+1 >= CheckpointEvery {
+	if chain+1 >= CheckpointEvery {
 		return t.putSnapshot(id, &snapRecord{Entries: sortedEntries(m)})
 	}
-	return t.putSnapshot(id, &snapRecord{Parent: parent, Chain: prec.Chain + 1, Entries: sortedEntries(delta)})
+	return t.putSnapshot(id, &snapRecord{Parent: parent, Chain: chain + 1, Entries: sortedEntries(delta)})
 }
 
 func (t *Txn) hasSnapshot(id string) (bool, error) {
-	_, err := get(t.txn, keySnapshot(id))
-	if errors.Is(err, ErrNotFound) {
+	_, err := t.txn.Get(keySnapshot(id))
+	if errors.Is(err, badger.ErrKeyNotFound) {
 		return false, nil
 	}
 	return err == nil, err
@@ -149,7 +192,7 @@ func (t *Txn) putSnapshot(id string, rec *snapRecord) error {
 	if ok, err := t.hasSnapshot(id); err != nil || ok {
 		return err
 	}
-	return t.setJSON(keySnapshot(id), rec)
+	return t.txn.Set(keySnapshot(id), append([]byte{byte(rec.Chain)}, mustJSON(rec)...))
 }
 
 // Snapshot loads a state. cached, if not nil, offers states already in
@@ -168,9 +211,9 @@ func (t *Txn) Snapshot(id string, cached func(id string) (StateMap, bool)) (Stat
 				break
 			}
 		}
-		var rec snapRecord
-		if err := t.getJSON(keySnapshot(cur), &rec); err != nil {
-			return nil, fmt.Errorf("store: snapshot %s: %w", cur, err)
+		rec, err := t.getSnapRecord(cur)
+		if err != nil {
+			return nil, err
 		}
 		if rec.Parent == "" {
 			base = make(StateMap, len(rec.Entries)+len(deltas))
@@ -180,7 +223,7 @@ func (t *Txn) Snapshot(id string, cached func(id string) (StateMap, bool)) (Stat
 		if len(deltas) > CheckpointEvery {
 			return nil, fmt.Errorf("store: snapshot %s: chain of deltas longer than %d", id, CheckpointEvery)
 		}
-		deltas = append(deltas, &rec)
+		deltas = append(deltas, rec)
 		cur = rec.Parent
 	}
 	for i := len(deltas) - 1; i >= 0; i-- {
