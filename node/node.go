@@ -111,7 +111,7 @@ type Node struct {
 	claimCode string // "" once the node has its owner
 
 	events    *genCache[string, *evInfo]
-	snapshots *genCache[string, store.StateMap]
+	snapshots *stateCache
 	verified  *genCache[string, *rooms.Event] // verified by the pubsub validator, not yet ingested
 	visible   *genCache[string, bool]         // snapshot\x00server -> server had users in it
 	txns      sync.Map                        // user\x00device\x00txn -> event ID, until committed
@@ -150,7 +150,7 @@ func New(cfg Config) (*Node, error) {
 		log:       log.With("component", "node"),
 		rooms:     make(map[string]*room),
 		events:    newGenCache[string, *evInfo](20000),
-		snapshots: newGenCache[string, store.StateMap](256),
+		snapshots: newStateCache(stateCacheBytes),
 		verified:  newGenCache[string, *rooms.Event](4096),
 		visible:   newGenCache[string, bool](4096),
 		notify:    newNotifier(),

@@ -7,17 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 
 	badger "github.com/dgraph-io/badger/v4"
-	"github.com/parley-p2p/parley/rooms"
 )
 
 var keyPos = []byte("meta/pos")
 
 func keyEvent(id string) []byte      { return []byte("ev/" + id) }
 func keyRoom(id string) []byte       { return []byte("rm/" + id) }
-func keySnapshot(id string) []byte   { return []byte("ss/" + id) }
 func keyAccount(local string) []byte { return []byte("acct/" + local) }
 func keyToken(hash string) []byte    { return []byte("tok/" + hash) }
 func keyProfile(user string) []byte  { return []byte("prof/" + user) }
@@ -184,63 +181,6 @@ func (t *Txn) Rooms() ([]*RoomRecord, error) {
 		return true, nil
 	})
 	return out, err
-}
-
-// StateMap maps a state key to the event ID that holds it.
-type StateMap = map[rooms.StateKey]string
-
-type snapEntry struct {
-	Type     string `json:"t"`
-	StateKey string `json:"k"`
-	EventID  string `json:"e"`
-}
-
-// SnapshotID is the name PutSnapshot gives a state: a hash of its contents.
-func SnapshotID(m StateMap) string {
-	id, _ := encodeSnapshot(m)
-	return id
-}
-
-func encodeSnapshot(m StateMap) (string, []byte) {
-	entries := make([]snapEntry, 0, len(m))
-	for k, id := range m {
-		entries = append(entries, snapEntry{k.Type, k.StateKey, id})
-	}
-	sort.Slice(entries, func(i, j int) bool {
-		if entries[i].Type != entries[j].Type {
-			return entries[i].Type < entries[j].Type
-		}
-		return entries[i].StateKey < entries[j].StateKey
-	})
-	b, err := json.Marshal(entries)
-	if err != nil {
-		panic(err) // strings only: cannot fail
-	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:16]), b
-}
-
-// PutSnapshot stores a state snapshot under the hash of its contents and
-// returns that name. Identical states share one snapshot.
-func (t *Txn) PutSnapshot(m StateMap) (string, error) {
-	id, b := encodeSnapshot(m)
-	if _, err := t.txn.Get(keySnapshot(id)); err == nil {
-		return id, nil
-	}
-	return id, t.txn.Set(keySnapshot(id), b)
-}
-
-// Snapshot loads a state snapshot.
-func (t *Txn) Snapshot(id string) (StateMap, error) {
-	var entries []snapEntry
-	if err := t.getJSON(keySnapshot(id), &entries); err != nil {
-		return nil, fmt.Errorf("store: snapshot %s: %w", id, err)
-	}
-	m := make(StateMap, len(entries))
-	for _, e := range entries {
-		m[rooms.StateKey{Type: e.Type, StateKey: e.StateKey}] = e.EventID
-	}
-	return m, nil
 }
 
 // Account is a local user.
