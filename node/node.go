@@ -193,14 +193,16 @@ func (n *Node) Start() (err error) {
 	n.host.Handle(handler)
 	n.host.OnPeerConnected(n.onPeerConnected)
 
+	// The host first: from the API's first answer, status and links
+	// carry the node's addresses.
+	if err := n.host.Start(n.ctx); err != nil {
+		return err
+	}
 	n.http = webui.New(webui.Config{Addr: n.cfg.HTTPAddr, AppDir: n.cfg.AppDir, Logger: n.cfg.Logger}, n)
 	if err := n.http.Start(); err != nil {
 		return err
 	}
 	if err := n.writeCLIFiles(); err != nil {
-		return err
-	}
-	if err := n.host.Start(n.ctx); err != nil {
 		return err
 	}
 	if err := n.loadRooms(); err != nil {
