@@ -106,6 +106,7 @@ type Node struct {
 	txns      sync.Map                        // user\x00device\x00txn -> event ID, until committed
 
 	gossipDropped atomic.Int64 // pubsub messages the validator refused
+	roomWorkers   atomic.Int64 // running room workers: one per followed room
 	cliToken      string       // lets the command line act as the owner
 	notify        *notifier
 

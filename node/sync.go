@@ -86,9 +86,12 @@ func (n *Node) buildSync(s *webui.Session, since, pos uint64, req webui.SyncRequ
 		if err != nil {
 			return err
 		}
-		held := map[string]bool{}
+		// covered: rooms whose stored state already shows the user as
+		// joined or invited; an invite record for any other room (one
+		// this node never held, or one every local user left) is shown
+		// from the record.
+		covered := map[string]bool{}
 		for _, rec := range recs {
-			held[rec.ID] = true
 			if f.Room.Rooms != nil && !slices.Contains(f.Room.Rooms, rec.ID) {
 				continue
 			}
@@ -105,6 +108,9 @@ func (n *Node) buildSync(s *webui.Session, since, pos uint64, req webui.SyncRequ
 				return err
 			}
 			memPos := mem.pos.Load()
+			if m := mem.ev.Membership(); m == "join" || m == "invite" {
+				covered[rec.ID] = true
+			}
 			switch mem.ev.Membership() {
 			case "join":
 				jr, changed, err := n.syncJoined(t, s, rec, state, since, pos, memPos > since && since != 0, limit, &f, req.FullState)
@@ -155,7 +161,7 @@ func (n *Node) buildSync(s *webui.Session, since, pos uint64, req webui.SyncRequ
 				continue
 			}
 			if inv.Left {
-				if since != 0 && !held[inv.RoomID] {
+				if _, shown := resp.Rooms.Leave[inv.RoomID]; since != 0 && !covered[inv.RoomID] && !shown {
 					// Declined: show it as left so clients drop it.
 					resp.Rooms.Leave[inv.RoomID] = &webui.LeftRoom{
 						Timeline:    webui.Timeline{Events: []webui.ClientEvent{}},
@@ -166,7 +172,7 @@ func (n *Node) buildSync(s *webui.Session, since, pos uint64, req webui.SyncRequ
 				}
 				continue
 			}
-			if held[inv.RoomID] {
+			if covered[inv.RoomID] {
 				continue
 			}
 			ir := &webui.InvitedRoom{}
