@@ -351,15 +351,15 @@ func (n *Node) invite(user, roomID string) *store.Invite {
 }
 
 // markInvite closes a pending invite record once the user joined or
-// declined, so /sync moves the room out of rooms.invite.
+// declined, so /sync moves the room out of rooms.invite, and drops the
+// state the inviter sent with it.
 func (n *Node) markInvite(user, roomID string) {
 	err := n.store.Update(func(t *store.Txn) error {
 		inv, err := t.Invite(user, roomID)
 		if err != nil || inv.Left {
 			return nil
 		}
-		inv.Left = true
-		inv.Pos = t.NextPos()
+		closeInvite(t, inv)
 		return t.PutInvite(user, inv)
 	})
 	if err != nil {

@@ -152,14 +152,18 @@ func (n *Node) buildSync(s *webui.Session, since, pos uint64, req webui.SyncRequ
 				}
 			}
 		}
-		invites, err := t.Invites(s.UserID)
+		// An incremental sync reads only the invites that changed since
+		// its token; an initial one reads them all (a bounded number).
+		var invites []*store.Invite
+		if since == 0 {
+			invites, err = t.Invites(s.UserID)
+		} else {
+			invites, err = t.InvitesSince(s.UserID, since)
+		}
 		if err != nil {
 			return err
 		}
 		for _, inv := range invites {
-			if inv.Pos <= since && since != 0 {
-				continue
-			}
 			if inv.Left {
 				if _, shown := resp.Rooms.Leave[inv.RoomID]; since != 0 && !covered[inv.RoomID] && !shown {
 					// Declined: show it as left so clients drop it.
