@@ -75,7 +75,7 @@ func (n *Node) stopFollowing(r *room) {
 // checkFollowing stops following the room when no local user is in it any
 // more. It is called after a local user's membership changed.
 func (n *Node) checkFollowing(r *room) {
-	if !n.hasLocalMember(r) {
+	if in, seen := n.localMembership(r); !in && seen {
 		n.stopFollowing(r)
 	}
 }
@@ -83,6 +83,15 @@ func (n *Node) checkFollowing(r *room) {
 // hasLocalMember reports whether a user of this node is joined, invited or
 // knocking in the room's current state.
 func (n *Node) hasLocalMember(r *room) bool {
+	in, _ := n.localMembership(r)
+	return in
+}
+
+// localMembership reports whether a user of this node is joined, invited
+// or knocking in the room's current state (in), and whether any user of
+// this node has a membership there at all (seen: false in a room still
+// being created).
+func (n *Node) localMembership(r *room) (in, seen bool) {
 	r.mu.Lock()
 	state := r.state
 	r.mu.Unlock()
@@ -93,17 +102,18 @@ func (n *Node) hasLocalMember(r *room) bool {
 		if s, err := rooms.ServerOf(k.StateKey); err != nil || s != n.serverName {
 			continue
 		}
+		seen = true
 		i, err := n.eventInfo(id)
 		if err != nil {
 			// Unreadable: keep following rather than drop a room by mistake.
-			return true
+			return true, true
 		}
 		switch i.ev.Membership() {
 		case "join", "invite", "knock":
-			return true
+			return true, true
 		}
 	}
-	return false
+	return false, seen
 }
 
 // followedRooms lists the rooms the node follows.

@@ -185,3 +185,32 @@ func (tn *testNode) registerWithToken(ctx context.Context, name, token string) *
 	c.DeviceID = r.DeviceID
 	return c
 }
+
+// A kick that reaches B through catch-up rather than gossip (B missed
+// it) still makes B stop following the room.
+func TestAKickLearnedThroughCatchUpStopsFollowing(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a := newTestNode(t, testOpts{})
+	b := newTestNode(t, testOpts{bootstrap: []*testNode{a}, reconnect: 200 * time.Millisecond})
+	alice, bob := a.register(ctx, "alice"), b.register(ctx, "bob")
+	created, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	room := created.RoomID
+	joinThrough(t, ctx, room, alice, bob)
+	br := b.getRoom(string(room))
+	waitFor(t, 10*time.Second, "B to follow the room", br.followed)
+
+	// B misses the room's gossip from here on.
+	if err := b.Host().LeaveRoom(string(room)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.KickUser(ctx, room, &mautrix.ReqKickUser{UserID: bob.UserID}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "B to learn of the kick and stop following", func() bool {
+		return b.membership(br, bob.UserID.String()) == "leave" && !br.followed() && b.roomWorkers.Load() == 0
+	})
+}

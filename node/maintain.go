@@ -60,6 +60,12 @@ func (n *Node) maintainPeers(ctx context.Context) {
 func (n *Node) redialRooms() {
 	connected := n.host.ConnectedPeers()
 	for _, r := range n.followedRooms() {
+		if in, seen := n.localMembership(r); !in && seen {
+			// A kick or ban that arrived through catch-up rather than
+			// the room's worker.
+			n.stopFollowing(r)
+			continue
+		}
 		if len(n.connectedMembers(r)) == 0 && len(n.roomServers(r)) > 0 {
 			n.goBackground(func(ctx context.Context) { n.rendezvous(ctx, r) })
 		}
