@@ -164,6 +164,9 @@ func (n *Node) buildSync(s *webui.Session, since, pos uint64, req webui.SyncRequ
 			return err
 		}
 		for _, inv := range invites {
+			if f.Room.Rooms != nil && !slices.Contains(f.Room.Rooms, inv.RoomID) {
+				continue
+			}
 			if inv.Left {
 				if _, shown := resp.Rooms.Leave[inv.RoomID]; since != 0 && !covered[inv.RoomID] && !shown {
 					// Declined: show it as left so clients drop it.
