@@ -95,6 +95,10 @@ func TestLeavingARoomStopsFollowingIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	following(false)
+	// The leave was published before B left the topic: A hears of it.
+	waitFor(t, 30*time.Second, "A to see Bob's leave", func() bool {
+		return a.membership(a.getRoom(string(room)), bob.UserID.String()) == "leave"
+	})
 
 	invite(bob, bobSync)
 	join(bob)
