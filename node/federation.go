@@ -291,6 +291,9 @@ func (n *Node) onInvite(server string, body []byte) (any, error) {
 	if err := decode(body, &req); err != nil {
 		return nil, err
 	}
+	if len(req.Event) > maxInviteEventBytes {
+		return nil, remoteErr("M_TOO_LARGE", "invite event over %d bytes", maxInviteEventBytes)
+	}
 	if !rooms.KnownVersion(req.RoomVersion) {
 		return nil, remoteErr("M_INCOMPATIBLE_ROOM_VERSION", "room version %q", req.RoomVersion)
 	}
@@ -315,33 +318,34 @@ func (n *Node) onInvite(server string, body []byte) (any, error) {
 	if _, err := n.account(local); err != nil {
 		return nil, remoteErr("M_NOT_FOUND", "user %s does not exist", *target)
 	}
-	var state []json.RawMessage
-	for _, s := range req.InviteState {
-		var st struct {
-			Type     string          `json:"type"`
-			StateKey *string         `json:"state_key"`
-			Sender   string          `json:"sender"`
-			Content  json.RawMessage `json:"content"`
-		}
-		if json.Unmarshal(s, &st) != nil || st.Type == "" || st.StateKey == nil || len(st.Content) == 0 || len(s) > rooms.MaxEventSize {
-			return nil, remoteErr("M_BAD_JSON", "malformed invite_room_state entry")
-		}
-		state = append(state, s)
-		if len(state) > 20 {
-			return nil, remoteErr("M_BAD_JSON", "too much invite_room_state")
-		}
+	if n.serverBlocked(server) {
+		return nil, remoteErr("M_FORBIDDEN", "this node does not take invites from your server")
+	}
+	state, err := keepInviteState(req.InviteState, ev.Sender())
+	if err != nil {
+		return nil, err
+	}
+	// Refuse in a read first, so a flood of refused invites never reaches
+	// the writer; the write checks again, as invites may race.
+	if err := n.store.View(func(t *store.Txn) error { return admitInvite(t, *target, server, ev.RoomID()) }); err != nil {
+		n.log.Debug("invite refused", "room", ev.RoomID(), "user", *target, "from", ev.Sender(), "err", err)
+		return nil, err
 	}
 	signed, err := rooms.Sign(ev, n.serverName, n.key)
 	if err != nil {
 		return nil, err
 	}
 	err = n.store.Update(func(t *store.Txn) error {
+		if err := admitInvite(t, *target, server, ev.RoomID()); err != nil {
+			return err
+		}
 		return t.PutInvite(*target, &store.Invite{
 			RoomID: ev.RoomID(), Version: req.RoomVersion, Pos: t.NextPos(),
 			Event: signed.JSON(), State: state, Via: server,
 		})
 	})
 	if err != nil {
+		n.log.Debug("invite refused", "room", ev.RoomID(), "user", *target, "from", ev.Sender(), "err", err)
 		return nil, err
 	}
 	n.log.Info("invite received", "room", ev.RoomID(), "user", *target, "from", ev.Sender())

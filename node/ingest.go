@@ -445,8 +445,12 @@ func (n *Node) afterIngest(r *room, out *outcome) {
 	if out == nil || out.rejected != nil || out.info.ev.Type() != "m.room.member" {
 		return
 	}
-	if out.info.ev.Membership() == "join" {
+	switch out.info.ev.Membership() {
+	case "join":
 		n.goBackground(func(ctx context.Context) { n.connectRoomPeers(ctx, r) })
+	case "leave", "ban":
+		// A local user kicked or banned by another server.
+		n.checkFollowing(r)
 	}
 }
 
@@ -510,6 +514,9 @@ func (n *Node) onPeerConnected(p peer.ID) {
 	}
 	n.mu.Unlock()
 	for _, r := range shared {
+		if !r.followed() {
+			continue
+		}
 		r.mu.Lock()
 		in := n.serverInRoom(r.state, server)
 		r.mu.Unlock()

@@ -117,6 +117,7 @@ type Node struct {
 	txns      sync.Map                        // user\x00device\x00txn -> event ID, until committed
 
 	gossipDropped atomic.Int64 // pubsub messages the validator refused
+	roomWorkers   atomic.Int64 // running room workers: one per followed room
 	cliToken      string       // lets the command line act as the owner
 	notify        *notifier
 
@@ -204,6 +205,11 @@ func (n *Node) Start() (err error) {
 	n.host.Handle(handler)
 	n.host.OnPeerConnected(n.onPeerConnected)
 
+	// The host first: from the API's first answer, status and links
+	// carry the node's addresses.
+	if err := n.host.Start(n.ctx); err != nil {
+		return err
+	}
 	n.http = webui.New(webui.Config{Addr: n.cfg.HTTPAddr, AppDir: n.cfg.AppDir, AllowedHosts: n.cfg.AllowedHosts, WaitReady: true, Logger: n.cfg.Logger}, n)
 	if err := n.http.Start(); err != nil {
 		return err
@@ -212,9 +218,6 @@ func (n *Node) Start() (err error) {
 		return err
 	}
 	if err := n.prepareClaim(); err != nil {
-		return err
-	}
-	if err := n.host.Start(n.ctx); err != nil {
 		return err
 	}
 	if err := n.loadRooms(); err != nil {

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -35,6 +34,10 @@ type room struct {
 	// not yet answered). Guarded by linkMu.
 	linkPending map[string]int
 	finding     atomic.Bool // a DHT rendezvous lookup is under way
+
+	// follow is set while the node follows the room (see follow.go).
+	followMu sync.Mutex
+	follow   *following
 
 	inbox    chan gossipMsg // events from pubsub, handled by the room's worker
 	stopOnce sync.Once
@@ -109,6 +112,14 @@ func (n *Node) loadRooms() error {
 		}
 		r := n.newRoom(rec.ID, rec.Version)
 		r.ext, r.state, r.stateID, r.depth, r.minOrder = rec.Extremities, state, rec.State, rec.Depth, rec.MinOrder
+		if !n.hasLocalMember(r) {
+			// Every local user left: keep its history readable, but
+			// do not follow it.
+			n.mu.Lock()
+			n.rooms[r.id] = r
+			n.mu.Unlock()
+			continue
+		}
 		if err := n.activateRoom(r); err != nil {
 			return err
 		}
@@ -120,8 +131,8 @@ func (n *Node) newRoom(id, version string) *room {
 	return &room{id: id, version: version, inbox: make(chan gossipMsg, 8192), done: make(chan struct{})}
 }
 
-// activateRoom registers the room, subscribes to its topic and starts its
-// worker.
+// activateRoom registers the room and follows it: subscribes to its topic
+// and starts its worker.
 func (n *Node) activateRoom(r *room) error {
 	n.mu.Lock()
 	if _, ok := n.rooms[r.id]; ok {
@@ -130,13 +141,7 @@ func (n *Node) activateRoom(r *room) error {
 	}
 	n.rooms[r.id] = r
 	n.mu.Unlock()
-	n.goBackground(func(ctx context.Context) { n.roomWorker(ctx, r) })
-	if err := n.host.JoinRoom(r.id, n.validateGossip(r), n.receiveGossip(r)); err != nil {
-		return fmt.Errorf("join topic of %s: %w", r.id, err)
-	}
-	n.goBackground(func(ctx context.Context) { n.connectRoomPeers(ctx, r) })
-	n.goBackground(func(ctx context.Context) { n.advertise(ctx, r) })
-	return nil
+	return n.startFollowing(r)
 }
 
 // eventInfo loads an event and its record, from cache or store.

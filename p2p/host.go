@@ -473,6 +473,11 @@ func (h *Host) Addrs() []string {
 		return nil
 	}
 	addrs := lh.Addrs()
+	if len(addrs) == 0 {
+		// libp2p's address list is its own; whenever it is empty the
+		// bound listen addresses still tell others where to dial.
+		addrs = boundAddrs(lh)
+	}
 	// libp2p lists circuit addresses only once AutoNAT has found the node
 	// private; an invite link made earlier should carry them too.
 	for _, a := range h.circuitAddrs() {
@@ -489,6 +494,22 @@ func (h *Host) Addrs() []string {
 		out[i] = a.String()
 	}
 	return out
+}
+
+// boundAddrs is what the host listens on, with unspecified addresses
+// (0.0.0.0, ::) expanded to the interfaces' addresses.
+func boundAddrs(lh host.Host) []ma.Multiaddr {
+	listen := lh.Network().ListenAddresses()
+	ifaces, err := manet.InterfaceMultiaddrs()
+	if err != nil {
+		return listen
+	}
+	ifaces = slices.DeleteFunc(ifaces, manet.IsIP6LinkLocal)
+	resolved, err := manet.ResolveUnspecifiedAddresses(listen, ifaces)
+	if err != nil {
+		return listen
+	}
+	return resolved
 }
 
 // ConnectedPeers returns the peers with an open connection.

@@ -187,6 +187,24 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("bob's timeline shows %d history messages, want 100 in order: %q", len(got), got)
 	}
 
+	// Carol reloads while on the room's URL: the app opens that room
+	// again, with its room list and without losing contact.
+	var hash string
+	pc.evalInto(t, `window.beforeReload = true; return location.hash`, &hash)
+	if !strings.HasPrefix(hash, "#/room/") {
+		t.Fatalf("carol's page is at %q, want a room URL", hash)
+	}
+	pc.call(t, "Page.reload", map[string]any{}, nil)
+	pc.waitFor(t, `return !window.beforeReload && document.readyState === "complete" && !document.getElementById("app").hidden`, 15*time.Second)
+	pc.waitFor(t, `return document.getElementById("room-name").textContent === "`+roomName+`" && !document.getElementById("timeline").hidden &&
+		[...document.querySelectorAll("#room-list .room-item .rname")].some(e => e.textContent === "`+roomName+`")`, 15*time.Second)
+	pc.waitFor(t, hasMessage("history 100", false), 15*time.Second)
+	var banner string
+	pc.evalInto(t, `const b = document.getElementById("banner"); return b.hidden ? "" : b.textContent`, &banner)
+	if strings.Contains(banner, "Lost contact") {
+		t.Errorf("after a reload on the room's URL carol's banner says %q", banner)
+	}
+
 	for name, p := range pages {
 		if errs := p.errors(); len(errs) > 0 {
 			t.Errorf("%s's page logged errors:\n%s", name, strings.Join(errs, "\n"))

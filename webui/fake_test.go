@@ -330,6 +330,23 @@ func (f *fakeBackend) JoinLink(_ context.Context, _ *Session, link string) (stri
 	return roomV12, nil
 }
 
+func (f *fakeBackend) BlockedServers(*Session) ([]string, error) {
+	f.call("BlockedServers")
+	return []string{}, nil
+}
+
+func (f *fakeBackend) BlockServer(_ context.Context, _ *Session, server string) error {
+	f.call("BlockServer")
+	f.change("BlockServer %s", server)
+	return nil
+}
+
+func (f *fakeBackend) UnblockServer(_ context.Context, _ *Session, server string) error {
+	f.call("UnblockServer")
+	f.change("UnblockServer %s", server)
+	return nil
+}
+
 func (f *fakeBackend) Moderate(_ context.Context, _ *Session, roomID, target, membership, _ string) error {
 	f.call("Moderate")
 	if err := f.knownRoom(roomID); err != nil {

@@ -576,3 +576,28 @@ func (s *Server) joinLink(w http.ResponseWriter, r *http.Request, sess *Session)
 	writeJSON(w, http.StatusOK, map[string]string{"room_id": id})
 	return nil
 }
+
+func (s *Server) blockedServers(w http.ResponseWriter, r *http.Request, sess *Session) error {
+	servers, err := s.backend.BlockedServers(sess)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"servers": servers})
+	return nil
+}
+
+func (s *Server) blockServer(w http.ResponseWriter, r *http.Request, sess *Session) error {
+	if err := s.backend.BlockServer(r.Context(), sess, r.PathValue("server")); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{})
+	return nil
+}
+
+func (s *Server) unblockServer(w http.ResponseWriter, r *http.Request, sess *Session) error {
+	if err := s.backend.UnblockServer(r.Context(), sess, r.PathValue("server")); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{})
+	return nil
+}

@@ -61,6 +61,9 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /_parley/v1/rooms/{roomId}/links", s.authed(s.listLinks))
 	mux.Handle("DELETE /_parley/v1/rooms/{roomId}/links/{linkId}", s.authed(s.revokeLink))
 	mux.Handle("POST /_parley/v1/join_link", s.authed(s.joinLink))
+	mux.Handle("GET /_parley/v1/blocked_servers", s.authed(s.blockedServers))
+	mux.Handle("PUT /_parley/v1/blocked_servers/{server}", s.authed(s.blockServer))
+	mux.Handle("DELETE /_parley/v1/blocked_servers/{server}", s.authed(s.unblockServer))
 	mux.Handle("/", s.serveApp())
 
 	return s.protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -21,12 +21,8 @@ func keyProfile(user string) []byte  { return []byte("prof/" + user) }
 func keyTxn(user, dev, txn string) []byte {
 	return []byte("txn/" + user + "\x00" + dev + "\x00" + txn)
 }
-func keyFilter(user, id string) []byte { return []byte("flt/" + user + "\x00" + id) }
-func prefixFilter(user string) []byte  { return []byte("flt/" + user + "\x00") }
-func prefixInvites(user string) []byte { return []byte("inv/" + user + "\x00") }
-func keyInvite(user, room string) []byte {
-	return append(prefixInvites(user), room...)
-}
+func keyFilter(user, id string) []byte  { return []byte("flt/" + user + "\x00" + id) }
+func prefixFilter(user string) []byte   { return []byte("flt/" + user + "\x00") }
 func prefixTimeline(room string) []byte { return []byte("tl/" + room + "\x00") }
 func keyTimeline(room string, pos uint64) []byte {
 	return binary.BigEndian.AppendUint64(prefixTimeline(room), pos)
@@ -291,49 +287,6 @@ func (t *Txn) PutFilter(user string, filter json.RawMessage) (string, error) {
 // Filter loads a stored filter.
 func (t *Txn) Filter(user, id string) (json.RawMessage, error) {
 	return get(t.txn, keyFilter(user, id))
-}
-
-// Invite is an invite a local user received for a room it is not in.
-type Invite struct {
-	RoomID  string          `json:"room"`
-	Version string          `json:"v"`
-	Pos     uint64          `json:"pos"`
-	Event   json.RawMessage `json:"event"`
-	// State is the stripped state the inviter sent (client format).
-	State []json.RawMessage `json:"state"`
-	// Via is the server to join through.
-	Via string `json:"via"`
-	// Left is set once the invite was declined or the user joined: it then
-	// stays as a record for sync's leave section until forgotten.
-	Left bool `json:"left,omitempty"`
-}
-
-// PutInvite stores an invite.
-func (t *Txn) PutInvite(user string, inv *Invite) error {
-	return t.setJSON(keyInvite(user, inv.RoomID), inv)
-}
-
-// Invite loads a user's invite to a room.
-func (t *Txn) Invite(user, room string) (*Invite, error) {
-	var inv Invite
-	if err := t.getJSON(keyInvite(user, room), &inv); err != nil {
-		return nil, err
-	}
-	return &inv, nil
-}
-
-// Invites lists a user's invites.
-func (t *Txn) Invites(user string) ([]*Invite, error) {
-	var out []*Invite
-	err := t.scan(prefixInvites(user), nil, false, func(_, v []byte) (bool, error) {
-		var inv Invite
-		if err := json.Unmarshal(v, &inv); err != nil {
-			return false, err
-		}
-		out = append(out, &inv)
-		return true, nil
-	})
-	return out, err
 }
 
 func keyRedaction(target string) []byte { return []byte("rd/" + target) }
