@@ -205,11 +205,9 @@ func (n *Node) Start() (err error) {
 	n.host.Handle(handler)
 	n.host.OnPeerConnected(n.onPeerConnected)
 
-	// The host first: from the API's first answer, status and links
-	// carry the node's addresses.
-	if err := n.host.Start(n.ctx); err != nil {
-		return err
-	}
+	// The API's port is bound first, so a clash fails before anything
+	// else starts; it answers 503 until Ready, by when the host is up
+	// and status and links carry the node's addresses.
 	n.http = webui.New(webui.Config{Addr: n.cfg.HTTPAddr, AppDir: n.cfg.AppDir, AllowedHosts: n.cfg.AllowedHosts, WaitReady: true, Logger: n.cfg.Logger}, n)
 	if err := n.http.Start(); err != nil {
 		return err
@@ -218,6 +216,9 @@ func (n *Node) Start() (err error) {
 		return err
 	}
 	if err := n.prepareClaim(); err != nil {
+		return err
+	}
+	if err := n.host.Start(n.ctx); err != nil {
 		return err
 	}
 	if err := n.loadRooms(); err != nil {
