@@ -137,6 +137,7 @@ type Host struct {
 	relayAddrsOut event.Emitter
 
 	handler atomic.Pointer[Handler]
+	admit   *admission // request slots (admission.go)
 	stats   counters
 
 	// life serialises Start and Close.
@@ -181,6 +182,7 @@ func New(cfg Config) (*Host, error) {
 		extra:      cfg.Options,
 		rooms:      make(map[string]*room),
 		relayRetry: make(map[peer.ID]retryAt),
+		admit:      newAdmission(),
 	}
 	logger := cfg.Logger
 	if logger == nil {
