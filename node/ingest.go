@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"slices"
 	"sort"
@@ -368,30 +369,41 @@ func (n *Node) storeOutliers(r *room, pdus []json.RawMessage) error {
 }
 
 // validateGossip is the room topic's validator: the cheap checks that stop
-// a forgery from being relayed. Events that pass are remembered so the
-// receiver does not verify them again.
-func (n *Node) validateGossip(r *room) func(ctx context.Context, from peer.ID, data []byte) bool {
-	return func(ctx context.Context, from peer.ID, data []byte) bool {
+// a forgery from being relayed, and the gate that keeps servers with no
+// place in the room out of it (gate.go). Forgeries and malformed events
+// are rejected, which counts against the peer that relayed them; events
+// of servers the gate turns away are ignored, since this node's view of
+// the room may lag. Events that pass are remembered so the receiver does
+// not verify them again.
+func (n *Node) validateGossip(r *room) p2p.Validator {
+	gate := newRoomGate()
+	return func(ctx context.Context, from peer.ID, data []byte) p2p.Verdict {
 		if len(data) > rooms.MaxEventSize {
 			n.gossipDropped.Add(1)
-			return false
+			n.gossipLog.log(n.log, slog.LevelInfo, "oversized gossip dropped", "room", r.id, "from", shortPeer(from), "size", len(data))
+			return p2p.Reject
 		}
 		ev, err := rooms.ParseEvent(data, r.version)
 		if err != nil || ev.RoomID() != r.id {
 			n.gossipDropped.Add(1)
-			n.log.Info("malformed gossip dropped", "room", r.id, "from", shortPeer(from), "err", err)
-			return false
+			n.gossipLog.log(n.log, slog.LevelInfo, "malformed gossip dropped", "room", r.id, "from", shortPeer(from), "err", err)
+			return p2p.Reject
 		}
 		if _, ok := n.verified.get(ev.ID()); ok || n.known(ev.ID()) {
-			return true
+			return p2p.Accept
+		}
+		if !gate.allows(n, r, ev, time.Now()) {
+			n.gossipDropped.Add(1)
+			n.gossipLog.log(n.log, slog.LevelInfo, "gossip from a server not in the room ignored", "room", r.id, "from", shortPeer(from), "sender", ev.Sender())
+			return p2p.Ignore
 		}
 		if err := rooms.Verify(ev); err != nil {
 			n.gossipDropped.Add(1)
-			n.log.Info("forged event dropped", "room", r.id, "from", shortPeer(from), "event", ev.ID(), "err", err)
-			return false
+			n.gossipLog.log(n.log, slog.LevelInfo, "forged event dropped", "room", r.id, "from", shortPeer(from), "event", ev.ID(), "err", err)
+			return p2p.Reject
 		}
 		n.verified.put(ev.ID(), ev)
-		return true
+		return p2p.Accept
 	}
 }
 
@@ -431,7 +443,7 @@ func (n *Node) roomWorker(ctx context.Context, r *room) {
 			}
 			out, err := n.ingestRemote(ctx, r, m.ev, m.from, false)
 			if err != nil {
-				n.log.Info("gossip event not ingested", "room", r.id, "event", m.ev.ID(), "err", err)
+				n.gossipLog.log(n.log, slog.LevelInfo, "gossip event not ingested", "room", r.id, "event", m.ev.ID(), "err", err)
 				continue
 			}
 			n.afterIngest(r, out)

@@ -106,6 +106,7 @@ type Node struct {
 	txns      sync.Map                        // user\x00device\x00txn -> event ID, until committed
 
 	gossipDropped atomic.Int64 // pubsub messages the validator refused
+	gossipLog     *logLimiter  // lines about refused gossip
 	cliToken      string       // lets the command line act as the owner
 	notify        *notifier
 
@@ -138,11 +139,12 @@ func New(cfg Config) (*Node, error) {
 		cfg:       cfg,
 		log:       log.With("component", "node"),
 		rooms:     make(map[string]*room),
-		events:    newGenCache[string, *evInfo](20000),
-		snapshots: newGenCache[string, store.StateMap](256),
-		verified:  newGenCache[string, *rooms.Event](4096),
+		events:    newSizedCache[string](20000, eventCacheBytes, (*evInfo).size),
+		snapshots: newSizedCache[string](256, snapshotCacheBytes, stateMapSize),
+		verified:  newSizedCache[string](4096, verifiedCacheBytes, eventSize),
 		visible:   newGenCache[string, bool](4096),
 		notify:    newNotifier(),
+		gossipLog: newLogLimiter(20, time.Minute),
 		ctx:       ctx,
 		cancel:    cancel,
 	}, nil

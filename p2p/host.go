@@ -138,6 +138,7 @@ type Host struct {
 
 	handler atomic.Pointer[Handler]
 	admit   *admission // request slots (admission.go)
+	subs    *subFilter // topics peers may make us track (subfilter.go)
 	stats   counters
 
 	// life serialises Start and Close.
@@ -183,6 +184,7 @@ func New(cfg Config) (*Host, error) {
 		rooms:      make(map[string]*room),
 		relayRetry: make(map[peer.ID]retryAt),
 		admit:      newAdmission(),
+		subs:       newSubFilter(),
 	}
 	logger := cfg.Logger
 	if logger == nil {
@@ -665,6 +667,7 @@ func (h *Host) peerEventLoop(sub event.Subscription) {
 			}
 			if ev.Connectedness != network.Connected && ev.Connectedness != network.Limited {
 				delete(up, ev.Peer)
+				h.subs.forget(ev.Peer)
 				continue
 			}
 			if up[ev.Peer] {

@@ -145,7 +145,10 @@ func newConnManager() (*connmgr.BasicConnMgr, error) {
 //   - strict signing: the author of every message is authenticated;
 //   - peer exchange on prune, which helps small networks find each other;
 //   - relayed connections count (see pubsubHost), so members behind NATs
-//     that defeat hole punching still get room messages through a relay.
+//     that defeat hole punching still get room messages through a relay;
+//   - peer scoring (score.go): peers that relay forgeries are graylisted;
+//   - a subscription filter (subfilter.go): a peer cannot make us track
+//     more than a few topics we are not in.
 func (h *Host) newPubSub(ctx context.Context, lh host.Host, tr *tracer) (*pubsub.PubSub, error) {
 	params := pubsub.DefaultGossipSubParams()
 	params.HeartbeatInitialDelay = 50 * time.Millisecond
@@ -158,6 +161,8 @@ func (h *Host) newPubSub(ctx context.Context, lh host.Host, tr *tracer) (*pubsub
 		pubsub.WithValidateWorkers(1),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
 		pubsub.WithMaxMessageSize(pubsubFrameSize),
+		pubsub.WithPeerScore(peerScoreParams(), peerScoreThresholds()),
+		pubsub.WithSubscriptionFilter(h.subs),
 		pubsub.WithRawTracer(tr),
 		pubsub.WithLogger(h.log.With("layer", "gossipsub")),
 	)
