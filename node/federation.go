@@ -360,16 +360,21 @@ func (n *Node) onMakeJoin(server string, body []byte) (any, error) {
 	if r == nil {
 		return nil, remoteErr("M_NOT_FOUND", "room %s is not on this node", req.RoomID)
 	}
-	content, _ := rooms.MarshalCanonical(map[string]string{"membership": "join"})
-	p, err := n.proto(r, req.UserID, "m.room.member", &req.UserID, content)
-	if err != nil {
-		return nil, err
-	}
 	r.mu.Lock()
 	state := r.state
 	r.mu.Unlock()
 	if !n.serverInRoom(state, n.serverName) {
 		return nil, remoteErr("M_NOT_FOUND", "no user of this node is in the room")
+	}
+	// A template tells its reader the room's version, depth and latest
+	// events: only for a user who could join.
+	if !n.mayJoin(state, req.UserID) {
+		return nil, remoteErr("M_FORBIDDEN", "%s may not join %s", req.UserID, req.RoomID)
+	}
+	content, _ := rooms.MarshalCanonical(map[string]string{"membership": "join"})
+	p, err := n.proto(r, req.UserID, "m.room.member", &req.UserID, content)
+	if err != nil {
+		return nil, err
 	}
 	return makeJoinResp{RoomVersion: r.version, Event: protoJSON{
 		RoomID: p.RoomID, Sender: p.Sender, Type: p.Type, StateKey: p.StateKey, Content: p.Content,
@@ -542,8 +547,9 @@ func (n *Node) onAuthChain(server string, body []byte) (any, error) {
 		return nil, err
 	}
 	var have []string
+	joined := n.serverJoined(r, server)
 	for _, id := range req.EventIDs {
-		if i, err := n.eventInfo(id); err == nil && i.ev.RoomID() == r.id {
+		if i, err := n.eventInfo(id); err == nil && i.ev.RoomID() == r.id && n.visibleTo(i, server, joined) {
 			have = append(have, id)
 		}
 	}
@@ -631,10 +637,15 @@ func (n *Node) onStateAfter(server string, body []byte) (any, error) {
 	return resp, nil
 }
 
+// onExtremities tells the room's current head, to servers with a user
+// joined now only: a server that left or was banned learns nothing new.
 func (n *Node) onExtremities(server string, body []byte) (any, error) {
 	_, r, err := n.idsRequest(server, body)
 	if err != nil {
 		return nil, err
+	}
+	if !n.serverJoined(r, server) {
+		return nil, remoteErr("M_FORBIDDEN", "server has no user joined in %s", r.id)
 	}
 	r.mu.Lock()
 	ext := slices.Clone(r.ext)

@@ -145,3 +145,58 @@ func (n *Node) joinRule(state store.StateMap) string {
 	}
 	return c.Rule
 }
+
+// mayJoin reports whether the join rules of a state could let user join:
+// the room is public; the user is invited (or already joined); or the
+// room is restricted and the user is joined to one of the rooms it
+// allows, as far as this node knows.
+func (n *Node) mayJoin(state store.StateMap, user string) bool {
+	if id, ok := state[rooms.StateKey{Type: "m.room.member", StateKey: user}]; ok {
+		if i, err := n.eventInfo(id); err == nil {
+			switch i.ev.Membership() {
+			case "invite", "join":
+				return true
+			case "ban":
+				return false
+			}
+		}
+	}
+	switch n.joinRule(state) {
+	case "public":
+		return true
+	case "restricted", "knock_restricted":
+		return n.inAllowedRoom(state, user)
+	}
+	return false
+}
+
+// inAllowedRoom reports whether user is joined to a room that the join
+// rules of a restricted room allow.
+func (n *Node) inAllowedRoom(state store.StateMap, user string) bool {
+	id, ok := state[rooms.StateKey{Type: "m.room.join_rules"}]
+	if !ok {
+		return false
+	}
+	i, err := n.eventInfo(id)
+	if err != nil {
+		return false
+	}
+	var c struct {
+		Allow []struct {
+			Type   string `json:"type"`
+			RoomID string `json:"room_id"`
+		} `json:"allow"`
+	}
+	if json.Unmarshal(i.ev.Content(), &c) != nil {
+		return false
+	}
+	for _, a := range c.Allow {
+		if a.Type != "m.room_membership" {
+			continue
+		}
+		if r := n.getRoom(a.RoomID); r != nil && n.membership(r, user) == "join" {
+			return true
+		}
+	}
+	return false
+}

@@ -144,7 +144,11 @@ func chatWorks(t *testing.T, ctx context.Context, alice, bob *mautrix.Client, ro
 	}
 	s := newSyncer(t, ctx, bob)
 	s.until(t, 30*time.Second, "bob to receive "+body, func(resp *mautrix.RespSync) bool {
-		for _, e := range resp.Rooms.Join[room].Timeline.Events {
+		jr := resp.Rooms.Join[room]
+		if jr == nil {
+			return false
+		}
+		for _, e := range jr.Timeline.Events {
 			e.Content.ParseRaw(e.Type)
 			if e.Type == event.EventMessage && e.Content.AsMessage().Body == body {
 				return true

@@ -3,6 +3,8 @@ package p2p
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
+	"io"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -10,9 +12,11 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/proto"
 )
 
 // hostileHost is a bare libp2p host with no limits of its own, as an
@@ -114,5 +118,68 @@ func TestRequestFloodIsBounded(t *testing.T) {
 	got, err := honest.Request(ctx, srv.ID(), "echo", []byte("still here"))
 	if err != nil || string(got) != "still here" {
 		t.Fatalf("honest request during the flood: %q, %v", got, err)
+	}
+}
+
+// TestJunkSubscriptionsAreBounded: a stranger announces 100,000 made-up
+// room topics. The node tracks at most maxOtherTopicsPerPeer of them, its
+// heap barely moves, and the stranger's announcement of a room the node is
+// in still counts.
+func TestJunkSubscriptionsAreBounded(t *testing.T) {
+	const (
+		junk     = 100000
+		perRPC   = 1000
+		protocol = "/meshsub/1.1.0"
+	)
+	srv := newTestHost(t)
+	if err := srv.JoinRoom(testRoom, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	evil := hostileHost(t)
+	// Take pubsub's stream to us and ignore what comes on it.
+	evil.SetStreamHandler(protocol, func(s network.Stream) { io.Copy(io.Discard, s) })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := evil.Connect(ctx, peer.AddrInfo{ID: srv.ID(), Addrs: srv.LibP2P().Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := evil.NewStream(ctx, srv.ID(), protocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Reset()
+	before := heapInUse()
+	send := func(topics ...string) {
+		rpc := &pb.RPC{}
+		for _, tp := range topics {
+			rpc.Subscriptions = append(rpc.Subscriptions, &pb.RPC_SubOpts{Subscribe: proto.Bool(true), Topicid: proto.String(tp)})
+		}
+		raw, err := proto.Marshal(rpc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Write(append(binary.AppendUvarint(nil, uint64(len(raw))), raw...)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < junk; i += perRPC {
+		topics := make([]string, perRPC)
+		for j := range topics {
+			topics[j] = RoomTopic(fmt.Sprintf("!junk-%06d:nowhere", i+j))
+		}
+		send(topics...)
+	}
+	// RPCs on a stream are handled in order: once the last is, all are.
+	send(RoomTopic(testRoom))
+	waitFor(t, 30*time.Second, "the node to see the stranger in its room", inRoom(srv, testRoom, evil.ID()))
+
+	grew := int64(heapInUse()) - int64(before)
+	tracked := srv.subs.otherTopics()
+	t.Logf("%d of %d junk topics tracked; heap grew by %d KiB", tracked, junk, grew>>10)
+	if tracked > maxOtherTopicsPerPeer {
+		t.Errorf("%d junk topics tracked for one peer, more than %d", tracked, maxOtherTopicsPerPeer)
+	}
+	if limit := int64(4 << 20); grew > limit {
+		t.Errorf("the junk grew the heap by %d KiB, more than %d KiB", grew>>10, limit>>10)
 	}
 }
