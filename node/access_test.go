@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -66,8 +67,9 @@ func TestMakeJoinAnswersOnlyThoseWhoCouldJoin(t *testing.T) {
 }
 
 // TestDepartedAndBannedServersCannotReadTheHead: a server whose users left
-// or were banned cannot ask for the room's extremities; while joined it
-// can.
+// or were banned learns from extremities only its users' own membership
+// events, not the room's head; while joined it gets the head; a stranger
+// is refused.
 func TestDepartedAndBannedServersCannotReadTheHead(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -80,10 +82,22 @@ func TestDepartedAndBannedServersCannotReadTheHead(t *testing.T) {
 	}
 	room := created.RoomID
 	r := a.getRoom(room.String())
-	extremities := func() error {
+	extremities := func() ([]string, error) {
 		body, _ := json.Marshal(idsReq{RoomID: room.String()})
-		_, err := b.host.Request(ctx, a.PeerID(), mExtremities, body)
-		return err
+		out, err := b.host.Request(ctx, a.PeerID(), mExtremities, body)
+		if err != nil {
+			return nil, err
+		}
+		var resp idsReq
+		err = json.Unmarshal(out, &resp)
+		return resp.EventIDs, err
+	}
+	// A stranger's server is refused outright.
+	evil := newStranger(t, a)
+	body, _ := json.Marshal(idsReq{RoomID: room.String()})
+	var re *p2p.RemoteError
+	if _, err := evil.host.Request(ctx, a.PeerID(), mExtremities, body); !errors.As(err, &re) || re.Code != "M_FORBIDDEN" {
+		t.Errorf("extremities for a stranger: %v, want M_FORBIDDEN", err)
 	}
 	for _, step := range []struct {
 		name   string
@@ -103,13 +117,24 @@ func TestDepartedAndBannedServersCannotReadTheHead(t *testing.T) {
 				t.Fatal(err)
 			}
 			waitFor(t, 20*time.Second, "bob's membership to reach a", func() bool { return a.membership(r, bob.UserID.String()) == step.member })
-			err := extremities()
-			var re *p2p.RemoteError
+			// The head moves on past bob's membership.
+			sent, err := alice.SendText(ctx, room, "after bob "+step.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := extremities()
+			if err != nil {
+				t.Fatalf("extremities: %v", err)
+			}
+			r.mu.Lock()
+			ext := slices.Clone(r.ext)
+			r.mu.Unlock()
+			own := a.membershipsOf(r, b.serverName)
 			switch {
-			case step.may && err != nil:
-				t.Errorf("extremities while joined: %v", err)
-			case !step.may && (!errors.As(err, &re) || re.Code != "M_FORBIDDEN"):
-				t.Errorf("extremities after bob %s: %v, want M_FORBIDDEN", step.name, err)
+			case step.may && !slices.Equal(got, ext):
+				t.Errorf("extremities while joined: %v, want the head %v", got, ext)
+			case !step.may && (!slices.Equal(got, own) || slices.Contains(got, sent.EventID.String())):
+				t.Errorf("extremities after bob %s: %v, want only bob's membership %v", step.name, got, own)
 			}
 		})
 	}

@@ -273,6 +273,25 @@ func (n *Node) serverJoined(r *room, server string) bool {
 	return false
 }
 
+// membershipsOf lists the current membership events of the server's
+// users in the room.
+func (n *Node) membershipsOf(r *room, server string) []string {
+	r.mu.Lock()
+	state := r.state
+	r.mu.Unlock()
+	var out []string
+	for k, id := range state {
+		if k.Type != "m.room.member" {
+			continue
+		}
+		if s, err := rooms.ServerOf(k.StateKey); err == nil && s == server {
+			out = append(out, id)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 func (n *Node) pdu(id string) (json.RawMessage, error) {
 	var raw json.RawMessage
 	err := n.store.View(func(t *store.Txn) error {
@@ -637,15 +656,21 @@ func (n *Node) onStateAfter(server string, body []byte) (any, error) {
 	return resp, nil
 }
 
-// onExtremities tells the room's current head, to servers with a user
-// joined now only: a server that left or was banned learns nothing new.
+// onExtremities tells the room's current head to servers with a user
+// joined now. A server that left or was banned learns only the latest
+// membership events of its own users (how it learns of a ban it missed),
+// not the room's head.
 func (n *Node) onExtremities(server string, body []byte) (any, error) {
 	_, r, err := n.idsRequest(server, body)
 	if err != nil {
 		return nil, err
 	}
 	if !n.serverJoined(r, server) {
-		return nil, remoteErr("M_FORBIDDEN", "server has no user joined in %s", r.id)
+		ids := n.membershipsOf(r, server)
+		if len(ids) == 0 {
+			return nil, remoteErr("M_FORBIDDEN", "server has no user in %s", r.id)
+		}
+		return idsReq{RoomID: r.id, EventIDs: ids}, nil
 	}
 	r.mu.Lock()
 	ext := slices.Clone(r.ext)
