@@ -183,3 +183,52 @@ func TestJunkSubscriptionsAreBounded(t *testing.T) {
 		t.Errorf("the junk grew the heap by %d KiB, more than %d KiB", grew>>10, limit>>10)
 	}
 }
+
+// TestForgersAreGraylisted: a peer that relays two messages the room's
+// validator rejects falls below the graylist threshold, after which its
+// RPCs are dropped unread; an honest peer's score stays at or above zero
+// and its messages are still delivered.
+func TestForgersAreGraylisted(t *testing.T) {
+	victim := newTestHost(t)
+	forger := newTestHost(t)
+	honest := newTestHost(t)
+	var rejected atomic.Int64
+	box := newInbox(16)
+	err := victim.JoinRoom(testRoom, func(_ context.Context, _ peer.ID, data []byte) Verdict {
+		if string(data) == "forged" {
+			rejected.Add(1)
+			return Reject
+		}
+		return Accept
+	}, box.receive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []*Host{forger, honest} {
+		if err := h.JoinRoom(testRoom, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		connect(t, h, victim)
+		waitFor(t, 10*time.Second, "the victim to see the peer in the room", inRoom(victim, testRoom, h.ID()))
+		waitFor(t, 10*time.Second, "the peer to see the victim in the room", inRoom(h, testRoom, victim.ID()))
+	}
+	ctx := context.Background()
+	for range 2 {
+		if err := forger.Publish(ctx, testRoom, []byte("forged")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 10*time.Second, "both forgeries to be rejected", func() bool { return rejected.Load() == 2 })
+	waitFor(t, 10*time.Second, "the forger to be graylisted", func() bool {
+		return victim.tracer.score(forger.ID()) < graylistThreshold
+	})
+	if err := honest.Publish(ctx, testRoom, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if m := box.next(t, 10*time.Second); m.data != "hello" || m.from != honest.ID() {
+		t.Errorf("got %q from %s, want the honest peer's hello", m.data, m.from)
+	}
+	if s := victim.tracer.score(honest.ID()); s < 0 {
+		t.Errorf("the honest peer's score is %v", s)
+	}
+}

@@ -162,6 +162,7 @@ func (h *Host) newPubSub(ctx context.Context, lh host.Host, tr *tracer) (*pubsub
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
 		pubsub.WithMaxMessageSize(pubsubFrameSize),
 		pubsub.WithPeerScore(peerScoreParams(), peerScoreThresholds()),
+		pubsub.WithPeerScoreInspect(tr.keepScores, scoreDecayInterval),
 		pubsub.WithSubscriptionFilter(h.subs),
 		pubsub.WithRawTracer(tr),
 		pubsub.WithLogger(h.log.With("layer", "gossipsub")),
@@ -199,12 +200,27 @@ type counters struct {
 type tracer struct {
 	h *Host
 
-	mu   sync.Mutex
-	mesh map[string]map[peer.ID]struct{} // topic -> peers in our mesh
+	mu     sync.Mutex
+	mesh   map[string]map[peer.ID]struct{} // topic -> peers in our mesh
+	scores map[peer.ID]float64             // GossipSub's peer scores, as last inspected
 }
 
 func newTracer(h *Host) *tracer {
 	return &tracer{h: h, mesh: make(map[string]map[peer.ID]struct{})}
+}
+
+// keepScores takes pubsub's periodic report of peer scores.
+func (t *tracer) keepScores(scores map[peer.ID]float64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.scores = scores
+}
+
+// score returns a peer's GossipSub score as last inspected (0 if unknown).
+func (t *tracer) score(p peer.ID) float64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.scores[p]
 }
 
 // meshPeers returns the peers in our mesh for topic: those we relay its
