@@ -30,9 +30,10 @@ const (
 	// maxFetchesPerRoom bounds the fetches running for one room.
 	maxFetchesPerRoom = 4
 	// maxParkedPerAuthor and maxParkedPerRoom bound the events waiting
-	// for a fetch; beyond them events are dropped (catch-up brings them).
-	maxParkedPerAuthor = 256
-	maxParkedPerRoom   = 2048
+	// for a fetch (at most 512 x 64 KiB a room); beyond them events are
+	// dropped (catch-up brings them).
+	maxParkedPerAuthor = 64
+	maxParkedPerRoom   = 512
 	// maxFetchTries: an event whose dependencies two fetches could not
 	// bring is dropped.
 	maxFetchTries = 2

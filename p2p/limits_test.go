@@ -184,7 +184,7 @@ func TestJunkSubscriptionsAreBounded(t *testing.T) {
 	}
 }
 
-// TestForgersAreGraylisted: a peer that relays two messages the room's
+// TestForgersAreGraylisted: a peer that relays three messages the room's
 // validator rejects falls below the graylist threshold, after which its
 // RPCs are dropped unread; an honest peer's score stays at or above zero
 // and its messages are still delivered.
@@ -213,12 +213,12 @@ func TestForgersAreGraylisted(t *testing.T) {
 		waitFor(t, 10*time.Second, "the peer to see the victim in the room", inRoom(h, testRoom, victim.ID()))
 	}
 	ctx := context.Background()
-	for range 2 {
+	for range 3 {
 		if err := forger.Publish(ctx, testRoom, []byte("forged")); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 10*time.Second, "both forgeries to be rejected", func() bool { return rejected.Load() == 2 })
+	waitFor(t, 10*time.Second, "the forgeries to be rejected", func() bool { return rejected.Load() == 3 })
 	waitFor(t, 10*time.Second, "the forger to be graylisted", func() bool {
 		return victim.tracer.score(forger.ID()) < graylistThreshold
 	})

@@ -15,7 +15,7 @@ import (
 //     must not drive its members apart.
 //   - What a peer does wrong that no honest peer does is relay a message
 //     the validator rejects (a forgery, a malformed event, an event of
-//     another room). That is P4, weighted so that a few such messages put
+//     another room). That is P4, weighted so that three such messages put
 //     the peer below the graylist threshold, after which its RPCs are
 //     dropped unread; the count decays over minutes, so a peer that stops
 //     recovers. Messages a validator merely ignores (an author this node
@@ -29,9 +29,11 @@ import (
 //     backoff cost a little each (P7), beyond a small allowance.
 const (
 	scoreDecayInterval = time.Second
-	// invalidWeight: with TopicWeight 1, two rejected messages (2^2 x -25
-	// = -100) take a peer below graylistThreshold.
-	invalidWeight = -25
+	// invalidWeight: with TopicWeight 1, the penalty is the square of the
+	// count: one rejected message costs -10, two -40 (below
+	// gossipThreshold: no more gossip with the peer), three -90 (below
+	// graylistThreshold: its RPCs are dropped unread).
+	invalidWeight = -10
 	// invalidDecay per second: a rejected message is forgotten in about
 	// ten minutes (0.995^600 ~ 0.05).
 	invalidDecay = 0.995
