@@ -89,10 +89,3 @@ func (a *admission) acquire(p peer.ID, done <-chan struct{}) (func(), bool) {
 		leave()
 	}, true
 }
-
-// tracked reports how many peers have requests in flight or waiting.
-func (a *admission) tracked() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return len(a.peers)
-}
