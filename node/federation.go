@@ -273,6 +273,25 @@ func (n *Node) serverJoined(r *room, server string) bool {
 	return false
 }
 
+// membershipsOf lists the current membership events of the server's
+// users in the room.
+func (n *Node) membershipsOf(r *room, server string) []string {
+	r.mu.Lock()
+	state := r.state
+	r.mu.Unlock()
+	var out []string
+	for k, id := range state {
+		if k.Type != "m.room.member" {
+			continue
+		}
+		if s, err := rooms.ServerOf(k.StateKey); err == nil && s == server {
+			out = append(out, id)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 func (n *Node) pdu(id string) (json.RawMessage, error) {
 	var raw json.RawMessage
 	err := n.store.View(func(t *store.Txn) error {
@@ -364,16 +383,21 @@ func (n *Node) onMakeJoin(server string, body []byte) (any, error) {
 	if r == nil {
 		return nil, remoteErr("M_NOT_FOUND", "room %s is not on this node", req.RoomID)
 	}
-	content, _ := rooms.MarshalCanonical(map[string]string{"membership": "join"})
-	p, err := n.proto(r, req.UserID, "m.room.member", &req.UserID, content)
-	if err != nil {
-		return nil, err
-	}
 	r.mu.Lock()
 	state := r.state
 	r.mu.Unlock()
 	if !n.serverInRoom(state, n.serverName) {
 		return nil, remoteErr("M_NOT_FOUND", "no user of this node is in the room")
+	}
+	// A template tells its reader the room's version, depth and latest
+	// events: only for a user who could join.
+	if !n.mayJoin(state, req.UserID) {
+		return nil, remoteErr("M_FORBIDDEN", "%s may not join %s", req.UserID, req.RoomID)
+	}
+	content, _ := rooms.MarshalCanonical(map[string]string{"membership": "join"})
+	p, err := n.proto(r, req.UserID, "m.room.member", &req.UserID, content)
+	if err != nil {
+		return nil, err
 	}
 	return makeJoinResp{RoomVersion: r.version, Event: protoJSON{
 		RoomID: p.RoomID, Sender: p.Sender, Type: p.Type, StateKey: p.StateKey, Content: p.Content,
@@ -546,8 +570,9 @@ func (n *Node) onAuthChain(server string, body []byte) (any, error) {
 		return nil, err
 	}
 	var have []string
+	joined := n.serverJoined(r, server)
 	for _, id := range req.EventIDs {
-		if i, err := n.eventInfo(id); err == nil && i.ev.RoomID() == r.id {
+		if i, err := n.eventInfo(id); err == nil && i.ev.RoomID() == r.id && n.visibleTo(i, server, joined) {
 			have = append(have, id)
 		}
 	}
@@ -635,10 +660,21 @@ func (n *Node) onStateAfter(server string, body []byte) (any, error) {
 	return resp, nil
 }
 
+// onExtremities tells the room's current head to servers with a user
+// joined now. A server that left or was banned learns only the latest
+// membership events of its own users (how it learns of a ban it missed),
+// not the room's head.
 func (n *Node) onExtremities(server string, body []byte) (any, error) {
 	_, r, err := n.idsRequest(server, body)
 	if err != nil {
 		return nil, err
+	}
+	if !n.serverJoined(r, server) {
+		ids := n.membershipsOf(r, server)
+		if len(ids) == 0 {
+			return nil, remoteErr("M_FORBIDDEN", "server has no user in %s", r.id)
+		}
+		return idsReq{RoomID: r.id, EventIDs: ids}, nil
 	}
 	r.mu.Lock()
 	ext := slices.Clone(r.ext)

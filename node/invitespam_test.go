@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -23,17 +22,17 @@ import (
 	"github.com/parley-p2p/parley/rooms"
 )
 
-// stranger is a libp2p host with an identity of its own that speaks
+// spammer is a libp2p host with an identity of its own that speaks
 // parley's request protocol by hand: a server no one invited, sharing no
 // room with the node it talks to.
-type stranger struct {
+type spammer struct {
 	host *p2p.Host
 	key  ed25519.PrivateKey
 	name string
 	to   *testNode
 }
 
-func newStranger(t testing.TB, to *testNode) *stranger {
+func newSpammer(t testing.TB, to *testNode) *spammer {
 	t.Helper()
 	_, key, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -48,12 +47,12 @@ func newStranger(t testing.TB, to *testNode) *stranger {
 	}
 	t.Cleanup(func() { h.Close() })
 	h.AddAddrs(to.PeerID(), to.Addrs())
-	return &stranger{host: h, key: key, name: rooms.ServerName(key.Public().(ed25519.PublicKey)), to: to}
+	return &spammer{host: h, key: key, name: rooms.ServerName(key.Public().(ed25519.PublicKey)), to: to}
 }
 
-// invite sends an invite for a made-up room, signed by the stranger, with
+// invite sends an invite for a made-up room, signed by the spammer, with
 // the given stripped state. It returns the node's error code, if any.
-func (s *stranger) invite(ctx context.Context, target string, state []json.RawMessage) (string, error) {
+func (s *spammer) invite(ctx context.Context, target string, state []json.RawMessage) (string, error) {
 	roomID := "!" + randomHex(12) + ":" + s.name
 	content, _ := rooms.MarshalCanonical(map[string]string{"membership": "invite"})
 	ev, err := rooms.Build(rooms.ProtoEvent{
@@ -149,13 +148,6 @@ func rawSync(t testing.TB, ctx context.Context, c *mautrix.Client, since string)
 	return len(body), out.Rooms.Invite, out.NextBatch
 }
 
-func heapInUse() uint64 {
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapInuse
-}
-
 // TestInviteSpamFromStrangersIsBounded: strangers send a user invites to
 // made-up rooms, each with 15 x 60 KB of stripped state. The node keeps a
 // bounded number of invites, each with bounded state of the listed types,
@@ -168,8 +160,8 @@ func TestInviteSpamFromStrangersIsBounded(t *testing.T) {
 	target := alice.UserID.String()
 	heapBefore := heapInUse()
 
-	// One stranger sends 100.
-	m := newStranger(t, a)
+	// One spammer sends 100.
+	m := newSpammer(t, a)
 	accepted, refused := 0, map[string]int{}
 	for range 100 {
 		code, err := m.invite(ctx, target, spamState())
@@ -184,7 +176,7 @@ func TestInviteSpamFromStrangersIsBounded(t *testing.T) {
 	}
 	pending, stored, invs := storedInvites(t, a, target)
 	size, invited, _ := rawSync(t, ctx, alice, "")
-	t.Logf("one stranger, 100 invites: %d accepted, refused %v; %d pending, %d bytes stored; initial /sync %d bytes with %d invites; heap +%d KiB",
+	t.Logf("one spammer, 100 invites: %d accepted, refused %v; %d pending, %d bytes stored; initial /sync %d bytes with %d invites; heap +%d KiB",
 		accepted, refused, pending, stored, size, len(invited), (int64(heapInUse())-int64(heapBefore))/1024)
 	if accepted > maxInvitesPerServer {
 		t.Errorf("one server got %d invites accepted, want at most %d", accepted, maxInvitesPerServer)
@@ -206,7 +198,7 @@ func TestInviteSpamFromStrangersIsBounded(t *testing.T) {
 
 	// Eleven more strangers, ten invites each: the user's cap holds.
 	for range 11 {
-		s := newStranger(t, a)
+		s := newSpammer(t, a)
 		for range 10 {
 			if _, err := s.invite(ctx, target, spamState()); err != nil {
 				t.Fatalf("invite request failed outright: %v", err)
@@ -251,8 +243,8 @@ func TestOwnerBlocksAServer(t *testing.T) {
 	a := newTestNode(t, testOpts{regToken: "family"})
 	alice := a.register(ctx, "alice")
 	bob := a.registerWithToken(ctx, "bob", "family")
-	m, other := newStranger(t, a), newStranger(t, a)
-	send := func(s *stranger, c *mautrix.Client) string {
+	m, other := newSpammer(t, a), newSpammer(t, a)
+	send := func(s *spammer, c *mautrix.Client) string {
 		t.Helper()
 		code, err := s.invite(ctx, c.UserID.String(), nil)
 		if err != nil {
@@ -317,7 +309,7 @@ func TestOwnerBlocksAServer(t *testing.T) {
 	if _, err := alice.MakeRequest(ctx, http.MethodGet, "http://"+a2.HTTPAddr()+"/_parley/v1/blocked_servers", nil, &list); err != nil || len(list.Servers) != 1 || list.Servers[0] != m.name {
 		t.Fatalf("blocked servers after a restart: %v (%v), want [%s]", list.Servers, err, m.name)
 	}
-	m2 := &stranger{host: m.host, key: m.key, name: m.name, to: a2}
+	m2 := &spammer{host: m.host, key: m.key, name: m.name, to: a2}
 	m.host.AddAddrs(a2.PeerID(), a2.Addrs())
 	if code := send(m2, alice); code != "M_FORBIDDEN" {
 		t.Errorf("after a restart, the blocked server's invite: %q, want M_FORBIDDEN", code)
@@ -359,7 +351,7 @@ func BenchmarkIncrementalSyncWithInviteSpam(b *testing.B) {
 	a := newTestNode(b, testOpts{})
 	alice := a.register(ctx, "alice")
 	for range 20 {
-		s := newStranger(b, a)
+		s := newSpammer(b, a)
 		for range 5 {
 			if _, err := s.invite(ctx, alice.UserID.String(), spamState()); err != nil {
 				b.Fatal(err)

@@ -118,6 +118,7 @@ type Node struct {
 
 	gossipDropped atomic.Int64 // pubsub messages the validator refused
 	roomWorkers   atomic.Int64 // running room workers: one per followed room
+	gossipLog     *logLimiter  // lines about refused gossip
 	cliToken      string       // lets the command line act as the owner
 	notify        *notifier
 
@@ -150,11 +151,12 @@ func New(cfg Config) (*Node, error) {
 		cfg:       cfg,
 		log:       log.With("component", "node"),
 		rooms:     make(map[string]*room),
-		events:    newGenCache[string, *evInfo](20000),
+		events:    newSizedCache[string](20000, eventCacheBytes, (*evInfo).size),
 		snapshots: newStateCache(stateCacheBytes),
-		verified:  newGenCache[string, *rooms.Event](4096),
+		verified:  newSizedCache[string](4096, verifiedCacheBytes, eventSize),
 		visible:   newGenCache[string, bool](4096),
 		notify:    newNotifier(),
+		gossipLog: newLogLimiter(20, time.Minute),
 		ctx:       ctx,
 		cancel:    cancel,
 	}, nil

@@ -137,6 +137,8 @@ type Host struct {
 	relayAddrsOut event.Emitter
 
 	handler atomic.Pointer[Handler]
+	admit   *admission // request slots (admission.go)
+	subs    *subFilter // topics peers may make us track (subfilter.go)
 	stats   counters
 
 	// life serialises Start and Close.
@@ -181,6 +183,8 @@ func New(cfg Config) (*Host, error) {
 		extra:      cfg.Options,
 		rooms:      make(map[string]*room),
 		relayRetry: make(map[peer.ID]retryAt),
+		admit:      newAdmission(),
+		subs:       newSubFilter(),
 	}
 	logger := cfg.Logger
 	if logger == nil {
@@ -684,6 +688,7 @@ func (h *Host) peerEventLoop(sub event.Subscription) {
 			}
 			if ev.Connectedness != network.Connected && ev.Connectedness != network.Limited {
 				delete(up, ev.Peer)
+				h.subs.forget(ev.Peer)
 				continue
 			}
 			if up[ev.Peer] {
