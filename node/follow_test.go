@@ -51,9 +51,14 @@ func TestLeavingARoomStopsFollowingIt(t *testing.T) {
 			return subscribed == want && (workers == 1) == want && (workers == 0) != want &&
 				b.getRoom(string(room)).followed() == want
 		})
-		err := b.Host().Publish(ctx, string(room), []byte("{}"))
-		if notJoined := errors.Is(err, p2p.ErrNotJoined); notJoined == want {
-			t.Fatalf("B publishing to the room: %v (following: %v)", err, want)
+		// Only a node that left may publish junk here: a member's junk
+		// would count against it in A's peer score (graylisted after
+		// three), and A would stop sending it the room.
+		if !want {
+			err := b.Host().Publish(ctx, string(room), []byte("{}"))
+			if !errors.Is(err, p2p.ErrNotJoined) {
+				t.Fatalf("B publishing to a room it left: %v, want ErrNotJoined", err)
+			}
 		}
 	}
 	invite := func(c *mautrix.Client, s *syncer) {
@@ -126,7 +131,7 @@ func TestLeavingARoomStopsFollowingIt(t *testing.T) {
 		return err == nil && got == "["+alice.UserID.String()+"]"
 	})
 	if !b.getRoom(string(room)).followed() || b.roomWorkers.Load() != 1 {
-		t.Fatalf("B stopped following the room while Dave is invited")
+		t.Fatalf("B stopped following the room while Dave is invited: followed %v, workers %d", b.getRoom(string(room)).followed(), b.roomWorkers.Load())
 	}
 	if _, err := dave.LeaveRoom(ctx, room); err != nil {
 		t.Fatal(err)
