@@ -67,9 +67,14 @@ func (n *Node) AccountExists(localpart string) (bool, error) {
 
 // CreateAccount implements webui.Backend.
 func (n *Node) CreateAccount(ctx context.Context, req webui.AccountRequest) (*webui.LoginResult, error) {
+	// bcrypt reads at most 72 bytes; the API refuses longer passwords
+	// first, with the same message.
+	if len(req.Password) > 72 {
+		return nil, webui.BadRequest("a password can have at most 72 bytes (%d given)", len(req.Password))
+	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(req.Password), bcrypt.DefaultCost)
 	if err != nil {
-		return nil, webui.BadRequest("password: %v", err)
+		return nil, err
 	}
 	n.acctMu.Lock()
 	defer n.acctMu.Unlock()
@@ -101,6 +106,9 @@ func (n *Node) CreateAccount(ctx context.Context, req webui.AccountRequest) (*we
 	})
 	if err != nil {
 		return nil, err
+	}
+	if req.First {
+		n.claimed()
 	}
 	n.log.Info("account created", "user", user)
 	return &webui.LoginResult{UserID: user, AccessToken: token, DeviceID: sess.DeviceID}, nil

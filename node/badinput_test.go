@@ -155,7 +155,7 @@ func TestBadClientInputChangesNothing(t *testing.T) {
 	}
 	// A second local user, not in the room.
 	res, err := alice.MakeRequest(ctx, http.MethodPost, alice.BuildClientURL("v3", "register"), map[string]any{
-		"username": "mallory", "password": "pw", "auth": map[string]string{"type": "m.login.registration_token", "token": "family"},
+		"username": "mallory", "password": "password-mallory", "auth": map[string]string{"type": "m.login.registration_token", "token": "family"},
 	}, nil)
 	if err != nil {
 		t.Fatalf("register with token: %v", err)
@@ -183,7 +183,7 @@ func TestBadClientInputChangesNothing(t *testing.T) {
 		{"joining an unknown room is M_NOT_FOUND", "POST", "/_matrix/client/v3/join/%21nope:example", mallory.AccessToken, `{}`, 404, "M_NOT_FOUND"},
 		{"a bad since token is M_INVALID_PARAM", "GET", "/_matrix/client/v3/sync?since=garbage", alice.AccessToken, ``, 400, "M_INVALID_PARAM"},
 		{"an unknown endpoint is M_UNRECOGNIZED", "GET", "/_matrix/client/v3/nonsense", alice.AccessToken, ``, 404, "M_UNRECOGNIZED"},
-		{"a third registration without the token is refused", "POST", "/_matrix/client/v3/register", "", `{"username":"eve","password":"pw","auth":{"type":"m.login.dummy"}}`, 401, "M_FORBIDDEN"},
+		{"a third registration without the token is refused", "POST", "/_matrix/client/v3/register", "", `{"username":"eve","password":"password-eve","auth":{"type":"m.login.dummy"}}`, 401, "M_FORBIDDEN"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -17,6 +17,11 @@ import (
 // maxPrevEvents is the spec's bound on prev_events.
 const maxPrevEvents = 20
 
+// maxInitialState bounds createRoom's initial_state. Clients send a
+// handful of entries (encryption, guest access, a space's parent); a
+// room that needs more can have them sent as state events afterwards.
+const maxInitialState = 100
+
 // proto prepares an event on top of the room's current head: prev events
 // are the extremities, auth events the selection from current state.
 func (n *Node) proto(r *room, sender, evType string, stateKey *string, content json.RawMessage) (rooms.ProtoEvent, error) {
@@ -142,6 +147,9 @@ func (n *Node) txnEvent(user, device, txnID string) (string, <-chan struct{}) {
 // CreateRoom implements webui.Backend: the events of the spec's
 // createRoom, in order, each checked and stored like any other.
 func (n *Node) CreateRoom(ctx context.Context, s *webui.Session, req *webui.CreateRoomRequest) (string, error) {
+	if len(req.InitialState) > maxInitialState {
+		return "", webui.BadRequest("initial_state has %d entries; at most %d are allowed", len(req.InitialState), maxInitialState)
+	}
 	version := req.RoomVersion
 	if version == "" {
 		version = rooms.DefaultVersion

@@ -273,6 +273,25 @@ func (n *Node) serverJoined(r *room, server string) bool {
 	return false
 }
 
+// membershipsOf lists the current membership events of the server's
+// users in the room.
+func (n *Node) membershipsOf(r *room, server string) []string {
+	r.mu.Lock()
+	state := r.state
+	r.mu.Unlock()
+	var out []string
+	for k, id := range state {
+		if k.Type != "m.room.member" {
+			continue
+		}
+		if s, err := rooms.ServerOf(k.StateKey); err == nil && s == server {
+			out = append(out, id)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 func (n *Node) pdu(id string) (json.RawMessage, error) {
 	var raw json.RawMessage
 	err := n.store.View(func(t *store.Txn) error {
@@ -290,6 +309,9 @@ func (n *Node) onInvite(server string, body []byte) (any, error) {
 	var req inviteReq
 	if err := decode(body, &req); err != nil {
 		return nil, err
+	}
+	if len(req.Event) > maxInviteEventBytes {
+		return nil, remoteErr("M_TOO_LARGE", "invite event over %d bytes", maxInviteEventBytes)
 	}
 	if !rooms.KnownVersion(req.RoomVersion) {
 		return nil, remoteErr("M_INCOMPATIBLE_ROOM_VERSION", "room version %q", req.RoomVersion)
@@ -315,33 +337,34 @@ func (n *Node) onInvite(server string, body []byte) (any, error) {
 	if _, err := n.account(local); err != nil {
 		return nil, remoteErr("M_NOT_FOUND", "user %s does not exist", *target)
 	}
-	var state []json.RawMessage
-	for _, s := range req.InviteState {
-		var st struct {
-			Type     string          `json:"type"`
-			StateKey *string         `json:"state_key"`
-			Sender   string          `json:"sender"`
-			Content  json.RawMessage `json:"content"`
-		}
-		if json.Unmarshal(s, &st) != nil || st.Type == "" || st.StateKey == nil || len(st.Content) == 0 || len(s) > rooms.MaxEventSize {
-			return nil, remoteErr("M_BAD_JSON", "malformed invite_room_state entry")
-		}
-		state = append(state, s)
-		if len(state) > 20 {
-			return nil, remoteErr("M_BAD_JSON", "too much invite_room_state")
-		}
+	if n.serverBlocked(server) {
+		return nil, remoteErr("M_FORBIDDEN", "this node does not take invites from your server")
+	}
+	state, err := keepInviteState(req.InviteState, ev.Sender())
+	if err != nil {
+		return nil, err
+	}
+	// Refuse in a read first, so a flood of refused invites never reaches
+	// the writer; the write checks again, as invites may race.
+	if err := n.store.View(func(t *store.Txn) error { return admitInvite(t, *target, server, ev.RoomID()) }); err != nil {
+		n.log.Debug("invite refused", "room", ev.RoomID(), "user", *target, "from", ev.Sender(), "err", err)
+		return nil, err
 	}
 	signed, err := rooms.Sign(ev, n.serverName, n.key)
 	if err != nil {
 		return nil, err
 	}
 	err = n.store.Update(func(t *store.Txn) error {
+		if err := admitInvite(t, *target, server, ev.RoomID()); err != nil {
+			return err
+		}
 		return t.PutInvite(*target, &store.Invite{
 			RoomID: ev.RoomID(), Version: req.RoomVersion, Pos: t.NextPos(),
 			Event: signed.JSON(), State: state, Via: server,
 		})
 	})
 	if err != nil {
+		n.log.Debug("invite refused", "room", ev.RoomID(), "user", *target, "from", ev.Sender(), "err", err)
 		return nil, err
 	}
 	n.log.Info("invite received", "room", ev.RoomID(), "user", *target, "from", ev.Sender())
@@ -360,16 +383,21 @@ func (n *Node) onMakeJoin(server string, body []byte) (any, error) {
 	if r == nil {
 		return nil, remoteErr("M_NOT_FOUND", "room %s is not on this node", req.RoomID)
 	}
-	content, _ := rooms.MarshalCanonical(map[string]string{"membership": "join"})
-	p, err := n.proto(r, req.UserID, "m.room.member", &req.UserID, content)
-	if err != nil {
-		return nil, err
-	}
 	r.mu.Lock()
 	state := r.state
 	r.mu.Unlock()
 	if !n.serverInRoom(state, n.serverName) {
 		return nil, remoteErr("M_NOT_FOUND", "no user of this node is in the room")
+	}
+	// A template tells its reader the room's version, depth and latest
+	// events: only for a user who could join.
+	if !n.mayJoin(state, req.UserID) {
+		return nil, remoteErr("M_FORBIDDEN", "%s may not join %s", req.UserID, req.RoomID)
+	}
+	content, _ := rooms.MarshalCanonical(map[string]string{"membership": "join"})
+	p, err := n.proto(r, req.UserID, "m.room.member", &req.UserID, content)
+	if err != nil {
+		return nil, err
 	}
 	return makeJoinResp{RoomVersion: r.version, Event: protoJSON{
 		RoomID: p.RoomID, Sender: p.Sender, Type: p.Type, StateKey: p.StateKey, Content: p.Content,
@@ -542,8 +570,9 @@ func (n *Node) onAuthChain(server string, body []byte) (any, error) {
 		return nil, err
 	}
 	var have []string
+	joined := n.serverJoined(r, server)
 	for _, id := range req.EventIDs {
-		if i, err := n.eventInfo(id); err == nil && i.ev.RoomID() == r.id {
+		if i, err := n.eventInfo(id); err == nil && i.ev.RoomID() == r.id && n.visibleTo(i, server, joined) {
 			have = append(have, id)
 		}
 	}
@@ -631,10 +660,21 @@ func (n *Node) onStateAfter(server string, body []byte) (any, error) {
 	return resp, nil
 }
 
+// onExtremities tells the room's current head to servers with a user
+// joined now. A server that left or was banned learns only the latest
+// membership events of its own users (how it learns of a ban it missed),
+// not the room's head.
 func (n *Node) onExtremities(server string, body []byte) (any, error) {
 	_, r, err := n.idsRequest(server, body)
 	if err != nil {
 		return nil, err
+	}
+	if !n.serverJoined(r, server) {
+		ids := n.membershipsOf(r, server)
+		if len(ids) == 0 {
+			return nil, remoteErr("M_FORBIDDEN", "server has no user in %s", r.id)
+		}
+		return idsReq{RoomID: r.id, EventIDs: ids}, nil
 	}
 	r.mu.Lock()
 	ext := slices.Clone(r.ext)

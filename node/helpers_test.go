@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -37,6 +38,10 @@ type testOpts struct {
 	relayService bool
 	// relays are nodes to hold relay reservations with.
 	relays []*testNode
+	// httpAddr is the API's listen address; default 127.0.0.1:0.
+	httpAddr string
+	// logger receives the node's logs (default: the test log when -v).
+	logger *slog.Logger
 	// private makes the node believe it is behind a NAT: on loopback
 	// libp2p cannot tell, and relay addresses are announced only by
 	// private nodes.
@@ -53,9 +58,12 @@ func newTestNode(t testing.TB, o testOpts) *testNode {
 	if o.dir == "" {
 		o.dir = t.TempDir()
 	}
+	if o.httpAddr == "" {
+		o.httpAddr = "127.0.0.1:0"
+	}
 	cfg := Config{
 		DataDir:           o.dir,
-		HTTPAddr:          "127.0.0.1:0",
+		HTTPAddr:          o.httpAddr,
 		ListenAddrs:       []string{"/ip4/127.0.0.1/tcp/0"},
 		NoMDNS:            true,
 		RegistrationToken: o.regToken,
@@ -79,6 +87,9 @@ func newTestNode(t testing.TB, o testOpts) *testNode {
 	if testing.Verbose() {
 		cfg.Logger = testLogger(t)
 	}
+	if o.logger != nil {
+		cfg.Logger = o.logger
+	}
 	n, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -99,17 +110,46 @@ func (tn *testNode) client() *mautrix.Client {
 	return c
 }
 
-// register creates a user through the API and returns a logged-in client.
+// testPassword is the password register gives a user.
+func testPassword(name string) string { return "password-" + name }
+
+// register creates a user through the API and returns a logged-in client:
+// the node's first user claims it with the claim code, later ones show the
+// registration token.
 func (tn *testNode) register(ctx context.Context, name string) *mautrix.Client {
 	tn.t.Helper()
 	c := tn.client()
-	resp, err := c.RegisterDummy(ctx, &mautrix.ReqRegister[any]{Username: name, Password: "pw-" + name})
+	token := tn.ClaimCode()
+	if token == "" {
+		token = tn.cfg.RegistrationToken
+	}
+	resp, err := registerWithToken(ctx, c, name, testPassword(name), token)
 	if err != nil {
 		tn.t.Fatalf("register %s: %v", name, err)
 	}
 	c.SetCredentials(resp.UserID, resp.AccessToken)
 	c.DeviceID = resp.DeviceID
 	return c
+}
+
+// authRegistrationToken is the spec's registration-token stage (mautrix
+// has no constant for it).
+const authRegistrationToken mautrix.AuthType = "m.login.registration_token"
+
+// registerWithToken registers as a Matrix client does: it asks, and
+// answers the registration-token stage the node offers in its session.
+func registerWithToken(ctx context.Context, c *mautrix.Client, name, password, token string) (*mautrix.RespRegister, error) {
+	req := &mautrix.ReqRegister[any]{Username: name, Password: password}
+	_, uia, err := c.Register(ctx, req)
+	if uia == nil {
+		return nil, fmt.Errorf("no user-interactive auth offered: %w", err)
+	}
+	if len(uia.Flows) != 1 || !uia.HasSingleStageFlow(authRegistrationToken) {
+		return nil, fmt.Errorf("flows %+v, want the registration-token stage", uia.Flows)
+	}
+	req.Auth = map[string]any{"type": authRegistrationToken, "token": token, "session": uia.Session}
+	resp, _, err := c.Register(ctx, req)
+	return resp, err
 }
 
 // waitFor polls cond until it holds or the deadline passes.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"slices"
 	"sort"
@@ -19,13 +20,15 @@ import (
 )
 
 // ingestRemote processes a verified event from a peer, fetching what it
-// lacks: auth chains; missing prev events, from the sender's node and, if
-// it cannot bridge the gap (a recent joiner holds little history), from
-// the room's other members; and as a last resort the state after a prev
-// event beyond every member's reach. nested calls (for events fetched
-// while filling a gap) go straight to that last resort.
+// lacks: auth chains; missing prev events; and as a last resort the state
+// after a prev event beyond every member's reach. nested calls (for events
+// fetched while filling a gap) go straight to that last resort. It asks
+// the room's other connected members first, each with a short timeout,
+// and the peer the event came from last, and only if that peer's server
+// has a place in the room: it never fetches on behalf of a stranger.
 func (n *Node) ingestRemote(ctx context.Context, r *room, ev *rooms.Event, from peer.ID, nested bool) (*outcome, error) {
-	for attempt := 0; attempt < 5; attempt++ {
+	var sources []peer.ID
+	for attempt := 0; attempt < 4; attempt++ {
 		r.mu.Lock()
 		out, err := n.process(r, ev, processOpts{})
 		r.mu.Unlock()
@@ -33,32 +36,33 @@ func (n *Node) ingestRemote(ctx context.Context, r *room, ev *rooms.Event, from 
 		if !errors.As(err, &miss) {
 			return out, err
 		}
+		if sources == nil {
+			if sources = n.fetchSources(r, from); len(sources) == 0 {
+				return nil, fmt.Errorf("event %s: %w, and no member to ask", ev.ID(), miss)
+			}
+		}
 		switch {
 		case len(miss.auth) > 0:
-			if err := n.fromAnyMember(ctx, r, from, func(p peer.ID) error { return n.fetchAuthChain(ctx, r, p, miss.auth) }); err != nil {
+			if err := n.askInTurn(ctx, sources, from, func(ctx context.Context, p peer.ID) error { return n.fetchAuthChain(ctx, r, p, miss.auth) }); err != nil {
 				return nil, err
 			}
 		case !nested && attempt == 0:
-			if err := n.fillGap(ctx, r, from, miss.prev); err != nil {
-				n.log.Debug("gap fill from sender", "room", r.id, "err", err)
-			}
-		case !nested && attempt == 1:
-			for _, p := range n.connectedMembers(r) {
-				if p == from {
-					continue
-				}
-				// Ask for the missing prev events themselves: a member may
-				// not have ev yet, but it has what ev builds on.
-				if err := n.fillGap(ctx, r, p, miss.prev); err != nil {
-					n.log.Debug("gap fill from member", "room", r.id, "peer", shortPeer(p), "err", err)
+			// Ask for the missing prev events themselves: a member may
+			// not have ev yet, but it has what ev builds on.
+			for _, p := range sources {
+				actx, cancel := n.askContext(ctx, p, from)
+				err := n.fillGap(actx, r, p, miss.prev)
+				cancel()
+				if err != nil {
+					n.log.Debug("gap fill", "room", r.id, "peer", shortPeer(p), "err", err)
 				}
 				if !n.missingPrevs(r, ev) {
 					break
 				}
 			}
 		default:
-			for _, p := range miss.prev {
-				if err := n.fromAnyMember(ctx, r, from, func(peer peer.ID) error { return n.fetchStateAfter(ctx, r, peer, p) }); err != nil {
+			for _, id := range miss.prev {
+				if err := n.askInTurn(ctx, sources, from, func(ctx context.Context, p peer.ID) error { return n.fetchStateAfter(ctx, r, p, id) }); err != nil {
 					return nil, err
 				}
 			}
@@ -87,24 +91,6 @@ func (n *Node) connectedMembers(r *room) []peer.ID {
 		}
 	}
 	return out
-}
-
-// fromAnyMember tries f with the preferred peer, then each other connected
-// member, until one succeeds.
-func (n *Node) fromAnyMember(ctx context.Context, r *room, preferred peer.ID, f func(peer.ID) error) error {
-	err := f(preferred)
-	if err == nil {
-		return nil
-	}
-	for _, p := range n.connectedMembers(r) {
-		if p == preferred {
-			continue
-		}
-		if err2 := f(p); err2 == nil {
-			return nil
-		}
-	}
-	return err
 }
 
 // maxGap bounds how many missing events one gap fill fetches; a larger
@@ -368,30 +354,41 @@ func (n *Node) storeOutliers(r *room, pdus []json.RawMessage) error {
 }
 
 // validateGossip is the room topic's validator: the cheap checks that stop
-// a forgery from being relayed. Events that pass are remembered so the
-// receiver does not verify them again.
-func (n *Node) validateGossip(r *room) func(ctx context.Context, from peer.ID, data []byte) bool {
-	return func(ctx context.Context, from peer.ID, data []byte) bool {
+// a forgery from being relayed, and the gate that keeps servers with no
+// place in the room out of it (gate.go). Forgeries and malformed events
+// are rejected, which counts against the peer that relayed them; events
+// of servers the gate turns away are ignored, since this node's view of
+// the room may lag. Events that pass are remembered so the receiver does
+// not verify them again.
+func (n *Node) validateGossip(r *room) p2p.Validator {
+	gate := newRoomGate()
+	return func(ctx context.Context, from peer.ID, data []byte) p2p.Verdict {
 		if len(data) > rooms.MaxEventSize {
 			n.gossipDropped.Add(1)
-			return false
+			n.gossipLog.log(n.log, slog.LevelInfo, "oversized gossip dropped", "room", r.id, "from", shortPeer(from), "size", len(data))
+			return p2p.Reject
 		}
 		ev, err := rooms.ParseEvent(data, r.version)
 		if err != nil || ev.RoomID() != r.id {
 			n.gossipDropped.Add(1)
-			n.log.Info("malformed gossip dropped", "room", r.id, "from", shortPeer(from), "err", err)
-			return false
+			n.gossipLog.log(n.log, slog.LevelInfo, "malformed gossip dropped", "room", r.id, "from", shortPeer(from), "err", err)
+			return p2p.Reject
 		}
 		if _, ok := n.verified.get(ev.ID()); ok || n.known(ev.ID()) {
-			return true
+			return p2p.Accept
+		}
+		if !gate.allows(n, r, ev, time.Now()) {
+			n.gossipDropped.Add(1)
+			n.gossipLog.log(n.log, slog.LevelInfo, "gossip from a server not in the room ignored", "room", r.id, "from", shortPeer(from), "sender", ev.Sender())
+			return p2p.Ignore
 		}
 		if err := rooms.Verify(ev); err != nil {
 			n.gossipDropped.Add(1)
-			n.log.Info("forged event dropped", "room", r.id, "from", shortPeer(from), "event", ev.ID(), "err", err)
-			return false
+			n.gossipLog.log(n.log, slog.LevelInfo, "forged event dropped", "room", r.id, "from", shortPeer(from), "event", ev.ID(), "err", err)
+			return p2p.Reject
 		}
 		n.verified.put(ev.ID(), ev)
-		return true
+		return p2p.Accept
 	}
 }
 
@@ -417,8 +414,11 @@ func (n *Node) receiveGossip(r *room) func(from peer.ID, data []byte) {
 	}
 }
 
-// roomWorker ingests a room's gossip in arrival order.
+// roomWorker ingests a room's gossip in arrival order. It never waits on
+// the network: events it cannot place yet go to fetches beside it
+// (fetch.go).
 func (n *Node) roomWorker(ctx context.Context, r *room) {
+	f := newFetcher()
 	for {
 		select {
 		case <-ctx.Done():
@@ -429,12 +429,7 @@ func (n *Node) roomWorker(ctx context.Context, r *room) {
 			if n.known(m.ev.ID()) {
 				continue
 			}
-			out, err := n.ingestRemote(ctx, r, m.ev, m.from, false)
-			if err != nil {
-				n.log.Info("gossip event not ingested", "room", r.id, "event", m.ev.ID(), "err", err)
-				continue
-			}
-			n.afterIngest(r, out)
+			n.ingestOrFetch(r, f, m)
 		}
 	}
 }
@@ -445,8 +440,12 @@ func (n *Node) afterIngest(r *room, out *outcome) {
 	if out == nil || out.rejected != nil || out.info.ev.Type() != "m.room.member" {
 		return
 	}
-	if out.info.ev.Membership() == "join" {
+	switch out.info.ev.Membership() {
+	case "join":
 		n.goBackground(func(ctx context.Context) { n.connectRoomPeers(ctx, r) })
+	case "leave", "ban":
+		// A local user kicked or banned by another server.
+		n.checkFollowing(r)
 	}
 }
 
@@ -510,6 +509,9 @@ func (n *Node) onPeerConnected(p peer.ID) {
 	}
 	n.mu.Unlock()
 	for _, r := range shared {
+		if !r.followed() {
+			continue
+		}
 		r.mu.Lock()
 		in := n.serverInRoom(r.state, server)
 		r.mu.Unlock()

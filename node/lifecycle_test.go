@@ -47,7 +47,7 @@ func TestRepeatedTxnIDReturnsTheSameEvent(t *testing.T) {
 	other := a.client()
 	login, err := other.Login(ctx, &mautrix.ReqLogin{
 		Type: mautrix.AuthTypePassword, Identifier: mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: "alice"},
-		Password: "pw-alice", StoreCredentials: true,
+		Password: testPassword("alice"), StoreCredentials: true,
 	})
 	if err != nil || login.DeviceID == "" {
 		t.Fatalf("login: %v", err)

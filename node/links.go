@@ -32,6 +32,12 @@ const (
 	// linkViaMax is how many members' addresses a link carries.
 	linkViaMax  = 3
 	mLinkInvite = "link_invite"
+
+	// maxLinksPerUser is how many live links one member may have in a
+	// room, and maxLinksPerRoom how many a room may have: each is a state
+	// entry every member's node stores and checks.
+	maxLinksPerUser = 20
+	maxLinksPerRoom = 200
 )
 
 // linkPayload is what a link encodes.
@@ -49,7 +55,9 @@ type linkVia struct {
 	Addrs []string `json:"a,omitempty"`
 }
 
-// linkState is the content of an org.parley.link state event.
+// linkState is the content of an org.parley.link state event. A link
+// that ended (revoked, expired or used up) is replaced by a tombstone
+// that says only why, so dead links do not weigh on the room's state.
 type linkState struct {
 	SecretHash string `json:"secret_hash"`
 	ExpiresTS  int64  `json:"expires_ts,omitempty"`
@@ -58,6 +66,49 @@ type linkState struct {
 	Revoked    bool   `json:"revoked,omitempty"`
 	CreatedBy  string `json:"created_by"`
 	CreatedTS  int64  `json:"created_ts"`
+	// Ended is a tombstone's reason; the other fields are then empty.
+	Ended string `json:"ended,omitempty"`
+
+	maker string // the state event's sender
+}
+
+// Why a link ended.
+const (
+	linkRevoked = "revoked"
+	linkExpired = "expired"
+	linkUsedUp  = "used up"
+)
+
+// ended says why a link can no longer be used, or "" while it is live.
+func (st *linkState) ended(now int64) string {
+	switch {
+	case st.Ended != "":
+		return st.Ended
+	case st.Revoked || st.SecretHash == "":
+		return linkRevoked
+	case st.ExpiresTS != 0 && st.ExpiresTS <= now:
+		return linkExpired
+	case st.MaxUses > 0 && st.Uses >= st.MaxUses:
+		return linkUsedUp
+	}
+	return ""
+}
+
+// linkEndedMessage is what a joiner is told about an ended link.
+func linkEndedMessage(why string) string {
+	switch why {
+	case linkExpired:
+		return "this invite link has expired"
+	case linkUsedUp:
+		return "this invite link has been used up"
+	}
+	return "this invite link was revoked"
+}
+
+// tombstone is the content that replaces an ended link.
+func linkTombstone(why string) json.RawMessage {
+	c, _ := rooms.MarshalCanonical(map[string]string{"ended": why})
+	return c
 }
 
 func hashSecret(s string) string {
@@ -134,6 +185,13 @@ func (n *Node) CreateLink(ctx context.Context, s *webui.Session, roomID string, 
 	if maxUses < 0 || expiresIn < 0 {
 		return nil, webui.BadRequest("max_uses and expires_in_ms must not be negative")
 	}
+	// Counting live links and adding one must not interleave with another
+	// maker's count; nothing under linkMu waits for another node.
+	r.linkMu.Lock()
+	defer r.linkMu.Unlock()
+	if err := n.checkLinkRoom(ctx, r, s.UserID); err != nil {
+		return nil, err
+	}
 	st := linkState{MaxUses: maxUses, CreatedBy: s.UserID, CreatedTS: nowMS()}
 	secret := randomString(32)
 	st.SecretHash = hashSecret(secret)
@@ -153,6 +211,36 @@ func (n *Node) CreateLink(ctx context.Context, s *webui.Session, roomID string, 
 		ID: id, Link: link, WebLink: "http://" + n.HTTPAddr() + "/#/join/" + strings.TrimPrefix(link, linkScheme),
 		ExpiresTS: expiry, MaxUses: maxUses, CreatedBy: s.UserID, CreatedTS: st.CreatedTS,
 	}, nil
+}
+
+// checkLinkRoom buries the room's links that expired and refuses a new
+// link when the user or the room has as many live links as allowed. The
+// caller holds r.linkMu.
+func (n *Node) checkLinkRoom(ctx context.Context, r *room, user string) error {
+	now := nowMS()
+	live, mine := 0, 0
+	for id, st := range n.links(r) {
+		why := st.ended(now)
+		if why == linkExpired && st.Ended == "" {
+			key := id
+			if _, err := n.sendLocal(ctx, r, user, linkEventType, &key, linkTombstone(why), "", ""); err != nil {
+				n.log.Warn("burying an expired link", "room", r.id, "link", id, "err", err)
+			}
+		}
+		if why == "" {
+			live++
+			if st.maker == user {
+				mine++
+			}
+		}
+	}
+	if mine >= maxLinksPerUser {
+		return webui.Forbidden("you already have %d live links to this room, the most a member may have: revoke one first", mine)
+	}
+	if live >= maxLinksPerRoom {
+		return webui.Forbidden("this room already has %d live links, the most it may have: revoke one first", live)
+	}
+	return nil
 }
 
 // linkVia lists this node and a few other members' nodes, with the
@@ -192,6 +280,7 @@ func (n *Node) links(r *room) map[string]linkState {
 		}
 		var st linkState
 		if json.Unmarshal(i.ev.Content(), &st) == nil {
+			st.maker = i.ev.Sender()
 			out[k.StateKey] = st
 		}
 	}
@@ -207,7 +296,7 @@ func (n *Node) Links(s *webui.Session, roomID string) ([]webui.LinkInfo, error) 
 	out := []webui.LinkInfo{}
 	now := nowMS()
 	for id, st := range n.links(r) {
-		if st.Revoked || (st.ExpiresTS != 0 && st.ExpiresTS <= now) || (st.MaxUses > 0 && st.Uses >= st.MaxUses) {
+		if st.ended(now) != "" {
 			continue
 		}
 		out = append(out, webui.LinkInfo{ID: id, ExpiresTS: st.ExpiresTS, MaxUses: st.MaxUses, Uses: st.Uses, CreatedBy: st.CreatedBy, CreatedTS: st.CreatedTS})
@@ -225,16 +314,16 @@ func (n *Node) RevokeLink(ctx context.Context, s *webui.Session, roomID, id stri
 	if err := n.canInvite(r, s.UserID); err != nil {
 		return err
 	}
+	r.linkMu.Lock()
+	defer r.linkMu.Unlock()
 	st, ok := n.links(r)[id]
 	if !ok {
 		return webui.NotFound("no link %q in this room", id)
 	}
-	if st.Revoked {
+	if st.Ended != "" {
 		return nil
 	}
-	st.Revoked = true
-	c, _ := rooms.MarshalCanonical(st)
-	_, err := n.sendLocal(ctx, r, s.UserID, linkEventType, &id, c, "", "")
+	_, err := n.sendLocal(ctx, r, s.UserID, linkEventType, &id, linkTombstone(linkRevoked), "", "")
 	return err
 }
 
@@ -265,43 +354,99 @@ func (n *Node) onLinkInvite(ctx context.Context, server string, body []byte) (an
 	if r == nil {
 		return nil, remoteErr("M_NOT_FOUND", "this node is not in that room")
 	}
-	r.linkMu.Lock() // one use at a time, so max_uses holds on this node
-	defer r.linkMu.Unlock()
+	// Uses are counted one at a time under linkMu, so max_uses holds on
+	// this node; but the invite itself waits on the joiner's node, so it
+	// is sent with a use reserved and the lock released: a joiner that
+	// never answers delays no one else.
+	r.linkMu.Lock()
 	st, ok := n.links(r)[req.LinkID]
-	switch {
-	case !ok:
-		return nil, remoteErr("M_NOT_FOUND", "this invite link does not exist in the room (yet)")
-	case subtle.ConstantTimeCompare([]byte(hashSecret(req.Secret)), []byte(st.SecretHash)) != 1:
-		return nil, remoteErr("M_FORBIDDEN", "this invite link is not valid")
-	case st.Revoked:
-		return nil, remoteErr("M_FORBIDDEN", "this invite link was revoked")
-	case st.ExpiresTS != 0 && st.ExpiresTS <= nowMS():
-		return nil, remoteErr("M_FORBIDDEN", "this invite link has expired")
-	case st.MaxUses > 0 && st.Uses >= st.MaxUses:
-		return nil, remoteErr("M_FORBIDDEN", "this invite link has been used up")
+	if err := n.checkLinkUse(r, req, st, ok); err != nil {
+		r.linkMu.Unlock()
+		return nil, err
 	}
 	if m := n.membership(r, req.UserID); m == "join" {
+		r.linkMu.Unlock()
 		return linkInviteResp{RoomID: r.id, Via: n.serverName}, nil
 	} else if m == "ban" {
+		r.linkMu.Unlock()
 		return nil, remoteErr("M_FORBIDDEN", "that user is banned from the room")
 	}
 	inviter := n.localInviter(r)
 	if inviter == "" {
+		r.linkMu.Unlock()
 		return nil, remoteErr("M_FORBIDDEN", "no user on this node may invite to the room")
 	}
-	sess := &webui.Session{UserID: inviter}
+	if r.linkPending == nil {
+		r.linkPending = map[string]int{}
+	}
+	r.linkPending[req.LinkID]++
+	r.linkMu.Unlock()
+
+	var inviteErr error
 	if n.membership(r, req.UserID) != "invite" {
-		if err := n.Invite(ctx, sess, r.id, req.UserID, ""); err != nil {
-			return nil, remoteErr("M_UNKNOWN", "inviting through the link failed: %v", err)
+		inviteErr = n.Invite(ctx, &webui.Session{UserID: inviter}, r.id, req.UserID, "")
+	}
+
+	r.linkMu.Lock()
+	defer r.linkMu.Unlock()
+	if r.linkPending[req.LinkID]--; r.linkPending[req.LinkID] <= 0 {
+		delete(r.linkPending, req.LinkID)
+	}
+	if inviteErr != nil {
+		return nil, remoteErr("M_UNKNOWN", "inviting through the link failed: %v", inviteErr)
+	}
+	n.countLinkUse(ctx, r, inviter, req.LinkID)
+	return linkInviteResp{RoomID: r.id, Via: n.serverName}, nil
+}
+
+// checkLinkUse checks a use of a link against the room's state and the
+// uses already under way. A link found expired is buried. The caller
+// holds r.linkMu.
+func (n *Node) checkLinkUse(r *room, req linkInviteReq, st linkState, ok bool) error {
+	if !ok {
+		return remoteErr("M_NOT_FOUND", "this invite link does not exist in the room (yet)")
+	}
+	why := st.ended(nowMS())
+	if why == "" && st.MaxUses > 0 && st.Uses+r.linkPending[req.LinkID] >= st.MaxUses {
+		why = linkUsedUp
+	}
+	switch {
+	case why == linkRevoked && st.Ended == "" && !st.Revoked:
+		// An empty or foreign content: no secret to compare.
+	case why != "" && st.Ended != "":
+		// A tombstone: its secret is gone, so say why it ended.
+	case subtle.ConstantTimeCompare([]byte(hashSecret(req.Secret)), []byte(st.SecretHash)) != 1:
+		return remoteErr("M_FORBIDDEN", "this invite link is not valid")
+	}
+	if why == "" {
+		return nil
+	}
+	if why == linkExpired && st.Ended == "" {
+		if inviter := n.localInviter(r); inviter != "" {
+			key := req.LinkID
+			if _, err := n.sendLocal(n.ctx, r, inviter, linkEventType, &key, linkTombstone(why), "", ""); err != nil {
+				n.log.Warn("burying an expired link", "room", r.id, "link", key, "err", err)
+			}
 		}
+	}
+	return remoteErr("M_FORBIDDEN", "%s", linkEndedMessage(why))
+}
+
+// countLinkUse records one more use of a link in the room, or buries the
+// link when that was its last. The caller holds r.linkMu.
+func (n *Node) countLinkUse(ctx context.Context, r *room, inviter, id string) {
+	st, ok := n.links(r)[id]
+	if !ok || st.Ended != "" {
+		return
 	}
 	st.Uses++
 	c, _ := rooms.MarshalCanonical(st)
-	id := req.LinkID
+	if st.MaxUses > 0 && st.Uses >= st.MaxUses {
+		c = linkTombstone(linkUsedUp)
+	}
 	if _, err := n.sendLocal(ctx, r, inviter, linkEventType, &id, c, "", ""); err != nil {
 		n.log.Warn("counting a link use", "room", r.id, "err", err)
 	}
-	return linkInviteResp{RoomID: r.id, Via: n.serverName}, nil
 }
 
 // localInviter finds a joined local user with the power to invite.

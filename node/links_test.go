@@ -160,10 +160,17 @@ func TestInviteLinks(t *testing.T) {
 	})
 	t.Run("a link is honoured by another member when its maker's node is off", func(t *testing.T) {
 		made := makeLink(t, ctx, alice, room.RoomID, nil)
-		ol, olID := made["link"].(string), made["id"].(string)
-		waitFor(t, 20*time.Second, "bob's node to see the new link", func() bool {
-			_, ok := nodes[1].links(nodes[1].getRoom(room.RoomID.String()))[olID]
-			return ok
+		ol := made["link"].(string)
+		// The link names alice's node and up to two other members' nodes,
+		// whichever they are: every member's node must hold the link.
+		waitFor(t, 20*time.Second, "the members' nodes to see the new link", func() bool {
+			for _, n := range nodes[1:4] {
+				r := n.getRoom(room.RoomID.String())
+				if _, ok := n.links(r)[made["id"].(string)]; !ok {
+					return false
+				}
+			}
+			return true
 		})
 		a.Close()
 		got, code, err := useLink(ctx, users[5], ol)

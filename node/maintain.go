@@ -59,7 +59,13 @@ func (n *Node) maintainPeers(ctx context.Context) {
 // finds the room again.
 func (n *Node) redialRooms() {
 	connected := n.host.ConnectedPeers()
-	for _, r := range n.allRooms() {
+	for _, r := range n.followedRooms() {
+		if in, seen := n.localMembership(r); !in && seen {
+			// A kick or ban that arrived through catch-up rather than
+			// the room's worker.
+			n.stopFollowing(r)
+			continue
+		}
 		if len(n.connectedMembers(r)) == 0 && len(n.roomServers(r)) > 0 {
 			n.goBackground(func(ctx context.Context) { n.rendezvous(ctx, r) })
 		}
@@ -78,7 +84,7 @@ func (n *Node) redialRooms() {
 // after a wake-up, one at random otherwise.
 func (n *Node) antiEntropy(all bool) {
 	connected := n.host.ConnectedPeers()
-	for _, r := range n.allRooms() {
+	for _, r := range n.followedRooms() {
 		var peers []peer.ID
 		for _, s := range n.roomServers(r) {
 			if p, err := peerOf(s); err == nil && slices.Contains(connected, p) {

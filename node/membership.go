@@ -150,7 +150,7 @@ func (n *Node) Join(ctx context.Context, s *webui.Session, target string) (strin
 	if !strings.HasPrefix(target, "!") {
 		return "", webui.NotFound("room aliases are not supported; join by room ID or invite link")
 	}
-	if r := n.getRoom(target); r != nil {
+	if r := n.getRoom(target); r != nil && r.followed() {
 		if n.membership(r, s.UserID) == "join" {
 			return r.id, nil
 		}
@@ -168,6 +168,14 @@ func (n *Node) Join(ctx context.Context, s *webui.Session, target string) (strin
 		via = append(via, inv.Via)
 		if ev, err := rooms.ParseEvent(inv.Event, inv.Version); err == nil {
 			if srv, err := rooms.ServerOf(ev.Sender()); err == nil && !slices.Contains(via, srv) {
+				via = append(via, srv)
+			}
+		}
+	}
+	if r := n.getRoom(target); r != nil {
+		// A room every local user left: join again through its servers.
+		for _, srv := range n.roomServers(r) {
+			if !slices.Contains(via, srv) {
 				via = append(via, srv)
 			}
 		}
@@ -281,6 +289,8 @@ func (n *Node) completeJoin(ctx context.Context, roomID, version string, join *r
 		if err := n.activateRoom(r); err != nil {
 			return err
 		}
+	} else if err := n.startFollowing(r); err != nil {
+		return err
 	}
 	// Events sent while the join was under way, or before this node's
 	// subscription reached the others, went past it: catch up now, and
@@ -312,6 +322,9 @@ func (n *Node) Leave(ctx context.Context, s *webui.Session, roomID, reason strin
 		user := s.UserID
 		_, err := n.sendLocal(ctx, r, s.UserID, "m.room.member", &user, c, "", "")
 		n.markInvite(s.UserID, roomID)
+		if err == nil {
+			n.checkFollowing(r)
+		}
 		return err
 	}
 	if inv := n.invite(s.UserID, roomID); inv != nil && !inv.Left {
@@ -338,15 +351,15 @@ func (n *Node) invite(user, roomID string) *store.Invite {
 }
 
 // markInvite closes a pending invite record once the user joined or
-// declined, so /sync moves the room out of rooms.invite.
+// declined, so /sync moves the room out of rooms.invite, and drops the
+// state the inviter sent with it.
 func (n *Node) markInvite(user, roomID string) {
 	err := n.store.Update(func(t *store.Txn) error {
 		inv, err := t.Invite(user, roomID)
 		if err != nil || inv.Left {
 			return nil
 		}
-		inv.Left = true
-		inv.Pos = t.NextPos()
+		closeInvite(t, inv)
 		return t.PutInvite(user, inv)
 	})
 	if err != nil {
@@ -368,6 +381,9 @@ func (n *Node) Moderate(ctx context.Context, s *webui.Session, roomID, target, m
 	if err != nil {
 		return err
 	}
-	_, err = n.sendLocal(ctx, r, s.UserID, "m.room.member", &target, c, "", "")
-	return err
+	if _, err := n.sendLocal(ctx, r, s.UserID, "m.room.member", &target, c, "", ""); err != nil {
+		return err
+	}
+	n.checkFollowing(r)
+	return nil
 }

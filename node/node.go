@@ -53,6 +53,14 @@ type Config struct {
 	RegistrationToken string
 	// AppDir serves the web app from disk (development).
 	AppDir string
+	// ClaimCode is the one-time code that claims a fresh node (its first
+	// account must present it); default a random one, made at each start
+	// while the node has no owner. Either way it is printed with the
+	// app's URL and written to the file claim-code in DataDir.
+	ClaimCode string
+	// AllowedHosts are names (besides IP literals and localhost) the API
+	// answers to when HTTPAddr binds all interfaces; see webui.Config.
+	AllowedHosts []string
 	// ReconnectInterval is how often lost room members are redialled;
 	// default 15 s.
 	ReconnectInterval time.Duration
@@ -109,13 +117,18 @@ type Node struct {
 
 	acctMu sync.Mutex // serialises account creation
 
+	claimMu   sync.Mutex
+	claimCode string // "" once the node has its owner
+
 	events    *genCache[string, *evInfo]
-	snapshots *genCache[string, store.StateMap]
+	snapshots *stateCache
 	verified  *genCache[string, *rooms.Event] // verified by the pubsub validator, not yet ingested
 	visible   *genCache[string, bool]         // snapshot\x00server -> server had users in it
 	txns      *txnCache                       // user\x00device\x00txn -> event ID
 
 	gossipDropped atomic.Int64 // pubsub messages the validator refused
+	roomWorkers   atomic.Int64 // running room workers: one per followed room
+	gossipLog     *logLimiter  // lines about refused gossip
 	lastCreateMS  atomic.Int64 // timestamp of the last create event built
 	cliToken      string       // lets the command line act as the owner
 	notify        *notifier
@@ -149,12 +162,13 @@ func New(cfg Config) (*Node, error) {
 		cfg:       cfg,
 		log:       log.With("component", "node"),
 		rooms:     make(map[string]*room),
-		events:    newGenCache[string, *evInfo](20000),
-		snapshots: newGenCache[string, store.StateMap](256),
-		verified:  newGenCache[string, *rooms.Event](4096),
+		events:    newSizedCache[string](20000, eventCacheBytes, (*evInfo).size),
+		snapshots: newStateCache(stateCacheBytes),
+		verified:  newSizedCache[string](4096, verifiedCacheBytes, eventSize),
 		visible:   newGenCache[string, bool](4096),
 		txns:      newTxnCache(maxTxnCacheBytes),
 		notify:    newNotifier(),
+		gossipLog: newLogLimiter(20, time.Minute),
 		ctx:       ctx,
 		cancel:    cancel,
 	}, nil
@@ -206,11 +220,17 @@ func (n *Node) Start() (err error) {
 	n.host.Handle(handler)
 	n.host.OnPeerConnected(n.onPeerConnected)
 
-	n.http = webui.New(webui.Config{Addr: n.cfg.HTTPAddr, AppDir: n.cfg.AppDir, Logger: n.cfg.Logger}, n)
+	// The API's port is bound first, so a clash fails before anything
+	// else starts; it answers 503 until Ready, by when the host is up
+	// and status and links carry the node's addresses.
+	n.http = webui.New(webui.Config{Addr: n.cfg.HTTPAddr, AppDir: n.cfg.AppDir, AllowedHosts: n.cfg.AllowedHosts, WaitReady: true, Logger: n.cfg.Logger}, n)
 	if err := n.http.Start(); err != nil {
 		return err
 	}
 	if err := n.writeCLIFiles(); err != nil {
+		return err
+	}
+	if err := n.prepareClaim(); err != nil {
 		return err
 	}
 	if err := n.host.Start(n.ctx); err != nil {
@@ -219,6 +239,7 @@ func (n *Node) Start() (err error) {
 	if err := n.loadRooms(); err != nil {
 		return err
 	}
+	n.http.Ready()
 	n.goBackground(n.maintainPeers)
 	n.logFreeSpace()
 	return nil

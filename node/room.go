@@ -31,8 +31,15 @@ type room struct {
 	// minOrder is the lowest timeline order given to backfilled history.
 	minOrder uint64
 
-	linkMu  sync.Mutex  // serialises link uses honoured by this node
-	finding atomic.Bool // a DHT rendezvous lookup is under way
+	linkMu sync.Mutex // serialises counting link uses and making links; never held across a request
+	// linkPending counts, per link, the uses under way (invites sent,
+	// not yet answered). Guarded by linkMu.
+	linkPending map[string]int
+	finding     atomic.Bool // a DHT rendezvous lookup is under way
+
+	// follow is set while the node follows the room (see follow.go).
+	followMu sync.Mutex
+	follow   *following
 
 	// broken is set when a write of the room failed. Memory moves ahead
 	// of the disk while writes are in flight, so it may then hold events
@@ -121,6 +128,14 @@ func (n *Node) loadRooms() error {
 		}
 		r := n.newRoom(rec.ID, rec.Version)
 		r.ext, r.state, r.stateID, r.depth, r.minOrder = rec.Extremities, state, rec.State, rec.Depth, rec.MinOrder
+		if !n.hasLocalMember(r) {
+			// Every local user left: keep its history readable, but
+			// do not follow it.
+			n.mu.Lock()
+			n.rooms[r.id] = r
+			n.mu.Unlock()
+			continue
+		}
 		if err := n.activateRoom(r); err != nil {
 			return err
 		}
@@ -132,8 +147,8 @@ func (n *Node) newRoom(id, version string) *room {
 	return &room{id: id, version: version, inbox: make(chan gossipMsg, 8192), done: make(chan struct{})}
 }
 
-// activateRoom registers the room, subscribes to its topic and starts its
-// worker.
+// activateRoom registers the room and follows it: subscribes to its topic
+// and starts its worker.
 func (n *Node) activateRoom(r *room) error {
 	n.mu.Lock()
 	if _, ok := n.rooms[r.id]; ok {
@@ -142,13 +157,7 @@ func (n *Node) activateRoom(r *room) error {
 	}
 	n.rooms[r.id] = r
 	n.mu.Unlock()
-	n.goBackground(func(ctx context.Context) { n.roomWorker(ctx, r) })
-	if err := n.host.JoinRoom(r.id, n.validateGossip(r), n.receiveGossip(r)); err != nil {
-		return fmt.Errorf("join topic of %s: %w", r.id, err)
-	}
-	n.goBackground(func(ctx context.Context) { n.connectRoomPeers(ctx, r) })
-	n.goBackground(func(ctx context.Context) { n.advertise(ctx, r) })
-	return nil
+	return n.startFollowing(r)
 }
 
 // eventInfo loads an event and its record, from cache or store.
@@ -200,7 +209,7 @@ func (n *Node) snapshot(id string) (store.StateMap, error) {
 	var m store.StateMap
 	err := n.store.View(func(t *store.Txn) error {
 		var err error
-		m, err = t.Snapshot(id)
+		m, err = t.Snapshot(id, n.snapshots.get)
 		return err
 	})
 	if err != nil {
@@ -281,7 +290,7 @@ func (n *Node) authState(r *room, ev *rooms.Event) (rooms.StateFunc, []*rooms.Ev
 
 // stateBefore resolves the state before an event from the states after
 // its prev events.
-func (n *Node) stateBefore(r *room, ev *rooms.Event) (store.StateMap, string, error) {
+func (n *Node) stateBefore(r *room, ev *rooms.Event) (*stateSnap, error) {
 	var missing []string
 	var ids []string
 	for _, p := range ev.PrevEvents() {
@@ -298,31 +307,39 @@ func (n *Node) stateBefore(r *room, ev *rooms.Event) (store.StateMap, string, er
 		}
 	}
 	if len(missing) > 0 {
-		return nil, "", &errMissing{prev: missing}
+		return nil, &errMissing{prev: missing}
 	}
-	switch len(ids) {
-	case 0:
+	if len(ids) == 0 {
 		if ev.Type() == "m.room.create" {
-			return store.StateMap{}, store.SnapshotID(store.StateMap{}), nil
+			return wholeSnap(store.StateMap{}), nil
 		}
-		return nil, "", &rejection{reason: "no usable prev events"}
-	case 1:
-		m, err := n.snapshot(ids[0])
-		return m, ids[0], err
+		return nil, &rejection{reason: "no usable prev events"}
 	}
-	return n.resolve(r, ids)
-}
-
-// resolve runs state resolution over snapshots. pending, if set, is an
-// event being processed: not stored yet, but part of one of the states.
-func (n *Node) resolve(r *room, snapIDs []string, pending ...*rooms.Event) (store.StateMap, string, error) {
-	sets := make([]resolver.StateMap, 0, len(snapIDs))
-	for _, id := range snapIDs {
+	snaps := make([]*stateSnap, 0, len(ids))
+	for _, id := range ids {
 		m, err := n.snapshot(id)
 		if err != nil {
-			return nil, "", err
+			return nil, err
 		}
-		sets = append(sets, resolver.StateMap(m))
+		snaps = append(snaps, storedSnap(id, m))
+	}
+	return n.resolve(r, snaps)
+}
+
+// resolve runs state resolution over states. pending, if set, is an event
+// being processed: not stored yet, but part of one of the states. States
+// that are all equal resolve to the first without running the algorithm.
+func (n *Node) resolve(r *room, states []*stateSnap, pending ...*rooms.Event) (*stateSnap, error) {
+	same := true
+	for _, s := range states[1:] {
+		same = same && (s.id == states[0].id || maps.Equal(s.m, states[0].m))
+	}
+	if same {
+		return states[0], nil
+	}
+	sets := make([]resolver.StateMap, 0, len(states))
+	for _, s := range states {
+		sets = append(sets, resolver.StateMap(s.m))
 	}
 	fetch := n.fetchEvent
 	if len(pending) > 0 {
@@ -342,12 +359,11 @@ func (n *Node) resolve(r *room, snapIDs []string, pending ...*rooms.Event) (stor
 		},
 	})
 	if err != nil {
-		return nil, "", fmt.Errorf("resolve state of %s: %w", r.id, err)
+		return nil, fmt.Errorf("resolve state of %s: %w", r.id, err)
 	}
-	m := store.StateMap(res)
-	id := store.SnapshotID(m)
-	n.snapshots.put(id, m)
-	return m, id, nil
+	s := derived(store.StateMap(res), states)
+	n.snapshots.put(s.id, s.m)
+	return s, nil
 }
 
 // outcome is what process did with an event.
@@ -397,7 +413,7 @@ func (n *Node) process(r *room, ev *rooms.Event, o processOpts) (*outcome, error
 		return reject(rj)
 	case errors.As(err, &miss):
 		// Check prevs too, so one round trip fetches both.
-		if _, _, err2 := n.stateBefore(r, ev); errors.As(err2, &miss) {
+		if _, err2 := n.stateBefore(r, ev); errors.As(err2, &miss) {
 			miss = &errMissing{auth: err.(*errMissing).auth, prev: miss.prev}
 		}
 		return nil, miss
@@ -412,19 +428,17 @@ func (n *Node) process(r *room, ev *rooms.Event, o processOpts) (*outcome, error
 	}
 
 	// 2. Against the state before it.
-	var before store.StateMap
-	var beforeID string
+	var before *stateSnap
 	if o.stateBefore != nil {
-		before, beforeID = o.stateBefore, store.SnapshotID(o.stateBefore)
-		n.snapshots.put(beforeID, before)
-	} else if before, beforeID, err = n.stateBefore(r, ev); err != nil {
+		before = wholeSnap(o.stateBefore)
+	} else if before, err = n.stateBefore(r, ev); err != nil {
 		if errors.As(err, &rj) {
 			return reject(rj)
 		}
 		return nil, err
 	}
 	if ev.Type() != "m.room.create" {
-		if err := rooms.Allowed(ev, n.stateFunc(withCreate(r, before))); err != nil {
+		if err := rooms.Allowed(ev, n.stateFunc(withCreate(r, before.m))); err != nil {
 			return reject(&rejection{reason: "against the state before it: " + err.Error()})
 		}
 	}
@@ -434,29 +448,27 @@ func (n *Node) process(r *room, ev *rooms.Event, o processOpts) (*outcome, error
 	// the sender had still accepts it, while an event that the room's
 	// present state forbids (its sender since banned, say) soft-fails.
 	var soft *rejection
-	if r.stateID != "" && beforeID != r.stateID && ev.Type() != "m.room.create" {
-		current, _, err := n.resolve(r, []string{r.stateID, beforeID})
+	if r.stateID != "" && before.id != r.stateID && ev.Type() != "m.room.create" {
+		current, err := n.resolve(r, []*stateSnap{storedSnap(r.stateID, r.state), before})
 		if err != nil {
 			return nil, err
 		}
-		if err := rooms.Allowed(ev, n.stateFunc(withCreate(r, current))); err != nil {
+		if err := rooms.Allowed(ev, n.stateFunc(withCreate(r, current.m))); err != nil {
 			soft = &rejection{soft: true, reason: "against current state: " + err.Error()}
 			rec.SoftFailed = soft.reason
 			n.log.Info("event soft-failed", "room", r.id, "event", ev.ID(), "type", ev.Type(), "sender", ev.Sender(), "reason", soft.reason)
 		}
 	}
 
-	after, afterID := before, beforeID
+	after := before
 	if ev.IsState() {
-		after = maps.Clone(before)
-		after[ev.Key()] = ev.ID()
-		afterID = store.SnapshotID(after)
-		rec.StateBefore = beforeID
+		after = before.withEntry(ev.Key(), ev.ID())
+		rec.StateBefore = before.id
 	}
-	rec.StateAfter = afterID
-	n.snapshots.put(beforeID, before)
-	n.snapshots.put(afterID, after)
-	snaps := map[string]store.StateMap{beforeID: before, afterID: after}
+	rec.StateAfter = after.id
+	n.snapshots.put(before.id, before.m)
+	n.snapshots.put(after.id, after.m)
+	snaps := appendNew(nil, before, after)
 	if soft != nil {
 		out := n.commit(r, ev, rec, snaps, nil, nil)
 		out.rejected = soft
@@ -472,30 +484,31 @@ func (n *Node) process(r *room, ev *rooms.Event, o processOpts) (*outcome, error
 		}
 	}
 	head := &roomHead{ext: ext, depth: max(r.depth, ev.Depth())}
-	if len(ext) == 1 {
-		head.state, head.stateID = after, afterID
-	} else {
-		ids := []string{afterID}
-		for _, e := range ext[1:] {
-			i, err := n.eventInfo(e)
-			if err != nil {
-				return nil, fmt.Errorf("extremity %s: %w", e, err)
-			}
-			if !slices.Contains(ids, i.rec.StateAfter) {
-				ids = append(ids, i.rec.StateAfter)
-			}
+	states := []*stateSnap{after}
+	for _, e := range ext[1:] {
+		i, err := n.eventInfo(e)
+		if err != nil {
+			return nil, fmt.Errorf("extremity %s: %w", e, err)
 		}
-		if len(ids) == 1 {
-			head.state, head.stateID = after, afterID
-		} else if head.state, head.stateID, err = n.resolve(r, ids, ev); err != nil {
-			return nil, err
+		if slices.ContainsFunc(states, func(s *stateSnap) bool { return s.id == i.rec.StateAfter }) {
+			continue
 		}
+		m, err := n.snapshot(i.rec.StateAfter)
+		if err != nil {
+			return nil, fmt.Errorf("extremity %s: %w", e, err)
+		}
+		states = append(states, storedSnap(i.rec.StateAfter, m))
 	}
-	snaps[head.stateID] = head.state
+	hs, err := n.resolve(r, states, ev)
+	if err != nil {
+		return nil, err
+	}
+	head.state, head.stateID = hs.m, hs.id
+	snaps = appendNew(snaps, hs)
 	var red *store.Redaction
 	if ev.Type() == "m.room.redaction" && ev.Redacts() != "" {
 		red = &store.Redaction{Target: ev.Redacts(), RedactionID: ev.ID()}
-		if pl, err := rooms.PowerLevelsFrom(n.stateFunc(withCreate(r, before))); err == nil {
+		if pl, err := rooms.PowerLevelsFrom(n.stateFunc(withCreate(r, before.m))); err == nil {
 			red.ByPower = pl.UserLevel(ev.Sender()) >= pl.Redact()
 		}
 	}
@@ -529,12 +542,12 @@ func withCreate(r *room, m store.StateMap) store.StateMap {
 // the returned outcome's channel. If the write fails, the room is marked
 // broken and memory is rolled back before the room's next change. The
 // caller holds r.mu.
-func (n *Node) commit(r *room, ev *rooms.Event, rec store.EventRecord, snaps map[string]store.StateMap, head *roomHead, rj *rejection) *outcome {
+func (n *Node) commit(r *room, ev *rooms.Event, rec store.EventRecord, snaps []*stateSnap, head *roomHead, rj *rejection) *outcome {
 	return n.commitWith(r, ev, rec, snaps, head, rj, nil)
 }
 
 // commitWith is commit plus a redaction to record in the same write.
-func (n *Node) commitWith(r *room, ev *rooms.Event, rec store.EventRecord, snaps map[string]store.StateMap, head *roomHead, rj *rejection, red *store.Redaction) *outcome {
+func (n *Node) commitWith(r *room, ev *rooms.Event, rec store.EventRecord, snaps []*stateSnap, head *roomHead, rj *rejection, red *store.Redaction) *outcome {
 	info := &evInfo{ev: ev, rec: rec}
 	info.rec.PDU = nil
 	n.events.put(ev.ID(), info)
@@ -556,9 +569,9 @@ func (n *Node) commitWith(r *room, ev *rooms.Event, rec store.EventRecord, snaps
 			rec.Pos = t.NextPos()
 			info.pos.Store(rec.Pos)
 		}
-		for id, m := range snaps {
-			if _, err := t.PutSnapshot(m); err != nil {
-				return fmt.Errorf("snapshot %s: %w", id, err)
+		for _, s := range snaps {
+			if err := s.put(t); err != nil {
+				return err
 			}
 		}
 		if err := t.PutEvent(roomID, ev.ID(), &rec); err != nil {
@@ -751,11 +764,12 @@ func (n *Node) storeOutlier(r *room, ev *rooms.Event, stateAfter store.StateMap)
 		return nil, err
 	}
 	rec.Rejected = reason
-	var snaps map[string]store.StateMap
+	var snaps []*stateSnap
 	if stateAfter != nil && rec.Rejected == "" {
-		rec.StateAfter = store.SnapshotID(stateAfter)
-		snaps = map[string]store.StateMap{rec.StateAfter: stateAfter}
-		n.snapshots.put(rec.StateAfter, stateAfter)
+		s := wholeSnap(stateAfter)
+		rec.StateAfter = s.id
+		snaps = []*stateSnap{s}
+		n.snapshots.put(s.id, s.m)
 	}
 	if rec.Rejected != "" {
 		n.log.Info("outlier rejected", "room", r.id, "event", ev.ID(), "reason", rec.Rejected)

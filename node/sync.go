@@ -86,9 +86,12 @@ func (n *Node) buildSync(s *webui.Session, since, pos uint64, req webui.SyncRequ
 		if err != nil {
 			return err
 		}
-		held := map[string]bool{}
+		// covered: rooms whose stored state already shows the user as
+		// joined or invited; an invite record for any other room (one
+		// this node never held, or one every local user left) is shown
+		// from the record.
+		covered := map[string]bool{}
 		for _, rec := range recs {
-			held[rec.ID] = true
 			if f.Room.Rooms != nil && !slices.Contains(f.Room.Rooms, rec.ID) {
 				continue
 			}
@@ -105,6 +108,9 @@ func (n *Node) buildSync(s *webui.Session, since, pos uint64, req webui.SyncRequ
 				return err
 			}
 			memPos := mem.pos.Load()
+			if m := mem.ev.Membership(); m == "join" || m == "invite" {
+				covered[rec.ID] = true
+			}
 			switch mem.ev.Membership() {
 			case "join":
 				jr, changed, err := n.syncJoined(t, s, rec, state, since, pos, memPos > since && since != 0, limit, &f, req.FullState)
@@ -146,16 +152,23 @@ func (n *Node) buildSync(s *webui.Session, since, pos uint64, req webui.SyncRequ
 				}
 			}
 		}
-		invites, err := t.Invites(s.UserID)
+		// An incremental sync reads only the invites that changed since
+		// its token; an initial one reads them all (a bounded number).
+		var invites []*store.Invite
+		if since == 0 {
+			invites, err = t.Invites(s.UserID)
+		} else {
+			invites, err = t.InvitesSince(s.UserID, since)
+		}
 		if err != nil {
 			return err
 		}
 		for _, inv := range invites {
-			if inv.Pos <= since && since != 0 {
+			if f.Room.Rooms != nil && !slices.Contains(f.Room.Rooms, inv.RoomID) {
 				continue
 			}
 			if inv.Left {
-				if since != 0 && !held[inv.RoomID] {
+				if _, shown := resp.Rooms.Leave[inv.RoomID]; since != 0 && !covered[inv.RoomID] && !shown {
 					// Declined: show it as left so clients drop it.
 					resp.Rooms.Leave[inv.RoomID] = &webui.LeftRoom{
 						Timeline:    webui.Timeline{Events: []webui.ClientEvent{}},
@@ -166,7 +179,7 @@ func (n *Node) buildSync(s *webui.Session, since, pos uint64, req webui.SyncRequ
 				}
 				continue
 			}
-			if held[inv.RoomID] {
+			if covered[inv.RoomID] {
 				continue
 			}
 			ir := &webui.InvitedRoom{}

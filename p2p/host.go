@@ -137,6 +137,8 @@ type Host struct {
 	relayAddrsOut event.Emitter
 
 	handler atomic.Pointer[Handler]
+	admit   *admission // request slots (admission.go)
+	subs    *subFilter // topics peers may make us track (subfilter.go)
 	stats   counters
 
 	// life serialises Start and Close.
@@ -181,6 +183,8 @@ func New(cfg Config) (*Host, error) {
 		extra:      cfg.Options,
 		rooms:      make(map[string]*room),
 		relayRetry: make(map[peer.ID]retryAt),
+		admit:      newAdmission(),
+		subs:       newSubFilter(),
 	}
 	logger := cfg.Logger
 	if logger == nil {
@@ -473,6 +477,11 @@ func (h *Host) Addrs() []string {
 		return nil
 	}
 	addrs := lh.Addrs()
+	if len(addrs) == 0 {
+		// libp2p's address list is its own; whenever it is empty the
+		// bound listen addresses still tell others where to dial.
+		addrs = boundAddrs(lh)
+	}
 	// libp2p lists circuit addresses only once AutoNAT has found the node
 	// private; an invite link made earlier should carry them too.
 	for _, a := range h.circuitAddrs() {
@@ -489,6 +498,22 @@ func (h *Host) Addrs() []string {
 		out[i] = a.String()
 	}
 	return out
+}
+
+// boundAddrs is what the host listens on, with unspecified addresses
+// (0.0.0.0, ::) expanded to the interfaces' addresses.
+func boundAddrs(lh host.Host) []ma.Multiaddr {
+	listen := lh.Network().ListenAddresses()
+	ifaces, err := manet.InterfaceMultiaddrs()
+	if err != nil {
+		return listen
+	}
+	ifaces = slices.DeleteFunc(ifaces, manet.IsIP6LinkLocal)
+	resolved, err := manet.ResolveUnspecifiedAddresses(listen, ifaces)
+	if err != nil {
+		return listen
+	}
+	return resolved
 }
 
 // ConnectedPeers returns the peers with an open connection.
@@ -663,6 +688,7 @@ func (h *Host) peerEventLoop(sub event.Subscription) {
 			}
 			if ev.Connectedness != network.Connected && ev.Connectedness != network.Limited {
 				delete(up, ev.Peer)
+				h.subs.forget(ev.Peer)
 				continue
 			}
 			if up[ev.Peer] {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 )
@@ -259,5 +260,25 @@ func TestRoomMembersFindEachOtherThroughTheDHT(t *testing.T) {
 	}
 	if other, _ := c.FindRoomPeers(ctx, "!another:room", 10); len(other) != 0 {
 		t.Fatalf("FindRoomPeers of another room = %v, want none", other)
+	}
+}
+
+// libp2p's own address list can be empty (it fills it in the background);
+// an invite link made at that moment must still carry an address.
+func TestAddrsListsBoundAddressesWhenLibp2pListsNone(t *testing.T) {
+	h := newTestHost(t, func(c *Config) {
+		c.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"}
+		c.Options = append(c.Options, libp2p.AddrsFactory(func([]ma.Multiaddr) []ma.Multiaddr { return nil }))
+	})
+	if n := len(h.LibP2P().Addrs()); n != 0 {
+		t.Fatalf("libp2p lists %d addresses; the test needs it to list none", n)
+	}
+	addrs := h.Addrs()
+	joined := strings.Join(addrs, " ")
+	if !strings.Contains(joined, "/ip4/127.0.0.1/tcp/"+boundPort(t, h, ma.P_TCP)) || !strings.Contains(joined, "/quic-v1/p2p/") {
+		t.Fatalf("Addrs = %v, want the bound TCP port and a QUIC address", addrs)
+	}
+	if strings.Contains(joined, "/0.0.0.0/") {
+		t.Errorf("Addrs reports the unspecified address: %v", addrs)
 	}
 }

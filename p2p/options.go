@@ -74,20 +74,59 @@ func baseOptions(key crypto.PrivKey, rm network.ResourceManager, cm *connmgr.Bas
 	}
 }
 
-// newResourceManager returns a resource manager that does not throttle a
-// personal node: libp2p's scaled defaults cap memory and streams in ways that
-// stall yamux windows and drop bursts. It keeps libp2p's per-IP connection
-// limits (loopback exempt) and caps connections and per-peer inbound streams
-// well above anything parley needs, so a misbehaving peer cannot exhaust
-// file descriptors or goroutines.
+// Resource limits. libp2p's scaled defaults cap memory and streams in ways
+// that stall yamux windows and drop bursts, and infinite limits let one
+// stranger hold gigabytes; these are finite everywhere, and sized for a
+// personal node: tens to hundreds of peers, a few rooms each.
+const (
+	// Per peer: the request protocol answers at most maxInflightPerPeer
+	// requests of a peer at a time (request.go); a few more streams wait
+	// their turn, and pubsub, identify, DHT and relay streams need a
+	// handful. Streams beyond the cap are reset as they open.
+	peerStreamsInbound  = 64
+	peerStreamsOutbound = 256
+	peerConns           = 8
+	// peerMemory bounds what yamux may reserve for one peer's receive
+	// windows: enough for a 16 MiB window on a few streams at once.
+	peerMemory = 64 << 20
+
+	systemConns          = 1024
+	systemConnsInbound   = 512
+	systemStreams        = 8192
+	systemStreamsInbound = 4096
+	systemMemory         = 1 << 30
+
+	// Streams and connections not yet attributed to a peer or protocol.
+	transientConns   = 128
+	transientStreams = 512
+	transientMemory  = 64 << 20
+)
+
+// newResourceManager returns a resource manager with finite limits on
+// connections, streams and (yamux) memory, per peer and for the whole
+// node, so that no peer, and no crowd of them, can exhaust file
+// descriptors, goroutines or memory. It keeps libp2p's per-IP connection
+// limits (loopback exempt).
 func newResourceManager() (network.ResourceManager, error) {
 	limits := rcmgr.PartialLimitConfig{
 		System: rcmgr.ResourceLimits{
-			Conns:        4096,
-			ConnsInbound: 2048,
+			Conns:          systemConns,
+			ConnsInbound:   systemConnsInbound,
+			Streams:        systemStreams,
+			StreamsInbound: systemStreamsInbound,
+			Memory:         systemMemory,
+		},
+		Transient: rcmgr.ResourceLimits{
+			Conns:   transientConns,
+			Streams: transientStreams,
+			Memory:  transientMemory,
 		},
 		PeerDefault: rcmgr.ResourceLimits{
-			StreamsInbound: 2048,
+			Conns:           peerConns,
+			Streams:         peerStreamsInbound + peerStreamsOutbound,
+			StreamsInbound:  peerStreamsInbound,
+			StreamsOutbound: peerStreamsOutbound,
+			Memory:          peerMemory,
 		},
 	}.Build(rcmgr.InfiniteLimits)
 	return rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits), rcmgr.WithMetricsDisabled())
@@ -106,7 +145,10 @@ func newConnManager() (*connmgr.BasicConnMgr, error) {
 //   - strict signing: the author of every message is authenticated;
 //   - peer exchange on prune, which helps small networks find each other;
 //   - relayed connections count (see pubsubHost), so members behind NATs
-//     that defeat hole punching still get room messages through a relay.
+//     that defeat hole punching still get room messages through a relay;
+//   - peer scoring (score.go): peers that relay forgeries are graylisted;
+//   - a subscription filter (subfilter.go): a peer cannot make us track
+//     more than a few topics we are not in.
 func (h *Host) newPubSub(ctx context.Context, lh host.Host, tr *tracer) (*pubsub.PubSub, error) {
 	params := pubsub.DefaultGossipSubParams()
 	params.HeartbeatInitialDelay = 50 * time.Millisecond
@@ -119,6 +161,9 @@ func (h *Host) newPubSub(ctx context.Context, lh host.Host, tr *tracer) (*pubsub
 		pubsub.WithValidateWorkers(1),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
 		pubsub.WithMaxMessageSize(pubsubFrameSize),
+		pubsub.WithPeerScore(peerScoreParams(), peerScoreThresholds()),
+		pubsub.WithPeerScoreInspect(tr.keepScores, scoreDecayInterval),
+		pubsub.WithSubscriptionFilter(h.subs),
 		pubsub.WithRawTracer(tr),
 		pubsub.WithLogger(h.log.With("layer", "gossipsub")),
 	)
@@ -130,6 +175,9 @@ type Stats struct {
 	DroppedOutbound uint64 // messages not sent because a peer's queue was full
 	DroppedInbound  uint64 // received messages dropped before validation (queue full)
 	Undelivered     uint64 // validated messages dropped because a Receiver was too slow
+	// RequestsRefused counts request streams reset unread because the
+	// peer, or the node, had too many requests in flight.
+	RequestsRefused uint64
 }
 
 // Stats returns the drop counters.
@@ -138,11 +186,12 @@ func (h *Host) Stats() Stats {
 		DroppedOutbound: h.stats.droppedOut.Load(),
 		DroppedInbound:  h.stats.droppedIn.Load(),
 		Undelivered:     h.stats.undelivered.Load(),
+		RequestsRefused: h.stats.refused.Load(),
 	}
 }
 
 type counters struct {
-	droppedOut, droppedIn, undelivered atomic.Uint64
+	droppedOut, droppedIn, undelivered, refused atomic.Uint64
 }
 
 // tracer counts pubsub drops and logs them at exponentially spaced counts
@@ -151,12 +200,27 @@ type counters struct {
 type tracer struct {
 	h *Host
 
-	mu   sync.Mutex
-	mesh map[string]map[peer.ID]struct{} // topic -> peers in our mesh
+	mu     sync.Mutex
+	mesh   map[string]map[peer.ID]struct{} // topic -> peers in our mesh
+	scores map[peer.ID]float64             // GossipSub's peer scores, as last inspected
 }
 
 func newTracer(h *Host) *tracer {
 	return &tracer{h: h, mesh: make(map[string]map[peer.ID]struct{})}
+}
+
+// keepScores takes pubsub's periodic report of peer scores.
+func (t *tracer) keepScores(scores map[peer.ID]float64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.scores = scores
+}
+
+// score returns a peer's GossipSub score as last inspected (0 if unknown).
+func (t *tracer) score(p peer.ID) float64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.scores[p]
 }
 
 // meshPeers returns the peers in our mesh for topic: those we relay its
@@ -203,9 +267,15 @@ func (t *tracer) OnClosedOutboundStream(p peer.ID) {
 }
 
 func (t *tracer) count(c *atomic.Uint64, what string, args ...any) {
+	t.h.countAndLog(c, what, args...)
+}
+
+// countAndLog adds one to c and logs a warning at exponentially spaced
+// counts (1, 2, 4, 8...), so that a flood does not flood the log too.
+func (h *Host) countAndLog(c *atomic.Uint64, what string, args ...any) {
 	n := c.Add(1)
 	if n&(n-1) == 0 {
-		t.h.log.LogAttrs(context.Background(), slog.LevelWarn, what,
+		h.log.LogAttrs(context.Background(), slog.LevelWarn, what,
 			append([]slog.Attr{slog.Uint64("total", n)}, slog.Group("last", args...))...)
 	}
 }

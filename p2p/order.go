@@ -3,6 +3,7 @@ package p2p
 import (
 	"encoding/binary"
 	"errors"
+	"maps"
 	"slices"
 	"time"
 
@@ -32,6 +33,17 @@ const (
 	// buffer. A larger jump means many messages were lost (or the receiver
 	// joined late): deliver what we hold and carry on from the new position.
 	reorderWindow = 1024
+	// maxAuthors bounds the authors a room's orderer remembers; the pubsub
+	// author is any key a peer cares to sign with, so a stranger relaying
+	// members' events under 100,000 made-up keys cost 20 MiB that was never
+	// returned. Beyond the bound, idle authors are forgotten, and failing
+	// that the least recently heard. A forgotten author's next message
+	// starts its stream afresh, which costs it at most one reorderWait.
+	maxAuthors = 1024
+	// authorIdle is how long an author unheard from is remembered at
+	// least; sweepEvery pushes, authors idle that long are forgotten.
+	authorIdle = 10 * time.Minute
+	sweepEvery = 4096
 )
 
 var errBadEnvelope = errors.New("p2p: room message without a valid header")
@@ -68,6 +80,7 @@ type orderer struct {
 	authors map[peer.ID]*authorState
 	waiting map[peer.ID]*authorState // authors with buffered messages
 	out     []delivery               // reused result buffer
+	pushes  int                      // since the last sweep
 }
 
 type authorState struct {
@@ -75,6 +88,7 @@ type authorState struct {
 	next    uint64            // seq expected next
 	pending map[uint64][]byte // messages ahead of next
 	since   time.Time         // when the oldest buffered message arrived
+	heard   time.Time         // when the author's last message arrived
 }
 
 func newOrderer() *orderer {
@@ -88,7 +102,13 @@ func newOrderer() *orderer {
 // order. The result is valid until the next call.
 func (o *orderer) push(from peer.ID, stream, seq uint64, payload []byte, now time.Time) []delivery {
 	o.out = o.out[:0]
+	if o.pushes++; o.pushes >= sweepEvery {
+		o.sweep(now, false)
+	}
 	a := o.authors[from]
+	if a == nil && len(o.authors) >= maxAuthors {
+		o.sweep(now, true)
+	}
 	if a == nil || a.stream != stream {
 		if a != nil {
 			o.flush(from, a) // what is left of the author's previous stream
@@ -101,6 +121,7 @@ func (o *orderer) push(from peer.ID, stream, seq uint64, payload []byte, now tim
 		}
 		o.authors[from] = a
 	}
+	a.heard = now
 	switch {
 	case seq < a.next:
 		// Too late for its place (its gap was given up): still deliver.
@@ -122,6 +143,40 @@ func (o *orderer) push(from peer.ID, stream, seq uint64, payload []byte, now tim
 		a.pending[seq] = payload
 	}
 	return o.out
+}
+
+// sweep forgets the authors idle for authorIdle, with nothing buffered.
+// When room must be made and too few are idle, it forgets the least
+// recently heard quarter, delivering what they buffered (a batch, so that
+// a stream of new authors costs a sort per maxAuthors/4 of them, not a
+// scan each). The map is rebuilt after a sweep that shrank it, since a Go
+// map does not shrink as entries are deleted.
+func (o *orderer) sweep(now time.Time, makeRoom bool) {
+	o.pushes = 0
+	before := len(o.authors)
+	for p, a := range o.authors {
+		if len(a.pending) == 0 && now.Sub(a.heard) >= authorIdle {
+			delete(o.authors, p)
+		}
+	}
+	if makeRoom && len(o.authors) >= maxAuthors {
+		type heard struct {
+			p  peer.ID
+			at time.Time
+		}
+		all := make([]heard, 0, len(o.authors))
+		for p, a := range o.authors {
+			all = append(all, heard{p, a.heard})
+		}
+		slices.SortFunc(all, func(x, y heard) int { return x.at.Compare(y.at) })
+		for _, h := range all[:len(all)-maxAuthors*3/4] {
+			o.flush(h.p, o.authors[h.p])
+			delete(o.authors, h.p)
+		}
+	}
+	if before-len(o.authors) >= maxAuthors/4 {
+		o.authors = maps.Clone(o.authors)
+	}
 }
 
 // drain delivers buffered messages that have become next in line.

@@ -102,3 +102,37 @@ func TestOrdererRestoresPublishingOrder(t *testing.T) {
 		})
 	}
 }
+
+// TestOrdererForgetsAuthorsItCannotAfford: 100,000 made-up authors sending
+// one message each leave at most maxAuthors remembered, at a bounded cost
+// in memory, and once they fall idle the orderer shrinks to the authors
+// still talking.
+func TestOrdererForgetsAuthorsItCannotAfford(t *testing.T) {
+	const fakes = 100000
+	o := newOrderer()
+	now := time.Unix(1000, 0)
+	before := heapInUse()
+	delivered := 0
+	for i := range fakes {
+		delivered += len(o.push(peer.ID(fmt.Sprintf("fake-author-%06d", i)), 1, 1, []byte("x"), now))
+	}
+	grew := int64(heapInUse()) - int64(before)
+	if delivered != fakes {
+		t.Errorf("%d of %d messages delivered", delivered, fakes)
+	}
+	if len(o.authors) > maxAuthors {
+		t.Errorf("the orderer remembers %d authors, more than %d", len(o.authors), maxAuthors)
+	}
+	if limit := int64(2 << 20); grew > limit {
+		t.Errorf("remembering the authors grew the heap by %d KiB, more than %d KiB", grew>>10, limit>>10)
+	}
+	// The fakes fall silent; one honest author keeps talking.
+	later := now.Add(authorIdle)
+	for seq := range uint64(sweepEvery) {
+		o.push("honest", 7, seq+1, []byte("y"), later)
+	}
+	if len(o.authors) != 1 {
+		t.Errorf("after the fakes fell idle the orderer remembers %d authors, want 1", len(o.authors))
+	}
+	t.Logf("100,000 fake authors grew the heap by %d KiB", grew>>10)
+}

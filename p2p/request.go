@@ -193,7 +193,17 @@ func (h *Host) serveStream(s network.Stream) {
 	defer h.wg.Done()
 	from := s.Conn().RemotePeer()
 
-	s.SetReadDeadline(time.Now().Add(DefaultRequestTimeout))
+	// Take a slot before reading anything: the body's memory is what the
+	// slots bound.
+	release, ok := h.admit.acquire(from, h.ctx.Done())
+	if !ok {
+		h.countAndLog(&h.stats.refused, "request refused: too many in flight", "peer", from)
+		s.Reset()
+		return
+	}
+	defer release()
+
+	s.SetReadDeadline(time.Now().Add(requestReadTimeout))
 	br := bufio.NewReader(s)
 	method, body, err := readRequest(br)
 	if err == nil {

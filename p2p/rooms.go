@@ -14,13 +14,28 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-// Validator decides whether a room message from another peer is acceptable.
-// from is the message's author (authenticated by the pubsub signature), not
-// the peer that relayed it. Returning false rejects the message: it is neither
-// delivered nor relayed. Validators run synchronously on the single pubsub
+// Validator decides what becomes of a room message from another peer. from
+// is the message's author (authenticated by the pubsub signature), not the
+// peer that relayed it. Validators run synchronously on the single pubsub
 // validation goroutine, in arrival order, so they must be cheap (size, form,
-// signature) and must not block.
-type Validator func(ctx context.Context, from peer.ID, data []byte) bool
+// signature, a look at the room's members) and must not block.
+type Validator func(ctx context.Context, from peer.ID, data []byte) Verdict
+
+// Verdict is a Validator's decision.
+type Verdict int
+
+const (
+	// Accept delivers the message and relays it.
+	Accept Verdict = iota
+	// Ignore drops the message without relaying it and without holding it
+	// against the peer that sent it: for messages that may be honest but
+	// that this node cannot use (its view of the room may lag).
+	Ignore
+	// Reject drops the message and counts against the peer that sent it
+	// in GossipSub's peer score (see options.go): for forgeries and
+	// malformed messages, which no honest peer relays.
+	Reject
+)
 
 // Receiver is called for every validated message in a room from another peer
 // (never for our own publishes), one call at a time per room. from is the
@@ -89,6 +104,10 @@ func (h *Host) JoinRoom(roomID string, v Validator, r Receiver) error {
 // holds h.mu. On error nothing is left registered.
 func (h *Host) openRoom(roomID string, v Validator) (_ *room, err error) {
 	name := RoomTopic(roomID)
+	if !h.subs.CanSubscribe(name) {
+		return nil, fmt.Errorf("room ID of %d bytes", len(roomID))
+	}
+	h.subs.join(name)
 	if err := h.ps.RegisterTopicValidator(name, h.topicValidator(v), pubsub.WithValidatorInline(true)); err != nil {
 		return nil, err
 	}
@@ -100,9 +119,13 @@ func (h *Host) openRoom(roomID string, v Validator) (_ *room, err error) {
 				rm.topic.Close()
 			}
 			h.ps.UnregisterTopicValidator(name)
+			h.subs.leave(name)
 		}
 	}()
 	if rm.topic, err = h.ps.Join(name); err != nil {
+		return nil, err
+	}
+	if err = rm.topic.SetScoreParams(roomScoreParams()); err != nil {
 		return nil, err
 	}
 	self := h.id
@@ -148,6 +171,7 @@ func (h *Host) LeaveRoom(roomID string) error {
 
 func (h *Host) closeRoom(rm *room) error {
 	rm.cancelAll()
+	h.subs.leave(rm.topic.String())
 	var errs []error
 	if err := rm.topic.Close(); err != nil {
 		errs = append(errs, err)
@@ -235,10 +259,14 @@ func (h *Host) topicValidator(v Validator) pubsub.ValidatorEx {
 				res = pubsub.ValidationReject
 			}
 		}()
-		if v(ctx, from, payload) {
+		switch v(ctx, from, payload) {
+		case Accept:
 			return pubsub.ValidationAccept
+		case Ignore:
+			return pubsub.ValidationIgnore
+		default:
+			return pubsub.ValidationReject
 		}
-		return pubsub.ValidationReject
 	}
 }
 

@@ -88,15 +88,15 @@ func TestRejectedMessagesAreNeitherDeliveredNorRelayed(t *testing.T) {
 	connect(t, b, c)
 
 	var rejected atomic.Int32
-	rejectBad := func(_ context.Context, from peer.ID, data []byte) bool {
+	rejectBad := func(_ context.Context, from peer.ID, data []byte) Verdict {
 		if from != a.ID() {
 			t.Errorf("validator saw author %s, want A", from)
 		}
 		if bytes.HasPrefix(data, []byte("bad")) {
 			rejected.Add(1)
-			return false
+			return Reject
 		}
-		return true
+		return Accept
 	}
 	boxB, boxC := newInbox(16), newInbox(16)
 	if err := c.JoinRoom(testRoom, nil, boxC.receive); err != nil {
@@ -232,11 +232,11 @@ func TestPanickingCallbacksDoNotKillTheHost(t *testing.T) {
 	a, b := hosts[0], hosts[1]
 	box := newInbox(4)
 	if err := b.JoinRoom(testRoom,
-		func(_ context.Context, _ peer.ID, data []byte) bool {
+		func(_ context.Context, _ peer.ID, data []byte) Verdict {
 			if string(data) == "panic in validator" {
 				panic("validator")
 			}
-			return true
+			return Accept
 		},
 		func(from peer.ID, data []byte) {
 			if string(data) == "panic in receiver" {

@@ -3,14 +3,15 @@ package webui
 import (
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 )
 
 const (
 	loginPassword     = "m.login.password"
-	loginDummy        = "m.login.dummy"
 	loginRegistration = "m.login.registration_token"
 )
 
@@ -49,11 +50,22 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	if req.Identifier.Type != "" && req.Identifier.Type != "m.id.user" {
 		return Errorf(http.StatusBadRequest, "M_UNKNOWN", "unsupported identifier type %q", req.Identifier.Type)
 	}
-	local, err := s.localpart(user)
-	if err != nil {
+	local, nameErr := s.localpart(user)
+	client := clientKey(r)
+	if err := s.guard.beginLogin(local, client); err != nil {
+		return err
+	}
+	if nameErr != nil {
+		s.guard.log.log(s.log, "failed login", "user", user, "client", client, "reason", "invalid user name")
 		return Errorf(http.StatusForbidden, "M_FORBIDDEN", "invalid username or password")
 	}
 	res, err := s.backend.Login(r.Context(), local, req.Password, req.DeviceID, req.InitialDeviceDisplayName)
+	var me *Error
+	if errors.As(err, &me) && me.Status == http.StatusForbidden {
+		s.guard.log.log(s.log, "failed login", "user", local, "client", client)
+		return err
+	}
+	s.guard.loginDone(local, client, err == nil)
 	if err != nil {
 		return err
 	}
@@ -90,9 +102,11 @@ type registerRequest struct {
 	InhibitLogin             bool   `json:"inhibit_login"`
 }
 
-// register enforces the node's policy: the first account on a fresh node
-// needs nothing (m.login.dummy); every later one needs the owner's
-// registration token; with no token set, registration is closed.
+// register enforces the node's policy: the first account claims the node
+// and must present its one-time claim code; every later one needs the
+// owner's registration token; with no token set, registration is closed.
+// Both codes go through the spec's registration-token stage, so any
+// Matrix client can claim a node.
 func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	if kind := r.URL.Query().Get("kind"); kind != "" && kind != "user" {
 		return Errorf(http.StatusForbidden, "M_GUEST_ACCESS_FORBIDDEN", "guest accounts are not available")
@@ -101,18 +115,12 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	if err := readJSON(r, &req); err != nil {
 		return err
 	}
-	count, err := s.backend.AccountCount()
+	first, secret, err := s.registrationSecret()
 	if err != nil {
 		return err
 	}
-	first := count == 0
-	token := s.backend.RegistrationToken()
-	if !first && token == "" {
+	if secret == "" {
 		return Errorf(http.StatusForbidden, "M_FORBIDDEN", "registration is closed: this node has its owner; ask them to start parley with --registration-token")
-	}
-	stage := loginDummy
-	if !first {
-		stage = loginRegistration
 	}
 	// uia is the user-interactive auth answer: the flows, plus an errcode
 	// when a stage was attempted and failed (the spec's initial answer has
@@ -123,22 +131,32 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 			e.Code, e.Message = "", ""
 		}
 		e.Extra = map[string]any{
-			"flows":   []map[string][]string{{"stages": {stage}}},
+			"flows":   []map[string][]string{{"stages": {loginRegistration}}},
 			"params":  map[string]any{},
 			"session": "register",
 		}
 		return e
 	}
+	kind, what := "registration token", "registration token"
+	if first {
+		kind, what = "claim code", "claim code (printed by parley run, and in the file claim-code in its data dir)"
+	}
 	switch req.Auth.Type {
 	case "":
 		return uia("")
-	case stage:
+	case loginRegistration:
 	default:
-		return uia("this node registers accounts with " + stage)
+		return uia("this node registers accounts with " + loginRegistration + ": give the " + what)
 	}
-	if !first && subtle.ConstantTimeCompare([]byte(req.Auth.Token), []byte(token)) != 1 {
-		return uia("wrong registration token")
+	client := clientKey(r)
+	if wait := s.guard.codes.begin(client); wait > 0 {
+		return errLimited(wait)
 	}
+	if subtle.ConstantTimeCompare([]byte(req.Auth.Token), []byte(secret)) != 1 {
+		s.guard.log.log(s.log, "wrong "+kind, "client", client)
+		return uia("wrong " + what)
+	}
+	s.guard.codes.reset(client)
 	if req.Username == "" {
 		return errMissingParam("username is required")
 	}
@@ -146,8 +164,8 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if len(req.Password) < 1 || len(req.Password) > 512 {
-		return Errorf(http.StatusBadRequest, "M_WEAK_PASSWORD", "a password is required (at most 512 bytes)")
+	if err := checkPassword(req.Password); err != nil {
+		return err
 	}
 	res, err := s.backend.CreateAccount(r.Context(), AccountRequest{
 		Localpart: local, Password: req.Password, DeviceID: req.DeviceID,
@@ -161,6 +179,63 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+// Passwords are hashed with bcrypt, which reads at most 72 bytes.
+const (
+	minPassword      = 8 // characters
+	maxPasswordBytes = 72
+)
+
+// checkPassword refuses a password too short to resist guessing, or too
+// long for bcrypt, with a message that says which.
+func checkPassword(p string) error {
+	if utf8.RuneCountInString(p) < minPassword {
+		return Errorf(http.StatusBadRequest, "M_WEAK_PASSWORD", "a password needs at least %d characters", minPassword)
+	}
+	if len(p) > maxPasswordBytes {
+		return Errorf(http.StatusBadRequest, "M_INVALID_PARAM", "a password can have at most %d bytes (%d given)", maxPasswordBytes, len(p))
+	}
+	return nil
+}
+
+// registrationSecret is what the registration-token stage must match now:
+// the claim code while the node has no account, else the registration
+// token ("" when registration is closed).
+func (s *Server) registrationSecret() (first bool, secret string, err error) {
+	count, err := s.backend.AccountCount()
+	if err != nil {
+		return false, "", err
+	}
+	if count == 0 {
+		return true, s.backend.ClaimCode(), nil
+	}
+	return false, s.backend.RegistrationToken(), nil
+}
+
+// tokenValidity is the spec's check of a registration token before the
+// client asks for the rest of the account's details.
+func (s *Server) tokenValidity(w http.ResponseWriter, r *http.Request) error {
+	tok := r.URL.Query().Get("token")
+	if tok == "" {
+		return errMissingParam("token is required")
+	}
+	_, secret, err := s.registrationSecret()
+	if err != nil {
+		return err
+	}
+	client := clientKey(r)
+	if wait := s.guard.codes.begin(client); wait > 0 {
+		return errLimited(wait)
+	}
+	valid := secret != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(secret)) == 1
+	if valid {
+		s.guard.codes.reset(client)
+	} else {
+		s.guard.log.log(s.log, "wrong registration token checked", "client", client)
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"valid": valid})
 	return nil
 }
 

@@ -42,6 +42,9 @@ func wantFlows(t *testing.T, w *httptest.ResponseRecorder, stage, errcode string
 	}
 }
 
+// claimAuth is the start of a register body with the fake's claim code.
+const claimAuth = `{"auth":{"type":"m.login.registration_token","token":"` + testClaimCode + `","session":"register"}`
+
 func TestRegisterFirstAccount(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -51,32 +54,40 @@ func TestRegisterFirstAccount(t *testing.T) {
 		errcode string
 		flows   bool // a UIA answer (401 with flows)
 	}{
-		{"a request with no auth is offered the dummy stage, without an errcode", "", `{"username":"alice","password":"pw"}`, 401, "", true},
-		{"an empty body is offered the dummy stage", "", ``, 401, "", true},
-		{"the registration-token stage is refused with an errcode", "", `{"auth":{"type":"m.login.registration_token","token":"x"},"username":"alice","password":"pw"}`, 401, "M_FORBIDDEN", true},
-		{"the dummy stage creates the account", "", `{"auth":{"type":"m.login.dummy"},"username":"alice","password":"pw"}`, 200, "", false},
-		{"a full user ID on this node is accepted", "", `{"auth":{"type":"m.login.dummy"},"username":"@alice:` + fakeServer + `","password":"pw"}`, 200, "", false},
-		{"a user name in capitals is accepted in lower case", "", `{"auth":{"type":"m.login.dummy"},"username":"Alice","password":"pw"}`, 200, "", false},
-		{"kind=user is an ordinary registration", "?kind=user", `{"auth":{"type":"m.login.dummy"},"username":"alice","password":"pw"}`, 200, "", false},
-		{"a guest is refused", "?kind=guest", `{"auth":{"type":"m.login.dummy"}}`, 403, "M_GUEST_ACCESS_FORBIDDEN", false},
-		{"a missing user name is refused", "", `{"auth":{"type":"m.login.dummy"},"password":"pw"}`, 400, "M_MISSING_PARAM", false},
-		{"a user name with a space is invalid", "", `{"auth":{"type":"m.login.dummy"},"username":"al ice","password":"pw"}`, 400, "M_INVALID_USERNAME", false},
-		{"a user name with a colon is invalid", "", `{"auth":{"type":"m.login.dummy"},"username":"al:ice","password":"pw"}`, 400, "M_INVALID_USERNAME", false},
-		{"a user name with non-ASCII letters is invalid", "", `{"auth":{"type":"m.login.dummy"},"username":"ålice","password":"pw"}`, 400, "M_INVALID_USERNAME", false},
-		{"a user name over 64 characters is invalid", "", `{"auth":{"type":"m.login.dummy"},"username":"` + strings.Repeat("a", 65) + `","password":"pw"}`, 400, "M_INVALID_USERNAME", false},
-		{"a user ID on another server is refused", "", `{"auth":{"type":"m.login.dummy"},"username":"@alice:example.org","password":"pw"}`, 400, "M_INVALID_PARAM", false},
-		{"an empty password is refused", "", `{"auth":{"type":"m.login.dummy"},"username":"alice"}`, 400, "M_WEAK_PASSWORD", false},
-		{"a password over 512 bytes is refused", "", `{"auth":{"type":"m.login.dummy"},"username":"alice","password":"` + strings.Repeat("p", 513) + `"}`, 400, "M_WEAK_PASSWORD", false},
+		{"a request with no auth is offered the token stage, without an errcode", "", `{"username":"alice","password":"a long password"}`, 401, "", true},
+		{"an empty body is offered the token stage", "", ``, 401, "", true},
+		{"the dummy stage is refused with an errcode", "", `{"auth":{"type":"m.login.dummy"},"username":"alice","password":"a long password"}`, 401, "M_FORBIDDEN", true},
+		{"a wrong claim code is refused with an errcode", "", `{"auth":{"type":"m.login.registration_token","token":"x"},"username":"alice","password":"a long password"}`, 401, "M_FORBIDDEN", true},
+		{"an empty claim code is refused with an errcode", "", `{"auth":{"type":"m.login.registration_token","token":""},"username":"alice","password":"a long password"}`, 401, "M_FORBIDDEN", true},
+		{"the registration token is not the claim code", "", `{"auth":{"type":"m.login.registration_token","token":"s3cret"},"username":"alice","password":"a long password"}`, 401, "M_FORBIDDEN", true},
+		{"a password of exactly 72 bytes is accepted", "", claimAuth + `,"username":"alice","password":"` + strings.Repeat("p", 72) + `"}`, 200, "", false},
+		{"the claim code creates the account", "", claimAuth + `,"username":"alice","password":"a long password"}`, 200, "", false},
+		{"a full user ID on this node is accepted", "", claimAuth + `,"username":"@alice:` + fakeServer + `","password":"a long password"}`, 200, "", false},
+		{"a user name in capitals is accepted in lower case", "", claimAuth + `,"username":"Alice","password":"a long password"}`, 200, "", false},
+		{"kind=user is an ordinary registration", "?kind=user", claimAuth + `,"username":"alice","password":"a long password"}`, 200, "", false},
+		{"a guest is refused", "?kind=guest", claimAuth + `}`, 403, "M_GUEST_ACCESS_FORBIDDEN", false},
+		{"a missing user name is refused", "", claimAuth + `,"password":"a long password"}`, 400, "M_MISSING_PARAM", false},
+		{"a user name with a space is invalid", "", claimAuth + `,"username":"al ice","password":"a long password"}`, 400, "M_INVALID_USERNAME", false},
+		{"a user name with a colon is invalid", "", claimAuth + `,"username":"al:ice","password":"a long password"}`, 400, "M_INVALID_USERNAME", false},
+		{"a user name with non-ASCII letters is invalid", "", claimAuth + `,"username":"ålice","password":"a long password"}`, 400, "M_INVALID_USERNAME", false},
+		{"a user name over 64 characters is invalid", "", claimAuth + `,"username":"` + strings.Repeat("a", 65) + `","password":"a long password"}`, 400, "M_INVALID_USERNAME", false},
+		{"a user ID on another server is refused", "", claimAuth + `,"username":"@alice:example.org","password":"a long password"}`, 400, "M_INVALID_PARAM", false},
+		{"an empty password is refused", "", claimAuth + `,"username":"alice"}`, 400, "M_WEAK_PASSWORD", false},
+		{"a password of 7 characters is too weak", "", claimAuth + `,"username":"alice","password":"1234567"}`, 400, "M_WEAK_PASSWORD", false},
+		{"a password of 7 two-byte characters is too weak", "", claimAuth + `,"username":"alice","password":"ééééééé"}`, 400, "M_WEAK_PASSWORD", false},
+		{"a password over 72 bytes, more than bcrypt reads, is refused", "", claimAuth + `,"username":"alice","password":"` + strings.Repeat("p", 73) + `"}`, 400, "M_INVALID_PARAM", false},
+		{"a password over 512 bytes is refused", "", claimAuth + `,"username":"alice","password":"` + strings.Repeat("p", 513) + `"}`, 400, "M_INVALID_PARAM", false},
 		{"a malformed body is bad JSON", "", `{"auth":`, 400, "M_BAD_JSON", false},
 		{"a body that is not an object is bad JSON", "", `["alice"]`, 400, "M_BAD_JSON", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t)
+			h.fake.regToken = "s3cret"
 			w := h.do("POST", registerPath+tt.query, tt.body)
 			switch {
 			case tt.flows:
-				wantFlows(t, w, loginDummy, tt.errcode)
+				wantFlows(t, w, loginRegistration, tt.errcode)
 			case tt.errcode != "":
 				wantError(t, w, tt.status, tt.errcode)
 			default:
@@ -96,7 +107,7 @@ func TestRegisterFirstAccount(t *testing.T) {
 
 	t.Run("inhibit_login returns the user ID alone", func(t *testing.T) {
 		h := newHarness(t)
-		w := h.do("POST", registerPath, `{"auth":{"type":"m.login.dummy"},"username":"alice","password":"pw","inhibit_login":true}`)
+		w := h.do("POST", registerPath, claimAuth+`,"username":"alice","password":"a long password","inhibit_login":true}`)
 		wantStatus(t, w, 200)
 		if m := decode(t, w); len(m) != 1 || m["user_id"] != userID("alice") {
 			t.Errorf("register = %v, want only user_id", m)
@@ -106,12 +117,12 @@ func TestRegisterFirstAccount(t *testing.T) {
 
 func TestRegisterLaterAccounts(t *testing.T) {
 	const (
-		noAuth     = `{"username":"bob","password":"pw"}`
-		dummy      = `{"auth":{"type":"m.login.dummy"},"username":"bob","password":"pw"}`
-		wrongToken = `{"auth":{"type":"m.login.registration_token","token":"guess"},"username":"bob","password":"pw"}`
-		rightToken = `{"auth":{"type":"m.login.registration_token","token":"s3cret","session":"register"},"username":"bob","password":"pw"}`
-		badName    = `{"auth":{"type":"m.login.registration_token","token":"s3cret"},"username":"Bob!","password":"pw"}`
-		taken      = `{"auth":{"type":"m.login.registration_token","token":"s3cret"},"username":"alice","password":"pw"}`
+		noAuth     = `{"username":"bob","password":"a long password"}`
+		dummy      = `{"auth":{"type":"m.login.dummy"},"username":"bob","password":"a long password"}`
+		wrongToken = `{"auth":{"type":"m.login.registration_token","token":"guess"},"username":"bob","password":"a long password"}`
+		rightToken = `{"auth":{"type":"m.login.registration_token","token":"s3cret","session":"register"},"username":"bob","password":"a long password"}`
+		badName    = `{"auth":{"type":"m.login.registration_token","token":"s3cret"},"username":"Bob!","password":"a long password"}`
+		taken      = `{"auth":{"type":"m.login.registration_token","token":"s3cret"},"username":"alice","password":"a long password"}`
 	)
 	tests := []struct {
 		name     string
@@ -130,6 +141,8 @@ func TestRegisterLaterAccounts(t *testing.T) {
 		{"with a token configured, an invalid user name is refused", "s3cret", badName, 400, "M_INVALID_USERNAME", false},
 		{"with a token configured, a taken user name is refused by the node", "s3cret", taken, 400, "M_USER_IN_USE", false},
 		{"with a token configured, the right token creates the account", "s3cret", rightToken, 200, "", false},
+		{"once claimed, the claim code is void", "s3cret", claimAuth + `,"username":"bob","password":"a long password"}`, 401, "M_FORBIDDEN", true},
+		{"once claimed, the claim code is void while registration is closed", "", claimAuth + `,"username":"bob","password":"a long password"}`, 403, "M_FORBIDDEN", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -155,6 +168,44 @@ func TestRegisterLaterAccounts(t *testing.T) {
 			wantNoChanges(t, h.fake)
 		})
 	}
+}
+
+func TestRegistrationTokenValidity(t *testing.T) {
+	const path = "/_matrix/client/v1/register/m.login.registration_token/validity?token="
+	tests := []struct {
+		name     string
+		claimed  bool
+		regToken string
+		token    string
+		valid    bool
+	}{
+		{"the claim code of a fresh node is valid", false, "s3cret", testClaimCode, true},
+		{"another code on a fresh node is not", false, "s3cret", "guess", false},
+		{"the registration token on a fresh node is not", false, "s3cret", "s3cret", false},
+		{"the claim code of a claimed node is void", true, "s3cret", testClaimCode, false},
+		{"the registration token of a claimed node is valid", true, "s3cret", "s3cret", true},
+		{"nothing is valid while registration is closed", true, "", "s3cret", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.fake.regToken = tt.regToken
+			if tt.claimed {
+				h.fake.addUser("alice", "a long password")
+			}
+			w := h.do("GET", path+tt.token, "")
+			wantStatus(t, w, 200)
+			if got := decode(t, w)["valid"]; got != tt.valid {
+				t.Errorf("valid = %v, want %v", got, tt.valid)
+			}
+			if w.Header().Get("Access-Control-Allow-Origin") != "" {
+				t.Error("a token oracle carries CORS headers")
+			}
+		})
+	}
+	t.Run("a missing token is a bad request", func(t *testing.T) {
+		wantError(t, newHarness(t).do("GET", path, ""), 400, "M_MISSING_PARAM")
+	})
 }
 
 func TestRegisterAvailable(t *testing.T) {

@@ -45,7 +45,7 @@ func TestBrowser(t *testing.T) {
 	c := startNode(t, a.Addrs()...)
 	browser := startChromium(t, bin)
 
-	pa := browser.open(t, "http://"+a.HTTPAddr()+"/")
+	pa := browser.open(t, a.ClaimURL()) // the URL parley run prints
 	pb := browser.open(t, "http://"+b.HTTPAddr()+"/")
 	pc := browser.open(t, "http://"+c.HTTPAddr()+"/")
 	pages := map[string]*page{"alice": pa, "bob": pb, "carol": pc}
@@ -61,8 +61,13 @@ func TestBrowser(t *testing.T) {
 	claimed := func(p *page) {
 		p.waitFor(t, `return document.querySelector("#auth h1")?.textContent === "Claim this node"`, 15*time.Second)
 	}
-	claim := func(p *page, user string) {
+	// Alice's page came with the claim code in its URL; Bob and Carol type
+	// theirs.
+	claim := func(p *page, user, code string) {
 		claimed(p)
+		if code != "" {
+			p.eval(t, fmt.Sprintf(`document.querySelector("#auth form").code.value = %q`, code))
+		}
 		p.eval(t, fmt.Sprintf(`const f = document.querySelector("#auth form");
 			f.username.value = %q; f.password.value = "a long password"; f.password2.value = "a long password";
 			f.requestSubmit()`, user))
@@ -70,9 +75,14 @@ func TestBrowser(t *testing.T) {
 	}
 	claimed(pa)
 	pa.shots(t, "01-claim")
-	claim(pa, "alice")
-	claim(pb, "bob")
-	claim(pc, "carol")
+	claim(pa, "alice", "")
+	claim(pb, "bob", b.ClaimCode())
+	claim(pc, "carol", c.ClaimCode())
+	var leftover string
+	pa.evalInto(t, `return location.hash`, &leftover)
+	if strings.Contains(leftover, "claim") {
+		t.Errorf("the spent claim code stays in the URL: %q", leftover)
+	}
 	var bobID string
 	pb.evalInto(t, `return JSON.parse(localStorage.getItem("parley.session")).user_id`, &bobID)
 	if !strings.HasPrefix(bobID, "@bob:") {
@@ -175,6 +185,24 @@ func TestBrowser(t *testing.T) {
 	pb.evalInto(t, `return [...document.querySelectorAll("#timeline .msg .body")].map(e => e.textContent).filter(s => /^history \d+$/.test(s))`, &got)
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("bob's timeline shows %d history messages, want 100 in order: %q", len(got), got)
+	}
+
+	// Carol reloads while on the room's URL: the app opens that room
+	// again, with its room list and without losing contact.
+	var hash string
+	pc.evalInto(t, `window.beforeReload = true; return location.hash`, &hash)
+	if !strings.HasPrefix(hash, "#/room/") {
+		t.Fatalf("carol's page is at %q, want a room URL", hash)
+	}
+	pc.call(t, "Page.reload", map[string]any{}, nil)
+	pc.waitFor(t, `return !window.beforeReload && document.readyState === "complete" && !document.getElementById("app").hidden`, 15*time.Second)
+	pc.waitFor(t, `return document.getElementById("room-name").textContent === "`+roomName+`" && !document.getElementById("timeline").hidden &&
+		[...document.querySelectorAll("#room-list .room-item .rname")].some(e => e.textContent === "`+roomName+`")`, 15*time.Second)
+	pc.waitFor(t, hasMessage("history 100", false), 15*time.Second)
+	var banner string
+	pc.evalInto(t, `const b = document.getElementById("banner"); return b.hidden ? "" : b.textContent`, &banner)
+	if strings.Contains(banner, "Lost contact") {
+		t.Errorf("after a reload on the room's URL carol's banner says %q", banner)
 	}
 
 	for name, p := range pages {

@@ -7,5 +7,8 @@
 // wire format (Matrix JSON shapes and errors), request validation, the
 // registration policy, and the defences a local API needs on a person's
 // machine: the Host check against DNS rebinding, the Origin check on
-// requests that carry no token, and access-token authentication.
+// requests that carry no token (and no CORS headers on anonymous answers
+// that reveal anything), the claim code a fresh node's first account must
+// show, backoff on guessed passwords and codes, caps on connections and on
+// the time a body may take, and access-token authentication.
 package webui

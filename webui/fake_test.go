@@ -43,6 +43,7 @@ type sentEvent struct {
 type fakeBackend struct {
 	mu       sync.Mutex
 	regToken string
+	claim    string        // the claim code while no account exists
 	fail     bool          // read calls return errInternal
 	held     chan struct{} // if set, Sync signals here, then waits for its context to end
 
@@ -69,8 +70,12 @@ func newFake() *fakeBackend {
 		tokens:    map[string]*Session{},
 		filters:   map[string]json.RawMessage{},
 		joined:    map[string][]string{},
+		claim:     testClaimCode,
 	}
 }
+
+// testClaimCode is the fake node's claim code.
+const testClaimCode = "claim-me-now"
 
 func userID(local string) string { return "@" + local + ":" + fakeServer }
 
@@ -127,6 +132,16 @@ func (f *fakeBackend) Status() any {
 func (f *fakeBackend) RegistrationToken() string {
 	f.call("RegistrationToken")
 	return f.regToken
+}
+
+func (f *fakeBackend) ClaimCode() string {
+	f.call("ClaimCode")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.passwords) > 0 {
+		return ""
+	}
+	return f.claim
 }
 
 func (f *fakeBackend) AccountCount() (int, error) {
@@ -313,6 +328,23 @@ func (f *fakeBackend) JoinLink(_ context.Context, _ *Session, link string) (stri
 	f.call("JoinLink")
 	f.change("JoinLink %s", link)
 	return roomV12, nil
+}
+
+func (f *fakeBackend) BlockedServers(*Session) ([]string, error) {
+	f.call("BlockedServers")
+	return []string{}, nil
+}
+
+func (f *fakeBackend) BlockServer(_ context.Context, _ *Session, server string) error {
+	f.call("BlockServer")
+	f.change("BlockServer %s", server)
+	return nil
+}
+
+func (f *fakeBackend) UnblockServer(_ context.Context, _ *Session, server string) error {
+	f.call("UnblockServer")
+	f.change("UnblockServer %s", server)
+	return nil
 }
 
 func (f *fakeBackend) Moderate(_ context.Context, _ *Session, roomID, target, membership, _ string) error {

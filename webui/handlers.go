@@ -2,9 +2,11 @@ package webui
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +20,9 @@ const maxBody = 1 << 20
 // readBody reads a request body of at most maxBody bytes.
 func readBody(r *http.Request) ([]byte, error) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil, Errorf(http.StatusRequestTimeout, "M_UNKNOWN", "the request body took too long to arrive")
+	}
 	if err != nil {
 		return nil, errBadJSON(err)
 	}
@@ -135,8 +140,19 @@ func (s *Server) getFilter(w http.ResponseWriter, r *http.Request, sess *Session
 	return nil
 }
 
-func (s *Server) getProfile(w http.ResponseWriter, r *http.Request) error {
-	p, err := s.backend.Profile(r.PathValue("userId"))
+// profile looks a user up. Without a token only this node's users are
+// answered: a remote user's profile would tell who the node shares rooms
+// with.
+func (s *Server) profile(r *http.Request, sess *Session) (map[string]any, error) {
+	user := r.PathValue("userId")
+	if sess == nil && !strings.HasSuffix(user, ":"+s.backend.ServerName()) {
+		return nil, Errorf(http.StatusUnauthorized, "M_MISSING_TOKEN", "profiles of users on other nodes need an access token")
+	}
+	return s.backend.Profile(user)
+}
+
+func (s *Server) getProfile(w http.ResponseWriter, r *http.Request, sess *Session) error {
+	p, err := s.profile(r, sess)
 	if err != nil {
 		return err
 	}
@@ -144,8 +160,8 @@ func (s *Server) getProfile(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) getProfileField(w http.ResponseWriter, r *http.Request) error {
-	p, err := s.backend.Profile(r.PathValue("userId"))
+func (s *Server) getProfileField(w http.ResponseWriter, r *http.Request, sess *Session) error {
+	p, err := s.profile(r, sess)
 	if err != nil {
 		return err
 	}
@@ -558,5 +574,30 @@ func (s *Server) joinLink(w http.ResponseWriter, r *http.Request, sess *Session)
 		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"room_id": id})
+	return nil
+}
+
+func (s *Server) blockedServers(w http.ResponseWriter, r *http.Request, sess *Session) error {
+	servers, err := s.backend.BlockedServers(sess)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"servers": servers})
+	return nil
+}
+
+func (s *Server) blockServer(w http.ResponseWriter, r *http.Request, sess *Session) error {
+	if err := s.backend.BlockServer(r.Context(), sess, r.PathValue("server")); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{})
+	return nil
+}
+
+func (s *Server) unblockServer(w http.ResponseWriter, r *http.Request, sess *Session) error {
+	if err := s.backend.UnblockServer(r.Context(), sess, r.PathValue("server")); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{})
 	return nil
 }

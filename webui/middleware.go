@@ -10,12 +10,14 @@ type ctxKey int
 
 const sessionKey ctxKey = 0
 
-// protect is the middleware chain, in order: Host check, CORS headers,
-// then (per route) authentication.
+// protect is the middleware chain, in order: a deadline for the body,
+// Host check, CORS headers, the start-up gate, then (per route) authentication.
 func (s *Server) protect(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.bodyDeadline(w, r)
+		w.Header().Set("X-Content-Type-Options", "nosniff")
 		if !s.allowedHost(r.Host) {
-			writeError(w, s.log, r, Errorf(http.StatusMisdirectedRequest, "M_FORBIDDEN", "host %q is not this node's address", r.Host))
+			writeError(w, s.log, r, Errorf(http.StatusMisdirectedRequest, "M_FORBIDDEN", "host %q is not an address of this node; a name can be allowed with parley run --allowed-host NAME", r.Host))
 			return
 		}
 		if strings.HasPrefix(r.URL.Path, "/_matrix/") {
@@ -27,6 +29,13 @@ func (s *Server) protect(next http.Handler) http.Handler {
 				w.WriteHeader(http.StatusOK)
 				return
 			}
+		}
+		if !s.ready.Load() && strings.HasPrefix(r.URL.Path, "/_") {
+			w.Header().Set("Retry-After", "1")
+			e := Errorf(http.StatusServiceUnavailable, "M_UNKNOWN", "the node is starting; try again in a moment")
+			e.Extra = map[string]any{"retry_after_ms": 200}
+			writeError(w, s.log, r, e)
+			return
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -77,16 +86,41 @@ func (s *Server) anon(h handlerFunc) http.Handler {
 	})
 }
 
-// local wraps parley's own anonymous endpoints: readable by the node's own
-// app and by non-browser clients, never by pages of other origins.
+// local wraps anonymous endpoints that reveal something (the node's
+// status, which users exist): readable by the node's own app and by
+// non-browser clients, never by pages of other origins, so they carry no
+// CORS headers.
 func (s *Server) local(h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		dropCORS(w.Header())
 		if origin := r.Header.Get("Origin"); origin != "" && !s.sameOrigin(r, origin) {
-			writeError(w, s.log, r, Errorf(http.StatusForbidden, "M_FORBIDDEN", "origin %q may not read this node's status", origin))
+			writeError(w, s.log, r, Errorf(http.StatusForbidden, "M_FORBIDDEN", "origin %q may not read this without an access token", origin))
 			return
 		}
 		if err := h(w, r); err != nil {
 			writeError(w, s.log, r, err)
 		}
 	})
+}
+
+// optionalAuth wraps a handler that answers with a token as authed does,
+// and without one as local does (sess is then nil).
+func (s *Server) optionalAuth(h func(w http.ResponseWriter, r *http.Request, sess *Session) error) http.Handler {
+	withToken := s.authed(h)
+	without := s.local(func(w http.ResponseWriter, r *http.Request) error { return h(w, r, nil) })
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if accessToken(r) != "" {
+			withToken.ServeHTTP(w, r)
+			return
+		}
+		without.ServeHTTP(w, r)
+	})
+}
+
+func dropCORS(h http.Header) {
+	for k := range h {
+		if strings.HasPrefix(k, "Access-Control-") {
+			h.Del(k)
+		}
+	}
 }

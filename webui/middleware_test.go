@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -52,8 +53,13 @@ func TestHostCheckFollowsTheBindAddress(t *testing.T) {
 		{"a node bound to localhost accepts 127.0.0.1", "localhost:18008", "127.0.0.1:18008", true},
 		{"a node bound to ::1 accepts localhost", "[::1]:18008", "localhost:18008", true},
 		{"a node bound to ::1 refuses other names", "[::1]:18008", "evil.example:18008", false},
-		{"a node bound to all interfaces accepts any name", "0.0.0.0:18008", "mybox.lan:18008", true},
-		{"a node bound to all interfaces still checks the port", "0.0.0.0:18008", "mybox.lan:80", false},
+		{"a node bound to all interfaces refuses a rebinding domain", "0.0.0.0:18008", "evil.example:18008", false},
+		{"a node bound to all interfaces refuses a name it was not given", "0.0.0.0:18008", "mybox.lan:18008", false},
+		{"a node bound to all interfaces refuses a subdomain of localhost", "0.0.0.0:18008", "evil.localhost:18008", false},
+		{"a node bound to all interfaces accepts an IPv4 literal", "0.0.0.0:18008", "192.168.1.5:18008", true},
+		{"a node bound to all interfaces accepts an IPv6 literal", "[::]:18008", "[fd00::5]:18008", true},
+		{"a node bound to all interfaces accepts localhost", ":18008", "localhost:18008", true},
+		{"a node bound to all interfaces accepts a mapped port", "0.0.0.0:18008", "127.0.0.1:9000", true},
 		{"a node bound to a LAN address accepts that address", "192.168.1.5:18008", "192.168.1.5:18008", true},
 		{"a node bound to a LAN address refuses other names", "192.168.1.5:18008", "evil.example:18008", false},
 		{"a node bound to a host name accepts that name", "mybox.lan:18008", "MyBox.lan:18008", true},
@@ -62,6 +68,27 @@ func TestHostCheckFollowsTheBindAddress(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := New(Config{Addr: tt.addr}, newFake())
+			if got := s.allowedHost(tt.host); got != tt.ok {
+				t.Errorf("allowedHost(%q) with Addr %q = %v, want %v", tt.host, tt.addr, got, tt.ok)
+			}
+		})
+	}
+}
+
+func TestAllowedHostsNameFurtherNames(t *testing.T) {
+	tests := []struct {
+		name, addr, host string
+		ok               bool
+	}{
+		{"a listed name passes on all interfaces", "0.0.0.0:18008", "mybox.lan:18008", true},
+		{"a listed name passes in capitals", "0.0.0.0:18008", "MYBOX.LAN", true},
+		{"a listed name passes behind a proxy's port", "0.0.0.0:18008", "mybox.lan:443", true},
+		{"an unlisted name is still refused", "0.0.0.0:18008", "evil.example:18008", false},
+		{"a subdomain of a listed name is refused", "0.0.0.0:18008", "evil.mybox.lan:18008", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := New(Config{Addr: tt.addr, AllowedHosts: []string{"mybox.lan"}}, newFake())
 			if got := s.allowedHost(tt.host); got != tt.ok {
 				t.Errorf("allowedHost(%q) with Addr %q = %v, want %v", tt.host, tt.addr, got, tt.ok)
 			}
@@ -202,7 +229,7 @@ func TestStatusOrigin(t *testing.T) {
 }
 
 func TestTokenlessOriginCheck(t *testing.T) {
-	const dummy = `{"auth":{"type":"m.login.dummy"},"username":"alice","password":"pw"}`
+	const claim = claimAuth + `,"username":"alice","password":"a long password"}`
 	const login = `{"type":"m.login.password","identifier":{"type":"m.id.user","user":"bob"},"password":"pw"}`
 	tests := []struct {
 		name   string
@@ -211,12 +238,12 @@ func TestTokenlessOriginCheck(t *testing.T) {
 		origin string
 		status int
 	}{
-		{"a cross-origin registration is refused", "/_matrix/client/v3/register", dummy, "https://evil.example", 403},
-		{"a cross-origin registration from a sandboxed page is refused", "/_matrix/client/v3/register", dummy, "null", 403},
+		{"a cross-origin registration is refused", "/_matrix/client/v3/register", claim, "https://evil.example", 403},
+		{"a cross-origin registration from a sandboxed page is refused", "/_matrix/client/v3/register", claim, "null", 403},
 		{"a cross-origin login is refused", "/_matrix/client/v3/login", login, "https://evil.example", 403},
 		{"a login from the same port under another host name is refused", "/_matrix/client/v3/login", login, "http://localhost:18008", 403},
-		{"a same-origin registration passes", "/_matrix/client/v3/register", dummy, "http://127.0.0.1:18008", 200},
-		{"a registration with no Origin passes", "/_matrix/client/v3/register", dummy, "", 200},
+		{"a same-origin registration passes", "/_matrix/client/v3/register", claim, "http://127.0.0.1:18008", 200},
+		{"a registration with no Origin passes", "/_matrix/client/v3/register", claim, "", 200},
 		{"a same-origin login passes", "/_matrix/client/v3/login", login, "http://127.0.0.1:18008", 200},
 		{"a login with no Origin passes", "/_matrix/client/v3/login", login, "", 200},
 	}
@@ -486,5 +513,38 @@ func TestCloseEndsLongPolls(t *testing.T) {
 	r := <-done
 	if r.err != nil || r.status != 200 || !strings.Contains(r.body, "cut short") {
 		t.Errorf("a long-poll in flight at Close got %d %q %v; want the backend's answer once its context ended", r.status, r.body, r.err)
+	}
+}
+
+func TestAnonymousOraclesHaveNoCORS(t *testing.T) {
+	remote := esc("@bob:example.org")
+	tests := []struct {
+		name, path string
+		opts       []option
+		status     int
+		cors       bool
+	}{
+		{"register/available for the app is answered without CORS", registerPath + "/available?username=carol", nil, 200, false},
+		{"register/available for another page is refused without CORS", registerPath + "/available?username=carol", []option{origin("https://evil.example")}, 403, false},
+		{"a local profile without a token is answered without CORS", "/_matrix/client/v3/profile/" + esc(userID("alice")), nil, 200, false},
+		{"a local profile for another page is refused without CORS", "/_matrix/client/v3/profile/" + esc(userID("alice")), []option{origin("https://evil.example")}, 403, false},
+		{"a remote profile without a token is refused", "/_matrix/client/v3/profile/" + remote, nil, 401, false},
+		{"a remote profile field without a token is refused", "/_matrix/client/v3/profile/" + remote + "/displayname", nil, 401, false},
+		{"a profile with a token has CORS for clients elsewhere", "/_matrix/client/v3/profile/" + esc(userID("alice")), []option{token("alice-token"), origin("https://app.element.io")}, 200, true},
+		{"a profile with a bad token is refused with CORS", "/_matrix/client/v3/profile/" + esc(userID("alice")), []option{token("nope")}, 401, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.fake.tokens["alice-token"] = &Session{UserID: userID("alice"), DeviceID: "D"}
+			w := h.do("GET", tt.path, "", tt.opts...)
+			wantStatus(t, w, tt.status)
+			if got := w.Header().Get("Access-Control-Allow-Origin") != ""; got != tt.cors {
+				t.Errorf("CORS headers present = %v, want %v", got, tt.cors)
+			}
+			if tt.status >= 400 && slices.Contains(h.fake.Calls(), "Profile") {
+				t.Errorf("backend was asked: %q", h.fake.Calls())
+			}
+		})
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -26,6 +27,23 @@ type Config struct {
 	// AppDir serves the web app from this folder instead of the embedded
 	// copy (for working on the app).
 	AppDir string
+	// AllowedHosts are further names the Host header may carry when the
+	// server is bound to all interfaces (say a LAN name or a reverse
+	// proxy's). Bound so, it otherwise accepts only IP literals and
+	// localhost, so that a web page on a rebinding domain cannot reach it.
+	AllowedHosts []string
+	// WaitReady makes the API answer 503 until Ready is called, so that
+	// clients reaching it while the node still loads its rooms are told to
+	// retry rather than refused. The app's files are served regardless.
+	WaitReady bool
+	// MaxConns caps the HTTP connections open at once, so that the API
+	// can never take the file descriptors libp2p and Badger need; default
+	// 1024, and never more than a quarter of the process's descriptor
+	// limit.
+	MaxConns int
+	// BodyTimeout bounds the time a client may take to send a request
+	// body; default 30 s.
+	BodyTimeout time.Duration
 	// Logger; nil discards.
 	Logger *slog.Logger
 }
@@ -36,8 +54,11 @@ type Server struct {
 	backend Backend
 	log     *slog.Logger
 	handler http.Handler
+	guard   *guard
 
+	ready     atomic.Bool
 	ln        net.Listener
+	limit     *limitListener
 	cancel    context.CancelFunc // ends the contexts of requests in flight
 	srv       *http.Server
 	wg        sync.WaitGroup
@@ -49,11 +70,21 @@ func New(cfg Config, b Backend) *Server {
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:8008"
 	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = defaultMaxConns
+		if fds := fdLimit(); fds > 0 {
+			cfg.MaxConns = max(16, min(cfg.MaxConns, fds/4))
+		}
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = defaultBodyTimeout
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, backend: b, log: log.With("component", "webui")}
+	s := &Server{cfg: cfg, backend: b, log: log.With("component", "webui"), guard: newGuard()}
+	s.ready.Store(!cfg.WaitReady)
 	s.handler = s.routes()
 	return s
 }
@@ -69,23 +100,30 @@ func (s *Server) Start() error {
 		return fmt.Errorf("webui: listen on %s: %w", s.cfg.Addr, err)
 	}
 	s.ln = ln
+	s.limit = newLimitListener(ln, s.cfg.MaxConns)
 	base, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.srv = &http.Server{
 		BaseContext:       func(net.Listener) context.Context { return base },
 		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: headerTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.srv.Serve(s.limit); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("serve", "err", err)
 		}
 	}()
 	return nil
 }
+
+// Ready lets the API answer (see Config.WaitReady).
+func (s *Server) Ready() { s.ready.Store(true) }
 
 // Addr is the bound address (useful with port 0).
 func (s *Server) Addr() string {
@@ -146,6 +184,10 @@ func (s *Server) serveApp() http.Handler {
 				f.Close()
 				fileServer.ServeHTTP(w, r)
 				return
+			} else if errors.Is(err, fs.ErrInvalid) || hasDotDot(p) {
+				// An escaped "..": no file of the app, and nothing to log.
+				writeError(w, s.log, r, errNotFound("file"))
+				return
 			} else if !errors.Is(err, os.ErrNotExist) && !errors.Is(err, fs.ErrNotExist) {
 				writeError(w, s.log, r, err)
 				return
@@ -157,8 +199,20 @@ func (s *Server) serveApp() http.Handler {
 	})
 }
 
+// hasDotDot reports whether a path has a ".." segment.
+func hasDotDot(p string) bool {
+	for _, seg := range strings.Split(p, "/") {
+		if seg == ".." {
+			return true
+		}
+	}
+	return false
+}
+
 // allowedHost reports whether the Host header names this server, so a
-// page on a rebinding domain cannot talk to it.
+// page on a rebinding domain cannot talk to it: DNS rebinding points a
+// name the attacker owns at this machine, so only names the owner chose
+// (and IP literals, which no page can rebind) are accepted.
 func (s *Server) allowedHost(host string) bool {
 	bound, bindPort, err := net.SplitHostPort(s.Addr())
 	if err != nil {
@@ -168,10 +222,12 @@ func (s *Server) allowedHost(host string) bool {
 	if err != nil {
 		h, p = host, "80"
 	}
-	if p != bindPort {
-		return false
-	}
 	h = strings.Trim(strings.ToLower(h), "[]")
+	for _, a := range s.cfg.AllowedHosts {
+		if h == strings.ToLower(a) {
+			return true
+		}
+	}
 	// The configured address keeps the name the owner chose; the listener
 	// only knows the IP it resolved to.
 	name, _, _ := net.SplitHostPort(s.cfg.Addr)
@@ -179,9 +235,12 @@ func (s *Server) allowedHost(host string) bool {
 	ip := net.ParseIP(name)
 	switch {
 	case name == "" || ip != nil && ip.IsUnspecified():
-		// Bound to every interface on purpose: the owner chose to expose
-		// the node, and a name check cannot help.
-		return true
+		// Bound to every interface: reached through any of the machine's
+		// addresses, or through a mapped port (Docker), so the port is
+		// not checked; the name must still be one no page controls.
+		return h == "localhost" || net.ParseIP(h) != nil
+	case p != bindPort:
+		return false
 	case name == "localhost" || ip != nil && ip.IsLoopback():
 		return h == "localhost" || h == "127.0.0.1" || h == "::1" || h == name
 	default:

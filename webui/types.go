@@ -239,6 +239,9 @@ type Backend interface {
 	// Status is the node's health for /_parley/v1/status.
 	Status() any
 	RegistrationToken() string
+	// ClaimCode is the one-time code the node's first account must
+	// present; "" once the node has its owner.
+	ClaimCode() string
 
 	AccountCount() (int, error)
 	AccountExists(localpart string) (bool, error)
@@ -277,4 +280,10 @@ type Backend interface {
 	Links(s *Session, roomID string) ([]LinkInfo, error)
 	RevokeLink(ctx context.Context, s *Session, roomID, id string) error
 	JoinLink(ctx context.Context, s *Session, link string) (string, error)
+
+	// Blocked servers (the owner's): their invites are refused, and
+	// those pending are dropped.
+	BlockedServers(s *Session) ([]string, error)
+	BlockServer(ctx context.Context, s *Session, server string) error
+	UnblockServer(ctx context.Context, s *Session, server string) error
 }

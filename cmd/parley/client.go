@@ -29,42 +29,64 @@ func newAPIClient(dataDir string) (*apiClient, error) {
 }
 
 // call sends a request and decodes the answer, turning Matrix errors into
-// one-line Go errors.
+// one-line Go errors. A daemon still loading its rooms answers 503; the
+// call is tried again for up to startWait.
 func (c *apiClient) call(method, path string, body, out any) error {
-	var rd io.Reader
+	var payload []byte
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return err
 		}
-		rd = bytes.NewReader(b)
+		payload = b
+	}
+	deadline := time.Now().Add(startWait)
+	for {
+		status, b, err := c.do(method, path, payload)
+		if err != nil {
+			return err
+		}
+		if status == http.StatusServiceUnavailable && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond) // a retry interval, not synchronisation
+			continue
+		}
+		if status != http.StatusOK {
+			var e struct {
+				Code string `json:"errcode"`
+				Msg  string `json:"error"`
+			}
+			if json.Unmarshal(b, &e) == nil && e.Msg != "" {
+				return fmt.Errorf("%s", e.Msg)
+			}
+			return fmt.Errorf("the daemon answered %d %s", status, http.StatusText(status))
+		}
+		return json.Unmarshal(b, out)
+	}
+}
+
+// startWait is how long the command line waits for a daemon that is still
+// starting.
+const startWait = 15 * time.Second
+
+// do sends one request and returns the status and up to 1 MiB of body.
+func (c *apiClient) do(method, path string, payload []byte) (int, []byte, error) {
+	var rd io.Reader
+	if payload != nil {
+		rd = bytes.NewReader(payload)
 	}
 	req, err := http.NewRequest(method, c.base+path, rd)
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("the daemon at %s did not answer: %v", c.base, err)
+		return 0, nil, fmt.Errorf("the daemon at %s did not answer: %v", c.base, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Code string `json:"errcode"`
-			Msg  string `json:"error"`
-		}
-		if json.Unmarshal(b, &e) == nil && e.Msg != "" {
-			return fmt.Errorf("%s", e.Msg)
-		}
-		return fmt.Errorf("the daemon answered %s", resp.Status)
-	}
-	return json.Unmarshal(b, out)
+	return resp.StatusCode, b, err
 }
 
 // cmdJoin joins the room an invite link names, through the running daemon.

@@ -179,7 +179,18 @@ func register(t *testing.T, ctx context.Context, node startInfo, name string) *m
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := c.RegisterDummy(ctx, &mautrix.ReqRegister[any]{Username: name, Password: "pw-" + name})
+	if node.ClaimCode == "" {
+		t.Fatalf("%s printed no claim URL", node.URL)
+	}
+	// A Matrix client's user-interactive auth: ask, then answer the
+	// registration-token stage with the claim code.
+	req := &mautrix.ReqRegister[any]{Username: name, Password: "password-" + name}
+	_, uia, err := c.Register(ctx, req)
+	if uia == nil {
+		t.Fatalf("register %s at %s: no user-interactive auth: %v", name, node.URL, err)
+	}
+	req.Auth = map[string]any{"type": "m.login.registration_token", "token": node.ClaimCode, "session": uia.Session}
+	resp, _, err := c.Register(ctx, req)
 	if err != nil {
 		t.Fatalf("register %s at %s: %v", name, node.URL, err)
 	}

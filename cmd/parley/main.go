@@ -23,9 +23,9 @@ import (
 const usage = `parley: a peer-to-peer Matrix homeserver for this device
 
 Usage:
-  parley run [--data DIR] [--http ADDR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]...
+  parley run [--data DIR] [--http ADDR] [--allowed-host NAME]... [--listen MULTIADDR]... [--bootstrap MULTIADDR]...
              [--no-mdns] [--relay MULTIADDR]... [--relay-service]
-             [--registration-token TOKEN] [--webui-dir DIR] [--log-level LEVEL]
+             [--claim-code CODE] [--registration-token TOKEN] [--webui-dir DIR] [--log-level LEVEL]
              [--min-free-mb N]
   parley invite [--data DIR] [--max-uses N] [--expires DURATION] ROOM_ID
                                   make an invite link (through the running daemon)
@@ -97,16 +97,18 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg node.Config
-	var listen, bootstrap, relays multiFlag
+	var listen, bootstrap, relays, allowedHosts multiFlag
 	var logLevel string
 	fs.StringVar(&cfg.DataDir, "data", node.DefaultDataDir(), "data directory (key and database)")
 	fs.StringVar(&cfg.HTTPAddr, "http", "127.0.0.1:8008", "address of the local client API and app")
+	fs.Var(&allowedHosts, "allowed-host", "a further host name the app may be reached by when --http binds all interfaces (repeatable; IP addresses and localhost always work)")
 	fs.Var(&listen, "listen", "libp2p listen multiaddr (repeatable; default TCP and QUIC on port 4001)")
 	fs.Var(&bootstrap, "bootstrap", "bootstrap peer multiaddr ending in /p2p/<peer id> (repeatable)")
 	fs.BoolVar(&cfg.NoMDNS, "no-mdns", false, "do not discover peers on the LAN")
 	fs.Var(&relays, "relay", "circuit relay multiaddr ending in /p2p/<peer id>, used while this node is not reachable from the internet (repeatable)")
 	fs.BoolVar(&cfg.RelayService, "relay-service", false, "relay connections for nodes behind NATs (only on a node reachable from the internet)")
 	fs.StringVar(&cfg.RegistrationToken, "registration-token", "", "token that lets further accounts register on this node")
+	fs.StringVar(&cfg.ClaimCode, "claim-code", "", "one-time code that claims this node while it has no owner (for scripted setups; by default a random one is printed and written to DIR/claim-code)")
 	fs.StringVar(&cfg.AppDir, "webui-dir", "", "serve the web app from this folder instead of the embedded copy")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	minFreeMB := fs.Int64("min-free-mb", 64, "MiB kept free on the data dir's disk: below it the node refuses writes, and does not start (0: no check)")
@@ -122,7 +124,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(logger)
-	cfg.ListenAddrs, cfg.Bootstrap, cfg.Relays, cfg.Logger = listen, bootstrap, relays, logger
+	cfg.ListenAddrs, cfg.Bootstrap, cfg.Relays, cfg.AllowedHosts, cfg.Logger = listen, bootstrap, relays, allowedHosts, logger
 	switch {
 	case *minFreeMB < 0:
 		return fmt.Errorf("--min-free-mb: %d is negative", *minFreeMB)
@@ -141,6 +143,10 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "parley %s\n", node.Version)
 	fmt.Fprintf(stdout, "app:         %s\n", n.URL())
+	if u := n.ClaimURL(); u != "" {
+		// Only the owner should see this: it claims the node.
+		fmt.Fprintf(stdout, "claim:       %s\n", u)
+	}
 	fmt.Fprintf(stdout, "server name: %s\n", n.ServerName())
 	fmt.Fprintf(stdout, "peer id:     %s\n", n.PeerID())
 	for _, a := range n.Addrs() {

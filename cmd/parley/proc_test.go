@@ -119,6 +119,7 @@ type parleyProc struct {
 type startInfo struct {
 	Version    string
 	URL        string // http://127.0.0.1:PORT, without the trailing slash
+	ClaimCode  string // while the node has no owner
 	ServerName string
 	PeerID     string
 	Addrs      []string
@@ -182,6 +183,8 @@ func parseStartup(out string) (info startInfo, ok bool) {
 		switch key, val, _ := strings.Cut(line, ":"); key {
 		case "app":
 			info.URL = strings.TrimSuffix(strings.TrimSpace(val), "/")
+		case "claim":
+			_, info.ClaimCode, _ = strings.Cut(val, "#/claim/")
 		case "server name":
 			info.ServerName = strings.TrimSpace(val)
 		case "peer id":

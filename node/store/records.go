@@ -7,29 +7,22 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 
 	badger "github.com/dgraph-io/badger/v4"
-	"github.com/parley-p2p/parley/rooms"
 )
 
 var keyPos = []byte("meta/pos")
 
 func keyEvent(id string) []byte      { return []byte("ev/" + id) }
 func keyRoom(id string) []byte       { return []byte("rm/" + id) }
-func keySnapshot(id string) []byte   { return []byte("ss/" + id) }
 func keyAccount(local string) []byte { return []byte("acct/" + local) }
 func keyToken(hash string) []byte    { return []byte("tok/" + hash) }
 func keyProfile(user string) []byte  { return []byte("prof/" + user) }
 func keyTxn(user, dev, txn string) []byte {
 	return []byte("txn/" + user + "\x00" + dev + "\x00" + txn)
 }
-func keyFilter(user, id string) []byte { return []byte("flt/" + user + "\x00" + id) }
-func prefixFilter(user string) []byte  { return []byte("flt/" + user + "\x00") }
-func prefixInvites(user string) []byte { return []byte("inv/" + user + "\x00") }
-func keyInvite(user, room string) []byte {
-	return append(prefixInvites(user), room...)
-}
+func keyFilter(user, id string) []byte  { return []byte("flt/" + user + "\x00" + id) }
+func prefixFilter(user string) []byte   { return []byte("flt/" + user + "\x00") }
 func prefixTimeline(room string) []byte { return []byte("tl/" + room + "\x00") }
 func keyTimeline(room string, pos uint64) []byte {
 	return binary.BigEndian.AppendUint64(prefixTimeline(room), pos)
@@ -186,63 +179,6 @@ func (t *Txn) Rooms() ([]*RoomRecord, error) {
 	return out, err
 }
 
-// StateMap maps a state key to the event ID that holds it.
-type StateMap = map[rooms.StateKey]string
-
-type snapEntry struct {
-	Type     string `json:"t"`
-	StateKey string `json:"k"`
-	EventID  string `json:"e"`
-}
-
-// SnapshotID is the name PutSnapshot gives a state: a hash of its contents.
-func SnapshotID(m StateMap) string {
-	id, _ := encodeSnapshot(m)
-	return id
-}
-
-func encodeSnapshot(m StateMap) (string, []byte) {
-	entries := make([]snapEntry, 0, len(m))
-	for k, id := range m {
-		entries = append(entries, snapEntry{k.Type, k.StateKey, id})
-	}
-	sort.Slice(entries, func(i, j int) bool {
-		if entries[i].Type != entries[j].Type {
-			return entries[i].Type < entries[j].Type
-		}
-		return entries[i].StateKey < entries[j].StateKey
-	})
-	b, err := json.Marshal(entries)
-	if err != nil {
-		panic(err) // strings only: cannot fail
-	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:16]), b
-}
-
-// PutSnapshot stores a state snapshot under the hash of its contents and
-// returns that name. Identical states share one snapshot.
-func (t *Txn) PutSnapshot(m StateMap) (string, error) {
-	id, b := encodeSnapshot(m)
-	if _, err := t.txn.Get(keySnapshot(id)); err == nil {
-		return id, nil
-	}
-	return id, t.txn.Set(keySnapshot(id), b)
-}
-
-// Snapshot loads a state snapshot.
-func (t *Txn) Snapshot(id string) (StateMap, error) {
-	var entries []snapEntry
-	if err := t.getJSON(keySnapshot(id), &entries); err != nil {
-		return nil, fmt.Errorf("store: snapshot %s: %w", id, err)
-	}
-	m := make(StateMap, len(entries))
-	for _, e := range entries {
-		m[rooms.StateKey{Type: e.Type, StateKey: e.StateKey}] = e.EventID
-	}
-	return m, nil
-}
-
 // Account is a local user.
 type Account struct {
 	Localpart    string `json:"local"`
@@ -351,49 +287,6 @@ func (t *Txn) PutFilter(user string, filter json.RawMessage) (string, error) {
 // Filter loads a stored filter.
 func (t *Txn) Filter(user, id string) (json.RawMessage, error) {
 	return get(t.txn, keyFilter(user, id))
-}
-
-// Invite is an invite a local user received for a room it is not in.
-type Invite struct {
-	RoomID  string          `json:"room"`
-	Version string          `json:"v"`
-	Pos     uint64          `json:"pos"`
-	Event   json.RawMessage `json:"event"`
-	// State is the stripped state the inviter sent (client format).
-	State []json.RawMessage `json:"state"`
-	// Via is the server to join through.
-	Via string `json:"via"`
-	// Left is set once the invite was declined or the user joined: it then
-	// stays as a record for sync's leave section until forgotten.
-	Left bool `json:"left,omitempty"`
-}
-
-// PutInvite stores an invite.
-func (t *Txn) PutInvite(user string, inv *Invite) error {
-	return t.setJSON(keyInvite(user, inv.RoomID), inv)
-}
-
-// Invite loads a user's invite to a room.
-func (t *Txn) Invite(user, room string) (*Invite, error) {
-	var inv Invite
-	if err := t.getJSON(keyInvite(user, room), &inv); err != nil {
-		return nil, err
-	}
-	return &inv, nil
-}
-
-// Invites lists a user's invites.
-func (t *Txn) Invites(user string) ([]*Invite, error) {
-	var out []*Invite
-	err := t.scan(prefixInvites(user), nil, false, func(_, v []byte) (bool, error) {
-		var inv Invite
-		if err := json.Unmarshal(v, &inv); err != nil {
-			return false, err
-		}
-		out = append(out, &inv)
-		return true, nil
-	})
-	return out, err
 }
 
 func keyRedaction(target string) []byte { return []byte("rd/" + target) }

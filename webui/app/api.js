@@ -75,12 +75,14 @@ const q = (params) => {
 };
 
 export const api = {
-  register: (username, password, sessionId) =>
+  // The first account claims the node with its claim code, through the
+  // spec's registration-token stage.
+  register: (username, password, claimCode) =>
     request("POST", V3 + "/register", {
       username,
       password,
       initial_device_display_name: "parley web app",
-      auth: { type: "m.login.dummy", session: sessionId },
+      auth: { type: "m.login.registration_token", token: claimCode, session: "register" },
     }, { auth: false }),
   login: (user, password) =>
     request("POST", V3 + "/login", {

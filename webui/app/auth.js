@@ -15,21 +15,32 @@ export async function showAuth(message) {
   root.hidden = false;
   root.replaceChildren(h("h1", {}, "parley"), h("p", { class: "muted" }, "Checking this node…"));
   let claim = false;
-  let regSession;
   try {
     // The node says whether it has its owner yet; asking /register would
     // leave a 401 in the console.
     claim = !(await api.status()).claimed;
   } catch (e) {
+    // 503: the node is still starting; it says when to ask again.
+    if (e.status === 503) {
+      setTimeout(() => showAuth(message), e.body.retry_after_ms || 500);
+      return;
+    }
     root.replaceChildren(h("h1", {}, "parley"), h("p", { class: "error", role: "alert" }, errText(e)),
       h("button", { type: "button", onclick: () => showAuth() }, "Try again"));
     return;
   }
+  // `parley run` prints the app's URL with the claim code: #/claim/CODE.
+  const claimMatch = location.hash.match(/^#\/claim\/([^/?#]+)$/);
+  const code = claim ? field("code", "Claim code", {
+    required: true, autocomplete: "off", autocapitalize: "off", spellcheck: "false",
+    value: claimMatch ? decodeURIComponent(claimMatch[1]) : "",
+    note: "Printed by parley run, and kept in the file claim-code in its data folder.",
+  }) : null;
   const err = h("p", { class: "error", role: "alert" }, message || "");
   const user = field("username", "User name", { autocomplete: "username", required: true, autocapitalize: "off", spellcheck: "false", pattern: claim ? "[a-z0-9._=\\/\\-]+" : null, title: claim ? "lower-case letters, digits and . _ = - /" : null });
   const pass = field("password", "Password", { type: "password", autocomplete: claim ? "new-password" : "current-password", required: true, minlength: claim ? 8 : null });
   const submit = h("button", { type: "submit" }, claim ? "Claim this node" : "Log in");
-  const form = h("form", {}, user, pass, claim ? field("password2", "Repeat the password", { type: "password", autocomplete: "new-password", required: true }) : null, err, submit);
+  const form = h("form", {}, code, user, pass, claim ? field("password2", "Repeat the password", { type: "password", autocomplete: "new-password", required: true }) : null, err, submit);
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const fd = new FormData(form);
@@ -42,7 +53,7 @@ export async function showAuth(message) {
     submit.textContent = claim ? "Claiming…" : "Logging in…";
     try {
       const name = String(fd.get("username")).trim().replace(/^@/, "").split(":")[0];
-      const res = claim ? await api.register(name, fd.get("password"), regSession) : await api.login(name, fd.get("password"));
+      const res = claim ? await api.register(name, fd.get("password"), String(fd.get("code")).trim()) : await api.login(name, fd.get("password"));
       loggedIn({ user_id: res.user_id, access_token: res.access_token, device_id: res.device_id });
     } catch (e) {
       err.textContent = errText(e);
@@ -53,14 +64,16 @@ export async function showAuth(message) {
   root.replaceChildren(
     h("h1", {}, claim ? "Claim this node" : "Log in to parley"),
     h("p", { class: "muted" }, claim
-      ? "This parley node has no owner yet. Choose a user name and password: the first account owns the node."
+      ? "This parley node has no owner yet. Give its claim code, then choose a user name and password: the first account owns the node."
       : "Log in with your account on this node."),
     form,
   );
-  form.querySelector("input").focus();
+  (claimMatch ? user[1] : form.querySelector("input")).focus();
 }
 
 function loggedIn(s) {
+  // The claim code is spent: keep it out of the address bar and history.
+  if (location.hash.startsWith("#/claim/")) history.replaceState(null, "", "#/");
   S.me = s;
   session.save(s);
   setToken(s.access_token);

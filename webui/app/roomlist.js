@@ -42,7 +42,10 @@ export function renderRoomList() {
       });
       items.push(h("li", { class: "invite-item" },
         h("strong", {}, name || inv.id),
-        inviter ? h("div", { class: "muted", style: "font-size:0.85rem" }, "from " + inviter) : null,
+        // Only the inviter is verified (it signed the invite); the room's
+        // name and topic are what the inviter says they are.
+        h("div", { class: "muted", style: "font-size:0.85rem", title: "The room's name comes from the inviter and is not verified." },
+          inviter ? "from " + inviter + " · name not verified" : "name not verified"),
         h("div", { class: "inv-actions" }, accept, decline)));
     }
     items.push(h("li", { class: "list-heading" }, "Rooms"));

@@ -3,7 +3,7 @@ import { api, APIError } from "./api.js";
 import { errText } from "./dom.js";
 import { S, room } from "./state.js";
 import { setBanner } from "./node.js";
-import { go } from "./router.js";
+import { go, route } from "./router.js";
 import { renderRoomList } from "./roomlist.js";
 import { renderRoom } from "./timeline.js";
 

@@ -1,0 +1,126 @@
+package node
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// A fresh node is claimed by its first account. Whoever registers it must
+// show a one-time claim code, as Jupyter asks for its token: the daemon
+// prints the code with the app's URL and writes it to claimCodeFile in the
+// data dir, readable only by the user who runs it, so that another local
+// user or a web page cannot claim the node first. The code is void once
+// the node has its owner.
+const claimCodeFile = "claim-code"
+
+// claimAlphabet leaves out letters that read alike (0/O, 1/l/I).
+const claimAlphabet = "23456789abcdefghjkmnpqrstuvwxyz"
+
+// minClaimCode is the shortest code the owner may choose.
+const minClaimCode = 8
+
+// newClaimCode is 20 characters of claimAlphabet: about 98 bits.
+func newClaimCode() string {
+	b := make([]byte, 20)
+	rand.Read(b)
+	for i := range b {
+		// 256 is not a multiple of 31; the bias is small and the length makes up for it.
+		b[i] = claimAlphabet[int(b[i])%len(claimAlphabet)]
+	}
+	return string(b)
+}
+
+// prepareClaim sets the claim code while the node has no owner, writing
+// it to the data dir; once claimed, it removes any leftover file.
+func (n *Node) prepareClaim() error {
+	count, err := n.AccountCount()
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(n.cfg.DataDir, claimCodeFile)
+	if count > 0 {
+		return removeClaimFile(path)
+	}
+	code := strings.TrimSpace(n.cfg.ClaimCode)
+	switch {
+	case code == "":
+		code = newClaimCode()
+	case len(code) < minClaimCode || len(code) > 128 || strings.ContainsAny(code, "/#?% "):
+		return fmt.Errorf("claim code: use %d to 128 characters, none of / # ? %% or space", minClaimCode)
+	}
+	if err := writePrivateFile(path, code+"\n"); err != nil {
+		return fmt.Errorf("write %s: %w", claimCodeFile, err)
+	}
+	n.claimMu.Lock()
+	n.claimCode = code
+	n.claimMu.Unlock()
+	return nil
+}
+
+// ClaimCode implements webui.Backend: the code that claims this node, or
+// "" once it has its owner.
+func (n *Node) ClaimCode() string {
+	n.claimMu.Lock()
+	defer n.claimMu.Unlock()
+	return n.claimCode
+}
+
+// ClaimURL is the app's address with the claim code, for the owner to
+// open; "" once the node is claimed.
+func (n *Node) ClaimURL() string {
+	code := n.ClaimCode()
+	if code == "" {
+		return ""
+	}
+	return n.URL() + "#/claim/" + code
+}
+
+// claimed voids the claim code once the first account exists.
+func (n *Node) claimed() {
+	n.claimMu.Lock()
+	n.claimCode = ""
+	n.claimMu.Unlock()
+	if err := removeClaimFile(filepath.Join(n.cfg.DataDir, claimCodeFile)); err != nil {
+		n.log.Warn("remove the used claim code", "err", err)
+	}
+}
+
+func removeClaimFile(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// writePrivateFile writes content to path, mode 0600, through a new temp
+// file in the same directory (created with O_EXCL, so a planted file or
+// symlink is never written through) renamed into place.
+func writePrivateFile(path, content string) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // after a successful rename, a no-op
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.WriteString(content); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

@@ -1,0 +1,202 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/parley-p2p/parley/p2p"
+	"github.com/parley-p2p/parley/rooms"
+)
+
+// Fetching what a gossiped event builds on waits on the network, for as
+// long as a peer takes not to answer. A room has one worker, so that wait
+// must not happen on it: an author whose events name unknown auth and
+// prev events and who then never answers stalled every member's messages
+// for 20 s an event. The worker processes what it can place at once and
+// hands the rest to fetches running beside it (at most one per author, a
+// few per room); an author's further events that cannot be placed wait for
+// its fetch and go back to the worker when it ends.
+const (
+	// memberAskTimeout bounds each request to a member other than the
+	// event's author: asked first, they should answer at once or not at
+	// all.
+	memberAskTimeout = 5 * time.Second
+	// maxFetchesPerRoom bounds the fetches running for one room.
+	maxFetchesPerRoom = 4
+	// maxParkedPerAuthor and maxParkedPerRoom bound the events waiting
+	// for a fetch (at most 512 x 64 KiB a room); beyond them events are
+	// dropped (catch-up brings them).
+	maxParkedPerAuthor = 64
+	maxParkedPerRoom   = 512
+	// maxFetchTries: an event whose dependencies two fetches could not
+	// bring is dropped.
+	maxFetchTries = 2
+)
+
+// fetcher is the fetch state of one room's worker.
+type fetcher struct {
+	mu      sync.Mutex
+	running map[peer.ID]bool        // authors with a fetch under way
+	parked  map[peer.ID][]gossipMsg // waiting for their author's fetch
+	nParked int
+	tries   map[string]int // event ID -> fetches started for it
+}
+
+func newFetcher() *fetcher {
+	return &fetcher{running: make(map[peer.ID]bool), parked: make(map[peer.ID][]gossipMsg), tries: make(map[string]int)}
+}
+
+// ingestOrFetch processes a gossiped event on the room's worker if it can
+// be placed now, and otherwise starts, or waits for, a fetch of what it
+// builds on.
+func (n *Node) ingestOrFetch(r *room, f *fetcher, m gossipMsg) {
+	r.mu.Lock()
+	out, err := n.process(r, m.ev, processOpts{})
+	r.mu.Unlock()
+	var miss *errMissing
+	switch {
+	case err == nil:
+		n.afterIngest(r, out)
+		return
+	case !errors.As(err, &miss):
+		n.gossipLog.log(n.log, slog.LevelInfo, "gossip event not ingested", "room", r.id, "event", m.ev.ID(), "err", err)
+		return
+	}
+	if !n.mayFetchFor(r, m) {
+		n.gossipLog.log(n.log, slog.LevelInfo, "not fetching for a server not in the room", "room", r.id, "event", m.ev.ID(), "sender", m.ev.Sender())
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.tries[m.ev.ID()] >= maxFetchTries {
+		n.gossipLog.log(n.log, slog.LevelInfo, "gossip event dropped: its ancestors could not be fetched", "room", r.id, "event", m.ev.ID())
+		return
+	}
+	if f.running[m.from] || len(f.running) >= maxFetchesPerRoom {
+		if len(f.parked[m.from]) >= maxParkedPerAuthor || f.nParked >= maxParkedPerRoom {
+			n.gossipLog.log(n.log, slog.LevelInfo, "gossip event dropped: too many waiting for fetches", "room", r.id, "event", m.ev.ID())
+			return
+		}
+		f.parked[m.from] = append(f.parked[m.from], m)
+		f.nParked++
+		return
+	}
+	if len(f.tries) >= maxParkedPerRoom {
+		clear(f.tries)
+	}
+	f.tries[m.ev.ID()]++
+	f.running[m.from] = true
+	n.goBackground(func(ctx context.Context) { n.fetchAndIngest(ctx, r, f, m) })
+}
+
+// fetchAndIngest fetches what m builds on and ingests it, then hands the
+// events that waited back to the worker: the author's own, and others
+// waiting for a free fetch slot.
+func (n *Node) fetchAndIngest(ctx context.Context, r *room, f *fetcher, m gossipMsg) {
+	out, err := n.ingestRemote(ctx, r, m.ev, m.from, false)
+	if err != nil {
+		n.gossipLog.log(n.log, slog.LevelInfo, "gossip event not ingested", "room", r.id, "event", m.ev.ID(), "err", err)
+	} else {
+		n.afterIngest(r, out)
+	}
+	f.mu.Lock()
+	delete(f.running, m.from)
+	// The author's own first, then every other parked author's, since one
+	// of them may have waited for the slot rather than for its author.
+	var requeue []gossipMsg
+	authors := []peer.ID{m.from}
+	for p := range f.parked {
+		if p != m.from && !f.running[p] {
+			authors = append(authors, p)
+		}
+	}
+	for _, p := range authors {
+		requeue = append(requeue, f.parked[p]...)
+		f.nParked -= len(f.parked[p])
+		delete(f.parked, p)
+	}
+	f.mu.Unlock()
+	for _, w := range requeue {
+		select {
+		case r.inbox <- w:
+		case <-ctx.Done():
+			return
+		case <-r.done:
+			return
+		default:
+			n.gossipLog.log(n.log, slog.LevelWarn, "room inbox full; event dropped, catch-up will fetch it", "room", r.id, "event", w.ev.ID())
+		}
+	}
+}
+
+// mayFetchFor reports whether the event's sender, or the peer that
+// published it, is of a server with a user joined, invited or knocking in
+// the room: fetching costs the node and the members it asks, and is spent
+// only on behalf of the room's members.
+func (n *Node) mayFetchFor(r *room, m gossipMsg) bool {
+	r.mu.Lock()
+	state := r.state
+	r.mu.Unlock()
+	speaking := n.speakingServers(state)
+	if s, err := rooms.ServerOf(m.ev.Sender()); err == nil && speaking[s] {
+		return true
+	}
+	s, err := p2p.ServerNameFromPeerID(m.from)
+	return err == nil && speaking[s]
+}
+
+// fetchSources lists whom to ask for what an event from the peer from
+// builds on: the room's other connected members, then from itself if its
+// server has a place in the room.
+func (n *Node) fetchSources(r *room, from peer.ID) []peer.ID {
+	members := n.connectedMembers(r)
+	out := make([]peer.ID, 0, len(members)+1)
+	for _, p := range members {
+		if p != from {
+			out = append(out, p)
+		}
+	}
+	if slices.Contains(members, from) {
+		out = append(out, from)
+	} else if s, err := p2p.ServerNameFromPeerID(from); err == nil {
+		r.mu.Lock()
+		state := r.state
+		r.mu.Unlock()
+		if n.serverInRoom(state, s) {
+			out = append(out, from)
+		}
+	}
+	return out
+}
+
+// askContext bounds a request to p: members other than the event's author
+// get memberAskTimeout.
+func (n *Node) askContext(ctx context.Context, p, from peer.ID) (context.Context, context.CancelFunc) {
+	if p == from {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, min(memberAskTimeout, n.cfg.RequestTimeout))
+}
+
+// askInTurn tries f with each source in turn until one succeeds.
+func (n *Node) askInTurn(ctx context.Context, sources []peer.ID, from peer.ID, f func(context.Context, peer.ID) error) error {
+	var first error
+	for _, p := range sources {
+		actx, cancel := n.askContext(ctx, p, from)
+		err := f(actx, p)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return first
+}

@@ -1,0 +1,128 @@
+package node
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/parley-p2p/parley/rooms"
+)
+
+// A node follows a room while one of its users is joined or invited (or
+// knocking): it is subscribed to the room's topic, runs the room's worker,
+// keeps connections to the room's servers and advertises the room in the
+// DHT. Once every local user has left, been kicked or banned, it stops all
+// of that; the room stays in n.rooms so its history up to the leave stays
+// readable. Joining again follows it again.
+
+// following is what a followed room runs; cancel stops it.
+type following struct {
+	cancel context.CancelFunc
+}
+
+// followed reports whether the node follows the room.
+func (r *room) followed() bool {
+	r.followMu.Lock()
+	defer r.followMu.Unlock()
+	return r.follow != nil
+}
+
+// startFollowing subscribes to the room's topic and starts its worker, its
+// DHT advertisement and connections to its servers. Following a followed
+// room does nothing.
+func (n *Node) startFollowing(r *room) error {
+	r.followMu.Lock()
+	defer r.followMu.Unlock()
+	if r.follow != nil {
+		return nil
+	}
+	if err := n.ctx.Err(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(n.ctx)
+	r.follow = &following{cancel: cancel}
+	n.roomWorkers.Add(1)
+	n.goBackground(func(context.Context) {
+		defer n.roomWorkers.Add(-1)
+		n.roomWorker(ctx, r)
+	})
+	if err := n.host.JoinRoom(r.id, n.validateGossip(r), n.receiveGossip(r)); err != nil {
+		cancel()
+		r.follow = nil
+		return fmt.Errorf("join topic of %s: %w", r.id, err)
+	}
+	n.goBackground(func(context.Context) { n.connectRoomPeers(ctx, r) })
+	n.goBackground(func(context.Context) { n.advertise(ctx, r) })
+	return nil
+}
+
+// stopFollowing leaves the room's topic and stops its worker, its DHT
+// advertisement (the provider record others hold then expires) and
+// connecting to its servers.
+func (n *Node) stopFollowing(r *room) {
+	r.followMu.Lock()
+	defer r.followMu.Unlock()
+	if r.follow == nil {
+		return
+	}
+	r.follow.cancel()
+	r.follow = nil
+	if err := n.host.LeaveRoom(r.id); err != nil {
+		n.log.Warn("leave room topic", "room", r.id, "err", err)
+	}
+	n.log.Info("no local member left in the room; stopped following it", "room", r.id)
+}
+
+// checkFollowing stops following the room when no local user is in it any
+// more. It is called after a local user's membership changed.
+func (n *Node) checkFollowing(r *room) {
+	if in, seen := n.localMembership(r); !in && seen {
+		n.stopFollowing(r)
+	}
+}
+
+// hasLocalMember reports whether a user of this node is joined, invited or
+// knocking in the room's current state.
+func (n *Node) hasLocalMember(r *room) bool {
+	in, _ := n.localMembership(r)
+	return in
+}
+
+// localMembership reports whether a user of this node is joined, invited
+// or knocking in the room's current state (in), and whether any user of
+// this node has a membership there at all (seen: false in a room still
+// being created).
+func (n *Node) localMembership(r *room) (in, seen bool) {
+	r.mu.Lock()
+	state := r.state
+	r.mu.Unlock()
+	for k, id := range state {
+		if k.Type != "m.room.member" {
+			continue
+		}
+		if s, err := rooms.ServerOf(k.StateKey); err != nil || s != n.serverName {
+			continue
+		}
+		seen = true
+		i, err := n.eventInfo(id)
+		if err != nil {
+			// Unreadable: keep following rather than drop a room by mistake.
+			return true, true
+		}
+		switch i.ev.Membership() {
+		case "join", "invite", "knock":
+			return true, true
+		}
+	}
+	return false, seen
+}
+
+// followedRooms lists the rooms the node follows.
+func (n *Node) followedRooms() []*room {
+	var out []*room
+	for _, r := range n.allRooms() {
+		if r.followed() {
+			out = append(out, r)
+		}
+	}
+	return out
+}

@@ -1,0 +1,202 @@
+package node
+
+import (
+	"encoding/json"
+	"sync"
+	"time"
+
+	"github.com/parley-p2p/parley/node/store"
+	"github.com/parley-p2p/parley/rooms"
+)
+
+// A stranger's node can sign events for any room whose ID it knows. Members
+// must not relay, store or fetch for such events: a server with no user
+// joined, invited or knocking in a room has nothing to say in it except a
+// membership event the auth rules could allow (a join to a public or
+// restricted room, a knock where knocking is allowed). roomGate answers
+// "may this event's server speak in the room?" from the room's current
+// state, cheaply enough for the pubsub validator.
+const (
+	// pendingTTL is how long a server whose membership event passed the
+	// gate may speak before that event reaches the room's state: its join
+	// and its first message arrive together, and the worker applies the
+	// join a little later.
+	pendingTTL = 2 * time.Minute
+	maxPending = 256
+)
+
+type roomGate struct {
+	mu       sync.Mutex
+	stateID  string
+	servers  map[string]bool // servers with a user joined, invited or knocking
+	joinRule string
+	pending  map[string]time.Time // server -> when its membership passed the gate
+}
+
+func newRoomGate() *roomGate {
+	return &roomGate{pending: make(map[string]time.Time)}
+}
+
+// refresh recomputes the servers from the room's state when it changed.
+// It does not wait for the room's lock: while the worker holds it, the
+// last state seen serves (and pending covers servers that just came in).
+func (g *roomGate) refresh(n *Node, r *room) {
+	if !r.mu.TryLock() {
+		if g.servers != nil {
+			return
+		}
+		r.mu.Lock()
+	}
+	state, id := r.state, r.stateID
+	r.mu.Unlock()
+	if id == g.stateID && g.servers != nil {
+		return
+	}
+	g.stateID = id
+	g.servers = n.speakingServers(state)
+	g.joinRule = n.joinRule(state)
+}
+
+// allows reports whether ev's server may speak in the room now. A
+// membership event that passes makes its subject's server pending.
+func (g *roomGate) allows(n *Node, r *room, ev *rooms.Event, now time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.refresh(n, r)
+	sender, err := rooms.ServerOf(ev.Sender())
+	if err != nil {
+		return false
+	}
+	ok := g.servers[sender] || now.Sub(g.pending[sender]) < pendingTTL
+	if !ok && ev.Type() == "m.room.member" && ev.StateKey() != nil && *ev.StateKey() == ev.Sender() {
+		switch ev.Membership() {
+		case "join":
+			ok = g.joinRule == "public" || g.joinRule == "restricted" || g.joinRule == "knock_restricted"
+		case "knock":
+			ok = g.joinRule == "knock" || g.joinRule == "knock_restricted"
+		}
+	}
+	if !ok {
+		return false
+	}
+	if ev.Type() == "m.room.member" && ev.StateKey() != nil {
+		switch ev.Membership() {
+		case "join", "invite", "knock":
+			if target, err := rooms.ServerOf(*ev.StateKey()); err == nil && !g.servers[target] {
+				g.addPending(target, now)
+			}
+		}
+	}
+	return true
+}
+
+func (g *roomGate) addPending(server string, now time.Time) {
+	if len(g.pending) >= maxPending {
+		for s, t := range g.pending {
+			if now.Sub(t) >= pendingTTL {
+				delete(g.pending, s)
+			}
+		}
+		if len(g.pending) >= maxPending {
+			return
+		}
+	}
+	g.pending[server] = now
+}
+
+// speakingServers lists the servers with a user joined, invited or
+// knocking in a state.
+func (n *Node) speakingServers(state store.StateMap) map[string]bool {
+	out := make(map[string]bool)
+	for k, id := range state {
+		if k.Type != "m.room.member" {
+			continue
+		}
+		s, err := rooms.ServerOf(k.StateKey)
+		if err != nil || out[s] {
+			continue
+		}
+		if i, err := n.eventInfo(id); err == nil {
+			switch i.ev.Membership() {
+			case "join", "invite", "knock":
+				out[s] = true
+			}
+		}
+	}
+	return out
+}
+
+// joinRule reads m.room.join_rules from a state; without one a room is
+// invite-only.
+func (n *Node) joinRule(state store.StateMap) string {
+	id, ok := state[rooms.StateKey{Type: "m.room.join_rules"}]
+	if !ok {
+		return "invite"
+	}
+	i, err := n.eventInfo(id)
+	if err != nil {
+		return "invite"
+	}
+	var c struct {
+		Rule string `json:"join_rule"`
+	}
+	if json.Unmarshal(i.ev.Content(), &c) != nil || c.Rule == "" {
+		return "invite"
+	}
+	return c.Rule
+}
+
+// mayJoin reports whether the join rules of a state could let user join:
+// the room is public; the user is invited (or already joined); or the
+// room is restricted and the user is joined to one of the rooms it
+// allows, as far as this node knows.
+func (n *Node) mayJoin(state store.StateMap, user string) bool {
+	if id, ok := state[rooms.StateKey{Type: "m.room.member", StateKey: user}]; ok {
+		if i, err := n.eventInfo(id); err == nil {
+			switch i.ev.Membership() {
+			case "invite", "join":
+				return true
+			case "ban":
+				return false
+			}
+		}
+	}
+	switch n.joinRule(state) {
+	case "public":
+		return true
+	case "restricted", "knock_restricted":
+		return n.inAllowedRoom(state, user)
+	}
+	return false
+}
+
+// inAllowedRoom reports whether user is joined to a room that the join
+// rules of a restricted room allow.
+func (n *Node) inAllowedRoom(state store.StateMap, user string) bool {
+	id, ok := state[rooms.StateKey{Type: "m.room.join_rules"}]
+	if !ok {
+		return false
+	}
+	i, err := n.eventInfo(id)
+	if err != nil {
+		return false
+	}
+	var c struct {
+		Allow []struct {
+			Type   string `json:"type"`
+			RoomID string `json:"room_id"`
+		} `json:"allow"`
+	}
+	if json.Unmarshal(i.ev.Content(), &c) != nil {
+		return false
+	}
+	for _, a := range c.Allow {
+		if a.Type != "m.room_membership" {
+			continue
+		}
+		if r := n.getRoom(a.RoomID); r != nil && n.membership(r, user) == "join" {
+			return true
+		}
+	}
+	return false
+}
