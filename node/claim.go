@@ -53,8 +53,8 @@ func (n *Node) prepareClaim() error {
 	case len(code) < minClaimCode || len(code) > 128 || strings.ContainsAny(code, "/#?% "):
 		return fmt.Errorf("claim code: use %d to 128 characters, none of / # ? %% or space", minClaimCode)
 	}
-	if err := writePrivateFile(path, code+"\n"); err != nil {
-		return fmt.Errorf("write %s: %w", claimCodeFile, err)
+	if err := writeFileAtomic(n.cfg.DataDir, claimCodeFile, []byte(code+"\n")); err != nil {
+		return err
 	}
 	n.claimMu.Lock()
 	n.claimCode = code
@@ -95,32 +95,4 @@ func removeClaimFile(path string) error {
 		return err
 	}
 	return nil
-}
-
-// writePrivateFile writes content to path, mode 0600, through a new temp
-// file in the same directory (created with O_EXCL, so a planted file or
-// symlink is never written through) renamed into place.
-func writePrivateFile(path, content string) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // after a successful rename, a no-op
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.WriteString(content); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

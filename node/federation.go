@@ -236,21 +236,27 @@ func (n *Node) visibleTo(i *evInfo, server string, joinedNow bool) bool {
 // historyVisibility reads m.room.history_visibility from a state; the
 // spec's default is "shared".
 func (n *Node) historyVisibility(state store.StateMap) string {
-	id, ok := state[rooms.StateKey{Type: "m.room.history_visibility"}]
+	return n.stateString(state, "m.room.history_visibility", "history_visibility", "shared")
+}
+
+// stateString reads one string field of the content of a state event with
+// an empty state key, or def where the event, the field or the string is
+// missing.
+func (n *Node) stateString(state store.StateMap, evType, field, def string) string {
+	id, ok := state[rooms.StateKey{Type: evType}]
 	if !ok {
-		return "shared"
+		return def
 	}
 	i, err := n.eventInfo(id)
 	if err != nil {
-		return "shared"
+		return def
 	}
-	var c struct {
-		V string `json:"history_visibility"`
+	var c map[string]json.RawMessage
+	var v string
+	if json.Unmarshal(i.ev.Content(), &c) != nil || json.Unmarshal(c[field], &v) != nil || v == "" {
+		return def
 	}
-	if json.Unmarshal(i.ev.Content(), &c) != nil || c.V == "" {
-		return "shared"
-	}
-	return c.V
+	return v
 }
 
 // serverJoined reports whether the server has a user joined in the

@@ -129,21 +129,7 @@ func (n *Node) speakingServers(state store.StateMap) map[string]bool {
 // joinRule reads m.room.join_rules from a state; without one a room is
 // invite-only.
 func (n *Node) joinRule(state store.StateMap) string {
-	id, ok := state[rooms.StateKey{Type: "m.room.join_rules"}]
-	if !ok {
-		return "invite"
-	}
-	i, err := n.eventInfo(id)
-	if err != nil {
-		return "invite"
-	}
-	var c struct {
-		Rule string `json:"join_rule"`
-	}
-	if json.Unmarshal(i.ev.Content(), &c) != nil || c.Rule == "" {
-		return "invite"
-	}
-	return c.Rule
+	return n.stateString(state, "m.room.join_rules", "join_rule", "invite")
 }
 
 // mayJoin reports whether the join rules of a state could let user join:
