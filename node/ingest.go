@@ -415,10 +415,13 @@ func (n *Node) receiveGossip(r *room) func(from peer.ID, data []byte) {
 }
 
 // roomWorker ingests a room's gossip in arrival order. It never waits on
-// the network: events it cannot place yet go to fetches beside it
-// (fetch.go).
+// the network: an event that cannot be placed yet is held a moment for
+// what it builds on to arrive by gossip, then goes to a fetch beside the
+// worker (fetch.go).
 func (n *Node) roomWorker(ctx context.Context, r *room) {
 	f := newFetcher()
+	tick := time.NewTicker(gossipGrace / 2)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -429,7 +432,11 @@ func (n *Node) roomWorker(ctx context.Context, r *room) {
 			if n.known(m.ev.ID()) {
 				continue
 			}
-			n.ingestOrFetch(r, f, m)
+			if n.ingestOrFetch(r, f, m) {
+				n.placeHeld(r, f)
+			}
+		case now := <-tick.C:
+			n.releaseHeld(r, f, now)
 		}
 	}
 }
