@@ -438,6 +438,7 @@ func (n *Node) roomWorker(ctx context.Context, r *room) {
 		case now := <-tick.C:
 			n.releaseHeld(r, f, now)
 		}
+		r.held.Store(int64(len(f.held)))
 	}
 }
 

@@ -56,6 +56,7 @@ type room struct {
 	batch *[]batchedWrite
 
 	inbox    chan gossipMsg // events from pubsub, handled by the room's worker
+	held     atomic.Int64   // events the worker holds for their ancestors
 	stopOnce sync.Once
 	done     chan struct{}
 }

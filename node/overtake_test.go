@@ -1,0 +1,84 @@
+package node
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"maunium.net/go/mautrix"
+
+	"github.com/parley-p2p/parley/p2p"
+	"github.com/parley-p2p/parley/rooms"
+)
+
+// TestAnEventThatOvertookItsParentIsPlacedWithoutFetching: with several
+// members sending at once, gossip often brings an event a moment before
+// the event it builds on. The worker holds it for that moment, and places
+// both without asking any peer for anything.
+func TestAnEventThatOvertookItsParentIsPlacedWithoutFetching(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var fetches atomic.Int64
+	count := func(h p2p.Handler) p2p.Handler {
+		return func(ctx context.Context, from peer.ID, method string, body []byte) ([]byte, error) {
+			switch method {
+			case mGetEvent, mAuthChain, mMissingEvents, mStateAfter, mBackfill:
+				fetches.Add(1)
+			}
+			return h(ctx, from, method, body)
+		}
+	}
+	a := newTestNode(t, testOpts{reconnect: time.Hour, wrap: count})
+	b := newTestNode(t, testOpts{bootstrap: []*testNode{a}, reconnect: time.Hour})
+	alice, bob := a.register(ctx, "alice"), b.register(ctx, "bob")
+	created, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	room := created.RoomID.String()
+	joinThrough(t, ctx, created.RoomID, alice, bob)
+	ar, br := a.getRoom(room), b.getRoom(room)
+	waitFor(t, 20*time.Second, "b to hold the room as a does", func() bool {
+		ar.mu.Lock()
+		head := ar.ext
+		ar.mu.Unlock()
+		for _, id := range head {
+			if !b.known(id) {
+				return false
+			}
+		}
+		return true
+	})
+	before := fetches.Load()
+
+	// Two messages of alice's, the second building on the first, made
+	// on a's behalf but never sent: b gets them only from the test, the
+	// second first.
+	content, _ := rooms.MarshalCanonical(map[string]string{"msgtype": "m.text", "body": "first"})
+	p, err := a.proto(ar, alice.UserID.String(), "m.room.message", nil, content)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := rooms.Build(p, ar.version, a.serverName, a.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.PrevEvents, p.Depth = []string{first.ID()}, p.Depth+1
+	p.Content, _ = rooms.MarshalCanonical(map[string]string{"msgtype": "m.text", "body": "second"})
+	second, err := rooms.Build(p, ar.version, a.serverName, a.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	br.inbox <- gossipMsg{from: a.PeerID(), ev: second}
+	waitFor(t, 20*time.Second, "b's worker to hold the second message for its parent", func() bool { return br.held.Load() == 1 })
+	br.inbox <- gossipMsg{from: a.PeerID(), ev: first}
+
+	waitFor(t, 20*time.Second, "b to place both messages", func() bool {
+		return b.known(first.ID()) && b.known(second.ID())
+	})
+	if n := fetches.Load() - before; n != 0 {
+		t.Fatalf("b asked a %d times for events already on their way", n)
+	}
+}
