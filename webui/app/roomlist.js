@@ -44,8 +44,9 @@ export function renderRoomList() {
         h("strong", {}, name || inv.id),
         // Only the inviter is verified (it signed the invite); the room's
         // name and topic are what the inviter says they are.
+        inviter ? h("div", { class: "muted", style: "font-size:0.85rem", title: inviter }, "from " + inviter) : null,
         h("div", { class: "muted", style: "font-size:0.85rem", title: "The room's name comes from the inviter and is not verified." },
-          inviter ? "from " + inviter + " · name not verified" : "name not verified"),
+          "Name given by the inviter, not verified"),
         h("div", { class: "inv-actions" }, accept, decline)));
     }
     items.push(h("li", { class: "list-heading" }, "Rooms"));
