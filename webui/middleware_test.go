@@ -548,3 +548,19 @@ func TestAnonymousOraclesHaveNoCORS(t *testing.T) {
 		})
 	}
 }
+
+// TestTheAppURLIsOneABrowserCanOpen: bound to all interfaces, the printed
+// URL names the loopback address, not [::] or 0.0.0.0.
+func TestTheAppURLIsOneABrowserCanOpen(t *testing.T) {
+	for addr, want := range map[string]string{
+		"0.0.0.0:18008":   "http://127.0.0.1:18008/",
+		"[::]:18008":      "http://127.0.0.1:18008/",
+		"127.0.0.1:18008": "http://127.0.0.1:18008/",
+		"[::1]:18008":     "http://[::1]:18008/",
+		"mybox.lan:18008": "http://mybox.lan:18008/",
+	} {
+		if got := New(Config{Addr: addr}, newFake()).URL(); got != want {
+			t.Errorf("URL with Addr %q = %q, want %q", addr, got, want)
+		}
+	}
+}

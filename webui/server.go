@@ -133,8 +133,17 @@ func (s *Server) Addr() string {
 	return s.ln.Addr().String()
 }
 
-// URL is the app's URL.
-func (s *Server) URL() string { return "http://" + s.Addr() + "/" }
+// URL is the app's URL. Bound to all interfaces, it names the loopback
+// address, which a browser on this machine can open.
+func (s *Server) URL() string {
+	addr := s.Addr()
+	if host, port, err := net.SplitHostPort(addr); err == nil {
+		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+			addr = net.JoinHostPort("127.0.0.1", port)
+		}
+	}
+	return "http://" + addr + "/"
+}
 
 // Close stops serving; long-polls in flight are cancelled. Idempotent.
 func (s *Server) Close() error {
