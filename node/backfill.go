@@ -206,7 +206,7 @@ func (n *Node) placeHistory(r *room, ev *rooms.Event) (<-chan error, bool, error
 	}
 	r.minOrder--
 	rec.Order = r.minOrder
-	info := &evInfo{ev: ev, rec: rec}
+	info := &evInfo{ev: ev, rec: rec, durable: make(chan struct{})}
 	info.rec.PDU = nil
 	n.events.put(ev.ID(), info)
 	roomRec := n.roomRecord(r)
@@ -215,7 +215,10 @@ func (n *Node) placeHistory(r *room, ev *rooms.Event) (<-chan error, bool, error
 			return err
 		}
 		return t.PutRoom(roomRec)
-	}, nil)
+	}, func(err error) {
+		info.writeErr = err
+		close(info.durable)
+	})
 	return done, true, nil
 }
 

@@ -73,6 +73,34 @@ type evInfo struct {
 	ev  *rooms.Event
 	rec store.EventRecord // PDU not kept here
 	pos atomic.Uint64     // stream position once committed
+
+	// durable is closed once the write of an event this node just
+	// admitted has ended, with writeErr its result; nil for events read
+	// from the store.
+	durable  chan struct{}
+	writeErr error
+}
+
+// written reports the result of the event's write: at once for an event
+// read from the store, else once the write queued for it has ended. A
+// second admission of an event whose write is still in flight so waits
+// for it, and nothing publishes an event before its node holds it.
+func (i *evInfo) written() <-chan error {
+	if i.durable == nil {
+		return closedNil()
+	}
+	ch := make(chan error, 1)
+	select {
+	case <-i.durable:
+		ch <- i.writeErr
+		return ch
+	default:
+	}
+	go func() {
+		<-i.durable
+		ch <- i.writeErr
+	}()
+	return ch
 }
 
 func (i *evInfo) usable() bool { return i.rec.Rejected == "" }
@@ -393,7 +421,7 @@ func (n *Node) process(r *room, ev *rooms.Event, o processOpts) (*outcome, error
 		return nil, err
 	}
 	if i, err := n.eventInfo(ev.ID()); err == nil {
-		return &outcome{info: i, committed: closedNil()}, nil
+		return &outcome{info: i, committed: i.written()}, nil
 	}
 	rec := store.EventRecord{Version: r.version, PDU: ev.JSON(), TxnID: o.txnID, TxnDevice: o.txnDevice, Received: nowMS()}
 	reject := func(rj *rejection) (*outcome, error) {
@@ -549,7 +577,7 @@ func (n *Node) commit(r *room, ev *rooms.Event, rec store.EventRecord, snaps []*
 
 // commitWith is commit plus a redaction to record in the same write.
 func (n *Node) commitWith(r *room, ev *rooms.Event, rec store.EventRecord, snaps []*stateSnap, head *roomHead, rj *rejection, red *store.Redaction) *outcome {
-	info := &evInfo{ev: ev, rec: rec}
+	info := &evInfo{ev: ev, rec: rec, durable: make(chan struct{})}
 	info.rec.PDU = nil
 	n.events.put(ev.ID(), info)
 	var txn string
@@ -606,6 +634,8 @@ func (n *Node) commitWith(r *room, ev *rooms.Event, rec store.EventRecord, snaps
 		if txn != "" {
 			n.txns.end(txn, err == nil)
 		}
+		info.writeErr = err
+		close(info.durable)
 	})
 	return &outcome{info: info, committed: done, rejected: rj}
 }
@@ -757,7 +787,7 @@ func (n *Node) authVerdict(r *room, ev *rooms.Event) (string, error) {
 // when given, is the state after the event as the peer reported it.
 func (n *Node) storeOutlier(r *room, ev *rooms.Event, stateAfter store.StateMap) (*outcome, error) {
 	if i, err := n.eventInfo(ev.ID()); err == nil && (i.hasState() || stateAfter == nil) {
-		return &outcome{info: i, committed: closedNil()}, nil
+		return &outcome{info: i, committed: i.written()}, nil
 	}
 	rec := store.EventRecord{Version: r.version, PDU: ev.JSON(), Outlier: true, Received: nowMS()}
 	reason, err := n.authVerdict(r, ev)
