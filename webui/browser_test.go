@@ -205,6 +205,31 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("after a reload on the room's URL carol's banner says %q", banner)
 	}
 
+	// Carol invites Bob to another room; Bob, who owns his node, blocks
+	// her server from his invite list: the invite goes, and the block is
+	// on his node's list.
+	const spamRoom = "Not a spam room"
+	pc.eval(t, `document.getElementById("new-room-btn").click()`)
+	pc.eval(t, `const d = document.querySelector("dialog[open]"); d.querySelector("[name=name]").value = "`+spamRoom+`";
+		d.querySelector("form").requestSubmit()`)
+	pc.waitFor(t, `return document.getElementById("room-name").textContent === "`+spamRoom+`"`, 15*time.Second)
+	pc.eval(t, `document.getElementById("invite-btn").click()`)
+	pc.waitFor(t, `return document.querySelector("dialog[open] [name=user]")`, 5*time.Second)
+	pc.eval(t, fmt.Sprintf(`document.querySelector("dialog[open] [name=user]").value = %q;
+		document.querySelector("dialog[open] form").requestSubmit()`, bobID))
+	pc.waitFor(t, `return !document.querySelector("dialog[open]")`, 15*time.Second)
+	spamInvite := `[...document.querySelectorAll("#room-list .invite-item")].find(e => e.querySelector("strong")?.textContent === "` + spamRoom + `")`
+	pb.waitFor(t, `return `+spamInvite, 30*time.Second)
+	pb.eval(t, `[...`+spamInvite+`.querySelectorAll("button")].find(b => b.textContent === "Block server").click()`)
+	pb.waitFor(t, `return !`+spamInvite, 15*time.Second)
+	var blocked []string
+	pb.evalInto(t, `const s = JSON.parse(localStorage.getItem("parley.session"));
+		return fetch("/_parley/v1/blocked_servers", { headers: { Authorization: "Bearer " + s.access_token } })
+			.then(r => r.json()).then(j => j.servers)`, &blocked)
+	if len(blocked) != 1 || blocked[0] != c.ServerName() {
+		t.Errorf("bob's node blocks %q, want only carol's server %s", blocked, c.ServerName())
+	}
+
 	for name, p := range pages {
 		if errs := p.errors(); len(errs) > 0 {
 			t.Errorf("%s's page logged errors:\n%s", name, strings.Join(errs, "\n"))

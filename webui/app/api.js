@@ -103,6 +103,8 @@ export const api = {
   invite: (roomId, userId) => request("POST", `${V3}/rooms/${enc(roomId)}/invite`, { user_id: userId }),
   join: (roomId) => request("POST", `${V3}/join/${enc(roomId)}`, {}),
   leave: (roomId) => request("POST", `${V3}/rooms/${enc(roomId)}/leave`, {}),
+  // The node's owner refuses every invite from a server, now and later.
+  blockServer: (server) => request("PUT", `/_parley/v1/blocked_servers/${enc(server)}`, {}),
   kick: (roomId, userId) => request("POST", `${V3}/rooms/${enc(roomId)}/kick`, { user_id: userId }),
   ban: (roomId, userId) => request("POST", `${V3}/rooms/${enc(roomId)}/ban`, { user_id: userId }),
   profile: (userId) => request("GET", `${V3}/profile/${enc(userId)}`),

@@ -17,6 +17,24 @@ export function renderRoomList() {
       const inviter = myMember?.sender;
       const accept = h("button", { type: "button", class: "small" }, "Accept");
       const decline = h("button", { type: "button", class: "danger small" }, "Decline");
+      // The inviter's server: blocking it refuses its invites, to every
+      // user of this node (only the node's owner may).
+      const server = inviter ? inviter.slice(inviter.indexOf(":") + 1) : "";
+      const block = server ? h("button", { type: "button", class: "danger small", title: "Refuse every invite from " + server }, "Block server") : null;
+      const buttons = [accept, decline, block].filter(Boolean);
+      const busy = (on) => { for (const b of buttons) b.disabled = on; };
+      block?.addEventListener("click", async () => {
+        busy(true);
+        try {
+          await api.blockServer(server);
+          S.invites.delete(inv.id);
+          renderRoomList();
+          toast("Invites from " + server.slice(0, 12) + "… are refused from now on.");
+        } catch (e) {
+          toast(e.errcode === "M_FORBIDDEN" ? "Only this node's owner may block a server." : errText(e));
+          busy(false);
+        }
+      });
       accept.addEventListener("click", async () => {
         accept.disabled = decline.disabled = true;
         accept.textContent = "Joining…";
@@ -47,7 +65,7 @@ export function renderRoomList() {
         inviter ? h("div", { class: "muted", style: "font-size:0.85rem", title: inviter }, "from " + inviter) : null,
         h("div", { class: "muted", style: "font-size:0.85rem", title: "The room's name comes from the inviter and is not verified." },
           "Name given by the inviter, not verified"),
-        h("div", { class: "inv-actions" }, accept, decline)));
+        h("div", { class: "inv-actions" }, buttons)));
     }
     items.push(h("li", { class: "list-heading" }, "Rooms"));
   }
