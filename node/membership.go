@@ -117,6 +117,11 @@ func (n *Node) inviteState(r *room, invite *rooms.Event) []json.RawMessage {
 			out = append(out, b)
 		}
 	}
+	// Sent as the receiver keeps it, so an invite fits a request
+	// (p2p.MaxRequestSize) whatever the room's topic.
+	if kept, err := keepInviteState(out, invite.Sender()); err == nil {
+		out = kept
+	}
 	return out
 }
 

@@ -10,8 +10,8 @@ import (
 // Requests a node answers at once. A request holds up to MaxRequestSize of
 // body in memory from its first byte until its answer is written, so these
 // caps, taken before the body is read, bound that memory: at most
-// maxInflight MiB for the whole node and maxInflightPerPeer MiB for one
-// peer, however many streams the peer opens.
+// maxInflight x 256 KiB (16 MiB) for the whole node and maxInflightPerPeer
+// x 256 KiB (4 MiB) for one peer, however many streams the peer opens.
 const (
 	maxInflight        = 64
 	maxInflightPerPeer = 16

@@ -39,7 +39,10 @@ const RequestProtocol = "/parley/req/1"
 
 // Limits of the request protocol.
 const (
-	MaxRequestSize        = 1 << 20  // request body
+	// MaxRequestSize bounds a request body. The largest honest request
+	// is an invite: one event (at most 64 KiB) and its stripped state
+	// (at most 8 KiB, trimmed by the sender as the receiver would).
+	MaxRequestSize        = 256 << 10
 	MaxResponseSize       = 64 << 20 // response body
 	MaxMethodLen          = 256
 	DefaultRequestTimeout = 30 * time.Second // for a ctx without deadline, and for handlers

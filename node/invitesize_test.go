@@ -1,0 +1,53 @@
+package node
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+)
+
+// TestAnInviteToARoomWithLargeStateFitsARequest: a room whose name, topic
+// and avatar are each near the event size limit still invites users on
+// other nodes. The inviter sends the stripped state trimmed as the
+// receiver keeps it, so the request stays under p2p.MaxRequestSize.
+func TestAnInviteToARoomWithLargeStateFitsARequest(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a := newTestNode(t, testOpts{})
+	b := newTestNode(t, testOpts{bootstrap: []*testNode{a}})
+	alice, bob := a.register(ctx, "alice"), b.register(ctx, "bob")
+	big := strings.Repeat("x", 60000)
+	created, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{
+		Preset: "private_chat", Name: "big", Topic: big,
+		InitialState: []*event.Event{
+			{Type: event.StateRoomAvatar, StateKey: new(string), Content: event.Content{Raw: map[string]any{"url": "mxc://x/" + big}}},
+			{Type: event.StateCanonicalAlias, StateKey: new(string), Content: event.Content{Raw: map[string]any{"alias": "#" + big + ":x"}}},
+			{Type: event.StateEncryption, StateKey: new(string), Content: event.Content{Raw: map[string]any{"algorithm": "m.megolm.v1.aes-sha2", "pad": big}}},
+			{Type: event.StateJoinRules, StateKey: new(string), Content: event.Content{Raw: map[string]any{"join_rule": "invite", "pad": big}}},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs := newSyncer(t, ctx, bob)
+	if _, err := alice.InviteUser(ctx, created.RoomID, &mautrix.ReqInviteUser{UserID: bob.UserID}); err != nil {
+		t.Fatalf("invite to a room with large state: %v", err)
+	}
+	bs.until(t, 30*time.Second, "bob's invite", func(r *mautrix.RespSync) bool {
+		inv, ok := r.Rooms.Invite[created.RoomID]
+		if !ok {
+			return false
+		}
+		for _, ev := range inv.State.Events {
+			if ev.Type == event.StateRoomName {
+				return true
+			}
+		}
+		t.Fatalf("bob's invite carries no room name: %d stripped events", len(inv.State.Events))
+		return false
+	})
+}
