@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/parley-p2p/parley/node/store"
 	"github.com/parley-p2p/parley/rooms"
 )
 
@@ -75,9 +76,36 @@ func (n *Node) stopFollowing(r *room) {
 // checkFollowing stops following the room when no local user is in it any
 // more. It is called after a local user's membership changed.
 func (n *Node) checkFollowing(r *room) {
-	if in, seen := n.localMembership(r); !in && seen {
+	if n.leftByAll(r) {
 		n.stopFollowing(r)
 	}
+}
+
+// leftByAll reports whether every local user has left the room: none is
+// joined, invited or knocking in its current state, one has been there,
+// and no invite of a local user is still on its way into the room's DAG
+// (the invite request, which this node co-signs, comes before the
+// inviter's gossip of the event).
+func (n *Node) leftByAll(r *room) bool {
+	in, seen := n.localMembership(r)
+	return !in && seen && !n.inviteOnItsWay(r)
+}
+
+// inviteOnItsWay reports whether a local user holds an open invite to the
+// room whose event the node has not yet placed.
+func (n *Node) inviteOnItsWay(r *room) bool {
+	found := false
+	err := n.store.View(func(t *store.Txn) error {
+		return t.AllInvites(func(_ string, inv *store.Invite) error {
+			if found || inv.Left || inv.RoomID != r.id {
+				return nil
+			}
+			ev, err := rooms.ParseEvent(inv.Event, inv.Version)
+			found = err == nil && !n.known(ev.ID())
+			return nil
+		})
+	})
+	return found || err != nil // unreadable: keep following rather than drop a room by mistake
 }
 
 // hasLocalMember reports whether a user of this node is joined, invited or

@@ -60,7 +60,7 @@ func (n *Node) maintainPeers(ctx context.Context) {
 func (n *Node) redialRooms() {
 	connected := n.host.ConnectedPeers()
 	for _, r := range n.followedRooms() {
-		if in, seen := n.localMembership(r); !in && seen {
+		if n.leftByAll(r) {
 			// A kick or ban that arrived through catch-up rather than
 			// the room's worker.
 			n.stopFollowing(r)

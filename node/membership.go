@@ -333,6 +333,11 @@ func (n *Node) Leave(ctx context.Context, s *webui.Session, roomID, reason strin
 		return err
 	}
 	if inv := n.invite(s.UserID, roomID); inv != nil && !inv.Left {
+		if r != nil && r.followed() && n.placeInvite(ctx, r, inv) && n.membership(r, s.UserID) == "invite" {
+			// The invite came before the inviter's gossip of it; placed
+			// now, the decline is a leave event the whole room sees.
+			return n.Leave(ctx, s, roomID, reason)
+		}
 		// Declining an invite to a room this node does not hold: forget it
 		// locally. (The inviter is not told yet: that needs make_leave.)
 		n.markInvite(s.UserID, roomID)
@@ -342,6 +347,23 @@ func (n *Node) Leave(ctx context.Context, s *webui.Session, roomID, reason strin
 		return webui.NotFound("you are not in room %s", roomID)
 	}
 	return nil
+}
+
+// placeInvite places the event of an invite record in the room's DAG,
+// as if its gossip had come. It reports whether the event is placed.
+func (n *Node) placeInvite(ctx context.Context, r *room, inv *store.Invite) bool {
+	ev, err := rooms.ParseEvent(inv.Event, inv.Version)
+	if err != nil || rooms.Verify(ev) != nil || ev.RoomID() != r.id {
+		return false
+	}
+	if n.known(ev.ID()) {
+		return true
+	}
+	out, err := n.ingestRemote(ctx, r, ev, "", false)
+	if err != nil || out.rejected != nil {
+		return false
+	}
+	return <-out.committed == nil
 }
 
 // invite loads a pending invite record.
