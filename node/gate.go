@@ -57,8 +57,9 @@ func (g *roomGate) refresh(n *Node, r *room) {
 	g.joinRule = n.joinRule(state)
 }
 
-// allows reports whether ev's server may speak in the room now. A
-// membership event that passes makes its subject's server pending.
+// allows reports whether ev's server may speak in the room now. It
+// changes nothing: what a membership event opens is noted by admitted,
+// once its signature is verified.
 func (g *roomGate) allows(n *Node, r *room, ev *rooms.Event, now time.Time) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -76,18 +77,34 @@ func (g *roomGate) allows(n *Node, r *room, ev *rooms.Event, now time.Time) bool
 			ok = g.joinRule == "knock" || g.joinRule == "knock_restricted"
 		}
 	}
-	if !ok {
-		return false
+	return ok
+}
+
+// admitted notes a verified event that passed allows: a membership event
+// (a join or knock by its sender, or an invite by a member) makes its
+// subject's server pending, so that its first messages are not refused
+// before the worker applies the membership. Only a verified event may do
+// so: a forged one, naming a member as sender, would open the gate to
+// any server.
+func (g *roomGate) admitted(ev *rooms.Event, now time.Time) {
+	if ev.Type() != "m.room.member" || ev.StateKey() == nil {
+		return
 	}
-	if ev.Type() == "m.room.member" && ev.StateKey() != nil {
-		switch ev.Membership() {
-		case "join", "invite", "knock":
-			if target, err := rooms.ServerOf(*ev.StateKey()); err == nil && !g.servers[target] {
-				g.addPending(target, now)
-			}
-		}
+	switch m := ev.Membership(); {
+	case m == "invite":
+	case (m == "join" || m == "knock") && *ev.StateKey() == ev.Sender():
+	default:
+		return
 	}
-	return true
+	target, err := rooms.ServerOf(*ev.StateKey())
+	if err != nil {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.servers[target] {
+		g.addPending(target, now)
+	}
 }
 
 func (g *roomGate) addPending(server string, now time.Time) {

@@ -387,6 +387,7 @@ func (n *Node) validateGossip(r *room) p2p.Validator {
 			n.gossipLog.log(n.log, slog.LevelInfo, "forged event dropped", "room", r.id, "from", shortPeer(from), "event", ev.ID(), "err", err)
 			return p2p.Reject
 		}
+		gate.admitted(ev, time.Now())
 		n.verified.put(ev.ID(), ev)
 		return p2p.Accept
 	}
