@@ -62,6 +62,10 @@ func (n *Node) startFollowing(r *room) error {
 func (n *Node) stopFollowing(r *room) {
 	r.followMu.Lock()
 	defer r.followMu.Unlock()
+	n.stopFollowingLocked(r)
+}
+
+func (n *Node) stopFollowingLocked(r *room) {
 	if r.follow == nil {
 		return
 	}
@@ -74,10 +78,15 @@ func (n *Node) stopFollowing(r *room) {
 }
 
 // checkFollowing stops following the room when no local user is in it any
-// more. It is called after a local user's membership changed.
+// more. It is called after a local user's membership changed. The check
+// and the stop hold followMu, as startFollowing does after a
+// local join commits: a join racing a leave either sees the room still
+// followed after the stop's check, or follows it again after the stop.
 func (n *Node) checkFollowing(r *room) {
-	if n.leftByAll(r) {
-		n.stopFollowing(r)
+	r.followMu.Lock()
+	defer r.followMu.Unlock()
+	if r.follow != nil && n.leftByAll(r) {
+		n.stopFollowingLocked(r)
 	}
 }
 

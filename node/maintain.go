@@ -60,10 +60,9 @@ func (n *Node) maintainPeers(ctx context.Context) {
 func (n *Node) redialRooms() {
 	connected := n.host.ConnectedPeers()
 	for _, r := range n.followedRooms() {
-		if n.leftByAll(r) {
+		if n.checkFollowing(r); !r.followed() {
 			// A kick or ban that arrived through catch-up rather than
 			// the room's worker.
-			n.stopFollowing(r)
 			continue
 		}
 		if len(n.connectedMembers(r)) == 0 && len(n.roomServers(r)) > 0 {
