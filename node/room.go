@@ -630,7 +630,7 @@ func (n *Node) commitWith(r *room, ev *rooms.Event, rec store.EventRecord, snaps
 		return nil
 	}, func(err error) {
 		if txn != "" {
-			n.txns.end(txn, err == nil)
+			n.txns.end(txn, ev.ID(), err == nil)
 		}
 		info.writeErr = err
 		close(info.durable)

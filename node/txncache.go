@@ -47,20 +47,25 @@ func newTxnCache(maxBytes int) *txnCache {
 
 func txnEntrySize(key, eventID string) int { return len(key) + len(eventID) + txnEntryOverhead }
 
-// begin records a transaction whose event is being written.
+// begin records a transaction whose event is being written. A
+// transaction already pending under the key (the same ID sent to two
+// rooms at once, each under its own room's lock) keeps its place.
 func (c *txnCache) begin(key, eventID string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if _, ok := c.pending[key]; ok {
+		return
+	}
 	c.pending[key] = &txnPending{eventID: eventID, done: make(chan struct{})}
 }
 
-// end settles a pending transaction: kept if its write succeeded,
-// forgotten if not. Waiters are released either way.
-func (c *txnCache) end(key string, ok bool) {
+// end settles the pending transaction of eventID: kept if its write
+// succeeded, forgotten if not. Waiters are released either way.
+func (c *txnCache) end(key, eventID string, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	p := c.pending[key]
-	if p == nil {
+	if p == nil || p.eventID != eventID {
 		return
 	}
 	delete(c.pending, key)
