@@ -111,14 +111,17 @@ func (l *limiter) delay(n int) time.Duration {
 // makeRoom keeps the table under max keys. When it is full it drops the
 // keys idle long enough to be forgotten and, if that is not a quarter of
 // them, the longest idle, down to three quarters full: a sort now and then
-// rather than a scan at every new key.
+// rather than a scan at every new key. Keys still held back go last, so
+// that a guesser cannot free a victim's key by filling the table with
+// names of its own.
 func (l *limiter) makeRoom(now time.Time) {
 	if len(l.keys) < l.max {
 		return
 	}
 	type idle struct {
-		key  string
-		last time.Time
+		key    string
+		last   time.Time
+		locked bool
 	}
 	kept := make([]idle, 0, len(l.keys))
 	for k, a := range l.keys {
@@ -126,13 +129,21 @@ func (l *limiter) makeRoom(now time.Time) {
 			delete(l.keys, k)
 			continue
 		}
-		kept = append(kept, idle{k, a.last})
+		kept = append(kept, idle{k, a.last, a.until.After(now)})
 	}
 	target := l.max * 3 / 4
 	if len(kept) <= target {
 		return
 	}
-	slices.SortFunc(kept, func(a, b idle) int { return a.last.Compare(b.last) })
+	slices.SortFunc(kept, func(a, b idle) int {
+		if a.locked != b.locked {
+			if a.locked {
+				return 1
+			}
+			return -1
+		}
+		return a.last.Compare(b.last)
+	})
 	for _, e := range kept[:len(kept)-target] {
 		delete(l.keys, e.key)
 	}

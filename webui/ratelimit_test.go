@@ -74,6 +74,28 @@ func TestLimiterTableIsBounded(t *testing.T) {
 	}
 }
 
+// TestAFullTableKeepsAVictimHeldBack: a guesser fills the table with
+// names of its own; the key it has locked out stays locked.
+func TestAFullTableKeepsAVictimHeldBack(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(1e9, 0)}
+	l := newLimiter(5, time.Minute, 10*time.Minute)
+	l.now = clock.now
+	l.max = 1000
+	for range 6 {
+		l.begin("user:victim")
+	}
+	if l.begin("user:victim") == 0 {
+		t.Fatal("the victim's key is not held back after 6 failures")
+	}
+	for i := range 5000 {
+		clock.t = clock.t.Add(time.Millisecond)
+		l.begin(fmt.Sprintf("user:junk%d", i))
+	}
+	if l.begin("user:victim") == 0 {
+		t.Fatal("5,000 junk names freed the victim's key from its wait")
+	}
+}
+
 func TestClientKey(t *testing.T) {
 	tests := []struct{ name, remote, want string }{
 		{"every loopback address is one client", "127.3.4.5:5555", "client:loopback"},
