@@ -31,8 +31,15 @@ func prepareDataDir(dir string) error {
 }
 
 // checkDataDir refuses a data dir that is not a directory, belongs to
-// another user or is writable by group or others.
+// another user or is writable by group or others. A data dir that is a
+// symlink must itself be the user's: one planted by someone else (in
+// /tmp, say) could be pointed elsewhere once checked.
 func checkDataDir(dir string) error {
+	if li, err := os.Lstat(dir); err == nil && li.Mode()&fs.ModeSymlink != 0 {
+		if uid, ok := fileOwner(li); ok && uid != os.Getuid() {
+			return fmt.Errorf("data dir %s is a symlink of uid %d, not of this user (uid %d): refusing to use it", dir, uid, os.Getuid())
+		}
+	}
 	fi, err := os.Stat(dir)
 	if err != nil {
 		return fmt.Errorf("data dir %s: %w", dir, err)

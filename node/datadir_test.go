@@ -74,6 +74,16 @@ func TestSquattedDataDirIsRefused(t *testing.T) {
 			}
 			return dir
 		}, "belongs to uid 65534"},
+		{"a data dir that is another user's symlink", true, func(t *testing.T) string {
+			link := filepath.Join(t.TempDir(), "parley")
+			if err := os.Symlink(squatDir(t, 0o700), link); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Lchown(link, 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+			return link
+		}, "symlink of uid 65534"},
 		{"a planted key readable by others (0644)", false, func(t *testing.T) string { return plantedKey(t, 0o644, -1) }, "open to others"},
 		{"a planted key owned by another user", true, func(t *testing.T) string { return plantedKey(t, 0o600, 65534) }, "belongs to uid 65534"},
 		{"a symlink planted as the key", false, func(t *testing.T) string {
