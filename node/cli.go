@@ -51,17 +51,25 @@ func ReadCLIFiles(dataDir string) (addr, token string, err error) {
 	return strings.TrimSpace(string(a)), strings.TrimSpace(string(t)), nil
 }
 
+// owner is the local part of the node's owner, "" before the node is
+// claimed.
+func (n *Node) owner() (string, error) {
+	var owner string
+	err := n.store.View(func(t *store.Txn) error {
+		var err error
+		owner, err = t.Owner()
+		return err
+	})
+	return owner, err
+}
+
 // cliSession authenticates the CLI token as the node's owner.
 func (n *Node) cliSession(token string) (*webui.Session, bool, error) {
 	if n.cliToken == "" || subtle.ConstantTimeCompare([]byte(token), []byte(n.cliToken)) != 1 {
 		return nil, false, nil
 	}
-	var owner string
-	if err := n.store.View(func(t *store.Txn) error {
-		var err error
-		owner, err = t.Owner()
-		return err
-	}); err != nil {
+	owner, err := n.owner()
+	if err != nil {
 		return nil, true, err
 	}
 	if owner == "" {

@@ -129,12 +129,8 @@ func (n *Node) serverBlocked(server string) bool {
 
 // requireOwner refuses anyone but the node's owner.
 func (n *Node) requireOwner(s *webui.Session) error {
-	var owner string
-	if err := n.store.View(func(t *store.Txn) error {
-		var err error
-		owner, err = t.Owner()
-		return err
-	}); err != nil {
+	owner, err := n.owner()
+	if err != nil {
 		return err
 	}
 	if owner == "" || n.userID(owner) != s.UserID {
