@@ -159,9 +159,7 @@ func (n *Node) roomFor(server, roomID string) (*room, error) {
 	if r == nil {
 		return nil, remoteErr("M_NOT_FOUND", "room %s is not on this node", roomID)
 	}
-	r.mu.Lock()
-	state := r.state
-	r.mu.Unlock()
+	state := r.currentState()
 	for k := range state {
 		if k.Type == "m.room.member" {
 			if s, err := rooms.ServerOf(k.StateKey); err == nil && s == server {
@@ -174,18 +172,12 @@ func (n *Node) roomFor(server, roomID string) (*room, error) {
 
 // serverInRoom reports whether any user of server is joined or invited.
 func (n *Node) serverInRoom(state store.StateMap, server string) bool {
-	for k, id := range state {
-		if k.Type != "m.room.member" {
+	for s, id := range memberEvents(state) {
+		if s != server {
 			continue
 		}
-		if s, err := rooms.ServerOf(k.StateKey); err != nil || s != server {
-			continue
-		}
-		if i, err := n.eventInfo(id); err == nil {
-			switch i.ev.Membership() {
-			case "join", "invite", "knock":
-				return true
-			}
+		if m, ok := n.membershipOf(id); ok && speaks(m) {
+			return true
 		}
 	}
 	return false
@@ -262,17 +254,11 @@ func (n *Node) stateString(state store.StateMap, evType, field, def string) stri
 // serverJoined reports whether the server has a user joined in the
 // room's current state.
 func (n *Node) serverJoined(r *room, server string) bool {
-	r.mu.Lock()
-	state := r.state
-	r.mu.Unlock()
-	for k, id := range state {
-		if k.Type != "m.room.member" {
+	for s, id := range memberEvents(r.currentState()) {
+		if s != server {
 			continue
 		}
-		if s, err := rooms.ServerOf(k.StateKey); err != nil || s != server {
-			continue
-		}
-		if i, err := n.eventInfo(id); err == nil && i.ev.Membership() == "join" {
+		if m, ok := n.membershipOf(id); ok && m == "join" {
 			return true
 		}
 	}
@@ -282,15 +268,9 @@ func (n *Node) serverJoined(r *room, server string) bool {
 // membershipsOf lists the current membership events of the server's
 // users in the room.
 func (n *Node) membershipsOf(r *room, server string) []string {
-	r.mu.Lock()
-	state := r.state
-	r.mu.Unlock()
 	var out []string
-	for k, id := range state {
-		if k.Type != "m.room.member" {
-			continue
-		}
-		if s, err := rooms.ServerOf(k.StateKey); err == nil && s == server {
+	for s, id := range memberEvents(r.currentState()) {
+		if s == server {
 			out = append(out, id)
 		}
 	}
@@ -389,9 +369,7 @@ func (n *Node) onMakeJoin(server string, body []byte) (any, error) {
 	if r == nil {
 		return nil, remoteErr("M_NOT_FOUND", "room %s is not on this node", req.RoomID)
 	}
-	r.mu.Lock()
-	state := r.state
-	r.mu.Unlock()
+	state := r.currentState()
 	if !n.serverInRoom(state, n.serverName) {
 		return nil, remoteErr("M_NOT_FOUND", "no user of this node is in the room")
 	}

@@ -224,9 +224,7 @@ func (n *Node) fetchAndIngest(ctx context.Context, r *room, f *fetcher, m gossip
 // the room: fetching costs the node and the members it asks, and is spent
 // only on behalf of the room's members.
 func (n *Node) mayFetchFor(r *room, m gossipMsg) bool {
-	r.mu.Lock()
-	state := r.state
-	r.mu.Unlock()
+	state := r.currentState()
 	speaking := n.speakingServers(state)
 	if s, err := rooms.ServerOf(m.ev.Sender()); err == nil && speaking[s] {
 		return true
@@ -249,9 +247,7 @@ func (n *Node) fetchSources(r *room, from peer.ID) []peer.ID {
 	if slices.Contains(members, from) {
 		out = append(out, from)
 	} else if s, err := p2p.ServerNameFromPeerID(from); err == nil {
-		r.mu.Lock()
-		state := r.state
-		r.mu.Unlock()
+		state := r.currentState()
 		if n.serverInRoom(state, s) {
 			out = append(out, from)
 		}

@@ -129,24 +129,13 @@ func (n *Node) hasLocalMember(r *room) bool {
 // this node has a membership there at all (seen: false in a room still
 // being created).
 func (n *Node) localMembership(r *room) (in, seen bool) {
-	r.mu.Lock()
-	state := r.state
-	r.mu.Unlock()
-	for k, id := range state {
-		if k.Type != "m.room.member" {
-			continue
-		}
-		if s, err := rooms.ServerOf(k.StateKey); err != nil || s != n.serverName {
+	for s, id := range memberEvents(r.currentState()) {
+		if s != n.serverName {
 			continue
 		}
 		seen = true
-		i, err := n.eventInfo(id)
-		if err != nil {
-			// Unreadable: keep following rather than drop a room by mistake.
-			return true, true
-		}
-		switch i.ev.Membership() {
-		case "join", "invite", "knock":
+		// Unreadable: keep following rather than drop a room by mistake.
+		if m, ok := n.membershipOf(id); !ok || speaks(m) {
 			return true, true
 		}
 	}

@@ -125,19 +125,12 @@ func (g *roomGate) addPending(server string, now time.Time) {
 // knocking in a state.
 func (n *Node) speakingServers(state store.StateMap) map[string]bool {
 	out := make(map[string]bool)
-	for k, id := range state {
-		if k.Type != "m.room.member" {
+	for s, id := range memberEvents(state) {
+		if out[s] {
 			continue
 		}
-		s, err := rooms.ServerOf(k.StateKey)
-		if err != nil || out[s] {
-			continue
-		}
-		if i, err := n.eventInfo(id); err == nil {
-			switch i.ev.Membership() {
-			case "join", "invite", "knock":
-				out[s] = true
-			}
+		if m, ok := n.membershipOf(id); ok && speaks(m) {
+			out[s] = true
 		}
 	}
 	return out

@@ -469,19 +469,12 @@ func (n *Node) publish(r *room, ev *rooms.Event) {
 
 // roomServers lists the other servers with joined members.
 func (n *Node) roomServers(r *room) []string {
-	r.mu.Lock()
-	state := r.state
-	r.mu.Unlock()
 	var out []string
-	for k, id := range state {
-		if k.Type != "m.room.member" {
+	for s, id := range memberEvents(r.currentState()) {
+		if s == n.serverName || slices.Contains(out, s) {
 			continue
 		}
-		s, err := rooms.ServerOf(k.StateKey)
-		if err != nil || s == n.serverName || slices.Contains(out, s) {
-			continue
-		}
-		if i, err := n.eventInfo(id); err == nil && i.ev.Membership() == "join" {
+		if m, ok := n.membershipOf(id); ok && m == "join" {
 			out = append(out, s)
 		}
 	}

@@ -266,9 +266,7 @@ func (n *Node) linkVia(r *room) []linkVia {
 
 // links returns a room's link states.
 func (n *Node) links(r *room) map[string]linkState {
-	r.mu.Lock()
-	state := r.state
-	r.mu.Unlock()
+	state := r.currentState()
 	out := map[string]linkState{}
 	for k, id := range state {
 		if k.Type != linkEventType {
@@ -451,9 +449,7 @@ func (n *Node) countLinkUse(ctx context.Context, r *room, inviter, id string) {
 
 // localInviter finds a joined local user with the power to invite.
 func (n *Node) localInviter(r *room) string {
-	r.mu.Lock()
-	state := r.state
-	r.mu.Unlock()
+	state := r.currentState()
 	var users []string
 	for k := range state {
 		if k.Type == "m.room.member" {

@@ -56,9 +56,7 @@ func (n *Node) Invite(ctx context.Context, s *webui.Session, roomID, target, rea
 	if err != nil {
 		return err
 	}
-	r.mu.Lock()
-	state := r.state
-	r.mu.Unlock()
+	state := r.currentState()
 	if err := rooms.Allowed(ev, n.stateFunc(withCreate(r, state))); err != nil {
 		return webui.Forbidden("%v", err)
 	}
@@ -99,9 +97,7 @@ func (n *Node) Invite(ctx context.Context, s *webui.Session, roomID, target, rea
 
 // inviteState is the stripped state sent with an invite.
 func (n *Node) inviteState(r *room, invite *rooms.Event) []json.RawMessage {
-	r.mu.Lock()
-	state := r.state
-	r.mu.Unlock()
+	state := r.currentState()
 	var out []json.RawMessage
 	for _, k := range []rooms.StateKey{
 		{Type: "m.room.create"}, {Type: "m.room.join_rules"}, {Type: "m.room.name"},
