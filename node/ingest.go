@@ -421,8 +421,12 @@ func (n *Node) receiveGossip(r *room) func(from peer.ID, data []byte) {
 // worker (fetch.go).
 func (n *Node) roomWorker(ctx context.Context, r *room) {
 	f := newFetcher()
-	tick := time.NewTicker(gossipGrace / 2)
-	defer tick.Stop()
+	// The release timer runs only while events are held, so an idle room
+	// costs no wake-ups however many rooms the node holds.
+	release := time.NewTimer(gossipGrace / 2)
+	release.Stop()
+	defer release.Stop()
+	armed := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -436,8 +440,13 @@ func (n *Node) roomWorker(ctx context.Context, r *room) {
 			if n.ingestOrFetch(r, f, m) {
 				n.placeHeld(r, f)
 			}
-		case now := <-tick.C:
+		case now := <-release.C:
+			armed = false
 			n.releaseHeld(r, f, now)
+		}
+		if len(f.held) > 0 && !armed {
+			release.Reset(gossipGrace / 2)
+			armed = true
 		}
 		r.held.Store(int64(len(f.held)))
 	}
