@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"github.com/parley-p2p/parley/errs"
 	"net/http"
 	"strings"
 
@@ -70,7 +71,7 @@ func (n *Node) CreateAccount(ctx context.Context, req webui.AccountRequest) (*we
 	// bcrypt reads at most 72 bytes; the API refuses longer passwords
 	// first, with the same message.
 	if len(req.Password) > 72 {
-		return nil, webui.BadRequest("a password can have at most 72 bytes (%d given)", len(req.Password))
+		return nil, errs.Invalidf("a password can have at most 72 bytes (%d given)", len(req.Password))
 	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(req.Password), bcrypt.DefaultCost)
 	if err != nil {
@@ -83,7 +84,7 @@ func (n *Node) CreateAccount(ctx context.Context, req webui.AccountRequest) (*we
 		return nil, err
 	}
 	if req.First && count > 0 {
-		return nil, webui.Forbidden("this node already has its owner")
+		return nil, errs.Forbiddenf("this node already has its owner")
 	}
 	if _, err := n.account(req.Localpart); err == nil {
 		return nil, &webui.Error{Status: http.StatusBadRequest, Code: "M_USER_IN_USE", Message: "that user name is taken"}
@@ -123,7 +124,7 @@ func (n *Node) newSession(user, device string) (string, *store.Session) {
 
 // Login implements webui.Backend.
 func (n *Node) Login(ctx context.Context, localpart, password, deviceID, deviceName string) (*webui.LoginResult, error) {
-	bad := webui.Forbidden("invalid username or password")
+	bad := errs.Forbiddenf("invalid username or password")
 	a, err := n.account(localpart)
 	if errors.Is(err, store.ErrNotFound) {
 		// Spend the same time as a real check.
@@ -189,7 +190,7 @@ func (n *Node) Filter(user, id string) (json.RawMessage, error) {
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, webui.NotFound("no filter %q", id)
+		return nil, errs.NotFoundf("no filter %q", id)
 	}
 	return f, err
 }
@@ -200,7 +201,7 @@ func (n *Node) Profile(user string) (map[string]any, error) {
 	out := map[string]any{}
 	if local, ok := n.localUser(user); ok {
 		if _, err := n.account(local); err != nil {
-			return nil, webui.NotFound("user %s does not exist", user)
+			return nil, errs.NotFoundf("user %s does not exist", user)
 		}
 		var p *store.Profile
 		if err := n.store.View(func(t *store.Txn) error {
@@ -236,7 +237,7 @@ func (n *Node) Profile(user string) (map[string]any, error) {
 			return out, nil
 		}
 	}
-	return nil, webui.NotFound("no profile known for %s", user)
+	return nil, errs.NotFoundf("no profile known for %s", user)
 }
 
 // SetProfile implements webui.Backend; the change is also sent as a new

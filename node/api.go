@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"github.com/parley-p2p/parley/errs"
 	"sort"
 	"strconv"
 	"strings"
@@ -71,13 +72,13 @@ func (n *Node) redactedBy(ev *rooms.Event) *evInfo {
 func (n *Node) readableRoom(s *webui.Session, roomID string) (*room, uint64, error) {
 	r := n.getRoom(roomID)
 	if r == nil {
-		return nil, 0, webui.Forbidden("you are not in room %s", roomID)
+		return nil, 0, errs.Forbiddenf("you are not in room %s", roomID)
 	}
 	r.mu.Lock()
 	id, ok := r.state[rooms.StateKey{Type: "m.room.member", StateKey: s.UserID}]
 	r.mu.Unlock()
 	if !ok {
-		return nil, 0, webui.Forbidden("you are not in room %s", roomID)
+		return nil, 0, errs.Forbiddenf("you are not in room %s", roomID)
 	}
 	i, err := n.eventInfo(id)
 	if err != nil {
@@ -89,7 +90,7 @@ func (n *Node) readableRoom(s *webui.Session, roomID string) (*room, uint64, err
 	case "leave", "ban":
 		return r, max(i.pos.Load(), 1), nil
 	}
-	return nil, 0, webui.Forbidden("you are not in room %s", roomID)
+	return nil, 0, errs.Forbiddenf("you are not in room %s", roomID)
 }
 
 // JoinedRooms implements webui.Backend.
@@ -107,17 +108,17 @@ func (n *Node) JoinedRooms(s *webui.Session) ([]string, error) {
 // Send implements webui.Backend for message and state events.
 func (n *Node) Send(ctx context.Context, s *webui.Session, roomID, evType string, stateKey *string, content json.RawMessage, txnID string) (string, error) {
 	if len(evType) == 0 || len(evType) > 255 {
-		return "", webui.BadRequest("event type must be 1 to 255 bytes")
+		return "", errs.Invalidf("event type must be 1 to 255 bytes")
 	}
 	if stateKey != nil && len(*stateKey) > 255 {
-		return "", webui.BadRequest("state key over 255 bytes")
+		return "", errs.Invalidf("state key over 255 bytes")
 	}
 	r := n.getRoom(roomID)
 	if r == nil || n.membership(r, s.UserID) != "join" {
-		return "", webui.Forbidden("you are not joined to room %s", roomID)
+		return "", errs.Forbiddenf("you are not joined to room %s", roomID)
 	}
 	if evType == "m.room.create" {
-		return "", webui.Forbidden("a room's create event cannot be replaced")
+		return "", errs.Forbiddenf("a room's create event cannot be replaced")
 	}
 	ev, err := n.sendLocal(ctx, r, s.UserID, evType, stateKey, content, txnID, s.DeviceID)
 	if err != nil {
@@ -183,7 +184,7 @@ func (n *Node) StateEvent(s *webui.Session, roomID, evType, stateKey string) (*w
 	}
 	id, ok := m[rooms.StateKey{Type: evType, StateKey: stateKey}]
 	if !ok {
-		return nil, webui.NotFound("no %s state with key %q", evType, stateKey)
+		return nil, errs.NotFoundf("no %s state with key %q", evType, stateKey)
 	}
 	i, err := n.eventInfo(id)
 	if err != nil {
@@ -242,10 +243,10 @@ func (n *Node) Event(s *webui.Session, roomID, eventID string) (*webui.ClientEve
 	}
 	i, err := n.eventInfo(eventID)
 	if err != nil || i.ev.RoomID() != r.id || !i.usable() || i.rec.SoftFailed != "" {
-		return nil, webui.NotFound("event %s not found", eventID)
+		return nil, errs.NotFoundf("event %s not found", eventID)
 	}
 	if upTo != 0 && i.pos.Load() > upTo {
-		return nil, webui.NotFound("event %s not found", eventID)
+		return nil, errs.NotFoundf("event %s not found", eventID)
 	}
 	ce := n.clientEvent(i, s, true)
 	return &ce, nil
@@ -298,7 +299,7 @@ func (n *Node) Messages(ctx context.Context, s *webui.Session, req webui.Message
 	if req.From != "" {
 		p, ok := parseOrder(req.From)
 		if !ok {
-			return nil, webui.BadRequest("invalid from token %q", req.From)
+			return nil, errs.Invalidf("invalid from token %q", req.From)
 		}
 		from = min(p, head)
 	}
@@ -306,7 +307,7 @@ func (n *Node) Messages(ctx context.Context, s *webui.Session, req webui.Message
 	var hasTo bool
 	if req.To != "" {
 		if to, hasTo = parseOrder(req.To); !hasTo {
-			return nil, webui.BadRequest("invalid to token %q", req.To)
+			return nil, errs.Invalidf("invalid to token %q", req.To)
 		}
 	}
 	limit := req.Limit

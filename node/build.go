@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/parley-p2p/parley/errs"
 	"net/http"
 	"slices"
 	"strings"
@@ -60,7 +61,7 @@ func (n *Node) protoLocked(r *room, sender, evType string, stateKey *string, con
 // behind (the room's memory is rolled back before its next change).
 func (n *Node) sendLocal(ctx context.Context, r *room, sender, evType string, stateKey *string, content json.RawMessage, txnID, device string) (*rooms.Event, error) {
 	if len(txnID) > maxTxnIDLen {
-		return nil, webui.BadRequest("transaction ID is %d bytes, at most %d allowed", len(txnID), maxTxnIDLen)
+		return nil, errs.Invalidf("transaction ID is %d bytes, at most %d allowed", len(txnID), maxTxnIDLen)
 	}
 	r.mu.Lock()
 	for txnID != "" {
@@ -112,12 +113,12 @@ func (n *Node) buildLocked(r *room, sender, evType string, stateKey *string, con
 		if len(content) > rooms.MaxEventSize/2 {
 			return nil, nil, &webui.Error{Status: http.StatusRequestEntityTooLarge, Code: "M_TOO_LARGE", Message: fmt.Sprintf("event too large: %v", err)}
 		}
-		return nil, nil, webui.BadRequest("%v", err)
+		return nil, nil, errs.Invalidf("%v", err)
 	}
 	out, err := n.process(r, ev, processOpts{local: true, txnID: txnID, txnDevice: device})
 	var rj *rejection
 	if errors.As(err, &rj) {
-		return nil, nil, webui.Forbidden("%s", strings.TrimPrefix(rj.reason, "against the state before it: "))
+		return nil, nil, errs.Forbiddenf("%s", strings.TrimPrefix(rj.reason, "against the state before it: "))
 	}
 	if err != nil {
 		return nil, nil, err
@@ -148,7 +149,7 @@ func (n *Node) txnEvent(user, device, txnID string) (string, <-chan struct{}) {
 // createRoom, in order, each checked and stored like any other.
 func (n *Node) CreateRoom(ctx context.Context, s *webui.Session, req *webui.CreateRoomRequest) (string, error) {
 	if len(req.InitialState) > maxInitialState {
-		return "", webui.BadRequest("initial_state has %d entries; at most %d are allowed", len(req.InitialState), maxInitialState)
+		return "", errs.Invalidf("initial_state has %d entries; at most %d are allowed", len(req.InitialState), maxInitialState)
 	}
 	version := req.RoomVersion
 	if version == "" {
@@ -164,7 +165,7 @@ func (n *Node) CreateRoom(ctx context.Context, s *webui.Session, req *webui.Crea
 	create := map[string]any{}
 	if len(req.CreationContent) > 0 {
 		if err := json.Unmarshal(req.CreationContent, &create); err != nil {
-			return "", webui.BadRequest("creation_content: %v", err)
+			return "", errs.Invalidf("creation_content: %v", err)
 		}
 	}
 	create["room_version"] = version
@@ -185,12 +186,12 @@ func (n *Node) CreateRoom(ctx context.Context, s *webui.Session, req *webui.Crea
 	}
 	createContent, err := rooms.MarshalCanonical(create)
 	if err != nil {
-		return "", webui.BadRequest("creation_content: %v", err)
+		return "", errs.Invalidf("creation_content: %v", err)
 	}
 	for _, u := range localInvites {
 		local, _ := n.localUser(u)
 		if _, err := n.account(local); err != nil {
-			return "", webui.NotFound("user %s does not exist", u)
+			return "", errs.NotFoundf("user %s does not exist", u)
 		}
 	}
 	createEv, err := n.buildCreate(version, s.UserID, createContent)
@@ -244,7 +245,7 @@ func (n *Node) CreateRoom(ctx context.Context, s *webui.Session, req *webui.Crea
 		for _, st := range steps {
 			c, err := rooms.MarshalCanonical(st.content)
 			if err != nil {
-				return webui.BadRequest("%s content: %v", st.typ, err)
+				return errs.Invalidf("%s content: %v", st.typ, err)
 			}
 			key := st.key
 			ev, _, err := n.buildLocked(r, s.UserID, st.typ, &key, c, "", "")
@@ -303,7 +304,7 @@ func (n *Node) buildCreate(version, sender string, content json.RawMessage) (*ro
 			RoomID: roomIDForCreate(version, sender, n.serverName),
 		}, version, n.serverName, n.key)
 		if err != nil {
-			return nil, webui.BadRequest("create event: %v", err)
+			return nil, errs.Invalidf("create event: %v", err)
 		}
 		if !n.known(ev.ID()) && n.getRoom(ev.RoomID()) == nil {
 			return ev, nil

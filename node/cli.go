@@ -3,6 +3,7 @@ package node
 import (
 	"crypto/subtle"
 	"fmt"
+	"github.com/parley-p2p/parley/errs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -73,7 +74,7 @@ func (n *Node) cliSession(token string) (*webui.Session, bool, error) {
 		return nil, true, err
 	}
 	if owner == "" {
-		return nil, true, webui.Forbidden("this node has no account yet: claim it in the app first")
+		return nil, true, errs.Forbiddenf("this node has no account yet: claim it in the app first")
 	}
 	return &webui.Session{UserID: n.userID(owner), DeviceID: cliDevice}, true, nil
 }

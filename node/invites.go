@@ -3,7 +3,7 @@ package node
 import (
 	"context"
 	"encoding/json"
-	"net/http"
+	"github.com/parley-p2p/parley/errs"
 	"slices"
 
 	"github.com/parley-p2p/parley/node/store"
@@ -134,7 +134,7 @@ func (n *Node) requireOwner(s *webui.Session) error {
 		return err
 	}
 	if owner == "" || n.userID(owner) != s.UserID {
-		return webui.Forbidden("only the node's owner may do this")
+		return errs.Forbiddenf("only the node's owner may do this")
 	}
 	return nil
 }
@@ -160,10 +160,10 @@ func (n *Node) BlockServer(ctx context.Context, s *webui.Session, server string)
 		return err
 	}
 	if _, err := p2p.PeerIDFromServerName(server); err != nil {
-		return webui.Errorf(http.StatusBadRequest, "M_INVALID_PARAM", "%q is not a server name", server)
+		return errs.Invalidf("%q is not a server name", server)
 	}
 	if server == n.serverName {
-		return webui.Errorf(http.StatusBadRequest, "M_INVALID_PARAM", "this node cannot block itself")
+		return errs.Invalidf("this node cannot block itself")
 	}
 	return n.store.Update(func(t *store.Txn) error {
 		if err := t.BlockServer(server); err != nil {

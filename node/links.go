@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/parley-p2p/parley/errs"
 	"net/http"
 	"slices"
 	"strings"
@@ -158,7 +159,7 @@ func parseLink(link string) (*linkPayload, error) {
 // canInvite checks that the user is joined with the power to invite.
 func (n *Node) canInvite(r *room, user string) error {
 	if n.membership(r, user) != "join" {
-		return webui.Forbidden("you are not joined to room %s", r.id)
+		return errs.Forbiddenf("you are not joined to room %s", r.id)
 	}
 	r.mu.Lock()
 	state := withCreate(r, r.state)
@@ -168,7 +169,7 @@ func (n *Node) canInvite(r *room, user string) error {
 		return err
 	}
 	if pl.UserLevel(user) < pl.Invite() {
-		return webui.Forbidden("you may not invite to this room, so you may not make links to it")
+		return errs.Forbiddenf("you may not invite to this room, so you may not make links to it")
 	}
 	return nil
 }
@@ -177,13 +178,13 @@ func (n *Node) canInvite(r *room, user string) error {
 func (n *Node) CreateLink(ctx context.Context, s *webui.Session, roomID string, maxUses int, expiresIn time.Duration) (*webui.LinkInfo, error) {
 	r := n.getRoom(roomID)
 	if r == nil {
-		return nil, webui.Forbidden("you are not in room %s", roomID)
+		return nil, errs.Forbiddenf("you are not in room %s", roomID)
 	}
 	if err := n.canInvite(r, s.UserID); err != nil {
 		return nil, err
 	}
 	if maxUses < 0 || expiresIn < 0 {
-		return nil, webui.BadRequest("max_uses and expires_in_ms must not be negative")
+		return nil, errs.Invalidf("max_uses and expires_in_ms must not be negative")
 	}
 	// Counting live links and adding one must not interleave with another
 	// maker's count; nothing under linkMu waits for another node.
@@ -235,10 +236,10 @@ func (n *Node) checkLinkRoom(ctx context.Context, r *room, user string) error {
 		}
 	}
 	if mine >= maxLinksPerUser {
-		return webui.Forbidden("you already have %d live links to this room, the most a member may have: revoke one first", mine)
+		return errs.Forbiddenf("you already have %d live links to this room, the most a member may have: revoke one first", mine)
 	}
 	if live >= maxLinksPerRoom {
-		return webui.Forbidden("this room already has %d live links, the most it may have: revoke one first", live)
+		return errs.Forbiddenf("this room already has %d live links, the most it may have: revoke one first", live)
 	}
 	return nil
 }
@@ -289,7 +290,7 @@ func (n *Node) links(r *room) map[string]linkState {
 func (n *Node) Links(s *webui.Session, roomID string) ([]webui.LinkInfo, error) {
 	r := n.getRoom(roomID)
 	if r == nil || n.membership(r, s.UserID) != "join" {
-		return nil, webui.Forbidden("you are not joined to room %s", roomID)
+		return nil, errs.Forbiddenf("you are not joined to room %s", roomID)
 	}
 	out := []webui.LinkInfo{}
 	now := nowMS()
@@ -307,7 +308,7 @@ func (n *Node) Links(s *webui.Session, roomID string) ([]webui.LinkInfo, error) 
 func (n *Node) RevokeLink(ctx context.Context, s *webui.Session, roomID, id string) error {
 	r := n.getRoom(roomID)
 	if r == nil {
-		return webui.Forbidden("you are not in room %s", roomID)
+		return errs.Forbiddenf("you are not in room %s", roomID)
 	}
 	if err := n.canInvite(r, s.UserID); err != nil {
 		return err
@@ -316,7 +317,7 @@ func (n *Node) RevokeLink(ctx context.Context, s *webui.Session, roomID, id stri
 	defer r.linkMu.Unlock()
 	st, ok := n.links(r)[id]
 	if !ok {
-		return webui.NotFound("no link %q in this room", id)
+		return errs.NotFoundf("no link %q in this room", id)
 	}
 	if st.Ended != "" {
 		return nil
@@ -473,10 +474,10 @@ func (n *Node) localInviter(r *room) string {
 func (n *Node) JoinLink(ctx context.Context, s *webui.Session, link string) (string, error) {
 	p, err := parseLink(link)
 	if err != nil {
-		return "", webui.BadRequest("%v", err)
+		return "", errs.Invalidf("%v", err)
 	}
 	if p.Expiry != 0 && p.Expiry <= nowMS() {
-		return "", webui.Forbidden("this invite link has expired")
+		return "", errs.Forbiddenf("this invite link has expired")
 	}
 	if r := n.getRoom(p.RoomID); r != nil && n.membership(r, s.UserID) == "join" {
 		return p.RoomID, nil
@@ -495,7 +496,7 @@ func (n *Node) JoinLink(ctx context.Context, s *webui.Session, link string) (str
 			var re *p2p.RemoteError
 			if errors.As(err, &re) && re.Code == "M_FORBIDDEN" {
 				// The room's own answer: another member would say the same.
-				return "", webui.Forbidden("%s", re.Message)
+				return "", errs.Forbiddenf("%s", re.Message)
 			}
 			continue
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/parley-p2p/parley/errs"
 	"slices"
 	"strings"
 	"time"
@@ -19,11 +20,11 @@ import (
 func (n *Node) Invite(ctx context.Context, s *webui.Session, roomID, target, reason string) error {
 	r := n.getRoom(roomID)
 	if r == nil {
-		return webui.Forbidden("you are not in room %s", roomID)
+		return errs.Forbiddenf("you are not in room %s", roomID)
 	}
 	if m := n.membership(r, target); m == "join" || m == "invite" {
 		if m == "join" {
-			return webui.Forbidden("%s is already in the room", target)
+			return errs.Forbiddenf("%s is already in the room", target)
 		}
 		return nil
 	}
@@ -37,11 +38,11 @@ func (n *Node) Invite(ctx context.Context, s *webui.Session, roomID, target, rea
 	}
 	server, err := rooms.ServerOf(target)
 	if err != nil {
-		return webui.BadRequest("invalid user ID %q", target)
+		return errs.Invalidf("invalid user ID %q", target)
 	}
 	if server == n.serverName {
 		if _, err := n.account(strings.TrimPrefix(strings.SplitN(target, ":", 2)[0], "@")); err != nil {
-			return webui.NotFound("user %s does not exist", target)
+			return errs.NotFoundf("user %s does not exist", target)
 		}
 		_, err := n.sendLocal(ctx, r, s.UserID, "m.room.member", &target, c, "", "")
 		return err
@@ -58,32 +59,32 @@ func (n *Node) Invite(ctx context.Context, s *webui.Session, roomID, target, rea
 	}
 	state := r.currentState()
 	if err := rooms.Allowed(ev, n.stateFunc(withCreate(r, state))); err != nil {
-		return webui.Forbidden("%v", err)
+		return errs.Forbiddenf("%v", err)
 	}
 	peerID, err := peerOf(server)
 	if err != nil {
-		return webui.BadRequest("%v", err)
+		return errs.Invalidf("%v", err)
 	}
 	var resp eventResp
 	if err := n.request(ctx, peerID, mInvite, inviteReq{RoomVersion: r.version, Event: ev.JSON(), InviteState: n.inviteState(r, ev)}, &resp); err != nil {
-		return webui.Unavailable("could not deliver the invite to %s's node: %v", target, err)
+		return errs.Unavailablef("could not deliver the invite to %s's node: %v", target, err)
 	}
 	signed, err := rooms.ParseEvent(resp.Event, r.version)
 	if err != nil || signed.ID() != ev.ID() {
-		return webui.Unavailable("invitee's node returned a different event")
+		return errs.Unavailablef("invitee's node returned a different event")
 	}
 	if err := rooms.VerifySignature(signed, server); err != nil {
-		return webui.Unavailable("invitee's node did not sign the invite: %v", err)
+		return errs.Unavailablef("invitee's node did not sign the invite: %v", err)
 	}
 	if err := rooms.VerifySignature(signed, n.serverName); err != nil {
-		return webui.Unavailable("invite came back altered: %v", err)
+		return errs.Unavailablef("invite came back altered: %v", err)
 	}
 	r.mu.Lock()
 	out, err := n.process(r, signed, processOpts{local: true})
 	r.mu.Unlock()
 	var rj *rejection
 	if errors.As(err, &rj) {
-		return webui.Forbidden("%s", rj.reason)
+		return errs.Forbiddenf("%s", rj.reason)
 	}
 	if err != nil {
 		return err
@@ -149,7 +150,7 @@ func (n *Node) membership(r *room, user string) string {
 // (make_join, then send_join), and returns once the room's state is here.
 func (n *Node) Join(ctx context.Context, s *webui.Session, target string) (string, error) {
 	if !strings.HasPrefix(target, "!") {
-		return "", webui.NotFound("room aliases are not supported; join by room ID or invite link")
+		return "", errs.NotFoundf("room aliases are not supported; join by room ID or invite link")
 	}
 	if r := n.getRoom(target); r != nil && r.followed() {
 		if n.membership(r, s.UserID) == "join" {
@@ -182,7 +183,7 @@ func (n *Node) Join(ctx context.Context, s *webui.Session, target string) (strin
 		}
 	}
 	if len(via) == 0 {
-		return "", webui.NotFound("room %s is unknown here; join it through an invite", target)
+		return "", errs.NotFoundf("room %s is unknown here; join it through an invite", target)
 	}
 	var lastErr error
 	for _, server := range via {
@@ -198,7 +199,7 @@ func (n *Node) Join(ctx context.Context, s *webui.Session, target string) (strin
 	if errors.As(lastErr, &me) {
 		return "", me
 	}
-	return "", webui.Unavailable("could not join %s: %v", target, lastErr)
+	return "", errs.Unavailablef("could not join %s: %v", target, lastErr)
 }
 
 // joinRemote joins a room through a resident server.
@@ -278,7 +279,7 @@ func (n *Node) completeJoin(ctx context.Context, roomID, version string, join *r
 	r.mu.Unlock()
 	var rj *rejection
 	if errors.As(err, &rj) {
-		return webui.Forbidden("join %s", rj.reason)
+		return errs.Forbiddenf("join %s", rj.reason)
 	}
 	if err != nil {
 		return err
@@ -340,7 +341,7 @@ func (n *Node) Leave(ctx context.Context, s *webui.Session, roomID, reason strin
 		return nil
 	}
 	if r == nil {
-		return webui.NotFound("you are not in room %s", roomID)
+		return errs.NotFoundf("you are not in room %s", roomID)
 	}
 	return nil
 }
@@ -394,7 +395,7 @@ func (n *Node) markInvite(user, roomID string) {
 func (n *Node) Moderate(ctx context.Context, s *webui.Session, roomID, target, membership, reason string) error {
 	r := n.getRoom(roomID)
 	if r == nil || n.membership(r, s.UserID) != "join" {
-		return webui.Forbidden("you are not joined to room %s", roomID)
+		return errs.Forbiddenf("you are not joined to room %s", roomID)
 	}
 	content := map[string]any{"membership": membership}
 	if reason != "" {

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"github.com/parley-p2p/parley/errs"
 	"slices"
 	"time"
 
@@ -22,7 +23,7 @@ func (n *Node) Sync(ctx context.Context, s *webui.Session, req webui.SyncRequest
 	if req.Since != "" {
 		p, ok := parseToken(req.Since)
 		if !ok {
-			return nil, webui.BadRequest("invalid since token %q", req.Since)
+			return nil, errs.Invalidf("invalid since token %q", req.Since)
 		}
 		since = p
 	}

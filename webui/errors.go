@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/parley-p2p/parley/errs"
 	"log/slog"
 	"net/http"
 	"syscall"
@@ -62,6 +63,22 @@ func Unavailable(format string, args ...any) *Error {
 	return Errorf(http.StatusBadGateway, "M_UNKNOWN", format, args...)
 }
 
+// matrixError is the one place a domain error becomes a Matrix errcode
+// and an HTTP status.
+func matrixError(e *errs.Error) *Error {
+	switch e.Kind {
+	case errs.NotFound:
+		return Errorf(http.StatusNotFound, "M_NOT_FOUND", "%s", e.Message)
+	case errs.Forbidden:
+		return Errorf(http.StatusForbidden, "M_FORBIDDEN", "%s", e.Message)
+	case errs.Invalid:
+		return Errorf(http.StatusBadRequest, "M_INVALID_PARAM", "%s", e.Message)
+	case errs.Unavailable:
+		return Errorf(http.StatusBadGateway, "M_UNKNOWN", "%s", e.Message)
+	}
+	return Errorf(http.StatusInternalServerError, "M_UNKNOWN", "internal error")
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -77,7 +94,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // *Error are internal: they are logged and go out as M_UNKNOWN/500.
 func writeError(w http.ResponseWriter, log *slog.Logger, r *http.Request, err error) {
 	var me *Error
-	if errors.Is(err, syscall.ENOSPC) {
+	var de *errs.Error
+	if errors.As(err, &de) && de.Kind != errs.Internal {
+		me = matrixError(de)
+	} else if errors.Is(err, syscall.ENOSPC) {
 		// The node's disk is (nearly) full: the node refuses writes
 		// rather than crash, and says so.
 		me = Errorf(http.StatusInsufficientStorage, "M_RESOURCE_LIMIT_EXCEEDED", "this node's disk is full: free some space on it")
