@@ -27,6 +27,8 @@ const (
 	// Unavailable: another node was needed and could not be reached or
 	// refused.
 	Unavailable
+	// TooLarge: the request or the event it makes is over a size limit.
+	TooLarge
 )
 
 func (k Kind) String() string {
@@ -39,6 +41,8 @@ func (k Kind) String() string {
 		return "invalid"
 	case Unavailable:
 		return "unavailable"
+	case TooLarge:
+		return "too large"
 	}
 	return "internal"
 }
@@ -71,6 +75,9 @@ func Invalidf(format string, args ...any) *Error { return newf(Invalid, format, 
 
 // Unavailablef is an Unavailable error.
 func Unavailablef(format string, args ...any) *Error { return newf(Unavailable, format, args...) }
+
+// TooLargef is a TooLarge error.
+func TooLargef(format string, args ...any) *Error { return newf(TooLarge, format, args...) }
 
 // KindOf is the kind of err: that of the first *Error in its chain, or
 // Internal.

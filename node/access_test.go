@@ -126,9 +126,7 @@ func TestDepartedAndBannedServersCannotReadTheHead(t *testing.T) {
 			if err != nil {
 				t.Fatalf("extremities: %v", err)
 			}
-			r.mu.Lock()
-			ext := slices.Clone(r.ext)
-			r.mu.Unlock()
+			ext := slices.Clone(r.Head().Ext)
 			own := a.membershipsOf(r, b.serverName)
 			switch {
 			case step.may && !slices.Equal(got, ext):

@@ -220,15 +220,13 @@ func (n *Node) Profile(user string) (map[string]any, error) {
 		return out, nil
 	}
 	for _, r := range n.allRooms() {
-		r.mu.Lock()
-		id, ok := r.state[rooms.StateKey{Type: "m.room.member", StateKey: user}]
-		r.mu.Unlock()
+		id, ok := r.State()[rooms.StateKey{Type: "m.room.member", StateKey: user}]
 		if !ok {
 			continue
 		}
-		if i, err := n.eventInfo(id); err == nil {
+		if i, err := n.dag.Event(id); err == nil {
 			var c map[string]any
-			json.Unmarshal(i.ev.Content(), &c)
+			json.Unmarshal(i.Event.Content(), &c)
 			for _, k := range []string{"displayname", "avatar_url"} {
 				if v, ok := c[k].(string); ok {
 					out[k] = v
@@ -264,8 +262,8 @@ func (n *Node) SetProfile(ctx context.Context, user, field, value string) error 
 		}
 		c, _ := rooms.MarshalCanonical(n.memberContent(user, "join"))
 		u := user
-		if _, err := n.sendLocal(ctx, r, user, "m.room.member", &u, c, "", ""); err != nil {
-			n.log.Warn("profile update in room", "room", r.id, "err", err)
+		if _, err := n.dag.Send(ctx, r.Room, user, "m.room.member", &u, c, "", ""); err != nil {
+			n.log.Warn("profile update in room", "room", r.ID, "err", err)
 		}
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"github.com/parley-p2p/parley/errs"
+	"github.com/parley-p2p/parley/node/dag"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,8 +16,8 @@ import (
 
 // clientEvent renders an event for clients. The sender's own device sees
 // its transaction ID, so clients can match their local echo.
-func (n *Node) clientEvent(i *evInfo, s *webui.Session, withRoom bool) webui.ClientEvent {
-	ev := i.ev
+func (n *Node) clientEvent(i *dag.Info, s *webui.Session, withRoom bool) webui.ClientEvent {
+	ev := i.Event
 	ce := webui.ClientEvent{
 		Content: ev.Content(), EventID: ev.ID(), OriginServerTS: ev.OriginServerTS(),
 		Sender: ev.Sender(), StateKey: ev.StateKey(), Type: ev.Type(), Redacts: ev.Redacts(),
@@ -31,8 +32,8 @@ func (n *Node) clientEvent(i *evInfo, s *webui.Session, withRoom bool) webui.Cli
 		}
 		unsigned["redacted_because"] = n.clientEvent(by, nil, withRoom)
 	}
-	if s != nil && i.rec.TxnID != "" && ev.Sender() == s.UserID && i.rec.TxnDevice == s.DeviceID {
-		unsigned["transaction_id"] = i.rec.TxnID
+	if s != nil && i.Rec.TxnID != "" && ev.Sender() == s.UserID && i.Rec.TxnDevice == s.DeviceID {
+		unsigned["transaction_id"] = i.Rec.TxnID
 	}
 	ce.Unsigned = unsigned
 	return ce
@@ -40,7 +41,7 @@ func (n *Node) clientEvent(i *evInfo, s *webui.Session, withRoom bool) webui.Cli
 
 // redactedBy returns the redaction that applies to an event, if any: one
 // whose sender had the redact level, or is on the original's server.
-func (n *Node) redactedBy(ev *rooms.Event) *evInfo {
+func (n *Node) redactedBy(ev *rooms.Event) *dag.Info {
 	if ev.Type() == "m.room.redaction" {
 		return nil
 	}
@@ -53,12 +54,12 @@ func (n *Node) redactedBy(ev *rooms.Event) *evInfo {
 	if red == nil {
 		return nil
 	}
-	by, err := n.eventInfo(red.RedactionID)
-	if err != nil || !by.usable() || by.rec.SoftFailed != "" || by.ev.RoomID() != ev.RoomID() {
+	by, err := n.dag.Event(red.RedactionID)
+	if err != nil || !by.Usable() || by.Rec.SoftFailed != "" || by.Event.RoomID() != ev.RoomID() {
 		return nil
 	}
 	if !red.ByPower {
-		s1, err1 := rooms.ServerOf(by.ev.Sender())
+		s1, err1 := rooms.ServerOf(by.Event.Sender())
 		s2, err2 := rooms.ServerOf(ev.Sender())
 		if err1 != nil || err2 != nil || s1 != s2 {
 			return nil
@@ -74,21 +75,19 @@ func (n *Node) readableRoom(s *webui.Session, roomID string) (*room, uint64, err
 	if r == nil {
 		return nil, 0, errs.Forbiddenf("you are not in room %s", roomID)
 	}
-	r.mu.Lock()
-	id, ok := r.state[rooms.StateKey{Type: "m.room.member", StateKey: s.UserID}]
-	r.mu.Unlock()
+	id, ok := r.State()[rooms.StateKey{Type: "m.room.member", StateKey: s.UserID}]
 	if !ok {
 		return nil, 0, errs.Forbiddenf("you are not in room %s", roomID)
 	}
-	i, err := n.eventInfo(id)
+	i, err := n.dag.Event(id)
 	if err != nil {
 		return nil, 0, err
 	}
-	switch i.ev.Membership() {
+	switch i.Event.Membership() {
 	case "join":
 		return r, 0, nil
 	case "leave", "ban":
-		return r, max(i.pos.Load(), 1), nil
+		return r, max(i.Pos(), 1), nil
 	}
 	return nil, 0, errs.Forbiddenf("you are not in room %s", roomID)
 }
@@ -98,7 +97,7 @@ func (n *Node) JoinedRooms(s *webui.Session) ([]string, error) {
 	var out []string
 	for _, r := range n.allRooms() {
 		if n.membership(r, s.UserID) == "join" {
-			out = append(out, r.id)
+			out = append(out, r.ID)
 		}
 	}
 	sort.Strings(out)
@@ -120,7 +119,7 @@ func (n *Node) Send(ctx context.Context, s *webui.Session, roomID, evType string
 	if evType == "m.room.create" {
 		return "", errs.Forbiddenf("a room's create event cannot be replaced")
 	}
-	ev, err := n.sendLocal(ctx, r, s.UserID, evType, stateKey, content, txnID, s.DeviceID)
+	ev, err := n.dag.Send(ctx, r.Room, s.UserID, evType, stateKey, content, txnID, s.DeviceID)
 	if err != nil {
 		return "", err
 	}
@@ -141,7 +140,7 @@ func (n *Node) stateEvents(m store.StateMap, s *webui.Session, withRoom bool) []
 		return keys[a].StateKey < keys[b].StateKey
 	})
 	for _, k := range keys {
-		if i, err := n.eventInfo(m[k]); err == nil {
+		if i, err := n.dag.Event(m[k]); err == nil {
 			out = append(out, n.clientEvent(i, s, withRoom))
 		}
 	}
@@ -155,16 +154,12 @@ func (n *Node) roomState(s *webui.Session, roomID string) (store.StateMap, error
 		return nil, err
 	}
 	if upTo != 0 {
-		r.mu.Lock()
-		id := r.state[rooms.StateKey{Type: "m.room.member", StateKey: s.UserID}]
-		r.mu.Unlock()
-		if i, err := n.eventInfo(id); err == nil && i.rec.StateAfter != "" {
-			return n.snapshot(i.rec.StateAfter)
+		id := r.State()[rooms.StateKey{Type: "m.room.member", StateKey: s.UserID}]
+		if i, err := n.dag.Event(id); err == nil && i.Rec.StateAfter != "" {
+			return n.dag.Snapshot(i.Rec.StateAfter)
 		}
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return withCreate(r, r.state), nil
+	return dag.WithCreate(r.Room, r.State()), nil
 }
 
 // State implements webui.Backend.
@@ -186,7 +181,7 @@ func (n *Node) StateEvent(s *webui.Session, roomID, evType, stateKey string) (*w
 	if !ok {
 		return nil, errs.NotFoundf("no %s state with key %q", evType, stateKey)
 	}
-	i, err := n.eventInfo(id)
+	i, err := n.dag.Event(id)
 	if err != nil {
 		return nil, err
 	}
@@ -241,11 +236,11 @@ func (n *Node) Event(s *webui.Session, roomID, eventID string) (*webui.ClientEve
 	if err != nil {
 		return nil, err
 	}
-	i, err := n.eventInfo(eventID)
-	if err != nil || i.ev.RoomID() != r.id || !i.usable() || i.rec.SoftFailed != "" {
+	i, err := n.dag.Event(eventID)
+	if err != nil || i.Event.RoomID() != r.ID || !i.Usable() || i.Rec.SoftFailed != "" {
 		return nil, errs.NotFoundf("event %s not found", eventID)
 	}
-	if upTo != 0 && i.pos.Load() > upTo {
+	if upTo != 0 && i.Pos() > upTo {
 		return nil, errs.NotFoundf("event %s not found", eventID)
 	}
 	ce := n.clientEvent(i, s, true)
@@ -324,13 +319,13 @@ func (n *Node) Messages(ctx context.Context, s *webui.Session, req webui.Message
 				if hasTo {
 					lower = to
 				}
-				entries, err = t.Timeline(r.id, lower, from, false, limit+1)
+				entries, err = t.Timeline(r.ID, lower, from, false, limit+1)
 			} else {
 				upper := head
 				if hasTo {
 					upper = min(to, head)
 				}
-				entries, err = t.Timeline(r.id, from, upper, true, limit+1)
+				entries, err = t.Timeline(r.ID, from, upper, true, limit+1)
 			}
 			return err
 		})
@@ -343,7 +338,7 @@ func (n *Node) Messages(ctx context.Context, s *webui.Session, req webui.Message
 		for range 3 {
 			got, err := n.backfill(ctx, r, limit+1-len(entries))
 			if err != nil {
-				n.log.Info("backfill", "room", r.id, "err", err)
+				n.log.Info("backfill", "room", r.ID, "err", err)
 			}
 			if got == 0 {
 				break
@@ -361,11 +356,11 @@ func (n *Node) Messages(ctx context.Context, s *webui.Session, req webui.Message
 		entries = entries[:limit]
 	}
 	for _, e := range entries {
-		i, err := n.eventInfo(e.EventID)
+		i, err := n.dag.Event(e.EventID)
 		if err != nil {
 			return nil, err
 		}
-		if req.Filter != nil && !req.Filter.Allows(i.ev.Type(), i.ev.Sender()) {
+		if req.Filter != nil && !req.Filter.Allows(i.Event.Type(), i.Event.Sender()) {
 			continue
 		}
 		resp.Chunk = append(resp.Chunk, n.clientEvent(i, s, true))
@@ -390,9 +385,7 @@ func (n *Node) RoomDebug(s *webui.Session, roomID string) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.mu.Lock()
-	ext, state, depth := append([]string(nil), r.ext...), r.state, r.depth
-	r.mu.Unlock()
+	ext, state, depth := append([]string(nil), r.Head().Ext...), r.State(), r.Head().Depth
 	stateIDs := map[string]string{}
 	for k, id := range state {
 		stateIDs[k.Type+"|"+k.StateKey] = id
@@ -400,7 +393,7 @@ func (n *Node) RoomDebug(s *webui.Session, roomID string) (any, error) {
 	var verdicts []*store.Verdict
 	if err := n.store.View(func(t *store.Txn) error {
 		var err error
-		verdicts, err = t.Verdicts(r.id, 1000)
+		verdicts, err = t.Verdicts(r.ID, 1000)
 		return err
 	}); err != nil {
 		return nil, err
@@ -409,8 +402,8 @@ func (n *Node) RoomDebug(s *webui.Session, roomID string) (any, error) {
 		verdicts = []*store.Verdict{}
 	}
 	return map[string]any{
-		"room_id":      r.id,
-		"room_version": r.version,
+		"room_id":      r.ID,
+		"room_version": r.Version,
 		"extremities":  ext,
 		"depth":        depth,
 		"state":        stateIDs,

@@ -48,8 +48,8 @@ func (n *Node) onBackfill(server string, body []byte) (any, error) {
 	var queue []string
 	for _, id := range req.EventIDs {
 		seen[id] = true
-		if i, err := n.eventInfo(id); err == nil && i.ev.RoomID() == r.id {
-			queue = append(queue, i.ev.PrevEvents()...)
+		if i, err := n.dag.Event(id); err == nil && i.Event.RoomID() == r.ID {
+			queue = append(queue, i.Event.PrevEvents()...)
 		}
 	}
 	var found []*rooms.Event
@@ -62,13 +62,13 @@ func (n *Node) onBackfill(server string, body []byte) (any, error) {
 			continue
 		}
 		seen[id] = true
-		i, err := n.eventInfo(id)
-		if err != nil || i.ev.RoomID() != r.id || !i.usable() || i.rec.TimelineOrder() == 0 && i.rec.Outlier {
+		i, err := n.dag.Event(id)
+		if err != nil || i.Event.RoomID() != r.ID || !i.Usable() || i.Rec.TimelineOrder() == 0 && i.Rec.Outlier {
 			continue
 		}
-		queue = append(queue, i.ev.PrevEvents()...)
+		queue = append(queue, i.Event.PrevEvents()...)
 		if n.visibleTo(i, server, joined) {
-			found = append(found, i.ev)
+			found = append(found, i.Event)
 		}
 	}
 	sort.SliceStable(found, func(a, b int) bool { return found[a].Depth() > found[b].Depth() })
@@ -86,16 +86,16 @@ func (n *Node) backfill(ctx context.Context, r *room, want int) (int, error) {
 	var oldest []store.TimelineEntry
 	if err := n.store.View(func(t *store.Txn) error {
 		var err error
-		oldest, err = t.Timeline(r.id, 0, 0, true, 1)
+		oldest, err = t.Timeline(r.ID, 0, 0, true, 1)
 		return err
 	}); err != nil || len(oldest) == 0 {
 		return 0, err
 	}
-	first, err := n.eventInfo(oldest[0].EventID)
+	first, err := n.dag.Event(oldest[0].EventID)
 	if err != nil {
 		return 0, err
 	}
-	if first.ev.Type() == "m.room.create" || len(first.ev.PrevEvents()) == 0 {
+	if first.Event.Type() == "m.room.create" || len(first.Event.PrevEvents()) == 0 {
 		return 0, nil // the whole history is here
 	}
 	limit := min(max(want, backfillDefault), maxBackfill)
@@ -112,7 +112,7 @@ func (n *Node) backfill(ctx context.Context, r *room, want int) (int, error) {
 	}
 	for _, p := range peers {
 		pctx, cancel := context.WithTimeout(ctx, backfillPeerTimeout)
-		got, err := n.backfillFrom(pctx, r, p, first.ev.ID(), limit)
+		got, err := n.backfillFrom(pctx, r, p, first.Event.ID(), limit)
 		cancel()
 		if err == nil && got > 0 {
 			return got, nil
@@ -126,7 +126,7 @@ func (n *Node) backfill(ctx context.Context, r *room, want int) (int, error) {
 
 func (n *Node) backfillFrom(ctx context.Context, r *room, p peer.ID, before string, limit int) (int, error) {
 	var resp pdusResp
-	if err := n.request(ctx, p, mBackfill, backfillReq{RoomID: r.id, EventIDs: []string{before}, Limit: limit}, &resp); err != nil {
+	if err := n.request(ctx, p, mBackfill, backfillReq{RoomID: r.ID, EventIDs: []string{before}, Limit: limit}, &resp); err != nil {
 		return 0, err
 	}
 	if len(resp.PDUs) > limit {
@@ -141,7 +141,7 @@ func (n *Node) backfillFrom(ctx context.Context, r *room, p peer.ID, before stri
 	var missing []string
 	for _, ev := range evs {
 		for _, a := range ev.AuthEvents() {
-			if !n.known(a) && !slices.Contains(missing, a) {
+			if !n.dag.Known(a) && !slices.Contains(missing, a) {
 				missing = append(missing, a)
 			}
 		}
@@ -153,76 +153,5 @@ func (n *Node) backfillFrom(ctx context.Context, r *room, p peer.ID, before stri
 			return 0, err
 		}
 	}
-	r.mu.Lock()
-	added, pending := 0, []<-chan error{}
-	for _, ev := range evs {
-		out, placed, err := n.placeHistory(r, ev)
-		if err != nil {
-			r.mu.Unlock()
-			return added, err
-		}
-		if placed {
-			added++
-			pending = append(pending, out)
-		}
-	}
-	r.mu.Unlock()
-	for _, c := range pending {
-		if err := <-c; err != nil {
-			return added, err
-		}
-	}
-	return added, nil
-}
-
-// placeHistory checks a backfilled event against its auth events and gives
-// it the next timeline order below the room's history. An event already in
-// the timeline is left alone. The caller holds r.mu.
-func (n *Node) placeHistory(r *room, ev *rooms.Event) (<-chan error, bool, error) {
-	if err := n.rollBack(r); err != nil {
-		return nil, false, err
-	}
-	rec := store.EventRecord{Version: r.version, PDU: ev.JSON(), Outlier: true, Received: nowMS()}
-	if i, err := n.eventInfo(ev.ID()); err == nil {
-		if i.rec.TimelineOrder() != 0 || !i.usable() {
-			return nil, false, nil
-		}
-		rec = i.rec
-		rec.PDU = ev.JSON()
-	} else {
-		reason, err := n.authVerdict(r, ev)
-		if err != nil {
-			return nil, false, fmt.Errorf("backfilled %s: %w", ev.ID(), err)
-		}
-		rec.Rejected = reason
-		if rec.Rejected != "" {
-			n.log.Info("backfilled event rejected", "room", r.id, "event", ev.ID(), "reason", rec.Rejected)
-			out := n.commit(r, ev, rec, nil, nil, nil)
-			return out.committed, false, nil
-		}
-	}
-	if r.minOrder == 0 {
-		r.minOrder = store.LiveBase
-	}
-	r.minOrder--
-	rec.Order = r.minOrder
-	info := &evInfo{ev: ev, rec: rec, durable: make(chan struct{})}
-	info.rec.PDU = nil
-	n.events.put(ev.ID(), info)
-	roomRec := n.roomRecord(r)
-	done := n.queueWrite(r, ev, func(t *store.Txn) error {
-		if err := t.PutEvent(r.id, ev.ID(), &rec); err != nil {
-			return err
-		}
-		return t.PutRoom(roomRec)
-	}, func(err error) {
-		info.writeErr = err
-		close(info.durable)
-	})
-	return done, true, nil
-}
-
-// roomRecord is the room's head as stored. The caller holds r.mu.
-func (n *Node) roomRecord(r *room) *store.RoomRecord {
-	return &store.RoomRecord{ID: r.id, Version: r.version, Extremities: r.ext, State: r.stateID, Depth: r.depth, MinOrder: r.minOrder}
+	return n.dag.PlaceHistory(r.Room, evs)
 }

@@ -62,8 +62,8 @@ func TestForgedGossipIsDroppedNotRelayedNotStored(t *testing.T) {
 
 	// Forgery 1: a real event of A's with its body changed afterwards.
 	content, _ := rooms.MarshalCanonical(map[string]string{"msgtype": "m.text", "body": "genuine"})
-	p, _ := a.proto(r, alice.UserID.String(), "m.room.message", nil, content)
-	ev, err := rooms.Build(p, r.version, a.serverName, a.key)
+	p, _ := a.dag.Proto(r.Room, alice.UserID.String(), "m.room.message", nil, content)
+	ev, err := rooms.Build(p, r.Version, a.serverName, a.key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func TestForgedGossipIsDroppedNotRelayedNotStored(t *testing.T) {
 	// Forgery 2: A's server's signature replaced by one from another key.
 	_, otherKey, _ := ed25519.GenerateKey(rand.Reader)
 	p.Content, _ = rooms.MarshalCanonical(map[string]string{"msgtype": "m.text", "body": "impostor"})
-	impostor, err := rooms.Build(p, r.version, a.serverName, a.key)
+	impostor, err := rooms.Build(p, r.Version, a.serverName, a.key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestForgedGossipIsDroppedNotRelayedNotStored(t *testing.T) {
 	impostorJSON, _ := rooms.MarshalCanonical(pdu)
 	forged := map[string][]byte{"tampered": tampered, "impostor": impostorJSON}
 	for name, data := range forged {
-		if err := a.host.Publish(ctx, r.id, data); err != nil {
+		if err := a.host.Publish(ctx, r.ID, data); err != nil {
 			t.Fatalf("publish %s: %v", name, err)
 		}
 	}
@@ -112,7 +112,7 @@ func TestForgedGossipIsDroppedNotRelayedNotStored(t *testing.T) {
 	}
 	for _, n := range []*testNode{b, c} {
 		for _, id := range []string{ev.ID(), impostor.ID()} {
-			if n.known(id) {
+			if n.dag.Known(id) {
 				t.Errorf("node %s stored forged event %s", n.serverName[:8], id)
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/parley-p2p/parley/node/dag"
 	"maps"
 	"slices"
 	"testing"
@@ -76,25 +77,21 @@ func TestBadPeersCostTimeNotIntegrity(t *testing.T) {
 			// M builds (and stores, unpublished) an event A does not have.
 			mr := m.getRoom(room.RoomID.String())
 			content, _ := rooms.MarshalCanonical(map[string]string{"msgtype": "m.text", "body": "real body"})
-			mr.mu.Lock()
-			p, _ := m.protoLocked(mr, mallory.UserID.String(), "m.room.message", nil, content)
-			ev, err := rooms.Build(p, mr.version, m.serverName, m.key)
+			p, _ := m.dag.Proto(mr.Room, mallory.UserID.String(), "m.room.message", nil, content)
+			ev, err := rooms.Build(p, mr.Version, m.serverName, m.key)
 			if err == nil {
-				var out *outcome
-				if out, err = m.process(mr, ev, processOpts{local: true}); err == nil {
-					err = <-out.committed
+				var out *dag.Outcome
+				if out, err = m.dag.Admit(mr.Room, ev, dag.Opts{Local: true}); err == nil {
+					err = <-out.Committed
 				}
 			}
-			mr.mu.Unlock()
 			if err != nil {
 				t.Fatal(err)
 			}
 			forgedID = ev.ID()
 
 			ar := a.getRoom(room.RoomID.String())
-			ar.mu.Lock()
-			extBefore, stateBefore := slices.Clone(ar.ext), maps.Clone(ar.state)
-			ar.mu.Unlock()
+			extBefore, stateBefore := slices.Clone(ar.Head().Ext), maps.Clone(ar.State())
 			posBefore := a.store.Pos()
 
 			start := time.Now()
@@ -107,11 +104,9 @@ func TestBadPeersCostTimeNotIntegrity(t *testing.T) {
 			if err := a.store.Update(func(*store.Txn) error { return nil }); err != nil {
 				t.Fatal(err)
 			}
-			ar.mu.Lock()
-			extAfter, stateAfter := slices.Clone(ar.ext), maps.Clone(ar.state)
-			ar.mu.Unlock()
+			extAfter, stateAfter := slices.Clone(ar.Head().Ext), maps.Clone(ar.State())
 			if mode.honest {
-				if !a.known(forgedID) || a.store.Pos() == posBefore {
+				if !a.dag.Known(forgedID) || a.store.Pos() == posBefore {
 					t.Fatalf("the honest answer was not ingested: the scenario does not trigger a fetch")
 				}
 				return
@@ -119,7 +114,7 @@ func TestBadPeersCostTimeNotIntegrity(t *testing.T) {
 			if !slices.Equal(extBefore, extAfter) || !maps.Equal(stateBefore, stateAfter) {
 				t.Errorf("the DAG head changed: ext %v -> %v", extBefore, extAfter)
 			}
-			if a.known(forgedID) {
+			if a.dag.Known(forgedID) {
 				t.Errorf("a stored the event the bad peer served")
 			}
 			if a.store.Pos() != posBefore {

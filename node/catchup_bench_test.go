@@ -51,7 +51,7 @@ func benchCatchUp(b *testing.B, count int) {
 			defer wg.Done()
 			for i := range work {
 				content, _ := rooms.MarshalCanonical(map[string]string{"msgtype": "m.text", "body": fmt.Sprint("missed ", i)})
-				if _, err := a.sendLocal(ctx, r, alice.UserID.String(), "m.room.message", nil, content, "", ""); err != nil {
+				if _, err := a.dag.Send(ctx, r.Room, alice.UserID.String(), "m.room.message", nil, content, "", ""); err != nil {
 					b.Error(err)
 				}
 			}
@@ -62,9 +62,7 @@ func benchCatchUp(b *testing.B, count int) {
 	}
 	close(work)
 	wg.Wait()
-	r.mu.Lock()
-	last := r.ext
-	r.mu.Unlock()
+	last := r.Head().Ext
 
 	b.StartTimer()
 	start := time.Now()
@@ -72,7 +70,7 @@ func benchCatchUp(b *testing.B, count int) {
 	cr := c.getRoom(room.RoomID.String())
 	waitFor(b, 5*time.Minute, "c to catch up", func() bool {
 		for _, id := range last {
-			if !c.known(id) {
+			if !c.dag.Known(id) {
 				return false
 			}
 		}
@@ -84,9 +82,9 @@ func benchCatchUp(b *testing.B, count int) {
 	b.StopTimer()
 	var n int
 	c.store.View(func(t *store.Txn) error {
-		entries, err := t.Timeline(cr.id, 0, 0, true, 0)
+		entries, err := t.Timeline(cr.ID, 0, 0, true, 0)
 		for _, e := range entries {
-			if i, err := c.eventInfo(e.EventID); err == nil && i.ev.Type() == "m.room.message" {
+			if i, err := c.dag.Event(e.EventID); err == nil && i.Event.Type() == "m.room.message" {
 				n++
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/parley-p2p/parley/node/dag"
 	"slices"
 	"sort"
 	"time"
@@ -159,7 +160,7 @@ func (n *Node) roomFor(server, roomID string) (*room, error) {
 	if r == nil {
 		return nil, remoteErr("M_NOT_FOUND", "room %s is not on this node", roomID)
 	}
-	state := r.currentState()
+	state := r.State()
 	for k := range state {
 		if k.Type == "m.room.member" {
 			if s, err := rooms.ServerOf(k.StateKey); err == nil && s == server {
@@ -172,11 +173,11 @@ func (n *Node) roomFor(server, roomID string) (*room, error) {
 
 // serverInRoom reports whether any user of server is joined or invited.
 func (n *Node) serverInRoom(state store.StateMap, server string) bool {
-	for s, id := range memberEvents(state) {
+	for s, id := range dag.MemberEvents(state) {
 		if s != server {
 			continue
 		}
-		if m, ok := n.membershipOf(id); ok && speaks(m) {
+		if m, ok := n.dag.MembershipOf(id); ok && dag.Speaks(m) {
 			return true
 		}
 	}
@@ -190,25 +191,25 @@ func (n *Node) serverInRoom(state store.StateMap, server string) bool {
 // "world_readable", any event while the server has a user joined now.
 // Events without known state (auth chains, backfilled history) go to
 // servers with a user joined now.
-func (n *Node) visibleTo(i *evInfo, server string, joinedNow bool) bool {
-	if i.ev.Type() == "m.room.member" && i.ev.StateKey() != nil {
-		if s, err := rooms.ServerOf(*i.ev.StateKey()); err == nil && s == server {
+func (n *Node) visibleTo(i *dag.Info, server string, joinedNow bool) bool {
+	if i.Event.Type() == "m.room.member" && i.Event.StateKey() != nil {
+		if s, err := rooms.ServerOf(*i.Event.StateKey()); err == nil && s == server {
 			return true
 		}
 	}
-	snap := i.rec.StateBefore
+	snap := i.Rec.StateBefore
 	if snap == "" {
-		snap = i.rec.StateAfter
+		snap = i.Rec.StateAfter
 	}
 	if snap == "" {
 		return joinedNow
 	}
 	key := fmt.Sprintf("%s\x00%s\x00%v", snap, server, joinedNow)
-	if v, ok := n.visible.get(key); ok {
+	if v, ok := n.visible.Get(key); ok {
 		return v
 	}
 	v := false
-	if state, err := n.snapshot(snap); err == nil {
+	if state, err := n.dag.Snapshot(snap); err == nil {
 		switch {
 		case n.serverInRoom(state, server):
 			v = true
@@ -221,7 +222,7 @@ func (n *Node) visibleTo(i *evInfo, server string, joinedNow bool) bool {
 			}
 		}
 	}
-	n.visible.put(key, v)
+	n.visible.Put(key, v)
 	return v
 }
 
@@ -239,13 +240,13 @@ func (n *Node) stateString(state store.StateMap, evType, field, def string) stri
 	if !ok {
 		return def
 	}
-	i, err := n.eventInfo(id)
+	i, err := n.dag.Event(id)
 	if err != nil {
 		return def
 	}
 	var c map[string]json.RawMessage
 	var v string
-	if json.Unmarshal(i.ev.Content(), &c) != nil || json.Unmarshal(c[field], &v) != nil || v == "" {
+	if json.Unmarshal(i.Event.Content(), &c) != nil || json.Unmarshal(c[field], &v) != nil || v == "" {
 		return def
 	}
 	return v
@@ -254,11 +255,11 @@ func (n *Node) stateString(state store.StateMap, evType, field, def string) stri
 // serverJoined reports whether the server has a user joined in the
 // room's current state.
 func (n *Node) serverJoined(r *room, server string) bool {
-	for s, id := range memberEvents(r.currentState()) {
+	for s, id := range dag.MemberEvents(r.State()) {
 		if s != server {
 			continue
 		}
-		if m, ok := n.membershipOf(id); ok && m == "join" {
+		if m, ok := n.dag.MembershipOf(id); ok && m == "join" {
 			return true
 		}
 	}
@@ -269,7 +270,7 @@ func (n *Node) serverJoined(r *room, server string) bool {
 // users in the room.
 func (n *Node) membershipsOf(r *room, server string) []string {
 	var out []string
-	for s, id := range memberEvents(r.currentState()) {
+	for s, id := range dag.MemberEvents(r.State()) {
 		if s == server {
 			out = append(out, id)
 		}
@@ -369,7 +370,7 @@ func (n *Node) onMakeJoin(server string, body []byte) (any, error) {
 	if r == nil {
 		return nil, remoteErr("M_NOT_FOUND", "room %s is not on this node", req.RoomID)
 	}
-	state := r.currentState()
+	state := r.State()
 	if !n.serverInRoom(state, n.serverName) {
 		return nil, remoteErr("M_NOT_FOUND", "no user of this node is in the room")
 	}
@@ -379,11 +380,11 @@ func (n *Node) onMakeJoin(server string, body []byte) (any, error) {
 		return nil, remoteErr("M_FORBIDDEN", "%s may not join %s", req.UserID, req.RoomID)
 	}
 	content, _ := rooms.MarshalCanonical(map[string]string{"membership": "join"})
-	p, err := n.proto(r, req.UserID, "m.room.member", &req.UserID, content)
+	p, err := n.dag.Proto(r.Room, req.UserID, "m.room.member", &req.UserID, content)
 	if err != nil {
 		return nil, err
 	}
-	return makeJoinResp{RoomVersion: r.version, Event: protoJSON{
+	return makeJoinResp{RoomVersion: r.Version, Event: protoJSON{
 		RoomID: p.RoomID, Sender: p.Sender, Type: p.Type, StateKey: p.StateKey, Content: p.Content,
 		PrevEvents: p.PrevEvents, AuthEvents: p.AuthEvents, Depth: p.Depth,
 	}}, nil
@@ -398,11 +399,11 @@ func (n *Node) onSendJoin(ctx context.Context, from peer.ID, server string, body
 	if r == nil {
 		return nil, remoteErr("M_NOT_FOUND", "room %s is not on this node", req.RoomID)
 	}
-	ev, err := rooms.ParseEvent(req.Event, r.version)
+	ev, err := rooms.ParseEvent(req.Event, r.Version)
 	if err != nil {
 		return nil, remoteErr("M_BAD_JSON", "join event: %v", err)
 	}
-	if ev.RoomID() != r.id || ev.Type() != "m.room.member" || ev.Membership() != "join" || ev.StateKey() == nil || *ev.StateKey() != ev.Sender() {
+	if ev.RoomID() != r.ID || ev.Type() != "m.room.member" || ev.Membership() != "join" || ev.StateKey() == nil || *ev.StateKey() != ev.Sender() {
 		return nil, remoteErr("M_BAD_JSON", "not a join event for this room")
 	}
 	if s, _ := rooms.ServerOf(ev.Sender()); s != server {
@@ -415,19 +416,19 @@ func (n *Node) onSendJoin(ctx context.Context, from peer.ID, server string, body
 	if err != nil {
 		return nil, err
 	}
-	if out.rejected != nil {
-		return nil, remoteErr("M_FORBIDDEN", "join %s", out.rejected.Error())
+	if out.Rejected != nil {
+		return nil, remoteErr("M_FORBIDDEN", "join %s", out.Rejected.Error())
 	}
-	if err := <-out.committed; err != nil {
+	if err := <-out.Committed; err != nil {
 		return nil, err
 	}
-	n.publish(r, ev)
+	n.publish(r.Room, ev)
 	// The state before the join, so the joiner can start from it.
-	stateID := out.info.rec.StateBefore
+	stateID := out.Info.Rec.StateBefore
 	if stateID == "" {
-		stateID = out.info.rec.StateAfter
+		stateID = out.Info.Rec.StateAfter
 	}
-	before, err := n.snapshot(stateID)
+	before, err := n.dag.Snapshot(stateID)
 	if err != nil {
 		return nil, err
 	}
@@ -490,18 +491,18 @@ func (n *Node) authChain(r *room, ids []string) ([]string, error) {
 	for _, id := range ids {
 		seen[id] = true
 	}
-	if cid := createEventID(r); cid != "" && !seen[cid] {
+	if cid := dag.CreateEventID(r.Room); cid != "" && !seen[cid] {
 		seen[cid] = true
 		out = append(out, cid)
 	}
 	for len(stack) > 0 {
 		id := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		i, err := n.eventInfo(id)
+		i, err := n.dag.Event(id)
 		if err != nil {
 			return nil, fmt.Errorf("auth chain: %s: %w", id, err)
 		}
-		for _, a := range i.ev.AuthEvents() {
+		for _, a := range i.Event.AuthEvents() {
 			if !seen[a] {
 				seen[a] = true
 				out = append(out, a)
@@ -537,8 +538,8 @@ func (n *Node) onGetEvents(server string, body []byte) (any, error) {
 	resp := pdusResp{}
 	joined := n.serverJoined(r, server)
 	for _, id := range req.EventIDs {
-		i, err := n.eventInfo(id)
-		if err != nil || i.ev.RoomID() != r.id || !n.visibleTo(i, server, joined) {
+		i, err := n.dag.Event(id)
+		if err != nil || i.Event.RoomID() != r.ID || !n.visibleTo(i, server, joined) {
 			continue
 		}
 		if raw, err := n.pdu(id); err == nil {
@@ -556,7 +557,7 @@ func (n *Node) onAuthChain(server string, body []byte) (any, error) {
 	var have []string
 	joined := n.serverJoined(r, server)
 	for _, id := range req.EventIDs {
-		if i, err := n.eventInfo(id); err == nil && i.ev.RoomID() == r.id && n.visibleTo(i, server, joined) {
+		if i, err := n.dag.Event(id); err == nil && i.Event.RoomID() == r.ID && n.visibleTo(i, server, joined) {
 			have = append(have, id)
 		}
 	}
@@ -603,13 +604,13 @@ func (n *Node) onMissingEvents(server string, body []byte) (any, error) {
 			continue
 		}
 		stop[id] = true
-		i, err := n.eventInfo(id)
-		if err != nil || i.ev.RoomID() != r.id || !i.usable() || i.rec.Outlier {
+		i, err := n.dag.Event(id)
+		if err != nil || i.Event.RoomID() != r.ID || !i.Usable() || i.Rec.Outlier {
 			continue
 		}
-		queue = append(queue, i.ev.PrevEvents()...)
+		queue = append(queue, i.Event.PrevEvents()...)
 		if n.visibleTo(i, server, joined) {
-			found = append(found, i.ev)
+			found = append(found, i.Event)
 		}
 	}
 	sort.SliceStable(found, func(a, b int) bool { return found[a].Depth() < found[b].Depth() })
@@ -628,11 +629,11 @@ func (n *Node) onStateAfter(server string, body []byte) (any, error) {
 	if len(req.EventIDs) != 1 {
 		return nil, remoteErr("M_INVALID_PARAM", "state_after takes one event")
 	}
-	i, err := n.eventInfo(req.EventIDs[0])
-	if err != nil || i.ev.RoomID() != r.id || !i.hasState() || !n.visibleTo(i, server, n.serverJoined(r, server)) {
+	i, err := n.dag.Event(req.EventIDs[0])
+	if err != nil || i.Event.RoomID() != r.ID || !i.HasState() || !n.visibleTo(i, server, n.serverJoined(r, server)) {
 		return nil, remoteErr("M_NOT_FOUND", "no state known after %s", req.EventIDs[0])
 	}
-	state, err := n.snapshot(i.rec.StateAfter)
+	state, err := n.dag.Snapshot(i.Rec.StateAfter)
 	if err != nil {
 		return nil, err
 	}
@@ -640,7 +641,7 @@ func (n *Node) onStateAfter(server string, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp.Events = []json.RawMessage{i.ev.JSON()}
+	resp.Events = []json.RawMessage{i.Event.JSON()}
 	return resp, nil
 }
 
@@ -656,14 +657,12 @@ func (n *Node) onExtremities(server string, body []byte) (any, error) {
 	if !n.serverJoined(r, server) {
 		ids := n.membershipsOf(r, server)
 		if len(ids) == 0 {
-			return nil, remoteErr("M_FORBIDDEN", "server has no user in %s", r.id)
+			return nil, remoteErr("M_FORBIDDEN", "server has no user in %s", r.ID)
 		}
-		return idsReq{RoomID: r.id, EventIDs: ids}, nil
+		return idsReq{RoomID: r.ID, EventIDs: ids}, nil
 	}
-	r.mu.Lock()
-	ext := slices.Clone(r.ext)
-	r.mu.Unlock()
-	return idsReq{RoomID: r.id, EventIDs: ext}, nil
+	ext := slices.Clone(r.Head().Ext)
+	return idsReq{RoomID: r.ID, EventIDs: ext}, nil
 }
 
 // request sends one request to a server's node and decodes the answer.

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"github.com/parley-p2p/parley/node/dag"
 	"log/slog"
 	"slices"
 	"sync"
@@ -79,20 +80,18 @@ func (n *Node) ingestOrFetch(r *room, f *fetcher, m gossipMsg) bool {
 }
 
 func (n *Node) ingestOrHold(r *room, f *fetcher, m gossipMsg, mayHold bool) bool {
-	r.mu.Lock()
-	out, err := n.process(r, m.ev, processOpts{})
-	r.mu.Unlock()
-	var miss *errMissing
+	out, err := n.dag.Admit(r.Room, m.ev, dag.Opts{})
+	var miss *dag.Missing
 	switch {
 	case err == nil:
 		n.afterIngest(r, out)
 		return true
 	case !errors.As(err, &miss):
-		n.gossipLog.log(n.log, slog.LevelInfo, "gossip event not ingested", "room", r.id, "event", m.ev.ID(), "err", err)
+		n.gossipLog.log(n.log, slog.LevelInfo, "gossip event not ingested", "room", r.ID, "event", m.ev.ID(), "err", err)
 		return false
 	}
 	if !n.mayFetchFor(r, m) {
-		n.gossipLog.log(n.log, slog.LevelInfo, "not fetching for a server not in the room", "room", r.id, "event", m.ev.ID(), "sender", m.ev.Sender())
+		n.gossipLog.log(n.log, slog.LevelInfo, "not fetching for a server not in the room", "room", r.ID, "event", m.ev.ID(), "sender", m.ev.Sender())
 		return false
 	}
 	if _, ok := f.held[m.ev.ID()]; ok {
@@ -132,7 +131,7 @@ func (n *Node) releaseHeld(r *room, f *fetcher, now time.Time) {
 	for id, h := range f.held {
 		if now.Sub(h.since) >= gossipGrace {
 			delete(f.held, id)
-			if !n.known(id) && n.ingestOrHold(r, f, h.m, false) {
+			if !n.dag.Known(id) && n.ingestOrHold(r, f, h.m, false) {
 				placed = true
 			}
 		}
@@ -146,7 +145,7 @@ func (n *Node) releaseHeld(r *room, f *fetcher, now time.Time) {
 func (n *Node) ancestorsKnown(ev *rooms.Event) bool {
 	for _, ids := range [][]string{ev.PrevEvents(), ev.AuthEvents()} {
 		for _, id := range ids {
-			if !n.known(id) {
+			if !n.dag.Known(id) {
 				return false
 			}
 		}
@@ -159,12 +158,12 @@ func (n *Node) fetchFor(r *room, f *fetcher, m gossipMsg) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.tries[m.ev.ID()] >= maxFetchTries {
-		n.gossipLog.log(n.log, slog.LevelInfo, "gossip event dropped: its ancestors could not be fetched", "room", r.id, "event", m.ev.ID())
+		n.gossipLog.log(n.log, slog.LevelInfo, "gossip event dropped: its ancestors could not be fetched", "room", r.ID, "event", m.ev.ID())
 		return
 	}
 	if f.running[m.from] || len(f.running) >= maxFetchesPerRoom {
 		if len(f.parked[m.from]) >= maxParkedPerAuthor || f.nParked >= maxParkedPerRoom {
-			n.gossipLog.log(n.log, slog.LevelInfo, "gossip event dropped: too many waiting for fetches", "room", r.id, "event", m.ev.ID())
+			n.gossipLog.log(n.log, slog.LevelInfo, "gossip event dropped: too many waiting for fetches", "room", r.ID, "event", m.ev.ID())
 			return
 		}
 		f.parked[m.from] = append(f.parked[m.from], m)
@@ -185,7 +184,7 @@ func (n *Node) fetchFor(r *room, f *fetcher, m gossipMsg) {
 func (n *Node) fetchAndIngest(ctx context.Context, r *room, f *fetcher, m gossipMsg) {
 	out, err := n.ingestRemote(ctx, r, m.ev, m.from, false)
 	if err != nil {
-		n.gossipLog.log(n.log, slog.LevelInfo, "gossip event not ingested", "room", r.id, "event", m.ev.ID(), "err", err)
+		n.gossipLog.log(n.log, slog.LevelInfo, "gossip event not ingested", "room", r.ID, "event", m.ev.ID(), "err", err)
 	} else {
 		n.afterIngest(r, out)
 	}
@@ -214,7 +213,7 @@ func (n *Node) fetchAndIngest(ctx context.Context, r *room, f *fetcher, m gossip
 		case <-r.done:
 			return
 		default:
-			n.gossipLog.log(n.log, slog.LevelWarn, "room inbox full; event dropped, catch-up will fetch it", "room", r.id, "event", w.ev.ID())
+			n.gossipLog.log(n.log, slog.LevelWarn, "room inbox full; event dropped, catch-up will fetch it", "room", r.ID, "event", w.ev.ID())
 		}
 	}
 }
@@ -224,7 +223,7 @@ func (n *Node) fetchAndIngest(ctx context.Context, r *room, f *fetcher, m gossip
 // the room: fetching costs the node and the members it asks, and is spent
 // only on behalf of the room's members.
 func (n *Node) mayFetchFor(r *room, m gossipMsg) bool {
-	state := r.currentState()
+	state := r.State()
 	speaking := n.speakingServers(state)
 	if s, err := rooms.ServerOf(m.ev.Sender()); err == nil && speaking[s] {
 		return true
@@ -247,7 +246,7 @@ func (n *Node) fetchSources(r *room, from peer.ID) []peer.ID {
 	if slices.Contains(members, from) {
 		out = append(out, from)
 	} else if s, err := p2p.ServerNameFromPeerID(from); err == nil {
-		state := r.currentState()
+		state := r.State()
 		if n.serverInRoom(state, s) {
 			out = append(out, from)
 		}

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"github.com/parley-p2p/parley/node/dag"
 
 	"github.com/parley-p2p/parley/node/store"
 	"github.com/parley-p2p/parley/rooms"
@@ -46,10 +47,10 @@ func (n *Node) startFollowing(r *room) error {
 		defer n.roomWorkers.Add(-1)
 		n.roomWorker(ctx, r)
 	})
-	if err := n.host.JoinRoom(r.id, n.validateGossip(r), n.receiveGossip(r)); err != nil {
+	if err := n.host.JoinRoom(r.ID, n.validateGossip(r), n.receiveGossip(r)); err != nil {
 		cancel()
 		r.follow = nil
-		return fmt.Errorf("join topic of %s: %w", r.id, err)
+		return fmt.Errorf("join topic of %s: %w", r.ID, err)
 	}
 	n.goBackground(func(context.Context) { n.connectRoomPeers(ctx, r) })
 	n.goBackground(func(context.Context) { n.advertise(ctx, r) })
@@ -71,10 +72,10 @@ func (n *Node) stopFollowingLocked(r *room) {
 	}
 	r.follow.cancel()
 	r.follow = nil
-	if err := n.host.LeaveRoom(r.id); err != nil {
-		n.log.Warn("leave room topic", "room", r.id, "err", err)
+	if err := n.host.LeaveRoom(r.ID); err != nil {
+		n.log.Warn("leave room topic", "room", r.ID, "err", err)
 	}
-	n.log.Info("no local member left in the room; stopped following it", "room", r.id)
+	n.log.Info("no local member left in the room; stopped following it", "room", r.ID)
 }
 
 // checkFollowing stops following the room when no local user is in it any
@@ -106,11 +107,11 @@ func (n *Node) inviteOnItsWay(r *room) bool {
 	found := false
 	err := n.store.View(func(t *store.Txn) error {
 		return t.AllInvites(func(_ string, inv *store.Invite) error {
-			if found || inv.Left || inv.RoomID != r.id {
+			if found || inv.Left || inv.RoomID != r.ID {
 				return nil
 			}
 			ev, err := rooms.ParseEvent(inv.Event, inv.Version)
-			found = err == nil && !n.known(ev.ID())
+			found = err == nil && !n.dag.Known(ev.ID())
 			return nil
 		})
 	})
@@ -129,13 +130,13 @@ func (n *Node) hasLocalMember(r *room) bool {
 // this node has a membership there at all (seen: false in a room still
 // being created).
 func (n *Node) localMembership(r *room) (in, seen bool) {
-	for s, id := range memberEvents(r.currentState()) {
+	for s, id := range dag.MemberEvents(r.State()) {
 		if s != n.serverName {
 			continue
 		}
 		seen = true
 		// Unreadable: keep following rather than drop a room by mistake.
-		if m, ok := n.membershipOf(id); !ok || speaks(m) {
+		if m, ok := n.dag.MembershipOf(id); !ok || dag.Speaks(m) {
 			return true, true
 		}
 	}

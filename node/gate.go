@@ -2,6 +2,7 @@ package node
 
 import (
 	"encoding/json"
+	"github.com/parley-p2p/parley/node/dag"
 	"sync"
 	"time"
 
@@ -38,17 +39,9 @@ func newRoomGate() *roomGate {
 }
 
 // refresh recomputes the servers from the room's state when it changed.
-// It does not wait for the room's lock: while the worker holds it, the
-// last state seen serves (and pending covers servers that just came in).
 func (g *roomGate) refresh(n *Node, r *room) {
-	if !r.mu.TryLock() {
-		if g.servers != nil {
-			return
-		}
-		r.mu.Lock()
-	}
-	state, id := r.state, r.stateID
-	r.mu.Unlock()
+	h := r.Head()
+	state, id := h.State, h.StateID
 	if id == g.stateID && g.servers != nil {
 		return
 	}
@@ -125,11 +118,11 @@ func (g *roomGate) addPending(server string, now time.Time) {
 // knocking in a state.
 func (n *Node) speakingServers(state store.StateMap) map[string]bool {
 	out := make(map[string]bool)
-	for s, id := range memberEvents(state) {
+	for s, id := range dag.MemberEvents(state) {
 		if out[s] {
 			continue
 		}
-		if m, ok := n.membershipOf(id); ok && speaks(m) {
+		if m, ok := n.dag.MembershipOf(id); ok && dag.Speaks(m) {
 			out[s] = true
 		}
 	}
@@ -148,8 +141,8 @@ func (n *Node) joinRule(state store.StateMap) string {
 // allows, as far as this node knows.
 func (n *Node) mayJoin(state store.StateMap, user string) bool {
 	if id, ok := state[rooms.StateKey{Type: "m.room.member", StateKey: user}]; ok {
-		if i, err := n.eventInfo(id); err == nil {
-			switch i.ev.Membership() {
+		if i, err := n.dag.Event(id); err == nil {
+			switch i.Event.Membership() {
 			case "invite", "join":
 				return true
 			case "ban":
@@ -173,7 +166,7 @@ func (n *Node) inAllowedRoom(state store.StateMap, user string) bool {
 	if !ok {
 		return false
 	}
-	i, err := n.eventInfo(id)
+	i, err := n.dag.Event(id)
 	if err != nil {
 		return false
 	}
@@ -183,7 +176,7 @@ func (n *Node) inAllowedRoom(state store.StateMap, user string) bool {
 			RoomID string `json:"room_id"`
 		} `json:"allow"`
 	}
-	if json.Unmarshal(i.ev.Content(), &c) != nil {
+	if json.Unmarshal(i.Event.Content(), &c) != nil {
 		return false
 	}
 	for _, a := range c.Allow {

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"github.com/parley-p2p/parley/node/dag"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -53,20 +54,18 @@ func TestAnEventAdmittedTwiceIsDurableForBoth(t *testing.T) {
 			}
 			r := a.getRoom(created.RoomID.String())
 			content, _ := rooms.MarshalCanonical(map[string]string{"msgtype": "m.text", "body": "twice"})
-			p, err := a.proto(r, alice.UserID.String(), "m.room.message", nil, content)
+			p, err := a.dag.Proto(r.Room, alice.UserID.String(), "m.room.message", nil, content)
 			if err != nil {
 				t.Fatal(err)
 			}
-			ev, err := rooms.Build(p, r.version, a.serverName, a.key)
+			ev, err := rooms.Build(p, r.Version, a.serverName, a.key)
 			if err != nil {
 				t.Fatal(err)
 			}
 			target.Store(ev.ID())
 
-			admit := func() *outcome {
-				r.mu.Lock()
-				defer r.mu.Unlock()
-				out, err := a.process(r, ev, processOpts{})
+			admit := func() *dag.Outcome {
+				out, err := a.dag.Admit(r.Room, ev, dag.Opts{})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -76,13 +75,13 @@ func TestAnEventAdmittedTwiceIsDurableForBoth(t *testing.T) {
 			<-entered // the write is under way, and waits
 			second := admit()
 			select {
-			case err := <-second.committed:
+			case err := <-second.Committed:
 				t.Fatalf("the second admission reported %v before the write ended", err)
 			default:
 			}
 			releaseAll()
-			for i, out := range []*outcome{first, second} {
-				err := <-out.committed
+			for i, out := range []*dag.Outcome{first, second} {
+				err := <-out.Committed
 				if fail != (err != nil) {
 					t.Errorf("admission %d: write result %v, want failure %v", i+1, err, fail)
 				}

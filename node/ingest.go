@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/parley-p2p/parley/node/dag"
 	"log/slog"
 	"runtime"
 	"slices"
@@ -26,13 +27,11 @@ import (
 // the room's other connected members first, each with a short timeout,
 // and the peer the event came from last, and only if that peer's server
 // has a place in the room: it never fetches on behalf of a stranger.
-func (n *Node) ingestRemote(ctx context.Context, r *room, ev *rooms.Event, from peer.ID, nested bool) (*outcome, error) {
+func (n *Node) ingestRemote(ctx context.Context, r *room, ev *rooms.Event, from peer.ID, nested bool) (*dag.Outcome, error) {
 	var sources []peer.ID
 	for attempt := 0; attempt < 4; attempt++ {
-		r.mu.Lock()
-		out, err := n.process(r, ev, processOpts{})
-		r.mu.Unlock()
-		var miss *errMissing
+		out, err := n.dag.Admit(r.Room, ev, dag.Opts{})
+		var miss *dag.Missing
 		if !errors.As(err, &miss) {
 			return out, err
 		}
@@ -42,8 +41,8 @@ func (n *Node) ingestRemote(ctx context.Context, r *room, ev *rooms.Event, from 
 			}
 		}
 		switch {
-		case len(miss.auth) > 0:
-			if err := n.askInTurn(ctx, sources, from, func(ctx context.Context, p peer.ID) error { return n.fetchAuthChain(ctx, r, p, miss.auth) }); err != nil {
+		case len(miss.Auth) > 0:
+			if err := n.askInTurn(ctx, sources, from, func(ctx context.Context, p peer.ID) error { return n.fetchAuthChain(ctx, r, p, miss.Auth) }); err != nil {
 				return nil, err
 			}
 		case !nested && attempt == 0:
@@ -51,17 +50,17 @@ func (n *Node) ingestRemote(ctx context.Context, r *room, ev *rooms.Event, from 
 			// not have ev yet, but it has what ev builds on.
 			for _, p := range sources {
 				actx, cancel := n.askContext(ctx, p, from)
-				err := n.fillGap(actx, r, p, miss.prev)
+				err := n.fillGap(actx, r, p, miss.Prev)
 				cancel()
 				if err != nil {
-					n.log.Debug("gap fill", "room", r.id, "peer", shortPeer(p), "err", err)
+					n.log.Debug("gap fill", "room", r.ID, "peer", shortPeer(p), "err", err)
 				}
 				if !n.missingPrevs(r, ev) {
 					break
 				}
 			}
 		default:
-			for _, id := range miss.prev {
+			for _, id := range miss.Prev {
 				if err := n.askInTurn(ctx, sources, from, func(ctx context.Context, p peer.ID) error { return n.fetchStateAfter(ctx, r, p, id) }); err != nil {
 					return nil, err
 				}
@@ -74,7 +73,7 @@ func (n *Node) ingestRemote(ctx context.Context, r *room, ev *rooms.Event, from 
 // missingPrevs reports whether any prev event of ev is unknown.
 func (n *Node) missingPrevs(r *room, ev *rooms.Event) bool {
 	for _, p := range ev.PrevEvents() {
-		if !n.known(p) {
+		if !n.dag.Known(p) {
 			return true
 		}
 	}
@@ -102,9 +101,7 @@ const maxGap = 50000
 // from a peer, in rounds of up to maxMissingLimit walking back until they
 // meet events this node has, and ingests them oldest first.
 func (n *Node) fillGap(ctx context.Context, r *room, from peer.ID, latest []string) error {
-	r.mu.Lock()
-	earliest := slices.Clone(r.ext)
-	r.mu.Unlock()
+	earliest := slices.Clone(r.Head().Ext)
 	if len(earliest) > maxIDsPerReq {
 		earliest = earliest[:maxIDsPerReq]
 	}
@@ -112,7 +109,7 @@ func (n *Node) fillGap(ctx context.Context, r *room, from peer.ID, latest []stri
 	frontier := latest
 	for len(frontier) > 0 && len(fetched) < maxGap {
 		var resp pdusResp
-		if err := n.request(ctx, from, mMissingEvents, missingReq{RoomID: r.id, Earliest: earliest, Latest: frontier, Limit: maxMissingLimit}, &resp); err != nil {
+		if err := n.request(ctx, from, mMissingEvents, missingReq{RoomID: r.ID, Earliest: earliest, Latest: frontier, Limit: maxMissingLimit}, &resp); err != nil {
 			if len(fetched) == 0 {
 				return err
 			}
@@ -136,7 +133,7 @@ func (n *Node) fillGap(ctx context.Context, r *room, from peer.ID, latest []stri
 		next := map[string]bool{}
 		for _, ev := range evs {
 			for _, p := range ev.PrevEvents() {
-				if _, ok := fetched[p]; !ok && !next[p] && !n.known(p) {
+				if _, ok := fetched[p]; !ok && !next[p] && !n.dag.Known(p) {
 					next[p] = true
 				}
 			}
@@ -160,7 +157,7 @@ func (n *Node) fillGap(ctx context.Context, r *room, from peer.ID, latest []stri
 		return evs[a].ID() < evs[b].ID()
 	})
 	for _, ev := range evs {
-		if n.known(ev.ID()) {
+		if n.dag.Known(ev.ID()) {
 			continue
 		}
 		if _, err := n.ingestRemote(ctx, r, ev, from, true); err != nil {
@@ -197,14 +194,14 @@ func (n *Node) parseVerified(r *room, pdus []json.RawMessage) ([]*rooms.Event, e
 }
 
 func (n *Node) parseOne(r *room, raw json.RawMessage) (*rooms.Event, error) {
-	ev, err := rooms.ParseEvent(raw, r.version)
+	ev, err := rooms.ParseEvent(raw, r.Version)
 	if err != nil {
 		return nil, fmt.Errorf("peer sent a malformed event: %w", err)
 	}
-	if ev.RoomID() != r.id {
+	if ev.RoomID() != r.ID {
 		return nil, fmt.Errorf("peer sent event %s of another room", ev.ID())
 	}
-	if !n.known(ev.ID()) {
+	if !n.dag.Known(ev.ID()) {
 		if err := rooms.Verify(ev); err != nil {
 			return nil, fmt.Errorf("peer sent event %s that fails verification: %w", ev.ID(), err)
 		}
@@ -216,14 +213,14 @@ func (n *Node) parseOne(r *room, raw json.RawMessage) (*rooms.Event, error) {
 // outliers.
 func (n *Node) fetchAuthChain(ctx context.Context, r *room, from peer.ID, ids []string) error {
 	var resp pdusResp
-	if err := n.request(ctx, from, mAuthChain, idsReq{RoomID: r.id, EventIDs: ids}, &resp); err != nil {
+	if err := n.request(ctx, from, mAuthChain, idsReq{RoomID: r.ID, EventIDs: ids}, &resp); err != nil {
 		return err
 	}
 	if err := n.storeOutliers(r, resp.PDUs); err != nil {
 		return err
 	}
 	for _, id := range ids {
-		if !n.known(id) {
+		if !n.dag.Known(id) {
 			return fmt.Errorf("peer did not send auth event %s", id)
 		}
 	}
@@ -235,7 +232,7 @@ func (n *Node) fetchAuthChain(ctx context.Context, r *room, from peer.ID, ids []
 // checked.
 func (n *Node) fetchStateAfter(ctx context.Context, r *room, from peer.ID, id string) error {
 	var resp stateResp
-	if err := n.request(ctx, from, mStateAfter, idsReq{RoomID: r.id, EventIDs: []string{id}}, &resp); err != nil {
+	if err := n.request(ctx, from, mStateAfter, idsReq{RoomID: r.ID, EventIDs: []string{id}}, &resp); err != nil {
 		return err
 	}
 	if len(resp.Events) != 1 {
@@ -252,13 +249,11 @@ func (n *Node) fetchStateAfter(ctx context.Context, r *room, from peer.ID, id st
 	if evs[0].ID() != id {
 		return fmt.Errorf("state_after %s: peer sent %s", id, evs[0].ID())
 	}
-	r.mu.Lock()
-	out, err := n.storeOutlier(r, evs[0], state)
-	r.mu.Unlock()
+	out, err := n.dag.StoreOutlier(r.Room, evs[0], state)
 	if err != nil {
 		return err
 	}
-	return <-out.committed
+	return <-out.Committed
 }
 
 // storeState stores the events of a state answer as outliers and returns
@@ -281,12 +276,12 @@ func (n *Node) storeState(r *room, resp stateResp) (store.StateMap, error) {
 		if _, dup := state[ev.Key()]; dup {
 			return nil, fmt.Errorf("state answer holds two events for %v", ev.Key())
 		}
-		i, err := n.eventInfo(ev.ID())
+		i, err := n.dag.Event(ev.ID())
 		if err != nil {
 			return nil, err
 		}
-		if !i.usable() {
-			n.log.Warn("state answer holds a rejected event; leaving it out", "room", r.id, "event", ev.ID(), "reason", i.rec.Rejected)
+		if !i.Usable() {
+			n.log.Warn("state answer holds a rejected event; leaving it out", "room", r.ID, "event", ev.ID(), "reason", i.Rec.Rejected)
 			continue
 		}
 		state[ev.Key()] = ev.ID()
@@ -334,23 +329,7 @@ func (n *Node) storeOutliers(r *room, pdus []json.RawMessage) error {
 			return err
 		}
 	}
-	var pending []<-chan error
-	r.mu.Lock()
-	for _, ev := range order {
-		out, err := n.storeOutlier(r, ev, nil)
-		if err != nil {
-			r.mu.Unlock()
-			return fmt.Errorf("outlier %s: %w", ev.ID(), err)
-		}
-		pending = append(pending, out.committed)
-	}
-	r.mu.Unlock()
-	for _, c := range pending {
-		if err := <-c; err != nil {
-			return err
-		}
-	}
-	return nil
+	return n.dag.StoreOutliers(r.Room, order)
 }
 
 // validateGossip is the room topic's validator: the cheap checks that stop
@@ -365,30 +344,30 @@ func (n *Node) validateGossip(r *room) p2p.Validator {
 	return func(ctx context.Context, from peer.ID, data []byte) p2p.Verdict {
 		if len(data) > rooms.MaxEventSize {
 			n.gossipDropped.Add(1)
-			n.gossipLog.log(n.log, slog.LevelInfo, "oversized gossip dropped", "room", r.id, "from", shortPeer(from), "size", len(data))
+			n.gossipLog.log(n.log, slog.LevelInfo, "oversized gossip dropped", "room", r.ID, "from", shortPeer(from), "size", len(data))
 			return p2p.Reject
 		}
-		ev, err := rooms.ParseEvent(data, r.version)
-		if err != nil || ev.RoomID() != r.id {
+		ev, err := rooms.ParseEvent(data, r.Version)
+		if err != nil || ev.RoomID() != r.ID {
 			n.gossipDropped.Add(1)
-			n.gossipLog.log(n.log, slog.LevelInfo, "malformed gossip dropped", "room", r.id, "from", shortPeer(from), "err", err)
+			n.gossipLog.log(n.log, slog.LevelInfo, "malformed gossip dropped", "room", r.ID, "from", shortPeer(from), "err", err)
 			return p2p.Reject
 		}
-		if _, ok := n.verified.get(ev.ID()); ok || n.known(ev.ID()) {
+		if _, ok := n.verified.Get(ev.ID()); ok || n.dag.Known(ev.ID()) {
 			return p2p.Accept
 		}
 		if !gate.allows(n, r, ev, time.Now()) {
 			n.gossipDropped.Add(1)
-			n.gossipLog.log(n.log, slog.LevelInfo, "gossip from a server not in the room ignored", "room", r.id, "from", shortPeer(from), "sender", ev.Sender())
+			n.gossipLog.log(n.log, slog.LevelInfo, "gossip from a server not in the room ignored", "room", r.ID, "from", shortPeer(from), "sender", ev.Sender())
 			return p2p.Ignore
 		}
 		if err := rooms.Verify(ev); err != nil {
 			n.gossipDropped.Add(1)
-			n.gossipLog.log(n.log, slog.LevelInfo, "forged event dropped", "room", r.id, "from", shortPeer(from), "event", ev.ID(), "err", err)
+			n.gossipLog.log(n.log, slog.LevelInfo, "forged event dropped", "room", r.ID, "from", shortPeer(from), "event", ev.ID(), "err", err)
 			return p2p.Reject
 		}
 		gate.admitted(ev, time.Now())
-		n.verified.put(ev.ID(), ev)
+		n.verified.Put(ev.ID(), ev)
 		return p2p.Accept
 	}
 }
@@ -396,13 +375,13 @@ func (n *Node) validateGossip(r *room) p2p.Validator {
 // receiveGossip queues validated events for the room's worker.
 func (n *Node) receiveGossip(r *room) func(from peer.ID, data []byte) {
 	return func(from peer.ID, data []byte) {
-		ev, err := rooms.ParseEvent(data, r.version)
+		ev, err := rooms.ParseEvent(data, r.Version)
 		if err != nil {
 			return
 		}
-		if v, ok := n.verified.get(ev.ID()); ok {
+		if v, ok := n.verified.Get(ev.ID()); ok {
 			ev = v
-		} else if n.known(ev.ID()) {
+		} else if n.dag.Known(ev.ID()) {
 			return
 		} else if err := rooms.Verify(ev); err != nil {
 			return
@@ -410,7 +389,7 @@ func (n *Node) receiveGossip(r *room) func(from peer.ID, data []byte) {
 		select {
 		case r.inbox <- gossipMsg{from: from, ev: ev}:
 		default:
-			n.log.Warn("room inbox full; event dropped, catch-up will fetch it", "room", r.id, "event", ev.ID())
+			n.log.Warn("room inbox full; event dropped, catch-up will fetch it", "room", r.ID, "event", ev.ID())
 		}
 	}
 }
@@ -434,7 +413,7 @@ func (n *Node) roomWorker(ctx context.Context, r *room) {
 		case <-r.done:
 			return
 		case m := <-r.inbox:
-			if n.known(m.ev.ID()) {
+			if n.dag.Known(m.ev.ID()) {
 				continue
 			}
 			if n.ingestOrFetch(r, f, m) {
@@ -454,11 +433,11 @@ func (n *Node) roomWorker(ctx context.Context, r *room) {
 
 // afterIngest reacts to an accepted remote event: new servers in the room
 // get connected to.
-func (n *Node) afterIngest(r *room, out *outcome) {
-	if out == nil || out.rejected != nil || out.info.ev.Type() != "m.room.member" {
+func (n *Node) afterIngest(r *room, out *dag.Outcome) {
+	if out == nil || out.Rejected != nil || out.Info.Event.Type() != "m.room.member" {
 		return
 	}
-	switch out.info.ev.Membership() {
+	switch out.Info.Event.Membership() {
 	case "join":
 		n.goBackground(func(ctx context.Context) { n.connectRoomPeers(ctx, r) })
 	case "leave", "ban":
@@ -468,22 +447,22 @@ func (n *Node) afterIngest(r *room, out *outcome) {
 }
 
 // publish sends an event to the room's other members.
-func (n *Node) publish(r *room, ev *rooms.Event) {
+func (n *Node) publish(r *dag.Room, ev *rooms.Event) {
 	ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
 	defer cancel()
-	if err := n.host.Publish(ctx, r.id, ev.JSON()); err != nil {
-		n.log.Warn("publish", "room", r.id, "event", ev.ID(), "err", err)
+	if err := n.host.Publish(ctx, r.ID, ev.JSON()); err != nil {
+		n.log.Warn("publish", "room", r.ID, "event", ev.ID(), "err", err)
 	}
 }
 
 // roomServers lists the other servers with joined members.
 func (n *Node) roomServers(r *room) []string {
 	var out []string
-	for s, id := range memberEvents(r.currentState()) {
+	for s, id := range dag.MemberEvents(r.State()) {
 		if s == n.serverName || slices.Contains(out, s) {
 			continue
 		}
-		if m, ok := n.membershipOf(id); ok && m == "join" {
+		if m, ok := n.dag.MembershipOf(id); ok && m == "join" {
 			out = append(out, s)
 		}
 	}
@@ -501,7 +480,7 @@ func (n *Node) connectRoomPeers(ctx context.Context, r *room) {
 		}
 		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		if err := n.host.Connect(cctx, p); err != nil {
-			n.log.Debug("connect to room peer", "room", r.id, "peer", shortPeer(p), "err", err)
+			n.log.Debug("connect to room peer", "room", r.ID, "peer", shortPeer(p), "err", err)
 		}
 		cancel()
 	}
@@ -523,9 +502,7 @@ func (n *Node) onPeerConnected(p peer.ID) {
 		if !r.followed() {
 			continue
 		}
-		r.mu.Lock()
-		in := n.serverInRoom(r.state, server)
-		r.mu.Unlock()
+		in := n.serverInRoom(r.State(), server)
 		if in {
 			n.goBackground(func(ctx context.Context) { n.catchUp(ctx, r, p) })
 		}
@@ -536,13 +513,13 @@ func (n *Node) onPeerConnected(p peer.ID) {
 // node lacks.
 func (n *Node) catchUp(ctx context.Context, r *room, p peer.ID) {
 	var resp idsReq
-	if err := n.request(ctx, p, mExtremities, idsReq{RoomID: r.id}, &resp); err != nil {
-		n.log.Debug("catch-up", "room", r.id, "peer", shortPeer(p), "err", err)
+	if err := n.request(ctx, p, mExtremities, idsReq{RoomID: r.ID}, &resp); err != nil {
+		n.log.Debug("catch-up", "room", r.ID, "peer", shortPeer(p), "err", err)
 		return
 	}
 	var missing []string
 	for _, id := range resp.EventIDs {
-		if !n.known(id) {
+		if !n.dag.Known(id) {
 			missing = append(missing, id)
 		}
 	}
@@ -553,6 +530,6 @@ func (n *Node) catchUp(ctx context.Context, r *room, p peer.ID) {
 		missing = missing[:maxIDsPerReq]
 	}
 	if err := n.fillGap(ctx, r, p, missing); err != nil {
-		n.log.Info("catch-up", "room", r.id, "peer", shortPeer(p), "err", err)
+		n.log.Info("catch-up", "room", r.ID, "peer", shortPeer(p), "err", err)
 	}
 }

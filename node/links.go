@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/parley-p2p/parley/errs"
+	"github.com/parley-p2p/parley/node/dag"
 	"net/http"
 	"slices"
 	"strings"
@@ -159,12 +160,10 @@ func parseLink(link string) (*linkPayload, error) {
 // canInvite checks that the user is joined with the power to invite.
 func (n *Node) canInvite(r *room, user string) error {
 	if n.membership(r, user) != "join" {
-		return errs.Forbiddenf("you are not joined to room %s", r.id)
+		return errs.Forbiddenf("you are not joined to room %s", r.ID)
 	}
-	r.mu.Lock()
-	state := withCreate(r, r.state)
-	r.mu.Unlock()
-	pl, err := rooms.PowerLevelsFrom(n.stateFunc(state))
+	state := dag.WithCreate(r.Room, r.State())
+	pl, err := rooms.PowerLevelsFrom(n.dag.StateFunc(state))
 	if err != nil {
 		return err
 	}
@@ -203,10 +202,10 @@ func (n *Node) CreateLink(ctx context.Context, s *webui.Session, roomID string, 
 	}
 	id := randomString(12)
 	c, _ := rooms.MarshalCanonical(st)
-	if _, err := n.sendLocal(ctx, r, s.UserID, linkEventType, &id, c, "", ""); err != nil {
+	if _, err := n.dag.Send(ctx, r.Room, s.UserID, linkEventType, &id, c, "", ""); err != nil {
 		return nil, err
 	}
-	p := linkPayload{V: 1, RoomID: r.id, ID: id, Secret: secret, Expiry: expiry, Via: n.linkVia(r)}
+	p := linkPayload{V: 1, RoomID: r.ID, ID: id, Secret: secret, Expiry: expiry, Via: n.linkVia(r)}
 	link := encodeLink(p)
 	return &webui.LinkInfo{
 		ID: id, Link: link, WebLink: "http://" + n.HTTPAddr() + "/#/join/" + strings.TrimPrefix(link, linkScheme),
@@ -224,8 +223,8 @@ func (n *Node) checkLinkRoom(ctx context.Context, r *room, user string) error {
 		why := st.ended(now)
 		if why == linkExpired && st.Ended == "" {
 			key := id
-			if _, err := n.sendLocal(ctx, r, user, linkEventType, &key, linkTombstone(why), "", ""); err != nil {
-				n.log.Warn("burying an expired link", "room", r.id, "link", id, "err", err)
+			if _, err := n.dag.Send(ctx, r.Room, user, linkEventType, &key, linkTombstone(why), "", ""); err != nil {
+				n.log.Warn("burying an expired link", "room", r.ID, "link", id, "err", err)
 			}
 		}
 		if why == "" {
@@ -267,19 +266,19 @@ func (n *Node) linkVia(r *room) []linkVia {
 
 // links returns a room's link states.
 func (n *Node) links(r *room) map[string]linkState {
-	state := r.currentState()
+	state := r.State()
 	out := map[string]linkState{}
 	for k, id := range state {
 		if k.Type != linkEventType {
 			continue
 		}
-		i, err := n.eventInfo(id)
+		i, err := n.dag.Event(id)
 		if err != nil {
 			continue
 		}
 		var st linkState
-		if json.Unmarshal(i.ev.Content(), &st) == nil {
-			st.maker = i.ev.Sender()
+		if json.Unmarshal(i.Event.Content(), &st) == nil {
+			st.maker = i.Event.Sender()
 			out[k.StateKey] = st
 		}
 	}
@@ -322,7 +321,7 @@ func (n *Node) RevokeLink(ctx context.Context, s *webui.Session, roomID, id stri
 	if st.Ended != "" {
 		return nil
 	}
-	_, err := n.sendLocal(ctx, r, s.UserID, linkEventType, &id, linkTombstone(linkRevoked), "", "")
+	_, err := n.dag.Send(ctx, r.Room, s.UserID, linkEventType, &id, linkTombstone(linkRevoked), "", "")
 	return err
 }
 
@@ -365,7 +364,7 @@ func (n *Node) onLinkInvite(ctx context.Context, server string, body []byte) (an
 	}
 	if m := n.membership(r, req.UserID); m == "join" {
 		r.linkMu.Unlock()
-		return linkInviteResp{RoomID: r.id, Via: n.serverName}, nil
+		return linkInviteResp{RoomID: r.ID, Via: n.serverName}, nil
 	} else if m == "ban" {
 		r.linkMu.Unlock()
 		return nil, remoteErr("M_FORBIDDEN", "that user is banned from the room")
@@ -383,7 +382,7 @@ func (n *Node) onLinkInvite(ctx context.Context, server string, body []byte) (an
 
 	var inviteErr error
 	if n.membership(r, req.UserID) != "invite" {
-		inviteErr = n.Invite(ctx, &webui.Session{UserID: inviter}, r.id, req.UserID, "")
+		inviteErr = n.Invite(ctx, &webui.Session{UserID: inviter}, r.ID, req.UserID, "")
 	}
 
 	r.linkMu.Lock()
@@ -395,7 +394,7 @@ func (n *Node) onLinkInvite(ctx context.Context, server string, body []byte) (an
 		return nil, remoteErr("M_UNKNOWN", "inviting through the link failed: %v", inviteErr)
 	}
 	n.countLinkUse(ctx, r, inviter, req.LinkID)
-	return linkInviteResp{RoomID: r.id, Via: n.serverName}, nil
+	return linkInviteResp{RoomID: r.ID, Via: n.serverName}, nil
 }
 
 // checkLinkUse checks a use of a link against the room's state and the
@@ -423,8 +422,8 @@ func (n *Node) checkLinkUse(r *room, req linkInviteReq, st linkState, ok bool) e
 	if why == linkExpired && st.Ended == "" {
 		if inviter := n.localInviter(r); inviter != "" {
 			key := req.LinkID
-			if _, err := n.sendLocal(n.ctx, r, inviter, linkEventType, &key, linkTombstone(why), "", ""); err != nil {
-				n.log.Warn("burying an expired link", "room", r.id, "link", key, "err", err)
+			if _, err := n.dag.Send(n.ctx, r.Room, inviter, linkEventType, &key, linkTombstone(why), "", ""); err != nil {
+				n.log.Warn("burying an expired link", "room", r.ID, "link", key, "err", err)
 			}
 		}
 	}
@@ -443,14 +442,14 @@ func (n *Node) countLinkUse(ctx context.Context, r *room, inviter, id string) {
 	if st.MaxUses > 0 && st.Uses >= st.MaxUses {
 		c = linkTombstone(linkUsedUp)
 	}
-	if _, err := n.sendLocal(ctx, r, inviter, linkEventType, &id, c, "", ""); err != nil {
-		n.log.Warn("counting a link use", "room", r.id, "err", err)
+	if _, err := n.dag.Send(ctx, r.Room, inviter, linkEventType, &id, c, "", ""); err != nil {
+		n.log.Warn("counting a link use", "room", r.ID, "err", err)
 	}
 }
 
 // localInviter finds a joined local user with the power to invite.
 func (n *Node) localInviter(r *room) string {
-	state := r.currentState()
+	state := r.State()
 	var users []string
 	for k := range state {
 		if k.Type == "m.room.member" {

@@ -27,15 +27,13 @@ import (
 func linkContent(t *testing.T, n *testNode, room id.RoomID, linkID string) map[string]any {
 	t.Helper()
 	r := n.getRoom(room.String())
-	r.mu.Lock()
-	evID := r.state[rooms.StateKey{Type: linkEventType, StateKey: linkID}]
-	r.mu.Unlock()
-	i, err := n.eventInfo(evID)
+	evID := r.State()[rooms.StateKey{Type: linkEventType, StateKey: linkID}]
+	i, err := n.dag.Event(evID)
 	if err != nil {
 		return nil
 	}
 	var c map[string]any
-	json.Unmarshal(i.ev.Content(), &c)
+	json.Unmarshal(i.Event.Content(), &c)
 	return c
 }
 
@@ -175,7 +173,7 @@ func TestRoomLinksAreCapped(t *testing.T) {
 		u := fmt.Sprintf("@m%d:%s", i, a.serverName)
 		for _, step := range []struct{ sender, membership string }{{alice.UserID.String(), "invite"}, {u, "join"}} {
 			c, _ := rooms.MarshalCanonical(map[string]string{"membership": step.membership})
-			if _, err := a.sendLocal(ctx, r, step.sender, "m.room.member", &u, c, "", ""); err != nil {
+			if _, err := a.dag.Send(ctx, r.Room, step.sender, "m.room.member", &u, c, "", ""); err != nil {
 				t.Fatalf("%s %s: %v", u, step.membership, err)
 			}
 		}
@@ -183,13 +181,13 @@ func TestRoomLinksAreCapped(t *testing.T) {
 	}
 	for _, u := range members[:maxLinksPerRoom/maxLinksPerUser] {
 		for range maxLinksPerUser {
-			if _, err := a.CreateLink(ctx, &webui.Session{UserID: u}, r.id, 0, 0); err != nil {
+			if _, err := a.CreateLink(ctx, &webui.Session{UserID: u}, r.ID, 0, 0); err != nil {
 				t.Fatalf("%s making a link: %v", u, err)
 			}
 		}
 	}
 	pos := a.store.Pos()
-	_, err = a.CreateLink(ctx, &webui.Session{UserID: members[len(members)-1]}, r.id, 0, 0)
+	_, err = a.CreateLink(ctx, &webui.Session{UserID: members[len(members)-1]}, r.ID, 0, 0)
 	if err == nil || !strings.Contains(err.Error(), "this room already has 200 live links") {
 		t.Errorf("link number %d: %v, want the room's cap", maxLinksPerRoom+1, err)
 	}

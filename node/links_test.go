@@ -86,15 +86,11 @@ func TestInviteLinks(t *testing.T) {
 					if time.Now().Second()%7 == 0 {
 						for i, n := range nodes[:4] {
 							r := n.getRoom(room.RoomID.String())
-							r.mu.Lock()
-							t.Logf("node %d (%s): ext %v dave=%q carol=%q", i, names[i], r.ext, r.state[rooms.StateKey{Type: "m.room.member", StateKey: users[3].UserID.String()}], r.state[rooms.StateKey{Type: "m.room.member", StateKey: users[2].UserID.String()}])
-							r.mu.Unlock()
+							t.Logf("node %d (%s): ext %v dave=%q carol=%q", i, names[i], r.Head().Ext, r.State()[rooms.StateKey{Type: "m.room.member", StateKey: users[3].UserID.String()}], r.State()[rooms.StateKey{Type: "m.room.member", StateKey: users[2].UserID.String()}])
 							ar := nodes[0].getRoom(room.RoomID.String())
-							ar.mu.Lock()
-							jid := ar.state[rooms.StateKey{Type: "m.room.member", StateKey: users[3].UserID.String()}]
-							ar.mu.Unlock()
-							if ji, err := n.eventInfo(jid); err == nil {
-								t.Logf("   join %s: %+v prevs %v", jid, ji.rec, ji.ev.PrevEvents())
+							jid := ar.State()[rooms.StateKey{Type: "m.room.member", StateKey: users[3].UserID.String()}]
+							if ji, err := n.dag.Event(jid); err == nil {
+								t.Logf("   join %s: %+v prevs %v", jid, ji.Rec, ji.Event.PrevEvents())
 							} else {
 								t.Logf("   join %s unknown", jid)
 							}

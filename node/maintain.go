@@ -118,9 +118,9 @@ func (n *Node) rendezvous(ctx context.Context, r *room) {
 	defer r.finding.Store(false)
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	peers, err := n.host.FindRoomPeers(ctx, r.id, 10)
+	peers, err := n.host.FindRoomPeers(ctx, r.ID, 10)
 	if err != nil {
-		n.log.Debug("room rendezvous", "room", r.id, "err", err)
+		n.log.Debug("room rendezvous", "room", r.ID, "err", err)
 		return
 	}
 	for _, p := range peers {
@@ -141,10 +141,10 @@ func (n *Node) advertise(ctx context.Context, r *room) {
 		case <-time.After(wait):
 		}
 		actx, cancel := context.WithTimeout(ctx, time.Minute)
-		err := n.host.AdvertiseRoom(actx, r.id)
+		err := n.host.AdvertiseRoom(actx, r.ID)
 		cancel()
 		if err != nil {
-			n.log.Debug("advertise room", "room", r.id, "err", err)
+			n.log.Debug("advertise room", "room", r.ID, "err", err)
 			wait = 10 * time.Second
 			continue
 		}

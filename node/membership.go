@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/parley-p2p/parley/errs"
+	"github.com/parley-p2p/parley/node/dag"
 	"slices"
 	"strings"
 	"time"
@@ -44,21 +45,21 @@ func (n *Node) Invite(ctx context.Context, s *webui.Session, roomID, target, rea
 		if _, err := n.account(strings.TrimPrefix(strings.SplitN(target, ":", 2)[0], "@")); err != nil {
 			return errs.NotFoundf("user %s does not exist", target)
 		}
-		_, err := n.sendLocal(ctx, r, s.UserID, "m.room.member", &target, c, "", "")
+		_, err := n.dag.Send(ctx, r.Room, s.UserID, "m.room.member", &target, c, "", "")
 		return err
 	}
 
 	// Build and check the invite before bothering the other node.
-	p, err := n.proto(r, s.UserID, "m.room.member", &target, c)
+	p, err := n.dag.Proto(r.Room, s.UserID, "m.room.member", &target, c)
 	if err != nil {
 		return err
 	}
-	ev, err := rooms.Build(p, r.version, n.serverName, n.key)
+	ev, err := rooms.Build(p, r.Version, n.serverName, n.key)
 	if err != nil {
 		return err
 	}
-	state := r.currentState()
-	if err := rooms.Allowed(ev, n.stateFunc(withCreate(r, state))); err != nil {
+	state := r.State()
+	if err := rooms.Allowed(ev, n.dag.StateFunc(dag.WithCreate(r.Room, state))); err != nil {
 		return errs.Forbiddenf("%v", err)
 	}
 	peerID, err := peerOf(server)
@@ -66,10 +67,10 @@ func (n *Node) Invite(ctx context.Context, s *webui.Session, roomID, target, rea
 		return errs.Invalidf("%v", err)
 	}
 	var resp eventResp
-	if err := n.request(ctx, peerID, mInvite, inviteReq{RoomVersion: r.version, Event: ev.JSON(), InviteState: n.inviteState(r, ev)}, &resp); err != nil {
+	if err := n.request(ctx, peerID, mInvite, inviteReq{RoomVersion: r.Version, Event: ev.JSON(), InviteState: n.inviteState(r, ev)}, &resp); err != nil {
 		return errs.Unavailablef("could not deliver the invite to %s's node: %v", target, err)
 	}
-	signed, err := rooms.ParseEvent(resp.Event, r.version)
+	signed, err := rooms.ParseEvent(resp.Event, r.Version)
 	if err != nil || signed.ID() != ev.ID() {
 		return errs.Unavailablef("invitee's node returned a different event")
 	}
@@ -79,38 +80,36 @@ func (n *Node) Invite(ctx context.Context, s *webui.Session, roomID, target, rea
 	if err := rooms.VerifySignature(signed, n.serverName); err != nil {
 		return errs.Unavailablef("invite came back altered: %v", err)
 	}
-	r.mu.Lock()
-	out, err := n.process(r, signed, processOpts{local: true})
-	r.mu.Unlock()
-	var rj *rejection
+	out, err := n.dag.Admit(r.Room, signed, dag.Opts{Local: true})
+	var rj *dag.Rejection
 	if errors.As(err, &rj) {
-		return errs.Forbiddenf("%s", rj.reason)
+		return errs.Forbiddenf("%s", rj.Reason)
 	}
 	if err != nil {
 		return err
 	}
-	if err := <-out.committed; err != nil {
+	if err := <-out.Committed; err != nil {
 		return err
 	}
-	n.publish(r, signed)
+	n.publish(r.Room, signed)
 	return nil
 }
 
 // inviteState is the stripped state sent with an invite.
 func (n *Node) inviteState(r *room, invite *rooms.Event) []json.RawMessage {
-	state := r.currentState()
+	state := r.State()
 	var out []json.RawMessage
 	for _, k := range []rooms.StateKey{
 		{Type: "m.room.create"}, {Type: "m.room.join_rules"}, {Type: "m.room.name"},
 		{Type: "m.room.avatar"}, {Type: "m.room.topic"}, {Type: "m.room.canonical_alias"},
 		{Type: "m.room.encryption"}, {Type: "m.room.member", StateKey: invite.Sender()},
 	} {
-		id, ok := withCreate(r, state)[k]
+		id, ok := dag.WithCreate(r.Room, state)[k]
 		if !ok {
 			continue
 		}
-		if i, err := n.eventInfo(id); err == nil {
-			b, _ := json.Marshal(stripped(i.ev))
+		if i, err := n.dag.Event(id); err == nil {
+			b, _ := json.Marshal(stripped(i.Event))
 			out = append(out, b)
 		}
 	}
@@ -132,17 +131,15 @@ func stripped(ev *rooms.Event) webui.StrippedEvent {
 
 // membership is a user's membership in the room's current state.
 func (n *Node) membership(r *room, user string) string {
-	r.mu.Lock()
-	id, ok := r.state[rooms.StateKey{Type: "m.room.member", StateKey: user}]
-	r.mu.Unlock()
+	id, ok := r.State()[rooms.StateKey{Type: "m.room.member", StateKey: user}]
 	if !ok {
 		return ""
 	}
-	i, err := n.eventInfo(id)
+	i, err := n.dag.Event(id)
 	if err != nil {
 		return ""
 	}
-	return i.ev.Membership()
+	return i.Event.Membership()
 }
 
 // Join implements webui.Backend. A room already on this node is joined
@@ -154,16 +151,16 @@ func (n *Node) Join(ctx context.Context, s *webui.Session, target string) (strin
 	}
 	if r := n.getRoom(target); r != nil && r.followed() {
 		if n.membership(r, s.UserID) == "join" {
-			return r.id, nil
+			return r.ID, nil
 		}
 		c, _ := rooms.MarshalCanonical(n.memberContent(s.UserID, "join"))
 		user := s.UserID
-		if _, err := n.sendLocal(ctx, r, s.UserID, "m.room.member", &user, c, "", ""); err != nil {
+		if _, err := n.dag.Send(ctx, r.Room, s.UserID, "m.room.member", &user, c, "", ""); err != nil {
 			return "", err
 		}
-		n.markInvite(s.UserID, r.id)
+		n.markInvite(s.UserID, r.ID)
 		n.goBackground(func(ctx context.Context) { n.connectRoomPeers(ctx, r) })
-		return r.id, nil
+		return r.ID, nil
 	}
 	var via []string
 	if inv := n.invite(s.UserID, target); inv != nil {
@@ -240,7 +237,7 @@ func (n *Node) completeJoin(ctx context.Context, roomID, version string, join *r
 	r := n.getRoom(roomID)
 	fresh := r == nil
 	if fresh {
-		r = n.newRoom(roomID, version)
+		r = newRoom(dag.NewRoom(roomID, version))
 	}
 	state, err := n.storeState(r, sj)
 	if err != nil {
@@ -248,10 +245,10 @@ func (n *Node) completeJoin(ctx context.Context, roomID, version string, join *r
 	}
 	create, ok := state[rooms.StateKey{Type: "m.room.create"}]
 	if version != rooms.V11 {
-		if ok && create != createEventID(r) {
+		if ok && create != dag.CreateEventID(r.Room) {
 			return fmt.Errorf("state names a create event that does not match the room ID")
 		}
-		if !n.known(createEventID(r)) {
+		if !n.dag.Known(dag.CreateEventID(r.Room)) {
 			return fmt.Errorf("send_join did not include the create event")
 		}
 	} else if !ok {
@@ -264,31 +261,27 @@ func (n *Node) completeJoin(ctx context.Context, roomID, version string, join *r
 		if evs, err := n.parseVerified(r, sj.Events); err == nil {
 			for _, pe := range evs {
 				if pe.ID() == prevs[0] {
-					r.mu.Lock()
-					out, err := n.storeOutlier(r, pe, state)
-					r.mu.Unlock()
+					out, err := n.dag.StoreOutlier(r.Room, pe, state)
 					if err == nil {
-						<-out.committed
+						<-out.Committed
 					}
 				}
 			}
 		}
 	}
-	r.mu.Lock()
-	out, err := n.process(r, join, processOpts{local: true, stateBefore: state})
-	r.mu.Unlock()
-	var rj *rejection
+	out, err := n.dag.Admit(r.Room, join, dag.Opts{Local: true, StateBefore: state})
+	var rj *dag.Rejection
 	if errors.As(err, &rj) {
-		return errs.Forbiddenf("join %s", rj.reason)
+		return errs.Forbiddenf("join %s", rj.Reason)
 	}
 	if err != nil {
 		return err
 	}
-	if err := <-out.committed; err != nil {
+	if err := <-out.Committed; err != nil {
 		return err
 	}
 	if fresh {
-		if err := n.activateRoom(r); err != nil {
+		if r, err = n.activateRoom(r); err != nil {
 			return err
 		}
 	} else if err := n.startFollowing(r); err != nil {
@@ -322,7 +315,7 @@ func (n *Node) Leave(ctx context.Context, s *webui.Session, roomID, reason strin
 		}
 		c, _ := rooms.MarshalCanonical(content)
 		user := s.UserID
-		_, err := n.sendLocal(ctx, r, s.UserID, "m.room.member", &user, c, "", "")
+		_, err := n.dag.Send(ctx, r.Room, s.UserID, "m.room.member", &user, c, "", "")
 		n.markInvite(s.UserID, roomID)
 		if err == nil {
 			n.checkFollowing(r)
@@ -350,17 +343,17 @@ func (n *Node) Leave(ctx context.Context, s *webui.Session, roomID, reason strin
 // as if its gossip had come. It reports whether the event is placed.
 func (n *Node) placeInvite(ctx context.Context, r *room, inv *store.Invite) bool {
 	ev, err := rooms.ParseEvent(inv.Event, inv.Version)
-	if err != nil || rooms.Verify(ev) != nil || ev.RoomID() != r.id {
+	if err != nil || rooms.Verify(ev) != nil || ev.RoomID() != r.ID {
 		return false
 	}
-	if n.known(ev.ID()) {
+	if n.dag.Known(ev.ID()) {
 		return true
 	}
 	out, err := n.ingestRemote(ctx, r, ev, "", false)
-	if err != nil || out.rejected != nil {
+	if err != nil || out.Rejected != nil {
 		return false
 	}
-	return <-out.committed == nil
+	return <-out.Committed == nil
 }
 
 // invite loads a pending invite record.
@@ -405,7 +398,7 @@ func (n *Node) Moderate(ctx context.Context, s *webui.Session, roomID, target, m
 	if err != nil {
 		return err
 	}
-	if _, err := n.sendLocal(ctx, r, s.UserID, "m.room.member", &target, c, "", ""); err != nil {
+	if _, err := n.dag.Send(ctx, r.Room, s.UserID, "m.room.member", &target, c, "", ""); err != nil {
 		return err
 	}
 	n.checkFollowing(r)

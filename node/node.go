@@ -5,6 +5,8 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"github.com/parley-p2p/parley/node/dag"
+	"github.com/parley-p2p/parley/node/internal/gencache"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -120,16 +122,14 @@ type Node struct {
 	claimMu   sync.Mutex
 	claimCode string // "" once the node has its owner
 
-	events    *genCache[string, *evInfo]
-	snapshots *stateCache
-	verified  *genCache[string, *rooms.Event] // verified by the pubsub validator, not yet ingested
-	visible   *genCache[string, bool]         // snapshot\x00server -> server had users in it
-	txns      *txnCache                       // user\x00device\x00txn -> event ID
+	dag *dag.Engine // admits events, keeps each room's head
+
+	verified *gencache.Cache[string, *rooms.Event] // verified by the pubsub validator, not yet ingested
+	visible  *gencache.Cache[string, bool]         // snapshot\x00server -> server had users in it
 
 	gossipDropped atomic.Int64 // pubsub messages the validator refused
 	roomWorkers   atomic.Int64 // running room workers: one per followed room
 	gossipLog     *logLimiter  // lines about refused gossip
-	lastCreateMS  atomic.Int64 // timestamp of the last create event built
 	cliToken      string       // lets the command line act as the owner
 	notify        *notifier
 
@@ -162,11 +162,8 @@ func New(cfg Config) (*Node, error) {
 		cfg:       cfg,
 		log:       log.With("component", "node"),
 		rooms:     make(map[string]*room),
-		events:    newSizedCache[string](20000, eventCacheBytes, (*evInfo).size),
-		snapshots: newStateCache(stateCacheBytes),
-		verified:  newSizedCache[string](4096, verifiedCacheBytes, eventSize),
-		visible:   newGenCache[string, bool](4096),
-		txns:      newTxnCache(maxTxnCacheBytes),
+		verified:  gencache.NewSized[string](4096, verifiedCacheBytes, eventSize),
+		visible:   gencache.New[string, bool](4096),
 		notify:    newNotifier(),
 		gossipLog: newLogLimiter(20, time.Minute),
 		ctx:       ctx,
@@ -198,6 +195,7 @@ func (n *Node) Start() (err error) {
 		return err
 	}
 	n.store.OnCommit(func(uint64) { n.notify.broadcast() })
+	n.dag = dag.New(dag.Config{Store: n.store, Key: n.key, Publish: n.publish, FailWrite: n.cfg.failWrite, Logger: n.cfg.Logger})
 
 	n.host, err = p2p.New(p2p.Config{
 		Key:          n.key,
@@ -262,6 +260,9 @@ func (n *Node) Close() error {
 		}
 		n.mu.Unlock()
 		n.wg.Wait()
+		if n.dag != nil {
+			n.dag.Close()
+		}
 		if n.store != nil {
 			errs = append(errs, n.store.Close())
 		}
@@ -355,3 +356,9 @@ func (n *Node) goBackground(f func(ctx context.Context)) {
 }
 
 func nowMS() int64 { return time.Now().UnixMilli() }
+
+// verifiedCacheBytes bounds the events the validator verified and the
+// worker has not yet taken.
+const verifiedCacheBytes = 32 << 20
+
+func eventSize(ev *rooms.Event) int { return 2*len(ev.JSON()) + 512 }

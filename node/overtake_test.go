@@ -41,11 +41,9 @@ func TestAnEventThatOvertookItsParentIsPlacedWithoutFetching(t *testing.T) {
 	joinThrough(t, ctx, created.RoomID, alice, bob)
 	ar, br := a.getRoom(room), b.getRoom(room)
 	waitFor(t, 20*time.Second, "b to hold the room as a does", func() bool {
-		ar.mu.Lock()
-		head := ar.ext
-		ar.mu.Unlock()
+		head := ar.Head().Ext
 		for _, id := range head {
-			if !b.known(id) {
+			if !b.dag.Known(id) {
 				return false
 			}
 		}
@@ -57,17 +55,17 @@ func TestAnEventThatOvertookItsParentIsPlacedWithoutFetching(t *testing.T) {
 	// on a's behalf but never sent: b gets them only from the test, the
 	// second first.
 	content, _ := rooms.MarshalCanonical(map[string]string{"msgtype": "m.text", "body": "first"})
-	p, err := a.proto(ar, alice.UserID.String(), "m.room.message", nil, content)
+	p, err := a.dag.Proto(ar.Room, alice.UserID.String(), "m.room.message", nil, content)
 	if err != nil {
 		t.Fatal(err)
 	}
-	first, err := rooms.Build(p, ar.version, a.serverName, a.key)
+	first, err := rooms.Build(p, ar.Version, a.serverName, a.key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.PrevEvents, p.Depth = []string{first.ID()}, p.Depth+1
 	p.Content, _ = rooms.MarshalCanonical(map[string]string{"msgtype": "m.text", "body": "second"})
-	second, err := rooms.Build(p, ar.version, a.serverName, a.key)
+	second, err := rooms.Build(p, ar.Version, a.serverName, a.key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +74,7 @@ func TestAnEventThatOvertookItsParentIsPlacedWithoutFetching(t *testing.T) {
 	br.inbox <- gossipMsg{from: a.PeerID(), ev: first}
 
 	waitFor(t, 20*time.Second, "b to place both messages", func() bool {
-		return b.known(first.ID()) && b.known(second.ID())
+		return b.dag.Known(first.ID()) && b.dag.Known(second.ID())
 	})
 	if n := fetches.Load() - before; n != 0 {
 		t.Fatalf("b asked a %d times for events already on their way", n)

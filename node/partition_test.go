@@ -83,9 +83,7 @@ func roomState(n *testNode, room id.RoomID) map[rooms.StateKey]string {
 	if r == nil {
 		return nil
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return maps.Clone(r.state)
+	return maps.Clone(r.State())
 }
 
 func stateContent(t *testing.T, n *testNode, room id.RoomID, typ, key string) map[string]any {
@@ -94,12 +92,12 @@ func stateContent(t *testing.T, n *testNode, room id.RoomID, typ, key string) ma
 	if !ok {
 		return nil
 	}
-	i, err := n.eventInfo(id)
+	i, err := n.dag.Event(id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var c map[string]any
-	json.Unmarshal(i.ev.Content(), &c)
+	json.Unmarshal(i.Event.Content(), &c)
 	return c
 }
 
@@ -207,9 +205,7 @@ func testPartition(t *testing.T, version string) {
 				n.Node.mu.Lock()
 				r := n.rooms[room.RoomID.String()]
 				n.Node.mu.Unlock()
-				r.mu.Lock()
-				t.Logf("node %s extremities %v", n.serverName[:8], r.ext)
-				r.mu.Unlock()
+				t.Logf("node %s extremities %v", n.serverName[:8], r.Head().Ext)
 			}
 		}
 	}()

@@ -81,14 +81,14 @@ func TestAnAuthorWhoNeverAnswersDoesNotStallTheRoom(t *testing.T) {
 	for i := range flood {
 		content, _ := rooms.MarshalCanonical(map[string]string{"msgtype": "m.text", "body": fmt.Sprint("stall ", i)})
 		ev, err := rooms.Build(rooms.ProtoEvent{
-			RoomID: mr.id, Sender: mallory.UserID.String(), Type: "m.room.message", Content: content,
+			RoomID: mr.ID, Sender: mallory.UserID.String(), Type: "m.room.message", Content: content,
 			PrevEvents: []string{made()}, AuthEvents: []string{made(), made()}, Depth: 100 + int64(i),
 			OriginServerTS: time.Now().UnixMilli(),
-		}, mr.version, m.serverName, m.key)
+		}, mr.Version, m.serverName, m.key)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := m.host.Publish(ctx, mr.id, ev.JSON()); err != nil {
+		if err := m.host.Publish(ctx, mr.ID, ev.JSON()); err != nil {
 			t.Fatal(err)
 		}
 	}

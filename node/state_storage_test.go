@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/parley-p2p/parley/node/dag"
 	"maps"
 	"os"
 	"path/filepath"
@@ -64,7 +65,7 @@ func TestStateStorageIsLinear(t *testing.T) {
 	for i := range count {
 		key := fmt.Sprintf("entry-%05d", i)
 		c, _ := json.Marshal(map[string]string{"value": key})
-		if _, err := a.sendLocal(ctx, r, sess.UserID, "org.example.entry", &key, c, "", ""); err != nil {
+		if _, err := a.dag.Send(ctx, r.Room, sess.UserID, "org.example.entry", &key, c, "", ""); err != nil {
 			t.Fatalf("state event %d: %v", i, err)
 		}
 		if i%100 == 0 {
@@ -86,23 +87,20 @@ func TestStateStorageIsLinear(t *testing.T) {
 	if limit := int64(100*count/(2*store.CheckpointEvery) + 400); perEvent > limit {
 		t.Errorf("states take %d bytes per state event, want at most %d", perEvent, limit)
 	}
-	if b, limit := a.snapshots.bytes(), int64(stateCacheBytes)+stateBytes(r.state); b > limit {
+	if b, budget := a.dag.StateCacheBytes(); b > budget+dag.StateBytes(r.State()) {
+		limit := budget + dag.StateBytes(r.State())
 		t.Errorf("state cache holds %d bytes, budget %d", b, limit)
 	}
 
 	// What was written reads back, after a restart too.
-	r.mu.Lock()
-	want, wantID := r.state, r.stateID
-	r.mu.Unlock()
+	want, wantID := r.State(), r.Head().StateID
 	if len(want) < count {
 		t.Fatalf("current state has %d entries, want at least %d", len(want), count)
 	}
 	a.Close()
 	a2 := newTestNode(t, testOpts{dir: a.dir})
 	r2 := a2.getRoom(room.RoomID.String())
-	r2.mu.Lock()
-	got, gotID := r2.state, r2.stateID
-	r2.mu.Unlock()
+	got, gotID := r2.State(), r2.Head().StateID
 	if gotID != wantID || !maps.Equal(got, want) {
 		t.Errorf("after a restart the state is %s with %d entries, want %s with %d", gotID, len(got), wantID, len(want))
 	}

@@ -66,9 +66,9 @@ func (s *stranger) event(t *testing.T, r *room, typ string, content any, prevs, 
 		t.Fatal(err)
 	}
 	ev, err := rooms.Build(rooms.ProtoEvent{
-		RoomID: r.id, Sender: s.user, Type: typ, Content: raw,
+		RoomID: r.ID, Sender: s.user, Type: typ, Content: raw,
 		PrevEvents: prevs, AuthEvents: auth, Depth: depth, OriginServerTS: time.Now().UnixMilli(),
-	}, r.version, s.server, s.key)
+	}, r.Version, s.server, s.key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,14 +126,12 @@ func twoMembers(t *testing.T, ctx context.Context, opts testOpts, shun ...peer.I
 // roomAuth returns the IDs of the room's create and power levels events
 // and its extremities, as a stranger that once saw the room would.
 func roomAuth(r *room) (auth, ext []string, depth int64) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	for _, k := range []rooms.StateKey{{Type: "m.room.create"}, {Type: "m.room.power_levels"}} {
-		if id := r.state[k]; id != "" {
+		if id := r.State()[k]; id != "" {
 			auth = append(auth, id)
 		}
 	}
-	return auth, slices.Clone(r.ext), r.depth
+	return auth, slices.Clone(r.Head().Ext), r.Head().Depth
 }
 
 // chatWorks has alice send a message and waits for bob to see it.
@@ -213,7 +211,7 @@ func TestStrangersEventsAreNeitherStoredNorRelayed(t *testing.T) {
 	stored := 0
 	for _, n := range []*testNode{a, b} {
 		for _, id := range ids {
-			if n.known(id) {
+			if n.dag.Known(id) {
 				stored++
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"github.com/parley-p2p/parley/errs"
+	"github.com/parley-p2p/parley/node/dag"
 	"slices"
 	"time"
 
@@ -96,7 +97,7 @@ func (n *Node) buildSync(s *webui.Session, since, pos uint64, req webui.SyncRequ
 			if f.Room.Rooms != nil && !slices.Contains(f.Room.Rooms, rec.ID) {
 				continue
 			}
-			state, err := n.snapshot(rec.State)
+			state, err := n.dag.Snapshot(rec.State)
 			if err != nil {
 				return err
 			}
@@ -104,15 +105,15 @@ func (n *Node) buildSync(s *webui.Session, since, pos uint64, req webui.SyncRequ
 			if !ok {
 				continue
 			}
-			mem, err := n.eventInfo(memID)
+			mem, err := n.dag.Event(memID)
 			if err != nil {
 				return err
 			}
-			memPos := mem.pos.Load()
-			if m := mem.ev.Membership(); m == "join" || m == "invite" {
+			memPos := mem.Pos()
+			if m := mem.Event.Membership(); m == "join" || m == "invite" {
 				covered[rec.ID] = true
 			}
-			switch mem.ev.Membership() {
+			switch mem.Event.Membership() {
 			case "join":
 				jr, changed, err := n.syncJoined(t, s, rec, state, since, pos, memPos > since && since != 0, limit, &f, req.FullState)
 				if err != nil {
@@ -127,12 +128,12 @@ func (n *Node) buildSync(s *webui.Session, since, pos uint64, req webui.SyncRequ
 					ir := &webui.InvitedRoom{}
 					for _, k := range []rooms.StateKey{{Type: "m.room.create"}, {Type: "m.room.join_rules"}, {Type: "m.room.name"}, {Type: "m.room.topic"}} {
 						if id, ok := withCreateID(rec, state)[k]; ok {
-							if i, err := n.eventInfo(id); err == nil {
-								ir.InviteState.Events = append(ir.InviteState.Events, stripped(i.ev))
+							if i, err := n.dag.Event(id); err == nil {
+								ir.InviteState.Events = append(ir.InviteState.Events, stripped(i.Event))
 							}
 						}
 					}
-					ir.InviteState.Events = append(ir.InviteState.Events, stripped(mem.ev))
+					ir.InviteState.Events = append(ir.InviteState.Events, stripped(mem.Event))
 					resp.Rooms.Invite[rec.ID] = ir
 					news = true
 				}
@@ -203,7 +204,7 @@ func (n *Node) buildSync(s *webui.Session, since, pos uint64, req webui.SyncRequ
 
 // withCreateID adds a v12 room's implied create event to its state map.
 func withCreateID(rec *store.RoomRecord, m store.StateMap) store.StateMap {
-	return withCreate(&room{id: rec.ID, version: rec.Version}, m)
+	return dag.WithCreate(dag.NewRoom(rec.ID, rec.Version), m)
 }
 
 // syncJoined builds one joined room's section.
@@ -232,15 +233,15 @@ func (n *Node) syncJoined(t *store.Txn, s *webui.Session, rec *store.RoomRecord,
 		start := state
 		if len(entries) > 0 {
 			first := entries[min(len(entries), limit)-1]
-			i, err := n.eventInfo(first.EventID)
+			i, err := n.dag.Event(first.EventID)
 			if err != nil {
 				return nil, false, err
 			}
-			id := i.rec.StateBefore
+			id := i.Rec.StateBefore
 			if id == "" {
-				id = i.rec.StateAfter
+				id = i.Rec.StateAfter
 			}
-			if start, err = n.snapshot(id); err != nil {
+			if start, err = n.dag.Snapshot(id); err != nil {
 				return nil, false, err
 			}
 		}
@@ -269,11 +270,11 @@ func (n *Node) timeline(s *webui.Session, entries []store.TimelineEntry, limit i
 		tl.PrevBatch = orderToken(entries[len(entries)-1].Order - 1)
 	}
 	for k := len(entries) - 1; k >= 0; k-- {
-		i, err := n.eventInfo(entries[k].EventID)
+		i, err := n.dag.Event(entries[k].EventID)
 		if err != nil {
 			return tl, err
 		}
-		if f.Allows(i.ev.Type(), i.ev.Sender()) {
+		if f.Allows(i.Event.Type(), i.Event.Sender()) {
 			tl.Events = append(tl.Events, n.clientEvent(i, s, false))
 		}
 	}
@@ -288,11 +289,11 @@ func (n *Node) summary(s *webui.Session, state store.StateMap) map[string]any {
 		if k.Type != "m.room.member" {
 			continue
 		}
-		i, err := n.eventInfo(id)
+		i, err := n.dag.Event(id)
 		if err != nil {
 			continue
 		}
-		switch i.ev.Membership() {
+		switch i.Event.Membership() {
 		case "join":
 			joined++
 		case "invite":

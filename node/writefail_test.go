@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"github.com/parley-p2p/parley/node/dag"
 	"slices"
 	"strconv"
 	"strings"
@@ -92,13 +93,13 @@ func TestFailedSendsLeaveNoGhost(t *testing.T) {
 		if err != nil {
 			t.Fatalf("the send after the failure: %v", err)
 		}
-		waitFor(t, 30*time.Second, "bob's node to receive "+body, func() bool { return b.known(resp.EventID.String()) })
-		i, err := a.eventInfo(resp.EventID.String())
+		waitFor(t, 30*time.Second, "bob's node to receive "+body, func() bool { return b.dag.Known(resp.EventID.String()) })
+		i, err := a.dag.Event(resp.EventID.String())
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, g := range ghosts {
-			if slices.Contains(i.ev.PrevEvents(), g) {
+			if slices.Contains(i.Event.PrevEvents(), g) {
 				t.Errorf("the next event lists the unstored event %s as a prev event", g)
 			}
 		}
@@ -136,13 +137,11 @@ func TestFailedSendsLeaveNoGhost(t *testing.T) {
 		g := ghosts[0]
 		r := a.getRoom(room.RoomID.String())
 		waitFor(t, 10*time.Second, "alice's node to forget the failed event without further sends", func() bool {
-			r.mu.Lock()
-			defer r.mu.Unlock()
-			return !slices.Contains(r.ext, g) && !a.known(g)
+			return !slices.Contains(r.Head().Ext, g) && !a.dag.Known(g)
 		})
 		afterwards(t, "after the failed write", ghosts)
 		for _, n := range []*testNode{a, b} {
-			if n.known(g) {
+			if n.dag.Known(g) {
 				t.Errorf("node %s holds the failed event %s", n.ServerName()[:8], g)
 			}
 			err := n.store.View(func(tx *store.Txn) error { _, err := tx.Event(g); return err })
@@ -150,9 +149,7 @@ func TestFailedSendsLeaveNoGhost(t *testing.T) {
 				t.Errorf("node %s: stored lookup of the failed event: %v, want not found", n.ServerName()[:8], err)
 			}
 		}
-		r.mu.Lock()
-		ext := slices.Clone(r.ext)
-		r.mu.Unlock()
+		ext := slices.Clone(r.Head().Ext)
 		if slices.Contains(ext, g) {
 			t.Errorf("the failed event is still an extremity of the room: %v", ext)
 		}
@@ -176,7 +173,7 @@ func TestTransactionIDsHeldInBoundedMemory(t *testing.T) {
 	const sends, senders = 5000, 8
 	txnID := func(i int) string {
 		p := strconv.Itoa(i) + "-"
-		return p + strings.Repeat("x", maxTxnIDLen-len(p))
+		return p + strings.Repeat("x", dag.MaxTxnIDLen-len(p))
 	}
 	first := make(chan id.EventID, 1)
 	var wg sync.WaitGroup
@@ -203,7 +200,7 @@ func TestTransactionIDsHeldInBoundedMemory(t *testing.T) {
 	for err := range errs {
 		t.Fatalf("send: %v", err)
 	}
-	entries, bytes := a.txns.size()
+	entries, bytes, maxTxnCacheBytes := a.dag.TxnCacheSize()
 	t.Logf("after %d sends: %d transactions in memory, %d bytes", sends, entries, bytes)
 	if bytes > maxTxnCacheBytes {
 		t.Errorf("transaction IDs hold %d bytes, want at most %d", bytes, maxTxnCacheBytes)
@@ -220,9 +217,9 @@ func TestTransactionIDsHeldInBoundedMemory(t *testing.T) {
 		t.Errorf("retried transaction made event %s, want the original %s", again.EventID, want)
 	}
 	_, err = alice.SendMessageEvent(ctx, room.RoomID, event.EventMessage,
-		map[string]any{"msgtype": "m.text", "body": "m"}, mautrix.ReqSendEvent{TransactionID: strings.Repeat("y", maxTxnIDLen+1)})
+		map[string]any{"msgtype": "m.text", "body": "m"}, mautrix.ReqSendEvent{TransactionID: strings.Repeat("y", dag.MaxTxnIDLen+1)})
 	var herr mautrix.HTTPError
 	if !errors.As(err, &herr) || herr.Response == nil || herr.Response.StatusCode != 400 {
-		t.Errorf("a %d-byte transaction ID: %v, want 400", maxTxnIDLen+1, err)
+		t.Errorf("a %d-byte transaction ID: %v, want 400", dag.MaxTxnIDLen+1, err)
 	}
 }

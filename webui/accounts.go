@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"github.com/parley-p2p/parley/errs"
 	"net/http"
 	"regexp"
 	"strings"
@@ -61,7 +62,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	res, err := s.backend.Login(r.Context(), local, req.Password, req.DeviceID, req.InitialDeviceDisplayName)
 	var me *Error
-	if errors.As(err, &me) && me.Status == http.StatusForbidden {
+	if errs.KindOf(err) == errs.Forbidden || errors.As(err, &me) && me.Status == http.StatusForbidden {
 		s.guard.log.log(s.log, "failed login", "user", local, "client", client)
 		return err
 	}

@@ -75,6 +75,8 @@ func matrixError(e *errs.Error) *Error {
 		return Errorf(http.StatusBadRequest, "M_INVALID_PARAM", "%s", e.Message)
 	case errs.Unavailable:
 		return Errorf(http.StatusBadGateway, "M_UNKNOWN", "%s", e.Message)
+	case errs.TooLarge:
+		return Errorf(http.StatusRequestEntityTooLarge, "M_TOO_LARGE", "%s", e.Message)
 	}
 	return Errorf(http.StatusInternalServerError, "M_UNKNOWN", "internal error")
 }

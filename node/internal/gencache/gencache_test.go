@@ -1,4 +1,4 @@
-package node
+package gencache
 
 import (
 	"strings"
@@ -10,17 +10,17 @@ import (
 // budget.
 func TestCachesAreBoundedByBytes(t *testing.T) {
 	const budget = 8 << 20
-	c := newSizedCache[int](4096, budget, func(s string) int { return len(s) })
+	c := NewSized[int](4096, budget, func(s string) int { return len(s) })
 	for i := range 3000 {
-		c.put(i, strings.Repeat("x", 60000)+string(rune('a'+i%26)))
+		c.Put(i, strings.Repeat("x", 60000)+string(rune('a'+i%26)))
 	}
-	if got := c.bytes(); got > budget {
+	if got := c.Bytes(); got > budget {
 		t.Errorf("cache holds %d bytes, budget %d", got, budget)
 	}
-	if _, ok := c.get(2999); !ok {
+	if _, ok := c.Get(2999); !ok {
 		t.Errorf("the newest entry is not cached")
 	}
-	if _, ok := c.get(0); ok {
+	if _, ok := c.Get(0); ok {
 		t.Errorf("the oldest entry is still cached")
 	}
 }

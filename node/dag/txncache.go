@@ -1,13 +1,9 @@
-package node
+package dag
 
 import (
 	"container/list"
 	"sync"
 )
-
-// maxTxnIDLen bounds a client transaction ID (the spec sets no limit; 255
-// bytes is what Synapse-era clients use at most, and keys stay small).
-const maxTxnIDLen = 255
 
 // maxTxnCacheBytes bounds the memory txnCache keeps for committed
 // transactions; the store remembers every one, so an evicted entry costs

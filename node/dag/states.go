@@ -1,4 +1,4 @@
-package node
+package dag
 
 import (
 	"fmt"
@@ -110,9 +110,9 @@ func newStateCache(budget int64) *stateCache {
 	return &stateCache{budget: budget, cur: map[string]store.StateMap{}, old: map[string]store.StateMap{}}
 }
 
-// stateBytes estimates the memory a state map holds: per entry, the
+// StateBytes estimates the memory a state map holds: per entry, the
 // map's slot and the three strings' headers and bytes.
-func stateBytes(m store.StateMap) int64 {
+func StateBytes(m store.StateMap) int64 {
 	var b int64
 	for k, id := range m {
 		b += 80 + int64(len(k.Type)+len(k.StateKey)+len(id))
@@ -128,7 +128,7 @@ func (c *stateCache) get(id string) (store.StateMap, bool) {
 	}
 	if m, ok := c.old[id]; ok {
 		delete(c.old, id)
-		size := stateBytes(m)
+		size := StateBytes(m)
 		c.oldBytes -= size
 		c.putLocked(id, m, size)
 		return m, true
@@ -137,7 +137,7 @@ func (c *stateCache) get(id string) (store.StateMap, bool) {
 }
 
 func (c *stateCache) put(id string, m store.StateMap) {
-	size := stateBytes(m)
+	size := StateBytes(m)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.cur[id]; ok {
@@ -145,7 +145,7 @@ func (c *stateCache) put(id string, m store.StateMap) {
 	}
 	if old, ok := c.old[id]; ok {
 		delete(c.old, id)
-		c.oldBytes -= stateBytes(old)
+		c.oldBytes -= StateBytes(old)
 	}
 	c.putLocked(id, m, size)
 }

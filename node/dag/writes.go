@@ -1,4 +1,4 @@
-package node
+package dag
 
 import (
 	"context"
@@ -29,13 +29,13 @@ var errRoomRolledBack = errors.New("an earlier write of the room failed")
 // batch). A failure marks the room broken, so that every write queued
 // after it fails as well and the room's next change first rolls memory
 // back. then, if set, also hears the result. The caller holds r.mu.
-func (n *Node) queueWrite(r *room, ev *rooms.Event, write func(*store.Txn) error, then func(error)) <-chan error {
+func (e *Engine) queueWrite(r *Room, ev *rooms.Event, write func(*store.Txn) error, then func(error)) <-chan error {
 	guarded := func(t *store.Txn) error {
 		if r.broken.Load() {
 			return errRoomRolledBack
 		}
-		if n.cfg.failWrite != nil {
-			if err := n.cfg.failWrite(ev); err != nil {
+		if e.cfg.FailWrite != nil {
+			if err := e.cfg.FailWrite(ev); err != nil {
 				return err
 			}
 		}
@@ -48,7 +48,7 @@ func (n *Node) queueWrite(r *room, ev *rooms.Event, write func(*store.Txn) error
 			r.failErr = err
 			r.failMu.Unlock()
 			r.broken.Store(true)
-			n.scheduleRollBack(r)
+			e.scheduleRollBack(r)
 		}
 		if then != nil {
 			then(err)
@@ -62,22 +62,22 @@ func (n *Node) queueWrite(r *room, ev *rooms.Event, write func(*store.Txn) error
 		}})
 		return done
 	}
-	return n.store.UpdateThen(guarded, result)
+	return e.store.UpdateThen(guarded, result)
 }
 
 // scheduleRollBack rolls a broken room back soon, rather than at its next
 // change, so that nothing reads the events that were not stored (a peer
 // asking for the room's extremities, say) in the meantime.
-func (n *Node) scheduleRollBack(r *room) {
-	if r.batch != nil || n.ctx.Err() != nil || !r.rollingBack.CompareAndSwap(false, true) {
+func (e *Engine) scheduleRollBack(r *Room) {
+	if r.batch != nil || e.ctx.Err() != nil || !r.rollingBack.CompareAndSwap(false, true) {
 		return
 	}
-	n.goBackground(func(context.Context) {
+	e.goBackground(func(context.Context) {
 		defer r.rollingBack.Store(false)
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		if err := n.rollBack(r); err != nil {
-			n.log.Warn("roll back", "room", r.id, "err", err)
+		if err := e.rollBack(r); err != nil {
+			e.log.Warn("roll back", "room", r.ID, "err", err)
 		}
 	})
 }
@@ -85,35 +85,35 @@ func (n *Node) scheduleRollBack(r *room) {
 // rollBack makes the room's memory what the disk holds after a failed
 // write: it waits for the writes in flight, forgets the events that were
 // not stored and reloads the room's head. The caller holds r.mu.
-func (n *Node) rollBack(r *room) error {
+func (e *Engine) rollBack(r *Room) error {
 	if !r.broken.Load() {
 		return nil
 	}
-	n.store.Barrier()
+	e.store.Barrier()
 	r.failMu.Lock()
 	failed, failErr := r.failed, r.failErr
 	r.failed, r.failErr = nil, nil
 	r.failMu.Unlock()
 	for _, id := range failed {
-		n.events.del(id)
+		e.events.Del(id)
 	}
 	var rec *store.RoomRecord
-	err := n.store.View(func(t *store.Txn) error {
+	err := e.store.View(func(t *store.Txn) error {
 		var err error
-		rec, err = t.Room(r.id)
+		rec, err = t.Room(r.ID)
 		return err
 	})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		r.ext, r.state, r.stateID, r.depth = nil, store.StateMap{}, "", 0
+		r.setHead(Head{State: store.StateMap{}})
 	case err != nil:
-		return fmt.Errorf("roll back room %s: %w", r.id, err)
+		return fmt.Errorf("roll back room %s: %w", r.ID, err)
 	default:
-		state, err := n.snapshot(rec.State)
+		state, err := e.Snapshot(rec.State)
 		if err != nil {
-			return fmt.Errorf("roll back room %s: %w", r.id, err)
+			return fmt.Errorf("roll back room %s: %w", r.ID, err)
 		}
-		r.ext, r.state, r.stateID, r.depth, r.minOrder = rec.Extremities, state, rec.State, rec.Depth, rec.MinOrder
+		r.setHead(Head{Ext: rec.Extremities, State: state, StateID: rec.State, Depth: rec.Depth, MinOrder: rec.MinOrder})
 	}
 	r.broken.Store(false)
 	level := slog.LevelWarn
@@ -121,7 +121,7 @@ func (n *Node) rollBack(r *room) error {
 	if errors.As(failErr, &full) {
 		level = slog.LevelDebug // the store says once that the disk is full
 	}
-	n.log.Log(n.ctx, level, "a write failed; the room's head in memory is rolled back to the stored one", "room", r.id, "events_dropped", len(failed), "err", failErr)
+	e.log.Log(e.ctx, level, "a write failed; the room's head in memory is rolled back to the stored one", "room", r.ID, "events_dropped", len(failed), "err", failErr)
 	return nil
 }
 

@@ -1,19 +1,20 @@
-package node
+// Package gencache is a bounded map that keeps about the last entries
+// used, bounded by count and, optionally, by bytes. It has no eviction
+// callbacks and no goroutines: the node's caches of events, states and
+// verdicts are built on it.
+package gencache
 
 import (
 	"sync"
-
-	"github.com/parley-p2p/parley/node/store"
-	"github.com/parley-p2p/parley/rooms"
 )
 
-// genCache is a bounded map that keeps roughly the last n..2n entries
+// Cache is a bounded map that keeps roughly the last n..2n entries
 // used: when the current generation fills, it becomes the old one and
-// the oldest generation is dropped. A cache made with newSizedCache also
+// the oldest generation is dropped. A cache made with NewSized also
 // bounds its bytes: a generation fills at maxBytes/2 as well, so the two
 // hold at most about maxBytes, however large the entries (20,000 cached
 // 60 KB events were 1.2 GB).
-type genCache[K comparable, V any] struct {
+type Cache[K comparable, V any] struct {
 	mu       sync.Mutex
 	n        int
 	maxBytes int64
@@ -22,19 +23,21 @@ type genCache[K comparable, V any] struct {
 	curBytes int64
 }
 
-func newGenCache[K comparable, V any](n int) *genCache[K, V] {
-	return &genCache[K, V]{n: n, cur: make(map[K]V), old: make(map[K]V)}
+// New bounds entries to about 2n.
+func New[K comparable, V any](n int) *Cache[K, V] {
+	return &Cache[K, V]{n: n, cur: make(map[K]V), old: make(map[K]V)}
 }
 
-// newSizedCache bounds entries to about 2n and bytes, as size counts them,
+// NewSized bounds entries to about 2n and bytes, as size counts them,
 // to about maxBytes.
-func newSizedCache[K comparable, V any](n int, maxBytes int64, size func(V) int) *genCache[K, V] {
-	c := newGenCache[K, V](n)
+func NewSized[K comparable, V any](n int, maxBytes int64, size func(V) int) *Cache[K, V] {
+	c := New[K, V](n)
 	c.maxBytes, c.size = maxBytes, size
 	return c
 }
 
-func (c *genCache[K, V]) get(k K) (V, bool) {
+// Get returns the entry for k, if cached.
+func (c *Cache[K, V]) Get(k K) (V, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if v, ok := c.cur[k]; ok {
@@ -48,13 +51,14 @@ func (c *genCache[K, V]) get(k K) (V, bool) {
 	return zero, false
 }
 
-func (c *genCache[K, V]) put(k K, v V) {
+// Put caches v under k.
+func (c *Cache[K, V]) Put(k K, v V) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.putLocked(k, v)
 }
 
-func (c *genCache[K, V]) putLocked(k K, v V) {
+func (c *Cache[K, V]) putLocked(k K, v V) {
 	var sz int64
 	if c.size != nil {
 		sz = int64(c.size(v))
@@ -71,8 +75,8 @@ func (c *genCache[K, V]) putLocked(k K, v V) {
 	c.cur[k] = v
 }
 
-// bytes returns the bytes held, as size counts them.
-func (c *genCache[K, V]) bytes() int64 {
+// Bytes returns the bytes held, as size counts them.
+func (c *Cache[K, V]) Bytes() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var total int64
@@ -85,22 +89,8 @@ func (c *genCache[K, V]) bytes() int64 {
 	return total
 }
 
-// Byte budgets of the node's caches.
-const (
-	eventCacheBytes    = 64 << 20
-	snapshotCacheBytes = 64 << 20
-	verifiedCacheBytes = 32 << 20
-)
-
-// Sizes as the caches count them: the bytes an entry keeps alive, roughly.
-func eventSize(ev *rooms.Event) int { return 2*len(ev.JSON()) + 512 }
-
-func (i *evInfo) size() int { return eventSize(i.ev) + 256 }
-
-func stateMapSize(m store.StateMap) int { return 160 * (len(m) + 1) }
-
-// del forgets an entry (an event whose write failed).
-func (c *genCache[K, V]) del(k K) {
+// Del forgets an entry (an event whose write failed).
+func (c *Cache[K, V]) Del(k K) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if v, ok := c.cur[k]; ok {

@@ -1,0 +1,18 @@
+// Package dag is parley's engine: it admits events into rooms and keeps
+// each room's head (forward extremities and current state).
+//
+// Admission (admit.go) checks a verified event against its auth events,
+// the state before it (resolved from its prev events' states) and the
+// room's current state, then stores it with its verdict: accepted,
+// soft-failed or rejected, in the timeline or as an outlier. Each
+// outcome is typed: *Rejection names the stage that refused an event,
+// *Missing the events to fetch before it can be checked. Local events
+// are built and signed here too (build.go), and history placed before
+// the timeline (history.go); redactions apply by the spec's rule
+// (redaction.go). Memory moves ahead of the disk while writes are in
+// flight; a failed write rolls the room's head back (writes.go).
+//
+// The engine knows nothing of the network or HTTP: it never imports
+// p2p, webui or net/http. Publishing an event is a hook it is handed
+// (Config.Publish). Fetching what an event lacks is the caller's job.
+package dag

@@ -1,0 +1,177 @@
+package dag
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"github.com/parley-p2p/parley/node/internal/gencache"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/parley-p2p/parley/node/store"
+	"github.com/parley-p2p/parley/rooms"
+)
+
+// Config configures an Engine.
+type Config struct {
+	// Store holds the node's events, states and rooms.
+	Store *store.Store
+	// Key signs the events this node builds; its public key is the
+	// node's server name.
+	Key ed25519.PrivateKey
+	// Publish hands an event built here to the room's other members,
+	// once the node holds it durably. nil publishes nothing (tests).
+	Publish func(r *Room, ev *rooms.Event)
+	// FailWrite, if set, fails the store write of the events it returns
+	// an error for (tests inject I/O failures with it).
+	FailWrite func(*rooms.Event) error
+	// Logger; nil discards.
+	Logger *slog.Logger
+}
+
+// Engine admits events into rooms and keeps each room's head. It is safe
+// for concurrent use; each room's changes are serialised by the room's
+// lock, which the engine takes itself.
+type Engine struct {
+	cfg        Config
+	log        *slog.Logger
+	store      *store.Store
+	key        ed25519.PrivateKey
+	serverName string
+
+	mu    sync.Mutex
+	rooms map[string]*Room
+
+	events    *gencache.Cache[string, *Info]
+	snapshots *stateCache
+	txns      *txnCache // user\x00device\x00txn -> event ID
+
+	lastCreateMS atomic.Int64 // timestamp of the last create event built
+
+	ctx    context.Context // ends background roll-backs
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New makes an engine over an open store. It starts nothing: Load brings
+// the stored rooms into memory.
+func New(cfg Config) *Engine {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Engine{
+		cfg:        cfg,
+		log:        log.With("component", "dag"),
+		store:      cfg.Store,
+		key:        cfg.Key,
+		serverName: rooms.ServerName(cfg.Key.Public().(ed25519.PublicKey)),
+		rooms:      make(map[string]*Room),
+		events:     gencache.NewSized[string](20000, eventCacheBytes, (*Info).size),
+		snapshots:  newStateCache(stateCacheBytes),
+		txns:       newTxnCache(maxTxnCacheBytes),
+		ctx:        ctx,
+		cancel:     cancel,
+	}
+}
+
+// Close stops the engine's background work (roll-backs after failed
+// writes) and waits for it. Idempotent. The store is the caller's.
+func (e *Engine) Close() {
+	e.cancel()
+	e.wg.Wait()
+}
+
+// ServerName is the name of the server whose key signs local events.
+func (e *Engine) ServerName() string { return e.serverName }
+
+// Store is the engine's store.
+func (e *Engine) Store() *store.Store { return e.store }
+
+// goBackground runs f in a goroutine Close waits for.
+func (e *Engine) goBackground(f func(ctx context.Context)) {
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		f(e.ctx)
+	}()
+}
+
+// Room returns the room if this node holds it, else nil.
+func (e *Engine) Room(id string) *Room {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.rooms[id]
+}
+
+// Rooms lists the rooms this node holds.
+func (e *Engine) Rooms() []*Room {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]*Room, 0, len(e.rooms))
+	for _, r := range e.rooms {
+		out = append(out, r)
+	}
+	return out
+}
+
+// RoomCount is the number of rooms this node holds.
+func (e *Engine) RoomCount() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.rooms)
+}
+
+// Add registers a room made with NewRoom once it holds its first events.
+// It returns the room registered under that ID: r, or one added before.
+func (e *Engine) Add(r *Room) (*Room, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if old, ok := e.rooms[r.ID]; ok {
+		return old, false
+	}
+	e.rooms[r.ID] = r
+	return r, true
+}
+
+// Load brings every stored room's head into memory and returns the rooms.
+func (e *Engine) Load() ([]*Room, error) {
+	var recs []*store.RoomRecord
+	err := e.store.View(func(t *store.Txn) error {
+		var err error
+		recs, err = t.Rooms()
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Room, 0, len(recs))
+	for _, rec := range recs {
+		state, err := e.Snapshot(rec.State)
+		if err != nil {
+			return nil, fmt.Errorf("room %s: %w", rec.ID, err)
+		}
+		r := NewRoom(rec.ID, rec.Version)
+		r.setHead(Head{Ext: rec.Extremities, State: state, StateID: rec.State, Depth: rec.Depth, MinOrder: rec.MinOrder})
+		r, _ = e.Add(r)
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func nowMS() int64 { return time.Now().UnixMilli() }
+
+// StateCacheBytes reports the bytes the state cache holds and its budget.
+func (e *Engine) StateCacheBytes() (held, budget int64) {
+	return e.snapshots.bytes(), stateCacheBytes
+}
+
+// TxnCacheSize reports the client transactions the engine keeps in
+// memory, their bytes, and the byte budget.
+func (e *Engine) TxnCacheSize() (entries, bytes, budget int) {
+	entries, bytes = e.txns.size()
+	return entries, bytes, maxTxnCacheBytes
+}

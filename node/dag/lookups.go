@@ -1,0 +1,98 @@
+package dag
+
+import (
+	"fmt"
+
+	"github.com/parley-p2p/parley/node/store"
+	"github.com/parley-p2p/parley/rooms"
+)
+
+// Event loads an event and its record, from cache or store. An event the
+// node does not hold is store.ErrNotFound.
+func (e *Engine) Event(id string) (*Info, error) {
+	if i, ok := e.events.Get(id); ok {
+		return i, nil
+	}
+	var rec *store.EventRecord
+	err := e.store.View(func(t *store.Txn) error {
+		var err error
+		rec, err = t.Event(id)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	ev, err := parseStored(id, rec)
+	if err != nil {
+		return nil, err
+	}
+	i := &Info{Event: ev, Rec: *rec}
+	i.Rec.PDU = nil
+	i.pos.Store(rec.Pos)
+	e.events.Put(id, i)
+	return i, nil
+}
+
+func parseStored(id string, rec *store.EventRecord) (*rooms.Event, error) {
+	ev, err := rooms.ParseEvent(rec.PDU, rec.Version)
+	if err != nil {
+		return nil, fmt.Errorf("stored event %s: %w", id, err)
+	}
+	if ev.ID() != id {
+		return nil, fmt.Errorf("stored event %s has ID %s", id, ev.ID())
+	}
+	return ev, nil
+}
+
+// Known reports whether the event is stored (in any status).
+func (e *Engine) Known(id string) bool {
+	_, err := e.Event(id)
+	return err == nil
+}
+
+// Snapshot loads a state by its ID.
+func (e *Engine) Snapshot(id string) (store.StateMap, error) {
+	if m, ok := e.snapshots.get(id); ok {
+		return m, nil
+	}
+	var m store.StateMap
+	err := e.store.View(func(t *store.Txn) error {
+		var err error
+		m, err = t.Snapshot(id, e.snapshots.get)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	e.snapshots.put(id, m)
+	return m, nil
+}
+
+// fetchEvent is the resolver's lookup.
+func (e *Engine) fetchEvent(id string) (*rooms.Event, error) {
+	i, err := e.Event(id)
+	if err != nil {
+		return nil, fmt.Errorf("event %s: %w", id, err)
+	}
+	return i.Event, nil
+}
+
+// StateFunc views a state map as the auth rules' lookup.
+func (e *Engine) StateFunc(m store.StateMap) rooms.StateFunc {
+	return func(k rooms.StateKey) *rooms.Event {
+		id, ok := m[k]
+		if !ok {
+			return nil
+		}
+		i, err := e.Event(id)
+		if err != nil {
+			return nil
+		}
+		return i.Event
+	}
+}
+
+// StateEvent is the event of a key in a state, or nil.
+func (e *Engine) StateEvent(m store.StateMap, k rooms.StateKey) *rooms.Event {
+	return e.StateFunc(m)(k)
+}
