@@ -10,6 +10,7 @@ import (
 
 	"maunium.net/go/mautrix"
 
+	"github.com/parley-p2p/parley/node/peers"
 	"github.com/parley-p2p/parley/p2p"
 )
 
@@ -31,8 +32,8 @@ func TestMakeJoinAnswersOnlyThoseWhoCouldJoin(t *testing.T) {
 		t.Fatal(err)
 	}
 	ask := func(room string) ([]byte, error) {
-		body, _ := json.Marshal(makeJoinReq{RoomID: room, UserID: evil.user})
-		return evil.host.Request(ctx, a.PeerID(), mMakeJoin, body)
+		body, _ := json.Marshal(peers.MakeJoinReq{RoomID: room, UserID: evil.user})
+		return evil.host.Request(ctx, a.PeerID(), peers.MethodMakeJoin, body)
 	}
 
 	out, err := ask(private.RoomID.String())
@@ -51,8 +52,8 @@ func TestMakeJoinAnswersOnlyThoseWhoCouldJoin(t *testing.T) {
 	b := newTestNode(t, testOpts{bootstrap: []*testNode{a}})
 	bob := b.register(ctx, "bob")
 	askAs := func() error {
-		body, _ := json.Marshal(makeJoinReq{RoomID: private.RoomID.String(), UserID: bob.UserID.String()})
-		_, err := b.host.Request(ctx, a.PeerID(), mMakeJoin, body)
+		body, _ := json.Marshal(peers.MakeJoinReq{RoomID: private.RoomID.String(), UserID: bob.UserID.String()})
+		_, err := b.host.Request(ctx, a.PeerID(), peers.MethodMakeJoin, body)
 		return err
 	}
 	if err := askAs(); !errors.As(err, &re) || re.Code != "M_FORBIDDEN" {
@@ -83,20 +84,20 @@ func TestDepartedAndBannedServersCannotReadTheHead(t *testing.T) {
 	room := created.RoomID
 	r := a.getRoom(room.String())
 	extremities := func() ([]string, error) {
-		body, _ := json.Marshal(idsReq{RoomID: room.String()})
-		out, err := b.host.Request(ctx, a.PeerID(), mExtremities, body)
+		body, _ := json.Marshal(peers.IDsReq{RoomID: room.String()})
+		out, err := b.host.Request(ctx, a.PeerID(), peers.MethodExtremities, body)
 		if err != nil {
 			return nil, err
 		}
-		var resp idsReq
+		var resp peers.IDsReq
 		err = json.Unmarshal(out, &resp)
 		return resp.EventIDs, err
 	}
 	// A stranger's server is refused outright.
 	evil := newStranger(t, a)
-	body, _ := json.Marshal(idsReq{RoomID: room.String()})
+	body, _ := json.Marshal(peers.IDsReq{RoomID: room.String()})
 	var re *p2p.RemoteError
-	if _, err := evil.host.Request(ctx, a.PeerID(), mExtremities, body); !errors.As(err, &re) || re.Code != "M_FORBIDDEN" {
+	if _, err := evil.host.Request(ctx, a.PeerID(), peers.MethodExtremities, body); !errors.As(err, &re) || re.Code != "M_FORBIDDEN" {
 		t.Errorf("extremities for a stranger: %v, want M_FORBIDDEN", err)
 	}
 	for _, step := range []struct {
@@ -127,7 +128,7 @@ func TestDepartedAndBannedServersCannotReadTheHead(t *testing.T) {
 				t.Fatalf("extremities: %v", err)
 			}
 			ext := slices.Clone(r.Head().Ext)
-			own := a.membershipsOf(r, b.serverName)
+			own := a.peers.MembershipsOf(r, b.serverName)
 			switch {
 			case step.may && !slices.Equal(got, ext):
 				t.Errorf("extremities while joined: %v, want the head %v", got, ext)

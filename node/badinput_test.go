@@ -104,10 +104,10 @@ func TestForgedGossipIsDroppedNotRelayedNotStored(t *testing.T) {
 		}
 		return false
 	})
-	if got := b.gossipDropped.Load(); got < 2 {
+	if got := b.peers.GossipDropped(); got < 2 {
 		t.Errorf("bob's validator dropped %d messages, want 2", got)
 	}
-	if got := c.gossipDropped.Load(); got != 0 {
+	if got := c.peers.GossipDropped(); got != 0 {
 		t.Errorf("carol's validator saw %d forged messages: bob relayed them", got)
 	}
 	for _, n := range []*testNode{b, c} {

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/parley-p2p/parley/node/dag"
 	"maps"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/parley-p2p/parley/node/dag"
+	"github.com/parley-p2p/parley/node/peers"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"maunium.net/go/mautrix"
@@ -50,15 +52,15 @@ func TestBadPeersCostTimeNotIntegrity(t *testing.T) {
 				return func(ctx context.Context, from peer.ID, method string, body []byte) ([]byte, error) {
 					out, err := h(ctx, from, method, body)
 					switch method {
-					case mExtremities:
+					case peers.MethodExtremities:
 						// Claim an event A has not seen: one M built but never sent.
-						var req idsReq
+						var req peers.IDsReq
 						json.Unmarshal(out, &req)
 						req.EventIDs = append(req.EventIDs, forgedID)
 						return json.Marshal(req)
-					case mMissingEvents, mGetEvent, mStateAfter, mAuthChain, mBackfill:
-						raw, _ := m.pdu(forgedID)
-						real, _ := json.Marshal(pdusResp{PDUs: []json.RawMessage{raw}})
+					case peers.MethodMissingEvents, peers.MethodGetEvent, peers.MethodStateAfter, peers.MethodAuthChain, peers.MethodBackfill:
+						raw, _ := m.peers.PDU(forgedID)
+						real, _ := json.Marshal(peers.PDUsResp{PDUs: []json.RawMessage{raw}})
 						return mode.answer(ctx, real)
 					}
 					return out, err
@@ -95,7 +97,7 @@ func TestBadPeersCostTimeNotIntegrity(t *testing.T) {
 			posBefore := a.store.Pos()
 
 			start := time.Now()
-			a.catchUp(ctx, ar, m.PeerID())
+			a.peers.CatchUp(ctx, ar, m.PeerID())
 			if took := time.Since(start); took > 2*timeout+time.Second {
 				t.Errorf("catch-up from the bad peer took %v, more than its timeouts allow", took)
 			}

@@ -10,6 +10,16 @@ import (
 	"strings"
 )
 
+// ClaimURL is the app's address with the claim code, for the owner to
+// open; "" once the node is claimed.
+func (n *Node) ClaimURL() string {
+	code := n.api.ClaimCode()
+	if code == "" {
+		return ""
+	}
+	return n.URL() + "#/claim/" + code
+}
+
 // A fresh node is claimed by its first account. Whoever registers it must
 // show a one-time claim code, as Jupyter asks for its token: the daemon
 // prints the code with the app's URL and writes it to claimCodeFile in the
@@ -38,7 +48,7 @@ func newClaimCode() string {
 // prepareClaim sets the claim code while the node has no owner, writing
 // it to the data dir; once claimed, it removes any leftover file.
 func (n *Node) prepareClaim() error {
-	count, err := n.AccountCount()
+	count, err := n.api.AccountCount()
 	if err != nil {
 		return err
 	}
@@ -56,35 +66,13 @@ func (n *Node) prepareClaim() error {
 	if err := writeFileAtomic(n.cfg.DataDir, claimCodeFile, []byte(code+"\n")); err != nil {
 		return err
 	}
-	n.claimMu.Lock()
-	n.claimCode = code
-	n.claimMu.Unlock()
+	n.api.SetClaimCode(code)
 	return nil
 }
 
-// ClaimCode implements webui.Backend: the code that claims this node, or
-// "" once it has its owner.
-func (n *Node) ClaimCode() string {
-	n.claimMu.Lock()
-	defer n.claimMu.Unlock()
-	return n.claimCode
-}
-
-// ClaimURL is the app's address with the claim code, for the owner to
-// open; "" once the node is claimed.
-func (n *Node) ClaimURL() string {
-	code := n.ClaimCode()
-	if code == "" {
-		return ""
-	}
-	return n.URL() + "#/claim/" + code
-}
-
-// claimed voids the claim code once the first account exists.
-func (n *Node) claimed() {
-	n.claimMu.Lock()
-	n.claimCode = ""
-	n.claimMu.Unlock()
+// removeUsedClaimFile removes the claim-code file once the node has its
+// owner.
+func (n *Node) removeUsedClaimFile() {
 	if err := removeClaimFile(filepath.Join(n.cfg.DataDir, claimCodeFile)); err != nil {
 		n.log.Warn("remove the used claim code", "err", err)
 	}

@@ -55,7 +55,7 @@ func TestClaimingAFreshNodeNeedsItsClaimCode(t *testing.T) {
 	if status != http.StatusOK || !strings.Contains(body, `"valid":false`) {
 		t.Errorf("validity of a guess: %d %s", status, body)
 	}
-	if n, _ := a.AccountCount(); n != 0 {
+	if n, _ := a.api.AccountCount(); n != 0 {
 		t.Fatalf("%d accounts after the attack", n)
 	}
 
@@ -85,7 +85,7 @@ func TestClaimingAFreshNodeNeedsItsClaimCode(t *testing.T) {
 	if _, err := registerWithToken(ctx, a.client(), "mallory", "a long password", code); !errors.Is(err, mautrix.MForbidden) {
 		t.Errorf("the used code registered another account: %v", err)
 	}
-	if n, _ := a.AccountCount(); n != 1 {
+	if n, _ := a.api.AccountCount(); n != 1 {
 		t.Errorf("%d accounts, want the owner's", n)
 	}
 

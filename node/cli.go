@@ -1,15 +1,12 @@
 package node
 
 import (
-	"crypto/subtle"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
-	"github.com/parley-p2p/parley/errs"
 	"os"
 	"path/filepath"
 	"strings"
-
-	"github.com/parley-p2p/parley/node/store"
-	"github.com/parley-p2p/parley/webui"
 )
 
 // The command line (parley join, parley invite) talks to the running
@@ -19,12 +16,10 @@ import (
 const (
 	cliTokenFile = "cli.token"
 	apiAddrFile  = "api.addr"
-	cliDevice    = "PARLEY_CLI"
 )
 
 // writeCLIFiles creates a fresh CLI token and records the API address.
 func (n *Node) writeCLIFiles() error {
-	n.cliToken = "pc_" + randomString(40)
 	for name, content := range map[string]string{cliTokenFile: n.cliToken, apiAddrFile: n.http.Addr()} {
 		if err := writeFileAtomic(n.cfg.DataDir, name, []byte(content+"\n")); err != nil {
 			return err
@@ -52,29 +47,11 @@ func ReadCLIFiles(dataDir string) (addr, token string, err error) {
 	return strings.TrimSpace(string(a)), strings.TrimSpace(string(t)), nil
 }
 
-// owner is the local part of the node's owner, "" before the node is
-// claimed.
-func (n *Node) owner() (string, error) {
-	var owner string
-	err := n.store.View(func(t *store.Txn) error {
-		var err error
-		owner, err = t.Owner()
-		return err
-	})
-	return owner, err
-}
-
-// cliSession authenticates the CLI token as the node's owner.
-func (n *Node) cliSession(token string) (*webui.Session, bool, error) {
-	if n.cliToken == "" || subtle.ConstantTimeCompare([]byte(token), []byte(n.cliToken)) != 1 {
-		return nil, false, nil
+// newCLIToken is a fresh token for the command line's session.
+func newCLIToken() (string, error) {
+	b := make([]byte, 30)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
 	}
-	owner, err := n.owner()
-	if err != nil {
-		return nil, true, err
-	}
-	if owner == "" {
-		return nil, true, errs.Forbiddenf("this node has no account yet: claim it in the app first")
-	}
-	return &webui.Session{UserID: n.userID(owner), DeviceID: cliDevice}, true, nil
+	return "pc_" + base64.RawURLEncoding.EncodeToString(b), nil
 }

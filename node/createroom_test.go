@@ -53,9 +53,7 @@ func TestCreateRoomIsAllOrNothing(t *testing.T) {
 		if got := storedRooms(t, a); got != 0 {
 			t.Errorf("the store holds %d rooms, want none", got)
 		}
-		a.mu.Lock()
-		inMemory := len(a.rooms)
-		a.mu.Unlock()
+		inMemory := a.dag.RoomCount()
 		if inMemory != 0 {
 			t.Errorf("%d rooms in memory, want none", inMemory)
 		}

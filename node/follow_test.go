@@ -47,9 +47,9 @@ func TestLeavingARoomStopsFollowingIt(t *testing.T) {
 		}
 		waitFor(t, 30*time.Second, what, func() bool {
 			subscribed := slices.Contains(a.Host().RoomPeers(string(room)), b.PeerID())
-			workers := b.roomWorkers.Load()
+			workers := b.peers.RoomWorkers()
 			return subscribed == want && (workers == 1) == want && (workers == 0) != want &&
-				b.getRoom(string(room)).followed() == want
+				b.getRoom(string(room)).Followed() == want
 		})
 		// Only a node that left may publish junk here: a member's junk
 		// would count against it in A's peer score (graylisted after
@@ -130,8 +130,8 @@ func TestLeavingARoomStopsFollowingIt(t *testing.T) {
 		got, err := joinedSet(ctx, alice, room)
 		return err == nil && got == "["+alice.UserID.String()+"]"
 	})
-	if !b.getRoom(string(room)).followed() || b.roomWorkers.Load() != 1 {
-		t.Fatalf("B stopped following the room while Dave is invited: followed %v, workers %d", b.getRoom(string(room)).followed(), b.roomWorkers.Load())
+	if !b.getRoom(string(room)).Followed() || b.peers.RoomWorkers() != 1 {
+		t.Fatalf("B stopped following the room while Dave is invited: followed %v, workers %d", b.getRoom(string(room)).Followed(), b.peers.RoomWorkers())
 	}
 	if _, err := dave.LeaveRoom(ctx, room); err != nil {
 		t.Fatal(err)
@@ -151,8 +151,8 @@ func TestLeavingARoomStopsFollowingIt(t *testing.T) {
 	// its history.
 	b.Close()
 	b2 := newTestNode(t, testOpts{dir: b.dir, bootstrap: []*testNode{a}})
-	if r := b2.getRoom(string(room)); r == nil || r.followed() || b2.roomWorkers.Load() != 0 {
-		t.Fatalf("after a restart B holds the room: %v, follows it or runs %d workers", r != nil, b2.roomWorkers.Load())
+	if r := b2.getRoom(string(room)); r == nil || r.Followed() || b2.peers.RoomWorkers() != 0 {
+		t.Fatalf("after a restart B holds the room: %v, follows it or runs %d workers", r != nil, b2.peers.RoomWorkers())
 	}
 }
 
@@ -210,7 +210,7 @@ func TestAKickLearnedThroughCatchUpStopsFollowing(t *testing.T) {
 	room := created.RoomID
 	joinThrough(t, ctx, room, alice, bob)
 	br := b.getRoom(string(room))
-	waitFor(t, 10*time.Second, "B to follow the room", br.followed)
+	waitFor(t, 10*time.Second, "B to follow the room", br.Followed)
 
 	// B misses the room's gossip from here on.
 	if err := b.Host().LeaveRoom(string(room)); err != nil {
@@ -220,6 +220,6 @@ func TestAKickLearnedThroughCatchUpStopsFollowing(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 30*time.Second, "B to learn of the kick and stop following", func() bool {
-		return b.membership(br, bob.UserID.String()) == "leave" && !br.followed() && b.roomWorkers.Load() == 0
+		return b.membership(br, bob.UserID.String()) == "leave" && !br.Followed() && b.peers.RoomWorkers() == 0
 	})
 }

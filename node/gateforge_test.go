@@ -27,7 +27,7 @@ func TestAForgedInviteOpensTheGateToNoOne(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := a.getRoom(created.RoomID.String())
-	validate := a.validateGossip(r)
+	validate := a.peers.ValidateGossip(r)
 	auth, prevs, depth := roomAuth(r)
 
 	// The stranger signs an invite of its own user, then puts alice's

@@ -128,7 +128,7 @@ func TestRegistrationTokenGuessingIsThrottled(t *testing.T) {
 	if counts[http.StatusUnauthorized] > 10 || counts[http.StatusTooManyRequests] < 40 {
 		t.Errorf("answers to 50 wrong tokens: %v, want at most 10 compared and the rest refused with 429", counts)
 	}
-	if n, _ := a.AccountCount(); n != 1 {
+	if n, _ := a.api.AccountCount(); n != 1 {
 		t.Fatalf("%d accounts after guessing", n)
 	}
 	status, _, body := apiRequest(t, a, "GET", "/_matrix/client/v1/register/m.login.registration_token/validity?token=family-token", "", "", nil)
@@ -163,7 +163,7 @@ func TestPasswordRulesOnTheServer(t *testing.T) {
 			if !errors.As(err, &he) || he.RespError == nil || he.RespError.StatusCode != 400 || he.RespError.ErrCode != tt.errcode || !strings.Contains(he.RespError.Err, tt.says) {
 				t.Fatalf("register: %v, want 400 %s saying %q", err, tt.errcode, tt.says)
 			}
-			if n, _ := a.AccountCount(); n != 0 {
+			if n, _ := a.api.AccountCount(); n != 0 {
 				t.Fatalf("%d accounts", n)
 			}
 		})

@@ -3,11 +3,12 @@ package node
 import (
 	"context"
 	"errors"
-	"github.com/parley-p2p/parley/node/dag"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/parley-p2p/parley/node/dag"
 
 	"maunium.net/go/mautrix"
 

@@ -17,6 +17,7 @@ import (
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/parley-p2p/parley/node/peers"
 	"github.com/parley-p2p/parley/node/store"
 	"github.com/parley-p2p/parley/p2p"
 	"github.com/parley-p2p/parley/rooms"
@@ -63,8 +64,8 @@ func (s *spammer) invite(ctx context.Context, target string, state []json.RawMes
 	if err != nil {
 		return "", err
 	}
-	body, _ := json.Marshal(inviteReq{RoomVersion: rooms.V11, Event: ev.JSON(), InviteState: state})
-	_, err = s.host.Request(ctx, s.to.PeerID(), mInvite, body)
+	body, _ := json.Marshal(peers.InviteReq{RoomVersion: rooms.V11, Event: ev.JSON(), InviteState: state})
+	_, err = s.host.Request(ctx, s.to.PeerID(), peers.MethodInvite, body)
 	var re *p2p.RemoteError
 	if errors.As(err, &re) {
 		return re.Code, nil
@@ -181,8 +182,8 @@ func TestInviteSpamFromStrangersIsBounded(t *testing.T) {
 	size, invited, _ := rawSync(t, ctx, alice, "")
 	t.Logf("one spammer, 100 invites: %d accepted, refused %v; %d pending, %d bytes stored; initial /sync %d bytes with %d invites; heap +%d KiB",
 		accepted, refused, pending, stored, size, len(invited), (int64(heapInUse())-int64(heapBefore))/1024)
-	if accepted > maxInvitesPerServer {
-		t.Errorf("one server got %d invites accepted, want at most %d", accepted, maxInvitesPerServer)
+	if accepted > peers.MaxInvitesPerServer {
+		t.Errorf("one server got %d invites accepted, want at most %d", accepted, peers.MaxInvitesPerServer)
 	}
 	for _, inv := range invs {
 		total := 0
@@ -194,8 +195,8 @@ func TestInviteSpamFromStrangersIsBounded(t *testing.T) {
 				t.Errorf("stored stripped state of type %q", st.Type)
 			}
 		}
-		if len(inv.State) > maxInviteStateEvents || total > maxInviteStateBytes {
-			t.Errorf("an invite keeps %d stripped events, %d bytes; want at most %d and %d", len(inv.State), total, maxInviteStateEvents, maxInviteStateBytes)
+		if len(inv.State) > peers.MaxInviteStateEvents || total > peers.MaxInviteStateBytes {
+			t.Errorf("an invite keeps %d stripped events, %d bytes; want at most %d and %d", len(inv.State), total, peers.MaxInviteStateEvents, peers.MaxInviteStateBytes)
 		}
 	}
 
@@ -212,10 +213,10 @@ func TestInviteSpamFromStrangersIsBounded(t *testing.T) {
 	size, invited, next := rawSync(t, ctx, alice, "")
 	t.Logf("after 12 strangers: %d pending, %d bytes stored; initial /sync %d bytes with %d invites; heap +%d KiB",
 		pending, stored, size, len(invited), (int64(heapInUse())-int64(heapBefore))/1024)
-	if pending > maxPendingInvites {
-		t.Errorf("%d invites pending, want at most %d", pending, maxPendingInvites)
+	if pending > peers.MaxPendingInvites {
+		t.Errorf("%d invites pending, want at most %d", pending, peers.MaxPendingInvites)
 	}
-	if limit := maxPendingInvites * (maxInviteStateBytes + maxInviteEventBytes + 1024); size > limit {
+	if limit := peers.MaxPendingInvites * (peers.MaxInviteStateBytes + peers.MaxInviteEventBytes + 1024); size > limit {
 		t.Errorf("initial /sync is %d bytes, want at most %d", size, limit)
 	}
 	if _, incr, _ := rawSync(t, ctx, alice, next); len(incr) != 0 {
@@ -229,7 +230,7 @@ func TestInviteSpamFromStrangersIsBounded(t *testing.T) {
 }
 
 func slicesContainsType(typ string) bool {
-	for _, k := range strippedStateTypes {
+	for _, k := range peers.StrippedStateTypes {
 		if k == typ {
 			return true
 		}

@@ -18,6 +18,8 @@ import (
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/parley-p2p/parley/node/links"
+	"github.com/parley-p2p/parley/node/peers"
 	"github.com/parley-p2p/parley/p2p"
 	"github.com/parley-p2p/parley/rooms"
 	"github.com/parley-p2p/parley/webui"
@@ -27,7 +29,7 @@ import (
 func linkContent(t *testing.T, n *testNode, room id.RoomID, linkID string) map[string]any {
 	t.Helper()
 	r := n.getRoom(room.String())
-	evID := r.State()[rooms.StateKey{Type: linkEventType, StateKey: linkID}]
+	evID := r.State()[rooms.StateKey{Type: links.EventType, StateKey: linkID}]
 	i, err := n.dag.Event(evID)
 	if err != nil {
 		return nil
@@ -73,7 +75,7 @@ func TestLinkSpamIsCapped(t *testing.T) {
 	bSS, bDir := usage(b)
 	made, refused := 0, 0
 	var lastErr error
-	var links []map[string]any
+	var madeLinks []map[string]any
 	for range attempts {
 		var out map[string]any
 		_, err := bob.MakeRequest(ctx, http.MethodPost, bob.BuildURL(mautrix.BaseURLPath{"_parley", "v1", "rooms", room.RoomID.String(), "links"}), map[string]any{}, &out)
@@ -83,14 +85,14 @@ func TestLinkSpamIsCapped(t *testing.T) {
 			continue
 		}
 		made++
-		links = append(links, out)
+		madeLinks = append(madeLinks, out)
 	}
 	aSS2, aDir2 := usage(a)
 	bSS2, bDir2 := usage(b)
 	t.Logf("bob tried %d links: %d made, %d refused (%v); states grew %d bytes on alice's node and %d on bob's; database dirs %d and %d bytes",
 		attempts, made, refused, lastErr, aSS2-aSS, bSS2-bSS, aDir2-aDir, bDir2-bDir)
-	if made != maxLinksPerUser {
-		t.Fatalf("bob made %d links, want %d", made, maxLinksPerUser)
+	if made != links.MaxPerUser {
+		t.Fatalf("bob made %d links, want %d", made, links.MaxPerUser)
 	}
 	var herr mautrix.HTTPError
 	if refused > 0 && (!asHTTPError(lastErr, &herr) || herr.Response.StatusCode != 403 || !strings.Contains(lastErr.Error(), "live links")) {
@@ -109,7 +111,7 @@ func TestLinkSpamIsCapped(t *testing.T) {
 	})
 
 	t.Run("a revoked link leaves a tombstone and frees a place", func(t *testing.T) {
-		lid := links[0]["id"].(string)
+		lid := madeLinks[0]["id"].(string)
 		if _, err := bob.MakeRequest(ctx, http.MethodDelete, bob.BuildURL(mautrix.BaseURLPath{"_parley", "v1", "rooms", room.RoomID.String(), "links", lid}), nil, nil); err != nil {
 			t.Fatal(err)
 		}
@@ -121,7 +123,7 @@ func TestLinkSpamIsCapped(t *testing.T) {
 				t.Errorf("revoked link's state is %v, want only why it ended", c)
 			}
 		}
-		_, code, err := useLink(ctx, carol, links[0]["link"].(string))
+		_, code, err := useLink(ctx, carol, madeLinks[0]["link"].(string))
 		if err == nil || code != "M_FORBIDDEN" || !strings.Contains(err.Error(), "revoked") {
 			t.Errorf("using the revoked link: %v (%s)", err, code)
 		}
@@ -169,7 +171,7 @@ func TestRoomLinksAreCapped(t *testing.T) {
 	// Local members without accounts, joined by events the node builds:
 	// the cap is the node's, whichever client asks.
 	var members []string
-	for i := range maxLinksPerRoom/maxLinksPerUser + 1 {
+	for i := range links.MaxPerRoom/links.MaxPerUser + 1 {
 		u := fmt.Sprintf("@m%d:%s", i, a.serverName)
 		for _, step := range []struct{ sender, membership string }{{alice.UserID.String(), "invite"}, {u, "join"}} {
 			c, _ := rooms.MarshalCanonical(map[string]string{"membership": step.membership})
@@ -179,23 +181,23 @@ func TestRoomLinksAreCapped(t *testing.T) {
 		}
 		members = append(members, u)
 	}
-	for _, u := range members[:maxLinksPerRoom/maxLinksPerUser] {
-		for range maxLinksPerUser {
-			if _, err := a.CreateLink(ctx, &webui.Session{UserID: u}, r.ID, 0, 0); err != nil {
+	for _, u := range members[:links.MaxPerRoom/links.MaxPerUser] {
+		for range links.MaxPerUser {
+			if _, err := a.api.CreateLink(ctx, &webui.Session{UserID: u}, r.ID, 0, 0); err != nil {
 				t.Fatalf("%s making a link: %v", u, err)
 			}
 		}
 	}
 	pos := a.store.Pos()
-	_, err = a.CreateLink(ctx, &webui.Session{UserID: members[len(members)-1]}, r.ID, 0, 0)
+	_, err = a.api.CreateLink(ctx, &webui.Session{UserID: members[len(members)-1]}, r.ID, 0, 0)
 	if err == nil || !strings.Contains(err.Error(), "this room already has 200 live links") {
-		t.Errorf("link number %d: %v, want the room's cap", maxLinksPerRoom+1, err)
+		t.Errorf("link number %d: %v, want the room's cap", links.MaxPerRoom+1, err)
 	}
 	if a.store.Pos() != pos {
 		t.Errorf("the refused link moved the stream %d -> %d", pos, a.store.Pos())
 	}
-	if got := len(a.links(r)); got != maxLinksPerRoom {
-		t.Errorf("%d links in the room's state, want %d", got, maxLinksPerRoom)
+	if got := len(a.peers.LinkStates(r)); got != links.MaxPerRoom {
+		t.Errorf("%d links in the room's state, want %d", got, links.MaxPerRoom)
 	}
 }
 
@@ -214,7 +216,7 @@ func TestLinkJoinerThatNeverAnswersBlocksNoOne(t *testing.T) {
 	var hung atomic.Bool
 	h := newTestNode(t, testOpts{bootstrap: []*testNode{a}, requestTimeout: 2 * time.Minute, wrap: func(next p2p.Handler) p2p.Handler {
 		return func(ctx context.Context, from peer.ID, method string, body []byte) ([]byte, error) {
-			if method == mInvite && hung.CompareAndSwap(false, true) {
+			if method == peers.MethodInvite && hung.CompareAndSwap(false, true) {
 				close(hanging)
 				<-release
 			}

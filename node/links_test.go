@@ -162,7 +162,7 @@ func TestInviteLinks(t *testing.T) {
 		waitFor(t, 20*time.Second, "the members' nodes to see the new link", func() bool {
 			for _, n := range nodes[1:4] {
 				r := n.getRoom(room.RoomID.String())
-				if _, ok := n.links(r)[made["id"].(string)]; !ok {
+				if _, ok := n.peers.LinkStates(r)[made["id"].(string)]; !ok {
 					return false
 				}
 			}

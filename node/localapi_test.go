@@ -63,7 +63,7 @@ func TestRebindingPageIsRefusedByANodeOnAllInterfaces(t *testing.T) {
 			t.Errorf("register with Host %s: %d %s", host, status, body)
 		}
 	}
-	if c, err := a.AccountCount(); err != nil || c != 0 {
+	if c, err := a.api.AccountCount(); err != nil || c != 0 {
 		t.Fatalf("accounts after the attack: %d, %v", c, err)
 	}
 	for _, host := range []string{"127.0.0.1:" + port, "localhost:" + port} {

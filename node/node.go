@@ -5,15 +5,16 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"github.com/parley-p2p/parley/node/dag"
-	"github.com/parley-p2p/parley/node/internal/gencache"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
 	"sync"
-	"sync/atomic"
 	"time"
+
+	"github.com/parley-p2p/parley/node/client"
+	"github.com/parley-p2p/parley/node/dag"
+	"github.com/parley-p2p/parley/node/peers"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/connmgr"
@@ -103,7 +104,9 @@ func DefaultDataDir() string {
 	return filepath.Join(home, ".local", "share", "parley")
 }
 
-// Node is one parley daemon.
+// Node is one parley daemon: it wires the store, the engine (dag), the
+// peer protocol (peers), the client API (client) and its HTTP server
+// (webui) together, and owns their lifecycle.
 type Node struct {
 	cfg        Config
 	log        *slog.Logger
@@ -112,31 +115,15 @@ type Node struct {
 
 	store *store.Store
 	host  *p2p.Host
+	dag   *dag.Engine
+	peers *peers.Peers
+	api   *client.API
 	http  *webui.Server
 
-	mu    sync.Mutex
-	rooms map[string]*room
+	cliToken string // lets the command line act as the owner
 
-	acctMu sync.Mutex // serialises account creation
-
-	claimMu   sync.Mutex
-	claimCode string // "" once the node has its owner
-
-	dag *dag.Engine // admits events, keeps each room's head
-
-	verified *gencache.Cache[string, *rooms.Event] // verified by the pubsub validator, not yet ingested
-	visible  *gencache.Cache[string, bool]         // snapshot\x00server -> server had users in it
-
-	gossipDropped atomic.Int64 // pubsub messages the validator refused
-	roomWorkers   atomic.Int64 // running room workers: one per followed room
-	gossipLog     *logLimiter  // lines about refused gossip
-	cliToken      string       // lets the command line act as the owner
-	notify        *notifier
-
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	started bool
+	ctx    context.Context // the host's lifetime
+	cancel context.CancelFunc
 
 	closeOnce sync.Once
 	closeErr  error
@@ -150,25 +137,12 @@ func New(cfg Config) (*Node, error) {
 	if cfg.HTTPAddr == "" {
 		cfg.HTTPAddr = "127.0.0.1:8008"
 	}
-	if cfg.RequestTimeout <= 0 {
-		cfg.RequestTimeout = defaultRequestTimeout
-	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Node{
-		cfg:       cfg,
-		log:       log.With("component", "node"),
-		rooms:     make(map[string]*room),
-		verified:  gencache.NewSized[string](4096, verifiedCacheBytes, eventSize),
-		visible:   gencache.New[string, bool](4096),
-		notify:    newNotifier(),
-		gossipLog: newLogLimiter(20, time.Minute),
-		ctx:       ctx,
-		cancel:    cancel,
-	}, nil
+	return &Node{cfg: cfg, log: log.With("component", "node"), ctx: ctx, cancel: cancel}, nil
 }
 
 // Start opens the store, brings up the network and the HTTP API. Errors
@@ -180,7 +154,6 @@ func (n *Node) Start() (err error) {
 			n.Close()
 		}
 	}()
-	n.started = true
 	if err := prepareDataDir(n.cfg.DataDir); err != nil {
 		return err
 	}
@@ -194,9 +167,6 @@ func (n *Node) Start() (err error) {
 	if n.store, err = store.Open(n.cfg.DataDir, so); err != nil {
 		return err
 	}
-	n.store.OnCommit(func(uint64) { n.notify.broadcast() })
-	n.dag = dag.New(dag.Config{Store: n.store, Key: n.key, Publish: n.publish, FailWrite: n.cfg.failWrite, Logger: n.cfg.Logger})
-
 	n.host, err = p2p.New(p2p.Config{
 		Key:          n.key,
 		ListenAddrs:  n.cfg.ListenAddrs,
@@ -211,17 +181,49 @@ func (n *Node) Start() (err error) {
 	if err != nil {
 		return err
 	}
-	handler := p2p.Handler(n.handleRequest)
+	// The engine publishes through the peers, which are made after it.
+	var publish func(*dag.Room, *rooms.Event)
+	n.dag = dag.New(dag.Config{
+		Store:     n.store,
+		Key:       n.key,
+		Publish:   func(r *dag.Room, ev *rooms.Event) { publish(r, ev) },
+		FailWrite: n.cfg.failWrite,
+		Logger:    n.cfg.Logger,
+	})
+	n.peers = peers.New(peers.Config{
+		Host:              n.host,
+		Engine:            n.dag,
+		Store:             n.store,
+		Key:               n.key,
+		RequestTimeout:    n.cfg.RequestTimeout,
+		ReconnectInterval: n.cfg.ReconnectInterval,
+		Logger:            n.cfg.Logger,
+	})
+	publish = n.peers.Publish
+	handler := n.peers.Handler()
 	if n.cfg.wrapHandler != nil {
 		handler = n.cfg.wrapHandler(handler)
 	}
 	n.host.Handle(handler)
-	n.host.OnPeerConnected(n.onPeerConnected)
+	if n.cliToken, err = newCLIToken(); err != nil {
+		return err
+	}
+	n.api = client.New(client.Config{
+		Engine:            n.dag,
+		Peers:             n.peers,
+		Store:             n.store,
+		RegistrationToken: n.cfg.RegistrationToken,
+		CLIToken:          n.cliToken,
+		AppURL:            n.URL,
+		OnClaimed:         n.removeUsedClaimFile,
+		Logger:            n.cfg.Logger,
+	})
+	n.store.OnCommit(n.api.Committed)
 
 	// The API's port is bound first, so a clash fails before anything
 	// else starts; it answers 503 until Ready, by when the host is up
 	// and status and links carry the node's addresses.
-	n.http = webui.New(webui.Config{Addr: n.cfg.HTTPAddr, AppDir: n.cfg.AppDir, AllowedHosts: n.cfg.AllowedHosts, WaitReady: true, Logger: n.cfg.Logger}, n)
+	n.http = webui.New(webui.Config{Addr: n.cfg.HTTPAddr, AppDir: n.cfg.AppDir, AllowedHosts: n.cfg.AllowedHosts, WaitReady: true, Logger: n.cfg.Logger}, backend{API: n.api, node: n})
 	if err := n.http.Start(); err != nil {
 		return err
 	}
@@ -234,11 +236,10 @@ func (n *Node) Start() (err error) {
 	if err := n.host.Start(n.ctx); err != nil {
 		return err
 	}
-	if err := n.loadRooms(); err != nil {
+	if err := n.peers.Start(); err != nil {
 		return err
 	}
 	n.http.Ready()
-	n.goBackground(n.maintainPeers)
 	n.logFreeSpace()
 	return nil
 }
@@ -254,12 +255,9 @@ func (n *Node) Close() error {
 		if n.host != nil {
 			errs = append(errs, n.host.Close())
 		}
-		n.mu.Lock()
-		for _, r := range n.rooms {
-			r.stop()
+		if n.peers != nil {
+			n.peers.Close()
 		}
-		n.mu.Unlock()
-		n.wg.Wait()
 		if n.dag != nil {
 			n.dag.Close()
 		}
@@ -300,10 +298,8 @@ func (n *Node) Status() any {
 		ids = append(ids, p.String())
 	}
 	sort.Strings(ids)
-	n.mu.Lock()
-	roomCount := len(n.rooms)
-	n.mu.Unlock()
-	accounts, _ := n.AccountCount()
+	roomCount := n.dag.RoomCount()
+	accounts, _ := n.api.AccountCount()
 	return map[string]any{
 		"claimed":         accounts > 0,
 		"server_name":     n.serverName,
@@ -315,7 +311,7 @@ func (n *Node) Status() any {
 		"version":         Version,
 		"data_dir":        n.cfg.DataDir,
 		"stream_position": n.store.Pos(),
-		"gossip_dropped":  n.gossipDropped.Load(),
+		"gossip_dropped":  n.peers.GossipDropped(),
 		// Reaching and being reached beyond the LAN: "public", "private"
 		// or "unknown"; whether this node relays for others; whether it
 		// holds a relay reservation (its addrs include circuit addresses).
@@ -346,19 +342,16 @@ func (n *Node) logFreeSpace() {
 	n.log.Info("disk space", "data_dir", n.cfg.DataDir, "free_mib", b>>20, "writes_stop_below", keep)
 }
 
-// go runs f in a goroutine the node waits for on Close.
-func (n *Node) goBackground(f func(ctx context.Context)) {
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		f(n.ctx)
-	}()
+// backend is what the HTTP server serves: the client API, plus the
+// node's status.
+type backend struct {
+	*client.API
+	node *Node
 }
 
-func nowMS() int64 { return time.Now().UnixMilli() }
+// Status implements webui.Backend.
+func (b backend) Status() any { return b.node.Status() }
 
-// verifiedCacheBytes bounds the events the validator verified and the
-// worker has not yet taken.
-const verifiedCacheBytes = 32 << 20
-
-func eventSize(ev *rooms.Event) int { return 2*len(ev.JSON()) + 512 }
+// ClaimCode is the code that claims the node, or "" once it has its
+// owner.
+func (n *Node) ClaimCode() string { return n.api.ClaimCode() }

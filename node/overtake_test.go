@@ -9,6 +9,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"maunium.net/go/mautrix"
 
+	"github.com/parley-p2p/parley/node/peers"
 	"github.com/parley-p2p/parley/p2p"
 	"github.com/parley-p2p/parley/rooms"
 )
@@ -24,7 +25,7 @@ func TestAnEventThatOvertookItsParentIsPlacedWithoutFetching(t *testing.T) {
 	count := func(h p2p.Handler) p2p.Handler {
 		return func(ctx context.Context, from peer.ID, method string, body []byte) ([]byte, error) {
 			switch method {
-			case mGetEvent, mAuthChain, mMissingEvents, mStateAfter, mBackfill:
+			case peers.MethodGetEvent, peers.MethodAuthChain, peers.MethodMissingEvents, peers.MethodStateAfter, peers.MethodBackfill:
 				fetches.Add(1)
 			}
 			return h(ctx, from, method, body)
@@ -69,9 +70,9 @@ func TestAnEventThatOvertookItsParentIsPlacedWithoutFetching(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	br.inbox <- gossipMsg{from: a.PeerID(), ev: second}
-	waitFor(t, 20*time.Second, "b's worker to hold the second message for its parent", func() bool { return br.held.Load() == 1 })
-	br.inbox <- gossipMsg{from: a.PeerID(), ev: first}
+	b.peers.Enqueue(br, a.PeerID(), second)
+	waitFor(t, 20*time.Second, "b's worker to hold the second message for its parent", func() bool { return br.Held() == 1 })
+	b.peers.Enqueue(br, a.PeerID(), first)
 
 	waitFor(t, 20*time.Second, "b to place both messages", func() bool {
 		return b.dag.Known(first.ID()) && b.dag.Known(second.ID())

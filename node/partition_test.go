@@ -202,9 +202,7 @@ func testPartition(t *testing.T, version string) {
 						t.Logf("node %s differs from a at %v: %s vs %s", n.serverName[:8], k, v, ref[k])
 					}
 				}
-				n.Node.mu.Lock()
-				r := n.rooms[room.RoomID.String()]
-				n.Node.mu.Unlock()
+				r := n.getRoom(room.RoomID.String())
 				t.Logf("node %s extremities %v", n.serverName[:8], r.Head().Ext)
 			}
 		}

@@ -13,6 +13,7 @@ import (
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 
+	"github.com/parley-p2p/parley/node/peers"
 	"github.com/parley-p2p/parley/p2p"
 	"github.com/parley-p2p/parley/rooms"
 )
@@ -35,7 +36,7 @@ func TestAnAuthorWhoNeverAnswersDoesNotStallTheRoom(t *testing.T) {
 	hang := func(h p2p.Handler) p2p.Handler {
 		return func(ctx context.Context, from peer.ID, method string, body []byte) ([]byte, error) {
 			switch method {
-			case mGetEvent, mAuthChain, mMissingEvents, mStateAfter, mBackfill:
+			case peers.MethodGetEvent, peers.MethodAuthChain, peers.MethodMissingEvents, peers.MethodStateAfter, peers.MethodBackfill:
 				// Hang until the node's own handler deadline (p2p's
 				// DefaultRequestTimeout), then answer nothing useful.
 				asked.Add(1)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/parley-p2p/parley/node/dag"
 	"maps"
 	"os"
 	"path/filepath"
@@ -14,6 +13,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/parley-p2p/parley/node/client"
+	"github.com/parley-p2p/parley/node/dag"
 
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
@@ -107,7 +109,7 @@ func TestStateStorageIsLinear(t *testing.T) {
 }
 
 // TestCreateRoomCapsInitialState: createRoom with more initial_state
-// entries than maxInitialState is refused with M_INVALID_PARAM before
+// entries than client.MaxInitialState is refused with M_INVALID_PARAM before
 // anything is stored; at the cap it succeeds.
 func TestCreateRoomCapsInitialState(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -122,20 +124,20 @@ func TestCreateRoomCapsInitialState(t *testing.T) {
 		}
 		return out
 	}
-	posBefore, roomsBefore := a.store.Pos(), len(a.rooms)
-	_, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{InitialState: entries(maxInitialState + 1)})
+	posBefore, roomsBefore := a.store.Pos(), a.dag.RoomCount()
+	_, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{InitialState: entries(client.MaxInitialState + 1)})
 	var herr mautrix.HTTPError
 	if !errors.As(err, &herr) || herr.Response == nil || herr.Response.StatusCode != 400 || herr.RespError == nil || herr.RespError.ErrCode != "M_INVALID_PARAM" {
-		t.Fatalf("createRoom with %d initial_state entries: %v, want 400 M_INVALID_PARAM", maxInitialState+1, err)
+		t.Fatalf("createRoom with %d initial_state entries: %v, want 400 M_INVALID_PARAM", client.MaxInitialState+1, err)
 	}
-	if a.store.Pos() != posBefore || len(a.rooms) != roomsBefore {
-		t.Errorf("the refused createRoom stored something: position %d -> %d, rooms %d -> %d", posBefore, a.store.Pos(), roomsBefore, len(a.rooms))
+	if a.store.Pos() != posBefore || a.dag.RoomCount() != roomsBefore {
+		t.Errorf("the refused createRoom stored something: position %d -> %d, rooms %d -> %d", posBefore, a.store.Pos(), roomsBefore, a.dag.RoomCount())
 	}
-	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{InitialState: entries(maxInitialState)})
+	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{InitialState: entries(client.MaxInitialState)})
 	if err != nil {
-		t.Fatalf("createRoom with %d initial_state entries: %v", maxInitialState, err)
+		t.Fatalf("createRoom with %d initial_state entries: %v", client.MaxInitialState, err)
 	}
-	if got := len(roomState(a, room.RoomID)); got < maxInitialState {
-		t.Errorf("room has %d state entries, want at least %d", got, maxInitialState)
+	if got := len(roomState(a, room.RoomID)); got < client.MaxInitialState {
+		t.Errorf("room has %d state entries, want at least %d", got, client.MaxInitialState)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/parley-p2p/parley/node/peers"
 	"github.com/parley-p2p/parley/p2p"
 	"github.com/parley-p2p/parley/rooms"
 )
@@ -59,7 +60,7 @@ func (s *stranger) close() {
 }
 
 // event signs an event of the stranger's for the room, building on prevs.
-func (s *stranger) event(t *testing.T, r *room, typ string, content any, prevs, auth []string, depth int64) *rooms.Event {
+func (s *stranger) event(t *testing.T, r *peers.Room, typ string, content any, prevs, auth []string, depth int64) *rooms.Event {
 	t.Helper()
 	raw, err := rooms.MarshalCanonical(content)
 	if err != nil {
@@ -125,7 +126,7 @@ func twoMembers(t *testing.T, ctx context.Context, opts testOpts, shun ...peer.I
 
 // roomAuth returns the IDs of the room's create and power levels events
 // and its extremities, as a stranger that once saw the room would.
-func roomAuth(r *room) (auth, ext []string, depth int64) {
+func roomAuth(r *peers.Room) (auth, ext []string, depth int64) {
 	for _, k := range []rooms.StateKey{{Type: "m.room.create"}, {Type: "m.room.power_levels"}} {
 		if id := r.State()[k]; id != "" {
 			auth = append(auth, id)
@@ -191,7 +192,7 @@ func TestStrangersEventsAreNeitherStoredNorRelayed(t *testing.T) {
 	pad := strings.Repeat("x", 60000)
 	ids := make([]string, flood)
 	before := heapInUse()
-	droppedA := a.gossipDropped.Load()
+	droppedA := a.peers.GossipDropped()
 	for i := range ids {
 		ev := evil.event(t, r, "m.room.message", map[string]string{"msgtype": "m.text", "body": fmt.Sprint(i, pad)}, prevs, auth, depth+1)
 		ids[i] = ev.ID()
@@ -200,7 +201,7 @@ func TestStrangersEventsAreNeitherStoredNorRelayed(t *testing.T) {
 		}
 	}
 	waitFor(t, time.Minute, "a to have judged every event of the flood", func() bool {
-		return a.gossipDropped.Load()-droppedA+int64(a.host.Stats().DroppedInbound) >= flood
+		return a.peers.GossipDropped()-droppedA+int64(a.host.Stats().DroppedInbound) >= flood
 	})
 	// What the members hold once the stranger is gone (its pubsub keeps
 	// its own messages for a few heartbeats after it closes).
@@ -216,12 +217,12 @@ func TestStrangersEventsAreNeitherStoredNorRelayed(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("a ignored %d, dropped %d unvalidated; %d stored; heap grew by %d MiB", a.gossipDropped.Load()-droppedA,
+	t.Logf("a ignored %d, dropped %d unvalidated; %d stored; heap grew by %d MiB", a.peers.GossipDropped()-droppedA,
 		a.host.Stats().DroppedInbound, stored, grew>>20)
 	if stored != 0 {
 		t.Errorf("the members stored %d of the stranger's events", stored)
 	}
-	if got := b.gossipDropped.Load(); got != 0 {
+	if got := b.peers.GossipDropped(); got != 0 {
 		t.Errorf("b's validator saw %d of the stranger's events: a relayed them", got)
 	}
 	if grew > limit {

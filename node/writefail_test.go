@@ -3,13 +3,14 @@ package node
 import (
 	"context"
 	"errors"
-	"github.com/parley-p2p/parley/node/dag"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/parley-p2p/parley/node/dag"
 
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"

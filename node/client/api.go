@@ -1,13 +1,15 @@
-package node
+package client
 
 import (
 	"context"
 	"encoding/json"
-	"github.com/parley-p2p/parley/errs"
-	"github.com/parley-p2p/parley/node/dag"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/parley-p2p/parley/errs"
+	"github.com/parley-p2p/parley/node/dag"
+	"github.com/parley-p2p/parley/node/peers"
 
 	"github.com/parley-p2p/parley/node/store"
 	"github.com/parley-p2p/parley/rooms"
@@ -16,7 +18,7 @@ import (
 
 // clientEvent renders an event for clients. The sender's own device sees
 // its transaction ID, so clients can match their local echo.
-func (n *Node) clientEvent(i *dag.Info, s *webui.Session, withRoom bool) webui.ClientEvent {
+func (api *API) clientEvent(i *dag.Info, s *webui.Session, withRoom bool) webui.ClientEvent {
 	ev := i.Event
 	ce := webui.ClientEvent{
 		Content: ev.Content(), EventID: ev.ID(), OriginServerTS: ev.OriginServerTS(),
@@ -26,11 +28,11 @@ func (n *Node) clientEvent(i *dag.Info, s *webui.Session, withRoom bool) webui.C
 		ce.RoomID = ev.RoomID()
 	}
 	unsigned := map[string]any{"age": max(nowMS()-ev.OriginServerTS(), 0)}
-	if by := n.redactedBy(ev); by != nil {
+	if by := api.redactedBy(ev); by != nil {
 		if red, err := ev.Redacted(); err == nil {
 			ce.Content = red.Content()
 		}
-		unsigned["redacted_because"] = n.clientEvent(by, nil, withRoom)
+		unsigned["redacted_because"] = api.clientEvent(by, nil, withRoom)
 	}
 	if s != nil && i.Rec.TxnID != "" && ev.Sender() == s.UserID && i.Rec.TxnDevice == s.DeviceID {
 		unsigned["transaction_id"] = i.Rec.TxnID
@@ -41,12 +43,12 @@ func (n *Node) clientEvent(i *dag.Info, s *webui.Session, withRoom bool) webui.C
 
 // redactedBy returns the redaction that applies to an event, if any: one
 // whose sender had the redact level, or is on the original's server.
-func (n *Node) redactedBy(ev *rooms.Event) *dag.Info {
+func (api *API) redactedBy(ev *rooms.Event) *dag.Info {
 	if ev.Type() == "m.room.redaction" {
 		return nil
 	}
 	var red *store.Redaction
-	n.store.View(func(t *store.Txn) error {
+	api.store.View(func(t *store.Txn) error {
 		var err error
 		red, err = t.Redaction(ev.ID())
 		return err
@@ -54,7 +56,7 @@ func (n *Node) redactedBy(ev *rooms.Event) *dag.Info {
 	if red == nil {
 		return nil
 	}
-	by, err := n.dag.Event(red.RedactionID)
+	by, err := api.dag.Event(red.RedactionID)
 	if err != nil || !by.Usable() || by.Rec.SoftFailed != "" || by.Event.RoomID() != ev.RoomID() {
 		return nil
 	}
@@ -70,8 +72,8 @@ func (n *Node) redactedBy(ev *rooms.Event) *dag.Info {
 
 // readableRoom returns the room if the user may read it now: joined, or
 // having been in it (then up to the moment they left).
-func (n *Node) readableRoom(s *webui.Session, roomID string) (*room, uint64, error) {
-	r := n.getRoom(roomID)
+func (api *API) readableRoom(s *webui.Session, roomID string) (*peers.Room, uint64, error) {
+	r := api.peers.Room(roomID)
 	if r == nil {
 		return nil, 0, errs.Forbiddenf("you are not in room %s", roomID)
 	}
@@ -79,7 +81,7 @@ func (n *Node) readableRoom(s *webui.Session, roomID string) (*room, uint64, err
 	if !ok {
 		return nil, 0, errs.Forbiddenf("you are not in room %s", roomID)
 	}
-	i, err := n.dag.Event(id)
+	i, err := api.dag.Event(id)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -93,10 +95,10 @@ func (n *Node) readableRoom(s *webui.Session, roomID string) (*room, uint64, err
 }
 
 // JoinedRooms implements webui.Backend.
-func (n *Node) JoinedRooms(s *webui.Session) ([]string, error) {
+func (api *API) JoinedRooms(s *webui.Session) ([]string, error) {
 	var out []string
-	for _, r := range n.allRooms() {
-		if n.membership(r, s.UserID) == "join" {
+	for _, r := range api.peers.Rooms() {
+		if api.peers.Membership(r, s.UserID) == "join" {
 			out = append(out, r.ID)
 		}
 	}
@@ -105,21 +107,21 @@ func (n *Node) JoinedRooms(s *webui.Session) ([]string, error) {
 }
 
 // Send implements webui.Backend for message and state events.
-func (n *Node) Send(ctx context.Context, s *webui.Session, roomID, evType string, stateKey *string, content json.RawMessage, txnID string) (string, error) {
+func (api *API) Send(ctx context.Context, s *webui.Session, roomID, evType string, stateKey *string, content json.RawMessage, txnID string) (string, error) {
 	if len(evType) == 0 || len(evType) > 255 {
 		return "", errs.Invalidf("event type must be 1 to 255 bytes")
 	}
 	if stateKey != nil && len(*stateKey) > 255 {
 		return "", errs.Invalidf("state key over 255 bytes")
 	}
-	r := n.getRoom(roomID)
-	if r == nil || n.membership(r, s.UserID) != "join" {
+	r := api.peers.Room(roomID)
+	if r == nil || api.peers.Membership(r, s.UserID) != "join" {
 		return "", errs.Forbiddenf("you are not joined to room %s", roomID)
 	}
 	if evType == "m.room.create" {
 		return "", errs.Forbiddenf("a room's create event cannot be replaced")
 	}
-	ev, err := n.dag.Send(ctx, r.Room, s.UserID, evType, stateKey, content, txnID, s.DeviceID)
+	ev, err := api.dag.Send(ctx, r.Room, s.UserID, evType, stateKey, content, txnID, s.DeviceID)
 	if err != nil {
 		return "", err
 	}
@@ -127,7 +129,7 @@ func (n *Node) Send(ctx context.Context, s *webui.Session, roomID, evType string
 }
 
 // stateEvents renders a state map.
-func (n *Node) stateEvents(m store.StateMap, s *webui.Session, withRoom bool) []webui.ClientEvent {
+func (api *API) stateEvents(m store.StateMap, s *webui.Session, withRoom bool) []webui.ClientEvent {
 	out := make([]webui.ClientEvent, 0, len(m))
 	keys := make([]rooms.StateKey, 0, len(m))
 	for k := range m {
@@ -140,40 +142,40 @@ func (n *Node) stateEvents(m store.StateMap, s *webui.Session, withRoom bool) []
 		return keys[a].StateKey < keys[b].StateKey
 	})
 	for _, k := range keys {
-		if i, err := n.dag.Event(m[k]); err == nil {
-			out = append(out, n.clientEvent(i, s, withRoom))
+		if i, err := api.dag.Event(m[k]); err == nil {
+			out = append(out, api.clientEvent(i, s, withRoom))
 		}
 	}
 	return out
 }
 
 // roomState is the state a user may see: current, or at their leave.
-func (n *Node) roomState(s *webui.Session, roomID string) (store.StateMap, error) {
-	r, upTo, err := n.readableRoom(s, roomID)
+func (api *API) roomState(s *webui.Session, roomID string) (store.StateMap, error) {
+	r, upTo, err := api.readableRoom(s, roomID)
 	if err != nil {
 		return nil, err
 	}
 	if upTo != 0 {
 		id := r.State()[rooms.StateKey{Type: "m.room.member", StateKey: s.UserID}]
-		if i, err := n.dag.Event(id); err == nil && i.Rec.StateAfter != "" {
-			return n.dag.Snapshot(i.Rec.StateAfter)
+		if i, err := api.dag.Event(id); err == nil && i.Rec.StateAfter != "" {
+			return api.dag.Snapshot(i.Rec.StateAfter)
 		}
 	}
 	return dag.WithCreate(r.Room, r.State()), nil
 }
 
 // State implements webui.Backend.
-func (n *Node) State(s *webui.Session, roomID string) ([]webui.ClientEvent, error) {
-	m, err := n.roomState(s, roomID)
+func (api *API) State(s *webui.Session, roomID string) ([]webui.ClientEvent, error) {
+	m, err := api.roomState(s, roomID)
 	if err != nil {
 		return nil, err
 	}
-	return n.stateEvents(m, s, true), nil
+	return api.stateEvents(m, s, true), nil
 }
 
 // StateEvent implements webui.Backend.
-func (n *Node) StateEvent(s *webui.Session, roomID, evType, stateKey string) (*webui.ClientEvent, error) {
-	m, err := n.roomState(s, roomID)
+func (api *API) StateEvent(s *webui.Session, roomID, evType, stateKey string) (*webui.ClientEvent, error) {
+	m, err := api.roomState(s, roomID)
 	if err != nil {
 		return nil, err
 	}
@@ -181,22 +183,22 @@ func (n *Node) StateEvent(s *webui.Session, roomID, evType, stateKey string) (*w
 	if !ok {
 		return nil, errs.NotFoundf("no %s state with key %q", evType, stateKey)
 	}
-	i, err := n.dag.Event(id)
+	i, err := api.dag.Event(id)
 	if err != nil {
 		return nil, err
 	}
-	ce := n.clientEvent(i, s, true)
+	ce := api.clientEvent(i, s, true)
 	return &ce, nil
 }
 
 // Members implements webui.Backend.
-func (n *Node) Members(s *webui.Session, roomID string, q webui.MembersQuery) ([]webui.ClientEvent, error) {
-	m, err := n.roomState(s, roomID)
+func (api *API) Members(s *webui.Session, roomID string, q webui.MembersQuery) ([]webui.ClientEvent, error) {
+	m, err := api.roomState(s, roomID)
 	if err != nil {
 		return nil, err
 	}
 	var out []webui.ClientEvent
-	for _, ce := range n.stateEvents(m, s, true) {
+	for _, ce := range api.stateEvents(m, s, true) {
 		if ce.Type != "m.room.member" {
 			continue
 		}
@@ -216,8 +218,8 @@ func (n *Node) Members(s *webui.Session, roomID string, q webui.MembersQuery) ([
 }
 
 // JoinedMembers implements webui.Backend.
-func (n *Node) JoinedMembers(s *webui.Session, roomID string) (map[string]webui.JoinedMember, error) {
-	evs, err := n.Members(s, roomID, webui.MembersQuery{Membership: "join"})
+func (api *API) JoinedMembers(s *webui.Session, roomID string) (map[string]webui.JoinedMember, error) {
+	evs, err := api.Members(s, roomID, webui.MembersQuery{Membership: "join"})
 	if err != nil {
 		return nil, err
 	}
@@ -231,19 +233,19 @@ func (n *Node) JoinedMembers(s *webui.Session, roomID string) (map[string]webui.
 }
 
 // Event implements webui.Backend.
-func (n *Node) Event(s *webui.Session, roomID, eventID string) (*webui.ClientEvent, error) {
-	r, upTo, err := n.readableRoom(s, roomID)
+func (api *API) Event(s *webui.Session, roomID, eventID string) (*webui.ClientEvent, error) {
+	r, upTo, err := api.readableRoom(s, roomID)
 	if err != nil {
 		return nil, err
 	}
-	i, err := n.dag.Event(eventID)
+	i, err := api.dag.Event(eventID)
 	if err != nil || i.Event.RoomID() != r.ID || !i.Usable() || i.Rec.SoftFailed != "" {
 		return nil, errs.NotFoundf("event %s not found", eventID)
 	}
 	if upTo != 0 && i.Pos() > upTo {
 		return nil, errs.NotFoundf("event %s not found", eventID)
 	}
-	ce := n.clientEvent(i, s, true)
+	ce := api.clientEvent(i, s, true)
 	return &ce, nil
 }
 
@@ -278,12 +280,12 @@ func parseOrder(tok string) (uint64, bool) {
 // (backfill) when the local timeline ends before the room's start. A
 // token names the point just after an order: backwards from "tN" starts
 // at N, forwards at N+1.
-func (n *Node) Messages(ctx context.Context, s *webui.Session, req webui.MessagesRequest) (*webui.MessagesResponse, error) {
-	r, upTo, err := n.readableRoom(s, req.RoomID)
+func (api *API) Messages(ctx context.Context, s *webui.Session, req webui.MessagesRequest) (*webui.MessagesResponse, error) {
+	r, upTo, err := api.readableRoom(s, req.RoomID)
 	if err != nil {
 		return nil, err
 	}
-	head := store.LiveBase + n.store.Pos()
+	head := store.LiveBase + api.store.Pos()
 	if upTo != 0 {
 		head = min(head, store.LiveBase+upTo)
 	}
@@ -312,7 +314,7 @@ func (n *Node) Messages(ctx context.Context, s *webui.Session, req webui.Message
 	resp := &webui.MessagesResponse{Start: orderToken(from)}
 	var entries []store.TimelineEntry
 	scan := func() error {
-		return n.store.View(func(t *store.Txn) error {
+		return api.store.View(func(t *store.Txn) error {
 			var err error
 			if req.Dir == "b" {
 				lower := uint64(0)
@@ -336,9 +338,9 @@ func (n *Node) Messages(ctx context.Context, s *webui.Session, req webui.Message
 	if req.Dir == "b" && !hasTo && len(entries) <= limit {
 		// The local timeline ends here: fetch older history if there is any.
 		for range 3 {
-			got, err := n.backfill(ctx, r, limit+1-len(entries))
+			got, err := api.peers.Backfill(ctx, r, limit+1-len(entries))
 			if err != nil {
-				n.log.Info("backfill", "room", r.ID, "err", err)
+				api.log.Info("backfill", "room", r.ID, "err", err)
 			}
 			if got == 0 {
 				break
@@ -356,14 +358,14 @@ func (n *Node) Messages(ctx context.Context, s *webui.Session, req webui.Message
 		entries = entries[:limit]
 	}
 	for _, e := range entries {
-		i, err := n.dag.Event(e.EventID)
+		i, err := api.dag.Event(e.EventID)
 		if err != nil {
 			return nil, err
 		}
 		if req.Filter != nil && !req.Filter.Allows(i.Event.Type(), i.Event.Sender()) {
 			continue
 		}
-		resp.Chunk = append(resp.Chunk, n.clientEvent(i, s, true))
+		resp.Chunk = append(resp.Chunk, api.clientEvent(i, s, true))
 	}
 	if len(entries) > 0 {
 		last := entries[len(entries)-1].Order
@@ -380,8 +382,8 @@ func (n *Node) Messages(ctx context.Context, s *webui.Session, req webui.Message
 
 // RoomDebug implements webui.Backend: the room's DAG head as this node
 // sees it, and every event it rejected or soft-failed, with the reason.
-func (n *Node) RoomDebug(s *webui.Session, roomID string) (any, error) {
-	r, _, err := n.readableRoom(s, roomID)
+func (api *API) RoomDebug(s *webui.Session, roomID string) (any, error) {
+	r, _, err := api.readableRoom(s, roomID)
 	if err != nil {
 		return nil, err
 	}
@@ -391,7 +393,7 @@ func (n *Node) RoomDebug(s *webui.Session, roomID string) (any, error) {
 		stateIDs[k.Type+"|"+k.StateKey] = id
 	}
 	var verdicts []*store.Verdict
-	if err := n.store.View(func(t *store.Txn) error {
+	if err := api.store.View(func(t *store.Txn) error {
 		var err error
 		verdicts, err = t.Verdicts(r.ID, 1000)
 		return err
@@ -408,6 +410,6 @@ func (n *Node) RoomDebug(s *webui.Session, roomID string) (any, error) {
 		"depth":        depth,
 		"state":        stateIDs,
 		"verdicts":     verdicts,
-		"servers":      n.roomServers(r),
+		"servers":      api.peers.RoomServers(r),
 	}, nil
 }

@@ -1,27 +1,27 @@
-package node
+package client
 
 import (
 	"context"
 	"encoding/json"
 	"slices"
-	"strings"
 
 	"github.com/parley-p2p/parley/errs"
 	"github.com/parley-p2p/parley/node/dag"
+	"github.com/parley-p2p/parley/node/links"
 	"github.com/parley-p2p/parley/rooms"
 	"github.com/parley-p2p/parley/webui"
 )
 
-// maxInitialState bounds createRoom's initial_state. Clients send a
+// MaxInitialState bounds createRoom's initial_state. Clients send a
 // handful of entries (encryption, guest access, a space's parent); a
 // room that needs more can have them sent as state events afterwards.
-const maxInitialState = 100
+const MaxInitialState = 100
 
 // CreateRoom implements webui.Backend: the events of the spec's
 // createRoom, in order, each checked and stored like any other.
-func (n *Node) CreateRoom(ctx context.Context, s *webui.Session, req *webui.CreateRoomRequest) (string, error) {
-	if len(req.InitialState) > maxInitialState {
-		return "", errs.Invalidf("initial_state has %d entries; at most %d are allowed", len(req.InitialState), maxInitialState)
+func (api *API) CreateRoom(ctx context.Context, s *webui.Session, req *webui.CreateRoomRequest) (string, error) {
+	if len(req.InitialState) > MaxInitialState {
+		return "", errs.Invalidf("initial_state has %d entries; at most %d are allowed", len(req.InitialState), MaxInitialState)
 	}
 	version := req.RoomVersion
 	if version == "" {
@@ -47,7 +47,7 @@ func (n *Node) CreateRoom(ctx context.Context, s *webui.Session, req *webui.Crea
 		if u == s.UserID || slices.Contains(localInvites, u) || slices.Contains(remoteInvites, u) {
 			continue
 		}
-		if _, local := n.localUser(u); local {
+		if _, local := api.peers.LocalUser(u); local {
 			localInvites = append(localInvites, u)
 		} else {
 			remoteInvites = append(remoteInvites, u)
@@ -61,8 +61,8 @@ func (n *Node) CreateRoom(ctx context.Context, s *webui.Session, req *webui.Crea
 		return "", errs.Invalidf("creation_content: %v", err)
 	}
 	for _, u := range localInvites {
-		local, _ := n.localUser(u)
-		if _, err := n.account(local); err != nil {
+		local, _ := api.peers.LocalUser(u)
+		if _, err := api.account(local); err != nil {
 			return "", errs.NotFoundf("user %s does not exist", u)
 		}
 	}
@@ -72,8 +72,8 @@ func (n *Node) CreateRoom(ctx context.Context, s *webui.Session, req *webui.Crea
 		content  any
 	}
 	steps := []step{
-		{"m.room.member", s.UserID, n.memberContent(s.UserID, "join")},
-		{"m.room.power_levels", "", n.powerLevels(version, s.UserID, preset, req)},
+		{"m.room.member", s.UserID, api.memberContent(s.UserID, "join")},
+		{"m.room.power_levels", "", api.powerLevels(version, s.UserID, preset, req)},
 	}
 	joinRule, history := "invite", "shared"
 	if preset == "public_chat" {
@@ -103,24 +103,24 @@ func (n *Node) CreateRoom(ctx context.Context, s *webui.Session, req *webui.Crea
 		}
 		built = append(built, dag.Step{Type: st.typ, StateKey: st.key, Content: c})
 	}
-	dr, err := n.dag.CreateRoom(version, s.UserID, createContent, built)
+	dr, err := api.dag.CreateRoom(version, s.UserID, createContent, built)
 	if err != nil {
 		return "", err
 	}
-	r, err := n.activateRoom(newRoom(dr))
+	r, err := api.peers.Activate(dr)
 	if err != nil {
 		return "", err
 	}
 	for _, u := range remoteInvites {
-		if err := n.Invite(ctx, s, r.ID, u, ""); err != nil {
-			n.log.Warn("createRoom invite failed", "room", r.ID, "user", u, "err", err)
+		if err := api.Invite(ctx, s, r.ID, u, ""); err != nil {
+			api.log.Warn("createRoom invite failed", "room", r.ID, "user", u, "err", err)
 			return r.ID, nil
 		}
 	}
 	return r.ID, nil
 }
 
-func (n *Node) powerLevels(version, creator, preset string, req *webui.CreateRoomRequest) map[string]any {
+func (api *API) powerLevels(version, creator, preset string, req *webui.CreateRoomRequest) map[string]any {
 	users := map[string]any{}
 	if version == rooms.V11 {
 		users[creator] = 100
@@ -150,12 +150,12 @@ func (n *Node) powerLevels(version, creator, preset string, req *webui.CreateRoo
 			"m.room.encryption":         100,
 			// Links are invites: whoever may invite may make, use up and
 			// revoke them.
-			linkEventType: 0,
+			links.EventType: 0,
 		},
 	}
 	if preset == "public_chat" {
 		pl["invite"] = 50
-		pl["events"].(map[string]any)[linkEventType] = 50
+		pl["events"].(map[string]any)[links.EventType] = 50
 	}
 	if len(req.PowerLevelContentOverride) > 0 {
 		var over map[string]any
@@ -169,23 +169,14 @@ func (n *Node) powerLevels(version, creator, preset string, req *webui.CreateRoo
 }
 
 // memberContent is a member event's content with the user's profile.
-func (n *Node) memberContent(user, membership string) map[string]any {
+func (api *API) memberContent(user, membership string) map[string]any {
 	c := map[string]any{"membership": membership}
-	if _, local := n.localUser(user); local && membership == "join" {
-		if p, err := n.Profile(user); err == nil {
+	if _, local := api.peers.LocalUser(user); local && membership == "join" {
+		if p, err := api.Profile(user); err == nil {
 			for k, v := range p {
 				c[k] = v
 			}
 		}
 	}
 	return c
-}
-
-// localUser returns the localpart if the user lives on this node.
-func (n *Node) localUser(user string) (string, bool) {
-	s, err := rooms.ServerOf(user)
-	if err != nil || s != n.serverName {
-		return "", false
-	}
-	return strings.TrimPrefix(strings.SplitN(user, ":", 2)[0], "@"), true
 }

@@ -1,4 +1,4 @@
-package node
+package client
 
 import (
 	"context"
@@ -6,9 +6,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"github.com/parley-p2p/parley/errs"
 	"net/http"
-	"strings"
+
+	"github.com/parley-p2p/parley/errs"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -34,11 +34,11 @@ func randomDeviceID() string {
 	return string(b)
 }
 
-func (n *Node) userID(localpart string) string { return "@" + localpart + ":" + n.serverName }
+func (api *API) userID(localpart string) string { return "@" + localpart + ":" + api.serverName }
 
-func (n *Node) account(localpart string) (*store.Account, error) {
+func (api *API) account(localpart string) (*store.Account, error) {
 	var a *store.Account
-	err := n.store.View(func(t *store.Txn) error {
+	err := api.store.View(func(t *store.Txn) error {
 		var err error
 		a, err = t.Account(localpart)
 		return err
@@ -47,9 +47,9 @@ func (n *Node) account(localpart string) (*store.Account, error) {
 }
 
 // AccountCount implements webui.Backend.
-func (n *Node) AccountCount() (int, error) {
+func (api *API) AccountCount() (int, error) {
 	var c int
-	err := n.store.View(func(t *store.Txn) error {
+	err := api.store.View(func(t *store.Txn) error {
 		var err error
 		c, err = t.AccountCount()
 		return err
@@ -58,8 +58,8 @@ func (n *Node) AccountCount() (int, error) {
 }
 
 // AccountExists implements webui.Backend.
-func (n *Node) AccountExists(localpart string) (bool, error) {
-	_, err := n.account(localpart)
+func (api *API) AccountExists(localpart string) (bool, error) {
+	_, err := api.account(localpart)
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
 	}
@@ -67,7 +67,7 @@ func (n *Node) AccountExists(localpart string) (bool, error) {
 }
 
 // CreateAccount implements webui.Backend.
-func (n *Node) CreateAccount(ctx context.Context, req webui.AccountRequest) (*webui.LoginResult, error) {
+func (api *API) CreateAccount(ctx context.Context, req webui.AccountRequest) (*webui.LoginResult, error) {
 	// bcrypt reads at most 72 bytes; the API refuses longer passwords
 	// first, with the same message.
 	if len(req.Password) > 72 {
@@ -77,21 +77,21 @@ func (n *Node) CreateAccount(ctx context.Context, req webui.AccountRequest) (*we
 	if err != nil {
 		return nil, err
 	}
-	n.acctMu.Lock()
-	defer n.acctMu.Unlock()
-	count, err := n.AccountCount()
+	api.acctMu.Lock()
+	defer api.acctMu.Unlock()
+	count, err := api.AccountCount()
 	if err != nil {
 		return nil, err
 	}
 	if req.First && count > 0 {
 		return nil, errs.Forbiddenf("this node already has its owner")
 	}
-	if _, err := n.account(req.Localpart); err == nil {
+	if _, err := api.account(req.Localpart); err == nil {
 		return nil, &webui.Error{Status: http.StatusBadRequest, Code: "M_USER_IN_USE", Message: "that user name is taken"}
 	}
-	user := n.userID(req.Localpart)
-	token, sess := n.newSession(user, req.DeviceID)
-	err = n.store.Update(func(t *store.Txn) error {
+	user := api.userID(req.Localpart)
+	token, sess := api.newSession(user, req.DeviceID)
+	err = api.store.Update(func(t *store.Txn) error {
 		if err := t.PutAccount(&store.Account{Localpart: req.Localpart, PasswordHash: string(hash), Created: nowMS()}); err != nil {
 			return err
 		}
@@ -109,13 +109,13 @@ func (n *Node) CreateAccount(ctx context.Context, req webui.AccountRequest) (*we
 		return nil, err
 	}
 	if req.First {
-		n.claimed()
+		api.claimed()
 	}
-	n.log.Info("account created", "user", user)
+	api.log.Info("account created", "user", user)
 	return &webui.LoginResult{UserID: user, AccessToken: token, DeviceID: sess.DeviceID}, nil
 }
 
-func (n *Node) newSession(user, device string) (string, *store.Session) {
+func (api *API) newSession(user, device string) (string, *store.Session) {
 	if device == "" {
 		device = randomDeviceID()
 	}
@@ -123,9 +123,9 @@ func (n *Node) newSession(user, device string) (string, *store.Session) {
 }
 
 // Login implements webui.Backend.
-func (n *Node) Login(ctx context.Context, localpart, password, deviceID, deviceName string) (*webui.LoginResult, error) {
+func (api *API) Login(ctx context.Context, localpart, password, deviceID, deviceName string) (*webui.LoginResult, error) {
 	bad := errs.Forbiddenf("invalid username or password")
-	a, err := n.account(localpart)
+	a, err := api.account(localpart)
 	if errors.Is(err, store.ErrNotFound) {
 		// Spend the same time as a real check.
 		bcrypt.CompareHashAndPassword([]byte("$2a$10$abcdefghijklmnopqrstuuJ7oIqH5a3xJ0D4Bq3m8eXf9zJxUz5yS"), []byte(password))
@@ -137,21 +137,21 @@ func (n *Node) Login(ctx context.Context, localpart, password, deviceID, deviceN
 	if bcrypt.CompareHashAndPassword([]byte(a.PasswordHash), []byte(password)) != nil {
 		return nil, bad
 	}
-	user := n.userID(localpart)
-	token, sess := n.newSession(user, deviceID)
-	if err := n.store.Update(func(t *store.Txn) error { return t.PutSession(token, sess) }); err != nil {
+	user := api.userID(localpart)
+	token, sess := api.newSession(user, deviceID)
+	if err := api.store.Update(func(t *store.Txn) error { return t.PutSession(token, sess) }); err != nil {
 		return nil, err
 	}
 	return &webui.LoginResult{UserID: user, AccessToken: token, DeviceID: sess.DeviceID}, nil
 }
 
 // Authenticate implements webui.Backend.
-func (n *Node) Authenticate(token string) (*webui.Session, error) {
-	if sess, isCLI, err := n.cliSession(token); isCLI {
+func (api *API) Authenticate(token string) (*webui.Session, error) {
+	if sess, isCLI, err := api.cliSession(token); isCLI {
 		return sess, err
 	}
 	var s *store.Session
-	err := n.store.View(func(t *store.Txn) error {
+	err := api.store.View(func(t *store.Txn) error {
 		var err error
 		s, err = t.Session(token)
 		return err
@@ -166,14 +166,14 @@ func (n *Node) Authenticate(token string) (*webui.Session, error) {
 }
 
 // Logout implements webui.Backend.
-func (n *Node) Logout(token string) error {
-	return n.store.Update(func(t *store.Txn) error { return t.DeleteSession(token) })
+func (api *API) Logout(token string) error {
+	return api.store.Update(func(t *store.Txn) error { return t.DeleteSession(token) })
 }
 
 // PutFilter implements webui.Backend.
-func (n *Node) PutFilter(user string, filter json.RawMessage) (string, error) {
+func (api *API) PutFilter(user string, filter json.RawMessage) (string, error) {
 	var id string
-	err := n.store.Update(func(t *store.Txn) error {
+	err := api.store.Update(func(t *store.Txn) error {
 		var err error
 		id, err = t.PutFilter(user, filter)
 		return err
@@ -182,9 +182,9 @@ func (n *Node) PutFilter(user string, filter json.RawMessage) (string, error) {
 }
 
 // Filter implements webui.Backend.
-func (n *Node) Filter(user, id string) (json.RawMessage, error) {
+func (api *API) Filter(user, id string) (json.RawMessage, error) {
 	var f json.RawMessage
-	err := n.store.View(func(t *store.Txn) error {
+	err := api.store.View(func(t *store.Txn) error {
 		var err error
 		f, err = t.Filter(user, id)
 		return err
@@ -197,14 +197,14 @@ func (n *Node) Filter(user, id string) (json.RawMessage, error) {
 
 // Profile implements webui.Backend: local users from the store, others
 // from their member events in shared rooms.
-func (n *Node) Profile(user string) (map[string]any, error) {
+func (api *API) Profile(user string) (map[string]any, error) {
 	out := map[string]any{}
-	if local, ok := n.localUser(user); ok {
-		if _, err := n.account(local); err != nil {
+	if local, ok := api.peers.LocalUser(user); ok {
+		if _, err := api.account(local); err != nil {
 			return nil, errs.NotFoundf("user %s does not exist", user)
 		}
 		var p *store.Profile
-		if err := n.store.View(func(t *store.Txn) error {
+		if err := api.store.View(func(t *store.Txn) error {
 			var err error
 			p, err = t.Profile(user)
 			return err
@@ -219,12 +219,12 @@ func (n *Node) Profile(user string) (map[string]any, error) {
 		}
 		return out, nil
 	}
-	for _, r := range n.allRooms() {
+	for _, r := range api.peers.Rooms() {
 		id, ok := r.State()[rooms.StateKey{Type: "m.room.member", StateKey: user}]
 		if !ok {
 			continue
 		}
-		if i, err := n.dag.Event(id); err == nil {
+		if i, err := api.dag.Event(id); err == nil {
 			var c map[string]any
 			json.Unmarshal(i.Event.Content(), &c)
 			for _, k := range []string{"displayname", "avatar_url"} {
@@ -240,8 +240,8 @@ func (n *Node) Profile(user string) (map[string]any, error) {
 
 // SetProfile implements webui.Backend; the change is also sent as a new
 // member event to every room the user is in.
-func (n *Node) SetProfile(ctx context.Context, user, field, value string) error {
-	err := n.store.Update(func(t *store.Txn) error {
+func (api *API) SetProfile(ctx context.Context, user, field, value string) error {
+	err := api.store.Update(func(t *store.Txn) error {
 		p, err := t.Profile(user)
 		if err != nil {
 			return err
@@ -256,27 +256,15 @@ func (n *Node) SetProfile(ctx context.Context, user, field, value string) error 
 	if err != nil {
 		return err
 	}
-	for _, r := range n.allRooms() {
-		if n.membership(r, user) != "join" {
+	for _, r := range api.peers.Rooms() {
+		if api.peers.Membership(r, user) != "join" {
 			continue
 		}
-		c, _ := rooms.MarshalCanonical(n.memberContent(user, "join"))
+		c, _ := rooms.MarshalCanonical(api.memberContent(user, "join"))
 		u := user
-		if _, err := n.dag.Send(ctx, r.Room, user, "m.room.member", &u, c, "", ""); err != nil {
-			n.log.Warn("profile update in room", "room", r.ID, "err", err)
+		if _, err := api.dag.Send(ctx, r.Room, user, "m.room.member", &u, c, "", ""); err != nil {
+			api.log.Warn("profile update in room", "room", r.ID, "err", err)
 		}
 	}
 	return nil
 }
-
-func (n *Node) allRooms() []*room {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	out := make([]*room, 0, len(n.rooms))
-	for _, r := range n.rooms {
-		out = append(out, r)
-	}
-	return out
-}
-
-var _ = strings.TrimSpace

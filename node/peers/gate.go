@@ -1,10 +1,11 @@
-package node
+package peers
 
 import (
 	"encoding/json"
-	"github.com/parley-p2p/parley/node/dag"
 	"sync"
 	"time"
+
+	"github.com/parley-p2p/parley/node/dag"
 
 	"github.com/parley-p2p/parley/node/store"
 	"github.com/parley-p2p/parley/rooms"
@@ -39,24 +40,24 @@ func newRoomGate() *roomGate {
 }
 
 // refresh recomputes the servers from the room's state when it changed.
-func (g *roomGate) refresh(n *Node, r *room) {
+func (g *roomGate) refresh(ps *Peers, r *Room) {
 	h := r.Head()
 	state, id := h.State, h.StateID
 	if id == g.stateID && g.servers != nil {
 		return
 	}
 	g.stateID = id
-	g.servers = n.speakingServers(state)
-	g.joinRule = n.joinRule(state)
+	g.servers = ps.speakingServers(state)
+	g.joinRule = ps.joinRule(state)
 }
 
 // allows reports whether ev's server may speak in the room now. It
 // changes nothing: what a membership event opens is noted by admitted,
 // once its signature is verified.
-func (g *roomGate) allows(n *Node, r *room, ev *rooms.Event, now time.Time) bool {
+func (g *roomGate) allows(ps *Peers, r *Room, ev *rooms.Event, now time.Time) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.refresh(n, r)
+	g.refresh(ps, r)
 	sender, err := rooms.ServerOf(ev.Sender())
 	if err != nil {
 		return false
@@ -116,13 +117,13 @@ func (g *roomGate) addPending(server string, now time.Time) {
 
 // speakingServers lists the servers with a user joined, invited or
 // knocking in a state.
-func (n *Node) speakingServers(state store.StateMap) map[string]bool {
+func (ps *Peers) speakingServers(state store.StateMap) map[string]bool {
 	out := make(map[string]bool)
 	for s, id := range dag.MemberEvents(state) {
 		if out[s] {
 			continue
 		}
-		if m, ok := n.dag.MembershipOf(id); ok && dag.Speaks(m) {
+		if m, ok := ps.dag.MembershipOf(id); ok && dag.Speaks(m) {
 			out[s] = true
 		}
 	}
@@ -131,17 +132,17 @@ func (n *Node) speakingServers(state store.StateMap) map[string]bool {
 
 // joinRule reads m.room.join_rules from a state; without one a room is
 // invite-only.
-func (n *Node) joinRule(state store.StateMap) string {
-	return n.stateString(state, "m.room.join_rules", "join_rule", "invite")
+func (ps *Peers) joinRule(state store.StateMap) string {
+	return ps.stateString(state, "m.room.join_rules", "join_rule", "invite")
 }
 
 // mayJoin reports whether the join rules of a state could let user join:
 // the room is public; the user is invited (or already joined); or the
 // room is restricted and the user is joined to one of the rooms it
 // allows, as far as this node knows.
-func (n *Node) mayJoin(state store.StateMap, user string) bool {
+func (ps *Peers) mayJoin(state store.StateMap, user string) bool {
 	if id, ok := state[rooms.StateKey{Type: "m.room.member", StateKey: user}]; ok {
-		if i, err := n.dag.Event(id); err == nil {
+		if i, err := ps.dag.Event(id); err == nil {
 			switch i.Event.Membership() {
 			case "invite", "join":
 				return true
@@ -150,23 +151,23 @@ func (n *Node) mayJoin(state store.StateMap, user string) bool {
 			}
 		}
 	}
-	switch n.joinRule(state) {
+	switch ps.joinRule(state) {
 	case "public":
 		return true
 	case "restricted", "knock_restricted":
-		return n.inAllowedRoom(state, user)
+		return ps.inAllowedRoom(state, user)
 	}
 	return false
 }
 
 // inAllowedRoom reports whether user is joined to a room that the join
 // rules of a restricted room allow.
-func (n *Node) inAllowedRoom(state store.StateMap, user string) bool {
+func (ps *Peers) inAllowedRoom(state store.StateMap, user string) bool {
 	id, ok := state[rooms.StateKey{Type: "m.room.join_rules"}]
 	if !ok {
 		return false
 	}
-	i, err := n.dag.Event(id)
+	i, err := ps.dag.Event(id)
 	if err != nil {
 		return false
 	}
@@ -183,7 +184,7 @@ func (n *Node) inAllowedRoom(state store.StateMap, user string) bool {
 		if a.Type != "m.room_membership" {
 			continue
 		}
-		if r := n.getRoom(a.RoomID); r != nil && n.membership(r, user) == "join" {
+		if r := ps.Room(a.RoomID); r != nil && ps.Membership(r, user) == "join" {
 			return true
 		}
 	}

@@ -1,4 +1,4 @@
-package node
+package peers
 
 import (
 	"context"
@@ -24,8 +24,8 @@ const tick = time.Second
 // maintainPeers keeps a connection to every server in every room, and
 // compares each room's extremities with a connected member's now and
 // then. After a freeze or a sleep it catches every room up at once.
-func (n *Node) maintainPeers(ctx context.Context) {
-	interval := n.cfg.ReconnectInterval
+func (ps *Peers) maintainPeers(ctx context.Context) {
+	interval := ps.cfg.ReconnectInterval
 	if interval <= 0 {
 		interval = defaultReconnectInterval
 	}
@@ -41,14 +41,14 @@ func (n *Node) maintainPeers(ctx context.Context) {
 			woke := gap > 3*tick
 			last = now
 			if woke {
-				n.log.Info("clock jumped: the node was frozen or asleep; catching up", "gap", gap.Round(time.Millisecond))
+				ps.log.Info("clock jumped: the node was frozen or asleep; catching up", "gap", gap.Round(time.Millisecond))
 			}
 			if !woke && now.Sub(lastCheck) < interval {
 				continue
 			}
 			lastCheck = now
-			n.redialRooms()
-			n.antiEntropy(woke)
+			ps.redialRooms()
+			ps.antiEntropy(woke)
 		}
 	}
 }
@@ -57,23 +57,23 @@ func (n *Node) maintainPeers(ctx context.Context) {
 // room's members up in the DHT (rendezvous) when none is connected, so a
 // node that restarted on new addresses, or whose known members are gone,
 // finds the room again.
-func (n *Node) redialRooms() {
-	connected := n.host.ConnectedPeers()
-	for _, r := range n.followedRooms() {
-		if n.checkFollowing(r); !r.followed() {
+func (ps *Peers) redialRooms() {
+	connected := ps.host.ConnectedPeers()
+	for _, r := range ps.followedRooms() {
+		if ps.CheckFollowing(r); !r.Followed() {
 			// A kick or ban that arrived through catch-up rather than
 			// the room's worker.
 			continue
 		}
-		if len(n.connectedMembers(r)) == 0 && len(n.roomServers(r)) > 0 {
-			n.goBackground(func(ctx context.Context) { n.rendezvous(ctx, r) })
+		if len(ps.connectedMembers(r)) == 0 && len(ps.RoomServers(r)) > 0 {
+			ps.goBackground(func(ctx context.Context) { ps.rendezvous(ctx, r) })
 		}
-		for _, s := range n.roomServers(r) {
+		for _, s := range ps.RoomServers(r) {
 			p, err := peerOf(s)
 			if err != nil || slices.Contains(connected, p) {
 				continue
 			}
-			n.goBackground(func(ctx context.Context) { n.redial(ctx, p) })
+			ps.goBackground(func(ctx context.Context) { ps.redial(ctx, p) })
 			connected = append(connected, p)
 		}
 	}
@@ -81,11 +81,11 @@ func (n *Node) redialRooms() {
 
 // antiEntropy compares every room with connected members: all of them
 // after a wake-up, one at random otherwise.
-func (n *Node) antiEntropy(all bool) {
-	connected := n.host.ConnectedPeers()
-	for _, r := range n.followedRooms() {
+func (ps *Peers) antiEntropy(all bool) {
+	connected := ps.host.ConnectedPeers()
+	for _, r := range ps.followedRooms() {
 		var peers []peer.ID
-		for _, s := range n.roomServers(r) {
+		for _, s := range ps.RoomServers(r) {
 			if p, err := peerOf(s); err == nil && slices.Contains(connected, p) {
 				peers = append(peers, p)
 			}
@@ -97,40 +97,40 @@ func (n *Node) antiEntropy(all bool) {
 			peers = []peer.ID{peers[rand.IntN(len(peers))]}
 		}
 		for _, p := range peers {
-			n.goBackground(func(ctx context.Context) { n.catchUp(ctx, r, p) })
+			ps.goBackground(func(ctx context.Context) { ps.CatchUp(ctx, r, p) })
 		}
 	}
 }
 
-func (n *Node) redial(ctx context.Context, p peer.ID) {
+func (ps *Peers) redial(ctx context.Context, p peer.ID) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := n.host.Connect(ctx, p); err != nil {
-		n.log.Debug("redial room peer", "peer", shortPeer(p), "err", err)
+	if err := ps.host.Connect(ctx, p); err != nil {
+		ps.log.Debug("redial room peer", "peer", shortPeer(p), "err", err)
 	}
 }
 
 // rendezvous finds members of a room through the DHT and connects to them.
-func (n *Node) rendezvous(ctx context.Context, r *room) {
+func (ps *Peers) rendezvous(ctx context.Context, r *Room) {
 	if !r.finding.CompareAndSwap(false, true) {
 		return
 	}
 	defer r.finding.Store(false)
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	peers, err := n.host.FindRoomPeers(ctx, r.ID, 10)
+	peers, err := ps.host.FindRoomPeers(ctx, r.ID, 10)
 	if err != nil {
-		n.log.Debug("room rendezvous", "room", r.ID, "err", err)
+		ps.log.Debug("room rendezvous", "room", r.ID, "err", err)
 		return
 	}
 	for _, p := range peers {
-		n.redial(ctx, p)
+		ps.redial(ctx, p)
 	}
 }
 
 // advertise announces the room in the DHT: retried until it works, then
 // renewed before the record expires.
-func (n *Node) advertise(ctx context.Context, r *room) {
+func (ps *Peers) advertise(ctx context.Context, r *Room) {
 	wait := time.Duration(0)
 	for {
 		select {
@@ -141,10 +141,10 @@ func (n *Node) advertise(ctx context.Context, r *room) {
 		case <-time.After(wait):
 		}
 		actx, cancel := context.WithTimeout(ctx, time.Minute)
-		err := n.host.AdvertiseRoom(actx, r.ID)
+		err := ps.host.AdvertiseRoom(actx, r.ID)
 		cancel()
 		if err != nil {
-			n.log.Debug("advertise room", "room", r.ID, "err", err)
+			ps.log.Debug("advertise room", "room", r.ID, "err", err)
 			wait = 10 * time.Second
 			continue
 		}

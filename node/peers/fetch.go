@@ -1,13 +1,14 @@
-package node
+package peers
 
 import (
 	"context"
 	"errors"
-	"github.com/parley-p2p/parley/node/dag"
 	"log/slog"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/parley-p2p/parley/node/dag"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -75,23 +76,23 @@ func newFetcher() *fetcher {
 // be placed now, and otherwise holds it a moment for its ancestors or
 // starts, or waits for, a fetch of what it builds on. It reports whether
 // the event was placed.
-func (n *Node) ingestOrFetch(r *room, f *fetcher, m gossipMsg) bool {
-	return n.ingestOrHold(r, f, m, true)
+func (ps *Peers) ingestOrFetch(r *Room, f *fetcher, m gossipMsg) bool {
+	return ps.ingestOrHold(r, f, m, true)
 }
 
-func (n *Node) ingestOrHold(r *room, f *fetcher, m gossipMsg, mayHold bool) bool {
-	out, err := n.dag.Admit(r.Room, m.ev, dag.Opts{})
+func (ps *Peers) ingestOrHold(r *Room, f *fetcher, m gossipMsg, mayHold bool) bool {
+	out, err := ps.dag.Admit(r.Room, m.ev, dag.Opts{})
 	var miss *dag.Missing
 	switch {
 	case err == nil:
-		n.afterIngest(r, out)
+		ps.afterIngest(r, out)
 		return true
 	case !errors.As(err, &miss):
-		n.gossipLog.log(n.log, slog.LevelInfo, "gossip event not ingested", "room", r.ID, "event", m.ev.ID(), "err", err)
+		ps.gossipLog.log(ps.log, slog.LevelInfo, "gossip event not ingested", "room", r.ID, "event", m.ev.ID(), "err", err)
 		return false
 	}
-	if !n.mayFetchFor(r, m) {
-		n.gossipLog.log(n.log, slog.LevelInfo, "not fetching for a server not in the room", "room", r.ID, "event", m.ev.ID(), "sender", m.ev.Sender())
+	if !ps.mayFetchFor(r, m) {
+		ps.gossipLog.log(ps.log, slog.LevelInfo, "not fetching for a server not in the room", "room", r.ID, "event", m.ev.ID(), "sender", m.ev.Sender())
 		return false
 	}
 	if _, ok := f.held[m.ev.ID()]; ok {
@@ -104,21 +105,21 @@ func (n *Node) ingestOrHold(r *room, f *fetcher, m gossipMsg, mayHold bool) bool
 		f.held[m.ev.ID()] = heldMsg{m: m, since: time.Now()}
 		return false
 	}
-	n.fetchFor(r, f, m)
+	ps.fetchFor(r, f, m)
 	return false
 }
 
 // placeHeld places the held events whose ancestors have come, until no
 // more can be placed.
-func (n *Node) placeHeld(r *room, f *fetcher) {
+func (ps *Peers) placeHeld(r *Room, f *fetcher) {
 	for progress := true; progress && len(f.held) > 0; {
 		progress = false
 		for id, h := range f.held {
-			if !n.ancestorsKnown(h.m.ev) {
+			if !ps.ancestorsKnown(h.m.ev) {
 				continue
 			}
 			delete(f.held, id)
-			if n.ingestOrHold(r, f, h.m, false) {
+			if ps.ingestOrHold(r, f, h.m, false) {
 				progress = true
 			}
 		}
@@ -126,26 +127,26 @@ func (n *Node) placeHeld(r *room, f *fetcher) {
 }
 
 // releaseHeld sends the events held for longer than gossipGrace to fetches.
-func (n *Node) releaseHeld(r *room, f *fetcher, now time.Time) {
+func (ps *Peers) releaseHeld(r *Room, f *fetcher, now time.Time) {
 	placed := false
 	for id, h := range f.held {
 		if now.Sub(h.since) >= gossipGrace {
 			delete(f.held, id)
-			if !n.dag.Known(id) && n.ingestOrHold(r, f, h.m, false) {
+			if !ps.dag.Known(id) && ps.ingestOrHold(r, f, h.m, false) {
 				placed = true
 			}
 		}
 	}
 	if placed {
-		n.placeHeld(r, f)
+		ps.placeHeld(r, f)
 	}
 }
 
 // ancestorsKnown reports whether every prev and auth event of ev is known.
-func (n *Node) ancestorsKnown(ev *rooms.Event) bool {
+func (ps *Peers) ancestorsKnown(ev *rooms.Event) bool {
 	for _, ids := range [][]string{ev.PrevEvents(), ev.AuthEvents()} {
 		for _, id := range ids {
-			if !n.dag.Known(id) {
+			if !ps.dag.Known(id) {
 				return false
 			}
 		}
@@ -154,16 +155,16 @@ func (n *Node) ancestorsKnown(ev *rooms.Event) bool {
 }
 
 // fetchFor starts, or waits for, a fetch of what m builds on.
-func (n *Node) fetchFor(r *room, f *fetcher, m gossipMsg) {
+func (ps *Peers) fetchFor(r *Room, f *fetcher, m gossipMsg) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.tries[m.ev.ID()] >= maxFetchTries {
-		n.gossipLog.log(n.log, slog.LevelInfo, "gossip event dropped: its ancestors could not be fetched", "room", r.ID, "event", m.ev.ID())
+		ps.gossipLog.log(ps.log, slog.LevelInfo, "gossip event dropped: its ancestors could not be fetched", "room", r.ID, "event", m.ev.ID())
 		return
 	}
 	if f.running[m.from] || len(f.running) >= maxFetchesPerRoom {
 		if len(f.parked[m.from]) >= maxParkedPerAuthor || f.nParked >= maxParkedPerRoom {
-			n.gossipLog.log(n.log, slog.LevelInfo, "gossip event dropped: too many waiting for fetches", "room", r.ID, "event", m.ev.ID())
+			ps.gossipLog.log(ps.log, slog.LevelInfo, "gossip event dropped: too many waiting for fetches", "room", r.ID, "event", m.ev.ID())
 			return
 		}
 		f.parked[m.from] = append(f.parked[m.from], m)
@@ -175,18 +176,18 @@ func (n *Node) fetchFor(r *room, f *fetcher, m gossipMsg) {
 	}
 	f.tries[m.ev.ID()]++
 	f.running[m.from] = true
-	n.goBackground(func(ctx context.Context) { n.fetchAndIngest(ctx, r, f, m) })
+	ps.goBackground(func(ctx context.Context) { ps.fetchAndIngest(ctx, r, f, m) })
 }
 
 // fetchAndIngest fetches what m builds on and ingests it, then hands the
 // events that waited back to the worker: the author's own, and others
 // waiting for a free fetch slot.
-func (n *Node) fetchAndIngest(ctx context.Context, r *room, f *fetcher, m gossipMsg) {
-	out, err := n.ingestRemote(ctx, r, m.ev, m.from, false)
+func (ps *Peers) fetchAndIngest(ctx context.Context, r *Room, f *fetcher, m gossipMsg) {
+	out, err := ps.ingestRemote(ctx, r, m.ev, m.from, false)
 	if err != nil {
-		n.gossipLog.log(n.log, slog.LevelInfo, "gossip event not ingested", "room", r.ID, "event", m.ev.ID(), "err", err)
+		ps.gossipLog.log(ps.log, slog.LevelInfo, "gossip event not ingested", "room", r.ID, "event", m.ev.ID(), "err", err)
 	} else {
-		n.afterIngest(r, out)
+		ps.afterIngest(r, out)
 	}
 	f.mu.Lock()
 	delete(f.running, m.from)
@@ -213,7 +214,7 @@ func (n *Node) fetchAndIngest(ctx context.Context, r *room, f *fetcher, m gossip
 		case <-r.done:
 			return
 		default:
-			n.gossipLog.log(n.log, slog.LevelWarn, "room inbox full; event dropped, catch-up will fetch it", "room", r.ID, "event", w.ev.ID())
+			ps.gossipLog.log(ps.log, slog.LevelWarn, "room inbox full; event dropped, catch-up will fetch it", "room", r.ID, "event", w.ev.ID())
 		}
 	}
 }
@@ -222,9 +223,9 @@ func (n *Node) fetchAndIngest(ctx context.Context, r *room, f *fetcher, m gossip
 // published it, is of a server with a user joined, invited or knocking in
 // the room: fetching costs the node and the members it asks, and is spent
 // only on behalf of the room's members.
-func (n *Node) mayFetchFor(r *room, m gossipMsg) bool {
+func (ps *Peers) mayFetchFor(r *Room, m gossipMsg) bool {
 	state := r.State()
-	speaking := n.speakingServers(state)
+	speaking := ps.speakingServers(state)
 	if s, err := rooms.ServerOf(m.ev.Sender()); err == nil && speaking[s] {
 		return true
 	}
@@ -235,8 +236,8 @@ func (n *Node) mayFetchFor(r *room, m gossipMsg) bool {
 // fetchSources lists whom to ask for what an event from the peer from
 // builds on: the room's other connected members, then from itself if its
 // server has a place in the room.
-func (n *Node) fetchSources(r *room, from peer.ID) []peer.ID {
-	members := n.connectedMembers(r)
+func (ps *Peers) fetchSources(r *Room, from peer.ID) []peer.ID {
+	members := ps.connectedMembers(r)
 	out := make([]peer.ID, 0, len(members)+1)
 	for _, p := range members {
 		if p != from {
@@ -247,7 +248,7 @@ func (n *Node) fetchSources(r *room, from peer.ID) []peer.ID {
 		out = append(out, from)
 	} else if s, err := p2p.ServerNameFromPeerID(from); err == nil {
 		state := r.State()
-		if n.serverInRoom(state, s) {
+		if ps.serverInRoom(state, s) {
 			out = append(out, from)
 		}
 	}
@@ -256,18 +257,18 @@ func (n *Node) fetchSources(r *room, from peer.ID) []peer.ID {
 
 // askContext bounds a request to p: members other than the event's author
 // get memberAskTimeout.
-func (n *Node) askContext(ctx context.Context, p, from peer.ID) (context.Context, context.CancelFunc) {
+func (ps *Peers) askContext(ctx context.Context, p, from peer.ID) (context.Context, context.CancelFunc) {
 	if p == from {
 		return context.WithCancel(ctx)
 	}
-	return context.WithTimeout(ctx, min(memberAskTimeout, n.cfg.RequestTimeout))
+	return context.WithTimeout(ctx, min(memberAskTimeout, ps.cfg.RequestTimeout))
 }
 
 // askInTurn tries f with each source in turn until one succeeds.
-func (n *Node) askInTurn(ctx context.Context, sources []peer.ID, from peer.ID, f func(context.Context, peer.ID) error) error {
+func (ps *Peers) askInTurn(ctx context.Context, sources []peer.ID, from peer.ID, f func(context.Context, peer.ID) error) error {
 	var first error
 	for _, p := range sources {
-		actx, cancel := n.askContext(ctx, p, from)
+		actx, cancel := ps.askContext(ctx, p, from)
 		err := f(actx, p)
 		cancel()
 		if err == nil {

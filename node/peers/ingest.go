@@ -1,17 +1,18 @@
-package node
+package peers
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/parley-p2p/parley/node/dag"
 	"log/slog"
 	"runtime"
 	"slices"
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/parley-p2p/parley/node/dag"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -27,41 +28,41 @@ import (
 // the room's other connected members first, each with a short timeout,
 // and the peer the event came from last, and only if that peer's server
 // has a place in the room: it never fetches on behalf of a stranger.
-func (n *Node) ingestRemote(ctx context.Context, r *room, ev *rooms.Event, from peer.ID, nested bool) (*dag.Outcome, error) {
+func (ps *Peers) ingestRemote(ctx context.Context, r *Room, ev *rooms.Event, from peer.ID, nested bool) (*dag.Outcome, error) {
 	var sources []peer.ID
 	for attempt := 0; attempt < 4; attempt++ {
-		out, err := n.dag.Admit(r.Room, ev, dag.Opts{})
+		out, err := ps.dag.Admit(r.Room, ev, dag.Opts{})
 		var miss *dag.Missing
 		if !errors.As(err, &miss) {
 			return out, err
 		}
 		if sources == nil {
-			if sources = n.fetchSources(r, from); len(sources) == 0 {
+			if sources = ps.fetchSources(r, from); len(sources) == 0 {
 				return nil, fmt.Errorf("event %s: %w, and no member to ask", ev.ID(), miss)
 			}
 		}
 		switch {
 		case len(miss.Auth) > 0:
-			if err := n.askInTurn(ctx, sources, from, func(ctx context.Context, p peer.ID) error { return n.fetchAuthChain(ctx, r, p, miss.Auth) }); err != nil {
+			if err := ps.askInTurn(ctx, sources, from, func(ctx context.Context, p peer.ID) error { return ps.fetchAuthChain(ctx, r, p, miss.Auth) }); err != nil {
 				return nil, err
 			}
 		case !nested && attempt == 0:
 			// Ask for the missing prev events themselves: a member may
 			// not have ev yet, but it has what ev builds on.
 			for _, p := range sources {
-				actx, cancel := n.askContext(ctx, p, from)
-				err := n.fillGap(actx, r, p, miss.Prev)
+				actx, cancel := ps.askContext(ctx, p, from)
+				err := ps.fillGap(actx, r, p, miss.Prev)
 				cancel()
 				if err != nil {
-					n.log.Debug("gap fill", "room", r.ID, "peer", shortPeer(p), "err", err)
+					ps.log.Debug("gap fill", "room", r.ID, "peer", shortPeer(p), "err", err)
 				}
-				if !n.missingPrevs(r, ev) {
+				if !ps.missingPrevs(r, ev) {
 					break
 				}
 			}
 		default:
 			for _, id := range miss.Prev {
-				if err := n.askInTurn(ctx, sources, from, func(ctx context.Context, p peer.ID) error { return n.fetchStateAfter(ctx, r, p, id) }); err != nil {
+				if err := ps.askInTurn(ctx, sources, from, func(ctx context.Context, p peer.ID) error { return ps.fetchStateAfter(ctx, r, p, id) }); err != nil {
 					return nil, err
 				}
 			}
@@ -71,9 +72,9 @@ func (n *Node) ingestRemote(ctx context.Context, r *room, ev *rooms.Event, from 
 }
 
 // missingPrevs reports whether any prev event of ev is unknown.
-func (n *Node) missingPrevs(r *room, ev *rooms.Event) bool {
+func (ps *Peers) missingPrevs(r *Room, ev *rooms.Event) bool {
 	for _, p := range ev.PrevEvents() {
-		if !n.dag.Known(p) {
+		if !ps.dag.Known(p) {
 			return true
 		}
 	}
@@ -81,10 +82,10 @@ func (n *Node) missingPrevs(r *room, ev *rooms.Event) bool {
 }
 
 // connectedMembers lists the connected nodes of the room's servers.
-func (n *Node) connectedMembers(r *room) []peer.ID {
-	connected := n.host.ConnectedPeers()
+func (ps *Peers) connectedMembers(r *Room) []peer.ID {
+	connected := ps.host.ConnectedPeers()
 	var out []peer.ID
-	for _, s := range n.roomServers(r) {
+	for _, s := range ps.RoomServers(r) {
 		if p, err := peerOf(s); err == nil && slices.Contains(connected, p) {
 			out = append(out, p)
 		}
@@ -98,24 +99,24 @@ func (n *Node) connectedMembers(r *room) []peer.ID {
 const maxGap = 50000
 
 // fillGap fetches the events between this node's extremities and latest
-// from a peer, in rounds of up to maxMissingLimit walking back until they
+// from a peer, in rounds of up to MaxMissingLimit walking back until they
 // meet events this node has, and ingests them oldest first.
-func (n *Node) fillGap(ctx context.Context, r *room, from peer.ID, latest []string) error {
+func (ps *Peers) fillGap(ctx context.Context, r *Room, from peer.ID, latest []string) error {
 	earliest := slices.Clone(r.Head().Ext)
-	if len(earliest) > maxIDsPerReq {
-		earliest = earliest[:maxIDsPerReq]
+	if len(earliest) > MaxIDsPerReq {
+		earliest = earliest[:MaxIDsPerReq]
 	}
 	fetched := map[string]*rooms.Event{}
 	frontier := latest
 	for len(frontier) > 0 && len(fetched) < maxGap {
-		var resp pdusResp
-		if err := n.request(ctx, from, mMissingEvents, missingReq{RoomID: r.ID, Earliest: earliest, Latest: frontier, Limit: maxMissingLimit}, &resp); err != nil {
+		var resp PDUsResp
+		if err := ps.request(ctx, from, MethodMissingEvents, MissingReq{RoomID: r.ID, Earliest: earliest, Latest: frontier, Limit: MaxMissingLimit}, &resp); err != nil {
 			if len(fetched) == 0 {
 				return err
 			}
 			break // ingest what arrived
 		}
-		evs, err := n.parseVerified(r, resp.PDUs)
+		evs, err := ps.parseVerified(r, resp.PDUs)
 		if err != nil {
 			return err
 		}
@@ -133,14 +134,14 @@ func (n *Node) fillGap(ctx context.Context, r *room, from peer.ID, latest []stri
 		next := map[string]bool{}
 		for _, ev := range evs {
 			for _, p := range ev.PrevEvents() {
-				if _, ok := fetched[p]; !ok && !next[p] && !n.dag.Known(p) {
+				if _, ok := fetched[p]; !ok && !next[p] && !ps.dag.Known(p) {
 					next[p] = true
 				}
 			}
 		}
 		frontier = frontier[:0:0]
 		for p := range next {
-			if len(frontier) == maxIDsPerReq {
+			if len(frontier) == MaxIDsPerReq {
 				break
 			}
 			frontier = append(frontier, p)
@@ -157,10 +158,10 @@ func (n *Node) fillGap(ctx context.Context, r *room, from peer.ID, latest []stri
 		return evs[a].ID() < evs[b].ID()
 	})
 	for _, ev := range evs {
-		if n.dag.Known(ev.ID()) {
+		if ps.dag.Known(ev.ID()) {
 			continue
 		}
-		if _, err := n.ingestRemote(ctx, r, ev, from, true); err != nil {
+		if _, err := ps.ingestRemote(ctx, r, ev, from, true); err != nil {
 			return fmt.Errorf("gap event %s: %w", ev.ID(), err)
 		}
 	}
@@ -170,7 +171,7 @@ func (n *Node) fillGap(ctx context.Context, r *room, from peer.ID, latest []stri
 // parseVerified parses PDUs of a room and checks their signatures and
 // hashes, on every core. One bad PDU fails the whole answer: a peer that
 // sends forgeries is not trusted for the rest of it either.
-func (n *Node) parseVerified(r *room, pdus []json.RawMessage) ([]*rooms.Event, error) {
+func (ps *Peers) parseVerified(r *Room, pdus []json.RawMessage) ([]*rooms.Event, error) {
 	out := make([]*rooms.Event, len(pdus))
 	errs := make([]error, len(pdus))
 	workers := min(runtime.GOMAXPROCS(0), max(len(pdus)/16, 1))
@@ -180,7 +181,7 @@ func (n *Node) parseVerified(r *room, pdus []json.RawMessage) ([]*rooms.Event, e
 		go func() {
 			defer wg.Done()
 			for k := w; k < len(pdus); k += workers {
-				out[k], errs[k] = n.parseOne(r, pdus[k])
+				out[k], errs[k] = ps.parseOne(r, pdus[k])
 			}
 		}()
 	}
@@ -193,7 +194,7 @@ func (n *Node) parseVerified(r *room, pdus []json.RawMessage) ([]*rooms.Event, e
 	return out, nil
 }
 
-func (n *Node) parseOne(r *room, raw json.RawMessage) (*rooms.Event, error) {
+func (ps *Peers) parseOne(r *Room, raw json.RawMessage) (*rooms.Event, error) {
 	ev, err := rooms.ParseEvent(raw, r.Version)
 	if err != nil {
 		return nil, fmt.Errorf("peer sent a malformed event: %w", err)
@@ -201,7 +202,7 @@ func (n *Node) parseOne(r *room, raw json.RawMessage) (*rooms.Event, error) {
 	if ev.RoomID() != r.ID {
 		return nil, fmt.Errorf("peer sent event %s of another room", ev.ID())
 	}
-	if !n.dag.Known(ev.ID()) {
+	if !ps.dag.Known(ev.ID()) {
 		if err := rooms.Verify(ev); err != nil {
 			return nil, fmt.Errorf("peer sent event %s that fails verification: %w", ev.ID(), err)
 		}
@@ -211,16 +212,16 @@ func (n *Node) parseOne(r *room, raw json.RawMessage) (*rooms.Event, error) {
 
 // fetchAuthChain fetches events and their auth chains and stores them as
 // outliers.
-func (n *Node) fetchAuthChain(ctx context.Context, r *room, from peer.ID, ids []string) error {
-	var resp pdusResp
-	if err := n.request(ctx, from, mAuthChain, idsReq{RoomID: r.ID, EventIDs: ids}, &resp); err != nil {
+func (ps *Peers) fetchAuthChain(ctx context.Context, r *Room, from peer.ID, ids []string) error {
+	var resp PDUsResp
+	if err := ps.request(ctx, from, MethodAuthChain, IDsReq{RoomID: r.ID, EventIDs: ids}, &resp); err != nil {
 		return err
 	}
-	if err := n.storeOutliers(r, resp.PDUs); err != nil {
+	if err := ps.storeOutliers(r, resp.PDUs); err != nil {
 		return err
 	}
 	for _, id := range ids {
-		if !n.dag.Known(id) {
+		if !ps.dag.Known(id) {
 			return fmt.Errorf("peer did not send auth event %s", id)
 		}
 	}
@@ -230,26 +231,26 @@ func (n *Node) fetchAuthChain(ctx context.Context, r *room, from peer.ID, ids []
 // fetchStateAfter gets an event this node cannot place in its DAG, with
 // the state after it, and stores both so events built on it can be
 // checked.
-func (n *Node) fetchStateAfter(ctx context.Context, r *room, from peer.ID, id string) error {
-	var resp stateResp
-	if err := n.request(ctx, from, mStateAfter, idsReq{RoomID: r.ID, EventIDs: []string{id}}, &resp); err != nil {
+func (ps *Peers) fetchStateAfter(ctx context.Context, r *Room, from peer.ID, id string) error {
+	var resp StateResp
+	if err := ps.request(ctx, from, MethodStateAfter, IDsReq{RoomID: r.ID, EventIDs: []string{id}}, &resp); err != nil {
 		return err
 	}
 	if len(resp.Events) != 1 {
 		return fmt.Errorf("state_after %s: peer sent %d events", id, len(resp.Events))
 	}
-	state, err := n.storeState(r, resp)
+	state, err := ps.storeState(r, resp)
 	if err != nil {
 		return err
 	}
-	evs, err := n.parseVerified(r, resp.Events)
+	evs, err := ps.parseVerified(r, resp.Events)
 	if err != nil {
 		return err
 	}
 	if evs[0].ID() != id {
 		return fmt.Errorf("state_after %s: peer sent %s", id, evs[0].ID())
 	}
-	out, err := n.dag.StoreOutlier(r.Room, evs[0], state)
+	out, err := ps.dag.StoreOutlier(r.Room, evs[0], state)
 	if err != nil {
 		return err
 	}
@@ -259,12 +260,12 @@ func (n *Node) fetchStateAfter(ctx context.Context, r *room, from peer.ID, id st
 // storeState stores the events of a state answer as outliers and returns
 // the state map they form. Every event must be of the room, and no key
 // may appear twice.
-func (n *Node) storeState(r *room, resp stateResp) (store.StateMap, error) {
+func (ps *Peers) storeState(r *Room, resp StateResp) (store.StateMap, error) {
 	all := append(slices.Clone(resp.AuthChain), resp.State...)
-	if err := n.storeOutliers(r, all); err != nil {
+	if err := ps.storeOutliers(r, all); err != nil {
 		return nil, err
 	}
-	evs, err := n.parseVerified(r, resp.State)
+	evs, err := ps.parseVerified(r, resp.State)
 	if err != nil {
 		return nil, err
 	}
@@ -276,12 +277,12 @@ func (n *Node) storeState(r *room, resp stateResp) (store.StateMap, error) {
 		if _, dup := state[ev.Key()]; dup {
 			return nil, fmt.Errorf("state answer holds two events for %v", ev.Key())
 		}
-		i, err := n.dag.Event(ev.ID())
+		i, err := ps.dag.Event(ev.ID())
 		if err != nil {
 			return nil, err
 		}
 		if !i.Usable() {
-			n.log.Warn("state answer holds a rejected event; leaving it out", "room", r.ID, "event", ev.ID(), "reason", i.Rec.Rejected)
+			ps.log.Warn("state answer holds a rejected event; leaving it out", "room", r.ID, "event", ev.ID(), "reason", i.Rec.Rejected)
 			continue
 		}
 		state[ev.Key()] = ev.ID()
@@ -292,8 +293,8 @@ func (n *Node) storeState(r *room, resp stateResp) (store.StateMap, error) {
 // storeOutliers verifies PDUs and stores them as outliers in auth order
 // (each after its auth events). Events whose auth events are neither in
 // the batch nor stored fail the batch.
-func (n *Node) storeOutliers(r *room, pdus []json.RawMessage) error {
-	evs, err := n.parseVerified(r, pdus)
+func (ps *Peers) storeOutliers(r *Room, pdus []json.RawMessage) error {
+	evs, err := ps.parseVerified(r, pdus)
 	if err != nil {
 		return err
 	}
@@ -329,59 +330,59 @@ func (n *Node) storeOutliers(r *room, pdus []json.RawMessage) error {
 			return err
 		}
 	}
-	return n.dag.StoreOutliers(r.Room, order)
+	return ps.dag.StoreOutliers(r.Room, order)
 }
 
-// validateGossip is the room topic's validator: the cheap checks that stop
+// ValidateGossip is the room topic's validator: the cheap checks that stop
 // a forgery from being relayed, and the gate that keeps servers with no
 // place in the room out of it (gate.go). Forgeries and malformed events
 // are rejected, which counts against the peer that relayed them; events
 // of servers the gate turns away are ignored, since this node's view of
 // the room may lag. Events that pass are remembered so the receiver does
 // not verify them again.
-func (n *Node) validateGossip(r *room) p2p.Validator {
+func (ps *Peers) ValidateGossip(r *Room) p2p.Validator {
 	gate := newRoomGate()
 	return func(ctx context.Context, from peer.ID, data []byte) p2p.Verdict {
 		if len(data) > rooms.MaxEventSize {
-			n.gossipDropped.Add(1)
-			n.gossipLog.log(n.log, slog.LevelInfo, "oversized gossip dropped", "room", r.ID, "from", shortPeer(from), "size", len(data))
+			ps.gossipDropped.Add(1)
+			ps.gossipLog.log(ps.log, slog.LevelInfo, "oversized gossip dropped", "room", r.ID, "from", shortPeer(from), "size", len(data))
 			return p2p.Reject
 		}
 		ev, err := rooms.ParseEvent(data, r.Version)
 		if err != nil || ev.RoomID() != r.ID {
-			n.gossipDropped.Add(1)
-			n.gossipLog.log(n.log, slog.LevelInfo, "malformed gossip dropped", "room", r.ID, "from", shortPeer(from), "err", err)
+			ps.gossipDropped.Add(1)
+			ps.gossipLog.log(ps.log, slog.LevelInfo, "malformed gossip dropped", "room", r.ID, "from", shortPeer(from), "err", err)
 			return p2p.Reject
 		}
-		if _, ok := n.verified.Get(ev.ID()); ok || n.dag.Known(ev.ID()) {
+		if _, ok := ps.verified.Get(ev.ID()); ok || ps.dag.Known(ev.ID()) {
 			return p2p.Accept
 		}
-		if !gate.allows(n, r, ev, time.Now()) {
-			n.gossipDropped.Add(1)
-			n.gossipLog.log(n.log, slog.LevelInfo, "gossip from a server not in the room ignored", "room", r.ID, "from", shortPeer(from), "sender", ev.Sender())
+		if !gate.allows(ps, r, ev, time.Now()) {
+			ps.gossipDropped.Add(1)
+			ps.gossipLog.log(ps.log, slog.LevelInfo, "gossip from a server not in the room ignored", "room", r.ID, "from", shortPeer(from), "sender", ev.Sender())
 			return p2p.Ignore
 		}
 		if err := rooms.Verify(ev); err != nil {
-			n.gossipDropped.Add(1)
-			n.gossipLog.log(n.log, slog.LevelInfo, "forged event dropped", "room", r.ID, "from", shortPeer(from), "event", ev.ID(), "err", err)
+			ps.gossipDropped.Add(1)
+			ps.gossipLog.log(ps.log, slog.LevelInfo, "forged event dropped", "room", r.ID, "from", shortPeer(from), "event", ev.ID(), "err", err)
 			return p2p.Reject
 		}
 		gate.admitted(ev, time.Now())
-		n.verified.Put(ev.ID(), ev)
+		ps.verified.Put(ev.ID(), ev)
 		return p2p.Accept
 	}
 }
 
 // receiveGossip queues validated events for the room's worker.
-func (n *Node) receiveGossip(r *room) func(from peer.ID, data []byte) {
+func (ps *Peers) receiveGossip(r *Room) func(from peer.ID, data []byte) {
 	return func(from peer.ID, data []byte) {
 		ev, err := rooms.ParseEvent(data, r.Version)
 		if err != nil {
 			return
 		}
-		if v, ok := n.verified.Get(ev.ID()); ok {
+		if v, ok := ps.verified.Get(ev.ID()); ok {
 			ev = v
-		} else if n.dag.Known(ev.ID()) {
+		} else if ps.dag.Known(ev.ID()) {
 			return
 		} else if err := rooms.Verify(ev); err != nil {
 			return
@@ -389,7 +390,7 @@ func (n *Node) receiveGossip(r *room) func(from peer.ID, data []byte) {
 		select {
 		case r.inbox <- gossipMsg{from: from, ev: ev}:
 		default:
-			n.log.Warn("room inbox full; event dropped, catch-up will fetch it", "room", r.ID, "event", ev.ID())
+			ps.log.Warn("room inbox full; event dropped, catch-up will fetch it", "room", r.ID, "event", ev.ID())
 		}
 	}
 }
@@ -398,7 +399,7 @@ func (n *Node) receiveGossip(r *room) func(from peer.ID, data []byte) {
 // the network: an event that cannot be placed yet is held a moment for
 // what it builds on to arrive by gossip, then goes to a fetch beside the
 // worker (fetch.go).
-func (n *Node) roomWorker(ctx context.Context, r *room) {
+func (ps *Peers) roomWorker(ctx context.Context, r *Room) {
 	f := newFetcher()
 	// The release timer runs only while events are held, so an idle room
 	// costs no wake-ups however many rooms the node holds.
@@ -413,15 +414,15 @@ func (n *Node) roomWorker(ctx context.Context, r *room) {
 		case <-r.done:
 			return
 		case m := <-r.inbox:
-			if n.dag.Known(m.ev.ID()) {
+			if ps.dag.Known(m.ev.ID()) {
 				continue
 			}
-			if n.ingestOrFetch(r, f, m) {
-				n.placeHeld(r, f)
+			if ps.ingestOrFetch(r, f, m) {
+				ps.placeHeld(r, f)
 			}
 		case now := <-release.C:
 			armed = false
-			n.releaseHeld(r, f, now)
+			ps.releaseHeld(r, f, now)
 		}
 		if len(f.held) > 0 && !armed {
 			release.Reset(gossipGrace / 2)
@@ -433,36 +434,36 @@ func (n *Node) roomWorker(ctx context.Context, r *room) {
 
 // afterIngest reacts to an accepted remote event: new servers in the room
 // get connected to.
-func (n *Node) afterIngest(r *room, out *dag.Outcome) {
+func (ps *Peers) afterIngest(r *Room, out *dag.Outcome) {
 	if out == nil || out.Rejected != nil || out.Info.Event.Type() != "m.room.member" {
 		return
 	}
 	switch out.Info.Event.Membership() {
 	case "join":
-		n.goBackground(func(ctx context.Context) { n.connectRoomPeers(ctx, r) })
+		ps.goBackground(func(ctx context.Context) { ps.connectRoomPeers(ctx, r) })
 	case "leave", "ban":
 		// A local user kicked or banned by another server.
-		n.checkFollowing(r)
+		ps.CheckFollowing(r)
 	}
 }
 
 // publish sends an event to the room's other members.
-func (n *Node) publish(r *dag.Room, ev *rooms.Event) {
-	ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
+func (ps *Peers) publish(r *dag.Room, ev *rooms.Event) {
+	ctx, cancel := context.WithTimeout(ps.ctx, 10*time.Second)
 	defer cancel()
-	if err := n.host.Publish(ctx, r.ID, ev.JSON()); err != nil {
-		n.log.Warn("publish", "room", r.ID, "event", ev.ID(), "err", err)
+	if err := ps.host.Publish(ctx, r.ID, ev.JSON()); err != nil {
+		ps.log.Warn("publish", "room", r.ID, "event", ev.ID(), "err", err)
 	}
 }
 
-// roomServers lists the other servers with joined members.
-func (n *Node) roomServers(r *room) []string {
+// RoomServers lists the other servers with joined members.
+func (ps *Peers) RoomServers(r *Room) []string {
 	var out []string
 	for s, id := range dag.MemberEvents(r.State()) {
-		if s == n.serverName || slices.Contains(out, s) {
+		if s == ps.serverName || slices.Contains(out, s) {
 			continue
 		}
-		if m, ok := n.dag.MembershipOf(id); ok && m == "join" {
+		if m, ok := ps.dag.MembershipOf(id); ok && m == "join" {
 			out = append(out, s)
 		}
 	}
@@ -472,64 +473,64 @@ func (n *Node) roomServers(r *room) []string {
 
 // connectRoomPeers dials every server in the room, so pubsub has a direct
 // path to each and a partition heals as soon as a path exists.
-func (n *Node) connectRoomPeers(ctx context.Context, r *room) {
-	for _, s := range n.roomServers(r) {
+func (ps *Peers) connectRoomPeers(ctx context.Context, r *Room) {
+	for _, s := range ps.RoomServers(r) {
 		p, err := peerOf(s)
 		if err != nil {
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		if err := n.host.Connect(cctx, p); err != nil {
-			n.log.Debug("connect to room peer", "room", r.ID, "peer", shortPeer(p), "err", err)
+		if err := ps.host.Connect(cctx, p); err != nil {
+			ps.log.Debug("connect to room peer", "room", r.ID, "peer", shortPeer(p), "err", err)
 		}
 		cancel()
 	}
 }
 
 // onPeerConnected catches up every room shared with the new peer.
-func (n *Node) onPeerConnected(p peer.ID) {
+func (ps *Peers) onPeerConnected(p peer.ID) {
 	server, err := p2p.ServerNameFromPeerID(p)
 	if err != nil {
 		return
 	}
-	n.mu.Lock()
-	var shared []*room
-	for _, r := range n.rooms {
+	ps.mu.Lock()
+	var shared []*Room
+	for _, r := range ps.rooms {
 		shared = append(shared, r)
 	}
-	n.mu.Unlock()
+	ps.mu.Unlock()
 	for _, r := range shared {
-		if !r.followed() {
+		if !r.Followed() {
 			continue
 		}
-		in := n.serverInRoom(r.State(), server)
+		in := ps.serverInRoom(r.State(), server)
 		if in {
-			n.goBackground(func(ctx context.Context) { n.catchUp(ctx, r, p) })
+			ps.goBackground(func(ctx context.Context) { ps.CatchUp(ctx, r, p) })
 		}
 	}
 }
 
-// catchUp asks a peer for its extremities of a room and fetches what this
+// CatchUp asks a peer for its extremities of a room and fetches what this
 // node lacks.
-func (n *Node) catchUp(ctx context.Context, r *room, p peer.ID) {
-	var resp idsReq
-	if err := n.request(ctx, p, mExtremities, idsReq{RoomID: r.ID}, &resp); err != nil {
-		n.log.Debug("catch-up", "room", r.ID, "peer", shortPeer(p), "err", err)
+func (ps *Peers) CatchUp(ctx context.Context, r *Room, p peer.ID) {
+	var resp IDsReq
+	if err := ps.request(ctx, p, MethodExtremities, IDsReq{RoomID: r.ID}, &resp); err != nil {
+		ps.log.Debug("catch-up", "room", r.ID, "peer", shortPeer(p), "err", err)
 		return
 	}
 	var missing []string
 	for _, id := range resp.EventIDs {
-		if !n.dag.Known(id) {
+		if !ps.dag.Known(id) {
 			missing = append(missing, id)
 		}
 	}
 	if len(missing) == 0 {
 		return
 	}
-	if len(missing) > maxIDsPerReq {
-		missing = missing[:maxIDsPerReq]
+	if len(missing) > MaxIDsPerReq {
+		missing = missing[:MaxIDsPerReq]
 	}
-	if err := n.fillGap(ctx, r, p, missing); err != nil {
-		n.log.Info("catch-up", "room", r.ID, "peer", shortPeer(p), "err", err)
+	if err := ps.fillGap(ctx, r, p, missing); err != nil {
+		ps.log.Info("catch-up", "room", r.ID, "peer", shortPeer(p), "err", err)
 	}
 }

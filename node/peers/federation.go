@@ -1,14 +1,14 @@
-package node
+package peers
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/parley-p2p/parley/node/dag"
 	"slices"
 	"sort"
-	"time"
+
+	"github.com/parley-p2p/parley/node/dag"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -17,87 +17,6 @@ import (
 	"github.com/parley-p2p/parley/rooms"
 )
 
-// Request methods of the node-to-node protocol (p2p's request streams).
-const (
-	mInvite        = "invite"
-	mMakeJoin      = "make_join"
-	mSendJoin      = "send_join"
-	mGetEvent      = "get_event"
-	mAuthChain     = "get_auth_chain"
-	mMissingEvents = "get_missing_events"
-	mStateAfter    = "state_after"
-	mExtremities   = "extremities"
-)
-
-// Limits on what a peer may ask for in one request.
-const (
-	maxMissingLimit = 1000
-	maxIDsPerReq    = 100
-	// defaultRequestTimeout bounds what a peer that never answers costs.
-	defaultRequestTimeout = 20 * time.Second
-)
-
-type inviteReq struct {
-	RoomVersion string            `json:"room_version"`
-	Event       json.RawMessage   `json:"event"`
-	InviteState []json.RawMessage `json:"invite_room_state"`
-}
-
-type eventResp struct {
-	RoomVersion string          `json:"room_version,omitempty"`
-	Event       json.RawMessage `json:"event"`
-}
-
-type makeJoinReq struct {
-	RoomID string `json:"room_id"`
-	UserID string `json:"user_id"`
-}
-
-type protoJSON struct {
-	RoomID     string          `json:"room_id"`
-	Sender     string          `json:"sender"`
-	Type       string          `json:"type"`
-	StateKey   *string         `json:"state_key"`
-	Content    json.RawMessage `json:"content"`
-	PrevEvents []string        `json:"prev_events"`
-	AuthEvents []string        `json:"auth_events"`
-	Depth      int64           `json:"depth"`
-}
-
-type makeJoinResp struct {
-	RoomVersion string    `json:"room_version"`
-	Event       protoJSON `json:"event"`
-}
-
-type sendJoinReq struct {
-	RoomID string          `json:"room_id"`
-	Event  json.RawMessage `json:"event"`
-}
-
-// stateResp carries the state at a point of the DAG: the state events,
-// their auth chains, and the event(s) the state is after.
-type stateResp struct {
-	State     []json.RawMessage `json:"state"`
-	AuthChain []json.RawMessage `json:"auth_chain"`
-	Events    []json.RawMessage `json:"events,omitempty"`
-}
-
-type idsReq struct {
-	RoomID   string   `json:"room_id"`
-	EventIDs []string `json:"event_ids"`
-}
-
-type missingReq struct {
-	RoomID   string   `json:"room_id"`
-	Earliest []string `json:"earliest_events"`
-	Latest   []string `json:"latest_events"`
-	Limit    int      `json:"limit"`
-}
-
-type pdusResp struct {
-	PDUs []json.RawMessage `json:"pdus"`
-}
-
 func remoteErr(code, format string, args ...any) *p2p.RemoteError {
 	return &p2p.RemoteError{Code: code, Message: fmt.Sprintf(format, args...)}
 }
@@ -105,40 +24,40 @@ func remoteErr(code, format string, args ...any) *p2p.RemoteError {
 // handleRequest serves the node-to-node protocol. Every peer is untrusted:
 // bodies are decoded strictly, IDs checked, and a peer may only read rooms
 // its server is in.
-func (n *Node) handleRequest(ctx context.Context, from peer.ID, method string, body []byte) ([]byte, error) {
+func (ps *Peers) handleRequest(ctx context.Context, from peer.ID, method string, body []byte) ([]byte, error) {
 	server, err := p2p.ServerNameFromPeerID(from)
 	if err != nil {
 		return nil, remoteErr("M_FORBIDDEN", "peer has no ed25519 identity")
 	}
 	var resp any
 	switch method {
-	case mInvite:
-		resp, err = n.onInvite(server, body)
-	case mMakeJoin:
-		resp, err = n.onMakeJoin(server, body)
-	case mSendJoin:
-		resp, err = n.onSendJoin(ctx, from, server, body)
-	case mGetEvent:
-		resp, err = n.onGetEvents(server, body)
-	case mAuthChain:
-		resp, err = n.onAuthChain(server, body)
-	case mMissingEvents:
-		resp, err = n.onMissingEvents(server, body)
-	case mStateAfter:
-		resp, err = n.onStateAfter(server, body)
-	case mExtremities:
-		resp, err = n.onExtremities(server, body)
-	case mBackfill:
-		resp, err = n.onBackfill(server, body)
-	case mLinkInvite:
-		resp, err = n.onLinkInvite(ctx, server, body)
+	case MethodInvite:
+		resp, err = ps.onInvite(server, body)
+	case MethodMakeJoin:
+		resp, err = ps.onMakeJoin(server, body)
+	case MethodSendJoin:
+		resp, err = ps.onSendJoin(ctx, from, server, body)
+	case MethodGetEvent:
+		resp, err = ps.onGetEvents(server, body)
+	case MethodAuthChain:
+		resp, err = ps.onAuthChain(server, body)
+	case MethodMissingEvents:
+		resp, err = ps.onMissingEvents(server, body)
+	case MethodStateAfter:
+		resp, err = ps.onStateAfter(server, body)
+	case MethodExtremities:
+		resp, err = ps.onExtremities(server, body)
+	case MethodBackfill:
+		resp, err = ps.onBackfill(server, body)
+	case MethodLinkInvite:
+		resp, err = ps.onLinkInvite(ctx, server, body)
 	default:
 		return nil, remoteErr("M_UNRECOGNIZED", "unknown method %q", method)
 	}
 	if err != nil {
 		var re *p2p.RemoteError
 		if !errors.As(err, &re) {
-			n.log.Warn("request failed", "method", method, "peer", server[:8], "err", err)
+			ps.log.Warn("request failed", "method", method, "peer", server[:8], "err", err)
 		}
 		return nil, err
 	}
@@ -155,8 +74,8 @@ func decode(body []byte, v any) error {
 // roomFor returns the room if the requesting server has, or had, users in
 // it. What it may read of the room is then decided event by event
 // (visibleTo).
-func (n *Node) roomFor(server, roomID string) (*room, error) {
-	r := n.getRoom(roomID)
+func (ps *Peers) roomFor(server, roomID string) (*Room, error) {
+	r := ps.Room(roomID)
 	if r == nil {
 		return nil, remoteErr("M_NOT_FOUND", "room %s is not on this node", roomID)
 	}
@@ -172,12 +91,12 @@ func (n *Node) roomFor(server, roomID string) (*room, error) {
 }
 
 // serverInRoom reports whether any user of server is joined or invited.
-func (n *Node) serverInRoom(state store.StateMap, server string) bool {
+func (ps *Peers) serverInRoom(state store.StateMap, server string) bool {
 	for s, id := range dag.MemberEvents(state) {
 		if s != server {
 			continue
 		}
-		if m, ok := n.dag.MembershipOf(id); ok && dag.Speaks(m) {
+		if m, ok := ps.dag.MembershipOf(id); ok && dag.Speaks(m) {
 			return true
 		}
 	}
@@ -191,7 +110,7 @@ func (n *Node) serverInRoom(state store.StateMap, server string) bool {
 // "world_readable", any event while the server has a user joined now.
 // Events without known state (auth chains, backfilled history) go to
 // servers with a user joined now.
-func (n *Node) visibleTo(i *dag.Info, server string, joinedNow bool) bool {
+func (ps *Peers) visibleTo(i *dag.Info, server string, joinedNow bool) bool {
 	if i.Event.Type() == "m.room.member" && i.Event.StateKey() != nil {
 		if s, err := rooms.ServerOf(*i.Event.StateKey()); err == nil && s == server {
 			return true
@@ -205,16 +124,16 @@ func (n *Node) visibleTo(i *dag.Info, server string, joinedNow bool) bool {
 		return joinedNow
 	}
 	key := fmt.Sprintf("%s\x00%s\x00%v", snap, server, joinedNow)
-	if v, ok := n.visible.Get(key); ok {
+	if v, ok := ps.visible.Get(key); ok {
 		return v
 	}
 	v := false
-	if state, err := n.dag.Snapshot(snap); err == nil {
+	if state, err := ps.dag.Snapshot(snap); err == nil {
 		switch {
-		case n.serverInRoom(state, server):
+		case ps.serverInRoom(state, server):
 			v = true
 		default:
-			switch n.historyVisibility(state) {
+			switch ps.historyVisibility(state) {
 			case "world_readable":
 				v = true
 			case "shared":
@@ -222,25 +141,25 @@ func (n *Node) visibleTo(i *dag.Info, server string, joinedNow bool) bool {
 			}
 		}
 	}
-	n.visible.Put(key, v)
+	ps.visible.Put(key, v)
 	return v
 }
 
 // historyVisibility reads m.room.history_visibility from a state; the
 // spec's default is "shared".
-func (n *Node) historyVisibility(state store.StateMap) string {
-	return n.stateString(state, "m.room.history_visibility", "history_visibility", "shared")
+func (ps *Peers) historyVisibility(state store.StateMap) string {
+	return ps.stateString(state, "m.room.history_visibility", "history_visibility", "shared")
 }
 
 // stateString reads one string field of the content of a state event with
 // an empty state key, or def where the event, the field or the string is
 // missing.
-func (n *Node) stateString(state store.StateMap, evType, field, def string) string {
+func (ps *Peers) stateString(state store.StateMap, evType, field, def string) string {
 	id, ok := state[rooms.StateKey{Type: evType}]
 	if !ok {
 		return def
 	}
-	i, err := n.dag.Event(id)
+	i, err := ps.dag.Event(id)
 	if err != nil {
 		return def
 	}
@@ -254,21 +173,21 @@ func (n *Node) stateString(state store.StateMap, evType, field, def string) stri
 
 // serverJoined reports whether the server has a user joined in the
 // room's current state.
-func (n *Node) serverJoined(r *room, server string) bool {
+func (ps *Peers) serverJoined(r *Room, server string) bool {
 	for s, id := range dag.MemberEvents(r.State()) {
 		if s != server {
 			continue
 		}
-		if m, ok := n.dag.MembershipOf(id); ok && m == "join" {
+		if m, ok := ps.dag.MembershipOf(id); ok && m == "join" {
 			return true
 		}
 	}
 	return false
 }
 
-// membershipsOf lists the current membership events of the server's
+// MembershipsOf lists the current membership events of the server's
 // users in the room.
-func (n *Node) membershipsOf(r *room, server string) []string {
+func (ps *Peers) MembershipsOf(r *Room, server string) []string {
 	var out []string
 	for s, id := range dag.MemberEvents(r.State()) {
 		if s == server {
@@ -279,9 +198,9 @@ func (n *Node) membershipsOf(r *room, server string) []string {
 	return out
 }
 
-func (n *Node) pdu(id string) (json.RawMessage, error) {
+func (ps *Peers) PDU(id string) (json.RawMessage, error) {
 	var raw json.RawMessage
-	err := n.store.View(func(t *store.Txn) error {
+	err := ps.store.View(func(t *store.Txn) error {
 		rec, err := t.Event(id)
 		if err != nil {
 			return err
@@ -292,13 +211,13 @@ func (n *Node) pdu(id string) (json.RawMessage, error) {
 	return raw, err
 }
 
-func (n *Node) onInvite(server string, body []byte) (any, error) {
-	var req inviteReq
+func (ps *Peers) onInvite(server string, body []byte) (any, error) {
+	var req InviteReq
 	if err := decode(body, &req); err != nil {
 		return nil, err
 	}
-	if len(req.Event) > maxInviteEventBytes {
-		return nil, remoteErr("M_TOO_LARGE", "invite event over %d bytes", maxInviteEventBytes)
+	if len(req.Event) > MaxInviteEventBytes {
+		return nil, remoteErr("M_TOO_LARGE", "invite event over %d bytes", MaxInviteEventBytes)
 	}
 	if !rooms.KnownVersion(req.RoomVersion) {
 		return nil, remoteErr("M_INCOMPATIBLE_ROOM_VERSION", "room version %q", req.RoomVersion)
@@ -317,14 +236,14 @@ func (n *Node) onInvite(server string, body []byte) (any, error) {
 	if ev.Type() != "m.room.member" || ev.Membership() != "invite" || target == nil {
 		return nil, remoteErr("M_BAD_JSON", "not an invite")
 	}
-	local, ok := n.localUser(*target)
+	local, ok := ps.LocalUser(*target)
 	if !ok {
 		return nil, remoteErr("M_NOT_FOUND", "user %s is not on this node", *target)
 	}
-	if _, err := n.account(local); err != nil {
+	if !ps.userExists(local) {
 		return nil, remoteErr("M_NOT_FOUND", "user %s does not exist", *target)
 	}
-	if n.serverBlocked(server) {
+	if ps.serverBlocked(server) {
 		return nil, remoteErr("M_FORBIDDEN", "this node does not take invites from your server")
 	}
 	state, err := keepInviteState(req.InviteState, ev.Sender())
@@ -333,15 +252,15 @@ func (n *Node) onInvite(server string, body []byte) (any, error) {
 	}
 	// Refuse in a read first, so a flood of refused invites never reaches
 	// the writer; the write checks again, as invites may race.
-	if err := n.store.View(func(t *store.Txn) error { return admitInvite(t, *target, server, ev.RoomID()) }); err != nil {
-		n.log.Debug("invite refused", "room", ev.RoomID(), "user", *target, "from", ev.Sender(), "err", err)
+	if err := ps.store.View(func(t *store.Txn) error { return admitInvite(t, *target, server, ev.RoomID()) }); err != nil {
+		ps.log.Debug("invite refused", "room", ev.RoomID(), "user", *target, "from", ev.Sender(), "err", err)
 		return nil, err
 	}
-	signed, err := rooms.Sign(ev, n.serverName, n.key)
+	signed, err := rooms.Sign(ev, ps.serverName, ps.key)
 	if err != nil {
 		return nil, err
 	}
-	err = n.store.Update(func(t *store.Txn) error {
+	err = ps.store.Update(func(t *store.Txn) error {
 		if err := admitInvite(t, *target, server, ev.RoomID()); err != nil {
 			return err
 		}
@@ -351,51 +270,51 @@ func (n *Node) onInvite(server string, body []byte) (any, error) {
 		})
 	})
 	if err != nil {
-		n.log.Debug("invite refused", "room", ev.RoomID(), "user", *target, "from", ev.Sender(), "err", err)
+		ps.log.Debug("invite refused", "room", ev.RoomID(), "user", *target, "from", ev.Sender(), "err", err)
 		return nil, err
 	}
-	n.log.Info("invite received", "room", ev.RoomID(), "user", *target, "from", ev.Sender())
-	return eventResp{Event: signed.JSON()}, nil
+	ps.log.Info("invite received", "room", ev.RoomID(), "user", *target, "from", ev.Sender())
+	return EventResp{Event: signed.JSON()}, nil
 }
 
-func (n *Node) onMakeJoin(server string, body []byte) (any, error) {
-	var req makeJoinReq
+func (ps *Peers) onMakeJoin(server string, body []byte) (any, error) {
+	var req MakeJoinReq
 	if err := decode(body, &req); err != nil {
 		return nil, err
 	}
 	if s, err := rooms.ServerOf(req.UserID); err != nil || s != server {
 		return nil, remoteErr("M_FORBIDDEN", "a server may only join its own users")
 	}
-	r := n.getRoom(req.RoomID)
+	r := ps.Room(req.RoomID)
 	if r == nil {
 		return nil, remoteErr("M_NOT_FOUND", "room %s is not on this node", req.RoomID)
 	}
 	state := r.State()
-	if !n.serverInRoom(state, n.serverName) {
+	if !ps.serverInRoom(state, ps.serverName) {
 		return nil, remoteErr("M_NOT_FOUND", "no user of this node is in the room")
 	}
 	// A template tells its reader the room's version, depth and latest
 	// events: only for a user who could join.
-	if !n.mayJoin(state, req.UserID) {
+	if !ps.mayJoin(state, req.UserID) {
 		return nil, remoteErr("M_FORBIDDEN", "%s may not join %s", req.UserID, req.RoomID)
 	}
 	content, _ := rooms.MarshalCanonical(map[string]string{"membership": "join"})
-	p, err := n.dag.Proto(r.Room, req.UserID, "m.room.member", &req.UserID, content)
+	p, err := ps.dag.Proto(r.Room, req.UserID, "m.room.member", &req.UserID, content)
 	if err != nil {
 		return nil, err
 	}
-	return makeJoinResp{RoomVersion: r.Version, Event: protoJSON{
+	return MakeJoinResp{RoomVersion: r.Version, Event: ProtoJSON{
 		RoomID: p.RoomID, Sender: p.Sender, Type: p.Type, StateKey: p.StateKey, Content: p.Content,
 		PrevEvents: p.PrevEvents, AuthEvents: p.AuthEvents, Depth: p.Depth,
 	}}, nil
 }
 
-func (n *Node) onSendJoin(ctx context.Context, from peer.ID, server string, body []byte) (any, error) {
-	var req sendJoinReq
+func (ps *Peers) onSendJoin(ctx context.Context, from peer.ID, server string, body []byte) (any, error) {
+	var req SendJoinReq
 	if err := decode(body, &req); err != nil {
 		return nil, err
 	}
-	r := n.getRoom(req.RoomID)
+	r := ps.Room(req.RoomID)
 	if r == nil {
 		return nil, remoteErr("M_NOT_FOUND", "room %s is not on this node", req.RoomID)
 	}
@@ -412,7 +331,7 @@ func (n *Node) onSendJoin(ctx context.Context, from peer.ID, server string, body
 	if err := rooms.Verify(ev); err != nil {
 		return nil, remoteErr("M_FORBIDDEN", "join event: %v", err)
 	}
-	out, err := n.ingestRemote(ctx, r, ev, from, false)
+	out, err := ps.ingestRemote(ctx, r, ev, from, false)
 	if err != nil {
 		return nil, err
 	}
@@ -422,45 +341,45 @@ func (n *Node) onSendJoin(ctx context.Context, from peer.ID, server string, body
 	if err := <-out.Committed; err != nil {
 		return nil, err
 	}
-	n.publish(r.Room, ev)
+	ps.publish(r.Room, ev)
 	// The state before the join, so the joiner can start from it.
 	stateID := out.Info.Rec.StateBefore
 	if stateID == "" {
 		stateID = out.Info.Rec.StateAfter
 	}
-	before, err := n.dag.Snapshot(stateID)
+	before, err := ps.dag.Snapshot(stateID)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := n.stateResponse(r, before)
+	resp, err := ps.stateResponse(r, before)
 	if err != nil {
 		return nil, err
 	}
 	for _, p := range ev.PrevEvents() {
-		if raw, err := n.pdu(p); err == nil {
+		if raw, err := ps.PDU(p); err == nil {
 			resp.Events = append(resp.Events, raw)
 		}
 	}
-	n.goBackground(func(ctx context.Context) { n.connectRoomPeers(ctx, r) })
+	ps.goBackground(func(ctx context.Context) { ps.connectRoomPeers(ctx, r) })
 	return resp, nil
 }
 
 // stateResponse packs a state map with the auth chains of its events.
-func (n *Node) stateResponse(r *room, state store.StateMap) (*stateResp, error) {
-	resp := &stateResp{}
+func (ps *Peers) stateResponse(r *Room, state store.StateMap) (*StateResp, error) {
+	resp := &StateResp{}
 	ids := make([]string, 0, len(state))
 	for _, id := range state {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
 	for _, id := range ids {
-		raw, err := n.pdu(id)
+		raw, err := ps.PDU(id)
 		if err != nil {
 			return nil, fmt.Errorf("state event %s: %w", id, err)
 		}
 		resp.State = append(resp.State, raw)
 	}
-	chain, err := n.authChain(r, ids)
+	chain, err := ps.authChain(r, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -468,7 +387,7 @@ func (n *Node) stateResponse(r *room, state store.StateMap) (*stateResp, error) 
 		if _, inState := slicesIndex(ids, id); inState {
 			continue
 		}
-		raw, err := n.pdu(id)
+		raw, err := ps.PDU(id)
 		if err != nil {
 			return nil, fmt.Errorf("auth event %s: %w", id, err)
 		}
@@ -484,7 +403,7 @@ func slicesIndex(s []string, v string) (int, bool) {
 
 // authChain lists the auth ancestors of the events (not the events
 // themselves unless they are ancestors of each other).
-func (n *Node) authChain(r *room, ids []string) ([]string, error) {
+func (ps *Peers) authChain(r *Room, ids []string) ([]string, error) {
 	seen := map[string]bool{}
 	var out []string
 	stack := slices.Clone(ids)
@@ -498,7 +417,7 @@ func (n *Node) authChain(r *room, ids []string) ([]string, error) {
 	for len(stack) > 0 {
 		id := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		i, err := n.dag.Event(id)
+		i, err := ps.dag.Event(id)
 		if err != nil {
 			return nil, fmt.Errorf("auth chain: %s: %w", id, err)
 		}
@@ -515,59 +434,59 @@ func (n *Node) authChain(r *room, ids []string) ([]string, error) {
 
 // idsRequest decodes a request naming a room and some of its events, and
 // checks that the requesting server may ask about the room.
-func (n *Node) idsRequest(server string, body []byte) (*idsReq, *room, error) {
-	var req idsReq
+func (ps *Peers) idsRequest(server string, body []byte) (*IDsReq, *Room, error) {
+	var req IDsReq
 	if err := decode(body, &req); err != nil {
 		return nil, nil, err
 	}
-	if len(req.EventIDs) > maxIDsPerReq {
-		return nil, nil, remoteErr("M_LIMIT_EXCEEDED", "at most %d events per request", maxIDsPerReq)
+	if len(req.EventIDs) > MaxIDsPerReq {
+		return nil, nil, remoteErr("M_LIMIT_EXCEEDED", "at most %d events per request", MaxIDsPerReq)
 	}
-	r, err := n.roomFor(server, req.RoomID)
+	r, err := ps.roomFor(server, req.RoomID)
 	if err != nil {
 		return nil, nil, err
 	}
 	return &req, r, nil
 }
 
-func (n *Node) onGetEvents(server string, body []byte) (any, error) {
-	req, r, err := n.idsRequest(server, body)
+func (ps *Peers) onGetEvents(server string, body []byte) (any, error) {
+	req, r, err := ps.idsRequest(server, body)
 	if err != nil {
 		return nil, err
 	}
-	resp := pdusResp{}
-	joined := n.serverJoined(r, server)
+	resp := PDUsResp{}
+	joined := ps.serverJoined(r, server)
 	for _, id := range req.EventIDs {
-		i, err := n.dag.Event(id)
-		if err != nil || i.Event.RoomID() != r.ID || !n.visibleTo(i, server, joined) {
+		i, err := ps.dag.Event(id)
+		if err != nil || i.Event.RoomID() != r.ID || !ps.visibleTo(i, server, joined) {
 			continue
 		}
-		if raw, err := n.pdu(id); err == nil {
+		if raw, err := ps.PDU(id); err == nil {
 			resp.PDUs = append(resp.PDUs, raw)
 		}
 	}
 	return resp, nil
 }
 
-func (n *Node) onAuthChain(server string, body []byte) (any, error) {
-	req, r, err := n.idsRequest(server, body)
+func (ps *Peers) onAuthChain(server string, body []byte) (any, error) {
+	req, r, err := ps.idsRequest(server, body)
 	if err != nil {
 		return nil, err
 	}
 	var have []string
-	joined := n.serverJoined(r, server)
+	joined := ps.serverJoined(r, server)
 	for _, id := range req.EventIDs {
-		if i, err := n.dag.Event(id); err == nil && i.Event.RoomID() == r.ID && n.visibleTo(i, server, joined) {
+		if i, err := ps.dag.Event(id); err == nil && i.Event.RoomID() == r.ID && ps.visibleTo(i, server, joined) {
 			have = append(have, id)
 		}
 	}
-	chain, err := n.authChain(r, have)
+	chain, err := ps.authChain(r, have)
 	if err != nil {
 		return nil, err
 	}
-	resp := pdusResp{}
+	resp := PDUsResp{}
 	for _, id := range append(chain, have...) {
-		if raw, err := n.pdu(id); err == nil {
+		if raw, err := ps.PDU(id); err == nil {
 			resp.PDUs = append(resp.PDUs, raw)
 		}
 	}
@@ -577,16 +496,16 @@ func (n *Node) onAuthChain(server string, body []byte) (any, error) {
 // onMissingEvents walks back from latest along prev_events, not past
 // earliest, and returns up to limit events (latest included), oldest
 // first.
-func (n *Node) onMissingEvents(server string, body []byte) (any, error) {
-	var req missingReq
+func (ps *Peers) onMissingEvents(server string, body []byte) (any, error) {
+	var req MissingReq
 	if err := decode(body, &req); err != nil {
 		return nil, err
 	}
-	if len(req.Earliest) > maxIDsPerReq || len(req.Latest) > maxIDsPerReq {
-		return nil, remoteErr("M_LIMIT_EXCEEDED", "at most %d IDs per list", maxIDsPerReq)
+	if len(req.Earliest) > MaxIDsPerReq || len(req.Latest) > MaxIDsPerReq {
+		return nil, remoteErr("M_LIMIT_EXCEEDED", "at most %d IDs per list", MaxIDsPerReq)
 	}
-	limit := min(max(req.Limit, 1), maxMissingLimit)
-	r, err := n.roomFor(server, req.RoomID)
+	limit := min(max(req.Limit, 1), MaxMissingLimit)
+	r, err := ps.roomFor(server, req.RoomID)
 	if err != nil {
 		return nil, err
 	}
@@ -595,7 +514,7 @@ func (n *Node) onMissingEvents(server string, body []byte) (any, error) {
 		stop[id] = true
 	}
 	var found []*rooms.Event
-	joined := n.serverJoined(r, server)
+	joined := ps.serverJoined(r, server)
 	queue := slices.Clone(req.Latest)
 	for len(queue) > 0 && len(found) < limit {
 		id := queue[0]
@@ -604,40 +523,40 @@ func (n *Node) onMissingEvents(server string, body []byte) (any, error) {
 			continue
 		}
 		stop[id] = true
-		i, err := n.dag.Event(id)
+		i, err := ps.dag.Event(id)
 		if err != nil || i.Event.RoomID() != r.ID || !i.Usable() || i.Rec.Outlier {
 			continue
 		}
 		queue = append(queue, i.Event.PrevEvents()...)
-		if n.visibleTo(i, server, joined) {
+		if ps.visibleTo(i, server, joined) {
 			found = append(found, i.Event)
 		}
 	}
 	sort.SliceStable(found, func(a, b int) bool { return found[a].Depth() < found[b].Depth() })
-	resp := pdusResp{}
+	resp := PDUsResp{}
 	for _, ev := range found {
 		resp.PDUs = append(resp.PDUs, ev.JSON())
 	}
 	return resp, nil
 }
 
-func (n *Node) onStateAfter(server string, body []byte) (any, error) {
-	req, r, err := n.idsRequest(server, body)
+func (ps *Peers) onStateAfter(server string, body []byte) (any, error) {
+	req, r, err := ps.idsRequest(server, body)
 	if err != nil {
 		return nil, err
 	}
 	if len(req.EventIDs) != 1 {
 		return nil, remoteErr("M_INVALID_PARAM", "state_after takes one event")
 	}
-	i, err := n.dag.Event(req.EventIDs[0])
-	if err != nil || i.Event.RoomID() != r.ID || !i.HasState() || !n.visibleTo(i, server, n.serverJoined(r, server)) {
+	i, err := ps.dag.Event(req.EventIDs[0])
+	if err != nil || i.Event.RoomID() != r.ID || !i.HasState() || !ps.visibleTo(i, server, ps.serverJoined(r, server)) {
 		return nil, remoteErr("M_NOT_FOUND", "no state known after %s", req.EventIDs[0])
 	}
-	state, err := n.dag.Snapshot(i.Rec.StateAfter)
+	state, err := ps.dag.Snapshot(i.Rec.StateAfter)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := n.stateResponse(r, state)
+	resp, err := ps.stateResponse(r, state)
 	if err != nil {
 		return nil, err
 	}
@@ -649,31 +568,31 @@ func (n *Node) onStateAfter(server string, body []byte) (any, error) {
 // joined now. A server that left or was banned learns only the latest
 // membership events of its own users (how it learns of a ban it missed),
 // not the room's head.
-func (n *Node) onExtremities(server string, body []byte) (any, error) {
-	_, r, err := n.idsRequest(server, body)
+func (ps *Peers) onExtremities(server string, body []byte) (any, error) {
+	_, r, err := ps.idsRequest(server, body)
 	if err != nil {
 		return nil, err
 	}
-	if !n.serverJoined(r, server) {
-		ids := n.membershipsOf(r, server)
+	if !ps.serverJoined(r, server) {
+		ids := ps.MembershipsOf(r, server)
 		if len(ids) == 0 {
 			return nil, remoteErr("M_FORBIDDEN", "server has no user in %s", r.ID)
 		}
-		return idsReq{RoomID: r.ID, EventIDs: ids}, nil
+		return IDsReq{RoomID: r.ID, EventIDs: ids}, nil
 	}
 	ext := slices.Clone(r.Head().Ext)
-	return idsReq{RoomID: r.ID, EventIDs: ext}, nil
+	return IDsReq{RoomID: r.ID, EventIDs: ext}, nil
 }
 
 // request sends one request to a server's node and decodes the answer.
-func (n *Node) request(ctx context.Context, p peer.ID, method string, req, resp any) error {
+func (ps *Peers) request(ctx context.Context, p peer.ID, method string, req, resp any) error {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, ps.cfg.RequestTimeout)
 	defer cancel()
-	out, err := n.host.Request(ctx, p, method, body)
+	out, err := ps.host.Request(ctx, p, method, body)
 	if err != nil {
 		return fmt.Errorf("%s to %s: %w", method, shortPeer(p), err)
 	}
@@ -697,4 +616,11 @@ func peerOf(server string) (peer.ID, error) {
 		return "", fmt.Errorf("server name %q: %w", server, err)
 	}
 	return p, nil
+}
+
+// ValidServerName reports whether s names a parley server: the hex of an
+// ed25519 public key, which is also its node's peer ID.
+func ValidServerName(s string) bool {
+	_, err := peerOf(s)
+	return err == nil
 }

@@ -1,12 +1,13 @@
-package node
+package client
 
 import (
 	"context"
 	"encoding/json"
-	"github.com/parley-p2p/parley/errs"
-	"github.com/parley-p2p/parley/node/dag"
 	"slices"
 	"time"
+
+	"github.com/parley-p2p/parley/errs"
+	"github.com/parley-p2p/parley/node/dag"
 
 	"github.com/parley-p2p/parley/node/store"
 	"github.com/parley-p2p/parley/rooms"
@@ -19,7 +20,7 @@ const defaultTimelineLimit = 20
 // Sync implements webui.Backend. It answers at once when anything is new
 // after since; otherwise it waits for the next commit (woken by the
 // store, not by polling) until the timeout.
-func (n *Node) Sync(ctx context.Context, s *webui.Session, req webui.SyncRequest) (*webui.SyncResponse, error) {
+func (api *API) Sync(ctx context.Context, s *webui.Session, req webui.SyncRequest) (*webui.SyncResponse, error) {
 	var since uint64
 	if req.Since != "" {
 		p, ok := parseToken(req.Since)
@@ -31,14 +32,14 @@ func (n *Node) Sync(ctx context.Context, s *webui.Session, req webui.SyncRequest
 	deadline := time.Now().Add(time.Duration(req.Timeout) * time.Millisecond)
 	var timer *time.Timer
 	for {
-		wake := n.notify.wait()
-		pos := n.store.Pos()
+		wake := api.notify.wait()
+		pos := api.store.Pos()
 		if since > pos {
 			// A token from the future (another node's, or a wiped store):
 			// treat it as a fresh start rather than waiting forever.
 			since = 0
 		}
-		resp, news, err := n.buildSync(s, since, pos, req)
+		resp, news, err := api.buildSync(s, since, pos, req)
 		if err != nil {
 			return nil, err
 		}
@@ -61,7 +62,7 @@ func (n *Node) Sync(ctx context.Context, s *webui.Session, req webui.SyncRequest
 }
 
 // buildSync assembles what changed for the user in (since, pos].
-func (n *Node) buildSync(s *webui.Session, since, pos uint64, req webui.SyncRequest) (*webui.SyncResponse, bool, error) {
+func (api *API) buildSync(s *webui.Session, since, pos uint64, req webui.SyncRequest) (*webui.SyncResponse, bool, error) {
 	resp := &webui.SyncResponse{
 		NextBatch: token(pos),
 		Rooms: webui.SyncRooms{
@@ -83,7 +84,7 @@ func (n *Node) buildSync(s *webui.Session, since, pos uint64, req webui.SyncRequ
 		limit = defaultTimelineLimit
 	}
 	news := false
-	err := n.store.View(func(t *store.Txn) error {
+	err := api.store.View(func(t *store.Txn) error {
 		recs, err := t.Rooms()
 		if err != nil {
 			return err
@@ -97,7 +98,7 @@ func (n *Node) buildSync(s *webui.Session, since, pos uint64, req webui.SyncRequ
 			if f.Room.Rooms != nil && !slices.Contains(f.Room.Rooms, rec.ID) {
 				continue
 			}
-			state, err := n.dag.Snapshot(rec.State)
+			state, err := api.dag.Snapshot(rec.State)
 			if err != nil {
 				return err
 			}
@@ -105,7 +106,7 @@ func (n *Node) buildSync(s *webui.Session, since, pos uint64, req webui.SyncRequ
 			if !ok {
 				continue
 			}
-			mem, err := n.dag.Event(memID)
+			mem, err := api.dag.Event(memID)
 			if err != nil {
 				return err
 			}
@@ -115,7 +116,7 @@ func (n *Node) buildSync(s *webui.Session, since, pos uint64, req webui.SyncRequ
 			}
 			switch mem.Event.Membership() {
 			case "join":
-				jr, changed, err := n.syncJoined(t, s, rec, state, since, pos, memPos > since && since != 0, limit, &f, req.FullState)
+				jr, changed, err := api.syncJoined(t, s, rec, state, since, pos, memPos > since && since != 0, limit, &f, req.FullState)
 				if err != nil {
 					return err
 				}
@@ -128,7 +129,7 @@ func (n *Node) buildSync(s *webui.Session, since, pos uint64, req webui.SyncRequ
 					ir := &webui.InvitedRoom{}
 					for _, k := range []rooms.StateKey{{Type: "m.room.create"}, {Type: "m.room.join_rules"}, {Type: "m.room.name"}, {Type: "m.room.topic"}} {
 						if id, ok := withCreateID(rec, state)[k]; ok {
-							if i, err := n.dag.Event(id); err == nil {
+							if i, err := api.dag.Event(id); err == nil {
 								ir.InviteState.Events = append(ir.InviteState.Events, stripped(i.Event))
 							}
 						}
@@ -144,7 +145,7 @@ func (n *Node) buildSync(s *webui.Session, since, pos uint64, req webui.SyncRequ
 					if err != nil {
 						return err
 					}
-					lr.Timeline, err = n.timeline(s, entries, limit, &f.Room.Timeline)
+					lr.Timeline, err = api.timeline(s, entries, limit, &f.Room.Timeline)
 					if err != nil {
 						return err
 					}
@@ -208,7 +209,7 @@ func withCreateID(rec *store.RoomRecord, m store.StateMap) store.StateMap {
 }
 
 // syncJoined builds one joined room's section.
-func (n *Node) syncJoined(t *store.Txn, s *webui.Session, rec *store.RoomRecord, state store.StateMap, since, pos uint64, newlyJoined bool, limit int, f *webui.Filter, fullState bool) (*webui.JoinedRoom, bool, error) {
+func (api *API) syncJoined(t *store.Txn, s *webui.Session, rec *store.RoomRecord, state store.StateMap, since, pos uint64, newlyJoined bool, limit int, f *webui.Filter, fullState bool) (*webui.JoinedRoom, bool, error) {
 	jr := &webui.JoinedRoom{
 		Ephemeral:           webui.EventList{Events: []json.RawMessage{}},
 		AccountData:         webui.EventList{Events: []json.RawMessage{}},
@@ -223,7 +224,7 @@ func (n *Node) syncJoined(t *store.Txn, s *webui.Session, rec *store.RoomRecord,
 		return nil, false, err
 	}
 	changed := len(entries) > 0
-	jr.Timeline, err = n.timeline(s, entries, limit, &f.Room.Timeline)
+	jr.Timeline, err = api.timeline(s, entries, limit, &f.Room.Timeline)
 	if err != nil {
 		return nil, false, err
 	}
@@ -233,7 +234,7 @@ func (n *Node) syncJoined(t *store.Txn, s *webui.Session, rec *store.RoomRecord,
 		start := state
 		if len(entries) > 0 {
 			first := entries[min(len(entries), limit)-1]
-			i, err := n.dag.Event(first.EventID)
+			i, err := api.dag.Event(first.EventID)
 			if err != nil {
 				return nil, false, err
 			}
@@ -241,7 +242,7 @@ func (n *Node) syncJoined(t *store.Txn, s *webui.Session, rec *store.RoomRecord,
 			if id == "" {
 				id = i.Rec.StateAfter
 			}
-			if start, err = n.dag.Snapshot(id); err != nil {
+			if start, err = api.dag.Snapshot(id); err != nil {
 				return nil, false, err
 			}
 		}
@@ -249,18 +250,18 @@ func (n *Node) syncJoined(t *store.Txn, s *webui.Session, rec *store.RoomRecord,
 		for _, ev := range jr.Timeline.Events {
 			inTimeline[ev.EventID] = true
 		}
-		for _, ce := range n.stateEvents(withCreateID(rec, start), s, false) {
+		for _, ce := range api.stateEvents(withCreateID(rec, start), s, false) {
 			if !inTimeline[ce.EventID] && f.Room.State.Allows(ce.Type, ce.Sender) {
 				jr.State.Events = append(jr.State.Events, ce)
 			}
 		}
 	}
-	jr.Summary = n.summary(s, state)
+	jr.Summary = api.summary(s, state)
 	return jr, changed, nil
 }
 
 // timeline turns newest-first entries into a timeline, oldest first.
-func (n *Node) timeline(s *webui.Session, entries []store.TimelineEntry, limit int, f *webui.RoomEventFilter) (webui.Timeline, error) {
+func (api *API) timeline(s *webui.Session, entries []store.TimelineEntry, limit int, f *webui.RoomEventFilter) (webui.Timeline, error) {
 	tl := webui.Timeline{Events: []webui.ClientEvent{}}
 	if len(entries) > limit {
 		tl.Limited = true
@@ -270,26 +271,26 @@ func (n *Node) timeline(s *webui.Session, entries []store.TimelineEntry, limit i
 		tl.PrevBatch = orderToken(entries[len(entries)-1].Order - 1)
 	}
 	for k := len(entries) - 1; k >= 0; k-- {
-		i, err := n.dag.Event(entries[k].EventID)
+		i, err := api.dag.Event(entries[k].EventID)
 		if err != nil {
 			return tl, err
 		}
 		if f.Allows(i.Event.Type(), i.Event.Sender()) {
-			tl.Events = append(tl.Events, n.clientEvent(i, s, false))
+			tl.Events = append(tl.Events, api.clientEvent(i, s, false))
 		}
 	}
 	return tl, nil
 }
 
 // summary is the room summary clients use to name rooms.
-func (n *Node) summary(s *webui.Session, state store.StateMap) map[string]any {
+func (api *API) summary(s *webui.Session, state store.StateMap) map[string]any {
 	joined, invited := 0, 0
 	var heroes []string
 	for k, id := range state {
 		if k.Type != "m.room.member" {
 			continue
 		}
-		i, err := n.dag.Event(id)
+		i, err := api.dag.Event(id)
 		if err != nil {
 			continue
 		}

@@ -1,0 +1,80 @@
+package client
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/parley-p2p/parley/node/dag"
+	"github.com/parley-p2p/parley/node/peers"
+	"github.com/parley-p2p/parley/node/store"
+)
+
+// Config configures the client API.
+type Config struct {
+	Engine *dag.Engine
+	Peers  *peers.Peers
+	Store  *store.Store
+	// RegistrationToken lets further accounts register; empty means only
+	// the node's first account can ever be created.
+	RegistrationToken string
+	// OnClaimed is called once the node's first account exists (the
+	// node then removes its claim-code file).
+	OnClaimed func()
+	// AppURL is the web app's address (invite links carry it).
+	AppURL func() string
+	// CLIToken lets the command line act as the owner.
+	CLIToken string
+	// Logger; nil discards.
+	Logger *slog.Logger
+}
+
+// API is the Matrix client-server API's meaning: accounts, sessions,
+// filters, profiles, rooms, membership, sync, history and links, for
+// webui to serve over HTTP.
+type API struct {
+	cfg        Config
+	log        *slog.Logger
+	serverName string
+	store      *store.Store
+	dag        *dag.Engine
+	peers      *peers.Peers
+
+	acctMu sync.Mutex // serialises account creation
+
+	claimMu   sync.Mutex
+	claimCode string // "" once the node has its owner
+
+	cliToken string
+	notify   *notifier
+}
+
+// New makes the client API. Its store's commits must be passed to
+// Committed, which wakes the /sync long-polls.
+func New(cfg Config) *API {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &API{
+		cfg:        cfg,
+		log:        log.With("component", "client"),
+		serverName: cfg.Engine.ServerName(),
+		store:      cfg.Store,
+		dag:        cfg.Engine,
+		peers:      cfg.Peers,
+		cliToken:   cfg.CLIToken,
+		notify:     newNotifier(),
+	}
+}
+
+// Committed wakes the /sync long-polls waiting for news.
+func (api *API) Committed(uint64) { api.notify.broadcast() }
+
+// RegistrationToken implements webui.Backend.
+func (api *API) RegistrationToken() string { return api.cfg.RegistrationToken }
+
+// ServerName implements webui.Backend.
+func (api *API) ServerName() string { return api.serverName }
+
+func nowMS() int64 { return time.Now().UnixMilli() }

@@ -1,0 +1,10 @@
+// Package client is the meaning of the Matrix client-server API on a
+// parley node: accounts, sessions and the claim (accounts.go, claim.go,
+// cli.go), rooms and their events (api.go, build.go), membership
+// (membership.go), /sync (sync.go), invite links (links.go) and blocked
+// servers (invites.go). It implements the interfaces webui defines per
+// role; webui turns them into HTTP.
+//
+// It builds and admits local events through the engine (node/dag) and
+// reaches other nodes only through node/peers. It never imports p2p.
+package client

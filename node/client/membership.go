@@ -1,0 +1,172 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+
+	"github.com/parley-p2p/parley/errs"
+
+	"github.com/parley-p2p/parley/node/store"
+	"github.com/parley-p2p/parley/rooms"
+	"github.com/parley-p2p/parley/webui"
+)
+
+// Invite implements webui.Backend. A user on another node is invited
+// through that node, which co-signs the invite before it enters the room.
+func (api *API) Invite(ctx context.Context, s *webui.Session, roomID, target, reason string) error {
+	return api.peers.Invite(ctx, s.UserID, roomID, target, reason)
+}
+
+func stripped(ev *rooms.Event) webui.StrippedEvent {
+	sk := ""
+	if ev.StateKey() != nil {
+		sk = *ev.StateKey()
+	}
+	return webui.StrippedEvent{Content: ev.Content(), Sender: ev.Sender(), StateKey: sk, Type: ev.Type()}
+}
+
+// Join implements webui.Backend. A room already on this node is joined
+// locally; otherwise the join goes through the node that invited the user
+// (make_join, then send_join), and returns once the room's state is here.
+func (api *API) Join(ctx context.Context, s *webui.Session, target string) (string, error) {
+	if !strings.HasPrefix(target, "!") {
+		return "", errs.NotFoundf("room aliases are not supported; join by room ID or invite link")
+	}
+	if r := api.peers.Room(target); r != nil && r.Followed() {
+		if api.peers.Membership(r, s.UserID) == "join" {
+			return r.ID, nil
+		}
+		c, _ := rooms.MarshalCanonical(api.memberContent(s.UserID, "join"))
+		user := s.UserID
+		if _, err := api.dag.Send(ctx, r.Room, s.UserID, "m.room.member", &user, c, "", ""); err != nil {
+			return "", err
+		}
+		api.markInvite(s.UserID, r.ID)
+		api.peers.ConnectSoon(r)
+		return r.ID, nil
+	}
+	var via []string
+	if inv := api.invite(s.UserID, target); inv != nil {
+		via = append(via, inv.Via)
+		if ev, err := rooms.ParseEvent(inv.Event, inv.Version); err == nil {
+			if srv, err := rooms.ServerOf(ev.Sender()); err == nil && !slices.Contains(via, srv) {
+				via = append(via, srv)
+			}
+		}
+	}
+	if r := api.peers.Room(target); r != nil {
+		// A room every local user left: join again through its servers.
+		for _, srv := range api.peers.RoomServers(r) {
+			if !slices.Contains(via, srv) {
+				via = append(via, srv)
+			}
+		}
+	}
+	if len(via) == 0 {
+		return "", errs.NotFoundf("room %s is unknown here; join it through an invite", target)
+	}
+	var lastErr error
+	for _, server := range via {
+		content, err := rooms.MarshalCanonical(api.memberContent(s.UserID, "join"))
+		if err != nil {
+			return "", err
+		}
+		if err := api.peers.JoinRemote(ctx, s.UserID, target, server, content); err != nil {
+			lastErr = err
+			api.log.Info("join through server failed", "room", target, "server", server[:8], "err", err)
+			continue
+		}
+		api.markInvite(s.UserID, target)
+		return target, nil
+	}
+	var me *webui.Error
+	if errors.As(lastErr, &me) {
+		return "", me
+	}
+	return "", errs.Unavailablef("could not join %s: %v", target, lastErr)
+}
+
+// Leave implements webui.Backend; it also declines an invite.
+func (api *API) Leave(ctx context.Context, s *webui.Session, roomID, reason string) error {
+	r := api.peers.Room(roomID)
+	if r != nil && api.peers.Membership(r, s.UserID) != "" && api.peers.Membership(r, s.UserID) != "leave" {
+		content := map[string]any{"membership": "leave"}
+		if reason != "" {
+			content["reason"] = reason
+		}
+		c, _ := rooms.MarshalCanonical(content)
+		user := s.UserID
+		_, err := api.dag.Send(ctx, r.Room, s.UserID, "m.room.member", &user, c, "", "")
+		api.markInvite(s.UserID, roomID)
+		if err == nil {
+			api.peers.CheckFollowing(r)
+		}
+		return err
+	}
+	if inv := api.invite(s.UserID, roomID); inv != nil && !inv.Left {
+		if r != nil && r.Followed() && api.peers.PlaceInvite(ctx, r, inv) && api.peers.Membership(r, s.UserID) == "invite" {
+			// The invite came before the inviter's gossip of it; placed
+			// now, the decline is a leave event the whole room sees.
+			return api.Leave(ctx, s, roomID, reason)
+		}
+		// Declining an invite to a room this node does not hold: forget it
+		// locally. (The inviter is not told yet: that needs make_leave.)
+		api.markInvite(s.UserID, roomID)
+		return nil
+	}
+	if r == nil {
+		return errs.NotFoundf("you are not in room %s", roomID)
+	}
+	return nil
+}
+
+// invite loads a pending invite record.
+func (api *API) invite(user, roomID string) *store.Invite {
+	var inv *store.Invite
+	api.store.View(func(t *store.Txn) error {
+		var err error
+		inv, err = t.Invite(user, roomID)
+		return err
+	})
+	return inv
+}
+
+// markInvite closes a pending invite record once the user joined or
+// declined, so /sync moves the room out of rooms.invite, and drops the
+// state the inviter sent with it.
+func (api *API) markInvite(user, roomID string) {
+	err := api.store.Update(func(t *store.Txn) error {
+		inv, err := t.Invite(user, roomID)
+		if err != nil || inv.Left {
+			return nil
+		}
+		closeInvite(t, inv)
+		return t.PutInvite(user, inv)
+	})
+	if err != nil {
+		api.log.Warn("update invite", "room", roomID, "err", err)
+	}
+}
+
+// Moderate implements webui.Backend: kick, ban and unban.
+func (api *API) Moderate(ctx context.Context, s *webui.Session, roomID, target, membership, reason string) error {
+	r := api.peers.Room(roomID)
+	if r == nil || api.peers.Membership(r, s.UserID) != "join" {
+		return errs.Forbiddenf("you are not joined to room %s", roomID)
+	}
+	content := map[string]any{"membership": membership}
+	if reason != "" {
+		content["reason"] = reason
+	}
+	c, err := rooms.MarshalCanonical(content)
+	if err != nil {
+		return err
+	}
+	if _, err := api.dag.Send(ctx, r.Room, s.UserID, "m.room.member", &target, c, "", ""); err != nil {
+		return err
+	}
+	api.peers.CheckFollowing(r)
+	return nil
+}

@@ -1,0 +1,21 @@
+package node
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/parley-p2p/parley/node/peers"
+	"github.com/parley-p2p/parley/p2p"
+)
+
+// Accessors the in-package integration tests use to look inside a node.
+
+func (n *Node) getRoom(id string) *peers.Room { return n.peers.Room(id) }
+
+func (n *Node) membership(r *peers.Room, user string) string { return n.peers.Membership(r, user) }
+
+func remoteErr(code, format string, args ...any) *p2p.RemoteError {
+	return &p2p.RemoteError{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+func nowMS() int64 { return time.Now().UnixMilli() }

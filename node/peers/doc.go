@@ -1,0 +1,14 @@
+// Package peers is parley's node-to-node protocol. It follows each room a
+// local user is in over GossipSub (follow.go), validates and ingests the
+// room's gossip (ingest.go: the validator's membership gate in gate.go,
+// one worker per room, held events and fetches in fetch.go), fills gaps
+// and catches up with members that come back (ingest.go), answers and
+// asks the request methods of wire.go (federation.go, backfill.go),
+// carries invites, joins and link uses between nodes (membership.go,
+// invites.go, links.go), and keeps connections to rooms' servers
+// (maintain.go: redial, rendezvous in the DHT).
+//
+// Every event it takes from a peer goes through the engine (node/dag)
+// for admission; peers decides only what to fetch, from whom, and what a
+// peer may see. It never imports webui or the client API.
+package peers

@@ -1,0 +1,272 @@
+package peers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/parley-p2p/parley/errs"
+	"github.com/parley-p2p/parley/node/dag"
+	"github.com/parley-p2p/parley/node/store"
+
+	"github.com/parley-p2p/parley/rooms"
+)
+
+// inviteState is the stripped state sent with an invite.
+func (ps *Peers) inviteState(r *Room, invite *rooms.Event) []json.RawMessage {
+	state := r.State()
+	var out []json.RawMessage
+	for _, k := range []rooms.StateKey{
+		{Type: "m.room.create"}, {Type: "m.room.join_rules"}, {Type: "m.room.name"},
+		{Type: "m.room.avatar"}, {Type: "m.room.topic"}, {Type: "m.room.canonical_alias"},
+		{Type: "m.room.encryption"}, {Type: "m.room.member", StateKey: invite.Sender()},
+	} {
+		id, ok := dag.WithCreate(r.Room, state)[k]
+		if !ok {
+			continue
+		}
+		if i, err := ps.dag.Event(id); err == nil {
+			b, _ := json.Marshal(strippedOf(i.Event))
+			out = append(out, b)
+		}
+	}
+	// Sent as the receiver keeps it, so an invite fits a request
+	// (p2p.MaxRequestSize) whatever the room's topic.
+	if kept, err := keepInviteState(out, invite.Sender()); err == nil {
+		out = kept
+	}
+	return out
+}
+
+// membership is a user's membership in the room's current state.
+func (ps *Peers) Membership(r *Room, user string) string {
+	id, ok := r.State()[rooms.StateKey{Type: "m.room.member", StateKey: user}]
+	if !ok {
+		return ""
+	}
+	i, err := ps.dag.Event(id)
+	if err != nil {
+		return ""
+	}
+	return i.Event.Membership()
+}
+
+// joinRemote joins a room through a resident server.
+func (ps *Peers) JoinRemote(ctx context.Context, user, roomID, server string, content json.RawMessage) error {
+	p, err := peerOf(server)
+	if err != nil {
+		return err
+	}
+	var mj MakeJoinResp
+	if err := ps.request(ctx, p, MethodMakeJoin, MakeJoinReq{RoomID: roomID, UserID: user}, &mj); err != nil {
+		return err
+	}
+	if !rooms.KnownVersion(mj.RoomVersion) {
+		return fmt.Errorf("room version %q is not supported", mj.RoomVersion)
+	}
+	t := mj.Event
+	if t.RoomID != roomID || t.Sender != user || t.Type != "m.room.member" || t.StateKey == nil || *t.StateKey != user {
+		return fmt.Errorf("make_join returned a template for something else")
+	}
+	ev, err := rooms.Build(rooms.ProtoEvent{
+		RoomID: roomID, Sender: user, Type: "m.room.member", StateKey: &user, Content: content,
+		PrevEvents: t.PrevEvents, AuthEvents: t.AuthEvents, Depth: t.Depth, OriginServerTS: nowMS(),
+	}, mj.RoomVersion, ps.serverName, ps.key)
+	if err != nil {
+		return fmt.Errorf("build join: %w", err)
+	}
+	var sj StateResp
+	if err := ps.request(ctx, p, MethodSendJoin, SendJoinReq{RoomID: roomID, Event: ev.JSON()}, &sj); err != nil {
+		return err
+	}
+	return ps.completeJoin(ctx, roomID, mj.RoomVersion, ev, sj)
+}
+
+// completeJoin stores the state a resident server sent with send_join and
+// the join event on top of it, then starts following the room.
+func (ps *Peers) completeJoin(ctx context.Context, roomID, version string, join *rooms.Event, sj StateResp) error {
+	r := ps.Room(roomID)
+	fresh := r == nil
+	if fresh {
+		r = newRoom(dag.NewRoom(roomID, version))
+	}
+	state, err := ps.storeState(r, sj)
+	if err != nil {
+		return fmt.Errorf("room state from send_join: %w", err)
+	}
+	create, ok := state[rooms.StateKey{Type: "m.room.create"}]
+	if version != rooms.V11 {
+		if ok && create != dag.CreateEventID(r.Room) {
+			return fmt.Errorf("state names a create event that does not match the room ID")
+		}
+		if !ps.dag.Known(dag.CreateEventID(r.Room)) {
+			return fmt.Errorf("send_join did not include the create event")
+		}
+	} else if !ok {
+		return fmt.Errorf("state has no create event")
+	}
+	// The state after the join's prev events is the state before the join
+	// when it has exactly one prev event: record it so later events built
+	// on that prev can be checked without another round trip.
+	if prevs := join.PrevEvents(); len(prevs) == 1 && len(sj.Events) > 0 {
+		if evs, err := ps.parseVerified(r, sj.Events); err == nil {
+			for _, pe := range evs {
+				if pe.ID() == prevs[0] {
+					out, err := ps.dag.StoreOutlier(r.Room, pe, state)
+					if err == nil {
+						<-out.Committed
+					}
+				}
+			}
+		}
+	}
+	out, err := ps.dag.Admit(r.Room, join, dag.Opts{Local: true, StateBefore: state})
+	var rj *dag.Rejection
+	if errors.As(err, &rj) {
+		return errs.Forbiddenf("join %s", rj.Reason)
+	}
+	if err != nil {
+		return err
+	}
+	if err := <-out.Committed; err != nil {
+		return err
+	}
+	if fresh {
+		if r, err = ps.activate(r); err != nil {
+			return err
+		}
+	} else if err := ps.startFollowing(r); err != nil {
+		return err
+	}
+	// Events sent while the join was under way, or before this node's
+	// subscription reached the others, went past it: catch up now, and
+	// again once the subscription has surely spread.
+	ps.goBackground(func(ctx context.Context) {
+		for _, delay := range []time.Duration{0, time.Second, 5 * time.Second} {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(delay):
+			}
+			for _, p := range ps.connectedMembers(r) {
+				ps.CatchUp(ctx, r, p)
+			}
+		}
+	})
+	return nil
+}
+
+// Invite has the local user inviter invite target. A user on another
+// node is invited through that node, which co-signs the invite before it
+// enters the room.
+func (ps *Peers) Invite(ctx context.Context, inviter, roomID, target, reason string) error {
+	r := ps.Room(roomID)
+	if r == nil {
+		return errs.Forbiddenf("you are not in room %s", roomID)
+	}
+	if m := ps.Membership(r, target); m == "join" || m == "invite" {
+		if m == "join" {
+			return errs.Forbiddenf("%s is already in the room", target)
+		}
+		return nil
+	}
+	content := map[string]any{"membership": "invite"}
+	if reason != "" {
+		content["reason"] = reason
+	}
+	c, err := rooms.MarshalCanonical(content)
+	if err != nil {
+		return err
+	}
+	server, err := rooms.ServerOf(target)
+	if err != nil {
+		return errs.Invalidf("invalid user ID %q", target)
+	}
+	if server == ps.serverName {
+		if local, _ := ps.LocalUser(target); !ps.userExists(local) {
+			return errs.NotFoundf("user %s does not exist", target)
+		}
+		_, err := ps.dag.Send(ctx, r.Room, inviter, "m.room.member", &target, c, "", "")
+		return err
+	}
+
+	// Build and check the invite before bothering the other node.
+	p, err := ps.dag.Proto(r.Room, inviter, "m.room.member", &target, c)
+	if err != nil {
+		return err
+	}
+	ev, err := rooms.Build(p, r.Version, ps.serverName, ps.key)
+	if err != nil {
+		return err
+	}
+	state := r.State()
+	if err := rooms.Allowed(ev, ps.dag.StateFunc(dag.WithCreate(r.Room, state))); err != nil {
+		return errs.Forbiddenf("%v", err)
+	}
+	peerID, err := peerOf(server)
+	if err != nil {
+		return errs.Invalidf("%v", err)
+	}
+	var resp EventResp
+	if err := ps.request(ctx, peerID, MethodInvite, InviteReq{RoomVersion: r.Version, Event: ev.JSON(), InviteState: ps.inviteState(r, ev)}, &resp); err != nil {
+		return errs.Unavailablef("could not deliver the invite to %s's node: %v", target, err)
+	}
+	signed, err := rooms.ParseEvent(resp.Event, r.Version)
+	if err != nil || signed.ID() != ev.ID() {
+		return errs.Unavailablef("invitee's node returned a different event")
+	}
+	if err := rooms.VerifySignature(signed, server); err != nil {
+		return errs.Unavailablef("invitee's node did not sign the invite: %v", err)
+	}
+	if err := rooms.VerifySignature(signed, ps.serverName); err != nil {
+		return errs.Unavailablef("invite came back altered: %v", err)
+	}
+	out, err := ps.dag.Admit(r.Room, signed, dag.Opts{Local: true})
+	var rj *dag.Rejection
+	if errors.As(err, &rj) {
+		return errs.Forbiddenf("%s", rj.Reason)
+	}
+	if err != nil {
+		return err
+	}
+	if err := <-out.Committed; err != nil {
+		return err
+	}
+	ps.publish(r.Room, signed)
+	return nil
+}
+
+// strippedEvent is an event as invite state carries it.
+type strippedEvent struct {
+	Content  json.RawMessage `json:"content"`
+	Sender   string          `json:"sender"`
+	StateKey string          `json:"state_key"`
+	Type     string          `json:"type"`
+}
+
+func strippedOf(ev *rooms.Event) strippedEvent {
+	sk := ""
+	if ev.StateKey() != nil {
+		sk = *ev.StateKey()
+	}
+	return strippedEvent{Content: ev.Content(), Sender: ev.Sender(), StateKey: sk, Type: ev.Type()}
+}
+
+// PlaceInvite places the event of an invite record in the room's DAG,
+// as if its gossip had come. It reports whether the event is placed.
+func (ps *Peers) PlaceInvite(ctx context.Context, r *Room, inv *store.Invite) bool {
+	ev, err := rooms.ParseEvent(inv.Event, inv.Version)
+	if err != nil || rooms.Verify(ev) != nil || ev.RoomID() != r.ID {
+		return false
+	}
+	if ps.dag.Known(ev.ID()) {
+		return true
+	}
+	out, err := ps.ingestRemote(ctx, r, ev, "", false)
+	if err != nil || out.Rejected != nil {
+		return false
+	}
+	return <-out.Committed == nil
+}

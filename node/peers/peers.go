@@ -1,0 +1,164 @@
+package peers
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/parley-p2p/parley/node/dag"
+	"github.com/parley-p2p/parley/node/internal/gencache"
+	"github.com/parley-p2p/parley/node/store"
+	"github.com/parley-p2p/parley/p2p"
+	"github.com/parley-p2p/parley/rooms"
+)
+
+// Config configures the node-to-node side of a node.
+type Config struct {
+	Host   *p2p.Host
+	Engine *dag.Engine
+	Store  *store.Store
+	Key    ed25519.PrivateKey
+	// RequestTimeout bounds each request to another node; default 20 s.
+	RequestTimeout time.Duration
+	// ReconnectInterval is how often lost room members are redialled;
+	// default 15 s.
+	ReconnectInterval time.Duration
+	// Logger; nil discards.
+	Logger *slog.Logger
+}
+
+// Peers speaks parley's node-to-node protocol: it follows rooms over
+// gossip, fills gaps and catches up, serves and asks for events, history,
+// invites, joins and link uses, and keeps connections to rooms' servers.
+type Peers struct {
+	cfg        Config
+	log        *slog.Logger
+	key        ed25519.PrivateKey
+	serverName string
+	store      *store.Store
+	host       *p2p.Host
+	dag        *dag.Engine
+
+	mu    sync.Mutex
+	rooms map[string]*Room
+
+	verified *gencache.Cache[string, *rooms.Event] // verified by the pubsub validator, not yet ingested
+	visible  *gencache.Cache[string, bool]         // snapshot\x00server -> server had users in it
+
+	gossipDropped atomic.Int64 // pubsub messages the validator refused
+	roomWorkers   atomic.Int64 // running room workers: one per followed room
+	gossipLog     *logLimiter  // lines about refused gossip
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// DefaultRequestTimeout bounds a request to another node when
+// Config.RequestTimeout is not set.
+const DefaultRequestTimeout = 20 * time.Second
+
+// verifiedCacheBytes bounds the events the validator verified and the
+// worker has not yet taken.
+const verifiedCacheBytes = 32 << 20
+
+func eventSize(ev *rooms.Event) int { return 2*len(ev.JSON()) + 512 }
+
+// New makes the peer side of a node; Start starts it.
+func New(cfg Config) *Peers {
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Peers{
+		cfg:        cfg,
+		log:        log.With("component", "peers"),
+		key:        cfg.Key,
+		serverName: cfg.Engine.ServerName(),
+		store:      cfg.Store,
+		host:       cfg.Host,
+		dag:        cfg.Engine,
+		rooms:      make(map[string]*Room),
+		verified:   gencache.NewSized[string](4096, verifiedCacheBytes, eventSize),
+		visible:    gencache.New[string, bool](4096),
+		gossipLog:  newLogLimiter(20, time.Minute),
+		ctx:        ctx,
+		cancel:     cancel,
+	}
+}
+
+// Handler answers other nodes' requests.
+func (ps *Peers) Handler() p2p.Handler { return ps.handleRequest }
+
+// Start follows the stored rooms a local user is in and starts keeping
+// connections to their servers. The host must be started.
+func (ps *Peers) Start() error {
+	ps.host.OnPeerConnected(ps.onPeerConnected)
+	if err := ps.loadRooms(); err != nil {
+		return err
+	}
+	ps.goBackground(ps.maintainPeers)
+	return nil
+}
+
+// Close stops following every room and waits for the background work.
+// Idempotent. The host and the store are the caller's.
+func (ps *Peers) Close() {
+	ps.cancel()
+	ps.mu.Lock()
+	for _, r := range ps.rooms {
+		r.stop()
+	}
+	ps.mu.Unlock()
+	ps.wg.Wait()
+}
+
+// GossipDropped counts the pubsub messages the validator refused.
+func (ps *Peers) GossipDropped() int64 { return ps.gossipDropped.Load() }
+
+// RoomWorkers counts the running room workers: one per followed room.
+func (ps *Peers) RoomWorkers() int64 { return ps.roomWorkers.Load() }
+
+// goBackground runs f in a goroutine Close waits for.
+func (ps *Peers) goBackground(f func(ctx context.Context)) {
+	ps.wg.Add(1)
+	go func() {
+		defer ps.wg.Done()
+		f(ps.ctx)
+	}()
+}
+
+// Publish sends an event to the room's other members (the engine's
+// publish hook).
+func (ps *Peers) Publish(r *dag.Room, ev *rooms.Event) { ps.publish(r, ev) }
+
+// LocalUser returns the localpart if the user lives on this node.
+func (ps *Peers) LocalUser(user string) (string, bool) {
+	s, err := rooms.ServerOf(user)
+	if err != nil || s != ps.serverName {
+		return "", false
+	}
+	return strings.TrimPrefix(strings.SplitN(user, ":", 2)[0], "@"), true
+}
+
+// userExists reports whether this node has an account with the localpart.
+func (ps *Peers) userExists(localpart string) bool {
+	err := ps.store.View(func(t *store.Txn) error {
+		_, err := t.Account(localpart)
+		return err
+	})
+	return err == nil
+}
+
+var errClosed = errors.New("peers: closed")
+
+func nowMS() int64 { return time.Now().UnixMilli() }

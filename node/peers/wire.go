@@ -1,0 +1,143 @@
+package peers
+
+import "encoding/json"
+
+// The node-to-node protocol: the methods a node asks another over p2p's
+// request streams, what each carries, and the limits a node enforces on
+// what it is asked and sent. Room events themselves travel over GossipSub
+// (ingest.go); these requests fill what gossip missed.
+
+// Request methods of the node-to-node protocol (p2p's request streams).
+const (
+	MethodInvite        = "invite"
+	MethodMakeJoin      = "make_join"
+	MethodSendJoin      = "send_join"
+	MethodGetEvent      = "get_event"
+	MethodAuthChain     = "get_auth_chain"
+	MethodMissingEvents = "get_missing_events"
+	MethodStateAfter    = "state_after"
+	MethodExtremities   = "extremities"
+)
+
+// Limits on what a peer may ask for in one request.
+const (
+	MaxMissingLimit = 1000
+	MaxIDsPerReq    = 100
+)
+
+type InviteReq struct {
+	RoomVersion string            `json:"room_version"`
+	Event       json.RawMessage   `json:"event"`
+	InviteState []json.RawMessage `json:"invite_room_state"`
+}
+
+type EventResp struct {
+	RoomVersion string          `json:"room_version,omitempty"`
+	Event       json.RawMessage `json:"event"`
+}
+
+type MakeJoinReq struct {
+	RoomID string `json:"room_id"`
+	UserID string `json:"user_id"`
+}
+
+type ProtoJSON struct {
+	RoomID     string          `json:"room_id"`
+	Sender     string          `json:"sender"`
+	Type       string          `json:"type"`
+	StateKey   *string         `json:"state_key"`
+	Content    json.RawMessage `json:"content"`
+	PrevEvents []string        `json:"prev_events"`
+	AuthEvents []string        `json:"auth_events"`
+	Depth      int64           `json:"depth"`
+}
+
+type MakeJoinResp struct {
+	RoomVersion string    `json:"room_version"`
+	Event       ProtoJSON `json:"event"`
+}
+
+type SendJoinReq struct {
+	RoomID string          `json:"room_id"`
+	Event  json.RawMessage `json:"event"`
+}
+
+// StateResp carries the state at a point of the DAG: the state events,
+// their auth chains, and the event(s) the state is after.
+type StateResp struct {
+	State     []json.RawMessage `json:"state"`
+	AuthChain []json.RawMessage `json:"auth_chain"`
+	Events    []json.RawMessage `json:"events,omitempty"`
+}
+
+type IDsReq struct {
+	RoomID   string   `json:"room_id"`
+	EventIDs []string `json:"event_ids"`
+}
+
+type MissingReq struct {
+	RoomID   string   `json:"room_id"`
+	Earliest []string `json:"earliest_events"`
+	Latest   []string `json:"latest_events"`
+	Limit    int      `json:"limit"`
+}
+
+type PDUsResp struct {
+	PDUs []json.RawMessage `json:"pdus"`
+}
+
+type BackfillReq struct {
+	RoomID   string   `json:"room_id"`
+	EventIDs []string `json:"event_ids"`
+	Limit    int      `json:"limit"`
+}
+
+// MethodLinkInvite asks a member to honour a link.
+const MethodLinkInvite = "link_invite"
+
+type LinkInviteReq struct {
+	RoomID string `json:"room_id"`
+	LinkID string `json:"link_id"`
+	Secret string `json:"secret"`
+	UserID string `json:"user_id"`
+}
+
+type LinkInviteResp struct {
+	RoomID string `json:"room_id"`
+	Via    string `json:"via"`
+}
+
+// Invites from other servers come from anyone on the network, unverified
+// but for the invite event's own signature: what a node keeps of them is
+// bounded.
+const (
+	// MaxPendingInvites bounds a user's unanswered invites. Server names
+	// cost nothing to make, so this is the bound that holds; the owner
+	// frees slots by declining or blocking a server.
+	MaxPendingInvites = 50
+	// MaxInvitesPerServer bounds the unanswered invites one server may
+	// hold for one user: a real contact rarely has more than a few
+	// pending, and one server cannot take all of the user's slots.
+	MaxInvitesPerServer = 5
+	// MaxInviteEventBytes bounds the invite event itself (a member event:
+	// membership, display name, avatar, reason).
+	MaxInviteEventBytes = 16 << 10
+	// MaxInviteStateEvents and MaxInviteStateBytes bound the stripped state
+	// kept with an invite: enough for a room's name, topic and avatar.
+	MaxInviteStateEvents = 10
+	MaxInviteStateBytes  = 8 << 10
+)
+
+// StrippedStateTypes are the state types kept from an invite's stripped
+// state, most useful first: the spec's list, with m.room.member standing
+// for the inviter's own member event only.
+var StrippedStateTypes = []string{
+	"m.room.create", "m.room.member", "m.room.join_rules", "m.room.name",
+	"m.room.encryption", "m.room.avatar", "m.room.canonical_alias", "m.room.topic",
+}
+
+// Backfill: history before given events.
+const (
+	MethodBackfill = "backfill"
+	MaxBackfill    = 500
+)
