@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/parley-p2p/parley/errs"
 )
 
 const (
@@ -60,8 +62,10 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 		return Errorf(http.StatusForbidden, "M_FORBIDDEN", "invalid username or password")
 	}
 	res, err := s.backend.Login(r.Context(), local, req.Password, req.DeviceID, req.InitialDeviceDisplayName)
+	// A refusal counts against the backoff, whichever way the node spells
+	// it: the node says errs.Forbidden.
 	var me *Error
-	if errors.As(err, &me) && me.Status == http.StatusForbidden {
+	if errs.KindOf(err) == errs.Forbidden || errors.As(err, &me) && me.Status == http.StatusForbidden {
 		s.guard.log.log(s.log, "failed login", "user", local, "client", client)
 		return err
 	}

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/parley-p2p/parley/errs"
 )
 
 // fakeServer is the fake node's server name: like a real one, 64 hex digits.
@@ -182,7 +184,7 @@ func (f *fakeBackend) Login(_ context.Context, local, password, deviceID, _ stri
 	want, ok := f.passwords[local]
 	f.mu.Unlock()
 	if !ok || want != password {
-		return nil, Forbidden("invalid username or password")
+		return nil, errs.Forbiddenf("invalid username or password") // as the node says it
 	}
 	if deviceID == "" {
 		deviceID = f.newID("DEVICE")
