@@ -3,7 +3,6 @@ package webui
 import (
 	"crypto/subtle"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"regexp"
 	"strings"
@@ -62,10 +61,9 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 		return Errorf(http.StatusForbidden, "M_FORBIDDEN", "invalid username or password")
 	}
 	res, err := s.backend.Login(r.Context(), local, req.Password, req.DeviceID, req.InitialDeviceDisplayName)
-	// A refusal counts against the backoff, whichever way the node spells
-	// it: the node says errs.Forbidden.
-	var me *Error
-	if errs.KindOf(err) == errs.Forbidden || errors.As(err, &me) && me.Status == http.StatusForbidden {
+	// A refusal (wrong password, unknown user) counts against the
+	// backoff, whichever way the node spells it.
+	if me, _ := matrixError(err); err != nil && me.Status == http.StatusForbidden {
 		s.guard.log.log(s.log, "failed login", "user", local, "client", client)
 		return err
 	}
@@ -82,7 +80,7 @@ func (s *Server) localpart(user string) (string, error) {
 	if strings.HasPrefix(user, "@") {
 		local, server, ok := strings.Cut(user[1:], ":")
 		if !ok || server != s.backend.ServerName() {
-			return "", errInvalidParam("user %q is not on this node", user)
+			return "", errs.Invalidf("user %q is not on this node", user)
 		}
 		user = local
 	}

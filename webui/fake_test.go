@@ -168,7 +168,7 @@ func (f *fakeBackend) CreateAccount(_ context.Context, req AccountRequest) (*Log
 	owned := len(f.passwords) > 0
 	f.mu.Unlock()
 	if req.First && owned {
-		return nil, Forbidden("this node already has its owner")
+		return nil, errs.Forbiddenf("this node already has its owner")
 	}
 	if taken {
 		return nil, &Error{Status: http.StatusBadRequest, Code: "M_USER_IN_USE", Message: "taken"}
@@ -234,13 +234,13 @@ func (f *fakeBackend) Filter(user, id string) (json.RawMessage, error) {
 	if b, ok := f.filters[user+"|"+id]; ok {
 		return b, nil
 	}
-	return nil, NotFound("no filter %q", id)
+	return nil, errs.NotFoundf("no filter %q", id)
 }
 
 func (f *fakeBackend) Profile(user string) (map[string]any, error) {
 	f.call("Profile")
 	if user != userID("alice") {
-		return nil, NotFound("no profile for %s", user)
+		return nil, errs.NotFoundf("no profile for %s", user)
 	}
 	return map[string]any{"displayname": "Alice"}, nil
 }
@@ -272,7 +272,7 @@ func (f *fakeBackend) JoinedRooms(s *Session) ([]string, error) {
 
 func (f *fakeBackend) knownRoom(roomID string) error {
 	if roomID != roomV12 && roomID != roomV11 {
-		return Forbidden("you are not in room %s", roomID)
+		return errs.Forbiddenf("you are not in room %s", roomID)
 	}
 	return nil
 }
@@ -384,7 +384,7 @@ func (f *fakeBackend) StateEvent(_ *Session, roomID, evType, stateKey string) (*
 		return nil, err
 	}
 	if evType != "m.room.name" {
-		return nil, NotFound("no %s state", evType)
+		return nil, errs.NotFoundf("no %s state", evType)
 	}
 	return &ClientEvent{Type: evType, StateKey: &stateKey, EventID: "$name", Content: json.RawMessage(`{"name":"Test room"}`)}, nil
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parley-p2p/parley/errs"
 	"github.com/parley-p2p/parley/rooms"
 )
 
@@ -104,7 +105,7 @@ func (s *Server) pushRules(w http.ResponseWriter, r *http.Request, sess *Session
 
 func (s *Server) putFilter(w http.ResponseWriter, r *http.Request, sess *Session) error {
 	if r.PathValue("userId") != sess.UserID {
-		return errForbidden("cannot create filters for other users")
+		return errs.Forbiddenf("cannot create filters for other users")
 	}
 	body, err := readBody(r)
 	if err != nil {
@@ -129,7 +130,7 @@ func (s *Server) putFilter(w http.ResponseWriter, r *http.Request, sess *Session
 
 func (s *Server) getFilter(w http.ResponseWriter, r *http.Request, sess *Session) error {
 	if r.PathValue("userId") != sess.UserID {
-		return errForbidden("cannot read filters of other users")
+		return errs.Forbiddenf("cannot read filters of other users")
 	}
 	f, err := s.backend.Filter(sess.UserID, r.PathValue("filterId"))
 	if err != nil {
@@ -168,7 +169,7 @@ func (s *Server) getProfileField(w http.ResponseWriter, r *http.Request, sess *S
 	field := r.PathValue("field")
 	v, ok := p[field]
 	if !ok {
-		return errNotFound("profile field " + field)
+		return errs.NotFoundf("profile field %s not found", field)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{field: v})
 	return nil
@@ -176,11 +177,11 @@ func (s *Server) getProfileField(w http.ResponseWriter, r *http.Request, sess *S
 
 func (s *Server) putProfileField(w http.ResponseWriter, r *http.Request, sess *Session) error {
 	if r.PathValue("userId") != sess.UserID {
-		return errForbidden("cannot change the profile of another user")
+		return errs.Forbiddenf("cannot change the profile of another user")
 	}
 	field := r.PathValue("field")
 	if field != "displayname" && field != "avatar_url" {
-		return errInvalidParam("unsupported profile field %q", field)
+		return errs.Invalidf("unsupported profile field %q", field)
 	}
 	var body map[string]any
 	if err := readJSON(r, &body); err != nil {
@@ -188,10 +189,10 @@ func (s *Server) putProfileField(w http.ResponseWriter, r *http.Request, sess *S
 	}
 	v, ok := body[field].(string)
 	if !ok && body[field] != nil {
-		return errInvalidParam("%s must be a string", field)
+		return errs.Invalidf("%s must be a string", field)
 	}
 	if len(v) > 256 {
-		return errInvalidParam("%s is longer than 256 bytes", field)
+		return errs.Invalidf("%s is longer than 256 bytes", field)
 	}
 	if err := s.backend.SetProfile(r.Context(), sess.UserID, field, v); err != nil {
 		return err
@@ -208,14 +209,14 @@ func (s *Server) createRoom(w http.ResponseWriter, r *http.Request, sess *Sessio
 	switch req.Preset {
 	case "", "private_chat", "public_chat", "trusted_private_chat":
 	default:
-		return errInvalidParam("unknown preset %q", req.Preset)
+		return errs.Invalidf("unknown preset %q", req.Preset)
 	}
 	if req.RoomVersion != "" && !rooms.KnownVersion(req.RoomVersion) {
 		return Errorf(http.StatusBadRequest, "M_UNSUPPORTED_ROOM_VERSION", "room version %q is not supported", req.RoomVersion)
 	}
 	for _, u := range req.Invite {
 		if _, err := rooms.ServerOf(u); err != nil {
-			return errInvalidParam("invalid user ID %q", u)
+			return errs.Invalidf("invalid user ID %q", u)
 		}
 	}
 	id, err := s.backend.CreateRoom(r.Context(), sess, &req)
@@ -250,7 +251,7 @@ func (s *Server) invite(w http.ResponseWriter, r *http.Request, sess *Session) e
 		return errMissingParam("user_id is required")
 	}
 	if _, err := rooms.ServerOf(body.UserID); err != nil {
-		return errInvalidParam("invalid user ID %q", body.UserID)
+		return errs.Invalidf("invalid user ID %q", body.UserID)
 	}
 	if err := s.backend.Invite(r.Context(), sess, r.PathValue("roomId"), body.UserID, body.Reason); err != nil {
 		return err
@@ -384,19 +385,19 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request, sess *Session)
 		req.Dir = "b"
 	}
 	if req.Dir != "b" && req.Dir != "f" {
-		return errInvalidParam("dir must be b or f")
+		return errs.Invalidf("dir must be b or f")
 	}
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 0 {
-			return errInvalidParam("limit must be a non-negative integer")
+			return errs.Invalidf("limit must be a non-negative integer")
 		}
 		req.Limit = min(n, 1000)
 	}
 	if f := q.Get("filter"); f != "" {
 		var ef RoomEventFilter
 		if err := json.Unmarshal([]byte(f), &ef); err != nil {
-			return errInvalidParam("filter: %v", err)
+			return errs.Invalidf("filter: %v", err)
 		}
 		req.Filter = &ef
 	}
@@ -417,7 +418,7 @@ func (s *Server) sync(w http.ResponseWriter, r *http.Request, sess *Session) err
 	if t := q.Get("timeout"); t != "" {
 		n, err := strconv.ParseInt(t, 10, 64)
 		if err != nil || n < 0 {
-			return errInvalidParam("timeout must be a non-negative integer")
+			return errs.Invalidf("timeout must be a non-negative integer")
 		}
 		req.Timeout = min(n, 5*60*1000)
 	}
@@ -434,7 +435,7 @@ func (s *Server) sync(w http.ResponseWriter, r *http.Request, sess *Session) err
 		}
 		var filter Filter
 		if err := json.Unmarshal(raw, &filter); err != nil {
-			return errInvalidParam("filter: %v", err)
+			return errs.Invalidf("filter: %v", err)
 		}
 		req.Filter = &filter
 	}
@@ -460,7 +461,7 @@ func (s *Server) moderate(membership string) func(w http.ResponseWriter, r *http
 			return errMissingParam("user_id is required")
 		}
 		if _, err := rooms.ServerOf(body.UserID); err != nil {
-			return errInvalidParam("invalid user ID %q", body.UserID)
+			return errs.Invalidf("invalid user ID %q", body.UserID)
 		}
 		if err := s.backend.Moderate(r.Context(), sess, r.PathValue("roomId"), body.UserID, membership, body.Reason); err != nil {
 			return err
@@ -521,13 +522,13 @@ func (s *Server) createLink(w http.ResponseWriter, r *http.Request, sess *Sessio
 	var expires time.Duration
 	if body.MaxUses != nil {
 		if *body.MaxUses < 1 || *body.MaxUses > 1_000_000 {
-			return errInvalidParam("max_uses must be between 1 and 1000000")
+			return errs.Invalidf("max_uses must be between 1 and 1000000")
 		}
 		maxUses = *body.MaxUses
 	}
 	if body.ExpiresInMS != nil {
 		if *body.ExpiresInMS < 1 || *body.ExpiresInMS > 10*365*24*3600*1000 {
-			return errInvalidParam("expires_in_ms must be positive and at most ten years")
+			return errs.Invalidf("expires_in_ms must be positive and at most ten years")
 		}
 		expires = time.Duration(*body.ExpiresInMS) * time.Millisecond
 	}
@@ -567,7 +568,7 @@ func (s *Server) joinLink(w http.ResponseWriter, r *http.Request, sess *Session)
 		return errMissingParam("link is required")
 	}
 	if len(body.Link) > 8192 {
-		return errInvalidParam("that is too long to be an invite link")
+		return errs.Invalidf("that is too long to be an invite link")
 	}
 	id, err := s.backend.JoinLink(r.Context(), sess, body.Link)
 	if err != nil {

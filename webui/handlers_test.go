@@ -3,10 +3,7 @@ package webui
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"log/slog"
-	"net/http/httptest"
 	"reflect"
 	"slices"
 	"strings"
@@ -242,36 +239,6 @@ func TestInternalErrors(t *testing.T) {
 			t.Errorf("log = %q", logs.String())
 		}
 	})
-}
-
-func TestWriteError(t *testing.T) {
-	tests := []struct {
-		name   string
-		err    error
-		status int
-		want   map[string]any
-	}{
-		{"a Matrix error is rendered with its status", NotFound("no room"), 404,
-			map[string]any{"errcode": "M_NOT_FOUND", "error": "no room"}},
-		{"a wrapped Matrix error keeps its status", fmt.Errorf("node: send: %w", Forbidden("not joined")), 403,
-			map[string]any{"errcode": "M_FORBIDDEN", "error": "not joined"}},
-		{"extra fields are merged into the body", &Error{Status: 429, Code: "M_LIMIT_EXCEEDED", Message: "slow down", Extra: map[string]any{"retry_after_ms": 500}}, 429,
-			map[string]any{"errcode": "M_LIMIT_EXCEEDED", "error": "slow down", "retry_after_ms": float64(500)}},
-		{"an unavailable peer is a 502", Unavailable("no peer has room %s", "!r"), 502,
-			map[string]any{"errcode": "M_UNKNOWN", "error": "no peer has room !r"}},
-		{"any other error is an internal error", errors.New("disk on fire"), 500,
-			map[string]any{"errcode": "M_UNKNOWN", "error": "internal error"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			w := httptest.NewRecorder()
-			writeError(w, slog.New(slog.DiscardHandler), httptest.NewRequest("GET", "/", nil), tt.err)
-			wantStatus(t, w, tt.status)
-			if got := decode(t, w); !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("body = %v, want %v", got, tt.want)
-			}
-		})
-	}
 }
 
 func TestProfile(t *testing.T) {

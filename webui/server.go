@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/parley-p2p/parley/errs"
 )
 
 //go:embed app
@@ -195,7 +197,7 @@ func (s *Server) serveApp() http.Handler {
 				return
 			} else if errors.Is(err, fs.ErrInvalid) || hasDotDot(p) {
 				// An escaped "..": no file of the app, and nothing to log.
-				writeError(w, s.log, r, errNotFound("file"))
+				writeError(w, s.log, r, errs.NotFoundf("file not found"))
 				return
 			} else if !errors.Is(err, os.ErrNotExist) && !errors.Is(err, fs.ErrNotExist) {
 				writeError(w, s.log, r, err)
