@@ -223,7 +223,10 @@ func (n *Node) Start() (err error) {
 	// The API's port is bound first, so a clash fails before anything
 	// else starts; it answers 503 until Ready, by when the host is up
 	// and status and links carry the node's addresses.
-	n.http = webui.New(webui.Config{Addr: n.cfg.HTTPAddr, AppDir: n.cfg.AppDir, AllowedHosts: n.cfg.AllowedHosts, WaitReady: true, Logger: n.cfg.Logger}, backend{API: n.api, node: n})
+	n.http = webui.New(webui.Config{Addr: n.cfg.HTTPAddr, AppDir: n.cfg.AppDir, AllowedHosts: n.cfg.AllowedHosts, WaitReady: true, Logger: n.cfg.Logger}, webui.Backends{
+		Accounts: n.api, Rooms: n.api, Membership: n.api, Syncer: n.api, Links: n.api,
+		Admin: admin{API: n.api, node: n},
+	})
 	if err := n.http.Start(); err != nil {
 		return err
 	}
@@ -342,15 +345,15 @@ func (n *Node) logFreeSpace() {
 	n.log.Info("disk space", "data_dir", n.cfg.DataDir, "free_mib", b>>20, "writes_stop_below", keep)
 }
 
-// backend is what the HTTP server serves: the client API, plus the
-// node's status.
-type backend struct {
+// admin is the owner's view of the node: its status, and the client
+// API's blocked servers.
+type admin struct {
 	*client.API
 	node *Node
 }
 
-// Status implements webui.Backend.
-func (b backend) Status() any { return b.node.Status() }
+// Status implements webui.Admin.
+func (a admin) Status() any { return a.node.Status() }
 
 // ClaimCode is the code that claims the node, or "" once it has its
 // owner.

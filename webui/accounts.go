@@ -1,15 +1,40 @@
 package webui
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
-	"errors"
-	"github.com/parley-p2p/parley/errs"
+	"fmt"
 	"net/http"
 	"regexp"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/parley-p2p/parley/errs"
 )
+
+// Accounts is the node's local accounts: who may register, logging in and
+// out, access tokens, and each user's filters and profile. Every server
+// needs one, since it authenticates every request that carries a token.
+type Accounts interface {
+	ServerName() string
+	RegistrationToken() string
+	// ClaimCode is the one-time code the node's first account must
+	// present; "" once the node has its owner.
+	ClaimCode() string
+
+	AccountCount() (int, error)
+	AccountExists(localpart string) (bool, error)
+	CreateAccount(ctx context.Context, req AccountRequest) (*LoginResult, error)
+	Login(ctx context.Context, localpart, password, deviceID, deviceName string) (*LoginResult, error)
+	Authenticate(token string) (*Session, error)
+	Logout(token string) error
+
+	PutFilter(user string, filter json.RawMessage) (string, error)
+	Filter(user, id string) (json.RawMessage, error)
+	Profile(user string) (map[string]any, error)
+	SetProfile(ctx context.Context, user, field, value string) error
+}
 
 const (
 	loginPassword     = "m.login.password"
@@ -60,9 +85,10 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 		s.guard.log.log(s.log, "failed login", "user", user, "client", client, "reason", "invalid user name")
 		return Errorf(http.StatusForbidden, "M_FORBIDDEN", "invalid username or password")
 	}
-	res, err := s.backend.Login(r.Context(), local, req.Password, req.DeviceID, req.InitialDeviceDisplayName)
-	var me *Error
-	if errs.KindOf(err) == errs.Forbidden || errors.As(err, &me) && me.Status == http.StatusForbidden {
+	res, err := s.accounts.Login(r.Context(), local, req.Password, req.DeviceID, req.InitialDeviceDisplayName)
+	// A refusal (wrong password, unknown user) counts against the
+	// backoff, whichever way the node spells it.
+	if me, _ := matrixError(err); err != nil && me.Status == http.StatusForbidden {
 		s.guard.log.log(s.log, "failed login", "user", local, "client", client)
 		return err
 	}
@@ -78,8 +104,8 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) localpart(user string) (string, error) {
 	if strings.HasPrefix(user, "@") {
 		local, server, ok := strings.Cut(user[1:], ":")
-		if !ok || server != s.backend.ServerName() {
-			return "", errInvalidParam("user %q is not on this node", user)
+		if !ok || server != s.accounts.ServerName() {
+			return "", errs.Invalidf("user %q is not on this node", user)
 		}
 		user = local
 	}
@@ -168,7 +194,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	if err := checkPassword(req.Password); err != nil {
 		return err
 	}
-	res, err := s.backend.CreateAccount(r.Context(), AccountRequest{
+	res, err := s.accounts.CreateAccount(r.Context(), AccountRequest{
 		Localpart: local, Password: req.Password, DeviceID: req.DeviceID,
 		DeviceName: req.InitialDeviceDisplayName, First: first,
 	})
@@ -205,14 +231,14 @@ func checkPassword(p string) error {
 // the claim code while the node has no account, else the registration
 // token ("" when registration is closed).
 func (s *Server) registrationSecret() (first bool, secret string, err error) {
-	count, err := s.backend.AccountCount()
+	count, err := s.accounts.AccountCount()
 	if err != nil {
 		return false, "", err
 	}
 	if count == 0 {
-		return true, s.backend.ClaimCode(), nil
+		return true, s.accounts.ClaimCode(), nil
 	}
-	return false, s.backend.RegistrationToken(), nil
+	return false, s.accounts.RegistrationToken(), nil
 }
 
 // tokenValidity is the spec's check of a registration token before the
@@ -245,7 +271,7 @@ func (s *Server) registerAvailable(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	taken, err := s.backend.AccountExists(local)
+	taken, err := s.accounts.AccountExists(local)
 	if err != nil {
 		return err
 	}
@@ -257,7 +283,7 @@ func (s *Server) registerAvailable(w http.ResponseWriter, r *http.Request) error
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request, _ *Session) error {
-	if err := s.backend.Logout(accessToken(r)); err != nil {
+	if err := s.accounts.Logout(accessToken(r)); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]any{})
@@ -300,4 +326,102 @@ func defaultPushRules(userID string) map[string]any {
 			rule(".m.rule.message", []map[string]any{{"kind": "event_match", "key": "type", "pattern": "m.room.message"}}, notify),
 		},
 	}
+}
+
+func (s *Server) putFilter(w http.ResponseWriter, r *http.Request, sess *Session) error {
+	if r.PathValue("userId") != sess.UserID {
+		return errs.Forbiddenf("cannot create filters for other users")
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	// The filter is stored as sent, so that GET returns it unchanged; it
+	// must still be an object parley can read.
+	var f Filter
+	if err := json.Unmarshal(body, &f); err != nil {
+		return errBadJSON(err)
+	}
+	if !strings.HasPrefix(strings.TrimLeft(string(body), " \t\r\n"), "{") {
+		return errBadJSON(fmt.Errorf("a filter must be a JSON object"))
+	}
+	id, err := s.accounts.PutFilter(sess.UserID, body)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"filter_id": id})
+	return nil
+}
+
+func (s *Server) getFilter(w http.ResponseWriter, r *http.Request, sess *Session) error {
+	if r.PathValue("userId") != sess.UserID {
+		return errs.Forbiddenf("cannot read filters of other users")
+	}
+	f, err := s.accounts.Filter(sess.UserID, r.PathValue("filterId"))
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(f)
+	return nil
+}
+
+// profile looks a user up. Without a token only this node's users are
+// answered: a remote user's profile would tell who the node shares rooms
+// with.
+func (s *Server) profile(r *http.Request, sess *Session) (map[string]any, error) {
+	user := r.PathValue("userId")
+	if sess == nil && !strings.HasSuffix(user, ":"+s.accounts.ServerName()) {
+		return nil, Errorf(http.StatusUnauthorized, "M_MISSING_TOKEN", "profiles of users on other nodes need an access token")
+	}
+	return s.accounts.Profile(user)
+}
+
+func (s *Server) getProfile(w http.ResponseWriter, r *http.Request, sess *Session) error {
+	p, err := s.profile(r, sess)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, p)
+	return nil
+}
+
+func (s *Server) getProfileField(w http.ResponseWriter, r *http.Request, sess *Session) error {
+	p, err := s.profile(r, sess)
+	if err != nil {
+		return err
+	}
+	field := r.PathValue("field")
+	v, ok := p[field]
+	if !ok {
+		return errs.NotFoundf("profile field %s not found", field)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{field: v})
+	return nil
+}
+
+func (s *Server) putProfileField(w http.ResponseWriter, r *http.Request, sess *Session) error {
+	if r.PathValue("userId") != sess.UserID {
+		return errs.Forbiddenf("cannot change the profile of another user")
+	}
+	field := r.PathValue("field")
+	if field != "displayname" && field != "avatar_url" {
+		return errs.Invalidf("unsupported profile field %q", field)
+	}
+	var body map[string]any
+	if err := readJSON(r, &body); err != nil {
+		return err
+	}
+	v, ok := body[field].(string)
+	if !ok && body[field] != nil {
+		return errs.Invalidf("%s must be a string", field)
+	}
+	if len(v) > 256 {
+		return errs.Invalidf("%s is longer than 256 bytes", field)
+	}
+	if err := s.accounts.SetProfile(r.Context(), sess.UserID, field, v); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{})
+	return nil
 }

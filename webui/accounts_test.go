@@ -83,7 +83,7 @@ func TestRegisterFirstAccount(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t)
-			h.fake.regToken = "s3cret"
+			h.acc.regToken = "s3cret"
 			w := h.do("POST", registerPath+tt.query, tt.body)
 			switch {
 			case tt.flows:
@@ -96,12 +96,12 @@ func TestRegisterFirstAccount(t *testing.T) {
 				if m["user_id"] != userID("alice") || m["access_token"] == "" || m["device_id"] == "" {
 					t.Errorf("register = %v", m)
 				}
-				if c := h.fake.Changes(); !reflect.DeepEqual(c, []string{"CreateAccount alice first=true"}) {
+				if c := h.rec.Changes(); !reflect.DeepEqual(c, []string{"CreateAccount alice first=true"}) {
 					t.Errorf("changes = %q, want the first account created", c)
 				}
 				return
 			}
-			wantNoChanges(t, h.fake)
+			wantNoChanges(t, h.rec)
 		})
 	}
 
@@ -147,8 +147,8 @@ func TestRegisterLaterAccounts(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t)
-			h.fake.addUser("alice", "pw")
-			h.fake.regToken = tt.regToken
+			h.acc.addUser("alice", "pw")
+			h.acc.regToken = tt.regToken
 			w := h.do("POST", registerPath, tt.body)
 			switch {
 			case tt.flows:
@@ -160,12 +160,12 @@ func TestRegisterLaterAccounts(t *testing.T) {
 				if m := decode(t, w); m["user_id"] != userID("bob") {
 					t.Errorf("register = %v", m)
 				}
-				if c := h.fake.Changes(); !reflect.DeepEqual(c, []string{"CreateAccount bob first=false"}) {
+				if c := h.rec.Changes(); !reflect.DeepEqual(c, []string{"CreateAccount bob first=false"}) {
 					t.Errorf("changes = %q, want bob created as a later account", c)
 				}
 				return
 			}
-			wantNoChanges(t, h.fake)
+			wantNoChanges(t, h.rec)
 		})
 	}
 }
@@ -189,9 +189,9 @@ func TestRegistrationTokenValidity(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t)
-			h.fake.regToken = tt.regToken
+			h.acc.regToken = tt.regToken
 			if tt.claimed {
-				h.fake.addUser("alice", "a long password")
+				h.acc.addUser("alice", "a long password")
 			}
 			w := h.do("GET", path+tt.token, "")
 			wantStatus(t, w, 200)
@@ -248,11 +248,11 @@ func TestLogin(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t)
-			h.fake.addUser("bob", "pw")
+			h.acc.addUser("bob", "pw")
 			w := h.do("POST", path, tt.body)
 			if tt.errcode != "" {
 				wantError(t, w, tt.status, tt.errcode)
-				wantNoChanges(t, h.fake)
+				wantNoChanges(t, h.rec)
 				return
 			}
 			wantStatus(t, w, 200)
@@ -284,7 +284,7 @@ func TestLogin(t *testing.T) {
 
 func TestRegisterAvailableSaysWhetherANameIsTaken(t *testing.T) {
 	h := newHarness(t)
-	h.fake.addUser("alice", "pw")
+	h.acc.addUser("alice", "pw")
 	for _, tc := range []struct {
 		name, user string
 		status     int

@@ -3,7 +3,11 @@
 // /_parley/v1, and the bundled web app at /.
 //
 // It speaks HTTP and nothing else: every decision about rooms, accounts and
-// the network is made by a Backend (the node). What this package owns is the
+// the network is made by the node, through one narrow interface per role
+// that this package defines beside the handlers that use it (Accounts,
+// Rooms, Membership, Syncer, Links, Admin; see Backends). Errors come back
+// as parley's domain errors (package errs), which errors.go maps to Matrix
+// errcodes and statuses in one table. What this package owns is the
 // wire format (Matrix JSON shapes and errors), request validation, the
 // registration policy, and the defences a local API needs on a person's
 // machine: the Host check against DNS rebinding, the Origin check on

@@ -4,13 +4,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/parley-p2p/parley/errs"
 	"log/slog"
 	"net/http"
 	"syscall"
+
+	"github.com/parley-p2p/parley/errs"
 )
 
 // Error is a Matrix API error: an errcode, a message and an HTTP status.
+// Handlers return it for what only the Matrix API names (M_BAD_JSON,
+// M_MISSING_TOKEN, UIA flows...); what the domain names (not found,
+// forbidden, invalid, unavailable) they return as an *errs.Error, which
+// kinds below maps.
 type Error struct {
 	Status  int
 	Code    string
@@ -26,15 +31,6 @@ func Errorf(status int, code, format string, args ...any) *Error {
 	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-// Common errors. Use Errorf for a specific message.
-func errNotFound(what string) *Error {
-	return Errorf(http.StatusNotFound, "M_NOT_FOUND", "%s not found", what)
-}
-
-func errForbidden(format string, args ...any) *Error {
-	return Errorf(http.StatusForbidden, "M_FORBIDDEN", format, args...)
-}
-
 func errBadJSON(err error) *Error {
 	return Errorf(http.StatusBadRequest, "M_BAD_JSON", "request body: %v", err)
 }
@@ -43,42 +39,42 @@ func errMissingParam(format string, args ...any) *Error {
 	return Errorf(http.StatusBadRequest, "M_MISSING_PARAM", format, args...)
 }
 
-func errInvalidParam(format string, args ...any) *Error {
-	return Errorf(http.StatusBadRequest, "M_INVALID_PARAM", format, args...)
+// kinds is the one table from a domain error's kind to its Matrix status
+// and errcode. errs.Internal is absent: it is never shown (see matrixError).
+var kinds = map[errs.Kind]struct {
+	status int
+	code   string
+}{
+	errs.NotFound:    {http.StatusNotFound, "M_NOT_FOUND"},
+	errs.Forbidden:   {http.StatusForbidden, "M_FORBIDDEN"},
+	errs.Invalid:     {http.StatusBadRequest, "M_INVALID_PARAM"},
+	errs.Unavailable: {http.StatusBadGateway, "M_UNKNOWN"},
+	errs.TooLarge:    {http.StatusRequestEntityTooLarge, "M_TOO_LARGE"},
 }
 
-// NotFound, Forbidden and friends are for the Backend to return.
-func NotFound(format string, args ...any) *Error {
-	return Errorf(http.StatusNotFound, "M_NOT_FOUND", format, args...)
+// errDiskFull is the answer to a write refused because the node's disk is
+// (nearly) full: the node refuses writes rather than crash, and says so.
+// The store's *DiskFullError wraps syscall.ENOSPC.
+func errDiskFull() *Error {
+	return Errorf(http.StatusInsufficientStorage, "M_RESOURCE_LIMIT_EXCEEDED", "this node's disk is full: free some space on it")
 }
 
-// Forbidden is M_FORBIDDEN with status 403.
-func Forbidden(format string, args ...any) *Error { return errForbidden(format, args...) }
-
-// BadRequest is M_BAD_JSON-free M_INVALID_PARAM with status 400.
-func BadRequest(format string, args ...any) *Error { return errInvalidParam(format, args...) }
-
-// Unavailable is for failures reaching other nodes.
-func Unavailable(format string, args ...any) *Error {
-	return Errorf(http.StatusBadGateway, "M_UNKNOWN", format, args...)
-}
-
-// matrixError is the one place a domain error becomes a Matrix errcode
-// and an HTTP status.
-func matrixError(e *errs.Error) *Error {
-	switch e.Kind {
-	case errs.NotFound:
-		return Errorf(http.StatusNotFound, "M_NOT_FOUND", "%s", e.Message)
-	case errs.Forbidden:
-		return Errorf(http.StatusForbidden, "M_FORBIDDEN", "%s", e.Message)
-	case errs.Invalid:
-		return Errorf(http.StatusBadRequest, "M_INVALID_PARAM", "%s", e.Message)
-	case errs.Unavailable:
-		return Errorf(http.StatusBadGateway, "M_UNKNOWN", "%s", e.Message)
-	case errs.TooLarge:
-		return Errorf(http.StatusRequestEntityTooLarge, "M_TOO_LARGE", "%s", e.Message)
+// matrixError is the one place any error becomes a Matrix error: a domain
+// error by its kind, a full disk as 507, an *Error as it is. Anything else
+// is internal: internal is then true, and the client sees only M_UNKNOWN.
+func matrixError(err error) (me *Error, internal bool) {
+	var de *errs.Error
+	if errors.As(err, &de) && de.Kind != errs.Internal {
+		k := kinds[de.Kind]
+		return Errorf(k.status, k.code, "%s", de.Message), false
 	}
-	return Errorf(http.StatusInternalServerError, "M_UNKNOWN", "internal error")
+	if errors.Is(err, syscall.ENOSPC) {
+		return errDiskFull(), false
+	}
+	if errors.As(err, &me) {
+		return me, false
+	}
+	return Errorf(http.StatusInternalServerError, "M_UNKNOWN", "internal error"), true
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -92,20 +88,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Write(b)
 }
 
-// writeError renders any error as a Matrix error. Errors that are not an
-// *Error are internal: they are logged and go out as M_UNKNOWN/500.
+// writeError renders any error as a Matrix error; an internal one is
+// logged with the request, since the client is told nothing of it.
 func writeError(w http.ResponseWriter, log *slog.Logger, r *http.Request, err error) {
-	var me *Error
-	var de *errs.Error
-	if errors.As(err, &de) && de.Kind != errs.Internal {
-		me = matrixError(de)
-	} else if errors.Is(err, syscall.ENOSPC) {
-		// The node's disk is (nearly) full: the node refuses writes
-		// rather than crash, and says so.
-		me = Errorf(http.StatusInsufficientStorage, "M_RESOURCE_LIMIT_EXCEEDED", "this node's disk is full: free some space on it")
-	} else if !errors.As(err, &me) {
+	me, internal := matrixError(err)
+	if internal {
 		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-		me = Errorf(http.StatusInternalServerError, "M_UNKNOWN", "internal error")
 	}
 	body := map[string]any{}
 	if me.Code != "" {

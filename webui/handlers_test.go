@@ -3,10 +3,7 @@ package webui
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"log/slog"
-	"net/http/httptest"
 	"reflect"
 	"slices"
 	"strings"
@@ -29,7 +26,7 @@ func TestVersions(t *testing.T) {
 
 func TestCapabilities(t *testing.T) {
 	h := newHarness(t)
-	tok := h.fake.addUser("alice", "pw")
+	tok := h.acc.addUser("alice", "pw")
 	w := h.do("GET", "/_matrix/client/v3/capabilities", "", token(tok))
 	wantStatus(t, w, 200)
 	var got struct {
@@ -58,7 +55,7 @@ func TestCapabilities(t *testing.T) {
 
 func TestPushRules(t *testing.T) {
 	h := newHarness(t)
-	tok := h.fake.addUser("alice", "pw")
+	tok := h.acc.addUser("alice", "pw")
 	w := h.do("GET", "/_matrix/client/v3/pushrules/", "", token(tok))
 	wantStatus(t, w, 200)
 	var got struct {
@@ -99,7 +96,7 @@ func TestFilters(t *testing.T) {
 
 	t.Run("a stored filter comes back exactly as it was saved", func(t *testing.T) {
 		h := newHarness(t)
-		tok := h.fake.addUser("alice", "pw")
+		tok := h.acc.addUser("alice", "pw")
 		w := h.do("POST", filterPath(alice), filter, token(tok))
 		wantStatus(t, w, 200)
 		id, _ := decode(t, w)["filter_id"].(string)
@@ -133,12 +130,12 @@ func TestFilters(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t)
-			tok := h.fake.addUser("alice", "pw")
-			h.fake.addUser("bob", "pw")
-			h.fake.PutFilter(bob, []byte(filter)) // bob's filter f1
-			h.fake.changes = nil
+			tok := h.acc.addUser("alice", "pw")
+			h.acc.addUser("bob", "pw")
+			h.acc.PutFilter(bob, []byte(filter)) // bob's filter f1
+			h.rec.changes = nil
 			wantError(t, h.do(tt.method, filterPath(tt.user)+tt.suffix, tt.body, token(tok)), tt.status, tt.code)
-			wantNoChanges(t, h.fake)
+			wantNoChanges(t, h.rec)
 		})
 	}
 }
@@ -201,30 +198,28 @@ func TestBadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t)
-			tok := h.fake.addUser("alice", "pw")
+			h := newHarness(t, withRooms, withMembership, withSyncer)
+			tok := h.acc.addUser("alice", "pw")
 			wantError(t, h.do(tt.method, tt.path, tt.body, token(tok)), tt.status, tt.code)
-			if c := h.fake.Calls(); !reflect.DeepEqual(c, []string{"Authenticate"}) {
+			if c := h.rec.Calls(); !reflect.DeepEqual(c, []string{"Authenticate"}) {
 				t.Errorf("backend calls = %q, want only Authenticate", c)
 			}
-			wantNoChanges(t, h.fake)
+			wantNoChanges(t, h.rec)
 		})
 	}
 
 	t.Run("event content of exactly 65536 bytes reaches the node", func(t *testing.T) {
-		h := newHarness(t)
-		tok := h.fake.addUser("alice", "pw")
+		h := newHarness(t, withRooms, withMembership, withSyncer)
+		tok := h.acc.addUser("alice", "pw")
 		wantStatus(t, h.do("PUT", send, bigObject(65536), token(tok)), 200)
 	})
 }
 
 func TestInternalErrors(t *testing.T) {
 	var logs bytes.Buffer
-	f := newFake()
-	tok := f.addUser("alice", "pw")
-	f.fail = true
-	s := New(Config{Addr: testAddr, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, f)
-	h := &harness{t: t, fake: f, h: s.Handler()}
+	h := serve(t, Config{Addr: testAddr, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, withRooms)
+	tok := h.acc.addUser("alice", "pw")
+	h.rooms.fail = true
 
 	w := h.do("GET", "/_matrix/client/v3/joined_rooms", "", token(tok))
 	t.Run("a plain backend error is a 500 M_UNKNOWN", func(t *testing.T) {
@@ -242,36 +237,6 @@ func TestInternalErrors(t *testing.T) {
 			t.Errorf("log = %q", logs.String())
 		}
 	})
-}
-
-func TestWriteError(t *testing.T) {
-	tests := []struct {
-		name   string
-		err    error
-		status int
-		want   map[string]any
-	}{
-		{"a Matrix error is rendered with its status", NotFound("no room"), 404,
-			map[string]any{"errcode": "M_NOT_FOUND", "error": "no room"}},
-		{"a wrapped Matrix error keeps its status", fmt.Errorf("node: send: %w", Forbidden("not joined")), 403,
-			map[string]any{"errcode": "M_FORBIDDEN", "error": "not joined"}},
-		{"extra fields are merged into the body", &Error{Status: 429, Code: "M_LIMIT_EXCEEDED", Message: "slow down", Extra: map[string]any{"retry_after_ms": 500}}, 429,
-			map[string]any{"errcode": "M_LIMIT_EXCEEDED", "error": "slow down", "retry_after_ms": float64(500)}},
-		{"an unavailable peer is a 502", Unavailable("no peer has room %s", "!r"), 502,
-			map[string]any{"errcode": "M_UNKNOWN", "error": "no peer has room !r"}},
-		{"any other error is an internal error", errors.New("disk on fire"), 500,
-			map[string]any{"errcode": "M_UNKNOWN", "error": "internal error"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			w := httptest.NewRecorder()
-			writeError(w, slog.New(slog.DiscardHandler), httptest.NewRequest("GET", "/", nil), tt.err)
-			wantStatus(t, w, tt.status)
-			if got := decode(t, w); !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("body = %v, want %v", got, tt.want)
-			}
-		})
-	}
 }
 
 func TestProfile(t *testing.T) {
@@ -292,7 +257,7 @@ func TestProfile(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t)
-			tok := h.fake.addUser("alice", "pw")
+			tok := h.acc.addUser("alice", "pw")
 			var opts []option
 			if tt.method != "GET" {
 				opts = append(opts, token(tok))
@@ -306,7 +271,7 @@ func TestProfile(t *testing.T) {
 			if !strings.Contains(w.Body.String(), tt.want) {
 				t.Errorf("body = %s, want it to contain %s", w.Body.String(), tt.want)
 			}
-			if c := h.fake.Changes(); tt.change != "" && !reflect.DeepEqual(c, []string{tt.change}) {
+			if c := h.rec.Changes(); tt.change != "" && !reflect.DeepEqual(c, []string{tt.change}) {
 				t.Errorf("changes = %q, want %q", c, tt.change)
 			}
 		})

@@ -18,8 +18,8 @@ import (
 // client is then served.
 func TestSlowBodiesCannotTakeEveryConnection(t *testing.T) {
 	const maxConns = 20
-	f := newFake()
-	s := New(Config{Addr: "127.0.0.1:0", MaxConns: maxConns, BodyTimeout: time.Second}, f)
+	h := serve(t, Config{Addr: "127.0.0.1:0", MaxConns: maxConns, BodyTimeout: time.Second})
+	s := h.srv
 	if err := s.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -64,8 +64,8 @@ func TestSlowBodiesCannotTakeEveryConnection(t *testing.T) {
 			t.Errorf("slow client %d: %q, %v", i, line, err)
 		}
 	}
-	if slices.Contains(f.Calls(), "Login") {
-		t.Errorf("a slow body reached the backend: %q", f.Calls())
+	if slices.Contains(h.rec.Calls(), "Login") {
+		t.Errorf("a slow body reached the backend: %q", h.rec.Calls())
 	}
 }
 

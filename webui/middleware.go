@@ -59,7 +59,7 @@ func (s *Server) authed(h func(w http.ResponseWriter, r *http.Request, sess *Ses
 			writeError(w, s.log, r, Errorf(http.StatusUnauthorized, "M_MISSING_TOKEN", "missing access token"))
 			return
 		}
-		sess, err := s.backend.Authenticate(tok)
+		sess, err := s.accounts.Authenticate(tok)
 		if err != nil {
 			writeError(w, s.log, r, err)
 			return

@@ -29,11 +29,11 @@ func TestHostCheck(t *testing.T) {
 	for _, path := range []string{"/_matrix/client/versions", "/_parley/v1/status", "/"} {
 		for _, tt := range tests {
 			t.Run(path+": "+tt.name, func(t *testing.T) {
-				h := newHarness(t)
+				h := newHarness(t, withAdmin)
 				w := h.do("GET", path, "", host(tt.host))
 				if !tt.ok {
 					wantError(t, w, http.StatusMisdirectedRequest, "M_FORBIDDEN")
-					if c := h.fake.Calls(); len(c) > 0 {
+					if c := h.rec.Calls(); len(c) > 0 {
 						t.Errorf("backend was called: %q", c)
 					}
 					return
@@ -67,7 +67,7 @@ func TestHostCheckFollowsTheBindAddress(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := New(Config{Addr: tt.addr}, newFake())
+			s := serve(t, Config{Addr: tt.addr}).srv
 			if got := s.allowedHost(tt.host); got != tt.ok {
 				t.Errorf("allowedHost(%q) with Addr %q = %v, want %v", tt.host, tt.addr, got, tt.ok)
 			}
@@ -88,7 +88,7 @@ func TestAllowedHostsNameFurtherNames(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := New(Config{Addr: tt.addr, AllowedHosts: []string{"mybox.lan"}}, newFake())
+			s := serve(t, Config{Addr: tt.addr, AllowedHosts: []string{"mybox.lan"}}).srv
 			if got := s.allowedHost(tt.host); got != tt.ok {
 				t.Errorf("allowedHost(%q) with Addr %q = %v, want %v", tt.host, tt.addr, got, tt.ok)
 			}
@@ -135,7 +135,7 @@ func TestCORS(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t)
+			h := newHarness(t, withRooms)
 			w := h.do(tt.method, tt.path, tt.body, tt.opts...)
 			wantStatus(t, w, tt.status)
 			wantCORS(t, w.Header())
@@ -153,7 +153,7 @@ func TestPreflight(t *testing.T) {
 	for _, p := range paths {
 		t.Run(p.name+" answers 200 with CORS headers and calls nothing", func(t *testing.T) {
 			h := newHarness(t)
-			h.fake.addUser("alice", "pw")
+			h.acc.addUser("alice", "pw")
 			w := h.do("OPTIONS", p.path, "",
 				origin("https://app.element.io"),
 				header("Access-Control-Request-Method", "PUT"),
@@ -163,7 +163,7 @@ func TestPreflight(t *testing.T) {
 			if w.Body.Len() != 0 {
 				t.Errorf("preflight body = %q, want empty", w.Body.String())
 			}
-			if c := h.fake.Calls(); len(c) > 0 {
+			if c := h.rec.Calls(); len(c) > 0 {
 				t.Errorf("backend was called: %q", c)
 			}
 		})
@@ -182,7 +182,7 @@ func TestNonMatrixPathsHaveNoCORS(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+" sends no CORS headers", func(t *testing.T) {
-			h := newHarness(t)
+			h := newHarness(t, withAdmin)
 			w := h.do(tt.method, tt.path, "", origin("https://evil.example"))
 			for k := range w.Header() {
 				if strings.HasPrefix(k, "Access-Control-") {
@@ -207,7 +207,7 @@ func TestStatusOrigin(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t)
+			h := newHarness(t, withAdmin)
 			var opts []option
 			if tt.origin != "" {
 				opts = append(opts, origin(tt.origin))
@@ -215,7 +215,7 @@ func TestStatusOrigin(t *testing.T) {
 			w := h.do("GET", "/_parley/v1/status", "", opts...)
 			if tt.status != 200 {
 				wantError(t, w, tt.status, "M_FORBIDDEN")
-				if c := h.fake.Calls(); len(c) > 0 {
+				if c := h.rec.Calls(); len(c) > 0 {
 					t.Errorf("backend was called: %q", c)
 				}
 				return
@@ -251,7 +251,7 @@ func TestTokenlessOriginCheck(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t)
 			if strings.HasSuffix(tt.path, "/login") {
-				h.fake.addUser("bob", "pw")
+				h.acc.addUser("bob", "pw")
 			}
 			var opts []option
 			if tt.origin != "" {
@@ -260,7 +260,7 @@ func TestTokenlessOriginCheck(t *testing.T) {
 			w := h.do("POST", tt.path, tt.body, opts...)
 			if tt.status == 403 {
 				wantError(t, w, 403, "M_FORBIDDEN")
-				if c := h.fake.Calls(); len(c) > 0 {
+				if c := h.rec.Calls(); len(c) > 0 {
 					t.Errorf("backend was called: %q", c)
 				}
 				return
@@ -290,8 +290,8 @@ func TestCrossOriginWithToken(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t)
-			tok := h.fake.addUser("alice", "pw")
+			h := newHarness(t, withRooms)
+			tok := h.acc.addUser("alice", "pw")
 			w := h.do(tt.method, tt.path, tt.body, token(tok), origin("https://app.element.io"))
 			wantStatus(t, w, 200)
 			wantCORS(t, w.Header())
@@ -318,7 +318,7 @@ func TestAuthentication(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t)
-			h.fake.addUser("alice", "pw")
+			h.acc.addUser("alice", "pw")
 			w := h.do("GET", tt.path, "", tt.opts...)
 			if tt.code != "" {
 				wantError(t, w, tt.status, tt.code)
@@ -334,7 +334,7 @@ func TestAuthentication(t *testing.T) {
 
 	t.Run("logging out with a query token ends that token", func(t *testing.T) {
 		h := newHarness(t)
-		h.fake.addUser("alice", "pw")
+		h.acc.addUser("alice", "pw")
 		wantStatus(t, h.do("POST", "/_matrix/client/v3/logout?access_token=alice-token", ""), 200)
 		wantError(t, h.do("GET", "/_matrix/client/v3/account/whoami", "", token("alice-token")), 401, "M_UNKNOWN_TOKEN")
 	})
@@ -360,13 +360,13 @@ func TestRouting(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t)
+			h := newHarness(t, withRooms, withAdmin)
 			w := h.do(tt.method, tt.path, "", token("x"))
 			wantError(t, w, tt.status, "M_UNRECOGNIZED")
 			if tt.allow != "" && !strings.Contains(w.Header().Get("Allow"), tt.allow) {
 				t.Errorf("Allow = %q, want it to list %s", w.Header().Get("Allow"), tt.allow)
 			}
-			if c := h.fake.Calls(); len(c) > 0 {
+			if c := h.rec.Calls(); len(c) > 0 {
 				t.Errorf("backend was called: %q", c)
 			}
 		})
@@ -408,8 +408,7 @@ func TestApp(t *testing.T) {
 		if err := writeFile(dir+"/index.html", "<p>from disk</p>"); err != nil {
 			t.Fatal(err)
 		}
-		f := newFake()
-		h := &harness{t: t, fake: f, h: New(Config{Addr: testAddr, AppDir: dir}, f).Handler()}
+		h := serve(t, Config{Addr: testAddr, AppDir: dir})
 		w := h.do("GET", "/deep/route", "")
 		wantStatus(t, w, 200)
 		if !strings.Contains(w.Body.String(), "from disk") {
@@ -419,8 +418,7 @@ func TestApp(t *testing.T) {
 }
 
 func TestRealServer(t *testing.T) {
-	f := newFake()
-	s := New(Config{Addr: "127.0.0.1:0"}, f)
+	s := serve(t, Config{Addr: "127.0.0.1:0"}).srv
 	if err := s.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -452,7 +450,7 @@ func TestRealServer(t *testing.T) {
 	})
 
 	t.Run("a second server on the same address fails to start", func(t *testing.T) {
-		s2 := New(Config{Addr: s.Addr()}, newFake())
+		s2 := serve(t, Config{Addr: s.Addr()}).srv
 		if err := s2.Start(); err == nil {
 			s2.Close()
 			t.Fatal("Start on a used address succeeded")
@@ -483,10 +481,10 @@ func portOf(t *testing.T, addr string) string {
 }
 
 func TestCloseEndsLongPolls(t *testing.T) {
-	f := newFake()
-	tok := f.addUser("alice", "pw")
-	f.held = make(chan struct{})
-	s := New(Config{Addr: "127.0.0.1:0"}, f)
+	h := serve(t, Config{Addr: "127.0.0.1:0"}, withSyncer)
+	tok := h.acc.addUser("alice", "pw")
+	h.syncer.held = make(chan struct{})
+	s := h.srv
 	if err := s.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -508,7 +506,7 @@ func TestCloseEndsLongPolls(t *testing.T) {
 		b, err := io.ReadAll(resp.Body)
 		done <- result{resp.StatusCode, string(b), err}
 	}()
-	<-f.held // the long-poll is in the backend
+	<-h.syncer.held // the long-poll is in the backend
 	s.Close()
 	r := <-done
 	if r.err != nil || r.status != 200 || !strings.Contains(r.body, "cut short") {
@@ -536,14 +534,14 @@ func TestAnonymousOraclesHaveNoCORS(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t)
-			h.fake.tokens["alice-token"] = &Session{UserID: userID("alice"), DeviceID: "D"}
+			h.acc.tokens["alice-token"] = &Session{UserID: userID("alice"), DeviceID: "D"}
 			w := h.do("GET", tt.path, "", tt.opts...)
 			wantStatus(t, w, tt.status)
 			if got := w.Header().Get("Access-Control-Allow-Origin") != ""; got != tt.cors {
 				t.Errorf("CORS headers present = %v, want %v", got, tt.cors)
 			}
-			if tt.status >= 400 && slices.Contains(h.fake.Calls(), "Profile") {
-				t.Errorf("backend was asked: %q", h.fake.Calls())
+			if tt.status >= 400 && slices.Contains(h.rec.Calls(), "Profile") {
+				t.Errorf("backend was asked: %q", h.rec.Calls())
 			}
 		})
 	}
@@ -559,7 +557,7 @@ func TestTheAppURLIsOneABrowserCanOpen(t *testing.T) {
 		"[::1]:18008":     "http://[::1]:18008/",
 		"mybox.lan:18008": "http://mybox.lan:18008/",
 	} {
-		if got := New(Config{Addr: addr}, newFake()).URL(); got != want {
+		if got := serve(t, Config{Addr: addr}).srv.URL(); got != want {
 			t.Errorf("URL with Addr %q = %q, want %q", addr, got, want)
 		}
 	}

@@ -116,7 +116,7 @@ func TestClientKey(t *testing.T) {
 
 func TestWrongPasswordsAreThrottledPerUser(t *testing.T) {
 	h := newHarness(t)
-	h.fake.addUser("bob", "the right password")
+	h.acc.addUser("bob", "the right password")
 	wrong := `{"type":"m.login.password","identifier":{"type":"m.id.user","user":"bob"},"password":"a wrong password"}`
 	statuses := map[int]int{}
 	for range 50 {
@@ -132,7 +132,7 @@ func TestWrongPasswordsAreThrottledPerUser(t *testing.T) {
 		t.Errorf("answers to 50 wrong passwords: %v, want 6 checked and 44 refused", statuses)
 	}
 	logins := 0
-	for _, c := range h.fake.Calls() {
+	for _, c := range h.rec.Calls() {
 		if c == "Login" {
 			logins++
 		}

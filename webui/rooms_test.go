@@ -27,17 +27,17 @@ func TestPutStateKeys(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t)
-			tok := h.fake.addUser("alice", "pw")
+			h := newHarness(t, withRooms)
+			tok := h.acc.addUser("alice", "pw")
 			w := h.do("PUT", client+tt.path, `{"v": 1}`, token(tok))
 			wantStatus(t, w, 200)
 			if id, _ := decode(t, w)["event_id"].(string); !strings.HasPrefix(id, "$") {
 				t.Errorf("event_id = %q", id)
 			}
-			if len(h.fake.sent) != 1 {
-				t.Fatalf("sent %d events, want 1", len(h.fake.sent))
+			if len(h.rooms.sent) != 1 {
+				t.Fatalf("sent %d events, want 1", len(h.rooms.sent))
 			}
-			got := h.fake.sent[0]
+			got := h.rooms.sent[0]
 			if got.Room != tt.room || got.Type != tt.typ || got.StateKey == nil || *got.StateKey != tt.key || got.TxnID != "" {
 				t.Errorf("Send got room %q type %q key %v txn %q; want room %q type %q key %q", got.Room, got.Type, deref(got.StateKey), got.TxnID, tt.room, tt.typ, tt.key)
 			}
@@ -56,14 +56,14 @@ func deref(s *string) any {
 }
 
 func TestSend(t *testing.T) {
-	h := newHarness(t)
-	tok := h.fake.addUser("alice", "pw")
+	h := newHarness(t, withRooms)
+	tok := h.acc.addUser("alice", "pw")
 
 	t.Run("a message reaches the node as a canonical, non-state event with its transaction ID", func(t *testing.T) {
 		w := h.do("PUT", client+"/rooms/"+escRoomV12+"/send/m.room.message/"+esc("txn.1/2"), `{ "msgtype": "m.text", "body": "hé" }`, token(tok))
 		wantStatus(t, w, 200)
 		want := sentEvent{Room: roomV12, Type: "m.room.message", Content: `{"body":"hé","msgtype":"m.text"}`, TxnID: "txn.1/2"}
-		if got := h.fake.sent[len(h.fake.sent)-1]; !reflect.DeepEqual(got, want) {
+		if got := h.rooms.sent[len(h.rooms.sent)-1]; !reflect.DeepEqual(got, want) {
 			t.Errorf("Send got %+v, want %+v", got, want)
 		}
 	})
@@ -92,22 +92,22 @@ func TestReadRoutes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t)
-			tok := h.fake.addUser("alice", "pw")
+			h := newHarness(t, withRooms)
+			tok := h.acc.addUser("alice", "pw")
 			w := h.do("GET", client+tt.path, "", token(tok))
 			wantStatus(t, w, 200)
 			if w.Body.String() != tt.body {
 				t.Errorf("body = %s\nwant   %s", w.Body.String(), tt.body)
 			}
-			if !reflect.DeepEqual(h.fake.lookups, []string{tt.lookup}) {
-				t.Errorf("lookups = %q, want %q", h.fake.lookups, tt.lookup)
+			if !reflect.DeepEqual(h.rooms.lookups, []string{tt.lookup}) {
+				t.Errorf("lookups = %q, want %q", h.rooms.lookups, tt.lookup)
 			}
 		})
 	}
 
 	t.Run("a missing state event is not found", func(t *testing.T) {
-		h := newHarness(t)
-		tok := h.fake.addUser("alice", "pw")
+		h := newHarness(t, withRooms)
+		tok := h.acc.addUser("alice", "pw")
 		wantError(t, h.do("GET", client+"/rooms/"+escRoomV12+"/state/m.room.topic/", "", token(tok)), 404, "M_NOT_FOUND")
 	})
 }
@@ -125,8 +125,8 @@ func TestListShapes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t)
-			tok := h.fake.addUser("alice", "pw")
+			h := newHarness(t, withRooms)
+			tok := h.acc.addUser("alice", "pw")
 			w := h.do("GET", client+tt.path, "", token(tok))
 			wantStatus(t, w, 200)
 			if w.Body.String() != tt.body {
@@ -136,9 +136,9 @@ func TestListShapes(t *testing.T) {
 	}
 
 	t.Run("a user in no rooms gets an empty list, not null", func(t *testing.T) {
-		h := newHarness(t)
-		tok := h.fake.addUser("alice", "pw")
-		h.fake.joined[userID("alice")] = nil
+		h := newHarness(t, withRooms)
+		tok := h.acc.addUser("alice", "pw")
+		h.rooms.joined = nil
 		w := h.do("GET", client+"/joined_rooms", "", token(tok))
 		if w.Body.String() != `{"joined_rooms":[]}` {
 			t.Errorf("body = %s", w.Body.String())
@@ -165,11 +165,11 @@ func TestMessagesParams(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t)
-			tok := h.fake.addUser("alice", "pw")
+			h := newHarness(t, withRooms)
+			tok := h.acc.addUser("alice", "pw")
 			wantStatus(t, h.do("GET", room+tt.query, "", token(tok)), 200)
-			if len(h.fake.messages) != 1 || !reflect.DeepEqual(h.fake.messages[0], tt.want) {
-				t.Errorf("Messages got %+v, want %+v", h.fake.messages, tt.want)
+			if len(h.rooms.messages) != 1 || !reflect.DeepEqual(h.rooms.messages[0], tt.want) {
+				t.Errorf("Messages got %+v, want %+v", h.rooms.messages, tt.want)
 			}
 		})
 	}
@@ -192,13 +192,13 @@ func TestSyncParams(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t)
-			tok := h.fake.addUser("alice", "pw")
-			h.fake.PutFilter(userID("alice"), []byte(stored))
+			h := newHarness(t, withSyncer)
+			tok := h.acc.addUser("alice", "pw")
+			h.acc.PutFilter(userID("alice"), []byte(stored))
 			w := h.do("GET", client+"/sync"+tt.query, "", token(tok))
 			wantStatus(t, w, 200)
-			if len(h.fake.syncs) != 1 || !reflect.DeepEqual(h.fake.syncs[0], tt.want) {
-				t.Errorf("Sync got %+v, want %+v", h.fake.syncs, tt.want)
+			if len(h.syncer.syncs) != 1 || !reflect.DeepEqual(h.syncer.syncs[0], tt.want) {
+				t.Errorf("Sync got %+v, want %+v", h.syncer.syncs, tt.want)
 			}
 			if m := decode(t, w); m["next_batch"] != "s2" {
 				t.Errorf("next_batch = %v", m["next_batch"])
@@ -207,10 +207,10 @@ func TestSyncParams(t *testing.T) {
 	}
 
 	t.Run("an unknown stored filter is not found and sync is not run", func(t *testing.T) {
-		h := newHarness(t)
-		tok := h.fake.addUser("alice", "pw")
+		h := newHarness(t, withSyncer)
+		tok := h.acc.addUser("alice", "pw")
 		wantError(t, h.do("GET", client+"/sync?filter=nope", "", token(tok)), 404, "M_NOT_FOUND")
-		if len(h.fake.syncs) != 0 {
+		if len(h.syncer.syncs) != 0 {
 			t.Error("Sync was called")
 		}
 	})
@@ -231,11 +231,11 @@ func TestMembership(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t)
-			tok := h.fake.addUser("alice", "pw")
+			h := newHarness(t, withRooms, withMembership)
+			tok := h.acc.addUser("alice", "pw")
 			w := h.do("POST", client+tt.path, tt.body, token(tok))
 			wantStatus(t, w, 200)
-			if c := h.fake.Changes(); !reflect.DeepEqual(c, []string{tt.want}) {
+			if c := h.rec.Changes(); !reflect.DeepEqual(c, []string{tt.want}) {
 				t.Errorf("changes = %q, want %q", c, tt.want)
 			}
 			if tt.roomID != "" && decode(t, w)["room_id"] != tt.roomID {
@@ -245,13 +245,13 @@ func TestMembership(t *testing.T) {
 	}
 
 	t.Run("createRoom hands the node every field it was given", func(t *testing.T) {
-		h := newHarness(t)
-		tok := h.fake.addUser("alice", "pw")
+		h := newHarness(t, withRooms, withMembership)
+		tok := h.acc.addUser("alice", "pw")
 		body := `{"preset":"public_chat","visibility":"public","topic":"t","room_alias_name":"a","invite":["@bob:example.org"],` +
 			`"creation_content":{"m.federate":true},"initial_state":[{"type":"m.room.encryption","content":{"algorithm":"m.megolm.v1.aes-sha2"}}],` +
 			`"power_level_content_override":{"users_default":10}}`
 		wantStatus(t, h.do("POST", client+"/createRoom", body, token(tok)), 200)
-		got := h.fake.created[0]
+		got := h.rooms.created[0]
 		if got.Preset != "public_chat" || got.Visibility != "public" || got.Topic != "t" || got.RoomAliasName != "a" ||
 			!reflect.DeepEqual(got.Invite, []string{"@bob:example.org"}) || string(got.CreationContent) != `{"m.federate":true}` ||
 			len(got.InitialState) != 1 || got.InitialState[0].Type != "m.room.encryption" ||
@@ -266,33 +266,33 @@ func TestModerationRoutesSetTheTargetsMembership(t *testing.T) {
 		{"kick", "leave"}, {"ban", "ban"}, {"unban", "leave"},
 	} {
 		t.Run(tc.path+" sets membership "+tc.want, func(t *testing.T) {
-			h := newHarness(t)
-			tok := h.fake.addUser("alice", "pw")
+			h := newHarness(t, withMembership)
+			tok := h.acc.addUser("alice", "pw")
 			w := h.do("POST", client+"/rooms/"+escRoomV12+"/"+tc.path, `{"user_id":"@bob:example.org"}`, token(tok))
 			wantStatus(t, w, 200)
 			want := "Moderate " + roomV12 + " @bob:example.org " + tc.want
-			if ch := h.fake.Changes(); len(ch) != 1 || ch[0] != want {
+			if ch := h.rec.Changes(); len(ch) != 1 || ch[0] != want {
 				t.Errorf("backend changes %v, want [%s]", ch, want)
 			}
 		})
 	}
 	t.Run("a missing user_id changes nothing", func(t *testing.T) {
-		h := newHarness(t)
-		tok := h.fake.addUser("alice", "pw")
+		h := newHarness(t, withMembership)
+		tok := h.acc.addUser("alice", "pw")
 		w := h.do("POST", client+"/rooms/"+escRoomV12+"/ban", `{}`, token(tok))
 		wantStatus(t, w, 400)
-		if ch := h.fake.Changes(); len(ch) != 0 {
+		if ch := h.rec.Changes(); len(ch) != 0 {
 			t.Errorf("backend changes %v", ch)
 		}
 	})
 }
 
 func TestRedactSendsARedactionEvent(t *testing.T) {
-	h := newHarness(t)
-	tok := h.fake.addUser("alice", "pw")
+	h := newHarness(t, withRooms)
+	tok := h.acc.addUser("alice", "pw")
 	w := h.do("PUT", client+"/rooms/"+escRoomV12+"/redact/"+esc("$ev")+"/t1", `{"reason":"spam"}`, token(tok))
 	wantStatus(t, w, 200)
-	if len(h.fake.sent) != 1 || h.fake.sent[0].Type != "m.room.redaction" || h.fake.sent[0].Content != `{"reason":"spam","redacts":"$ev"}` || h.fake.sent[0].TxnID != "t1" {
-		t.Errorf("sent %+v", h.fake.sent)
+	if len(h.rooms.sent) != 1 || h.rooms.sent[0].Type != "m.room.redaction" || h.rooms.sent[0].Content != `{"reason":"spam","redacts":"$ev"}` || h.rooms.sent[0].TxnID != "t1" {
+		t.Errorf("sent %+v", h.rooms.sent)
 	}
 }

@@ -16,6 +16,7 @@ func (s *Server) routes() http.Handler {
 		mux.Handle(method+" "+v3+path, h)
 	}
 
+	// Accounts, always served.
 	mux.Handle("GET /_matrix/client/versions", s.anon(s.versions))
 	m("GET /login", s.anon(s.loginFlows))
 	m("POST /login", s.anon(s.login))
@@ -32,38 +33,49 @@ func (s *Server) routes() http.Handler {
 	m("GET /profile/{userId}/{field}", s.optionalAuth(s.getProfileField))
 	m("PUT /profile/{userId}/{field}", s.authed(s.putProfileField))
 
-	m("POST /createRoom", s.authed(s.createRoom))
-	m("GET /joined_rooms", s.authed(s.joinedRooms))
-	m("POST /rooms/{roomId}/invite", s.authed(s.invite))
-	m("POST /join/{roomIdOrAlias}", s.authed(s.join))
-	m("POST /rooms/{roomId}/join", s.authed(s.join))
-	m("POST /rooms/{roomId}/leave", s.authed(s.leave))
-	m("POST /rooms/{roomId}/forget", s.authed(s.forget))
-	m("POST /rooms/{roomId}/kick", s.authed(s.moderate("leave")))
-	m("POST /rooms/{roomId}/ban", s.authed(s.moderate("ban")))
-	m("POST /rooms/{roomId}/unban", s.authed(s.moderate("leave")))
-	m("PUT /rooms/{roomId}/redact/{eventId}/{txnId}", s.authed(s.redact))
-	m("PUT /rooms/{roomId}/send/{type}/{txnId}", s.authed(s.send))
-	m("PUT /rooms/{roomId}/state/{type}", s.authed(s.putState))
-	m("PUT /rooms/{roomId}/state/{type}/{stateKey...}", s.authed(s.putState))
-	m("GET /rooms/{roomId}/state", s.authed(s.getState))
-	m("GET /rooms/{roomId}/state/{type}", s.authed(s.getStateEvent))
-	m("GET /rooms/{roomId}/state/{type}/{stateKey...}", s.authed(s.getStateEvent))
-	m("GET /rooms/{roomId}/members", s.authed(s.members))
-	m("GET /rooms/{roomId}/joined_members", s.authed(s.joinedMembers))
-	m("GET /rooms/{roomId}/messages", s.authed(s.messages))
-	m("GET /rooms/{roomId}/event/{eventId}", s.authed(s.event))
-	m("GET /sync", s.authed(s.sync))
+	// Each further role only if the node gave one.
+	if s.rooms != nil {
+		m("POST /createRoom", s.authed(s.createRoom))
+		m("GET /joined_rooms", s.authed(s.joinedRooms))
+		m("PUT /rooms/{roomId}/redact/{eventId}/{txnId}", s.authed(s.redact))
+		m("PUT /rooms/{roomId}/send/{type}/{txnId}", s.authed(s.send))
+		m("PUT /rooms/{roomId}/state/{type}", s.authed(s.putState))
+		m("PUT /rooms/{roomId}/state/{type}/{stateKey...}", s.authed(s.putState))
+		m("GET /rooms/{roomId}/state", s.authed(s.getState))
+		m("GET /rooms/{roomId}/state/{type}", s.authed(s.getStateEvent))
+		m("GET /rooms/{roomId}/state/{type}/{stateKey...}", s.authed(s.getStateEvent))
+		m("GET /rooms/{roomId}/members", s.authed(s.members))
+		m("GET /rooms/{roomId}/joined_members", s.authed(s.joinedMembers))
+		m("GET /rooms/{roomId}/messages", s.authed(s.messages))
+		m("GET /rooms/{roomId}/event/{eventId}", s.authed(s.event))
+		mux.Handle("GET /_parley/v1/rooms/{roomId}/debug", s.authed(s.roomDebug))
+	}
+	if s.membership != nil {
+		m("POST /rooms/{roomId}/invite", s.authed(s.invite))
+		m("POST /join/{roomIdOrAlias}", s.authed(s.join))
+		m("POST /rooms/{roomId}/join", s.authed(s.join))
+		m("POST /rooms/{roomId}/leave", s.authed(s.leave))
+		m("POST /rooms/{roomId}/forget", s.authed(s.forget))
+		m("POST /rooms/{roomId}/kick", s.authed(s.moderate("leave")))
+		m("POST /rooms/{roomId}/ban", s.authed(s.moderate("ban")))
+		m("POST /rooms/{roomId}/unban", s.authed(s.moderate("leave")))
+	}
+	if s.syncer != nil {
+		m("GET /sync", s.authed(s.sync))
+	}
+	if s.links != nil {
+		mux.Handle("POST /_parley/v1/rooms/{roomId}/links", s.authed(s.createLink))
+		mux.Handle("GET /_parley/v1/rooms/{roomId}/links", s.authed(s.listLinks))
+		mux.Handle("DELETE /_parley/v1/rooms/{roomId}/links/{linkId}", s.authed(s.revokeLink))
+		mux.Handle("POST /_parley/v1/join_link", s.authed(s.joinLink))
+	}
+	if s.admin != nil {
+		mux.Handle("GET /_parley/v1/status", s.local(s.status))
+		mux.Handle("GET /_parley/v1/blocked_servers", s.authed(s.blockedServers))
+		mux.Handle("PUT /_parley/v1/blocked_servers/{server}", s.authed(s.blockServer))
+		mux.Handle("DELETE /_parley/v1/blocked_servers/{server}", s.authed(s.unblockServer))
+	}
 
-	mux.Handle("GET /_parley/v1/status", s.local(s.status))
-	mux.Handle("GET /_parley/v1/rooms/{roomId}/debug", s.authed(s.roomDebug))
-	mux.Handle("POST /_parley/v1/rooms/{roomId}/links", s.authed(s.createLink))
-	mux.Handle("GET /_parley/v1/rooms/{roomId}/links", s.authed(s.listLinks))
-	mux.Handle("DELETE /_parley/v1/rooms/{roomId}/links/{linkId}", s.authed(s.revokeLink))
-	mux.Handle("POST /_parley/v1/join_link", s.authed(s.joinLink))
-	mux.Handle("GET /_parley/v1/blocked_servers", s.authed(s.blockedServers))
-	mux.Handle("PUT /_parley/v1/blocked_servers/{server}", s.authed(s.blockServer))
-	mux.Handle("DELETE /_parley/v1/blocked_servers/{server}", s.authed(s.unblockServer))
 	mux.Handle("/", s.serveApp())
 
 	return s.protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

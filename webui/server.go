@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/parley-p2p/parley/errs"
 )
 
 //go:embed app
@@ -48,13 +50,31 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// Backends are what the API asks of the node, one field per role. Accounts
+// is required: it authenticates every request that carries a token. Any
+// other role left nil is not served: its routes answer 404 M_UNRECOGNIZED,
+// as for any endpoint this server does not have.
+type Backends struct {
+	Accounts   Accounts
+	Rooms      Rooms
+	Membership Membership
+	Syncer     Syncer
+	Links      Links
+	Admin      Admin
+}
+
 // Server is the local HTTP server.
 type Server struct {
-	cfg     Config
-	backend Backend
-	log     *slog.Logger
-	handler http.Handler
-	guard   *guard
+	cfg        Config
+	accounts   Accounts
+	rooms      Rooms
+	membership Membership
+	syncer     Syncer
+	links      Links
+	admin      Admin
+	log        *slog.Logger
+	handler    http.Handler
+	guard      *guard
 
 	ready     atomic.Bool
 	ln        net.Listener
@@ -65,8 +85,12 @@ type Server struct {
 	closeOnce sync.Once
 }
 
-// New builds the server; it listens only when Start is called.
-func New(cfg Config, b Backend) *Server {
+// New builds the server; it listens only when Start is called. It panics
+// if b.Accounts is nil, a wiring mistake no request could recover from.
+func New(cfg Config, b Backends) *Server {
+	if b.Accounts == nil {
+		panic("webui: New without Backends.Accounts, which authenticates every request")
+	}
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:8008"
 	}
@@ -83,7 +107,11 @@ func New(cfg Config, b Backend) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, backend: b, log: log.With("component", "webui"), guard: newGuard()}
+	s := &Server{
+		cfg: cfg, log: log.With("component", "webui"), guard: newGuard(),
+		accounts: b.Accounts, rooms: b.Rooms, membership: b.Membership,
+		syncer: b.Syncer, links: b.Links, admin: b.Admin,
+	}
 	s.ready.Store(!cfg.WaitReady)
 	s.handler = s.routes()
 	return s
@@ -195,7 +223,7 @@ func (s *Server) serveApp() http.Handler {
 				return
 			} else if errors.Is(err, fs.ErrInvalid) || hasDotDot(p) {
 				// An escaped "..": no file of the app, and nothing to log.
-				writeError(w, s.log, r, errNotFound("file"))
+				writeError(w, s.log, r, errs.NotFoundf("file not found"))
 				return
 			} else if !errors.Is(err, os.ErrNotExist) && !errors.Is(err, fs.ErrNotExist) {
 				writeError(w, s.log, r, err)

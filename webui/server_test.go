@@ -9,10 +9,9 @@ import (
 )
 
 func TestTheAPIAnswers503UntilTheNodeIsReady(t *testing.T) {
-	f := newFake()
-	s := New(Config{Addr: testAddr, WaitReady: true}, f)
-	h := &harness{t: t, fake: f, h: s.Handler()}
-	tok := f.addUser("alice", "a long password")
+	h := serve(t, Config{Addr: testAddr, WaitReady: true}, withRooms, withAdmin)
+	s := h.srv
+	tok := h.acc.addUser("alice", "a long password")
 	for _, path := range []string{"/_matrix/client/v3/joined_rooms", "/_parley/v1/status", "/_matrix/client/versions"} {
 		w := h.do("GET", path, "", token(tok))
 		wantError(t, w, http.StatusServiceUnavailable, "M_UNKNOWN")
@@ -22,8 +21,8 @@ func TestTheAPIAnswers503UntilTheNodeIsReady(t *testing.T) {
 	}
 	w := h.do("PUT", "/_matrix/client/v3/rooms/"+esc(roomV12)+"/send/m.room.message/t1", `{"body":"early"}`, token(tok))
 	wantError(t, w, http.StatusServiceUnavailable, "M_UNKNOWN")
-	if len(f.Changes()) > 0 || len(f.sent) > 0 {
-		t.Fatalf("a request before ready reached the node: %q", f.Changes())
+	if len(h.rec.Changes()) > 0 || len(h.rooms.sent) > 0 {
+		t.Fatalf("a request before ready reached the node: %q", h.rec.Changes())
 	}
 	wantStatus(t, h.do("GET", "/", ""), http.StatusOK) // the app itself loads
 	s.Ready()
@@ -32,9 +31,7 @@ func TestTheAPIAnswers503UntilTheNodeIsReady(t *testing.T) {
 
 func TestAnEscapedDotDotInAnAppPathIsNotFound(t *testing.T) {
 	var logs bytes.Buffer
-	f := newFake()
-	s := New(Config{Addr: testAddr, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, f)
-	h := &harness{t: t, fake: f, h: s.Handler()}
+	h := serve(t, Config{Addr: testAddr, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	for _, path := range []string{"/%2e%2e/x", "/%2e%2e", "/..%2fetc%2fpasswd", "/a/%2e%2e/%2e%2e/etc/passwd", "/a%2f..%2f..%2fb"} {
 		t.Run(path, func(t *testing.T) {
 			wantError(t, h.do("GET", path, ""), http.StatusNotFound, "M_NOT_FOUND")
@@ -46,8 +43,8 @@ func TestAnEscapedDotDotInAnAppPathIsNotFound(t *testing.T) {
 }
 
 func TestAPIResponsesCarryNosniff(t *testing.T) {
-	h := newHarness(t)
-	tok := h.fake.addUser("alice", "a long password")
+	h := newHarness(t, withRooms, withAdmin)
+	tok := h.acc.addUser("alice", "a long password")
 	tests := []struct {
 		name, method, path string
 		opts               []option
@@ -67,4 +64,41 @@ func TestAPIResponsesCarryNosniff(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestARoleTheNodeDidNotGiveIsNotServed(t *testing.T) {
+	tests := []struct {
+		name, method, path, body string
+	}{
+		{"without Rooms, sending", "PUT", "/_matrix/client/v3/rooms/" + escRoomV12 + "/send/m.room.message/t1", `{}`},
+		{"without Rooms, joined rooms", "GET", "/_matrix/client/v3/joined_rooms", ""},
+		{"without Membership, joining", "POST", "/_matrix/client/v3/join/" + escRoomV12, `{}`},
+		{"without Syncer, sync", "GET", "/_matrix/client/v3/sync", ""},
+		{"without Links, joining by link", "POST", "/_parley/v1/join_link", `{"link":"parley:join/x"}`},
+		{"without Admin, the status", "GET", "/_parley/v1/status", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+" is unrecognized", func(t *testing.T) {
+			h := newHarness(t)
+			tok := h.acc.addUser("alice", "pw")
+			wantError(t, h.do(tt.method, tt.path, tt.body, token(tok)), http.StatusNotFound, "M_UNRECOGNIZED")
+			if c := h.rec.Calls(); len(c) > 0 {
+				t.Errorf("backend was called: %q", c)
+			}
+		})
+	}
+	t.Run("the roles given are still served", func(t *testing.T) {
+		h := newHarness(t, withSyncer)
+		tok := h.acc.addUser("alice", "pw")
+		wantStatus(t, h.do("GET", "/_matrix/client/v3/sync", "", token(tok)), http.StatusOK)
+	})
+}
+
+func TestNewRefusesToServeWithoutAccounts(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Error("New without Accounts returned a server that could authenticate nobody")
+		}
+	}()
+	New(Config{Addr: testAddr}, Backends{Rooms: &fakeRooms{}})
 }

@@ -1,10 +1,6 @@
 package webui
 
-import (
-	"context"
-	"encoding/json"
-	"time"
-)
+import "encoding/json"
 
 // Session is the identity behind an access token.
 type Session struct {
@@ -230,60 +226,4 @@ type LinkInfo struct {
 	Uses      int    `json:"uses"`
 	CreatedBy string `json:"created_by"`
 	CreatedTS int64  `json:"created_ts"`
-}
-
-// Backend is what the API needs from the node. Methods return *Error for
-// anything the client should see; other errors become M_UNKNOWN.
-type Backend interface {
-	ServerName() string
-	// Status is the node's health for /_parley/v1/status.
-	Status() any
-	RegistrationToken() string
-	// ClaimCode is the one-time code the node's first account must
-	// present; "" once the node has its owner.
-	ClaimCode() string
-
-	AccountCount() (int, error)
-	AccountExists(localpart string) (bool, error)
-	CreateAccount(ctx context.Context, req AccountRequest) (*LoginResult, error)
-	Login(ctx context.Context, localpart, password, deviceID, deviceName string) (*LoginResult, error)
-	Authenticate(token string) (*Session, error)
-	Logout(token string) error
-
-	PutFilter(user string, filter json.RawMessage) (string, error)
-	Filter(user, id string) (json.RawMessage, error)
-	Profile(user string) (map[string]any, error)
-	SetProfile(ctx context.Context, user, field, value string) error
-
-	CreateRoom(ctx context.Context, s *Session, req *CreateRoomRequest) (string, error)
-	JoinedRooms(s *Session) ([]string, error)
-	Invite(ctx context.Context, s *Session, roomID, userID, reason string) error
-	Join(ctx context.Context, s *Session, roomIDOrAlias string) (string, error)
-	Leave(ctx context.Context, s *Session, roomID, reason string) error
-	// Moderate sets another user's membership: "leave" (kick or unban) or
-	// "ban".
-	Moderate(ctx context.Context, s *Session, roomID, target, membership, reason string) error
-	Send(ctx context.Context, s *Session, roomID, evType string, stateKey *string, content json.RawMessage, txnID string) (string, error)
-	State(s *Session, roomID string) ([]ClientEvent, error)
-	StateEvent(s *Session, roomID, evType, stateKey string) (*ClientEvent, error)
-	Members(s *Session, roomID string, q MembersQuery) ([]ClientEvent, error)
-	JoinedMembers(s *Session, roomID string) (map[string]JoinedMember, error)
-	Event(s *Session, roomID, eventID string) (*ClientEvent, error)
-	Messages(ctx context.Context, s *Session, req MessagesRequest) (*MessagesResponse, error)
-	Sync(ctx context.Context, s *Session, req SyncRequest) (*SyncResponse, error)
-	// RoomDebug is the node's view of a room's DAG and the events it
-	// rejected or soft-failed, with reasons.
-	RoomDebug(s *Session, roomID string) (any, error)
-
-	// Invite links.
-	CreateLink(ctx context.Context, s *Session, roomID string, maxUses int, expiresIn time.Duration) (*LinkInfo, error)
-	Links(s *Session, roomID string) ([]LinkInfo, error)
-	RevokeLink(ctx context.Context, s *Session, roomID, id string) error
-	JoinLink(ctx context.Context, s *Session, link string) (string, error)
-
-	// Blocked servers (the owner's): their invites are refused, and
-	// those pending are dropped.
-	BlockedServers(s *Session) ([]string, error)
-	BlockServer(ctx context.Context, s *Session, server string) error
-	UnblockServer(ctx context.Context, s *Session, server string) error
 }

@@ -1,0 +1,101 @@
+package webui
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/parley-p2p/parley/errs"
+	"github.com/parley-p2p/parley/rooms"
+)
+
+// Membership is what the API needs to change who is in a room.
+type Membership interface {
+	Invite(ctx context.Context, s *Session, roomID, userID, reason string) error
+	Join(ctx context.Context, s *Session, roomIDOrAlias string) (string, error)
+	Leave(ctx context.Context, s *Session, roomID, reason string) error
+	// Moderate sets another user's membership: "leave" (kick or unban) or
+	// "ban".
+	Moderate(ctx context.Context, s *Session, roomID, target, membership, reason string) error
+}
+
+func (s *Server) invite(w http.ResponseWriter, r *http.Request, sess *Session) error {
+	var body struct {
+		UserID string `json:"user_id"`
+		Reason string `json:"reason"`
+	}
+	if err := readJSON(r, &body); err != nil {
+		return err
+	}
+	if body.UserID == "" {
+		return errMissingParam("user_id is required")
+	}
+	if _, err := rooms.ServerOf(body.UserID); err != nil {
+		return errs.Invalidf("invalid user ID %q", body.UserID)
+	}
+	if err := s.membership.Invite(r.Context(), sess, r.PathValue("roomId"), body.UserID, body.Reason); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{})
+	return nil
+}
+
+func (s *Server) join(w http.ResponseWriter, r *http.Request, sess *Session) error {
+	var body map[string]any
+	if err := readJSON(r, &body); err != nil {
+		return err
+	}
+	target := r.PathValue("roomIdOrAlias")
+	if target == "" {
+		target = r.PathValue("roomId")
+	}
+	id, err := s.membership.Join(r.Context(), sess, target)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"room_id": id})
+	return nil
+}
+
+func (s *Server) leave(w http.ResponseWriter, r *http.Request, sess *Session) error {
+	var body struct {
+		Reason string `json:"reason"`
+	}
+	if err := readJSON(r, &body); err != nil {
+		return err
+	}
+	if err := s.membership.Leave(r.Context(), sess, r.PathValue("roomId"), body.Reason); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{})
+	return nil
+}
+
+// moderate serves kick, ban and unban: each sets the target's membership.
+func (s *Server) moderate(membership string) func(w http.ResponseWriter, r *http.Request, sess *Session) error {
+	return func(w http.ResponseWriter, r *http.Request, sess *Session) error {
+		var body struct {
+			UserID string `json:"user_id"`
+			Reason string `json:"reason"`
+		}
+		if err := readJSON(r, &body); err != nil {
+			return err
+		}
+		if body.UserID == "" {
+			return errMissingParam("user_id is required")
+		}
+		if _, err := rooms.ServerOf(body.UserID); err != nil {
+			return errs.Invalidf("invalid user ID %q", body.UserID)
+		}
+		if err := s.membership.Moderate(r.Context(), sess, r.PathValue("roomId"), body.UserID, membership, body.Reason); err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, map[string]any{})
+		return nil
+	}
+}
+
+// forget is accepted and does nothing yet: a left room stays in storage.
+func (s *Server) forget(w http.ResponseWriter, r *http.Request, _ *Session) error {
+	writeJSON(w, http.StatusOK, map[string]any{})
+	return nil
+}
