@@ -28,7 +28,7 @@ func (api *API) clientEvent(i *dag.Info, s *webui.Session, withRoom bool) webui.
 		ce.RoomID = ev.RoomID()
 	}
 	unsigned := map[string]any{"age": max(nowMS()-ev.OriginServerTS(), 0)}
-	if by := api.redactedBy(ev); by != nil {
+	if by := api.dag.RedactedBy(ev); by != nil {
 		if red, err := ev.Redacted(); err == nil {
 			ce.Content = red.Content()
 		}
@@ -39,35 +39,6 @@ func (api *API) clientEvent(i *dag.Info, s *webui.Session, withRoom bool) webui.
 	}
 	ce.Unsigned = unsigned
 	return ce
-}
-
-// redactedBy returns the redaction that applies to an event, if any: one
-// whose sender had the redact level, or is on the original's server.
-func (api *API) redactedBy(ev *rooms.Event) *dag.Info {
-	if ev.Type() == "m.room.redaction" {
-		return nil
-	}
-	var red *store.Redaction
-	api.store.View(func(t *store.Txn) error {
-		var err error
-		red, err = t.Redaction(ev.ID())
-		return err
-	})
-	if red == nil {
-		return nil
-	}
-	by, err := api.dag.Event(red.RedactionID)
-	if err != nil || !by.Usable() || by.Rec.SoftFailed != "" || by.Event.RoomID() != ev.RoomID() {
-		return nil
-	}
-	if !red.ByPower {
-		s1, err1 := rooms.ServerOf(by.Event.Sender())
-		s2, err2 := rooms.ServerOf(ev.Sender())
-		if err1 != nil || err2 != nil || s1 != s2 {
-			return nil
-		}
-	}
-	return by
 }
 
 // readableRoom returns the room if the user may read it now: joined, or

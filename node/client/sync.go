@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"time"
 
@@ -85,7 +86,7 @@ func (api *API) buildSync(s *webui.Session, since, pos uint64, req webui.SyncReq
 	}
 	news := false
 	err := api.store.View(func(t *store.Txn) error {
-		recs, err := t.Rooms()
+		recs, err := api.changedRooms(t, since)
 		if err != nil {
 			return err
 		}
@@ -201,6 +202,32 @@ func (api *API) buildSync(s *webui.Session, since, pos uint64, req webui.SyncReq
 		return nil
 	})
 	return resp, news, err
+}
+
+// changedRooms reads the records of the rooms with news after since: all
+// of them for an initial sync; for an incremental one, only those whose
+// latest timeline event came after since (the engine knows which without
+// reading the store), so that its cost follows what changed, not what the
+// node holds.
+func (api *API) changedRooms(t *store.Txn, since uint64) ([]*store.RoomRecord, error) {
+	if since == 0 {
+		return t.Rooms()
+	}
+	var recs []*store.RoomRecord
+	for _, r := range api.dag.Rooms() {
+		if r.Pos() <= since {
+			continue
+		}
+		rec, err := t.Room(r.ID)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			continue // its first write has not committed yet
+		case err != nil:
+			return nil, err
+		}
+		recs = append(recs, rec)
+	}
+	return recs, nil
 }
 
 // withCreateID adds a v12 room's implied create event to its state map.

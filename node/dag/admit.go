@@ -344,6 +344,12 @@ func (e *Engine) commitWith(r *Room, ev *rooms.Event, rec store.EventRecord, sna
 	if head != nil {
 		r.setHead(*head)
 		roomRec = r.record()
+		if r.batch == nil {
+			// A room joined from another node is the engine's from its
+			// first event in the timeline, so that /sync sees it as soon
+			// as that event commits.
+			e.Add(r)
+		}
 	}
 	visible := head != nil
 	roomID := r.ID
@@ -352,6 +358,7 @@ func (e *Engine) commitWith(r *Room, ev *rooms.Event, rec store.EventRecord, sna
 		if visible {
 			rec.Pos = t.NextPos()
 			info.pos.Store(rec.Pos)
+			r.notePos(rec.Pos)
 		}
 		for _, s := range snaps {
 			if err := s.put(t); err != nil {

@@ -156,6 +156,7 @@ func (e *Engine) Load() ([]*Room, error) {
 		}
 		r := NewRoom(rec.ID, rec.Version)
 		r.setHead(Head{Ext: rec.Extremities, State: state, StateID: rec.State, Depth: rec.Depth, MinOrder: rec.MinOrder})
+		r.pos.Store(rec.Pos)
 		r, _ = e.Add(r)
 		out = append(out, r)
 	}

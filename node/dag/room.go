@@ -17,6 +17,10 @@ type Room struct {
 
 	mu   sync.Mutex
 	head atomic.Pointer[Head] // replaced under mu, never changed in place
+	// pos is the stream position of the room's latest event in the
+	// timeline, once its write has a position (it may not have
+	// committed yet: compare with the store's position).
+	pos atomic.Uint64
 
 	// broken is set when a write of the room failed. Memory moves ahead
 	// of the disk while writes are in flight, so it may then hold events
@@ -53,6 +57,19 @@ func NewRoom(id, version string) *Room {
 
 // Head is the room's current head.
 func (r *Room) Head() *Head { return r.head.Load() }
+
+// Pos is the stream position of the room's latest timeline event: a
+// /sync since a later position has nothing new from the room.
+func (r *Room) Pos() uint64 { return r.pos.Load() }
+
+func (r *Room) notePos(p uint64) {
+	for {
+		old := r.pos.Load()
+		if p <= old || r.pos.CompareAndSwap(old, p) {
+			return
+		}
+	}
+}
 
 // State is the room's current state map; it is never changed in place.
 func (r *Room) State() store.StateMap { return r.head.Load().State }
