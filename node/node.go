@@ -183,12 +183,14 @@ func (n *Node) Start() (err error) {
 	}
 	// The engine publishes through the peers, which are made after it.
 	var publish func(*dag.Room, *rooms.Event)
+	var writeFailed func(*dag.Room, *rooms.Event, error)
 	n.dag = dag.New(dag.Config{
-		Store:     n.store,
-		Key:       n.key,
-		Publish:   func(r *dag.Room, ev *rooms.Event) { publish(r, ev) },
-		FailWrite: n.cfg.failWrite,
-		Logger:    n.cfg.Logger,
+		Store:         n.store,
+		Key:           n.key,
+		Publish:       func(r *dag.Room, ev *rooms.Event) { publish(r, ev) },
+		OnWriteFailed: func(r *dag.Room, ev *rooms.Event, err error) { writeFailed(r, ev, err) },
+		FailWrite:     n.cfg.failWrite,
+		Logger:        n.cfg.Logger,
 	})
 	n.peers = peers.New(peers.Config{
 		Host:              n.host,
@@ -199,7 +201,7 @@ func (n *Node) Start() (err error) {
 		ReconnectInterval: n.cfg.ReconnectInterval,
 		Logger:            n.cfg.Logger,
 	})
-	publish = n.peers.Publish
+	publish, writeFailed = n.peers.Publish, n.peers.WriteFailed
 	handler := n.peers.Handler()
 	if n.cfg.wrapHandler != nil {
 		handler = n.cfg.wrapHandler(handler)

@@ -24,6 +24,11 @@ type Config struct {
 	// Publish hands an event built here to the room's other members,
 	// once the node holds it durably. nil publishes nothing (tests).
 	Publish func(r *Room, ev *rooms.Event)
+	// OnWriteFailed hears of every event whose write failed once the
+	// engine has admitted it: the room's head is rolled back, so the
+	// event is no longer known, and whoever took it from a peer may
+	// fetch it again. Called from the store's writer: it must not block.
+	OnWriteFailed func(r *Room, ev *rooms.Event, err error)
 	// FailWrite, if set, fails the store write of the events it returns
 	// an error for (tests inject I/O failures with it).
 	FailWrite func(*rooms.Event) error

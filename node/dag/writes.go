@@ -53,6 +53,9 @@ func (e *Engine) queueWrite(r *Room, ev *rooms.Event, write func(*store.Txn) err
 		if then != nil {
 			then(err)
 		}
+		if err != nil && e.cfg.OnWriteFailed != nil && r.batch == nil {
+			e.cfg.OnWriteFailed(r, ev, err)
+		}
 	}
 	if r.batch != nil {
 		done := make(chan error, 1)
@@ -131,4 +134,12 @@ func closedNil() <-chan error {
 	c := make(chan error, 1)
 	c <- nil
 	return c
+}
+
+// RollBack makes the room's memory what the disk holds if a write of the
+// room failed; otherwise it does nothing.
+func (e *Engine) RollBack(r *Room) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return e.rollBack(r)
 }

@@ -207,13 +207,7 @@ func (ps *Peers) fetchAndIngest(ctx context.Context, r *Room, f *fetcher, m goss
 	}
 	f.mu.Unlock()
 	for _, w := range requeue {
-		select {
-		case r.inbox <- w:
-		case <-ctx.Done():
-			return
-		case <-r.done:
-			return
-		default:
+		if !r.inbox.push(w) {
 			ps.gossipLog.log(ps.log, slog.LevelWarn, "room inbox full; event dropped, catch-up will fetch it", "room", r.ID, "event", w.ev.ID())
 		}
 	}

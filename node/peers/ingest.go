@@ -387,10 +387,8 @@ func (ps *Peers) receiveGossip(r *Room) func(from peer.ID, data []byte) {
 		} else if err := rooms.Verify(ev); err != nil {
 			return
 		}
-		select {
-		case r.inbox <- gossipMsg{from: from, ev: ev}:
-		default:
-			ps.log.Warn("room inbox full; event dropped, catch-up will fetch it", "room", r.ID, "event", ev.ID())
+		if !r.inbox.push(gossipMsg{from: from, ev: ev}) {
+			ps.gossipLog.log(ps.log, slog.LevelWarn, "room inbox full; event dropped, catch-up will fetch it", "room", r.ID, "event", ev.ID(), "from", shortPeer(from))
 		}
 	}
 }
@@ -413,12 +411,14 @@ func (ps *Peers) roomWorker(ctx context.Context, r *Room) {
 			return
 		case <-r.done:
 			return
-		case m := <-r.inbox:
-			if ps.dag.Known(m.ev.ID()) {
-				continue
-			}
-			if ps.ingestOrFetch(r, f, m) {
-				ps.placeHeld(r, f)
+		case <-r.inbox.ready:
+			for _, m := range r.inbox.take() {
+				if ps.dag.Known(m.ev.ID()) {
+					continue
+				}
+				if ps.ingestOrFetch(r, f, m) {
+					ps.placeHeld(r, f)
+				}
 			}
 		case now := <-release.C:
 			armed = false
@@ -533,4 +533,29 @@ func (ps *Peers) CatchUp(ctx context.Context, r *Room, p peer.ID) {
 	if err := ps.fillGap(ctx, r, p, missing); err != nil {
 		ps.log.Info("catch-up", "room", r.ID, "peer", shortPeer(p), "err", err)
 	}
+}
+
+// WriteFailed is the engine's hook for a failed write (node/dag rolls the
+// room back, forgetting the event): what was taken from a peer is fetched
+// again from the room's connected members, once the roll-back is done,
+// so a transient I/O error loses nothing that was acknowledged to no one.
+// Local events are not fetched: their sender was told the send failed.
+func (ps *Peers) WriteFailed(dr *dag.Room, ev *rooms.Event, err error) {
+	if s, _ := rooms.ServerOf(ev.Sender()); s == ps.serverName {
+		return
+	}
+	r := ps.Room(dr.ID)
+	if r == nil || !r.Followed() || !r.refetching.CompareAndSwap(false, true) {
+		return
+	}
+	ps.goBackground(func(ctx context.Context) {
+		defer r.refetching.Store(false)
+		if err := ps.dag.RollBack(dr); err != nil {
+			ps.log.Warn("roll back after a failed write", "room", r.ID, "err", err)
+			return
+		}
+		for _, p := range ps.connectedMembers(r) {
+			ps.CatchUp(ctx, r, p)
+		}
+	})
 }

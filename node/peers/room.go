@@ -26,10 +26,13 @@ type Room struct {
 	followMu sync.Mutex
 	follow   *following
 
-	inbox    chan gossipMsg // events from pubsub, handled by the room's worker
-	held     atomic.Int64   // events the worker holds for their ancestors
-	stopOnce sync.Once
-	done     chan struct{}
+	inbox *inbox       // events from pubsub, handled by the room's worker
+	held  atomic.Int64 // events the worker holds for their ancestors
+	// refetching is set while the events of a failed write are being
+	// fetched again from the room's members.
+	refetching atomic.Bool
+	stopOnce   sync.Once
+	done       chan struct{}
 }
 
 type gossipMsg struct {
@@ -67,7 +70,7 @@ func (ps *Peers) wrapRoom(dr *dag.Room) *Room {
 }
 
 func newRoom(dr *dag.Room) *Room {
-	return &Room{Room: dr, inbox: make(chan gossipMsg, 8192), done: make(chan struct{})}
+	return &Room{Room: dr, inbox: newInbox(), done: make(chan struct{})}
 }
 
 // loadRooms brings every stored room's head into memory and rejoins the
@@ -122,7 +125,7 @@ func (ps *Peers) ConnectSoon(r *Room) {
 // Enqueue queues an event for the room's worker as if it had come by
 // gossip from the peer from. The event must be verified.
 func (ps *Peers) Enqueue(r *Room, from peer.ID, ev *rooms.Event) {
-	r.inbox <- gossipMsg{from: from, ev: ev}
+	r.inbox.push(gossipMsg{from: from, ev: ev})
 }
 
 // Held is how many events the room's worker holds for their ancestors.
