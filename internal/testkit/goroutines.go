@@ -1,0 +1,135 @@
+package testkit
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// leakTimeout is how long CheckGoroutines gives goroutines to end after the
+// test's other cleanups: closing a host or a node may let its goroutines
+// finish a little after Close returns.
+const leakTimeout = 15 * time.Second
+
+// leakLabel is the pprof label CheckGoroutines puts on a test's goroutine,
+// and so on every goroutine started from it, directly or not.
+const leakLabel = "parley-testkit-check"
+
+// watched are the code whose goroutines must not outlive a test: a
+// goroutine counts as leaked if its stack runs any of it.
+var watched = []string{
+	"github.com/parley-p2p/parley/",
+	"github.com/libp2p/",
+	"github.com/dgraph-io/", // badger and its ristretto cache
+	"github.com/quic-go/",   // libp2p's QUIC transport
+}
+
+// processWide are goroutines that libp2p starts once, for the whole
+// process, the first time something needs them. Whichever test is first
+// starts them; they are not that test's leak.
+var processWide = []string{
+	"github.com/libp2p/go-flow-metrics.(*sweeper).run",
+}
+
+var (
+	checkSeq atomic.Uint64
+	checking sync.Map // testing.TB -> struct{}: tests already checked
+)
+
+// CheckGoroutines fails the test if goroutines started during it (from the
+// call on) are still running parley, libp2p or badger code once the test
+// and its other cleanups are over. Call it first in a test or in a
+// newTestNode-style helper: cleanups run last-registered first, so the check
+// runs after the nodes registered later have closed. It waits up to 15
+// seconds for the goroutines to end, then fails with their stacks. Calling
+// it again in the same test does nothing.
+//
+// It tells a test's goroutines from others' by a pprof label that it sets on
+// the test's goroutine and that every goroutine started from there inherits,
+// so tests that run in parallel (t.Parallel) do not see each other's
+// goroutines, and goroutines running before the call are never counted. A
+// subtest that calls it is checked on its own; a subtest that does not is
+// checked with its parent.
+func CheckGoroutines(t testing.TB) {
+	t.Helper()
+	checkGoroutines(t, leakTimeout)
+}
+
+func checkGoroutines(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	if _, dup := checking.LoadOrStore(t, struct{}{}); dup {
+		return
+	}
+	id := strconv.FormatUint(checkSeq.Add(1), 10)
+	pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), pprof.Labels(leakLabel, id)))
+	t.Cleanup(func() {
+		defer checking.Delete(t)
+		// This goroutine is the test's own: it must not count itself.
+		pprof.SetGoroutineLabels(context.Background())
+		deadline := time.Now().Add(timeout)
+		poll := time.Millisecond
+		for {
+			leaked := labelledGoroutines(id)
+			if len(leaked) == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("%d goroutine stacks still running %v after the test, %v after its cleanups began:\n\n%s",
+					len(leaked), watched, timeout, strings.Join(leaked, "\n\n"))
+				return
+			}
+			time.Sleep(poll)
+			poll = min(2*poll, maxPoll)
+		}
+	})
+}
+
+// labelledGoroutines returns the stacks, in pprof's counted form, of the
+// goroutines labelled id that run watched code and are not process-wide.
+func labelledGoroutines(id string) []string {
+	var buf bytes.Buffer
+	if err := pprof.Lookup("goroutine").WriteTo(&buf, 1); err != nil {
+		return []string{fmt.Sprintf("goroutine profile: %v", err)}
+	}
+	mark := fmt.Sprintf("%q:%q", leakLabel, id)
+	var out []string
+	for _, g := range strings.Split(buf.String(), "\n\n") {
+		if !labelledWith(g, mark) {
+			continue
+		}
+		// A goroutine that has not begun to run may show no frames yet: it
+		// counts until it shows what it runs.
+		if strings.Contains(g, "\n#\t") && (!runsAny(g, watched) || runsAny(g, processWide)) {
+			continue
+		}
+		out = append(out, strings.TrimSpace(g))
+	}
+	return out
+}
+
+// labelledWith reports whether the "# labels:" line of a profile record
+// holds mark.
+func labelledWith(record, mark string) bool {
+	for line := range strings.Lines(record) {
+		if strings.HasPrefix(line, "# labels: ") {
+			return strings.Contains(line, mark)
+		}
+	}
+	return false
+}
+
+func runsAny(record string, code []string) bool {
+	for _, c := range code {
+		if strings.Contains(record, c) {
+			return true
+		}
+	}
+	return false
+}
