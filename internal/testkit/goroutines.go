@@ -76,13 +76,13 @@ func checkGoroutines(t testing.TB, timeout time.Duration) {
 		deadline := time.Now().Add(timeout)
 		poll := time.Millisecond
 		for {
-			leaked := labelledGoroutines(id)
-			if len(leaked) == 0 {
+			leaked, n := labelledGoroutines(id)
+			if n == 0 {
 				return
 			}
 			if time.Now().After(deadline) {
-				t.Errorf("%d goroutine stacks still running %v after the test, %v after its cleanups began:\n\n%s",
-					len(leaked), watched, timeout, strings.Join(leaked, "\n\n"))
+				t.Errorf("%d goroutines that the test started still run %v, %v after its cleanups began (count @ PCs, then frames):\n\n%s",
+					n, watched, timeout, strings.Join(leaked, "\n\n"))
 				return
 			}
 			time.Sleep(poll)
@@ -92,15 +92,20 @@ func checkGoroutines(t testing.TB, timeout time.Duration) {
 }
 
 // labelledGoroutines returns the stacks, in pprof's counted form, of the
-// goroutines labelled id that run watched code and are not process-wide.
-func labelledGoroutines(id string) []string {
+// goroutines labelled id that run watched code and are not process-wide,
+// and how many goroutines they are.
+func labelledGoroutines(id string) ([]string, int) {
 	var buf bytes.Buffer
 	if err := pprof.Lookup("goroutine").WriteTo(&buf, 1); err != nil {
-		return []string{fmt.Sprintf("goroutine profile: %v", err)}
+		return []string{fmt.Sprintf("goroutine profile: %v", err)}, 1
 	}
+	// The profile is a header line, then one record per distinct stack,
+	// each "count @ PCs", "# labels: ..." and frames, a blank line between.
+	_, records, _ := strings.Cut(buf.String(), "\n")
 	mark := fmt.Sprintf("%q:%q", leakLabel, id)
 	var out []string
-	for _, g := range strings.Split(buf.String(), "\n\n") {
+	total := 0
+	for _, g := range strings.Split(records, "\n\n") {
 		if !labelledWith(g, mark) {
 			continue
 		}
@@ -109,9 +114,16 @@ func labelledGoroutines(id string) []string {
 		if strings.Contains(g, "\n#\t") && (!runsAny(g, watched) || runsAny(g, processWide)) {
 			continue
 		}
-		out = append(out, strings.TrimSpace(g))
+		g = strings.TrimSpace(g)
+		count, _, _ := strings.Cut(g, " @ ")
+		n, err := strconv.Atoi(count)
+		if err != nil {
+			n = 1
+		}
+		total += n
+		out = append(out, g)
 	}
-	return out
+	return out, total
 }
 
 // labelledWith reports whether the "# labels:" line of a profile record

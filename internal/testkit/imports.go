@@ -28,6 +28,11 @@ type ImportRule struct {
 	// {Module + "/rooms"} lets a package use rooms and nothing else of
 	// parley.
 	Allow []string
+	// ForbidInParley are packages that neither Package nor any package of
+	// parley it depends on may import, though other modules in between may:
+	// badger reaches net/http through expvar, and that is badger's business,
+	// not a sign that the store serves HTTP.
+	ForbidInParley []string
 }
 
 // CheckImports fails the test for each package that a rule's package
@@ -91,19 +96,29 @@ func importGraph(goTool, pkg string) (string, map[string][]string, error) {
 // failure, not one for each of its own dependencies.
 func (r ImportRule) violations(root string, graph map[string][]string) [][]string {
 	from := map[string]string{root: ""}
+	chain := func(p string) []string {
+		var c []string
+		for q := p; q != ""; q = from[q] {
+			c = append(c, q)
+		}
+		slices.Reverse(c)
+		return c
+	}
 	queue := []string{root}
 	var bad [][]string
 	for len(queue) > 0 {
 		p := queue[0]
 		queue = queue[1:]
 		if p != root && r.forbids(p) {
-			var chain []string
-			for q := p; q != ""; q = from[q] {
-				chain = append(chain, q)
-			}
-			slices.Reverse(chain)
-			bad = append(bad, chain)
+			bad = append(bad, chain(p))
 			continue // what it imports in turn is its own business
+		}
+		if p == root || covers(Module, p) {
+			for _, q := range graph[p] {
+				if slices.ContainsFunc(r.ForbidInParley, func(f string) bool { return covers(f, q) }) {
+					bad = append(bad, append(chain(p), q))
+				}
+			}
 		}
 		for _, q := range graph[p] {
 			if _, seen := from[q]; !seen {

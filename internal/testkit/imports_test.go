@@ -16,6 +16,15 @@ func TestImportRules(t *testing.T) {
 		"net/http/httptrace": {"fmt"},
 		"fmt":                nil,
 	}
+	// The same shape, where a and b are parley's and c is not.
+	parleyGraph := map[string][]string{
+		Module + "/a":        {Module + "/b", "c", "net/http/httptrace"},
+		Module + "/b":        {"net/http"},
+		"c":                  {"net/http", "fmt"},
+		"net/http":           {"fmt", "net/http/httptrace"},
+		"net/http/httptrace": {"fmt"},
+		"fmt":                nil,
+	}
 	tests := []struct {
 		name string
 		rule ImportRule
@@ -35,10 +44,23 @@ func TestImportRules(t *testing.T) {
 			ImportRule{Forbid: []string{"net/http", "a"}, Allow: []string{"a/b", "net/http/httptrace"}},
 			[][]string{{"a", "a/b", "c", "net/http"}}},
 		{"the package itself is never forbidden", ImportRule{Forbid: []string{"a"}, Allow: []string{"a/b"}}, nil},
+		{"forbid-in-parley catches parley packages that import it",
+			ImportRule{ForbidInParley: []string{"net/http"}},
+			[][]string{{"m/a", "net/http/httptrace"}, {"m/a", "m/b", "net/http"}}},
+		{"forbid-in-parley lets other modules import it", ImportRule{ForbidInParley: []string{"fmt"}}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := tt.rule.violations("a", graph)
+			root, graph := "a", graph
+			if len(tt.rule.ForbidInParley) > 0 {
+				root, graph = Module+"/a", parleyGraph
+			}
+			got := tt.rule.violations(root, graph)
+			for _, c := range got {
+				for i := range c {
+					c[i] = strings.Replace(c[i], Module+"/", "m/", 1)
+				}
+			}
 			if !slices.EqualFunc(got, tt.want, slices.Equal) {
 				t.Errorf("violations %q, want %q", got, tt.want)
 			}
