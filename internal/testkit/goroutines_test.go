@@ -69,3 +69,18 @@ func TestCheckGoroutinesTwiceChecksOnce(t *testing.T) {
 		t.Errorf("failures %q, want one", f)
 	}
 }
+
+func TestCheckGoroutinesLetsAllowedGoroutinesStay(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	r := &recorder{TB: t}
+	r.run(func() {
+		checkGoroutines(r, 50*time.Millisecond)
+		checkGoroutines(r, 50*time.Millisecond, Module+"/internal/testkit.stuck")
+		go stuck(release)
+	})
+	r.cleanup()
+	if f := r.failures(); len(f) != 0 {
+		t.Errorf("failures %q for an allowed goroutine", f)
+	}
+}
