@@ -1,19 +1,22 @@
 package p2p
 
 import (
-	"bytes"
 	"context"
-	"runtime"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/parley-p2p/parley/internal/testkit"
 )
 
-// exerciseNetwork runs a small network through everything the package does
-// and closes it (twice) before returning.
-func exerciseNetwork(t *testing.T) {
+// A small network runs through everything the package does, a request is
+// still in its handler when the hosts close, and each host is closed twice:
+// once the hosts are closed, every goroutine they started has ended. (Every
+// test host checks this when its test ends; this test is the one that
+// exercises all of Host.)
+func TestCloseLeavesNoGoroutinesBehind(t *testing.T) {
+	testkit.CheckGoroutines(t)
 	hosts, boxes := meshOf(t, 3, testRoom)
 	a, b := hosts[0], hosts[1]
 	a.OnPeerConnected(func(peer.ID) {})
@@ -36,42 +39,5 @@ func exerciseNetwork(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-	}
-}
-
-// packageGoroutines returns the stacks of goroutines running this package's
-// code, other than tests.
-func packageGoroutines() []string {
-	buf := make([]byte, 1<<22)
-	buf = buf[:runtime.Stack(buf, true)]
-	var out []string
-	for _, g := range bytes.Split(buf, []byte("\n\n")) {
-		s := string(g)
-		if strings.Contains(s, "parley/p2p.") && !strings.Contains(s, "testing.tRunner") {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-func TestCloseLeavesNoGoroutinesBehind(t *testing.T) {
-	// The first network starts libp2p's process-wide helpers; count after it.
-	t.Run("warm-up", exerciseNetwork)
-	waitFor(t, 10*time.Second, "warm-up goroutines to end", func() bool { return len(packageGoroutines()) == 0 })
-	base := runtime.NumGoroutine()
-
-	t.Run("network", exerciseNetwork)
-
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ours, n := packageGoroutines(), runtime.NumGoroutine()
-		if len(ours) == 0 && n <= base {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d goroutines running, %d before; still running package code:\n%s",
-				n, base, strings.Join(ours, "\n\n"))
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/parley-p2p/parley/internal/testkit"
 )
 
 // Seventy clients each send a request's headers and then trickle its body,
@@ -39,7 +41,7 @@ func TestSlowBodiesCannotTakeEveryConnection(t *testing.T) {
 		slow = append(slow, c)
 		fmt.Fprintf(c, "POST /_matrix/client/v3/login HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{", s.Addr())
 	}
-	waitFor(t, 10*time.Second, "the server to hold its cap of connections", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the server to hold its cap of connections", func() bool {
 		open, _ := s.OpenConns()
 		return open == maxConns
 	})
@@ -66,17 +68,5 @@ func TestSlowBodiesCannotTakeEveryConnection(t *testing.T) {
 	}
 	if slices.Contains(h.rec.Calls(), "Login") {
 		t.Errorf("a slow body reached the backend: %q", h.rec.Calls())
-	}
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

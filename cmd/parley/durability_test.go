@@ -14,6 +14,8 @@ import (
 
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/id"
+
+	"github.com/parley-p2p/parley/internal/testkit"
 )
 
 // catchUpTimeout bounds how long a user may wait, once their node is back,
@@ -236,7 +238,7 @@ func shareRoom(t *testing.T, ctx context.Context, owner *mautrix.Client, others 
 		}
 	}
 	for _, u := range others {
-		newSyncer(t, ctx, u).until(t, 30*time.Second, string(u.UserID)+"'s invite", func(r *mautrix.RespSync) bool {
+		testkit.NewSyncer(t, ctx, u).Until(t, 30*time.Second, string(u.UserID)+"'s invite", func(r *mautrix.RespSync) bool {
 			_, ok := r.Rooms.Invite[room]
 			return ok
 		})
@@ -247,7 +249,7 @@ func shareRoom(t *testing.T, ctx context.Context, owner *mautrix.Client, others 
 	everyone := append([]*mautrix.Client{owner}, others...)
 	want := userIDs(everyone)
 	for _, u := range everyone {
-		waitFor(t, 30*time.Second, string(u.UserID)+" to see everyone joined", func() bool {
+		testkit.WaitFor(t, 30*time.Second, string(u.UserID)+" to see everyone joined", func() bool {
 			got, err := joinedMembers(ctx, u, room)
 			return err == nil && slices.Equal(got, want)
 		})

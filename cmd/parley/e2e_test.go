@@ -16,6 +16,8 @@ import (
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
+
+	"github.com/parley-p2p/parley/internal/testkit"
 )
 
 // TestThreeProcessesChat runs the walking skeleton across three parley
@@ -71,12 +73,12 @@ func TestThreeProcessesChat(t *testing.T) {
 	}
 
 	everyone := []*mautrix.Client{alice, bob, carol}
-	syncers := map[id.UserID]*syncer{}
+	syncers := map[id.UserID]*testkit.Syncer{}
 	for _, u := range everyone {
-		syncers[u.UserID] = newSyncer(t, ctx, u)
+		syncers[u.UserID] = testkit.NewSyncer(t, ctx, u)
 	}
 	for _, u := range []*mautrix.Client{bob, carol} {
-		syncers[u.UserID].until(t, 30*time.Second, string(u.UserID)+"'s invite", func(r *mautrix.RespSync) bool {
+		syncers[u.UserID].Until(t, 30*time.Second, string(u.UserID)+"'s invite", func(r *mautrix.RespSync) bool {
 			_, ok := r.Rooms.Invite[room.RoomID]
 			return ok
 		})
@@ -86,7 +88,7 @@ func TestThreeProcessesChat(t *testing.T) {
 	}
 	want := userIDs(everyone)
 	for _, u := range everyone {
-		waitFor(t, 30*time.Second, string(u.UserID)+" to see all three joined", func() bool {
+		testkit.WaitFor(t, 30*time.Second, string(u.UserID)+" to see all three joined", func() bool {
 			got, err := joinedMembers(ctx, u, room.RoomID)
 			return err == nil && slices.Equal(got, want)
 		})
@@ -96,7 +98,7 @@ func TestThreeProcessesChat(t *testing.T) {
 	// Bring every sync stream up to now, so the messages arrive as
 	// increments rather than as one limited initial timeline.
 	for _, s := range syncers {
-		if _, err := s.next(ctx, 0); err != nil {
+		if _, err := s.Next(ctx, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -126,7 +128,7 @@ func TestThreeProcessesChat(t *testing.T) {
 
 	for _, u := range everyone {
 		got := map[string]bool{}
-		syncers[u.UserID].until(t, 30*time.Second, string(u.UserID)+" to receive all 30 messages", func(r *mautrix.RespSync) bool {
+		syncers[u.UserID].Until(t, 30*time.Second, string(u.UserID)+" to receive all 30 messages", func(r *mautrix.RespSync) bool {
 			if jr, ok := r.Rooms.Join[room.RoomID]; ok {
 				for _, ev := range jr.Timeline.Events {
 					if body, ok := messageBody(ev); ok {
@@ -200,62 +202,6 @@ func register(t *testing.T, ctx context.Context, node startInfo, name string) *m
 	c.SetCredentials(resp.UserID, resp.AccessToken)
 	c.DeviceID = resp.DeviceID
 	return c
-}
-
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(15 * time.Millisecond)
-	}
-}
-
-// syncer follows one user's /sync stream.
-type syncer struct {
-	c      *mautrix.Client
-	since  string
-	filter string
-}
-
-// newSyncer stores a filter with a timeline limit of 100, as real clients
-// do, so bursts arrive whole rather than as limited timelines.
-func newSyncer(t *testing.T, ctx context.Context, c *mautrix.Client) *syncer {
-	t.Helper()
-	f, err := c.CreateFilter(ctx, &mautrix.Filter{Room: &mautrix.RoomFilter{Timeline: &mautrix.FilterPart{Limit: 100}}})
-	if err != nil {
-		t.Fatalf("create filter: %v", err)
-	}
-	return &syncer{c: c, filter: f.FilterID}
-}
-
-// next long-polls once.
-func (s *syncer) next(ctx context.Context, timeout time.Duration) (*mautrix.RespSync, error) {
-	resp, err := s.c.SyncRequest(ctx, int(timeout/time.Millisecond), s.since, s.filter, false, "")
-	if err != nil {
-		return nil, err
-	}
-	s.since = resp.NextBatch
-	return resp, nil
-}
-
-// until syncs until cond has seen what it wants or the timeout passes.
-func (s *syncer) until(t *testing.T, timeout time.Duration, what string, cond func(*mautrix.RespSync) bool) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	for {
-		resp, err := s.next(ctx, 2*time.Second)
-		if err != nil {
-			t.Fatalf("sync waiting for %s: %v", what, err)
-		}
-		if cond(resp) {
-			return
-		}
-	}
 }
 
 // pageBack reads the room's history through /messages, 7 events a page,

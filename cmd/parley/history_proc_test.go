@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"maunium.net/go/mautrix"
+
+	"github.com/parley-p2p/parley/internal/testkit"
 )
 
 // TestLateJoinerReadsHistoryAcrossProcesses: bob's node joins after 500
@@ -29,7 +31,7 @@ func TestLateJoinerReadsHistoryAcrossProcesses(t *testing.T) {
 	if _, err := alice.InviteUser(ctx, room, &mautrix.ReqInviteUser{UserID: bob.UserID}); err != nil {
 		t.Fatal(err)
 	}
-	newSyncer(t, ctx, bob).until(t, 30*time.Second, "bob's invite", func(r *mautrix.RespSync) bool {
+	testkit.NewSyncer(t, ctx, bob).Until(t, 30*time.Second, "bob's invite", func(r *mautrix.RespSync) bool {
 		_, ok := r.Rooms.Invite[room]
 		return ok
 	})
