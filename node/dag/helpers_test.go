@@ -190,10 +190,11 @@ func expand(s string) string {
 	return strings.NewReplacer("ALICE", alice, "BOB", bob, "CAROL2", carol2, "CAROL", carol, "DAVE", dave, "EVE", eve).Replace(s)
 }
 
-// powerLevels is the room's power levels: bob a moderator, alice 100
-// in v11 (in v12 she is the creator, above every level).
-func powerLevels(version string, extra string) string {
-	users := `"BOB":50` + extra
+// powerLevels is the room's power levels with bob at the given level
+// (50 makes him a moderator), alice 100 in v11 (in v12 she is the
+// creator, above every level).
+func powerLevels(version string, bobLevel int) string {
+	users := fmt.Sprintf(`"BOB":%d`, bobLevel)
 	if version == rooms.V11 {
 		users = `"ALICE":100,` + users
 	}
@@ -208,7 +209,7 @@ func setupRoom(t testing.TB, version string) (*branch, []*rooms.Event) {
 	b := newBranch(t, version)
 	evs := []*rooms.Event{b.create, b.member(alice, alice, "join")}
 	evs = append(evs,
-		b.add(alice, "m.room.power_levels", "", powerLevels(version, "")),
+		b.add(alice, "m.room.power_levels", "", powerLevels(version, 50)),
 		b.add(alice, "m.room.join_rules", "", `{"join_rule":"invite"}`),
 		b.add(alice, "m.room.topic", "", `{"topic":"first"}`),
 	)
