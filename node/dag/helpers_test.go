@@ -194,7 +194,12 @@ func expand(s string) string {
 // (50 makes him a moderator), alice 100 in v11 (in v12 she is the
 // creator, above every level).
 func powerLevels(version string, bobLevel int) string {
-	users := fmt.Sprintf(`"BOB":%d`, bobLevel)
+	return powerLevelsFor(version, fmt.Sprintf(`"BOB":%d`, bobLevel))
+}
+
+// powerLevelsFor is the room's power levels with the given users
+// entries, plus alice's in v11.
+func powerLevelsFor(version, users string) string {
 	if version == rooms.V11 {
 		users = `"ALICE":100,` + users
 	}
