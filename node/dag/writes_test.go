@@ -6,7 +6,9 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/parley-p2p/parley/node/dag"
 	"github.com/parley-p2p/parley/node/store"
@@ -281,5 +283,113 @@ func TestReopeningRestoresEveryRoomsHead(t *testing.T) {
 	f.admit(forked, m)
 	if h := forked.Head(); !slices.Equal(h.Ext, ids(m)) {
 		t.Errorf("forked room after the merge: %v", h.Ext)
+	}
+}
+
+// TestMemoryRunsAheadOfTheDiskWhileAWriteIsInFlight: while an event's
+// write is held up, the engine already builds on it (the next event is
+// admitted on top), the store does not hold it yet, and a second
+// admission of it waits for its write. When the write ends, every event
+// built on it shares its fate.
+func TestMemoryRunsAheadOfTheDiskWhileAWriteIsInFlight(t *testing.T) {
+	for _, result := range []error{nil, errInjected} {
+		name := "the held write succeeds and both events are stored"
+		if result != nil {
+			name = "the held write fails and the event built on it is dropped too"
+		}
+		t.Run(name, func(t *testing.T) {
+			var held atomic.Pointer[string]
+			entered, release := make(chan struct{}), make(chan struct{})
+			var once sync.Once
+			f := newFixture(t, func(cfg *dag.Config) {
+				cfg.FailWrite = func(ev *rooms.Event) error {
+					if id := held.Load(); id == nil || *id != ev.ID() {
+						return nil
+					}
+					first := false
+					once.Do(func() { first = true })
+					if first {
+						close(entered)
+						<-release
+					}
+					return result
+				}
+			})
+			released := false
+			defer func() {
+				if !released {
+					close(release)
+				}
+			}()
+			b, evs := setupRoom(t, rooms.V12)
+			r := f.room(b)
+			f.admit(r, evs...)
+			head := *r.Head()
+
+			x := b.msg(carol, "held")
+			id := x.ID()
+			held.Store(&id)
+			outX, err := f.e.Admit(r, x, dag.Opts{})
+			if err != nil || outX.Rejected != nil {
+				t.Fatalf("admit: %v %v", err, outX)
+			}
+			select {
+			case <-entered:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the write never started")
+			}
+			if !f.e.Known(x.ID()) || !slices.Equal(r.Head().Ext, ids(x)) {
+				t.Errorf("while its write is held: known %v, extremities %v; want the event as the head", f.e.Known(x.ID()), r.Head().Ext)
+			}
+			if _, ok := f.stored(x.ID()); ok {
+				t.Error("the store holds an event whose write has not ended")
+			}
+			dup, err := f.e.Admit(r, x, dag.Opts{})
+			if err != nil {
+				t.Fatalf("second admission: %v", err)
+			}
+			select {
+			case err := <-dup.Committed:
+				t.Errorf("the second admission reported %v before the write ended", err)
+			default:
+			}
+			y := b.msg(dave, "on top of the held one")
+			outY, err := f.e.Admit(r, y, dag.Opts{})
+			if err != nil || outY.Rejected != nil {
+				t.Fatalf("admit the next event: %v %v", err, outY)
+			}
+
+			close(release)
+			released = true
+			for what, c := range map[string]<-chan error{"held event": outX.Committed, "second admission": dup.Committed} {
+				if err := <-c; !errors.Is(err, result) {
+					t.Errorf("%s: write result %v, want %v", what, err, result)
+				}
+			}
+			errY := <-outY.Committed
+			if result == nil {
+				if errY != nil {
+					t.Fatalf("next event: %v", errY)
+				}
+				for _, ev := range []*rooms.Event{x, y} {
+					if _, ok := f.stored(ev.ID()); !ok {
+						t.Errorf("%s not stored", ev.ID())
+					}
+				}
+				if rr := f.storedRoom(r.ID); !slices.Equal(rr.Extremities, ids(y)) {
+					t.Errorf("stored extremities %v, want the next event", rr.Extremities)
+				}
+				return
+			}
+			if errY == nil {
+				t.Fatal("the event built on a failed write was written")
+			}
+			waitFor(t, "the roll-back", func() bool {
+				return !f.e.Known(x.ID()) && !f.e.Known(y.ID()) && slices.Equal(r.Head().Ext, head.Ext)
+			})
+			if _, ok := f.stored(y.ID()); ok {
+				t.Error("the event built on a failed write is stored")
+			}
+		})
 	}
 }
