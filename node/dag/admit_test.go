@@ -344,3 +344,54 @@ func TestAnEventOnABranchThatPredatesABanSoftFails(t *testing.T) {
 		})
 	}
 }
+
+// TestASecondAdmissionReportsTheSameVerdict: an event admitted again (a
+// peer resends it, a gap fill brings it back) is answered from what is
+// stored, and the answer must carry the verdict of the first admission:
+// a caller that sees no Rejection relays the event, or answers a
+// send_join with it.
+func TestASecondAdmissionReportsTheSameVerdict(t *testing.T) {
+	cases := []struct {
+		name string
+		soft bool
+		make func(f *fixture, r *dag.Room, b *branch) *rooms.Event
+	}{
+		{
+			name: "a rejected join is rejected again",
+			make: func(f *fixture, r *dag.Room, b *branch) *rooms.Event {
+				return b.build(eve, "m.room.member", eve, `{"membership":"join"}`)
+			},
+		},
+		{
+			name: "a soft-failed message is soft-failed again", soft: true,
+			make: func(f *fixture, r *dag.Room, b *branch) *rooms.Event {
+				old := b.fork()
+				f.admit(r, b.member(alice, carol, "ban"))
+				return old.build(carol, "m.room.message", "-", `{"body":"late"}`)
+			},
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t, nil)
+			b, evs := setupRoom(t, rooms.V12)
+			r := f.room(b)
+			f.admit(r, evs...)
+			ev := c.make(f, r, b)
+			first := f.admitted(r, ev)
+			if first.Rejected == nil || first.Rejected.Soft != c.soft {
+				t.Fatalf("first admission: %+v, want soft %v", first.Rejected, c.soft)
+			}
+			again := f.admitted(r, ev)
+			if again.Rejected == nil || again.Rejected.Soft != c.soft || again.Rejected.Reason != first.Rejected.Reason {
+				t.Errorf("second admission: %+v, want the first verdict %+v", again.Rejected, first.Rejected)
+			}
+			f.reopen()
+			r = f.e.Room(r.ID)
+			third := f.admitted(r, ev)
+			if third.Rejected == nil || third.Rejected.Soft != c.soft {
+				t.Errorf("admission after reopening: %+v, want the first verdict %+v", third.Rejected, first.Rejected)
+			}
+		})
+	}
+}
