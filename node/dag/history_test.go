@@ -137,3 +137,30 @@ func TestHistoryThatFailsItsAuthEventsIsNotPlaced(t *testing.T) {
 		t.Error("an event that could not be checked is stored")
 	}
 }
+
+// TestASoftFailedEventStaysOutOfTheTimelineWhenBackfilled: an event this
+// node soft-failed is hidden from clients; a peer that accepted it may
+// send it back as history, and it must stay hidden.
+func TestASoftFailedEventStaysOutOfTheTimelineWhenBackfilled(t *testing.T) {
+	f := newFixture(t, nil)
+	b, evs := setupRoom(t, rooms.V12)
+	r := f.room(b)
+	f.admit(r, evs...)
+	old := b.fork()
+	f.admit(r, b.member(alice, carol, "ban"))
+	late := old.msg(carol, "late")
+	if out := f.admitted(r, late); out.Rejected == nil || !out.Rejected.Soft {
+		t.Fatalf("carol's message: %+v, want soft-failed", out.Rejected)
+	}
+	before := f.timeline(r.ID)
+	n, err := f.e.PlaceHistory(r, []*rooms.Event{late})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec, _ := f.stored(late.ID()); n != 0 || rec.TimelineOrder() != 0 {
+		t.Errorf("backfilled soft-failed event: %d placed, order %d; want it kept out of the timeline", n, rec.TimelineOrder())
+	}
+	if got := f.timeline(r.ID); !slices.Equal(got, before) {
+		t.Errorf("timeline grew from %d to %d events", len(before), len(got))
+	}
+}
