@@ -183,7 +183,7 @@ func (e *Engine) process(r *Room, ev *rooms.Event, o Opts) (*Outcome, error) {
 		return nil, err
 	}
 	if i, err := e.Event(ev.ID()); err == nil {
-		return &Outcome{Info: i, Committed: i.Written()}, nil
+		return e.again(i, o)
 	}
 	rec := store.EventRecord{Version: r.Version, PDU: ev.JSON(), TxnID: o.TxnID, TxnDevice: o.TxnDevice, Received: nowMS()}
 	reject := func(rj *Rejection) (*Outcome, error) {
@@ -297,14 +297,51 @@ func (e *Engine) process(r *Room, ev *rooms.Event, o Opts) (*Outcome, error) {
 	}
 	head.State, head.StateID = hs.m, hs.id
 	snaps = appendNew(snaps, hs)
-	var red *store.Redaction
-	if ev.Type() == "m.room.redaction" && ev.Redacts() != "" {
-		red = &store.Redaction{Target: ev.Redacts(), RedactionID: ev.ID()}
-		if pl, err := rooms.PowerLevelsFrom(e.StateFunc(WithCreate(r, before.m))); err == nil {
-			red.ByPower = pl.UserLevel(ev.Sender()) >= pl.Redact()
-		}
+	return e.commitWith(r, ev, rec, snaps, head, nil, e.redaction(r, ev, before.m)), nil
+}
+
+// again is the outcome of admitting an event the node already holds: the
+// verdict it was stored with, which a local event's caller gets as an
+// error, as it would have the first time.
+func (e *Engine) again(i *Info, o Opts) (*Outcome, error) {
+	out := &Outcome{Info: i, Committed: i.Written()}
+	switch {
+	case i.Rec.Rejected != "":
+		out.Rejected = &Rejection{Stage: StageStored, Reason: i.Rec.Rejected}
+	case i.Rec.SoftFailed != "":
+		out.Rejected = &Rejection{Stage: StageStored, Soft: true, Reason: i.Rec.SoftFailed}
 	}
-	return e.commitWith(r, ev, rec, snaps, head, nil, red), nil
+	if o.Local && out.Rejected != nil {
+		return nil, out.Rejected
+	}
+	return out, nil
+}
+
+// redaction is the record an accepted redaction writes, or nil. The
+// record of a target is its applying redaction (rooms.CanApplyRedaction,
+// with the power levels before the redaction): one that cannot apply is
+// not recorded, and one that applies does not replace another that does,
+// so every node shows the same redaction whatever the order they came
+// in. A redaction of an event not held yet is recorded only where no
+// other is (it is checked again when shown).
+func (e *Engine) redaction(r *Room, ev *rooms.Event, before store.StateMap) *redactionWrite {
+	if ev.Type() != "m.room.redaction" || ev.Redacts() == "" {
+		return nil
+	}
+	pl, err := rooms.PowerLevelsFrom(e.StateFunc(WithCreate(r, before)))
+	if err != nil {
+		return nil
+	}
+	red := &redactionWrite{Redaction: store.Redaction{Target: ev.Redacts(), RedactionID: ev.ID(), ByPower: pl.UserLevel(ev.Sender()) >= pl.Redact()}}
+	target, err := e.Event(ev.Redacts())
+	if err != nil {
+		red.onlyIfNone = true
+		return red
+	}
+	if !rooms.CanApplyRedaction(ev, target.Event, pl) || e.RedactedBy(target.Event) != nil {
+		return nil
+	}
+	return red
 }
 
 // withCreate adds the implied create event of a v12 room to a state map
@@ -331,7 +368,7 @@ func (e *Engine) commit(r *Room, ev *rooms.Event, rec store.EventRecord, snaps [
 }
 
 // commitWith is commit plus a redaction to record in the same write.
-func (e *Engine) commitWith(r *Room, ev *rooms.Event, rec store.EventRecord, snaps []*stateSnap, head *Head, rj *Rejection, red *store.Redaction) *Outcome {
+func (e *Engine) commitWith(r *Room, ev *rooms.Event, rec store.EventRecord, snaps []*stateSnap, head *Head, rj *Rejection, red *redactionWrite) *Outcome {
 	info := &Info{Event: ev, Rec: rec, durable: make(chan struct{})}
 	info.Rec.PDU = nil
 	e.events.Put(ev.ID(), info)
@@ -375,7 +412,7 @@ func (e *Engine) commitWith(r *Room, ev *rooms.Event, rec store.EventRecord, sna
 			}
 		}
 		if red != nil {
-			if err := t.PutRedaction(red); err != nil {
+			if err := putRedaction(t, red); err != nil {
 				return err
 			}
 		}
@@ -449,4 +486,20 @@ func (e *Engine) storeOutlier(r *Room, ev *rooms.Event, stateAfter store.StateMa
 		e.log.Info("outlier rejected", "room", r.ID, "event", ev.ID(), "reason", rec.Rejected)
 	}
 	return e.commit(r, ev, rec, snaps, nil, nil), nil
+}
+
+// redactionWrite is a redaction record to write, and whether to write it
+// only where the target has none.
+type redactionWrite struct {
+	store.Redaction
+	onlyIfNone bool
+}
+
+func putRedaction(t *store.Txn, red *redactionWrite) error {
+	if red.onlyIfNone {
+		if old, err := t.Redaction(red.Target); err == nil && old != nil {
+			return nil
+		}
+	}
+	return t.PutRedaction(&red.Redaction)
 }

@@ -42,7 +42,7 @@ func (e *Engine) placeHistory(r *Room, ev *rooms.Event) (<-chan error, bool, err
 	}
 	rec := store.EventRecord{Version: r.Version, PDU: ev.JSON(), Outlier: true, Received: nowMS()}
 	if i, err := e.Event(ev.ID()); err == nil {
-		if i.Rec.TimelineOrder() != 0 || !i.Usable() {
+		if i.Rec.TimelineOrder() != 0 || !i.Usable() || i.Rec.SoftFailed != "" {
 			return nil, false, nil
 		}
 		rec = i.Rec

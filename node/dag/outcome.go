@@ -11,9 +11,10 @@ type Outcome struct {
 	Info *Info
 	// Committed delivers the result of the event's write.
 	Committed <-chan error
-	// Rejected is set when the event soft-failed: it is stored, but not
-	// part of the room's current state or timeline. A rejected event is
-	// reported as an error instead (and stored, unless built locally).
+	// Rejected is set when the event was rejected or soft-failed: it is
+	// stored, but not part of the room's current state or timeline. A
+	// local event's rejection is returned as the error instead, and the
+	// event is not stored.
 	Rejected *Rejection
 }
 
@@ -33,9 +34,9 @@ const (
 	// StageCurrentState: the room's current state does not allow it: it
 	// is soft-failed.
 	StageCurrentState Stage = "current state"
-	// StageBuild: a local event could not be built (too large, bad
-	// content).
-	StageBuild Stage = "build"
+	// StageStored: the event was judged when it first came; the stage
+	// that refused it then is not kept.
+	StageStored Stage = "stored verdict"
 )
 
 // Rejection is why an event was rejected or soft-failed.

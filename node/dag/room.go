@@ -79,7 +79,7 @@ func (r *Room) setHead(h Head) { r.head.Store(&h) }
 // record is the room's head as stored. The caller holds r.mu.
 func (r *Room) record() *store.RoomRecord {
 	h := r.Head()
-	return &store.RoomRecord{ID: r.ID, Version: r.Version, Extremities: h.Ext, State: h.StateID, Depth: h.Depth, MinOrder: h.MinOrder}
+	return &store.RoomRecord{ID: r.ID, Version: r.Version, Extremities: h.Ext, State: h.StateID, Depth: h.Depth, MinOrder: h.MinOrder, Pos: r.Pos()}
 }
 
 // CreateEventID is the create event's ID when the room ID implies it
