@@ -42,11 +42,11 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // meanwhile wait together and share the next group commit.
 func holdWriter(t *testing.T, s *Store) (release func()) {
 	t.Helper()
-	inside, gate := make(chan struct{}), make(chan struct{})
+	inside, gate := make(chan struct{}, 1), make(chan struct{})
 	done := s.UpdateAsync(func(*Txn) error {
 		select {
 		case inside <- struct{}{}:
-		default: // a retry of the same update: no one listens
+		default: // a retry of the same update: already said
 		}
 		<-gate
 		return nil
