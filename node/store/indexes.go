@@ -55,15 +55,17 @@ func (s *Store) Stats() Stats {
 // logged in; the bound only matters if someone logs in thousands of times.
 const maxSessions = 1024
 
-// sessionCache holds sessions by token hash. Only sessions read from a
+// sessionCache holds sessions by the SHA-256 of their token. Only sessions read from a
 // committed state enter it, and only if no session was written since the
 // reading transaction began (gen): a reader that raced a logout cannot put
 // the old session back. Unknown tokens are not cached, so guessing tokens
 // cannot fill it.
+type tokenSum = [32]byte
+
 type sessionCache struct {
 	mu  sync.Mutex
 	gen uint64 // bumped after every commit that wrote a session
-	m   map[string]Session
+	m   map[tokenSum]Session
 }
 
 func (c *sessionCache) generation() uint64 {
@@ -72,7 +74,7 @@ func (c *sessionCache) generation() uint64 {
 	return c.gen
 }
 
-func (c *sessionCache) get(hash string) (Session, bool) {
+func (c *sessionCache) get(hash tokenSum) (Session, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s, ok := c.m[hash]
@@ -80,7 +82,7 @@ func (c *sessionCache) get(hash string) (Session, bool) {
 }
 
 // put caches a session read by a transaction that began at gen.
-func (c *sessionCache) put(gen uint64, hash string, s Session) {
+func (c *sessionCache) put(gen uint64, hash tokenSum, s Session) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if gen != c.gen {
@@ -96,7 +98,7 @@ func (c *sessionCache) put(gen uint64, hash string, s Session) {
 }
 
 // invalidate forgets hashes written by a committed transaction.
-func (c *sessionCache) invalidate(hashes []string) {
+func (c *sessionCache) invalidate(hashes []tokenSum) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
@@ -108,7 +110,7 @@ func (c *sessionCache) invalidate(hashes []string) {
 // loadIndexes builds the event filter and the redaction index from the
 // database: a key-only pass over "ev/" and a pass over "rd/".
 func (s *Store) loadIndexes() error {
-	s.sessions.m = make(map[string]Session)
+	s.sessions.m = make(map[tokenSum]Session)
 	s.redactions = make(map[string]Redaction)
 	return s.db.View(func(txn *badger.Txn) error {
 		events := 0

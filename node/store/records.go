@@ -247,40 +247,40 @@ func HashToken(token string) string {
 // Session loads the session an access token stands for, from the session
 // cache when it holds it.
 func (t *Txn) Session(token string) (*Session, error) {
-	hash := HashToken(token)
+	sum := sha256.Sum256([]byte(token))
 	// A transaction that wrote sessions reads its own writes from Badger,
 	// and does not cache what it reads.
 	cacheable := len(t.sessionsWritten) == 0
 	if cacheable {
-		if s, ok := t.s.sessions.get(hash); ok {
+		if s, ok := t.s.sessions.get(sum); ok {
 			t.s.stats.sessionHits.Add(1)
 			return &s, nil
 		}
 	}
 	t.s.stats.sessionReads.Add(1)
 	var s Session
-	if err := t.getJSON(keyToken(hash), &s); err != nil {
+	if err := t.getJSON(keyToken(hex.EncodeToString(sum[:])), &s); err != nil {
 		return nil, err
 	}
 	if cacheable {
-		t.s.sessions.put(t.sessionGen, hash, s)
+		t.s.sessions.put(t.sessionGen, sum, s)
 	}
 	return &s, nil
 }
 
 // PutSession stores a session under the hash of its token.
 func (t *Txn) PutSession(token string, s *Session) error {
-	hash := HashToken(token)
-	t.sessionsWritten = append(t.sessionsWritten, hash)
-	return t.setJSON(keyToken(hash), s)
+	sum := sha256.Sum256([]byte(token))
+	t.sessionsWritten = append(t.sessionsWritten, sum)
+	return t.setJSON(keyToken(hex.EncodeToString(sum[:])), s)
 }
 
 // DeleteSession forgets a token. The session cache forgets it as the
 // transaction commits, before Update returns.
 func (t *Txn) DeleteSession(token string) error {
-	hash := HashToken(token)
-	t.sessionsWritten = append(t.sessionsWritten, hash)
-	return t.txn.Delete(keyToken(hash))
+	sum := sha256.Sum256([]byte(token))
+	t.sessionsWritten = append(t.sessionsWritten, sum)
+	return t.txn.Delete(keyToken(hex.EncodeToString(sum[:])))
 }
 
 // Profile is a user's public profile.
@@ -362,16 +362,17 @@ func (t *Txn) PutRedaction(r *Redaction) error {
 // Redaction returns the redaction recorded for an event, if any. It reads
 // the in-memory index (and this transaction's own writes), never Badger.
 func (t *Txn) Redaction(target string) (*Redaction, error) {
-	if r, ok := t.redactions[target]; ok {
-		return &r, nil
+	r, ok := t.redactions[target]
+	if !ok {
+		t.s.redactMu.RLock()
+		r, ok = t.s.redactions[target]
+		t.s.redactMu.RUnlock()
 	}
-	t.s.redactMu.RLock()
-	r, ok := t.s.redactions[target]
-	t.s.redactMu.RUnlock()
 	if !ok {
 		return nil, ErrNotFound
 	}
-	return &r, nil
+	found := r // only a found redaction is copied to the heap
+	return &found, nil
 }
 
 func prefixVerdicts(room string) []byte { return []byte("vd/" + room + "\x00") }

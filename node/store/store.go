@@ -195,7 +195,7 @@ type Txn struct {
 	// began; sessionsWritten and redactions are its writes that the
 	// indexes learn once it commits.
 	sessionGen      uint64
-	sessionsWritten []string
+	sessionsWritten []tokenSum
 	redactions      map[string]Redaction
 }
 
