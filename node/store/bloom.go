@@ -61,10 +61,11 @@ func newEventFilter(capacity int) *eventFilter {
 // probes derives the filter's probe sequence from one 64-bit hash
 // (double hashing: h1 + i*h2).
 func (f *eventFilter) probes(id string) (h1, h2 uint64) {
-	h := maphash.String(f.seed, id)
-	h1 = h
-	h2 = (h>>33 | h<<31) * 0x9e3779b97f4a7c15
-	return h1, h2 | 1
+	return mix(maphash.String(f.seed, id))
+}
+
+func mix(h uint64) (h1, h2 uint64) {
+	return h, (h>>33|h<<31)*0x9e3779b97f4a7c15 | 1
 }
 
 func (l *filterLayer) has(h1, h2 uint64) bool {
@@ -96,8 +97,12 @@ func (f *eventFilter) mayHave(id string) bool {
 }
 
 // add records id, adding a layer when the newest one is full.
-func (f *eventFilter) add(id string) {
-	h1, h2 := f.probes(id)
+func (f *eventFilter) add(id string) { f.addHash(mix(maphash.String(f.seed, id))) }
+
+// addBytes is add for an ID held in bytes (a key being iterated).
+func (f *eventFilter) addBytes(id []byte) { f.addHash(mix(maphash.Bytes(f.seed, id))) }
+
+func (f *eventFilter) addHash(h1, h2 uint64) {
 	layers := *f.layers.Load()
 	last := layers[len(layers)-1]
 	last.add(h1, h2)

@@ -119,7 +119,7 @@ func (s *Store) loadIndexes() error {
 		}
 		// Room for as many again before a second layer is needed.
 		s.events = newEventFilter(2 * events)
-		if err := keysWithPrefix(txn, []byte("ev/"), func(k []byte) { s.events.add(string(k[len("ev/"):])) }); err != nil {
+		if err := keysWithPrefix(txn, []byte("ev/"), func(k []byte) { s.events.addBytes(k[len("ev/"):]) }); err != nil {
 			return err
 		}
 		t := &Txn{s: s, txn: txn}

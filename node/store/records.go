@@ -360,7 +360,9 @@ func (t *Txn) PutRedaction(r *Redaction) error {
 }
 
 // Redaction returns the redaction recorded for an event, if any. It reads
-// the in-memory index (and this transaction's own writes), never Badger.
+// the in-memory index (and this transaction's own writes), never Badger,
+// so a View may see a redaction committed after it began: redactions are
+// only ever added, and seeing one early is what a later View would see.
 func (t *Txn) Redaction(target string) (*Redaction, error) {
 	r, ok := t.redactions[target]
 	if !ok {
