@@ -9,6 +9,13 @@
 // concurrent commits into one write and one fsync, which is what lets many
 // senders share the cost of durability.
 //
+// Three indexes live in memory in front of Badger (indexes.go, bloom.go),
+// invisible to callers: a Bloom filter of stored event IDs, so a lookup of
+// an event the node cannot hold costs no read; a bounded cache of sessions
+// by token; and every redaction by its target. They change only once the
+// transaction that wrote them has committed (the filter may learn an ID
+// early, which costs a read, never a wrong answer).
+//
 // The package knows the shape of the data, not the rules: it never decides
 // whether an event is allowed or what a room's state is. Those belong to
 // rooms, resolver and node.

@@ -60,8 +60,12 @@ type EventRecord struct {
 	Received int64 `json:"rcv,omitempty"`
 }
 
-// Event loads an event record.
+// Event loads an event record. An ID the event filter has never seen is
+// answered ErrNotFound without a read.
 func (t *Txn) Event(id string) (*EventRecord, error) {
+	if !t.mayHaveEvent(id) {
+		return nil, ErrNotFound
+	}
 	var r EventRecord
 	if err := t.getJSON(keyEvent(id), &r); err != nil {
 		return nil, err
@@ -69,8 +73,22 @@ func (t *Txn) Event(id string) (*EventRecord, error) {
 	return &r, nil
 }
 
+// mayHaveEvent is false when the event is certainly not stored; true
+// means a read must tell, and counts one.
+func (t *Txn) mayHaveEvent(id string) bool {
+	if f := t.s.events; f != nil && !f.mayHave(id) {
+		t.s.stats.eventSkipped.Add(1)
+		return false
+	}
+	t.s.stats.eventReads.Add(1)
+	return true
+}
+
 // HasEvent reports whether the event is stored.
 func (t *Txn) HasEvent(id string) (bool, error) {
+	if !t.mayHaveEvent(id) {
+		return false, nil
+	}
 	_, err := t.txn.Get(keyEvent(id))
 	if err == nil {
 		return true, nil
@@ -102,6 +120,11 @@ func (t *Txn) PutEvent(roomID, id string, r *EventRecord) error {
 		if err := t.txn.Set(keyTimeline(roomID, order), []byte(id)); err != nil {
 			return err
 		}
+	}
+	// Added before the commit, so this transaction finds its own write;
+	// if it fails, the ID stays as a harmless false positive.
+	if f := t.s.events; f != nil {
+		f.add(id)
 	}
 	return t.setJSON(keyEvent(id), r)
 }
@@ -221,22 +244,44 @@ func HashToken(token string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// Session loads the session an access token stands for.
+// Session loads the session an access token stands for, from the session
+// cache when it holds it.
 func (t *Txn) Session(token string) (*Session, error) {
+	sum := sha256.Sum256([]byte(token))
+	// A transaction that wrote sessions reads its own writes from Badger,
+	// and does not cache what it reads.
+	cacheable := len(t.sessionsWritten) == 0
+	if cacheable {
+		if s, ok := t.s.sessions.get(sum); ok {
+			t.s.stats.sessionHits.Add(1)
+			return &s, nil
+		}
+	}
+	t.s.stats.sessionReads.Add(1)
 	var s Session
-	if err := t.getJSON(keyToken(HashToken(token)), &s); err != nil {
+	if err := t.getJSON(keyToken(hex.EncodeToString(sum[:])), &s); err != nil {
 		return nil, err
+	}
+	if cacheable {
+		t.s.sessions.put(t.sessionGen, sum, s)
 	}
 	return &s, nil
 }
 
 // PutSession stores a session under the hash of its token.
 func (t *Txn) PutSession(token string, s *Session) error {
-	return t.setJSON(keyToken(HashToken(token)), s)
+	sum := sha256.Sum256([]byte(token))
+	t.sessionsWritten = append(t.sessionsWritten, sum)
+	return t.setJSON(keyToken(hex.EncodeToString(sum[:])), s)
 }
 
-// DeleteSession forgets a token.
-func (t *Txn) DeleteSession(token string) error { return t.txn.Delete(keyToken(HashToken(token))) }
+// DeleteSession forgets a token. The session cache forgets it as the
+// transaction commits, before Update returns.
+func (t *Txn) DeleteSession(token string) error {
+	sum := sha256.Sum256([]byte(token))
+	t.sessionsWritten = append(t.sessionsWritten, sum)
+	return t.txn.Delete(keyToken(hex.EncodeToString(sum[:])))
+}
 
 // Profile is a user's public profile.
 type Profile struct {
@@ -301,16 +346,35 @@ type Redaction struct {
 	ByPower bool `json:"power,omitempty"`
 }
 
-// PutRedaction records a redaction.
-func (t *Txn) PutRedaction(r *Redaction) error { return t.setJSON(keyRedaction(r.Target), r) }
-
-// Redaction returns the redaction recorded for an event, if any.
-func (t *Txn) Redaction(target string) (*Redaction, error) {
-	var r Redaction
-	if err := t.getJSON(keyRedaction(target), &r); err != nil {
-		return nil, err
+// PutRedaction records a redaction. Other transactions see it once this
+// one commits.
+func (t *Txn) PutRedaction(r *Redaction) error {
+	if err := t.setJSON(keyRedaction(r.Target), r); err != nil {
+		return err
 	}
-	return &r, nil
+	if t.redactions == nil {
+		t.redactions = make(map[string]Redaction)
+	}
+	t.redactions[r.Target] = *r
+	return nil
+}
+
+// Redaction returns the redaction recorded for an event, if any. It reads
+// the in-memory index (and this transaction's own writes), never Badger,
+// so a View may see a redaction committed after it began: redactions are
+// only ever added, and seeing one early is what a later View would see.
+func (t *Txn) Redaction(target string) (*Redaction, error) {
+	r, ok := t.redactions[target]
+	if !ok {
+		t.s.redactMu.RLock()
+		r, ok = t.s.redactions[target]
+		t.s.redactMu.RUnlock()
+	}
+	if !ok {
+		return nil, ErrNotFound
+	}
+	found := r // only a found redaction is copied to the heap
+	return &found, nil
 }
 
 func prefixVerdicts(room string) []byte { return []byte("vd/" + room + "\x00") }

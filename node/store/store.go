@@ -32,6 +32,13 @@ type Store struct {
 
 	onCommit func(pos uint64)
 
+	// In-memory indexes (indexes.go), changed only after a commit.
+	events     *eventFilter // nil: no filter (benchmarks compare)
+	sessions   sessionCache
+	redactMu   sync.RWMutex
+	redactions map[string]Redaction // every stored redaction, by target: bounded by what is on disk
+	stats      counters
+
 	dir       string
 	minFree   uint64
 	freeSpace func(dir string) (uint64, error)
@@ -141,6 +148,10 @@ func Open(dir string, o Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	if err := s.loadIndexes(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: load indexes: %w", err)
+	}
 	s.released = s.pos
 	s.wg.Add(1)
 	go s.writer()
@@ -179,6 +190,13 @@ func (s *Store) Pos() uint64 { return atomic.LoadUint64(&s.released) }
 type Txn struct {
 	s   *Store
 	txn *badger.Txn
+
+	// sessionGen is the session cache's generation when the transaction
+	// began; sessionsWritten and redactions are its writes that the
+	// indexes learn once it commits.
+	sessionGen      uint64
+	sessionsWritten []tokenSum
+	redactions      map[string]Redaction
 }
 
 // ErrClosed is returned by Update after Close.
@@ -299,8 +317,9 @@ func (s *Store) committed() {
 
 func (s *Store) run(batch []*writeReq) error {
 	start := s.pos
+	t := &Txn{s: s, sessionGen: s.sessions.generation()}
 	err := s.db.Update(func(txn *badger.Txn) error {
-		t := &Txn{s: s, txn: txn}
+		t.txn = txn
 		for _, r := range batch {
 			if err := r.fn(t); err != nil {
 				return err
@@ -317,13 +336,15 @@ func (s *Store) run(batch []*writeReq) error {
 		s.pos = start
 		return err
 	}
+	s.published(t)
 	atomic.StoreUint64(&s.released, s.pos)
 	return nil
 }
 
 // View runs fn in a read-only transaction.
 func (s *Store) View(fn func(*Txn) error) error {
-	return s.db.View(func(txn *badger.Txn) error { return fn(&Txn{s: s, txn: txn}) })
+	gen := s.sessions.generation()
+	return s.db.View(func(txn *badger.Txn) error { return fn(&Txn{s: s, txn: txn, sessionGen: gen}) })
 }
 
 // NextPos allocates the next stream position. Only valid inside Update.
