@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -47,6 +48,7 @@ type burstResult struct {
 	msgs      int             // messages sent
 	elapsed   time.Duration   // first send to the last arrival at every other member
 	latencies []time.Duration // send to each other member's /sync, per delivery
+	sends     []time.Duration // each PUT /send's round trip
 	lost      int             // deliveries (message, member) that never arrived
 	cpu       time.Duration   // this process's CPU time over the burst
 }
@@ -68,6 +70,7 @@ func (cl *cluster) burst(tb testing.TB, ctx context.Context, tag string, perUser
 	}
 	var mu sync.Mutex
 	start := map[string]time.Time{}
+	var sends []time.Duration
 
 	cpu0 := cpuTime()
 	t0 := time.Now()
@@ -77,13 +80,17 @@ func (cl *cluster) burst(tb testing.TB, ctx context.Context, tag string, perUser
 			wg.Go(func() {
 				for i := w; i < perUser; i += inFlight {
 					body := fmt.Sprintf("%s s%d m%d", tag, s, i)
+					t := time.Now()
 					mu.Lock()
-					start[body] = time.Now()
+					start[body] = t
 					mu.Unlock()
 					if _, err := u.SendText(ctx, cl.room, body); err != nil {
 						tb.Errorf("send %q: %v", body, err)
 						return
 					}
+					mu.Lock()
+					sends = append(sends, time.Since(t))
+					mu.Unlock()
 				}
 			})
 		}
@@ -104,7 +111,7 @@ func (cl *cluster) burst(tb testing.TB, ctx context.Context, tag string, perUser
 		}
 		f.waitAll(wctx, want)
 	}
-	res := burstResult{msgs: len(all), cpu: cpuTime() - cpu0}
+	res := burstResult{msgs: len(all), cpu: cpuTime() - cpu0, sends: sends}
 	var last time.Time
 	for r, f := range cl.followers {
 		for _, m := range all {
@@ -133,6 +140,8 @@ func (r burstResult) report(b *testing.B, receivers int) {
 		b.ReportMetric(float64(r.msgs)/r.elapsed.Seconds(), "msg/s")
 	}
 	reportLatency(b, "", r.latencies)
+	slices.Sort(r.sends)
+	b.ReportMetric(percentile(r.sends, 0.5), "send_p50_ms")
 	b.ReportMetric(float64(r.lost), "lost")
 	if r.lost > 0 {
 		b.Logf("LOST %d of %d deliveries", r.lost, r.msgs*receivers)

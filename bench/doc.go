@@ -24,6 +24,7 @@
 //
 //	PARLEY_BENCH_MSGS       messages per user in BenchmarkTenNodes [50]
 //	PARLEY_BENCH_NODES      nodes in BenchmarkTenNodes [10]
+//	PARLEY_BENCH_INFLIGHT   sends in flight per user there [1]
 //	PARLEY_BENCH_3MSGS      messages per user in the three-node benchmarks [300]
 //	PARLEY_BENCH_ROOMS      room counts for BenchmarkThousandRooms [100,300,1000]
 //	PARLEY_BENCH_EVENTS     messages per room there [100]

@@ -8,8 +8,9 @@ import (
 )
 
 // BenchmarkTenNodes: ten nodes in one room, every user sending
-// PARLEY_BENCH_MSGS messages (default 50) at once, one send in flight
-// each as a chat client does. It reports messages per second delivered
+// PARLEY_BENCH_MSGS messages (default 50) at once, with
+// PARLEY_BENCH_INFLIGHT sends in flight each (default 1, as a chat client
+// sends). It reports messages per second delivered
 // to every member (first send to the last arrival at the last member's
 // /sync), latency from the sender's PUT /send to each other member's
 // /sync, deliveries lost, and CPU per delivered message per receiving
@@ -17,7 +18,7 @@ import (
 func BenchmarkTenNodes(b *testing.B) {
 	nodes := envInt(b, "PARLEY_BENCH_NODES", 10)
 	perUser := envInt(b, "PARLEY_BENCH_MSGS", 50)
-	benchBurst(b, nodes, perUser, 1)
+	benchBurst(b, nodes, perUser, envInt(b, "PARLEY_BENCH_INFLIGHT", 1))
 }
 
 // BenchmarkThreeNodesPipelined: three nodes, one user each with 8 sends
@@ -44,6 +45,7 @@ func benchBurst(b *testing.B, nodes, perUser, inFlight int) {
 		total.msgs += r.msgs
 		total.elapsed += r.elapsed
 		total.latencies = append(total.latencies, r.latencies...)
+		total.sends = append(total.sends, r.sends...)
 		total.lost += r.lost
 		total.cpu += r.cpu
 	}
