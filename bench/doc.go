@@ -32,7 +32,9 @@
 //	PARLEY_BENCH_CACHE      where room fixtures are kept [$XDG_CACHE_HOME/parley-bench]
 //
 // Filling 1,000 rooms of 100 messages through the client API takes
-// minutes, so BenchmarkThousandRooms builds each (rooms, events) data dir
+// minutes (6 on a busy 2-core machine; the three default fixtures about
+// 9, hence -timeout 30m on a first run; later runs of the whole package
+// take about 2 minutes), so BenchmarkThousandRooms builds each (rooms, events) data dir
 // once, under PARLEY_BENCH_CACHE/rooms-R-events-E, and copies it into a
 // temporary directory for every run (the copy is what the node opens, so
 // the fixture is never modified). Delete the cache directory when the
@@ -43,6 +45,13 @@
 //
 //	go test -run XXX -bench TenNodes -benchtime 1x -cpuprofile cpu.out ./bench
 //	go tool pprof -top -nodecount 30 bench.test cpu.out
+//	go tool pprof -top -cum -focus 'parley|pubsub' bench.test cpu.out
+//
+// The profile covers the whole test process, set-up included (account
+// registration's bcrypt shows up), and the clients as well as the nodes;
+// so do the cpu_us figures of the multi-node benchmarks.
+// BenchmarkReceiveAllocs's cpu_us/event is one receiving node's alone,
+// less its sending client's share.
 //
 // The machine's load matters to every figure here: each benchmark reports
 // the one-minute load average at its start as load1, read from
