@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/parley-p2p/parley/errs"
@@ -85,77 +87,46 @@ func (api *API) buildSync(s *webui.Session, since, pos uint64, req webui.SyncReq
 		limit = defaultTimelineLimit
 	}
 	news := false
+	var recs []*store.RoomRecord
 	err := api.store.View(func(t *store.Txn) error {
-		recs, err := api.changedRooms(t, since)
-		if err != nil {
-			return err
+		var err error
+		recs, err = api.changedRooms(t, since)
+		return err
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	if f.Room.Rooms != nil {
+		recs = slices.DeleteFunc(recs, func(rec *store.RoomRecord) bool { return !slices.Contains(f.Room.Rooms, rec.ID) })
+	}
+	results := make([]roomSync, len(recs))
+	err = api.eachRoom(len(recs), func(t *store.Txn, k int) error {
+		var err error
+		results[k], err = api.syncRoom(t, s, recs[k], since, pos, limit, &f, req.FullState)
+		return err
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	// covered: rooms whose stored state already shows the user as joined
+	// or invited; an invite record for any other room (one this node
+	// never held, or one every local user left) is shown from the record.
+	covered := map[string]bool{}
+	for k, res := range results {
+		id := recs[k].ID
+		covered[id] = res.covered
+		news = news || res.news
+		switch {
+		case res.join != nil:
+			resp.Rooms.Join[id] = res.join
+		case res.invite != nil:
+			resp.Rooms.Invite[id] = res.invite
+		case res.leave != nil:
+			resp.Rooms.Leave[id] = res.leave
 		}
-		// covered: rooms whose stored state already shows the user as
-		// joined or invited; an invite record for any other room (one
-		// this node never held, or one every local user left) is shown
-		// from the record.
-		covered := map[string]bool{}
-		for _, rec := range recs {
-			if f.Room.Rooms != nil && !slices.Contains(f.Room.Rooms, rec.ID) {
-				continue
-			}
-			state, err := api.dag.Snapshot(rec.State)
-			if err != nil {
-				return err
-			}
-			memID, ok := state[rooms.StateKey{Type: "m.room.member", StateKey: s.UserID}]
-			if !ok {
-				continue
-			}
-			mem, err := api.dag.Event(memID)
-			if err != nil {
-				return err
-			}
-			memPos := mem.Pos()
-			if m := mem.Event.Membership(); m == "join" || m == "invite" {
-				covered[rec.ID] = true
-			}
-			switch mem.Event.Membership() {
-			case "join":
-				jr, changed, err := api.syncJoined(t, s, rec, state, since, pos, memPos > since && since != 0, limit, &f, req.FullState)
-				if err != nil {
-					return err
-				}
-				if changed || since == 0 || req.FullState {
-					resp.Rooms.Join[rec.ID] = jr
-					news = news || changed
-				}
-			case "invite":
-				if memPos > since || since == 0 {
-					ir := &webui.InvitedRoom{}
-					for _, k := range []rooms.StateKey{{Type: "m.room.create"}, {Type: "m.room.join_rules"}, {Type: "m.room.name"}, {Type: "m.room.topic"}} {
-						if id, ok := withCreateID(rec, state)[k]; ok {
-							if i, err := api.dag.Event(id); err == nil {
-								ir.InviteState.Events = append(ir.InviteState.Events, stripped(i.Event))
-							}
-						}
-					}
-					ir.InviteState.Events = append(ir.InviteState.Events, stripped(mem.Event))
-					resp.Rooms.Invite[rec.ID] = ir
-					news = true
-				}
-			case "leave", "ban":
-				if (memPos > since && since != 0) || (f.Room.IncludeLeave && since == 0) {
-					lr := &webui.LeftRoom{AccountData: webui.EventList{Events: []json.RawMessage{}}}
-					entries, err := t.Timeline(rec.ID, store.LiveBase+since, store.LiveBase+memPos, false, limit+1)
-					if err != nil {
-						return err
-					}
-					lr.Timeline, err = api.timeline(s, entries, limit, &f.Room.Timeline)
-					if err != nil {
-						return err
-					}
-					lr.State.Events = []webui.ClientEvent{}
-					resp.Rooms.Leave[rec.ID] = lr
-					news = true
-				}
-			}
-		}
+	}
+	err = api.store.View(func(t *store.Txn) error {
+		var err error
 		// An incremental sync reads only the invites that changed since
 		// its token; an initial one reads them all (a bounded number).
 		var invites []*store.Invite
@@ -202,6 +173,99 @@ func (api *API) buildSync(s *webui.Session, since, pos uint64, req webui.SyncReq
 		return nil
 	})
 	return resp, news, err
+}
+
+// roomSync is one room's part of a /sync answer.
+type roomSync struct {
+	join    *webui.JoinedRoom
+	invite  *webui.InvitedRoom
+	leave   *webui.LeftRoom
+	covered bool // the room's state shows the user joined or invited
+	news    bool
+}
+
+// syncRoom builds one room's part of a /sync answer for (since, pos].
+func (api *API) syncRoom(t *store.Txn, s *webui.Session, rec *store.RoomRecord, since, pos uint64, limit int, f *webui.Filter, fullState bool) (roomSync, error) {
+	var res roomSync
+	state, err := api.dag.Snapshot(rec.State)
+	if err != nil {
+		return res, err
+	}
+	memID, ok := state[rooms.StateKey{Type: "m.room.member", StateKey: s.UserID}]
+	if !ok {
+		return res, nil
+	}
+	mem, err := api.dag.Event(memID)
+	if err != nil {
+		return res, err
+	}
+	memPos := mem.Pos()
+	if m := mem.Event.Membership(); m == "join" || m == "invite" {
+		res.covered = true
+	}
+	switch mem.Event.Membership() {
+	case "join":
+		jr, changed, err := api.syncJoined(t, s, rec, state, since, pos, memPos > since && since != 0, limit, f, fullState)
+		if err != nil {
+			return res, err
+		}
+		if changed || since == 0 || fullState {
+			res.join, res.news = jr, changed
+		}
+	case "invite":
+		if memPos > since || since == 0 {
+			ir := &webui.InvitedRoom{}
+			for _, k := range []rooms.StateKey{{Type: "m.room.create"}, {Type: "m.room.join_rules"}, {Type: "m.room.name"}, {Type: "m.room.topic"}} {
+				if id, ok := withCreateID(rec, state)[k]; ok {
+					if i, err := api.dag.Event(id); err == nil {
+						ir.InviteState.Events = append(ir.InviteState.Events, stripped(i.Event))
+					}
+				}
+			}
+			ir.InviteState.Events = append(ir.InviteState.Events, stripped(mem.Event))
+			res.invite, res.news = ir, true
+		}
+	case "leave", "ban":
+		if (memPos > since && since != 0) || (f.Room.IncludeLeave && since == 0) {
+			lr := &webui.LeftRoom{AccountData: webui.EventList{Events: []json.RawMessage{}}}
+			entries, err := t.Timeline(rec.ID, store.LiveBase+since, store.LiveBase+memPos, false, limit+1)
+			if err != nil {
+				return res, err
+			}
+			lr.Timeline, err = api.timeline(s, entries, limit, &f.Room.Timeline)
+			if err != nil {
+				return res, err
+			}
+			lr.State.Events = []webui.ClientEvent{}
+			res.leave, res.news = lr, true
+		}
+	}
+	return res, nil
+}
+
+// eachRoom runs build for rooms 0..n-1, each in a read transaction, on
+// every core when there are many (an initial sync of a node with a
+// thousand rooms).
+func (api *API) eachRoom(n int, build func(t *store.Txn, k int) error) error {
+	workers := min(runtime.GOMAXPROCS(0), n/16+1)
+	var wg sync.WaitGroup
+	errs := make([]error, workers)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[w] = api.store.View(func(t *store.Txn) error {
+				for k := w; k < n; k += workers {
+					if err := build(t, k); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // changedRooms reads the records of the rooms with news after since: all
