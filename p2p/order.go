@@ -70,8 +70,15 @@ func openEnvelope(data []byte) (stream, seq uint64, payload []byte, err error) {
 
 // delivery is a message ready for the Receiver.
 type delivery struct {
-	from peer.ID
-	data []byte
+	from      peer.ID
+	data      []byte
+	validated any // the Validator's value (see Receiver)
+}
+
+// held is a message waiting in a reorder buffer.
+type held struct {
+	data      []byte
+	validated any
 }
 
 // orderer restores per-author order for one room. It is used by the room's
@@ -85,10 +92,10 @@ type orderer struct {
 
 type authorState struct {
 	stream  uint64
-	next    uint64            // seq expected next
-	pending map[uint64][]byte // messages ahead of next
-	since   time.Time         // when the oldest buffered message arrived
-	heard   time.Time         // when the author's last message arrived
+	next    uint64          // seq expected next
+	pending map[uint64]held // messages ahead of next
+	since   time.Time       // when the oldest buffered message arrived
+	heard   time.Time       // when the author's last message arrived
 }
 
 func newOrderer() *orderer {
@@ -100,7 +107,7 @@ func newOrderer() *orderer {
 
 // push takes a message as it arrives and returns the messages now ready, in
 // order. The result is valid until the next call.
-func (o *orderer) push(from peer.ID, stream, seq uint64, payload []byte, now time.Time) []delivery {
+func (o *orderer) push(from peer.ID, stream, seq uint64, payload []byte, validated any, now time.Time) []delivery {
 	o.out = o.out[:0]
 	if o.pushes++; o.pushes >= sweepEvery {
 		o.sweep(now, false)
@@ -125,22 +132,22 @@ func (o *orderer) push(from peer.ID, stream, seq uint64, payload []byte, now tim
 	switch {
 	case seq < a.next:
 		// Too late for its place (its gap was given up): still deliver.
-		o.out = append(o.out, delivery{from, payload})
+		o.out = append(o.out, delivery{from, payload, validated})
 	case seq == a.next:
-		o.out = append(o.out, delivery{from, payload})
+		o.out = append(o.out, delivery{from, payload, validated})
 		a.next++
 		o.drain(from, a)
 	case seq-a.next >= reorderWindow:
 		o.flush(from, a)
-		o.out = append(o.out, delivery{from, payload})
+		o.out = append(o.out, delivery{from, payload, validated})
 		a.next = seq + 1
 	default:
 		if len(a.pending) == 0 {
-			a.pending = make(map[uint64][]byte)
+			a.pending = make(map[uint64]held)
 			a.since = now
 			o.waiting[from] = a
 		}
-		a.pending[seq] = payload
+		a.pending[seq] = held{payload, validated}
 	}
 	return o.out
 }
@@ -187,7 +194,7 @@ func (o *orderer) drain(from peer.ID, a *authorState) {
 			return
 		}
 		delete(a.pending, a.next)
-		o.out = append(o.out, delivery{from, p})
+		o.out = append(o.out, delivery{from, p.data, p.validated})
 		a.next++
 	}
 	delete(o.waiting, from)
@@ -204,7 +211,8 @@ func (o *orderer) flush(from peer.ID, a *authorState) {
 	}
 	slices.Sort(seqs)
 	for _, s := range seqs {
-		o.out = append(o.out, delivery{from, a.pending[s]})
+		p := a.pending[s]
+		o.out = append(o.out, delivery{from, p.data, p.validated})
 	}
 	a.next = seqs[len(seqs)-1] + 1
 	a.pending = nil

@@ -89,7 +89,7 @@ func TestOrdererRestoresPublishingOrder(t *testing.T) {
 						got = o.expire(now)
 					}
 				} else {
-					got = o.push(s.author, s.stream, s.seq, []byte(msg(s.author, s.stream, s.seq)), now)
+					got = o.push(s.author, s.stream, s.seq, []byte(msg(s.author, s.stream, s.seq)), nil, now)
 				}
 				var names []string
 				for _, d := range got {
@@ -114,7 +114,7 @@ func TestOrdererForgetsAuthorsItCannotAfford(t *testing.T) {
 	before := heapInUse()
 	delivered := 0
 	for i := range fakes {
-		delivered += len(o.push(peer.ID(fmt.Sprintf("fake-author-%06d", i)), 1, 1, []byte("x"), now))
+		delivered += len(o.push(peer.ID(fmt.Sprintf("fake-author-%06d", i)), 1, 1, []byte("x"), nil, now))
 	}
 	grew := int64(heapInUse()) - int64(before)
 	if delivered != fakes {
@@ -129,7 +129,7 @@ func TestOrdererForgetsAuthorsItCannotAfford(t *testing.T) {
 	// The fakes fall silent; one honest author keeps talking.
 	later := now.Add(authorIdle)
 	for seq := range uint64(sweepEvery) {
-		o.push("honest", 7, seq+1, []byte("y"), later)
+		o.push("honest", 7, seq+1, []byte("y"), nil, later)
 	}
 	if len(o.authors) != 1 {
 		t.Errorf("after the fakes fell idle the orderer remembers %d authors, want 1", len(o.authors))
