@@ -40,6 +40,16 @@ const (
 	// that the least recently heard. A forgotten author's next message
 	// starts its stream afresh, which costs it at most one reorderWait.
 	maxAuthors = 1024
+	// maxHeld and maxHeldBytes bound the messages a room's orderer holds
+	// back for all authors together (reorderWindow bounds one author's
+	// count, maxAuthors the authors, but their product, a million
+	// messages of up to MaxMessageSize, is no bound at all). An honest
+	// room holds what arrives in one reorderWait: at 1,000 msg/s, 200
+	// messages. Beyond either bound, the author holding the most is
+	// flushed first, so a flooding author loses its ordering, not the
+	// others theirs.
+	maxHeld      = 4096
+	maxHeldBytes = 16 << 20
 	// authorIdle is how long an author unheard from is remembered at
 	// least; sweepEvery pushes, authors idle that long are forgotten.
 	authorIdle = 10 * time.Minute
@@ -88,6 +98,8 @@ type orderer struct {
 	waiting map[peer.ID]*authorState // authors with buffered messages
 	out     []delivery               // reused result buffer
 	pushes  int                      // since the last sweep
+	held    int                      // messages in every author's pending
+	bytes   int                      // their payload bytes
 }
 
 type authorState struct {
@@ -147,7 +159,13 @@ func (o *orderer) push(from peer.ID, stream, seq uint64, payload []byte, validat
 			a.since = now
 			o.waiting[from] = a
 		}
+		if _, dup := a.pending[seq]; !dup {
+			o.held++
+			o.bytes += len(payload)
+		}
 		a.pending[seq] = held{payload, validated}
+		for (o.held > maxHeld || o.bytes > maxHeldBytes) && o.flushLargest() {
+		}
 	}
 	return o.out
 }
@@ -194,6 +212,7 @@ func (o *orderer) drain(from peer.ID, a *authorState) {
 			return
 		}
 		delete(a.pending, a.next)
+		o.release(p)
 		o.out = append(o.out, delivery{from, p.data, p.validated})
 		a.next++
 	}
@@ -212,11 +231,35 @@ func (o *orderer) flush(from peer.ID, a *authorState) {
 	slices.Sort(seqs)
 	for _, s := range seqs {
 		p := a.pending[s]
+		o.release(p)
 		o.out = append(o.out, delivery{from, p.data, p.validated})
 	}
 	a.next = seqs[len(seqs)-1] + 1
 	a.pending = nil
 	delete(o.waiting, from)
+}
+
+// release takes a message leaving a pending buffer off the totals.
+func (o *orderer) release(p held) {
+	o.held--
+	o.bytes -= len(p.data)
+}
+
+// flushLargest flushes the author holding the most messages back. It
+// reports false if nobody holds any.
+func (o *orderer) flushLargest() bool {
+	var from peer.ID
+	var most *authorState
+	for p, a := range o.waiting {
+		if most == nil || len(a.pending) > len(most.pending) {
+			from, most = p, a
+		}
+	}
+	if most == nil {
+		return false
+	}
+	o.flush(from, most)
+	return true
 }
 
 // deadline returns when the longest-waiting buffered message gives up.
