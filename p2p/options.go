@@ -150,23 +150,33 @@ func newConnManager() (*connmgr.BasicConnMgr, error) {
 //   - a subscription filter (subfilter.go): a peer cannot make us track
 //     more than a few topics we are not in.
 func (h *Host) newPubSub(ctx context.Context, lh host.Host, tr *tracer) (*pubsub.PubSub, error) {
-	params := pubsub.DefaultGossipSubParams()
-	params.HeartbeatInitialDelay = 50 * time.Millisecond
 	return pubsub.NewGossipSub(ctx, pubsubHost{lh},
-		pubsub.WithGossipSubParams(params),
+		pubsub.WithGossipSubParams(gossipParams()),
 		pubsub.WithFloodPublish(true),
 		pubsub.WithPeerExchange(true),
 		pubsub.WithPeerOutboundQueueSize(outboundQueue),
 		pubsub.WithValidateQueueSize(validateQueue),
-		pubsub.WithValidateWorkers(1),
+		pubsub.WithValidateWorkers(validateWorkers),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
 		pubsub.WithMaxMessageSize(pubsubFrameSize),
 		pubsub.WithPeerScore(peerScoreParams(), peerScoreThresholds()),
 		pubsub.WithPeerScoreInspect(tr.keepScores, scoreDecayInterval),
 		pubsub.WithSubscriptionFilter(h.subs),
+		pubsub.WithAppSpecificRpcInspector(h.inflow.inspect),
 		pubsub.WithRawTracer(tr),
 		pubsub.WithLogger(h.log.With("layer", "gossipsub")),
 	)
+}
+
+// validateWorkers is a variable so that BenchmarkRoom can compare settings.
+var validateWorkers = 1
+
+// gossipParams are the GossipSub parameters of every room topic; a
+// variable so that BenchmarkRoom can compare settings.
+var gossipParams = func() pubsub.GossipSubParams {
+	p := pubsub.DefaultGossipSubParams()
+	p.HeartbeatInitialDelay = 50 * time.Millisecond
+	return p
 }
 
 // Stats counts messages lost to full queues since Start. Non-zero values mean
@@ -175,6 +185,9 @@ type Stats struct {
 	DroppedOutbound uint64 // messages not sent because a peer's queue was full
 	DroppedInbound  uint64 // received messages dropped before validation (queue full)
 	Undelivered     uint64 // validated messages dropped because a Receiver was too slow
+	// Throttled counts messages dropped unread because the peer sending
+	// them was over its share of validation (inflow.go).
+	Throttled uint64
 	// RequestsRefused counts request streams reset unread because the
 	// peer, or the node, had too many requests in flight.
 	RequestsRefused uint64
@@ -186,12 +199,13 @@ func (h *Host) Stats() Stats {
 		DroppedOutbound: h.stats.droppedOut.Load(),
 		DroppedInbound:  h.stats.droppedIn.Load(),
 		Undelivered:     h.stats.undelivered.Load(),
+		Throttled:       h.stats.throttled.Load(),
 		RequestsRefused: h.stats.refused.Load(),
 	}
 }
 
 type counters struct {
-	droppedOut, droppedIn, undelivered, refused atomic.Uint64
+	droppedOut, droppedIn, undelivered, refused, throttled atomic.Uint64
 }
 
 // tracer counts pubsub drops and logs them at exponentially spaced counts
@@ -286,6 +300,7 @@ func (t *tracer) DropRPC(_ *pubsub.RPC, p peer.ID) {
 
 func (t *tracer) RejectMessage(msg *pubsub.Message, reason string) {
 	if reason == pubsub.RejectValidationQueueFull || reason == pubsub.RejectValidationThrottled {
+		t.h.inflow.dropped(msg.Message)
 		t.count(&t.h.stats.droppedIn, "pubsub: validation queue full, message dropped",
 			"from", msg.GetFrom(), "reason", reason)
 	}
