@@ -25,7 +25,7 @@ import (
 //   - msg/s: messages delivered to every other member, per second of wall time;
 //   - p50-ms, p99-ms: latency of one message to one receiver, from just
 //     before Publish to the Receiver call;
-//   - lost: deliveries missing when the round gave up (must be 0).
+//   - lost: deliveries missing when none had come for 10 s (must be 0).
 //
 // go test -run '^$' -bench BenchmarkRoom -benchtime 5x ./p2p
 func BenchmarkRoom(b *testing.B) {
@@ -64,9 +64,7 @@ func BenchmarkRoomTuning(b *testing.B) {
 		}, 1},
 	} {
 		gossipParams, validateWorkers = v.params, v.workers
-		for _, m := range []int{50, 200} {
-			b.Run(fmt.Sprintf("%s/hosts=10/msgs=%d", v.name, m), func(b *testing.B) { benchRoom(b, 10, m) })
-		}
+		b.Run(v.name+"/hosts=10/msgs=100", func(b *testing.B) { benchRoom(b, 10, 100) })
 	}
 }
 
@@ -161,14 +159,19 @@ func benchRoom(b *testing.B, n, m int) {
 			})
 		}
 		wg.Wait()
+		// Wait for every delivery, giving up only when none has come
+		// for 10 s: a loaded machine is slow, not lossy.
 		want := int64(round+1) * perRound
-		deadline := time.Now().Add(30 * time.Second)
-		for lat.delivered.Load() < want && time.Now().Before(deadline) {
+		last, stalled := lat.delivered.Load(), time.Now().Add(10*time.Second)
+		for last < want && time.Now().Before(stalled) {
 			time.Sleep(time.Millisecond)
+			if got := lat.delivered.Load(); got != last {
+				last, stalled = got, time.Now().Add(10*time.Second)
+			}
 		}
-		if got := lat.delivered.Load(); got < want {
-			lost += want - got
-			b.Logf("round %d: %d of %d deliveries missing after 30 s", round, want-got, perRound)
+		if last < want {
+			lost += want - last
+			b.Logf("round %d: %d of %d deliveries missing, none for 10 s", round, want-last, perRound)
 			break
 		}
 	}
