@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,7 +26,10 @@ import (
 //   - msg/s: messages delivered to every other member, per second of wall time;
 //   - p50-ms, p99-ms: latency of one message to one receiver, from just
 //     before Publish to the Receiver call;
-//   - lost: deliveries missing when none had come for 10 s (must be 0).
+//   - lost: deliveries missing when none had come for 10 s (must be 0);
+//   - cpu-us/delivery: the process's CPU time over deliveries (one message
+//     to one receiver), all hosts together; steadier than wall time on a
+//     shared machine.
 //
 // go test -run '^$' -bench BenchmarkRoom -benchtime 5x ./p2p
 func BenchmarkRoom(b *testing.B) {
@@ -98,6 +102,16 @@ func verifySigned(_ context.Context, _ peer.ID, data []byte) (Verdict, any) {
 	return Accept, int64(binary.BigEndian.Uint64(data[head:]))
 }
 
+// cpuTime returns the CPU time (user and system) the process has used:
+// unlike wall time, it barely moves with the load of other processes.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // latencies collects per-delivery latencies from every Receiver.
 type latencies struct {
 	mu        sync.Mutex
@@ -145,6 +159,7 @@ func benchRoom(b *testing.B, n, m int) {
 	perRound := int64(n * (n - 1) * m)
 	ctx := context.Background()
 	var lost int64
+	cpu0 := cpuTime(b)
 	b.ResetTimer()
 	for round := range b.N {
 		var wg sync.WaitGroup
@@ -176,6 +191,7 @@ func benchRoom(b *testing.B, n, m int) {
 		}
 	}
 	b.StopTimer()
+	cpu := cpuTime(b) - cpu0
 	ns := slices.Clone(lat.ns)
 	slices.Sort(ns)
 	pct := func(p float64) float64 {
@@ -188,6 +204,9 @@ func benchRoom(b *testing.B, n, m int) {
 	b.ReportMetric(pct(0.50), "p50-ms")
 	b.ReportMetric(pct(0.99), "p99-ms")
 	b.ReportMetric(float64(lost), "lost")
+	if d := lat.delivered.Load(); d > 0 {
+		b.ReportMetric(float64(cpu.Microseconds())/float64(d), "cpu-us/delivery")
+	}
 	var st Stats
 	for _, h := range hosts {
 		s := h.Stats()
