@@ -70,6 +70,11 @@ func BenchmarkRoomTuning(b *testing.B) {
 		gossipParams, validateWorkers = v.params, v.workers
 		b.Run(v.name+"/hosts=10/msgs=100", func(b *testing.B) { benchRoom(b, 10, 100) })
 	}
+	gossipParams, validateWorkers = chosen, 1
+	// The transport: test hosts listen on QUIC and TCP, and QUIC wins the
+	// dial on loopback.
+	tcpOnly := func(c *Config) { c.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"} }
+	b.Run("chosen/tcp-only/hosts=10/msgs=100", func(b *testing.B) { benchRoom(b, 10, 100, tcpOnly) })
 }
 
 // benchPayload is the body size of a benchmark message: a typical Matrix
@@ -131,12 +136,12 @@ func (l *latencies) receive(_ peer.ID, _ []byte, validated any) {
 	l.delivered.Add(1)
 }
 
-func benchRoom(b *testing.B, n, m int) {
+func benchRoom(b *testing.B, n, m int, edit ...func(*Config)) {
 	lat := &latencies{}
 	hosts := make([]*Host, n)
 	keys := make([]ed25519.PrivateKey, n)
 	for i := range hosts {
-		hosts[i] = newTestHost(b)
+		hosts[i] = newTestHost(b, edit...)
 		keys[i] = newKey(b)
 	}
 	for i := range hosts {
