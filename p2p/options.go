@@ -217,6 +217,12 @@ func (h *Host) newPubSub(ctx context.Context, lh host.Host, tr *tracer) (*pubsub
 //     hosts already keep both cores busy. For one node per device it could
 //     double validation throughput; worth a per-process measurement once the
 //     validator is safe for concurrent use.
+//
+// Where the CPU goes (profile of BenchmarkRoom, 10 hosts, 540 us per
+// delivery at load 4): ed25519 checks 29% (pubsub's signature of the
+// message 17%, the Validator's 12%), QUIC 17-25%, pubsub's loops and GC
+// most of the rest. TCP-only hosts cost 496-508 us per delivery against
+// 614-707 with QUIC (load 5-6).
 var gossipParams = func() pubsub.GossipSubParams {
 	p := pubsub.DefaultGossipSubParams()
 	p.D, p.Dlo, p.Dhi = 6, 5, 12
