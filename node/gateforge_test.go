@@ -42,11 +42,11 @@ func TestAForgedInviteOpensTheGateToNoOne(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v := validate(ctx, evil.host.ID(), forged); v != p2p.Reject {
+	if v, _ := validate(ctx, evil.host.ID(), forged); v != p2p.Reject {
 		t.Fatalf("the forged invite: verdict %v, want Reject", v)
 	}
 	msg := evil.event(t, r, "m.room.message", map[string]string{"msgtype": "m.text", "body": "let me in"}, prevs, auth, depth+2)
-	if v := validate(ctx, evil.host.ID(), msg.JSON()); v != p2p.Ignore {
+	if v, _ := validate(ctx, evil.host.ID(), msg.JSON()); v != p2p.Ignore {
 		t.Fatalf("the stranger's own message after its forged invite: verdict %v, want Ignore", v)
 	}
 }

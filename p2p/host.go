@@ -139,6 +139,7 @@ type Host struct {
 	handler atomic.Pointer[Handler]
 	admit   *admission // request slots (admission.go)
 	subs    *subFilter // topics peers may make us track (subfilter.go)
+	inflow  *inflow    // copies and floods kept off the validation queue (inflow.go)
 	stats   counters
 
 	// life serialises Start and Close.
@@ -186,6 +187,9 @@ func New(cfg Config) (*Host, error) {
 		admit:      newAdmission(),
 		subs:       newSubFilter(),
 	}
+	h.inflow = newInflow(h.subs.isJoined, func(p peer.ID) {
+		h.countAndLog(&h.stats.throttled, "pubsub: peer over its share of validation, message dropped", "peer", p)
+	})
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -689,6 +693,7 @@ func (h *Host) peerEventLoop(sub event.Subscription) {
 			if ev.Connectedness != network.Connected && ev.Connectedness != network.Limited {
 				delete(up, ev.Peer)
 				h.subs.forget(ev.Peer)
+				h.inflow.forget(ev.Peer)
 				continue
 			}
 			if up[ev.Peer] {

@@ -194,13 +194,13 @@ func TestForgersAreGraylisted(t *testing.T) {
 	honest := newTestHost(t)
 	var rejected atomic.Int64
 	box := newInbox(16)
-	err := victim.JoinRoom(testRoom, func(_ context.Context, _ peer.ID, data []byte) Verdict {
+	err := victim.JoinRoom(testRoom, func(_ context.Context, _ peer.ID, data []byte) (Verdict, any) {
 		if string(data) == "forged" {
 			rejected.Add(1)
-			return Reject
+			return Reject, nil
 		}
-		return Accept
-	}, box.receive)
+		return Accept, nil
+	}, box.take)
 	if err != nil {
 		t.Fatal(err)
 	}

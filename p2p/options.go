@@ -33,11 +33,11 @@ const (
 	connHigh  = 400
 	connGrace = time.Minute
 
-	// GossipSub queues. Each is a buffered channel of pointers, so depth
-	// costs 8 bytes a slot; a full queue drops messages.
+	// GossipSub queues; a full queue drops messages. See "GossipSub for
+	// rooms" below for the sizes.
 	outboundQueue = 8192 // per peer, messages waiting to be written
-	validateQueue = 8192 // messages waiting for validation
-	roomBuffer    = 8192 // per room, validated messages waiting for the Receiver
+	validateQueue = 8192 // per node, messages waiting for validation
+	roomBuffer    = 2048 // per room, validated messages waiting for the Receiver
 
 	// MaxMessageSize bounds the data of one room message (Publish).
 	MaxMessageSize = 1 << 20
@@ -139,9 +139,10 @@ func newConnManager() (*connmgr.BasicConnMgr, error) {
 // newPubSub starts GossipSub tuned for bursts and low latency:
 //   - flood publishing: our own messages go straight to every peer known to
 //     be in the topic, without waiting for the mesh to form at a heartbeat;
-//   - deep outbound, validation and subscription queues;
-//   - one validation worker, so messages from one sender reach the Receiver
-//     in the order they arrived (validators must be cheap and synchronous);
+//   - the parameters and queue sizes stated at gossipParams, for rooms of
+//     2 to 200 members;
+//   - an RPC inspector (inflow.go) that keeps copies of queued messages and
+//     a flooding peer's excess off the shared validation queue;
 //   - strict signing: the author of every message is authenticated;
 //   - peer exchange on prune, which helps small networks find each other;
 //   - relayed connections count (see pubsubHost), so members behind NATs
@@ -150,24 +151,93 @@ func newConnManager() (*connmgr.BasicConnMgr, error) {
 //   - a subscription filter (subfilter.go): a peer cannot make us track
 //     more than a few topics we are not in.
 func (h *Host) newPubSub(ctx context.Context, lh host.Host, tr *tracer) (*pubsub.PubSub, error) {
-	params := pubsub.DefaultGossipSubParams()
-	params.HeartbeatInitialDelay = 50 * time.Millisecond
 	return pubsub.NewGossipSub(ctx, pubsubHost{lh},
-		pubsub.WithGossipSubParams(params),
+		pubsub.WithGossipSubParams(gossipParams()),
 		pubsub.WithFloodPublish(true),
 		pubsub.WithPeerExchange(true),
 		pubsub.WithPeerOutboundQueueSize(outboundQueue),
 		pubsub.WithValidateQueueSize(validateQueue),
-		pubsub.WithValidateWorkers(1),
+		pubsub.WithValidateWorkers(validateWorkers),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
 		pubsub.WithMaxMessageSize(pubsubFrameSize),
 		pubsub.WithPeerScore(peerScoreParams(), peerScoreThresholds()),
 		pubsub.WithPeerScoreInspect(tr.keepScores, scoreDecayInterval),
 		pubsub.WithSubscriptionFilter(h.subs),
+		pubsub.WithAppSpecificRpcInspector(h.inflow.inspect),
 		pubsub.WithRawTracer(tr),
 		pubsub.WithLogger(h.log.With("layer", "gossipsub")),
 	)
 }
+
+// GossipSub for rooms of 2 to 200 members, at up to 1,000 messages a second
+// in a room (the target: 10 members each receiving ~1,000 msg/s, p99 <=
+// 250 ms). Measured with BenchmarkRoom and BenchmarkRoomTuning (10 hosts,
+// each message ed25519-checked by every receiver); CPU per delivery is
+// the figure compared, as wall time swings with the machine's other load.
+//
+//   - Flood publishing (on): the author sends each message straight to every
+//     member it is connected to, which in a room of up to a few dozen is
+//     everyone, so delivery takes one hop and never waits for the mesh or
+//     a heartbeat. The mesh carries it on to the members the author is not
+//     connected to, and covers losses.
+//   - D=6, Dlo=5, Dhi=12 (the defaults). In rooms of up to 7 the mesh is
+//     everyone; in a room of 200, a mesh of 6 reaches everyone in about 3
+//     hops and survives several members going away at once. Each message
+//     travels about members x D times, but the copies cost little: inflow.go
+//     strips those waiting for validation and pubsub's seen cache the rest.
+//     D=4 (Dlo 3, Dhi 8) measured no different: 515 vs 515 and 568 vs 576
+//     us of CPU per delivery (load 5-7), so redundancy is not traded away.
+//   - IDONTWANT for messages of 1 KiB and more (the default): announcing
+//     smaller ones too measured no gain (546-579 vs 515-576 us/delivery).
+//   - Dlazy=6, GossipFactor 0.25, HistoryGossip 3, HistoryLength 5 (the
+//     defaults): each heartbeat advertises the last 3 s of message IDs to
+//     a few non-mesh members, which fetch what they missed; the cache keeps
+//     5 s of messages, at 1,000 msg/s about 5,000 (5 MB of 1 KB events), and
+//     no more than the traffic of those 5 s.
+//   - Heartbeat every second (the default), first one after 50 ms, so that a
+//     new member's mesh forms at once. Delivery does not wait for it (flood
+//     publishing); a faster heartbeat would only cost more control traffic
+//     in every room.
+//   - Queues. Outbound, per peer, 8,192 RPCs: pubsub keeps it as a slice
+//     that grows on demand, so the depth costs nothing until a peer is slow,
+//     and then holds 8 s of a 1,000 msg/s room for it. Validation, one per
+//     node, 8,192: a burst of 1,800 messages in a 10-member room arriving up
+//     to 7 times each overflowed it before inflow.go kept copies and
+//     flooding peers out (14,529 dropped); now one peer can hold at most
+//     peerMsgBurst of it. Subscription, per room, 2,048: a channel allocated
+//     whole when the room is joined (16 KB; it was 8,192 slots, 64 KB a room,
+//     64 MB at 1,000 rooms). The receive loop drains it without I/O, so it
+//     fills only while a Receiver blocks; 2 s of a room at 1,000 msg/s.
+//   - One validation worker. Validators run inline, so the worker runs the
+//     pubsub signature check and ours back to back (2 x ~90 us). Two workers
+//     would keep per-author order (order.go restores it, whichever worker
+//     finishes first) but call the Validator concurrently, which node's
+//     validator is not written for (its gate and verified cache), and measured
+//     no better here: 470-568 vs 515-576 us/delivery, because 10 in-process
+//     hosts already keep both cores busy. For one node per device it could
+//     double validation throughput; worth a per-process measurement once the
+//     validator is safe for concurrent use.
+//
+// Where the CPU goes (profile of BenchmarkRoom, 10 hosts, 540 us per
+// delivery at load 4): ed25519 checks 29% (pubsub's signature of the
+// message 17%, the Validator's 12%), QUIC 17-25%, pubsub's loops and GC
+// most of the rest. TCP-only hosts cost 496-508 us per delivery against
+// 614-707 with QUIC (load 5-6).
+var gossipParams = func() pubsub.GossipSubParams {
+	p := pubsub.DefaultGossipSubParams()
+	p.D, p.Dlo, p.Dhi = 6, 5, 12
+	p.Dlazy, p.GossipFactor = 6, 0.25
+	p.HistoryLength, p.HistoryGossip = 5, 3
+	p.HeartbeatInterval = time.Second
+	p.HeartbeatInitialDelay = 50 * time.Millisecond
+	p.IDontWantMessageThreshold = 1024
+	return p
+}
+
+// validateWorkers: see "One validation worker" above. gossipParams and
+// validateWorkers are variables so that BenchmarkRoomTuning can compare
+// settings.
+var validateWorkers = 1
 
 // Stats counts messages lost to full queues since Start. Non-zero values mean
 // the node fell behind and should catch up through requests.
@@ -175,6 +245,9 @@ type Stats struct {
 	DroppedOutbound uint64 // messages not sent because a peer's queue was full
 	DroppedInbound  uint64 // received messages dropped before validation (queue full)
 	Undelivered     uint64 // validated messages dropped because a Receiver was too slow
+	// Throttled counts messages dropped unread because the peer sending
+	// them was over its share of validation (inflow.go).
+	Throttled uint64
 	// RequestsRefused counts request streams reset unread because the
 	// peer, or the node, had too many requests in flight.
 	RequestsRefused uint64
@@ -186,12 +259,13 @@ func (h *Host) Stats() Stats {
 		DroppedOutbound: h.stats.droppedOut.Load(),
 		DroppedInbound:  h.stats.droppedIn.Load(),
 		Undelivered:     h.stats.undelivered.Load(),
+		Throttled:       h.stats.throttled.Load(),
 		RequestsRefused: h.stats.refused.Load(),
 	}
 }
 
 type counters struct {
-	droppedOut, droppedIn, undelivered, refused atomic.Uint64
+	droppedOut, droppedIn, undelivered, refused, throttled atomic.Uint64
 }
 
 // tracer counts pubsub drops and logs them at exponentially spaced counts
@@ -286,6 +360,7 @@ func (t *tracer) DropRPC(_ *pubsub.RPC, p peer.ID) {
 
 func (t *tracer) RejectMessage(msg *pubsub.Message, reason string) {
 	if reason == pubsub.RejectValidationQueueFull || reason == pubsub.RejectValidationThrottled {
+		t.h.inflow.dropped(msg.Message)
 		t.count(&t.h.stats.droppedIn, "pubsub: validation queue full, message dropped",
 			"from", msg.GetFrom(), "reason", reason)
 	}

@@ -40,6 +40,16 @@ const (
 	// that the least recently heard. A forgotten author's next message
 	// starts its stream afresh, which costs it at most one reorderWait.
 	maxAuthors = 1024
+	// maxHeld and maxHeldBytes bound the messages a room's orderer holds
+	// back for all authors together (reorderWindow bounds one author's
+	// count, maxAuthors the authors, but their product, a million
+	// messages of up to MaxMessageSize, is no bound at all). An honest
+	// room holds what arrives in one reorderWait: at 1,000 msg/s, 200
+	// messages. Beyond either bound, the author holding the most is
+	// flushed first, so a flooding author loses its ordering, not the
+	// others theirs.
+	maxHeld      = 4096
+	maxHeldBytes = 16 << 20
 	// authorIdle is how long an author unheard from is remembered at
 	// least; sweepEvery pushes, authors idle that long are forgotten.
 	authorIdle = 10 * time.Minute
@@ -70,8 +80,15 @@ func openEnvelope(data []byte) (stream, seq uint64, payload []byte, err error) {
 
 // delivery is a message ready for the Receiver.
 type delivery struct {
-	from peer.ID
-	data []byte
+	from      peer.ID
+	data      []byte
+	validated any // the Validator's value (see Receiver)
+}
+
+// held is a message waiting in a reorder buffer.
+type held struct {
+	data      []byte
+	validated any
 }
 
 // orderer restores per-author order for one room. It is used by the room's
@@ -81,14 +98,16 @@ type orderer struct {
 	waiting map[peer.ID]*authorState // authors with buffered messages
 	out     []delivery               // reused result buffer
 	pushes  int                      // since the last sweep
+	held    int                      // messages in every author's pending
+	bytes   int                      // their payload bytes
 }
 
 type authorState struct {
 	stream  uint64
-	next    uint64            // seq expected next
-	pending map[uint64][]byte // messages ahead of next
-	since   time.Time         // when the oldest buffered message arrived
-	heard   time.Time         // when the author's last message arrived
+	next    uint64          // seq expected next
+	pending map[uint64]held // messages ahead of next
+	since   time.Time       // when the oldest buffered message arrived
+	heard   time.Time       // when the author's last message arrived
 }
 
 func newOrderer() *orderer {
@@ -100,7 +119,7 @@ func newOrderer() *orderer {
 
 // push takes a message as it arrives and returns the messages now ready, in
 // order. The result is valid until the next call.
-func (o *orderer) push(from peer.ID, stream, seq uint64, payload []byte, now time.Time) []delivery {
+func (o *orderer) push(from peer.ID, stream, seq uint64, payload []byte, validated any, now time.Time) []delivery {
 	o.out = o.out[:0]
 	if o.pushes++; o.pushes >= sweepEvery {
 		o.sweep(now, false)
@@ -125,22 +144,28 @@ func (o *orderer) push(from peer.ID, stream, seq uint64, payload []byte, now tim
 	switch {
 	case seq < a.next:
 		// Too late for its place (its gap was given up): still deliver.
-		o.out = append(o.out, delivery{from, payload})
+		o.out = append(o.out, delivery{from, payload, validated})
 	case seq == a.next:
-		o.out = append(o.out, delivery{from, payload})
+		o.out = append(o.out, delivery{from, payload, validated})
 		a.next++
 		o.drain(from, a)
 	case seq-a.next >= reorderWindow:
 		o.flush(from, a)
-		o.out = append(o.out, delivery{from, payload})
+		o.out = append(o.out, delivery{from, payload, validated})
 		a.next = seq + 1
 	default:
 		if len(a.pending) == 0 {
-			a.pending = make(map[uint64][]byte)
+			a.pending = make(map[uint64]held)
 			a.since = now
 			o.waiting[from] = a
 		}
-		a.pending[seq] = payload
+		if _, dup := a.pending[seq]; !dup {
+			o.held++
+			o.bytes += len(payload)
+		}
+		a.pending[seq] = held{payload, validated}
+		for (o.held > maxHeld || o.bytes > maxHeldBytes) && o.flushLargest() {
+		}
 	}
 	return o.out
 }
@@ -187,7 +212,8 @@ func (o *orderer) drain(from peer.ID, a *authorState) {
 			return
 		}
 		delete(a.pending, a.next)
-		o.out = append(o.out, delivery{from, p})
+		o.release(p)
+		o.out = append(o.out, delivery{from, p.data, p.validated})
 		a.next++
 	}
 	delete(o.waiting, from)
@@ -204,11 +230,36 @@ func (o *orderer) flush(from peer.ID, a *authorState) {
 	}
 	slices.Sort(seqs)
 	for _, s := range seqs {
-		o.out = append(o.out, delivery{from, a.pending[s]})
+		p := a.pending[s]
+		o.release(p)
+		o.out = append(o.out, delivery{from, p.data, p.validated})
 	}
 	a.next = seqs[len(seqs)-1] + 1
 	a.pending = nil
 	delete(o.waiting, from)
+}
+
+// release takes a message leaving a pending buffer off the totals.
+func (o *orderer) release(p held) {
+	o.held--
+	o.bytes -= len(p.data)
+}
+
+// flushLargest flushes the author holding the most messages back. It
+// reports false if nobody holds any.
+func (o *orderer) flushLargest() bool {
+	var from peer.ID
+	var most *authorState
+	for p, a := range o.waiting {
+		if most == nil || len(a.pending) > len(most.pending) {
+			from, most = p, a
+		}
+	}
+	if most == nil {
+		return false
+	}
+	o.flush(from, most)
+	return true
 }
 
 // deadline returns when the longest-waiting buffered message gives up.

@@ -89,7 +89,7 @@ func TestOrdererRestoresPublishingOrder(t *testing.T) {
 						got = o.expire(now)
 					}
 				} else {
-					got = o.push(s.author, s.stream, s.seq, []byte(msg(s.author, s.stream, s.seq)), now)
+					got = o.push(s.author, s.stream, s.seq, []byte(msg(s.author, s.stream, s.seq)), nil, now)
 				}
 				var names []string
 				for _, d := range got {
@@ -114,7 +114,7 @@ func TestOrdererForgetsAuthorsItCannotAfford(t *testing.T) {
 	before := heapInUse()
 	delivered := 0
 	for i := range fakes {
-		delivered += len(o.push(peer.ID(fmt.Sprintf("fake-author-%06d", i)), 1, 1, []byte("x"), now))
+		delivered += len(o.push(peer.ID(fmt.Sprintf("fake-author-%06d", i)), 1, 1, []byte("x"), nil, now))
 	}
 	grew := int64(heapInUse()) - int64(before)
 	if delivered != fakes {
@@ -129,10 +129,71 @@ func TestOrdererForgetsAuthorsItCannotAfford(t *testing.T) {
 	// The fakes fall silent; one honest author keeps talking.
 	later := now.Add(authorIdle)
 	for seq := range uint64(sweepEvery) {
-		o.push("honest", 7, seq+1, []byte("y"), later)
+		o.push("honest", 7, seq+1, []byte("y"), nil, later)
 	}
 	if len(o.authors) != 1 {
 		t.Errorf("after the fakes fell idle the orderer remembers %d authors, want 1", len(o.authors))
 	}
 	t.Logf("100,000 fake authors grew the heap by %d KiB", grew>>10)
+}
+
+// TestOrdererBoundsWhatItHoldsForAllAuthors: authors that send gaps on
+// purpose cannot make a room's orderer hold more than maxHeld messages or
+// maxHeldBytes, and the author holding the most is flushed first, so an
+// honest author's short wait is not cut.
+func TestOrdererBoundsWhatItHoldsForAllAuthors(t *testing.T) {
+	t.Run("in messages", func(t *testing.T) {
+		o := newOrderer()
+		now := time.Unix(1000, 0)
+		if got := o.push("honest", 1, 2, []byte("h2"), nil, now); len(got) != 0 {
+			t.Fatalf("honest seq 2 delivered before seq 1: %v", got)
+		}
+		flooded := 0
+		for a := range 8 {
+			author := peer.ID(fmt.Sprintf("flooder-%d", a))
+			for seq := uint64(2); seq < reorderWindow; seq++ {
+				flooded += len(o.push(author, 1, seq, []byte("f"), nil, now))
+				if o.held > maxHeld {
+					t.Fatalf("the orderer holds %d messages, more than %d", o.held, maxHeld)
+				}
+			}
+		}
+		if flooded == 0 {
+			t.Error("no flooder's messages were flushed, yet 8 x 1,022 were held back")
+		}
+		got := o.push("honest", 1, 1, []byte("h1"), nil, now)
+		if len(got) != 2 || string(got[0].data) != "h1" || string(got[1].data) != "h2" {
+			t.Errorf("honest seq 1 delivered %v, want h1 then h2 (h2 held through the flood)", got)
+		}
+	})
+	t.Run("in bytes", func(t *testing.T) {
+		o := newOrderer()
+		now := time.Unix(1000, 0)
+		big := make([]byte, 1<<20)
+		most, delivered := 0, 0
+		for seq := uint64(2); seq < 100; seq++ {
+			delivered += len(o.push("flooder", 1, seq, big, nil, now))
+			if o.bytes > maxHeldBytes {
+				t.Fatalf("the orderer holds %d bytes, more than %d", o.bytes, maxHeldBytes)
+			}
+			if o.bytes != o.held*len(big) {
+				t.Fatalf("held %d messages of %d bytes in all; the counts disagree", o.held, o.bytes)
+			}
+			most = max(most, o.bytes)
+		}
+		if most < maxHeldBytes-len(big) || delivered != 98 {
+			t.Errorf("held at most %d bytes and delivered %d of 98: the bound was not reached, or lost messages", most, delivered)
+		}
+	})
+	t.Run("and gives it all back", func(t *testing.T) {
+		o := newOrderer()
+		now := time.Unix(1000, 0)
+		for seq := uint64(2); seq < 50; seq++ {
+			o.push("a", 1, seq, []byte("x"), nil, now)
+		}
+		o.expire(now.Add(reorderWait))
+		if o.held != 0 || o.bytes != 0 {
+			t.Errorf("after every gap expired the orderer counts %d messages, %d bytes held", o.held, o.bytes)
+		}
+	})
 }

@@ -19,7 +19,13 @@ import (
 // peer that relayed it. Validators run synchronously on the single pubsub
 // validation goroutine, in arrival order, so they must be cheap (size, form,
 // signature, a look at the room's members) and must not block.
-type Validator func(ctx context.Context, from peer.ID, data []byte) Verdict
+//
+// With Accept, the Validator may return what it learnt about the message
+// (say, the parsed and verified event): the Receiver gets that value with
+// the message, so that nothing is parsed or checked twice. The value is
+// dropped with Ignore and Reject. GossipSub validates a message once,
+// however many copies arrive, so the value is computed once per message.
+type Validator func(ctx context.Context, from peer.ID, data []byte) (Verdict, any)
 
 // Verdict is a Validator's decision.
 type Verdict int
@@ -43,7 +49,13 @@ const (
 // them: a message that overtakes an earlier one on the network waits for it up
 // to reorderWait (200 ms), after which the earlier one is given up. Delivery is
 // best-effort; a given-up message that turns up later is still delivered, late.
-type Receiver func(from peer.ID, data []byte)
+//
+// validated is exactly what the room's Validator returned with Accept for this
+// message. It is nil when the room has no Validator (JoinRoom with v nil) or
+// the Validator returned nil. Our own publishes are not validated by us and
+// are never handed to the Receiver; were a copy of one to come back (it does
+// not: they are filtered out by author), it would carry nil.
+type Receiver func(from peer.ID, data []byte, validated any)
 
 // ErrNotJoined is returned for operations on a room the host has not joined.
 var ErrNotJoined = errors.New("p2p: room not joined")
@@ -259,8 +271,12 @@ func (h *Host) topicValidator(v Validator) pubsub.ValidatorEx {
 				res = pubsub.ValidationReject
 			}
 		}()
-		switch v(ctx, from, payload) {
+		verdict, validated := v(ctx, from, payload)
+		switch verdict {
 		case Accept:
+			// pubsub hands this same *Message to the subscription, so
+			// the value rides along to receiveLoop.
+			msg.ValidatorData = validated
 			return pubsub.ValidationAccept
 		case Ignore:
 			return pubsub.ValidationIgnore
@@ -298,7 +314,7 @@ func (h *Host) receiveLoop(rm *room, r Receiver) {
 			if err != nil {
 				continue // the validator rejects these; defensive
 			}
-			ready = rm.order.push(msg.GetFrom(), stream, seq, payload, time.Now())
+			ready = rm.order.push(msg.GetFrom(), stream, seq, payload, msg.ValidatorData, time.Now())
 		}
 		if r == nil {
 			continue
@@ -319,7 +335,7 @@ func (h *Host) deliver(rm *room, r Receiver, d delivery) {
 				"panic", p, "stack", string(debug.Stack()))
 		}
 	}()
-	r(d.from, d.data)
+	r(d.from, d.data, d.validated)
 }
 
 // protectLoop keeps connections to the room's members out of the connection

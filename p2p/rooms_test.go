@@ -32,7 +32,7 @@ func meshOf(t testing.TB, n int, room string) ([]*Host, []*inbox) {
 		}
 	}
 	for i, h := range hosts {
-		if err := h.JoinRoom(room, nil, boxes[i].receive); err != nil {
+		if err := h.JoinRoom(room, nil, boxes[i].take); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -88,21 +88,21 @@ func TestRejectedMessagesAreNeitherDeliveredNorRelayed(t *testing.T) {
 	connect(t, b, c)
 
 	var rejected atomic.Int32
-	rejectBad := func(_ context.Context, from peer.ID, data []byte) Verdict {
+	rejectBad := func(_ context.Context, from peer.ID, data []byte) (Verdict, any) {
 		if from != a.ID() {
 			t.Errorf("validator saw author %s, want A", from)
 		}
 		if bytes.HasPrefix(data, []byte("bad")) {
 			rejected.Add(1)
-			return Reject
+			return Reject, nil
 		}
-		return Accept
+		return Accept, nil
 	}
 	boxB, boxC := newInbox(16), newInbox(16)
-	if err := c.JoinRoom(testRoom, nil, boxC.receive); err != nil {
+	if err := c.JoinRoom(testRoom, nil, boxC.take); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.JoinRoom(testRoom, rejectBad, boxB.receive); err != nil {
+	if err := b.JoinRoom(testRoom, rejectBad, boxB.take); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.JoinRoom(testRoom, nil, nil); err != nil {
@@ -200,7 +200,7 @@ func TestJoinRoomIsIdempotentAndLeaveRoomStopsDelivery(t *testing.T) {
 	}
 	// Rejoining works, with the new receiver.
 	box := newInbox(4)
-	if err := b.JoinRoom(testRoom, nil, box.receive); err != nil {
+	if err := b.JoinRoom(testRoom, nil, box.take); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "A to see B back", inRoom(a, testRoom, b.ID()))
@@ -232,13 +232,13 @@ func TestPanickingCallbacksDoNotKillTheHost(t *testing.T) {
 	a, b := hosts[0], hosts[1]
 	box := newInbox(4)
 	if err := b.JoinRoom(testRoom,
-		func(_ context.Context, _ peer.ID, data []byte) Verdict {
+		func(_ context.Context, _ peer.ID, data []byte) (Verdict, any) {
 			if string(data) == "panic in validator" {
 				panic("validator")
 			}
-			return Accept
+			return Accept, nil
 		},
-		func(from peer.ID, data []byte) {
+		func(from peer.ID, data []byte, _ any) {
 			if string(data) == "panic in receiver" {
 				panic("receiver")
 			}

@@ -108,6 +108,13 @@ func (f *subFilter) leave(topic string) {
 	delete(f.joined, topic)
 }
 
+// isJoined reports whether we are in topic.
+func (f *subFilter) isJoined(topic string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.joined[topic]
+}
+
 // forget drops a disconnected peer's allowance (pubsub forgets its topics).
 func (f *subFilter) forget(p peer.ID) {
 	f.mu.Lock()

@@ -338,54 +338,53 @@ func (ps *Peers) storeOutliers(r *Room, pdus []json.RawMessage) error {
 // place in the room out of it (gate.go). Forgeries and malformed events
 // are rejected, which counts against the peer that relayed them; events
 // of servers the gate turns away are ignored, since this node's view of
-// the room may lag. Events that pass are remembered so the receiver does
-// not verify them again.
+// the room may lag. An event that passes is handed, parsed and verified,
+// to the receiver (pubsub carries it with the message), so each gossiped
+// event is parsed and verified once; one the node holds already is
+// relayed with nothing handed on.
 func (ps *Peers) ValidateGossip(r *Room) p2p.Validator {
 	gate := newRoomGate()
-	return func(ctx context.Context, from peer.ID, data []byte) p2p.Verdict {
+	return func(ctx context.Context, from peer.ID, data []byte) (p2p.Verdict, any) {
 		if len(data) > rooms.MaxEventSize {
 			ps.gossipDropped.Add(1)
 			ps.gossipLog.log(ps.log, slog.LevelInfo, "oversized gossip dropped", "room", r.ID, "from", shortPeer(from), "size", len(data))
-			return p2p.Reject
+			return p2p.Reject, nil
 		}
 		ev, err := rooms.ParseEvent(data, r.Version)
 		if err != nil || ev.RoomID() != r.ID {
 			ps.gossipDropped.Add(1)
 			ps.gossipLog.log(ps.log, slog.LevelInfo, "malformed gossip dropped", "room", r.ID, "from", shortPeer(from), "err", err)
-			return p2p.Reject
+			return p2p.Reject, nil
 		}
-		if _, ok := ps.verified.Get(ev.ID()); ok || ps.dag.Known(ev.ID()) {
-			return p2p.Accept
+		if v, ok := ps.verified.Get(ev.ID()); ok {
+			return p2p.Accept, v
+		}
+		if ps.dag.Known(ev.ID()) {
+			return p2p.Accept, nil
 		}
 		if !gate.allows(ps, r, ev, time.Now()) {
 			ps.gossipDropped.Add(1)
 			ps.gossipLog.log(ps.log, slog.LevelInfo, "gossip from a server not in the room ignored", "room", r.ID, "from", shortPeer(from), "sender", ev.Sender())
-			return p2p.Ignore
+			return p2p.Ignore, nil
 		}
 		if err := rooms.Verify(ev); err != nil {
 			ps.gossipDropped.Add(1)
 			ps.gossipLog.log(ps.log, slog.LevelInfo, "forged event dropped", "room", r.ID, "from", shortPeer(from), "event", ev.ID(), "err", err)
-			return p2p.Reject
+			return p2p.Reject, nil
 		}
 		gate.admitted(ev, time.Now())
 		ps.verified.Put(ev.ID(), ev)
-		return p2p.Accept
+		return p2p.Accept, ev
 	}
 }
 
-// receiveGossip queues validated events for the room's worker.
-func (ps *Peers) receiveGossip(r *Room) func(from peer.ID, data []byte) {
-	return func(from peer.ID, data []byte) {
-		ev, err := rooms.ParseEvent(data, r.Version)
-		if err != nil {
-			return
-		}
-		if v, ok := ps.verified.Get(ev.ID()); ok {
-			ev = v
-		} else if ps.dag.Known(ev.ID()) {
-			return
-		} else if err := rooms.Verify(ev); err != nil {
-			return
+// receiveGossip queues the events the validator parsed and verified for
+// the room's worker.
+func (ps *Peers) receiveGossip(r *Room) p2p.Receiver {
+	return func(from peer.ID, data []byte, validated any) {
+		ev, ok := validated.(*rooms.Event)
+		if !ok {
+			return // held already
 		}
 		if !r.inbox.push(gossipMsg{from: from, ev: ev}) {
 			ps.gossipLog.log(ps.log, slog.LevelWarn, "room inbox full; event dropped, catch-up will fetch it", "room", r.ID, "event", ev.ID(), "from", shortPeer(from))
