@@ -50,7 +50,7 @@ func BenchmarkThousandRooms(b *testing.B) {
 // manyRoomsFigures accumulates the figures of each run.
 type manyRoomsFigures struct {
 	startInProc, startProc, initialSync, idleSync, ownSync []time.Duration
-	rss, hwm                                               []float64
+	rss, hwm, anon, file                                   []float64
 	initialBytes                                           int
 }
 
@@ -148,8 +148,9 @@ func (m *manyRoomsFigures) measure(b *testing.B, fixture string, rooms int) {
 	if got := len(resp.Rooms.Join); got != rooms {
 		b.Fatalf("the child's initial sync shows %d joined rooms, want %d", got, rooms)
 	}
-	rss, hwm := p.rssMB()
+	rss, hwm, anon, file := p.rssMB()
 	m.rss, m.hwm = append(m.rss, rss), append(m.hwm, hwm)
+	m.anon, m.file = append(m.anon, anon), append(m.file, file)
 	p.stop()
 }
 
@@ -167,6 +168,8 @@ func (m *manyRoomsFigures) report(b *testing.B) {
 	b.ReportMetric(percentile(m.ownSync, 0.95), "own_sync_p95_ms")
 	b.ReportMetric(slices.Max(m.rss), "rss_MB")
 	b.ReportMetric(slices.Max(m.hwm), "hwm_MB")
+	b.ReportMetric(slices.Max(m.anon), "rss_anon_MB")
+	b.ReportMetric(slices.Max(m.file), "rss_file_MB")
 }
 
 // hasBody reports whether resp's timeline of room holds a message body.

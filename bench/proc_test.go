@@ -161,11 +161,14 @@ func answers(url string) bool {
 }
 
 // rssMB reads the process's resident memory (VmRSS) and its peak (VmHWM)
-// in MiB from /proc.
-func (p *proc) rssMB() (rss, hwm float64) {
+// in MiB from /proc, and of the resident memory what is anonymous (the
+// heap, stacks, Badger's arenas and caches) and what is file pages
+// mapped from the data dir (Badger's tables and value log: the kernel's
+// page cache, which it reclaims under pressure).
+func (p *proc) rssMB() (rss, hwm, anon, file float64) {
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
 	if err != nil {
-		return 0, 0
+		return 0, 0, 0, 0
 	}
 	for line := range strings.Lines(string(raw)) {
 		f := strings.Fields(line)
@@ -181,9 +184,13 @@ func (p *proc) rssMB() (rss, hwm float64) {
 			rss = kb / 1024
 		case "VmHWM:":
 			hwm = kb / 1024
+		case "RssAnon:":
+			anon = kb / 1024
+		case "RssFile:":
+			file = kb / 1024
 		}
 	}
-	return rss, hwm
+	return rss, hwm, anon, file
 }
 
 // stop ends the process with SIGTERM (SIGKILL after 30 s) and waits.
