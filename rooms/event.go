@@ -68,6 +68,46 @@ func ParseEventWithID(raw []byte, version, eventID string) (*Event, error) {
 	return parse(raw, version, eventID)
 }
 
+// ParseTrusted parses a PDU that this node checked with ParseEvent (or built)
+// before and stored: its own store, never a peer. It takes id as the event ID
+// instead of computing the reference hash, and skips the checks that cannot
+// fail for such bytes (the shapes and lengths of user, room and event IDs, of
+// hashes and signatures; the counts of prev and auth events). It
+// still parses the JSON fully, so damaged bytes are an error, not a crash, and
+// the Event behaves exactly as ParseEvent's would: Verify still checks the
+// signatures and hashes of the bytes. Bytes altered since ParseEvent accepted
+// them may give an Event whose ID is not their reference hash.
+func ParseTrusted(pdu []byte, version, id string) (*Event, error) {
+	if id == "" || id[0] != '$' {
+		return nil, fmt.Errorf("rooms: %w: event ID %q", ErrBadFormat, id)
+	}
+	if !KnownVersion(version) {
+		return nil, fmt.Errorf("rooms: %w: unknown room version %q", ErrBadFormat, version)
+	}
+	v, err := parseJSON(pdu)
+	if err != nil {
+		return nil, fmt.Errorf("rooms: %w: %w", ErrBadFormat, err)
+	}
+	if v.kind != kObject {
+		return nil, fmt.Errorf("rooms: %w: not a JSON object", ErrBadFormat)
+	}
+	return fromTree(v.without("unsigned", "event_id"), version, id, trusted)
+}
+
+// How fromTree treats a tree.
+type parseMode uint8
+
+const (
+	// untrusted: every check; the ID is the reference hash.
+	untrusted parseMode = iota
+	// fixture: literal IDs, optional hashes, signatures and depth.
+	fixture
+	// trusted: the ID is given, and only what reading the fields needs is
+	// checked (bytes from the node's own store, or derived from an event
+	// already checked).
+	trusted
+)
+
 func parse(raw []byte, version, literalID string) (*Event, error) {
 	if !KnownVersion(version) {
 		return nil, fmt.Errorf("rooms: %w: unknown room version %q", ErrBadFormat, version)
@@ -86,16 +126,21 @@ func parse(raw []byte, version, literalID string) (*Event, error) {
 		}
 		v = v.without("event_id")
 	}
-	return fromTree(v, version, literalID)
+	if literalID != "" {
+		return fromTree(v, version, literalID, fixture)
+	}
+	return fromTree(v, version, "", untrusted)
 }
 
-// fromTree builds an Event from a PDU tree (without unsigned or event_id). With
-// literalID == "" the ID is the reference hash and the strict checks apply.
-func fromTree(pdu value, version, literalID string) (*Event, error) {
-	fixture := literalID != ""
+// fromTree builds an Event from a PDU tree (without unsigned or event_id).
+// Untrusted, the ID is the reference hash and the strict checks apply;
+// otherwise the ID is id.
+func fromTree(pdu value, version, id string, mode parseMode) (*Event, error) {
+	fixture := mode == fixture
+	strict := mode == untrusted
 	e := &Event{version: version, pdu: pdu, fixture: fixture}
 	e.raw = pdu.bytes()
-	if len(e.raw) > MaxEventSize {
+	if len(e.raw) > MaxEventSize { // cheap, and a signature added can cross it
 		return nil, fmt.Errorf("rooms: %w: %d bytes of canonical JSON, more than %d", ErrBadFormat, len(e.raw), MaxEventSize)
 	}
 	bad := func(format string, args ...any) error {
@@ -106,14 +151,14 @@ func fromTree(pdu value, version, literalID string) (*Event, error) {
 	if e.typ, ok = pdu.getString("type"); !ok {
 		return nil, bad("type missing or not a string")
 	}
-	if len(e.typ) > maxIDLength {
+	if strict && len(e.typ) > maxIDLength {
 		return nil, bad("type longer than %d bytes", maxIDLength)
 	}
-	if e.sender, ok = pdu.getString("sender"); !ok || !validUserID(e.sender) {
+	if e.sender, ok = pdu.getString("sender"); !ok || strict && !validUserID(e.sender) {
 		return nil, bad("sender missing or not a valid user ID")
 	}
 	if sk, present := pdu.get("state_key"); present {
-		if sk.kind != kString || len(sk.str) > maxIDLength {
+		if sk.kind != kString || strict && len(sk.str) > maxIDLength {
 			return nil, bad("state_key not a string of at most %d bytes", maxIDLength)
 		}
 		e.stateKey = &sk.str
@@ -132,16 +177,16 @@ func fromTree(pdu value, version, literalID string) (*Event, error) {
 		return nil, bad("room_id missing or not a string")
 	default:
 		e.roomID = roomID.str
-		if err := checkRoomID(e.roomID, version, fixture); err != nil {
+		if err := checkRoomID(e.roomID, version, mode); err != nil {
 			return nil, bad("%v", err)
 		}
 	}
 
 	var err error
-	if e.prevEvents, err = eventIDList(pdu, "prev_events", maxPrevEvents, fixture); err != nil {
+	if e.prevEvents, err = eventIDList(pdu, "prev_events", maxPrevEvents, mode); err != nil {
 		return nil, bad("%v", err)
 	}
-	if e.authEvents, err = eventIDList(pdu, "auth_events", maxAuthEvents, fixture); err != nil {
+	if e.authEvents, err = eventIDList(pdu, "auth_events", maxAuthEvents, mode); err != nil {
 		return nil, bad("%v", err)
 	}
 	if d, present := pdu.get("depth"); present || !fixture {
@@ -155,25 +200,29 @@ func fromTree(pdu value, version, literalID string) (*Event, error) {
 		return nil, bad("origin_server_ts missing or not an integer")
 	}
 	e.ts = ts.num
-	if err := checkCrypto(pdu, fixture); err != nil {
-		return nil, bad("%v", err)
+	if mode != trusted {
+		if err := checkCrypto(pdu, fixture); err != nil {
+			return nil, bad("%v", err)
+		}
 	}
 
-	if fixture {
-		e.id = literalID
-	} else {
+	if strict {
 		e.id = "$" + base64.RawURLEncoding.EncodeToString(referenceHash(pdu))
+	} else {
+		e.id = id
 	}
 	return e, nil
 }
 
-func checkRoomID(id, version string, fixture bool) error {
+func checkRoomID(id, version string, mode parseMode) error {
 	switch {
+	case mode == trusted:
+		return nil
 	case len(id) > maxIDLength:
 		return fmt.Errorf("room_id longer than %d bytes", maxIDLength)
 	case id == "" || id[0] != '!':
 		return fmt.Errorf("room_id %q does not start with '!'", id)
-	case fixture:
+	case mode == fixture:
 		return nil
 	case version == V12 && !validHashID(id, '!'):
 		return fmt.Errorf("room_id %q is not '!' and 43 URL-safe base64 characters", id)
@@ -182,12 +231,12 @@ func checkRoomID(id, version string, fixture bool) error {
 }
 
 // eventIDList reads a required array of event IDs.
-func eventIDList(pdu value, field string, limit int, fixture bool) ([]string, error) {
+func eventIDList(pdu value, field string, limit int, mode parseMode) ([]string, error) {
 	v, ok := pdu.get(field)
 	if !ok || v.kind != kArray {
 		return nil, fmt.Errorf("%s missing or not an array", field)
 	}
-	if len(v.arr) > limit {
+	if mode != trusted && len(v.arr) > limit {
 		return nil, fmt.Errorf("%s has %d entries, more than %d", field, len(v.arr), limit)
 	}
 	ids := make([]string, len(v.arr))
@@ -195,9 +244,14 @@ func eventIDList(pdu value, field string, limit int, fixture bool) ([]string, er
 		if x.kind != kString {
 			return nil, fmt.Errorf("%s[%d] is not a string", field, i)
 		}
-		valid := validHashID(x.str, '$')
-		if fixture {
+		var valid bool
+		switch mode {
+		case untrusted:
+			valid = validHashID(x.str, '$')
+		case fixture:
 			valid = x.str != "" && x.str[0] == '$' && len(x.str) <= maxIDLength
+		case trusted:
+			valid = true
 		}
 		if !valid {
 			return nil, fmt.Errorf("%s[%d] %q is not an event ID", field, i, x.str)
@@ -334,19 +388,21 @@ func (e *Event) JSON() []byte { return slices.Clone(e.raw) }
 // Redacted returns the event with the room version's redaction algorithm
 // applied. Its ID is unchanged, and its signatures still verify.
 func (e *Event) Redacted() (*Event, error) {
-	r, err := fromTree(redact(e.pdu), e.version, e.literalID())
+	r, err := e.rebuilt(redact(e.pdu))
 	if err != nil {
 		return nil, fmt.Errorf("rooms: redact %s: %w", e.id, err)
 	}
 	return r, nil
 }
 
-// literalID is the ID to carry over when rebuilding a fixture event.
-func (e *Event) literalID() string {
+// rebuilt makes an event of e's from a changed tree whose reference hash
+// is e's (redacted, or with signatures added): e was checked already, so
+// the ID carries over rather than being hashed again.
+func (e *Event) rebuilt(pdu value) (*Event, error) {
 	if e.fixture {
-		return e.id
+		return fromTree(pdu, e.version, e.id, fixture)
 	}
-	return ""
+	return fromTree(pdu, e.version, e.id, trusted)
 }
 
 // String is for logs.

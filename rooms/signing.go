@@ -104,7 +104,7 @@ func Sign(e *Event, serverName string, key ed25519.PrivateKey) (*Event, error) {
 	if err := checkKey(serverName, key); err != nil {
 		return nil, fmt.Errorf("rooms: sign %s: %w", e.id, err)
 	}
-	signed, err := fromTree(addSignature(e.pdu, serverName, key), e.version, e.literalID())
+	signed, err := e.rebuilt(addSignature(e.pdu, serverName, key))
 	if err != nil {
 		return nil, fmt.Errorf("rooms: sign %s: %w", e.id, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/parley-p2p/parley/node/store"
 	"github.com/parley-p2p/parley/rooms"
@@ -142,6 +143,7 @@ func BenchmarkEventFromStore(b *testing.B) {
 	b.Run("cold", func(b *testing.B) {
 		b.ReportAllocs()
 		i := 0
+		start := cpuTime()
 		for b.Loop() {
 			id := ids[i%n]
 			i++
@@ -150,6 +152,7 @@ func BenchmarkEventFromStore(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
+		reportCPU(b, start)
 	})
 	b.Run("warm", func(b *testing.B) {
 		for _, id := range ids {
@@ -159,12 +162,14 @@ func BenchmarkEventFromStore(b *testing.B) {
 		}
 		b.ReportAllocs()
 		i := 0
+		start := cpuTime()
 		for b.Loop() {
 			if _, err := e.Event(ids[i%n]); err != nil {
 				b.Fatal(err)
 			}
 			i++
 		}
+		reportCPU(b, start)
 	})
 }
 
@@ -191,6 +196,7 @@ func BenchmarkAdmit(b *testing.B) {
 	pending := make([]<-chan error, 0, b.N)
 	b.ReportAllocs()
 	b.ResetTimer()
+	start := cpuTime()
 	for _, raw := range raws {
 		ev, err := rooms.ParseEvent(raw, r.Version)
 		if err != nil {
@@ -203,4 +209,10 @@ func BenchmarkAdmit(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	reportCPU(b, start)
+}
+
+// reportCPU adds the CPU time per operation since start to b's results.
+func reportCPU(b *testing.B, start time.Duration) {
+	b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
 }
