@@ -29,7 +29,7 @@ type Event struct {
 	fixture bool
 
 	pdu value  // the whole PDU as a tree: no unsigned, no event_id
-	raw []byte // canonical JSON of pdu
+	raw string // canonical JSON of pdu; pdu's strings may share its bytes
 
 	roomID     string // "" for a v12 create event (RoomID derives it)
 	sender     string
@@ -84,14 +84,18 @@ func ParseTrusted(pdu []byte, version, id string) (*Event, error) {
 	if !KnownVersion(version) {
 		return nil, fmt.Errorf("rooms: %w: unknown room version %q", ErrBadFormat, version)
 	}
-	v, err := parseJSON(pdu)
+	v, canon, err := parseJSONCanonical(pdu)
 	if err != nil {
 		return nil, fmt.Errorf("rooms: %w: %w", ErrBadFormat, err)
 	}
 	if v.kind != kObject {
 		return nil, fmt.Errorf("rooms: %w: not a JSON object", ErrBadFormat)
 	}
-	return fromTree(v.without("unsigned", "event_id"), version, id, trusted)
+	tree := v.without("unsigned", "event_id")
+	if len(tree.obj) != len(v.obj) {
+		canon = ""
+	}
+	return fromTree(tree, canon, version, id, trusted)
 }
 
 // How fromTree treats a tree.
@@ -112,34 +116,39 @@ func parse(raw []byte, version, literalID string) (*Event, error) {
 	if !KnownVersion(version) {
 		return nil, fmt.Errorf("rooms: %w: unknown room version %q", ErrBadFormat, version)
 	}
-	v, err := parseJSON(raw)
+	v, canon, err := parseJSONCanonical(raw)
 	if err != nil {
 		return nil, fmt.Errorf("rooms: %w: %w", ErrBadFormat, err)
 	}
 	if v.kind != kObject {
 		return nil, fmt.Errorf("rooms: %w: not a JSON object", ErrBadFormat)
 	}
-	v = v.without("unsigned")
-	if _, ok := v.get("event_id"); ok {
+	tree := v.without("unsigned")
+	if _, ok := tree.get("event_id"); ok {
 		if literalID == "" {
 			return nil, fmt.Errorf("rooms: %w: event_id field present", ErrBadFormat)
 		}
-		v = v.without("event_id")
+		tree = tree.without("event_id")
+	}
+	if len(tree.obj) != len(v.obj) {
+		canon = "" // a field was dropped: the input is not the event's JSON
 	}
 	if literalID != "" {
-		return fromTree(v, version, literalID, fixture)
+		return fromTree(tree, canon, version, literalID, fixture)
 	}
-	return fromTree(v, version, "", untrusted)
+	return fromTree(tree, canon, version, "", untrusted)
 }
 
-// fromTree builds an Event from a PDU tree (without unsigned or event_id).
-// Untrusted, the ID is the reference hash and the strict checks apply;
-// otherwise the ID is id.
-func fromTree(pdu value, version, id string, mode parseMode) (*Event, error) {
+// fromTree builds an Event from a PDU tree (without unsigned or event_id)
+// and its canonical JSON, if known ("": encode the tree). Untrusted, the ID
+// is the reference hash and the strict checks apply; otherwise the ID is id.
+func fromTree(pdu value, canon, version, id string, mode parseMode) (*Event, error) {
 	fixture := mode == fixture
 	strict := mode == untrusted
-	e := &Event{version: version, pdu: pdu, fixture: fixture}
-	e.raw = pdu.bytes()
+	e := &Event{version: version, pdu: pdu, fixture: fixture, raw: canon}
+	if e.raw == "" {
+		e.raw = string(pdu.bytes())
+	}
 	if len(e.raw) > MaxEventSize { // cheap, and a signature added can cross it
 		return nil, fmt.Errorf("rooms: %w: %d bytes of canonical JSON, more than %d", ErrBadFormat, len(e.raw), MaxEventSize)
 	}
@@ -207,7 +216,11 @@ func fromTree(pdu value, version, id string, mode parseMode) (*Event, error) {
 	}
 
 	if strict {
-		e.id = "$" + base64.RawURLEncoding.EncodeToString(referenceHash(pdu))
+		var id [44]byte // "$" and 43 base64 characters of 32 bytes
+		id[0] = '$'
+		sum := referenceHash(pdu)
+		base64.RawURLEncoding.Encode(id[1:], sum[:])
+		e.id = string(id[:])
 	} else {
 		e.id = id
 	}
@@ -294,15 +307,19 @@ func checkCrypto(pdu value, fixture bool) error {
 
 // referenceHash is SHA-256 over the canonical JSON of the redacted event with
 // signatures and unsigned removed: the bytes that are also signed.
-func referenceHash(pdu value) []byte {
-	sum := sha256.Sum256(signingBytes(pdu))
-	return sum[:]
+func referenceHash(pdu value) [sha256.Size]byte {
+	return hashCanonical(signedPart(pdu))
 }
 
 // signingBytes is the canonical JSON that a server signs for an event: its
 // redacted form, without signatures (unsigned is never in the tree).
 func signingBytes(pdu value) []byte {
-	return redact(pdu).without("signatures", "unsigned").bytes()
+	return signedPart(pdu).bytes()
+}
+
+// signedPart is the tree signingBytes encodes.
+func signedPart(pdu value) value {
+	return redactDropping(pdu, "signatures", "unsigned")
 }
 
 // ID returns the event ID: "$" and the URL-safe unpadded base64 reference hash.
@@ -383,7 +400,7 @@ func (e *Event) Membership() string {
 
 // JSON returns the canonical JSON of the whole PDU, with hashes and signatures
 // and without unsigned or event_id.
-func (e *Event) JSON() []byte { return slices.Clone(e.raw) }
+func (e *Event) JSON() []byte { return []byte(e.raw) }
 
 // Redacted returns the event with the room version's redaction algorithm
 // applied. Its ID is unchanged, and its signatures still verify.
@@ -400,9 +417,9 @@ func (e *Event) Redacted() (*Event, error) {
 // the ID carries over rather than being hashed again.
 func (e *Event) rebuilt(pdu value) (*Event, error) {
 	if e.fixture {
-		return fromTree(pdu, e.version, e.id, fixture)
+		return fromTree(pdu, "", e.version, e.id, fixture)
 	}
-	return fromTree(pdu, e.version, e.id, trusted)
+	return fromTree(pdu, "", e.version, e.id, trusted)
 }
 
 // String is for logs.
@@ -423,16 +440,27 @@ var redactionKeeps = map[string][]string{
 	"m.room.redaction":          {"redacts"},
 }
 
+// redactionKeepsTop lists the top-level keys that survive redaction.
+var redactionKeepsTop = []string{"event_id", "type", "room_id", "sender", "state_key", "content", "hashes",
+	"signatures", "depth", "prev_events", "auth_events", "origin_server_ts"}
+
 // redact applies the v11 redaction algorithm (unchanged in v12) to a PDU tree.
-func redact(pdu value) value {
-	out := pdu.only("event_id", "type", "room_id", "sender", "state_key", "content", "hashes",
-		"signatures", "depth", "prev_events", "auth_events", "origin_server_ts")
-	content, ok := pdu.get("content")
-	if !ok || content.kind != kObject {
-		return out
-	}
+func redact(pdu value) value { return redactDropping(pdu) }
+
+// redactDropping is redact, also dropping the keys drop, in one copy.
+func redactDropping(pdu value, drop ...string) value {
 	typ, _ := pdu.getString("type")
-	return out.with("content", redactContent(typ, content))
+	out := value{kind: kObject, obj: make([]member, 0, len(redactionKeepsTop))}
+	for _, m := range pdu.obj {
+		if !slices.Contains(redactionKeepsTop, m.key) || slices.Contains(drop, m.key) {
+			continue
+		}
+		if m.key == "content" && m.val.kind == kObject {
+			m.val = redactContent(typ, m.val)
+		}
+		out.obj = append(out.obj, m)
+	}
+	return out
 }
 
 func redactContent(typ string, content value) value {

@@ -69,5 +69,6 @@ func FuzzCanonicalJSON(f *testing.F) {
 		if err != nil || string(again) != string(out) {
 			t.Fatalf("not a fixed point: %q -> %q -> %q (%v)", in, out, again, err)
 		}
+		checkCanonicalDetection(t, in)
 	})
 }
