@@ -167,7 +167,9 @@ func parseJSON(in []byte) (value, error) {
 // the canonical JSON of the value; if so, canon is in as a string, which
 // the value's strings share.
 func parseJSONCanonical(in []byte) (v value, canon string, err error) {
-	p := parser{in: in, s: string(in)}
+	st := stacks.Get().(*parserStacks)
+	defer st.release()
+	p := parser{in: in, s: string(in), parserStacks: st}
 	p.skipSpace()
 	v, err = p.value(0)
 	if err != nil {
@@ -191,14 +193,32 @@ type parser struct {
 	in  []byte
 	s   string // in, copied once
 	pos int
-
-	members []member // objects being read, innermost last
-	elems   []value  // arrays being read, innermost last
-	scratch []byte   // re-encoding of an escaped string
+	*parserStacks
 	// reencode is set once the input is seen not to be canonical
 	// (whitespace, keys out of order, a number or an escape written
 	// differently than the encoder would).
 	reencode bool
+}
+
+// parserStacks are a parser's working space, pooled across parses.
+type parserStacks struct {
+	members []member // objects being read, innermost last
+	elems   []value  // arrays being read, innermost last
+	scratch []byte   // re-encoding of an escaped string
+}
+
+var stacks = sync.Pool{New: func() any { return new(parserStacks) }}
+
+// release returns the stacks to the pool, holding no strings of the last
+// document, unless a huge document grew them.
+func (st *parserStacks) release() {
+	if cap(st.members) > 4096 || cap(st.elems) > 4096 || cap(st.scratch) > 1<<16 {
+		return
+	}
+	clear(st.members[:cap(st.members)])
+	clear(st.elems[:cap(st.elems)])
+	st.members, st.elems, st.scratch = st.members[:0], st.elems[:0], st.scratch[:0]
+	stacks.Put(st)
 }
 
 func (p *parser) fail(format string, args ...any) error {
