@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
+	"unsafe"
 )
 
 // Limits on PDU fields (server-server spec, "PDUs" and room version 11+).
@@ -30,6 +32,8 @@ type Event struct {
 
 	pdu value  // the whole PDU as a tree: no unsigned, no event_id
 	raw string // canonical JSON of pdu; pdu's strings may share its bytes
+	// footprint estimates the bytes the event keeps alive (Footprint).
+	footprint int
 
 	roomID     string // "" for a v12 create event (RoomID derives it)
 	sender     string
@@ -146,8 +150,12 @@ func fromTree(pdu value, canon, version, id string, mode parseMode) (*Event, err
 	fixture := mode == fixture
 	strict := mode == untrusted
 	e := &Event{version: version, pdu: pdu, fixture: fixture, raw: canon}
+	// The tree's strings are slices of raw when raw was the input, else of
+	// other bytes about as long.
+	e.footprint = int(unsafe.Sizeof(*e)) + len(e.raw) + pdu.footprint()
 	if e.raw == "" {
 		e.raw = string(pdu.bytes())
+		e.footprint += 2 * len(e.raw)
 	}
 	if len(e.raw) > MaxEventSize { // cheap, and a signature added can cross it
 		return nil, fmt.Errorf("rooms: %w: %d bytes of canonical JSON, more than %d", ErrBadFormat, len(e.raw), MaxEventSize)
@@ -209,6 +217,8 @@ func fromTree(pdu value, canon, version, id string, mode parseMode) (*Event, err
 		return nil, bad("origin_server_ts missing or not an integer")
 	}
 	e.ts = ts.num
+	e.ownStrings()
+	e.footprint += 16 * (len(e.prevEvents) + len(e.authEvents))
 	if mode != trusted {
 		if err := checkCrypto(pdu, fixture); err != nil {
 			return nil, bad("%v", err)
@@ -322,6 +332,61 @@ func signedPart(pdu value) value {
 	return redactDropping(pdu, "signatures", "unsigned")
 }
 
+// ownStrings copies the fields callers keep for long (state keys in room
+// states, senders, IDs) into one allocation of their own: they would
+// otherwise be slices of the event's whole JSON and keep it alive.
+func (e *Event) ownStrings() {
+	each := func(f func(*string)) {
+		f(&e.typ)
+		f(&e.sender)
+		f(&e.roomID)
+		if e.stateKey != nil {
+			f(e.stateKey) // the event's own copy, not the tree's
+		}
+		for i := range e.prevEvents {
+			f(&e.prevEvents[i])
+		}
+		for i := range e.authEvents {
+			f(&e.authEvents[i])
+		}
+	}
+	n := 0
+	each(func(s *string) { n += len(*s) })
+	var b strings.Builder
+	b.Grow(n)
+	each(func(s *string) { b.WriteString(*s) })
+	all, off := b.String(), 0
+	each(func(s *string) {
+		l := len(*s)
+		*s = all[off : off+l]
+		off += l
+	})
+	e.footprint += n
+}
+
+// Footprint estimates the bytes of memory the event keeps alive, for caches
+// that bound what they hold: its JSON, its parsed tree and its fields.
+func (e *Event) Footprint() int { return e.footprint + len(e.id) }
+
+// footprint estimates the heap bytes of v's tree beyond v itself: the
+// backing arrays of objects and arrays (strings share the input's bytes).
+func (v value) footprint() int {
+	n := 0
+	switch v.kind {
+	case kArray:
+		n = len(v.arr) * int(unsafe.Sizeof(value{}))
+		for _, e := range v.arr {
+			n += e.footprint()
+		}
+	case kObject:
+		n = len(v.obj) * int(unsafe.Sizeof(member{}))
+		for _, m := range v.obj {
+			n += m.val.footprint()
+		}
+	}
+	return n
+}
+
 // ID returns the event ID: "$" and the URL-safe unpadded base64 reference hash.
 func (e *Event) ID() string { return e.id }
 
@@ -386,7 +451,7 @@ func (e *Event) Redacts() string {
 		return ""
 	}
 	s, _ := e.content.getString("redacts")
-	return s
+	return strings.Clone(s) // not a slice of the whole event
 }
 
 // Membership returns content.membership of an m.room.member event, or "".
@@ -395,7 +460,19 @@ func (e *Event) Membership() string {
 		return ""
 	}
 	s, _ := e.content.getString("membership")
-	return s
+	switch s { // not a slice of the whole event
+	case "join":
+		return "join"
+	case "leave":
+		return "leave"
+	case "invite":
+		return "invite"
+	case "ban":
+		return "ban"
+	case "knock":
+		return "knock"
+	}
+	return strings.Clone(s)
 }
 
 // JSON returns the canonical JSON of the whole PDU, with hashes and signatures
