@@ -36,6 +36,7 @@ type Event struct {
 	footprint int
 
 	roomID     string // "" for a v12 create event (RoomID derives it)
+	derivedID  string // the room ID of a v12 create event
 	sender     string
 	typ        string
 	stateKey   *string
@@ -234,6 +235,9 @@ func fromTree(pdu value, canon, version, id string, mode parseMode) (*Event, err
 	} else {
 		e.id = id
 	}
+	if e.roomID == "" {
+		e.derivedID = "!" + e.id[1:]
+	}
 	return e, nil
 }
 
@@ -397,7 +401,7 @@ func (e *Event) Version() string { return e.version }
 // its room ID is its event ID with the sigil '!'.
 func (e *Event) RoomID() string {
 	if e.roomID == "" {
-		return "!" + e.id[1:]
+		return e.derivedID
 	}
 	return e.roomID
 }

@@ -93,19 +93,25 @@ func powerLevels(create, plEvent *Event) (*PowerLevels, error) {
 	if err := checkPowerLevelsContent(content); err != nil {
 		return nil, fmt.Errorf("rooms: power levels %s: %w", plEvent.id, err)
 	}
-	for key, dst := range map[string]*int64{
-		"users_default": &p.usersDefault, "events_default": &p.eventsDefault,
-		"state_default": &p.stateDefault, "ban": &p.ban, "kick": &p.kick,
-		"redact": &p.redact, "invite": &p.invite,
+	for _, f := range [...]struct {
+		key string
+		dst *int64
+	}{
+		{"users_default", &p.usersDefault}, {"events_default", &p.eventsDefault},
+		{"state_default", &p.stateDefault}, {"ban", &p.ban}, {"kick", &p.kick},
+		{"redact", &p.redact}, {"invite", &p.invite},
 	} {
-		if v, ok := content.get(key); ok {
-			*dst = v.num
+		if v, ok := content.get(f.key); ok {
+			*f.dst = v.num
 		}
 	}
-	for key, dst := range map[string]map[string]int64{"users": p.users, "events": p.events, "notifications": p.notifications} {
-		if v, ok := content.get(key); ok {
+	for _, f := range [...]struct {
+		key string
+		dst map[string]int64
+	}{{"users", p.users}, {"events", p.events}, {"notifications", p.notifications}} {
+		if v, ok := content.get(f.key); ok {
 			for _, m := range v.obj {
-				dst[m.key] = m.val.num
+				f.dst[m.key] = m.val.num
 			}
 		}
 	}
