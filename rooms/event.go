@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -34,6 +35,8 @@ type Event struct {
 	raw string // canonical JSON of pdu; pdu's strings may share its bytes
 	// footprint estimates the bytes the event keeps alive (Footprint).
 	footprint int
+	// plMemo keeps what a power levels event's content was last read as.
+	plMemo atomic.Pointer[plMemo]
 
 	roomID     string // "" for a v12 create event (RoomID derives it)
 	derivedID  string // the room ID of a v12 create event

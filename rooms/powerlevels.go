@@ -65,6 +65,27 @@ func PowerLevelsFrom(state StateFunc) (*PowerLevels, error) {
 }
 
 func powerLevels(create, plEvent *Event) (*PowerLevels, error) {
+	if plEvent == nil {
+		return readPowerLevels(create, nil)
+	}
+	// Every auth check reads the same power levels again: keep the last
+	// result on the event (PowerLevels is never changed once made).
+	if m := plEvent.plMemo.Load(); m != nil && m.create == create {
+		return m.pl, m.err
+	}
+	pl, err := readPowerLevels(create, plEvent)
+	plEvent.plMemo.Store(&plMemo{create: create, pl: pl, err: err})
+	return pl, err
+}
+
+// plMemo is a power levels event's content as read for a create event.
+type plMemo struct {
+	create *Event
+	pl     *PowerLevels
+	err    error
+}
+
+func readPowerLevels(create, plEvent *Event) (*PowerLevels, error) {
 	p := &PowerLevels{
 		version:       create.version,
 		createSender:  create.sender,
