@@ -203,11 +203,16 @@ func fromTree(pdu value, canon, version, id string, mode parseMode) (*Event, err
 		}
 	}
 
+	// Both lists share one backing array.
+	prev, _ := pdu.get("prev_events")
+	auth, _ := pdu.get("auth_events")
+	ids := make([]string, 0, len(prev.arr)+len(auth.arr))
 	var err error
-	if e.prevEvents, err = eventIDList(pdu, "prev_events", maxPrevEvents, mode); err != nil {
+	if e.prevEvents, err = eventIDList(ids, pdu, "prev_events", maxPrevEvents, mode); err != nil {
 		return nil, bad("%v", err)
 	}
-	if e.authEvents, err = eventIDList(pdu, "auth_events", maxAuthEvents, mode); err != nil {
+	ids = ids[len(e.prevEvents):len(e.prevEvents)]
+	if e.authEvents, err = eventIDList(ids, pdu, "auth_events", maxAuthEvents, mode); err != nil {
 		return nil, bad("%v", err)
 	}
 	if d, present := pdu.get("depth"); present || !fixture {
@@ -260,8 +265,9 @@ func checkRoomID(id, version string, mode parseMode) error {
 	return nil
 }
 
-// eventIDList reads a required array of event IDs.
-func eventIDList(pdu value, field string, limit int, mode parseMode) ([]string, error) {
+// eventIDList reads a required array of event IDs into dst's free capacity
+// (or a new array, if it lacks room).
+func eventIDList(dst []string, pdu value, field string, limit int, mode parseMode) ([]string, error) {
 	v, ok := pdu.get(field)
 	if !ok || v.kind != kArray {
 		return nil, fmt.Errorf("%s missing or not an array", field)
@@ -269,7 +275,7 @@ func eventIDList(pdu value, field string, limit int, mode parseMode) ([]string, 
 	if mode != trusted && len(v.arr) > limit {
 		return nil, fmt.Errorf("%s has %d entries, more than %d", field, len(v.arr), limit)
 	}
-	ids := make([]string, len(v.arr))
+	ids := dst[:len(v.arr):len(v.arr)] // dst has room: its capacity counts this array
 	for i, x := range v.arr {
 		if x.kind != kString {
 			return nil, fmt.Errorf("%s[%d] is not a string", field, i)
