@@ -345,24 +345,32 @@ func signedPart(pdu value) value {
 	return redactDropping(pdu, "signatures", "unsigned")
 }
 
-// ownStrings copies the fields callers keep for long (state keys in room
-// states, senders, IDs) into one allocation of their own: they would
-// otherwise be slices of the event's whole JSON and keep it alive.
+// ownStrings copies the fields callers keep for long into allocations of
+// their own: they would otherwise be slices of the event's whole JSON and
+// keep it alive. Type and state key, which room states keep, share one;
+// sender, room ID and the prev and auth event IDs another.
 func (e *Event) ownStrings() {
-	each := func(f func(*string)) {
+	e.footprint += ownStrings(func(f func(*string)) {
 		f(&e.typ)
-		f(&e.sender)
-		f(&e.roomID)
 		if e.stateKey != nil {
 			f(e.stateKey) // the event's own copy, not the tree's
 		}
+	})
+	e.footprint += ownStrings(func(f func(*string)) {
+		f(&e.sender)
+		f(&e.roomID)
 		for i := range e.prevEvents {
 			f(&e.prevEvents[i])
 		}
 		for i := range e.authEvents {
 			f(&e.authEvents[i])
 		}
-	}
+	})
+}
+
+// ownStrings copies the strings each visits into one new allocation and
+// returns its size.
+func ownStrings(each func(f func(*string))) int {
 	n := 0
 	each(func(s *string) { n += len(*s) })
 	var b strings.Builder
@@ -374,7 +382,7 @@ func (e *Event) ownStrings() {
 		*s = all[off : off+l]
 		off += l
 	})
-	e.footprint += n
+	return n
 }
 
 // Footprint estimates the bytes of memory the event keeps alive, for caches
