@@ -350,38 +350,39 @@ func signedPart(pdu value) value {
 // keep it alive. Type and state key, which room states keep, share one;
 // sender, room ID and the prev and auth event IDs another.
 func (e *Event) ownStrings() {
-	e.footprint += ownStrings(func(f func(*string)) {
-		f(&e.typ)
-		if e.stateKey != nil {
-			f(e.stateKey) // the event's own copy, not the tree's
-		}
-	})
-	e.footprint += ownStrings(func(f func(*string)) {
-		f(&e.sender)
-		f(&e.roomID)
-		for i := range e.prevEvents {
-			f(&e.prevEvents[i])
-		}
-		for i := range e.authEvents {
-			f(&e.authEvents[i])
-		}
-	})
+	var buf [2 + maxPrevEvents + maxAuthEvents]*string // on the stack, for events of usual shape
+	key := append(buf[:0], &e.typ)
+	if e.stateKey != nil {
+		key = append(key, e.stateKey) // the event's own copy, not the tree's
+	}
+	e.footprint += copyStrings(key)
+	rest := append(buf[:0], &e.sender, &e.roomID)
+	for i := range e.prevEvents {
+		rest = append(rest, &e.prevEvents[i])
+	}
+	for i := range e.authEvents {
+		rest = append(rest, &e.authEvents[i])
+	}
+	e.footprint += copyStrings(rest)
 }
 
-// ownStrings copies the strings each visits into one new allocation and
-// returns its size.
-func ownStrings(each func(f func(*string))) int {
+// copyStrings copies the strings into one new allocation, which they then
+// point into, and returns its size.
+func copyStrings(ss []*string) int {
 	n := 0
-	each(func(s *string) { n += len(*s) })
+	for _, s := range ss {
+		n += len(*s)
+	}
 	var b strings.Builder
 	b.Grow(n)
-	each(func(s *string) { b.WriteString(*s) })
-	all, off := b.String(), 0
-	each(func(s *string) {
+	for _, s := range ss {
+		b.WriteString(*s)
+	}
+	all := b.String()
+	for _, s := range ss {
 		l := len(*s)
-		*s = all[off : off+l]
-		off += l
-	})
+		*s, all = all[:l], all[l:]
+	}
 	return n
 }
 
