@@ -330,7 +330,7 @@ func authKeys(version, typ, sender string, stateKey *string, content value) []St
 	if typ == "m.room.create" {
 		return nil
 	}
-	var keys []StateKey
+	keys := make([]StateKey, 0, 6) // at most: create, power levels, 3 members, join rules
 	add := func(k StateKey) {
 		if !slices.Contains(keys, k) {
 			keys = append(keys, k)

@@ -1,12 +1,14 @@
 package rooms
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -93,8 +95,12 @@ func (v value) with(key string, val value) value {
 	return out
 }
 
-// without returns a copy of object v lacking the given keys.
+// without returns object v lacking the given keys: v itself when it has
+// none of them (values are never changed in place, so sharing is safe).
 func (v value) without(keys ...string) value {
+	if !slices.ContainsFunc(v.obj, func(m member) bool { return slices.Contains(keys, m.key) }) {
+		return v
+	}
 	out := value{kind: kObject, obj: make([]member, 0, len(v.obj))}
 	for _, m := range v.obj {
 		if !slices.Contains(keys, m.key) {
@@ -153,22 +159,66 @@ func MarshalCanonical(v any) ([]byte, error) {
 
 // parseJSON parses one JSON value that must fill in (surrounding whitespace aside).
 func parseJSON(in []byte) (value, error) {
-	p := parser{in: in}
+	v, _, err := parseJSONCanonical(in)
+	return v, err
+}
+
+// parseJSONCanonical is parseJSON that also tells whether in is already
+// the canonical JSON of the value; if so, canon is in as a string, which
+// the value's strings share.
+func parseJSONCanonical(in []byte) (v value, canon string, err error) {
+	st := stacks.Get().(*parserStacks)
+	defer st.release()
+	p := parser{in: in, s: string(in), parserStacks: st}
 	p.skipSpace()
-	v, err := p.value(0)
+	v, err = p.value(0)
 	if err != nil {
-		return value{}, err
+		return value{}, "", err
 	}
 	p.skipSpace()
 	if p.pos != len(p.in) {
-		return value{}, p.fail("trailing data after the JSON value")
+		return value{}, "", p.fail("trailing data after the JSON value")
 	}
-	return v, nil
+	if p.reencode {
+		return v, "", nil
+	}
+	return v, p.s, nil
 }
 
+// parser reads JSON into a value tree. Strings without escapes share one
+// copy of the input (s) instead of having a copy each, and the members of
+// objects and arrays gather on a stack reused for the whole document, so
+// each object or array costs one allocation of its exact size.
 type parser struct {
 	in  []byte
+	s   string // in, copied once
 	pos int
+	*parserStacks
+	// reencode is set once the input is seen not to be canonical
+	// (whitespace, keys out of order, a number or an escape written
+	// differently than the encoder would).
+	reencode bool
+}
+
+// parserStacks are a parser's working space, pooled across parses.
+type parserStacks struct {
+	members []member // objects being read, innermost last
+	elems   []value  // arrays being read, innermost last
+	scratch []byte   // re-encoding of an escaped string
+}
+
+var stacks = sync.Pool{New: func() any { return new(parserStacks) }}
+
+// release returns the stacks to the pool, holding no strings of the last
+// document, unless a huge document grew them.
+func (st *parserStacks) release() {
+	if cap(st.members) > 4096 || cap(st.elems) > 4096 || cap(st.scratch) > 1<<16 {
+		return
+	}
+	clear(st.members[:cap(st.members)])
+	clear(st.elems[:cap(st.elems)])
+	st.members, st.elems, st.scratch = st.members[:0], st.elems[:0], st.scratch[:0]
+	stacks.Put(st)
 }
 
 func (p *parser) fail(format string, args ...any) error {
@@ -180,6 +230,7 @@ func (p *parser) skipSpace() {
 		switch p.in[p.pos] {
 		case ' ', '\t', '\n', '\r':
 			p.pos++
+			p.reencode = true
 		default:
 			return
 		}
@@ -224,12 +275,13 @@ func (p *parser) literal(word string) bool {
 
 func (p *parser) object(depth int) (value, error) {
 	p.pos++ // '{'
-	v := value{kind: kObject, obj: []member{}}
 	p.skipSpace()
 	if p.pos < len(p.in) && p.in[p.pos] == '}' {
 		p.pos++
-		return v, nil
+		return value{kind: kObject, obj: []member{}}, nil
 	}
+	base := len(p.members)
+	defer func() { p.members = p.members[:base] }()
 	for {
 		p.skipSpace()
 		if p.pos >= len(p.in) || p.in[p.pos] != '"' {
@@ -249,7 +301,7 @@ func (p *parser) object(depth int) (value, error) {
 		if err != nil {
 			return value{}, err
 		}
-		v.obj = append(v.obj, member{key, val})
+		p.members = append(p.members, member{key, val})
 		p.skipSpace()
 		if p.pos >= len(p.in) {
 			return value{}, p.fail("unterminated object")
@@ -264,37 +316,43 @@ func (p *parser) object(depth int) (value, error) {
 		p.pos++
 	}
 	// Byte order of UTF-8 is code point order, which is what the spec sorts by.
-	slices.SortStableFunc(v.obj, func(a, b member) int { return strings.Compare(a.key, b.key) })
-	for i := 1; i < len(v.obj); i++ {
-		if v.obj[i].key == v.obj[i-1].key {
-			return value{}, p.fail("duplicate object key %q", v.obj[i].key)
+	obj := p.members[base:]
+	byKey := func(a, b member) int { return strings.Compare(a.key, b.key) }
+	if !slices.IsSortedFunc(obj, byKey) {
+		p.reencode = true
+		slices.SortStableFunc(obj, byKey)
+	}
+	for i := 1; i < len(obj); i++ {
+		if obj[i].key == obj[i-1].key {
+			return value{}, p.fail("duplicate object key %q", obj[i].key)
 		}
 	}
-	return v, nil
+	return value{kind: kObject, obj: slices.Clone(obj)}, nil
 }
 
 func (p *parser) array(depth int) (value, error) {
 	p.pos++ // '['
-	v := value{kind: kArray, arr: []value{}}
 	p.skipSpace()
 	if p.pos < len(p.in) && p.in[p.pos] == ']' {
 		p.pos++
-		return v, nil
+		return value{kind: kArray, arr: []value{}}, nil
 	}
+	base := len(p.elems)
+	defer func() { p.elems = p.elems[:base] }()
 	for {
 		p.skipSpace()
 		elem, err := p.value(depth + 1)
 		if err != nil {
 			return value{}, err
 		}
-		v.arr = append(v.arr, elem)
+		p.elems = append(p.elems, elem)
 		p.skipSpace()
 		if p.pos >= len(p.in) {
 			return value{}, p.fail("unterminated array")
 		}
 		if p.in[p.pos] == ']' {
 			p.pos++
-			return v, nil
+			return value{kind: kArray, arr: slices.Clone(p.elems[base:])}, nil
 		}
 		if p.in[p.pos] != ',' {
 			return value{}, p.fail("expected ',' or ']' in array")
@@ -350,10 +408,14 @@ func (p *parser) number() (value, error) {
 		expOK = err == nil
 	}
 	text := p.in[start:p.pos]
+	if p.pos-start != len(intPart)+boolInt(neg) {
+		p.reencode = true // a fraction or an exponent: written plainly
+	}
 
 	// The value is mantissa × 10^exp10, mantissa being all the digits.
 	mantissa := strings.TrimLeft(intPart+frac, "0")
 	if mantissa == "" {
+		p.reencode = p.reencode || neg   // -0 is written 0
 		return value{kind: kNumber}, nil // any spelling of zero, -0 included
 	}
 	if !expOK {
@@ -381,15 +443,51 @@ func (p *parser) number() (value, error) {
 	return value{kind: kNumber, num: n}, nil
 }
 
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 func (p *parser) digits() {
 	for p.pos < len(p.in) && p.in[p.pos] >= '0' && p.in[p.pos] <= '9' {
 		p.pos++
 	}
 }
 
-// string decodes a JSON string starting at the opening quote.
+// string decodes a JSON string starting at the opening quote. A string
+// with no escapes is a slice of p.s.
 func (p *parser) string() (string, error) {
 	p.pos++ // opening quote
+	start := p.pos
+	for p.pos < len(p.in) {
+		c := p.in[p.pos]
+		if c == '\\' || c < 0x20 {
+			break
+		}
+		if c == '"' {
+			if !utf8.Valid(p.in[start:p.pos]) {
+				return "", p.fail("invalid UTF-8 in string")
+			}
+			p.pos++
+			return p.s[start : p.pos-1], nil
+		}
+		p.pos++
+	}
+	p.pos = start
+	s, err := p.escapedString()
+	if err == nil && !p.reencode {
+		// Canonical only if the encoder would write the same escapes.
+		p.scratch = appendString(p.scratch[:0], s)
+		p.reencode = string(p.scratch) != p.s[start-1:p.pos]
+	}
+	return s, err
+}
+
+// escapedString decodes the rest of a string with escapes, from just after
+// its opening quote.
+func (p *parser) escapedString() (string, error) {
 	var sb strings.Builder
 	for {
 		// Copy the run of bytes that need no decoding in one go.
@@ -520,7 +618,73 @@ func (v value) encode(buf []byte) []byte {
 }
 
 // bytes returns the canonical JSON of v.
-func (v value) bytes() []byte { return v.encode(nil) }
+func (v value) bytes() []byte { return v.encode(make([]byte, 0, v.encodedLen())) }
+
+// encodedLen is the length of v's canonical JSON.
+func (v value) encodedLen() int {
+	switch v.kind {
+	case kNull:
+		return 4
+	case kBool:
+		if v.b {
+			return 4
+		}
+		return 5
+	case kNumber:
+		n, x := 1, v.num
+		if x < 0 {
+			n, x = 2, -x
+		}
+		for ; x >= 10; x /= 10 {
+			n++
+		}
+		return n
+	case kString:
+		return stringLen(v.str)
+	case kArray:
+		n := 2 + max(len(v.arr)-1, 0)
+		for _, e := range v.arr {
+			n += e.encodedLen()
+		}
+		return n
+	default:
+		n := 2 + max(len(v.obj)-1, 0)
+		for _, m := range v.obj {
+			n += stringLen(m.key) + 1 + m.val.encodedLen()
+		}
+		return n
+	}
+}
+
+// stringLen is the length of appendString's encoding of s.
+func stringLen(s string) int {
+	n := len(s) + 2
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\' || c == '\b' || c == '\t' || c == '\n' || c == '\f' || c == '\r':
+			n++
+		case c < 0x20:
+			n += 5
+		}
+	}
+	return n
+}
+
+// encodeBufs keeps buffers for canonical JSON that is hashed and dropped.
+var encodeBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// hashCanonical is the SHA-256 of v's canonical JSON, encoded into a
+// pooled buffer.
+func hashCanonical(v value) [sha256.Size]byte {
+	bp := encodeBufs.Get().(*[]byte)
+	b := v.encode((*bp)[:0])
+	sum := sha256.Sum256(b)
+	if cap(b) <= 2*MaxEventSize {
+		*bp = b
+		encodeBufs.Put(bp)
+	}
+	return sum
+}
 
 const hexDigits = "0123456789abcdef"
 

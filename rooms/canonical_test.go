@@ -116,3 +116,31 @@ func TestMarshalCanonical(t *testing.T) {
 		}
 	})
 }
+
+// checkCanonicalDetection: the parser reports input as canonical exactly
+// when re-encoding would give the same bytes, and predicts the encoding's
+// length.
+func checkCanonicalDetection(t testing.TB, in []byte) {
+	t.Helper()
+	v, canon, err := parseJSONCanonical(in)
+	if err != nil {
+		t.Fatalf("parse %q: %v", in, err)
+	}
+	out := v.encode(nil)
+	if same := string(out) == string(in); same != (canon != "") || canon != "" && canon != string(in) {
+		t.Fatalf("%q re-encodes as %q, but the parser says canonical=%q", in, out, canon)
+	}
+	if n := v.encodedLen(); n != len(out) {
+		t.Fatalf("%q: encodedLen %d, encoding has %d bytes", in, n, len(out))
+	}
+}
+
+func TestParserTellsCanonicalInput(t *testing.T) {
+	for _, in := range []string{
+		`{}`, `[]`, `{"a":1,"b":[true,false,null,"x"]}`, `{"b":1,"a":2}`, `{ "a":1}`, "{\"a\":1}\n",
+		`1e2`, `100`, `-0`, `0`, `-5`, `1.0`, `"\/"`, `"\u0041"`, `"\u001f"`, `"\u001F"`, `"\n"`, `"\u000a"`,
+		`"<&>"`, `"\u003c"`, `"\"\\"`, `"\b\f\r\t"`, `"é😀"`, `"\ud83d\ude00"`, `[1,[2,[3,{"k":"v"}]]]`, `[1 ,2]`,
+	} {
+		checkCanonicalDetection(t, []byte(in))
+	}
+}

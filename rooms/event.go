@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
+	"sync/atomic"
+	"unsafe"
 )
 
 // Limits on PDU fields (server-server spec, "PDUs" and room version 11+).
@@ -29,9 +32,14 @@ type Event struct {
 	fixture bool
 
 	pdu value  // the whole PDU as a tree: no unsigned, no event_id
-	raw []byte // canonical JSON of pdu
+	raw string // canonical JSON of pdu; pdu's strings may share its bytes
+	// footprint estimates the bytes the event keeps alive (Footprint).
+	footprint int
+	// plMemo keeps what a power levels event's content was last read as.
+	plMemo atomic.Pointer[plMemo]
 
 	roomID     string // "" for a v12 create event (RoomID derives it)
+	derivedID  string // the room ID of a v12 create event
 	sender     string
 	typ        string
 	stateKey   *string
@@ -68,34 +76,92 @@ func ParseEventWithID(raw []byte, version, eventID string) (*Event, error) {
 	return parse(raw, version, eventID)
 }
 
-func parse(raw []byte, version, literalID string) (*Event, error) {
+// ParseTrusted parses a PDU that this node checked with ParseEvent (or built)
+// before and stored: its own store, never a peer. It takes id as the event ID
+// instead of computing the reference hash, and skips the checks that cannot
+// fail for such bytes (the shapes and lengths of user, room and event IDs, of
+// hashes and signatures; the counts of prev and auth events). It
+// still parses the JSON fully, so damaged bytes are an error, not a crash, and
+// the Event behaves exactly as ParseEvent's would: Verify still checks the
+// signatures and hashes of the bytes. Bytes altered since ParseEvent accepted
+// them may give an Event whose ID is not their reference hash.
+func ParseTrusted(pdu []byte, version, id string) (*Event, error) {
+	if id == "" || id[0] != '$' {
+		return nil, fmt.Errorf("rooms: %w: event ID %q", ErrBadFormat, id)
+	}
 	if !KnownVersion(version) {
 		return nil, fmt.Errorf("rooms: %w: unknown room version %q", ErrBadFormat, version)
 	}
-	v, err := parseJSON(raw)
+	v, canon, err := parseJSONCanonical(pdu)
 	if err != nil {
 		return nil, fmt.Errorf("rooms: %w: %w", ErrBadFormat, err)
 	}
 	if v.kind != kObject {
 		return nil, fmt.Errorf("rooms: %w: not a JSON object", ErrBadFormat)
 	}
-	v = v.without("unsigned")
-	if _, ok := v.get("event_id"); ok {
+	tree := v.without("unsigned", "event_id")
+	if len(tree.obj) != len(v.obj) {
+		canon = ""
+	}
+	return fromTree(tree, canon, version, id, trusted)
+}
+
+// How fromTree treats a tree.
+type parseMode uint8
+
+const (
+	// untrusted: every check; the ID is the reference hash.
+	untrusted parseMode = iota
+	// fixture: literal IDs, optional hashes, signatures and depth.
+	fixture
+	// trusted: the ID is given, and only what reading the fields needs is
+	// checked (bytes from the node's own store, or derived from an event
+	// already checked).
+	trusted
+)
+
+func parse(raw []byte, version, literalID string) (*Event, error) {
+	if !KnownVersion(version) {
+		return nil, fmt.Errorf("rooms: %w: unknown room version %q", ErrBadFormat, version)
+	}
+	v, canon, err := parseJSONCanonical(raw)
+	if err != nil {
+		return nil, fmt.Errorf("rooms: %w: %w", ErrBadFormat, err)
+	}
+	if v.kind != kObject {
+		return nil, fmt.Errorf("rooms: %w: not a JSON object", ErrBadFormat)
+	}
+	tree := v.without("unsigned")
+	if _, ok := tree.get("event_id"); ok {
 		if literalID == "" {
 			return nil, fmt.Errorf("rooms: %w: event_id field present", ErrBadFormat)
 		}
-		v = v.without("event_id")
+		tree = tree.without("event_id")
 	}
-	return fromTree(v, version, literalID)
+	if len(tree.obj) != len(v.obj) {
+		canon = "" // a field was dropped: the input is not the event's JSON
+	}
+	if literalID != "" {
+		return fromTree(tree, canon, version, literalID, fixture)
+	}
+	return fromTree(tree, canon, version, "", untrusted)
 }
 
-// fromTree builds an Event from a PDU tree (without unsigned or event_id). With
-// literalID == "" the ID is the reference hash and the strict checks apply.
-func fromTree(pdu value, version, literalID string) (*Event, error) {
-	fixture := literalID != ""
-	e := &Event{version: version, pdu: pdu, fixture: fixture}
-	e.raw = pdu.bytes()
-	if len(e.raw) > MaxEventSize {
+// fromTree builds an Event from a PDU tree (without unsigned or event_id)
+// and its canonical JSON, if known ("": encode the tree). Untrusted, the ID
+// is the reference hash and the strict checks apply; otherwise the ID is id.
+func fromTree(pdu value, canon, version, id string, mode parseMode) (*Event, error) {
+	fixture := mode == fixture
+	strict := mode == untrusted
+	e := &Event{version: version, pdu: pdu, fixture: fixture, raw: canon}
+	// The tree's strings are slices of raw when raw was the input, else of
+	// other bytes about as long.
+	e.footprint = int(unsafe.Sizeof(*e)) + len(e.raw) + pdu.footprint()
+	if e.raw == "" {
+		e.raw = string(pdu.bytes())
+		e.footprint += 2 * len(e.raw)
+	}
+	if len(e.raw) > MaxEventSize { // cheap, and a signature added can cross it
 		return nil, fmt.Errorf("rooms: %w: %d bytes of canonical JSON, more than %d", ErrBadFormat, len(e.raw), MaxEventSize)
 	}
 	bad := func(format string, args ...any) error {
@@ -106,14 +172,14 @@ func fromTree(pdu value, version, literalID string) (*Event, error) {
 	if e.typ, ok = pdu.getString("type"); !ok {
 		return nil, bad("type missing or not a string")
 	}
-	if len(e.typ) > maxIDLength {
+	if strict && len(e.typ) > maxIDLength {
 		return nil, bad("type longer than %d bytes", maxIDLength)
 	}
-	if e.sender, ok = pdu.getString("sender"); !ok || !validUserID(e.sender) {
+	if e.sender, ok = pdu.getString("sender"); !ok || strict && !validUserID(e.sender) {
 		return nil, bad("sender missing or not a valid user ID")
 	}
 	if sk, present := pdu.get("state_key"); present {
-		if sk.kind != kString || len(sk.str) > maxIDLength {
+		if sk.kind != kString || strict && len(sk.str) > maxIDLength {
 			return nil, bad("state_key not a string of at most %d bytes", maxIDLength)
 		}
 		e.stateKey = &sk.str
@@ -132,16 +198,21 @@ func fromTree(pdu value, version, literalID string) (*Event, error) {
 		return nil, bad("room_id missing or not a string")
 	default:
 		e.roomID = roomID.str
-		if err := checkRoomID(e.roomID, version, fixture); err != nil {
+		if err := checkRoomID(e.roomID, version, mode); err != nil {
 			return nil, bad("%v", err)
 		}
 	}
 
+	// Both lists share one backing array.
+	prev, _ := pdu.get("prev_events")
+	auth, _ := pdu.get("auth_events")
+	ids := make([]string, 0, len(prev.arr)+len(auth.arr))
 	var err error
-	if e.prevEvents, err = eventIDList(pdu, "prev_events", maxPrevEvents, fixture); err != nil {
+	if e.prevEvents, err = eventIDList(ids, pdu, "prev_events", maxPrevEvents, mode); err != nil {
 		return nil, bad("%v", err)
 	}
-	if e.authEvents, err = eventIDList(pdu, "auth_events", maxAuthEvents, fixture); err != nil {
+	ids = ids[len(e.prevEvents):len(e.prevEvents)]
+	if e.authEvents, err = eventIDList(ids, pdu, "auth_events", maxAuthEvents, mode); err != nil {
 		return nil, bad("%v", err)
 	}
 	if d, present := pdu.get("depth"); present || !fixture {
@@ -155,25 +226,38 @@ func fromTree(pdu value, version, literalID string) (*Event, error) {
 		return nil, bad("origin_server_ts missing or not an integer")
 	}
 	e.ts = ts.num
-	if err := checkCrypto(pdu, fixture); err != nil {
-		return nil, bad("%v", err)
+	e.ownStrings()
+	e.footprint += 16 * (len(e.prevEvents) + len(e.authEvents))
+	if mode != trusted {
+		if err := checkCrypto(pdu, fixture); err != nil {
+			return nil, bad("%v", err)
+		}
 	}
 
-	if fixture {
-		e.id = literalID
+	if strict {
+		var id [44]byte // "$" and 43 base64 characters of 32 bytes
+		id[0] = '$'
+		sum := referenceHash(pdu)
+		base64.RawURLEncoding.Encode(id[1:], sum[:])
+		e.id = string(id[:])
 	} else {
-		e.id = "$" + base64.RawURLEncoding.EncodeToString(referenceHash(pdu))
+		e.id = id
+	}
+	if e.roomID == "" {
+		e.derivedID = "!" + e.id[1:]
 	}
 	return e, nil
 }
 
-func checkRoomID(id, version string, fixture bool) error {
+func checkRoomID(id, version string, mode parseMode) error {
 	switch {
+	case mode == trusted:
+		return nil
 	case len(id) > maxIDLength:
 		return fmt.Errorf("room_id longer than %d bytes", maxIDLength)
 	case id == "" || id[0] != '!':
 		return fmt.Errorf("room_id %q does not start with '!'", id)
-	case fixture:
+	case mode == fixture:
 		return nil
 	case version == V12 && !validHashID(id, '!'):
 		return fmt.Errorf("room_id %q is not '!' and 43 URL-safe base64 characters", id)
@@ -181,23 +265,29 @@ func checkRoomID(id, version string, fixture bool) error {
 	return nil
 }
 
-// eventIDList reads a required array of event IDs.
-func eventIDList(pdu value, field string, limit int, fixture bool) ([]string, error) {
+// eventIDList reads a required array of event IDs into dst's free capacity
+// (or a new array, if it lacks room).
+func eventIDList(dst []string, pdu value, field string, limit int, mode parseMode) ([]string, error) {
 	v, ok := pdu.get(field)
 	if !ok || v.kind != kArray {
 		return nil, fmt.Errorf("%s missing or not an array", field)
 	}
-	if len(v.arr) > limit {
+	if mode != trusted && len(v.arr) > limit {
 		return nil, fmt.Errorf("%s has %d entries, more than %d", field, len(v.arr), limit)
 	}
-	ids := make([]string, len(v.arr))
+	ids := dst[:len(v.arr):len(v.arr)] // dst has room: its capacity counts this array
 	for i, x := range v.arr {
 		if x.kind != kString {
 			return nil, fmt.Errorf("%s[%d] is not a string", field, i)
 		}
-		valid := validHashID(x.str, '$')
-		if fixture {
+		var valid bool
+		switch mode {
+		case untrusted:
+			valid = validHashID(x.str, '$')
+		case fixture:
 			valid = x.str != "" && x.str[0] == '$' && len(x.str) <= maxIDLength
+		case trusted:
+			valid = true
 		}
 		if !valid {
 			return nil, fmt.Errorf("%s[%d] %q is not an event ID", field, i, x.str)
@@ -240,15 +330,83 @@ func checkCrypto(pdu value, fixture bool) error {
 
 // referenceHash is SHA-256 over the canonical JSON of the redacted event with
 // signatures and unsigned removed: the bytes that are also signed.
-func referenceHash(pdu value) []byte {
-	sum := sha256.Sum256(signingBytes(pdu))
-	return sum[:]
+func referenceHash(pdu value) [sha256.Size]byte {
+	return hashCanonical(signedPart(pdu))
 }
 
 // signingBytes is the canonical JSON that a server signs for an event: its
 // redacted form, without signatures (unsigned is never in the tree).
 func signingBytes(pdu value) []byte {
-	return redact(pdu).without("signatures", "unsigned").bytes()
+	return signedPart(pdu).bytes()
+}
+
+// signedPart is the tree signingBytes encodes.
+func signedPart(pdu value) value {
+	return redactDropping(pdu, "signatures", "unsigned")
+}
+
+// ownStrings copies the fields callers keep for long into allocations of
+// their own: they would otherwise be slices of the event's whole JSON and
+// keep it alive. Type and state key, which room states keep, share one;
+// sender, room ID and the prev and auth event IDs another.
+func (e *Event) ownStrings() {
+	var buf [2 + maxPrevEvents + maxAuthEvents]*string // on the stack, for events of usual shape
+	key := append(buf[:0], &e.typ)
+	if e.stateKey != nil {
+		key = append(key, e.stateKey) // the event's own copy, not the tree's
+	}
+	e.footprint += copyStrings(key)
+	rest := append(buf[:0], &e.sender, &e.roomID)
+	for i := range e.prevEvents {
+		rest = append(rest, &e.prevEvents[i])
+	}
+	for i := range e.authEvents {
+		rest = append(rest, &e.authEvents[i])
+	}
+	e.footprint += copyStrings(rest)
+}
+
+// copyStrings copies the strings into one new allocation, which they then
+// point into, and returns its size.
+func copyStrings(ss []*string) int {
+	n := 0
+	for _, s := range ss {
+		n += len(*s)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, s := range ss {
+		b.WriteString(*s)
+	}
+	all := b.String()
+	for _, s := range ss {
+		l := len(*s)
+		*s, all = all[:l], all[l:]
+	}
+	return n
+}
+
+// Footprint estimates the bytes of memory the event keeps alive, for caches
+// that bound what they hold: its JSON, its parsed tree and its fields.
+func (e *Event) Footprint() int { return e.footprint + len(e.id) }
+
+// footprint estimates the heap bytes of v's tree beyond v itself: the
+// backing arrays of objects and arrays (strings share the input's bytes).
+func (v value) footprint() int {
+	n := 0
+	switch v.kind {
+	case kArray:
+		n = len(v.arr) * int(unsafe.Sizeof(value{}))
+		for _, e := range v.arr {
+			n += e.footprint()
+		}
+	case kObject:
+		n = len(v.obj) * int(unsafe.Sizeof(member{}))
+		for _, m := range v.obj {
+			n += m.val.footprint()
+		}
+	}
+	return n
 }
 
 // ID returns the event ID: "$" and the URL-safe unpadded base64 reference hash.
@@ -261,7 +419,7 @@ func (e *Event) Version() string { return e.version }
 // its room ID is its event ID with the sigil '!'.
 func (e *Event) RoomID() string {
 	if e.roomID == "" {
-		return "!" + e.id[1:]
+		return e.derivedID
 	}
 	return e.roomID
 }
@@ -315,7 +473,7 @@ func (e *Event) Redacts() string {
 		return ""
 	}
 	s, _ := e.content.getString("redacts")
-	return s
+	return strings.Clone(s) // not a slice of the whole event
 }
 
 // Membership returns content.membership of an m.room.member event, or "".
@@ -324,29 +482,43 @@ func (e *Event) Membership() string {
 		return ""
 	}
 	s, _ := e.content.getString("membership")
-	return s
+	switch s { // not a slice of the whole event
+	case "join":
+		return "join"
+	case "leave":
+		return "leave"
+	case "invite":
+		return "invite"
+	case "ban":
+		return "ban"
+	case "knock":
+		return "knock"
+	}
+	return strings.Clone(s)
 }
 
 // JSON returns the canonical JSON of the whole PDU, with hashes and signatures
 // and without unsigned or event_id.
-func (e *Event) JSON() []byte { return slices.Clone(e.raw) }
+func (e *Event) JSON() []byte { return []byte(e.raw) }
 
 // Redacted returns the event with the room version's redaction algorithm
 // applied. Its ID is unchanged, and its signatures still verify.
 func (e *Event) Redacted() (*Event, error) {
-	r, err := fromTree(redact(e.pdu), e.version, e.literalID())
+	r, err := e.rebuilt(redact(e.pdu))
 	if err != nil {
 		return nil, fmt.Errorf("rooms: redact %s: %w", e.id, err)
 	}
 	return r, nil
 }
 
-// literalID is the ID to carry over when rebuilding a fixture event.
-func (e *Event) literalID() string {
+// rebuilt makes an event of e's from a changed tree whose reference hash
+// is e's (redacted, or with signatures added): e was checked already, so
+// the ID carries over rather than being hashed again.
+func (e *Event) rebuilt(pdu value) (*Event, error) {
 	if e.fixture {
-		return e.id
+		return fromTree(pdu, "", e.version, e.id, fixture)
 	}
-	return ""
+	return fromTree(pdu, "", e.version, e.id, trusted)
 }
 
 // String is for logs.
@@ -367,16 +539,27 @@ var redactionKeeps = map[string][]string{
 	"m.room.redaction":          {"redacts"},
 }
 
+// redactionKeepsTop lists the top-level keys that survive redaction.
+var redactionKeepsTop = []string{"event_id", "type", "room_id", "sender", "state_key", "content", "hashes",
+	"signatures", "depth", "prev_events", "auth_events", "origin_server_ts"}
+
 // redact applies the v11 redaction algorithm (unchanged in v12) to a PDU tree.
-func redact(pdu value) value {
-	out := pdu.only("event_id", "type", "room_id", "sender", "state_key", "content", "hashes",
-		"signatures", "depth", "prev_events", "auth_events", "origin_server_ts")
-	content, ok := pdu.get("content")
-	if !ok || content.kind != kObject {
-		return out
-	}
+func redact(pdu value) value { return redactDropping(pdu) }
+
+// redactDropping is redact, also dropping the keys drop, in one copy.
+func redactDropping(pdu value, drop ...string) value {
 	typ, _ := pdu.getString("type")
-	return out.with("content", redactContent(typ, content))
+	out := value{kind: kObject, obj: make([]member, 0, len(redactionKeepsTop))}
+	for _, m := range pdu.obj {
+		if !slices.Contains(redactionKeepsTop, m.key) || slices.Contains(drop, m.key) {
+			continue
+		}
+		if m.key == "content" && m.val.kind == kObject {
+			m.val = redactContent(typ, m.val)
+		}
+		out.obj = append(out.obj, m)
+	}
+	return out
 }
 
 func redactContent(typ string, content value) value {

@@ -23,6 +23,7 @@ func FuzzParseEvent(f *testing.F) {
 		if v12 {
 			version = V12
 		}
+		_, _ = ParseTrusted(raw, version, "$x") // never panics
 		e, err := ParseEvent(raw, version)
 		if err != nil {
 			return
@@ -38,6 +39,11 @@ func FuzzParseEvent(f *testing.F) {
 		if err != nil {
 			t.Fatalf("redacting an accepted event failed: %v", err)
 		}
+		fast, err := ParseTrusted(e.JSON(), version, e.ID())
+		if err != nil {
+			t.Fatalf("ParseTrusted refused an accepted event: %v", err)
+		}
+		sameEvent(t, e, fast)
 		if red.ID() != e.ID() {
 			t.Fatalf("redaction changed the ID")
 		}
@@ -63,5 +69,6 @@ func FuzzCanonicalJSON(f *testing.F) {
 		if err != nil || string(again) != string(out) {
 			t.Fatalf("not a fixed point: %q -> %q -> %q (%v)", in, out, again, err)
 		}
+		checkCanonicalDetection(t, in)
 	})
 }

@@ -65,6 +65,27 @@ func PowerLevelsFrom(state StateFunc) (*PowerLevels, error) {
 }
 
 func powerLevels(create, plEvent *Event) (*PowerLevels, error) {
+	if plEvent == nil {
+		return readPowerLevels(create, nil)
+	}
+	// Every auth check reads the same power levels again: keep the last
+	// result on the event (PowerLevels is never changed once made).
+	if m := plEvent.plMemo.Load(); m != nil && m.create == create {
+		return m.pl, m.err
+	}
+	pl, err := readPowerLevels(create, plEvent)
+	plEvent.plMemo.Store(&plMemo{create: create, pl: pl, err: err})
+	return pl, err
+}
+
+// plMemo is a power levels event's content as read for a create event.
+type plMemo struct {
+	create *Event
+	pl     *PowerLevels
+	err    error
+}
+
+func readPowerLevels(create, plEvent *Event) (*PowerLevels, error) {
 	p := &PowerLevels{
 		version:       create.version,
 		createSender:  create.sender,
@@ -93,19 +114,25 @@ func powerLevels(create, plEvent *Event) (*PowerLevels, error) {
 	if err := checkPowerLevelsContent(content); err != nil {
 		return nil, fmt.Errorf("rooms: power levels %s: %w", plEvent.id, err)
 	}
-	for key, dst := range map[string]*int64{
-		"users_default": &p.usersDefault, "events_default": &p.eventsDefault,
-		"state_default": &p.stateDefault, "ban": &p.ban, "kick": &p.kick,
-		"redact": &p.redact, "invite": &p.invite,
+	for _, f := range [...]struct {
+		key string
+		dst *int64
+	}{
+		{"users_default", &p.usersDefault}, {"events_default", &p.eventsDefault},
+		{"state_default", &p.stateDefault}, {"ban", &p.ban}, {"kick", &p.kick},
+		{"redact", &p.redact}, {"invite", &p.invite},
 	} {
-		if v, ok := content.get(key); ok {
-			*dst = v.num
+		if v, ok := content.get(f.key); ok {
+			*f.dst = v.num
 		}
 	}
-	for key, dst := range map[string]map[string]int64{"users": p.users, "events": p.events, "notifications": p.notifications} {
-		if v, ok := content.get(key); ok {
+	for _, f := range [...]struct {
+		key string
+		dst map[string]int64
+	}{{"users", p.users}, {"events", p.events}, {"notifications", p.notifications}} {
+		if v, ok := content.get(f.key); ok {
 			for _, m := range v.obj {
-				dst[m.key] = m.val.num
+				f.dst[m.key] = m.val.num
 			}
 		}
 	}

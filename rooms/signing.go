@@ -84,7 +84,7 @@ func Build(p ProtoEvent, version, serverName string, key ed25519.PrivateKey) (*E
 	}
 
 	hash := contentHash(pdu)
-	pdu = pdu.with("hashes", emptyObject().with("sha256", stringValue(base64.RawStdEncoding.EncodeToString(hash))))
+	pdu = pdu.with("hashes", emptyObject().with("sha256", stringValue(base64.RawStdEncoding.EncodeToString(hash[:]))))
 	pdu = pdu.with("signatures", emptyObject())
 	pdu = addSignature(pdu, serverName, key)
 
@@ -104,7 +104,7 @@ func Sign(e *Event, serverName string, key ed25519.PrivateKey) (*Event, error) {
 	if err := checkKey(serverName, key); err != nil {
 		return nil, fmt.Errorf("rooms: sign %s: %w", e.id, err)
 	}
-	signed, err := fromTree(addSignature(e.pdu, serverName, key), e.version, e.literalID())
+	signed, err := e.rebuilt(addSignature(e.pdu, serverName, key))
 	if err != nil {
 		return nil, fmt.Errorf("rooms: sign %s: %w", e.id, err)
 	}
@@ -146,7 +146,7 @@ func Verify(e *Event) error {
 	hashes, _ := e.pdu.get("hashes")
 	b64, _ := hashes.getString("sha256")
 	want, err := decodeBase64(b64)
-	if err != nil || !bytes.Equal(want, contentHash(e.pdu)) {
+	if sum := contentHash(e.pdu); err != nil || !bytes.Equal(want, sum[:]) {
 		return fmt.Errorf("rooms: verify %s: %w", e.id, ErrContentHash)
 	}
 	return nil
@@ -154,9 +154,8 @@ func Verify(e *Event) error {
 
 // contentHash is SHA-256 over the canonical JSON of the event without
 // unsigned, signatures and hashes.
-func contentHash(pdu value) []byte {
-	sum := sha256.Sum256(pdu.without("unsigned", "signatures", "hashes").bytes())
-	return sum[:]
+func contentHash(pdu value) [sha256.Size]byte {
+	return hashCanonical(pdu.without("unsigned", "signatures", "hashes"))
 }
 
 // addSignature signs the redacted form of pdu and stores the signature under

@@ -91,7 +91,8 @@ func appendNew(list []*stateSnap, snaps ...*stateSnap) []*stateSnap {
 }
 
 // stateCache keeps recently used room states, bounded by an estimate of
-// the bytes they hold rather than by their number: one state of a big
+// the bytes they hold (its budget is stateCacheBytes, in cache.go) rather
+// than by their number: one state of a big
 // room can outweigh thousands of small ones. Like genCache it keeps two
 // generations; when the current one reaches half the budget it becomes
 // the old one and the old one is dropped, so the cache holds at most the
@@ -102,9 +103,6 @@ type stateCache struct {
 	cur, old           map[string]store.StateMap
 	curBytes, oldBytes int64
 }
-
-// stateCacheBytes is the default budget of a node's state cache.
-const stateCacheBytes = 64 << 20
 
 func newStateCache(budget int64) *stateCache {
 	return &stateCache{budget: budget, cur: map[string]store.StateMap{}, old: map[string]store.StateMap{}}
