@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-p2p/parley/internal/testkit"
 	"maunium.net/go/mautrix"
 )
 
@@ -61,7 +62,7 @@ func TestClaimingAFreshNodeNeedsItsClaimCode(t *testing.T) {
 
 	// The guesses came from this machine too, so the owner may first be
 	// told to wait a moment.
-	waitFor(t, 30*time.Second, "the code to be checked valid", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "the code to be checked valid", func() bool {
 		status, _, body = apiRequest(t, a, "GET", "/_matrix/client/v1/register/m.login.registration_token/validity?token="+code, "", "", nil)
 		if status != http.StatusOK && status != http.StatusTooManyRequests || status == http.StatusOK && !strings.Contains(body, `"valid":true`) {
 			t.Fatalf("validity of the code: %d %s", status, body)

@@ -34,17 +34,14 @@ func fullDiskChecks(t *testing.T, a *testNode, fill, free func()) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	alice := a.register(ctx, "alice")
-	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := alice.SendText(ctx, room.RoomID, "before"); err != nil {
+	room := privateRoom(t, ctx, alice)
+	if _, err := alice.SendText(ctx, room, "before"); err != nil {
 		t.Fatal(err)
 	}
 	pos := a.store.Pos()
 
 	fill()
-	_, err = alice.SendText(ctx, room.RoomID, "refused")
+	_, err := alice.SendText(ctx, room, "refused")
 	wantDiskFull(t, "a message", err)
 	_, err = alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
 	wantDiskFull(t, "createRoom", err)
@@ -54,19 +51,19 @@ func fullDiskChecks(t *testing.T, a *testNode, fill, free func()) {
 	if _, err := alice.SyncRequest(ctx, 0, "", "", true, ""); err != nil {
 		t.Errorf("/sync on a full disk: %v", err)
 	}
-	if got := bodiesAt(t, ctx, alice, room.RoomID); !slices.Equal(got, []string{"before"}) {
+	if got := bodiesAt(t, ctx, alice, room); !slices.Equal(got, []string{"before"}) {
 		t.Errorf("history on a full disk = %v, want [before]", got)
 	}
 
 	free()
-	if _, err := alice.SendText(ctx, room.RoomID, "after"); err != nil {
+	if _, err := alice.SendText(ctx, room, "after"); err != nil {
 		t.Fatalf("a message once space is freed: %v", err)
 	}
-	if got := bodiesAt(t, ctx, alice, room.RoomID); !slices.Equal(got, []string{"after", "before"}) {
+	if got := bodiesAt(t, ctx, alice, room); !slices.Equal(got, []string{"after", "before"}) {
 		t.Errorf("history = %v, want [after before]", got)
 	}
 	joined, err := alice.JoinedRooms(ctx)
-	if err != nil || len(joined.JoinedRooms) != 1 || joined.JoinedRooms[0] != room.RoomID {
+	if err != nil || len(joined.JoinedRooms) != 1 || joined.JoinedRooms[0] != room {
 		t.Errorf("joined rooms = %v, %v; want just the first room", joined, err)
 	}
 }

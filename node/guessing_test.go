@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-p2p/parley/internal/testkit"
 	"maunium.net/go/mautrix"
 )
 
@@ -99,7 +100,7 @@ func TestPasswordGuessingIsThrottled(t *testing.T) {
 		t.Fatalf("the node stopped serving alice's session: %v", err)
 	}
 	c := a.client()
-	waitFor(t, 30*time.Second, "alice to log in after her wait", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "alice to log in after her wait", func() bool {
 		_, err := c.Login(ctx, &mautrix.ReqLogin{
 			Type:       mautrix.AuthTypePassword,
 			Identifier: mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: "alice"},
@@ -135,7 +136,7 @@ func TestRegistrationTokenGuessingIsThrottled(t *testing.T) {
 	if status != http.StatusTooManyRequests {
 		t.Errorf("validity check right after the guesses: %d %s, want 429", status, body)
 	}
-	waitFor(t, 30*time.Second, "bob to register with the token after the wait", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "bob to register with the token after the wait", func() bool {
 		_, err := registerWithToken(ctx, a.client(), "bob", testPassword("bob"), "family-token")
 		if err != nil && !errors.Is(err, mautrix.MLimitExceeded) {
 			t.Fatalf("bob's registration: %v", err)

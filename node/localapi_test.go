@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"maunium.net/go/mautrix"
+	"github.com/parley-p2p/parley/internal/testkit"
 )
 
 // apiRequest sends one request to the node's API over 127.0.0.1, with the
@@ -82,10 +82,7 @@ func TestSendsDuringStartAreRetriedNotRefused(t *testing.T) {
 	dir := t.TempDir()
 	a := newTestNode(t, testOpts{dir: dir})
 	alice := a.register(ctx, "alice")
-	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	room := privateRoom(t, ctx, alice)
 	addr := a.HTTPAddr()
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
@@ -98,7 +95,7 @@ func TestSendsDuringStartAreRetriedNotRefused(t *testing.T) {
 	stop := make(chan struct{})
 	go func() {
 		defer close(done)
-		url := "http://" + addr + "/_matrix/client/v3/rooms/" + string(room.RoomID) + "/send/m.room.message/"
+		url := "http://" + addr + "/_matrix/client/v3/rooms/" + string(room) + "/send/m.room.message/"
 		for i := 0; ; i++ {
 			select {
 			case <-stop:
@@ -119,7 +116,7 @@ func TestSendsDuringStartAreRetriedNotRefused(t *testing.T) {
 		}
 	}()
 	newTestNode(t, testOpts{dir: dir, httpAddr: addr})
-	waitFor(t, 30*time.Second, "a send to succeed after the start", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "a send to succeed after the start", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return statuses[http.StatusOK] > 0
@@ -141,14 +138,7 @@ func TestSendsDuringStartAreRetriedNotRefused(t *testing.T) {
 func TestOraclesAreNotReadableByOtherPages(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	a := newTestNode(t, testOpts{})
-	b := newTestNode(t, testOpts{bootstrap: []*testNode{a}})
-	alice, bob := a.register(ctx, "alice"), b.register(ctx, "bob")
-	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	joinThrough(t, ctx, room.RoomID, alice, bob)
+	a, _, alice, bob, _ := twoMembers(t, ctx, testOpts{}, testOpts{})
 
 	page := map[string]string{"Origin": "https://evil.example"}
 	for _, path := range []string{

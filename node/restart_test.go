@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-p2p/parley/internal/testkit"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 )
@@ -27,8 +28,8 @@ func TestRestartKeepsEverything(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s := &syncer{c: alice}
-	if _, err := s.next(ctx, 0); err != nil {
+	s := &testkit.Syncer{Client: alice}
+	if _, err := s.Next(ctx, 0); err != nil {
 		t.Fatal(err)
 	}
 	serverName := a.ServerName()
@@ -48,8 +49,8 @@ func TestRestartKeepsEverything(t *testing.T) {
 	if _, err := c.SendText(ctx, room.RoomID, "three"); err != nil {
 		t.Fatal(err)
 	}
-	s.c = c
-	resp, err := s.next(ctx, 5*time.Second)
+	s.Client = c
+	resp, err := s.Next(ctx, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
