@@ -19,6 +19,7 @@ import (
 // template of an invite-only room is refused and learns nothing of the
 // room; once invited, or for a public room, it gets one.
 func TestMakeJoinAnswersOnlyThoseWhoCouldJoin(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	a := newTestNode(t, testOpts{})
@@ -73,6 +74,7 @@ func TestMakeJoinAnswersOnlyThoseWhoCouldJoin(t *testing.T) {
 // events, not the room's head; while joined it gets the head; a stranger
 // is refused.
 func TestDepartedAndBannedServersCannotReadTheHead(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	a, b, alice, bob := twoNodes(t, ctx, testOpts{}, testOpts{})

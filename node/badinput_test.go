@@ -27,6 +27,7 @@ import (
 // validator, so C never even sees them; a genuine message sent right after
 // goes through B to C.
 func TestForgedGossipIsDroppedNotRelayedNotStored(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	a, b, alice, bob, room := twoMembers(t, ctx, testOpts{}, testOpts{})
@@ -120,6 +121,7 @@ func apiCall(t *testing.T, n *testNode, method, path, token string, body []byte)
 // TestBadClientInputChangesNothing: each bad request gets the right Matrix
 // error and leaves the node's stream where it was.
 func TestBadClientInputChangesNothing(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	a := newTestNode(t, testOpts{regToken: "family"})

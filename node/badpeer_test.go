@@ -25,6 +25,7 @@ import (
 // forged events or nothing at all, costs A at most its request timeout,
 // and A's DAG is exactly as before.
 func TestBadPeersCostTimeNotIntegrity(t *testing.T) {
+	// Not parallel: it bounds how long a catch-up takes, which other tests' load would stretch.
 	const timeout = time.Second
 	var forgedID string
 	type answer func(ctx context.Context, real []byte) ([]byte, error)

@@ -61,6 +61,7 @@ func hasAll(t testing.TB, ctx context.Context, c *mautrix.Client, room id.RoomID
 // send 200 messages; when the network comes back, C has all 200 without
 // anyone resending.
 func TestCutOffNodeCatchesUp(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	fast := testOpts{reconnect: 200 * time.Millisecond}
@@ -78,6 +79,7 @@ func TestCutOffNodeCatchesUp(t *testing.T) {
 // messages, and comes back on new ports; it finds the others and fetches
 // all 200.
 func TestRestartedNodeCatchesUp(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cdir := t.TempDir()
@@ -100,6 +102,7 @@ func TestRestartedNodeCatchesUp(t *testing.T) {
 // TestStoreAndForward: bob's and carol's devices are never online at the
 // same time; alice's always-on node carries 50 messages each way.
 func TestStoreAndForward(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	bdir, cdir := t.TempDir(), t.TempDir()

@@ -19,6 +19,7 @@ import (
 // and join; each sends 10 messages; everyone receives all 30 through /sync
 // and /messages, and every node agrees on the members.
 func TestThreeNodesChat(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	a := newTestNode(t, testOpts{})

@@ -21,6 +21,7 @@ import (
 // claims the node through a Matrix client's user-interactive auth, and the
 // code is void from then on.
 func TestClaimingAFreshNodeNeedsItsClaimCode(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	dir := t.TempDir()
@@ -104,6 +105,7 @@ func TestClaimingAFreshNodeNeedsItsClaimCode(t *testing.T) {
 // A scripted setup chooses the code; a symlink planted where the code is
 // written is replaced, never written through.
 func TestAChosenClaimCodeIsWrittenSafely(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	dir := t.TempDir()

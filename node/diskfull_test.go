@@ -89,6 +89,7 @@ func closeWhileFull(t *testing.T, a *testNode, free func()) {
 // sends work. A node does not start on a full disk, and says why in one
 // line. Closing on a full disk leaves the database to its log.
 func TestFullDiskRefusesWritesAndKeepsServing(t *testing.T) {
+	t.Parallel()
 	var free atomic.Uint64
 	free.Store(100 << 30)
 	space := func(string) (uint64, error) { return free.Load(), nil }
@@ -114,6 +115,7 @@ func TestFullDiskRefusesWritesAndKeepsServing(t *testing.T) {
 // close killed the process with SIGBUS) and starts it again while it is
 // full (root only: it mounts).
 func TestRealFullDisk(t *testing.T) {
+	// Not parallel: it mounts a tmpfs and fills it.
 	needRoot(t)
 	mnt := filepath.Join(t.TempDir(), "mnt")
 	if err := os.Mkdir(mnt, 0o700); err != nil {

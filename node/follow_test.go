@@ -22,6 +22,7 @@ import (
 // restores chat. Bob's node B holds one room, so its worker count is the
 // room's.
 func TestLeavingARoomStopsFollowingIt(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	a, b, alice, bob := twoNodes(t, ctx, testOpts{}, testOpts{regToken: "family"})
@@ -197,6 +198,7 @@ func (tn *testNode) registerWithToken(ctx context.Context, name, token string) *
 // A kick that reaches B through catch-up rather than gossip (B missed
 // it) still makes B stop following the room.
 func TestAKickLearnedThroughCatchUpStopsFollowing(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	_, b, alice, bob, room := twoMembers(t, ctx, testOpts{}, testOpts{reconnect: 200 * time.Millisecond})

@@ -79,6 +79,7 @@ func guesses(t *testing.T, url string, n int, body func(i int) string) map[int]i
 // line for line; the node goes on serving, and alice logs in once her wait
 // is over.
 func TestPasswordGuessingIsThrottled(t *testing.T) {
+	// Not parallel: the limiter's waits are a second and up, so how many of the 50 guesses it lets through depends on how fast they arrive.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	logs := &syncBuffer{}
@@ -117,6 +118,7 @@ func TestPasswordGuessingIsThrottled(t *testing.T) {
 // are compared, none creates an account, and the validity check is held
 // to the same limit.
 func TestRegistrationTokenGuessingIsThrottled(t *testing.T) {
+	// Not parallel: the limiter's waits are a second and up, so how many of the 50 guesses it lets through depends on how fast they arrive.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	a := newTestNode(t, testOpts{regToken: "family-token"})
@@ -148,6 +150,7 @@ func TestRegistrationTokenGuessingIsThrottled(t *testing.T) {
 // A password of 7 characters is too weak; one of 100 bytes is more than
 // bcrypt reads. Both get a clear 400 and create nothing.
 func TestPasswordRulesOnTheServer(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	a := newTestNode(t, testOpts{})

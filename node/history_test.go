@@ -44,11 +44,13 @@ func readAll(t testing.TB, ctx context.Context, c *mautrix.Client, room id.RoomI
 // reads all of them, in order, through /messages when the room's history
 // is shared; with history visibility "joined" they read none.
 func TestLateJoinerReadsHistory(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		visibility string
 		want       int
 	}{{"shared", 500}, {"joined", 0}} {
 		t.Run("visibility "+tc.visibility, func(t *testing.T) {
+			t.Parallel()
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			_, _, alice, bob := twoNodes(t, ctx, testOpts{}, testOpts{})

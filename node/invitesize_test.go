@@ -16,6 +16,7 @@ import (
 // other nodes. The inviter sends the stripped state trimmed as the
 // receiver keeps it, so the request stays under p2p.MaxRequestSize.
 func TestAnInviteToARoomWithLargeStateFitsARequest(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	_, _, alice, bob := twoNodes(t, ctx, testOpts{}, testOpts{})

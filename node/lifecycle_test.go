@@ -17,6 +17,7 @@ import (
 // same transaction ID gets the first event back, and only the sending
 // device sees the transaction ID in /sync.
 func TestRepeatedTxnIDReturnsTheSameEvent(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	a := newTestNode(t, testOpts{})
@@ -77,6 +78,7 @@ func TestRepeatedTxnIDReturnsTheSameEvent(t *testing.T) {
 
 // TestStatusShowsIdentityAndAddresses checks /_parley/v1/status.
 func TestStatusShowsIdentityAndAddresses(t *testing.T) {
+	t.Parallel()
 	a := newTestNode(t, testOpts{})
 	b := newTestNode(t, testOpts{bootstrap: []*testNode{a}})
 	testkit.WaitFor(t, 10*time.Second, "b to connect to a", func() bool { return len(b.host.ConnectedPeers()) > 0 })

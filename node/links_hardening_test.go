@@ -46,6 +46,7 @@ func linkContent(t *testing.T, n *testNode, room id.RoomID, linkID string) map[s
 // node; a revoked link and a used-up one leave only a tombstone in the
 // room's state.
 func TestLinkSpamIsCapped(t *testing.T) {
+	t.Parallel()
 	attempts := 100
 	if s := os.Getenv("PARLEY_LINK_ATTEMPTS"); s != "" {
 		attempts, _ = strconv.Atoi(s)
@@ -157,6 +158,7 @@ func asHTTPError(err error, out *mautrix.HTTPError) bool {
 // room's 200; the next link is refused by the room's cap, and nothing is
 // stored.
 func TestRoomLinksAreCapped(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	a := newTestNode(t, testOpts{})
@@ -202,6 +204,7 @@ func TestRoomLinksAreCapped(t *testing.T) {
 // because mallory's pending use and carol's fill its two uses. Once
 // mallory's node answers, the link is used up.
 func TestLinkJoinerThatNeverAnswersBlocksNoOne(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	// Long timeouts: only the order of events decides this test.

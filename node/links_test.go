@@ -44,6 +44,7 @@ func useLink(ctx context.Context, c *mautrix.Client, link string) (string, strin
 // link admits no one; a link still works when its maker's node is off;
 // a damaged link is refused before anything is sent.
 func TestInviteLinks(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	a := newTestNode(t, testOpts{})

@@ -50,6 +50,7 @@ func apiRequest(t *testing.T, tn *testNode, method, path, host, body string, hdr
 // node bound to all interfaces with Host: evil.example. It must learn
 // nothing and claim nothing; the owner's own addresses still work.
 func TestRebindingPageIsRefusedByANodeOnAllInterfaces(t *testing.T) {
+	t.Parallel()
 	a := newTestNode(t, testOpts{httpAddr: "0.0.0.0:0"})
 	_, port, _ := net.SplitHostPort(a.HTTPAddr())
 	register := `{"username":"mallory","password":"a long password","auth":{"type":"m.login.dummy"}}`
@@ -77,6 +78,7 @@ func TestRebindingPageIsRefusedByANodeOnAllInterfaces(t *testing.T) {
 // that reconnects at once sends a message. It must be told to retry (503),
 // never refused as a non-member (403); once ready, the send succeeds.
 func TestSendsDuringStartAreRetriedNotRefused(t *testing.T) {
+	// Not parallel: it closes a node and starts another on the same port, which another test could take in between.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	dir := t.TempDir()
@@ -136,6 +138,7 @@ func TestSendsDuringStartAreRetriedNotRefused(t *testing.T) {
 // answer (no CORS headers), and a remote user's profile needs a token even
 // outside a browser. Alice's own client, with her token, still reads Bob's.
 func TestOraclesAreNotReadableByOtherPages(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	a, _, alice, bob, _ := twoMembers(t, ctx, testOpts{}, testOpts{})

@@ -19,6 +19,7 @@ import (
 // the event it builds on. The worker holds it for that moment, and places
 // both without asking any peer for anything.
 func TestAnEventThatOvertookItsParentIsPlacedWithoutFetching(t *testing.T) {
+	// Not parallel: the worker holds the early event for 200 ms only, and other tests' load could make the test miss that moment.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var fetches atomic.Int64

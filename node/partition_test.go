@@ -45,8 +45,12 @@ func stateContent(t *testing.T, n *testNode, room id.RoomID, typ, key string) ma
 // nodes hold identical state, the ban stands and the moderator's changes
 // from the other side do not.
 func TestPartitionBanBeatsTheModeratorsChanges(t *testing.T) {
+	t.Parallel()
 	for _, version := range []string{rooms.V12, rooms.V11} {
-		t.Run("room version "+version, func(t *testing.T) { testPartition(t, version) })
+		t.Run("room version "+version, func(t *testing.T) {
+			t.Parallel()
+			testPartition(t, version)
+		})
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 // without the redact level cannot redact someone else's message (the
 // redaction event is accepted, but not applied).
 func TestRedactionsApplyOnlyWhereAllowed(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	_, _, alice, bob, room := twoMembers(t, ctx, testOpts{}, testOpts{})

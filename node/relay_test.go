@@ -108,6 +108,7 @@ func getStatus(t *testing.T, tn *testNode) relayStatus {
 // and the messages both ways all cross R. R relays bytes only: it is in no
 // room and stores no event.
 func TestRoomAcrossARelay(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	dirB, idB := keyedDir(t)

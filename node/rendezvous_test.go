@@ -13,6 +13,7 @@ import (
 // nodes know only a bootstrap node that is not in their room. Both restart
 // on new ports; through the DHT they find each other again and chat.
 func TestMembersFindEachOtherAfterRestartingOnNewPorts(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	x := newTestNode(t, testOpts{})

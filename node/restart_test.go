@@ -14,6 +14,7 @@ import (
 // account, its token, the room, its history and the sync position are
 // all there, and a since token from before the restart still works.
 func TestRestartKeepsEverything(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	dir := t.TempDir()

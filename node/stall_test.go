@@ -26,6 +26,7 @@ import (
 // member's messages are delivered to the victim all the same: none of the
 // hostile requests has ended when they arrive.
 func TestAnAuthorWhoNeverAnswersDoesNotStallTheRoom(t *testing.T) {
+	t.Parallel()
 	const (
 		flood  = 50
 		honest = 20

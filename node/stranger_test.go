@@ -137,6 +137,7 @@ func chatWorks(t *testing.T, ctx context.Context, alice, bob *mautrix.Client, ro
 // member it reaches ignores every one: none is stored, none is relayed to
 // the other member, memory stays bounded, and the members still chat.
 func TestStrangersEventsAreNeitherStoredNorRelayed(t *testing.T) {
+	// Not parallel: it measures the process's heap, which other tests would grow.
 	const flood = 3000
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

@@ -71,6 +71,7 @@ func bodiesAt(t *testing.T, ctx context.Context, c *mautrix.Client, room id.Room
 // holds nothing of it, in memory or on disk, and her next message does
 // not build on it.
 func TestFailedSendsLeaveNoGhost(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	disk := &faultyDisk{}
@@ -157,6 +158,7 @@ func TestFailedSendsLeaveNoGhost(t *testing.T) {
 // transaction (long evicted) still returns its event instead of sending
 // a second one. A 256-byte ID is refused.
 func TestTransactionIDsHeldInBoundedMemory(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	a := newTestNode(t, testOpts{})
