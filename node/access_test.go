@@ -10,6 +10,7 @@ import (
 
 	"maunium.net/go/mautrix"
 
+	"github.com/parley-p2p/parley/internal/testkit"
 	"github.com/parley-p2p/parley/node/peers"
 	"github.com/parley-p2p/parley/p2p"
 )
@@ -18,6 +19,7 @@ import (
 // template of an invite-only room is refused and learns nothing of the
 // room; once invited, or for a public room, it gets one.
 func TestMakeJoinAnswersOnlyThoseWhoCouldJoin(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	a := newTestNode(t, testOpts{})
@@ -72,16 +74,11 @@ func TestMakeJoinAnswersOnlyThoseWhoCouldJoin(t *testing.T) {
 // events, not the room's head; while joined it gets the head; a stranger
 // is refused.
 func TestDepartedAndBannedServersCannotReadTheHead(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	a := newTestNode(t, testOpts{})
-	b := newTestNode(t, testOpts{bootstrap: []*testNode{a}})
-	alice, bob := a.register(ctx, "alice"), b.register(ctx, "bob")
-	created, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	room := created.RoomID
+	a, b, alice, bob := twoNodes(t, ctx, testOpts{}, testOpts{})
+	room := privateRoom(t, ctx, alice)
 	r := a.getRoom(room.String())
 	extremities := func() ([]string, error) {
 		body, _ := json.Marshal(peers.IDsReq{RoomID: room.String()})
@@ -117,7 +114,7 @@ func TestDepartedAndBannedServersCannotReadTheHead(t *testing.T) {
 			if err := step.do(); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, 20*time.Second, "bob's membership to reach a", func() bool { return a.membership(r, bob.UserID.String()) == step.member })
+			testkit.WaitFor(t, 20*time.Second, "bob's membership to reach a", func() bool { return a.membership(r, bob.UserID.String()) == step.member })
 			// The head moves on past bob's membership.
 			sent, err := alice.SendText(ctx, room, "after bob "+step.name)
 			if err != nil {

@@ -16,26 +16,10 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
-	"maunium.net/go/mautrix/id"
 
+	"github.com/parley-p2p/parley/internal/testkit"
 	"github.com/parley-p2p/parley/rooms"
 )
-
-// joinThrough has inviter invite invitee and waits until the join is done.
-func joinThrough(t testing.TB, ctx context.Context, room id.RoomID, inviter, invitee *mautrix.Client) {
-	t.Helper()
-	if _, err := inviter.InviteUser(ctx, room, &mautrix.ReqInviteUser{UserID: invitee.UserID}); err != nil {
-		t.Fatalf("invite %s: %v", invitee.UserID, err)
-	}
-	s := &syncer{c: invitee}
-	s.until(t, 30*time.Second, string(invitee.UserID)+"'s invite", func(r *mautrix.RespSync) bool {
-		_, ok := r.Rooms.Invite[room]
-		return ok
-	})
-	if _, err := invitee.JoinRoomByID(ctx, room); err != nil {
-		t.Fatalf("%s join: %v", invitee.UserID, err)
-	}
-}
 
 // TestForgedGossipIsDroppedNotRelayedNotStored: A publishes two forged
 // events on the room topic (a tampered body, and a signature by a key that
@@ -43,22 +27,14 @@ func joinThrough(t testing.TB, ctx context.Context, room id.RoomID, inviter, inv
 // validator, so C never even sees them; a genuine message sent right after
 // goes through B to C.
 func TestForgedGossipIsDroppedNotRelayedNotStored(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	a := newTestNode(t, testOpts{})
-	b := newTestNode(t, testOpts{bootstrap: []*testNode{a}})
-	cut := &splitGater{}
-	cut.set(map[peer.ID]bool{a.PeerID(): true})
-	c := newTestNode(t, testOpts{bootstrap: []*testNode{b}, gater: cut})
-
-	alice, bob, carol := a.register(ctx, "alice"), b.register(ctx, "bob"), c.register(ctx, "carol")
-	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	joinThrough(t, ctx, room.RoomID, alice, bob)
-	joinThrough(t, ctx, room.RoomID, bob, carol)
-	r := a.getRoom(room.RoomID.String())
+	a, b, alice, bob, room := twoMembers(t, ctx, testOpts{}, testOpts{})
+	c := newTestNode(t, testOpts{bootstrap: []*testNode{b}, shun: []peer.ID{a.PeerID()}})
+	carol := c.register(ctx, "carol")
+	joinThrough(t, ctx, room, bob, carol)
+	r := a.getRoom(room.String())
 
 	// Forgery 1: a real event of A's with its body changed afterwards.
 	content, _ := rooms.MarshalCanonical(map[string]string{"msgtype": "m.text", "body": "genuine"})
@@ -87,12 +63,12 @@ func TestForgedGossipIsDroppedNotRelayedNotStored(t *testing.T) {
 			t.Fatalf("publish %s: %v", name, err)
 		}
 	}
-	if _, err := alice.SendText(ctx, room.RoomID, "after the forgeries"); err != nil {
+	if _, err := alice.SendText(ctx, room, "after the forgeries"); err != nil {
 		t.Fatal(err)
 	}
-	cs := newSyncer(t, ctx, carol)
-	cs.until(t, 30*time.Second, "carol to receive the genuine message through bob", func(resp *mautrix.RespSync) bool {
-		for _, e := range resp.Rooms.Join[room.RoomID].Timeline.Events {
+	cs := testkit.NewSyncer(t, ctx, carol)
+	cs.Until(t, 30*time.Second, "carol to receive the genuine message through bob", func(resp *mautrix.RespSync) bool {
+		for _, e := range resp.Rooms.Join[room].Timeline.Events {
 			e.Content.ParseRaw(e.Type)
 			if e.Type == event.EventMessage {
 				if body := e.Content.AsMessage().Body; body == "forged!" || body == "impostor" {
@@ -145,14 +121,12 @@ func apiCall(t *testing.T, n *testNode, method, path, token string, body []byte)
 // TestBadClientInputChangesNothing: each bad request gets the right Matrix
 // error and leaves the node's stream where it was.
 func TestBadClientInputChangesNothing(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	a := newTestNode(t, testOpts{regToken: "family"})
 	alice := a.register(ctx, "alice")
-	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	room := privateRoom(t, ctx, alice)
 	// A second local user, not in the room.
 	res, err := alice.MakeRequest(ctx, http.MethodPost, alice.BuildClientURL("v3", "register"), map[string]any{
 		"username": "mallory", "password": "password-mallory", "auth": map[string]string{"type": "m.login.registration_token", "token": "family"},
@@ -164,7 +138,7 @@ func TestBadClientInputChangesNothing(t *testing.T) {
 		AccessToken string `json:"access_token"`
 	}
 	json.Unmarshal(res, &mallory)
-	roomPath := "/_matrix/client/v3/rooms/" + strings.ReplaceAll(room.RoomID.String(), "!", "%21")
+	roomPath := "/_matrix/client/v3/rooms/" + strings.ReplaceAll(room.String(), "!", "%21")
 	big := `{"msgtype":"m.text","body":"` + strings.Repeat("x", 65000) + `"}`
 	cases := []struct {
 		name, method, path, token string

@@ -9,11 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-p2p/parley/internal/testkit"
 	"github.com/parley-p2p/parley/node/dag"
 	"github.com/parley-p2p/parley/node/peers"
 
 	"github.com/libp2p/go-libp2p/core/peer"
-	"maunium.net/go/mautrix"
 
 	"github.com/parley-p2p/parley/node/store"
 	"github.com/parley-p2p/parley/p2p"
@@ -25,6 +25,7 @@ import (
 // forged events or nothing at all, costs A at most its request timeout,
 // and A's DAG is exactly as before.
 func TestBadPeersCostTimeNotIntegrity(t *testing.T) {
+	// Not parallel: it bounds how long a catch-up takes, which other tests' load would stretch.
 	const timeout = time.Second
 	var forgedID string
 	type answer func(ctx context.Context, real []byte) ([]byte, error)
@@ -67,17 +68,14 @@ func TestBadPeersCostTimeNotIntegrity(t *testing.T) {
 				}
 			}})
 			alice, mallory := a.register(ctx, "alice"), m.register(ctx, "mallory")
-			room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			joinThrough(t, ctx, room.RoomID, alice, mallory)
-			waitFor(t, 10*time.Second, "mallory's join to reach a", func() bool {
-				return a.membership(a.getRoom(room.RoomID.String()), mallory.UserID.String()) == "join"
+			room := privateRoom(t, ctx, alice)
+			joinThrough(t, ctx, room, alice, mallory)
+			testkit.WaitFor(t, 10*time.Second, "mallory's join to reach a", func() bool {
+				return a.membership(a.getRoom(room.String()), mallory.UserID.String()) == "join"
 			})
 
 			// M builds (and stores, unpublished) an event A does not have.
-			mr := m.getRoom(room.RoomID.String())
+			mr := m.getRoom(room.String())
 			content, _ := rooms.MarshalCanonical(map[string]string{"msgtype": "m.text", "body": "real body"})
 			p, _ := m.dag.Proto(mr.Room, mallory.UserID.String(), "m.room.message", nil, content)
 			ev, err := rooms.Build(p, mr.Version, m.serverName, m.key)
@@ -92,7 +90,7 @@ func TestBadPeersCostTimeNotIntegrity(t *testing.T) {
 			}
 			forgedID = ev.ID()
 
-			ar := a.getRoom(room.RoomID.String())
+			ar := a.getRoom(room.String())
 			extBefore, stateBefore := slices.Clone(ar.Head().Ext), maps.Clone(ar.State())
 			posBefore := a.store.Pos()
 
@@ -123,7 +121,7 @@ func TestBadPeersCostTimeNotIntegrity(t *testing.T) {
 				t.Errorf("the stream moved from %d to %d", posBefore, a.store.Pos())
 			}
 			// A still works.
-			if _, err := alice.SendText(ctx, room.RoomID, "still here"); err != nil {
+			if _, err := alice.SendText(ctx, room, "still here"); err != nil {
 				t.Errorf("send after the bad peer: %v", err)
 			}
 		})

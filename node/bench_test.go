@@ -8,32 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-p2p/parley/internal/testkit"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
-	"maunium.net/go/mautrix/id"
 )
-
-// threeNodeRoom starts three nodes with one user each, all joined to one
-// private room created on the first.
-func threeNodeRoom(tb testing.TB, ctx context.Context) ([]*testNode, []*mautrix.Client, id.RoomID) {
-	a := newTestNode(tb, testOpts{})
-	b := newTestNode(tb, testOpts{bootstrap: []*testNode{a}})
-	c := newTestNode(tb, testOpts{bootstrap: []*testNode{a}})
-	alice, bob, carol := a.register(ctx, "alice"), b.register(ctx, "bob"), c.register(ctx, "carol")
-	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	joinThrough(tb, ctx, room.RoomID, alice, bob)
-	joinThrough(tb, ctx, room.RoomID, alice, carol)
-	for _, u := range []*mautrix.Client{alice, bob, carol} {
-		waitFor(tb, 30*time.Second, "all three joined", func() bool {
-			m, err := u.JoinedMembers(ctx, room.RoomID)
-			return err == nil && len(m.Joined) == 3
-		})
-	}
-	return []*testNode{a, b, c}, []*mautrix.Client{alice, bob, carol}, room.RoomID
-}
 
 // arrivals follows a user's /sync in the background and records when each
 // message body first arrived.
@@ -45,14 +23,14 @@ type arrivals struct {
 
 func follow(ctx context.Context, tb testing.TB, c *mautrix.Client) *arrivals {
 	a := &arrivals{at: map[string]time.Time{}, wake: make(chan struct{}, 1)}
-	s := newSyncer(tb, ctx, c)
-	if _, err := s.next(ctx, 0); err != nil {
+	s := testkit.NewSyncer(tb, ctx, c)
+	if _, err := s.Next(ctx, 0); err != nil {
 		tb.Fatal(err)
 	}
 	go func() {
 		for ctx.Err() == nil {
-			since := s.since
-			resp, err := s.next(ctx, 30*time.Second)
+			since := s.Since
+			resp, err := s.Next(ctx, 30*time.Second)
 			if err != nil {
 				continue
 			}

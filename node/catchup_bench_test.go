@@ -9,6 +9,7 @@ import (
 
 	"maunium.net/go/mautrix"
 
+	"github.com/parley-p2p/parley/internal/testkit"
 	"github.com/parley-p2p/parley/node/store"
 	"github.com/parley-p2p/parley/rooms"
 )
@@ -68,7 +69,7 @@ func benchCatchUp(b *testing.B, count int) {
 	start := time.Now()
 	c = newTestNode(b, testOpts{dir: cdir, bootstrap: []*testNode{a}})
 	cr := c.getRoom(room.RoomID.String())
-	waitFor(b, 5*time.Minute, "c to catch up", func() bool {
+	testkit.WaitFor(b, 5*time.Minute, "c to catch up", func() bool {
 		for _, id := range last {
 			if !c.dag.Known(id) {
 				return false

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-p2p/parley/internal/testkit"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/id"
 )
@@ -41,7 +42,7 @@ func sendMany(t testing.TB, ctx context.Context, room id.RoomID, n int, senders 
 func hasAll(t testing.TB, ctx context.Context, c *mautrix.Client, room id.RoomID, bodies []string, within time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
-	waitFor(t, within, fmt.Sprintf("%s to have all %d messages", c.UserID, len(bodies)), func() bool {
+	testkit.WaitFor(t, within, fmt.Sprintf("%s to have all %d messages", c.UserID, len(bodies)), func() bool {
 		got := map[string]bool{}
 		for _, b := range readAll(t, ctx, c, room) {
 			got[b] = true
@@ -60,31 +61,17 @@ func hasAll(t testing.TB, ctx context.Context, c *mautrix.Client, room id.RoomID
 // send 200 messages; when the network comes back, C has all 200 without
 // anyone resending.
 func TestCutOffNodeCatchesUp(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	gaters := map[*testNode]*splitGater{}
-	mk := func(boot ...*testNode) *testNode {
-		g := &splitGater{}
-		n := newTestNode(t, testOpts{bootstrap: boot, gater: g, reconnect: 200 * time.Millisecond})
-		gaters[n] = g
-		return n
-	}
-	a := mk()
-	b, c := mk(a), mk(a)
-	alice, bob, carol := a.register(ctx, "alice"), b.register(ctx, "bob"), c.register(ctx, "carol")
-	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	joinThrough(t, ctx, room.RoomID, alice, bob)
-	joinThrough(t, ctx, room.RoomID, alice, carol)
+	fast := testOpts{reconnect: 200 * time.Millisecond}
+	nodes, users, room := threeNodeRoom(t, ctx, fast, fast, fast)
+	alice, bob, carol := users[0], users[1], users[2]
 
-	split(t, gaters, []*testNode{a, b}, []*testNode{c})
-	bodies := sendMany(t, ctx, room.RoomID, 100, alice, bob)
-	for _, g := range gaters {
-		g.set(nil)
-	}
-	took := hasAll(t, ctx, carol, room.RoomID, bodies, 30*time.Second)
+	split(t, nodes[:2], nodes[2:])
+	bodies := sendMany(t, ctx, room, 100, alice, bob)
+	heal(nodes...)
+	took := hasAll(t, ctx, carol, room, bodies, 30*time.Second)
 	t.Logf("carol had all %d messages %v after the network came back", len(bodies), took.Round(time.Millisecond))
 }
 
@@ -92,65 +79,53 @@ func TestCutOffNodeCatchesUp(t *testing.T) {
 // messages, and comes back on new ports; it finds the others and fetches
 // all 200.
 func TestRestartedNodeCatchesUp(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	a := newTestNode(t, testOpts{})
-	b := newTestNode(t, testOpts{bootstrap: []*testNode{a}})
 	cdir := t.TempDir()
-	c := newTestNode(t, testOpts{dir: cdir, bootstrap: []*testNode{a}})
-	alice, bob, carol := a.register(ctx, "alice"), b.register(ctx, "bob"), c.register(ctx, "carol")
-	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	joinThrough(t, ctx, room.RoomID, alice, bob)
-	joinThrough(t, ctx, room.RoomID, alice, carol)
+	nodes, users, room := threeNodeRoom(t, ctx, testOpts{}, testOpts{}, testOpts{dir: cdir})
+	a, c := nodes[0], nodes[2]
+	alice, bob, carol := users[0], users[1], users[2]
 
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	bodies := sendMany(t, ctx, room.RoomID, 100, alice, bob)
+	bodies := sendMany(t, ctx, room, 100, alice, bob)
 	start := time.Now()
 	c = newTestNode(t, testOpts{dir: cdir, bootstrap: []*testNode{a}})
 	carol2 := c.client()
 	carol2.SetCredentials(carol.UserID, carol.AccessToken)
-	hasAll(t, ctx, carol2, room.RoomID, bodies, 30*time.Second)
+	hasAll(t, ctx, carol2, room, bodies, 30*time.Second)
 	t.Logf("carol had all %d messages %v after her node started again", len(bodies), time.Since(start).Round(time.Millisecond))
 }
 
 // TestStoreAndForward: bob's and carol's devices are never online at the
 // same time; alice's always-on node carries 50 messages each way.
 func TestStoreAndForward(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	a := newTestNode(t, testOpts{})
 	bdir, cdir := t.TempDir(), t.TempDir()
-	b := newTestNode(t, testOpts{dir: bdir, bootstrap: []*testNode{a}})
-	c := newTestNode(t, testOpts{dir: cdir, bootstrap: []*testNode{a}})
-	alice, bob, carol := a.register(ctx, "alice"), b.register(ctx, "bob"), c.register(ctx, "carol")
-	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	joinThrough(t, ctx, room.RoomID, alice, bob)
-	joinThrough(t, ctx, room.RoomID, alice, carol)
+	nodes, users, room := threeNodeRoom(t, ctx, testOpts{}, testOpts{dir: bdir}, testOpts{dir: cdir})
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	alice, bob, carol := users[0], users[1], users[2]
 	c.Close()
 
-	fromBob := sendMany(t, ctx, room.RoomID, 50, bob)
+	fromBob := sendMany(t, ctx, room, 50, bob)
 	// Bob's messages are safe at alice's node before bob goes away.
-	hasAll(t, ctx, alice, room.RoomID, fromBob, 30*time.Second)
+	hasAll(t, ctx, alice, room, fromBob, 30*time.Second)
 	b.Close()
 
 	c = newTestNode(t, testOpts{dir: cdir, bootstrap: []*testNode{a}})
 	carolC := c.client()
 	carolC.SetCredentials(carol.UserID, carol.AccessToken)
-	hasAll(t, ctx, carolC, room.RoomID, fromBob, 30*time.Second)
-	fromCarol := sendMany(t, ctx, room.RoomID, 50, carolC)
-	hasAll(t, ctx, alice, room.RoomID, fromCarol, 30*time.Second)
+	hasAll(t, ctx, carolC, room, fromBob, 30*time.Second)
+	fromCarol := sendMany(t, ctx, room, 50, carolC)
+	hasAll(t, ctx, alice, room, fromCarol, 30*time.Second)
 	c.Close()
 
 	b = newTestNode(t, testOpts{dir: bdir, bootstrap: []*testNode{a}})
 	bobB := b.client()
 	bobB.SetCredentials(bob.UserID, bob.AccessToken)
-	hasAll(t, ctx, bobB, room.RoomID, fromCarol, 30*time.Second)
+	hasAll(t, ctx, bobB, room, fromCarol, 30*time.Second)
 }

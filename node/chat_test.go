@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-p2p/parley/internal/testkit"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
@@ -18,6 +19,7 @@ import (
 // and join; each sends 10 messages; everyone receives all 30 through /sync
 // and /messages, and every node agrees on the members.
 func TestThreeNodesChat(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	a := newTestNode(t, testOpts{})
@@ -35,12 +37,12 @@ func TestThreeNodesChat(t *testing.T) {
 		}
 	}
 
-	syncers := map[id.UserID]*syncer{}
+	syncers := map[id.UserID]*testkit.Syncer{}
 	for _, u := range []*mautrix.Client{alice, bob, carol} {
-		syncers[u.UserID] = newSyncer(t, ctx, u)
+		syncers[u.UserID] = testkit.NewSyncer(t, ctx, u)
 	}
 	for _, u := range []*mautrix.Client{bob, carol} {
-		syncers[u.UserID].until(t, 30*time.Second, string(u.UserID)+"'s invite", func(r *mautrix.RespSync) bool {
+		syncers[u.UserID].Until(t, 30*time.Second, string(u.UserID)+"'s invite", func(r *mautrix.RespSync) bool {
 			_, ok := r.Rooms.Invite[room.RoomID]
 			return ok
 		})
@@ -50,7 +52,7 @@ func TestThreeNodesChat(t *testing.T) {
 	}
 	want := fmt.Sprint(sortStrings([]string{alice.UserID.String(), bob.UserID.String(), carol.UserID.String()}))
 	for _, u := range []*mautrix.Client{alice, bob, carol} {
-		waitFor(t, 30*time.Second, string(u.UserID)+" to see all three joined", func() bool {
+		testkit.WaitFor(t, 30*time.Second, string(u.UserID)+" to see all three joined", func() bool {
 			got, err := joinedSet(ctx, u, room.RoomID)
 			return err == nil && got == want
 		})
@@ -59,7 +61,7 @@ func TestThreeNodesChat(t *testing.T) {
 	// Bring every sync stream up to now, so the messages below arrive as
 	// increments rather than as one limited initial timeline.
 	for _, s := range syncers {
-		if _, err := s.next(ctx, 0); err != nil {
+		if _, err := s.Next(ctx, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -93,7 +95,7 @@ func TestThreeNodesChat(t *testing.T) {
 	}
 	for _, u := range []*mautrix.Client{alice, bob, carol} {
 		got := map[string]bool{}
-		syncers[u.UserID].until(t, 30*time.Second, string(u.UserID)+" to receive all 30 messages", func(r *mautrix.RespSync) bool {
+		syncers[u.UserID].Until(t, 30*time.Second, string(u.UserID)+" to receive all 30 messages", func(r *mautrix.RespSync) bool {
 			if jr, ok := r.Rooms.Join[room.RoomID]; ok {
 				for _, ev := range jr.Timeline.Events {
 					if ev.Type == event.EventMessage {

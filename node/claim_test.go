@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-p2p/parley/internal/testkit"
 	"maunium.net/go/mautrix"
 )
 
@@ -20,6 +21,7 @@ import (
 // claims the node through a Matrix client's user-interactive auth, and the
 // code is void from then on.
 func TestClaimingAFreshNodeNeedsItsClaimCode(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	dir := t.TempDir()
@@ -61,7 +63,7 @@ func TestClaimingAFreshNodeNeedsItsClaimCode(t *testing.T) {
 
 	// The guesses came from this machine too, so the owner may first be
 	// told to wait a moment.
-	waitFor(t, 30*time.Second, "the code to be checked valid", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "the code to be checked valid", func() bool {
 		status, _, body = apiRequest(t, a, "GET", "/_matrix/client/v1/register/m.login.registration_token/validity?token="+code, "", "", nil)
 		if status != http.StatusOK && status != http.StatusTooManyRequests || status == http.StatusOK && !strings.Contains(body, `"valid":true`) {
 			t.Fatalf("validity of the code: %d %s", status, body)
@@ -103,6 +105,7 @@ func TestClaimingAFreshNodeNeedsItsClaimCode(t *testing.T) {
 // A scripted setup chooses the code; a symlink planted where the code is
 // written is replaced, never written through.
 func TestAChosenClaimCodeIsWrittenSafely(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	dir := t.TempDir()

@@ -35,6 +35,7 @@ func storedRooms(t *testing.T, n *testNode) int {
 // room: not in /sync, not in the store, not in memory. The next
 // createRoom works.
 func TestCreateRoomIsAllOrNothing(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	disk := &faultyDisk{marker: "unwritable name"}
@@ -94,6 +95,7 @@ func TestCreateRoomIsAllOrNothing(t *testing.T) {
 // TestConcurrentCreateRoomsAreDistinct: 20 createRooms by one user at
 // once, with identical requests, make 20 different rooms, each whole.
 func TestConcurrentCreateRoomsAreDistinct(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	a := newTestNode(t, testOpts{})

@@ -43,6 +43,7 @@ func needRoot(t *testing.T) {
 // or can write is refused at start, with a one-line reason, and the node
 // writes nothing into it.
 func TestSquattedDataDirIsRefused(t *testing.T) {
+	t.Parallel()
 	plantedKey := func(t *testing.T, mode os.FileMode, owner int) string {
 		dir := squatDir(t, 0o700)
 		key := filepath.Join(dir, keyFile)
@@ -123,6 +124,7 @@ func TestSquattedDataDirIsRefused(t *testing.T) {
 // itself) leave their targets untouched; the token lands in a regular
 // 0600 file in the data dir, and the fresh key is a regular 0600 file.
 func TestPlantedSymlinksAreNotFollowed(t *testing.T) {
+	t.Parallel()
 	dir := squatDir(t, 0o700)
 	elsewhere := t.TempDir()
 	targets := map[string]string{}

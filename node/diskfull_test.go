@@ -34,17 +34,14 @@ func fullDiskChecks(t *testing.T, a *testNode, fill, free func()) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	alice := a.register(ctx, "alice")
-	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := alice.SendText(ctx, room.RoomID, "before"); err != nil {
+	room := privateRoom(t, ctx, alice)
+	if _, err := alice.SendText(ctx, room, "before"); err != nil {
 		t.Fatal(err)
 	}
 	pos := a.store.Pos()
 
 	fill()
-	_, err = alice.SendText(ctx, room.RoomID, "refused")
+	_, err := alice.SendText(ctx, room, "refused")
 	wantDiskFull(t, "a message", err)
 	_, err = alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
 	wantDiskFull(t, "createRoom", err)
@@ -54,19 +51,19 @@ func fullDiskChecks(t *testing.T, a *testNode, fill, free func()) {
 	if _, err := alice.SyncRequest(ctx, 0, "", "", true, ""); err != nil {
 		t.Errorf("/sync on a full disk: %v", err)
 	}
-	if got := bodiesAt(t, ctx, alice, room.RoomID); !slices.Equal(got, []string{"before"}) {
+	if got := bodiesAt(t, ctx, alice, room); !slices.Equal(got, []string{"before"}) {
 		t.Errorf("history on a full disk = %v, want [before]", got)
 	}
 
 	free()
-	if _, err := alice.SendText(ctx, room.RoomID, "after"); err != nil {
+	if _, err := alice.SendText(ctx, room, "after"); err != nil {
 		t.Fatalf("a message once space is freed: %v", err)
 	}
-	if got := bodiesAt(t, ctx, alice, room.RoomID); !slices.Equal(got, []string{"after", "before"}) {
+	if got := bodiesAt(t, ctx, alice, room); !slices.Equal(got, []string{"after", "before"}) {
 		t.Errorf("history = %v, want [after before]", got)
 	}
 	joined, err := alice.JoinedRooms(ctx)
-	if err != nil || len(joined.JoinedRooms) != 1 || joined.JoinedRooms[0] != room.RoomID {
+	if err != nil || len(joined.JoinedRooms) != 1 || joined.JoinedRooms[0] != room {
 		t.Errorf("joined rooms = %v, %v; want just the first room", joined, err)
 	}
 }
@@ -92,6 +89,7 @@ func closeWhileFull(t *testing.T, a *testNode, free func()) {
 // sends work. A node does not start on a full disk, and says why in one
 // line. Closing on a full disk leaves the database to its log.
 func TestFullDiskRefusesWritesAndKeepsServing(t *testing.T) {
+	t.Parallel()
 	var free atomic.Uint64
 	free.Store(100 << 30)
 	space := func(string) (uint64, error) { return free.Load(), nil }
@@ -117,6 +115,7 @@ func TestFullDiskRefusesWritesAndKeepsServing(t *testing.T) {
 // close killed the process with SIGBUS) and starts it again while it is
 // full (root only: it mounts).
 func TestRealFullDisk(t *testing.T) {
+	// Not parallel: it mounts a tmpfs and fills it.
 	needRoot(t)
 	mnt := filepath.Join(t.TempDir(), "mnt")
 	if err := os.Mkdir(mnt, 0o700); err != nil {

@@ -13,6 +13,7 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/parley-p2p/parley/internal/testkit"
 	"github.com/parley-p2p/parley/p2p"
 )
 
@@ -21,20 +22,19 @@ import (
 // restores chat. Bob's node B holds one room, so its worker count is the
 // room's.
 func TestLeavingARoomStopsFollowingIt(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	a := newTestNode(t, testOpts{})
-	b := newTestNode(t, testOpts{bootstrap: []*testNode{a}, regToken: "family"})
-	alice, bob := a.register(ctx, "alice"), b.register(ctx, "bob")
+	a, b, alice, bob := twoNodes(t, ctx, testOpts{}, testOpts{regToken: "family"})
 	dave := b.registerWithToken(ctx, "dave", "family")
 	created, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat", Name: "comings and goings"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	room := created.RoomID
-	bobSync, aliceSync, daveSync := newSyncer(t, ctx, bob), newSyncer(t, ctx, alice), newSyncer(t, ctx, dave)
-	for _, s := range []*syncer{bobSync, aliceSync, daveSync} {
-		if _, err := s.next(ctx, 0); err != nil {
+	bobSync, aliceSync, daveSync := testkit.NewSyncer(t, ctx, bob), testkit.NewSyncer(t, ctx, alice), testkit.NewSyncer(t, ctx, dave)
+	for _, s := range []*testkit.Syncer{bobSync, aliceSync, daveSync} {
+		if _, err := s.Next(ctx, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -45,7 +45,7 @@ func TestLeavingARoomStopsFollowingIt(t *testing.T) {
 		if !want {
 			what = "B to stop following the room"
 		}
-		waitFor(t, 30*time.Second, what, func() bool {
+		testkit.WaitFor(t, 30*time.Second, what, func() bool {
 			subscribed := slices.Contains(a.Host().RoomPeers(string(room)), b.PeerID())
 			workers := b.peers.RoomWorkers()
 			return subscribed == want && (workers == 1) == want && (workers == 0) != want &&
@@ -61,12 +61,12 @@ func TestLeavingARoomStopsFollowingIt(t *testing.T) {
 			}
 		}
 	}
-	invite := func(c *mautrix.Client, s *syncer) {
+	invite := func(c *mautrix.Client, s *testkit.Syncer) {
 		t.Helper()
 		if _, err := alice.InviteUser(ctx, room, &mautrix.ReqInviteUser{UserID: c.UserID}); err != nil {
 			t.Fatalf("invite %s: %v", c.UserID, err)
 		}
-		s.until(t, 30*time.Second, string(c.UserID)+"'s invite", func(r *mautrix.RespSync) bool {
+		s.Until(t, 30*time.Second, string(c.UserID)+"'s invite", func(r *mautrix.RespSync) bool {
 			_, ok := r.Rooms.Invite[room]
 			return ok
 		})
@@ -81,13 +81,13 @@ func TestLeavingARoomStopsFollowingIt(t *testing.T) {
 		t.Helper()
 		for _, m := range []struct {
 			from *mautrix.Client
-			to   *syncer
+			to   *testkit.Syncer
 		}{{alice, bobSync}, {bob, aliceSync}} {
 			body := round + " from " + m.from.UserID.Localpart()
 			if _, err := m.from.SendText(ctx, room, body); err != nil {
 				t.Fatalf("%s sends: %v", m.from.UserID, err)
 			}
-			m.to.until(t, 30*time.Second, "message "+body, hasBody(room, body))
+			m.to.Until(t, 30*time.Second, "message "+body, hasBody(room, body))
 		}
 	}
 
@@ -101,7 +101,7 @@ func TestLeavingARoomStopsFollowingIt(t *testing.T) {
 	}
 	following(false)
 	// The leave was published before B left the topic: A hears of it.
-	waitFor(t, 30*time.Second, "A to see Bob's leave", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "A to see Bob's leave", func() bool {
 		return a.membership(a.getRoom(string(room)), bob.UserID.String()) == "leave"
 	})
 
@@ -126,7 +126,7 @@ func TestLeavingARoomStopsFollowingIt(t *testing.T) {
 	if _, err := bob.LeaveRoom(ctx, room); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "A to see Bob leave", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "A to see Bob leave", func() bool {
 		got, err := joinedSet(ctx, alice, room)
 		return err == nil && got == "["+alice.UserID.String()+"]"
 	})
@@ -198,19 +198,12 @@ func (tn *testNode) registerWithToken(ctx context.Context, name, token string) *
 // A kick that reaches B through catch-up rather than gossip (B missed
 // it) still makes B stop following the room.
 func TestAKickLearnedThroughCatchUpStopsFollowing(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	a := newTestNode(t, testOpts{})
-	b := newTestNode(t, testOpts{bootstrap: []*testNode{a}, reconnect: 200 * time.Millisecond})
-	alice, bob := a.register(ctx, "alice"), b.register(ctx, "bob")
-	created, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	room := created.RoomID
-	joinThrough(t, ctx, room, alice, bob)
+	_, b, alice, bob, room := twoMembers(t, ctx, testOpts{}, testOpts{reconnect: 200 * time.Millisecond})
 	br := b.getRoom(string(room))
-	waitFor(t, 10*time.Second, "B to follow the room", br.Followed)
+	testkit.WaitFor(t, 10*time.Second, "B to follow the room", br.Followed)
 
 	// B misses the room's gossip from here on.
 	if err := b.Host().LeaveRoom(string(room)); err != nil {
@@ -219,7 +212,7 @@ func TestAKickLearnedThroughCatchUpStopsFollowing(t *testing.T) {
 	if _, err := alice.KickUser(ctx, room, &mautrix.ReqKickUser{UserID: bob.UserID}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "B to learn of the kick and stop following", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "B to learn of the kick and stop following", func() bool {
 		return b.membership(br, bob.UserID.String()) == "leave" && !br.Followed() && b.peers.RoomWorkers() == 0
 	})
 }

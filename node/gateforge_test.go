@@ -17,6 +17,7 @@ import (
 // own correctly signed messages that follow must still be ignored: only a
 // verified membership event may let a new server speak.
 func TestAForgedInviteOpensTheGateToNoOne(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	a := newTestNode(t, testOpts{})

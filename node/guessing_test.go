@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-p2p/parley/internal/testkit"
 	"maunium.net/go/mautrix"
 )
 
@@ -78,6 +79,7 @@ func guesses(t *testing.T, url string, n int, body func(i int) string) map[int]i
 // line for line; the node goes on serving, and alice logs in once her wait
 // is over.
 func TestPasswordGuessingIsThrottled(t *testing.T) {
+	// Not parallel: the limiter's waits are a second and up, so how many of the 50 guesses it lets through depends on how fast they arrive.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	logs := &syncBuffer{}
@@ -99,7 +101,7 @@ func TestPasswordGuessingIsThrottled(t *testing.T) {
 		t.Fatalf("the node stopped serving alice's session: %v", err)
 	}
 	c := a.client()
-	waitFor(t, 30*time.Second, "alice to log in after her wait", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "alice to log in after her wait", func() bool {
 		_, err := c.Login(ctx, &mautrix.ReqLogin{
 			Type:       mautrix.AuthTypePassword,
 			Identifier: mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: "alice"},
@@ -116,6 +118,7 @@ func TestPasswordGuessingIsThrottled(t *testing.T) {
 // are compared, none creates an account, and the validity check is held
 // to the same limit.
 func TestRegistrationTokenGuessingIsThrottled(t *testing.T) {
+	// Not parallel: the limiter's waits are a second and up, so how many of the 50 guesses it lets through depends on how fast they arrive.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	a := newTestNode(t, testOpts{regToken: "family-token"})
@@ -135,7 +138,7 @@ func TestRegistrationTokenGuessingIsThrottled(t *testing.T) {
 	if status != http.StatusTooManyRequests {
 		t.Errorf("validity check right after the guesses: %d %s, want 429", status, body)
 	}
-	waitFor(t, 30*time.Second, "bob to register with the token after the wait", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "bob to register with the token after the wait", func() bool {
 		_, err := registerWithToken(ctx, a.client(), "bob", testPassword("bob"), "family-token")
 		if err != nil && !errors.Is(err, mautrix.MLimitExceeded) {
 			t.Fatalf("bob's registration: %v", err)
@@ -147,6 +150,7 @@ func TestRegistrationTokenGuessingIsThrottled(t *testing.T) {
 // A password of 7 characters is too weak; one of 100 bytes is more than
 // bcrypt reads. Both get a clear 400 and create nothing.
 func TestPasswordRulesOnTheServer(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	a := newTestNode(t, testOpts{})

@@ -9,11 +9,13 @@ import (
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/connmgr"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/id"
 
+	"github.com/parley-p2p/parley/internal/testkit"
 	"github.com/parley-p2p/parley/p2p"
 	"github.com/parley-p2p/parley/rooms"
-	"maunium.net/go/mautrix/id"
 )
 
 // testNode is a node on 127.0.0.1 with its data in a temp dir.
@@ -21,12 +23,19 @@ type testNode struct {
 	*Node
 	t   testing.TB
 	dir string
+	// gate is the gater the node's host was built with, which blocks
+	// nobody until the test says so (split, heal); nil when the test
+	// gave the node a gater of its own (testOpts.gater).
+	gate *testkit.Gater
 }
 
 type testOpts struct {
 	dir       string
 	bootstrap []*testNode
 	regToken  string
+	// shun are peers the node refuses connections with from its start.
+	shun []peer.ID
+	// gater replaces the node's own testkit.Gater (see testNode.gate).
 	gater     connmgr.ConnectionGater
 	reconnect time.Duration
 	// requestTimeout bounds requests to other nodes.
@@ -53,8 +62,24 @@ type testOpts struct {
 	freeSpace func(dir string) (uint64, error)
 }
 
+// newTestNode starts a node that closes when the test ends, and fails the
+// test if the goroutines the test started (this node's and any other's)
+// outlive it.
 func newTestNode(t testing.TB, o testOpts) *testNode {
 	t.Helper()
+	if o.private {
+		testkit.CheckGoroutines(t, testkit.AutoNATDialer...)
+	} else {
+		testkit.CheckGoroutines(t)
+	}
+	var gate *testkit.Gater
+	if o.gater == nil {
+		gate = &testkit.Gater{}
+		gate.Block(o.shun...)
+		o.gater = gate
+	} else if len(o.shun) > 0 {
+		t.Fatal("testOpts: shun needs the node's own gater")
+	}
 	if o.dir == "" {
 		o.dir = t.TempDir()
 	}
@@ -98,7 +123,7 @@ func newTestNode(t testing.TB, o testOpts) *testNode {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { n.Close() })
-	return &testNode{Node: n, t: t, dir: o.dir}
+	return &testNode{Node: n, t: t, dir: o.dir, gate: gate}
 }
 
 // client returns a mautrix client for the node's API.
@@ -152,65 +177,6 @@ func registerWithToken(ctx context.Context, c *mautrix.Client, name, password, t
 	return resp, err
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// syncer follows one user's /sync stream.
-type syncer struct {
-	c      *mautrix.Client
-	since  string
-	filter string
-}
-
-// newSyncer stores a filter with a timeline limit of 100, as real clients
-// do, so bursts arrive whole rather than as limited timelines.
-func newSyncer(t testing.TB, ctx context.Context, c *mautrix.Client) *syncer {
-	t.Helper()
-	f, err := c.CreateFilter(ctx, &mautrix.Filter{Room: &mautrix.RoomFilter{Timeline: &mautrix.FilterPart{Limit: 100}}})
-	if err != nil {
-		t.Fatalf("create filter: %v", err)
-	}
-	return &syncer{c: c, filter: f.FilterID}
-}
-
-// next long-polls once.
-func (s *syncer) next(ctx context.Context, timeout time.Duration) (*mautrix.RespSync, error) {
-	resp, err := s.c.SyncRequest(ctx, int(timeout/time.Millisecond), s.since, s.filter, false, "")
-	if err != nil {
-		return nil, err
-	}
-	s.since = resp.NextBatch
-	return resp, nil
-}
-
-// until syncs until cond has seen what it wants or the deadline passes.
-func (s *syncer) until(t testing.TB, timeout time.Duration, what string, cond func(*mautrix.RespSync) bool) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	for {
-		resp, err := s.next(ctx, 2*time.Second)
-		if err != nil {
-			t.Fatalf("sync waiting for %s: %v", what, err)
-		}
-		if cond(resp) {
-			return
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
-
 func joinedSet(ctx context.Context, c *mautrix.Client, room id.RoomID) (string, error) {
 	resp, err := c.JoinedMembers(ctx, room)
 	if err != nil {
@@ -221,4 +187,102 @@ func joinedSet(ctx context.Context, c *mautrix.Client, room id.RoomID) (string, 
 		ids = append(ids, u.String())
 	}
 	return fmt.Sprint(sortStrings(ids)), nil
+}
+
+// split cuts every connection between two groups of nodes, and keeps
+// them cut until heal.
+func split(t testing.TB, left, right []*testNode) {
+	t.Helper()
+	gated := func(ns []*testNode) []testkit.Gated {
+		var out []testkit.Gated
+		for _, n := range ns {
+			if n.gate == nil {
+				t.Fatal("split: a node with a gater of the test's own")
+			}
+			out = append(out, testkit.Gated{Host: n.host.LibP2P(), Gater: n.gate})
+		}
+		return out
+	}
+	testkit.Split(t, gated(left), gated(right))
+}
+
+// heal lets the nodes connect to every peer again; they find each other
+// on their own.
+func heal(ns ...*testNode) {
+	for _, n := range ns {
+		n.gate.Heal()
+	}
+}
+
+// privateRoom has c create a private room.
+func privateRoom(t testing.TB, ctx context.Context, c *mautrix.Client) id.RoomID {
+	t.Helper()
+	resp, err := c.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
+	if err != nil {
+		t.Fatalf("%s creates a room: %v", c.UserID, err)
+	}
+	return resp.RoomID
+}
+
+// joinThrough has inviter invite invitee and waits until the join is done.
+func joinThrough(t testing.TB, ctx context.Context, room id.RoomID, inviter, invitee *mautrix.Client) {
+	t.Helper()
+	if _, err := inviter.InviteUser(ctx, room, &mautrix.ReqInviteUser{UserID: invitee.UserID}); err != nil {
+		t.Fatalf("invite %s: %v", invitee.UserID, err)
+	}
+	s := &testkit.Syncer{Client: invitee}
+	s.Until(t, 30*time.Second, string(invitee.UserID)+"'s invite", func(r *mautrix.RespSync) bool {
+		_, ok := r.Rooms.Invite[room]
+		return ok
+	})
+	if _, err := invitee.JoinRoomByID(ctx, room); err != nil {
+		t.Fatalf("%s join: %v", invitee.UserID, err)
+	}
+}
+
+// twoNodes starts node a, and node b that knows a, and registers alice on
+// a and bob on b.
+func twoNodes(t testing.TB, ctx context.Context, aOpts, bOpts testOpts) (a, b *testNode, alice, bob *mautrix.Client) {
+	t.Helper()
+	a = newTestNode(t, aOpts)
+	bOpts.bootstrap = append(bOpts.bootstrap, a)
+	b = newTestNode(t, bOpts)
+	return a, b, a.register(ctx, "alice"), b.register(ctx, "bob")
+}
+
+// twoMembers is twoNodes with alice and bob in a private room alice
+// created: it returns once bob's join has reached a.
+func twoMembers(t testing.TB, ctx context.Context, aOpts, bOpts testOpts) (a, b *testNode, alice, bob *mautrix.Client, room id.RoomID) {
+	t.Helper()
+	a, b, alice, bob = twoNodes(t, ctx, aOpts, bOpts)
+	room = privateRoom(t, ctx, alice)
+	joinThrough(t, ctx, room, alice, bob)
+	testkit.WaitFor(t, 20*time.Second, "bob's join to reach a", func() bool {
+		return a.membership(a.getRoom(room.String()), bob.UserID.String()) == "join"
+	})
+	return a, b, alice, bob, room
+}
+
+// threeNodeRoom starts nodes a, b and c (b and c know a) with alice, bob
+// and carol on them, and has bob and carol join a private room alice
+// created: it returns once every user sees all three joined. opts are a's,
+// b's and c's, in that order; missing ones are zero.
+func threeNodeRoom(tb testing.TB, ctx context.Context, opts ...testOpts) ([]*testNode, []*mautrix.Client, id.RoomID) {
+	tb.Helper()
+	opts = append(opts, make([]testOpts, 3)...)
+	a := newTestNode(tb, opts[0])
+	opts[1].bootstrap = append(opts[1].bootstrap, a)
+	opts[2].bootstrap = append(opts[2].bootstrap, a)
+	b, c := newTestNode(tb, opts[1]), newTestNode(tb, opts[2])
+	alice, bob, carol := a.register(ctx, "alice"), b.register(ctx, "bob"), c.register(ctx, "carol")
+	room := privateRoom(tb, ctx, alice)
+	joinThrough(tb, ctx, room, alice, bob)
+	joinThrough(tb, ctx, room, alice, carol)
+	for _, u := range []*mautrix.Client{alice, bob, carol} {
+		testkit.WaitFor(tb, 30*time.Second, "all three joined", func() bool {
+			m, err := u.JoinedMembers(ctx, room)
+			return err == nil && len(m.Joined) == 3
+		})
+	}
+	return []*testNode{a, b, c}, []*mautrix.Client{alice, bob, carol}, room
 }

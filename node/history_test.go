@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-p2p/parley/internal/testkit"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
@@ -43,36 +44,33 @@ func readAll(t testing.TB, ctx context.Context, c *mautrix.Client, room id.RoomI
 // reads all of them, in order, through /messages when the room's history
 // is shared; with history visibility "joined" they read none.
 func TestLateJoinerReadsHistory(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		visibility string
 		want       int
 	}{{"shared", 500}, {"joined", 0}} {
 		t.Run("visibility "+tc.visibility, func(t *testing.T) {
+			t.Parallel()
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			a := newTestNode(t, testOpts{})
-			b := newTestNode(t, testOpts{bootstrap: []*testNode{a}})
-			alice, bob := a.register(ctx, "alice"), b.register(ctx, "bob")
-			room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := alice.SendStateEvent(ctx, room.RoomID, event.StateHistoryVisibility, "", map[string]string{"history_visibility": tc.visibility}); err != nil {
+			_, _, alice, bob := twoNodes(t, ctx, testOpts{}, testOpts{})
+			room := privateRoom(t, ctx, alice)
+			if _, err := alice.SendStateEvent(ctx, room, event.StateHistoryVisibility, "", map[string]string{"history_visibility": tc.visibility}); err != nil {
 				t.Fatal(err)
 			}
 			n := 500
 			for i := range n {
-				if _, err := alice.SendText(ctx, room.RoomID, fmt.Sprintf("history %03d", i)); err != nil {
+				if _, err := alice.SendText(ctx, room, fmt.Sprintf("history %03d", i)); err != nil {
 					t.Fatal(err)
 				}
 			}
-			joinThrough(t, ctx, room.RoomID, alice, bob)
-			if _, err := alice.SendText(ctx, room.RoomID, "after the join"); err != nil {
+			joinThrough(t, ctx, room, alice, bob)
+			if _, err := alice.SendText(ctx, room, "after the join"); err != nil {
 				t.Fatal(err)
 			}
 			var got []string
-			waitFor(t, 30*time.Second, "the message after the join to reach bob", func() bool {
-				got = readAll(t, ctx, bob, room.RoomID)
+			testkit.WaitFor(t, 30*time.Second, "the message after the join to reach bob", func() bool {
+				got = readAll(t, ctx, bob, room)
 				return len(got) > 0 && got[len(got)-1] == "after the join"
 			})
 			history := got[:len(got)-1]

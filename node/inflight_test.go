@@ -21,12 +21,14 @@ import (
 // write has ended, nor as stored when the write failed: a caller that
 // publishes on that report would send peers an event its node lacks.
 func TestAnEventAdmittedTwiceIsDurableForBoth(t *testing.T) {
+	t.Parallel()
 	for _, fail := range []bool{false, true} {
 		name := "a write that succeeds"
 		if fail {
 			name = "a write that fails"
 		}
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			var target atomic.Value // event ID whose write waits for release

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-p2p/parley/internal/testkit"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 )
@@ -15,11 +16,10 @@ import (
 // other nodes. The inviter sends the stripped state trimmed as the
 // receiver keeps it, so the request stays under p2p.MaxRequestSize.
 func TestAnInviteToARoomWithLargeStateFitsARequest(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	a := newTestNode(t, testOpts{})
-	b := newTestNode(t, testOpts{bootstrap: []*testNode{a}})
-	alice, bob := a.register(ctx, "alice"), b.register(ctx, "bob")
+	_, _, alice, bob := twoNodes(t, ctx, testOpts{}, testOpts{})
 	big := strings.Repeat("x", 60000)
 	created, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{
 		Preset: "private_chat", Name: "big", Topic: big,
@@ -33,11 +33,11 @@ func TestAnInviteToARoomWithLargeStateFitsARequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bs := newSyncer(t, ctx, bob)
+	bs := testkit.NewSyncer(t, ctx, bob)
 	if _, err := alice.InviteUser(ctx, created.RoomID, &mautrix.ReqInviteUser{UserID: bob.UserID}); err != nil {
 		t.Fatalf("invite to a room with large state: %v", err)
 	}
-	bs.until(t, 30*time.Second, "bob's invite", func(r *mautrix.RespSync) bool {
+	bs.Until(t, 30*time.Second, "bob's invite", func(r *mautrix.RespSync) bool {
 		inv, ok := r.Rooms.Invite[created.RoomID]
 		if !ok {
 			return false

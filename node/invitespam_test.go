@@ -157,6 +157,7 @@ func rawSync(t testing.TB, ctx context.Context, c *mautrix.Client, since string)
 // bounded number of invites, each with bounded state of the listed types,
 // so /sync stays small; it keeps serving.
 func TestInviteSpamFromStrangersIsBounded(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	a := newTestNode(t, testOpts{})
@@ -242,6 +243,7 @@ func slicesContainsType(typ string) bool {
 // are dropped for every user, new ones are refused with nothing stored,
 // the block outlives a restart, and only the owner may block.
 func TestOwnerBlocksAServer(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	a := newTestNode(t, testOpts{regToken: "family"})

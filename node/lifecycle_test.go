@@ -4,11 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/parley-p2p/parley/internal/testkit"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 )
@@ -17,21 +17,19 @@ import (
 // same transaction ID gets the first event back, and only the sending
 // device sees the transaction ID in /sync.
 func TestRepeatedTxnIDReturnsTheSameEvent(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	a := newTestNode(t, testOpts{})
 	alice := a.register(ctx, "alice")
-	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	room := privateRoom(t, ctx, alice)
 	content := map[string]string{"msgtype": "m.text", "body": "once"}
-	first, err := alice.SendMessageEvent(ctx, room.RoomID, event.EventMessage, content, mautrix.ReqSendEvent{TransactionID: "txn-1"})
+	first, err := alice.SendMessageEvent(ctx, room, event.EventMessage, content, mautrix.ReqSendEvent{TransactionID: "txn-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	pos := a.store.Pos()
-	again, err := alice.SendMessageEvent(ctx, room.RoomID, event.EventMessage, content, mautrix.ReqSendEvent{TransactionID: "txn-1"})
+	again, err := alice.SendMessageEvent(ctx, room, event.EventMessage, content, mautrix.ReqSendEvent{TransactionID: "txn-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +61,7 @@ func TestRepeatedTxnIDReturnsTheSameEvent(t *testing.T) {
 				t.Fatal(err)
 			}
 			found := false
-			for _, ev := range resp.Rooms.Join[room.RoomID].Timeline.Events {
+			for _, ev := range resp.Rooms.Join[room].Timeline.Events {
 				if ev.ID == first.EventID {
 					found = true
 					if ev.Unsigned.TransactionID != tc.want {
@@ -80,9 +78,10 @@ func TestRepeatedTxnIDReturnsTheSameEvent(t *testing.T) {
 
 // TestStatusShowsIdentityAndAddresses checks /_parley/v1/status.
 func TestStatusShowsIdentityAndAddresses(t *testing.T) {
+	t.Parallel()
 	a := newTestNode(t, testOpts{})
 	b := newTestNode(t, testOpts{bootstrap: []*testNode{a}})
-	waitFor(t, 10*time.Second, "b to connect to a", func() bool { return len(b.host.ConnectedPeers()) > 0 })
+	testkit.WaitFor(t, 10*time.Second, "b to connect to a", func() bool { return len(b.host.ConnectedPeers()) > 0 })
 	resp, err := http.Get("http://" + b.HTTPAddr() + "/_parley/v1/status")
 	if err != nil {
 		t.Fatal(err)
@@ -116,42 +115,25 @@ func TestStatusShowsIdentityAndAddresses(t *testing.T) {
 	}
 }
 
-// TestCloseLeavesNoGoroutines: after a node has chatted and closed, the
-// goroutines it started are gone.
+// TestCloseLeavesNoGoroutines: after a node has chatted and closed, twice,
+// the goroutines it started are gone (testkit.CheckGoroutines, which
+// newTestNode calls too, fails the test at its end if they are not).
 func TestCloseLeavesNoGoroutines(t *testing.T) {
-	before := runtime.NumGoroutine()
+	t.Parallel()
+	testkit.CheckGoroutines(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	func() {
-		a := newTestNode(t, testOpts{})
-		b := newTestNode(t, testOpts{bootstrap: []*testNode{a}})
-		alice, bob := a.register(ctx, "alice"), b.register(ctx, "bob")
-		room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		joinThrough(t, ctx, room.RoomID, alice, bob)
-		if _, err := bob.SendText(ctx, room.RoomID, "hi"); err != nil {
-			t.Fatal(err)
-		}
-		if err := b.Close(); err != nil {
-			t.Errorf("close b: %v", err)
-		}
-		if err := a.Close(); err != nil {
-			t.Errorf("close a: %v", err)
-		}
-		if err := a.Close(); err != nil {
-			t.Errorf("second close: %v", err)
-		}
-	}()
-	http.DefaultClient.CloseIdleConnections()
-	deadline := time.Now().Add(15 * time.Second)
-	for runtime.NumGoroutine() > before+2 {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			n := runtime.Stack(buf, true)
-			t.Fatalf("%d goroutines before, %d after close:\n%s", before, runtime.NumGoroutine(), buf[:n])
-		}
-		time.Sleep(20 * time.Millisecond)
+	a, b, _, bob, room := twoMembers(t, ctx, testOpts{}, testOpts{})
+	if _, err := bob.SendText(ctx, room, "hi"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Errorf("close b: %v", err)
+	}
+	if err := a.Close(); err != nil {
+		t.Errorf("close a: %v", err)
+	}
+	if err := a.Close(); err != nil {
+		t.Errorf("second close: %v", err)
 	}
 }

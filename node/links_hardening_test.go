@@ -18,6 +18,7 @@ import (
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/parley-p2p/parley/internal/testkit"
 	"github.com/parley-p2p/parley/node/links"
 	"github.com/parley-p2p/parley/node/peers"
 	"github.com/parley-p2p/parley/p2p"
@@ -45,6 +46,7 @@ func linkContent(t *testing.T, n *testNode, room id.RoomID, linkID string) map[s
 // node; a revoked link and a used-up one leave only a tombstone in the
 // room's state.
 func TestLinkSpamIsCapped(t *testing.T) {
+	t.Parallel()
 	attempts := 100
 	if s := os.Getenv("PARLEY_LINK_ATTEMPTS"); s != "" {
 		attempts, _ = strconv.Atoi(s)
@@ -55,13 +57,10 @@ func TestLinkSpamIsCapped(t *testing.T) {
 	b := newTestNode(t, testOpts{bootstrap: []*testNode{a}})
 	c := newTestNode(t, testOpts{bootstrap: []*testNode{a}})
 	alice, bob, carol := a.register(ctx, "alice"), b.register(ctx, "bob"), c.register(ctx, "carol")
-	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	joinThrough(t, ctx, room.RoomID, alice, bob)
-	waitFor(t, 20*time.Second, "bob's join to reach alice's node", func() bool {
-		return a.membership(a.getRoom(room.RoomID.String()), bob.UserID.String()) == "join"
+	room := privateRoom(t, ctx, alice)
+	joinThrough(t, ctx, room, alice, bob)
+	testkit.WaitFor(t, 20*time.Second, "bob's join to reach alice's node", func() bool {
+		return a.membership(a.getRoom(room.String()), bob.UserID.String()) == "join"
 	})
 
 	usage := func(n *testNode) (int64, int64) {
@@ -78,7 +77,7 @@ func TestLinkSpamIsCapped(t *testing.T) {
 	var madeLinks []map[string]any
 	for range attempts {
 		var out map[string]any
-		_, err := bob.MakeRequest(ctx, http.MethodPost, bob.BuildURL(mautrix.BaseURLPath{"_parley", "v1", "rooms", room.RoomID.String(), "links"}), map[string]any{}, &out)
+		_, err := bob.MakeRequest(ctx, http.MethodPost, bob.BuildURL(mautrix.BaseURLPath{"_parley", "v1", "rooms", room.String(), "links"}), map[string]any{}, &out)
 		if err != nil {
 			refused++
 			lastErr = err
@@ -101,7 +100,7 @@ func TestLinkSpamIsCapped(t *testing.T) {
 
 	t.Run("refused links store nothing on either node", func(t *testing.T) {
 		posA, posB := a.store.Pos(), b.store.Pos()
-		_, err := bob.MakeRequest(ctx, http.MethodPost, bob.BuildURL(mautrix.BaseURLPath{"_parley", "v1", "rooms", room.RoomID.String(), "links"}), map[string]any{}, nil)
+		_, err := bob.MakeRequest(ctx, http.MethodPost, bob.BuildURL(mautrix.BaseURLPath{"_parley", "v1", "rooms", room.String(), "links"}), map[string]any{}, nil)
 		if err == nil {
 			t.Fatal("a 21st link was made")
 		}
@@ -112,14 +111,14 @@ func TestLinkSpamIsCapped(t *testing.T) {
 
 	t.Run("a revoked link leaves a tombstone and frees a place", func(t *testing.T) {
 		lid := madeLinks[0]["id"].(string)
-		if _, err := bob.MakeRequest(ctx, http.MethodDelete, bob.BuildURL(mautrix.BaseURLPath{"_parley", "v1", "rooms", room.RoomID.String(), "links", lid}), nil, nil); err != nil {
+		if _, err := bob.MakeRequest(ctx, http.MethodDelete, bob.BuildURL(mautrix.BaseURLPath{"_parley", "v1", "rooms", room.String(), "links", lid}), nil, nil); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 20*time.Second, "the revocation to reach alice's node", func() bool {
-			return linkContent(t, a, room.RoomID, lid)["ended"] == "revoked"
+		testkit.WaitFor(t, 20*time.Second, "the revocation to reach alice's node", func() bool {
+			return linkContent(t, a, room, lid)["ended"] == "revoked"
 		})
 		for _, n := range []*testNode{a, b} {
-			if c := linkContent(t, n, room.RoomID, lid); len(c) != 1 {
+			if c := linkContent(t, n, room, lid); len(c) != 1 {
 				t.Errorf("revoked link's state is %v, want only why it ended", c)
 			}
 		}
@@ -127,21 +126,21 @@ func TestLinkSpamIsCapped(t *testing.T) {
 		if err == nil || code != "M_FORBIDDEN" || !strings.Contains(err.Error(), "revoked") {
 			t.Errorf("using the revoked link: %v (%s)", err, code)
 		}
-		if _, err := bob.MakeRequest(ctx, http.MethodPost, bob.BuildURL(mautrix.BaseURLPath{"_parley", "v1", "rooms", room.RoomID.String(), "links"}), map[string]any{}, nil); err != nil {
+		if _, err := bob.MakeRequest(ctx, http.MethodPost, bob.BuildURL(mautrix.BaseURLPath{"_parley", "v1", "rooms", room.String(), "links"}), map[string]any{}, nil); err != nil {
 			t.Errorf("after revoking one, bob cannot make another: %v", err)
 		}
 	})
 
 	t.Run("a used-up link leaves a tombstone", func(t *testing.T) {
-		once := makeLink(t, ctx, alice, room.RoomID, map[string]any{"max_uses": 1})
-		if got, code, err := useLink(ctx, carol, once["link"].(string)); err != nil || got != room.RoomID.String() {
+		once := makeLink(t, ctx, alice, room, map[string]any{"max_uses": 1})
+		if got, code, err := useLink(ctx, carol, once["link"].(string)); err != nil || got != room.String() {
 			t.Fatalf("carol's use: %v %s", err, code)
 		}
 		lid := once["id"].(string)
-		waitFor(t, 20*time.Second, "the link to be buried", func() bool {
-			return linkContent(t, a, room.RoomID, lid)["ended"] == "used up"
+		testkit.WaitFor(t, 20*time.Second, "the link to be buried", func() bool {
+			return linkContent(t, a, room, lid)["ended"] == "used up"
 		})
-		if c := linkContent(t, a, room.RoomID, lid); len(c) != 1 {
+		if c := linkContent(t, a, room, lid); len(c) != 1 {
 			t.Errorf("used-up link's state is %v, want only why it ended", c)
 		}
 	})
@@ -159,15 +158,13 @@ func asHTTPError(err error, out *mautrix.HTTPError) bool {
 // room's 200; the next link is refused by the room's cap, and nothing is
 // stored.
 func TestRoomLinksAreCapped(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	a := newTestNode(t, testOpts{})
 	alice := a.register(ctx, "alice")
-	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := a.getRoom(room.RoomID.String())
+	room := privateRoom(t, ctx, alice)
+	r := a.getRoom(room.String())
 	// Local members without accounts, joined by events the node builds:
 	// the cap is the node's, whichever client asks.
 	var members []string
@@ -189,7 +186,7 @@ func TestRoomLinksAreCapped(t *testing.T) {
 		}
 	}
 	pos := a.store.Pos()
-	_, err = a.api.CreateLink(ctx, &webui.Session{UserID: members[len(members)-1]}, r.ID, 0, 0)
+	_, err := a.api.CreateLink(ctx, &webui.Session{UserID: members[len(members)-1]}, r.ID, 0, 0)
 	if err == nil || !strings.Contains(err.Error(), "this room already has 200 live links") {
 		t.Errorf("link number %d: %v, want the room's cap", links.MaxPerRoom+1, err)
 	}
@@ -207,6 +204,7 @@ func TestRoomLinksAreCapped(t *testing.T) {
 // because mallory's pending use and carol's fill its two uses. Once
 // mallory's node answers, the link is used up.
 func TestLinkJoinerThatNeverAnswersBlocksNoOne(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	// Long timeouts: only the order of events decides this test.
@@ -226,11 +224,8 @@ func TestLinkJoinerThatNeverAnswersBlocksNoOne(t *testing.T) {
 	c := newTestNode(t, testOpts{bootstrap: []*testNode{a}})
 	d := newTestNode(t, testOpts{bootstrap: []*testNode{a}})
 	alice, mallory, carol, dave := a.register(ctx, "alice"), h.register(ctx, "mallory"), c.register(ctx, "carol"), d.register(ctx, "dave")
-	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	link := makeLink(t, ctx, alice, room.RoomID, map[string]any{"max_uses": 2})
+	room := privateRoom(t, ctx, alice)
+	link := makeLink(t, ctx, alice, room, map[string]any{"max_uses": 2})
 	l, lid := link["link"].(string), link["id"].(string)
 
 	malloryDone := make(chan struct{})
@@ -251,7 +246,7 @@ func TestLinkJoinerThatNeverAnswersBlocksNoOne(t *testing.T) {
 		t.Fatal("mallory's node was never sent the invite")
 	}
 
-	if got, code, err := useLink(ctx, carol, l); err != nil || got != room.RoomID.String() {
+	if got, code, err := useLink(ctx, carol, l); err != nil || got != room.String() {
 		t.Fatalf("carol's join while mallory's invite hangs: %v %s", err, code)
 	}
 	select {
@@ -269,7 +264,7 @@ func TestLinkJoinerThatNeverAnswersBlocksNoOne(t *testing.T) {
 	if malloryErr != nil {
 		t.Errorf("mallory's use, once her node answered: %v", malloryErr)
 	}
-	waitFor(t, 30*time.Second, "the link's two uses to be counted", func() bool {
-		return linkContent(t, a, room.RoomID, lid)["ended"] == "used up"
+	testkit.WaitFor(t, 30*time.Second, "the link's two uses to be counted", func() bool {
+		return linkContent(t, a, room, lid)["ended"] == "used up"
 	})
 }

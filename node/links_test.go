@@ -11,6 +11,7 @@ import (
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/parley-p2p/parley/internal/testkit"
 	"github.com/parley-p2p/parley/rooms"
 )
 
@@ -43,6 +44,7 @@ func useLink(ctx context.Context, c *mautrix.Client, link string) (string, strin
 // link admits no one; a link still works when its maker's node is off;
 // a damaged link is refused before anything is sent.
 func TestInviteLinks(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	a := newTestNode(t, testOpts{})
@@ -76,7 +78,7 @@ func TestInviteLinks(t *testing.T) {
 		if _, err := users[3].SendText(ctx, room.RoomID, "dave says hi"); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 20*time.Second, "everyone to have dave's message", func() bool {
+		testkit.WaitFor(t, 20*time.Second, "everyone to have dave's message", func() bool {
 			for _, u := range users[:4] {
 				found := false
 				for _, b := range readAll(t, ctx, u, room.RoomID) {
@@ -121,7 +123,7 @@ func TestInviteLinks(t *testing.T) {
 	})
 	t.Run("an expired link is refused", func(t *testing.T) {
 		el := makeLink(t, ctx, alice, room.RoomID, map[string]any{"expires_in_ms": 1})
-		waitFor(t, time.Second, "the link to expire", func() bool { return nowMS() > int64(el["expires_ts"].(float64)) })
+		testkit.WaitFor(t, time.Second, "the link to expire", func() bool { return nowMS() > int64(el["expires_ts"].(float64)) })
 		_, code, err := useLink(ctx, users[4], el["link"].(string))
 		if err == nil || code != "M_FORBIDDEN" || !strings.Contains(err.Error(), "expired") {
 			t.Errorf("expired link: %v (%s)", err, code)
@@ -159,7 +161,7 @@ func TestInviteLinks(t *testing.T) {
 		ol := made["link"].(string)
 		// The link names alice's node and up to two other members' nodes,
 		// whichever they are: every member's node must hold the link.
-		waitFor(t, 20*time.Second, "the members' nodes to see the new link", func() bool {
+		testkit.WaitFor(t, 20*time.Second, "the members' nodes to see the new link", func() bool {
 			for _, n := range nodes[1:4] {
 				r := n.getRoom(room.RoomID.String())
 				if _, ok := n.peers.LinkStates(r)[made["id"].(string)]; !ok {

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"maunium.net/go/mautrix"
+	"github.com/parley-p2p/parley/internal/testkit"
 )
 
 // apiRequest sends one request to the node's API over 127.0.0.1, with the
@@ -50,6 +50,7 @@ func apiRequest(t *testing.T, tn *testNode, method, path, host, body string, hdr
 // node bound to all interfaces with Host: evil.example. It must learn
 // nothing and claim nothing; the owner's own addresses still work.
 func TestRebindingPageIsRefusedByANodeOnAllInterfaces(t *testing.T) {
+	t.Parallel()
 	a := newTestNode(t, testOpts{httpAddr: "0.0.0.0:0"})
 	_, port, _ := net.SplitHostPort(a.HTTPAddr())
 	register := `{"username":"mallory","password":"a long password","auth":{"type":"m.login.dummy"}}`
@@ -77,15 +78,13 @@ func TestRebindingPageIsRefusedByANodeOnAllInterfaces(t *testing.T) {
 // that reconnects at once sends a message. It must be told to retry (503),
 // never refused as a non-member (403); once ready, the send succeeds.
 func TestSendsDuringStartAreRetriedNotRefused(t *testing.T) {
+	// Not parallel: it closes a node and starts another on the same port, which another test could take in between.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	dir := t.TempDir()
 	a := newTestNode(t, testOpts{dir: dir})
 	alice := a.register(ctx, "alice")
-	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	room := privateRoom(t, ctx, alice)
 	addr := a.HTTPAddr()
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
@@ -98,7 +97,7 @@ func TestSendsDuringStartAreRetriedNotRefused(t *testing.T) {
 	stop := make(chan struct{})
 	go func() {
 		defer close(done)
-		url := "http://" + addr + "/_matrix/client/v3/rooms/" + string(room.RoomID) + "/send/m.room.message/"
+		url := "http://" + addr + "/_matrix/client/v3/rooms/" + string(room) + "/send/m.room.message/"
 		for i := 0; ; i++ {
 			select {
 			case <-stop:
@@ -119,7 +118,7 @@ func TestSendsDuringStartAreRetriedNotRefused(t *testing.T) {
 		}
 	}()
 	newTestNode(t, testOpts{dir: dir, httpAddr: addr})
-	waitFor(t, 30*time.Second, "a send to succeed after the start", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "a send to succeed after the start", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return statuses[http.StatusOK] > 0
@@ -139,16 +138,10 @@ func TestSendsDuringStartAreRetriedNotRefused(t *testing.T) {
 // answer (no CORS headers), and a remote user's profile needs a token even
 // outside a browser. Alice's own client, with her token, still reads Bob's.
 func TestOraclesAreNotReadableByOtherPages(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	a := newTestNode(t, testOpts{})
-	b := newTestNode(t, testOpts{bootstrap: []*testNode{a}})
-	alice, bob := a.register(ctx, "alice"), b.register(ctx, "bob")
-	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	joinThrough(t, ctx, room.RoomID, alice, bob)
+	a, _, alice, bob, _ := twoMembers(t, ctx, testOpts{}, testOpts{})
 
 	page := map[string]string{"Origin": "https://evil.example"}
 	for _, path := range []string{

@@ -4,79 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"maps"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/control"
-	"github.com/libp2p/go-libp2p/core/network"
-	"github.com/libp2p/go-libp2p/core/peer"
-	ma "github.com/multiformats/go-multiaddr"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/parley-p2p/parley/internal/testkit"
 	"github.com/parley-p2p/parley/rooms"
 )
-
-// splitGater refuses connections to peers on the other side of a split
-// for as long as the split lasts.
-type splitGater struct {
-	mu      sync.Mutex
-	blocked map[peer.ID]bool
-}
-
-func (g *splitGater) set(blocked map[peer.ID]bool) {
-	g.mu.Lock()
-	g.blocked = blocked
-	g.mu.Unlock()
-}
-
-func (g *splitGater) allowed(p peer.ID) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return !g.blocked[p]
-}
-
-func (g *splitGater) InterceptPeerDial(p peer.ID) bool                 { return g.allowed(p) }
-func (g *splitGater) InterceptAddrDial(p peer.ID, _ ma.Multiaddr) bool { return g.allowed(p) }
-func (g *splitGater) InterceptAccept(network.ConnMultiaddrs) bool      { return true }
-func (g *splitGater) InterceptSecured(_ network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
-	return g.allowed(p)
-}
-func (g *splitGater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) {
-	return true, 0
-}
-
-// split cuts every connection between the two halves and keeps them cut.
-func split(t *testing.T, gaters map[*testNode]*splitGater, left, right []*testNode) {
-	t.Helper()
-	for _, side := range [][2][]*testNode{{left, right}, {right, left}} {
-		other := map[peer.ID]bool{}
-		for _, n := range side[1] {
-			other[n.PeerID()] = true
-		}
-		for _, n := range side[0] {
-			gaters[n].set(other)
-		}
-	}
-	for _, l := range left {
-		for _, r := range right {
-			l.host.LibP2P().Network().ClosePeer(r.PeerID())
-			r.host.LibP2P().Network().ClosePeer(l.PeerID())
-		}
-	}
-	waitFor(t, 10*time.Second, "the halves to be disconnected", func() bool {
-		for _, l := range left {
-			for _, r := range right {
-				if l.host.LibP2P().Network().Connectedness(r.PeerID()) == network.Connected {
-					return false
-				}
-			}
-		}
-		return true
-	})
-}
 
 func roomState(n *testNode, room id.RoomID) map[rooms.StateKey]string {
 	r := n.getRoom(room.String())
@@ -108,20 +45,20 @@ func stateContent(t *testing.T, n *testNode, room id.RoomID, typ, key string) ma
 // nodes hold identical state, the ban stands and the moderator's changes
 // from the other side do not.
 func TestPartitionBanBeatsTheModeratorsChanges(t *testing.T) {
+	t.Parallel()
 	for _, version := range []string{rooms.V12, rooms.V11} {
-		t.Run("room version "+version, func(t *testing.T) { testPartition(t, version) })
+		t.Run("room version "+version, func(t *testing.T) {
+			t.Parallel()
+			testPartition(t, version)
+		})
 	}
 }
 
 func testPartition(t *testing.T, version string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	gaters := map[*testNode]*splitGater{}
 	mk := func(boot ...*testNode) *testNode {
-		g := &splitGater{}
-		n := newTestNode(t, testOpts{bootstrap: boot, gater: g, reconnect: 100 * time.Millisecond})
-		gaters[n] = g
-		return n
+		return newTestNode(t, testOpts{bootstrap: boot, reconnect: 100 * time.Millisecond})
 	}
 	a := mk()
 	b, c, d := mk(a), mk(a), mk(a)
@@ -152,7 +89,7 @@ func testPartition(t *testing.T, version string) {
 		joinThrough(t, ctx, room.RoomID, alice, u)
 	}
 	all := []*testNode{a, b, c, d}
-	waitFor(t, 30*time.Second, "all four nodes to agree before the split", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "all four nodes to agree before the split", func() bool {
 		ref := roomState(a, room.RoomID)
 		for _, n := range all[1:] {
 			if !maps.Equal(ref, roomState(n, room.RoomID)) {
@@ -163,7 +100,7 @@ func testPartition(t *testing.T, version string) {
 	})
 	before := roomState(a, room.RoomID)
 
-	split(t, gaters, []*testNode{a, b}, []*testNode{c, d})
+	split(t, []*testNode{a, b}, []*testNode{c, d})
 
 	if _, err := alice.BanUser(ctx, room.RoomID, &mautrix.ReqBanUser{UserID: carol.UserID, Reason: "split test"}); err != nil {
 		t.Fatalf("ban: %v", err)
@@ -178,10 +115,10 @@ func testPartition(t *testing.T, version string) {
 		t.Fatalf("carol's power levels: %v", err)
 	}
 	// Each side sees its own half's changes.
-	waitFor(t, 20*time.Second, "bob to see the ban", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "bob to see the ban", func() bool {
 		return stateContent(t, b, room.RoomID, "m.room.member", carol.UserID.String())["membership"] == "ban"
 	})
-	waitFor(t, 20*time.Second, "dave to see carol's topic", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "dave to see carol's topic", func() bool {
 		return stateContent(t, d, room.RoomID, "m.room.topic", "")["topic"] == "carol was here"
 	})
 	if maps.Equal(roomState(a, room.RoomID), roomState(c, room.RoomID)) {
@@ -189,9 +126,7 @@ func testPartition(t *testing.T, version string) {
 	}
 
 	// Heal: lift the gaters; the nodes redial each other on their own.
-	for _, g := range gaters {
-		g.set(nil)
-	}
+	heal(all...)
 	defer func() {
 		if t.Failed() {
 			ref := roomState(a, room.RoomID)
@@ -207,7 +142,7 @@ func testPartition(t *testing.T, version string) {
 			}
 		}
 	}()
-	waitFor(t, 60*time.Second, "all four nodes to converge", func() bool {
+	testkit.WaitFor(t, 60*time.Second, "all four nodes to converge", func() bool {
 		ref := roomState(a, room.RoomID)
 		for _, n := range all[1:] {
 			if !maps.Equal(ref, roomState(n, room.RoomID)) {
@@ -240,7 +175,7 @@ func testPartition(t *testing.T, version string) {
 	// A's state does not change when it soft-fails them, so the states can
 	// agree before A has seen carol's events: wait for them.
 	soft := map[string]bool{}
-	waitFor(t, 20*time.Second, "a's debug view to list carol's soft-failed changes", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "a's debug view to list carol's soft-failed changes", func() bool {
 		raw, err := alice.MakeRequest(ctx, "GET", alice.BuildURL(mautrix.BaseURLPath{"_parley", "v1", "rooms", room.RoomID.String(), "debug"}), nil, nil)
 		if err != nil {
 			t.Fatalf("debug view: %v", err)

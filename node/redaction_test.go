@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-p2p/parley/internal/testkit"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
@@ -15,19 +16,13 @@ import (
 // without the redact level cannot redact someone else's message (the
 // redaction event is accepted, but not applied).
 func TestRedactionsApplyOnlyWhereAllowed(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	a := newTestNode(t, testOpts{})
-	b := newTestNode(t, testOpts{bootstrap: []*testNode{a}})
-	alice, bob := a.register(ctx, "alice"), b.register(ctx, "bob")
-	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	joinThrough(t, ctx, room.RoomID, alice, bob)
+	_, _, alice, bob, room := twoMembers(t, ctx, testOpts{}, testOpts{})
 
 	send := func(c *mautrix.Client, body string) id.EventID {
-		resp, err := c.SendText(ctx, room.RoomID, body)
+		resp, err := c.SendText(ctx, room, body)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -38,7 +33,7 @@ func TestRedactionsApplyOnlyWhereAllowed(t *testing.T) {
 		c  *mautrix.Client
 		ev id.EventID
 	}{{alice, byAdmin}, {bob, byBob}, {bob, bobTries}} {
-		if _, err := r.c.RedactEvent(ctx, room.RoomID, r.ev); err != nil {
+		if _, err := r.c.RedactEvent(ctx, room, r.ev); err != nil {
 			t.Fatalf("redact %s: %v", r.ev, err)
 		}
 	}
@@ -55,15 +50,15 @@ func TestRedactionsApplyOnlyWhereAllowed(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, c := range []*mautrix.Client{alice, bob} {
 				var ev *event.Event
-				waitFor(t, 20*time.Second, "the event and its redaction to reach "+c.UserID.String(), func() bool {
+				testkit.WaitFor(t, 20*time.Second, "the event and its redaction to reach "+c.UserID.String(), func() bool {
 					var err error
-					ev, err = c.GetEvent(ctx, room.RoomID, tc.ev)
+					ev, err = c.GetEvent(ctx, room, tc.ev)
 					if err != nil {
 						return false
 					}
 					if !tc.redacted {
 						// Wait until the (ineffective) redaction has arrived too.
-						msgs, err := c.Messages(ctx, room.RoomID, "", "", mautrix.DirectionBackward, nil, 20)
+						msgs, err := c.Messages(ctx, room, "", "", mautrix.DirectionBackward, nil, 20)
 						if err != nil {
 							return false
 						}

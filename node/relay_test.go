@@ -18,6 +18,7 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/parley-p2p/parley/internal/testkit"
 	"github.com/parley-p2p/parley/node/store"
 	"github.com/parley-p2p/parley/p2p"
 )
@@ -107,6 +108,7 @@ func getStatus(t *testing.T, tn *testNode) relayStatus {
 // and the messages both ways all cross R. R relays bytes only: it is in no
 // room and stores no event.
 func TestRoomAcrossARelay(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	dirB, idB := keyedDir(t)
@@ -120,8 +122,8 @@ func TestRoomAcrossARelay(t *testing.T) {
 	c := newTestNode(t, testOpts{dir: dirC, bootstrap: []*testNode{r}, private: true, gater: gateC, reconnect: time.Hour})
 
 	for _, tn := range []*testNode{b, c} {
-		waitFor(t, 10*time.Second, "a relay reservation", func() bool { return getStatus(t, tn).Relayed })
-		waitFor(t, 10*time.Second, "R to learn the circuit address", func() bool {
+		testkit.WaitFor(t, 10*time.Second, "a relay reservation", func() bool { return getStatus(t, tn).Relayed })
+		testkit.WaitFor(t, 10*time.Second, "R to learn the circuit address", func() bool {
 			for _, a := range r.Host().LibP2P().Peerstore().Addrs(tn.PeerID()) {
 				if isCircuit(a) {
 					return true
@@ -154,27 +156,24 @@ func TestRoomAcrossARelay(t *testing.T) {
 	}
 
 	bob, carol := b.register(ctx, "bob"), c.register(ctx, "carol")
-	room, err := bob.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	joinThrough(t, ctx, room.RoomID, bob, carol)
-	syncB, syncC := newSyncer(t, ctx, bob), newSyncer(t, ctx, carol)
-	for _, s := range []*syncer{syncB, syncC} {
-		if _, err := s.next(ctx, 0); err != nil {
+	room := privateRoom(t, ctx, bob)
+	joinThrough(t, ctx, room, bob, carol)
+	syncB, syncC := testkit.NewSyncer(t, ctx, bob), testkit.NewSyncer(t, ctx, carol)
+	for _, s := range []*testkit.Syncer{syncB, syncC} {
+		if _, err := s.Next(ctx, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
-	sent, err := bob.SendText(ctx, room.RoomID, "hello carol, via R")
+	sent, err := bob.SendText(ctx, room, "hello carol, via R")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := carol.SendText(ctx, room.RoomID, "hello bob, via R"); err != nil {
+	if _, err := carol.SendText(ctx, room, "hello bob, via R"); err != nil {
 		t.Fatal(err)
 	}
 	sees := func(from id.UserID, body string) func(*mautrix.RespSync) bool {
 		return func(resp *mautrix.RespSync) bool {
-			joined := resp.Rooms.Join[room.RoomID]
+			joined := resp.Rooms.Join[room]
 			if joined == nil {
 				return false
 			}
@@ -189,8 +188,8 @@ func TestRoomAcrossARelay(t *testing.T) {
 			return false
 		}
 	}
-	syncC.until(t, 10*time.Second, "carol to see bob's message", sees(bob.UserID, "hello carol, via R"))
-	syncB.until(t, 10*time.Second, "bob to see carol's message", sees(carol.UserID, "hello bob, via R"))
+	syncC.Until(t, 10*time.Second, "carol to see bob's message", sees(bob.UserID, "hello carol, via R"))
+	syncB.Until(t, 10*time.Second, "bob to see carol's message", sees(carol.UserID, "hello bob, via R"))
 
 	// B and C never had a direct connection; they had relayed ones.
 	for name, g := range map[string]*natGater{"B": gateB, "C": gateC} {
@@ -206,7 +205,7 @@ func TestRoomAcrossARelay(t *testing.T) {
 	}
 
 	// R is in no room and stores nothing of this one.
-	if r.getRoom(room.RoomID.String()) != nil || getStatus(t, r).Rooms != 0 {
+	if r.getRoom(room.String()) != nil || getStatus(t, r).Rooms != 0 {
 		t.Error("R joined the room")
 	}
 	err = r.store.View(func(txn *store.Txn) error {

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-p2p/parley/internal/testkit"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 )
@@ -13,6 +14,7 @@ import (
 // account, its token, the room, its history and the sync position are
 // all there, and a since token from before the restart still works.
 func TestRestartKeepsEverything(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	dir := t.TempDir()
@@ -27,8 +29,8 @@ func TestRestartKeepsEverything(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s := &syncer{c: alice}
-	if _, err := s.next(ctx, 0); err != nil {
+	s := &testkit.Syncer{Client: alice}
+	if _, err := s.Next(ctx, 0); err != nil {
 		t.Fatal(err)
 	}
 	serverName := a.ServerName()
@@ -48,8 +50,8 @@ func TestRestartKeepsEverything(t *testing.T) {
 	if _, err := c.SendText(ctx, room.RoomID, "three"); err != nil {
 		t.Fatal(err)
 	}
-	s.c = c
-	resp, err := s.next(ctx, 5*time.Second)
+	s.Client = c
+	resp, err := s.Next(ctx, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

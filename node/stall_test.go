@@ -13,6 +13,7 @@ import (
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 
+	"github.com/parley-p2p/parley/internal/testkit"
 	"github.com/parley-p2p/parley/node/peers"
 	"github.com/parley-p2p/parley/p2p"
 	"github.com/parley-p2p/parley/rooms"
@@ -25,6 +26,7 @@ import (
 // member's messages are delivered to the victim all the same: none of the
 // hostile requests has ended when they arrive.
 func TestAnAuthorWhoNeverAnswersDoesNotStallTheRoom(t *testing.T) {
+	t.Parallel()
 	const (
 		flood  = 50
 		honest = 20
@@ -58,19 +60,15 @@ func TestAnAuthorWhoNeverAnswersDoesNotStallTheRoom(t *testing.T) {
 	m := newTestNode(t, testOpts{bootstrap: []*testNode{a}, reconnect: time.Hour, wrap: hang})
 	t.Cleanup(func() { close(release) })
 	alice, bob, mallory := a.register(ctx, "alice"), b.register(ctx, "bob"), m.register(ctx, "mallory")
-	created, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	room := created.RoomID
+	room := privateRoom(t, ctx, alice)
 	joinThrough(t, ctx, room, alice, bob)
 	joinThrough(t, ctx, room, alice, mallory)
 	ar := a.getRoom(room.String())
-	waitFor(t, 20*time.Second, "both joins to reach a", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "both joins to reach a", func() bool {
 		return a.membership(ar, bob.UserID.String()) == "join" && a.membership(ar, mallory.UserID.String()) == "join"
 	})
-	as := newSyncer(t, ctx, alice)
-	as.next(ctx, 0)
+	as := testkit.NewSyncer(t, ctx, alice)
+	as.Next(ctx, 0)
 
 	// Mallory's node publishes events that build on events nobody has.
 	mr := m.getRoom(room.String())
@@ -93,7 +91,7 @@ func TestAnAuthorWhoNeverAnswersDoesNotStallTheRoom(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 30*time.Second, "a to ask mallory's node for what her events build on", func() bool { return asked.Load() > 0 })
+	testkit.WaitFor(t, 30*time.Second, "a to ask mallory's node for what her events build on", func() bool { return asked.Load() > 0 })
 
 	// Bob talks while a's fetches from mallory's node hang.
 	for i := range honest {
@@ -102,7 +100,7 @@ func TestAnAuthorWhoNeverAnswersDoesNotStallTheRoom(t *testing.T) {
 		}
 	}
 	seen := map[string]bool{}
-	as.until(t, time.Minute, "alice to receive bob's messages", func(resp *mautrix.RespSync) bool {
+	as.Until(t, time.Minute, "alice to receive bob's messages", func(resp *mautrix.RespSync) bool {
 		jr := resp.Rooms.Join[room]
 		if jr == nil {
 			return false

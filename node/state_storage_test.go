@@ -46,6 +46,7 @@ func dirBytes(t testing.TB, dir string) int64 {
 // state event, 1,000 times, stores its states in bytes that grow
 // linearly with the number of state events, not with its square.
 func TestStateStorageIsLinear(t *testing.T) {
+	t.Parallel()
 	count := 1000
 	if s := os.Getenv("PARLEY_STATE_EVENTS"); s != "" {
 		count, _ = strconv.Atoi(s)
@@ -112,6 +113,7 @@ func TestStateStorageIsLinear(t *testing.T) {
 // entries than client.MaxInitialState is refused with M_INVALID_PARAM before
 // anything is stored; at the cap it succeeds.
 func TestCreateRoomCapsInitialState(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	a := newTestNode(t, testOpts{})

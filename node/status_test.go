@@ -12,6 +12,7 @@ import (
 // A link made the moment the app can reach the node must carry an address:
 // every status the API gives while the node starts lists one.
 func TestStatusDuringStartListsAnAddress(t *testing.T) {
+	// Not parallel: it frees a port and listens on it again, which another test could take in between.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/parley-p2p/parley/internal/testkit"
 	"github.com/parley-p2p/parley/node/peers"
 	"github.com/parley-p2p/parley/p2p"
 	"github.com/parley-p2p/parley/rooms"
@@ -98,32 +99,6 @@ func settledGrowth(before uint64, limit int64, timeout time.Duration) int64 {
 	}
 }
 
-// twoMembers returns nodes a and b with alice and bob in a private room; b
-// never accepts a connection from the peers in shun.
-func twoMembers(t *testing.T, ctx context.Context, opts testOpts, shun ...peer.ID) (a, b *testNode, alice, bob *mautrix.Client, room id.RoomID) {
-	t.Helper()
-	a = newTestNode(t, opts)
-	gate := &splitGater{}
-	blocked := map[peer.ID]bool{}
-	for _, p := range shun {
-		blocked[p] = true
-	}
-	gate.set(blocked)
-	bopts := opts
-	bopts.bootstrap, bopts.gater = []*testNode{a}, gate
-	b = newTestNode(t, bopts)
-	alice, bob = a.register(ctx, "alice"), b.register(ctx, "bob")
-	created, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	joinThrough(t, ctx, created.RoomID, alice, bob)
-	waitFor(t, 20*time.Second, "bob's join to reach a", func() bool {
-		return a.membership(a.getRoom(created.RoomID.String()), bob.UserID.String()) == "join"
-	})
-	return a, b, alice, bob, created.RoomID
-}
-
 // roomAuth returns the IDs of the room's create and power levels events
 // and its extremities, as a stranger that once saw the room would.
 func roomAuth(r *peers.Room) (auth, ext []string, depth int64) {
@@ -141,8 +116,8 @@ func chatWorks(t *testing.T, ctx context.Context, alice, bob *mautrix.Client, ro
 	if _, err := alice.SendText(ctx, room, body); err != nil {
 		t.Fatalf("send %q: %v", body, err)
 	}
-	s := newSyncer(t, ctx, bob)
-	s.until(t, 30*time.Second, "bob to receive "+body, func(resp *mautrix.RespSync) bool {
+	s := testkit.NewSyncer(t, ctx, bob)
+	s.Until(t, 30*time.Second, "bob to receive "+body, func(resp *mautrix.RespSync) bool {
 		jr := resp.Rooms.Join[room]
 		if jr == nil {
 			return false
@@ -162,6 +137,7 @@ func chatWorks(t *testing.T, ctx context.Context, alice, bob *mautrix.Client, ro
 // member it reaches ignores every one: none is stored, none is relayed to
 // the other member, memory stays bounded, and the members still chat.
 func TestStrangersEventsAreNeitherStoredNorRelayed(t *testing.T) {
+	// Not parallel: it measures the process's heap, which other tests would grow.
 	const flood = 3000
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -169,23 +145,17 @@ func TestStrangersEventsAreNeitherStoredNorRelayed(t *testing.T) {
 	evil := newStranger(t, a)
 	// b is reachable only through a: anything of the stranger's that b
 	// sees, a relayed.
-	gate := &splitGater{}
-	gate.set(map[peer.ID]bool{evil.host.ID(): true})
-	b := newTestNode(t, testOpts{bootstrap: []*testNode{a}, gater: gate})
+	b := newTestNode(t, testOpts{bootstrap: []*testNode{a}, shun: []peer.ID{evil.host.ID()}})
 	alice, bob := a.register(ctx, "alice"), b.register(ctx, "bob")
-	created, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	room := created.RoomID
+	room := privateRoom(t, ctx, alice)
 	joinThrough(t, ctx, room, alice, bob)
 	r := a.getRoom(room.String())
-	waitFor(t, 20*time.Second, "bob's join to reach a", func() bool { return a.membership(r, bob.UserID.String()) == "join" })
+	testkit.WaitFor(t, 20*time.Second, "bob's join to reach a", func() bool { return a.membership(r, bob.UserID.String()) == "join" })
 
 	if err := evil.host.JoinRoom(room.String(), nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "a to see the stranger in the room's topic", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "a to see the stranger in the room's topic", func() bool {
 		return slices.Contains(evil.host.RoomPeers(room.String()), a.PeerID())
 	})
 	auth, prevs, depth := roomAuth(r)
@@ -200,7 +170,7 @@ func TestStrangersEventsAreNeitherStoredNorRelayed(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, time.Minute, "a to have judged every event of the flood", func() bool {
+	testkit.WaitFor(t, time.Minute, "a to have judged every event of the flood", func() bool {
 		return a.peers.GossipDropped()-droppedA+int64(a.host.Stats().DroppedInbound) >= flood
 	})
 	// What the members hold once the stranger is gone (its pubsub keeps

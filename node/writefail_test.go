@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-p2p/parley/internal/testkit"
 	"github.com/parley-p2p/parley/node/dag"
 
 	"maunium.net/go/mautrix"
@@ -70,19 +71,13 @@ func bodiesAt(t *testing.T, ctx context.Context, c *mautrix.Client, room id.Room
 // holds nothing of it, in memory or on disk, and her next message does
 // not build on it.
 func TestFailedSendsLeaveNoGhost(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	disk := &faultyDisk{}
-	a := newTestNode(t, testOpts{failWrite: disk.fail})
-	b := newTestNode(t, testOpts{bootstrap: []*testNode{a}})
-	alice, bob := a.register(ctx, "alice"), b.register(ctx, "bob")
-	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	joinThrough(t, ctx, room.RoomID, alice, bob)
-	waitFor(t, 30*time.Second, "alice's node to see bob joined", func() bool {
-		got, err := joinedSet(ctx, alice, room.RoomID)
+	a, b, alice, bob, room := twoMembers(t, ctx, testOpts{failWrite: disk.fail}, testOpts{})
+	testkit.WaitFor(t, 30*time.Second, "alice's node to see bob joined", func() bool {
+		got, err := joinedSet(ctx, alice, room)
 		return err == nil && strings.Contains(got, bob.UserID.String())
 	})
 
@@ -90,11 +85,11 @@ func TestFailedSendsLeaveNoGhost(t *testing.T) {
 	// has it, and checks that it builds on none of the ghost events.
 	afterwards := func(t *testing.T, body string, ghosts []string) {
 		t.Helper()
-		resp, err := alice.SendText(ctx, room.RoomID, body)
+		resp, err := alice.SendText(ctx, room, body)
 		if err != nil {
 			t.Fatalf("the send after the failure: %v", err)
 		}
-		waitFor(t, 30*time.Second, "bob's node to receive "+body, func() bool { return b.dag.Known(resp.EventID.String()) })
+		testkit.WaitFor(t, 30*time.Second, "bob's node to receive "+body, func() bool { return b.dag.Known(resp.EventID.String()) })
 		i, err := a.dag.Event(resp.EventID.String())
 		if err != nil {
 			t.Fatal(err)
@@ -105,14 +100,14 @@ func TestFailedSendsLeaveNoGhost(t *testing.T) {
 			}
 		}
 		for _, c := range []*mautrix.Client{alice, bob} {
-			if bodies := bodiesAt(t, ctx, c, room.RoomID); slices.ContainsFunc(bodies, func(b string) bool { return strings.HasPrefix(b, "ghost") }) {
+			if bodies := bodiesAt(t, ctx, c, room); slices.ContainsFunc(bodies, func(b string) bool { return strings.HasPrefix(b, "ghost") }) {
 				t.Errorf("%s's node shows the failed message: %v", c.UserID, bodies)
 			}
 		}
 	}
 
 	t.Run("a 70,000-byte transaction ID is refused before anything is built", func(t *testing.T) {
-		_, err := alice.SendMessageEvent(ctx, room.RoomID, event.EventMessage,
+		_, err := alice.SendMessageEvent(ctx, room, event.EventMessage,
 			map[string]any{"msgtype": "m.text", "body": "ghost 1"},
 			mautrix.ReqSendEvent{TransactionID: strings.Repeat("t", 70000)})
 		var herr mautrix.HTTPError
@@ -126,7 +121,7 @@ func TestFailedSendsLeaveNoGhost(t *testing.T) {
 		disk.mu.Lock()
 		disk.marker = "ghost 2"
 		disk.mu.Unlock()
-		_, err := alice.SendText(ctx, room.RoomID, "ghost 2")
+		_, err := alice.SendText(ctx, room, "ghost 2")
 		var herr mautrix.HTTPError
 		if !errors.As(err, &herr) || herr.Response == nil || herr.Response.StatusCode < 500 {
 			t.Fatalf("send whose write fails: %v, want a 5xx", err)
@@ -136,8 +131,8 @@ func TestFailedSendsLeaveNoGhost(t *testing.T) {
 			t.Fatalf("the fault hook failed %d writes, want 1", len(ghosts))
 		}
 		g := ghosts[0]
-		r := a.getRoom(room.RoomID.String())
-		waitFor(t, 10*time.Second, "alice's node to forget the failed event without further sends", func() bool {
+		r := a.getRoom(room.String())
+		testkit.WaitFor(t, 10*time.Second, "alice's node to forget the failed event without further sends", func() bool {
 			return !slices.Contains(r.Head().Ext, g) && !a.dag.Known(g)
 		})
 		afterwards(t, "after the failed write", ghosts)
@@ -163,14 +158,12 @@ func TestFailedSendsLeaveNoGhost(t *testing.T) {
 // transaction (long evicted) still returns its event instead of sending
 // a second one. A 256-byte ID is refused.
 func TestTransactionIDsHeldInBoundedMemory(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	a := newTestNode(t, testOpts{})
 	alice := a.register(ctx, "alice")
-	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	room := privateRoom(t, ctx, alice)
 	const sends, senders = 5000, 8
 	txnID := func(i int) string {
 		p := strconv.Itoa(i) + "-"
@@ -184,7 +177,7 @@ func TestTransactionIDsHeldInBoundedMemory(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := s; i < sends; i += senders {
-				resp, err := alice.SendMessageEvent(ctx, room.RoomID, event.EventMessage,
+				resp, err := alice.SendMessageEvent(ctx, room, event.EventMessage,
 					map[string]any{"msgtype": "m.text", "body": "m"}, mautrix.ReqSendEvent{TransactionID: txnID(i)})
 				if err != nil {
 					errs <- err
@@ -209,7 +202,7 @@ func TestTransactionIDsHeldInBoundedMemory(t *testing.T) {
 	if entries >= sends {
 		t.Errorf("all %d transactions are still in memory", entries)
 	}
-	again, err := alice.SendMessageEvent(ctx, room.RoomID, event.EventMessage,
+	again, err := alice.SendMessageEvent(ctx, room, event.EventMessage,
 		map[string]any{"msgtype": "m.text", "body": "m"}, mautrix.ReqSendEvent{TransactionID: txnID(0)})
 	if err != nil {
 		t.Fatal(err)
@@ -217,7 +210,7 @@ func TestTransactionIDsHeldInBoundedMemory(t *testing.T) {
 	if want := <-first; again.EventID != want {
 		t.Errorf("retried transaction made event %s, want the original %s", again.EventID, want)
 	}
-	_, err = alice.SendMessageEvent(ctx, room.RoomID, event.EventMessage,
+	_, err = alice.SendMessageEvent(ctx, room, event.EventMessage,
 		map[string]any{"msgtype": "m.text", "body": "m"}, mautrix.ReqSendEvent{TransactionID: strings.Repeat("y", dag.MaxTxnIDLen+1)})
 	var herr mautrix.HTTPError
 	if !errors.As(err, &herr) || herr.Response == nil || herr.Response.StatusCode != 400 {
