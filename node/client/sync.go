@@ -143,7 +143,7 @@ func (api *API) buildSync(s *webui.Session, since, pos uint64, req webui.SyncReq
 				continue
 			}
 			if inv.Left {
-				if _, shown := resp.Rooms.Leave[inv.RoomID]; since != 0 && !covered[inv.RoomID] && !shown {
+				if _, shown := resp.Rooms.Leave[inv.RoomID]; since != 0 && !api.covers(covered, inv.RoomID, s.UserID) && !shown {
 					// Declined: show it as left so clients drop it.
 					resp.Rooms.Leave[inv.RoomID] = &webui.LeftRoom{
 						Timeline:    webui.Timeline{Events: []webui.ClientEvent{}},
@@ -154,7 +154,7 @@ func (api *API) buildSync(s *webui.Session, since, pos uint64, req webui.SyncReq
 				}
 				continue
 			}
-			if covered[inv.RoomID] {
+			if api.covers(covered, inv.RoomID, s.UserID) {
 				continue
 			}
 			ir := &webui.InvitedRoom{}
@@ -173,6 +173,25 @@ func (api *API) buildSync(s *webui.Session, since, pos uint64, req webui.SyncReq
 		return nil
 	})
 	return resp, news, err
+}
+
+// covers reports whether a room's state shows the user joined or invited:
+// from this sync's rooms, or, for a room with nothing new since the
+// token, from the room's current state.
+func (api *API) covers(covered map[string]bool, roomID, user string) bool {
+	if c, ok := covered[roomID]; ok {
+		return c
+	}
+	r := api.dag.Room(roomID)
+	if r == nil {
+		return false
+	}
+	id, ok := r.State()[rooms.StateKey{Type: "m.room.member", StateKey: user}]
+	if !ok {
+		return false
+	}
+	m, ok := api.dag.MembershipOf(id)
+	return ok && (m == "join" || m == "invite")
 }
 
 // roomSync is one room's part of a /sync answer.
