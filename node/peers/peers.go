@@ -67,7 +67,7 @@ const DefaultRequestTimeout = 20 * time.Second
 // worker has not yet taken.
 const verifiedCacheBytes = 32 << 20
 
-func eventSize(ev *rooms.Event) int { return 2*len(ev.JSON()) + 512 }
+func eventSize(ev *rooms.Event) int { return ev.Footprint() + 256 }
 
 // New makes the peer side of a node; Start starts it.
 func New(cfg Config) *Peers {

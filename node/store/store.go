@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -365,11 +366,16 @@ func (t *Txn) getJSON(key []byte, v any) error {
 }
 
 func (t *Txn) setJSON(key []byte, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
+	// Without HTML escaping: json.Marshal would rewrite <, > and & inside
+	// an event's PDU as \u003c and the like, so the PDU read back would
+	// no longer be the canonical JSON that was stored.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		return fmt.Errorf("store: encode %q: %w", key, err)
 	}
-	return t.txn.Set(key, b)
+	return t.txn.Set(key, bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
 }
 
 func get(txn *badger.Txn, key []byte) ([]byte, error) {

@@ -44,6 +44,7 @@ func (c *Cache[K, V]) Get(k K) (V, bool) {
 		return v, true
 	}
 	if v, ok := c.old[k]; ok {
+		delete(c.old, k) // promoted: counted once, in the current generation
 		c.putLocked(k, v)
 		return v, true
 	}
