@@ -138,6 +138,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Signals are caught from before the start, so that one arriving while
+	// the node starts, or right after it prints its banner, shuts it down
+	// cleanly instead of killing it.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	if err := n.Start(); err != nil {
 		return err
 	}
@@ -153,8 +158,6 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "listening:   %s\n", a)
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	<-ctx.Done()
 	stop()
 	fmt.Fprintln(stdout, "shutting down")
