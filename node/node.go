@@ -184,15 +184,19 @@ func (n *Node) Start() (err error) {
 	// The engine publishes through the peers, which are made after it.
 	var publish func(*dag.Room, *rooms.Event)
 	var writeFailed func(*dag.Room, *rooms.Event, error)
+	var committed func(*dag.Room)
 	n.dag = dag.New(dag.Config{
 		Store:         n.store,
 		Key:           n.key,
 		Publish:       func(r *dag.Room, ev *rooms.Event) { publish(r, ev) },
 		OnWriteFailed: func(r *dag.Room, ev *rooms.Event, err error) { writeFailed(r, ev, err) },
+		OnCommitted:   func(r *dag.Room) { committed(r) },
 		FailWrite:     n.cfg.failWrite,
 		Logger:        n.cfg.Logger,
 	})
+	var invited func(user string)
 	n.peers = peers.New(peers.Config{
+		OnInvite:          func(user string) { invited(user) },
 		Host:              n.host,
 		Engine:            n.dag,
 		Store:             n.store,
@@ -220,7 +224,8 @@ func (n *Node) Start() (err error) {
 		OnClaimed:         n.removeUsedClaimFile,
 		Logger:            n.cfg.Logger,
 	})
-	n.store.OnCommit(n.api.Committed)
+	committed = n.api.Committed
+	invited = n.api.Invited
 
 	// The API's port is bound first, so a clash fails before anything
 	// else starts; it answers 503 until Ready, by when the host is up

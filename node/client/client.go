@@ -3,6 +3,7 @@ package client
 import (
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/parley-p2p/parley/node/dag"
@@ -47,10 +48,16 @@ type API struct {
 
 	cliToken string
 	notify   *notifier
+
+	syncBuilds atomic.Int64 // /sync answers built, including ones with nothing new
 }
 
-// New makes the client API. Its store's commits must be passed to
-// Committed, which wakes the /sync long-polls.
+// SyncBuilds counts the /sync answers built so far, including those
+// built after a wake-up that turned out to bring nothing new.
+func (api *API) SyncBuilds() int64 { return api.syncBuilds.Load() }
+
+// New makes the client API. The engine's commits must be passed to
+// Committed, and new invites to Invited: they wake the /sync long-polls.
 func New(cfg Config) *API {
 	log := cfg.Logger
 	if log == nil {
@@ -67,9 +74,6 @@ func New(cfg Config) *API {
 		notify:     newNotifier(),
 	}
 }
-
-// Committed wakes the /sync long-polls waiting for news.
-func (api *API) Committed(uint64) { api.notify.broadcast() }
 
 // RegistrationToken implements webui.Backend.
 func (api *API) RegistrationToken() string { return api.cfg.RegistrationToken }

@@ -48,7 +48,10 @@ func (api *API) BlockServer(ctx context.Context, s *webui.Session, server string
 	if server == api.serverName {
 		return errs.Invalidf("this node cannot block itself")
 	}
+	var dropped []string
+	defer func() { api.notify.wake(dropped...) }()
 	return api.store.Update(func(t *store.Txn) error {
+		dropped = dropped[:0]
 		if err := t.BlockServer(server); err != nil {
 			return err
 		}
@@ -67,6 +70,7 @@ func (api *API) BlockServer(ctx context.Context, s *webui.Session, server string
 			return err
 		}
 		for _, d := range drop {
+			dropped = append(dropped, d.user)
 			closeInvite(t, d.inv)
 			if err := t.PutInvite(d.user, d.inv); err != nil {
 				return err

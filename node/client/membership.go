@@ -148,6 +148,7 @@ func (api *API) markInvite(user, roomID string) {
 	if err != nil {
 		api.log.Warn("update invite", "room", roomID, "err", err)
 	}
+	api.notify.wake(user)
 }
 
 // Moderate implements webui.Backend: kick, ban and unban.

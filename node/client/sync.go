@@ -35,7 +35,7 @@ func (api *API) Sync(ctx context.Context, s *webui.Session, req webui.SyncReques
 	deadline := time.Now().Add(time.Duration(req.Timeout) * time.Millisecond)
 	var timer *time.Timer
 	for {
-		wake := api.notify.wait()
+		wake := api.notify.wait(s.UserID)
 		pos := api.store.Pos()
 		if since > pos {
 			// A token from the future (another node's, or a wiped store):
@@ -66,6 +66,7 @@ func (api *API) Sync(ctx context.Context, s *webui.Session, req webui.SyncReques
 
 // buildSync assembles what changed for the user in (since, pos].
 func (api *API) buildSync(s *webui.Session, since, pos uint64, req webui.SyncRequest) (*webui.SyncResponse, bool, error) {
+	api.syncBuilds.Add(1)
 	resp := &webui.SyncResponse{
 		NextBatch: token(pos),
 		Rooms: webui.SyncRooms{

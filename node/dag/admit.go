@@ -435,6 +435,9 @@ func (e *Engine) commitWith(r *Room, ev *rooms.Event, rec store.EventRecord, sna
 		}
 		info.writeErr = err
 		close(info.durable)
+		if err == nil && visible && e.cfg.OnCommitted != nil {
+			e.cfg.OnCommitted(r)
+		}
 	})
 	return &Outcome{Info: info, Committed: done, Rejected: rj}
 }

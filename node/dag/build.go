@@ -225,6 +225,12 @@ func (e *Engine) CreateRoom(version, creator string, createContent json.RawMessa
 			}
 			return nil
 		})
+		r.batch = nil
+		if err == nil {
+			// Registered before the writes' results go out, so that a
+			// /sync woken by them finds the room.
+			r, _ = e.Add(r)
+		}
 		for _, w := range writes {
 			w.finish(err)
 		}
@@ -239,7 +245,6 @@ func (e *Engine) CreateRoom(version, creator string, createContent json.RawMessa
 		}
 		return nil, err
 	}
-	r, _ = e.Add(r)
 	return r, nil
 }
 

@@ -24,6 +24,11 @@ type Config struct {
 	// Publish hands an event built here to the room's other members,
 	// once the node holds it durably. nil publishes nothing (tests).
 	Publish func(r *Room, ev *rooms.Event)
+	// OnCommitted hears of every event that entered a room's timeline,
+	// once its write has committed and its position is the store's: a
+	// /sync of the room's members may have news. Called from the store's
+	// writer: it must not block.
+	OnCommitted func(r *Room)
 	// OnWriteFailed hears of every event whose write failed once the
 	// engine has admitted it: the room's head is rolled back, so the
 	// event is no longer known, and whoever took it from a peer may

@@ -274,6 +274,9 @@ func (ps *Peers) onInvite(server string, body []byte) (any, error) {
 		return nil, err
 	}
 	ps.log.Info("invite received", "room", ev.RoomID(), "user", *target, "from", ev.Sender())
+	if ps.cfg.OnInvite != nil {
+		ps.cfg.OnInvite(*target)
+	}
 	return EventResp{Event: signed.JSON()}, nil
 }
 

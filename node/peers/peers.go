@@ -28,6 +28,9 @@ type Config struct {
 	// ReconnectInterval is how often lost room members are redialled;
 	// default 15 s.
 	ReconnectInterval time.Duration
+	// OnInvite hears of an invite another node sent a local user, once
+	// stored.
+	OnInvite func(user string)
 	// Logger; nil discards.
 	Logger *slog.Logger
 }
