@@ -87,6 +87,7 @@ type delivery struct {
 
 // held is a message waiting in a reorder buffer.
 type held struct {
+	via       peer.ID // the peer that delivered it
 	data      []byte
 	validated any
 }
@@ -120,6 +121,12 @@ func newOrderer() *orderer {
 // push takes a message as it arrives and returns the messages now ready, in
 // order. The result is valid until the next call.
 func (o *orderer) push(from peer.ID, stream, seq uint64, payload []byte, validated any, now time.Time) []delivery {
+	return o.pushVia(from, from, stream, seq, payload, validated, now)
+}
+
+// pushVia is push for a message of the author known as from that the peer
+// via delivered: deliveries name via.
+func (o *orderer) pushVia(from, via peer.ID, stream, seq uint64, payload []byte, validated any, now time.Time) []delivery {
 	o.out = o.out[:0]
 	if o.pushes++; o.pushes >= sweepEvery {
 		o.sweep(now, false)
@@ -144,14 +151,14 @@ func (o *orderer) push(from peer.ID, stream, seq uint64, payload []byte, validat
 	switch {
 	case seq < a.next:
 		// Too late for its place (its gap was given up): still deliver.
-		o.out = append(o.out, delivery{from, payload, validated})
+		o.out = append(o.out, delivery{via, payload, validated})
 	case seq == a.next:
-		o.out = append(o.out, delivery{from, payload, validated})
+		o.out = append(o.out, delivery{via, payload, validated})
 		a.next++
 		o.drain(from, a)
 	case seq-a.next >= reorderWindow:
 		o.flush(from, a)
-		o.out = append(o.out, delivery{from, payload, validated})
+		o.out = append(o.out, delivery{via, payload, validated})
 		a.next = seq + 1
 	default:
 		if len(a.pending) == 0 {
@@ -163,7 +170,7 @@ func (o *orderer) push(from peer.ID, stream, seq uint64, payload []byte, validat
 			o.held++
 			o.bytes += len(payload)
 		}
-		a.pending[seq] = held{payload, validated}
+		a.pending[seq] = held{via, payload, validated}
 		for (o.held > maxHeld || o.bytes > maxHeldBytes) && o.flushLargest() {
 		}
 	}
@@ -213,7 +220,7 @@ func (o *orderer) drain(from peer.ID, a *authorState) {
 		}
 		delete(a.pending, a.next)
 		o.release(p)
-		o.out = append(o.out, delivery{from, p.data, p.validated})
+		o.out = append(o.out, delivery{p.via, p.data, p.validated})
 		a.next++
 	}
 	delete(o.waiting, from)
@@ -232,7 +239,7 @@ func (o *orderer) flush(from peer.ID, a *authorState) {
 	for _, s := range seqs {
 		p := a.pending[s]
 		o.release(p)
-		o.out = append(o.out, delivery{from, p.data, p.validated})
+		o.out = append(o.out, delivery{p.via, p.data, p.validated})
 	}
 	a.next = seqs[len(seqs)-1] + 1
 	a.pending = nil

@@ -15,8 +15,9 @@ import (
 )
 
 // Validator decides what becomes of a room message from another peer. from
-// is the message's author (authenticated by the pubsub signature), not the
-// peer that relayed it. Validators run synchronously on the single pubsub
+// is the peer that delivered it: messages carry no pubsub author or
+// signature (the payload must authenticate itself, as room events do), and
+// a rejected message counts against the peer that delivered it. Validators run synchronously on the single pubsub
 // validation goroutine, in arrival order, so they must be cheap (size, form,
 // signature, a look at the room's members) and must not block.
 //
@@ -45,8 +46,9 @@ const (
 
 // Receiver is called for every validated message in a room from another peer
 // (never for our own publishes), one call at a time per room. from is the
-// author. Each author's messages arrive in the order the author published
-// them: a message that overtakes an earlier one on the network waits for it up
+// peer that delivered it (its author, or a member relaying it): messages are
+// not signed by pubsub, since what a room carries is signed by its own
+// authors. Each publisher's messages arrive in the order it published them: a message that overtakes an earlier one on the network waits for it up
 // to reorderWait (200 ms), after which the earlier one is given up. Delivery is
 // best-effort; a given-up message that turns up later is still delivered, late.
 //
@@ -54,7 +56,7 @@ const (
 // message. It is nil when the room has no Validator (JoinRoom with v nil) or
 // the Validator returned nil. Our own publishes are not validated by us and
 // are never handed to the Receiver; were a copy of one to come back (it does
-// not: they are filtered out by author), it would carry nil.
+// not: they are filtered out), it would carry nil.
 type Receiver func(from peer.ID, data []byte, validated any)
 
 // ErrNotJoined is returned for operations on a room the host has not joined.
@@ -143,7 +145,7 @@ func (h *Host) openRoom(roomID string, v Validator) (_ *room, err error) {
 	self := h.id
 	rm.sub, err = rm.topic.Subscribe(
 		pubsub.WithBufferSize(roomBuffer),
-		pubsub.WithMessageFilter(func(m *pubsub.Message) bool { return m.GetFrom() != self }),
+		pubsub.WithMessageFilter(func(m *pubsub.Message) bool { return m.ReceivedFrom != self }),
 	)
 	if err != nil {
 		return nil, err
@@ -253,7 +255,7 @@ func (h *Host) meshPeers(roomID string) []peer.ID {
 // valid header are rejected whatever v says.
 func (h *Host) topicValidator(v Validator) pubsub.ValidatorEx {
 	return func(ctx context.Context, _ peer.ID, msg *pubsub.Message) (res pubsub.ValidationResult) {
-		from := msg.GetFrom()
+		from := msg.ReceivedFrom
 		if from == h.id {
 			return pubsub.ValidationAccept
 		}
@@ -314,7 +316,9 @@ func (h *Host) receiveLoop(rm *room, r Receiver) {
 			if err != nil {
 				continue // the validator rejects these; defensive
 			}
-			ready = rm.order.push(msg.GetFrom(), stream, seq, payload, msg.ValidatorData, time.Now())
+			// Messages carry no author (see newPubSub): a publisher is
+			// known by its stream, and a message by who delivered it.
+			ready = rm.order.pushVia(streamAuthor(stream), msg.ReceivedFrom, stream, seq, payload, msg.ValidatorData, time.Now())
 		}
 		if r == nil {
 			continue
@@ -364,4 +368,11 @@ func (h *Host) protectLoop(rm *room) {
 			delete(protected, ev.Peer)
 		}
 	}
+}
+
+// streamAuthor is the orderer's key for a publisher's stream.
+func streamAuthor(stream uint64) peer.ID {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], stream)
+	return peer.ID(b[:])
 }

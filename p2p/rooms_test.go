@@ -120,13 +120,15 @@ func TestRejectedMessagesAreNeitherDeliveredNorRelayed(t *testing.T) {
 		}
 	}
 	// Per-sender order holds along the chain, so had B let a bad message
-	// through, it would arrive before the good one that follows it.
+	// through, it would arrive before the good one that follows it. A
+	// message names the peer that delivered it: A to B, B to C.
 	for name, box := range map[string]*inbox{"B": boxB, "C": boxC} {
+		via := map[string]peer.ID{"B": a.ID(), "C": b.ID()}[name]
 		for _, want := range []string{"good 1", "good 2"} {
 			select {
 			case m := <-box.ch:
-				if m.data != want || m.from != a.ID() {
-					t.Fatalf("%s got %+v, want %q from A", name, m, want)
+				if m.data != want || m.from != via {
+					t.Fatalf("%s got %q from %s, want %q from %s", name, m.data, m.from, want, via)
 				}
 			case <-time.After(5 * time.Second):
 				t.Fatalf("%s got nothing, want %q; B sees %v in the room, C sees %v, B connected to %v", name, want,
