@@ -219,8 +219,9 @@ func (h *Host) newPubSub(ctx context.Context, lh host.Host, tr *tracer) (*pubsub
 //     whole when the room is joined (16 KB; it was 8,192 slots, 64 KB a room,
 //     64 MB at 1,000 rooms). The receive loop drains it without I/O, so it
 //     fills only while a Receiver blocks; 2 s of a room at 1,000 msg/s.
-//   - One validation worker. Validators run inline, so the worker runs the
-//     pubsub signature check and ours back to back (2 x ~90 us). Two workers
+//   - One validation worker. Validators run inline, so the worker runs our
+//     event signature check (~90 us; pubsub's own message signature, a
+//     second one, is gone: see newPubSub). Two workers
 //     would keep per-author order (order.go restores it, whichever worker
 //     finishes first) but call the Validator concurrently, which node's
 //     validator is not written for (its gate and verified cache), and measured

@@ -33,8 +33,9 @@ const (
 	// buffer. A larger jump means many messages were lost (or the receiver
 	// joined late): deliver what we hold and carry on from the new position.
 	reorderWindow = 1024
-	// maxAuthors bounds the authors a room's orderer remembers; the pubsub
-	// author is any key a peer cares to sign with, so a stranger relaying
+	// maxAuthors bounds the authors a room's orderer remembers; an author
+	// is a publisher's stream (messages carry no pubsub author), any
+	// number a peer cares to pick, so a stranger relaying
 	// members' events under 100,000 made-up keys cost 20 MiB that was never
 	// returned. Beyond the bound, idle authors are forgotten, and failing
 	// that the least recently heard. A forgotten author's next message
