@@ -10,16 +10,6 @@ import (
 	"strings"
 )
 
-// ClaimURL is the app's address with the claim code, for the owner to
-// open; "" once the node is claimed.
-func (n *Node) ClaimURL() string {
-	code := n.api.ClaimCode()
-	if code == "" {
-		return ""
-	}
-	return n.URL() + "#/claim/" + code
-}
-
 // A fresh node is claimed by its first account. Whoever registers it must
 // show a one-time claim code, as Jupyter asks for its token: the daemon
 // prints the code with the app's URL and writes it to claimCodeFile in the
@@ -45,41 +35,29 @@ func newClaimCode() string {
 	return string(b)
 }
 
-// prepareClaim sets the claim code while the node has no owner, writing
-// it to the data dir; once claimed, it removes any leftover file.
-func (n *Node) prepareClaim() error {
-	count, err := n.api.AccountCount()
-	if err != nil {
-		return err
+// prepareClaim returns the code that claims a node with no owner yet
+// (chosen, or a new one) and writes it to the data dir; for a claimed
+// node it returns "" and removes any leftover file.
+func prepareClaim(dataDir, chosen string, claimed bool) (string, error) {
+	if claimed {
+		return "", removeClaimFile(dataDir)
 	}
-	path := filepath.Join(n.cfg.DataDir, claimCodeFile)
-	if count > 0 {
-		return removeClaimFile(path)
-	}
-	code := strings.TrimSpace(n.cfg.ClaimCode)
+	code := strings.TrimSpace(chosen)
 	switch {
 	case code == "":
 		code = newClaimCode()
 	case len(code) < minClaimCode || len(code) > 128 || strings.ContainsAny(code, "/#?% "):
-		return fmt.Errorf("claim code: use %d to 128 characters, none of / # ? %% or space", minClaimCode)
+		return "", fmt.Errorf("claim code: use %d to 128 characters, none of / # ? %% or space", minClaimCode)
 	}
-	if err := writeFileAtomic(n.cfg.DataDir, claimCodeFile, []byte(code+"\n")); err != nil {
-		return err
+	if err := writeFileAtomic(dataDir, claimCodeFile, []byte(code+"\n")); err != nil {
+		return "", err
 	}
-	n.api.SetClaimCode(code)
-	return nil
+	return code, nil
 }
 
-// removeUsedClaimFile removes the claim-code file once the node has its
-// owner.
-func (n *Node) removeUsedClaimFile() {
-	if err := removeClaimFile(filepath.Join(n.cfg.DataDir, claimCodeFile)); err != nil {
-		n.log.Warn("remove the used claim code", "err", err)
-	}
-}
-
-func removeClaimFile(path string) error {
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+// removeClaimFile removes the data dir's claim-code file, if any.
+func removeClaimFile(dataDir string) error {
+	if err := os.Remove(filepath.Join(dataDir, claimCodeFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	return nil

@@ -18,10 +18,10 @@ const (
 	apiAddrFile  = "api.addr"
 )
 
-// writeCLIFiles creates a fresh CLI token and records the API address.
-func (n *Node) writeCLIFiles() error {
-	for name, content := range map[string]string{cliTokenFile: n.cliToken, apiAddrFile: n.http.Addr()} {
-		if err := writeFileAtomic(n.cfg.DataDir, name, []byte(content+"\n")); err != nil {
+// writeCLIFiles records the CLI token and the API address in the data dir.
+func writeCLIFiles(dataDir, token, apiAddr string) error {
+	for name, content := range map[string]string{cliTokenFile: token, apiAddrFile: apiAddr} {
+		if err := writeFileAtomic(dataDir, name, []byte(content+"\n")); err != nil {
 			return err
 		}
 	}

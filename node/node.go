@@ -26,6 +26,31 @@ import (
 	"github.com/parley-p2p/parley/webui"
 )
 
+// Node is one parley daemon: it wires the store, the engine (dag), the
+// peer protocol (peers), the client API (client) and its HTTP server
+// (webui) together, and owns their lifecycle.
+type Node struct {
+	cfg        Config
+	log        *slog.Logger
+	key        ed25519.PrivateKey
+	serverName string
+
+	store *store.Store
+	host  *p2p.Host
+	dag   *dag.Engine
+	peers *peers.Peers
+	api   *client.API
+	http  *webui.Server
+
+	cliToken string // lets the command line act as the owner
+
+	ctx    context.Context // the host's lifetime
+	cancel context.CancelFunc
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
 // Version is the daemon's version, set at build time with -ldflags.
 var Version = "0.1.0-dev"
 
@@ -102,31 +127,6 @@ func DefaultDataDir() string {
 		return "parley-data"
 	}
 	return filepath.Join(home, ".local", "share", "parley")
-}
-
-// Node is one parley daemon: it wires the store, the engine (dag), the
-// peer protocol (peers), the client API (client) and its HTTP server
-// (webui) together, and owns their lifecycle.
-type Node struct {
-	cfg        Config
-	log        *slog.Logger
-	key        ed25519.PrivateKey
-	serverName string
-
-	store *store.Store
-	host  *p2p.Host
-	dag   *dag.Engine
-	peers *peers.Peers
-	api   *client.API
-	http  *webui.Server
-
-	cliToken string // lets the command line act as the owner
-
-	ctx    context.Context // the host's lifetime
-	cancel context.CancelFunc
-
-	closeOnce sync.Once
-	closeErr  error
 }
 
 // New checks the configuration; it starts nothing.
@@ -237,12 +237,18 @@ func (n *Node) Start() (err error) {
 	if err := n.http.Start(); err != nil {
 		return err
 	}
-	if err := n.writeCLIFiles(); err != nil {
+	if err := writeCLIFiles(n.cfg.DataDir, n.cliToken, n.http.Addr()); err != nil {
 		return err
 	}
-	if err := n.prepareClaim(); err != nil {
+	accounts, err := n.api.AccountCount()
+	if err != nil {
 		return err
 	}
+	code, err := prepareClaim(n.cfg.DataDir, n.cfg.ClaimCode, accounts > 0)
+	if err != nil {
+		return err
+	}
+	n.api.SetClaimCode(code)
 	if err := n.host.Start(n.ctx); err != nil {
 		return err
 	}
@@ -365,3 +371,21 @@ func (a admin) Status() any { return a.node.Status() }
 // ClaimCode is the code that claims the node, or "" once it has its
 // owner.
 func (n *Node) ClaimCode() string { return n.api.ClaimCode() }
+
+// ClaimURL is the app's address with the claim code, for the owner to
+// open; "" once the node is claimed.
+func (n *Node) ClaimURL() string {
+	code := n.api.ClaimCode()
+	if code == "" {
+		return ""
+	}
+	return n.URL() + "#/claim/" + code
+}
+
+// removeUsedClaimFile removes the claim-code file once the node has its
+// owner.
+func (n *Node) removeUsedClaimFile() {
+	if err := removeClaimFile(n.cfg.DataDir); err != nil {
+		n.log.Warn("remove the used claim code", "err", err)
+	}
+}
