@@ -11,25 +11,6 @@ import (
 	"github.com/parley-p2p/parley/node/store"
 )
 
-// Config configures the client API.
-type Config struct {
-	Engine *dag.Engine
-	Peers  *peers.Peers
-	Store  *store.Store
-	// RegistrationToken lets further accounts register; empty means only
-	// the node's first account can ever be created.
-	RegistrationToken string
-	// OnClaimed is called once the node's first account exists (the
-	// node then removes its claim-code file).
-	OnClaimed func()
-	// AppURL is the web app's address (invite links carry it).
-	AppURL func() string
-	// CLIToken lets the command line act as the owner.
-	CLIToken string
-	// Logger; nil discards.
-	Logger *slog.Logger
-}
-
 // API is the Matrix client-server API's meaning: accounts, sessions,
 // filters, profiles, rooms, membership, sync, history and links, for
 // webui to serve over HTTP.
@@ -50,6 +31,25 @@ type API struct {
 	notify   *notifier
 
 	syncBuilds atomic.Int64 // /sync answers built, including ones with nothing new
+}
+
+// Config configures the client API.
+type Config struct {
+	Engine *dag.Engine
+	Peers  *peers.Peers
+	Store  *store.Store
+	// RegistrationToken lets further accounts register; empty means only
+	// the node's first account can ever be created.
+	RegistrationToken string
+	// OnClaimed is called once the node's first account exists (the
+	// node then removes its claim-code file).
+	OnClaimed func()
+	// AppURL is the web app's address (invite links carry it).
+	AppURL func() string
+	// CLIToken lets the command line act as the owner.
+	CLIToken string
+	// Logger; nil discards.
+	Logger *slog.Logger
 }
 
 // SyncBuilds counts the /sync answers built so far, including those

@@ -1,5 +1,5 @@
-// Package client is the meaning of the Matrix client-server API on a
-// parley node: accounts, sessions and the claim (accounts.go, claim.go,
+// Package client is what the Matrix client-server API means on a parley
+// node. It owns accounts, sessions and the claim (accounts.go, claim.go,
 // cli.go), rooms and their events (api.go, build.go), membership
 // (membership.go), /sync (sync.go), invite links (links.go) and blocked
 // servers (invites.go). It implements the interfaces webui defines per

@@ -1,4 +1,5 @@
-// Package peers is parley's node-to-node protocol. It follows each room a
+// Package peers is the node-to-node side of a parley node: what it sends
+// other nodes and what it takes from them. It follows each room a
 // local user is in over GossipSub (follow.go), validates and ingests the
 // room's gossip (ingest.go: the validator's membership gate in gate.go,
 // one worker per room, held events and fetches in fetch.go), fills gaps

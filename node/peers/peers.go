@@ -17,24 +17,6 @@ import (
 	"github.com/parley-p2p/parley/rooms"
 )
 
-// Config configures the node-to-node side of a node.
-type Config struct {
-	Host   *p2p.Host
-	Engine *dag.Engine
-	Store  *store.Store
-	Key    ed25519.PrivateKey
-	// RequestTimeout bounds each request to another node; default 20 s.
-	RequestTimeout time.Duration
-	// ReconnectInterval is how often lost room members are redialled;
-	// default 15 s.
-	ReconnectInterval time.Duration
-	// OnInvite hears of an invite another node sent a local user, once
-	// stored.
-	OnInvite func(user string)
-	// Logger; nil discards.
-	Logger *slog.Logger
-}
-
 // Peers speaks parley's node-to-node protocol: it follows rooms over
 // gossip, fills gaps and catches up, serves and asks for events, history,
 // invites, joins and link uses, and keeps connections to rooms' servers.
@@ -60,6 +42,24 @@ type Peers struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+}
+
+// Config configures the node-to-node side of a node.
+type Config struct {
+	Host   *p2p.Host
+	Engine *dag.Engine
+	Store  *store.Store
+	Key    ed25519.PrivateKey
+	// RequestTimeout bounds each request to another node; default 20 s.
+	RequestTimeout time.Duration
+	// ReconnectInterval is how often lost room members are redialled;
+	// default 15 s.
+	ReconnectInterval time.Duration
+	// OnInvite hears of an invite another node sent a local user, once
+	// stored.
+	OnInvite func(user string)
+	// Logger; nil discards.
+	Logger *slog.Logger
 }
 
 // DefaultRequestTimeout bounds a request to another node when

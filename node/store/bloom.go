@@ -1,5 +1,6 @@
 // The event filter: a Bloom filter of the IDs of stored events, so that
 // asking for an event the node cannot hold yet costs no Badger read.
+
 package store
 
 import (

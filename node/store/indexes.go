@@ -2,6 +2,7 @@
 // cache of sessions by token, and every redaction by its target. Callers
 // never see them: Txn's methods consult them and keep them up to date,
 // and each changes only once the transaction that wrote it has committed.
+
 package store
 
 import (
