@@ -59,11 +59,6 @@ func (e *Engine) protoLocked(r *Room, sender, evType string, stateKey *string, c
 	return p
 }
 
-// Sign signs a prepared event with the node's key.
-func (e *Engine) Sign(p rooms.ProtoEvent, version string) (*rooms.Event, error) {
-	return rooms.Build(p, version, e.serverName, e.key)
-}
-
 // Send builds, signs, checks and stores an event from a local user,
 // waits until it is durable, and then publishes it: no member hears of
 // an event this node does not hold, and a failed write leaves nothing

@@ -4,11 +4,12 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
-	"github.com/parley-p2p/parley/node/internal/gencache"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/parley-p2p/parley/node/internal/gencache"
 
 	"github.com/parley-p2p/parley/node/store"
 	"github.com/parley-p2p/parley/rooms"
@@ -97,9 +98,6 @@ func (e *Engine) Close() {
 
 // ServerName is the name of the server whose key signs local events.
 func (e *Engine) ServerName() string { return e.serverName }
-
-// Store is the engine's store.
-func (e *Engine) Store() *store.Store { return e.store }
 
 // goBackground runs f in a goroutine Close waits for.
 func (e *Engine) goBackground(f func(ctx context.Context)) {

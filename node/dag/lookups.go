@@ -90,8 +90,3 @@ func (e *Engine) StateFunc(m store.StateMap) rooms.StateFunc {
 		return i.Event
 	}
 }
-
-// StateEvent is the event of a key in a state, or nil.
-func (e *Engine) StateEvent(m store.StateMap, k rooms.StateKey) *rooms.Event {
-	return e.StateFunc(m)(k)
-}

@@ -223,19 +223,7 @@ func (ps *Peers) Invite(ctx context.Context, inviter, roomID, target, reason str
 	if err := rooms.VerifySignature(signed, ps.serverName); err != nil {
 		return errs.Unavailablef("invite came back altered: %v", err)
 	}
-	out, err := ps.dag.Admit(r.Room, signed, dag.Opts{Local: true})
-	var rj *dag.Rejection
-	if errors.As(err, &rj) {
-		return errs.Forbiddenf("%s", rj.Reason)
-	}
-	if err != nil {
-		return err
-	}
-	if err := <-out.Committed; err != nil {
-		return err
-	}
-	ps.publish(r.Room, signed)
-	return nil
+	return ps.dag.AdmitLocal(r.Room, signed, nil)
 }
 
 // strippedEvent is an event as invite state carries it.

@@ -3,7 +3,6 @@ package peers
 import (
 	"context"
 	"crypto/ed25519"
-	"errors"
 	"log/slog"
 	"strings"
 	"sync"
@@ -161,7 +160,5 @@ func (ps *Peers) userExists(localpart string) bool {
 	})
 	return err == nil
 }
-
-var errClosed = errors.New("peers: closed")
 
 func nowMS() int64 { return time.Now().UnixMilli() }
