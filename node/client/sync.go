@@ -316,7 +316,7 @@ func (api *API) changedRooms(t *store.Txn, since uint64) ([]*store.RoomRecord, e
 
 // withCreateID adds a v12 room's implied create event to its state map.
 func withCreateID(rec *store.RoomRecord, m store.StateMap) store.StateMap {
-	return dag.WithCreate(dag.NewRoom(rec.ID, rec.Version), m)
+	return dag.WithCreateOf(rec.ID, rec.Version, m)
 }
 
 // syncJoined builds one joined room's section.

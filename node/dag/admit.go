@@ -344,10 +344,15 @@ func (e *Engine) redaction(r *Room, ev *rooms.Event, before store.StateMap) *red
 	return red
 }
 
-// withCreate adds the implied create event of a v12 room to a state map
+// WithCreate adds the implied create event of a v12 room to a state map
 // for auth lookups.
 func WithCreate(r *Room, m store.StateMap) store.StateMap {
-	cid := CreateEventID(r)
+	return WithCreateOf(r.ID, r.Version, m)
+}
+
+// WithCreateOf is WithCreate for a room known by its ID and version.
+func WithCreateOf(roomID, version string, m store.StateMap) store.StateMap {
+	cid := createEventID(roomID, version)
 	k := rooms.StateKey{Type: "m.room.create"}
 	if cid == "" || m[k] != "" {
 		return m

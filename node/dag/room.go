@@ -84,11 +84,13 @@ func (r *Room) record() *store.RoomRecord {
 
 // CreateEventID is the create event's ID when the room ID implies it
 // (room v12), else "".
-func CreateEventID(r *Room) string {
-	if r.Version == rooms.V11 {
+func CreateEventID(r *Room) string { return createEventID(r.ID, r.Version) }
+
+func createEventID(roomID, version string) string {
+	if version == rooms.V11 {
 		return ""
 	}
-	return "$" + r.ID[1:]
+	return "$" + roomID[1:]
 }
 
 // Info is an event plus what this node knows about it.
