@@ -11,6 +11,7 @@ import (
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/parley-p2p/parley/internal/testkit"
 	"github.com/parley-p2p/parley/node"
 )
 
@@ -72,7 +73,7 @@ func (cl *cluster) burst(tb testing.TB, ctx context.Context, tag string, perUser
 	start := map[string]time.Time{}
 	var sends []time.Duration
 
-	cpu0 := cpuTime()
+	cpu0 := testkit.CPUTime()
 	t0 := time.Now()
 	var wg sync.WaitGroup
 	for s, u := range cl.users {
@@ -111,7 +112,7 @@ func (cl *cluster) burst(tb testing.TB, ctx context.Context, tag string, perUser
 		}
 		f.waitAll(wctx, want)
 	}
-	res := burstResult{msgs: len(all), cpu: cpuTime() - cpu0, sends: sends}
+	res := burstResult{msgs: len(all), cpu: testkit.CPUTime() - cpu0, sends: sends}
 	var last time.Time
 	for r, f := range cl.followers {
 		for _, m := range all {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-p2p/parley/internal/testkit"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/id"
 )
@@ -53,19 +54,19 @@ func BenchmarkReceiveAllocs(b *testing.B) {
 	b.ResetTimer()
 	for run := range b.N {
 		// The sending client's share, sent where the receiver is not.
-		m0, c0 := memStats(), cpuTime()
+		m0, c0 := memStats(), testkit.CPUTime()
 		sendMany(b, ctx, alice, lonely.RoomID, fmt.Sprintf("lonely run%d", run), count, 8)
-		m1, c1 := memStats(), cpuTime()
+		m1, c1 := memStats(), testkit.CPUTime()
 		clientAllocs += m1.Mallocs - m0.Mallocs
 		clientBytes += m1.TotalAlloc - m0.TotalAlloc
 		clientCPU += c1 - c0
 
-		m0, c0 = memStats(), cpuTime()
+		m0, c0 = memStats(), testkit.CPUTime()
 		bodies := sendMany(b, ctx, alice, room, fmt.Sprintf("recv run%d", run), count, 8)
 		wctx, wcancel := context.WithTimeout(ctx, time.Minute)
 		lost += f.waitAll(wctx, bodies)
 		wcancel()
-		m1, c1 = memStats(), cpuTime()
+		m1, c1 = memStats(), testkit.CPUTime()
 		rawAllocs += m1.Mallocs - m0.Mallocs
 		rawBytes += m1.TotalAlloc - m0.TotalAlloc
 		rawCPU += c1 - c0

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/parley-p2p/parley/internal/testkit"
 )
 
 // BenchmarkTenNodes: ten nodes in one room, every user sending
@@ -68,7 +70,7 @@ func BenchmarkThreeNodesOneAtATime(b *testing.B) {
 	}
 	var lat []time.Duration
 	lost := 0
-	cpu0 := cpuTime()
+	cpu0 := testkit.CPUTime()
 	b.ResetTimer()
 	for run := range b.N {
 		for i := range count {
@@ -92,5 +94,5 @@ func BenchmarkThreeNodesOneAtATime(b *testing.B) {
 	b.StopTimer()
 	reportLatency(b, "", lat)
 	b.ReportMetric(float64(lost), "lost")
-	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(count*b.N*2), "cpu_us/msg/recv")
+	b.ReportMetric(float64((testkit.CPUTime()-cpu0).Microseconds())/float64(count*b.N*2), "cpu_us/msg/recv")
 }

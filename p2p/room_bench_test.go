@@ -8,12 +8,12 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/parley-p2p/parley/internal/testkit"
 )
 
 // BenchmarkRoom: n hosts, all connected, in one room; each publishes m
@@ -110,11 +110,11 @@ func verifySigned(_ context.Context, _ peer.ID, data []byte) (Verdict, any) {
 // cpuTime returns the CPU time (user and system) the process has used:
 // unlike wall time, it barely moves with the load of other processes.
 func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
+	d := testkit.CPUTime()
+	if d == 0 {
+		b.Fatal("the process's CPU time cannot be read here")
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return d
 }
 
 // latencies collects per-delivery latencies from every Receiver.

@@ -3,6 +3,8 @@ package rooms
 import (
 	"testing"
 	"time"
+
+	"github.com/parley-p2p/parley/internal/testkit"
 )
 
 // benchEvents are typical events of a room: a message, a member event and
@@ -23,7 +25,7 @@ func BenchmarkParseEvent(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(raw)))
-			start := cpuTime()
+			start := testkit.CPUTime()
 			for b.Loop() {
 				if _, err := ParseEvent(raw, V12); err != nil {
 					b.Fatal(err)
@@ -45,7 +47,7 @@ func BenchmarkParseTrusted(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(raw)))
-			start := cpuTime()
+			start := testkit.CPUTime()
 			for b.Loop() {
 				if _, err := ParseTrusted(raw, V12, e.ID()); err != nil {
 					b.Fatal(err)
@@ -58,5 +60,5 @@ func BenchmarkParseTrusted(b *testing.B) {
 
 // reportCPU adds the CPU time per operation since start to b's results.
 func reportCPU(b *testing.B, start time.Duration) {
-	b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(testkit.CPUTime()-start)/float64(b.N), "cpu-ns/op")
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-p2p/parley/internal/testkit"
 	"github.com/parley-p2p/parley/node/store"
 	"github.com/parley-p2p/parley/rooms"
 )
@@ -143,7 +144,7 @@ func BenchmarkEventFromStore(b *testing.B) {
 	b.Run("cold", func(b *testing.B) {
 		b.ReportAllocs()
 		i := 0
-		start := cpuTime()
+		start := testkit.CPUTime()
 		for b.Loop() {
 			id := ids[i%n]
 			i++
@@ -162,7 +163,7 @@ func BenchmarkEventFromStore(b *testing.B) {
 		}
 		b.ReportAllocs()
 		i := 0
-		start := cpuTime()
+		start := testkit.CPUTime()
 		for b.Loop() {
 			if _, err := e.Event(ids[i%n]); err != nil {
 				b.Fatal(err)
@@ -196,7 +197,7 @@ func BenchmarkAdmit(b *testing.B) {
 	pending := make([]<-chan error, 0, b.N)
 	b.ReportAllocs()
 	b.ResetTimer()
-	start := cpuTime()
+	start := testkit.CPUTime()
 	for _, raw := range raws {
 		ev, err := rooms.ParseEvent(raw, r.Version)
 		if err != nil {
@@ -214,5 +215,5 @@ func BenchmarkAdmit(b *testing.B) {
 
 // reportCPU adds the CPU time per operation since start to b's results.
 func reportCPU(b *testing.B, start time.Duration) {
-	b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(testkit.CPUTime()-start)/float64(b.N), "cpu-ns/op")
 }
