@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -15,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/parley-p2p/parley/internal/testkit"
 )
 
 // binary is the parley command, built at most once per run into a
@@ -60,29 +61,11 @@ func parleyBinary(tb testing.TB) string {
 	return binary.path
 }
 
-// lockedBuffer collects a process's output while the benchmark reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // proc is a `parley run` child process.
 type proc struct {
 	cmd     *exec.Cmd
-	out     lockedBuffer
-	errOut  lockedBuffer
+	out     testkit.Buffer
+	errOut  testkit.Buffer
 	started time.Time
 	exited  chan struct{}
 	url     string   // the client API, ending in "/"
