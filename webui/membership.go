@@ -19,20 +19,11 @@ type Membership interface {
 }
 
 func (s *Server) invite(w http.ResponseWriter, r *http.Request, sess *Session) error {
-	var body struct {
-		UserID string `json:"user_id"`
-		Reason string `json:"reason"`
-	}
-	if err := readJSON(r, &body); err != nil {
+	target, reason, err := readTarget(r)
+	if err != nil {
 		return err
 	}
-	if body.UserID == "" {
-		return errMissingParam("user_id is required")
-	}
-	if _, err := rooms.ServerOf(body.UserID); err != nil {
-		return errs.Invalidf("invalid user ID %q", body.UserID)
-	}
-	if err := s.membership.Invite(r.Context(), sess, r.PathValue("roomId"), body.UserID, body.Reason); err != nil {
+	if err := s.membership.Invite(r.Context(), sess, r.PathValue("roomId"), target, reason); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]any{})
@@ -73,20 +64,11 @@ func (s *Server) leave(w http.ResponseWriter, r *http.Request, sess *Session) er
 // moderate serves kick, ban and unban: each sets the target's membership.
 func (s *Server) moderate(membership string) func(w http.ResponseWriter, r *http.Request, sess *Session) error {
 	return func(w http.ResponseWriter, r *http.Request, sess *Session) error {
-		var body struct {
-			UserID string `json:"user_id"`
-			Reason string `json:"reason"`
-		}
-		if err := readJSON(r, &body); err != nil {
+		target, reason, err := readTarget(r)
+		if err != nil {
 			return err
 		}
-		if body.UserID == "" {
-			return errMissingParam("user_id is required")
-		}
-		if _, err := rooms.ServerOf(body.UserID); err != nil {
-			return errs.Invalidf("invalid user ID %q", body.UserID)
-		}
-		if err := s.membership.Moderate(r.Context(), sess, r.PathValue("roomId"), body.UserID, membership, body.Reason); err != nil {
+		if err := s.membership.Moderate(r.Context(), sess, r.PathValue("roomId"), target, membership, reason); err != nil {
 			return err
 		}
 		writeJSON(w, http.StatusOK, map[string]any{})
@@ -98,4 +80,23 @@ func (s *Server) moderate(membership string) func(w http.ResponseWriter, r *http
 func (s *Server) forget(w http.ResponseWriter, r *http.Request, _ *Session) error {
 	writeJSON(w, http.StatusOK, map[string]any{})
 	return nil
+}
+
+// readTarget reads the body of invite, kick, ban and unban: the user they
+// are about, which must be a valid user ID, and an optional reason.
+func readTarget(r *http.Request) (userID, reason string, err error) {
+	var body struct {
+		UserID string `json:"user_id"`
+		Reason string `json:"reason"`
+	}
+	if err := readJSON(r, &body); err != nil {
+		return "", "", err
+	}
+	if body.UserID == "" {
+		return "", "", errMissingParam("user_id is required")
+	}
+	if _, err := rooms.ServerOf(body.UserID); err != nil {
+		return "", "", errs.Invalidf("invalid user ID %q", body.UserID)
+	}
+	return body.UserID, body.Reason, nil
 }
