@@ -50,6 +50,9 @@ type Store struct {
 	closeMu  sync.Mutex
 	closed   bool
 	closeErr error
+	// shut is set once Close starts closing Badger: a read begun after
+	// that would wait forever on Badger's read watermark.
+	shut atomic.Bool
 }
 
 type writeReq struct {
@@ -179,6 +182,7 @@ func (s *Store) Close() error {
 		return fmt.Errorf("%w: database left open, its log is replayed at the next start", err)
 	}
 	s.closed = true
+	s.shut.Store(true)
 	s.closeErr = s.db.Close()
 	return s.closeErr
 }
@@ -342,8 +346,13 @@ func (s *Store) run(batch []*writeReq) error {
 	return nil
 }
 
-// View runs fn in a read-only transaction.
+// View runs fn in a read-only transaction. After Close it returns
+// ErrClosed: a reader still running as the node shuts down (a pubsub
+// validator, say) gets an error instead of waiting forever.
 func (s *Store) View(fn func(*Txn) error) error {
+	if s.shut.Load() {
+		return ErrClosed
+	}
 	gen := s.sessions.generation()
 	return s.db.View(func(txn *badger.Txn) error { return fn(&Txn{s: s, txn: txn, sessionGen: gen}) })
 }
