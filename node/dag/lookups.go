@@ -13,6 +13,9 @@ func (e *Engine) Event(id string) (*Info, error) {
 	if i, ok := e.events.Get(id); ok {
 		return i, nil
 	}
+	if !e.store.MayHaveEvent(id) {
+		return nil, store.ErrNotFound // no transaction for an event that cannot be stored
+	}
 	var rec *store.EventRecord
 	err := e.store.View(func(t *store.Txn) error {
 		var err error

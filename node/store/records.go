@@ -73,11 +73,21 @@ func (t *Txn) Event(id string) (*EventRecord, error) {
 	return &r, nil
 }
 
+// MayHaveEvent is false when the event is certainly not stored, which
+// the store knows from memory without opening a transaction; true means
+// a read must tell.
+func (s *Store) MayHaveEvent(id string) bool {
+	if f := s.events; f != nil && !f.mayHave(id) {
+		s.stats.eventSkipped.Add(1)
+		return false
+	}
+	return true
+}
+
 // mayHaveEvent is false when the event is certainly not stored; true
 // means a read must tell, and counts one.
 func (t *Txn) mayHaveEvent(id string) bool {
-	if f := t.s.events; f != nil && !f.mayHave(id) {
-		t.s.stats.eventSkipped.Add(1)
+	if !t.s.MayHaveEvent(id) {
 		return false
 	}
 	t.s.stats.eventReads.Add(1)
