@@ -28,7 +28,8 @@ func keyTimeline(room string, pos uint64) []byte {
 	return binary.BigEndian.AppendUint64(prefixTimeline(room), pos)
 }
 
-// EventRecord is an event as the node stored it.
+// EventRecord is an event as the node stored it (eventcodec.go has its
+// form on disk).
 type EventRecord struct {
 	Version string          `json:"v"`
 	PDU     json.RawMessage `json:"pdu"`
@@ -66,9 +67,14 @@ func (t *Txn) Event(id string) (*EventRecord, error) {
 	if !t.mayHaveEvent(id) {
 		return nil, ErrNotFound
 	}
-	var r EventRecord
-	if err := t.getJSON(keyEvent(id), &r); err != nil {
+	key := keyEvent(id)
+	b, err := get(t.txn, key)
+	if err != nil {
 		return nil, err
+	}
+	var r EventRecord
+	if err := decodeEventRecord(b, &r); err != nil {
+		return nil, fmt.Errorf("store: decode %q: %w", key, err)
 	}
 	return &r, nil
 }
@@ -136,7 +142,9 @@ func (t *Txn) PutEvent(roomID, id string, r *EventRecord) error {
 	if f := t.s.events; f != nil {
 		f.add(id)
 	}
-	return t.setJSON(keyEvent(id), r)
+	n := 1 + 3*binary.MaxVarintLen64 + 1 + 7*binary.MaxVarintLen16 + len(r.PDU) +
+		len(r.Version) + len(r.Rejected) + len(r.SoftFailed) + len(r.StateAfter) + len(r.StateBefore) + len(r.TxnID) + len(r.TxnDevice)
+	return t.txn.Set(keyEvent(id), appendEventRecord(make([]byte, 0, n), r))
 }
 
 // Timeline returns up to limit event IDs of the room's timeline with
