@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"unsafe"
@@ -579,4 +580,225 @@ func redactContent(typ string, content value) value {
 		return content.only(keys...)
 	}
 	return emptyObject()
+}
+
+// Skim is what a client is shown of an event: its fields, and its
+// content as canonical JSON.
+type Skim struct {
+	ID, Type, Sender string
+	RoomID           string
+	StateKey         *string
+	Content          json.RawMessage
+	OriginServerTS   int64
+	// Membership is content.membership of a member event, as Membership
+	// returns it.
+	Membership string
+}
+
+// Skim returns what a client is shown of the event.
+func (e *Event) Skim() Skim {
+	return Skim{
+		ID: e.id, Type: e.typ, Sender: e.sender, RoomID: e.RoomID(), StateKey: e.StateKey(),
+		Content: e.Content(), OriginServerTS: e.ts, Membership: e.Membership(),
+	}
+}
+
+// SkimStored reads what a client is shown of an event this node stored,
+// from its canonical JSON (Event.JSON) as stored, without building the
+// event: a few microseconds less per event than ParseTrusted, for
+// rendering events that will not be kept. It answers false for anything
+// it does not read the way ParseTrusted would, and the caller then
+// parses the event; so it does for redaction events, whose Redacts it
+// does not read. The content it returns shares pdu's bytes, which must
+// be canonical JSON, as Event.JSON is: it is not re-encoded.
+func SkimStored(pdu []byte, version, id string) (Skim, bool) {
+	sk := Skim{ID: id}
+	if id == "" || id[0] != '$' || !KnownVersion(version) {
+		return sk, false
+	}
+	var hasRoom, hasTS bool
+	ok := skimObject(pdu, func(key string, val []byte) bool {
+		var ok bool
+		switch key {
+		case "type":
+			sk.Type, ok = skimString(val)
+		case "sender":
+			sk.Sender, ok = skimString(val)
+		case "room_id":
+			sk.RoomID, ok = skimString(val)
+			hasRoom = true
+		case "state_key":
+			var s string
+			s, ok = skimString(val)
+			sk.StateKey = &s
+		case "content":
+			sk.Content, ok = val, len(val) > 0 && val[0] == '{'
+		case "origin_server_ts":
+			sk.OriginServerTS, ok = skimInt(val)
+			hasTS = true
+		case "event_id", "unsigned":
+			ok = false // ParseTrusted drops them and re-encodes
+		default:
+			ok = true
+		}
+		return ok
+	})
+	switch {
+	case !ok || sk.Type == "" || sk.Sender == "" || sk.Content == nil || !hasTS || sk.Type == "m.room.redaction":
+		return sk, false
+	case !hasRoom && version == V12 && sk.Type == "m.room.create":
+		sk.RoomID = "!" + id[1:]
+	case !hasRoom || sk.RoomID == "" || version == V12 && sk.Type == "m.room.create":
+		return sk, false
+	}
+	if sk.Type == "m.room.member" {
+		var m string
+		ok := skimObject(sk.Content, func(key string, val []byte) bool {
+			if key != "membership" {
+				return true
+			}
+			s, ok := skimString(val)
+			m = s
+			return ok
+		})
+		if !ok {
+			return sk, false
+		}
+		switch m { // as Membership: not a slice of the whole event
+		case "join", "leave", "invite", "ban", "knock":
+			sk.Membership = internMembership(m)
+		default:
+			sk.Membership = strings.Clone(m)
+		}
+	}
+	return sk, true
+}
+
+func internMembership(m string) string {
+	switch m {
+	case "join":
+		return "join"
+	case "leave":
+		return "leave"
+	case "invite":
+		return "invite"
+	case "ban":
+		return "ban"
+	}
+	return "knock"
+}
+
+// skimObject calls fn with each key of a compact JSON object (keys
+// without escapes) and the bytes of its value, until fn returns false.
+// It reports whether it read the whole object and fn accepted every key.
+func skimObject(b []byte, fn func(key string, val []byte) bool) bool {
+	if len(b) < 2 || b[0] != '{' {
+		return false
+	}
+	at := 1
+	if b[at] == '}' {
+		return len(b) == 2
+	}
+	for {
+		end := skipString(b, at)
+		if end < 0 || end >= len(b) || b[end] != ':' {
+			return false
+		}
+		key := b[at+1 : end-1]
+		if slices.Contains(key, '\\') {
+			return false
+		}
+		start := end + 1
+		stop := skipValue(b, start)
+		if stop <= start || !fn(string(key), b[start:stop]) || stop >= len(b) {
+			return false
+		}
+		switch b[stop] {
+		case ',':
+			at = stop + 1
+		case '}':
+			return stop+1 == len(b)
+		default:
+			return false
+		}
+	}
+}
+
+// skipString returns the index just past the string starting at b[at],
+// or -1.
+func skipString(b []byte, at int) int {
+	if at >= len(b) || b[at] != '"' {
+		return -1
+	}
+	for i := at + 1; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			return i + 1
+		case '\\':
+			i++
+		}
+	}
+	return -1
+}
+
+// skipValue returns the index just past the compact JSON value starting
+// at b[at], or -1. Brackets must match, to maxDepth levels.
+func skipValue(b []byte, at int) int {
+	var stack [maxDepth + 1]byte
+	depth := 0
+	for i := at; i < len(b); {
+		switch c := b[i]; c {
+		case '"':
+			i = skipString(b, i)
+			if i < 0 {
+				return -1
+			}
+		case '{', '[':
+			if depth == len(stack) {
+				return -1
+			}
+			stack[depth] = c + 2 // '{'+2 is '}', '['+2 is ']'
+			depth++
+			i++
+		case '}', ']':
+			if depth == 0 || stack[depth-1] != c {
+				return -1
+			}
+			depth--
+			i++
+		case ',', ':':
+			if depth == 0 {
+				return i
+			}
+			i++
+		case ' ', '\t', '\n', '\r':
+			return -1 // not compact
+		default:
+			i++
+		}
+		if depth == 0 && i < len(b) && (b[i] == ',' || b[i] == '}' || b[i] == ']') {
+			return i
+		}
+	}
+	if depth == 0 {
+		return len(b)
+	}
+	return -1
+}
+
+// skimString reads a JSON string without escapes.
+func skimString(val []byte) (string, bool) {
+	if len(val) < 2 || val[0] != '"' || val[len(val)-1] != '"' || slices.Contains(val, '\\') {
+		return "", false
+	}
+	return string(val[1 : len(val)-1]), true
+}
+
+// skimInt reads a JSON integer within the canonical range.
+func skimInt(val []byte) (int64, bool) {
+	if len(val) == 0 || val[0] == '+' {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(string(val), 10, 64)
+	return n, err == nil && n >= -maxSafeInt && n <= maxSafeInt
 }
