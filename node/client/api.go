@@ -20,25 +20,99 @@ import (
 // its transaction ID, so clients can match their local echo.
 func (api *API) clientEvent(i *dag.Info, s *webui.Session, withRoom bool) webui.ClientEvent {
 	ev := i.Event
-	ce := webui.ClientEvent{
-		Content: ev.Content(), EventID: ev.ID(), OriginServerTS: ev.OriginServerTS(),
-		Sender: ev.Sender(), StateKey: ev.StateKey(), Type: ev.Type(), Redacts: ev.Redacts(),
-	}
-	if withRoom {
-		ce.RoomID = ev.RoomID()
-	}
-	unsigned := map[string]any{"age": max(nowMS()-ev.OriginServerTS(), 0)}
+	ce := api.skimmedEvent(ev.Skim(), i.Rec.TxnID, i.Rec.TxnDevice, s, withRoom)
 	if by := api.dag.RedactedBy(ev); by != nil {
 		if red, err := ev.Redacted(); err == nil {
 			ce.Content = red.Content()
 		}
-		unsigned["redacted_because"] = api.clientEvent(by, nil, withRoom)
+		ce.Unsigned["redacted_because"] = api.clientEvent(by, nil, withRoom)
 	}
-	if s != nil && i.Rec.TxnID != "" && ev.Sender() == s.UserID && i.Rec.TxnDevice == s.DeviceID {
-		unsigned["transaction_id"] = i.Rec.TxnID
+	ce.Redacts = ev.Redacts()
+	return ce
+}
+
+// skimmedEvent renders what a client is shown of an event that is not
+// redacted, nor a redaction (whose Redacts the caller sets).
+func (api *API) skimmedEvent(sk rooms.Skim, txnID, txnDevice string, s *webui.Session, withRoom bool) webui.ClientEvent {
+	ce := webui.ClientEvent{
+		Content: sk.Content, EventID: sk.ID, OriginServerTS: sk.OriginServerTS,
+		Sender: sk.Sender, StateKey: sk.StateKey, Type: sk.Type,
+	}
+	if withRoom {
+		ce.RoomID = sk.RoomID
+	}
+	unsigned := map[string]any{"age": max(nowMS()-sk.OriginServerTS, 0)}
+	if s != nil && txnID != "" && sk.Sender == s.UserID && txnDevice == s.DeviceID {
+		unsigned["transaction_id"] = txnID
 	}
 	ce.Unsigned = unsigned
 	return ce
+}
+
+// shownEvent is an event read to be shown once: the engine's, when its
+// cache holds it, else skimmed from its stored record, which is neither
+// parsed nor cached (see dag.Engine.Cached).
+type shownEvent struct {
+	info *dag.Info // nil when skimmed
+	skim rooms.Skim
+	rec  *store.EventRecord
+}
+
+func (e *shownEvent) typ() string {
+	if e.info != nil {
+		return e.info.Event.Type()
+	}
+	return e.skim.Type
+}
+
+func (e *shownEvent) sender() string {
+	if e.info != nil {
+		return e.info.Event.Sender()
+	}
+	return e.skim.Sender
+}
+
+func (e *shownEvent) membership() string {
+	if e.info != nil {
+		return e.info.Event.Membership()
+	}
+	return e.skim.Membership
+}
+
+// readShown reads an event to be shown, in t (nil: through the engine).
+// What cannot be skimmed (a redaction, an event with a redaction
+// recorded against it, bytes the skim does not read) goes through the
+// engine as before.
+func (api *API) readShown(t *store.Txn, id string) (shownEvent, error) {
+	if i, ok := api.dag.Cached(id); ok || t == nil {
+		if !ok {
+			var err error
+			if i, err = api.dag.Event(id); err != nil {
+				return shownEvent{}, err
+			}
+		}
+		return shownEvent{info: i, rec: &i.Rec}, nil
+	}
+	if red, _ := t.Redaction(id); red == nil {
+		if rec, err := t.Event(id); err == nil {
+			if sk, ok := rooms.SkimStored(rec.PDU, rec.Version, id); ok {
+				return shownEvent{skim: sk, rec: rec}, nil
+			}
+		}
+	}
+	i, err := api.dag.Event(id)
+	if err != nil {
+		return shownEvent{}, err
+	}
+	return shownEvent{info: i, rec: &i.Rec}, nil
+}
+
+// render renders an event read by readShown.
+func (api *API) render(e shownEvent, s *webui.Session, withRoom bool) webui.ClientEvent {
+	if e.info != nil {
+		return api.clientEvent(e.info, s, withRoom)
+	}
+	return api.skimmedEvent(e.skim, e.rec.TxnID, e.rec.TxnDevice, s, withRoom)
 }
 
 // readableRoom returns the room if the user may read it now: joined, or
@@ -99,8 +173,9 @@ func (api *API) Send(ctx context.Context, s *webui.Session, roomID, evType strin
 	return ev.ID(), nil
 }
 
-// stateEvents renders a state map.
-func (api *API) stateEvents(m store.StateMap, s *webui.Session, withRoom bool) []webui.ClientEvent {
+// stateEvents renders a state map, reading its events in t (nil:
+// through the engine).
+func (api *API) stateEvents(t *store.Txn, m store.StateMap, s *webui.Session, withRoom bool) []webui.ClientEvent {
 	out := make([]webui.ClientEvent, 0, len(m))
 	keys := make([]rooms.StateKey, 0, len(m))
 	for k := range m {
@@ -113,8 +188,8 @@ func (api *API) stateEvents(m store.StateMap, s *webui.Session, withRoom bool) [
 		return keys[a].StateKey < keys[b].StateKey
 	})
 	for _, k := range keys {
-		if i, err := api.dag.Event(m[k]); err == nil {
-			out = append(out, api.clientEvent(i, s, withRoom))
+		if e, err := api.readShown(t, m[k]); err == nil {
+			out = append(out, api.render(e, s, withRoom))
 		}
 	}
 	return out
@@ -141,7 +216,7 @@ func (api *API) State(s *webui.Session, roomID string) ([]webui.ClientEvent, err
 	if err != nil {
 		return nil, err
 	}
-	return api.stateEvents(m, s, true), nil
+	return api.stateEvents(nil, m, s, true), nil
 }
 
 // StateEvent implements webui.Backend.
@@ -169,7 +244,7 @@ func (api *API) Members(s *webui.Session, roomID string, q webui.MembersQuery) (
 		return nil, err
 	}
 	var out []webui.ClientEvent
-	for _, ce := range api.stateEvents(m, s, true) {
+	for _, ce := range api.stateEvents(nil, m, s, true) {
 		if ce.Type != "m.room.member" {
 			continue
 		}

@@ -252,7 +252,7 @@ func (api *API) syncRoom(t *store.Txn, s *webui.Session, rec *store.RoomRecord, 
 			if err != nil {
 				return res, err
 			}
-			lr.Timeline, err = api.timeline(s, entries, limit, &f.Room.Timeline)
+			lr.Timeline, _, err = api.timeline(t, s, entries, limit, &f.Room.Timeline)
 			if err != nil {
 				return res, err
 			}
@@ -335,7 +335,8 @@ func (api *API) syncJoined(t *store.Txn, s *webui.Session, rec *store.RoomRecord
 		return nil, false, err
 	}
 	changed := len(entries) > 0
-	jr.Timeline, err = api.timeline(s, entries, limit, &f.Room.Timeline)
+	var oldest *store.EventRecord
+	jr.Timeline, oldest, err = api.timeline(t, s, entries, limit, &f.Room.Timeline)
 	if err != nil {
 		return nil, false, err
 	}
@@ -343,15 +344,10 @@ func (api *API) syncJoined(t *store.Txn, s *webui.Session, rec *store.RoomRecord
 	if since == 0 || newlyJoined || fullState || jr.Timeline.Limited {
 		// The state at the start of the timeline.
 		start := state
-		if len(entries) > 0 {
-			first := entries[min(len(entries), limit)-1]
-			i, err := api.dag.Event(first.EventID)
-			if err != nil {
-				return nil, false, err
-			}
-			id := i.Rec.StateBefore
+		if oldest != nil {
+			id := oldest.StateBefore
 			if id == "" {
-				id = i.Rec.StateAfter
+				id = oldest.StateAfter
 			}
 			if start, err = api.dag.Snapshot(id); err != nil {
 				return nil, false, err
@@ -361,18 +357,20 @@ func (api *API) syncJoined(t *store.Txn, s *webui.Session, rec *store.RoomRecord
 		for _, ev := range jr.Timeline.Events {
 			inTimeline[ev.EventID] = true
 		}
-		for _, ce := range api.stateEvents(withCreateID(rec, start), s, false) {
+		for _, ce := range api.stateEvents(t, withCreateID(rec, start), s, false) {
 			if !inTimeline[ce.EventID] && f.Room.State.Allows(ce.Type, ce.Sender) {
 				jr.State.Events = append(jr.State.Events, ce)
 			}
 		}
 	}
-	jr.Summary = api.summary(s, state)
+	jr.Summary = api.summary(t, s, state)
 	return jr, changed, nil
 }
 
-// timeline turns newest-first entries into a timeline, oldest first.
-func (api *API) timeline(s *webui.Session, entries []store.TimelineEntry, limit int, f *webui.RoomEventFilter) (webui.Timeline, error) {
+// timeline turns newest-first entries into a timeline, oldest first,
+// reading their events in t; it returns the record of the oldest (nil
+// if there are none), whose state is the timeline's start.
+func (api *API) timeline(t *store.Txn, s *webui.Session, entries []store.TimelineEntry, limit int, f *webui.RoomEventFilter) (webui.Timeline, *store.EventRecord, error) {
 	tl := webui.Timeline{Events: []webui.ClientEvent{}}
 	if len(entries) > limit {
 		tl.Limited = true
@@ -381,31 +379,35 @@ func (api *API) timeline(s *webui.Session, entries []store.TimelineEntry, limit 
 	if len(entries) > 0 {
 		tl.PrevBatch = orderToken(entries[len(entries)-1].Order - 1)
 	}
+	var oldest *store.EventRecord
 	for k := len(entries) - 1; k >= 0; k-- {
-		i, err := api.dag.Event(entries[k].EventID)
+		e, err := api.readShown(t, entries[k].EventID)
 		if err != nil {
-			return tl, err
+			return tl, nil, err
 		}
-		if f.Allows(i.Event.Type(), i.Event.Sender()) {
-			tl.Events = append(tl.Events, api.clientEvent(i, s, false))
+		if oldest == nil {
+			oldest = e.rec
+		}
+		if f.Allows(e.typ(), e.sender()) {
+			tl.Events = append(tl.Events, api.render(e, s, false))
 		}
 	}
-	return tl, nil
+	return tl, oldest, nil
 }
 
 // summary is the room summary clients use to name rooms.
-func (api *API) summary(s *webui.Session, state store.StateMap) map[string]any {
+func (api *API) summary(t *store.Txn, s *webui.Session, state store.StateMap) map[string]any {
 	joined, invited := 0, 0
 	var heroes []string
 	for k, id := range state {
 		if k.Type != "m.room.member" {
 			continue
 		}
-		i, err := api.dag.Event(id)
+		e, err := api.readShown(t, id)
 		if err != nil {
 			continue
 		}
-		switch i.Event.Membership() {
+		switch e.membership() {
 		case "join":
 			joined++
 		case "invite":

@@ -36,6 +36,15 @@ func (e *Engine) Event(id string) (*Info, error) {
 	return i, nil
 }
 
+// Cached returns the event if the engine's cache holds it: events it
+// admitted or read lately. Events just admitted are there before their
+// writes commit. A reader that renders an event once and keeps nothing
+// (an initial /sync reads tens of thousands) reads the others from its
+// own transaction (store.Txn.Event, rooms.SkimStored) rather than
+// through Event, which would parse each and push the hot set (the auth
+// events admission reads again and again) out of the cache.
+func (e *Engine) Cached(id string) (*Info, bool) { return e.events.Get(id) }
+
 // parseStored reads back an event this node checked before storing it:
 // its ID is the key it was stored under, so it is not hashed again.
 func parseStored(id string, rec *store.EventRecord) (*rooms.Event, error) {
