@@ -173,9 +173,9 @@ func (api *API) Send(ctx context.Context, s *webui.Session, roomID, evType strin
 	return ev.ID(), nil
 }
 
-// stateEvents renders a state map, reading its events in t (nil:
-// through the engine).
-func (api *API) stateEvents(t *store.Txn, m store.StateMap, s *webui.Session, withRoom bool) []webui.ClientEvent {
+// stateEvents renders a state map but the events in skip, reading them
+// in t (nil: through the engine).
+func (api *API) stateEvents(t *store.Txn, m store.StateMap, skip map[string]bool, s *webui.Session, withRoom bool) []webui.ClientEvent {
 	out := make([]webui.ClientEvent, 0, len(m))
 	keys := make([]rooms.StateKey, 0, len(m))
 	for k := range m {
@@ -188,6 +188,9 @@ func (api *API) stateEvents(t *store.Txn, m store.StateMap, s *webui.Session, wi
 		return keys[a].StateKey < keys[b].StateKey
 	})
 	for _, k := range keys {
+		if skip[m[k]] {
+			continue
+		}
 		if e, err := api.readShown(t, m[k]); err == nil {
 			out = append(out, api.render(e, s, withRoom))
 		}
@@ -216,7 +219,7 @@ func (api *API) State(s *webui.Session, roomID string) ([]webui.ClientEvent, err
 	if err != nil {
 		return nil, err
 	}
-	return api.stateEvents(nil, m, s, true), nil
+	return api.stateEvents(nil, m, nil, s, true), nil
 }
 
 // StateEvent implements webui.Backend.
@@ -244,7 +247,7 @@ func (api *API) Members(s *webui.Session, roomID string, q webui.MembersQuery) (
 		return nil, err
 	}
 	var out []webui.ClientEvent
-	for _, ce := range api.stateEvents(nil, m, s, true) {
+	for _, ce := range api.stateEvents(nil, m, nil, s, true) {
 		if ce.Type != "m.room.member" {
 			continue
 		}

@@ -357,8 +357,8 @@ func (api *API) syncJoined(t *store.Txn, s *webui.Session, rec *store.RoomRecord
 		for _, ev := range jr.Timeline.Events {
 			inTimeline[ev.EventID] = true
 		}
-		for _, ce := range api.stateEvents(t, withCreateID(rec, start), s, false) {
-			if !inTimeline[ce.EventID] && f.Room.State.Allows(ce.Type, ce.Sender) {
+		for _, ce := range api.stateEvents(t, withCreateID(rec, start), inTimeline, s, false) {
+			if f.Room.State.Allows(ce.Type, ce.Sender) {
 				jr.State.Events = append(jr.State.Events, ce)
 			}
 		}
