@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -172,14 +173,14 @@ func (d *recordReader) byte() byte {
 }
 
 // internVersion spares an allocation per record for the versions in use.
-func internVersion(v string) string {
-	switch v {
+func internVersion[S string | []byte](v S) string {
+	switch string(v) {
 	case "11":
 		return "11"
 	case "12":
 		return "12"
 	}
-	return v
+	return string(v)
 }
 
 // decodeJSONRecord reads a JSON record in the form encoding/json wrote
@@ -194,15 +195,16 @@ func decodeJSONRecord(b []byte, r *EventRecord) bool {
 		return p.at+1 == len(b)
 	}
 	for {
-		key, ok := p.str()
+		key, ok := p.strBytes()
 		if !ok || p.peek() != ':' {
 			return false
 		}
 		p.at++
-		switch key {
+		switch string(key) { // compared without a copy
 		case "v":
-			r.Version, ok = p.str()
-			r.Version = internVersion(r.Version)
+			var v []byte
+			v, ok = p.strBytes()
+			r.Version = internVersion(v)
 		case "pdu":
 			start := p.at
 			if ok = p.skip(0); ok {
@@ -261,8 +263,17 @@ func (p *jsonRecord) peek() byte {
 // str reads a string without escapes or control characters, of valid
 // UTF-8 (encoding/json would decode anything else differently).
 func (p *jsonRecord) str() (string, bool) {
+	b, ok := p.strBytes()
+	if !ok || len(b) == 0 {
+		return "", ok
+	}
+	return string(b), true
+}
+
+// strBytes is str, sharing the record's bytes.
+func (p *jsonRecord) strBytes() ([]byte, bool) {
 	if p.peek() != '"' {
-		return "", false
+		return nil, false
 	}
 	start := p.at + 1
 	ascii := true
@@ -271,17 +282,17 @@ func (p *jsonRecord) str() (string, bool) {
 		case c == '"':
 			s := p.b[start:i]
 			if !ascii && !utf8.Valid(s) {
-				return "", false
+				return nil, false
 			}
 			p.at = i + 1
-			return string(s), true
+			return s, true
 		case c == '\\' || c < 0x20:
-			return "", false
+			return nil, false
 		case c >= utf8.RuneSelf:
 			ascii = false
 		}
 	}
-	return "", false
+	return nil, false
 }
 
 // uint reads a non-negative integer as encoding/json writes it.
@@ -391,14 +402,22 @@ func (p *jsonRecord) skip(depth int) bool {
 }
 
 func (p *jsonRecord) skipString() bool {
-	for i := p.at + 1; i < len(p.b); i++ {
-		switch p.b[i] {
-		case '"':
-			p.at = i + 1
+	for i := p.at + 1; ; {
+		q := bytes.IndexByte(p.b[i:], '"')
+		if q < 0 {
+			return false
+		}
+		i += q
+		// The quote ends the string unless an odd run of backslashes
+		// escapes it.
+		n := 0
+		for n < i-p.at-1 && p.b[i-1-n] == '\\' {
+			n++
+		}
+		i++
+		if n%2 == 0 {
+			p.at = i
 			return true
-		case '\\':
-			i++ // the escaped character, whatever it is
 		}
 	}
-	return false
 }
