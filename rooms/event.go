@@ -1,13 +1,13 @@
 package rooms
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"unsafe"
@@ -617,9 +617,9 @@ func SkimStored(pdu []byte, version, id string) (Skim, bool) {
 		return sk, false
 	}
 	var hasRoom, hasTS bool
-	ok := skimObject(pdu, func(key string, val []byte) bool {
+	ok := skimObject(pdu, func(key, val []byte) bool {
 		var ok bool
-		switch key {
+		switch string(key) { // compared without a copy
 		case "type":
 			sk.Type, ok = skimString(val)
 		case "sender":
@@ -653,8 +653,8 @@ func SkimStored(pdu []byte, version, id string) (Skim, bool) {
 	}
 	if sk.Type == "m.room.member" {
 		var m string
-		ok := skimObject(sk.Content, func(key string, val []byte) bool {
-			if key != "membership" {
+		ok := skimObject(sk.Content, func(key, val []byte) bool {
+			if string(key) != "membership" {
 				return true
 			}
 			s, ok := skimString(val)
@@ -691,7 +691,7 @@ func internMembership(m string) string {
 // skimObject calls fn with each key of a compact JSON object (keys
 // without escapes) and the bytes of its value, until fn returns false.
 // It reports whether it read the whole object and fn accepted every key.
-func skimObject(b []byte, fn func(key string, val []byte) bool) bool {
+func skimObject(b []byte, fn func(key, val []byte) bool) bool {
 	if len(b) < 2 || b[0] != '{' {
 		return false
 	}
@@ -710,7 +710,7 @@ func skimObject(b []byte, fn func(key string, val []byte) bool) bool {
 		}
 		start := end + 1
 		stop := skipValue(b, start)
-		if stop <= start || !fn(string(key), b[start:stop]) || stop >= len(b) {
+		if stop <= start || !fn(key, b[start:stop]) || stop >= len(b) {
 			return false
 		}
 		switch b[stop] {
@@ -730,15 +730,23 @@ func skipString(b []byte, at int) int {
 	if at >= len(b) || b[at] != '"' {
 		return -1
 	}
-	for i := at + 1; i < len(b); i++ {
-		switch b[i] {
-		case '"':
-			return i + 1
-		case '\\':
-			i++
+	for i := at + 1; ; {
+		q := bytes.IndexByte(b[i:], '"')
+		if q < 0 {
+			return -1
+		}
+		i += q
+		// The quote ends the string unless an odd run of backslashes
+		// escapes it.
+		n := 0
+		for n < i-at-1 && b[i-1-n] == '\\' {
+			n++
+		}
+		i++
+		if n%2 == 0 {
+			return i
 		}
 	}
-	return -1
 }
 
 // skipValue returns the index just past the compact JSON value starting
@@ -796,9 +804,25 @@ func skimString(val []byte) (string, bool) {
 
 // skimInt reads a JSON integer within the canonical range.
 func skimInt(val []byte) (int64, bool) {
-	if len(val) == 0 || val[0] == '+' {
+	neg := len(val) > 0 && val[0] == '-'
+	if neg {
+		val = val[1:]
+	}
+	if len(val) == 0 || len(val) > 16 || len(val) > 1 && val[0] == '0' {
 		return 0, false
 	}
-	n, err := strconv.ParseInt(string(val), 10, 64)
-	return n, err == nil && n >= -maxSafeInt && n <= maxSafeInt
+	var n int64
+	for _, c := range val {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if n > maxSafeInt {
+		return 0, false
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
 }

@@ -63,6 +63,9 @@ func TestSkimStoredRefusesWhatItCannotRead(t *testing.T) {
 		"an empty value":        `{"content":,"type":"x"}`,
 		"no timestamp":          `{"content":{},"room_id":"!r","sender":"@a:b","type":"x"}`,
 		"a non-integer time":    `{"content":{},"origin_server_ts":1.5,"room_id":"!r","sender":"@a:b","type":"x"}`,
+		"a time with a plus":    `{"content":{},"origin_server_ts":+1,"room_id":"!r","sender":"@a:b","type":"x"}`,
+		"a time with zeros":     `{"content":{},"origin_server_ts":01,"room_id":"!r","sender":"@a:b","type":"x"}`,
+		"a time out of range":   `{"content":{},"origin_server_ts":9007199254740992,"room_id":"!r","sender":"@a:b","type":"x"}`,
 		"an event_id field":     `{"content":{},"event_id":"$x","origin_server_ts":1,"room_id":"!r","sender":"@a:b","type":"x"}`,
 		"no room_id":            `{"content":{},"origin_server_ts":1,"sender":"@a:b","type":"x"}`,
 		"content not an object": `{"content":[],"origin_server_ts":1,"room_id":"!r","sender":"@a:b","type":"x"}`,
@@ -104,4 +107,24 @@ func FuzzSkimStored(f *testing.F) {
 			t.Fatalf("%q:\nskimmed %+v\nparsed  %+v", b, sk, want)
 		}
 	})
+}
+
+// BenchmarkSkimStored is SkimStored's work on typical events, against
+// ParseTrusted's (BenchmarkParseTrusted) on the same bytes.
+func BenchmarkSkimStored(b *testing.B) {
+	for name, raw := range benchEvents(b) {
+		e, err := ParseEvent(raw, V12)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(raw)))
+			for b.Loop() {
+				if _, ok := SkimStored(raw, V12, e.ID()); !ok {
+					b.Fatal("not skimmed")
+				}
+			}
+		})
+	}
 }
