@@ -25,6 +25,9 @@ import (
 //     and /sync read again and again: in each active room the auth events
 //     of its senders (create, power levels, join rules, a member event
 //     each) and the last few events at its head, 10 to 15 events a room.
+//     An initial /sync, which renders some 26 events a room once, reads
+//     those it does not find here from the store without caching them
+//     (Engine.Cached), so it does not push the hot set out.
 //     12 MiB keeps that for some 300 active rooms of the 1,000; a room
 //     that wakes up again pays a store read and rooms.ParseTrusted per
 //     event (tens of microseconds), not a network fetch.
