@@ -96,17 +96,7 @@ type Options struct {
 // Open opens (or creates) the database in dir/db.
 func Open(dir string, o Options) (*Store, error) {
 	path := filepath.Join(dir, "db")
-	opts := badger.DefaultOptions(path).
-		WithSyncWrites(true).
-		WithLogger(badgerLogger{o.Logger}).
-		WithNumMemtables(2).
-		WithMemTableSize(16 << 20).
-		WithBlockCacheSize(16 << 20).
-		WithIndexCacheSize(16 << 20).
-		WithValueLogFileSize(64 << 20).
-		WithNumCompactors(2).
-		WithNumLevelZeroTables(4).
-		WithNumLevelZeroTablesStall(8)
+	opts := badgerOptions(path, o.Logger)
 	s := &Store{writes: make(chan *writeReq, maxBatch), done: make(chan struct{}), dir: dir, freeSpace: o.FreeSpace, log: o.Logger}
 	switch {
 	case o.InMemory || o.MinFree < 0:

@@ -1,0 +1,61 @@
+package store
+
+import (
+	"log/slog"
+
+	badger "github.com/dgraph-io/badger/v4"
+)
+
+// Badger's sizes, for a personal node: a few users, up to thousands of
+// rooms, writes of a few events at a time (bursts when catching up). The
+// Go heap they take is most of what such a node holds, so each is as small
+// as measured to do no harm (BenchmarkThousandRooms at 1,000 rooms of 100
+// events: heap after an initial sync 94 MB with the sizes before, of which
+// 21 MB the memtable's arena and 22 MB cached blocks).
+const (
+	// memTableSize is the memtable (and the table a flush writes to L0).
+	// Badger allocates its arena whole, 1.3 times this, and keeps up to
+	// numMemtables of them while one flushes: 16 MiB took 21 MB. It also
+	// bounds one transaction at 15% of it (Badger's ErrTxnTooBig): 1.2 MiB
+	// at 8 MiB, which holds a full group commit (the store's maxBatch,
+	// 512 events of ~1-2 KB with their index entries); a group that does
+	// not fit is committed update by update, each with its own fsync.
+	memTableSize = 8 << 20
+	numMemtables = 2
+
+	// blockCacheSize holds decompressed 4 KiB blocks (the tables are
+	// Snappy-compressed, so Badger requires a cache). Reads that miss
+	// decompress a block from the mapped table again, a few us. 16 MiB
+	// held 22 MB of heap and still could not hold an initial sync's
+	// working set (20,000 events scattered over every table at 1,000
+	// rooms); what it must hold is the recent blocks that idle and
+	// incremental /syncs and sends read again and again.
+	blockCacheSize = 4 << 20
+
+	// indexCacheSize 0: Badger only caches table indexes of encrypted
+	// tables; unencrypted ones are read from the mapped file, so a cache
+	// would hold nothing.
+	indexCacheSize = 0
+
+	valueLogFileSize        = 64 << 20
+	numCompactors           = 2
+	numLevelZeroTables      = 4
+	numLevelZeroTablesStall = 8
+)
+
+// badgerOptions are the options the store opens Badger with at path.
+// Every size is one Badger records per table or file, so a data dir
+// written with other sizes opens and reads the same.
+func badgerOptions(path string, log *slog.Logger) badger.Options {
+	return badger.DefaultOptions(path).
+		WithSyncWrites(true).
+		WithLogger(badgerLogger{log}).
+		WithNumMemtables(numMemtables).
+		WithMemTableSize(memTableSize).
+		WithBlockCacheSize(blockCacheSize).
+		WithIndexCacheSize(indexCacheSize).
+		WithValueLogFileSize(valueLogFileSize).
+		WithNumCompactors(numCompactors).
+		WithNumLevelZeroTables(numLevelZeroTables).
+		WithNumLevelZeroTablesStall(numLevelZeroTablesStall)
+}
