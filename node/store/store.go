@@ -91,6 +91,10 @@ type Options struct {
 	// FreeSpace reports the free space of a directory's file system;
 	// default the FreeSpace of this package (tests fake a full disk).
 	FreeSpace func(dir string) (uint64, error)
+
+	// noReleaser leaves the tables' pages mapped (mapped.go) unless
+	// releaseMapped is called: for tests that watch those pages.
+	noReleaser bool
 }
 
 // Open opens (or creates) the database in dir/db.
@@ -149,6 +153,10 @@ func Open(dir string, o Options) (*Store, error) {
 	s.released = s.pos
 	s.wg.Add(1)
 	go s.writer()
+	if !o.InMemory && !o.noReleaser && releaseSupported {
+		s.wg.Add(1)
+		go s.releaser()
+	}
 	return s, nil
 }
 
