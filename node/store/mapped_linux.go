@@ -53,12 +53,3 @@ func dropMapped(pick func(path string) bool) (int64, error) {
 
 // releaseSupported: dropMapped works here.
 const releaseSupported = true
-
-// minorFaults is the number of minor page faults the process has taken.
-func minorFaults() int64 {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return ru.Minflt
-}

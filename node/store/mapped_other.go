@@ -7,5 +7,3 @@ package store
 func dropMapped(pick func(path string) bool) (int64, error) { return 0, nil }
 
 const releaseSupported = false
-
-func minorFaults() int64 { return 0 }

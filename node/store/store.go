@@ -33,6 +33,10 @@ type Store struct {
 
 	onCommit func(pos uint64)
 
+	// reads holds a token while reads wait for the releaser (mapped.go);
+	// nil without one.
+	reads chan struct{}
+
 	// In-memory indexes (indexes.go), changed only after a commit.
 	events     *eventFilter // nil: no filter (benchmarks compare)
 	sessions   sessionCache
@@ -154,6 +158,7 @@ func Open(dir string, o Options) (*Store, error) {
 	s.wg.Add(1)
 	go s.writer()
 	if !o.InMemory && !o.noReleaser && releaseSupported {
+		s.reads = make(chan struct{}, 1)
 		s.wg.Add(1)
 		go s.releaser()
 	}
@@ -352,6 +357,7 @@ func (s *Store) View(fn func(*Txn) error) error {
 		return ErrClosed
 	}
 	gen := s.sessions.generation()
+	defer s.noteRead()
 	return s.db.View(func(txn *badger.Txn) error { return fn(&Txn{s: s, txn: txn, sessionGen: gen}) })
 }
 
