@@ -2,6 +2,8 @@ package store
 
 import (
 	"fmt"
+	"maps"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -23,49 +25,96 @@ import (
 // the page, and the kernel reclaims unmapped cache pages more readily
 // than mapped ones.
 
+// tableMapping is where one table file is mapped in the process.
+type tableMapping struct {
+	id     uint64
+	lo, hi uintptr
+}
+
+// mappedTables caches the tables' mappings between releases: a table's
+// mapping stays where it is for the table's life, so /proc/self/maps is
+// read again only when the set of tables has changed. Only the releaser
+// (or a test, without one) touches it.
+type mappedTables struct {
+	index    map[uint64]int // each table's index size, by ID
+	mappings []tableMapping
+}
+
+// A table ends in its index (block offsets and bloom filter), which every
+// read of the table consults and which Tables reads too: releasing it
+// would only have it faulted in again at once. Releases keep the index's
+// pages and indexSlack more (the index's length and checksum after it).
+const indexSlack = 4 << 10
+
 // releaseMapped drops the pages of the store's tables from the process's
 // resident memory, as above, and returns how many bytes of mappings it
 // advised (not all of them were resident). Reads in progress are not
 // disturbed: a page is mapped again when next read. On systems other than
 // Linux it does nothing. Not after Close (the releaser, which calls it,
-// ends before Close closes Badger).
+// ends before Close closes Badger), nor from two goroutines at once.
 func (s *Store) releaseMapped() (int64, error) {
 	// The tables to advise are those listed now, and the iterator holds a
 	// reference to each that still exists, so that none is unmapped (after
 	// a compaction) while we advise its address range: advising a range
 	// that was unmapped and reused for other memory would zero it. A
 	// table made after the list is left for the next call.
-	ids := make(map[uint64]bool)
+	index := make(map[uint64]int)
 	for _, t := range s.db.Tables() {
-		ids[t.ID] = true
+		index[t.ID] = t.IndexSz
 	}
 	txn := s.db.NewTransaction(false)
 	defer txn.Discard()
 	it := txn.NewIterator(badger.IteratorOptions{})
 	defer it.Close()
-	dir, err := filepath.Abs(s.db.Opts().Dir)
-	if err == nil {
-		// The kernel names a mapping's file by its resolved path.
-		dir, err = filepath.EvalSymlinks(dir)
+	if !maps.Equal(index, s.mapped.index) {
+		dir, err := filepath.Abs(s.db.Opts().Dir)
+		if err == nil {
+			// The kernel names a mapping's file by its resolved path.
+			dir, err = filepath.EvalSymlinks(dir)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("store: release mapped tables: %w", err)
+		}
+		mappings, err := findMappings(func(path string) (uint64, bool) { return tableIn(path, dir, index) })
+		if err != nil {
+			return 0, err
+		}
+		s.mapped = mappedTables{index: index, mappings: mappings}
 	}
-	if err != nil {
-		return 0, fmt.Errorf("store: release mapped tables: %w", err)
+	var total int64
+	page := uintptr(os.Getpagesize())
+	for _, m := range s.mapped.mappings {
+		size, ok := index[m.id]
+		if !ok {
+			continue // gone since: its range may be someone else's now
+		}
+		keep := uintptr(size) + indexSlack
+		if m.hi-m.lo <= keep {
+			continue
+		}
+		hi := (m.hi - keep) &^ (page - 1)
+		if err := dontNeed(m.lo, hi); err != nil {
+			return total, fmt.Errorf("store: release mapped table %d: %w", m.id, err)
+		}
+		total += int64(hi - m.lo)
 	}
-	return dropMapped(func(path string) bool { return tableIn(path, dir, ids) })
+	return total, nil
 }
 
-// tableIn reports whether path is a table file of dir whose ID is in ids.
-func tableIn(path, dir string, ids map[uint64]bool) bool {
+// tableIn returns the ID of the table that path names, if path is a table
+// file of dir whose ID is in index.
+func tableIn(path, dir string, index map[uint64]int) (uint64, bool) {
 	name, ok := strings.CutPrefix(path, dir+"/")
 	if !ok || strings.Contains(name, "/") {
-		return false
+		return 0, false
 	}
 	num, ok := strings.CutSuffix(name, ".sst")
 	if !ok {
-		return false
+		return 0, false
 	}
 	id, err := strconv.ParseUint(num, 10, 64)
-	return err == nil && ids[id]
+	_, ok = index[id]
+	return id, err == nil && ok
 }
 
 // releaseGap is the releaser's pace: while reads go on, it releases the

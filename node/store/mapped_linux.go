@@ -9,15 +9,15 @@ import (
 	"syscall"
 )
 
-// dropMapped advises MADV_DONTNEED on every mapping of this process whose
-// file is one that pick accepts, and returns the bytes advised.
-func dropMapped(pick func(path string) bool) (int64, error) {
+// findMappings returns the mappings of this process whose file pick
+// names a table of, from /proc/self/maps.
+func findMappings(pick func(path string) (uint64, bool)) ([]tableMapping, error) {
 	f, err := os.Open("/proc/self/maps")
 	if err != nil {
-		return 0, fmt.Errorf("store: release mapped tables: %w", err)
+		return nil, fmt.Errorf("store: find mapped tables: %w", err)
 	}
 	defer f.Close()
-	var total int64
+	var out []tableMapping
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		// start-end perms offset dev inode path, the path last and
@@ -27,8 +27,8 @@ func dropMapped(pick func(path string) bool) (int64, error) {
 		for i := range fields {
 			fields[i], rest, _ = bytes.Cut(bytes.TrimLeft(rest, " "), []byte(" "))
 		}
-		path := string(bytes.TrimLeft(rest, " "))
-		if !pick(path) {
+		id, ok := pick(string(bytes.TrimLeft(rest, " ")))
+		if !ok {
 			continue
 		}
 		start, end, ok := bytes.Cut(fields[0], []byte("-"))
@@ -40,16 +40,21 @@ func dropMapped(pick func(path string) bool) (int64, error) {
 		if err1 != nil || err2 != nil || hi <= lo {
 			continue
 		}
-		if _, _, errno := syscall.Syscall(syscall.SYS_MADVISE, uintptr(lo), uintptr(hi-lo), syscall.MADV_DONTNEED); errno != 0 {
-			return total, fmt.Errorf("store: release mapped table %s: %w", path, errno)
-		}
-		total += int64(hi - lo)
+		out = append(out, tableMapping{id: id, lo: uintptr(lo), hi: uintptr(hi)})
 	}
 	if err := sc.Err(); err != nil {
-		return total, fmt.Errorf("store: release mapped tables: %w", err)
+		return nil, fmt.Errorf("store: find mapped tables: %w", err)
 	}
-	return total, nil
+	return out, nil
 }
 
-// releaseSupported: dropMapped works here.
+// dontNeed advises MADV_DONTNEED on the range [lo, hi).
+func dontNeed(lo, hi uintptr) error {
+	if _, _, errno := syscall.Syscall(syscall.SYS_MADVISE, lo, hi-lo, syscall.MADV_DONTNEED); errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+// releaseSupported: findMappings and dontNeed work here.
 const releaseSupported = true

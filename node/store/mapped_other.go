@@ -2,8 +2,10 @@
 
 package store
 
-// dropMapped does nothing where /proc/self/maps and madvise's Linux
+// findMappings finds nothing where /proc/self/maps and madvise's Linux
 // semantics are not to be had.
-func dropMapped(pick func(path string) bool) (int64, error) { return 0, nil }
+func findMappings(pick func(path string) (uint64, bool)) ([]tableMapping, error) { return nil, nil }
+
+func dontNeed(lo, hi uintptr) error { return nil }
 
 const releaseSupported = false

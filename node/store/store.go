@@ -35,7 +35,8 @@ type Store struct {
 
 	// reads holds a token while reads wait for the releaser (mapped.go);
 	// nil without one.
-	reads chan struct{}
+	reads  chan struct{}
+	mapped mappedTables
 
 	// In-memory indexes (indexes.go), changed only after a commit.
 	events     *eventFilter // nil: no filter (benchmarks compare)
