@@ -2,6 +2,8 @@ package store
 
 import (
 	"log/slog"
+	"os"
+	"strings"
 
 	badger "github.com/dgraph-io/badger/v4"
 )
@@ -47,18 +49,42 @@ const (
 )
 
 // badgerOptions are the options the store opens Badger with at path.
-// Every size is one Badger records per table or file, so a data dir
-// written with other sizes opens and reads the same.
+// Tables and value logs record their own sizes, so a data dir written
+// with other sizes opens and reads the same; memtable logs do not (see
+// memTableSizeAt).
 func badgerOptions(path string, log *slog.Logger) badger.Options {
 	return badger.DefaultOptions(path).
 		WithSyncWrites(true).
 		WithLogger(badgerLogger{log}).
 		WithNumMemtables(numMemtables).
-		WithMemTableSize(memTableSize).
+		WithMemTableSize(memTableSizeAt(path)).
 		WithBlockCacheSize(blockCacheSize).
 		WithIndexCacheSize(indexCacheSize).
 		WithValueLogFileSize(valueLogFileSize).
 		WithNumCompactors(numCompactors).
 		WithNumLevelZeroTables(numLevelZeroTables).
 		WithNumLevelZeroTablesStall(numLevelZeroTablesStall)
+}
+
+// memTableSizeAt is the memtable size to open the database at path with:
+// memTableSize, or more if a memtable log left there by a crash was
+// written with bigger memtables (parley used 16 MiB before). Badger
+// replays such a log into a memtable of the size it is opened with, and
+// panics if it does not fit ("Arena too small"); it makes each log file
+// twice its memtable size, so the file's size tells.
+func memTableSizeAt(path string) int64 {
+	size := int64(memTableSize)
+	ents, err := os.ReadDir(path)
+	if err != nil {
+		return size // a new database; or Badger reports the error
+	}
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".mem") {
+			continue
+		}
+		if fi, err := e.Info(); err == nil && fi.Size()/2 > size {
+			size = fi.Size() / 2
+		}
+	}
+	return size
 }
