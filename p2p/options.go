@@ -39,7 +39,7 @@ const (
 	// rooms" below for the sizes.
 	outboundQueue = 8192 // per peer, messages waiting to be written
 	validateQueue = 8192 // per node, messages waiting for validation
-	roomBuffer    = 2048 // per room, validated messages waiting for the Receiver
+	roomBuffer    = 1024 // per room, validated messages waiting for the Receiver
 
 	// MaxMessageSize bounds the data of one room message (Publish).
 	MaxMessageSize = 1 << 20
@@ -215,10 +215,15 @@ func (h *Host) newPubSub(ctx context.Context, lh host.Host, tr *tracer) (*pubsub
 //     node, 8,192: a burst of 1,800 messages in a 10-member room arriving up
 //     to 7 times each overflowed it before inflow.go kept copies and
 //     flooding peers out (14,529 dropped); now one peer can hold at most
-//     peerMsgBurst of it. Subscription, per room, 2,048: a channel allocated
-//     whole when the room is joined (16 KB; it was 8,192 slots, 64 KB a room,
-//     64 MB at 1,000 rooms). The receive loop drains it without I/O, so it
-//     fills only while a Receiver blocks; 2 s of a room at 1,000 msg/s.
+//     peerMsgBurst of it. Subscription, per room, 1,024: a channel allocated
+//     whole when the room is joined, 8 KB (at 2,048 slots it was 16 KB a
+//     room, 19 MB of a 1,000-room node's heap; at 8,192, 64 MB). The
+//     receive loop drains it without I/O (the Receiver only queues into
+//     the room's own bounded inbox), yet it still falls behind when
+//     pubsub's event loop hands over a burst without yielding the CPU:
+//     in TestBurstOfPublishesAllArriveInOrder (2,000 publishes at once, 3
+//     hosts on 2 cores) 256 slots lost messages in 3 runs of 5 and 512 in
+//     1 of 5; 1,024 lost none in 20.
 //   - One validation worker. Validators run inline, so the worker runs our
 //     event signature check (~90 us; pubsub's own message signature, a
 //     second one, is gone: see newPubSub). Two workers

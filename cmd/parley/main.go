@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -26,7 +28,7 @@ Usage:
   parley run [--data DIR] [--http ADDR] [--allowed-host NAME]... [--listen MULTIADDR]... [--bootstrap MULTIADDR]...
              [--no-mdns] [--relay MULTIADDR]... [--relay-service]
              [--claim-code CODE] [--registration-token TOKEN] [--webui-dir DIR] [--log-level LEVEL]
-             [--min-free-mb N]
+             [--min-free-mb N] [--memory-limit-mb N]
   parley invite [--data DIR] [--max-uses N] [--expires DURATION] ROOM_ID
                                   make an invite link (through the running daemon)
   parley join [--data DIR] LINK   join a room through an invite link
@@ -112,8 +114,16 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.AppDir, "webui-dir", "", "serve the web app from this folder instead of the embedded copy")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	minFreeMB := fs.Int64("min-free-mb", 64, "MiB kept free on the data dir's disk: below it the node refuses writes, and does not start (0: no check)")
+	memLimitMB := fs.Int64("memory-limit-mb", defaultMemoryLimitMB, "soft limit in MiB on the memory the Go runtime holds (heap, stacks): near it the garbage collector runs more often, above it memory goes back to the system at once (0: none; without this flag a GOMEMLIMIT in the environment applies instead)")
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
+	}
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "memory-limit-mb" })
+	if limit, ok, err := memoryLimit(*memLimitMB, explicit, os.Getenv("GOMEMLIMIT")); err != nil {
+		return err
+	} else if ok {
+		debug.SetMemoryLimit(limit)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("run: unexpected argument %q", fs.Arg(0))
@@ -182,4 +192,35 @@ func cmdID(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "server name: %s\npeer id:     %s\n", rooms.ServerName(pub), pid)
 	return nil
+}
+
+// defaultMemoryLimitMB is the soft memory limit of `parley run`. The
+// garbage collector keeps GOGC's pace (the heap grows to twice what is
+// live) until the runtime holds this much, then collects as often as it
+// takes to stay under it, with at most half the CPU. Without a limit, a
+// node's first /sync at 1,000 rooms of 100 events (before the sync's own
+// allocations were cut) left 194 MB of anonymous memory resident: its
+// working set briefly held ~75 MB live, the heap grew to 140 MB, and the
+// runtime gave the pages back only minutes later. At 128 MiB the same
+// sync left 116 MB and took 25% more CPU (3.6 s against 2.9 s); at 96 MiB
+// it took three times the CPU, so the limit sits above that working set.
+// A node whose live heap approaches the limit pays in GC CPU, not in
+// failures: it is soft.
+const defaultMemoryLimitMB = 128
+
+// memoryLimit is the limit to set for --memory-limit-mb=mb (explicit: the
+// flag was given) with env the value of GOMEMLIMIT, and whether to set one
+// at all (a GOMEMLIMIT in the environment stands unless the flag is given).
+func memoryLimit(mb int64, explicit bool, env string) (limit int64, set bool, err error) {
+	switch {
+	case mb < 0:
+		return 0, false, fmt.Errorf("--memory-limit-mb: %d is negative", mb)
+	case mb > math.MaxInt64>>20:
+		return 0, false, fmt.Errorf("--memory-limit-mb: %d is too large", mb)
+	case !explicit && env != "":
+		return 0, false, nil
+	case mb == 0:
+		return math.MaxInt64, true, nil
+	}
+	return mb << 20, true, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -145,6 +146,11 @@ func TestRunFailsWithOneLine(t *testing.T) {
 			wantErr: "--log-level",
 		},
 		{
+			name:    "a negative memory limit",
+			flags:   func(t *testing.T) runFlags { return runFlags{extra: []string{"--memory-limit-mb", "-1"}} },
+			wantErr: "--memory-limit-mb",
+		},
+		{
 			name: "a data dir under a regular file",
 			flags: func(t *testing.T) runFlags {
 				file := filepath.Join(t.TempDir(), "file")
@@ -232,4 +238,33 @@ func holdPort(t *testing.T) string {
 	}
 	t.Cleanup(func() { ln.Close() })
 	return ln.Addr().String()
+}
+
+func TestMemoryLimit(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		mb        int64
+		explicit  bool
+		env       string
+		wantLimit int64
+		wantSet   bool
+		wantErr   bool
+	}{
+		{name: "the default applies", mb: defaultMemoryLimitMB, wantLimit: defaultMemoryLimitMB << 20, wantSet: true},
+		{name: "GOMEMLIMIT stands against the default", mb: defaultMemoryLimitMB, env: "1GiB"},
+		{name: "the flag overrides GOMEMLIMIT", mb: 64, explicit: true, env: "1GiB", wantLimit: 64 << 20, wantSet: true},
+		{name: "0 lifts the limit", explicit: true, env: "1GiB", wantLimit: math.MaxInt64, wantSet: true},
+		{name: "a negative limit is refused", mb: -1, explicit: true, wantErr: true},
+		{name: "a limit past int64 is refused", mb: math.MaxInt64 >> 19, explicit: true, wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			limit, set, err := memoryLimit(tc.mb, tc.explicit, tc.env)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("error %v, want one: %v", err, tc.wantErr)
+			}
+			if limit != tc.wantLimit || set != tc.wantSet {
+				t.Errorf("limit %d (set %v), want %d (set %v)", limit, set, tc.wantLimit, tc.wantSet)
+			}
+		})
+	}
 }

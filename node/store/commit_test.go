@@ -270,7 +270,7 @@ func TestRetryPath(t *testing.T) {
 
 	t.Run("a group too big for one transaction is committed update by update", func(t *testing.T) {
 		s := openTestStore(t, Options{})
-		// Badger refuses a transaction over 15% of a memtable (16 MiB):
+		// Badger refuses a transaction over 15% of a memtable (8 MiB):
 		// twelve 256 KiB updates fit alone, not together.
 		big := string(make([]byte, 256<<10))
 		write := func(tx *Txn, i int) error { return setKey(tx, fmt.Sprintf("big%d", i), big) }

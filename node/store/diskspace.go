@@ -9,7 +9,7 @@ import (
 // unless Options say otherwise: below it, writes are refused. Badger maps
 // its files into memory, and a write into a mapping the full disk cannot
 // back kills the process with SIGBUS; the margin covers what Badger may
-// still write (two 16 MiB memtables, the table a flush makes).
+// still write (two 8 MiB memtables, the table a flush makes).
 const DefaultMinFree = 64 << 20
 
 // DiskFullError is returned for writes refused because the file system is

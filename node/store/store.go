@@ -33,6 +33,11 @@ type Store struct {
 
 	onCommit func(pos uint64)
 
+	// reads holds a token while reads wait for the releaser (mapped.go);
+	// nil without one.
+	reads  chan struct{}
+	mapped mappedTables
+
 	// In-memory indexes (indexes.go), changed only after a commit.
 	events     *eventFilter // nil: no filter (benchmarks compare)
 	sessions   sessionCache
@@ -91,22 +96,16 @@ type Options struct {
 	// FreeSpace reports the free space of a directory's file system;
 	// default the FreeSpace of this package (tests fake a full disk).
 	FreeSpace func(dir string) (uint64, error)
+
+	// noReleaser leaves the tables' pages mapped (mapped.go) unless
+	// releaseMapped is called: for tests that watch those pages.
+	noReleaser bool
 }
 
 // Open opens (or creates) the database in dir/db.
 func Open(dir string, o Options) (*Store, error) {
 	path := filepath.Join(dir, "db")
-	opts := badger.DefaultOptions(path).
-		WithSyncWrites(true).
-		WithLogger(badgerLogger{o.Logger}).
-		WithNumMemtables(2).
-		WithMemTableSize(16 << 20).
-		WithBlockCacheSize(16 << 20).
-		WithIndexCacheSize(16 << 20).
-		WithValueLogFileSize(64 << 20).
-		WithNumCompactors(2).
-		WithNumLevelZeroTables(4).
-		WithNumLevelZeroTablesStall(8)
+	opts := badgerOptions(path, o.Logger)
 	s := &Store{writes: make(chan *writeReq, maxBatch), done: make(chan struct{}), dir: dir, freeSpace: o.FreeSpace, log: o.Logger}
 	switch {
 	case o.InMemory || o.MinFree < 0:
@@ -159,6 +158,11 @@ func Open(dir string, o Options) (*Store, error) {
 	s.released = s.pos
 	s.wg.Add(1)
 	go s.writer()
+	if !o.InMemory && !o.noReleaser && releaseSupported {
+		s.reads = make(chan struct{}, 1)
+		s.wg.Add(1)
+		go s.releaser()
+	}
 	return s, nil
 }
 
@@ -354,6 +358,7 @@ func (s *Store) View(fn func(*Txn) error) error {
 		return ErrClosed
 	}
 	gen := s.sessions.generation()
+	defer s.noteRead()
 	return s.db.View(func(txn *badger.Txn) error { return fn(&Txn{s: s, txn: txn, sessionGen: gen}) })
 }
 
