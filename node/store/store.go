@@ -46,6 +46,9 @@ type Store struct {
 	low       atomic.Bool // below minFree at the last check
 	log       *slog.Logger
 
+	// readTxns counts the Badger transactions Views opened.
+	readTxns atomic.Uint64
+
 	stopOnce sync.Once
 	closeMu  sync.Mutex
 	closed   bool
@@ -386,6 +389,7 @@ func (b *badgerTxn) open() (*badger.Txn, error) {
 			return nil, ErrClosed
 		}
 		b.txn = b.s.db.NewTransaction(false)
+		b.s.readTxns.Add(1)
 	}
 	return b.txn, nil
 }
