@@ -69,16 +69,23 @@ func (e *Engine) Send(ctx context.Context, r *Room, sender, evType string, state
 	if len(txnID) > MaxTxnIDLen {
 		return nil, errs.Invalidf("transaction ID is %d bytes, at most %d allowed", len(txnID), MaxTxnIDLen)
 	}
+	// A transaction committed before is looked up in the store before the
+	// room's lock is taken: a read from Badger waits for the commit in
+	// flight, and every other send and gossiped event of the room would
+	// wait behind it.
+	if txnID != "" {
+		if id := e.storedTxnEvent(sender, device, txnID); id != "" {
+			return e.txnEvent(id)
+		}
+	}
 	r.mu.Lock()
 	for txnID != "" {
-		id, wait := e.txnEvent(sender, device, txnID)
+		// Committed or in flight since the look-up above: the cache
+		// holds it.
+		id, wait := e.txns.lookup(txnKey(sender, device, txnID))
 		if id != "" {
 			r.mu.Unlock()
-			i, err := e.Event(id)
-			if err != nil {
-				return nil, err
-			}
-			return i.Event, nil
+			return e.txnEvent(id)
 		}
 		if wait == nil {
 			break
@@ -156,14 +163,16 @@ func (e *Engine) buildLocked(r *Room, sender, evType string, stateKey *string, c
 	return ev, out, nil
 }
 
-// txnEvent finds the event a client transaction created, or a channel to
-// wait on while that event's write is in flight.
-func (e *Engine) txnEvent(user, device, txnID string) (string, <-chan struct{}) {
+// storedTxnEvent finds the event a committed client transaction created,
+// in the cache or else in the store; "" if there is none.
+func (e *Engine) storedTxnEvent(user, device, txnID string) string {
 	key := txnKey(user, device, txnID)
-	if id, wait := e.txns.lookup(key); id != "" || wait != nil {
-		return id, wait
+	if id, _ := e.txns.lookup(key); id != "" {
+		return id
 	}
 	var id string
+	// A failed read counts as no transaction, as it always has: the
+	// event's own write then fails too, or it is sent anew.
 	e.store.View(func(t *store.Txn) error {
 		var err error
 		id, err = t.TxnEvent(user, device, txnID)
@@ -172,7 +181,17 @@ func (e *Engine) txnEvent(user, device, txnID string) (string, <-chan struct{}) 
 	if id != "" {
 		e.txns.add(key, id)
 	}
-	return id, nil
+	return id
+}
+
+// txnEvent is what a retried client transaction gets: the event the
+// first made.
+func (e *Engine) txnEvent(id string) (*rooms.Event, error) {
+	i, err := e.Event(id)
+	if err != nil {
+		return nil, err
+	}
+	return i.Event, nil
 }
 
 // Step is one event of a new room after its create event.

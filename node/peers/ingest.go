@@ -446,6 +446,31 @@ func (ps *Peers) afterIngest(r *Room, out *dag.Outcome) {
 	}
 }
 
+// outboxSize bounds the local events waiting to be published; a sender
+// beyond it waits (about 3 s of a busy room's sends).
+const outboxSize = 1024
+
+// outgoing is a local event waiting to be published.
+type outgoing struct {
+	r  *dag.Room
+	ev *rooms.Event
+}
+
+// publishOut publishes queued local events until the node closes. Those
+// still queued then are left: they are stored, and members fetch them
+// at their next catch-up.
+func (ps *Peers) publishOut(ctx context.Context) {
+	defer ps.publishing.Store(false)
+	for {
+		select {
+		case o := <-ps.outbox:
+			ps.publish(o.r, o.ev)
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
 // publish sends an event to the room's other members.
 func (ps *Peers) publish(r *dag.Room, ev *rooms.Event) {
 	ctx, cancel := context.WithTimeout(ps.ctx, 10*time.Second)

@@ -34,6 +34,11 @@ type Peers struct {
 	verified *gencache.Cache[string, *rooms.Event] // verified by the pubsub validator, not yet ingested
 	visible  *gencache.Cache[string, bool]         // snapshot\x00server -> server had users in it
 
+	// outbox holds local events waiting for publishOut, which publishes
+	// them in order; publishing is set while it runs.
+	outbox     chan outgoing
+	publishing atomic.Bool
+
 	gossipDropped atomic.Int64 // pubsub messages the validator refused
 	roomWorkers   atomic.Int64 // running room workers: one per followed room
 	gossipLog     *logLimiter  // lines about refused gossip
@@ -93,6 +98,7 @@ func New(cfg Config) *Peers {
 		verified:   gencache.NewSized[string](4096, verifiedCacheBytes, eventSize),
 		visible:    gencache.New[string, bool](4096),
 		gossipLog:  newLogLimiter(20, time.Minute),
+		outbox:     make(chan outgoing, outboxSize),
 		ctx:        ctx,
 		cancel:     cancel,
 	}
@@ -109,6 +115,8 @@ func (ps *Peers) Start() error {
 		return err
 	}
 	ps.goBackground(ps.maintainPeers)
+	ps.publishing.Store(true)
+	ps.goBackground(ps.publishOut)
 	return nil
 }
 
@@ -140,8 +148,20 @@ func (ps *Peers) goBackground(f func(ctx context.Context)) {
 }
 
 // Publish sends an event to the room's other members (the engine's
-// publish hook).
-func (ps *Peers) Publish(r *dag.Room, ev *rooms.Event) { ps.publish(r, ev) }
+// publish hook). Once Start has run it queues the event and returns: the
+// event is durable already, and a local send need not wait for pubsub's
+// event loop (1-3 ms of a send under load); events are published in the
+// order they were queued.
+func (ps *Peers) Publish(r *dag.Room, ev *rooms.Event) {
+	if !ps.publishing.Load() {
+		ps.publish(r, ev)
+		return
+	}
+	select {
+	case ps.outbox <- outgoing{r, ev}:
+	case <-ps.ctx.Done():
+	}
+}
 
 // LocalUser returns the localpart if the user lives on this node.
 func (ps *Peers) LocalUser(user string) (string, bool) {

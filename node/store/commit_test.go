@@ -276,7 +276,7 @@ func TestRetryPath(t *testing.T) {
 		write := func(tx *Txn, i int) error { return setKey(tx, fmt.Sprintf("big%d", i), big) }
 		err := s.db.Update(func(txn *badger.Txn) error {
 			for i := range 12 {
-				if err := write(&Txn{s: s, txn: txn}, i); err != nil {
+				if err := write(&Txn{s: s, txn: openTxn(txn)}, i); err != nil {
 					return err
 				}
 			}

@@ -123,7 +123,7 @@ func (s *Store) loadIndexes() error {
 		if err := keysWithPrefix(txn, []byte("ev/"), func(k []byte) { s.events.addBytes(k[len("ev/"):]) }); err != nil {
 			return err
 		}
-		t := &Txn{s: s, txn: txn}
+		t := &Txn{s: s, txn: openTxn(txn)}
 		return t.scan([]byte("rd/"), nil, false, func(k, v []byte) (bool, error) {
 			var r Redaction
 			if err := json.Unmarshal(v, &r); err != nil {

@@ -51,6 +51,9 @@ type Store struct {
 	low       atomic.Bool // below minFree at the last check
 	log       *slog.Logger
 
+	// readTxns counts the Badger transactions Views opened.
+	readTxns atomic.Uint64
+
 	stopOnce sync.Once
 	closeMu  sync.Mutex
 	closed   bool
@@ -134,7 +137,7 @@ func Open(dir string, o Options) (*Store, error) {
 	}
 	s.db = db
 	err = db.View(func(txn *badger.Txn) error {
-		v, err := get(txn, keyPos)
+		v, err := get(openTxn(txn), keyPos)
 		if errors.Is(err, ErrNotFound) {
 			return nil
 		}
@@ -198,7 +201,7 @@ func (s *Store) Pos() uint64 { return atomic.LoadUint64(&s.released) }
 // when it commits.
 type Txn struct {
 	s   *Store
-	txn *badger.Txn
+	txn *badgerTxn
 
 	// sessionGen is the session cache's generation when the transaction
 	// began; sessionsWritten and redactions are its writes that the
@@ -328,7 +331,7 @@ func (s *Store) run(batch []*writeReq) error {
 	start := s.pos
 	t := &Txn{s: s, sessionGen: s.sessions.generation()}
 	err := s.db.Update(func(txn *badger.Txn) error {
-		t.txn = txn
+		t.txn = &badgerTxn{txn: txn}
 		for _, r := range batch {
 			if err := r.fn(t); err != nil {
 				return err
@@ -350,16 +353,84 @@ func (s *Store) run(batch []*writeReq) error {
 	return nil
 }
 
-// View runs fn in a read-only transaction. After Close it returns
-// ErrClosed: a reader still running as the node shuts down (a pubsub
-// validator, say) gets an error instead of waiting forever.
+// View runs fn in a read-only transaction. Its snapshot of Badger is
+// taken at its first read from Badger, not when View is called (see
+// badgerTxn); what the in-memory indexes answer takes none. After Close
+// it returns ErrClosed: a reader still running as the node shuts down (a
+// pubsub validator, say) gets an error instead of waiting forever.
 func (s *Store) View(fn func(*Txn) error) error {
 	if s.shut.Load() {
 		return ErrClosed
 	}
 	gen := s.sessions.generation()
-	defer s.noteRead()
-	return s.db.View(func(txn *badger.Txn) error { return fn(&Txn{s: s, txn: txn, sessionGen: gen}) })
+	bt := &badgerTxn{s: s}
+	defer bt.discard()
+	return fn(&Txn{s: s, txn: bt, sessionGen: gen})
+}
+
+// badgerTxn is the Badger transaction behind a Txn. A View opens its own
+// at the first read that needs Badger: a View answered from the in-memory
+// indexes alone (a session by token, an event that cannot exist) opens
+// none. That matters beyond the work saved: a new Badger transaction
+// waits until every commit already handed to Badger is applied, fsync
+// included, so each request's session lookup waited on the commit in
+// flight, as long as the commit itself under load.
+type badgerTxn struct {
+	s   *Store // nil: txn is given (an Update's)
+	mu  sync.Mutex
+	txn *badger.Txn
+}
+
+// openTxn wraps a Badger transaction that is already open.
+func openTxn(txn *badger.Txn) *badgerTxn { return &badgerTxn{txn: txn} }
+
+// open returns the transaction, opening a read-only one first if need be.
+func (b *badgerTxn) open() (*badger.Txn, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.txn == nil {
+		if b.s.shut.Load() {
+			return nil, ErrClosed
+		}
+		b.txn = b.s.db.NewTransaction(false)
+		b.s.readTxns.Add(1)
+	}
+	return b.txn, nil
+}
+
+func (b *badgerTxn) discard() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.txn != nil {
+		b.txn.Discard()
+		if b.s != nil {
+			b.s.noteRead() // the tables' pages it read may be released
+		}
+	}
+}
+
+func (b *badgerTxn) Get(key []byte) (*badger.Item, error) {
+	txn, err := b.open()
+	if err != nil {
+		return nil, err
+	}
+	return txn.Get(key)
+}
+
+func (b *badgerTxn) Set(key, val []byte) error {
+	txn, err := b.open()
+	if err != nil {
+		return err
+	}
+	return txn.Set(key, val)
+}
+
+func (b *badgerTxn) Delete(key []byte) error {
+	txn, err := b.open()
+	if err != nil {
+		return err
+	}
+	return txn.Delete(key)
 }
 
 // NextPos allocates the next stream position. Only valid inside Update.
@@ -392,7 +463,7 @@ func (t *Txn) setJSON(key []byte, v any) error {
 	return t.txn.Set(key, bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
 }
 
-func get(txn *badger.Txn, key []byte) ([]byte, error) {
+func get(txn *badgerTxn, key []byte) ([]byte, error) {
 	item, err := txn.Get(key)
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return nil, ErrNotFound
@@ -413,7 +484,11 @@ func (t *Txn) scan(prefix, from []byte, reverse bool, fn func(key, val []byte) (
 	// (100 at a time by default) costs more than it saves for the short
 	// scans sync and pagination do.
 	opts.PrefetchValues = false
-	it := t.txn.NewIterator(opts)
+	txn, err := t.txn.open()
+	if err != nil {
+		return err
+	}
+	it := txn.NewIterator(opts)
 	defer it.Close()
 	seek := from
 	if seek == nil {
