@@ -53,19 +53,26 @@ const indexSlack = 4 << 10
 // Linux it does nothing. Not after Close (the releaser, which calls it,
 // ends before Close closes Badger), nor from two goroutines at once.
 func (s *Store) releaseMapped() (int64, error) {
-	// The tables to advise are those listed now, and the iterator holds a
-	// reference to each that still exists, so that none is unmapped (after
-	// a compaction) while we advise its address range: advising a range
-	// that was unmapped and reused for other memory would zero it. A
-	// table made after the list is left for the next call.
-	index := make(map[uint64]int)
+	// The tables to advise are those listed both before and after the
+	// iterator was made: such a table existed throughout, so the iterator
+	// holds a reference to it and it cannot be unmapped (after a
+	// compaction) while we advise its address range; advising a range
+	// that was unmapped and reused for other memory (the Go heap, say)
+	// would zero it. A table made or dropped meanwhile is left alone.
+	before := make(map[uint64]bool)
 	for _, t := range s.db.Tables() {
-		index[t.ID] = t.IndexSz
+		before[t.ID] = true
 	}
 	txn := s.db.NewTransaction(false)
 	defer txn.Discard()
 	it := txn.NewIterator(badger.IteratorOptions{})
 	defer it.Close()
+	index := make(map[uint64]int)
+	for _, t := range s.db.Tables() {
+		if before[t.ID] {
+			index[t.ID] = t.IndexSz
+		}
+	}
 	if !maps.Equal(index, s.mapped.index) {
 		dir, err := filepath.Abs(s.db.Opts().Dir)
 		if err == nil {
