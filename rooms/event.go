@@ -709,7 +709,7 @@ func skimObject(b []byte, fn func(key, val []byte) bool) bool {
 			return false
 		}
 		start := end + 1
-		stop := skipValue(b, start)
+		stop := SkipCompact(b, start)
 		if stop <= start || !fn(key, b[start:stop]) || stop >= len(b) {
 			return false
 		}
@@ -749,9 +749,11 @@ func skipString(b []byte, at int) int {
 	}
 }
 
-// skipValue returns the index just past the compact JSON value starting
-// at b[at], or -1. Brackets must match, to maxDepth levels.
-func skipValue(b []byte, at int) int {
+// SkipCompact returns the index just past the compact JSON value starting
+// at b[at], or -1. It checks only what finding the end needs: strings and
+// their escapes, and brackets, which must match, to maxDepth levels; it
+// reads whitespace as not compact (-1).
+func SkipCompact(b []byte, at int) int {
 	var stack [maxDepth + 1]byte
 	depth := 0
 	for i := at; i < len(b); {

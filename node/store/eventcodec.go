@@ -1,13 +1,14 @@
 package store
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"unicode/utf8"
+
+	"github.com/parley-p2p/parley/rooms"
 )
 
 // How an event record is kept on disk.
@@ -206,9 +207,13 @@ func decodeJSONRecord(b []byte, r *EventRecord) bool {
 			v, ok = p.strBytes()
 			r.Version = internVersion(v)
 		case "pdu":
-			start := p.at
-			if ok = p.skip(0); ok {
-				r.PDU = b[start:p.at:p.at]
+			// Only its end is found here: a PDU is parsed in full when it
+			// is read (rooms.ParseTrusted), so damage in it is an error
+			// there. Deeper than rooms allows goes to encoding/json.
+			if end := rooms.SkipCompact(b, p.at); end > p.at {
+				r.PDU, p.at = b[p.at:end:end], end
+			} else {
+				ok = false
 			}
 		case "pos":
 			r.Pos, ok = p.uint()
@@ -339,85 +344,4 @@ func (p *jsonRecord) bool() (bool, bool) {
 		return false, true
 	}
 	return false, false
-}
-
-// maxSkipDepth bounds the nesting skip follows, as encoding/json does
-// (10,000 levels); deeper goes to encoding/json, which rejects it.
-const maxSkipDepth = 10000
-
-// skip moves past one compact JSON value. It checks only what finding
-// the value's end needs (brackets, strings and their escapes): a PDU is
-// parsed in full when it is read (rooms.ParseTrusted), so damage in it
-// is an error there.
-func (p *jsonRecord) skip(depth int) bool {
-	if depth > maxSkipDepth {
-		return false
-	}
-	switch c := p.peek(); {
-	case c == '{' || c == '[':
-		closing := byte('}')
-		if c == '[' {
-			closing = ']'
-		}
-		p.at++
-		if p.peek() == closing {
-			p.at++
-			return true
-		}
-		for {
-			if c == '{' {
-				if p.peek() != '"' || !p.skipString() || p.peek() != ':' {
-					return false
-				}
-				p.at++
-			}
-			if !p.skip(depth + 1) {
-				return false
-			}
-			switch p.peek() {
-			case ',':
-				p.at++
-			case closing:
-				p.at++
-				return true
-			default:
-				return false
-			}
-		}
-	case c == '"':
-		return p.skipString()
-	case c == '-' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z':
-		// A number or a literal: up to the next delimiter.
-		start := p.at
-		for p.at < len(p.b) {
-			switch p.b[p.at] {
-			case ',', '}', ']':
-				return p.at > start
-			}
-			p.at++
-		}
-		return p.at > start
-	}
-	return false
-}
-
-func (p *jsonRecord) skipString() bool {
-	for i := p.at + 1; ; {
-		q := bytes.IndexByte(p.b[i:], '"')
-		if q < 0 {
-			return false
-		}
-		i += q
-		// The quote ends the string unless an odd run of backslashes
-		// escapes it.
-		n := 0
-		for n < i-p.at-1 && p.b[i-1-n] == '\\' {
-			n++
-		}
-		i++
-		if n%2 == 0 {
-			p.at = i
-			return true
-		}
-	}
 }
