@@ -483,19 +483,7 @@ func (e *Event) Membership() string {
 		return ""
 	}
 	s, _ := e.content.getString("membership")
-	switch s { // not a slice of the whole event
-	case "join":
-		return "join"
-	case "leave":
-		return "leave"
-	case "invite":
-		return "invite"
-	case "ban":
-		return "ban"
-	case "knock":
-		return "knock"
-	}
-	return strings.Clone(s)
+	return internMembership(s)
 }
 
 // JSON returns the canonical JSON of the whole PDU, with hashes and signatures
@@ -664,16 +652,13 @@ func SkimStored(pdu []byte, version, id string) (Skim, bool) {
 		if !ok {
 			return sk, false
 		}
-		switch m { // as Membership: not a slice of the whole event
-		case "join", "leave", "invite", "ban", "knock":
-			sk.Membership = internMembership(m)
-		default:
-			sk.Membership = strings.Clone(m)
-		}
+		sk.Membership = internMembership(m)
 	}
 	return sk, true
 }
 
+// internMembership returns a membership as a string of its own, not a
+// slice of the whole event it was read from: the known ones as constants.
 func internMembership(m string) string {
 	switch m {
 	case "join":
@@ -684,8 +669,10 @@ func internMembership(m string) string {
 		return "invite"
 	case "ban":
 		return "ban"
+	case "knock":
+		return "knock"
 	}
-	return "knock"
+	return strings.Clone(m)
 }
 
 // skimObject calls fn with each key of a compact JSON object (keys
