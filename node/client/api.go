@@ -19,16 +19,7 @@ import (
 // clientEvent renders an event for clients. The sender's own device sees
 // its transaction ID, so clients can match their local echo.
 func (api *API) clientEvent(i *dag.Info, s *webui.Session, withRoom bool) webui.ClientEvent {
-	ev := i.Event
-	ce := api.skimmedEvent(ev.Skim(), i.Rec.TxnID, i.Rec.TxnDevice, s, withRoom)
-	if by := api.dag.RedactedBy(ev); by != nil {
-		if red, err := ev.Redacted(); err == nil {
-			ce.Content = red.Content()
-		}
-		ce.Unsigned["redacted_because"] = api.clientEvent(by, nil, withRoom)
-	}
-	ce.Redacts = ev.Redacts()
-	return ce
+	return api.render(shownInfo(i), s, withRoom)
 }
 
 // skimmedEvent renders what a client is shown of an event that is not
@@ -53,30 +44,9 @@ func (api *API) skimmedEvent(sk rooms.Skim, txnID, txnDevice string, s *webui.Se
 // cache holds it, else skimmed from its stored record, which is neither
 // parsed nor cached (see dag.Engine.Cached).
 type shownEvent struct {
+	rooms.Skim
 	info *dag.Info // nil when skimmed
-	skim rooms.Skim
 	rec  *store.EventRecord
-}
-
-func (e *shownEvent) typ() string {
-	if e.info != nil {
-		return e.info.Event.Type()
-	}
-	return e.skim.Type
-}
-
-func (e *shownEvent) sender() string {
-	if e.info != nil {
-		return e.info.Event.Sender()
-	}
-	return e.skim.Sender
-}
-
-func (e *shownEvent) membership() string {
-	if e.info != nil {
-		return e.info.Event.Membership()
-	}
-	return e.skim.Membership
 }
 
 // readShown reads an event to be shown, in t (nil: through the engine).
@@ -91,12 +61,12 @@ func (api *API) readShown(t *store.Txn, id string) (shownEvent, error) {
 				return shownEvent{}, err
 			}
 		}
-		return shownEvent{info: i, rec: &i.Rec}, nil
+		return shownInfo(i), nil
 	}
 	if red, _ := t.Redaction(id); red == nil {
 		if rec, err := t.Event(id); err == nil {
 			if sk, ok := rooms.SkimStored(rec.PDU, rec.Version, id); ok {
-				return shownEvent{skim: sk, rec: rec}, nil
+				return shownEvent{Skim: sk, rec: rec}, nil
 			}
 		}
 	}
@@ -104,15 +74,31 @@ func (api *API) readShown(t *store.Txn, id string) (shownEvent, error) {
 	if err != nil {
 		return shownEvent{}, err
 	}
-	return shownEvent{info: i, rec: &i.Rec}, nil
+	return shownInfo(i), nil
 }
 
-// render renders an event read by readShown.
+// shownInfo is an event of the engine's to be shown.
+func shownInfo(i *dag.Info) shownEvent {
+	return shownEvent{Skim: i.Event.Skim(), info: i, rec: &i.Rec}
+}
+
+// render renders an event read by readShown: a skimmed one as it is;
+// one of the engine's with its redaction applied, if it has one, and its
+// Redacts if it is a redaction.
 func (api *API) render(e shownEvent, s *webui.Session, withRoom bool) webui.ClientEvent {
-	if e.info != nil {
-		return api.clientEvent(e.info, s, withRoom)
+	ce := api.skimmedEvent(e.Skim, e.rec.TxnID, e.rec.TxnDevice, s, withRoom)
+	if e.info == nil {
+		return ce
 	}
-	return api.skimmedEvent(e.skim, e.rec.TxnID, e.rec.TxnDevice, s, withRoom)
+	ev := e.info.Event
+	if by := api.dag.RedactedBy(ev); by != nil {
+		if red, err := ev.Redacted(); err == nil {
+			ce.Content = red.Content()
+		}
+		ce.Unsigned["redacted_because"] = api.clientEvent(by, nil, withRoom)
+	}
+	ce.Redacts = ev.Redacts()
+	return ce
 }
 
 // readableRoom returns the room if the user may read it now: joined, or

@@ -388,7 +388,7 @@ func (api *API) timeline(t *store.Txn, s *webui.Session, entries []store.Timelin
 		if oldest == nil {
 			oldest = e.rec
 		}
-		if f.Allows(e.typ(), e.sender()) {
+		if f.Allows(e.Type, e.Sender) {
 			tl.Events = append(tl.Events, api.render(e, s, false))
 		}
 	}
@@ -407,7 +407,7 @@ func (api *API) summary(t *store.Txn, s *webui.Session, state store.StateMap) ma
 		if err != nil {
 			continue
 		}
-		switch e.membership() {
+		switch e.Membership {
 		case "join":
 			joined++
 		case "invite":
