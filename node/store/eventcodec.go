@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"unicode/utf8"
 
 	"github.com/parley-p2p/parley/rooms"
@@ -43,8 +44,13 @@ const (
 // errBadRecord wraps every error of a damaged event record.
 var errBadRecord = errors.New("store: damaged event record")
 
-// appendEventRecord appends r's binary form to buf.
+// appendEventRecord appends r's binary form to buf, growing it once.
 func appendEventRecord(buf []byte, r *EventRecord) []byte {
+	// At most: the format byte, three varints, the flags, and each
+	// string's uvarint length (up to 3 bytes below 2 MiB) and bytes.
+	n := 1 + 3*binary.MaxVarintLen64 + 1 + 7*3 + len(r.PDU) +
+		len(r.Version) + len(r.Rejected) + len(r.SoftFailed) + len(r.StateAfter) + len(r.StateBefore) + len(r.TxnID) + len(r.TxnDevice)
+	buf = slices.Grow(buf, n)
 	buf = append(buf, recordV1)
 	buf = binary.AppendUvarint(buf, r.Pos)
 	buf = binary.AppendUvarint(buf, r.Order)

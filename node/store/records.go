@@ -142,9 +142,7 @@ func (t *Txn) PutEvent(roomID, id string, r *EventRecord) error {
 	if f := t.s.events; f != nil {
 		f.add(id)
 	}
-	n := 1 + 3*binary.MaxVarintLen64 + 1 + 7*binary.MaxVarintLen16 + len(r.PDU) +
-		len(r.Version) + len(r.Rejected) + len(r.SoftFailed) + len(r.StateAfter) + len(r.StateBefore) + len(r.TxnID) + len(r.TxnDevice)
-	return t.txn.Set(keyEvent(id), appendEventRecord(make([]byte, 0, n), r))
+	return t.txn.Set(keyEvent(id), appendEventRecord(nil, r))
 }
 
 // Timeline returns up to limit event IDs of the room's timeline with
