@@ -331,7 +331,7 @@ func (s *Store) run(batch []*writeReq) error {
 	start := s.pos
 	t := &Txn{s: s, sessionGen: s.sessions.generation()}
 	err := s.db.Update(func(txn *badger.Txn) error {
-		t.txn = &badgerTxn{txn: txn}
+		t.txn = openTxn(txn)
 		for _, r := range batch {
 			if err := r.fn(t); err != nil {
 				return err
