@@ -6,11 +6,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,47 +15,13 @@ import (
 	"github.com/parley-p2p/parley/internal/testkit"
 )
 
-// binary is the parley command, built at most once per run into a
-// directory that TestMain removes.
-var binary struct {
-	once sync.Once
-	dir  string
-	path string
-	err  error
-}
+// parley is the parley command, built at most once per run.
+var parley = testkit.Binary{Name: "parley", Pkg: "../cmd/parley"}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binary.dir != "" {
-		os.RemoveAll(binary.dir)
-	}
+	parley.Remove()
 	os.Exit(code)
-}
-
-// parleyBinary builds ../cmd/parley with the go that runs the test, the
-// first time a benchmark asks for it.
-func parleyBinary(tb testing.TB) string {
-	tb.Helper()
-	binary.once.Do(func() {
-		dir, err := os.MkdirTemp("", "parley-bench-")
-		if err != nil {
-			binary.err = err
-			return
-		}
-		binary.dir = dir
-		goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
-		path := filepath.Join(dir, "parley")
-		out, err := exec.Command(goTool, "build", "-o", path, "../cmd/parley").CombinedOutput()
-		if err != nil {
-			binary.err = fmt.Errorf("go build: %v\n%s", err, out)
-			return
-		}
-		binary.path = path
-	})
-	if binary.err != nil {
-		tb.Fatal(binary.err)
-	}
-	return binary.path
 }
 
 // proc is a `parley run` child process.
@@ -85,7 +48,7 @@ func startProc(tb testing.TB, dir string, bootstrap ...string) *proc {
 		args = append(args, "--bootstrap", b)
 	}
 	p := &proc{exited: make(chan struct{})}
-	p.cmd = exec.Command(parleyBinary(tb), args...)
+	p.cmd = exec.Command(parley.Path(tb), args...)
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.errOut
 	p.started = time.Now()
 	if err := p.cmd.Start(); err != nil {

@@ -32,7 +32,7 @@ func TestFrozenNodeCatchesUp(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three parley processes")
 	}
-	parleyBinary(t)
+	parley.Path(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 
@@ -71,7 +71,7 @@ func TestKilledNodeCatchesUpAfterRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three parley processes")
 	}
-	parleyBinary(t)
+	parley.Path(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 
@@ -114,7 +114,7 @@ func TestCrashLosesNoAcknowledgedEvent(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts parley processes")
 	}
-	parleyBinary(t)
+	parley.Path(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 

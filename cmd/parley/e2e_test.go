@@ -34,7 +34,7 @@ func TestThreeProcessesChat(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("stops the processes with SIGTERM")
 	}
-	parleyBinary(t) // build before the clock starts
+	parley.Path(t) // build before the clock starts
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	began := time.Now()

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -29,57 +27,17 @@ const (
 	stopTimeout  = 15 * time.Second
 )
 
-// binary is the parley command, built at most once per test run into a
-// directory that TestMain removes at the end.
-var binary struct {
-	once sync.Once
-	dir  string
-	path string
-	err  error
-}
+// parley is the command under test, built at most once per run. -s -w
+// (no symbol table, no DWARF) roughly halves the link time; panics still
+// print file and line.
+var parley = testkit.Binary{Name: "parley", Pkg: ".", Flags: []string{
+	"-ldflags", "-s -w -X github.com/parley-p2p/parley/node.Version=" + testVersion,
+}}
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "parley-cmd-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary.dir = dir
 	code := m.Run()
-	os.RemoveAll(dir)
+	parley.Remove()
 	os.Exit(code)
-}
-
-// parleyBinary builds the parley command with the same go as the test, the
-// first time a test asks for it, and returns its path.
-func parleyBinary(t *testing.T) string {
-	t.Helper()
-	binary.once.Do(func() {
-		goTool := "go"
-		if root := runtime.GOROOT(); root != "" {
-			goTool = filepath.Join(root, "bin", "go")
-		}
-		path := filepath.Join(binary.dir, "parley")
-		if runtime.GOOS == "windows" {
-			path += ".exe"
-		}
-		// -s -w (no symbol table, no DWARF) roughly halves the link
-		// time; panics still print file and line.
-		cmd := exec.Command(goTool, "build",
-			"-ldflags", "-s -w -X github.com/parley-p2p/parley/node.Version="+testVersion,
-			"-o", path, ".")
-		start := time.Now()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binary.err = fmt.Errorf("go build: %v\n%s", err, out)
-			return
-		}
-		t.Logf("built parley in %v", time.Since(start).Round(time.Millisecond))
-		binary.path = path
-	})
-	if binary.err != nil {
-		t.Fatal(binary.err)
-	}
-	return binary.path
 }
 
 // parleyProc is a `parley run` process.
@@ -114,7 +72,7 @@ type startInfo struct {
 func startParley(t *testing.T, name string, args ...string) *parleyProc {
 	t.Helper()
 	p := &parleyProc{t: t, name: name, exited: make(chan struct{})}
-	p.cmd = exec.Command(parleyBinary(t), append([]string{"run"}, args...)...)
+	p.cmd = exec.Command(parley.Path(t), append([]string{"run"}, args...)...)
 	p.cmd.Stdout = &p.stdout
 	p.cmd.Stderr = &p.stderr
 	if err := p.cmd.Start(); err != nil {
@@ -267,7 +225,7 @@ func runParley(t *testing.T, args ...string) runResult {
 	ctx, cancel := context.WithTimeout(context.Background(), exitTimeout)
 	defer cancel()
 	var stdout, stderr testkit.Buffer
-	cmd := exec.CommandContext(ctx, parleyBinary(t), args...)
+	cmd := exec.CommandContext(ctx, parley.Path(t), args...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	if ctx.Err() != nil {
