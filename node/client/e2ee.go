@@ -78,8 +78,10 @@ func (api *API) RoomE2EE(s *webui.Session, roomID string) (*webui.RoomE2EE, erro
 	return out, nil
 }
 
-// SetVerified implements webui.E2EE. The server must have a joined or
-// invited member in a room the user is joined to, and not be this node.
+// SetVerified implements webui.E2EE. To verify, the server must have a
+// joined or invited member in the room, which the user is joined to, and
+// not be this node; withdrawing needs only the user's membership, so a
+// check of someone who since left can still be taken back.
 func (api *API) SetVerified(ctx context.Context, s *webui.Session, roomID, server, via string, verified bool) error {
 	r, err := api.joinedRoom(s, roomID)
 	if err != nil {
@@ -88,7 +90,7 @@ func (api *API) SetVerified(ctx context.Context, s *webui.Session, roomID, serve
 	if server == api.serverName {
 		return errs.Invalidf("that is this device's own server: there is nothing to verify")
 	}
-	if !api.serverInRoom(r.State(), server) {
+	if verified && !api.serverInRoom(r.State(), server) {
 		return errs.NotFoundf("no member of room %s is on server %s", roomID, server)
 	}
 	return api.store.Update(func(t *store.Txn) error {
