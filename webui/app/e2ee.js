@@ -43,13 +43,14 @@ export async function refreshE2EE(r, key = membersKey(r)) {
     entry.data = await api.roomE2EE(r.id);
     entry.error = "";
   } catch (e) {
-    entry.key = ""; // ask again next time
+    // Not asked again until the members change (or the dialog opens):
+    // the panel renders after every answer, and must not loop.
     entry.error = errText(e);
   } finally {
     entry.pending = false;
   }
   if (S.current === r.id) renderMembers();
-  return entry.data;
+  return entry.error ? null : entry.data;
 }
 
 // ---------- safety numbers ----------
