@@ -1,8 +1,10 @@
 // The browser test drives the bundled web app in headless Chromium against
 // three real nodes: claim each node, create a room, invite by user ID and
 // accept, invite with a link and join with it, see messages arrive live
-// both ways, and scroll back through a hundred messages of history. It also
-// runs the QR encoder's self-check in the page. It speaks the Chrome
+// both ways, check each other's safety numbers behind the room's lock (and
+// a join with a link taken in person verifies its maker), and scroll back
+// through a hundred messages of history. It also runs the QR encoder's
+// self-check in the page. It speaks the Chrome
 // DevTools protocol itself (over gorilla/websocket, already in the module
 // graph), so it needs only a Chromium binary:
 //
@@ -27,6 +29,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -125,6 +128,13 @@ func TestBrowser(t *testing.T) {
 	pc.waitFor(t, `return document.querySelector("dialog[open] #join-link")`, 5*time.Second)
 	pc.typeInto(t, "dialog[open] #join-link", links[0])
 	pc.waitFor(t, `return document.querySelector("dialog[open] #join-link").value === `+jsString(links[0]), 5*time.Second)
+	// The link names its maker; Carol got it from Alice in person.
+	var aliceID string
+	pa.evalInto(t, `return JSON.parse(localStorage.getItem("parley.session")).user_id`, &aliceID)
+	pc.waitFor(t, `const f = document.querySelector("dialog[open] fieldset.in-person");
+		return f && !f.hidden && f.querySelector("legend").textContent.includes(`+jsString(aliceID)+`)`, 5*time.Second)
+	pc.eval(t, `document.querySelector('dialog[open] fieldset.in-person input[value="yes"]').click()`)
+	pc.shots(t, "07-join-in-person")
 	pc.pressEnter(t)
 	pc.waitFor(t, `return document.getElementById("room-name").textContent === "`+roomName+`"`, 60*time.Second)
 	pc.waitFor(t, `return !document.querySelector("dialog[open]")`, 5*time.Second)
@@ -143,6 +153,8 @@ func TestBrowser(t *testing.T) {
 	pa.waitFor(t, hasMessage("hi from carol", false), 30*time.Second)
 	pa.waitFor(t, `return [...document.querySelectorAll("#members .member")].some(e => e.textContent.includes("carol"))`, 15*time.Second)
 	pa.shots(t, "03-room")
+
+	checkEncryption(t, pa, pb, pc, aliceID, bobID)
 
 	// The node panel shows the identity with a QR code.
 	pa.eval(t, `document.getElementById("node-btn").click()`)
@@ -235,6 +247,79 @@ func TestBrowser(t *testing.T) {
 			t.Errorf("%s's page logged errors:\n%s", name, strings.Join(errs, "\n"))
 		}
 	}
+}
+
+// checkEncryption: every member sees the room's lock; Alice and Bob each
+// open it and see the same safety number for the other, the one the API
+// gives, with a QR code that reads back as the pair's verify text; Alice
+// marks Bob verified and her members panel says so; Carol, who took her
+// link from Alice in person, sees Alice verified "via link".
+func checkEncryption(t *testing.T, pa, pb, pc *page, aliceID, bobID string) {
+	t.Helper()
+	for _, p := range []*page{pa, pb, pc} {
+		p.waitFor(t, `const b = document.getElementById("e2ee-btn"); return b && b.offsetParent !== null && /encrypted/i.test(b.getAttribute("aria-label"))`, 5*time.Second)
+	}
+	// safetyShown opens the lock's dialog and returns the safety number and
+	// the QR code's text it shows for a member.
+	safetyShown := func(p *page, member string) (number, qrText string) {
+		p.eval(t, `document.getElementById("e2ee-btn").click()`)
+		details := `[...document.querySelectorAll("dialog[open] details.e2ee-member")].find(d => d.dataset.user === ` + jsString(member) + `)`
+		p.waitFor(t, `const d = `+details+`; if (d) d.open = true; return d?.querySelector(".safety-number")`, 15*time.Second)
+		var got struct{ Number, QR string }
+		p.evalInto(t, `const d = `+details+`;
+			const svg = d.querySelector("svg.qr");
+			const n = svg.viewBox.baseVal.width - 8;
+			const modules = Array.from({ length: n }, () => new Array(n).fill(false));
+			for (const [, x, y] of svg.querySelector("path").getAttribute("d").matchAll(/M(\d+) (\d+)/g)) modules[y - 4][x - 4] = true;
+			const { decodeQR } = await import("/qr.js");
+			return { Number: d.querySelector(".safety-number").textContent, QR: new TextDecoder().decode(decodeQR(modules).bytes) }`, &got)
+		return got.Number, got.QR
+	}
+	bobOnA, qrOnA := safetyShown(pa, bobID)
+	pa.shots(t, "08-safety-number")
+	aliceOnB, qrOnB := safetyShown(pb, aliceID)
+	if !regexp.MustCompile(`^\d{5}( \d{5}){11}$`).MatchString(bobOnA) {
+		t.Errorf("alice's page shows bob's safety number as %q, want 12 groups of 5 digits", bobOnA)
+	}
+	if bobOnA != aliceOnB {
+		t.Errorf("alice's page shows %q for bob, bob's shows %q for alice: not the same number", bobOnA, aliceOnB)
+	}
+	var api string
+	pa.evalInto(t, `const s = JSON.parse(localStorage.getItem("parley.session"));
+		const room = decodeURIComponent(location.hash.slice("#/room/".length));
+		const j = await fetch("/_parley/v1/rooms/" + encodeURIComponent(room) + "/e2ee", { headers: { Authorization: "Bearer " + s.access_token } }).then(r => r.json());
+		return j.members.find(m => m.user_id === `+jsString(bobID)+`).safety_number`, &api)
+	if api != bobOnA {
+		t.Errorf("alice's page shows %q for bob, her node's API says %q", bobOnA, api)
+	}
+	servers := []string{aliceID[strings.Index(aliceID, ":")+1:], bobID[strings.Index(bobID, ":")+1:]}
+	slices.Sort(servers)
+	if want := "parley:verify/1/" + servers[0] + "/" + servers[1]; qrOnA != want || qrOnB != want {
+		t.Errorf("the QR codes read %q on alice's page and %q on bob's, want %q", qrOnA, qrOnB, want)
+	}
+	pb.eval(t, `document.querySelector("dialog[open]").close()`)
+
+	// Alice marks Bob verified, by the number they compared.
+	bobItem := `[...document.querySelectorAll("#members .member")].find(e => e.textContent.includes(` + jsString(bobID) + `))`
+	if pa.evalBool(t, `return !!`+bobItem+`?.querySelector(".verified")`) {
+		t.Errorf("bob is marked verified in alice's members panel before she checked")
+	}
+	pa.eval(t, `const d = [...document.querySelectorAll("dialog[open] details.e2ee-member")].find(d => d.dataset.user === `+jsString(bobID)+`);
+		[...d.querySelectorAll("button")].find(b => b.textContent === "Mark as verified").click()`)
+	pa.waitFor(t, `const d = [...document.querySelectorAll("dialog[open] details.e2ee-member")].find(d => d.dataset.user === `+jsString(bobID)+`);
+		return d?.querySelector("summary .verified") && [...d.querySelectorAll("button")].some(b => b.textContent === "Unverify")`, 15*time.Second)
+	pa.eval(t, `document.querySelector("dialog[open]").close()`)
+	pa.waitFor(t, `return `+bobItem+`?.querySelector(".verified")`, 15*time.Second)
+	pa.shots(t, "09-verified")
+
+	// Bob's members panel opens Alice's dialog, with the same number.
+	pb.eval(t, `[...document.querySelectorAll("#members .member")].find(e => e.textContent.includes(`+jsString(aliceID)+`)).click()`)
+	pb.waitFor(t, `return document.querySelector("dialog[open] .safety-number")?.textContent === `+jsString(aliceOnB), 15*time.Second)
+	pb.eval(t, `document.querySelector("dialog[open]").close()`)
+
+	// Carol took her link from Alice in person.
+	aliceItem := `[...document.querySelectorAll("#members .member")].find(e => e.textContent.includes(` + jsString(aliceID) + `))`
+	pc.waitFor(t, `return `+aliceItem+`?.querySelector(".verified")?.title.includes("in person")`, 15*time.Second)
 }
 
 // hasMessage is a condition: the timeline shows a message with this body
@@ -531,6 +616,12 @@ func (p *page) evalInto(t *testing.T, body string, out any) {
 }
 
 func (p *page) eval(t *testing.T, body string) { p.evalInto(t, body, nil) }
+
+func (p *page) evalBool(t *testing.T, body string) bool {
+	var b bool
+	p.evalInto(t, body, &b)
+	return b
+}
 
 func (p *page) tryEval(t *testing.T, body string, out any) error {
 	var r struct {

@@ -5,7 +5,7 @@
 // It speaks HTTP and nothing else: every decision about rooms, accounts and
 // the network is made by the node, through one narrow interface per role
 // that this package defines beside the handlers that use it (Accounts,
-// Rooms, Membership, Syncer, Links, Admin; see Backends). Errors come back
+// Rooms, Membership, Syncer, Links, Admin, E2EE; see Backends). Errors come back
 // as parley's domain errors (package errs), which errors.go maps to Matrix
 // errcodes and statuses in one table. What this package owns is the
 // wire format (Matrix JSON shapes and errors), request validation, the

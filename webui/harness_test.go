@@ -23,6 +23,8 @@ const (
 	withMembership
 	withSyncer
 	withAdmin
+	withLinks
+	withE2EE
 )
 
 type harness struct {
@@ -34,6 +36,7 @@ type harness struct {
 	rooms      *fakeRooms
 	membership fakeMembership
 	syncer     *fakeSyncer
+	e2ee       *fakeE2EE
 }
 
 // newHarness serves the fake accounts and the fakes of the roles named;
@@ -60,6 +63,11 @@ func serve(t *testing.T, cfg Config, roles ...role) *harness {
 			b.Syncer = h.syncer
 		case withAdmin:
 			b.Admin = fakeAdmin{rec}
+		case withLinks:
+			b.Links = fakeLinks{rec}
+		case withE2EE:
+			h.e2ee = newFakeE2EE(rec)
+			b.E2EE = h.e2ee
 		}
 	}
 	h.srv = New(cfg, b)

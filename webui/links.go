@@ -67,6 +67,9 @@ func (s *Server) revokeLink(w http.ResponseWriter, r *http.Request, sess *Sessio
 func (s *Server) joinLink(w http.ResponseWriter, r *http.Request, sess *Session) error {
 	var body struct {
 		Link string `json:"link"`
+		// InPerson says the user got the link in person from its maker:
+		// the maker's server is then recorded as verified.
+		InPerson bool `json:"in_person"`
 	}
 	if err := readJSON(r, &body); err != nil {
 		return err
@@ -81,6 +84,21 @@ func (s *Server) joinLink(w http.ResponseWriter, r *http.Request, sess *Session)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"room_id": id})
+	out := map[string]string{"room_id": id}
+	if body.InPerson && s.e2ee != nil {
+		// The join stands whether or not the maker can be verified: the
+		// answer says which server was (verified_server) or why not.
+		server, err := s.e2ee.VerifyLinkMaker(r.Context(), sess, body.Link)
+		if err == nil {
+			out["verified_server"] = server
+		} else {
+			me, internal := matrixError(err)
+			if internal {
+				s.log.Warn("recording a link's maker as verified", "err", err)
+			}
+			out["verify_error"] = me.Message
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }

@@ -69,6 +69,11 @@ func (s *Server) routes() http.Handler {
 		mux.Handle("DELETE /_parley/v1/rooms/{roomId}/links/{linkId}", s.authed(s.revokeLink))
 		mux.Handle("POST /_parley/v1/join_link", s.authed(s.joinLink))
 	}
+	if s.e2ee != nil {
+		mux.Handle("GET /_parley/v1/rooms/{roomId}/e2ee", s.authed(s.roomE2EE))
+		mux.Handle("POST /_parley/v1/rooms/{roomId}/e2ee/verify", s.authed(s.verify))
+		mux.Handle("DELETE /_parley/v1/rooms/{roomId}/e2ee/verify/{server}", s.authed(s.unverify))
+	}
 	if s.admin != nil {
 		mux.Handle("GET /_parley/v1/status", s.local(s.status))
 		mux.Handle("GET /_parley/v1/blocked_servers", s.authed(s.blockedServers))

@@ -61,6 +61,7 @@ type Backends struct {
 	Syncer     Syncer
 	Links      Links
 	Admin      Admin
+	E2EE       E2EE
 }
 
 // Server is the local HTTP server.
@@ -72,6 +73,7 @@ type Server struct {
 	syncer     Syncer
 	links      Links
 	admin      Admin
+	e2ee       E2EE
 	log        *slog.Logger
 	handler    http.Handler
 	guard      *guard
@@ -110,7 +112,7 @@ func New(cfg Config, b Backends) *Server {
 	s := &Server{
 		cfg: cfg, log: log.With("component", "webui"), guard: newGuard(),
 		accounts: b.Accounts, rooms: b.Rooms, membership: b.Membership,
-		syncer: b.Syncer, links: b.Links, admin: b.Admin,
+		syncer: b.Syncer, links: b.Links, admin: b.Admin, e2ee: b.E2EE,
 	}
 	s.ready.Store(!cfg.WaitReady)
 	s.handler = s.routes()

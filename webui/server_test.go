@@ -76,6 +76,8 @@ func TestARoleTheNodeDidNotGiveIsNotServed(t *testing.T) {
 		{"without Syncer, sync", "GET", "/_matrix/client/v3/sync", ""},
 		{"without Links, joining by link", "POST", "/_parley/v1/join_link", `{"link":"parley:join/x"}`},
 		{"without Admin, the status", "GET", "/_parley/v1/status", ""},
+		{"without E2EE, a room's encryption", "GET", "/_parley/v1/rooms/" + escRoomV12 + "/e2ee", ""},
+		{"without E2EE, verifying", "POST", "/_parley/v1/rooms/" + escRoomV12 + "/e2ee/verify", `{"server":"` + otherServer + `","via":"qr"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+" is unrecognized", func(t *testing.T) {

@@ -46,7 +46,7 @@ func (api *API) CreateLink(ctx context.Context, s *webui.Session, roomID string,
 	if _, err := api.dag.Send(ctx, r.Room, s.UserID, links.EventType, &id, c, "", ""); err != nil {
 		return nil, err
 	}
-	p := links.Payload{V: 1, RoomID: r.ID, ID: id, Secret: secret, Expiry: expiry, Via: api.peers.ViaOf(r)}
+	p := links.Payload{V: 1, RoomID: r.ID, ID: id, Secret: secret, Expiry: expiry, Via: api.peers.ViaOf(r), Maker: s.UserID}
 	link := links.Encode(p)
 	return &webui.LinkInfo{
 		ID: id, Link: link, WebLink: api.cfg.AppURL() + "#/join/" + strings.TrimPrefix(link, links.Scheme),

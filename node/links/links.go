@@ -42,6 +42,9 @@ type Payload struct {
 	Secret string `json:"s"`
 	Expiry int64  `json:"exp,omitempty"` // ms since the epoch; 0: never
 	Via    []Via  `json:"via"`
+	// Maker is the user who made the link. Its server part is the
+	// maker's key, so a link taken in person verifies that server.
+	Maker string `json:"m,omitempty"`
 }
 
 type Via struct {

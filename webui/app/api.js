@@ -114,5 +114,10 @@ export const api = {
   createLink: (roomId, body) => request("POST", `/_parley/v1/rooms/${enc(roomId)}/links`, body),
   links: (roomId) => request("GET", `/_parley/v1/rooms/${enc(roomId)}/links`),
   revokeLink: (roomId, id) => request("DELETE", `/_parley/v1/rooms/${enc(roomId)}/links/${enc(id)}`),
-  joinLink: (link) => request("POST", "/_parley/v1/join_link", { link }),
+  // inPerson says the user got the link from its maker's hand: the node
+  // then records the maker's device as verified.
+  joinLink: (link, inPerson = false) => request("POST", "/_parley/v1/join_link", inPerson ? { link, in_person: true } : { link }),
+  roomE2EE: (roomId) => request("GET", `/_parley/v1/rooms/${enc(roomId)}/e2ee`),
+  verify: (roomId, server, via) => request("POST", `/_parley/v1/rooms/${enc(roomId)}/e2ee/verify`, { server, via }),
+  unverify: (roomId, server) => request("DELETE", `/_parley/v1/rooms/${enc(roomId)}/e2ee/verify/${enc(server)}`),
 };

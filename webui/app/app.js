@@ -10,6 +10,7 @@ import { go, route } from "./router.js";
 import { renderRoomList } from "./roomlist.js";
 import { loadOlder, sendMessage } from "./timeline.js";
 import { toggleMembers } from "./members.js";
+import { e2eeDialog } from "./e2ee.js";
 import { createRoomDialog, inviteDialog, settingsDialog, leaveDialog, linkDialog, joinLinkDialog } from "./dialogs.js";
 
 // ---------- wiring ----------
@@ -27,6 +28,7 @@ function wire() {
   $("settings-btn").addEventListener("click", () => cur() && settingsDialog(cur()));
   $("leave-btn").addEventListener("click", () => cur() && leaveDialog(cur()));
   $("members-btn").addEventListener("click", toggleMembers);
+  $("e2ee-btn").addEventListener("click", () => cur() && e2eeDialog(cur()));
   const input = $("composer-input");
   const grow = () => {
     input.style.height = "auto";

@@ -5,6 +5,7 @@ import { h, kids, toast, copyRow, errText, openDialog, formDialog, field, fullFm
 import { S, openWhenReady } from "./state.js";
 import { go } from "./router.js";
 import { renderRoomList } from "./roomlist.js";
+import { linkMaker } from "./e2ee.js";
 
 // ---------- dialogs: rooms ----------
 
@@ -168,8 +169,24 @@ export function joinLinkDialog(prefill = "") {
     const err = h("p", { class: "error", role: "alert" });
     const progress = h("div", { class: "progress", "aria-live": "polite", hidden: true });
     const submit = h("button", { type: "submit", autofocus: prefill ? true : null }, "Join");
+    // A link made by someone the user met, and taken from their hand,
+    // verifies the maker's device: the user is asked, and only "yes"
+    // counts (a link pasted from a chat could come from anyone).
+    const inPerson = h("fieldset", { class: "in-person", hidden: true },
+      h("legend", {}),
+      h("div", { class: "radio-row" },
+        h("label", {}, h("input", { type: "radio", name: "in_person", value: "yes" }), "Yes, in person"),
+        h("label", {}, h("input", { type: "radio", name: "in_person", value: "no", checked: true }), "No")),
+      h("p", { class: "field-note" }, "Answer yes only if they showed or gave you this very link face to face: their device is then marked verified."));
+    const askMaker = () => {
+      const maker = linkMaker(ta.value);
+      inPerson.hidden = !maker;
+      inPerson.querySelector("legend").textContent = `Did you get this link in person from ${maker}?`;
+    };
+    ta.addEventListener("input", askMaker);
+    askMaker();
     const form = h("form", {}, prefill ? h("p", {}, "You opened an invite link. Join the room?") : h("p", { class: "muted" }, "Paste an invite link someone shared with you."),
-      h("label", { for: "join-link" }, "Invite link"), ta, err, progress,
+      h("label", { for: "join-link" }, "Invite link"), ta, inPerson, err, progress,
       h("div", { class: "dlg-actions" }, h("button", { type: "button", class: "secondary", onclick: close }, "Cancel"), submit));
     ta.addEventListener("keydown", (ev) => {
       if (ev.key === "Enter" && !ev.shiftKey) {
@@ -182,7 +199,10 @@ export function joinLinkDialog(prefill = "") {
       ev.preventDefault();
       err.textContent = "";
       const link = ta.value.trim();
-      submit.disabled = ta.disabled = true;
+      // Read before the fieldset is disabled: FormData skips disabled fields.
+      const maker = inPerson.hidden ? "" : linkMaker(link);
+      const metMaker = !!maker && new FormData(form).get("in_person") === "yes";
+      submit.disabled = ta.disabled = inPerson.disabled = true;
       const t0 = Date.now();
       const tick = () => {
         const s = Math.round((Date.now() - t0) / 1000);
@@ -193,16 +213,18 @@ export function joinLinkDialog(prefill = "") {
       tick();
       timer = setInterval(tick, 1000);
       try {
-        const res = await api.joinLink(link);
+        const res = await api.joinLink(link, metMaker);
         clearInterval(timer);
         close();
-        toast("Joined");
+        if (res.verified_server) toast(`Joined. ${maker}'s device is verified.`);
+        else if (res.verify_error) toast(`Joined, but ${maker} could not be verified: ${res.verify_error}`);
+        else toast("Joined");
         openWhenReady(res.room_id);
       } catch (e) {
         clearInterval(timer);
         progress.hidden = true;
         err.textContent = errText(e);
-        submit.disabled = ta.disabled = false;
+        submit.disabled = ta.disabled = inPerson.disabled = false;
         submit.textContent = "Try again";
       }
     });

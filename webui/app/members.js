@@ -3,6 +3,7 @@ import { api } from "./api.js";
 import { $, h, errText, openDialog } from "./dom.js";
 import { S } from "./state.js";
 import { renderRoom } from "./timeline.js";
+import { ensureE2EE, refreshE2EE, memberE2EE, verifiedMark, safetyBlock } from "./e2ee.js";
 
 // ---------- members ----------
 
@@ -21,11 +22,13 @@ export function renderMembers() {
   const ms = r.members(["join", "invite"]).sort((a, b) => cmp(r.levelOf(b.state_key), r.levelOf(a.state_key)) || (a.content.displayname || a.state_key).localeCompare(b.content.displayname || b.state_key));
   const joined = ms.filter((m) => m.content.membership === "join");
   const invited = ms.filter((m) => m.content.membership === "invite");
+  ensureE2EE(r);
   const item = (m) => {
     const pl = r.levelOf(m.state_key);
+    const v = memberE2EE(r, m.state_key)?.verified;
     return h("li", {}, h("button", { type: "button", class: "member", onclick: () => memberDialog(r, m.state_key) },
       h("span", { style: "min-width:0" }, h("span", { class: "mname" }, (m.content.displayname || m.state_key) + (m.state_key === S.me.user_id ? " (you)" : "")), h("span", { class: "mid" }, m.state_key)),
-      levelName(pl) ? h("span", { class: "pl" + (pl >= 100 ? " admin" : "") }, levelName(pl)) : null));
+      h("span", { class: "tags" }, v ? verifiedMark(v) : null, levelName(pl) ? h("span", { class: "pl" + (pl >= 100 ? " admin" : "") }, levelName(pl)) : null)));
   };
   panel.replaceChildren(...[
     h("h2", {}, `Members (${joined.length})`, h("button", { type: "button", class: "ghost small", "aria-label": "Close members", onclick: toggleMembers }, "✕")),
@@ -78,10 +81,23 @@ function memberDialog(r, userId) {
       if (outranks && r.can("kick")) actions.push(act(m.membership === "invite" ? "Cancel invite" : "Remove from room", "danger", () => api.kick(r.id, userId)));
     }
     if (outranks && r.can("ban")) actions.push(act("Ban", "danger", () => api.ban(r.id, userId)));
+    // The safety number, once the node has said it (the panel asks).
+    const e2 = memberE2EE(r, userId);
+    let block = e2 && !e2.this_device ? safetyBlock(r, e2, again) : null;
+    async function again() {
+      const m2 = (await refreshE2EE(r))?.members.find((x) => x.user_id === userId);
+      if (!m2) return;
+      const fresh = safetyBlock(r, m2, again);
+      block.replaceWith(fresh);
+      block = fresh;
+      fresh.querySelector("button")?.focus();
+    }
+    const safety = block ? [h("h3", {}, "Safety number"), block] : [];
     body.append(
       h("dl", { class: "kv" }, h("dt", {}, "User ID"), h("dd", {}, h("code", {}, userId)), h("dt", {}, "Power level"), h("dd", {}, theirPL === Infinity ? "Owner (room creator)" : `${theirPL}${levelName(theirPL) ? " (" + levelName(theirPL) + ")" : ""}`), h("dt", {}, "Membership"), h("dd", {}, m.membership || "—")),
       actions.length ? h("div", { class: "dlg-actions", style: "justify-content:flex-start" }, actions) : h("p", { class: "muted" }, userId === me ? "This is you." : "You cannot change this member's role or remove them here."),
       err,
+      ...safety,
       h("div", { class: "dlg-actions" }, h("button", { type: "button", class: "secondary", onclick: close, autofocus: true }, "Close")),
     );
   });
