@@ -84,6 +84,12 @@ func (e *Engine) Send(ctx context.Context, r *Room, sender, evType string, state
 	// the room's lock, once it is certain the event is to be built: not
 	// for a retried transaction that returns the first's event.
 	prepare := e.cfg.Codec != nil && !e.cfg.Codec.Sealed(evType)
+	if prepare && (txnID == "" || !e.txns.known(txnKey(sender, device, txnID))) {
+		if err := e.cfg.Codec.Prepare(ctx, r, sender, evType, stateKey); err != nil {
+			return nil, fmt.Errorf("prepare %s: %w", evType, err)
+		}
+		prepare = false
+	}
 	r.mu.Lock()
 	for {
 		if txnID != "" {
@@ -109,6 +115,7 @@ func (e *Engine) Send(ctx context.Context, r *Room, sender, evType string, state
 		if !prepare {
 			break
 		}
+		// The transaction was in flight and failed: this send builds.
 		r.mu.Unlock()
 		if err := e.cfg.Codec.Prepare(ctx, r, sender, evType, stateKey); err != nil {
 			return nil, fmt.Errorf("prepare %s: %w", evType, err)
