@@ -5,8 +5,12 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/parley-p2p/parley/rooms"
 )
 
 // v1WithoutPlain is a record's binary form as nodes wrote it before
@@ -194,4 +198,65 @@ func TestRoomRecordsKeepTheirRedeliveryPosition(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("read back %+v, want %+v", got, want)
 	}
+}
+
+// TestAnOlderNodesDataDirReads: a data dir an older node wrote (the
+// bench's fixture, copied: it is never changed) reads whole, every
+// event record of every room's timeline without a Plain and with a PDU
+// that parses.
+func TestAnOlderNodesDataDirReads(t *testing.T) {
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		t.Skip(err)
+	}
+	src := filepath.Join(cache, "parley-bench", "rooms-100-events-100", "db")
+	if _, err := os.Stat(src); err != nil {
+		t.Skipf("no data dir of an older node here: %v", err)
+	}
+	dir := t.TempDir()
+	if err := os.CopyFS(filepath.Join(dir, "db"), os.DirFS(src)); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	events := 0
+	err = s.View(func(tx *Txn) error {
+		rms, err := tx.Rooms()
+		if err != nil {
+			return err
+		}
+		for _, rm := range rms {
+			if rm.Redelivered != 0 {
+				t.Errorf("room %s reads with a redelivery", rm.ID)
+			}
+			tl, err := tx.Timeline(rm.ID, 0, 0, true, 0)
+			if err != nil {
+				return err
+			}
+			for _, e := range tl {
+				rec, err := tx.Event(e.EventID)
+				if err != nil {
+					return err
+				}
+				if rec.Plain != nil {
+					t.Errorf("%s reads with a plain view", e.EventID)
+				}
+				if _, err := rooms.ParseTrusted(rec.PDU, rec.Version, e.EventID); err != nil {
+					return err
+				}
+				events++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if events == 0 {
+		t.Fatal("the data dir holds no events")
+	}
+	t.Logf("%d events read", events)
 }
