@@ -32,11 +32,14 @@ type Codec interface {
 	Sealed(evType string) bool
 	// Open is called for every event a room admits from a peer (gossip,
 	// catch-up, history, outliers), under the room's lock, before its
-	// write is queued: once per event, and not for those rejected or
-	// soft-failed (no client is shown them). It returns what the node's clients are shown,
-	// stored with the event as its record's Plain; nil when the event is
-	// not encrypted or cannot be decrypted yet (the codec hands it over
-	// later through Engine.SetPlain). It must not block on the network.
+	// write is queued: once per event (again only after its write
+	// failed), and not for those rejected or soft-failed (no client is
+	// shown them). It returns what the node's clients are shown, stored
+	// with the event as its record's Plain; nil when the event is not
+	// encrypted or cannot be decrypted yet (the codec hands it over
+	// later through Engine.SetPlain, from its own goroutine: not from
+	// Open, which holds the room's lock). It must not block on the
+	// network.
 	Open(r *Room, ev *rooms.Event) (plain []byte)
 }
 
