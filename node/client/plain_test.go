@@ -350,6 +350,27 @@ func TestClientsSeeThePlainView(t *testing.T) {
 		t.Errorf("a single event: %v %v", ev, err)
 	}
 
+	// A local user invited sees the room's name and topic decrypted.
+	carol := "@carol:" + x.e.ServerName()
+	if _, err := x.e.Send(t.Context(), x.r, x.alice.UserID, "m.room.member", &carol, json.RawMessage(`{"membership":"invite"}`), "", ""); err != nil {
+		t.Fatal(err)
+	}
+	invited, err := x.api.Sync(t.Context(), &webui.Session{UserID: carol, DeviceID: "C"}, webui.SyncRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ir := invited.Rooms.Invite[x.r.ID]
+	if ir == nil {
+		t.Fatal("carol's sync has no invite")
+	}
+	stripped := map[string]string{}
+	for _, se := range ir.InviteState.Events {
+		stripped[se.Type] = string(se.Content)
+	}
+	if stripped["m.room.name"] != `{"name":"Secret Roomname"}` || stripped["m.room.topic"] != `{"topic":"Secret Topictext"}` || stripped["m.room.member"] != `{"membership":"invite"}` {
+		t.Errorf("carol's invite state %v", stripped)
+	}
+
 	// A redacted event shows nothing of its plain view.
 	if _, err := x.api.Send(t.Context(), x.alice, x.r.ID, "m.room.redaction", nil, json.RawMessage(`{"redacts":"`+decrypted.ID()+`"}`), "txn2"); err != nil {
 		t.Fatal(err)
