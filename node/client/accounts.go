@@ -226,7 +226,7 @@ func (api *API) Profile(user string) (map[string]any, error) {
 		}
 		if i, err := api.dag.Event(id); err == nil {
 			var c map[string]any
-			json.Unmarshal(i.Event.Content(), &c)
+			json.Unmarshal(api.shownInfo(i).Content, &c) // the plain view's
 			for _, k := range []string{"displayname", "avatar_url"} {
 				if v, ok := c[k].(string); ok {
 					out[k] = v

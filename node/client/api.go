@@ -19,12 +19,13 @@ import (
 // clientEvent renders an event for clients. The sender's own device sees
 // its transaction ID, so clients can match their local echo.
 func (api *API) clientEvent(i *dag.Info, s *webui.Session, withRoom bool) webui.ClientEvent {
-	return api.render(shownInfo(i), s, withRoom)
+	return api.render(api.shownInfo(i), s, withRoom)
 }
 
 // skimmedEvent renders what a client is shown of an event that is not
-// redacted, nor a redaction (whose Redacts the caller sets).
-func (api *API) skimmedEvent(sk rooms.Skim, txnID, txnDevice string, s *webui.Session, withRoom bool) webui.ClientEvent {
+// redacted, nor a redaction (whose Redacts the caller sets). status, if
+// set, says why its content is not decrypted (plain.go).
+func (api *API) skimmedEvent(sk rooms.Skim, status, txnID, txnDevice string, s *webui.Session, withRoom bool) webui.ClientEvent {
 	ce := webui.ClientEvent{
 		Content: sk.Content, EventID: sk.ID, OriginServerTS: sk.OriginServerTS,
 		Sender: sk.Sender, StateKey: sk.StateKey, Type: sk.Type,
@@ -36,17 +37,29 @@ func (api *API) skimmedEvent(sk rooms.Skim, txnID, txnDevice string, s *webui.Se
 	if s != nil && txnID != "" && sk.Sender == s.UserID && txnDevice == s.DeviceID {
 		unsigned["transaction_id"] = txnID
 	}
+	if status != "" {
+		unsigned[unsignedE2EE] = status
+	}
 	ce.Unsigned = unsigned
 	return ce
 }
 
 // shownEvent is an event read to be shown once: the engine's, when its
 // cache holds it, else skimmed from its stored record, which is neither
-// parsed nor cached (see dag.Engine.Cached).
+// parsed nor cached (see dag.Engine.Cached). Its type and content are
+// its plain view's (plain.go).
 type shownEvent struct {
 	rooms.Skim
 	info *dag.Info // nil when skimmed
 	rec  *store.EventRecord
+	// status says why the content shown is not decrypted: "" when it
+	// is, or was never encrypted.
+	status string
+	// hidden: the codec's own event, never shown.
+	hidden bool
+	// redactedBy is the redaction that applies to the engine's event;
+	// nil if none does.
+	redactedBy *dag.Info
 }
 
 // readShown reads an event to be shown, in t (nil: through the engine).
@@ -61,12 +74,14 @@ func (api *API) readShown(t *store.Txn, id string) (shownEvent, error) {
 				return shownEvent{}, err
 			}
 		}
-		return shownInfo(i), nil
+		return api.shownInfo(i), nil
 	}
 	if red, _ := t.Redaction(id); red == nil {
 		if rec, err := t.Event(id); err == nil {
 			if sk, ok := rooms.SkimStored(rec.PDU, rec.Version, id); ok {
-				return shownEvent{Skim: sk, rec: rec}, nil
+				e := shownEvent{Skim: sk, rec: rec}
+				api.view(&e)
+				return e, nil
 			}
 		}
 	}
@@ -74,27 +89,32 @@ func (api *API) readShown(t *store.Txn, id string) (shownEvent, error) {
 	if err != nil {
 		return shownEvent{}, err
 	}
-	return shownInfo(i), nil
+	return api.shownInfo(i), nil
 }
 
 // shownInfo is an event of the engine's to be shown.
-func shownInfo(i *dag.Info) shownEvent {
-	return shownEvent{Skim: i.Event.Skim(), info: i, rec: &i.Rec}
+func (api *API) shownInfo(i *dag.Info) shownEvent {
+	e := shownEvent{Skim: i.Event.Skim(), info: i, rec: &i.Rec, redactedBy: api.dag.RedactedBy(i.Event)}
+	api.view(&e)
+	return e
 }
 
 // render renders an event read by readShown: a skimmed one as it is;
-// one of the engine's with its redaction applied, if it has one, and its
-// Redacts if it is a redaction.
+// one of the engine's with its redaction applied, if it has one (then
+// as it is on the wire, with nothing of its plain view), and its Redacts
+// if it is a redaction.
 func (api *API) render(e shownEvent, s *webui.Session, withRoom bool) webui.ClientEvent {
-	ce := api.skimmedEvent(e.Skim, e.rec.TxnID, e.rec.TxnDevice, s, withRoom)
+	ce := api.skimmedEvent(e.Skim, e.status, e.rec.TxnID, e.rec.TxnDevice, s, withRoom)
 	if e.info == nil {
 		return ce
 	}
 	ev := e.info.Event
-	if by := api.dag.RedactedBy(ev); by != nil {
+	if by := e.redactedBy; by != nil {
+		ce.Type, ce.Content = ev.Type(), json.RawMessage(`{}`)
 		if red, err := ev.Redacted(); err == nil {
 			ce.Content = red.Content()
 		}
+		delete(ce.Unsigned, unsignedE2EE)
 		ce.Unsigned["redacted_because"] = api.clientEvent(by, nil, withRoom)
 	}
 	ce.Redacts = ev.Redacts()
@@ -177,7 +197,7 @@ func (api *API) stateEvents(t *store.Txn, m store.StateMap, skip map[string]bool
 		if skip[m[k]] {
 			continue
 		}
-		if e, err := api.readShown(t, m[k]); err == nil {
+		if e, err := api.readShown(t, m[k]); err == nil && !e.hidden {
 			out = append(out, api.render(e, s, withRoom))
 		}
 	}
@@ -222,7 +242,11 @@ func (api *API) StateEvent(s *webui.Session, roomID, evType, stateKey string) (*
 	if err != nil {
 		return nil, err
 	}
-	ce := api.clientEvent(i, s, true)
+	e := api.shownInfo(i)
+	if e.hidden {
+		return nil, errs.NotFoundf("no %s state with key %q", evType, stateKey)
+	}
+	ce := api.render(e, s, true)
 	return &ce, nil
 }
 
@@ -260,9 +284,12 @@ func (api *API) JoinedMembers(s *webui.Session, roomID string) (map[string]webui
 	}
 	out := make(map[string]webui.JoinedMember, len(evs))
 	for _, ce := range evs {
-		var c webui.JoinedMember
+		var c struct { // a member event's keys, not the response's
+			DisplayName string `json:"displayname"`
+			AvatarURL   string `json:"avatar_url"`
+		}
 		json.Unmarshal(ce.Content, &c)
-		out[*ce.StateKey] = c
+		out[*ce.StateKey] = webui.JoinedMember{DisplayName: c.DisplayName, AvatarURL: c.AvatarURL}
 	}
 	return out, nil
 }
@@ -280,7 +307,11 @@ func (api *API) Event(s *webui.Session, roomID, eventID string) (*webui.ClientEv
 	if upTo != 0 && i.Pos() > upTo {
 		return nil, errs.NotFoundf("event %s not found", eventID)
 	}
-	ce := api.clientEvent(i, s, true)
+	e := api.shownInfo(i)
+	if e.hidden {
+		return nil, errs.NotFoundf("event %s not found", eventID)
+	}
+	ce := api.render(e, s, true)
 	return &ce, nil
 }
 
@@ -397,10 +428,11 @@ func (api *API) Messages(ctx context.Context, s *webui.Session, req webui.Messag
 		if err != nil {
 			return nil, err
 		}
-		if req.Filter != nil && !req.Filter.Allows(i.Event.Type(), i.Event.Sender()) {
+		e := api.shownInfo(i)
+		if e.hidden || (req.Filter != nil && !req.Filter.Allows(e.Type, e.Sender)) {
 			continue
 		}
-		resp.Chunk = append(resp.Chunk, api.clientEvent(i, s, true))
+		resp.Chunk = append(resp.Chunk, api.render(e, s, true))
 	}
 	if len(entries) > 0 {
 		last := entries[len(entries)-1].Order

@@ -3,7 +3,9 @@
 // cli.go), rooms and their events (api.go, build.go), membership
 // (membership.go), /sync (sync.go), invite links (links.go) and blocked
 // servers (invites.go). It implements the interfaces webui defines per
-// role; webui turns them into HTTP.
+// role; webui turns them into HTTP. Clients see each event's plain view
+// (plain.go): decrypted content, or the wire form marked waiting or
+// forged; the codec's own events never.
 //
 // It builds and admits local events through the engine (node/dag) and
 // reaches other nodes only through node/peers. It never imports p2p.

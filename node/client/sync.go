@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -238,11 +239,13 @@ func (api *API) syncRoom(t *store.Txn, s *webui.Session, rec *store.RoomRecord, 
 			for _, k := range []rooms.StateKey{{Type: "m.room.create"}, {Type: "m.room.join_rules"}, {Type: "m.room.name"}, {Type: "m.room.topic"}} {
 				if id, ok := withCreateID(rec, state)[k]; ok {
 					if i, err := api.dag.Event(id); err == nil {
-						ir.InviteState.Events = append(ir.InviteState.Events, stripped(i.Event))
+						if e := api.shownInfo(i); !e.hidden {
+							ir.InviteState.Events = append(ir.InviteState.Events, strippedShown(e))
+						}
 					}
 				}
 			}
-			ir.InviteState.Events = append(ir.InviteState.Events, stripped(mem.Event))
+			ir.InviteState.Events = append(ir.InviteState.Events, strippedShown(api.shownInfo(mem)))
 			res.invite, res.news = ir, true
 		}
 	case "leave", "ban":
@@ -252,7 +255,7 @@ func (api *API) syncRoom(t *store.Txn, s *webui.Session, rec *store.RoomRecord, 
 			if err != nil {
 				return res, err
 			}
-			lr.Timeline, _, err = api.timeline(t, s, entries, limit, &f.Room.Timeline)
+			lr.Timeline, _, err = api.timeline(t, s, entries, nil, limit, &f.Room.Timeline)
 			if err != nil {
 				return res, err
 			}
@@ -334,9 +337,16 @@ func (api *API) syncJoined(t *store.Txn, s *webui.Session, rec *store.RoomRecord
 	if err != nil {
 		return nil, false, err
 	}
+	var redelivered map[uint64]bool
+	if since != 0 && !newlyJoined && rec.Redelivered > since {
+		// Read only when the room has redeliveries since the token.
+		if entries, redelivered, err = api.withRedeliveries(t, rec.ID, entries, since, pos, limit); err != nil {
+			return nil, false, err
+		}
+	}
 	changed := len(entries) > 0
 	var oldest *store.EventRecord
-	jr.Timeline, oldest, err = api.timeline(t, s, entries, limit, &f.Room.Timeline)
+	jr.Timeline, oldest, err = api.timeline(t, s, entries, redelivered, limit, &f.Room.Timeline)
 	if err != nil {
 		return nil, false, err
 	}
@@ -367,10 +377,42 @@ func (api *API) syncJoined(t *store.Txn, s *webui.Session, rec *store.RoomRecord
 	return jr, changed, nil
 }
 
+// withRedeliveries merges into a room's newest-first timeline entries
+// its redeliveries in (since, pos]: events shown before since whose
+// plain view came later (dag.Engine.SetPlain). An event whose own entry
+// is among the entries is shown there, and once. It returns the merged
+// entries, at most limit+1, and the orders of the redeliveries kept.
+func (api *API) withRedeliveries(t *store.Txn, roomID string, entries []store.TimelineEntry, since, pos uint64, limit int) ([]store.TimelineEntry, map[uint64]bool, error) {
+	rd, err := t.Redeliveries(roomID, since, pos, limit+1)
+	if err != nil || len(rd) == 0 {
+		return entries, nil, err
+	}
+	shown := make(map[string]bool, len(entries)+len(rd))
+	for _, e := range entries {
+		shown[e.EventID] = true
+	}
+	orders := map[uint64]bool{}
+	merged := slices.Clone(entries)
+	for _, e := range rd { // newest first: a later redelivery wins
+		if !shown[e.EventID] {
+			shown[e.EventID] = true
+			orders[e.Order] = true
+			merged = append(merged, e)
+		}
+	}
+	slices.SortFunc(merged, func(a, b store.TimelineEntry) int { return cmp.Compare(b.Order, a.Order) })
+	if len(merged) > limit+1 {
+		merged = merged[:limit+1]
+	}
+	return merged, orders, nil
+}
+
 // timeline turns newest-first entries into a timeline, oldest first,
 // reading their events in t; it returns the record of the oldest (nil
-// if there are none), whose state is the timeline's start.
-func (api *API) timeline(t *store.Txn, s *webui.Session, entries []store.TimelineEntry, limit int, f *webui.RoomEventFilter) (webui.Timeline, *store.EventRecord, error) {
+// if there are none), whose state is the timeline's start. Entries at
+// the orders in redelivered are events shown again (withRedeliveries),
+// whose records say nothing of the timeline's start.
+func (api *API) timeline(t *store.Txn, s *webui.Session, entries []store.TimelineEntry, redelivered map[uint64]bool, limit int, f *webui.RoomEventFilter) (webui.Timeline, *store.EventRecord, error) {
 	tl := webui.Timeline{Events: []webui.ClientEvent{}}
 	if len(entries) > limit {
 		tl.Limited = true
@@ -385,10 +427,10 @@ func (api *API) timeline(t *store.Txn, s *webui.Session, entries []store.Timelin
 		if err != nil {
 			return tl, nil, err
 		}
-		if oldest == nil {
+		if oldest == nil && !redelivered[entries[k].Order] {
 			oldest = e.rec
 		}
-		if f.Allows(e.Type, e.Sender) {
+		if !e.hidden && f.Allows(e.Type, e.Sender) {
 			tl.Events = append(tl.Events, api.render(e, s, false))
 		}
 	}

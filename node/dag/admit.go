@@ -177,7 +177,9 @@ func (e *Engine) resolve(r *Room, states []*stateSnap, pending ...*rooms.Event) 
 
 // process checks an event whose signatures are verified and stores it
 // with its verdict. The caller holds r.mu. It returns *Missing when
-// auth or prev events must be fetched first.
+// auth or prev events must be fetched first. An accepted event from a
+// peer is opened by the codec, and a local one carries the plain view
+// its Seal returned (o.plain), in its record.
 func (e *Engine) process(r *Room, ev *rooms.Event, o Opts) (*Outcome, error) {
 	if err := e.rollBack(r); err != nil {
 		return nil, err
@@ -185,7 +187,7 @@ func (e *Engine) process(r *Room, ev *rooms.Event, o Opts) (*Outcome, error) {
 	if i, err := e.Event(ev.ID()); err == nil {
 		return e.again(i, o)
 	}
-	rec := store.EventRecord{Version: r.Version, PDU: ev.JSON(), TxnID: o.TxnID, TxnDevice: o.TxnDevice, Received: nowMS()}
+	rec := store.EventRecord{Version: r.Version, PDU: ev.JSON(), TxnID: o.TxnID, TxnDevice: o.TxnDevice, Received: nowMS(), Plain: o.plain}
 	reject := func(rj *Rejection) (*Outcome, error) {
 		if o.Local {
 			return nil, rj
@@ -297,6 +299,9 @@ func (e *Engine) process(r *Room, ev *rooms.Event, o Opts) (*Outcome, error) {
 	}
 	head.State, head.StateID = hs.m, hs.id
 	snaps = appendNew(snaps, hs)
+	if !o.Local {
+		rec.Plain = e.open(r, ev)
+	}
 	return e.commitWith(r, ev, rec, snaps, head, nil, e.redaction(r, ev, before.m)), nil
 }
 
@@ -411,6 +416,7 @@ func (e *Engine) commitWith(r *Room, ev *rooms.Event, rec store.EventRecord, sna
 			return err
 		}
 		if roomRec != nil {
+			r.stamp(roomRec)
 			roomRec.Pos = rec.Pos
 			if err := t.PutRoom(roomRec); err != nil {
 				return err
@@ -483,6 +489,11 @@ func (e *Engine) storeOutlier(r *Room, ev *rooms.Event, stateAfter store.StateMa
 		return nil, err
 	}
 	rec.Rejected = reason
+	if i, err := e.Event(ev.ID()); err == nil {
+		rec.Plain = i.Rec.Plain // held without its state: opened then
+	} else if reason == "" {
+		rec.Plain = e.open(r, ev)
+	}
 	var snaps []*stateSnap
 	if stateAfter != nil && rec.Rejected == "" {
 		s := wholeSnap(stateAfter)
@@ -510,4 +521,13 @@ func putRedaction(t *store.Txn, red *redactionWrite) error {
 		}
 	}
 	return t.PutRedaction(&red.Redaction)
+}
+
+// open is the codec's plain view of an event from a peer, nil without a
+// codec. The caller holds r.mu.
+func (e *Engine) open(r *Room, ev *rooms.Event) []byte {
+	if e.cfg.Codec == nil {
+		return nil
+	}
+	return e.cfg.Codec.Open(r, ev)
 }

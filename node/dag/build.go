@@ -28,6 +28,8 @@ const MaxTxnIDLen = 255
 
 // Proto prepares an event on top of the room's current head: prev events
 // are the extremities, auth events the selection from current state.
+// The codec does not seal it: such an event is signed elsewhere too (an
+// invite, a join through make_join), and its content is what auth needs.
 func (e *Engine) Proto(r *Room, sender, evType string, stateKey *string, content json.RawMessage) (rooms.ProtoEvent, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -78,25 +80,47 @@ func (e *Engine) Send(ctx context.Context, r *Room, sender, evType string, state
 			return e.txnEvent(id)
 		}
 	}
-	r.mu.Lock()
-	for txnID != "" {
-		// Committed or in flight since the look-up above: the cache
-		// holds it.
-		id, wait := e.txns.lookup(txnKey(sender, device, txnID))
-		if id != "" {
-			r.mu.Unlock()
-			return e.txnEvent(id)
+	// The codec prepares (and may send a key share of its own) outside
+	// the room's lock, once it is certain the event is to be built: not
+	// for a retried transaction that returns the first's event.
+	prepare := e.cfg.Codec != nil && !e.cfg.Codec.Sealed(evType)
+	if prepare && (txnID == "" || !e.txns.known(txnKey(sender, device, txnID))) {
+		if err := e.cfg.Codec.Prepare(ctx, r, sender, evType, stateKey); err != nil {
+			return nil, fmt.Errorf("prepare %s: %w", evType, err)
 		}
-		if wait == nil {
+		prepare = false
+	}
+	r.mu.Lock()
+	for {
+		if txnID != "" {
+			// Committed or in flight since the look-up above: the cache
+			// holds it.
+			id, wait := e.txns.lookup(txnKey(sender, device, txnID))
+			if id != "" {
+				r.mu.Unlock()
+				return e.txnEvent(id)
+			}
+			if wait != nil {
+				// The same transaction is being written: its result decides.
+				r.mu.Unlock()
+				select {
+				case <-wait:
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+				r.mu.Lock()
+				continue
+			}
+		}
+		if !prepare {
 			break
 		}
-		// The same transaction is being written: its result decides.
+		// The transaction was in flight and failed: this send builds.
 		r.mu.Unlock()
-		select {
-		case <-wait:
-		case <-ctx.Done():
-			return nil, ctx.Err()
+		if err := e.cfg.Codec.Prepare(ctx, r, sender, evType, stateKey); err != nil {
+			return nil, fmt.Errorf("prepare %s: %w", evType, err)
 		}
+		prepare = false
 		r.mu.Lock()
 	}
 	ev, out, err := e.buildLocked(r, sender, evType, stateKey, content, txnID, device)
@@ -139,10 +163,20 @@ func (e *Engine) Publish(r *Room, ev *rooms.Event) {
 }
 
 // buildLocked builds, signs and checks an event from a local user on top
-// of the room's head, and queues its write. The caller holds r.mu.
+// of the room's head, and queues its write. The codec, if any, seals its
+// content first, and the plain view it returns goes in the event's
+// record. The caller holds r.mu.
 func (e *Engine) buildLocked(r *Room, sender, evType string, stateKey *string, content json.RawMessage, txnID, device string) (*rooms.Event, *Outcome, error) {
 	if err := e.rollBack(r); err != nil {
 		return nil, nil, err
+	}
+	var plain []byte
+	if c := e.cfg.Codec; c != nil && !c.Sealed(evType) {
+		wireType, wire, pl, err := c.Seal(r, sender, evType, stateKey, content)
+		if err != nil {
+			return nil, nil, fmt.Errorf("seal %s: %w", evType, err)
+		}
+		evType, content, plain = wireType, wire, pl
 	}
 	p := e.protoLocked(r, sender, evType, stateKey, content)
 	ev, err := rooms.Build(p, r.Version, e.serverName, e.key)
@@ -152,7 +186,7 @@ func (e *Engine) buildLocked(r *Room, sender, evType string, stateKey *string, c
 		}
 		return nil, nil, errs.Invalidf("%v", err)
 	}
-	out, err := e.process(r, ev, Opts{Local: true, TxnID: txnID, TxnDevice: device})
+	out, err := e.process(r, ev, Opts{Local: true, TxnID: txnID, TxnDevice: device, plain: plain})
 	var rj *Rejection
 	if errors.As(err, &rj) {
 		return nil, nil, errs.Forbiddenf("%s", strings.TrimPrefix(rj.Reason, "against the state before it: "))
@@ -202,7 +236,9 @@ type Step struct {
 
 // CreateRoom builds a room's create event and then each step, every one
 // checked like any other event, and commits them in one transaction, so
-// the room appears whole or not at all. The room is registered with the
+// the room appears whole or not at all. The codec, if any, seals the
+// steps as it seals any local event (the create event stays as it is);
+// Prepare is not called, since the room exists for no one else yet. The room is registered with the
 // engine once stored.
 func (e *Engine) CreateRoom(version, creator string, createContent json.RawMessage, steps []Step) (*Room, error) {
 	createEv, err := e.buildCreate(version, creator, createContent)

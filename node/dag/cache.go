@@ -49,5 +49,5 @@ const infoOverhead = int(unsafe.Sizeof(Info{})) + 2*44
 func eventSize(ev *rooms.Event) int { return ev.Footprint() }
 
 func (i *Info) size() int {
-	return eventSize(i.Event) + infoOverhead + len(i.Rec.TxnID) + len(i.Rec.TxnDevice) + len(i.Rec.Rejected) + len(i.Rec.SoftFailed)
+	return eventSize(i.Event) + infoOverhead + len(i.Rec.TxnID) + len(i.Rec.TxnDevice) + len(i.Rec.Rejected) + len(i.Rec.SoftFailed) + len(i.Rec.Plain)
 }

@@ -12,14 +12,18 @@ import (
 // keys or ciphers: node/e2ee implements it. nil in Config leaves
 // content as it is (engine tests).
 type Codec interface {
-	// Prepare runs before a local user's event is built, outside the
-	// room's lock: it may send events of its own first (a new session's
+	// Prepare runs before a local user's event is built (Engine.Send,
+	// but not a retried transaction's, nor CreateRoom's steps, nor Proto),
+	// outside the room's lock: it may send events of its own first (a new session's
 	// key share, through Engine.Send), so that they are ancestors of the
 	// event that needs them. It is not called for the events it sends
 	// (Sealed reports those).
 	Prepare(ctx context.Context, r *Room, sender, evType string, stateKey *string) error
 	// Seal turns a local event's type and content into what goes in the
-	// DAG, under the room's lock. plain is what the node's own clients
+	// DAG, under the room's lock: every event Engine.Send and
+	// CreateRoom's steps build, except the codec's own types (Sealed),
+	// the create event and events built through Proto, which other
+	// nodes co-sign (invites, joins through make_join). plain is what the node's own clients
 	// are shown (Plain of its record); nil when the content is not
 	// encrypted.
 	Seal(r *Room, sender, evType string, stateKey *string, content json.RawMessage) (wireType string, wire json.RawMessage, plain []byte, err error)
@@ -28,10 +32,14 @@ type Codec interface {
 	Sealed(evType string) bool
 	// Open is called for every event a room admits from a peer (gossip,
 	// catch-up, history, outliers), under the room's lock, before its
-	// write is queued. It returns what the node's clients are shown,
-	// stored with the event as its record's Plain; nil when the event is
-	// not encrypted or cannot be decrypted yet (the codec hands it over
-	// later through Engine.SetPlain). It must not block on the network.
+	// write is queued: once per event (again only after its write
+	// failed), and not for those rejected or soft-failed (no client is
+	// shown them). It returns what the node's clients are shown, stored
+	// with the event as its record's Plain; nil when the event is not
+	// encrypted or cannot be decrypted yet (the codec hands it over
+	// later through Engine.SetPlain, from its own goroutine: not from
+	// Open, which holds the room's lock). It must not block on the
+	// network.
 	Open(r *Room, ev *rooms.Event) (plain []byte)
 }
 

@@ -12,6 +12,13 @@
 // (redaction.go). Memory moves ahead of the disk while writes are in
 // flight; a failed write rolls the room's head back (writes.go).
 //
+// Content encryption is a Codec it is handed (codec.go), implemented by
+// node/e2ee: local events are sealed as they are built, events from
+// peers opened as they are admitted, and what clients are shown (Plain)
+// is kept in each event's record; a plain view that comes later is
+// stored and the event redelivered to /sync (plain.go). The engine holds
+// no keys and imports no cipher.
+//
 // The engine knows nothing of the network or HTTP: it never imports
 // p2p, webui or net/http. Publishing an event is a hook it is handed
 // (Config.Publish). Fetching what an event lacks is the caller's job.

@@ -38,6 +38,9 @@ type Config struct {
 	// FailWrite, if set, fails the store write of the events it returns
 	// an error for (tests inject I/O failures with it).
 	FailWrite func(*rooms.Event) error
+	// Codec encrypts the content of local events and opens that of
+	// events from peers (codec.go); nil leaves content as it is.
+	Codec Codec
 	// Logger; nil discards.
 	Logger *slog.Logger
 }
@@ -165,6 +168,7 @@ func (e *Engine) Load() ([]*Room, error) {
 		r := NewRoom(rec.ID, rec.Version)
 		r.setHead(Head{Ext: rec.Extremities, State: state, StateID: rec.State, Depth: rec.Depth, MinOrder: rec.MinOrder})
 		r.pos.Store(rec.Pos)
+		r.redelivered.Store(rec.Redelivered)
 		r, _ = e.Add(r)
 		out = append(out, r)
 	}

@@ -58,6 +58,7 @@ func (e *Engine) placeHistory(r *Room, ev *rooms.Event) (<-chan error, bool, err
 			out := e.commit(r, ev, rec, nil, nil, nil)
 			return out.Committed, false, nil
 		}
+		rec.Plain = e.open(r, ev)
 	}
 	h := *r.Head()
 	if h.MinOrder == 0 {
@@ -74,6 +75,7 @@ func (e *Engine) placeHistory(r *Room, ev *rooms.Event) (<-chan error, bool, err
 		if err := t.PutEvent(r.ID, ev.ID(), &rec); err != nil {
 			return err
 		}
+		r.stamp(roomRec)
 		return t.PutRoom(roomRec)
 	}, func(err error) {
 		info.writeErr = err

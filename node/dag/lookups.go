@@ -1,6 +1,7 @@
 package dag
 
 import (
+	"bytes"
 	"fmt"
 
 	"github.com/parley-p2p/parley/node/store"
@@ -31,6 +32,7 @@ func (e *Engine) Event(id string) (*Info, error) {
 	}
 	i := &Info{Event: ev, Rec: *rec}
 	i.Rec.PDU = nil
+	i.Rec.Plain = bytes.Clone(rec.Plain) // not the whole record's bytes
 	i.pos.Store(rec.Pos)
 	e.events.Put(id, i)
 	return i, nil

@@ -72,4 +72,7 @@ type Opts struct {
 	StateBefore store.StateMap
 	TxnID       string
 	TxnDevice   string
+
+	// plain is what the codec's Seal returned for a local event.
+	plain []byte
 }

@@ -21,6 +21,9 @@ type Room struct {
 	// timeline, once its write has a position (it may not have
 	// committed yet: compare with the store's position).
 	pos atomic.Uint64
+	// redelivered is the stream position of the room's latest
+	// redelivery (SetPlain).
+	redelivered atomic.Uint64
 
 	// broken is set when a write of the room failed. Memory moves ahead
 	// of the disk while writes are in flight, so it may then hold events
@@ -62,13 +65,24 @@ func (r *Room) Head() *Head { return r.head.Load() }
 // /sync since a later position has nothing new from the room.
 func (r *Room) Pos() uint64 { return r.pos.Load() }
 
-func (r *Room) notePos(p uint64) {
+func (r *Room) notePos(p uint64) { noteMax(&r.pos, p) }
+
+// noteMax raises v to p if p is higher.
+func noteMax(v *atomic.Uint64, p uint64) {
 	for {
-		old := r.pos.Load()
-		if p <= old || r.pos.CompareAndSwap(old, p) {
+		old := v.Load()
+		if p <= old || v.CompareAndSwap(old, p) {
 			return
 		}
 	}
+}
+
+// stamp brings a room record taken when its write was queued up to the
+// positions of the room's writes before it: the caller runs in the
+// store's writer, which runs them in order.
+func (r *Room) stamp(rec *store.RoomRecord) {
+	rec.Pos = max(rec.Pos, r.Pos())
+	rec.Redelivered = max(rec.Redelivered, r.redelivered.Load())
 }
 
 // State is the room's current state map; it is never changed in place.
@@ -79,7 +93,7 @@ func (r *Room) setHead(h Head) { r.head.Store(&h) }
 // record is the room's head as stored. The caller holds r.mu.
 func (r *Room) record() *store.RoomRecord {
 	h := r.Head()
-	return &store.RoomRecord{ID: r.ID, Version: r.Version, Extremities: h.Ext, State: h.StateID, Depth: h.Depth, MinOrder: h.MinOrder, Pos: r.Pos()}
+	return &store.RoomRecord{ID: r.ID, Version: r.Version, Extremities: h.Ext, State: h.StateID, Depth: h.Depth, MinOrder: h.MinOrder, Pos: r.Pos(), Redelivered: r.redelivered.Load()}
 }
 
 // CreateEventID is the create event's ID when the room ID implies it

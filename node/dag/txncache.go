@@ -71,6 +71,12 @@ func (c *txnCache) end(key, eventID string, ok bool) {
 	close(p.done)
 }
 
+// known reports whether a transaction is committed or in flight.
+func (c *txnCache) known(key string) bool {
+	id, wait := c.lookup(key)
+	return id != "" || wait != nil
+}
+
 // lookup returns the event of a committed transaction, or, while its
 // write is in flight, a channel closed when the write's result is known.
 func (c *txnCache) lookup(key string) (eventID string, wait <-chan struct{}) {

@@ -28,10 +28,16 @@ import (
 //	uvarint  Pos
 //	uvarint  Order
 //	varint   Received
-//	byte     flags (flagOutlier)
+//	byte     flags (flagOutlier, flagPlain)
 //	7 x (uvarint length, bytes): Version, Rejected, SoftFailed,
 //	         StateAfter, StateBefore, TxnID, TxnDevice
+//	only with flagPlain: uvarint length, bytes: Plain
 //	the PDU, to the end of the value
+//
+// Records without a Plain are written exactly as before flagPlain
+// existed, so every binary record an older node wrote reads as one
+// without a Plain. (An older node refuses a record with flagPlain as
+// damaged rather than misreading it.)
 //
 // JSON records stay readable (every data dir made before has only
 // them), through a decoder for exactly the form encoding/json wrote;
@@ -39,6 +45,8 @@ import (
 const (
 	recordV1    = 0x01
 	flagOutlier = 1 << 0
+	flagPlain   = 1 << 1
+	knownFlags  = flagOutlier | flagPlain
 )
 
 // errBadRecord wraps every error of a damaged event record.
@@ -48,7 +56,7 @@ var errBadRecord = errors.New("store: damaged event record")
 func appendEventRecord(buf []byte, r *EventRecord) []byte {
 	// At most: the format byte, three varints, the flags, and each
 	// string's uvarint length (up to 3 bytes below 2 MiB) and bytes.
-	n := 1 + 3*binary.MaxVarintLen64 + 1 + 7*3 + len(r.PDU) +
+	n := 1 + 3*binary.MaxVarintLen64 + 1 + 8*binary.MaxVarintLen64 + len(r.PDU) + len(r.Plain) +
 		len(r.Version) + len(r.Rejected) + len(r.SoftFailed) + len(r.StateAfter) + len(r.StateBefore) + len(r.TxnID) + len(r.TxnDevice)
 	buf = slices.Grow(buf, n)
 	buf = append(buf, recordV1)
@@ -59,10 +67,17 @@ func appendEventRecord(buf []byte, r *EventRecord) []byte {
 	if r.Outlier {
 		flags |= flagOutlier
 	}
+	if len(r.Plain) > 0 {
+		flags |= flagPlain
+	}
 	buf = append(buf, flags)
 	for _, s := range [...]string{r.Version, r.Rejected, r.SoftFailed, r.StateAfter, r.StateBefore, r.TxnID, r.TxnDevice} {
 		buf = binary.AppendUvarint(buf, uint64(len(s)))
 		buf = append(buf, s...)
+	}
+	if len(r.Plain) > 0 {
+		buf = binary.AppendUvarint(buf, uint64(len(r.Plain)))
+		buf = append(buf, r.Plain...)
 	}
 	return append(buf, r.PDU...)
 }
@@ -95,7 +110,7 @@ func decodeBinaryRecord(b []byte, r *EventRecord) error {
 	r.Order = d.uvarint()
 	r.Received = d.varint()
 	flags := d.byte()
-	if flags&^flagOutlier != 0 {
+	if flags&^knownFlags != 0 {
 		d.fail("unknown flags")
 	}
 	r.Outlier = flags&flagOutlier != 0
@@ -124,6 +139,17 @@ func decodeBinaryRecord(b []byte, r *EventRecord) error {
 		*dst, s = s[:n], s[n:]
 	}
 	r.Version = internVersion(r.Version)
+	if flags&flagPlain != 0 {
+		n := d.uvarint()
+		if d.err == nil && (n == 0 || n > uint64(len(d.b)-d.at)) {
+			d.fail("a bad plain length")
+		}
+		if d.err != nil {
+			return d.err
+		}
+		end := d.at + int(n)
+		r.Plain, d.at = b[d.at:end:end], end
+	}
 	r.PDU = b[d.at:len(b):len(b)]
 	return nil
 }

@@ -184,6 +184,9 @@ func FuzzDecodeEventRecord(f *testing.F) {
 		f.Add(s)
 	}
 	f.Add(appendEventRecord(nil, fullRecord()))
+	withPlain := fullRecord()
+	withPlain.Plain = []byte(`{"type":"m.room.message"}`)
+	f.Add(appendEventRecord(nil, withPlain))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var got EventRecord
 		err := decodeEventRecord(b, &got)

@@ -59,6 +59,11 @@ type EventRecord struct {
 	TxnDevice string `json:"txnd,omitempty"`
 	// Received is the local time (ms) the event was stored.
 	Received int64 `json:"rcv,omitempty"`
+	// Plain is what the node's clients are shown of an encrypted event
+	// (the JSON of a dag.Plain, opaque here); empty when the event is not
+	// encrypted or not decrypted yet. Only binary records hold it: the
+	// JSON form predates it.
+	Plain []byte `json:"-"`
 }
 
 // Event loads an event record. An ID the event filter has never seen is
@@ -190,6 +195,10 @@ type RoomRecord struct {
 	// MinOrder is the lowest timeline order given to backfilled history
 	// (0: none yet).
 	MinOrder uint64 `json:"min_order,omitempty"`
+	// Redelivered is the stream position of the room's latest
+	// redelivery (see PutRedelivery); 0 for none. A /sync since a later
+	// position reads none.
+	Redelivered uint64 `json:"rdl,omitempty"`
 }
 
 // Room loads a room record.
