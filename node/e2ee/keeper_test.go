@@ -128,4 +128,6 @@ func TestALateKeyDecryptsTheEventsThatWaitedForIt(t *testing.T) {
 	}
 }
 
-func memberKey(user string) rooms.StateKey { return rooms.StateKey{Type: "m.room.member", StateKey: user} }
+func memberKey(user string) rooms.StateKey {
+	return rooms.StateKey{Type: "m.room.member", StateKey: user}
+}

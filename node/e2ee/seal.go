@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"sort"
 	"strings"
 	"sync"
@@ -183,7 +184,7 @@ func (k *Keeper) newOutbound(roomID string, v view) (*outbound, error) {
 	}
 	o := &outbound{
 		s: s, id: id, key0: key0, binding: b64.EncodeToString(sig), created: k.now(), hv: v.hv,
-		users: v.members, initial: map[string]bool{}, shared: map[string]bool{},
+		users: maps.Clone(v.members), initial: map[string]bool{}, shared: map[string]bool{},
 	}
 	for server := range v.joined {
 		o.initial[server] = true
@@ -222,6 +223,14 @@ func (k *Keeper) Prepare(ctx context.Context, r *dag.Room, sender, evType string
 	k.mu.Lock()
 	o := k.outs[r.ID]
 	rotate := k.needsRotation(o, v)
+	if !rotate {
+		// Whoever is a member now may come to hold the session (a
+		// joiner gets it from its current index): their departure
+		// rotates it too.
+		for u := range v.members {
+			o.users[u] = true
+		}
+	}
 	k.mu.Unlock()
 	if rotate {
 		var err error
