@@ -1,0 +1,90 @@
+package e2ee
+
+import (
+	"testing"
+	"time"
+
+	"github.com/parley-p2p/parley/internal/testkit"
+	"github.com/parley-p2p/parley/rooms"
+)
+
+// visibleByLog is a history visibility a test can follow: what a server
+// may read, by the position of events in the log.
+func visibleByLog(net *tnet, hv, user string) func(roomID, eventID, server string) bool {
+	return func(_, eventID, _ string) bool {
+		pos, invited, joined := -1, -1, -1
+		for i, ev := range net.events() {
+			switch {
+			case ev.ID() == eventID:
+				pos = i
+			case ev.Type() == "m.room.member" && *ev.StateKey() == user && ev.Membership() == "invite" && invited < 0:
+				invited = i
+			case ev.Type() == "m.room.member" && *ev.StateKey() == user && ev.Membership() == "join" && joined < 0:
+				joined = i
+			}
+		}
+		switch hv {
+		case "invited":
+			return invited >= 0 && pos > invited
+		case "joined":
+			return joined >= 0 && pos > joined
+		}
+		return true
+	}
+}
+
+func TestAJoinerDecryptsExactlyWhatItsHistoryVisibilityAllows(t *testing.T) {
+	cases := []struct {
+		hv      string
+		allowed []string
+	}{
+		{"shared", []string{"c1", "m1", "m2", "m3"}},
+		{"world_readable", []string{"c1", "m1", "m2", "m3"}},
+		{"invited", []string{"m2", "m3"}},
+		{"joined", []string{"m3"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.hv, func(t *testing.T) {
+			net := &tnet{}
+			a, c, j := newNode(t, net, "alice"), newNode(t, net, "carol"), newNode(t, net, "joiner")
+			a.vis = visibleByLog(net, tc.hv, j.user)
+			c.vis = a.vis
+			r := a.createRoom(tc.hv)
+			rc := joinRoom(a, c, r)
+			sent := map[string]*rooms.Event{}
+			sent["c1"] = c.msg(rc, "c1")
+			a.deliver(nil)
+			sent["m1"] = a.msg(r, "m1")
+			a.member(r, j.user, "invite")
+			sent["m2"] = a.msg(r, "m2")
+			j.deliver(nil)
+			rj := j.room(r.ID)
+			j.send(rj, j.user, "m.room.member", &j.user, `{"membership":"join"}`)
+			a.deliver(nil)
+			fromA := func(ev *rooms.Event) bool { return isHistoryFor(j.name)(ev) && ev.Sender() == a.user }
+			waitLog(t, net, "alice's handover", fromA)
+			sent["m3"] = a.msg(r, "m3")
+			// carol's node was away at the join: it hands over its own
+			// sessions when it catches up.
+			c.deliver(nil)
+			waitLog(t, net, "carol's handover", func(ev *rooms.Event) bool { return isHistoryFor(j.name)(ev) && ev.Sender() == c.user })
+			j.deliver(nil)
+
+			for _, name := range tc.allowed {
+				testkit.WaitFor(t, 10*time.Second, "the joiner reads "+name, func() bool { return j.body(sent[name].ID()) == name })
+			}
+			// Every handover has been taken in; a forbidden event stays
+			// unreadable.
+			j.k.Close()
+			for name, ev := range sent {
+				allowed := false
+				for _, a := range tc.allowed {
+					allowed = allowed || a == name
+				}
+				if !allowed && j.body(ev.ID()) != "" {
+					t.Errorf("the joiner reads %s, which %s history visibility hides", name, tc.hv)
+				}
+			}
+		})
+	}
+}
