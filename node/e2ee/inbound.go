@@ -45,8 +45,11 @@ type inRec struct {
 // inbound is a session this node can decrypt with.
 type inbound struct {
 	rec inRec
-	mu  sync.Mutex // guards s, whose ratchet advances as it decrypts
+	mu  sync.Mutex // guards s, whose ratchet advances as it decrypts, and used
 	s   *session.MegolmInboundSession
+	// used maps the message indexes events used to those events (replay
+	// detection); nil until read from the store.
+	used map[uint32]string
 }
 
 func (in *inbound) first() uint32 { return in.s.FirstKnownIndex() }

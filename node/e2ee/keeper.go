@@ -60,7 +60,8 @@ type Keeper struct {
 	outs     map[string]*outbound   // room -> this node's session
 	prep     map[string]*sync.Mutex // room -> serialises Prepare
 	ins      map[string]*inbound    // session ID -> cached inbound session
-	replays  map[string]string      // replay keys not yet committed
+	replays  map[string]string      // replay records to write
+	flushing map[string]string      // replay records being written; nil: no flusher runs
 	kemCache map[string]PublicKey   // member event ID -> parsed KEM key
 
 	closed bool // under mu: no job starts any more

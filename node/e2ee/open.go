@@ -2,8 +2,10 @@ package e2ee
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"strings"
 
 	"maunium.net/go/mautrix/crypto/goolm/session"
 	"maunium.net/go/mautrix/crypto/olm"
@@ -85,7 +87,7 @@ func (k *Keeper) decrypt(roomID string, ev *rooms.Event, enc encrypted) (plain [
 		k.log.Debug("undecryptable", "event", ev.ID(), "err", err)
 		return nil, false
 	}
-	if !k.firstUse(enc.SessionID, uint32(idx), ev.ID()) {
+	if !k.firstUse(in, enc.SessionID, uint32(idx), ev.ID()) {
 		return forged(ev.Type()), false
 	}
 	var p inner
@@ -140,34 +142,90 @@ func overlayKept(ev *rooms.Event, content json.RawMessage) json.RawMessage {
 }
 
 // firstUse records that an event used a session's message index, and
-// reports false when another event used it before (a replay).
-func (k *Keeper) firstUse(sid string, idx uint32, eventID string) bool {
-	key := keyReplay(sid, idx)
-	k.mu.Lock()
-	prev, ok := k.replays[key]
-	k.mu.Unlock()
-	if !ok {
+// reports false when another event used it before (a replay). The
+// session's used indexes are read from the store once, then kept with
+// it; new ones are written in batches (flushReplays).
+func (k *Keeper) firstUse(in *inbound, sid string, idx uint32, eventID string) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.used == nil {
+		in.used = map[uint32]string{}
+		prefix := keyReplay(sid, 0)[:len(keyReplay(sid, 0))-4]
 		k.st.View(func(t *store.Txn) error {
-			b, err := t.E2Get(key)
-			prev = string(b)
-			return err
+			return t.E2Scan(prefix, func(key string, val []byte) bool {
+				if len(key) == len(prefix)+4 {
+					in.used[binary.BigEndian.Uint32([]byte(key[len(prefix):]))] = string(val)
+				}
+				return true
+			})
 		})
-	}
-	if prev != "" {
-		return prev == eventID
-	}
-	k.mu.Lock()
-	if prev, ok := k.replays[key]; ok {
-		k.mu.Unlock()
-		return prev == eventID
-	}
-	k.replays[key] = eventID
-	k.mu.Unlock()
-	k.st.UpdateThen(func(t *store.Txn) error { return t.E2Set(key, []byte(eventID)) }, func(error) {
+		// Those not written yet.
 		k.mu.Lock()
-		delete(k.replays, key)
+		for _, m := range []map[string]string{k.flushing, k.replays} {
+			for key, ev := range m {
+				if strings.HasPrefix(key, prefix) && len(key) == len(prefix)+4 {
+					in.used[binary.BigEndian.Uint32([]byte(key[len(prefix):]))] = ev
+				}
+			}
+		}
 		k.mu.Unlock()
+	}
+	if prev, ok := in.used[idx]; ok {
+		return prev == eventID
+	}
+	in.used[idx] = eventID
+	k.mu.Lock()
+	k.replays[keyReplay(sid, idx)] = eventID
+	start := k.flushing == nil
+	if start {
+		k.flushing = map[string]string{}
+	}
+	k.mu.Unlock()
+	if start {
+		k.goFlush()
+	}
+	return true
+}
+
+// goFlush writes the pending replay records, batch after batch, until
+// none is left; one flusher runs at a time.
+func (k *Keeper) goFlush() {
+	k.mu.Lock()
+	if k.closed {
+		k.mu.Unlock()
+		return
+	}
+	k.wg.Add(1)
+	k.mu.Unlock()
+	go func() {
+		defer k.wg.Done()
+		for k.flushReplays() {
+		}
+	}()
+}
+
+// flushReplays writes one batch; false when there was none to write.
+func (k *Keeper) flushReplays() bool {
+	k.mu.Lock()
+	batch := k.replays
+	if len(batch) == 0 {
+		k.flushing = nil
+		k.mu.Unlock()
+		return false
+	}
+	k.replays, k.flushing = map[string]string{}, batch
+	k.mu.Unlock()
+	err := k.st.Update(func(t *store.Txn) error {
+		for key, ev := range batch {
+			if err := t.E2Set(key, []byte(ev)); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
+	if err != nil {
+		k.log.Warn("replay records not written", "err", err)
+	}
 	return true
 }
 
