@@ -45,6 +45,7 @@ func TestAJoinerDecryptsExactlyWhatItsHistoryVisibilityAllows(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.hv, func(t *testing.T) {
+			testkit.CheckGoroutines(t)
 			net := &tnet{}
 			a, c, j := newNode(t, net, "alice"), newNode(t, net, "carol"), newNode(t, net, "joiner")
 			a.vis = visibleByLog(net, tc.hv, j.user)

@@ -99,6 +99,7 @@ func TestStateEventsKeepTheKeysTheAuthRulesRead(t *testing.T) {
 }
 
 func TestALateKeyDecryptsTheEventsThatWaitedForIt(t *testing.T) {
+	testkit.CheckGoroutines(t)
 	net := &tnet{}
 	a, b := newNode(t, net, "alice"), newNode(t, net, "bob")
 	r := a.createRoom("shared")

@@ -1,10 +1,15 @@
 package e2ee
 
 import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/parley-p2p/parley/node/dag"
+	"github.com/parley-p2p/parley/rooms"
 )
 
 func TestTheSessionRotatesWhenTheRoomCallsForIt(t *testing.T) {
@@ -33,6 +38,9 @@ func TestTheSessionRotatesWhenTheRoomCallsForIt(t *testing.T) {
 				a.msg(r, fmt.Sprint(i))
 			}
 		}, true},
+		{"a week rotates", func(a, _ *tnode, r *dag.Room) {
+			a.k.now = func() time.Time { return time.Now().Add(rotateAge) }
+		}, true},
 		{"99 messages do not", func(a, _ *tnode, r *dag.Room) {
 			for i := range 98 {
 				a.msg(r, fmt.Sprint(i))
@@ -59,11 +67,69 @@ func TestTheSessionRotatesWhenTheRoomCallsForIt(t *testing.T) {
 			}
 			c.deliver(nil)
 			readable := c.body(after.ID()) != ""
-			if gone := tc.rotate && tc.name != "100 messages rotate" && tc.name != "a history visibility change rotates" && tc.name != "a withdrawn invite rotates"; gone && readable {
+			if gone := tc.rotate && tc.name != "100 messages rotate" && tc.name != "a week rotates" && tc.name != "a history visibility change rotates" && tc.name != "a withdrawn invite rotates"; gone && readable {
 				t.Fatal("the removed member's node decrypts what was sent after its removal")
 			} else if !gone && !readable {
 				t.Fatal("a member's node cannot decrypt what was sent after the change")
 			}
 		})
 	}
+}
+
+func TestASessionIsSplitAcrossShareEventsPastTheSizeLimit(t *testing.T) {
+	net := &tnet{}
+	x := newNode(t, net, "alice")
+	r := x.createRoom("shared")
+	v := x.k.view(r)
+	for i := range 40 {
+		n := newKEMServer(t, i)
+		v.joined[n.name] = n.pk
+	}
+	o, err := x.k.newOutbound(r.ID, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	contents, sealed, err := x.k.shareContents(r.ID, o.id, o.binding, 0, o.key0, v.joined)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(contents) < 2 || len(sealed) != 40 {
+		t.Fatalf("%d events sealed to %d servers", len(contents), len(sealed))
+	}
+	seen := map[string]int{}
+	for i, c := range contents {
+		var sh share
+		json.Unmarshal(c, &sh)
+		if len(c) > maxShareBytes+2000 || sh.Part != [2]int{i + 1, len(contents)} || sh.SessionID != o.id || sh.Binding != o.binding {
+			t.Fatalf("part %d: %d bytes, part %v", i, len(c), sh.Part)
+		}
+		for s := range sh.Seals {
+			seen[s]++
+		}
+	}
+	for s := range v.joined {
+		if seen[s] != 1 {
+			t.Fatalf("server %s has %d seals", s, seen[s])
+		}
+	}
+}
+
+type kemServer struct {
+	name string
+	pk   PublicKey
+}
+
+func newKEMServer(t testing.TB, i int) kemServer {
+	seed := sha256.Sum256([]byte(fmt.Sprint("kem server ", i)))
+	key := ed25519.NewKeyFromSeed(seed[:])
+	k, err := DeriveKEM(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(k.Doc())
+	pk, err := ParseKEMDoc(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kemServer{rooms.ServerName(key.Public().(ed25519.PublicKey)), pk}
 }

@@ -384,7 +384,7 @@ func (k *Keeper) Seal(r *dag.Room, sender, evType string, stateKey *string, cont
 		if kept, err = rooms.RedactContent(evType, content); err != nil {
 			return "", nil, nil, fmt.Errorf("e2ee: content: %w", err)
 		}
-		if canon, err := rooms.CanonicalJSON(content); err == nil && bytes.Equal(canon, kept) {
+		if canon, err := rooms.CanonicalJSON(content); err == nil && bytes.Equal(canon, withField(kept, content, KEMField)) {
 			return evType, content, nil, nil // nothing to hide
 		}
 	}
@@ -405,12 +405,8 @@ func (k *Keeper) Seal(r *dag.Room, sender, evType string, stateKey *string, cont
 		return EncryptedType, wire, plain, err
 	}
 	var wire map[string]json.RawMessage
-	if err := json.Unmarshal(kept, &wire); err != nil {
+	if err := json.Unmarshal(withField(kept, content, KEMField), &wire); err != nil {
 		return "", nil, nil, err
-	}
-	var all map[string]json.RawMessage
-	if json.Unmarshal(content, &all) == nil && all[KEMField] != nil {
-		wire[KEMField] = all[KEMField]
 	}
 	wire[EncryptedField], _ = json.Marshal(enc)
 	out, err := rooms.MarshalCanonical(wire)
@@ -464,4 +460,19 @@ func (k *Keeper) withKEM(evType string, stateKey *string, content json.RawMessag
 	}
 	c[KEMField], _ = json.Marshal(k.kem.Doc())
 	return rooms.MarshalCanonical(c)
+}
+
+// withField is canonical content kept with the field of content added,
+// when content has it.
+func withField(kept, content json.RawMessage, field string) json.RawMessage {
+	var all, out map[string]json.RawMessage
+	if json.Unmarshal(content, &all) != nil || all[field] == nil || json.Unmarshal(kept, &out) != nil {
+		return kept
+	}
+	out[field] = all[field]
+	b, err := rooms.MarshalCanonical(out)
+	if err != nil {
+		return kept
+	}
+	return b
 }
