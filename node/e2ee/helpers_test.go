@@ -52,6 +52,7 @@ type tnode struct {
 	e    *dag.Engine
 	k    *Keeper
 	vis  func(roomID, eventID, server string) bool
+	dir  string
 
 	mu    sync.Mutex
 	plain map[string][]byte // event ID -> what its clients are shown
@@ -65,14 +66,25 @@ func newNode(t testing.TB, net *tnet, label string) *tnode {
 	name := rooms.ServerName(key.Public().(ed25519.PublicKey))
 	n := &tnode{t: t, name: name, user: "@" + label + ":" + name, key: key, net: net,
 		plain: map[string][]byte{}, late: map[string]int{}}
-	st, err := store.Open(t.TempDir(), store.Options{})
+	n.dir = t.TempDir()
+	n.open()
+	t.Cleanup(n.close)
+	return n
+}
+
+func (n *tnode) open() {
+	t := n.t
+	st, err := store.Open(n.dir, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	n.st = st
-	n.e = dag.New(dag.Config{Store: st, Key: key, Publish: func(_ *dag.Room, ev *rooms.Event) { net.add(ev) }})
+	n.e = dag.New(dag.Config{Store: st, Key: n.key, Publish: func(_ *dag.Room, ev *rooms.Event) { n.net.add(ev) }})
+	if _, err := n.e.Load(); err != nil {
+		t.Fatal(err)
+	}
 	n.k, err = New(Config{
-		Store: st, Key: key,
+		Store: st, Key: n.key,
 		Visible: func(roomID, eventID, server string) bool {
 			if n.vis == nil {
 				return true
@@ -91,12 +103,23 @@ func newNode(t testing.TB, net *tnet, label string) *tnode {
 		t.Fatal(err)
 	}
 	n.k.Attach(n.e)
-	t.Cleanup(func() {
-		n.k.Close()
-		n.e.Close()
-		st.Close()
-	})
-	return n
+}
+
+// close closes the keeper, the engine and the store; twice is harmless.
+func (n *tnode) close() {
+	if n.st == nil {
+		return
+	}
+	n.k.Close()
+	n.e.Close()
+	n.st.Close()
+	n.st = nil
+}
+
+// restart closes the node and opens it again on the same store.
+func (n *tnode) restart() {
+	n.close()
+	n.open()
 }
 
 // createRoom makes a room whose only member is the node's user, with

@@ -132,3 +132,32 @@ func TestALateKeyDecryptsTheEventsThatWaitedForIt(t *testing.T) {
 func memberKey(user string) rooms.StateKey {
 	return rooms.StateKey{Type: "m.room.member", StateKey: user}
 }
+
+func TestARestartedNodeReadsItsOwnHistoryAndStartsANewSession(t *testing.T) {
+	net := &tnet{}
+	a, b := newNode(t, net, "alice"), newNode(t, net, "bob")
+	r := a.createRoom("shared")
+	joinRoom(a, b, r)
+	m1 := a.msg(r, "before the restart")
+	before := a.sessionID(r)
+	a.restart()
+	r = a.e.Room(r.ID)
+	if r == nil {
+		t.Fatal("the room is gone after the restart")
+	}
+	// Its own events open with its stored inbound copy.
+	a.mu.Lock()
+	delete(a.plain, m1.ID())
+	a.mu.Unlock()
+	if p := a.k.Open(r, m1); p == nil || !strings.Contains(string(p), "before the restart") {
+		t.Fatalf("the restarted node opens its own message as %s", p)
+	}
+	m2 := a.msg(r, "after the restart")
+	if after := a.sessionID(r); after == before || after == "" {
+		t.Fatal("the restarted node went on with its session: an index could be used twice")
+	}
+	b.deliver(nil)
+	if got := b.body(m2.ID()); got != "after the restart" {
+		t.Fatalf("bob sees %q", got)
+	}
+}
