@@ -23,9 +23,10 @@ import (
 // joined (who cannot). Duplicates from several members are harmless:
 // accept keeps the one that starts lowest and agrees with what it holds.
 
-// handedPerEvent bounds the sessions of one handover event (about 300
-// bytes each before sealing).
-const handedPerEvent = 150
+// handedPerEvent bounds the sessions of one handover event: about 450
+// bytes of JSON each, 600 once sealed and in base64, so 80 of them stay
+// under 50 KB.
+const handedPerEvent = 80
 
 func keyHanded(room, server, joinID string) string {
 	return "h/" + room + "\x00" + server + "\x00" + joinID

@@ -1,6 +1,8 @@
 package e2ee
 
 import (
+	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,5 +89,33 @@ func TestAJoinerDecryptsExactlyWhatItsHistoryVisibilityAllows(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestAFullHandoverEventStaysUnderTheSizeLimit(t *testing.T) {
+	net := &tnet{}
+	x := newNode(t, net, "alice")
+	r := x.createRoom("shared")
+	var list []handed
+	for range handedPerEvent {
+		o, err := x.k.newOutbound(r.ID, x.k.view(r))
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := x.k.inbound(o.id)
+		exp, err := exportAt(in.s, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		list = append(list, handed{S: o.id, O: x.name, B: o.binding, I: 0, K: string(exp)})
+	}
+	pt, _ := json.Marshal(list)
+	ct, err := Seal(newKEMServer(t, 1).pk, historyInfo(r.ID, x.name, "someone", "nonce"), pt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := json.Marshal(share{V: 1, Kind: kindHistory, KEM: KEMAlg, Part: [2]int{1, 1}, For: strings.Repeat("f", 64), Nonce: "bm9uY2Vub25jZW5vbmNl", Seal: b64.EncodeToString(ct)})
+	if len(c) > maxShareBytes {
+		t.Fatalf("a handover of %d sessions is %d bytes", handedPerEvent, len(c))
 	}
 }
