@@ -337,3 +337,13 @@ func joinRoom(a, b *tnode, r *dag.Room) *dag.Room {
 	a.deliver(nil)
 	return rb
 }
+
+// idle waits until the keeper has no background job left.
+func (n *tnode) idle() {
+	n.t.Helper()
+	testkit.WaitFor(n.t, 10*time.Second, "the keeper's jobs to end", func() bool {
+		n.k.mu.Lock()
+		defer n.k.mu.Unlock()
+		return n.k.queued == 0
+	})
+}

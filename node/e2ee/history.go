@@ -55,6 +55,13 @@ func (k *Keeper) noteJoin(r *dag.Room, ev *rooms.Event) {
 
 // handOver sends server the sessions of the events it may read.
 func (k *Keeper) handOver(ctx context.Context, r *dag.Room, server string, join *rooms.Event) error {
+	// A join after a join is a profile change: the server had its keys.
+	for _, id := range join.AuthEvents() {
+		if prev, err := k.event(id); err == nil && prev.Type() == "m.room.member" && prev.StateKey() != nil &&
+			*prev.StateKey() == *join.StateKey() && prev.Membership() == "join" {
+			return nil
+		}
+	}
 	// A join superseded since (a catch-up of old history) calls for
 	// nothing: the member left.
 	if id, ok := r.Head().State[join.Key()]; ok && id != join.ID() {

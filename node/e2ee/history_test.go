@@ -78,7 +78,7 @@ func TestAJoinerDecryptsExactlyWhatItsHistoryVisibilityAllows(t *testing.T) {
 			}
 			// Every handover has been taken in; a forbidden event stays
 			// unreadable.
-			j.k.Close()
+			j.idle()
 			for name, ev := range sent {
 				allowed := false
 				for _, a := range tc.allowed {
@@ -117,5 +117,27 @@ func TestAFullHandoverEventStaysUnderTheSizeLimit(t *testing.T) {
 	c, _ := json.Marshal(share{V: 1, Kind: kindHistory, KEM: KEMAlg, Part: [2]int{1, 1}, For: strings.Repeat("f", 64), Nonce: "bm9uY2Vub25jZW5vbmNl", Seal: b64.EncodeToString(ct)})
 	if len(c) > maxShareBytes {
 		t.Fatalf("a handover of %d sessions is %d bytes", handedPerEvent, len(c))
+	}
+}
+
+func TestAProfileChangeIsNoNewJoinToHandHistoryTo(t *testing.T) {
+	net := &tnet{}
+	a, b := newNode(t, net, "alice"), newNode(t, net, "bob")
+	r := a.createRoom("shared")
+	a.msg(r, "history")
+	rb := joinRoom(a, b, r)
+	waitLog(t, net, "alice's handover", isHistoryFor(b.name))
+	b.deliver(nil)
+	b.send(rb, b.user, "m.room.member", &b.user, `{"membership":"join","displayname":"new name"}`)
+	a.deliver(nil)
+	a.idle()
+	n := 0
+	for _, ev := range net.events() {
+		if isHistoryFor(b.name)(ev) {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d handovers to bob's node", n)
 	}
 }

@@ -34,8 +34,12 @@ type Config struct {
 }
 
 // maxJobs bounds the background jobs (late decryption, history
-// handovers) that run at once; more wait for a slot.
-const maxJobs = 4
+// handovers) that run at once; up to maxQueued wait for a slot, and
+// more are dropped (a peer's burst of events cannot pile them up).
+const (
+	maxJobs   = 4
+	maxQueued = 1024
+)
 
 // Keeper encrypts the events this node builds and opens those it admits
 // (it implements dag.Codec). It keeps one outbound Megolm session per
@@ -65,6 +69,7 @@ type Keeper struct {
 	kemCache map[string]PublicKey   // member event ID -> parsed KEM key
 
 	closed bool // under mu: no job starts any more
+	queued int  // under mu: jobs started and not ended
 	jobs   chan struct{}
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -137,14 +142,21 @@ func (k *Keeper) Sealed(evType string) bool { return evType == ShareType }
 // the keeper is closed.
 func (k *Keeper) goJob(f func(ctx context.Context)) {
 	k.mu.Lock()
-	if k.closed {
+	if k.closed || k.queued >= maxQueued {
 		k.mu.Unlock()
+		k.log.Warn("background job dropped: too many queued")
 		return
 	}
+	k.queued++
 	k.wg.Add(1)
 	k.mu.Unlock()
 	go func() {
-		defer k.wg.Done()
+		defer func() {
+			k.mu.Lock()
+			k.queued--
+			k.mu.Unlock()
+			k.wg.Done()
+		}()
 		select {
 		case k.jobs <- struct{}{}:
 		case <-k.ctx.Done():
