@@ -143,3 +143,31 @@ func TestABogusExportDoesNotReplaceAGoodSession(t *testing.T) {
 		t.Fatalf("zoe sees %q", got)
 	}
 }
+
+func TestACiphertextMovedToAnotherRoomOrStateSlotIsForged(t *testing.T) {
+	_, x, _, z, r := threeMembers(t)
+	x.msg(r, "start")
+	empty := ""
+	cases := map[string]inner{
+		"another state type": {Type: "m.room.name", StateKey: &empty, Content: json.RawMessage(`{"name":"n"}`), RoomID: r.ID},
+		"another state key":  {Type: "m.room.topic", StateKey: new(string("other")), Content: json.RawMessage(`{"topic":"t"}`), RoomID: r.ID},
+		"another room":       {Type: "m.room.topic", StateKey: &empty, Content: json.RawMessage(`{"topic":"t"}`), RoomID: "!elsewhere"},
+		"no state key":       {Type: "m.room.topic", Content: json.RawMessage(`{"topic":"t"}`), RoomID: r.ID},
+	}
+	for name, in := range cases {
+		pt, _ := json.Marshal(in)
+		enc, err := x.k.encrypt(r, pt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		content, _ := json.Marshal(map[string]any{EncryptedField: enc})
+		ev, err := x.e.Send(context.Background(), r, x.user, "m.room.topic", &empty, content, "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		z.deliver(nil)
+		if p := z.shown(ev.ID()); p == nil || p.Status != dag.PlainForged {
+			t.Errorf("%s: shown as %+v", name, p)
+		}
+	}
+}
