@@ -7,8 +7,11 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"testing"
+	"time"
 
+	"github.com/parley-p2p/parley/internal/testkit"
 	"github.com/parley-p2p/parley/node/dag"
+	"github.com/parley-p2p/parley/node/store"
 	"github.com/parley-p2p/parley/rooms"
 )
 
@@ -169,5 +172,50 @@ func TestACiphertextMovedToAnotherRoomOrStateSlotIsForged(t *testing.T) {
 		if p := z.shown(ev.ID()); p == nil || p.Status != dag.PlainForged {
 			t.Errorf("%s: shown as %+v", name, p)
 		}
+	}
+}
+
+func TestAnEventABogusExportFailedOnDecryptsWhenTheOwnersShareComes(t *testing.T) {
+	_, x, y, z, r := threeMembers(t)
+	x.send(r, x.user, "m.room.history_visibility", new(string), `{"history_visibility":"invited"}`)
+	mx := x.msg(r, "x says")
+	x.k.mu.Lock()
+	sid, binding := x.k.outs[r.ID].id, x.k.outs[r.ID].binding
+	x.k.mu.Unlock()
+	rz := z.room(r.ID)
+
+	// Before alice's share reaches zoe, yves hands zoe a bogus ratchet
+	// for alice's session, and zoe's node meets alice's message.
+	raw := binary.BigEndian.AppendUint32([]byte{1}, 0)
+	raw = append(raw, make([]byte, 128)...)
+	pub, _ := b64.DecodeString(sid)
+	raw = append(raw, pub...)
+	list, _ := json.Marshal([]handed{{S: sid, O: x.name, B: binding, I: 0, K: b64.EncodeToString(raw)}})
+	nonce := "bm9uY2Vub25jZW5vbmNl"
+	sealed, err := Seal(z.kemKey(), historyInfo(r.ID, y.name, z.name, nonce), list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bogus := y.sendRaw(r.ID, ShareType, share{V: 1, Kind: kindHistory, KEM: KEMAlg, Part: [2]int{1, 1}, For: z.name, Nonce: nonce, Seal: b64.EncodeToString(sealed)})
+	z.k.Open(rz, bogus)
+	if in := z.k.inbound(sid); in == nil || in.rec.Verified {
+		t.Fatal("zoe's node did not take the handed-over ratchet (the test expects it to)")
+	}
+	if p := z.k.Open(rz, mx); p != nil {
+		t.Fatalf("decrypted with a bogus ratchet: %s", p)
+	}
+	testkit.WaitFor(t, 10*time.Second, "the message to wait for a better key", func() bool {
+		found := false
+		z.st.View(func(t *store.Txn) error {
+			_, err := t.E2Get(keyWait(sid, mx.ID()))
+			found = err == nil
+			return nil
+		})
+		return found
+	})
+	z.deliver(nil) // alice's share, then the message again
+	testkit.WaitFor(t, 10*time.Second, "alice's message at zoe's node", func() bool { return z.body(mx.ID()) == "x says" })
+	if in := z.k.inbound(sid); in == nil || !in.rec.Verified {
+		t.Fatal("alice's own session did not replace the bogus one")
 	}
 }
