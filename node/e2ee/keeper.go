@@ -142,7 +142,7 @@ func (k *Keeper) Sealed(evType string) bool { return evType == ShareType }
 // the keeper is closed.
 func (k *Keeper) goJob(f func(ctx context.Context)) {
 	k.mu.Lock()
-	if k.closed || k.queued >= maxQueued {
+	if k.closed || k.engine == nil || k.queued >= maxQueued {
 		k.mu.Unlock()
 		k.log.Warn("background job dropped: too many queued")
 		return

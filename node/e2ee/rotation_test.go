@@ -133,3 +133,36 @@ func newKEMServer(t testing.TB, i int) kemServer {
 	}
 	return kemServer{rooms.ServerName(key.Public().(ed25519.PublicKey)), pk}
 }
+
+func TestAMemberAwayThroughRotationsReadsEverythingWhenItCatchesUp(t *testing.T) {
+	net := &tnet{}
+	a, b, c := newNode(t, net, "alice"), newNode(t, net, "bob"), newNode(t, net, "carol")
+	r := a.createRoom("shared")
+	joinRoom(a, b, r)
+	joinRoom(a, c, r)
+	b.deliver(nil)
+	a.msg(r, "before")
+	first := a.sessionID(r)
+	// bob's node is away: carol is banned and alice sends 250 messages,
+	// three more sessions.
+	a.member(r, c.user, "ban")
+	var sent []string
+	for i := range 250 {
+		sent = append(sent, a.msg(r, fmt.Sprint("away ", i)).ID())
+	}
+	if a.sessionID(r) == first {
+		t.Fatal("no rotation happened")
+	}
+	b.deliver(nil)
+	for i, id := range sent {
+		if got := b.body(id); got != fmt.Sprint("away ", i) {
+			t.Fatalf("bob's node shows %q for message %d", got, i)
+		}
+	}
+	c.deliver(nil)
+	for _, id := range sent {
+		if c.body(id) != "" {
+			t.Fatal("the banned member's node reads what was sent after the ban")
+		}
+	}
+}

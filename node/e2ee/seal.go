@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"sort"
@@ -64,6 +65,9 @@ func (k *Keeper) roomLock(roomID string) *sync.Mutex {
 }
 
 func (k *Keeper) event(id string) (*rooms.Event, error) {
+	if k.engine == nil {
+		return nil, errors.New("e2ee: no engine attached")
+	}
 	i, err := k.engine.Event(id)
 	if err != nil {
 		return nil, err
@@ -208,6 +212,9 @@ func (k *Keeper) newOutbound(roomID string, v view) (*outbound, error) {
 func (k *Keeper) Prepare(ctx context.Context, r *dag.Room, sender, evType string, stateKey *string) error {
 	if k.Sealed(evType) || plainType(evType) {
 		return nil
+	}
+	if k.engine == nil {
+		return errors.New("e2ee: no engine attached")
 	}
 	lock := k.roomLock(r.ID)
 	lock.Lock()
