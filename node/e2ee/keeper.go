@@ -67,6 +67,7 @@ type Keeper struct {
 	replays  map[string]string      // replay records to write
 	flushing map[string]string      // replay records being written; nil: no flusher runs
 	kemCache map[string]PublicKey   // member event ID -> parsed KEM key
+	views    map[string]cachedView  // room -> its view at its last state
 
 	closed bool // under mu: no job starts any more
 	queued int  // under mu: jobs started and not ended
@@ -101,7 +102,7 @@ func New(cfg Config) (*Keeper, error) {
 		cfg: cfg, log: log.With("component", "e2ee"), st: cfg.Store,
 		server: rooms.ServerName(pub), sender: b64.EncodeToString(pub), kem: kem, now: now,
 		outs: map[string]*outbound{}, prep: map[string]*sync.Mutex{}, ins: map[string]*inbound{},
-		replays: map[string]string{}, kemCache: map[string]PublicKey{},
+		replays: map[string]string{}, kemCache: map[string]PublicKey{}, views: map[string]cachedView{},
 		jobs: make(chan struct{}, maxJobs), ctx: ctx, cancel: cancel,
 	}, nil
 }

@@ -80,7 +80,7 @@ func TestASessionIsSplitAcrossShareEventsPastTheSizeLimit(t *testing.T) {
 	net := &tnet{}
 	x := newNode(t, net, "alice")
 	r := x.createRoom("shared")
-	v := x.k.view(r)
+	v := x.k.readView(r.Head()) // a copy of its own, to add servers to
 	for i := range 40 {
 		n := newKEMServer(t, i)
 		v.joined[n.name] = n.pk

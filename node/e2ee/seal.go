@@ -75,10 +75,34 @@ func (k *Keeper) event(id string) (*rooms.Event, error) {
 	return i.Event, nil
 }
 
-// view reads the room's current state.
+// cachedView is a room's view and the state it was read from.
+type cachedView struct {
+	stateID string
+	v       view
+}
+
+// view reads the room's current state (once per state: every send of a
+// room reads it). The view is shared: read it, never change it.
 func (k *Keeper) view(r *dag.Room) view {
+	h := r.Head()
+	k.mu.Lock()
+	c, ok := k.views[r.ID]
+	k.mu.Unlock()
+	if ok && h.StateID != "" && c.stateID == h.StateID {
+		return c.v
+	}
+	v := k.readView(h)
+	if h.StateID != "" {
+		k.mu.Lock()
+		k.views[r.ID] = cachedView{h.StateID, v}
+		k.mu.Unlock()
+	}
+	return v
+}
+
+func (k *Keeper) readView(h *dag.Head) view {
 	v := view{members: map[string]bool{}, joined: map[string]PublicKey{}, hv: "shared"}
-	for key, id := range r.Head().State {
+	for key, id := range h.State {
 		switch key.Type {
 		case "m.room.history_visibility":
 			if ev, err := k.event(id); err == nil {
