@@ -14,6 +14,7 @@ import (
 
 	"github.com/parley-p2p/parley/node/client"
 	"github.com/parley-p2p/parley/node/dag"
+	"github.com/parley-p2p/parley/node/e2ee"
 	"github.com/parley-p2p/parley/node/peers"
 
 	"github.com/libp2p/go-libp2p"
@@ -38,6 +39,7 @@ type Node struct {
 	store *store.Store
 	host  *p2p.Host
 	dag   *dag.Engine
+	e2ee  *e2ee.Keeper
 	peers *peers.Peers
 	api   *client.API
 	http  *webui.Server
@@ -185,7 +187,18 @@ func (n *Node) Start() (err error) {
 	var publish func(*dag.Room, *rooms.Event)
 	var writeFailed func(*dag.Room, *rooms.Event, error)
 	var committed func(*dag.Room)
+	var visible func(roomID, eventID, server string) bool
+	n.e2ee, err = e2ee.New(e2ee.Config{
+		Store:   n.store,
+		Key:     n.key,
+		Visible: func(roomID, eventID, server string) bool { return visible(roomID, eventID, server) },
+		Logger:  n.cfg.Logger,
+	})
+	if err != nil {
+		return err
+	}
 	n.dag = dag.New(dag.Config{
+		// Codec: n.e2ee, once dag.Config has its Codec field.
 		Store:         n.store,
 		Key:           n.key,
 		Publish:       func(r *dag.Room, ev *rooms.Event) { publish(r, ev) },
@@ -194,6 +207,9 @@ func (n *Node) Start() (err error) {
 		FailWrite:     n.cfg.failWrite,
 		Logger:        n.cfg.Logger,
 	})
+	// The keeper sends its key shares and history handovers through the
+	// engine, and hands it the plaintexts of events whose key came late.
+	n.e2ee.Attach(n.dag)
 	var invited func(user string)
 	n.peers = peers.New(peers.Config{
 		OnInvite:          func(user string) { invited(user) },
@@ -205,7 +221,7 @@ func (n *Node) Start() (err error) {
 		ReconnectInterval: n.cfg.ReconnectInterval,
 		Logger:            n.cfg.Logger,
 	})
-	publish, writeFailed = n.peers.Publish, n.peers.WriteFailed
+	publish, writeFailed, visible = n.peers.Publish, n.peers.WriteFailed, n.peers.Visible
 	handler := n.peers.Handler()
 	if n.cfg.wrapHandler != nil {
 		handler = n.cfg.wrapHandler(handler)
@@ -273,6 +289,9 @@ func (n *Node) Close() error {
 		}
 		if n.peers != nil {
 			n.peers.Close()
+		}
+		if n.e2ee != nil {
+			n.e2ee.Close() // its jobs send through the engine
 		}
 		if n.dag != nil {
 			n.dag.Close()

@@ -551,6 +551,19 @@ func redactDropping(pdu value, drop ...string) value {
 	return out
 }
 
+// RedactContent is what the redaction algorithm (v11, unchanged in v12)
+// keeps of an event's content: the keys the auth rules need.
+func RedactContent(typ string, content json.RawMessage) (json.RawMessage, error) {
+	v, err := parseJSON(content)
+	if err != nil {
+		return nil, err
+	}
+	if v.kind != kObject {
+		return nil, errors.New("content is not an object")
+	}
+	return redactContent(typ, v).bytes(), nil
+}
+
 func redactContent(typ string, content value) value {
 	switch typ {
 	case "m.room.create":

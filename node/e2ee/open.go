@@ -1,0 +1,358 @@
+package e2ee
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"strings"
+
+	"maunium.net/go/mautrix/crypto/goolm/session"
+	"maunium.net/go/mautrix/crypto/olm"
+
+	"github.com/parley-p2p/parley/node/dag"
+	"github.com/parley-p2p/parley/node/store"
+	"github.com/parley-p2p/parley/rooms"
+)
+
+// parseEncrypted reads the ciphertext of an event's content: the
+// content itself (m.room.encrypted) or its EncryptedField.
+func parseEncrypted(content json.RawMessage) (encrypted, bool) {
+	var c struct {
+		encrypted
+		Field *encrypted `json:"org.parley.encrypted"`
+	}
+	if json.Unmarshal(content, &c) != nil {
+		return encrypted{}, false
+	}
+	enc := c.encrypted
+	if c.Field != nil {
+		enc = *c.Field
+	}
+	if enc.Algorithm != Algorithm || enc.SessionID == "" || enc.Ciphertext == "" {
+		return encrypted{}, false
+	}
+	return enc, true
+}
+
+// Open opens an event a room admitted: a key share is taken in (and the
+// events that waited on its session are decrypted in the background); a
+// ciphertext is decrypted if the node holds its session, else the event
+// waits for it; a join of another server starts a history handover.
+func (k *Keeper) Open(r *dag.Room, ev *rooms.Event) []byte {
+	switch ev.Type() {
+	case ShareType:
+		k.openShare(r, ev)
+		return nil
+	case "m.room.member":
+		k.noteJoin(r, ev)
+	}
+	enc, ok := parseEncrypted(ev.Content())
+	if !ok || (ev.Type() != EncryptedType && !ev.IsState() && ev.Type() != "m.room.redaction") {
+		return nil
+	}
+	plain, wait := k.decrypt(r.ID, ev, enc)
+	if wait {
+		key := keyWait(enc.SessionID, ev.ID())
+		k.st.UpdateAsync(func(t *store.Txn) error { return t.E2Set(key, []byte(r.ID)) })
+	}
+	return plain
+}
+
+func forged(evType string) []byte {
+	b, _ := json.Marshal(dag.Plain{Type: evType, Status: dag.PlainForged})
+	return b
+}
+
+// decrypt decrypts an event's ciphertext. wait is set when the node
+// does not hold the key it needs yet.
+func (k *Keeper) decrypt(roomID string, ev *rooms.Event, enc encrypted) (plain []byte, wait bool) {
+	in := k.inbound(enc.SessionID)
+	if in == nil {
+		return nil, true
+	}
+	sender, err := rooms.ServerOf(ev.Sender())
+	if err != nil || in.rec.Owner != sender || in.rec.Room != roomID {
+		// A member speaking in a session that is not its own: never
+		// shown as that sender's words.
+		return forged(ev.Type()), false
+	}
+	in.mu.Lock()
+	pt, idx, err := in.s.Decrypt([]byte(enc.Ciphertext))
+	in.mu.Unlock()
+	if errors.Is(err, olm.ErrUnknownMessageIndex) {
+		return nil, true // a handover from an earlier index may come
+	}
+	if err != nil {
+		// With a ratchet someone handed over, the owner's own may still
+		// come: the event waits for it.
+		k.log.Debug("undecryptable", "event", ev.ID(), "err", err)
+		return nil, !in.rec.Verified
+	}
+	if !k.firstUse(in, enc.SessionID, uint32(idx), ev.ID()) {
+		return forged(ev.Type()), false
+	}
+	var p inner
+	if json.Unmarshal(pt, &p) != nil || p.RoomID != roomID || p.Type == "" || len(p.Content) == 0 || p.Content[0] != '{' {
+		return forged(ev.Type()), false
+	}
+	switch {
+	case ev.IsState():
+		if p.Type != ev.Type() || p.StateKey == nil || *p.StateKey != *ev.StateKey() {
+			return forged(ev.Type()), false
+		}
+	case ev.Type() == "m.room.redaction":
+		if p.Type != ev.Type() || p.StateKey != nil {
+			return forged(ev.Type()), false
+		}
+	default:
+		if p.StateKey != nil || p.Type == "m.room.redaction" {
+			return forged(ev.Type()), false
+		}
+	}
+	content := p.Content
+	if ev.Type() != EncryptedType {
+		// What the auth rules read wins over what the ciphertext says.
+		content = overlayKept(ev, content)
+	}
+	plain, _ = json.Marshal(dag.Plain{Type: p.Type, Content: content})
+	return plain, false
+}
+
+// overlayKept sets in content the keys the event carries in the clear
+// (those the auth rules read, and the KEM key).
+func overlayKept(ev *rooms.Event, content json.RawMessage) json.RawMessage {
+	kept, err := rooms.RedactContent(ev.Type(), ev.Content())
+	if err != nil {
+		return content
+	}
+	var c, k, wire map[string]json.RawMessage
+	if json.Unmarshal(content, &c) != nil || json.Unmarshal(kept, &k) != nil {
+		return content
+	}
+	for key, v := range k {
+		c[key] = v
+	}
+	if json.Unmarshal(ev.Content(), &wire) == nil && wire[KEMField] != nil {
+		c[KEMField] = wire[KEMField]
+	}
+	out, err := rooms.MarshalCanonical(c)
+	if err != nil {
+		return content
+	}
+	return out
+}
+
+// firstUse records that an event used a session's message index, and
+// reports false when another event used it before (a replay). The
+// session's used indexes are read from the store once, then kept with
+// it; new ones are written in batches (flushReplays).
+func (k *Keeper) firstUse(in *inbound, sid string, idx uint32, eventID string) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.used == nil {
+		in.used = map[uint32]string{}
+		prefix := keyReplay(sid, 0)[:len(keyReplay(sid, 0))-4]
+		k.st.View(func(t *store.Txn) error {
+			return t.E2Scan(prefix, func(key string, val []byte) bool {
+				if len(key) == len(prefix)+4 {
+					in.used[binary.BigEndian.Uint32([]byte(key[len(prefix):]))] = string(val)
+				}
+				return true
+			})
+		})
+		// Those not written yet.
+		k.mu.Lock()
+		for _, m := range []map[string]string{k.flushing, k.replays} {
+			for key, ev := range m {
+				if strings.HasPrefix(key, prefix) && len(key) == len(prefix)+4 {
+					in.used[binary.BigEndian.Uint32([]byte(key[len(prefix):]))] = ev
+				}
+			}
+		}
+		k.mu.Unlock()
+	}
+	if prev, ok := in.used[idx]; ok {
+		return prev == eventID
+	}
+	in.used[idx] = eventID
+	k.mu.Lock()
+	k.replays[keyReplay(sid, idx)] = eventID
+	start := k.flushing == nil
+	if start {
+		k.flushing = map[string]string{}
+	}
+	k.mu.Unlock()
+	if start {
+		k.goFlush()
+	}
+	return true
+}
+
+// goFlush writes the pending replay records, batch after batch, until
+// none is left; one flusher runs at a time.
+func (k *Keeper) goFlush() {
+	k.mu.Lock()
+	if k.closed {
+		k.mu.Unlock()
+		return
+	}
+	k.wg.Add(1)
+	k.mu.Unlock()
+	go func() {
+		defer k.wg.Done()
+		for k.flushReplays() {
+		}
+	}()
+}
+
+// flushReplays writes one batch; false when there was none to write.
+func (k *Keeper) flushReplays() bool {
+	k.mu.Lock()
+	batch := k.replays
+	if len(batch) == 0 {
+		k.flushing = nil
+		k.mu.Unlock()
+		return false
+	}
+	k.replays, k.flushing = map[string]string{}, batch
+	k.mu.Unlock()
+	err := k.st.Update(func(t *store.Txn) error {
+		for key, ev := range batch {
+			if err := t.E2Set(key, []byte(ev)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		k.log.Warn("replay records not written", "err", err)
+	}
+	return true
+}
+
+// openShare takes in a share event addressed to this node.
+func (k *Keeper) openShare(r *dag.Room, ev *rooms.Event) {
+	sender, err := rooms.ServerOf(ev.Sender())
+	if err != nil || sender == k.server {
+		return
+	}
+	var sh share
+	if json.Unmarshal(ev.Content(), &sh) != nil || sh.V != 1 || sh.KEM != KEMAlg {
+		return
+	}
+	var got []string
+	switch sh.Kind {
+	case kindSession:
+		if sid, ok := k.openSessionShare(r.ID, sender, sh); ok {
+			got = append(got, sid)
+		}
+	case kindHistory:
+		got = k.openHistory(r.ID, sender, sh)
+	}
+	for _, sid := range got {
+		k.goJob(func(ctx context.Context) { k.retryWaiting(ctx, sid) })
+	}
+}
+
+// openSessionShare takes in a new session from its owner: the binding
+// must name the event's sender server as owner, the seal must open for
+// this node under the exact info, and the sharing message must be
+// signed by the session's key, which is the session ID.
+func (k *Keeper) openSessionShare(roomID, owner string, sh share) (string, bool) {
+	sealed, ok := sh.Seals[k.server]
+	if !ok || sh.Algorithm != Algorithm || !verifyBinding(roomID, owner, sh.SessionID, sh.Binding) {
+		return "", false
+	}
+	ct, err := b64.DecodeString(sealed)
+	if err != nil {
+		return "", false
+	}
+	pt, err := k.kem.Open(shareInfo(roomID, owner, k.server, sh.SessionID), ct)
+	if err != nil {
+		return "", false
+	}
+	in, err := session.NewMegolmInboundSession([]byte(b64.EncodeToString(pt)))
+	if err != nil || string(in.ID()) != sh.SessionID {
+		return "", false
+	}
+	more, err := k.accept(roomID, owner, sh.Binding, in, true)
+	if err != nil {
+		k.log.Info("key share refused", "room", roomID, "owner", owner, "session", sh.SessionID)
+	}
+	return sh.SessionID, more
+}
+
+// openHistory takes in the sessions a member handed this node when it
+// joined: each must carry its owner's binding and be an export of that
+// session; accept then checks it against what the node holds.
+func (k *Keeper) openHistory(roomID, sender string, sh share) []string {
+	if sh.For != k.server || sh.Nonce == "" {
+		return nil
+	}
+	ct, err := b64.DecodeString(sh.Seal)
+	if err != nil {
+		return nil
+	}
+	pt, err := k.kem.Open(historyInfo(roomID, sender, k.server, sh.Nonce), ct)
+	if err != nil {
+		return nil
+	}
+	var list []handed
+	if json.Unmarshal(pt, &list) != nil || len(list) > maxHanded {
+		return nil
+	}
+	var got []string
+	for _, h := range list {
+		if !verifyBinding(roomID, h.O, h.S, h.B) {
+			continue
+		}
+		in, err := session.NewMegolmInboundSessionFromExport([]byte(h.K))
+		if err != nil || string(in.ID()) != h.S {
+			continue
+		}
+		if more, _ := k.accept(roomID, h.O, h.B, in, false); more {
+			got = append(got, h.S)
+		}
+	}
+	return got
+}
+
+// retryWaiting decrypts the events that waited on a session and hands
+// their plaintext to the engine.
+func (k *Keeper) retryWaiting(ctx context.Context, sid string) {
+	type waiting struct{ ev, room string }
+	var list []waiting
+	k.st.View(func(t *store.Txn) error {
+		return t.E2Scan(prefixWait(sid), func(key string, val []byte) bool {
+			list = append(list, waiting{key[len(prefixWait(sid)):], string(val)})
+			return true
+		})
+	})
+	for _, w := range list {
+		if ctx.Err() != nil {
+			return
+		}
+		r := k.engine.Room(w.room)
+		ev, err := k.event(w.ev)
+		if r == nil || err != nil {
+			continue
+		}
+		enc, ok := parseEncrypted(ev.Content())
+		if !ok {
+			continue
+		}
+		plain, wait := k.decrypt(r.ID, ev, enc)
+		if wait {
+			continue
+		}
+		if plain != nil && k.setPlain != nil {
+			if err := k.setPlain(r, w.ev, plain); err != nil {
+				k.log.Warn("late plaintext not kept", "event", w.ev, "err", err)
+				continue
+			}
+		}
+		key := keyWait(sid, w.ev)
+		k.st.UpdateAsync(func(t *store.Txn) error { return t.E2Delete(key) })
+	}
+}
