@@ -2,6 +2,7 @@ package node
 
 import (
 	"fmt"
+	"testing"
 	"time"
 
 	"github.com/parley-p2p/parley/node/peers"
@@ -19,3 +20,14 @@ func remoteErr(code, format string, args ...any) *p2p.RemoteError {
 }
 
 func nowMS() int64 { return time.Now().UnixMilli() }
+
+// roomKeys are the room's current gossip topics and keys as n holds them
+// (what a member, or anyone the secret leaked to, can use).
+func (n *Node) roomKeys(t testing.TB, roomID string) p2p.RoomKeys {
+	t.Helper()
+	k, ok := n.peers.RoomKeys(roomID)
+	if !ok {
+		t.Fatalf("node does not hold the secret of %s", roomID)
+	}
+	return k
+}

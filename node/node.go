@@ -204,13 +204,10 @@ func (n *Node) Start() (err error) {
 		RequestTimeout:    n.cfg.RequestTimeout,
 		ReconnectInterval: n.cfg.ReconnectInterval,
 		Logger:            n.cfg.Logger,
+		WrapHandler:       n.cfg.wrapHandler,
 	})
 	publish, writeFailed = n.peers.Publish, n.peers.WriteFailed
-	handler := n.peers.Handler()
-	if n.cfg.wrapHandler != nil {
-		handler = n.cfg.wrapHandler(handler)
-	}
-	n.host.Handle(handler)
+	n.host.Handle(n.peers.Handler())
 	if n.cliToken, err = newCLIToken(); err != nil {
 		return err
 	}

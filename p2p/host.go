@@ -35,7 +35,7 @@ import (
 const (
 	DHTProtocolPrefix = "/parley"       // kad-dht protocol prefix: /parley/kad/1.0.0
 	MDNSServiceName   = "parley"        // mDNS service name
-	RoomTopicPrefix   = "/parley/room/" // GossipSub topic of a room: prefix + room ID
+	RoomTopicPrefix   = "/parley/t/"    // GossipSub topic of a room: prefix + an opaque name (TopicKey)
 )
 
 // DefaultListenAddrs are the listen addresses used when Config.ListenAddrs is
@@ -315,6 +315,7 @@ func (h *Host) Start(ctx context.Context) error {
 	kick := make(chan struct{}, 1)
 	h.goLocked(func() { h.relayWatch(relayEvents, kick) })
 	h.goLocked(func() { h.relayLoop(lh, kick) })
+	h.goLocked(h.rehelloLoop)
 	h.mu.Unlock()
 
 	lh.SetStreamHandler(RequestProtocol, h.serveStream)

@@ -343,7 +343,7 @@ func (ps *Peers) storeOutliers(r *Room, pdus []json.RawMessage) error {
 // event is parsed and verified once; one the node holds already is
 // relayed with nothing handed on.
 func (ps *Peers) ValidateGossip(r *Room) p2p.Validator {
-	gate := newRoomGate()
+	gate := r.gate
 	return func(ctx context.Context, from peer.ID, data []byte) (p2p.Verdict, any) {
 		if len(data) > rooms.MaxEventSize {
 			ps.gossipDropped.Add(1)

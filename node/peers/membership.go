@@ -59,6 +59,9 @@ func (ps *Peers) JoinRemote(ctx context.Context, user, roomID, server string, co
 	if err != nil {
 		return err
 	}
+	if content, err = ps.joinContent(content); err != nil {
+		return err
+	}
 	var mj MakeJoinResp
 	if err := ps.request(ctx, p, MethodMakeJoin, MakeJoinReq{RoomID: roomID, UserID: user}, &mj); err != nil {
 		return err
@@ -77,11 +80,16 @@ func (ps *Peers) JoinRemote(ctx context.Context, user, roomID, server string, co
 	if err != nil {
 		return fmt.Errorf("build join: %w", err)
 	}
-	var sj StateResp
+	var sj JoinedResp
 	if err := ps.request(ctx, p, MethodSendJoin, SendJoinReq{RoomID: roomID, Event: ev.JSON()}, &sj); err != nil {
 		return err
 	}
-	return ps.completeJoin(ctx, roomID, mj.RoomVersion, ev, sj)
+	if len(sj.Secret) > 0 {
+		if err := ps.keepJoinSecret(roomID, ev, sj.Secret); err != nil {
+			ps.log.Warn("the room secret of a send_join answer", "room", roomID, "err", err)
+		}
+	}
+	return ps.completeJoin(ctx, roomID, mj.RoomVersion, ev, sj.StateResp)
 }
 
 // completeJoin stores the state a resident server sent with send_join and
@@ -209,8 +217,12 @@ func (ps *Peers) Invite(ctx context.Context, inviter, roomID, target, reason str
 	if err != nil {
 		return errs.Invalidf("%v", err)
 	}
+	sealed, err := ps.sealInvite(ctx, server, InviteReq{RoomVersion: r.Version, Event: ev.JSON(), InviteState: ps.inviteState(r, ev)})
+	if err != nil {
+		return errs.Unavailablef("could not seal the invite to %s's node: %v", target, err)
+	}
 	var resp EventResp
-	if err := ps.request(ctx, peerID, MethodInvite, InviteReq{RoomVersion: r.Version, Event: ev.JSON(), InviteState: ps.inviteState(r, ev)}, &resp); err != nil {
+	if err := ps.request(ctx, peerID, MethodInvite, sealed, &resp); err != nil {
 		return errs.Unavailablef("could not deliver the invite to %s's node: %v", target, err)
 	}
 	signed, err := rooms.ParseEvent(resp.Event, r.Version)

@@ -26,6 +26,7 @@ type Room struct {
 	followMu sync.Mutex
 	follow   *following
 
+	gate  *roomGate    // who may speak, and take part in the room's topics
 	inbox *inbox       // events from pubsub, handled by the room's worker
 	held  atomic.Int64 // events the worker holds for their ancestors
 	// refetching is set while the events of a failed write are being
@@ -70,7 +71,7 @@ func (ps *Peers) wrapRoom(dr *dag.Room) *Room {
 }
 
 func newRoom(dr *dag.Room) *Room {
-	return &Room{Room: dr, inbox: newInbox(), done: make(chan struct{})}
+	return &Room{Room: dr, gate: newRoomGate(), inbox: newInbox(), done: make(chan struct{})}
 }
 
 // loadRooms brings every stored room's head into memory and rejoins the
