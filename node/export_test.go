@@ -1,10 +1,12 @@
 package node
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
 
+	"github.com/parley-p2p/parley/node/e2ee"
 	"github.com/parley-p2p/parley/node/peers"
 	"github.com/parley-p2p/parley/p2p"
 )
@@ -30,4 +32,18 @@ func (n *Node) roomKeys(t testing.TB, roomID string) p2p.RoomKeys {
 		t.Fatalf("node does not hold the secret of %s", roomID)
 	}
 	return k
+}
+
+// kemKey is the node's KEM public key, as an inviter fetches it.
+func (n *Node) kemKey(t testing.TB) e2ee.PublicKey {
+	t.Helper()
+	raw, err := json.Marshal(n.peers.KEMDoc())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := e2ee.ParseKEMDoc(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pub
 }

@@ -33,9 +33,9 @@ import (
 // Names parley uses on the wire. They keep parley's DHT, pubsub topics and
 // LAN announcements apart from every other libp2p network.
 const (
-	DHTProtocolPrefix = "/parley"       // kad-dht protocol prefix: /parley/kad/1.0.0
-	MDNSServiceName   = "parley"        // mDNS service name
-	RoomTopicPrefix   = "/parley/t/"    // GossipSub topic of a room: prefix + an opaque name (TopicKey)
+	DHTProtocolPrefix = "/parley"    // kad-dht protocol prefix: /parley/kad/1.0.0
+	MDNSServiceName   = "parley"     // mDNS service name
+	RoomTopicPrefix   = "/parley/t/" // GossipSub topic of a room: prefix + an opaque name (TopicKey)
 )
 
 // DefaultListenAddrs are the listen addresses used when Config.ListenAddrs is

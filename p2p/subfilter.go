@@ -49,7 +49,7 @@ type subFilter struct {
 	joined  map[string]string // topic -> room
 	members map[string]func(peer.ID) bool
 	others  map[peer.ID]map[string]struct{}
-	total   int                      // entries in others
+	total   int                           // entries in others
 	refused map[peer.ID]map[string]string // peer -> topic -> room, refused subscriptions
 	nRefuse int
 	wake    chan struct{} // the members of a room changed

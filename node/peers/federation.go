@@ -651,9 +651,12 @@ func (ps *Peers) request(ctx context.Context, p peer.ID, method string, req, res
 			return fmt.Errorf("%s to %s: this node does not hold the room's secret", method, shortPeer(p))
 		}
 	}
-	body, err := json.Marshal(req)
-	if err != nil {
-		return err
+	body, ok := req.(rawBody)
+	if !ok {
+		var err error
+		if body, err = json.Marshal(req); err != nil {
+			return err
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, ps.cfg.RequestTimeout)
 	defer cancel()
@@ -666,6 +669,9 @@ func (ps *Peers) request(ctx context.Context, p peer.ID, method string, req, res
 	}
 	return nil
 }
+
+// rawBody is a request body sent as it is, not as JSON.
+type rawBody []byte
 
 // requestSealed sends a room request sealed under a room secret.
 func (ps *Peers) requestSealed(ctx context.Context, p peer.ID, rs *roomSecret, method string, req, resp any) error {

@@ -67,7 +67,7 @@ func joinInfo(roomID, joinEventID string) []byte {
 
 // sealInvite seals an invite, with the room's secret, to the invitee
 // node's KEM key.
-func (ps *Peers) sealInvite(ctx context.Context, server string, req InviteReq) (*SealedInvite, error) {
+func (ps *Peers) sealInvite(ctx context.Context, server string, req InviteReq) (rawBody, error) {
 	rs, ok := ps.currentSecret(req.roomID())
 	if !ok {
 		return nil, errors.New("this node does not hold the room's secret")
@@ -80,20 +80,12 @@ func (ps *Peers) sealInvite(ctx context.Context, server string, req InviteReq) (
 	if err != nil {
 		return nil, err
 	}
-	sealed, err := e2ee.Seal(pub, inviteInfo(ps.serverName, server), pt)
-	if err != nil {
-		return nil, err
-	}
-	return &SealedInvite{Sealed: sealed}, nil
+	return e2ee.Seal(pub, inviteInfo(ps.serverName, server), pt)
 }
 
 // openInvite opens an invite sealed to this node by server's node.
 func (ps *Peers) openInvite(server string, body []byte) (*InvitePayload, error) {
-	var si SealedInvite
-	if err := decode(body, &si); err != nil {
-		return nil, err
-	}
-	pt, err := ps.kem.Open(inviteInfo(server, ps.serverName), si.Sealed)
+	pt, err := ps.kem.Open(inviteInfo(server, ps.serverName), body)
 	if err != nil {
 		return nil, remoteErr("M_FORBIDDEN", "the invite is not sealed to this node")
 	}
@@ -168,3 +160,14 @@ func (ps *Peers) joinContent(given json.RawMessage) (json.RawMessage, error) {
 	return rooms.MarshalCanonical(c)
 }
 
+// SealInvite makes the body of an invite request from the server inviter
+// to the node of the server invitee, whose KEM key is pub, proposing
+// secret as the room's secret: what Invite sends. For tests and tools.
+func SealInvite(pub e2ee.PublicKey, inviter, invitee string, req InviteReq, secret [32]byte) ([]byte, error) {
+	sh := sharedSecret{Key: base64.RawURLEncoding.EncodeToString(secret[:])}
+	pt, err := json.Marshal(InvitePayload{InviteReq: req, Secret: sh})
+	if err != nil {
+		return nil, err
+	}
+	return e2ee.Seal(pub, inviteInfo(inviter, invitee), pt)
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/parley-p2p/parley/errs"
 	"github.com/parley-p2p/parley/node/dag"
+	"github.com/parley-p2p/parley/node/e2ee"
 	"github.com/parley-p2p/parley/node/store"
 
 	"github.com/parley-p2p/parley/rooms"
@@ -59,6 +60,7 @@ func (ps *Peers) JoinRemote(ctx context.Context, user, roomID, server string, co
 	if err != nil {
 		return err
 	}
+	given := content
 	if content, err = ps.joinContent(content); err != nil {
 		return err
 	}
@@ -89,7 +91,38 @@ func (ps *Peers) JoinRemote(ctx context.Context, user, roomID, server string, co
 			ps.log.Warn("the room secret of a send_join answer", "room", roomID, "err", err)
 		}
 	}
-	return ps.completeJoin(ctx, roomID, mj.RoomVersion, ev, sj.StateResp)
+	if err := ps.completeJoin(ctx, roomID, mj.RoomVersion, ev, sj.StateResp); err != nil {
+		return err
+	}
+	ps.sendProfile(ctx, roomID, user, given)
+	return nil
+}
+
+// sendProfile follows a join made through another node with the user's
+// profile (display name, avatar), which the join itself leaves out: sent
+// as a room event, it is what the room's codec encrypts.
+func (ps *Peers) sendProfile(ctx context.Context, roomID, user string, given json.RawMessage) {
+	var in map[string]json.RawMessage
+	if json.Unmarshal(given, &in) != nil || (in["displayname"] == nil && in["avatar_url"] == nil) {
+		return
+	}
+	r := ps.Room(roomID)
+	if r == nil {
+		return
+	}
+	c := map[string]any{"membership": "join", e2ee.KEMField: ps.kem.Doc()}
+	for _, k := range []string{"displayname", "avatar_url"} {
+		if v, ok := in[k]; ok {
+			c[k] = v
+		}
+	}
+	raw, err := rooms.MarshalCanonical(c)
+	if err != nil {
+		return
+	}
+	if _, err := ps.dag.Send(ctx, r.Room, user, "m.room.member", &user, raw, "", ""); err != nil {
+		ps.log.Warn("sending the profile after a join", "room", roomID, "err", err)
+	}
 }
 
 // completeJoin stores the state a resident server sent with send_join and

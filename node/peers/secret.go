@@ -194,7 +194,11 @@ func (ps *Peers) createdHere(roomID string) bool {
 	if dr == nil {
 		return false
 	}
-	i, err := ps.dag.Event(dag.CreateEventID(dr))
+	id := dag.CreateEventID(dr)
+	if id == "" {
+		id = dr.State()[rooms.StateKey{Type: "m.room.create"}]
+	}
+	i, err := ps.dag.Event(id)
 	if err != nil {
 		return false
 	}

@@ -23,12 +23,12 @@ const (
 // room's secret (envelope.go).
 type roomRequest interface{ room() string }
 
-func (r MakeJoinReq) room() string    { return r.RoomID }
-func (r SendJoinReq) room() string    { return r.RoomID }
-func (r IDsReq) room() string         { return r.RoomID }
-func (r MissingReq) room() string     { return r.RoomID }
-func (r BackfillReq) room() string    { return r.RoomID }
-func (r LinkInviteReq) room() string  { return r.RoomID }
+func (r MakeJoinReq) room() string   { return r.RoomID }
+func (r SendJoinReq) room() string   { return r.RoomID }
+func (r IDsReq) room() string        { return r.RoomID }
+func (r MissingReq) room() string    { return r.RoomID }
+func (r BackfillReq) room() string   { return r.RoomID }
+func (r LinkInviteReq) room() string { return r.RoomID }
 
 // Limits on what a peer may ask for in one request.
 const (
@@ -112,14 +112,12 @@ type KeysResp struct {
 	Sig string          `json:"sig"` // base64url ed25519 signature of keysSigned(KEM)
 }
 
-// SealedInvite is the body of MethodInvite: an InviteReq with the room's
-// secret (InvitePayload), sealed to the invitee node's KEM key with
-// e2ee.Info("parley/invite/v1", inviter server, invitee server).
-type SealedInvite struct {
-	Sealed []byte `json:"sealed"`
-}
+// The body of MethodInvite is an InvitePayload (an InviteReq with the
+// room's secret), sealed to the invitee node's KEM key with
+// e2ee.Info("parley/invite/v1", inviter server, invitee server): the HPKE
+// seal's bytes as they are, with no JSON around them.
 
-// InvitePayload is what a SealedInvite holds.
+// InvitePayload is what an invite request holds, sealed.
 type InvitePayload struct {
 	InviteReq
 	Secret sharedSecret `json:"secret"`
