@@ -146,8 +146,9 @@ func (f *subFilter) isJoined(topic string) bool {
 // room without one allows everyone.
 func (f *subFilter) allowed(room string, p peer.ID) bool {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.allowedLocked(room, p)
+	allow := f.members[room]
+	f.mu.Unlock()
+	return allow == nil || allow(p)
 }
 
 func (f *subFilter) allowedLocked(room string, p peer.ID) bool {
@@ -159,9 +160,10 @@ func (f *subFilter) allowedLocked(room string, p peer.ID) bool {
 // only allowed peers are meshed, gossiped to or served.
 func (f *subFilter) peerAllowed(p peer.ID, topic string) bool {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	room, ok := f.joined[topic]
-	return !ok || f.allowedLocked(room, p)
+	allow := f.members[room]
+	f.mu.Unlock()
+	return !ok || allow == nil || allow(p)
 }
 
 // setMembers sets the room's members filter (nil allows everyone) and

@@ -644,7 +644,14 @@ func (ps *Peers) request(ctx context.Context, p peer.ID, method string, req, res
 	if sealedMethods[method] {
 		if rr, ok := req.(roomRequest); ok {
 			if rs, ok := ps.currentSecret(rr.room()); ok {
-				return ps.requestSealed(ctx, p, rs, method, req, resp)
+				err := ps.requestSealed(ctx, p, rs, method, req, resp)
+				var re *p2p.RemoteError
+				if (method != MethodMakeJoin && method != MethodSendJoin) || !errors.As(err, &re) || re.Message != errSealedRequest.Error() {
+					return err
+				}
+				// The secret an invite brought is not the room's (anyone
+				// can send an invite): join plain, and the send_join
+				// answer brings the room's.
 			}
 		}
 		if method != MethodMakeJoin && method != MethodSendJoin {
