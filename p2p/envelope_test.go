@@ -75,3 +75,26 @@ func FuzzOpenMessage(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkEnvelope: sealing and opening one room message of a typical
+// event's size.
+func BenchmarkEnvelope(b *testing.B) {
+	key, topic := testAEAD()
+	aead := newTopicAEAD(key)
+	payload := bytes.Repeat([]byte{'e'}, 1000)
+	sealed := sealMessage(aead, topic, 7, 300, payload)
+	b.Run("seal", func(b *testing.B) {
+		b.SetBytes(int64(len(payload)))
+		for b.Loop() {
+			sealMessage(aead, topic, 7, 300, payload)
+		}
+	})
+	b.Run("open", func(b *testing.B) {
+		b.SetBytes(int64(len(payload)))
+		for b.Loop() {
+			if _, _, _, err := openMessage(aead, topic, sealed); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -139,3 +139,21 @@ func FuzzOpenAnswer(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkRequestEnvelope: sealing and opening a room request and its
+// answer.
+func BenchmarkRequestEnvelope(b *testing.B) {
+	rs := testSecret("!room:x")
+	lookup := func(kid []byte) (*roomSecret, bool) { return rs, true }
+	body := []byte(`{"room_id":"!room:x","event_ids":["$abcdefabcdefabcdefabcdefabcdefabcdefabcdefa"]}`)
+	answer := bytes.Repeat([]byte{'a'}, 4000)
+	for b.Loop() {
+		req, _ := sealRequest(rs, alicePeer, bobPeer, MethodGetEvent, body)
+		if _, _, _, err := openRequest(lookup, alicePeer, bobPeer, req); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := openAnswer(rs, alicePeer, bobPeer, req, sealAnswer(rs, alicePeer, bobPeer, req, answer)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
