@@ -368,3 +368,57 @@ func TestAHostilePeerLearnsNothingOfARoom(t *testing.T) {
 	}
 	t.Logf("the hostile host recorded %d bytes and heard of %d topics", len(got), len(x.filter.seen()))
 }
+
+// TestABanRotatesTheRoomSecret: when carol is banned, the remaining
+// members' nodes move to a new room secret, and so to topics her node
+// cannot name; her node is not given it, even when it asks, and alice and
+// bob keep talking.
+func TestABanRotatesTheRoomSecret(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	nodes, clients, room := threeNodeRoom(t, ctx)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	alice, bob, carol := clients[0], clients[1], clients[2]
+	for _, n := range nodes {
+		if e := n.roomEpoch(room.String()); e != 0 {
+			t.Fatalf("epoch %d before any departure, want 0", e)
+		}
+	}
+	if _, err := alice.BanUser(ctx, room, &mautrix.ReqBanUser{UserID: carol.UserID}); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 30*time.Second, "alice's and bob's nodes to move to epoch 1", func() bool {
+		return a.roomEpoch(room.String()) == 1 && b.roomEpoch(room.String()) == 1
+	})
+	ka, kb := a.roomKeys(t, room.String()), b.roomKeys(t, room.String())
+	if ka.Publish.Topic != kb.Publish.Topic {
+		t.Errorf("alice's and bob's nodes publish on different topics")
+	}
+	// Carol's node asks, as at a catch-up, and is refused.
+	c.peers.CatchUp(ctx, c.getRoom(room.String()), a.PeerID())
+	if e := c.roomEpoch(room.String()); e != 0 {
+		t.Errorf("the banned node holds epoch %d", e)
+	}
+	if k, ok := c.peers.RoomKeys(room.String()); ok && k.Publish.Topic == ka.Publish.Topic {
+		t.Error("the banned node names the room's new topic")
+	}
+
+	for _, step := range []struct {
+		from, to *mautrix.Client
+	}{{alice, bob}, {bob, alice}} {
+		sent, err := step.from.SendText(ctx, room, "after the ban, from "+step.from.UserID.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := &testkit.Syncer{Client: step.to}
+		s.Until(t, 30*time.Second, "the message after the ban", func(r *mautrix.RespSync) bool {
+			for _, ev := range r.Rooms.Join[room].Timeline.Events {
+				if ev.ID == sent.EventID {
+					return true
+				}
+			}
+			return false
+		})
+	}
+}

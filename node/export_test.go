@@ -47,3 +47,12 @@ func (n *Node) kemKey(t testing.TB) e2ee.PublicKey {
 	}
 	return pub
 }
+
+// roomEpoch is the epoch of the room secret n holds (-1: none).
+func (n *Node) roomEpoch(roomID string) int64 {
+	e, ok := n.peers.RoomEpoch(roomID)
+	if !ok {
+		return -1
+	}
+	return int64(e)
+}

@@ -92,6 +92,8 @@ func (ps *Peers) serve(ctx context.Context, from peer.ID, method string, body []
 		resp, err = ps.onBackfill(server, body)
 	case MethodLinkInvite:
 		resp, err = ps.onLinkInvite(ctx, server, body)
+	case MethodRoomSecret:
+		resp, err = ps.onRoomSecret(ctx, server, body)
 	default:
 		return nil, remoteErr("M_UNRECOGNIZED", "unknown method %q", method)
 	}
@@ -631,10 +633,14 @@ func (ps *Peers) onExtremities(server string, body []byte) (any, error) {
 		if len(ids) == 0 {
 			return nil, remoteErr("M_FORBIDDEN", "server has no user in %s", r.ID)
 		}
-		return IDsReq{RoomID: r.ID, EventIDs: ids}, nil
+		return IDsReq{RoomID: r.ID, EventIDs: ids}, nil // no epoch: the server is no member
 	}
 	ext := slices.Clone(r.Head().Ext)
-	return IDsReq{RoomID: r.ID, EventIDs: ext}, nil
+	resp := ExtremitiesResp{IDsReq: IDsReq{RoomID: r.ID, EventIDs: ext}}
+	if rs, ok := ps.currentSecret(r.ID); ok {
+		resp.Epoch = rs.epoch
+	}
+	return resp, nil
 }
 
 // request sends one request to a server's node and decodes the answer. A

@@ -62,6 +62,7 @@ func (ps *Peers) startFollowing(r *Room) error {
 	r.gate.grew = func() { ps.host.RoomMembersChanged(r.ID) }
 	r.gate.mu.Unlock()
 	ps.host.SetRoomMembers(r.ID, ps.memberFilter(r))
+	ps.watchRotation(r)
 	if err := ps.refreshTopicsLocked(r, time.Now()); err != nil {
 		cancel()
 		r.follow = nil
@@ -89,14 +90,13 @@ func (ps *Peers) refreshTopics(r *Room, now time.Time) {
 // followed. Without the room's secret the room stays off gossip: its
 // worker, catch-up and requests carry on.
 func (ps *Peers) refreshTopicsLocked(r *Room, now time.Time) error {
-	rs, ok := ps.currentSecret(r.ID)
+	keys, ok := ps.roomKeysAt(r.ID, now)
 	if !ok {
 		if r.follow.topics == "" {
 			ps.log.Warn("following a room without its secret: no gossip until it comes", "room", r.ID)
 		}
 		return nil
 	}
-	keys := rs.keysAt(now)
 	sig := keys.Publish.Topic
 	for _, t := range keys.Listen {
 		sig += " " + t.Topic

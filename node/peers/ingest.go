@@ -537,10 +537,13 @@ func (ps *Peers) onPeerConnected(p peer.ID) {
 // CatchUp asks a peer for its extremities of a room and fetches what this
 // node lacks.
 func (ps *Peers) CatchUp(ctx context.Context, r *Room, p peer.ID) {
-	var resp IDsReq
+	var resp ExtremitiesResp
 	if err := ps.request(ctx, p, MethodExtremities, IDsReq{RoomID: r.ID}, &resp); err != nil {
 		ps.log.Debug("catch-up", "room", r.ID, "peer", shortPeer(p), "err", err)
 		return
+	}
+	if rs, ok := ps.currentSecret(r.ID); ok && resp.Epoch > rs.epoch {
+		ps.pullSecret(ctx, r, p, rs.epoch)
 	}
 	var missing []string
 	for _, id := range resp.EventIDs {

@@ -44,6 +44,7 @@ func (ps *Peers) maintainPeers(ctx context.Context) {
 			if woke {
 				ps.log.Info("clock jumped: the node was frozen or asleep; catching up", "gap", gap.Round(time.Millisecond))
 			}
+			ps.checkRotations()
 			if woke || now.Sub(lastTopics) >= time.Minute {
 				// Topics change with the period (secret.go).
 				lastTopics = now

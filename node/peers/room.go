@@ -26,9 +26,10 @@ type Room struct {
 	followMu sync.Mutex
 	follow   *following
 
-	gate  *roomGate    // who may speak, and take part in the room's topics
-	inbox *inbox       // events from pubsub, handled by the room's worker
-	held  atomic.Int64 // events the worker holds for their ancestors
+	gate  *roomGate     // who may speak, and take part in the room's topics
+	rot   rotationWatch // departures seen, for rotating the room secret
+	inbox *inbox        // events from pubsub, handled by the room's worker
+	held  atomic.Int64  // events the worker holds for their ancestors
 	// refetching is set while the events of a failed write are being
 	// fetched again from the room's members.
 	refetching atomic.Bool

@@ -131,10 +131,13 @@ type secrets struct {
 	mu     sync.Mutex
 	byRoom map[string][]*roomSecret
 	byKid  map[[kidSize]byte]*roomSecret
+	// rotated is when a room last moved to a newer epoch (in memory:
+	// after a restart the previous epoch's topics are not listened to).
+	rotated map[string]time.Time
 }
 
 func newSecrets() *secrets {
-	return &secrets{byRoom: make(map[string][]*roomSecret), byKid: make(map[[kidSize]byte]*roomSecret)}
+	return &secrets{byRoom: make(map[string][]*roomSecret), byKid: make(map[[kidSize]byte]*roomSecret), rotated: make(map[string]time.Time)}
 }
 
 func (s *secrets) addLocked(rs *roomSecret) {
@@ -143,6 +146,9 @@ func (s *secrets) addLocked(rs *roomSecret) {
 		if o.epoch == rs.epoch {
 			return
 		}
+	}
+	if len(list) > 0 && rs.epoch > list[len(list)-1].epoch {
+		s.rotated[rs.roomID] = time.Now()
 	}
 	list = append(list, rs)
 	slices.SortFunc(list, func(a, b *roomSecret) int { return int(int64(a.epoch) - int64(b.epoch)) })
@@ -292,13 +298,40 @@ func (ps *Peers) LinkKey(r *Room) (key string, epoch uint32, err error) {
 	return s.Key, s.Epoch, nil
 }
 
+// roomKeysAt are the room's topics at now: the current epoch's, and for
+// secretGrace after a rotation the previous epoch's too (listened to only),
+// so that members that learn of the rotation a little later are still
+// heard.
+func (ps *Peers) roomKeysAt(roomID string, now time.Time) (p2p.RoomKeys, bool) {
+	cur, ok := ps.currentSecret(roomID)
+	if !ok {
+		return p2p.RoomKeys{}, false
+	}
+	keys := cur.keysAt(now)
+	ps.secrets.mu.Lock()
+	list, at := ps.secrets.byRoom[roomID], ps.secrets.rotated[roomID]
+	ps.secrets.mu.Unlock()
+	if len(list) > 1 && now.Sub(at) < secretGrace {
+		prev := list[len(list)-2].keysAt(now)
+		keys.Listen = append(keys.Listen, prev.Publish)
+		keys.Listen = append(keys.Listen, prev.Listen...)
+	}
+	return keys, true
+}
+
 // RoomKeys returns the topics the room's gossip is on now, with their
 // keys, if the node holds the room's secret. For tests and tools: what a
 // member (or a leaked secret) would allow.
 func (ps *Peers) RoomKeys(roomID string) (p2p.RoomKeys, bool) {
+	return ps.roomKeysAt(roomID, time.Now())
+}
+
+// RoomEpoch is the epoch of the room secret the node holds (tests and
+// tools).
+func (ps *Peers) RoomEpoch(roomID string) (uint32, bool) {
 	rs, ok := ps.currentSecret(roomID)
 	if !ok {
-		return p2p.RoomKeys{}, false
+		return 0, false
 	}
-	return rs.keysAt(time.Now()), true
+	return rs.epoch, true
 }

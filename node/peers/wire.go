@@ -131,6 +131,39 @@ type JoinedResp struct {
 	Secret []byte `json:"secret,omitempty"`
 }
 
+// MethodRoomSecret (sealed) offers a joined member's node a newer room
+// secret (Offer, after a rotation), and asks for the responder's newer
+// than Have: the answer carries it sealed to the requester's KEM key when
+// the requester has a user joined. Seals use
+// e2ee.Info("parley/secret/v1", room ID, epoch, recipient server).
+const MethodRoomSecret = "room_secret"
+
+type SecretReq struct {
+	RoomID string       `json:"room_id"`
+	Have   uint32       `json:"have"`
+	Offer  *SecretOffer `json:"offer,omitempty"`
+}
+
+type SecretOffer struct {
+	Epoch  uint32 `json:"epoch"`
+	Sealed []byte `json:"sealed"`
+}
+
+type SecretResp struct {
+	Epoch  uint32 `json:"epoch,omitempty"`
+	Sealed []byte `json:"sealed,omitempty"`
+}
+
+func (r SecretReq) room() string { return r.RoomID }
+
+// ExtremitiesResp answers MethodExtremities: the events, and the epoch of
+// the room secret the responder holds (so a member that missed a rotation
+// knows to ask for it).
+type ExtremitiesResp struct {
+	IDsReq
+	Epoch uint32 `json:"epoch,omitempty"`
+}
+
 // MethodLinkInvite asks a member to honour a link.
 const MethodLinkInvite = "link_invite"
 
