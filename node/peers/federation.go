@@ -649,19 +649,25 @@ func (ps *Peers) onExtremities(server string, body []byte) (any, error) {
 func (ps *Peers) request(ctx context.Context, p peer.ID, method string, req, resp any) error {
 	if sealedMethods[method] {
 		if rr, ok := req.(roomRequest); ok {
-			if rs, ok := ps.currentSecret(rr.room()); ok {
-				err := ps.requestSealed(ctx, p, rs, method, req, resp)
+			var err error
+			for _, rs := range ps.secretsToTry(rr.room()) {
+				err = ps.requestSealed(ctx, p, rs, method, req, resp)
 				var re *p2p.RemoteError
-				if (method != MethodMakeJoin && method != MethodSendJoin) || !errors.As(err, &re) || re.Message != errSealedRequest.Error() {
+				if !errors.As(err, &re) || re.Message != errSealedRequest.Error() {
 					return err
 				}
-				// The secret an invite brought is not the room's (anyone
-				// can send an invite): join plain, and the send_join
-				// answer brings the room's.
+				// The responder does not hold this epoch yet (it missed a
+				// rotation): try the one before.
 			}
-		}
-		if method != MethodMakeJoin && method != MethodSendJoin {
-			return fmt.Errorf("%s to %s: this node does not hold the room's secret", method, shortPeer(p))
+			if method != MethodMakeJoin && method != MethodSendJoin {
+				if err == nil {
+					err = fmt.Errorf("%s to %s: this node does not hold the room's secret", method, shortPeer(p))
+				}
+				return err
+			}
+			// The secret an invite brought is not the room's (anyone can
+			// send an invite): join plain, and the send_join answer brings
+			// the room's.
 		}
 	}
 	body, ok := req.(rawBody)

@@ -212,6 +212,22 @@ func (ps *Peers) createdHere(roomID string) bool {
 	return err == nil && s == ps.serverName
 }
 
+// secretsToTry are the secrets to seal a request about the room with, in
+// order: the current epoch's, then the one before (for a member that has
+// not learnt of the latest rotation yet).
+func (ps *Peers) secretsToTry(roomID string) []*roomSecret {
+	cur, ok := ps.currentSecret(roomID)
+	if !ok {
+		return nil
+	}
+	ps.secrets.mu.Lock()
+	defer ps.secrets.mu.Unlock()
+	if list := ps.secrets.byRoom[roomID]; len(list) > 1 {
+		return []*roomSecret{cur, list[len(list)-2]}
+	}
+	return []*roomSecret{cur}
+}
+
 // secretByKid returns the room secret a request names.
 func (ps *Peers) secretByKid(kid []byte) (*roomSecret, bool) {
 	if len(kid) != kidSize {
