@@ -48,23 +48,23 @@ func uvarintLen(v uint64) int {
 	return binary.PutUvarint(b[:], v)
 }
 
-// sealMessage seals a room message for a topic.
+// sealMessage seals a room message for a topic. It writes the inner
+// message into the buffer it returns and seals it there, in place.
 func sealMessage(aead cipher.AEAD, topic string, stream, seq uint64, payload []byte) []byte {
+	const head = 1 + chacha20poly1305.NonceSizeX
 	size := sealedSize(stream, seq, len(payload))
-	out := make([]byte, 1+chacha20poly1305.NonceSizeX, size)
+	out := make([]byte, head, size)
 	out[0] = envelopeVersion
-	nonce := out[1 : 1+chacha20poly1305.NonceSizeX]
+	nonce := out[1:head]
 	if _, err := rand.Read(nonce); err != nil {
 		panic(err) // crypto/rand does not fail
 	}
-	innerLen := size - envelopeOverhead
-	inner := make([]byte, 0, innerLen+chacha20poly1305.Overhead)
-	inner = binary.AppendUvarint(inner, stream)
-	inner = binary.AppendUvarint(inner, seq)
-	inner = binary.BigEndian.AppendUint32(inner, uint32(len(payload)))
-	inner = append(inner, payload...)
-	inner = inner[:innerLen] // the rest of the capacity is zero: the padding
-	return aead.Seal(out, nonce, inner, []byte(topic))
+	out = binary.AppendUvarint(out, stream)
+	out = binary.AppendUvarint(out, seq)
+	out = binary.BigEndian.AppendUint32(out, uint32(len(payload)))
+	out = append(out, payload...)
+	inner := out[head : size-chacha20poly1305.Overhead] // the rest is zero: the padding
+	return aead.Seal(out[:head], nonce, inner, []byte(topic))
 }
 
 // openMessage opens a room message sealed for topic. The payload is a
