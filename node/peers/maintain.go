@@ -160,6 +160,7 @@ func (ps *Peers) advertise(ctx context.Context, r *Room) {
 		case <-r.done:
 			return
 		case <-time.After(wait):
+		case <-r.readvertise: // a new epoch: a new rendezvous key
 		}
 		rs, ok := ps.currentSecret(r.ID)
 		if !ok {

@@ -154,6 +154,7 @@ func (ps *Peers) rotate(ctx context.Context, r *Room) {
 	}
 	wg.Wait()
 	ps.refreshTopics(r, time.Now())
+	r.advertiseSoon()
 	ps.log.Info("room secret rotated", "room", r.ID, "epoch", rs.epoch)
 }
 
@@ -245,6 +246,7 @@ func (ps *Peers) pullSecret(ctx context.Context, r *Room, p peer.ID, have uint32
 // node listened there.
 func (ps *Peers) switched(ctx context.Context, r *Room, from peer.ID) {
 	ps.refreshTopics(r, time.Now())
+	r.advertiseSoon()
 	for _, delay := range []time.Duration{time.Second, 5 * time.Second} {
 		select {
 		case <-ctx.Done():
@@ -252,5 +254,13 @@ func (ps *Peers) switched(ctx context.Context, r *Room, from peer.ID) {
 		case <-time.After(delay):
 		}
 		ps.CatchUp(ctx, r, from)
+	}
+}
+
+// advertiseSoon has the room advertised again in the DHT now.
+func (r *Room) advertiseSoon() {
+	select {
+	case r.readvertise <- struct{}{}:
+	default:
 	}
 }
