@@ -2,7 +2,9 @@ package peers
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/rand"
+	"github.com/parley-p2p/parley/node/e2ee"
 	"strings"
 	"testing"
 	"time"
@@ -156,4 +158,22 @@ func BenchmarkRequestEnvelope(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// FuzzOpenInviteSeal: whatever a stranger sends as an invite, opening it
+// with the node's KEM key never panics and opens nothing.
+func FuzzOpenInviteSeal(f *testing.F) {
+	_, key, _ := ed25519.GenerateKey(nil)
+	kem, err := e2ee.DeriveKEM(key)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add([]byte{})
+	f.Add(bytes.Repeat([]byte{7}, 1120))
+	f.Add(bytes.Repeat([]byte{7}, 1200))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if _, err := kem.Open(inviteInfo("a", "b"), data); err == nil {
+			t.Fatal("random bytes opened as a seal")
+		}
+	})
 }
