@@ -81,13 +81,9 @@ func TestDepartedAndBannedServersCannotReadTheHead(t *testing.T) {
 	room := privateRoom(t, ctx, alice)
 	r := a.getRoom(room.String())
 	extremities := func() ([]string, error) {
-		body, _ := json.Marshal(peers.IDsReq{RoomID: room.String()})
-		out, err := b.host.Request(ctx, a.PeerID(), peers.MethodExtremities, body)
-		if err != nil {
-			return nil, err
-		}
+		// Sealed under the room's secret, as b's node asks.
 		var resp peers.IDsReq
-		err = json.Unmarshal(out, &resp)
+		err := b.peers.Request(ctx, a.PeerID(), peers.MethodExtremities, peers.IDsReq{RoomID: room.String()}, &resp)
 		return resp.EventIDs, err
 	}
 	// A stranger's server is refused outright.

@@ -80,6 +80,19 @@ func TestBadPeersCostTimeNotIntegrity(t *testing.T) {
 			testkit.WaitFor(t, 10*time.Second, "mallory's join to reach a", func() bool {
 				return a.membership(a.getRoom(room.String()), mallory.UserID.String()) == "join"
 			})
+			// And what follows the join (mallory's profile): a holds
+			// all m does before the test starts counting.
+			testkit.WaitFor(t, 10*time.Second, "a to hold m's head", func() bool {
+				for _, id := range m.getRoom(room.String()).Head().Ext {
+					if !a.dag.Known(id) {
+						return false
+					}
+				}
+				return true
+			})
+			if err := a.store.Update(func(*store.Txn) error { return nil }); err != nil {
+				t.Fatal(err) // writes commit in order: what a holds is written
+			}
 
 			// M builds (and stores, unpublished) an event A does not have.
 			mr := m.getRoom(room.String())

@@ -1,9 +1,12 @@
 package node
 
 import (
+	"encoding/json"
 	"fmt"
+	"testing"
 	"time"
 
+	"github.com/parley-p2p/parley/node/e2ee"
 	"github.com/parley-p2p/parley/node/peers"
 	"github.com/parley-p2p/parley/p2p"
 )
@@ -19,3 +22,37 @@ func remoteErr(code, format string, args ...any) *p2p.RemoteError {
 }
 
 func nowMS() int64 { return time.Now().UnixMilli() }
+
+// roomKeys are the room's current gossip topics and keys as n holds them
+// (what a member, or anyone the secret leaked to, can use).
+func (n *Node) roomKeys(t testing.TB, roomID string) p2p.RoomKeys {
+	t.Helper()
+	k, ok := n.peers.RoomKeys(roomID)
+	if !ok {
+		t.Fatalf("node does not hold the secret of %s", roomID)
+	}
+	return k
+}
+
+// kemKey is the node's KEM public key, as an inviter fetches it.
+func (n *Node) kemKey(t testing.TB) e2ee.PublicKey {
+	t.Helper()
+	raw, err := json.Marshal(n.peers.KEMDoc())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := e2ee.ParseKEMDoc(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pub
+}
+
+// roomEpoch is the epoch of the room secret n holds (-1: none).
+func (n *Node) roomEpoch(roomID string) int64 {
+	e, ok := n.peers.RoomEpoch(roomID)
+	if !ok {
+		return -1
+	}
+	return int64(e)
+}

@@ -64,7 +64,10 @@ func (s *spammer) invite(ctx context.Context, target string, state []json.RawMes
 	if err != nil {
 		return "", err
 	}
-	body, _ := json.Marshal(peers.InviteReq{RoomVersion: rooms.V11, Event: ev.JSON(), InviteState: state})
+	body, err := peers.SealInvite(s.to.kemKey(s.to.t), s.name, s.to.serverName, peers.InviteReq{RoomVersion: rooms.V11, Event: ev.JSON(), InviteState: state}, [32]byte{1})
+	if err != nil {
+		return "", err
+	}
 	_, err = s.host.Request(ctx, s.to.PeerID(), peers.MethodInvite, body)
 	var re *p2p.RemoteError
 	if errors.As(err, &re) {

@@ -198,7 +198,7 @@ func (n *Node) Start() (err error) {
 		return err
 	}
 	n.dag = dag.New(dag.Config{
-		// Codec: n.e2ee, once dag.Config has its Codec field.
+		Codec:         n.e2ee,
 		Store:         n.store,
 		Key:           n.key,
 		Publish:       func(r *dag.Room, ev *rooms.Event) { publish(r, ev) },
@@ -220,13 +220,10 @@ func (n *Node) Start() (err error) {
 		RequestTimeout:    n.cfg.RequestTimeout,
 		ReconnectInterval: n.cfg.ReconnectInterval,
 		Logger:            n.cfg.Logger,
+		WrapHandler:       n.cfg.wrapHandler,
 	})
 	publish, writeFailed, visible = n.peers.Publish, n.peers.WriteFailed, n.peers.Visible
-	handler := n.peers.Handler()
-	if n.cfg.wrapHandler != nil {
-		handler = n.cfg.wrapHandler(handler)
-	}
-	n.host.Handle(handler)
+	n.host.Handle(n.peers.Handler())
 	if n.cliToken, err = newCLIToken(); err != nil {
 		return err
 	}

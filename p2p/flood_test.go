@@ -28,13 +28,13 @@ func TestAFloodingPeerDoesNotStarveTheOthers(t *testing.T) {
 		data string
 	}
 	box := make(chan got, floods+honests)
-	if err := victim.JoinRoom(testRoom, nil, func(from peer.ID, data []byte, _ any) {
+	if err := victim.JoinRoom(testRoom, testKeys(testRoom), nil, func(from peer.ID, data []byte, _ any) {
 		box <- got{from, string(data)}
 	}); err != nil {
 		t.Fatal(err)
 	}
 	for _, h := range []*Host{flooder, honest} {
-		if err := h.JoinRoom(testRoom, nil, nil); err != nil {
+		if err := h.JoinRoom(testRoom, testKeys(testRoom), nil, nil); err != nil {
 			t.Fatal(err)
 		}
 		connect(t, h, victim)
@@ -123,7 +123,7 @@ func TestEachHostValidatesEachMessageOnce(t *testing.T) {
 			calls[i] <- struct{}{}
 			return Accept, nil
 		}
-		if err := h.JoinRoom(testRoom, v, func(peer.ID, []byte, any) { delivered <- struct{}{} }); err != nil {
+		if err := h.JoinRoom(testRoom, testKeys(testRoom), v, func(peer.ID, []byte, any) { delivered <- struct{}{} }); err != nil {
 			t.Fatal(err)
 		}
 	}

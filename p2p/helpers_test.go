@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"log/slog"
 	"os"
 	"testing"
@@ -173,3 +175,16 @@ type blockGater struct{ testkit.Gater }
 func newBlockGater() *blockGater        { return &blockGater{} }
 func (g *blockGater) block(p peer.ID)   { g.Block(p) }
 func (g *blockGater) unblock(p peer.ID) { g.Unblock(p) }
+
+// testKeys are a room's topic and key in tests: derived from the room ID,
+// as a real caller derives them from the room's secret.
+func testKeys(roomID string) RoomKeys {
+	sum := sha256.Sum256([]byte("test-topic\x00" + roomID))
+	return RoomKeys{Publish: TopicKey{
+		Topic: RoomTopicPrefix + hex.EncodeToString(sum[:16]),
+		Key:   sha256.Sum256([]byte("test-key\x00" + roomID)),
+	}}
+}
+
+// testTopic is the topic of testKeys.
+func testTopic(roomID string) string { return testKeys(roomID).Publish.Topic }

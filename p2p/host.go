@@ -33,9 +33,9 @@ import (
 // Names parley uses on the wire. They keep parley's DHT, pubsub topics and
 // LAN announcements apart from every other libp2p network.
 const (
-	DHTProtocolPrefix = "/parley"       // kad-dht protocol prefix: /parley/kad/1.0.0
-	MDNSServiceName   = "parley"        // mDNS service name
-	RoomTopicPrefix   = "/parley/room/" // GossipSub topic of a room: prefix + room ID
+	DHTProtocolPrefix = "/parley"    // kad-dht protocol prefix: /parley/kad/1.0.0
+	MDNSServiceName   = "parley"     // mDNS service name
+	RoomTopicPrefix   = "/parley/t/" // GossipSub topic of a room: prefix + an opaque name (TopicKey)
 )
 
 // DefaultListenAddrs are the listen addresses used when Config.ListenAddrs is
@@ -315,6 +315,7 @@ func (h *Host) Start(ctx context.Context) error {
 	kick := make(chan struct{}, 1)
 	h.goLocked(func() { h.relayWatch(relayEvents, kick) })
 	h.goLocked(func() { h.relayLoop(lh, kick) })
+	h.goLocked(h.rehelloLoop)
 	h.mu.Unlock()
 
 	lh.SetStreamHandler(RequestProtocol, h.serveStream)

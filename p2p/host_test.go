@@ -75,7 +75,7 @@ func TestLifecycleErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if err := h.JoinRoom("!r", nil, nil); !errors.Is(err, ErrNotStarted) {
+	if err := h.JoinRoom("!r", testKeys("!r"), nil, nil); !errors.Is(err, ErrNotStarted) {
 		t.Errorf("JoinRoom before Start = %v, want ErrNotStarted", err)
 	}
 	if _, err := h.Request(ctx, h.ID(), "m", nil); !errors.Is(err, ErrNotStarted) {
@@ -241,15 +241,15 @@ func TestRoomMembersFindEachOtherThroughTheDHT(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := a.AdvertiseRoom(ctx, testRoom); err != nil {
+	if err := a.AdvertiseRendezvous(ctx, testRoom); err != nil {
 		t.Fatal(err)
 	}
 	// Storing a provider record is a one-way message: it lands shortly
-	// after AdvertiseRoom returns.
+	// after AdvertiseRendezvous returns.
 	var found []peer.ID
 	waitFor(t, 10*time.Second, "C to find A's record", func() bool {
 		var err error
-		found, err = c.FindRoomPeers(ctx, testRoom, 10)
+		found, err = c.FindRendezvous(ctx, testRoom, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -258,7 +258,7 @@ func TestRoomMembersFindEachOtherThroughTheDHT(t *testing.T) {
 	if len(found) != 1 || found[0] != a.ID() {
 		t.Fatalf("FindRoomPeers = %v, want [A]", found)
 	}
-	if other, _ := c.FindRoomPeers(ctx, "!another:room", 10); len(other) != 0 {
+	if other, _ := c.FindRendezvous(ctx, "!another:room", 10); len(other) != 0 {
 		t.Fatalf("FindRoomPeers of another room = %v, want none", other)
 	}
 }

@@ -132,7 +132,7 @@ func TestJunkSubscriptionsAreBounded(t *testing.T) {
 		protocol = "/meshsub/1.1.0"
 	)
 	srv := newTestHost(t)
-	if err := srv.JoinRoom(testRoom, nil, nil); err != nil {
+	if err := srv.JoinRoom(testRoom, testKeys(testRoom), nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	evil := hostileHost(t)
@@ -165,12 +165,12 @@ func TestJunkSubscriptionsAreBounded(t *testing.T) {
 	for i := 0; i < junk; i += perRPC {
 		topics := make([]string, perRPC)
 		for j := range topics {
-			topics[j] = RoomTopic(fmt.Sprintf("!junk-%06d:nowhere", i+j))
+			topics[j] = testTopic(fmt.Sprintf("!junk-%06d:nowhere", i+j))
 		}
 		send(topics...)
 	}
 	// RPCs on a stream are handled in order: once the last is, all are.
-	send(RoomTopic(testRoom))
+	send(testTopic(testRoom))
 	waitFor(t, 30*time.Second, "the node to see the stranger in its room", inRoom(srv, testRoom, evil.ID()))
 
 	grew := int64(heapInUse()) - int64(before)
@@ -194,7 +194,7 @@ func TestForgersAreGraylisted(t *testing.T) {
 	honest := newTestHost(t)
 	var rejected atomic.Int64
 	box := newInbox(16)
-	err := victim.JoinRoom(testRoom, func(_ context.Context, _ peer.ID, data []byte) (Verdict, any) {
+	err := victim.JoinRoom(testRoom, testKeys(testRoom), func(_ context.Context, _ peer.ID, data []byte) (Verdict, any) {
 		if string(data) == "forged" {
 			rejected.Add(1)
 			return Reject, nil
@@ -217,7 +217,7 @@ func TestForgersAreGraylisted(t *testing.T) {
 		if h == forger {
 			v = nil
 		}
-		if err := h.JoinRoom(testRoom, v, nil); err != nil {
+		if err := h.JoinRoom(testRoom, testKeys(testRoom), v, nil); err != nil {
 			t.Fatal(err)
 		}
 		connect(t, h, victim)

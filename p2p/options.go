@@ -174,6 +174,7 @@ func (h *Host) newPubSub(ctx context.Context, lh host.Host, tr *tracer) (*pubsub
 		pubsub.WithPeerScore(peerScoreParams(), peerScoreThresholds()),
 		pubsub.WithPeerScoreInspect(tr.keepScores, scoreDecayInterval),
 		pubsub.WithSubscriptionFilter(h.subs),
+		pubsub.WithPeerFilter(h.subs.peerAllowed),
 		pubsub.WithAppSpecificRpcInspector(h.inflow.inspect),
 		pubsub.WithRawTracer(tr),
 		pubsub.WithLogger(h.log.With("layer", "gossipsub")),
@@ -268,6 +269,12 @@ type Stats struct {
 	// RequestsRefused counts request streams reset unread because the
 	// peer, or the node, had too many requests in flight.
 	RequestsRefused uint64
+	// Strangers counts room messages ignored unread because the peer
+	// that sent them is not allowed in the room (SetRoomMembers), and
+	// Unopened those rejected because they did not open under the
+	// topic's key.
+	Strangers uint64
+	Unopened  uint64
 }
 
 // Stats returns the drop counters.
@@ -278,11 +285,13 @@ func (h *Host) Stats() Stats {
 		Undelivered:     h.stats.undelivered.Load(),
 		Throttled:       h.stats.throttled.Load(),
 		RequestsRefused: h.stats.refused.Load(),
+		Strangers:       h.stats.strangers.Load(),
+		Unopened:        h.stats.unopened.Load(),
 	}
 }
 
 type counters struct {
-	droppedOut, droppedIn, undelivered, refused, throttled atomic.Uint64
+	droppedOut, droppedIn, undelivered, refused, throttled, strangers, unopened atomic.Uint64
 }
 
 // tracer counts pubsub drops and logs them at exponentially spaced counts

@@ -212,10 +212,10 @@ func TestRequestAndRoomMessagesCrossARelay(t *testing.T) {
 	}
 
 	boxA, boxB := newInbox(16), newInbox(16)
-	if err := a.JoinRoom(testRoom, nil, boxA.take); err != nil {
+	if err := a.JoinRoom(testRoom, testKeys(testRoom), nil, boxA.take); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.JoinRoom(testRoom, nil, boxB.take); err != nil {
+	if err := b.JoinRoom(testRoom, testKeys(testRoom), nil, boxB.take); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "a and b to see each other in the room", func() bool {

@@ -150,7 +150,7 @@ func benchRoom(b *testing.B, n, m int, edit ...func(*Config)) {
 		}
 	}
 	for _, h := range hosts {
-		if err := h.JoinRoom(testRoom, verifySigned, lat.receive); err != nil {
+		if err := h.JoinRoom(testRoom, testKeys(testRoom), verifySigned, lat.receive); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -2,11 +2,14 @@ package p2p
 
 import (
 	"context"
+	"crypto/cipher"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"runtime/debug"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -62,16 +65,57 @@ type Receiver func(from peer.ID, data []byte, validated any)
 // ErrNotJoined is returned for operations on a room the host has not joined.
 var ErrNotJoined = errors.New("p2p: room not joined")
 
-// RoomTopic returns the GossipSub topic that carries a room's messages.
-func RoomTopic(roomID string) string { return RoomTopicPrefix + roomID }
+// TopicKey is a topic a room's messages travel on and the key that seals
+// them there (envelope.go). Both are opaque to p2p: the caller derives
+// them from what only the room's members know, so that neither names the
+// room.
+type TopicKey struct {
+	Topic string
+	Key   [32]byte
+}
 
-// room is one joined room: its topic, subscription and the goroutines
-// feeding the Receiver and protecting members' connections.
+// RoomKeys are the topics of a room: Publish is where our messages go, and
+// Listen the other topics we stay subscribed to (the neighbouring period's
+// in its grace hour, say). We always listen on Publish too.
+type RoomKeys struct {
+	Publish TopicKey
+	Listen  []TopicKey
+}
+
+// topics lists every topic of the keys, Publish first, without repeats.
+func (k RoomKeys) topics() []TopicKey {
+	out := []TopicKey{k.Publish}
+	for _, t := range k.Listen {
+		if !slices.ContainsFunc(out, func(o TopicKey) bool { return o.Topic == t.Topic }) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// room is one joined room: its topics and the goroutines feeding the
+// Receiver and protecting members' connections. The room ID is the
+// caller's handle and never goes on the wire.
 type room struct {
 	id     string
 	stream uint64        // our stream number in this room (see order.go)
 	seq    atomic.Uint64 // our last publish's sequence number
 	order  *orderer      // used by the receive goroutine only
+	v      Validator
+	in     chan *pubsub.Message // from the topics' pumps to the receive loop
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// mu guards topics and publish; the pubsub loop never takes it.
+	mu      sync.RWMutex
+	topics  map[string]*roomTopic
+	publish *roomTopic
+}
+
+// roomTopic is one topic of a joined room.
+type roomTopic struct {
+	name   string
+	aead   cipher.AEAD
 	topic  *pubsub.Topic
 	sub    *pubsub.Subscription
 	events *pubsub.TopicEventHandler
@@ -79,17 +123,17 @@ type room struct {
 	cancel context.CancelFunc
 }
 
-// protectTag is the connection manager tag that keeps a room's peers connected.
-func (r *room) protectTag() string { return "parley-room:" + r.id }
-
-// JoinRoom subscribes to the room's topic. v vets messages from other peers
-// before they are delivered or relayed (nil accepts everything); r receives
-// them (nil drops them, which still relays). Joining a room already joined
-// does nothing and keeps the first v and r.
+// JoinRoom subscribes to the room's topics. v vets messages from other
+// peers before they are delivered or relayed (nil accepts everything); r
+// receives them (nil drops them, which still relays). Joining a room
+// already joined only sets its keys (SetRoomKeys) and keeps the first v
+// and r.
 //
 // JoinRoom does not wait for the mesh: as soon as a peer's subscription is
-// known, Publish reaches it directly (flood publishing).
-func (h *Host) JoinRoom(roomID string, v Validator, r Receiver) error {
+// known, Publish reaches it directly (flood publishing). A peer's
+// subscription is kept only if the room's members filter allows it
+// (SetRoomMembers).
+func (h *Host) JoinRoom(roomID string, keys RoomKeys, v Validator, r Receiver) error {
 	if roomID == "" {
 		return errors.New("p2p: join room: empty room ID")
 	}
@@ -101,71 +145,157 @@ func (h *Host) JoinRoom(roomID string, v Validator, r Receiver) error {
 	case stateClosed:
 		return ErrClosed
 	}
-	if _, ok := h.rooms[roomID]; ok {
-		return nil
+	if rm, ok := h.rooms[roomID]; ok {
+		return h.setKeysLocked(rm, keys)
 	}
-	rm, err := h.openRoom(roomID, v)
-	if err != nil {
+	rm := &room{id: roomID, stream: uint64(rand.Uint32()) + 1, order: newOrderer(), v: v,
+		in: make(chan *pubsub.Message, 64), topics: make(map[string]*roomTopic)}
+	rm.ctx, rm.cancel = context.WithCancel(h.ctx)
+	if err := h.setKeysLocked(rm, keys); err != nil {
+		rm.cancel()
 		return fmt.Errorf("p2p: join room %s: %w", roomID, err)
 	}
 	h.rooms[roomID] = rm
 	h.goLocked(func() { h.receiveLoop(rm, r) })
-	h.goLocked(func() { h.protectLoop(rm) })
 	return nil
 }
 
-// openRoom registers the validator, joins the topic and subscribes. Caller
-// holds h.mu. On error nothing is left registered.
-func (h *Host) openRoom(roomID string, v Validator) (_ *room, err error) {
-	name := RoomTopic(roomID)
-	if !h.subs.CanSubscribe(name) {
-		return nil, fmt.Errorf("room ID of %d bytes", len(roomID))
+// SetRoomKeys moves a joined room to new topics: it subscribes to those it
+// is not on and leaves those no longer listed.
+func (h *Host) SetRoomKeys(roomID string, keys RoomKeys) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	rm, ok := h.rooms[roomID]
+	if !ok || h.state != stateRunning {
+		return fmt.Errorf("p2p: set keys of %s: %w", roomID, ErrNotJoined)
 	}
-	h.subs.join(name)
-	if err := h.ps.RegisterTopicValidator(name, h.topicValidator(v), pubsub.WithValidatorInline(true)); err != nil {
+	if err := h.setKeysLocked(rm, keys); err != nil {
+		return fmt.Errorf("p2p: set keys of %s: %w", roomID, err)
+	}
+	return nil
+}
+
+// setKeysLocked opens the topics of keys the room is not on and closes
+// those it no longer lists. Caller holds h.mu. On error the room keeps
+// its previous topics.
+func (h *Host) setKeysLocked(rm *room, keys RoomKeys) error {
+	want := keys.topics()
+	var opened []*roomTopic
+	for _, tk := range want {
+		if !h.subs.CanSubscribe(tk.Topic) {
+			for _, t := range opened {
+				h.closeTopic(t)
+			}
+			return fmt.Errorf("topic %q is not a room topic", tk.Topic)
+		}
+		rm.mu.RLock()
+		_, have := rm.topics[tk.Topic]
+		rm.mu.RUnlock()
+		if have {
+			continue
+		}
+		t, err := h.openTopic(rm, tk)
+		if err != nil {
+			for _, t := range opened {
+				h.closeTopic(t)
+			}
+			return err
+		}
+		opened = append(opened, t)
+	}
+	rm.mu.Lock()
+	for _, t := range opened {
+		rm.topics[t.name] = t
+	}
+	var gone []*roomTopic
+	for name, t := range rm.topics {
+		if !slices.ContainsFunc(want, func(tk TopicKey) bool { return tk.Topic == name }) {
+			gone = append(gone, t)
+			delete(rm.topics, name)
+		}
+	}
+	rm.publish = rm.topics[want[0].Topic]
+	rm.mu.Unlock()
+	for _, t := range gone {
+		h.closeTopic(t)
+	}
+	return nil
+}
+
+// openTopic registers the validator, joins the topic, subscribes, and
+// starts the goroutines that pump its messages to the room's receive loop
+// and protect its peers' connections. Caller holds h.mu. On error nothing
+// is left registered.
+func (h *Host) openTopic(rm *room, tk TopicKey) (_ *roomTopic, err error) {
+	name := tk.Topic
+	t := &roomTopic{name: name, aead: newTopicAEAD(&tk.Key)}
+	h.subs.join(name, rm.id)
+	if err := h.ps.RegisterTopicValidator(name, h.topicValidator(rm, t), pubsub.WithValidatorInline(true)); err != nil {
+		h.subs.leave(name)
 		return nil, err
 	}
-	rm := &room{id: roomID, stream: uint64(rand.Uint32()) + 1, order: newOrderer()}
+	t.ctx, t.cancel = context.WithCancel(rm.ctx)
 	defer func() {
 		if err != nil {
-			rm.cancelAll()
-			if rm.topic != nil {
-				rm.topic.Close()
-			}
-			h.ps.UnregisterTopicValidator(name)
-			h.subs.leave(name)
+			h.closeTopic(t)
 		}
 	}()
-	if rm.topic, err = h.ps.Join(name); err != nil {
+	if t.topic, err = h.ps.Join(name); err != nil {
 		return nil, err
 	}
-	if err = rm.topic.SetScoreParams(roomScoreParams()); err != nil {
+	if err = t.topic.SetScoreParams(roomScoreParams()); err != nil {
 		return nil, err
 	}
 	self := h.id
-	rm.sub, err = rm.topic.Subscribe(
+	t.sub, err = t.topic.Subscribe(
 		pubsub.WithBufferSize(roomBuffer),
 		pubsub.WithMessageFilter(func(m *pubsub.Message) bool { return m.ReceivedFrom != self }),
 	)
 	if err != nil {
 		return nil, err
 	}
-	if rm.events, err = rm.topic.EventHandler(); err != nil {
+	if t.events, err = t.topic.EventHandler(); err != nil {
 		return nil, err
 	}
-	rm.ctx, rm.cancel = context.WithCancel(h.ctx)
-	return rm, nil
+	h.goLocked(func() { h.pump(rm, t) })
+	h.goLocked(func() { h.protectLoop(t) })
+	return t, nil
 }
 
-func (r *room) cancelAll() {
-	if r.cancel != nil {
-		r.cancel()
+// closeTopic undoes openTopic; its goroutines stop on their own.
+func (h *Host) closeTopic(t *roomTopic) error {
+	t.cancel()
+	if t.events != nil {
+		t.events.Cancel()
 	}
-	if r.events != nil {
-		r.events.Cancel()
+	if t.sub != nil {
+		t.sub.Cancel()
 	}
-	if r.sub != nil {
-		r.sub.Cancel()
+	var errs []error
+	if t.topic != nil {
+		if err := t.topic.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := h.ps.UnregisterTopicValidator(t.name); err != nil && t.topic != nil {
+		errs = append(errs, err)
+	}
+	h.subs.leave(t.name)
+	return errors.Join(errs...)
+}
+
+// pump hands a topic's messages to its room's receive loop.
+func (h *Host) pump(rm *room, t *roomTopic) {
+	for {
+		msg, err := t.sub.Next(t.ctx)
+		if err != nil {
+			return
+		}
+		select {
+		case rm.in <- msg:
+		case <-t.ctx.Done():
+			return
+		}
 	}
 }
 
@@ -184,14 +314,15 @@ func (h *Host) LeaveRoom(roomID string) error {
 }
 
 func (h *Host) closeRoom(rm *room) error {
-	rm.cancelAll()
-	h.subs.leave(rm.topic.String())
+	rm.cancel()
+	rm.mu.Lock()
+	topics := rm.topics
+	rm.topics = map[string]*roomTopic{}
+	rm.publish = nil
+	rm.mu.Unlock()
 	var errs []error
-	if err := rm.topic.Close(); err != nil {
-		errs = append(errs, err)
-	}
-	if err := h.ps.UnregisterTopicValidator(rm.topic.String()); err != nil {
-		errs = append(errs, err)
+	for _, t := range topics {
+		errs = append(errs, h.closeTopic(t))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("p2p: leave room %s: %w", rm.id, err)
@@ -199,8 +330,9 @@ func (h *Host) closeRoom(rm *room) error {
 	return nil
 }
 
-// Publish sends data to the room's other members. It returns once the message
-// is queued for every peer known to be in the room; delivery is best-effort.
+// Publish sends data to the room's other members, sealed for the room's
+// publish topic. It returns once the message is queued for every peer
+// known to be in the room; delivery is best-effort.
 func (h *Host) Publish(ctx context.Context, roomID string, data []byte) error {
 	if len(data) > MaxMessageSize {
 		return fmt.Errorf("p2p: publish to %s: message of %d bytes exceeds %d", roomID, len(data), MaxMessageSize)
@@ -217,28 +349,27 @@ func (h *Host) Publish(ctx context.Context, roomID string, data []byte) error {
 	case !ok:
 		return fmt.Errorf("p2p: publish to %s: %w", roomID, ErrNotJoined)
 	}
-	msg := appendEnvelope(make([]byte, 0, 2*binary.MaxVarintLen64+len(data)), rm.stream, rm.seq.Add(1), data)
-	if err := rm.topic.Publish(ctx, msg); err != nil {
+	rm.mu.RLock()
+	t := rm.publish
+	rm.mu.RUnlock()
+	if t == nil {
+		return fmt.Errorf("p2p: publish to %s: %w", roomID, ErrNotJoined)
+	}
+	msg := sealMessage(t.aead, t.name, rm.stream, rm.seq.Add(1), data)
+	if err := t.topic.Publish(ctx, msg); err != nil {
 		return fmt.Errorf("p2p: publish to %s: %w", roomID, err)
 	}
 	return nil
 }
 
-// RoomPeers returns the connected peers seen subscribed to the room's topic.
-// It works for rooms the host has not joined too.
+// RoomPeers returns the connected peers seen subscribed to the joined
+// room's topics (nil for a room not joined).
 func (h *Host) RoomPeers(roomID string) []peer.ID {
-	h.mu.Lock()
-	ps := h.ps
-	running := h.state == stateRunning
-	h.mu.Unlock()
-	if !running {
-		return nil
-	}
-	return ps.ListPeers(RoomTopic(roomID))
+	return h.roomPeers(roomID, func(_ *pubsub.PubSub, t *roomTopic) []peer.ID { return t.topic.ListPeers() })
 }
 
 // meshPeers returns the room's peers that we relay messages to (our GossipSub
-// mesh for the topic), as opposed to RoomPeers, which includes every member
+// mesh for its topics), as opposed to RoomPeers, which includes every member
 // we know of.
 func (h *Host) meshPeers(roomID string) []peer.ID {
 	h.mu.Lock()
@@ -247,29 +378,73 @@ func (h *Host) meshPeers(roomID string) []peer.ID {
 	if tr == nil {
 		return nil
 	}
-	return tr.meshPeers(RoomTopic(roomID))
+	return h.roomPeers(roomID, func(_ *pubsub.PubSub, t *roomTopic) []peer.ID { return tr.meshPeers(t.name) })
 }
 
-// topicValidator adapts a Validator to pubsub. Our own publishes are not
-// validated: the caller vouches for what it publishes. Messages without a
-// valid header are rejected whatever v says.
-func (h *Host) topicValidator(v Validator) pubsub.ValidatorEx {
+func (h *Host) roomPeers(roomID string, list func(*pubsub.PubSub, *roomTopic) []peer.ID) []peer.ID {
+	h.mu.Lock()
+	rm, ok := h.rooms[roomID]
+	ps := h.ps
+	running := h.state == stateRunning
+	h.mu.Unlock()
+	if !running || !ok {
+		return nil
+	}
+	rm.mu.RLock()
+	topics := make([]*roomTopic, 0, len(rm.topics))
+	for _, t := range rm.topics {
+		topics = append(topics, t)
+	}
+	rm.mu.RUnlock()
+	var out []peer.ID
+	for _, t := range topics {
+		for _, p := range list(ps, t) {
+			if !slices.Contains(out, p) {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// opened is a room message the validator opened, with what the room's
+// Validator made of it.
+type opened struct {
+	stream, seq uint64
+	payload     []byte
+	validated   any
+}
+
+// topicValidator adapts a Validator to pubsub for one topic of a room. Our
+// own publishes are not validated: the caller vouches for what it
+// publishes. A message from a peer the room's members filter does not
+// allow is ignored unread; one that does not open under the topic's key is
+// rejected whatever v says.
+func (h *Host) topicValidator(rm *room, t *roomTopic) pubsub.ValidatorEx {
+	v := rm.v
 	return func(ctx context.Context, _ peer.ID, msg *pubsub.Message) (res pubsub.ValidationResult) {
 		from := msg.ReceivedFrom
 		if from == h.id {
 			return pubsub.ValidationAccept
 		}
-		_, _, payload, err := openEnvelope(msg.Data)
+		if !h.subs.allowed(rm.id, from) {
+			h.stats.strangers.Add(1)
+			return pubsub.ValidationIgnore
+		}
+		stream, seq, payload, err := openMessage(t.aead, t.name, msg.Data)
 		if err != nil {
+			h.stats.unopened.Add(1)
 			return pubsub.ValidationReject
 		}
+		o := &opened{stream: stream, seq: seq, payload: payload}
 		if v == nil {
+			msg.ValidatorData = o
 			return pubsub.ValidationAccept
 		}
 		defer func() {
 			if p := recover(); p != nil {
 				h.log.Error("room validator panicked; message rejected",
-					"topic", msg.GetTopic(), "from", from, "panic", p, "stack", string(debug.Stack()))
+					"from", from, "panic", p, "stack", string(debug.Stack()))
 				res = pubsub.ValidationReject
 			}
 		}()
@@ -278,7 +453,8 @@ func (h *Host) topicValidator(v Validator) pubsub.ValidatorEx {
 		case Accept:
 			// pubsub hands this same *Message to the subscription, so
 			// the value rides along to receiveLoop.
-			msg.ValidatorData = validated
+			o.validated = validated
+			msg.ValidatorData = o
 			return pubsub.ValidationAccept
 		case Ignore:
 			return pubsub.ValidationIgnore
@@ -291,34 +467,32 @@ func (h *Host) topicValidator(v Validator) pubsub.ValidatorEx {
 // receiveLoop hands the room's messages to r until the room is left, putting
 // each author's messages back in publishing order on the way.
 func (h *Host) receiveLoop(rm *room, r Receiver) {
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
 	for {
 		// While messages wait for a gap to fill, wait for the next one only
 		// until the gap is given up.
-		ctx, cancel := rm.ctx, context.CancelFunc(nil)
+		var expired <-chan time.Time
 		if d, ok := rm.order.deadline(); ok {
-			ctx, cancel = context.WithDeadline(rm.ctx, d)
-		}
-		msg, err := rm.sub.Next(ctx)
-		if cancel != nil {
-			cancel()
-		}
-		if rm.ctx.Err() != nil {
-			return
+			timer.Reset(time.Until(d))
+			expired = timer.C
 		}
 		var ready []delivery
-		switch {
-		case errors.Is(err, context.DeadlineExceeded):
+		select {
+		case <-rm.ctx.Done():
+			return
+		case <-expired:
 			ready = rm.order.expire(time.Now())
-		case err != nil:
-			return // subscription cancelled
-		default:
-			stream, seq, payload, err := openEnvelope(msg.Data)
-			if err != nil {
-				continue // the validator rejects these; defensive
+		case msg := <-rm.in:
+			timer.Stop()
+			o, ok := msg.ValidatorData.(*opened)
+			if !ok {
+				continue // not opened by the validator; defensive
 			}
 			// Messages carry no author (see newPubSub): a publisher is
 			// known by its stream, and a message by who delivered it.
-			ready = rm.order.pushVia(streamAuthor(stream), msg.ReceivedFrom, stream, seq, payload, msg.ValidatorData, time.Now())
+			ready = rm.order.pushVia(streamAuthor(o.stream), msg.ReceivedFrom, o.stream, o.seq, o.payload, o.validated, time.Now())
 		}
 		if r == nil {
 			continue
@@ -342,12 +516,12 @@ func (h *Host) deliver(rm *room, r Receiver, d delivery) {
 	r(d.from, d.data, d.validated)
 }
 
-// protectLoop keeps connections to the room's members out of the connection
-// manager's trimming while they are in the room, and lifts the protection
-// when the room is left.
-func (h *Host) protectLoop(rm *room) {
+// protectLoop keeps connections to a topic's peers out of the connection
+// manager's trimming while we are on it, and lifts the protection when the
+// topic is left.
+func (h *Host) protectLoop(t *roomTopic) {
 	cm := h.lh.ConnManager()
-	tag := rm.protectTag()
+	tag := "parley-room:" + t.name
 	protected := make(map[peer.ID]struct{})
 	defer func() {
 		for p := range protected {
@@ -355,8 +529,8 @@ func (h *Host) protectLoop(rm *room) {
 		}
 	}()
 	for {
-		ev, err := rm.events.NextPeerEvent(rm.ctx)
-		if err != nil || rm.ctx.Err() != nil {
+		ev, err := t.events.NextPeerEvent(t.ctx)
+		if err != nil || t.ctx.Err() != nil {
 			return
 		}
 		switch ev.Type {

@@ -32,7 +32,7 @@ func meshOf(t testing.TB, n int, room string) ([]*Host, []*inbox) {
 		}
 	}
 	for i, h := range hosts {
-		if err := h.JoinRoom(room, nil, boxes[i].take); err != nil {
+		if err := h.JoinRoom(room, testKeys(room), nil, boxes[i].take); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -101,13 +101,13 @@ func TestRejectedMessagesAreNeitherDeliveredNorRelayed(t *testing.T) {
 		return Accept, nil
 	}
 	boxB, boxC := newInbox(16), newInbox(16)
-	if err := c.JoinRoom(testRoom, nil, boxC.take); err != nil {
+	if err := c.JoinRoom(testRoom, testKeys(testRoom), nil, boxC.take); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.JoinRoom(testRoom, rejectBad, boxB.take); err != nil {
+	if err := b.JoinRoom(testRoom, testKeys(testRoom), rejectBad, boxB.take); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.JoinRoom(testRoom, nil, nil); err != nil {
+	if err := a.JoinRoom(testRoom, testKeys(testRoom), nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	// A publishes straight to the members it knows of (B); B relays to its
@@ -182,7 +182,7 @@ func TestBurstOfPublishesAllArriveInOrder(t *testing.T) {
 func TestJoinRoomIsIdempotentAndLeaveRoomStopsDelivery(t *testing.T) {
 	hosts, boxes := meshOf(t, 2, testRoom)
 	a, b := hosts[0], hosts[1]
-	if err := b.JoinRoom(testRoom, nil, nil); err != nil {
+	if err := b.JoinRoom(testRoom, testKeys(testRoom), nil, nil); err != nil {
 		t.Fatalf("second JoinRoom: %v", err)
 	}
 	ctx := context.Background()
@@ -204,7 +204,7 @@ func TestJoinRoomIsIdempotentAndLeaveRoomStopsDelivery(t *testing.T) {
 	}
 	// Rejoining works, with the new receiver.
 	box := newInbox(4)
-	if err := b.JoinRoom(testRoom, nil, box.take); err != nil {
+	if err := b.JoinRoom(testRoom, testKeys(testRoom), nil, box.take); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "A to see B back", inRoom(a, testRoom, b.ID()))
@@ -223,7 +223,7 @@ func TestJoinRoomIsIdempotentAndLeaveRoomStopsDelivery(t *testing.T) {
 
 func TestPublishRefusesOversizedMessages(t *testing.T) {
 	h := newTestHost(t)
-	if err := h.JoinRoom(testRoom, nil, nil); err != nil {
+	if err := h.JoinRoom(testRoom, testKeys(testRoom), nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.Publish(context.Background(), testRoom, make([]byte, MaxMessageSize+1)); err == nil {
@@ -235,7 +235,7 @@ func TestPanickingCallbacksDoNotKillTheHost(t *testing.T) {
 	hosts, _ := meshOf(t, 2, "!other")
 	a, b := hosts[0], hosts[1]
 	box := newInbox(4)
-	if err := b.JoinRoom(testRoom,
+	if err := b.JoinRoom(testRoom, testKeys(testRoom),
 		func(_ context.Context, _ peer.ID, data []byte) (Verdict, any) {
 			if string(data) == "panic in validator" {
 				panic("validator")
@@ -250,7 +250,7 @@ func TestPanickingCallbacksDoNotKillTheHost(t *testing.T) {
 		}); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.JoinRoom(testRoom, nil, nil); err != nil {
+	if err := a.JoinRoom(testRoom, testKeys(testRoom), nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "A to see B in the room", inRoom(a, testRoom, b.ID()))

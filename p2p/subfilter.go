@@ -24,25 +24,47 @@ const (
 	// maxSubsPerRPC: an RPC announcing more is dropped whole. An honest
 	// peer announces its rooms, a few hundred at most.
 	maxSubsPerRPC = 1024
-	// maxTopicLen: the prefix and a room ID (at most 255 bytes in Matrix).
-	maxTopicLen = len(RoomTopicPrefix) + 255
+	// maxTopicLen: the prefix and an opaque name (peers derives 32
+	// characters).
+	maxTopicLen = len(RoomTopicPrefix) + 64
+	// maxRefused bounds the (peer, topic) subscriptions to rooms we are in
+	// that were refused and are remembered, so that the peer can be asked
+	// to announce them again once it is allowed (see rehello).
+	maxRefused = 4096
 )
 
 var errTooManySubs = errors.New("p2p: too many subscriptions in one RPC")
 
+// For the topics of rooms we are in, it keeps a peer's subscription only if
+// the room's members filter (SetRoomMembers) allows the peer: flood
+// publishing sends our messages to every subscriber pubsub keeps, whatever
+// pubsub's peer filter says, so a subscription dropped here is the only
+// stock way to keep a room's messages from a stranger that learnt a topic's
+// name.
 type subFilter struct {
 	// mu is never held while calling pubsub: the filter runs on pubsub's
-	// event loop.
-	mu     sync.Mutex
-	joined map[string]bool
-	others map[peer.ID]map[string]struct{}
-	total  int // entries in others
+	// event loop. Nor is anything called under it but the members
+	// filters, which must not call p2p.
+	mu      sync.Mutex
+	joined  map[string]string // topic -> room
+	members map[string]func(peer.ID) bool
+	others  map[peer.ID]map[string]struct{}
+	total   int                           // entries in others
+	refused map[peer.ID]map[string]string // peer -> topic -> room, refused subscriptions
+	nRefuse int
+	wake    chan struct{} // the members of a room changed
 }
 
 var _ pubsub.SubscriptionFilter = (*subFilter)(nil)
 
 func newSubFilter() *subFilter {
-	return &subFilter{joined: make(map[string]bool), others: make(map[peer.ID]map[string]struct{})}
+	return &subFilter{
+		joined:  make(map[string]string),
+		members: make(map[string]func(peer.ID) bool),
+		others:  make(map[peer.ID]map[string]struct{}),
+		refused: make(map[peer.ID]map[string]string),
+		wake:    make(chan struct{}, 1),
+	}
 }
 
 // CanSubscribe accepts room topics only.
@@ -73,8 +95,12 @@ func (f *subFilter) FilterIncomingSubscriptions(p peer.ID, subs []*pb.RPC_SubOpt
 			out = append(out, s)
 			continue
 		}
-		if f.joined[topic] {
-			out = append(out, s)
+		if room, ok := f.joined[topic]; ok {
+			if f.allowedLocked(room, p) {
+				out = append(out, s)
+			} else {
+				f.refuseLocked(p, topic, room)
+			}
 			continue
 		}
 		if _, ok := mine[topic]; ok {
@@ -95,11 +121,11 @@ func (f *subFilter) FilterIncomingSubscriptions(p peer.ID, subs []*pb.RPC_SubOpt
 	return out, nil
 }
 
-// join and leave keep track of the rooms we are in.
-func (f *subFilter) join(topic string) {
+// join and leave keep track of the topics of the rooms we are in.
+func (f *subFilter) join(topic, room string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.joined[topic] = true
+	f.joined[topic] = room
 }
 
 func (f *subFilter) leave(topic string) {
@@ -112,7 +138,96 @@ func (f *subFilter) leave(topic string) {
 func (f *subFilter) isJoined(topic string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.joined[topic]
+	_, ok := f.joined[topic]
+	return ok
+}
+
+// allowed reports whether the room's members filter allows the peer. A
+// room without one allows everyone.
+func (f *subFilter) allowed(room string, p peer.ID) bool {
+	f.mu.Lock()
+	allow := f.members[room]
+	f.mu.Unlock()
+	return allow == nil || allow(p)
+}
+
+func (f *subFilter) allowedLocked(room string, p peer.ID) bool {
+	allow := f.members[room]
+	return allow == nil || allow(p)
+}
+
+// peerAllowed is pubsub's peer filter: on a topic of a room we are in,
+// only allowed peers are meshed, gossiped to or served.
+func (f *subFilter) peerAllowed(p peer.ID, topic string) bool {
+	f.mu.Lock()
+	room, ok := f.joined[topic]
+	allow := f.members[room]
+	f.mu.Unlock()
+	return !ok || allow == nil || allow(p)
+}
+
+// setMembers sets the room's members filter (nil allows everyone) and
+// wakes rehello.
+func (f *subFilter) setMembers(room string, allow func(peer.ID) bool) {
+	f.mu.Lock()
+	if allow == nil {
+		delete(f.members, room)
+	} else {
+		f.members[room] = allow
+	}
+	f.mu.Unlock()
+	f.changed()
+}
+
+// changed wakes rehello: some room's members changed.
+func (f *subFilter) changed() {
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (f *subFilter) refuseLocked(p peer.ID, topic, room string) {
+	mine := f.refused[p]
+	if _, ok := mine[topic]; ok {
+		return
+	}
+	if f.nRefuse >= maxRefused || len(mine) >= maxOtherTopicsPerPeer {
+		return
+	}
+	if mine == nil {
+		mine = make(map[string]string)
+		f.refused[p] = mine
+	}
+	mine[topic] = room
+	f.nRefuse++
+}
+
+// nowAllowed returns the peers with a refused subscription that their
+// room's members filter now allows, and forgets those subscriptions.
+func (f *subFilter) nowAllowed() []peer.ID {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []peer.ID
+	for p, topics := range f.refused {
+		for topic, room := range topics {
+			if _, joined := f.joined[topic]; !joined {
+				delete(topics, topic)
+				f.nRefuse--
+				continue
+			}
+			if f.allowedLocked(room, p) {
+				out = append(out, p)
+				f.nRefuse -= len(topics)
+				delete(f.refused, p)
+				break
+			}
+		}
+		if len(topics) == 0 {
+			delete(f.refused, p)
+		}
+	}
+	return out
 }
 
 // forget drops a disconnected peer's allowance (pubsub forgets its topics).
@@ -121,6 +236,8 @@ func (f *subFilter) forget(p peer.ID) {
 	defer f.mu.Unlock()
 	f.total -= len(f.others[p])
 	delete(f.others, p)
+	f.nRefuse -= len(f.refused[p])
+	delete(f.refused, p)
 }
 
 // otherTopics returns how many topics we are not in are tracked.

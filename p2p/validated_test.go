@@ -51,18 +51,18 @@ func TestReceiverGetsTheValidatorsValue(t *testing.T) {
 		returned <- p
 		return Accept, p
 	}
-	if err := b.JoinRoom(testRoom, validate, func(from peer.ID, data []byte, v any) {
+	if err := b.JoinRoom(testRoom, testKeys(testRoom), validate, func(from peer.ID, data []byte, v any) {
 		gotB <- got{from, string(data), v}
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.JoinRoom(testRoom, nil, func(from peer.ID, data []byte, v any) {
+	if err := c.JoinRoom(testRoom, testKeys(testRoom), nil, func(from peer.ID, data []byte, v any) {
 		gotC <- got{from, string(data), v}
 	}); err != nil {
 		t.Fatal(err)
 	}
 	aGot := newInbox(64)
-	if err := a.JoinRoom(testRoom, nil, aGot.take); err != nil {
+	if err := a.JoinRoom(testRoom, testKeys(testRoom), nil, aGot.take); err != nil {
 		t.Fatal(err)
 	}
 	for _, h := range []*Host{b, c} {

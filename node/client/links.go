@@ -47,6 +47,10 @@ func (api *API) CreateLink(ctx context.Context, s *webui.Session, roomID string,
 		return nil, err
 	}
 	p := links.Payload{V: 1, RoomID: r.ID, ID: id, Secret: secret, Expiry: expiry, Via: api.peers.ViaOf(r), Maker: s.UserID}
+	var err error
+	if p.Key, p.Epoch, err = api.peers.LinkKey(r); err != nil {
+		return nil, err
+	}
 	link := links.Encode(p)
 	return &webui.LinkInfo{
 		ID: id, Link: link, WebLink: api.cfg.AppURL() + "#/join/" + strings.TrimPrefix(link, links.Scheme),

@@ -45,6 +45,12 @@ type Payload struct {
 	// Maker is the user who made the link. Its server part is the
 	// maker's key, so a link taken in person verifies that server.
 	Maker string `json:"m,omitempty"`
+	// Key is the room's secret (base64url, unpadded) and Epoch its epoch:
+	// with them the holder can seal its request to the room's members
+	// (link_invite), and read the room's metadata until the secret is
+	// next rotated, the same trust as the link itself.
+	Key   string `json:"k,omitempty"`
+	Epoch uint32 `json:"e,omitempty"`
 }
 
 type Via struct {

@@ -9,6 +9,12 @@
 // invites.go, links.go), and keeps connections to rooms' servers
 // (maintain.go: redial, rendezvous in the DHT).
 //
+// Nothing it puts on the wire names a room to a non-member: each room has
+// a secret (secret.go) from which its gossip topics and keys, its DHT
+// rendezvous keys and its request key derive; room requests travel sealed
+// (envelope.go); the secret reaches new members sealed to their node's KEM
+// key, in invites and send_join answers (keys.go), or in invite links.
+//
 // Every event it takes from a peer goes through the engine (node/dag)
 // for admission; peers decides only what to fetch, from whom, and what a
 // peer may see. It never imports webui or the client API.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/parley-p2p/parley/node/dag"
 
@@ -23,14 +24,54 @@ func remoteErr(code, format string, args ...any) *p2p.RemoteError {
 
 // handleRequest serves the node-to-node protocol. Every peer is untrusted:
 // bodies are decoded strictly, IDs checked, and a peer may only read rooms
-// its server is in.
+// its server is in. Room methods come sealed (envelope.go), but for
+// make_join and send_join, which may come plain from a server joining a
+// public room by its ID.
 func (ps *Peers) handleRequest(ctx context.Context, from peer.ID, method string, body []byte) ([]byte, error) {
+	if method == MethodRoom {
+		return ps.handleSealed(ctx, from, body)
+	}
+	if sealedMethods[method] && method != MethodMakeJoin && method != MethodSendJoin {
+		return nil, remoteErr("M_FORBIDDEN", "room requests must be sealed")
+	}
+	return ps.inner(ctx, from, method, body)
+}
+
+// handleSealed opens a sealed room request, serves it and seals the
+// answer. What it says when it refuses never names the room.
+func (ps *Peers) handleSealed(ctx context.Context, from peer.ID, body []byte) ([]byte, error) {
+	rs, method, inner, err := openRequest(ps.secretByKid, from, ps.host.ID(), body)
+	if err != nil {
+		return nil, remoteErr("M_FORBIDDEN", "%v", err)
+	}
+	var probe struct {
+		RoomID string `json:"room_id"`
+	}
+	if json.Unmarshal(inner, &probe) != nil || probe.RoomID != rs.roomID {
+		return nil, remoteErr("M_FORBIDDEN", "sealed request for another room")
+	}
+	out, err := ps.inner(ctx, from, method, inner)
+	if err != nil {
+		var re *p2p.RemoteError
+		if errors.As(err, &re) {
+			return nil, &p2p.RemoteError{Code: re.Code, Message: strings.ReplaceAll(re.Message, rs.roomID, "the room")}
+		}
+		return nil, remoteErr("M_UNKNOWN", "request failed")
+	}
+	return sealAnswer(rs, from, ps.host.ID(), body, out), nil
+}
+
+// serve answers one opened request (the inner handler, which tests may
+// wrap: Config.WrapHandler).
+func (ps *Peers) serve(ctx context.Context, from peer.ID, method string, body []byte) ([]byte, error) {
 	server, err := p2p.ServerNameFromPeerID(from)
 	if err != nil {
 		return nil, remoteErr("M_FORBIDDEN", "peer has no ed25519 identity")
 	}
 	var resp any
 	switch method {
+	case MethodKeys:
+		resp, err = ps.onKeys()
 	case MethodInvite:
 		resp, err = ps.onInvite(server, body)
 	case MethodMakeJoin:
@@ -51,6 +92,8 @@ func (ps *Peers) handleRequest(ctx context.Context, from peer.ID, method string,
 		resp, err = ps.onBackfill(server, body)
 	case MethodLinkInvite:
 		resp, err = ps.onLinkInvite(ctx, server, body)
+	case MethodRoomSecret:
+		resp, err = ps.onRoomSecret(ctx, server, body)
 	default:
 		return nil, remoteErr("M_UNRECOGNIZED", "unknown method %q", method)
 	}
@@ -212,10 +255,11 @@ func (ps *Peers) PDU(id string) (json.RawMessage, error) {
 }
 
 func (ps *Peers) onInvite(server string, body []byte) (any, error) {
-	var req InviteReq
-	if err := decode(body, &req); err != nil {
+	payload, err := ps.openInvite(server, body)
+	if err != nil {
 		return nil, err
 	}
+	req := payload.InviteReq
 	if len(req.Event) > MaxInviteEventBytes {
 		return nil, remoteErr("M_TOO_LARGE", "invite event over %d bytes", MaxInviteEventBytes)
 	}
@@ -272,6 +316,14 @@ func (ps *Peers) onInvite(server string, body []byte) (any, error) {
 	if err != nil {
 		ps.log.Debug("invite refused", "room", ev.RoomID(), "user", *target, "from", ev.Sender(), "err", err)
 		return nil, err
+	}
+	// Kept so the node can take part in the room's gossip once joined.
+	// One kept already stays: an invite only proposes a secret, and
+	// anyone can send one for a room whose ID they know.
+	if sec, err := payload.Secret.parse(ev.RoomID()); err != nil {
+		ps.log.Debug("invite without a usable room secret", "room", ev.RoomID(), "err", err)
+	} else if err := ps.keepSecret(sec); err != nil && !errors.Is(err, store.ErrSecretConflict) {
+		ps.log.Warn("keeping the room secret of an invite", "room", ev.RoomID(), "err", err)
 	}
 	ps.log.Info("invite received", "room", ev.RoomID(), "user", *target, "from", ev.Sender())
 	if ps.cfg.OnInvite != nil {
@@ -364,7 +416,7 @@ func (ps *Peers) onSendJoin(ctx context.Context, from peer.ID, server string, bo
 		}
 	}
 	ps.goBackground(func(ctx context.Context) { ps.connectRoomPeers(ctx, r) })
-	return resp, nil
+	return JoinedResp{StateResp: *resp, Secret: ps.sealForJoiner(r, ev)}, nil
 }
 
 // stateResponse packs a state map with the auth chains of its events.
@@ -581,17 +633,49 @@ func (ps *Peers) onExtremities(server string, body []byte) (any, error) {
 		if len(ids) == 0 {
 			return nil, remoteErr("M_FORBIDDEN", "server has no user in %s", r.ID)
 		}
-		return IDsReq{RoomID: r.ID, EventIDs: ids}, nil
+		return IDsReq{RoomID: r.ID, EventIDs: ids}, nil // no epoch: the server is no member
 	}
 	ext := slices.Clone(r.Head().Ext)
-	return IDsReq{RoomID: r.ID, EventIDs: ext}, nil
+	resp := ExtremitiesResp{IDsReq: IDsReq{RoomID: r.ID, EventIDs: ext}}
+	if rs, ok := ps.currentSecret(r.ID); ok {
+		resp.Epoch = rs.epoch
+	}
+	return resp, nil
 }
 
-// request sends one request to a server's node and decodes the answer.
+// request sends one request to a server's node and decodes the answer. A
+// room method goes sealed under the room's secret when this node holds it
+// (make_join and send_join go plain when it does not).
 func (ps *Peers) request(ctx context.Context, p peer.ID, method string, req, resp any) error {
-	body, err := json.Marshal(req)
-	if err != nil {
-		return err
+	if sealedMethods[method] {
+		if rr, ok := req.(roomRequest); ok {
+			var err error
+			for _, rs := range ps.secretsToTry(rr.room()) {
+				err = ps.requestSealed(ctx, p, rs, method, req, resp)
+				var re *p2p.RemoteError
+				if !errors.As(err, &re) || re.Message != errSealedRequest.Error() {
+					return err
+				}
+				// The responder does not hold this epoch yet (it missed a
+				// rotation): try the one before.
+			}
+			if method != MethodMakeJoin && method != MethodSendJoin {
+				if err == nil {
+					err = fmt.Errorf("%s to %s: this node does not hold the room's secret", method, shortPeer(p))
+				}
+				return err
+			}
+			// The secret an invite brought is not the room's (anyone can
+			// send an invite): join plain, and the send_join answer brings
+			// the room's.
+		}
+	}
+	body, ok := req.(rawBody)
+	if !ok {
+		var err error
+		if body, err = json.Marshal(req); err != nil {
+			return err
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, ps.cfg.RequestTimeout)
 	defer cancel()
@@ -603,6 +687,41 @@ func (ps *Peers) request(ctx context.Context, p peer.ID, method string, req, res
 		return fmt.Errorf("%s to %s: bad response: %w", method, shortPeer(p), err)
 	}
 	return nil
+}
+
+// rawBody is a request body sent as it is, not as JSON.
+type rawBody []byte
+
+// requestSealed sends a room request sealed under a room secret.
+func (ps *Peers) requestSealed(ctx context.Context, p peer.ID, rs *roomSecret, method string, req, resp any) error {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	sealed, err := sealRequest(rs, ps.host.ID(), p, method, body)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, ps.cfg.RequestTimeout)
+	defer cancel()
+	out, err := ps.host.Request(ctx, p, MethodRoom, sealed)
+	if err != nil {
+		return fmt.Errorf("%s to %s: %w", method, shortPeer(p), err)
+	}
+	plain, err := openAnswer(rs, ps.host.ID(), p, sealed, out)
+	if err != nil {
+		return fmt.Errorf("%s to %s: %w", method, shortPeer(p), err)
+	}
+	if err := json.Unmarshal(plain, resp); err != nil {
+		return fmt.Errorf("%s to %s: bad response: %w", method, shortPeer(p), err)
+	}
+	return nil
+}
+
+// Request sends one request to a node as this node's own requests go:
+// room methods sealed under the room's secret. For tests and tools.
+func (ps *Peers) Request(ctx context.Context, p peer.ID, method string, req, resp any) error {
+	return ps.request(ctx, p, method, req, resp)
 }
 
 func shortPeer(p peer.ID) string {

@@ -3,6 +3,10 @@ package peers
 import (
 	"context"
 	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/parley-p2p/parley/p2p"
 
 	"github.com/parley-p2p/parley/node/dag"
 
@@ -20,6 +24,11 @@ import (
 // following is what a followed room runs; cancel stops it.
 type following struct {
 	cancel context.CancelFunc
+	// topics are the gossip topics the room is on ("" while the node
+	// does not hold the room's secret); see refreshTopics.
+	topics string
+	v      p2p.Validator
+	recv   p2p.Receiver
 }
 
 // Followed reports whether the node follows the room.
@@ -48,7 +57,13 @@ func (ps *Peers) startFollowing(r *Room) error {
 		defer ps.roomWorkers.Add(-1)
 		ps.roomWorker(ctx, r)
 	})
-	if err := ps.host.JoinRoom(r.ID, ps.ValidateGossip(r), ps.receiveGossip(r)); err != nil {
+	r.follow.v, r.follow.recv = ps.ValidateGossip(r), ps.receiveGossip(r)
+	r.gate.mu.Lock()
+	r.gate.grew = func() { ps.host.RoomMembersChanged(r.ID) }
+	r.gate.mu.Unlock()
+	ps.host.SetRoomMembers(r.ID, ps.memberFilter(r))
+	ps.watchRotation(r)
+	if err := ps.refreshTopicsLocked(r, time.Now()); err != nil {
 		cancel()
 		r.follow = nil
 		return fmt.Errorf("join topic of %s: %w", r.ID, err)
@@ -56,6 +71,53 @@ func (ps *Peers) startFollowing(r *Room) error {
 	ps.goBackground(func(context.Context) { ps.connectRoomPeers(ctx, r) })
 	ps.goBackground(func(context.Context) { ps.advertise(ctx, r) })
 	return nil
+}
+
+// refreshTopics moves a followed room to the topics of the room's secret
+// now (a new period, a grace hour begun or ended, a secret just learnt).
+func (ps *Peers) refreshTopics(r *Room, now time.Time) {
+	r.followMu.Lock()
+	defer r.followMu.Unlock()
+	if r.follow == nil {
+		return
+	}
+	if err := ps.refreshTopicsLocked(r, now); err != nil {
+		ps.log.Warn("moving to the room's topics", "room", r.ID, "err", err)
+	}
+}
+
+// refreshTopicsLocked is refreshTopics with r.followMu held and r
+// followed. Without the room's secret the room stays off gossip: its
+// worker, catch-up and requests carry on.
+func (ps *Peers) refreshTopicsLocked(r *Room, now time.Time) error {
+	keys, ok := ps.roomKeysAt(r.ID, now)
+	if !ok {
+		if r.follow.topics == "" {
+			ps.log.Warn("following a room without its secret: no gossip until it comes", "room", r.ID)
+		}
+		return nil
+	}
+	sig := keys.Publish.Topic
+	for _, t := range keys.Listen {
+		sig += " " + t.Topic
+	}
+	if sig == r.follow.topics {
+		return nil
+	}
+	if err := ps.host.JoinRoom(r.ID, keys, r.follow.v, r.follow.recv); err != nil {
+		return err
+	}
+	r.follow.topics = sig
+	return nil
+}
+
+// memberFilter is the room's members filter for p2p: the peers whose
+// server may speak in the room (gate.go).
+func (ps *Peers) memberFilter(r *Room) func(peer.ID) bool {
+	return func(p peer.ID) bool {
+		server, err := p2p.ServerNameFromPeerID(p)
+		return err == nil && r.gate.allowsServer(ps, r, server, time.Now())
+	}
 }
 
 // stopFollowing leaves the room's topic and stops its worker, its DHT
@@ -73,6 +135,7 @@ func (ps *Peers) stopFollowingLocked(r *Room) {
 	}
 	r.follow.cancel()
 	r.follow = nil
+	ps.host.SetRoomMembers(r.ID, nil)
 	if err := ps.host.LeaveRoom(r.ID); err != nil {
 		ps.log.Warn("leave room topic", "room", r.ID, "err", err)
 	}

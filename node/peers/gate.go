@@ -33,10 +33,25 @@ type roomGate struct {
 	servers  map[string]bool // servers with a user joined, invited or knocking
 	joinRule string
 	pending  map[string]time.Time // server -> when its membership passed the gate
+	// grew, if set, hears that the servers allowed may have grown (p2p's
+	// members filter asks refused peers to announce themselves again). It
+	// must not block: it runs under mu.
+	grew func()
 }
 
 func newRoomGate() *roomGate {
 	return &roomGate{pending: make(map[string]time.Time)}
+}
+
+// allowsServer reports whether a server may take part in the room's
+// topics now: it has a user joined, invited or knocking, or its
+// membership passed the gate a moment ago. p2p's members filter asks it
+// on pubsub's event loop.
+func (g *roomGate) allowsServer(ps *Peers, r *Room, server string, now time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.refresh(ps, r)
+	return g.servers[server] || now.Sub(g.pending[server]) < pendingTTL
 }
 
 // refresh recomputes the servers from the room's state when it changed.
@@ -49,6 +64,9 @@ func (g *roomGate) refresh(ps *Peers, r *Room) {
 	g.stateID = id
 	g.servers = ps.speakingServers(state)
 	g.joinRule = ps.joinRule(state)
+	if g.grew != nil {
+		g.grew()
+	}
 }
 
 // allows reports whether ev's server may speak in the room now. It
@@ -98,6 +116,9 @@ func (g *roomGate) admitted(ev *rooms.Event, now time.Time) {
 	defer g.mu.Unlock()
 	if !g.servers[target] {
 		g.addPending(target, now)
+		if g.grew != nil {
+			g.grew()
+		}
 	}
 }
 

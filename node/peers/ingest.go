@@ -343,7 +343,7 @@ func (ps *Peers) storeOutliers(r *Room, pdus []json.RawMessage) error {
 // event is parsed and verified once; one the node holds already is
 // relayed with nothing handed on.
 func (ps *Peers) ValidateGossip(r *Room) p2p.Validator {
-	gate := newRoomGate()
+	gate := r.gate
 	return func(ctx context.Context, from peer.ID, data []byte) (p2p.Verdict, any) {
 		if len(data) > rooms.MaxEventSize {
 			ps.gossipDropped.Add(1)
@@ -537,10 +537,13 @@ func (ps *Peers) onPeerConnected(p peer.ID) {
 // CatchUp asks a peer for its extremities of a room and fetches what this
 // node lacks.
 func (ps *Peers) CatchUp(ctx context.Context, r *Room, p peer.ID) {
-	var resp IDsReq
+	var resp ExtremitiesResp
 	if err := ps.request(ctx, p, MethodExtremities, IDsReq{RoomID: r.ID}, &resp); err != nil {
 		ps.log.Debug("catch-up", "room", r.ID, "peer", shortPeer(p), "err", err)
 		return
+	}
+	if rs, ok := ps.currentSecret(r.ID); ok && resp.Epoch > rs.epoch {
+		ps.pullSecret(ctx, r, p, rs.epoch)
 	}
 	var missing []string
 	for _, id := range resp.EventIDs {

@@ -208,6 +208,11 @@ func (ps *Peers) CanInvite(r *Room, user string) error {
 // invite them. It returns once one did, or with why none would.
 func (ps *Peers) AskLinkInvite(ctx context.Context, p *links.Payload, user string) error {
 	req := LinkInviteReq{RoomID: p.RoomID, LinkID: p.ID, Secret: p.Secret, UserID: user}
+	sec, err := sharedSecret{Key: p.Key, Epoch: p.Epoch}.parse(p.RoomID)
+	if err != nil {
+		return errs.Invalidf("this invite link carries no room key (made by an older version?)")
+	}
+	rs := newRoomSecret(sec)
 	var lastErr error
 	for _, v := range p.Via {
 		pid, err := peer.Decode(v.Peer)
@@ -216,7 +221,7 @@ func (ps *Peers) AskLinkInvite(ctx context.Context, p *links.Payload, user strin
 		}
 		ps.host.AddAddrs(pid, v.Addrs)
 		var resp LinkInviteResp
-		if err := ps.request(ctx, pid, MethodLinkInvite, req, &resp); err != nil {
+		if err := ps.requestSealed(ctx, pid, rs, MethodLinkInvite, req, &resp); err != nil {
 			lastErr = err
 			var re *p2p.RemoteError
 			if errors.As(err, &re) && re.Code == "M_FORBIDDEN" {

@@ -2,6 +2,7 @@ package peers
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -31,7 +32,7 @@ func (ps *Peers) maintainPeers(ctx context.Context) {
 	}
 	t := time.NewTicker(min(tick, interval))
 	defer t.Stop()
-	last, lastCheck := time.Now(), time.Now()
+	last, lastCheck, lastTopics := time.Now(), time.Now(), time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -42,6 +43,14 @@ func (ps *Peers) maintainPeers(ctx context.Context) {
 			last = now
 			if woke {
 				ps.log.Info("clock jumped: the node was frozen or asleep; catching up", "gap", gap.Round(time.Millisecond))
+			}
+			ps.checkRotations()
+			if woke || now.Sub(lastTopics) >= time.Minute {
+				// Topics change with the period (secret.go).
+				lastTopics = now
+				for _, r := range ps.followedRooms() {
+					ps.refreshTopics(r, time.Now())
+				}
 			}
 			if !woke && now.Sub(lastCheck) < interval {
 				continue
@@ -118,10 +127,22 @@ func (ps *Peers) rendezvous(ctx context.Context, r *Room) {
 	defer r.finding.Store(false)
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	peers, err := ps.host.FindRoomPeers(ctx, r.ID, 10)
-	if err != nil {
-		ps.log.Debug("room rendezvous", "room", r.ID, "err", err)
+	rs, ok := ps.currentSecret(r.ID)
+	if !ok {
 		return
+	}
+	var peers []peer.ID
+	for _, key := range rs.rendezvousAt(time.Now()) {
+		found, err := ps.host.FindRendezvous(ctx, key, 10)
+		if err != nil {
+			ps.log.Debug("room rendezvous", "room", r.ID, "err", err)
+			continue
+		}
+		for _, p := range found {
+			if !slices.Contains(peers, p) {
+				peers = append(peers, p)
+			}
+		}
 	}
 	for _, p := range peers {
 		ps.redial(ctx, p)
@@ -139,15 +160,38 @@ func (ps *Peers) advertise(ctx context.Context, r *Room) {
 		case <-r.done:
 			return
 		case <-time.After(wait):
+		case <-r.readvertise: // a new epoch: a new rendezvous key
 		}
-		actx, cancel := context.WithTimeout(ctx, time.Minute)
-		err := ps.host.AdvertiseRoom(actx, r.ID)
-		cancel()
+		rs, ok := ps.currentSecret(r.ID)
+		if !ok {
+			wait = time.Minute // until the room's secret comes
+			continue
+		}
+		now := time.Now()
+		var err error
+		for _, key := range rs.rendezvousAt(now) {
+			actx, cancel := context.WithTimeout(ctx, time.Minute)
+			err = errors.Join(err, ps.host.AdvertiseRendezvous(actx, key))
+			cancel()
+		}
 		if err != nil {
 			ps.log.Debug("advertise room", "room", r.ID, "err", err)
 			wait = 10 * time.Second
 			continue
 		}
-		wait = p2p.RoomAdvertiseInterval
+		// Again before the record expires, and as the next period's
+		// grace hour begins (its key is advertised then too).
+		wait = min(p2p.RoomAdvertiseInterval, untilNextGrace(now))
 	}
+}
+
+// untilNextGrace is how long until the grace hour at the end of the
+// current period begins (or, inside it, a minute).
+func untilNextGrace(now time.Time) time.Duration {
+	p, grace := periodOf(now)
+	if grace == 1 {
+		return secretGrace + time.Minute
+	}
+	start := time.Unix((p+1)*int64(secretPeriod/time.Second), 0).Add(-secretGrace)
+	return max(start.Sub(now)+time.Second, time.Minute)
 }

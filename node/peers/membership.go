@@ -9,6 +9,7 @@ import (
 
 	"github.com/parley-p2p/parley/errs"
 	"github.com/parley-p2p/parley/node/dag"
+	"github.com/parley-p2p/parley/node/e2ee"
 	"github.com/parley-p2p/parley/node/store"
 
 	"github.com/parley-p2p/parley/rooms"
@@ -59,6 +60,10 @@ func (ps *Peers) JoinRemote(ctx context.Context, user, roomID, server string, co
 	if err != nil {
 		return err
 	}
+	given := content
+	if content, err = ps.joinContent(content); err != nil {
+		return err
+	}
 	var mj MakeJoinResp
 	if err := ps.request(ctx, p, MethodMakeJoin, MakeJoinReq{RoomID: roomID, UserID: user}, &mj); err != nil {
 		return err
@@ -77,11 +82,47 @@ func (ps *Peers) JoinRemote(ctx context.Context, user, roomID, server string, co
 	if err != nil {
 		return fmt.Errorf("build join: %w", err)
 	}
-	var sj StateResp
+	var sj JoinedResp
 	if err := ps.request(ctx, p, MethodSendJoin, SendJoinReq{RoomID: roomID, Event: ev.JSON()}, &sj); err != nil {
 		return err
 	}
-	return ps.completeJoin(ctx, roomID, mj.RoomVersion, ev, sj)
+	if len(sj.Secret) > 0 {
+		if err := ps.keepJoinSecret(roomID, ev, sj.Secret); err != nil {
+			ps.log.Warn("the room secret of a send_join answer", "room", roomID, "err", err)
+		}
+	}
+	if err := ps.completeJoin(ctx, roomID, mj.RoomVersion, ev, sj.StateResp); err != nil {
+		return err
+	}
+	ps.sendProfile(ctx, roomID, user, given)
+	return nil
+}
+
+// sendProfile follows a join made through another node with the user's
+// profile (display name, avatar), which the join itself leaves out: sent
+// as a room event, it is what the room's codec encrypts.
+func (ps *Peers) sendProfile(ctx context.Context, roomID, user string, given json.RawMessage) {
+	var in map[string]json.RawMessage
+	if json.Unmarshal(given, &in) != nil || (in["displayname"] == nil && in["avatar_url"] == nil) {
+		return
+	}
+	r := ps.Room(roomID)
+	if r == nil {
+		return
+	}
+	c := map[string]any{"membership": "join", e2ee.KEMField: ps.kem.Doc()}
+	for _, k := range []string{"displayname", "avatar_url"} {
+		if v, ok := in[k]; ok {
+			c[k] = v
+		}
+	}
+	raw, err := rooms.MarshalCanonical(c)
+	if err != nil {
+		return
+	}
+	if _, err := ps.dag.Send(ctx, r.Room, user, "m.room.member", &user, raw, "", ""); err != nil {
+		ps.log.Warn("sending the profile after a join", "room", roomID, "err", err)
+	}
 }
 
 // completeJoin stores the state a resident server sent with send_join and
@@ -209,8 +250,12 @@ func (ps *Peers) Invite(ctx context.Context, inviter, roomID, target, reason str
 	if err != nil {
 		return errs.Invalidf("%v", err)
 	}
+	sealed, err := ps.sealInvite(ctx, server, InviteReq{RoomVersion: r.Version, Event: ev.JSON(), InviteState: ps.inviteState(r, ev)})
+	if err != nil {
+		return errs.Unavailablef("could not seal the invite to %s's node: %v", target, err)
+	}
 	var resp EventResp
-	if err := ps.request(ctx, peerID, MethodInvite, InviteReq{RoomVersion: r.Version, Event: ev.JSON(), InviteState: ps.inviteState(r, ev)}, &resp); err != nil {
+	if err := ps.request(ctx, peerID, MethodInvite, sealed, &resp); err != nil {
 		return errs.Unavailablef("could not deliver the invite to %s's node: %v", target, err)
 	}
 	signed, err := rooms.ParseEvent(resp.Event, r.Version)

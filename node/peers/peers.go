@@ -3,6 +3,7 @@ package peers
 import (
 	"context"
 	"crypto/ed25519"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/parley-p2p/parley/node/dag"
+	"github.com/parley-p2p/parley/node/e2ee"
 	"github.com/parley-p2p/parley/node/internal/gencache"
 	"github.com/parley-p2p/parley/node/store"
 	"github.com/parley-p2p/parley/p2p"
@@ -27,6 +29,9 @@ type Peers struct {
 	store      *store.Store
 	host       *p2p.Host
 	dag        *dag.Engine
+	kem        *e2ee.KEMKey
+	secrets    *secrets
+	inner      p2p.Handler // serve, wrapped by Config.WrapHandler
 
 	mu    sync.Mutex
 	rooms map[string]*Room
@@ -64,6 +69,10 @@ type Config struct {
 	OnInvite func(user string)
 	// Logger; nil discards.
 	Logger *slog.Logger
+	// WrapHandler, if set, wraps the handler of opened requests (room
+	// requests after their envelope is opened, and the room-less ones):
+	// tests use it to make a node misbehave as a peer.
+	WrapHandler func(p2p.Handler) p2p.Handler
 }
 
 // DefaultRequestTimeout bounds a request to another node when
@@ -86,7 +95,11 @@ func New(cfg Config) *Peers {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Peers{
+	kem, err := e2ee.DeriveKEM(cfg.Key)
+	if err != nil {
+		panic(fmt.Sprintf("peers: KEM key from the server key: %v", err)) // only for a malformed key
+	}
+	ps := &Peers{
 		cfg:        cfg,
 		log:        log.With("component", "peers"),
 		key:        cfg.Key,
@@ -101,7 +114,14 @@ func New(cfg Config) *Peers {
 		outbox:     make(chan outgoing, outboxSize),
 		ctx:        ctx,
 		cancel:     cancel,
+		kem:        kem,
+		secrets:    newSecrets(),
 	}
+	ps.inner = ps.serve
+	if cfg.WrapHandler != nil {
+		ps.inner = cfg.WrapHandler(ps.serve)
+	}
+	return ps
 }
 
 // Handler answers other nodes' requests.
@@ -111,6 +131,9 @@ func (ps *Peers) Handler() p2p.Handler { return ps.handleRequest }
 // connections to their servers. The host must be started.
 func (ps *Peers) Start() error {
 	ps.host.OnPeerConnected(ps.onPeerConnected)
+	if err := ps.loadSecrets(); err != nil {
+		return err
+	}
 	if err := ps.loadRooms(); err != nil {
 		return err
 	}

@@ -26,8 +26,13 @@ type Room struct {
 	followMu sync.Mutex
 	follow   *following
 
-	inbox *inbox       // events from pubsub, handled by the room's worker
-	held  atomic.Int64 // events the worker holds for their ancestors
+	gate *roomGate     // who may speak, and take part in the room's topics
+	rot  rotationWatch // departures seen, for rotating the room secret
+	// readvertise wakes the room's DHT advertisement when the room
+	// moves to a new epoch (so a new rendezvous key).
+	readvertise chan struct{}
+	inbox       *inbox       // events from pubsub, handled by the room's worker
+	held        atomic.Int64 // events the worker holds for their ancestors
 	// refetching is set while the events of a failed write are being
 	// fetched again from the room's members.
 	refetching atomic.Bool
@@ -70,7 +75,7 @@ func (ps *Peers) wrapRoom(dr *dag.Room) *Room {
 }
 
 func newRoom(dr *dag.Room) *Room {
-	return &Room{Room: dr, inbox: newInbox(), done: make(chan struct{})}
+	return &Room{Room: dr, gate: newRoomGate(), inbox: newInbox(), done: make(chan struct{}), readvertise: make(chan struct{}, 1)}
 }
 
 // loadRooms brings every stored room's head into memory and rejoins the

@@ -19,6 +19,17 @@ const (
 	MethodExtremities   = "extremities"
 )
 
+// roomRequest is a request about one room: it goes sealed under the
+// room's secret (envelope.go).
+type roomRequest interface{ room() string }
+
+func (r MakeJoinReq) room() string   { return r.RoomID }
+func (r SendJoinReq) room() string   { return r.RoomID }
+func (r IDsReq) room() string        { return r.RoomID }
+func (r MissingReq) room() string    { return r.RoomID }
+func (r BackfillReq) room() string   { return r.RoomID }
+func (r LinkInviteReq) room() string { return r.RoomID }
+
 // Limits on what a peer may ask for in one request.
 const (
 	MaxMissingLimit = 1000
@@ -90,6 +101,67 @@ type BackfillReq struct {
 	RoomID   string   `json:"room_id"`
 	EventIDs []string `json:"event_ids"`
 	Limit    int      `json:"limit"`
+}
+
+// MethodKeys asks a node for its KEM key (room-less): the answer is a
+// KeysResp, signed with the node's server key.
+const MethodKeys = "keys"
+
+type KeysResp struct {
+	KEM json.RawMessage `json:"kem"` // an e2ee.KEMDoc
+	Sig string          `json:"sig"` // base64url ed25519 signature of keysSigned(KEM)
+}
+
+// The body of MethodInvite is an InvitePayload (an InviteReq with the
+// room's secret), sealed to the invitee node's KEM key with
+// e2ee.Info("parley/invite/v1", inviter server, invitee server): the HPKE
+// seal's bytes as they are, with no JSON around them.
+
+// InvitePayload is what an invite request holds, sealed.
+type InvitePayload struct {
+	InviteReq
+	Secret sharedSecret `json:"secret"`
+}
+
+// JoinedResp is send_join's answer: the state, plus the room's secret
+// sealed to the joiner's KEM key (from its join event) with
+// e2ee.Info("parley/join/v1", room ID, join event ID).
+type JoinedResp struct {
+	StateResp
+	Secret []byte `json:"secret,omitempty"`
+}
+
+// MethodRoomSecret (sealed) offers a joined member's node a newer room
+// secret (Offer, after a rotation), and asks for the responder's newer
+// than Have: the answer carries it sealed to the requester's KEM key when
+// the requester has a user joined. Seals use
+// e2ee.Info("parley/secret/v1", room ID, epoch, recipient server).
+const MethodRoomSecret = "room_secret"
+
+type SecretReq struct {
+	RoomID string       `json:"room_id"`
+	Have   uint32       `json:"have"`
+	Offer  *SecretOffer `json:"offer,omitempty"`
+}
+
+type SecretOffer struct {
+	Epoch  uint32 `json:"epoch"`
+	Sealed []byte `json:"sealed"`
+}
+
+type SecretResp struct {
+	Epoch  uint32 `json:"epoch,omitempty"`
+	Sealed []byte `json:"sealed,omitempty"`
+}
+
+func (r SecretReq) room() string { return r.RoomID }
+
+// ExtremitiesResp answers MethodExtremities: the events, and the epoch of
+// the room secret the responder holds (so a member that missed a rotation
+// knows to ask for it).
+type ExtremitiesResp struct {
+	IDsReq
+	Epoch uint32 `json:"epoch,omitempty"`
 }
 
 // MethodLinkInvite asks a member to honour a link.
