@@ -8,7 +8,10 @@ import (
 
 	"github.com/parley-p2p/parley/node/e2ee"
 	"github.com/parley-p2p/parley/node/peers"
+	"github.com/parley-p2p/parley/node/store"
 	"github.com/parley-p2p/parley/p2p"
+	"github.com/parley-p2p/parley/rooms"
+	"maunium.net/go/mautrix/id"
 )
 
 // Accessors the in-package integration tests use to look inside a node.
@@ -55,4 +58,29 @@ func (n *Node) roomEpoch(roomID string) int64 {
 		return -1
 	}
 	return int64(e)
+}
+
+// decryptAt reports whether n's node can decrypt ev (taken from any
+// node's store) as a message of room.
+func decryptAt(t testing.TB, n *testNode, room id.RoomID, ev *rooms.Event) bool {
+	t.Helper()
+	return n.e2ee.Readable(room.String(), ev)
+}
+
+// waitingEvents counts the events of n that still wait for a key.
+func waitingEvents(t testing.TB, n *testNode, room id.RoomID) int {
+	t.Helper()
+	count := 0
+	err := n.store.View(func(tx *store.Txn) error {
+		return tx.E2Scan("w/", func(key string, val []byte) bool {
+			if string(val) == room.String() {
+				count++
+			}
+			return true
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return count
 }

@@ -57,7 +57,7 @@ type testOpts struct {
 	private bool
 	// failWrite fails the store writes of the events it returns an
 	// error for.
-	failWrite func(*rooms.Event) error
+	failWrite func(ev *rooms.Event, plain []byte) error
 	// freeSpace fakes the data dir's free space.
 	freeSpace func(dir string) (uint64, error)
 }

@@ -36,7 +36,7 @@ func TestAnEventAdmittedTwiceIsDurableForBoth(t *testing.T) {
 			release := make(chan struct{})
 			entered := make(chan struct{}, 1)
 			errDisk := errors.New("the disk said no")
-			a := newTestNode(t, testOpts{failWrite: func(ev *rooms.Event) error {
+			a := newTestNode(t, testOpts{failWrite: func(ev *rooms.Event, _ []byte) error {
 				if ev.ID() != target.Load().(string) {
 					return nil
 				}

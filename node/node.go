@@ -111,7 +111,7 @@ type Config struct {
 	wrapHandler func(p2p.Handler) p2p.Handler
 	// failWrite, if set, fails the store write of the events it returns
 	// an error for (tests inject I/O failures with it).
-	failWrite func(*rooms.Event) error
+	failWrite func(ev *rooms.Event, plain []byte) error
 	// freeSpace fakes the data dir's free space (tests).
 	freeSpace func(dir string) (uint64, error)
 	// p2pOptions are extra libp2p options (tests force reachability:

@@ -37,7 +37,7 @@ type Config struct {
 	OnWriteFailed func(r *Room, ev *rooms.Event, err error)
 	// FailWrite, if set, fails the store write of the events it returns
 	// an error for (tests inject I/O failures with it).
-	FailWrite func(*rooms.Event) error
+	FailWrite func(ev *rooms.Event, plain []byte) error
 	// Codec encrypts the content of local events and opens that of
 	// events from peers (codec.go); nil leaves content as it is.
 	Codec Codec

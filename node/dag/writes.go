@@ -35,7 +35,11 @@ func (e *Engine) queueWrite(r *Room, ev *rooms.Event, write func(*store.Txn) err
 			return errRoomRolledBack
 		}
 		if e.cfg.FailWrite != nil {
-			if err := e.cfg.FailWrite(ev); err != nil {
+			var plain []byte
+			if i, ok := e.events.Get(ev.ID()); ok {
+				plain = i.Rec.Plain
+			}
+			if err := e.cfg.FailWrite(ev, plain); err != nil {
 				return err
 			}
 		}

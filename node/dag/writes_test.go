@@ -25,7 +25,7 @@ type failer struct {
 	ids map[string]bool
 }
 
-func (fl *failer) failWrite(ev *rooms.Event) error {
+func (fl *failer) failWrite(ev *rooms.Event, _ []byte) error {
 	fl.mu.Lock()
 	defer fl.mu.Unlock()
 	if fl.all || fl.ids[ev.ID()] {
@@ -302,7 +302,7 @@ func TestMemoryRunsAheadOfTheDiskWhileAWriteIsInFlight(t *testing.T) {
 			entered, release := make(chan struct{}), make(chan struct{})
 			var once sync.Once
 			f := newFixture(t, func(cfg *dag.Config) {
-				cfg.FailWrite = func(ev *rooms.Event) error {
+				cfg.FailWrite = func(ev *rooms.Event, _ []byte) error {
 					if id := held.Load(); id == nil || *id != ev.ID() {
 						return nil
 					}

@@ -356,3 +356,25 @@ func (k *Keeper) retryWaiting(ctx context.Context, sid string) {
 		k.st.UpdateAsync(func(t *store.Txn) error { return t.E2Delete(key) })
 	}
 }
+
+// Readable reports whether the node can decrypt an event's ciphertext:
+// it holds the session, the session is the sender's own, and the
+// ciphertext opens. It records nothing (checks and diagnostics).
+func (k *Keeper) Readable(roomID string, ev *rooms.Event) bool {
+	enc, ok := parseEncrypted(ev.Content())
+	if !ok {
+		return false
+	}
+	in := k.inbound(enc.SessionID)
+	if in == nil {
+		return false
+	}
+	sender, err := rooms.ServerOf(ev.Sender())
+	if err != nil || in.rec.Owner != sender || in.rec.Room != roomID {
+		return false
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	_, _, err = in.s.Decrypt([]byte(enc.Ciphertext))
+	return err == nil
+}
