@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -140,15 +141,23 @@ func TestABannedNodeDecryptsNothingAfterTheBan(t *testing.T) {
 		after = append(after, sendAll(t, ctx, alice, room, fmt.Sprintf("alice after the ban %d", i))...)
 		after = append(after, sendAll(t, ctx, bob, room, fmt.Sprintf("bob after the ban %d", i))...)
 	}
+	var ga, gb []string
+	defer func() {
+		if t.Failed() {
+			t.Logf("alice reads %q\nbob reads %q", ga, gb)
+		}
+	}()
 	testkit.WaitFor(t, 30*time.Second, "alice and bob to read each other", func() bool {
-		ga, gb := readAll(t, ctx, alice, room), readAll(t, ctx, bob, room)
-		return len(ga) == 11 && len(gb) == 11 && ga[10] == "bob after the ban 4" && gb[10] == "bob after the ban 4"
+		ga, gb = readAll(t, ctx, alice, room), readAll(t, ctx, bob, room)
+		// Alice and bob send at once, so each may place the other's
+		// messages differently: what counts is that both read all.
+		return len(ga) == 11 && len(gb) == 11 && slices.Contains(ga, "bob after the ban 4") && slices.Contains(gb, "alice after the ban 4")
 	})
 	// Carol's node is handed every event sent after the ban: it opens
 	// none of them.
 	for _, eid := range after {
 		if decryptAt(t, c, room, pduOf(t, a, eid)) {
-			t.Fatalf("carol's node decrypted %s after her ban", eid)
+			t.Errorf("carol's node decrypted %s (%s) after her ban", eid, pduOf(t, a, eid).Sender())
 		}
 	}
 	if !decryptAt(t, c, room, pduOf(t, a, before[0])) {

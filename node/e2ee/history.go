@@ -88,6 +88,18 @@ func (k *Keeper) handOver(ctx context.Context, r *dag.Room, server string, join 
 	if err != nil || len(list) == 0 {
 		return err
 	}
+	// Handing over the session in use makes the joiner one who holds
+	// it: its departure must rotate it, as a share's would.
+	k.mu.Lock()
+	if o := k.outs[r.ID]; o != nil {
+		for _, h := range list {
+			if h.S == o.id {
+				o.users[*join.StateKey()] = true
+				o.shared[server] = true
+			}
+		}
+	}
+	k.mu.Unlock()
 	for i := 0; i < len(list); i += handedPerEvent {
 		chunk := list[i:min(i+handedPerEvent, len(list))]
 		pt, _ := json.Marshal(chunk)
