@@ -236,17 +236,9 @@ func TestAJoinerDecryptsExactlyWhatHistoryVisibilityAllows(t *testing.T) {
 			t.Parallel()
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			ns, cs, room := threeNodeRoom(t, ctx)
-			a, j := ns[0], ns[2]
-			alice, bob, jo := cs[0], cs[1], cs[2]
-			// threeNodeRoom made jo (carol) a member: she leaves, and the
-			// test is about her joining again.
-			if _, err := jo.LeaveRoom(ctx, room); err != nil {
-				t.Fatal(err)
-			}
-			testkit.WaitFor(t, 30*time.Second, "alice to see jo leave", func() bool {
-				return a.membership(a.getRoom(room.String()), jo.UserID.String()) == "leave"
-			})
+			a, _, alice, bob, room := twoMembers(t, ctx, testOpts{}, testOpts{})
+			j := newTestNode(t, testOpts{bootstrap: []*testNode{a}})
+			jo := j.register(ctx, "jo")
 			if _, err := alice.SendStateEvent(ctx, room, event.StateHistoryVisibility, "", map[string]string{"history_visibility": tc.visibility}); err != nil {
 				t.Fatal(err)
 			}
@@ -263,6 +255,19 @@ func TestAJoinerDecryptsExactlyWhatHistoryVisibilityAllows(t *testing.T) {
 			})
 			ids["m3"] = sendAll(t, ctx, alice, room, "m3")[0]
 			var got []string
+			defer func() {
+				if t.Failed() {
+					t.Logf("jo reads %q", readAll(t, ctx, jo, room))
+					for name, eid := range ids {
+						i, err := j.dag.Event(eid.String())
+						if err != nil {
+							t.Logf("%s: %v", name, err)
+							continue
+						}
+						t.Logf("%s: pos %d order %d outlier %v soft %q rej %q plain %d", name, i.Pos(), i.Rec.Order, i.Rec.Outlier, i.Rec.SoftFailed, i.Rec.Rejected, len(i.Rec.Plain))
+					}
+				}
+			}()
 			testkit.WaitFor(t, 60*time.Second, "jo to read what she may", func() bool {
 				got = nil
 				for _, b := range readAll(t, ctx, jo, room) {

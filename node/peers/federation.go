@@ -146,9 +146,24 @@ func (ps *Peers) serverInRoom(state store.StateMap, server string) bool {
 	return false
 }
 
+// serverHasJoined reports whether one of a server's users is joined in a
+// state.
+func (ps *Peers) serverHasJoined(state store.StateMap, server string) bool {
+	for s, id := range dag.MemberEvents(state) {
+		if s != server {
+			continue
+		}
+		if m, ok := ps.dag.MembershipOf(id); ok && m == "join" {
+			return true
+		}
+	}
+	return false
+}
+
 // visibleTo reports whether a server may read an event: a membership
 // event about one of its users (a banned server still learns of its ban);
-// an event at which one of its users was joined or invited; or, when the
+// an event at which one of its users was joined, or invited unless the
+// room's history visibility then was "joined"; or, when the
 // room's history visibility then was "shared" (the default) or
 // "world_readable", any event while the server has a user joined now.
 // Events without known state (auth chains, backfilled history) go to
@@ -172,16 +187,17 @@ func (ps *Peers) visibleTo(i *dag.Info, server string, joinedNow bool) bool {
 	}
 	v := false
 	if state, err := ps.dag.Snapshot(snap); err == nil {
+		hv := ps.historyVisibility(state)
 		switch {
+		case hv == "joined":
+			// An invited server reads nothing until it joins.
+			v = ps.serverHasJoined(state, server)
 		case ps.serverInRoom(state, server):
 			v = true
-		default:
-			switch ps.historyVisibility(state) {
-			case "world_readable":
-				v = true
-			case "shared":
-				v = joinedNow
-			}
+		case hv == "world_readable":
+			v = true
+		case hv == "shared":
+			v = joinedNow
 		}
 	}
 	ps.visible.Put(key, v)
