@@ -95,7 +95,6 @@ func (k *Keeper) handOver(ctx context.Context, r *dag.Room, server string, join 
 		for _, h := range list {
 			if h.S == o.id {
 				o.users[*join.StateKey()] = true
-				o.shared[server] = true
 			}
 		}
 	}
