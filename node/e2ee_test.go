@@ -14,6 +14,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/parley-p2p/parley/internal/testkit"
+	"github.com/parley-p2p/parley/node/store"
 	"github.com/parley-p2p/parley/rooms"
 )
 
@@ -289,4 +290,65 @@ func TestAJoinerDecryptsExactlyWhatHistoryVisibilityAllows(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAJoinerReadsTheNameTheRoomWasCreatedWith: the room's name, set
+// when it was created and so encrypted before the joiner's node held
+// any key, reads as its name for the joiner (through /sync and the
+// state API) once its node has the key.
+func TestAJoinerReadsTheNameTheRoomWasCreatedWith(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, b, alice, bob := twoNodes(t, ctx, testOpts{}, testOpts{})
+	created, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat", Name: "named at creation"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	joinThrough(t, ctx, created.RoomID, alice, bob)
+	defer func() {
+		if t.Failed() {
+			var raw map[string]any
+			err := bob.StateEvent(ctx, created.RoomID, event.StateRoomName, "", &raw)
+			t.Logf("bob's name state: %v %v", raw, err)
+			r := b.dag.Room(created.RoomID.String())
+			for k, id := range r.Head().State {
+				if k.Type == "m.room.name" {
+					i, _ := b.dag.Event(id)
+					_, cached := b.dag.Cached(id)
+					var stored []byte
+					b.store.View(func(tx *store.Txn) error {
+						rec, err := tx.Event(id)
+						if err == nil {
+							stored = rec.Plain
+						}
+						return nil
+					})
+					t.Logf("name %s plain %s cached %v stored %s outlier %v pos %d order %d", id, i.Rec.Plain, cached, stored, i.Rec.Outlier, i.Pos(), i.Rec.Order)
+				}
+			}
+		}
+	}()
+	testkit.WaitFor(t, 30*time.Second, "bob to read the room's name", func() bool {
+		var n struct {
+			Name string `json:"name"`
+		}
+		return bob.StateEvent(ctx, created.RoomID, event.StateRoomName, "", &n) == nil && n.Name == "named at creation"
+	})
+	s := &testkit.Syncer{Client: bob}
+	s.Until(t, 30*time.Second, "bob's /sync to carry the name", func(r *mautrix.RespSync) bool {
+		j, ok := r.Rooms.Join[created.RoomID]
+		if !ok {
+			return false
+		}
+		for _, ev := range append(j.State.Events, j.Timeline.Events...) {
+			if ev.Type == event.StateRoomName {
+				ev.Content.ParseRaw(ev.Type)
+				if ev.Content.AsRoomName().Name == "named at creation" {
+					return true
+				}
+			}
+		}
+		return false
+	})
 }

@@ -53,8 +53,20 @@ func (k *Keeper) Open(r *dag.Room, ev *rooms.Event) []byte {
 	}
 	plain, wait := k.decrypt(r.ID, ev, enc)
 	if wait {
-		key := keyWait(enc.SessionID, ev.ID())
-		k.st.UpdateAsync(func(t *store.Txn) error { return t.E2Set(key, []byte(r.ID)) })
+		key, sid := keyWait(enc.SessionID, ev.ID()), enc.SessionID
+		// The key may come while the record is being written (a
+		// handover can overtake the state a join brings): once it is
+		// written, a session known by then decrypts it.
+		k.st.UpdateThen(func(t *store.Txn) error { return t.E2Set(key, []byte(r.ID)) }, func(err error) {
+			if err != nil {
+				return
+			}
+			k.goJob(func(ctx context.Context) {
+				if k.inbound(sid) != nil {
+					k.retryWaiting(ctx, sid)
+				}
+			})
+		})
 	}
 	return plain
 }
