@@ -60,7 +60,7 @@ func (e *Engine) SetPlain(r *Room, eventID string, plain []byte) error {
 	e.events.Put(eventID, ni)
 	// In the timeline, live (i.Pos: the record in memory has no Pos) or
 	// as history.
-	shown := i.Usable() && i.Rec.SoftFailed == "" && (i.Pos() != 0 || i.Rec.Order != 0)
+	shown := i.Usable() && i.Rec.SoftFailed == "" && (i.Pos() != 0 || i.Rec.Order != 0 || inState(r, i.Event))
 	roomRec := r.record()
 	done := e.queueWrite(r, i.Event, func(t *store.Txn) error {
 		if err := t.SetPlain(eventID, ni.Rec.Plain); err != nil {
@@ -180,4 +180,14 @@ func internType(t []byte) string {
 		return "m.reaction"
 	}
 	return string(t)
+}
+
+// inState reports whether an event is part of the room's current state
+// (state a join brought is stored as outliers: a client shows it, so
+// its late plain view is delivered again too).
+func inState(r *Room, ev *rooms.Event) bool {
+	if !ev.IsState() {
+		return false
+	}
+	return r.Head().State[ev.Key()] == ev.ID()
 }
