@@ -90,7 +90,7 @@ func (k *Keeper) decrypt(roomID string, ev *rooms.Event, enc encrypted) (plain [
 		return forged(ev.Type()), false
 	}
 	in.mu.Lock()
-	pt, idx, err := in.s.Decrypt([]byte(enc.Ciphertext))
+	pt, idx, err := decryptOwned(in.s, []byte(enc.Ciphertext))
 	in.mu.Unlock()
 	if errors.Is(err, olm.ErrUnknownMessageIndex) {
 		return nil, true // a handover from an earlier index may come
