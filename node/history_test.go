@@ -62,7 +62,7 @@ func TestLateJoinerReadsHistory(t *testing.T) {
 			t.Parallel()
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			_, _, alice, bob := twoNodes(t, ctx, testOpts{}, testOpts{})
+			_, bn, alice, bob := twoNodes(t, ctx, testOpts{}, testOpts{})
 			room := privateRoom(t, ctx, alice)
 			if _, err := alice.SendStateEvent(ctx, room, event.StateHistoryVisibility, "", map[string]string{"history_visibility": tc.visibility}); err != nil {
 				t.Fatal(err)
@@ -81,8 +81,14 @@ func TestLateJoinerReadsHistory(t *testing.T) {
 			// node sends on bob's join) arrive: until then /messages shows
 			// it encrypted, marked waiting.
 			var got []string
+			var waiting int
+			defer func() {
+				if t.Failed() {
+					n := min(len(got), 3)
+					t.Logf("bob read %d messages (the last %q), %d shown waiting for a key; his node holds %d waiting", len(got), got[len(got)-n:], waiting, waitingEvents(t, bn, room))
+				}
+			}()
 			testkit.WaitFor(t, 60*time.Second, "the message after the join to reach bob, and every message before it to be readable", func() bool {
-				var waiting int
 				got, waiting = readTimeline(t, ctx, bob, room)
 				return waiting == 0 && len(got) > 0 && got[len(got)-1] == "after the join"
 			})
