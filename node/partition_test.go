@@ -148,8 +148,10 @@ func testPartition(t *testing.T, version string) {
 	testkit.WaitFor(t, 20*time.Second, "bob to see the ban", func() bool {
 		return stateContent(t, b, room.RoomID, "m.room.member", carol.UserID.String())["membership"] == "ban"
 	})
-	testkit.WaitFor(t, 20*time.Second, "dave to see carol's topic", func() bool {
-		return stateContent(t, d, room.RoomID, "m.room.topic", "")["topic"] == "carol was here"
+	testkit.WaitFor(t, 20*time.Second, "dave to see carol's topic and power levels", func() bool {
+		users, _ := stateContent(t, d, room.RoomID, "m.room.power_levels", "")["users"].(map[string]any)
+		_, daveRaised := users[dave.UserID.String()]
+		return daveRaised && stateContent(t, d, room.RoomID, "m.room.topic", "")["topic"] == "carol was here"
 	})
 	if maps.Equal(roomState(a, room.RoomID), roomState(c, room.RoomID)) {
 		t.Fatal("the halves did not diverge")
