@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -16,7 +17,14 @@ import (
 // bodies, oldest first.
 func readAll(t testing.TB, ctx context.Context, c *mautrix.Client, room id.RoomID) []string {
 	t.Helper()
-	var bodies []string
+	bodies, _ := readTimeline(t, ctx, c, room)
+	return bodies
+}
+
+// readTimeline is readAll that also counts the encrypted events shown as
+// they are on the wire: those whose key has not reached c's node yet.
+func readTimeline(t testing.TB, ctx context.Context, c *mautrix.Client, room id.RoomID) (bodies []string, waiting int) {
+	t.Helper()
 	from := ""
 	for range 1000 {
 		resp, err := c.Messages(ctx, room, from, "", mautrix.DirectionBackward, nil, 100)
@@ -24,9 +32,12 @@ func readAll(t testing.TB, ctx context.Context, c *mautrix.Client, room id.RoomI
 			t.Fatalf("%s /messages: %v", c.UserID, err)
 		}
 		for _, ev := range resp.Chunk {
-			if ev.Type == event.EventMessage {
+			switch ev.Type {
+			case event.EventMessage:
 				ev.Content.ParseRaw(ev.Type)
 				bodies = append(bodies, ev.Content.AsMessage().Body)
+			case event.EventEncrypted:
+				waiting++
 			}
 		}
 		if resp.End == "" {
@@ -34,10 +45,8 @@ func readAll(t testing.TB, ctx context.Context, c *mautrix.Client, room id.RoomI
 		}
 		from = resp.End
 	}
-	for i, j := 0, len(bodies)-1; i < j; i, j = i+1, j-1 {
-		bodies[i], bodies[j] = bodies[j], bodies[i]
-	}
-	return bodies
+	slices.Reverse(bodies)
+	return bodies, waiting
 }
 
 // TestLateJoinerReadsHistory: a user whose node joins after 500 messages
@@ -53,7 +62,7 @@ func TestLateJoinerReadsHistory(t *testing.T) {
 			t.Parallel()
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			_, _, alice, bob := twoNodes(t, ctx, testOpts{}, testOpts{})
+			_, bn, alice, bob := twoNodes(t, ctx, testOpts{}, testOpts{})
 			room := privateRoom(t, ctx, alice)
 			if _, err := alice.SendStateEvent(ctx, room, event.StateHistoryVisibility, "", map[string]string{"history_visibility": tc.visibility}); err != nil {
 				t.Fatal(err)
@@ -68,10 +77,20 @@ func TestLateJoinerReadsHistory(t *testing.T) {
 			if _, err := alice.SendText(ctx, room, "after the join"); err != nil {
 				t.Fatal(err)
 			}
+			// Late history is decrypted as its keys (the handovers alice's
+			// node sends on bob's join) arrive: until then /messages shows
+			// it encrypted, marked waiting.
 			var got []string
-			testkit.WaitFor(t, 30*time.Second, "the message after the join to reach bob", func() bool {
-				got = readAll(t, ctx, bob, room)
-				return len(got) > 0 && got[len(got)-1] == "after the join"
+			var waiting int
+			defer func() {
+				if t.Failed() {
+					n := min(len(got), 3)
+					t.Logf("bob read %d messages (the last %q), %d shown waiting for a key; his node holds %d waiting", len(got), got[len(got)-n:], waiting, waitingEvents(t, bn, room))
+				}
+			}()
+			testkit.WaitFor(t, 60*time.Second, "the message after the join to reach bob, and every message before it to be readable", func() bool {
+				got, waiting = readTimeline(t, ctx, bob, room)
+				return waiting == 0 && len(got) > 0 && got[len(got)-1] == "after the join"
 			})
 			history := got[:len(got)-1]
 			if len(history) != tc.want {

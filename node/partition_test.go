@@ -12,6 +12,8 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/parley-p2p/parley/internal/testkit"
+	"github.com/parley-p2p/parley/node/dag"
+	"github.com/parley-p2p/parley/node/e2ee"
 	"github.com/parley-p2p/parley/rooms"
 )
 
@@ -23,6 +25,10 @@ func roomState(n *testNode, room id.RoomID) map[rooms.StateKey]string {
 	return maps.Clone(r.State())
 }
 
+// stateContent is the content of the event at (typ, key) in n's current
+// state as n's clients are shown it: its plain view where what travels is
+// ciphertext (a topic, say). It is nil when n holds no such event, or
+// has not decrypted it yet.
 func stateContent(t *testing.T, n *testNode, room id.RoomID, typ, key string) map[string]any {
 	t.Helper()
 	id, ok := roomState(n, room)[rooms.StateKey{Type: typ, StateKey: key}]
@@ -33,8 +39,24 @@ func stateContent(t *testing.T, n *testNode, room id.RoomID, typ, key string) ma
 	if err != nil {
 		t.Fatal(err)
 	}
+	content := i.Event.Content()
+	if len(i.Rec.Plain) > 0 {
+		p, err := dag.DecodePlain(i.Rec.Plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Status != "" {
+			t.Fatalf("node %s: the plain view of %s is %s", n.serverName[:8], id, p.Status)
+		}
+		content = p.Content
+	}
 	var c map[string]any
-	json.Unmarshal(i.Event.Content(), &c)
+	if err := json.Unmarshal(content, &c); err != nil {
+		t.Fatalf("node %s: the content of %s: %v", n.serverName[:8], id, err)
+	}
+	if _, waiting := c[e2ee.EncryptedField]; waiting {
+		return nil
+	}
 	return c
 }
 
@@ -89,10 +111,18 @@ func testPartition(t *testing.T, version string) {
 		joinThrough(t, ctx, room.RoomID, alice, u)
 	}
 	all := []*testNode{a, b, c, d}
-	testkit.WaitFor(t, 30*time.Second, "all four nodes to agree before the split", func() bool {
+	// The topic is encrypted: each node reads it once the key (handed over
+	// on its user's join) has reached it, which must be before the split,
+	// as carol's node, once she is banned, is handed nothing more.
+	testkit.WaitFor(t, 30*time.Second, "all four nodes to agree, and read the topic, before the split", func() bool {
 		ref := roomState(a, room.RoomID)
 		for _, n := range all[1:] {
 			if !maps.Equal(ref, roomState(n, room.RoomID)) {
+				return false
+			}
+		}
+		for _, n := range all {
+			if stateContent(t, n, room.RoomID, "m.room.topic", "")["topic"] != "before the split" {
 				return false
 			}
 		}
@@ -118,8 +148,10 @@ func testPartition(t *testing.T, version string) {
 	testkit.WaitFor(t, 20*time.Second, "bob to see the ban", func() bool {
 		return stateContent(t, b, room.RoomID, "m.room.member", carol.UserID.String())["membership"] == "ban"
 	})
-	testkit.WaitFor(t, 20*time.Second, "dave to see carol's topic", func() bool {
-		return stateContent(t, d, room.RoomID, "m.room.topic", "")["topic"] == "carol was here"
+	testkit.WaitFor(t, 20*time.Second, "dave to see carol's topic and power levels", func() bool {
+		users, _ := stateContent(t, d, room.RoomID, "m.room.power_levels", "")["users"].(map[string]any)
+		_, daveRaised := users[dave.UserID.String()]
+		return daveRaised && stateContent(t, d, room.RoomID, "m.room.topic", "")["topic"] == "carol was here"
 	})
 	if maps.Equal(roomState(a, room.RoomID), roomState(c, room.RoomID)) {
 		t.Fatal("the halves did not diverge")

@@ -35,14 +35,16 @@ func (e *Engine) PlaceHistory(r *Room, evs []*rooms.Event) (int, error) {
 
 // placeHistory checks a backfilled event against its auth events and gives
 // it the next timeline order below the room's history. An event already in
-// the timeline is left alone. The caller holds r.mu.
+// the timeline is left alone: placed before, or admitted live (not an
+// outlier; its record in memory has no Pos, and its write may not have
+// committed yet). The caller holds r.mu.
 func (e *Engine) placeHistory(r *Room, ev *rooms.Event) (<-chan error, bool, error) {
 	if err := e.rollBack(r); err != nil {
 		return nil, false, err
 	}
 	rec := store.EventRecord{Version: r.Version, PDU: ev.JSON(), Outlier: true, Received: nowMS()}
 	if i, err := e.Event(ev.ID()); err == nil {
-		if i.Rec.TimelineOrder() != 0 || !i.Usable() || i.Rec.SoftFailed != "" {
+		if !i.Rec.Outlier || i.Rec.TimelineOrder() != 0 || !i.Usable() || i.Rec.SoftFailed != "" {
 			return nil, false, nil
 		}
 		rec = i.Rec

@@ -164,3 +164,18 @@ func TestASoftFailedEventStaysOutOfTheTimelineWhenBackfilled(t *testing.T) {
 		t.Errorf("timeline grew from %d to %d events", len(before), len(got))
 	}
 }
+
+// TestAnEventAdmittedLiveIsNotPlacedAgainAsHistory: a peer's backfill may
+// send back an event this node admitted live (a gap fill can reach past
+// the node's join); it keeps its one place in the timeline.
+func TestAnEventAdmittedLiveIsNotPlacedAgainAsHistory(t *testing.T) {
+	f, r, _, _, missed, latest := joinedLate(t)
+	newestFirst := []*rooms.Event{latest, missed[2], missed[1], missed[0]}
+	n, err := f.e.PlaceHistory(r, newestFirst)
+	if err != nil || n != len(missed) {
+		t.Fatalf("PlaceHistory: %d, %v; want the %d missed messages placed", n, err, len(missed))
+	}
+	if got := f.timeline(r.ID); !slices.Equal(got, ids(append(slices.Clone(missed), latest)...)) {
+		t.Errorf("timeline %v, want the missed messages then the live one, once each", got)
+	}
+}

@@ -28,7 +28,12 @@ func (e *Engine) SetPlain(r *Room, eventID string, plain []byte) error {
 	if len(plain) == 0 {
 		return errors.New("dag: set plain: empty")
 	}
+	// Under the room's lock: an event the codec found waiting as it
+	// opened it is the engine's once the admission that opened it (which
+	// holds the lock) has returned.
+	r.mu.Lock()
 	i, err := e.Event(eventID)
+	r.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("dag: set plain of %s: %w", eventID, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/parley-p2p/parley/node/dag"
@@ -63,8 +64,11 @@ func (k *Keeper) handOver(ctx context.Context, r *dag.Room, server string, join 
 		}
 	}
 	// A join superseded since (a catch-up of old history) calls for
-	// nothing: the member left.
-	if id, ok := r.Head().State[join.Key()]; ok && id != join.ID() {
+	// nothing: the member left. A membership the join builds on (an
+	// invite, among its auth events) is no successor: the join, opened
+	// as it is admitted, may not be in the room's state yet when this
+	// runs.
+	if id, ok := r.Head().State[join.Key()]; ok && id != join.ID() && !slices.Contains(join.AuthEvents(), id) {
 		if m, ok := k.engine.MembershipOf(id); !ok || m != "join" {
 			return nil
 		}

@@ -60,6 +60,12 @@ type Keeper struct {
 
 	acceptMu sync.Mutex // serialises accept
 
+	// waitMu guards waits: events found waiting on a session whose
+	// record (keyWait) is not written yet (see await). A mutex of its
+	// own, as the store's writer takes it.
+	waitMu sync.Mutex
+	waits  map[string]map[string]waiter // session ID -> event ID -> its wait
+
 	mu       sync.Mutex
 	outs     map[string]*outbound   // room -> this node's session
 	prep     map[string]*sync.Mutex // room -> serialises Prepare

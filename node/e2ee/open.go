@@ -51,24 +51,77 @@ func (k *Keeper) Open(r *dag.Room, ev *rooms.Event) []byte {
 	if !ok || (ev.Type() != EncryptedType && !ev.IsState() && ev.Type() != "m.room.redaction") {
 		return nil
 	}
-	plain, wait := k.decrypt(r.ID, ev, enc)
+	in := k.inbound(enc.SessionID)
+	plain, wait := k.decryptWith(in, r.ID, ev, enc)
 	if wait {
-		key, sid := keyWait(enc.SessionID, ev.ID()), enc.SessionID
-		// The key may come while the record is being written (a
-		// handover can overtake the state a join brings): once it is
-		// written, a session known by then decrypts it.
-		k.st.UpdateThen(func(t *store.Txn) error { return t.E2Set(key, []byte(r.ID)) }, func(err error) {
-			if err != nil {
-				return
-			}
-			k.goJob(func(ctx context.Context) {
-				if k.inbound(sid) != nil {
-					k.retryWaiting(ctx, sid)
-				}
-			})
-		})
+		k.await(r.ID, ev, enc.SessionID, in)
 	}
 	return plain
+}
+
+// waiter is an event waiting on a session, as await holds it.
+type waiter struct {
+	room string
+	ev   *rooms.Event
+}
+
+// await records that an event waits on a session: in memory at once,
+// and in the store in the background (keyWait), so that retryWaiting,
+// which reads both, finds it whenever it runs. seen is the session the
+// event failed to decrypt with (nil: none held): a session accepted
+// since then, whose retry may have looked before this record was made,
+// is retried once more. The caller holds the room's lock, and the
+// engine takes the event in only once it returns: the memory record
+// carries the event, and outlives the store's until the engine holds it.
+func (k *Keeper) await(roomID string, ev *rooms.Event, sid string, seen *inbound) {
+	evID := ev.ID()
+	k.waitMu.Lock()
+	if k.waits == nil {
+		k.waits = map[string]map[string]waiter{}
+	}
+	if k.waits[sid] == nil {
+		k.waits[sid] = map[string]waiter{}
+	}
+	k.waits[sid][evID] = waiter{room: roomID, ev: ev}
+	k.waitMu.Unlock()
+	key := keyWait(sid, evID)
+	k.st.UpdateThen(func(t *store.Txn) error {
+		if !k.unwritten(sid, evID) {
+			return nil // a retry decrypted it meanwhile
+		}
+		return t.E2Set(key, []byte(roomID))
+	}, func(err error) {
+		// A failed write fails the event's own, queued after it: the
+		// event is opened again when it comes again.
+		if err != nil || k.engine == nil {
+			k.unwait(sid, evID)
+		} else if _, held := k.engine.Cached(evID); held {
+			k.unwait(sid, evID)
+		}
+	})
+	if k.inbound(sid) != seen {
+		k.goJob(func(ctx context.Context) { k.retryWaiting(ctx, sid) })
+	}
+}
+
+// unwritten reports whether an event's wait is still only in memory.
+func (k *Keeper) unwritten(sid, evID string) bool {
+	k.waitMu.Lock()
+	defer k.waitMu.Unlock()
+	_, ok := k.waits[sid][evID]
+	return ok
+}
+
+// unwait forgets an event's wait in memory: written, or decrypted.
+func (k *Keeper) unwait(sid, evID string) {
+	k.waitMu.Lock()
+	defer k.waitMu.Unlock()
+	if m := k.waits[sid]; m != nil {
+		delete(m, evID)
+		if len(m) == 0 {
+			delete(k.waits, sid)
+		}
+	}
 }
 
 func forged(evType string) []byte {
@@ -79,7 +132,11 @@ func forged(evType string) []byte {
 // decrypt decrypts an event's ciphertext. wait is set when the node
 // does not hold the key it needs yet.
 func (k *Keeper) decrypt(roomID string, ev *rooms.Event, enc encrypted) (plain []byte, wait bool) {
-	in := k.inbound(enc.SessionID)
+	return k.decryptWith(k.inbound(enc.SessionID), roomID, ev, enc)
+}
+
+// decryptWith is decrypt with the session the node holds (nil: none).
+func (k *Keeper) decryptWith(in *inbound, roomID string, ev *rooms.Event, enc encrypted) (plain []byte, wait bool) {
 	if in == nil {
 		return nil, true
 	}
@@ -333,11 +390,24 @@ func (k *Keeper) openHistory(roomID, sender string, sh share) []string {
 // retryWaiting decrypts the events that waited on a session and hands
 // their plaintext to the engine.
 func (k *Keeper) retryWaiting(ctx context.Context, sid string) {
-	type waiting struct{ ev, room string }
+	type waiting struct {
+		ev, room string
+		event    *rooms.Event // nil: read from the engine
+	}
 	var list []waiting
+	// Memory first: a wait leaves it only once written.
+	listed := map[string]bool{}
+	k.waitMu.Lock()
+	for ev, w := range k.waits[sid] {
+		list = append(list, waiting{ev, w.room, w.ev})
+		listed[ev] = true
+	}
+	k.waitMu.Unlock()
 	k.st.View(func(t *store.Txn) error {
 		return t.E2Scan(prefixWait(sid), func(key string, val []byte) bool {
-			list = append(list, waiting{key[len(prefixWait(sid)):], string(val)})
+			if ev := key[len(prefixWait(sid)):]; !listed[ev] {
+				list = append(list, waiting{ev, string(val), nil})
+			}
 			return true
 		})
 	})
@@ -346,7 +416,10 @@ func (k *Keeper) retryWaiting(ctx context.Context, sid string) {
 			return
 		}
 		r := k.engine.Room(w.room)
-		ev, err := k.event(w.ev)
+		ev, err := w.event, error(nil)
+		if ev == nil {
+			ev, err = k.event(w.ev)
+		}
 		if r == nil || err != nil {
 			continue
 		}
@@ -364,6 +437,7 @@ func (k *Keeper) retryWaiting(ctx context.Context, sid string) {
 				continue
 			}
 		}
+		k.unwait(sid, w.ev)
 		key := keyWait(sid, w.ev)
 		k.st.UpdateAsync(func(t *store.Txn) error { return t.E2Delete(key) })
 	}

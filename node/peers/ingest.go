@@ -130,27 +130,14 @@ func (ps *Peers) fillGap(ctx context.Context, r *Room, from peer.ID, latest []st
 		if fresh == 0 {
 			break
 		}
-		// Walk on from the prev events that are neither here nor fetched.
-		next := map[string]bool{}
-		for _, ev := range evs {
-			for _, p := range ev.PrevEvents() {
-				if _, ok := fetched[p]; !ok && !next[p] && !ps.dag.Known(p) {
-					next[p] = true
-				}
-			}
-		}
-		frontier = frontier[:0:0]
-		for p := range next {
-			if len(frontier) == MaxIDsPerReq {
-				break
-			}
-			frontier = append(frontier, p)
+		// Walk on from the prev events of the gap that are neither here
+		// nor fetched.
+		_, frontier = ps.gapOf(latest, fetched)
+		if len(frontier) > MaxIDsPerReq {
+			frontier = frontier[:MaxIDsPerReq]
 		}
 	}
-	evs := make([]*rooms.Event, 0, len(fetched))
-	for _, ev := range fetched {
-		evs = append(evs, ev)
-	}
+	evs, _ := ps.gapOf(latest, fetched)
 	sort.Slice(evs, func(a, b int) bool {
 		if evs[a].Depth() != evs[b].Depth() {
 			return evs[a].Depth() < evs[b].Depth()
@@ -166,6 +153,39 @@ func (ps *Peers) fillGap(ctx context.Context, r *Room, from peer.ID, latest []st
 		}
 	}
 	return nil
+}
+
+// gapOf is the gap proper among the fetched events: those reached from
+// latest along prev events without passing an event this node holds,
+// and the prev events it still lacks (neither here nor fetched). A peer
+// walks back until it meets the node's extremities; when latest is on a
+// fork beside them (a key share sent beside a joiner's first events),
+// the walk passes them and goes on into the history behind events the
+// node holds. That history is backfill's to place before the node's
+// timeline: ingested here, it would enter the live timeline, after the
+// join, and backfill would place it a second time.
+func (ps *Peers) gapOf(latest []string, fetched map[string]*rooms.Event) (gap []*rooms.Event, lacking []string) {
+	seen := map[string]bool{}
+	queue := slices.Clone(latest)
+	for len(queue) > 0 {
+		id := queue[0]
+		queue = queue[1:]
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		if ps.dag.Known(id) {
+			continue
+		}
+		ev, ok := fetched[id]
+		if !ok {
+			lacking = append(lacking, id)
+			continue
+		}
+		gap = append(gap, ev)
+		queue = append(queue, ev.PrevEvents()...)
+	}
+	return gap, lacking
 }
 
 // parseVerified parses PDUs of a room and checks their signatures and
