@@ -45,7 +45,7 @@ func BenchmarkDecrypt1KiB(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
-		// The replay check keys on the event: one event stands for all.
+		// One event stands for all: decryption reads only its sender.
 		if plain, _ := fr.z.k.decrypt(fr.r.ID, fr.m, cts[i]); plain == nil {
 			b.Fatal("not decrypted")
 		}

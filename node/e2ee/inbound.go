@@ -2,7 +2,6 @@ package e2ee
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"sync"
@@ -18,16 +17,12 @@ import (
 //	i/<sid>                   inbound session (inRec)
 //	r/<room>\0<sid>           the room's sessions
 //	w/<sid>\0<event>          an event waiting on the session (value: room)
-//	x/<sid>\0<be32 index>     the event that used a message index (replays)
 //	h/<room>\0<server>\0<ev>  a history handover sent for a join
 
 func keyIn(sid string) string           { return "i/" + sid }
 func keyRoomIn(room, sid string) string { return "r/" + room + "\x00" + sid }
 func prefixWait(sid string) string      { return "w/" + sid + "\x00" }
 func keyWait(sid, ev string) string     { return prefixWait(sid) + ev }
-func keyReplay(sid string, idx uint32) string {
-	return string(binary.BigEndian.AppendUint32([]byte("x/"+sid+"\x00"), idx))
-}
 
 // inRec is an inbound session as stored.
 type inRec struct {
@@ -47,9 +42,6 @@ type inbound struct {
 	rec inRec
 	mu  sync.Mutex // guards s, whose ratchet advances as it decrypts, and used
 	s   *session.MegolmInboundSession
-	// used maps the message indexes events used to those events (replay
-	// detection); nil until read from the store.
-	used map[uint32]string
 }
 
 func (in *inbound) first() uint32 { return in.s.FirstKnownIndex() }

@@ -70,8 +70,6 @@ type Keeper struct {
 	outs     map[string]*outbound   // room -> this node's session
 	prep     map[string]*sync.Mutex // room -> serialises Prepare
 	ins      map[string]*inbound    // session ID -> cached inbound session
-	replays  map[string]string      // replay records to write
-	flushing map[string]string      // replay records being written; nil: no flusher runs
 	kemCache map[string]PublicKey   // member event ID -> parsed KEM key
 	views    map[string]cachedView  // room -> its view at its last state
 
@@ -108,7 +106,7 @@ func New(cfg Config) (*Keeper, error) {
 		cfg: cfg, log: log.With("component", "e2ee"), st: cfg.Store,
 		server: rooms.ServerName(pub), sender: b64.EncodeToString(pub), kem: kem, now: now,
 		outs: map[string]*outbound{}, prep: map[string]*sync.Mutex{}, ins: map[string]*inbound{},
-		replays: map[string]string{}, kemCache: map[string]PublicKey{}, views: map[string]cachedView{},
+		kemCache: map[string]PublicKey{}, views: map[string]cachedView{},
 		jobs: make(chan struct{}, maxJobs), ctx: ctx, cancel: cancel,
 	}, nil
 }

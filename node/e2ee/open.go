@@ -2,10 +2,8 @@ package e2ee
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"strings"
 
 	"maunium.net/go/mautrix/crypto/goolm/session"
 	"maunium.net/go/mautrix/crypto/olm"
@@ -147,7 +145,12 @@ func (k *Keeper) decryptWith(in *inbound, roomID string, ev *rooms.Event, enc en
 		return forged(ev.Type()), false
 	}
 	in.mu.Lock()
-	pt, idx, err := decryptOwned(in.s, []byte(enc.Ciphertext))
+	// No record of which event used which message index: an event
+	// whose sender's server owns the session is signed by the owner
+	// itself, and the owner can write anything in its own session, so a
+	// repeated index proves nothing (in Matrix it guards against a
+	// homeserver, which parley's device-run nodes do not have).
+	pt, _, err := decryptOwned(in.s, []byte(enc.Ciphertext))
 	in.mu.Unlock()
 	if errors.Is(err, olm.ErrUnknownMessageIndex) {
 		return nil, true // a handover from an earlier index may come
@@ -157,9 +160,6 @@ func (k *Keeper) decryptWith(in *inbound, roomID string, ev *rooms.Event, enc en
 		// come: the event waits for it.
 		k.log.Debug("undecryptable", "event", ev.ID(), "err", err)
 		return nil, !in.rec.Verified
-	}
-	if !k.firstUse(in, enc.SessionID, uint32(idx), ev.ID()) {
-		return forged(ev.Type()), false
 	}
 	var p inner
 	if json.Unmarshal(pt, &p) != nil || p.RoomID != roomID || p.Type == "" || len(p.Content) == 0 || p.Content[0] != '{' {
@@ -210,94 +210,6 @@ func overlayKept(ev *rooms.Event, content json.RawMessage) json.RawMessage {
 		return content
 	}
 	return out
-}
-
-// firstUse records that an event used a session's message index, and
-// reports false when another event used it before (a replay). The
-// session's used indexes are read from the store once, then kept with
-// it; new ones are written in batches (flushReplays).
-func (k *Keeper) firstUse(in *inbound, sid string, idx uint32, eventID string) bool {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if in.used == nil {
-		in.used = map[uint32]string{}
-		prefix := keyReplay(sid, 0)[:len(keyReplay(sid, 0))-4]
-		k.st.View(func(t *store.Txn) error {
-			return t.E2Scan(prefix, func(key string, val []byte) bool {
-				if len(key) == len(prefix)+4 {
-					in.used[binary.BigEndian.Uint32([]byte(key[len(prefix):]))] = string(val)
-				}
-				return true
-			})
-		})
-		// Those not written yet.
-		k.mu.Lock()
-		for _, m := range []map[string]string{k.flushing, k.replays} {
-			for key, ev := range m {
-				if strings.HasPrefix(key, prefix) && len(key) == len(prefix)+4 {
-					in.used[binary.BigEndian.Uint32([]byte(key[len(prefix):]))] = ev
-				}
-			}
-		}
-		k.mu.Unlock()
-	}
-	if prev, ok := in.used[idx]; ok {
-		return prev == eventID
-	}
-	in.used[idx] = eventID
-	k.mu.Lock()
-	k.replays[keyReplay(sid, idx)] = eventID
-	start := k.flushing == nil
-	if start {
-		k.flushing = map[string]string{}
-	}
-	k.mu.Unlock()
-	if start {
-		k.goFlush()
-	}
-	return true
-}
-
-// goFlush writes the pending replay records, batch after batch, until
-// none is left; one flusher runs at a time.
-func (k *Keeper) goFlush() {
-	k.mu.Lock()
-	if k.closed {
-		k.mu.Unlock()
-		return
-	}
-	k.wg.Add(1)
-	k.mu.Unlock()
-	go func() {
-		defer k.wg.Done()
-		for k.flushReplays() {
-		}
-	}()
-}
-
-// flushReplays writes one batch; false when there was none to write.
-func (k *Keeper) flushReplays() bool {
-	k.mu.Lock()
-	batch := k.replays
-	if len(batch) == 0 {
-		k.flushing = nil
-		k.mu.Unlock()
-		return false
-	}
-	k.replays, k.flushing = map[string]string{}, batch
-	k.mu.Unlock()
-	err := k.st.Update(func(t *store.Txn) error {
-		for key, ev := range batch {
-			if err := t.E2Set(key, []byte(ev)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		k.log.Warn("replay records not written", "err", err)
-	}
-	return true
 }
 
 // openShare takes in a share event addressed to this node.
