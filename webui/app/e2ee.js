@@ -6,13 +6,19 @@ import { api } from "./api.js";
 import { qrSVG } from "./qr.js";
 import { h, kids, errText, openDialog, fullFmt, toast } from "./dom.js";
 import { S } from "./state.js";
-import { renderMembers } from "./members.js";
 
 // ---------- what the node says of a room ----------
 
 // info caches GET …/e2ee per room, with the member list it was asked for,
 // so the members panel asks again only when someone joins or leaves.
 const info = new Map(); // roomId -> {key, data, pending}
+
+// changed is told when a room's info arrives (the members panel renders
+// again); the panel sets it, so this module does not import the panel.
+let changed = () => {};
+export function whenE2EEChanges(fn) {
+  changed = fn;
+}
 
 const membersKey = (r) => r.members(["join", "invite"]).map((m) => m.state_key).sort().join("\n");
 
@@ -49,7 +55,7 @@ export async function refreshE2EE(r, key = membersKey(r)) {
   } finally {
     entry.pending = false;
   }
-  if (S.current === r.id) renderMembers();
+  if (S.current === r.id) changed();
   return entry.error ? null : entry.data;
 }
 

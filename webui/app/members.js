@@ -3,7 +3,7 @@ import { api } from "./api.js";
 import { $, h, errText, openDialog } from "./dom.js";
 import { S } from "./state.js";
 import { renderRoom } from "./timeline.js";
-import { ensureE2EE, refreshE2EE, memberE2EE, verifiedMark, safetyBlock } from "./e2ee.js";
+import { ensureE2EE, refreshE2EE, memberE2EE, verifiedMark, safetyBlock, whenE2EEChanges } from "./e2ee.js";
 
 // ---------- members ----------
 
@@ -13,6 +13,9 @@ function levelName(pl) {
   if (pl >= 50) return "Moderator";
   return pl ? `Level ${pl}` : "";
 }
+
+// The panel renders again when a room's encryption info arrives.
+whenE2EEChanges(() => renderMembers());
 
 export function renderMembers() {
   const r = S.current && S.rooms.get(S.current);
