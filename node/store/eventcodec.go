@@ -118,16 +118,12 @@ func decodeBinaryRecord(b []byte, r *EventRecord) error {
 	var spans [7][2]int
 	total := 0
 	for k := range spans {
-		n := d.uvarint()
-		if d.err == nil && n > uint64(len(d.b)-d.at) {
-			d.fail("a string runs past the end")
-		}
+		start, end := d.span("a string runs past the end")
 		if d.err != nil {
 			return d.err
 		}
-		spans[k] = [2]int{d.at, d.at + int(n)}
-		d.at += int(n)
-		total += int(n)
+		spans[k] = [2]int{start, end}
+		total += end - start
 	}
 	all := make([]byte, 0, total)
 	for _, sp := range spans {
@@ -140,15 +136,14 @@ func decodeBinaryRecord(b []byte, r *EventRecord) error {
 	}
 	r.Version = internVersion(r.Version)
 	if flags&flagPlain != 0 {
-		n := d.uvarint()
-		if d.err == nil && (n == 0 || n > uint64(len(d.b)-d.at)) {
+		start, end := d.span("a bad plain length")
+		if d.err == nil && start == end {
 			d.fail("a bad plain length")
 		}
 		if d.err != nil {
 			return d.err
 		}
-		end := d.at + int(n)
-		r.Plain, d.at = b[d.at:end:end], end
+		r.Plain = b[start:end:end]
 	}
 	r.PDU = b[d.at:len(b):len(b)]
 	return nil
@@ -191,6 +186,20 @@ func (d *recordReader) varint() int64 {
 	}
 	d.at += n
 	return v
+}
+
+// span reads a length and steps over that many bytes: where they are.
+func (d *recordReader) span(what string) (start, end int) {
+	n := d.uvarint()
+	if d.err == nil && n > uint64(len(d.b)-d.at) {
+		d.fail(what)
+	}
+	if d.err != nil {
+		return 0, 0
+	}
+	start = d.at
+	d.at += int(n)
+	return start, d.at
 }
 
 func (d *recordReader) byte() byte {
