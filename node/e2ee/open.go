@@ -363,16 +363,10 @@ func (k *Keeper) Readable(roomID string, ev *rooms.Event) bool {
 	if !ok {
 		return false
 	}
-	in := k.inbound(enc.SessionID)
-	if in == nil {
+	plain, _ := k.decrypt(roomID, ev, enc)
+	if plain == nil {
 		return false
 	}
-	sender, err := rooms.ServerOf(ev.Sender())
-	if err != nil || in.rec.Owner != sender || in.rec.Room != roomID {
-		return false
-	}
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	_, _, err = in.s.Decrypt([]byte(enc.Ciphertext))
-	return err == nil
+	p, err := dag.DecodePlain(plain)
+	return err == nil && p.Status == ""
 }
