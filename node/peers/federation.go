@@ -135,25 +135,17 @@ func (ps *Peers) roomFor(server, roomID string) (*Room, error) {
 
 // serverInRoom reports whether any user of server is joined or invited.
 func (ps *Peers) serverInRoom(state store.StateMap, server string) bool {
-	for s, id := range dag.MemberEvents(state) {
-		if s != server {
-			continue
-		}
-		if m, ok := ps.dag.MembershipOf(id); ok && dag.Speaks(m) {
-			return true
-		}
-	}
-	return false
+	return ps.serverHas(state, server, dag.Speaks)
 }
 
-// serverHasJoined reports whether one of a server's users is joined in a
-// state.
-func (ps *Peers) serverHasJoined(state store.StateMap, server string) bool {
+// serverHas reports whether one of a server's users has a membership in
+// a state that ok accepts.
+func (ps *Peers) serverHas(state store.StateMap, server string, ok func(membership string) bool) bool {
 	for s, id := range dag.MemberEvents(state) {
 		if s != server {
 			continue
 		}
-		if m, ok := ps.dag.MembershipOf(id); ok && m == "join" {
+		if m, found := ps.dag.MembershipOf(id); found && ok(m) {
 			return true
 		}
 	}
@@ -191,7 +183,7 @@ func (ps *Peers) visibleTo(i *dag.Info, server string, joinedNow bool) bool {
 		switch {
 		case hv == "joined":
 			// An invited server reads nothing until it joins.
-			v = ps.serverHasJoined(state, server)
+			v = ps.serverHas(state, server, func(m string) bool { return m == "join" })
 		case ps.serverInRoom(state, server):
 			v = true
 		case hv == "world_readable":
