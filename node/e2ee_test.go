@@ -243,6 +243,14 @@ func TestAJoinerDecryptsExactlyWhatHistoryVisibilityAllows(t *testing.T) {
 			if _, err := alice.SendStateEvent(ctx, room, event.StateHistoryVisibility, "", map[string]string{"history_visibility": tc.visibility}); err != nil {
 				t.Fatal(err)
 			}
+			// Bob's c1 must be sent under the new visibility: sent before
+			// his node sees it, it is history of the old one.
+			testkit.WaitFor(t, 30*time.Second, "bob to see the history visibility", func() bool {
+				var hv struct {
+					V string `json:"history_visibility"`
+				}
+				return bob.StateEvent(ctx, room, event.StateHistoryVisibility, "", &hv) == nil && hv.V == tc.visibility
+			})
 			ids := map[string]id.EventID{}
 			ids["c1"] = sendAll(t, ctx, bob, room, "c1")[0]
 			ids["m1"] = sendAll(t, ctx, alice, room, "m1")[0]
