@@ -30,6 +30,8 @@
 //	PARLEY_BENCH_EVENTS     messages per room there [100]
 //	PARLEY_BENCH_RECV       events gossiped in BenchmarkReceiveAllocs [500]
 //	PARLEY_BENCH_CACHE      where room fixtures are kept [$XDG_CACHE_HOME/parley-bench]
+//	PARLEY_BENCH_CPUPROFILE a file for a CPU profile of the measured bursts
+//	                        only (BenchmarkTenNodes, BenchmarkThreeNodesPipelined)
 //
 // Filling 1,000 rooms of 100 messages through the client API takes
 // minutes (6 on a busy 2-core machine; the three default fixtures about

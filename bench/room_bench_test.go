@@ -3,6 +3,8 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
+	"runtime/pprof"
 	"testing"
 	"time"
 
@@ -41,6 +43,7 @@ func benchBurst(b *testing.B, nodes, perUser, inFlight int) {
 		b.Logf("warm-up: %d deliveries lost", warm.lost)
 	}
 	var total burstResult
+	stopProfile := profileBursts(b)
 	b.ResetTimer()
 	for i := range b.N {
 		r := cl.burst(b, ctx, fmt.Sprintf("run%d", i), perUser, inFlight)
@@ -52,7 +55,32 @@ func benchBurst(b *testing.B, nodes, perUser, inFlight int) {
 		total.cpu += r.cpu
 	}
 	b.StopTimer()
+	stopProfile()
 	total.report(b, nodes-1)
+}
+
+// profileBursts starts a CPU profile into PARLEY_BENCH_CPUPROFILE, if
+// set, and returns what stops it: unlike -cpuprofile, it leaves out the
+// set-up (accounts, joins, catch-up), which costs more than the bursts.
+func profileBursts(b *testing.B) (stop func()) {
+	path := os.Getenv("PARLEY_BENCH_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Error(err)
+		}
+	}
 }
 
 // BenchmarkThreeNodesOneAtATime: three nodes; the first user sends one
