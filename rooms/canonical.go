@@ -713,3 +713,20 @@ func appendString(buf []byte, s string) []byte {
 	}
 	return append(buf, '"')
 }
+
+// memberSpan is where the value of obj's member key lies in obj's
+// canonical JSON: from the members before it, whose encoded lengths
+// add up to its offset, without encoding anything. obj must have the
+// member.
+func memberSpan(obj value, key string) (start, end int) {
+	at := 1 // '{'
+	for _, m := range obj.obj {
+		at += stringLen(m.key) + 1 // "key":
+		n := m.val.encodedLen()
+		if m.key == key {
+			return at, at + n
+		}
+		at += n + 1 // value,
+	}
+	panic("rooms: memberSpan of a missing member " + key)
+}

@@ -39,16 +39,18 @@ type Event struct {
 	// plMemo keeps what a power levels event's content was last read as.
 	plMemo atomic.Pointer[plMemo]
 
-	roomID     string // "" for a v12 create event (RoomID derives it)
-	derivedID  string // the room ID of a v12 create event
-	sender     string
-	typ        string
-	stateKey   *string
-	content    value
-	prevEvents []string
-	authEvents []string
-	depth      int64
-	ts         int64
+	roomID    string // "" for a v12 create event (RoomID derives it)
+	derivedID string // the room ID of a v12 create event
+	sender    string
+	typ       string
+	stateKey  *string
+	content   value
+	// raw[contentAt:contentEnd] is content's canonical JSON.
+	contentAt, contentEnd int
+	prevEvents            []string
+	authEvents            []string
+	depth                 int64
+	ts                    int64
 }
 
 // ParseEvent checks the format of a PDU and computes its event ID, the
@@ -188,6 +190,7 @@ func fromTree(pdu value, canon, version, id string, mode parseMode) (*Event, err
 	if e.content, ok = pdu.get("content"); !ok || e.content.kind != kObject {
 		return nil, bad("content missing or not an object")
 	}
+	e.contentAt, e.contentEnd = memberSpan(pdu, "content")
 
 	roomID, hasRoomID := pdu.get("room_id")
 	switch {
@@ -453,7 +456,10 @@ func (e *Event) Key() StateKey {
 }
 
 // Content returns the canonical JSON of the content object.
-func (e *Event) Content() json.RawMessage { return e.content.bytes() }
+// It is a copy of the bytes raw holds, not encoded again.
+func (e *Event) Content() json.RawMessage {
+	return json.RawMessage(e.raw[e.contentAt:e.contentEnd])
+}
 
 // PrevEvents returns the IDs of the events this one follows.
 func (e *Event) PrevEvents() []string { return slices.Clone(e.prevEvents) }

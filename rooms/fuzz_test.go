@@ -28,6 +28,9 @@ func FuzzParseEvent(f *testing.F) {
 		if err != nil {
 			return
 		}
+		if string(e.Content()) != string(e.content.bytes()) {
+			t.Fatalf("Content() %s is not content's encoding %s", e.Content(), e.content.bytes())
+		}
 		again, err := ParseEvent(e.JSON(), version)
 		if err != nil {
 			t.Fatalf("re-parsing accepted JSON failed: %v\n%s", err, e.JSON())

@@ -73,6 +73,11 @@ func sameEvent(t testing.TB, a, b *Event) {
 		}
 		return v
 	}
+	for _, e := range []*Event{a, b} { // Content slices raw: it must be content's encoding
+		if got, want := string(e.Content()), string(e.content.bytes()); got != want {
+			t.Fatalf("Content() = %s, want %s", got, want)
+		}
+	}
 	if va, vb := see(a), see(b); !reflect.DeepEqual(va, vb) {
 		t.Fatalf("accessors differ:\n%+v\n%+v", va, vb)
 	}
@@ -93,11 +98,11 @@ func sameEvent(t testing.TB, a, b *Event) {
 // memory, which differs when one was parsed from non-canonical bytes) and
 // its memo.
 func eventFields(e *Event) []any {
-	if n := reflect.TypeFor[Event]().NumField(); n != 17 {
+	if n := reflect.TypeFor[Event]().NumField(); n != 19 {
 		panic(fmt.Sprintf("Event has %d fields: update eventFields", n))
 	}
 	return []any{e.version, e.id, e.fixture, e.pdu, e.raw, e.roomID, e.derivedID, e.sender, e.typ,
-		e.stateKey, e.content, e.prevEvents, e.authEvents, e.depth, e.ts}
+		e.stateKey, e.content, e.contentAt, e.contentEnd, e.prevEvents, e.authEvents, e.depth, e.ts}
 }
 
 func TestParseTrustedMatchesParseEvent(t *testing.T) {
