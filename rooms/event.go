@@ -483,6 +483,36 @@ func (e *Event) Redacts() string {
 	return strings.Clone(s) // not a slice of the whole event
 }
 
+// ContentString returns the string found in the content by following
+// path (content[path[0]][path[1]]...), without encoding or decoding the
+// content; false if there is none, or it is not a string. The string
+// shares the event's bytes: clone what is kept longer than the event.
+func (e *Event) ContentString(path ...string) (string, bool) {
+	v, ok := e.contentPath(path)
+	if !ok || v.kind != kString {
+		return "", false
+	}
+	return v.str, true
+}
+
+// ContentHas reports whether the content has a value, of any kind, at
+// path (as ContentString follows it).
+func (e *Event) ContentHas(path ...string) bool {
+	_, ok := e.contentPath(path)
+	return ok
+}
+
+func (e *Event) contentPath(path []string) (value, bool) {
+	v := e.content
+	for _, k := range path {
+		var ok bool
+		if v, ok = v.get(k); !ok {
+			return value{}, false
+		}
+	}
+	return v, true
+}
+
 // Membership returns content.membership of an m.room.member event, or "".
 func (e *Event) Membership() string {
 	if e.typ != "m.room.member" {

@@ -2,6 +2,7 @@ package e2ee
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/parley-p2p/parley/node/dag"
@@ -113,6 +114,32 @@ func FuzzHPKEOpen(f *testing.F) {
 		pt, err := fr.z.k.kem.Open(info, sealed)
 		if err == nil && string(sealed) != string(fr.seal) {
 			t.Fatalf("a seal that is not the one made opened: %x", pt)
+		}
+	})
+}
+
+// FuzzEncryptedOf: reading a ciphertext from an event's tree
+// (encryptedOf) accepts only what decoding its content's JSON
+// (parseEncrypted) accepts, and reads the same.
+func FuzzEncryptedOf(f *testing.F) {
+	f.Add(`{"algorithm":"m.megolm.v1.aes-sha2","ciphertext":"AwgA","device_id":"D","sender_key":"k","session_id":"s"}`)
+	f.Add(`{"name":"x","org.parley.encrypted":{"algorithm":"m.megolm.v1.aes-sha2","ciphertext":"AwgA","session_id":"s"}}`)
+	f.Add(`{"algorithm":"m.megolm.v1.aes-sha2","ciphertext":"AwgA","session_id":"s","org.parley.encrypted":null}`)
+	f.Add(`{"algorithm":"m.megolm.v1.aes-sha2","ciphertext":1,"session_id":"s"}`)
+	f.Fuzz(func(t *testing.T, content string) {
+		raw := `{"auth_events":[],"content":` + content + `,"depth":1,"origin_server_ts":1,"prev_events":[],` +
+			`"room_id":"!r:x","sender":"@a:x","type":"m.room.encrypted"}`
+		ev, err := rooms.ParseEventWithID([]byte(raw), rooms.V11, "$e")
+		if err != nil {
+			return
+		}
+		got, ok := encryptedOf(ev)
+		want, wantOK := parseEncrypted(ev.Content())
+		if ok && (!wantOK || got != want) {
+			t.Fatalf("encryptedOf = %+v, %v; parseEncrypted = %+v, %v", got, ok, want, wantOK)
+		}
+		if !ok && wantOK && !strings.Contains(content, "null") && strings.ToLower(content) == content {
+			t.Fatalf("encryptedOf refused what parseEncrypted read: %+v", want)
 		}
 	})
 }

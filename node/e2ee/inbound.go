@@ -199,7 +199,7 @@ func (k *Keeper) trial(sid string, s *session.MegolmInboundSession) bool {
 			if err != nil {
 				return true
 			}
-			enc, ok := parseEncrypted(ev.Content())
+			enc, ok := encryptedOf(ev)
 			if !ok || enc.SessionID != sid {
 				return true
 			}

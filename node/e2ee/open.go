@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 
 	"maunium.net/go/mautrix/crypto/goolm/session"
 	"maunium.net/go/mautrix/crypto/olm"
@@ -33,6 +34,39 @@ func parseEncrypted(content json.RawMessage) (encrypted, bool) {
 	return enc, true
 }
 
+// encryptedOf is parseEncrypted of an event's content, read from the
+// event's parsed tree instead of decoding its JSON again (this runs for
+// every event received). It is stricter: each field must be a string
+// where parseEncrypted would also take null.
+func encryptedOf(ev *rooms.Event) (encrypted, bool) {
+	var at []string
+	if ev.ContentHas(EncryptedField) {
+		at = []string{EncryptedField, ""}
+	} else {
+		at = []string{""}
+	}
+	field := func(name string) (string, bool) {
+		at[len(at)-1] = name
+		s, ok := ev.ContentString(at...)
+		return s, ok || !ev.ContentHas(at...)
+	}
+	var enc encrypted
+	var ok [5]bool
+	enc.Algorithm, ok[0] = field("algorithm")
+	enc.SenderKey, ok[1] = field("sender_key")
+	enc.Ciphertext, ok[2] = field("ciphertext")
+	enc.SessionID, ok[3] = field("session_id")
+	enc.DeviceID, ok[4] = field("device_id")
+	if ok != [5]bool{true, true, true, true, true} ||
+		enc.Algorithm != Algorithm || enc.SessionID == "" || enc.Ciphertext == "" {
+		return encrypted{}, false
+	}
+	// What outlives the event (keys of maps of waiting events) is not
+	// a slice of its bytes.
+	enc.SenderKey, enc.SessionID, enc.DeviceID = strings.Clone(enc.SenderKey), strings.Clone(enc.SessionID), strings.Clone(enc.DeviceID)
+	return enc, true
+}
+
 // Open opens an event a room admitted: a key share is taken in (and the
 // events that waited on its session are decrypted in the background); a
 // ciphertext is decrypted if the node holds its session, else the event
@@ -45,7 +79,7 @@ func (k *Keeper) Open(r *dag.Room, ev *rooms.Event) []byte {
 	case "m.room.member":
 		k.noteJoin(r, ev)
 	}
-	enc, ok := parseEncrypted(ev.Content())
+	enc, ok := encryptedOf(ev)
 	if !ok || (ev.Type() != EncryptedType && !ev.IsState() && ev.Type() != "m.room.redaction") {
 		return nil
 	}
@@ -335,7 +369,7 @@ func (k *Keeper) retryWaiting(ctx context.Context, sid string) {
 		if r == nil || err != nil {
 			continue
 		}
-		enc, ok := parseEncrypted(ev.Content())
+		enc, ok := encryptedOf(ev)
 		if !ok {
 			continue
 		}
@@ -359,7 +393,7 @@ func (k *Keeper) retryWaiting(ctx context.Context, sid string) {
 // it holds the session, the session is the sender's own, and the
 // ciphertext opens. It records nothing (checks and diagnostics).
 func (k *Keeper) Readable(roomID string, ev *rooms.Event) bool {
-	enc, ok := parseEncrypted(ev.Content())
+	enc, ok := encryptedOf(ev)
 	if !ok {
 		return false
 	}
