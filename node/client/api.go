@@ -92,6 +92,27 @@ func (api *API) readShown(t *store.Txn, id string) (shownEvent, error) {
 	return api.shownInfo(i), nil
 }
 
+// membership is the membership of a member event, read in t as
+// readShown reads it, but without its plain view or its content, which
+// carries the KEM key (1.6 KB): a /sync's room summary reads every
+// member's. "" if it cannot be read.
+func (api *API) membership(t *store.Txn, id string) string {
+	if i, ok := api.dag.Cached(id); ok {
+		return i.Event.Membership()
+	}
+	if t != nil {
+		if rec, err := t.Event(id); err == nil {
+			if sk, ok := rooms.SkimStored(rec.PDU, rec.Version, id); ok {
+				return sk.Membership
+			}
+		}
+	}
+	if i, err := api.dag.Event(id); err == nil {
+		return i.Event.Membership()
+	}
+	return ""
+}
+
 // shownInfo is an event of the engine's to be shown.
 func (api *API) shownInfo(i *dag.Info) shownEvent {
 	e := shownEvent{Skim: i.Event.Skim(), info: i, rec: &i.Rec, redactedBy: api.dag.RedactedBy(i.Event)}

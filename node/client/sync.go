@@ -445,11 +445,7 @@ func (api *API) summary(t *store.Txn, s *webui.Session, state store.StateMap) ma
 		if k.Type != "m.room.member" {
 			continue
 		}
-		e, err := api.readShown(t, id)
-		if err != nil {
-			continue
-		}
-		switch e.Membership {
+		switch api.membership(t, id) {
 		case "join":
 			joined++
 		case "invite":
