@@ -199,8 +199,16 @@ func (h *Host) newPubSub(ctx context.Context, lh host.Host, tr *tracer) (*pubsub
 //     strips those waiting for validation and pubsub's seen cache the rest.
 //     D=4 (Dlo 3, Dhi 8) measured no different: 515 vs 515 and 568 vs 576
 //     us of CPU per delivery (load 5-7), so redundancy is not traded away.
-//   - IDONTWANT for messages of 1 KiB and more (the default): announcing
-//     smaller ones too measured no gain (546-579 vs 515-576 us/delivery).
+//   - IDONTWANT only for messages of 8 KiB and more. Each one a node
+//     receives past the threshold makes it send an IDONTWANT to every
+//     mesh peer: D control RPCs to save a few duplicate copies, which
+//     costs more than it saves until messages are several KiB. The
+//     default threshold, 1 KiB, was above every plain chat event; once
+//     rooms were encrypted (issue 11) a chat event grew to 1.3-1.7 KB
+//     sealed and crossed it, and 10 nodes x 200 messages fell from
+//     124-136 to 97-111 msg/s (1,281-1,359 -> 1,573-1,652 us of CPU
+//     per delivery, load 1.9-2.2). Announcing smaller ones too measured
+//     no gain earlier (546-579 vs 515-576 us/delivery).
 //   - Dlazy=6, GossipFactor 0.25, HistoryGossip 3, HistoryLength 5 (the
 //     defaults): each heartbeat advertises the last 3 s of message IDs to
 //     a few non-mesh members, which fetch what they missed; the cache keeps
@@ -248,7 +256,7 @@ var gossipParams = func() pubsub.GossipSubParams {
 	p.HistoryLength, p.HistoryGossip = 5, 3
 	p.HeartbeatInterval = time.Second
 	p.HeartbeatInitialDelay = 50 * time.Millisecond
-	p.IDontWantMessageThreshold = 1024
+	p.IDontWantMessageThreshold = 8 << 10
 	return p
 }
 
