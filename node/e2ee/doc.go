@@ -8,12 +8,14 @@
 //
 // Keeper implements dag.Codec. A non-state event goes in the DAG as
 // m.room.encrypted with the m.megolm.v1.aes-sha2 fields of Matrix
-// (algorithm, sender_key: the server key, ciphertext, session_id,
-// device_id: "parley"); its Megolm plaintext is {"type", "content",
-// "room_id"}. A state event keeps its type, state key and the keys the
-// room version's redaction algorithm keeps (rooms.RedactContent), and
-// the full content goes in "org.parley.encrypted" (the same five fields;
-// the plaintext adds "state_key"). A redaction keeps "redacts" the same
+// (algorithm, ciphertext, session_id; not sender_key and device_id,
+// which the spec deprecates since v1.3 and a node never reads: the
+// event's signature names the sender); its Megolm plaintext is {"type",
+// "content", "room_id"}. A state event keeps its type, state key and the
+// keys the room version's redaction algorithm keeps
+// (rooms.RedactContent), and the full content goes in
+// "org.parley.encrypted" (the same three fields; the plaintext adds
+// "state_key"). A redaction keeps "redacts" the same
 // way. Events with nothing beyond those keys (create, join rules, power
 // levels, history visibility) and parley's own org.parley.* types stay
 // as they are.

@@ -18,9 +18,6 @@ const (
 	EncryptedField = "org.parley.encrypted"
 	// ShareType is the type of a key share event.
 	ShareType = "org.parley.room_key"
-	// DeviceID fills the device_id of ciphertexts: the sending device is
-	// no one's business but the node's.
-	DeviceID = "parley"
 
 	kindSession = "session"
 	kindHistory = "history"
@@ -31,12 +28,14 @@ var b64 = base64.RawStdEncoding
 
 // encrypted is the content of an m.room.encrypted event, and the value
 // of EncryptedField.
+// Ciphertexts made before sender_key and device_id were left out
+// (each ~45 bytes of every event) carry them; they are read and ignored.
 type encrypted struct {
 	Algorithm  string `json:"algorithm"`
-	SenderKey  string `json:"sender_key"`
+	SenderKey  string `json:"sender_key,omitempty"`
 	Ciphertext string `json:"ciphertext"`
 	SessionID  string `json:"session_id"`
-	DeviceID   string `json:"device_id"`
+	DeviceID   string `json:"device_id,omitempty"`
 }
 
 // inner is a Megolm plaintext: the original type and content, the room

@@ -51,7 +51,6 @@ type Keeper struct {
 	log    *slog.Logger
 	st     *store.Store
 	server string
-	sender string // unpadded base64 of the server key: sender_key
 	kem    *KEMKey
 	now    func() time.Time
 
@@ -104,7 +103,7 @@ func New(cfg Config) (*Keeper, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Keeper{
 		cfg: cfg, log: log.With("component", "e2ee"), st: cfg.Store,
-		server: rooms.ServerName(pub), sender: b64.EncodeToString(pub), kem: kem, now: now,
+		server: rooms.ServerName(pub), kem: kem, now: now,
 		outs: map[string]*outbound{}, prep: map[string]*sync.Mutex{}, ins: map[string]*inbound{},
 		kemCache: map[string]PublicKey{}, views: map[string]cachedView{},
 		jobs: make(chan struct{}, maxJobs), ctx: ctx, cancel: cancel,

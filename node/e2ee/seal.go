@@ -469,7 +469,7 @@ func (k *Keeper) encrypt(r *dag.Room, pt []byte) (encrypted, error) {
 	if err != nil {
 		return encrypted{}, fmt.Errorf("e2ee: encrypt: %w", err)
 	}
-	return encrypted{Algorithm: Algorithm, SenderKey: k.sender, Ciphertext: string(ct), SessionID: o.id, DeviceID: DeviceID}, nil
+	return encrypted{Algorithm: Algorithm, Ciphertext: string(ct), SessionID: o.id}, nil
 }
 
 // withKEM adds the node's KEM key to a join of one of its own users, if
