@@ -31,7 +31,6 @@ func TestBadPeersCostTimeNotIntegrity(t *testing.T) {
 	t.Parallel()
 	const timeout = time.Second
 	const maxFetches = 2 // the fetch, and one retry
-	var forgedID string
 	type answer func(ctx context.Context, real []byte) ([]byte, error)
 	modes := []struct {
 		name   string
@@ -55,6 +54,13 @@ func TestBadPeersCostTimeNotIntegrity(t *testing.T) {
 			a := newTestNode(t, testOpts{requestTimeout: timeout})
 			var m *testNode
 			var fetches atomic.Int32 // requests A made of M for events
+			// forgedID is this subtest's own: the subtests run in
+			// parallel, and one shared ID let one's bad peer claim
+			// another's event (the honest control then failed, 1 CI run
+			// in 20 or so). Atomic: M's handler reads it.
+			var forgedIDv atomic.Value
+			forgedIDv.Store("")
+			forged := func() string { return forgedIDv.Load().(string) }
 			m = newTestNode(t, testOpts{bootstrap: []*testNode{a}, wrap: func(h p2p.Handler) p2p.Handler {
 				return func(ctx context.Context, from peer.ID, method string, body []byte) ([]byte, error) {
 					out, err := h(ctx, from, method, body)
@@ -63,11 +69,11 @@ func TestBadPeersCostTimeNotIntegrity(t *testing.T) {
 						// Claim an event A has not seen: one M built but never sent.
 						var req peers.IDsReq
 						json.Unmarshal(out, &req)
-						req.EventIDs = append(req.EventIDs, forgedID)
+						req.EventIDs = append(req.EventIDs, forged())
 						return json.Marshal(req)
 					case peers.MethodMissingEvents, peers.MethodGetEvent, peers.MethodStateAfter, peers.MethodAuthChain, peers.MethodBackfill:
 						fetches.Add(1)
-						raw, _ := m.peers.PDU(forgedID)
+						raw, _ := m.peers.PDU(forged())
 						real, _ := json.Marshal(peers.PDUsResp{PDUs: []json.RawMessage{raw}})
 						return mode.answer(ctx, real)
 					}
@@ -108,7 +114,8 @@ func TestBadPeersCostTimeNotIntegrity(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			forgedID = ev.ID()
+			forgedIDv.Store(ev.ID())
+			forgedID := ev.ID()
 
 			ar := a.getRoom(room.String())
 			extBefore, stateBefore := slices.Clone(ar.Head().Ext), maps.Clone(ar.State())
