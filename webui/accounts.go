@@ -59,6 +59,7 @@ type loginRequest struct {
 	Password                 string `json:"password"`
 	DeviceID                 string `json:"device_id"`
 	InitialDeviceDisplayName string `json:"initial_device_display_name"`
+	RefreshToken             bool   `json:"refresh_token"`
 }
 
 func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
@@ -96,6 +97,9 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := s.withRefresh(res, req.RefreshToken); err != nil {
+		return err
+	}
 	writeJSON(w, http.StatusOK, res)
 	return nil
 }
@@ -127,6 +131,7 @@ type registerRequest struct {
 	DeviceID                 string `json:"device_id"`
 	InitialDeviceDisplayName string `json:"initial_device_display_name"`
 	InhibitLogin             bool   `json:"inhibit_login"`
+	RefreshToken             bool   `json:"refresh_token"`
 }
 
 // register enforces the node's policy: the first account claims the node
@@ -204,6 +209,9 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	if req.InhibitLogin {
 		writeJSON(w, http.StatusOK, map[string]string{"user_id": res.UserID})
 		return nil
+	}
+	if err := s.withRefresh(res, req.RefreshToken); err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, res)
 	return nil
