@@ -535,3 +535,29 @@ func TestAccessTokensExpire(t *testing.T) {
 		t.Errorf("refresh after expiry: %+v", r)
 	}
 }
+
+// TestRegisteringWithoutLoginMakesNoDevice: inhibit_login creates the
+// account alone; its first login is its only device.
+func TestRegisteringWithoutLoginMakesNoDevice(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a := newTestNode(t, testOpts{regToken: "reg-token-123"})
+	a.register(ctx, "alice")
+	c := a.client()
+	req := &mautrix.ReqRegister[any]{Username: "bob", Password: testPassword("bob"), InhibitLogin: true}
+	_, uia, _ := c.Register(ctx, req)
+	if uia == nil {
+		t.Fatal("no UIA for registration")
+	}
+	req.Auth = map[string]any{"type": authRegistrationToken, "token": "reg-token-123", "session": uia.Session}
+	resp, _, err := c.Register(ctx, req)
+	if err != nil || resp.AccessToken != "" || resp.DeviceID != "" {
+		t.Fatalf("register with inhibit_login: %+v, %v; want no token and no device", resp, err)
+	}
+	bob, _ := a.login(ctx, "bob", "first", false)
+	list, err := bob.GetDevicesInfo(ctx)
+	if err != nil || len(list.Devices) != 1 || list.Devices[0].DeviceID != bob.DeviceID {
+		t.Errorf("devices after the first login: %+v, %v; want that login's alone", list, err)
+	}
+}

@@ -201,7 +201,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	}
 	res, err := s.accounts.CreateAccount(r.Context(), AccountRequest{
 		Localpart: local, Password: req.Password, DeviceID: req.DeviceID,
-		DeviceName: req.InitialDeviceDisplayName, First: first,
+		DeviceName: req.InitialDeviceDisplayName, First: first, InhibitLogin: req.InhibitLogin,
 	})
 	if err != nil {
 		return err

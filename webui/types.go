@@ -28,6 +28,8 @@ type AccountRequest struct {
 	DeviceName string
 	// First asks for the node's first account: it fails if one exists.
 	First bool
+	// InhibitLogin creates the account without a device or token.
+	InhibitLogin bool
 }
 
 // ClientEvent is an event in the client-server API's format.

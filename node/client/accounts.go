@@ -107,6 +107,9 @@ func (api *API) CreateAccount(ctx context.Context, req webui.AccountRequest) (*w
 				return err
 			}
 		}
+		if req.InhibitLogin {
+			return nil
+		}
 		var err error
 		token, sess, _, _, err = api.issue(t, user, req.DeviceID, req.DeviceName)
 		return err
@@ -114,10 +117,14 @@ func (api *API) CreateAccount(ctx context.Context, req webui.AccountRequest) (*w
 	if err != nil {
 		return nil, err
 	}
-	api.devicesChanged(user, sess.DeviceID, false)
 	if req.First {
 		api.claimed()
 	}
+	if req.InhibitLogin {
+		api.log.Info("account created", "user", user)
+		return &webui.LoginResult{UserID: user}, nil
+	}
+	api.devicesChanged(user, sess.DeviceID, false)
 	api.log.Info("account created", "user", user)
 	return &webui.LoginResult{UserID: user, AccessToken: token, DeviceID: sess.DeviceID}, nil
 }

@@ -625,7 +625,11 @@ func (api *API) Seen(sess *webui.Session, ip string) {
 	err := api.store.Update(func(t *store.Txn) error {
 		d, err := t.Device(sess.UserID, sess.DeviceID)
 		if errors.Is(err, store.ErrNotFound) {
-			return nil // deleted meanwhile, or not adopted yet
+			// Deleted meanwhile (or not adopted yet): forget it here too.
+			api.dev.mu.Lock()
+			delete(api.dev.seen, k)
+			api.dev.mu.Unlock()
+			return nil
 		}
 		if err != nil {
 			return err
