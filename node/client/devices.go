@@ -40,6 +40,8 @@ const (
 	// are written to the store at most; between writes they are kept in
 	// memory, and /devices shows the newer.
 	seenWriteEvery = 5 * time.Minute
+	// deactivateTimeout bounds the leaving of rooms that deactivation does.
+	deactivateTimeout = 2 * time.Minute
 )
 
 type devKey struct{ user, device string }
@@ -390,7 +392,10 @@ func (api *API) Deactivate(ctx context.Context, user string) error {
 	}
 	api.log.Info("account deactivated", "user", user)
 	// Leave every room joined, invited to or knocked on, and decline the
-	// invites to rooms this node does not hold.
+	// invites to rooms this node does not hold: to the end even if the
+	// client that asked goes away, since nobody can ask again.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deactivateTimeout)
+	defer cancel()
 	sess := &webui.Session{UserID: user}
 	var failed error
 	for _, r := range api.peers.Rooms() {
