@@ -55,17 +55,22 @@ type seenRec struct {
 // deviceState is the API's memory of devices: when each was last seen
 // (one entry per device that made a request since start, dropped with the
 // device), and whether sessions older than device records were adopted.
+// adoptMu is held across a store update, so it is never taken inside
+// one; mu is held only for work in memory, never while waiting on the
+// store, so the store's writer may take it.
 type deviceState struct {
-	mu      sync.Mutex
-	seen    map[devKey]seenRec
+	mu   sync.Mutex // guards seen
+	seen map[devKey]seenRec
+
+	adoptMu sync.Mutex
 	adopted bool
 }
 
 // adoptSessions gives a device record to each session issued before
 // devices were recorded, once per start.
 func (api *API) adoptSessions() error {
-	api.dev.mu.Lock()
-	defer api.dev.mu.Unlock()
+	api.dev.adoptMu.Lock()
+	defer api.dev.adoptMu.Unlock()
 	if api.dev.adopted {
 		return nil
 	}
@@ -627,22 +632,27 @@ func (api *API) Seen(sess *webui.Session, ip string) {
 	if !write {
 		return
 	}
-	err := api.store.Update(func(t *store.Txn) error {
+	// Queued, not waited for: the request goes on while it commits.
+	gone := false
+	api.store.UpdateThen(func(t *store.Txn) error {
 		d, err := t.Device(sess.UserID, sess.DeviceID)
-		if errors.Is(err, store.ErrNotFound) {
-			// Deleted meanwhile (or not adopted yet): forget it here too.
-			api.dev.mu.Lock()
-			delete(api.dev.seen, k)
-			api.dev.mu.Unlock()
-			return nil
+		gone = errors.Is(err, store.ErrNotFound)
+		if gone {
+			return nil // deleted meanwhile, or not adopted yet
 		}
 		if err != nil {
 			return err
 		}
 		d.LastSeenTS, d.LastSeenIP = now, ip
 		return t.PutDevice(d)
+	}, func(err error) {
+		if err != nil {
+			api.log.Warn("note a device's last use", "err", err)
+		}
+		if gone {
+			api.dev.mu.Lock()
+			delete(api.dev.seen, k)
+			api.dev.mu.Unlock()
+		}
 	})
-	if err != nil {
-		api.log.Warn("note a device's last use", "err", err)
-	}
 }
