@@ -28,6 +28,8 @@ type Accounts interface {
 	CreateAccount(ctx context.Context, req AccountRequest) (*LoginResult, error)
 	Login(ctx context.Context, localpart, password, deviceID, deviceName string) (*LoginResult, error)
 	Authenticate(token string) (*Session, error)
+	// Logout revokes the token and deletes its device, with every other
+	// token the device holds.
 	Logout(token string) error
 
 	PutFilter(user string, filter json.RawMessage) (string, error)
