@@ -12,6 +12,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/parley-p2p/parley/internal/testkit"
+	"github.com/parley-p2p/parley/node/store"
 )
 
 // matrixErr is the status and errcode of a failed request, and its body's
@@ -560,4 +561,36 @@ func TestRegisteringWithoutLoginMakesNoDevice(t *testing.T) {
 	if err != nil || len(list.Devices) != 1 || list.Devices[0].DeviceID != bob.DeviceID {
 		t.Errorf("devices after the first login: %+v, %v; want that login's alone", list, err)
 	}
+}
+
+// TestSessionsFromBeforeDevicesAreAdopted: a token stored before devices
+// were recorded is listed as its device, and deleting that device revokes
+// it.
+func TestSessionsFromBeforeDevicesAreAdopted(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a := newTestNode(t, testOpts{})
+	alice := a.register(ctx, "alice")
+	err := a.store.Update(func(tx *store.Txn) error {
+		return tx.PutSession("pt_legacy-token", &store.Session{UserID: alice.UserID.String(), DeviceID: "LEGACY"})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	legacy := a.client()
+	legacy.SetCredentials(alice.UserID, "pt_legacy-token")
+	info, err := legacy.GetDeviceInfo(ctx, "LEGACY")
+	if err != nil || info.DeviceID != "LEGACY" {
+		t.Fatalf("the legacy session's device: %+v, %v", info, err)
+	}
+	del := func(auth any) (map[string]any, error) {
+		return do(ctx, alice, http.MethodDelete, []any{"devices", "LEGACY"}, map[string]any{"auth": auth}, nil)
+	}
+	extra, err := del(nil)
+	session := uiaSession(t, "delete the legacy device", extra, err)
+	if _, err := del(passwordAuth(alice.UserID, testPassword("alice"), session)); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "the legacy token after its device was deleted", whoami(ctx, legacy), http.StatusUnauthorized, "M_UNKNOWN_TOKEN")
 }
