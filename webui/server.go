@@ -62,6 +62,7 @@ type Backends struct {
 	Links      Links
 	Admin      Admin
 	E2EE       E2EE
+	Devices    Devices
 }
 
 // Server is the local HTTP server.
@@ -74,9 +75,12 @@ type Server struct {
 	links      Links
 	admin      Admin
 	e2ee       E2EE
+	devices    Devices
 	log        *slog.Logger
 	handler    http.Handler
 	guard      *guard
+	// uiaSessions are user-interactive auth in progress (devices.go).
+	uiaSessions uiaSessions
 
 	ready     atomic.Bool
 	ln        net.Listener
@@ -113,6 +117,7 @@ func New(cfg Config, b Backends) *Server {
 		cfg: cfg, log: log.With("component", "webui"), guard: newGuard(),
 		accounts: b.Accounts, rooms: b.Rooms, membership: b.Membership,
 		syncer: b.Syncer, links: b.Links, admin: b.Admin, e2ee: b.E2EE,
+		devices: b.Devices,
 	}
 	s.ready.Store(!cfg.WaitReady)
 	s.handler = s.routes()
