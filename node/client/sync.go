@@ -329,9 +329,14 @@ func (api *API) syncJoined(t *store.Txn, s *webui.Session, rec *store.RoomRecord
 		AccountData:         webui.EventList{Events: []json.RawMessage{}},
 		UnreadNotifications: map[string]int{"highlight_count": 0, "notification_count": 0},
 	}
+	// An initial sync, or the first since the user joined, covers the
+	// room's live timeline from its start; history backfilled below it
+	// (store.LiveBase), whose events have no state here to start the
+	// timeline from, is reached through /messages from prev_batch.
+	whole := since == 0 || newlyJoined
 	after := store.LiveBase + since
-	if newlyJoined {
-		after = 0
+	if whole {
+		after = store.LiveBase
 	}
 	entries, err := t.Timeline(rec.ID, after, store.LiveBase+pos, false, limit+1)
 	if err != nil {
@@ -349,6 +354,13 @@ func (api *API) syncJoined(t *store.Txn, s *webui.Session, rec *store.RoomRecord
 	jr.Timeline, oldest, err = api.timeline(t, s, entries, redelivered, limit, &f.Room.Timeline)
 	if err != nil {
 		return nil, false, err
+	}
+	if whole && len(entries) > 0 && entries[min(len(entries), limit)-1].EventID != withCreateID(rec, state)[rooms.StateKey{Type: "m.room.create"}] {
+		// The timeline does not reach the room's start (history this node
+		// has not fetched yet): say so, so that the client pages back
+		// from prev_batch (Messages backfills) instead of concluding that
+		// there is nothing before.
+		jr.Timeline.Limited = true
 	}
 	jr.State.Events = []webui.ClientEvent{}
 	if since == 0 || newlyJoined || fullState || jr.Timeline.Limited {
