@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/parley-p2p/parley/rooms"
 )
@@ -14,7 +15,8 @@ import (
 // maxBody bounds request bodies; events themselves are limited to 64 KiB.
 const maxBody = 1 << 20
 
-// readBody reads a request body of at most maxBody bytes.
+// readBody reads a request body of at most maxBody bytes, which must be
+// valid UTF-8: every body the API takes is JSON.
 func readBody(r *http.Request) ([]byte, error) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -25,6 +27,11 @@ func readBody(r *http.Request) ([]byte, error) {
 	}
 	if len(body) > maxBody {
 		return nil, Errorf(http.StatusRequestEntityTooLarge, "M_TOO_LARGE", "request body over %d bytes", maxBody)
+	}
+	// JSON is UTF-8 (RFC 8259); encoding/json would quietly turn invalid
+	// bytes into U+FFFD, so they are refused here, for every body.
+	if !utf8.Valid(body) {
+		return nil, Errorf(http.StatusBadRequest, "M_NOT_JSON", "request body is not valid UTF-8")
 	}
 	return body, nil
 }

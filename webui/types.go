@@ -128,6 +128,8 @@ type RoomEventFilter struct {
 	Senders  []string `json:"senders,omitempty"`
 	// LazyLoadMembers is accepted and ignored: parley sends all members.
 	LazyLoadMembers bool `json:"lazy_load_members,omitempty"`
+	// HasLimit says the filter sets Limit, which may then be 0.
+	HasLimit bool `json:"-"`
 }
 
 // Allows reports whether the filter lets an event of this type and sender through.

@@ -85,7 +85,7 @@ func (api *API) buildSync(s *webui.Session, since, pos uint64, req webui.SyncReq
 		f = *req.Filter
 	}
 	limit := f.Room.Timeline.Limit
-	if limit <= 0 {
+	if !f.Room.Timeline.HasLimit {
 		limit = defaultTimelineLimit
 	}
 	news := false
@@ -355,7 +355,7 @@ func (api *API) syncJoined(t *store.Txn, s *webui.Session, rec *store.RoomRecord
 	if err != nil {
 		return nil, false, err
 	}
-	if whole && len(entries) > 0 && entries[min(len(entries), limit)-1].EventID != withCreateID(rec, state)[rooms.StateKey{Type: "m.room.create"}] {
+	if whole && limit > 0 && len(entries) > 0 && entries[min(len(entries), limit)-1].EventID != withCreateID(rec, state)[rooms.StateKey{Type: "m.room.create"}] {
 		// The timeline does not reach the room's start (history this node
 		// has not fetched yet): say so, so that the client pages back
 		// from prev_batch (Messages backfills) instead of concluding that
@@ -428,6 +428,10 @@ func (api *API) timeline(t *store.Txn, s *webui.Session, entries []store.Timelin
 	tl := webui.Timeline{Events: []webui.ClientEvent{}}
 	if len(entries) > limit {
 		tl.Limited = true
+		if limit == 0 {
+			// Nothing shown: paging back starts after the newest.
+			tl.PrevBatch = orderToken(entries[0].Order)
+		}
 		entries = entries[:limit]
 	}
 	if len(entries) > 0 {
