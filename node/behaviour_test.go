@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -135,4 +136,148 @@ func TestJoinerSeesHistoryFromFirstSync(t *testing.T) {
 		c.SetCredentials(bob.UserID, bob.AccessToken)
 		initial(t, c)
 	})
+}
+
+// oneNode starts a node with alice, bob and carol on it.
+func oneNode(t *testing.T, ctx context.Context) (n *testNode, alice, bob, carol *mautrix.Client) {
+	t.Helper()
+	n = newTestNode(t, testOpts{regToken: "behaviour"})
+	return n, n.register(ctx, "alice"), n.register(ctx, "bob"), n.register(ctx, "carol")
+}
+
+// wantHTTP fails the test unless err is a Matrix error with this status
+// and errcode.
+func wantHTTP(t testing.TB, what string, err error, status int, code string) {
+	t.Helper()
+	var he mautrix.HTTPError
+	if !errors.As(err, &he) || he.RespError == nil || he.Response == nil {
+		t.Fatalf("%s: got %v, want %d %s", what, err, status, code)
+	}
+	if he.Response.StatusCode != status || he.RespError.ErrCode != code {
+		t.Fatalf("%s: got %d %s, want %d %s", what, he.Response.StatusCode, he.RespError.ErrCode, status, code)
+	}
+}
+
+func TestKickAndUnbanNeedSomeoneToRemove(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, alice, bob, carol := oneNode(t, ctx)
+	room := privateRoom(t, ctx, alice)
+	_, err := alice.KickUser(ctx, room, &mautrix.ReqKickUser{UserID: carol.UserID})
+	wantHTTP(t, "kicking a user who never came", err, 403, "M_FORBIDDEN")
+	_, err = alice.UnbanUser(ctx, room, &mautrix.ReqUnbanUser{UserID: carol.UserID})
+	wantHTTP(t, "unbanning a user who is not banned", err, 403, "M_FORBIDDEN")
+	joinThrough(t, ctx, room, alice, bob)
+	if _, err := alice.KickUser(ctx, room, &mautrix.ReqKickUser{UserID: bob.UserID, Reason: "out"}); err != nil {
+		t.Fatalf("kicking a member: %v", err)
+	}
+	_, err = alice.KickUser(ctx, room, &mautrix.ReqKickUser{UserID: bob.UserID})
+	wantHTTP(t, "kicking a user who was kicked", err, 403, "M_FORBIDDEN")
+	if _, err := alice.BanUser(ctx, room, &mautrix.ReqBanUser{UserID: carol.UserID}); err != nil {
+		t.Fatalf("banning a user who never came: %v", err)
+	}
+	if _, err := alice.UnbanUser(ctx, room, &mautrix.ReqUnbanUser{UserID: carol.UserID}); err != nil {
+		t.Fatalf("unbanning a banned user: %v", err)
+	}
+	if _, err := alice.InviteUser(ctx, room, &mautrix.ReqInviteUser{UserID: carol.UserID}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.KickUser(ctx, room, &mautrix.ReqKickUser{UserID: carol.UserID}); err != nil {
+		t.Fatalf("kicking an invited user (revoking the invite): %v", err)
+	}
+}
+
+func TestTransactionIDsAreScopedByRoomAndEndpoint(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	n := newTestNode(t, testOpts{})
+	alice := n.register(ctx, "alice")
+	r1, r2 := privateRoom(t, ctx, alice), privateRoom(t, ctx, alice)
+	send := func(room id.RoomID, body string) id.EventID {
+		t.Helper()
+		resp, err := alice.SendMessageEvent(ctx, room, event.EventMessage, map[string]string{"msgtype": "m.text", "body": body}, mautrix.ReqSendEvent{TransactionID: "same-txn"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.EventID
+	}
+	first := send(r1, "one")
+	if again := send(r1, "one, retried"); again != first {
+		t.Errorf("a retry in the same room made %s, want the first event %s", again, first)
+	}
+	other := send(r2, "two")
+	if other == first {
+		t.Fatalf("the same txnId in another room returned the first room's event")
+	}
+	ev, err := alice.GetEvent(ctx, r2, other)
+	if err != nil || ev.RoomID != r2 {
+		t.Fatalf("the event in the second room: %v, %v", ev, err)
+	}
+	red, err := alice.RedactEvent(ctx, r1, first, mautrix.ReqRedact{TxnID: "same-txn"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if red.EventID == first {
+		t.Fatal("a redaction with a message's txnId returned the message")
+	}
+	red2, err := alice.RedactEvent(ctx, r1, first, mautrix.ReqRedact{TxnID: "same-txn"})
+	if err != nil || red2.EventID != red.EventID {
+		t.Fatalf("a retried redaction: %v, %v; want %s", red2, err, red.EventID)
+	}
+}
+
+func TestSettingStateToWhatItIsReturnsTheSameEvent(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, alice, bob, _ := oneNode(t, ctx)
+	room := privateRoom(t, ctx, alice)
+	topic := func(c *mautrix.Client, s string) id.EventID {
+		t.Helper()
+		resp, err := c.SendStateEvent(ctx, room, event.StateTopic, "", map[string]string{"topic": s})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.EventID
+	}
+	first := topic(alice, "tea")
+	if again := topic(alice, "tea"); again != first {
+		t.Errorf("the same topic again made %s, want %s", again, first)
+	}
+	changed := topic(alice, "coffee")
+	if changed == first {
+		t.Fatal("a new topic returned the old event")
+	}
+	if back := topic(alice, "tea"); back == first || back == changed {
+		t.Error("the first topic set again, after another, returned an old event")
+	}
+	// Another sender with the same content makes an event of their own.
+	joinThrough(t, ctx, room, alice, bob)
+	var pl event.PowerLevelsEventContent
+	if err := alice.StateEvent(ctx, room, event.StatePowerLevels, "", &pl); err != nil {
+		t.Fatal(err)
+	}
+	pl.SetUserLevel(bob.UserID, 100)
+	if _, err := alice.SendStateEvent(ctx, room, event.StatePowerLevels, "", &pl); err != nil {
+		t.Fatal(err)
+	}
+	cur := topic(alice, "milk")
+	if got := topic(bob, "milk"); got == cur {
+		t.Error("bob setting alice's topic again returned alice's event")
+	}
+	resp, err := alice.SyncRequest(ctx, 0, "", "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, ev := range resp.Rooms.Join[room].Timeline.Events {
+		if ev.Type == event.StateTopic {
+			n++
+		}
+	}
+	if n != 5 {
+		t.Errorf("%d topic events in the timeline, want 5 (tea, coffee, tea, milk, milk)", n)
+	}
 }

@@ -91,6 +91,8 @@ type MessagesResponse struct {
 type MembersQuery struct {
 	Membership    string
 	NotMembership string
+	// At is a /sync or /messages token: the members at that point.
+	At string
 }
 
 // JoinedMember is a value of /joined_members.

@@ -250,12 +250,17 @@ func (api *API) syncRoom(t *store.Txn, s *webui.Session, rec *store.RoomRecord, 
 		}
 	case "leave", "ban":
 		if (memPos > since && since != 0) || (f.Room.IncludeLeave && since == 0) {
+			if at, err := t.Forgotten(s.UserID, rec.ID); err != nil {
+				return res, err
+			} else if at == memID {
+				return res, nil // forgotten: gone from /sync
+			}
 			lr := &webui.LeftRoom{AccountData: webui.EventList{Events: []json.RawMessage{}}}
 			entries, err := t.Timeline(rec.ID, store.LiveBase+since, store.LiveBase+memPos, false, limit+1)
 			if err != nil {
 				return res, err
 			}
-			lr.Timeline, _, err = api.timeline(t, s, entries, nil, limit, &f.Room.Timeline)
+			lr.Timeline, _, err = api.timeline(t, s, api.newViewer(t, s.UserID, memID), entries, nil, limit, &f.Room.Timeline)
 			if err != nil {
 				return res, err
 			}
@@ -351,7 +356,8 @@ func (api *API) syncJoined(t *store.Txn, s *webui.Session, rec *store.RoomRecord
 	}
 	changed := len(entries) > 0
 	var oldest *store.EventRecord
-	jr.Timeline, oldest, err = api.timeline(t, s, entries, redelivered, limit, &f.Room.Timeline)
+	v := api.newViewer(t, s.UserID, state[rooms.StateKey{Type: "m.room.member", StateKey: s.UserID}])
+	jr.Timeline, oldest, err = api.timeline(t, s, v, entries, redelivered, limit, &f.Room.Timeline)
 	if err != nil {
 		return nil, false, err
 	}
@@ -423,8 +429,10 @@ func (api *API) withRedeliveries(t *store.Txn, roomID string, entries []store.Ti
 // reading their events in t; it returns the record of the oldest (nil
 // if there are none), whose state is the timeline's start. Entries at
 // the orders in redelivered are events shown again (withRedeliveries),
-// whose records say nothing of the timeline's start.
-func (api *API) timeline(t *store.Txn, s *webui.Session, entries []store.TimelineEntry, redelivered map[uint64]bool, limit int, f *webui.RoomEventFilter) (webui.Timeline, *store.EventRecord, error) {
+// whose records say nothing of the timeline's start. Events v may not
+// see (history visibility) are left out; those shown carry the user's
+// membership at them (unsigned.membership).
+func (api *API) timeline(t *store.Txn, s *webui.Session, v *viewer, entries []store.TimelineEntry, redelivered map[uint64]bool, limit int, f *webui.RoomEventFilter) (webui.Timeline, *store.EventRecord, error) {
 	tl := webui.Timeline{Events: []webui.ClientEvent{}}
 	if len(entries) > limit {
 		tl.Limited = true
@@ -446,8 +454,13 @@ func (api *API) timeline(t *store.Txn, s *webui.Session, entries []store.Timelin
 		if oldest == nil && !redelivered[entries[k].Order] {
 			oldest = e.rec
 		}
-		if !e.hidden && f.Allows(e.Type, e.Sender) {
-			tl.Events = append(tl.Events, api.render(e, s, false))
+		if e.hidden || !f.Allows(e.Type, e.Sender) {
+			continue
+		}
+		if sv := v.at(e.rec); v.sees(sv) {
+			ce := api.render(e, s, false)
+			ce.Unsigned["membership"] = sv.membership
+			tl.Events = append(tl.Events, ce)
 		}
 	}
 	return tl, oldest, nil
