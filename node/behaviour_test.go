@@ -281,3 +281,199 @@ func TestSettingStateToWhatItIsReturnsTheSameEvent(t *testing.T) {
 		t.Errorf("%d topic events in the timeline, want 5 (tea, coffee, tea, milk, milk)", n)
 	}
 }
+
+// setVisibility has c set the room's history visibility.
+func setVisibility(t testing.TB, ctx context.Context, c *mautrix.Client, room id.RoomID, v string) {
+	t.Helper()
+	if _, err := c.SendStateEvent(ctx, room, event.StateHistoryVisibility, "", map[string]string{"history_visibility": v}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func sendText(t testing.TB, ctx context.Context, c *mautrix.Client, room id.RoomID, body string) id.EventID {
+	t.Helper()
+	resp, err := c.SendText(ctx, room, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.EventID
+}
+
+func TestEventHonoursHistoryVisibility(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, alice, bob, carol := oneNode(t, ctx)
+
+	room := privateRoom(t, ctx, alice)
+	setVisibility(t, ctx, alice, room, "joined")
+	before := sendText(t, ctx, alice, room, "before bob")
+	joinThrough(t, ctx, room, alice, bob)
+	after := sendText(t, ctx, alice, room, "after bob")
+
+	_, err := bob.GetEvent(ctx, room, before)
+	wantHTTP(t, "bob reads a message from before his join in a 'joined' room", err, 404, "M_NOT_FOUND")
+	ev, err := bob.GetEvent(ctx, room, after)
+	if err != nil {
+		t.Fatalf("bob reads a message from after his join: %v", err)
+	}
+	if ev.Unsigned.Membership != event.MembershipJoin {
+		t.Errorf("unsigned.membership of a message after bob's join = %q, want join", ev.Unsigned.Membership)
+	}
+	msgs, err := bob.Messages(ctx, room, "", "", mautrix.DirectionBackward, nil, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range msgs.Chunk {
+		if ev.ID == before {
+			t.Error("bob's /messages shows a message from before his join")
+		}
+		if ev.Unsigned.Membership == "" {
+			t.Errorf("/messages event %s (%s) has no unsigned.membership", ev.ID, ev.Type)
+		}
+	}
+	if _, err := carol.GetEvent(ctx, room, after); err == nil {
+		t.Error("carol, never in the room, reads its message")
+	} else {
+		wantHTTP(t, "carol reads a message of a room she is not in", err, 404, "M_NOT_FOUND")
+	}
+	ev, err = alice.GetEvent(ctx, room, before)
+	if err != nil || ev.Unsigned.Membership != event.MembershipJoin {
+		t.Fatalf("alice reads her own message: %v, %v", ev, err)
+	}
+
+	t.Run("shared history is bob's once he joined", func(t *testing.T) {
+		room := privateRoom(t, ctx, alice)
+		old := sendText(t, ctx, alice, room, "before bob")
+		joinThrough(t, ctx, room, alice, bob)
+		ev, err := bob.GetEvent(ctx, room, old)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Unsigned.Membership != event.MembershipLeave {
+			t.Errorf("unsigned.membership from before bob's invite = %q, want leave", ev.Unsigned.Membership)
+		}
+	})
+	t.Run("a world_readable room is readable by a local user who is not in it", func(t *testing.T) {
+		room := privateRoom(t, ctx, alice)
+		hidden := sendText(t, ctx, alice, room, "while shared")
+		setVisibility(t, ctx, alice, room, "world_readable")
+		open := sendText(t, ctx, alice, room, "while world readable")
+		ev, err := carol.GetEvent(ctx, room, open)
+		if err != nil {
+			t.Fatalf("carol reads a world-readable message: %v", err)
+		}
+		if ev.Unsigned.Membership != event.MembershipLeave {
+			t.Errorf("unsigned.membership of a non-member = %q, want leave", ev.Unsigned.Membership)
+		}
+		_, err = carol.GetEvent(ctx, room, hidden)
+		wantHTTP(t, "carol reads a message sent before the room was world readable", err, 404, "M_NOT_FOUND")
+		_, err = carol.GetEvent(ctx, room, "$nosuchevent")
+		wantHTTP(t, "carol reads an event that does not exist", err, 404, "M_NOT_FOUND")
+	})
+}
+
+func TestForgetRoom(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, alice, bob, _ := oneNode(t, ctx)
+	room := privateRoom(t, ctx, alice)
+	joinThrough(t, ctx, room, alice, bob)
+	sendText(t, ctx, alice, room, "hello")
+
+	_, err := bob.ForgetRoom(ctx, room)
+	wantHTTP(t, "forgetting a room bob is still in", err, 400, "M_INVALID_PARAM")
+	_, err = bob.ForgetRoom(ctx, "!unknown:nowhere")
+	wantHTTP(t, "forgetting a room bob was never in", err, 404, "M_NOT_FOUND")
+
+	if _, err := bob.LeaveRoom(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+	includeLeave := `{"room":{"include_leave":true}}`
+	left := func() bool {
+		resp, err := bob.SyncRequest(ctx, 0, "", includeLeave, false, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, ok := resp.Rooms.Leave[room]
+		return ok
+	}
+	if !left() {
+		t.Fatal("the room bob left is not in his initial sync's rooms.leave")
+	}
+	if _, err := bob.Messages(ctx, room, "", "", mautrix.DirectionBackward, nil, 10); err != nil {
+		t.Fatalf("bob reads the room he left: %v", err)
+	}
+	bs := &testkit.Syncer{Client: bob}
+	if _, err := bs.Next(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.ForgetRoom(ctx, room); err != nil {
+		t.Fatalf("forgetting a room bob left: %v", err)
+	}
+	if left() {
+		t.Error("the room bob forgot is still in his sync's rooms.leave")
+	}
+	resp, err := bs.Next(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := resp.Rooms.Leave[room]; ok {
+		t.Error("an incremental sync after forgetting shows the room")
+	}
+	_, err = bob.Messages(ctx, room, "", "", mautrix.DirectionBackward, nil, 10)
+	wantHTTP(t, "paginating a forgotten room", err, 403, "M_FORBIDDEN")
+	if _, err := bob.ForgetRoom(ctx, room); err != nil {
+		t.Errorf("forgetting a room twice: %v", err)
+	}
+
+	// Joining again undoes it.
+	joinThrough(t, ctx, room, alice, bob)
+	if _, err := bob.Messages(ctx, room, "", "", mautrix.DirectionBackward, nil, 10); err != nil {
+		t.Fatalf("bob reads the room he forgot and joined again: %v", err)
+	}
+}
+
+func TestTimelineLimitZero(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, alice, bob, _ := oneNode(t, ctx)
+	joined, gone := privateRoom(t, ctx, alice), privateRoom(t, ctx, alice)
+	joinThrough(t, ctx, joined, alice, bob)
+	joinThrough(t, ctx, gone, alice, bob)
+	sendText(t, ctx, alice, gone, "before bob left")
+	if _, err := bob.LeaveRoom(ctx, gone); err != nil {
+		t.Fatal(err)
+	}
+	last := sendText(t, ctx, alice, joined, "latest")
+	resp, err := bob.SyncRequest(ctx, 0, "", `{"room":{"include_leave":true,"timeline":{"limit":0}}}`, false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	jr, ok := resp.Rooms.Join[joined]
+	if !ok {
+		t.Fatal("the joined room is not in the sync")
+	}
+	if len(jr.Timeline.Events) != 0 || !jr.Timeline.Limited || jr.Timeline.PrevBatch == "" {
+		t.Errorf("joined room: %d timeline events, limited %v, prev_batch %q; want none, limited, a prev_batch", len(jr.Timeline.Events), jr.Timeline.Limited, jr.Timeline.PrevBatch)
+	}
+	if page, err := bob.Messages(ctx, joined, jr.Timeline.PrevBatch, "", mautrix.DirectionBackward, nil, 1); err != nil || len(page.Chunk) != 1 || page.Chunk[0].ID != last {
+		t.Errorf("paging back from the empty timeline's prev_batch: %v, %v; want the latest message first", page, err)
+	}
+	lr, ok := resp.Rooms.Leave[gone]
+	if !ok {
+		t.Fatal("the left room is not in the sync")
+	}
+	if len(lr.Timeline.Events) != 0 {
+		t.Errorf("left room: %d timeline events with a limit of 0", len(lr.Timeline.Events))
+	}
+	resp, err = bob.SyncRequest(ctx, 0, "", `{"room":{"include_leave":true}}`, false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(resp.Rooms.Join[joined].Timeline.Events); n == 0 {
+		t.Error("without a limit, the joined room's timeline is empty")
+	}
+}
