@@ -114,6 +114,14 @@ func TestJoinerSeesHistoryFromFirstSync(t *testing.T) {
 			return ok
 		})
 		checkHistory(t, seenFromSync(t, ctx, bob, room, tl), n)
+		for _, ev := range tl.Events {
+			if ev.Type == event.StateMember && ev.GetStateKey() == bob.UserID.String() && ev.Unsigned.Membership != event.MembershipJoin {
+				t.Errorf("bob's join in /sync has unsigned.membership %q, want join", ev.Unsigned.Membership)
+			}
+			if ev.Unsigned.Membership == "" {
+				t.Errorf("%s %s in /sync has no unsigned.membership", ev.Type, ev.ID)
+			}
+		}
 	})
 	initial := func(t *testing.T, c *mautrix.Client) {
 		resp, err := c.SyncRequest(ctx, 0, "", "", false, "")
