@@ -210,4 +210,16 @@ func TestJoinedMembersShowProfilesAndRoomNames(t *testing.T) {
 	if m := resp.Joined[bob.UserID]; m.DisplayName != "Bob B" {
 		t.Errorf("in another room bob is %v, want his own name", m.DisplayName)
 	}
+
+	// A new avatar reaches every room and keeps the room's own name; a
+	// new display name replaces it.
+	if err := bob.SetAvatarURL(ctx, id.ContentURI{Homeserver: "example.org", FileID: "bob2"}); err != nil {
+		t.Fatal(err)
+	}
+	want(alice, "Bob in this room", "mxc://example.org/bob2")
+	want(bob, "Bob in this room", "mxc://example.org/bob2")
+	if err := bob.SetDisplayName(ctx, "Robert"); err != nil {
+		t.Fatal(err)
+	}
+	want(alice, "Robert", "mxc://example.org/bob2")
 }
