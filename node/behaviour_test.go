@@ -376,6 +376,13 @@ func TestEventHonoursHistoryVisibility(t *testing.T) {
 		}
 		_, err = carol.GetEvent(ctx, room, hidden)
 		wantHTTP(t, "carol reads a message sent before the room was world readable", err, 404, "M_NOT_FOUND")
+		page, err := carol.Messages(ctx, room, "", "", mautrix.DirectionBackward, nil, 100)
+		if err != nil {
+			t.Fatalf("carol pages a world-readable room: %v", err)
+		}
+		if got := fmt.Sprint(bodies(page.Chunk)); got != "[while world readable]" {
+			t.Errorf("carol's /messages shows %s, want only what was sent while world readable", got)
+		}
 		_, err = carol.GetEvent(ctx, room, "$nosuchevent")
 		wantHTTP(t, "carol reads an event that does not exist", err, 404, "M_NOT_FOUND")
 	})

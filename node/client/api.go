@@ -466,7 +466,7 @@ func parseOrder(tok string) (uint64, bool) {
 // token names the point just after an order: backwards from "tN" starts
 // at N, forwards at N+1.
 func (api *API) Messages(ctx context.Context, s *webui.Session, req webui.MessagesRequest) (*webui.MessagesResponse, error) {
-	r, upTo, err := api.readableRoom(s, req.RoomID)
+	r, upTo, worldOnly, err := api.peekableRoom(s, req.RoomID)
 	if err != nil {
 		return nil, err
 	}
@@ -549,7 +549,7 @@ func (api *API) Messages(ctx context.Context, s *webui.Session, req webui.Messag
 			return nil, err
 		}
 		sv := v.at(&i.Rec)
-		if !v.sees(sv) {
+		if !v.sees(sv) || (worldOnly && sv.visibility != "world_readable") {
 			continue
 		}
 		e := api.shownInfo(i)
