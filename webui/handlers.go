@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/parley-p2p/parley/rooms"
 )
@@ -14,7 +15,8 @@ import (
 // maxBody bounds request bodies; events themselves are limited to 64 KiB.
 const maxBody = 1 << 20
 
-// readBody reads a request body of at most maxBody bytes.
+// readBody reads a request body of at most maxBody bytes, which must be
+// valid UTF-8: every body the API takes is JSON.
 func readBody(r *http.Request) ([]byte, error) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -25,6 +27,11 @@ func readBody(r *http.Request) ([]byte, error) {
 	}
 	if len(body) > maxBody {
 		return nil, Errorf(http.StatusRequestEntityTooLarge, "M_TOO_LARGE", "request body over %d bytes", maxBody)
+	}
+	// JSON is UTF-8 (RFC 8259); encoding/json would quietly turn invalid
+	// bytes into U+FFFD, so they are refused here, for every body.
+	if !utf8.Valid(body) {
+		return nil, Errorf(http.StatusBadRequest, "M_NOT_JSON", "request body is not valid UTF-8")
 	}
 	return body, nil
 }
@@ -64,9 +71,25 @@ func readContent(r *http.Request) (json.RawMessage, error) {
 	return c, nil
 }
 
+// specVersions are the client-server API versions the node implements.
+// v1.1 is the one with breaking changes: the /v3 paths (r0 gone), which
+// are the only ones served. v1.2 to v1.10 add, besides clarifications,
+// only optional modules and endpoints (spaces, relations, threads,
+// timestamp_to_event, async media, ...); those the node lacks answer
+// M_UNRECOGNIZED, 404 for an unknown path and 405 with Allow for a
+// known one, as v1.6 (MSC3743) defines for saying so, and clients fall
+// back. What the node serves follows the latest of them: /context
+// returns the event even with limit 0 (v1.6), room version 11 (v1.8),
+// /versions answers with or without a token (v1.10). Not v1.11: it
+// makes media downloads authenticated under /_matrix/client/v1/media
+// and freezes the old endpoints (MSC3916), and the node has no media
+// repository. v1.11's unsigned.membership (MSC4115) is served already;
+// list v1.11, and later versions checked the same way, once media is.
+var specVersions = []string{"v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9", "v1.10"}
+
 func (s *Server) versions(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, map[string]any{
-		"versions":          []string{"v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9", "v1.10"},
+		"versions":          specVersions,
 		"unstable_features": map[string]bool{},
 	})
 	return nil

@@ -126,6 +126,14 @@ func TestFilters(t *testing.T) {
 		{"a filter that is null is bad JSON", "POST", alice, "", `null`, 400, "M_BAD_JSON"},
 		{"a filter that is an array is bad JSON", "POST", alice, "", `[]`, 400, "M_BAD_JSON"},
 		{"a filter over 1 MiB is too large", "POST", alice, "", bigObject(maxBody + 1), 413, "M_TOO_LARGE"},
+		{"a filter with a limit that is a string is bad JSON", "POST", alice, "", `{"room":{"timeline":{"limit":"x"}}}`, 400, "M_BAD_JSON"},
+		{"a filter with a negative limit is bad JSON", "POST", alice, "", `{"room":{"state":{"limit":-1}}}`, 400, "M_BAD_JSON"},
+		{"a filter with a presence limit of the wrong type is bad JSON", "POST", alice, "", `{"presence":{"limit":true}}`, 400, "M_BAD_JSON"},
+		{"a filter with not_senders that is a string is bad JSON", "POST", alice, "", `{"room":{"ephemeral":{"not_senders":"@a:b"}}}`, 400, "M_BAD_JSON"},
+		{"a filter with event_fields that is a string is bad JSON", "POST", alice, "", `{"event_fields":"content"}`, 400, "M_BAD_JSON"},
+		{"a filter with an unknown event_format is bad JSON", "POST", alice, "", `{"event_format":"raw"}`, 400, "M_BAD_JSON"},
+		{"a filter with include_leave that is a string is bad JSON", "POST", alice, "", `{"room":{"include_leave":"yes"}}`, 400, "M_BAD_JSON"},
+		{"a filter that is not UTF-8 is not JSON", "POST", alice, "", "{\"room\":{\"rooms\":[\"\xff\"]}}", 400, "M_NOT_JSON"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -195,6 +203,14 @@ func TestBadInput(t *testing.T) {
 		{"a negative sync timeout is refused", "GET", "/_matrix/client/v3/sync?timeout=-5", "", 400, "M_INVALID_PARAM"},
 		{"a malformed inline sync filter is refused", "GET", "/_matrix/client/v3/sync?filter=%7Bbad", "", 400, "M_INVALID_PARAM"},
 		{"an inline sync filter of the wrong shape is refused", "GET", "/_matrix/client/v3/sync?filter=%7B%22room%22%3A5%7D", "", 400, "M_INVALID_PARAM"},
+		{"an inline sync filter with a limit that is a string is refused", "GET", "/_matrix/client/v3/sync?filter=" + esc(`{"room":{"timeline":{"limit":"x"}}}`), "", 400, "M_INVALID_PARAM"},
+		{"a messages filter with a limit that is a string is refused", "GET", room + "/messages?filter=" + esc(`{"limit":"x"}`), "", 400, "M_INVALID_PARAM"},
+		{"a messages filter with contains_url that is a string is refused", "GET", room + "/messages?filter=" + esc(`{"contains_url":"yes"}`), "", 400, "M_INVALID_PARAM"},
+		{"event content that is not UTF-8 is not JSON", "PUT", send, "{\"body\":\"\xc3\x28\"}", 400, "M_NOT_JSON"},
+		{"state content that is not UTF-8 is not JSON", "PUT", state, "{\"topic\":\"\xed\xa0\x80\"}", 400, "M_NOT_JSON"},
+		{"a createRoom body that is not UTF-8 is not JSON", "POST", "/_matrix/client/v3/createRoom", "{\"name\":\"\xff\"}", 400, "M_NOT_JSON"},
+		{"an invite that is not UTF-8 is not JSON", "POST", room + "/invite", "{\"user_id\":\"@b:x\",\"reason\":\"\xfe\"}", 400, "M_NOT_JSON"},
+		{"a leave that is not UTF-8 is not JSON", "POST", room + "/leave", "{\"reason\":\"\x80\"}", 400, "M_NOT_JSON"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -16,6 +16,8 @@ type Membership interface {
 	// Moderate sets another user's membership: "leave" (kick or unban) or
 	// "ban".
 	Moderate(ctx context.Context, s *Session, roomID, target, membership, reason string) error
+	// Forget hides a room the user left from their /sync and reads.
+	Forget(ctx context.Context, s *Session, roomID string) error
 }
 
 func (s *Server) invite(w http.ResponseWriter, r *http.Request, sess *Session) error {
@@ -76,8 +78,15 @@ func (s *Server) moderate(membership string) func(w http.ResponseWriter, r *http
 	}
 }
 
-// forget is accepted and does nothing yet: a left room stays in storage.
-func (s *Server) forget(w http.ResponseWriter, r *http.Request, _ *Session) error {
+// forget forgets a room the user left: 400 while they are still in it.
+func (s *Server) forget(w http.ResponseWriter, r *http.Request, sess *Session) error {
+	var body map[string]any
+	if err := readJSON(r, &body); err != nil {
+		return err
+	}
+	if err := s.membership.Forget(r.Context(), sess, r.PathValue("roomId")); err != nil {
+		return err
+	}
 	writeJSON(w, http.StatusOK, map[string]any{})
 	return nil
 }

@@ -21,6 +21,8 @@ type Rooms interface {
 	JoinedMembers(s *Session, roomID string) (map[string]JoinedMember, error)
 	Event(s *Session, roomID, eventID string) (*ClientEvent, error)
 	Messages(ctx context.Context, s *Session, req MessagesRequest) (*MessagesResponse, error)
+	// Context is an event with the events around it.
+	Context(ctx context.Context, s *Session, req ContextRequest) (*ContextResponse, error)
 	// RoomDebug is the node's view of a room's DAG and the events it
 	// rejected or soft-failed, with reasons.
 	RoomDebug(s *Session, roomID string) (any, error)
@@ -119,9 +121,17 @@ func (s *Server) getStateEvent(w http.ResponseWriter, r *http.Request, sess *Ses
 
 func (s *Server) members(w http.ResponseWriter, r *http.Request, sess *Session) error {
 	q := r.URL.Query()
+	for _, k := range []string{"membership", "not_membership"} {
+		switch q.Get(k) {
+		case "", "join", "invite", "knock", "leave", "ban":
+		default:
+			return errs.Invalidf("%s must be join, invite, knock, leave or ban", k)
+		}
+	}
 	evs, err := s.rooms.Members(sess, r.PathValue("roomId"), MembersQuery{
 		Membership:    q.Get("membership"),
 		NotMembership: q.Get("not_membership"),
+		At:            q.Get("at"),
 	})
 	if err != nil {
 		return err
@@ -215,5 +225,52 @@ func (s *Server) roomDebug(w http.ResponseWriter, r *http.Request, sess *Session
 		return err
 	}
 	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+// ContextRequest is GET /rooms/{roomId}/context/{eventId}.
+type ContextRequest struct {
+	RoomID, EventID string
+	Limit           int // events before and after, together
+	Filter          *RoomEventFilter
+}
+
+// ContextResponse is the reply to /context.
+type ContextResponse struct {
+	Start        string        `json:"start,omitempty"`
+	End          string        `json:"end,omitempty"`
+	EventsBefore []ClientEvent `json:"events_before"`
+	Event        *ClientEvent  `json:"event"`
+	EventsAfter  []ClientEvent `json:"events_after"`
+	State        []ClientEvent `json:"state"`
+}
+
+func (s *Server) eventContext(w http.ResponseWriter, r *http.Request, sess *Session) error {
+	q := r.URL.Query()
+	req := ContextRequest{RoomID: r.PathValue("roomId"), EventID: r.PathValue("eventId"), Limit: 10}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 0 {
+			return errs.Invalidf("limit must be a non-negative integer")
+		}
+		req.Limit = min(n, 100)
+	}
+	if f := q.Get("filter"); f != "" {
+		var ef RoomEventFilter
+		if err := json.Unmarshal([]byte(f), &ef); err != nil {
+			return errs.Invalidf("filter: %v", err)
+		}
+		req.Filter = &ef
+	}
+	resp, err := s.rooms.Context(r.Context(), sess, req)
+	if err != nil {
+		return err
+	}
+	for _, l := range []*[]ClientEvent{&resp.EventsBefore, &resp.EventsAfter, &resp.State} {
+		if *l == nil {
+			*l = []ClientEvent{}
+		}
+	}
+	writeJSON(w, http.StatusOK, resp)
 	return nil
 }

@@ -186,9 +186,11 @@ func TestSyncParams(t *testing.T) {
 			SyncRequest{Since: "s9", Timeout: 30000, FullState: true}},
 		{"a huge timeout is capped at five minutes", "?timeout=99999999999", SyncRequest{Timeout: 300000}},
 		{"an inline filter is parsed", "?filter=" + esc(`{"room":{"timeline":{"limit":3}}}`),
-			SyncRequest{Filter: &Filter{Room: RoomFilter{Timeline: RoomEventFilter{Limit: 3}}}}},
+			SyncRequest{Filter: &Filter{Room: RoomFilter{Timeline: RoomEventFilter{Limit: 3, HasLimit: true}}}}},
+		{"a timeline limit of 0 is kept as set", "?filter=" + esc(`{"room":{"timeline":{"limit":0}}}`),
+			SyncRequest{Filter: &Filter{Room: RoomFilter{Timeline: RoomEventFilter{HasLimit: true}}}}},
 		{"a stored filter is found by its ID", "?filter=f1",
-			SyncRequest{Filter: &Filter{Room: RoomFilter{Timeline: RoomEventFilter{Limit: 7}, IncludeLeave: true}}}},
+			SyncRequest{Filter: &Filter{Room: RoomFilter{Timeline: RoomEventFilter{Limit: 7, HasLimit: true}, IncludeLeave: true}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

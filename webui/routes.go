@@ -60,6 +60,7 @@ func (s *Server) routes() http.Handler {
 		m("GET /rooms/{roomId}/joined_members", s.authed(s.joinedMembers))
 		m("GET /rooms/{roomId}/messages", s.authed(s.messages))
 		m("GET /rooms/{roomId}/event/{eventId}", s.authed(s.event))
+		m("GET /rooms/{roomId}/context/{eventId}", s.authed(s.eventContext))
 		mux.Handle("GET /_parley/v1/rooms/{roomId}/debug", s.authed(s.roomDebug))
 	}
 	if s.membership != nil {

@@ -98,6 +98,8 @@ type MessagesResponse struct {
 type MembersQuery struct {
 	Membership    string
 	NotMembership string
+	// At is a /sync or /messages token: the members at that point.
+	At string
 }
 
 // JoinedMember is a value of /joined_members.
@@ -135,6 +137,8 @@ type RoomEventFilter struct {
 	Senders  []string `json:"senders,omitempty"`
 	// LazyLoadMembers is accepted and ignored: parley sends all members.
 	LazyLoadMembers bool `json:"lazy_load_members,omitempty"`
+	// HasLimit says the filter sets Limit, which may then be 0.
+	HasLimit bool `json:"-"`
 }
 
 // Allows reports whether the filter lets an event of this type and sender through.

@@ -310,7 +310,7 @@ func (api *API) SetProfile(ctx context.Context, user, field, value string) error
 		if api.peers.Membership(r, user) != "join" {
 			continue
 		}
-		c, _ := rooms.MarshalCanonical(api.memberContent(user, "join"))
+		c, _ := rooms.MarshalCanonical(api.profileContent(r, user, field))
 		u := user
 		if _, err := api.dag.Send(ctx, r.Room, user, "m.room.member", &u, c, "", ""); err != nil {
 			api.log.Warn("profile update in room", "room", r.ID, "err", err)

@@ -143,7 +143,8 @@ func (api *API) render(e shownEvent, s *webui.Session, withRoom bool) webui.Clie
 }
 
 // readableRoom returns the room if the user may read it now: joined, or
-// having been in it (then up to the moment they left).
+// having been in it (then up to the moment they left), unless they
+// forgot it since.
 func (api *API) readableRoom(s *webui.Session, roomID string) (*peers.Room, uint64, error) {
 	r := api.peers.Room(roomID)
 	if r == nil {
@@ -161,9 +162,38 @@ func (api *API) readableRoom(s *webui.Session, roomID string) (*peers.Room, uint
 	case "join":
 		return r, 0, nil
 	case "leave", "ban":
+		if api.forgotten(s.UserID, r.ID, id) {
+			return nil, 0, errs.Forbiddenf("you forgot room %s", roomID)
+		}
 		return r, max(i.Pos(), 1), nil
 	}
 	return nil, 0, errs.Forbiddenf("you are not in room %s", roomID)
+}
+
+// forgotten reports whether the user forgot the room at their member
+// event memberID (their current one: a later join undoes forgetting).
+func (api *API) forgotten(user, roomID, memberID string) bool {
+	var at string
+	api.store.View(func(t *store.Txn) error {
+		var err error
+		at, err = t.Forgotten(user, roomID)
+		return err
+	})
+	return at != "" && at == memberID
+}
+
+// memberID is the user's member event in the room's current state; ""
+// if they have none.
+func memberID(r *peers.Room, user string) string {
+	return r.State()[rooms.StateKey{Type: "m.room.member", StateKey: user}]
+}
+
+// timelineOrder is an event's place in its room's timeline; 0 if none.
+func timelineOrder(i *dag.Info) uint64 {
+	if p := i.Pos(); p != 0 {
+		return store.LiveBase + p
+	}
+	return i.Rec.Order
 }
 
 // JoinedRooms implements webui.Backend.
@@ -193,11 +223,40 @@ func (api *API) Send(ctx context.Context, s *webui.Session, roomID, evType strin
 	if evType == "m.room.create" {
 		return "", errs.Forbiddenf("a room's create event cannot be replaced")
 	}
+	if stateKey != nil {
+		if id := api.sameState(r, s.UserID, evType, *stateKey, content); id != "" {
+			return id, nil
+		}
+	}
 	ev, err := api.dag.Send(ctx, r.Room, s.UserID, evType, stateKey, content, txnID, s.DeviceID)
 	if err != nil {
 		return "", err
 	}
 	return ev.ID(), nil
+}
+
+// sameState is the current state event of (evType, stateKey) if the
+// sender sent it with this very content: setting state to what it is
+// returns the event that set it, rather than a new one. "" otherwise.
+func (api *API) sameState(r *peers.Room, sender, evType, stateKey string, content json.RawMessage) string {
+	id, ok := r.State()[rooms.StateKey{Type: evType, StateKey: stateKey}]
+	if !ok {
+		return ""
+	}
+	i, err := api.dag.Event(id)
+	if err != nil || i.Event.Sender() != sender {
+		return ""
+	}
+	e := api.shownInfo(i) // its plain view: state may be sealed
+	if e.hidden || e.status != "" || e.Type != evType || api.dag.RedactedBy(i.Event) != nil {
+		return ""
+	}
+	have, err1 := rooms.CanonicalJSON(e.Content)
+	want, err2 := rooms.CanonicalJSON(content)
+	if err1 != nil || err2 != nil || string(have) != string(want) {
+		return ""
+	}
+	return id
 }
 
 // stateEvents renders a state map but the events in skip, reading them
@@ -277,6 +336,11 @@ func (api *API) Members(s *webui.Session, roomID string, q webui.MembersQuery) (
 	if err != nil {
 		return nil, err
 	}
+	if q.At != "" {
+		if m, err = api.membersAt(s, roomID, q.At); err != nil {
+			return nil, err
+		}
+	}
 	var out []webui.ClientEvent
 	for _, ce := range api.stateEvents(nil, m, nil, s, true) {
 		if ce.Type != "m.room.member" {
@@ -315,25 +379,59 @@ func (api *API) JoinedMembers(s *webui.Session, roomID string) (map[string]webui
 	return out, nil
 }
 
-// Event implements webui.Backend.
+// Event implements webui.Backend: an event the user may see (history
+// visibility), in a room they are or were in, or in a world-readable one.
 func (api *API) Event(s *webui.Session, roomID, eventID string) (*webui.ClientEvent, error) {
-	r, upTo, err := api.readableRoom(s, roomID)
+	r, upTo, worldOnly, err := api.peekableRoom(s, roomID)
+	if err != nil {
+		// The spec's one answer for an event the user may not read.
+		return nil, errs.NotFoundf("event %s not found", eventID)
+	}
+	i, sv, err := api.visibleEvent(s, r, upTo, worldOnly, eventID)
 	if err != nil {
 		return nil, err
-	}
-	i, err := api.dag.Event(eventID)
-	if err != nil || i.Event.RoomID() != r.ID || !i.Usable() || i.Rec.SoftFailed != "" {
-		return nil, errs.NotFoundf("event %s not found", eventID)
-	}
-	if upTo != 0 && i.Pos() > upTo {
-		return nil, errs.NotFoundf("event %s not found", eventID)
 	}
 	e := api.shownInfo(i)
 	if e.hidden {
 		return nil, errs.NotFoundf("event %s not found", eventID)
 	}
 	ce := api.render(e, s, true)
+	ce.Unsigned["membership"] = sv.membership
 	return &ce, nil
+}
+
+// peekableRoom is readableRoom, and for a user who may not read the room
+// as a member, a world-readable room (worldOnly: only its world-readable
+// events are theirs to see).
+func (api *API) peekableRoom(s *webui.Session, roomID string) (r *peers.Room, upTo uint64, worldOnly bool, err error) {
+	r, upTo, err = api.readableRoom(s, roomID)
+	if err == nil {
+		return r, upTo, false, nil
+	}
+	if pr := api.peers.Room(roomID); pr != nil && api.worldReadable(pr.Room) {
+		return pr, 0, true, nil
+	}
+	return nil, 0, false, err
+}
+
+// visibleEvent reads an event of the room the user may see, with what
+// they see of it (snapView); 404 for any other, as for one that does
+// not exist.
+func (api *API) visibleEvent(s *webui.Session, r *peers.Room, upTo uint64, worldOnly bool, eventID string) (*dag.Info, snapView, error) {
+	notFound := errs.NotFoundf("event %s not found", eventID)
+	i, err := api.dag.Event(eventID)
+	if err != nil || i.Event.RoomID() != r.ID || !i.Usable() || i.Rec.SoftFailed != "" {
+		return nil, snapView{}, notFound
+	}
+	if upTo != 0 && i.Pos() > upTo {
+		return nil, snapView{}, notFound
+	}
+	v := api.newViewer(nil, s.UserID, memberID(r, s.UserID))
+	sv := v.at(&i.Rec)
+	if !v.sees(sv) || (worldOnly && sv.visibility != "world_readable") {
+		return nil, snapView{}, notFound
+	}
+	return i, sv, nil
 }
 
 // Tokens: /sync's are "s" + a stream position; /messages' are "t" + a
@@ -368,7 +466,7 @@ func parseOrder(tok string) (uint64, bool) {
 // token names the point just after an order: backwards from "tN" starts
 // at N, forwards at N+1.
 func (api *API) Messages(ctx context.Context, s *webui.Session, req webui.MessagesRequest) (*webui.MessagesResponse, error) {
-	r, upTo, err := api.readableRoom(s, req.RoomID)
+	r, upTo, worldOnly, err := api.peekableRoom(s, req.RoomID)
 	if err != nil {
 		return nil, err
 	}
@@ -444,16 +542,23 @@ func (api *API) Messages(ctx context.Context, s *webui.Session, req webui.Messag
 	if more {
 		entries = entries[:limit]
 	}
+	v := api.newViewer(nil, s.UserID, memberID(r, s.UserID))
 	for _, e := range entries {
 		i, err := api.dag.Event(e.EventID)
 		if err != nil {
 			return nil, err
 		}
+		sv := v.at(&i.Rec)
+		if !v.sees(sv) || (worldOnly && sv.visibility != "world_readable") {
+			continue
+		}
 		e := api.shownInfo(i)
 		if e.hidden || (req.Filter != nil && !req.Filter.Allows(e.Type, e.Sender)) {
 			continue
 		}
-		resp.Chunk = append(resp.Chunk, api.render(e, s, true))
+		ce := api.render(e, s, true)
+		ce.Unsigned["membership"] = sv.membership
+		resp.Chunk = append(resp.Chunk, ce)
 	}
 	if len(entries) > 0 {
 		last := entries[len(entries)-1].Order

@@ -8,6 +8,7 @@ import (
 	"github.com/parley-p2p/parley/errs"
 	"github.com/parley-p2p/parley/node/dag"
 	"github.com/parley-p2p/parley/node/links"
+	"github.com/parley-p2p/parley/node/peers"
 	"github.com/parley-p2p/parley/rooms"
 	"github.com/parley-p2p/parley/webui"
 )
@@ -177,6 +178,36 @@ func (api *API) memberContent(user, membership string) map[string]any {
 				c[k] = v
 			}
 		}
+	}
+	return c
+}
+
+// profileContent is the join content that carries a change of the
+// user's profile field into room r: their profile, but for the other
+// field, which keeps what their join in r has, so that a display name
+// (or avatar) set for that room alone survives a change of the other.
+func (api *API) profileContent(r *peers.Room, user, field string) map[string]any {
+	c := api.memberContent(user, "join")
+	other := "avatar_url"
+	if field == "avatar_url" {
+		other = "displayname"
+	}
+	id, ok := r.State()[rooms.StateKey{Type: "m.room.member", StateKey: user}]
+	if !ok {
+		return c
+	}
+	i, err := api.dag.Event(id)
+	if err != nil {
+		return c
+	}
+	e := api.shownInfo(i)
+	var cur map[string]json.RawMessage
+	if e.status != "" || json.Unmarshal(e.Content, &cur) != nil {
+		return c // not readable here: the profile as it is
+	}
+	delete(c, other)
+	if v, ok := cur[other]; ok {
+		c[other] = v
 	}
 	return c
 }

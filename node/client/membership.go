@@ -157,6 +157,16 @@ func (api *API) Moderate(ctx context.Context, s *webui.Session, roomID, target, 
 	if r == nil || api.peers.Membership(r, s.UserID) != "join" {
 		return errs.Forbiddenf("you are not joined to room %s", roomID)
 	}
+	if membership == "leave" {
+		// A kick (or an unban) is of someone in the room (or banned from
+		// it): the auth rules would let a moderator "kick" anyone, but
+		// that would only write a leave for a user who never came.
+		switch api.peers.Membership(r, target) {
+		case "join", "invite", "knock", "ban":
+		default:
+			return errs.Forbiddenf("%s is not in room %s", target, roomID)
+		}
+	}
 	content := map[string]any{"membership": membership}
 	if reason != "" {
 		content["reason"] = reason
@@ -170,4 +180,29 @@ func (api *API) Moderate(ctx context.Context, s *webui.Session, roomID, target, 
 	}
 	api.peers.CheckFollowing(r)
 	return nil
+}
+
+// Forget implements webui.Backend: a room the user left (or was removed
+// from) leaves their /sync and can no longer be read by them, until they
+// join it again. While they are in it (or invited) it cannot be
+// forgotten.
+func (api *API) Forget(ctx context.Context, s *webui.Session, roomID string) error {
+	r := api.peers.Room(roomID)
+	if r == nil {
+		if inv := api.invite(s.UserID, roomID); inv != nil && inv.Left {
+			return nil // a declined invite to a room this node never held
+		}
+		return errs.NotFoundf("you were never in room %s", roomID)
+	}
+	id := memberID(r, s.UserID)
+	switch api.peers.Membership(r, s.UserID) {
+	case "leave", "ban":
+	case "":
+		return errs.NotFoundf("you were never in room %s", roomID)
+	default:
+		return errs.Invalidf("you are still in room %s: leave it first", roomID)
+	}
+	err := api.store.Update(func(t *store.Txn) error { return t.PutForgotten(s.UserID, r.ID, id) })
+	api.notify.wake(s.UserID)
+	return err
 }

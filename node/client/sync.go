@@ -85,7 +85,7 @@ func (api *API) buildSync(s *webui.Session, since, pos uint64, req webui.SyncReq
 		f = *req.Filter
 	}
 	limit := f.Room.Timeline.Limit
-	if limit <= 0 {
+	if !f.Room.Timeline.HasLimit {
 		limit = defaultTimelineLimit
 	}
 	news := false
@@ -250,12 +250,17 @@ func (api *API) syncRoom(t *store.Txn, s *webui.Session, rec *store.RoomRecord, 
 		}
 	case "leave", "ban":
 		if (memPos > since && since != 0) || (f.Room.IncludeLeave && since == 0) {
+			if at, err := t.Forgotten(s.UserID, rec.ID); err != nil {
+				return res, err
+			} else if at == memID {
+				return res, nil // forgotten: gone from /sync
+			}
 			lr := &webui.LeftRoom{AccountData: webui.EventList{Events: []json.RawMessage{}}}
 			entries, err := t.Timeline(rec.ID, store.LiveBase+since, store.LiveBase+memPos, false, limit+1)
 			if err != nil {
 				return res, err
 			}
-			lr.Timeline, _, err = api.timeline(t, s, entries, nil, limit, &f.Room.Timeline)
+			lr.Timeline, _, err = api.timeline(t, s, api.newViewer(t, s.UserID, memID), entries, nil, limit, &f.Room.Timeline)
 			if err != nil {
 				return res, err
 			}
@@ -329,9 +334,14 @@ func (api *API) syncJoined(t *store.Txn, s *webui.Session, rec *store.RoomRecord
 		AccountData:         webui.EventList{Events: []json.RawMessage{}},
 		UnreadNotifications: map[string]int{"highlight_count": 0, "notification_count": 0},
 	}
+	// An initial sync, or the first since the user joined, covers the
+	// room's live timeline from its start; history backfilled below it
+	// (store.LiveBase), whose events have no state here to start the
+	// timeline from, is reached through /messages from prev_batch.
+	whole := since == 0 || newlyJoined
 	after := store.LiveBase + since
-	if newlyJoined {
-		after = 0
+	if whole {
+		after = store.LiveBase
 	}
 	entries, err := t.Timeline(rec.ID, after, store.LiveBase+pos, false, limit+1)
 	if err != nil {
@@ -346,9 +356,17 @@ func (api *API) syncJoined(t *store.Txn, s *webui.Session, rec *store.RoomRecord
 	}
 	changed := len(entries) > 0
 	var oldest *store.EventRecord
-	jr.Timeline, oldest, err = api.timeline(t, s, entries, redelivered, limit, &f.Room.Timeline)
+	v := api.newViewer(t, s.UserID, state[rooms.StateKey{Type: "m.room.member", StateKey: s.UserID}])
+	jr.Timeline, oldest, err = api.timeline(t, s, v, entries, redelivered, limit, &f.Room.Timeline)
 	if err != nil {
 		return nil, false, err
+	}
+	if whole && limit > 0 && len(entries) > 0 && entries[min(len(entries), limit)-1].EventID != withCreateID(rec, state)[rooms.StateKey{Type: "m.room.create"}] {
+		// The timeline does not reach the room's start (history this node
+		// has not fetched yet): say so, so that the client pages back
+		// from prev_batch (Messages backfills) instead of concluding that
+		// there is nothing before.
+		jr.Timeline.Limited = true
 	}
 	jr.State.Events = []webui.ClientEvent{}
 	if since == 0 || newlyJoined || fullState || jr.Timeline.Limited {
@@ -411,11 +429,17 @@ func (api *API) withRedeliveries(t *store.Txn, roomID string, entries []store.Ti
 // reading their events in t; it returns the record of the oldest (nil
 // if there are none), whose state is the timeline's start. Entries at
 // the orders in redelivered are events shown again (withRedeliveries),
-// whose records say nothing of the timeline's start.
-func (api *API) timeline(t *store.Txn, s *webui.Session, entries []store.TimelineEntry, redelivered map[uint64]bool, limit int, f *webui.RoomEventFilter) (webui.Timeline, *store.EventRecord, error) {
+// whose records say nothing of the timeline's start. Events v may not
+// see (history visibility) are left out; those shown carry the user's
+// membership at them (unsigned.membership).
+func (api *API) timeline(t *store.Txn, s *webui.Session, v *viewer, entries []store.TimelineEntry, redelivered map[uint64]bool, limit int, f *webui.RoomEventFilter) (webui.Timeline, *store.EventRecord, error) {
 	tl := webui.Timeline{Events: []webui.ClientEvent{}}
 	if len(entries) > limit {
 		tl.Limited = true
+		if limit == 0 {
+			// Nothing shown: paging back starts after the newest.
+			tl.PrevBatch = orderToken(entries[0].Order)
+		}
 		entries = entries[:limit]
 	}
 	if len(entries) > 0 {
@@ -430,8 +454,13 @@ func (api *API) timeline(t *store.Txn, s *webui.Session, entries []store.Timelin
 		if oldest == nil && !redelivered[entries[k].Order] {
 			oldest = e.rec
 		}
-		if !e.hidden && f.Allows(e.Type, e.Sender) {
-			tl.Events = append(tl.Events, api.render(e, s, false))
+		if e.hidden || !f.Allows(e.Type, e.Sender) {
+			continue
+		}
+		if sv := v.at(e.rec); v.sees(sv) {
+			ce := api.render(e, s, false)
+			ce.Unsigned["membership"] = sv.membership
+			tl.Events = append(tl.Events, ce)
 		}
 	}
 	return tl, oldest, nil

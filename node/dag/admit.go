@@ -384,7 +384,7 @@ func (e *Engine) commitWith(r *Room, ev *rooms.Event, rec store.EventRecord, sna
 	e.events.Put(ev.ID(), info)
 	var txn string
 	if rec.TxnID != "" {
-		txn = txnKey(ev.Sender(), rec.TxnDevice, rec.TxnID)
+		txn = txnKey(ev.Sender(), rec.TxnDevice, scopedTxn(ev.RoomID(), ev.Type(), rec.TxnID))
 		e.txns.begin(txn, ev.ID())
 	}
 	var roomRec *store.RoomRecord
@@ -437,7 +437,7 @@ func (e *Engine) commitWith(r *Room, ev *rooms.Event, rec store.EventRecord, sna
 			}
 		}
 		if rec.TxnID != "" {
-			return t.PutTxnEvent(ev.Sender(), rec.TxnDevice, rec.TxnID, ev.ID())
+			return t.PutTxnEvent(ev.Sender(), rec.TxnDevice, scopedTxn(ev.RoomID(), ev.Type(), rec.TxnID), ev.ID())
 		}
 		return nil
 	}, func(err error) {

@@ -75,8 +75,9 @@ func (e *Engine) Send(ctx context.Context, r *Room, sender, evType string, state
 	// room's lock is taken: a read from Badger waits for the commit in
 	// flight, and every other send and gossiped event of the room would
 	// wait behind it.
+	scoped := scopedTxn(r.ID, evType, txnID)
 	if txnID != "" {
-		if id := e.storedTxnEvent(sender, device, txnID); id != "" {
+		if id := e.storedTxnEvent(sender, device, scoped); id != "" {
 			return e.txnEvent(id)
 		}
 	}
@@ -84,7 +85,7 @@ func (e *Engine) Send(ctx context.Context, r *Room, sender, evType string, state
 	// the room's lock, once it is certain the event is to be built: not
 	// for a retried transaction that returns the first's event.
 	prepare := e.cfg.Codec != nil && !e.cfg.Codec.Sealed(evType)
-	if prepare && (txnID == "" || !e.txns.known(txnKey(sender, device, txnID))) {
+	if prepare && (txnID == "" || !e.txns.known(txnKey(sender, device, scoped))) {
 		if err := e.cfg.Codec.Prepare(ctx, r, sender, evType, stateKey); err != nil {
 			return nil, fmt.Errorf("prepare %s: %w", evType, err)
 		}
@@ -95,7 +96,7 @@ func (e *Engine) Send(ctx context.Context, r *Room, sender, evType string, state
 		if txnID != "" {
 			// Committed or in flight since the look-up above: the cache
 			// holds it.
-			id, wait := e.txns.lookup(txnKey(sender, device, txnID))
+			id, wait := e.txns.lookup(txnKey(sender, device, scoped))
 			if id != "" {
 				r.mu.Unlock()
 				return e.txnEvent(id)
@@ -197,8 +198,9 @@ func (e *Engine) buildLocked(r *Room, sender, evType string, stateKey *string, c
 	return ev, out, nil
 }
 
-// storedTxnEvent finds the event a committed client transaction created,
-// in the cache or else in the store; "" if there is none.
+// storedTxnEvent finds the event a committed client transaction
+// (scopedTxn) created, in the cache or else in the store; "" if there is
+// none.
 func (e *Engine) storedTxnEvent(user, device, txnID string) string {
 	key := txnKey(user, device, txnID)
 	if id, _ := e.txns.lookup(key); id != "" {

@@ -134,6 +134,19 @@ func (e *Engine) rollBack(r *Room) error {
 
 func txnKey(user, device, txn string) string { return user + "\x00" + device + "\x00" + txn }
 
+// scopedTxn is a client transaction ID in its scope: a device's ID is
+// its own on each endpoint, in each room (the spec's transaction
+// identifiers), so the same ID sent to another room, or as a redaction
+// and a message, makes a new event. A redaction keeps its type when
+// sealed, so the type says the endpoint before and after.
+func scopedTxn(roomID, evType, txn string) string {
+	endpoint := "send"
+	if evType == "m.room.redaction" {
+		endpoint = "redact"
+	}
+	return roomID + "\x00" + endpoint + "\x00" + txn
+}
+
 func closedNil() <-chan error {
 	c := make(chan error, 1)
 	c <- nil

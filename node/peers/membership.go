@@ -97,6 +97,14 @@ func (ps *Peers) JoinRemote(ctx context.Context, user, roomID, server string, co
 			ps.log.Warn("the room secret of a send_join answer", "room", roomID, "err", err)
 		}
 	}
+	if r := ps.Room(roomID); r != nil && len(r.Head().Ext) > 0 {
+		// A room this node held before: what was sent while it was away
+		// joins its timeline ahead of the join, rather than the join's
+		// prev event alone, as an outlier outside it (completeJoin).
+		if err := ps.fillGap(ctx, r, p, ev.PrevEvents()); err != nil {
+			ps.log.Info("events sent while the node was away", "room", roomID, "err", err)
+		}
+	}
 	if err := ps.completeJoin(ctx, roomID, mj.RoomVersion, ev, sj.StateResp); err != nil {
 		return err
 	}
