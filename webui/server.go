@@ -62,6 +62,7 @@ type Backends struct {
 	Links      Links
 	Admin      Admin
 	E2EE       E2EE
+	UserData   UserData
 }
 
 // Server is the local HTTP server.
@@ -74,6 +75,7 @@ type Server struct {
 	links      Links
 	admin      Admin
 	e2ee       E2EE
+	userdata   UserData
 	log        *slog.Logger
 	handler    http.Handler
 	guard      *guard
@@ -113,6 +115,7 @@ func New(cfg Config, b Backends) *Server {
 		cfg: cfg, log: log.With("component", "webui"), guard: newGuard(),
 		accounts: b.Accounts, rooms: b.Rooms, membership: b.Membership,
 		syncer: b.Syncer, links: b.Links, admin: b.Admin, e2ee: b.E2EE,
+		userdata: b.UserData,
 	}
 	s.ready.Store(!cfg.WaitReady)
 	s.handler = s.routes()

@@ -128,6 +128,8 @@ type RoomEventFilter struct {
 	Senders  []string `json:"senders,omitempty"`
 	// LazyLoadMembers is accepted and ignored: parley sends all members.
 	LazyLoadMembers bool `json:"lazy_load_members,omitempty"`
+	// UnreadThreadNotifications asks /sync for counts per thread.
+	UnreadThreadNotifications bool `json:"unread_thread_notifications,omitempty"`
 }
 
 // Allows reports whether the filter lets an event of this type and sender through.
@@ -200,6 +202,9 @@ type JoinedRoom struct {
 	AccountData         EventList      `json:"account_data"`
 	Summary             map[string]any `json:"summary"`
 	UnreadNotifications map[string]int `json:"unread_notifications"`
+	// UnreadThreadNotifications are the counts per thread root, shown
+	// when the filter asks for them (unread_thread_notifications).
+	UnreadThreadNotifications map[string]map[string]int `json:"unread_thread_notifications,omitempty"`
 }
 
 // InvitedRoom is a room the user is invited to.
