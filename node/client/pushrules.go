@@ -36,7 +36,7 @@ type storedRules struct {
 
 type ruleChange struct {
 	Enabled *bool             `json:"enabled,omitempty"`
-	Actions []json.RawMessage `json:"actions,omitempty"`
+	Actions []json.RawMessage `json:"actions"` // nil: unchanged; [] stays [] (no omitempty)
 }
 
 func raws(vs ...string) []json.RawMessage {
