@@ -152,6 +152,11 @@ func (s *Server) getPushRules(w http.ResponseWriter, r *http.Request, sess *Sess
 	if err != nil {
 		return err
 	}
+	for _, l := range []*[]PushRule{&rs.Override, &rs.Content, &rs.Room, &rs.Sender, &rs.Underride} {
+		if *l == nil {
+			*l = []PushRule{} // clients iterate each kind: never null
+		}
+	}
 	if r.PathValue("scope") != "" {
 		writeJSON(w, http.StatusOK, rs)
 		return nil
