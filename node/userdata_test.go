@@ -385,6 +385,20 @@ func TestReceiptsAndNotificationCounts(t *testing.T) {
 			t.Errorf("alice does not see her own private receipt: %s", raw)
 		}
 	})
+	t.Run("new events add to the counts already evaluated", func(t *testing.T) {
+		if got := counts(alice); got.NotificationCount != 0 {
+			t.Fatalf("before: %+v, want 0", got)
+		}
+		send(t, ctx, bob, room, map[string]any{"msgtype": "m.text", "body": "more"})
+		send(t, ctx, bob, room, map[string]any{"msgtype": "m.text", "body": "and more"})
+		if got := counts(alice); got.NotificationCount != 2 || got.HighlightCount != 0 {
+			t.Fatalf("after two: %+v, want 2 and 0", got)
+		}
+		send(t, ctx, bob, room, map[string]any{"msgtype": "m.text", "body": "@room look", "m.mentions": map[string]any{"user_ids": []string{alice.UserID.String()}}})
+		if got := counts(alice); got.NotificationCount != 3 || got.HighlightCount != 1 {
+			t.Fatalf("after a mention: %+v, want 3 and 1", got)
+		}
+	})
 	t.Run("the wire's view lists local public receipts only", func(t *testing.T) {
 		rs, err := a.api.LocalReceipts(room.String())
 		if err != nil {
@@ -417,7 +431,10 @@ func TestReceiptsAndNotificationCounts(t *testing.T) {
 	})
 	t.Run("threaded events count per thread when asked", func(t *testing.T) {
 		root := send(t, ctx, alice, room, map[string]any{"msgtype": "m.text", "body": "thread root"})
-		send(t, ctx, bob, room, map[string]any{"msgtype": "m.text", "body": "in thread",
+		if err := alice.SendReceipt(ctx, room, root, event.ReceiptTypeRead, nil); err != nil {
+			t.Fatal(err)
+		}
+		reply := send(t, ctx, bob, room, map[string]any{"msgtype": "m.text", "body": "in thread",
 			"m.relates_to": map[string]any{"rel_type": "m.thread", "event_id": root}})
 		f, err := alice.CreateFilter(ctx, &mautrix.Filter{Room: &mautrix.RoomFilter{Timeline: &mautrix.FilterPart{UnreadThreadNotifications: true}}})
 		if err != nil {
@@ -442,6 +459,16 @@ func TestReceiptsAndNotificationCounts(t *testing.T) {
 		}
 		if jr.UnreadNotifications.NotificationCount != 0 {
 			t.Fatalf("main counts = %+v, want 0: the only new event is in the thread", jr.UnreadNotifications)
+		}
+		if err := alice.SendReceipt(ctx, room, reply, event.ReceiptTypeRead, map[string]any{"thread_id": root}); err != nil {
+			t.Fatal(err)
+		}
+		resp.Rooms.Join = nil
+		if _, err := alice.MakeRequest(ctx, http.MethodGet, u, nil, &resp); err != nil {
+			t.Fatal(err)
+		}
+		if c := resp.Rooms.Join[room].UnreadThreadNotifications[root]; c != nil && c.NotificationCount != 0 {
+			t.Fatalf("thread counts after a threaded receipt = %+v, want none", c)
 		}
 	})
 }

@@ -31,6 +31,8 @@ type API struct {
 	notify   *notifier
 
 	syncBuilds atomic.Int64 // /sync answers built, including ones with nothing new
+
+	unread unreadCache // notification counts already evaluated (usersync.go)
 }
 
 // Config configures the client API.

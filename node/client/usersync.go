@@ -3,7 +3,9 @@ package client
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"slices"
+	"sync"
 
 	"github.com/parley-p2p/parley/node/dag"
 	"github.com/parley-p2p/parley/node/store"
@@ -119,9 +121,13 @@ func (api *API) syncUserData(s *webui.Session, since, pos uint64, resp *webui.Sy
 			}
 			rules = sr.render(s.UserID)
 		}
+		var rulesPos uint64
+		if ad, err := t.AccountDataEntry(s.UserID, "", pushRulesType); err == nil {
+			rulesPos = ad.Pos
+		}
 		threads := f != nil && f.Room.Timeline.UnreadThreadNotifications
 		for id, jr := range resp.Rooms.Join {
-			if err := api.unreadCounts(t, s, id, pos, rules, threads, jr); err != nil {
+			if err := api.unreadCounts(t, s, id, pos, countRules{rules, rulesPos}, threads, jr); err != nil {
 				return err
 			}
 		}
@@ -165,7 +171,7 @@ func (api *API) joinedSection(resp *webui.SyncResponse, s *webui.Session, f *web
 // receipt; their join if they have none) that their push rules say
 // notify or highlight, other users' only. With threads, events in a
 // thread count under its root, against the thread's own receipts.
-func (api *API) unreadCounts(t *store.Txn, s *webui.Session, roomID string, pos uint64, rules *webui.PushRuleset, threads bool, jr *webui.JoinedRoom) error {
+func (api *API) unreadCounts(t *store.Txn, s *webui.Session, roomID string, pos uint64, rules countRules, threads bool, jr *webui.JoinedRoom) error {
 	r := api.dag.Room(roomID)
 	if r == nil {
 		return nil
@@ -179,9 +185,10 @@ func (api *API) unreadCounts(t *store.Txn, s *webui.Session, roomID string, pos 
 	if err != nil {
 		return err
 	}
-	var unthreaded, mainRead uint64
+	var unthreaded, mainRead, receiptsPos uint64
 	threadRead := map[string]uint64{}
 	for _, rc := range receipts {
+		receiptsPos = max(receiptsPos, rc.Pos)
 		o := timelineOrder(t, rc.EventID)
 		switch rc.Thread {
 		case "":
@@ -196,9 +203,35 @@ func (api *API) unreadCounts(t *store.Txn, s *webui.Session, roomID string, pos 
 	if base == 0 {
 		base = timelineOrder(t, memID)
 	}
-	entries, err := t.Timeline(roomID, base, store.LiveBase+pos, false, maxCountScan)
-	if err != nil || len(entries) == 0 {
+	// Counts already evaluated for the same receipts, rules and join
+	// cover (base, upTo]: only what came after is read.
+	key := unreadKey{user: s.UserID, room: roomID}
+	fp := unreadPrint{base: base, receipts: receiptsPos, nReceipts: len(receipts), rules: rules.pos, threads: threads}
+	main := map[string]int{"highlight_count": 0, "notification_count": 0}
+	byThread := map[string]map[string]int{}
+	after := base
+	if c, ok := api.unread.get(key); ok && c.print == fp && c.upTo <= store.LiveBase+pos {
+		after = max(after, c.upTo)
+		main = maps.Clone(c.main)
+		for k, v := range c.threads {
+			byThread[k] = maps.Clone(v)
+		}
+	}
+	defer func() {
+		jr.UnreadNotifications = main
+		if threads && len(byThread) > 0 {
+			jr.UnreadThreadNotifications = byThread
+		}
+	}()
+	upTo := store.LiveBase + pos
+	entries, err := t.Timeline(roomID, after, upTo, false, maxCountScan)
+	if err != nil {
 		return err
+	}
+	upTo = max(after, upTo)
+	if len(entries) == 0 {
+		api.unread.put(key, newUnreadEntry(fp, upTo, main, byThread))
+		return nil
 	}
 	env := &pushEnv{userID: s.UserID}
 	if pl, err := rooms.PowerLevelsFrom(api.dag.StateFunc(dag.WithCreate(r, state))); err == nil {
@@ -217,8 +250,6 @@ func (api *API) unreadCounts(t *store.Txn, s *webui.Session, roomID string, pos 
 			env.displayName = c.DisplayName
 		}
 	}
-	main := map[string]int{"highlight_count": 0, "notification_count": 0}
-	byThread := map[string]map[string]int{}
 	for _, en := range entries {
 		e, err := api.readShown(t, en.EventID)
 		if err != nil {
@@ -248,7 +279,7 @@ func (api *API) unreadCounts(t *store.Txn, s *webui.Session, roomID string, pos 
 		if en.Order <= read {
 			continue
 		}
-		v := evaluate(rules, ev, env)
+		v := evaluate(rules.rs, ev, env)
 		if !v.notify {
 			continue
 		}
@@ -264,9 +295,68 @@ func (api *API) unreadCounts(t *store.Txn, s *webui.Session, roomID string, pos 
 			counts["highlight_count"]++
 		}
 	}
-	jr.UnreadNotifications = main
-	if threads && len(byThread) > 0 {
-		jr.UnreadThreadNotifications = byThread
-	}
+	api.unread.put(key, newUnreadEntry(fp, upTo, main, byThread))
 	return nil
+}
+
+// newUnreadEntry copies counts into a cache entry, which the answer's
+// maps must not share.
+func newUnreadEntry(fp unreadPrint, upTo uint64, main map[string]int, byThread map[string]map[string]int) unreadEntry {
+	c := unreadEntry{print: fp, upTo: upTo, main: maps.Clone(main), threads: make(map[string]map[string]int, len(byThread))}
+	for k, v := range byThread {
+		c.threads[k] = maps.Clone(v)
+	}
+	return c
+}
+
+// countRules are a user's push rules and the stream position of their
+// last change (0: the defaults), which tells cached counts apart.
+type countRules struct {
+	rs  *webui.PushRuleset
+	pos uint64
+}
+
+// unreadCache keeps each user's counts per room as last evaluated, so
+// that a /sync evaluates only the events that came since. It holds at
+// most maxUnreadCache entries and is cleared when full.
+type unreadCache struct {
+	mu sync.Mutex
+	m  map[unreadKey]unreadEntry
+}
+
+const maxUnreadCache = 10000
+
+type unreadKey struct{ user, room string }
+
+// unreadPrint is what counts depend on besides the events: the read
+// base, the user's receipts in the room, their rules and whether threads
+// are counted apart.
+type unreadPrint struct {
+	base, receipts uint64
+	nReceipts      int
+	rules          uint64
+	threads        bool
+}
+
+type unreadEntry struct {
+	print   unreadPrint
+	upTo    uint64 // the timeline order the counts cover up to
+	main    map[string]int
+	threads map[string]map[string]int
+}
+
+func (c *unreadCache) get(k unreadKey) (unreadEntry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[k]
+	return e, ok
+}
+
+func (c *unreadCache) put(k unreadKey, e unreadEntry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxUnreadCache {
+		c.m = map[unreadKey]unreadEntry{}
+	}
+	c.m[k] = e
 }
