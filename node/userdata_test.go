@@ -543,3 +543,49 @@ func TestPushers(t *testing.T) {
 		wantMatrixError(t, "the 17th", alice.SetPusher(ctx, pusher("one-too-many")), 413, "M_TOO_LARGE")
 	})
 }
+
+// TestRemoteReceiptReachesLocalMembers: what a later wire will do with a
+// receipt from another node (RemoteReceipt) shows in the local members'
+// /sync, and is refused for a user not in the room.
+func TestRemoteReceiptReachesLocalMembers(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	a, _, alice, bob, room := twoMembers(t, ctx, testOpts{}, testOpts{})
+	msg := send(t, ctx, alice, room, map[string]any{"msgtype": "m.text", "body": "read me"})
+	s := testkit.NewSyncer(t, ctx, alice)
+	if _, err := s.Next(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.api.RemoteReceipt(room.String(), bob.UserID.String(), string(msg), "", 1234); err != nil {
+		t.Fatal(err)
+	}
+	s.Until(t, 20*time.Second, "bob's receipt in alice's ephemeral", func(r *mautrix.RespSync) bool {
+		jr := r.Rooms.Join[room]
+		if jr == nil {
+			return false
+		}
+		for _, ev := range jr.Ephemeral.Events {
+			raw := string(ev.Content.VeryRaw)
+			if ev.Type == event.EphemeralEventReceipt && strings.Contains(raw, string(msg)) && strings.Contains(raw, bob.UserID.String()) {
+				return true
+			}
+		}
+		return false
+	})
+	rs, err := a.api.LocalReceipts(room.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.ContainsFunc(rs, func(r store.Receipt) bool { return r.User == bob.UserID.String() }) {
+		t.Errorf("LocalReceipts lists a remote user's receipt: %+v", rs)
+	}
+	err = a.api.RemoteReceipt(room.String(), "@stranger:elsewhere", string(msg), "", 1)
+	if errs.KindOf(err) != errs.Forbidden {
+		t.Errorf("a receipt from a user not in the room: %v, want forbidden", err)
+	}
+	err = a.api.RemoteReceipt(room.String(), bob.UserID.String(), "$missing", "", 1)
+	if errs.KindOf(err) != errs.NotFound {
+		t.Errorf("a receipt for an unknown event: %v, want not found", err)
+	}
+}
