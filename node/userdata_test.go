@@ -416,6 +416,7 @@ func TestReceiptsAndNotificationCounts(t *testing.T) {
 		wantMatrixError(t, "unknown type", alice.SendReceipt(ctx, room, first, "m.seen", nil), 400, "M_INVALID_PARAM")
 		wantMatrixError(t, "unknown event", alice.SendReceipt(ctx, room, "$nope", event.ReceiptTypeRead, nil), 404, "M_NOT_FOUND")
 		wantMatrixError(t, "fully_read in a thread", alice.SendReceipt(ctx, room, first, event.ReceiptType("m.fully_read"), map[string]any{"thread_id": "main"}), 400, "M_INVALID_PARAM")
+		wantMatrixError(t, "an event not in the thread", alice.SendReceipt(ctx, room, first, event.ReceiptTypeRead, map[string]any{"thread_id": "$someroot"}), 400, "M_INVALID_PARAM")
 		wantMatrixError(t, "not joined", alice.SendReceipt(ctx, "!elsewhere:nowhere", first, event.ReceiptTypeRead, nil), 403, "M_FORBIDDEN")
 	})
 	t.Run("read markers set m.fully_read in room account data", func(t *testing.T) {

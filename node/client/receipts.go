@@ -48,6 +48,9 @@ func (api *API) Receipt(s *webui.Session, roomID, receiptType, eventID, threadID
 	if err != nil || i.Event.RoomID() != roomID {
 		return errs.NotFoundf("no event %s in room %s", eventID, roomID)
 	}
+	if err := api.checkThread(eventID, threadID); err != nil {
+		return err
+	}
 	if receiptType == "m.fully_read" {
 		content, _ := json.Marshal(map[string]string{"event_id": eventID})
 		if err := api.putAccountData(s.UserID, roomID, "m.fully_read", content); err != nil {
@@ -64,6 +67,28 @@ func (api *API) Receipt(s *webui.Session, roomID, receiptType, eventID, threadID
 		api.notify.wake(s.UserID)
 	} else {
 		api.wakeRoom(roomID)
+	}
+	return nil
+}
+
+// checkThread refuses a threaded receipt for an event that is neither
+// the thread's root nor in the thread, as the spec asks.
+func (api *API) checkThread(eventID, threadID string) error {
+	if threadID == "" || threadID == "main" || threadID == eventID {
+		return nil
+	}
+	e, err := api.readShown(nil, eventID)
+	if err != nil {
+		return err
+	}
+	var c struct {
+		Rel struct {
+			Type    string `json:"rel_type"`
+			EventID string `json:"event_id"`
+		} `json:"m.relates_to"`
+	}
+	if json.Unmarshal(e.Content, &c) != nil || c.Rel.Type != "m.thread" || c.Rel.EventID != threadID {
+		return errs.Invalidf("event %s is not in thread %s", eventID, threadID)
 	}
 	return nil
 }
@@ -141,6 +166,9 @@ func (api *API) RemoteReceipt(roomID, userID, eventID, threadID string, ts int64
 	}
 	if threadID != "" && threadID != "main" && !strings.HasPrefix(threadID, "$") {
 		return errs.Invalidf("bad thread ID %q", threadID)
+	}
+	if err := api.checkThread(eventID, threadID); err != nil {
+		return err
 	}
 	if err := api.putReceipt(&store.Receipt{Room: roomID, User: userID, Type: "m.read", Thread: threadID, EventID: eventID, TS: ts}); err != nil {
 		return err
