@@ -191,7 +191,7 @@ func TestPushRules(t *testing.T) {
 		}
 		override := ruleIDs(rs.Override)
 		for _, want := range []string{".m.rule.master", ".m.rule.suppress_notices", ".m.rule.invite_for_me", ".m.rule.member_event",
-			".m.rule.is_user_mention", ".m.rule.is_room_mention", ".m.rule.tombstone", ".m.rule.reaction", ".m.rule.room_server_acl", ".m.rule.suppress_edits"} {
+			".m.rule.is_user_mention", ".m.rule.is_room_mention", ".m.rule.tombstone", ".m.rule.reaction", ".m.rule.room.server_acl", ".m.rule.suppress_edits"} {
 			if !slices.Contains(override, want) {
 				t.Errorf("override lacks %s: %v", want, override)
 			}
@@ -315,11 +315,11 @@ func TestReceiptsAndNotificationCounts(t *testing.T) {
 	defer cancel()
 	a, alice, bob, room := twoLocalUsers(t, ctx)
 
+	send(t, ctx, alice, room, map[string]any{"msgtype": "m.text", "body": "my own"})
 	first := send(t, ctx, bob, room, map[string]any{"msgtype": "m.text", "body": "one"})
 	send(t, ctx, bob, room, map[string]any{"msgtype": "m.text", "body": "two"})
 	send(t, ctx, bob, room, map[string]any{"msgtype": "m.text", "body": "hey you", "m.mentions": map[string]any{"user_ids": []string{alice.UserID.String()}}})
 	send(t, ctx, bob, room, map[string]any{"msgtype": "m.notice", "body": "a bot's notice"})
-	send(t, ctx, alice, room, map[string]any{"msgtype": "m.text", "body": "my own"})
 
 	counts := func(c *mautrix.Client) *mautrix.UnreadNotificationCounts {
 		resp, err := c.SyncRequest(ctx, 0, "", "", false, "")
@@ -397,6 +397,10 @@ func TestReceiptsAndNotificationCounts(t *testing.T) {
 		send(t, ctx, bob, room, map[string]any{"msgtype": "m.text", "body": "@room look", "m.mentions": map[string]any{"user_ids": []string{alice.UserID.String()}}})
 		if got := counts(alice); got.NotificationCount != 3 || got.HighlightCount != 1 {
 			t.Fatalf("after a mention: %+v, want 3 and 1", got)
+		}
+		send(t, ctx, alice, room, map[string]any{"msgtype": "m.text", "body": "I am here"})
+		if got := counts(alice); got.NotificationCount != 0 || got.HighlightCount != 0 {
+			t.Fatalf("after alice's own message: %+v, want 0: sending reads what came before", got)
 		}
 	})
 	t.Run("the wire's view lists local public receipts only", func(t *testing.T) {
@@ -528,6 +532,17 @@ func TestPushers(t *testing.T) {
 		p := pusher("k2")
 		p.Data = mautrix.PusherData{"url": "ftp://nope"}
 		wantMatrixError(t, "ftp url", alice.SetPusher(ctx, p), 400, "M_INVALID_PARAM")
+		p = pusher("k2")
+		p.Data = mautrix.PusherData{"url": "http://push.example.org/_matrix/push/v1/notify"}
+		wantMatrixError(t, "plain http to another machine", alice.SetPusher(ctx, p), 400, "M_INVALID_PARAM")
+		p.Data = mautrix.PusherData{"url": "http://127.0.0.1:5000/_matrix/push/v1/notify"}
+		if err := alice.SetPusher(ctx, p); err != nil {
+			t.Fatalf("plain http to this machine: %v", err)
+		}
+		p.Kind = nil
+		if err := alice.SetPusher(ctx, p); err != nil {
+			t.Fatal(err)
+		}
 		p = pusher("k2")
 		kind := mautrix.PusherKind("carrier-pigeon")
 		p.Kind = &kind

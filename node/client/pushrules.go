@@ -97,7 +97,7 @@ func defaultRules(userID string) webui.PushRuleset {
 			}, actNotify, actHighlight),
 			rule(".m.rule.tombstone", []webui.PushCondition{match("type", "m.room.tombstone"), match("state_key", "")}, actNotify, actHighlight),
 			rule(".m.rule.reaction", []webui.PushCondition{match("type", "m.reaction")}),
-			rule(".m.rule.room_server_acl", []webui.PushCondition{match("type", "m.room.server_acl"), match("state_key", "")}),
+			rule(".m.rule.room.server_acl", []webui.PushCondition{match("type", "m.room.server_acl"), match("state_key", "")}),
 			rule(".m.rule.suppress_edits", []webui.PushCondition{propIs(`content.m\.relates_to.rel_type`, `"m.replace"`)}),
 		},
 		Content: []webui.PushRule{containsUserName},
@@ -187,17 +187,23 @@ func (sr *storedRules) count() int {
 	return n
 }
 
-// validActions checks a rule's actions: "notify", the legacy
-// "dont_notify" and "coalesce", or a set_tweak object.
-func validActions(actions []json.RawMessage) error {
+// cleanActions checks a rule's actions ("notify" or a set_tweak object)
+// and strips the historical "dont_notify" and "coalesce", as the spec
+// asks.
+func cleanActions(actions []json.RawMessage) ([]json.RawMessage, error) {
 	if len(actions) > 16 {
-		return errs.Invalidf("a push rule has at most 16 actions")
+		return nil, errs.Invalidf("a push rule has at most 16 actions")
 	}
+	out := make([]json.RawMessage, 0, len(actions))
 	for _, a := range actions {
 		var s string
 		if json.Unmarshal(a, &s) == nil {
-			if s != "notify" && s != "dont_notify" && s != "coalesce" {
-				return errs.Invalidf("unknown push rule action %q", s)
+			switch s {
+			case "notify":
+				out = append(out, a)
+			case "dont_notify", "coalesce":
+			default:
+				return nil, errs.Invalidf("unknown push rule action %q", s)
 			}
 			continue
 		}
@@ -205,10 +211,11 @@ func validActions(actions []json.RawMessage) error {
 			SetTweak string `json:"set_tweak"`
 		}
 		if json.Unmarshal(a, &tw) != nil || tw.SetTweak == "" {
-			return errs.Invalidf("a push rule action is a string or a set_tweak object")
+			return nil, errs.Invalidf("a push rule action is a string or a set_tweak object")
 		}
+		out = append(out, a)
 	}
-	return nil
+	return out, nil
 }
 
 // pushEnv is what conditions need beyond the event itself.
@@ -244,6 +251,9 @@ func evaluate(rs *webui.PushRuleset, ev map[string]any, env *pushEnv) pushVerdic
 			case "sender":
 				ok = r.RuleID == sender
 			}
+			if ok && legacyMention[r.RuleID] && hasMentions(ev) {
+				ok = false // v1.7: only for events without m.mentions
+			}
 			if ok {
 				return verdictOf(r.Actions)
 			}
@@ -252,12 +262,21 @@ func evaluate(rs *webui.PushRuleset, ev map[string]any, env *pushEnv) pushVerdic
 	return pushVerdict{}
 }
 
+// legacyMention are the default rules the spec deprecated in v1.7: they
+// apply only to events that carry no m.mentions.
+var legacyMention = map[string]bool{".m.rule.contains_display_name": true, ".m.rule.roomnotif": true, ".m.rule.contains_user_name": true}
+
+func hasMentions(ev map[string]any) bool {
+	_, ok := lookup(ev, `content.m\.mentions`)
+	return ok
+}
+
 func verdictOf(actions []json.RawMessage) pushVerdict {
 	var v pushVerdict
 	for _, a := range actions {
 		var s string
 		if json.Unmarshal(a, &s) == nil {
-			v.notify = v.notify || s == "notify" || s == "coalesce"
+			v.notify = v.notify || s == "notify" // dont_notify and coalesce mean nothing
 			continue
 		}
 		var tw struct {

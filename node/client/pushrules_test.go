@@ -72,6 +72,7 @@ func TestDefaultRulesVerdicts(t *testing.T) {
 		{"a notice does not notify", `{"type":"m.room.message","sender":"@bob:b","content":{"msgtype":"m.notice","body":"hi"}}`, pushVerdict{}},
 		{"a mention highlights", `{"type":"m.room.message","sender":"@bob:b","content":{"msgtype":"m.text","body":"x","m.mentions":{"user_ids":["@alice:a"]}}}`, pushVerdict{notify: true, highlight: true}},
 		{"the user's localpart in the body highlights", `{"type":"m.room.message","sender":"@bob:b","content":{"msgtype":"m.text","body":"ping alice"}}`, pushVerdict{notify: true, highlight: true}},
+		{"the legacy name rules do not apply to an event with m.mentions", `{"type":"m.room.message","sender":"@bob:b","content":{"msgtype":"m.text","body":"ping alice","m.mentions":{}}}`, pushVerdict{notify: true}},
 		{"an edit does not notify", `{"type":"m.room.message","sender":"@bob:b","content":{"msgtype":"m.text","body":"* hi","m.relates_to":{"rel_type":"m.replace","event_id":"$x"}}}`, pushVerdict{}},
 		{"a reaction does not notify", `{"type":"m.reaction","sender":"@bob:b","content":{}}`, pushVerdict{}},
 		{"an invite for the user notifies", `{"type":"m.room.member","state_key":"@alice:a","sender":"@bob:b","content":{"membership":"invite"}}`, pushVerdict{notify: true}},
@@ -100,6 +101,19 @@ func TestDefaultRulesVerdicts(t *testing.T) {
 			t.Errorf("evaluate = %+v, want nothing", got)
 		}
 	})
+}
+
+func TestHistoricalActionsAreStripped(t *testing.T) {
+	got, err := cleanActions(raws(`"dont_notify"`, `"coalesce"`, actNotify))
+	if err != nil || len(got) != 1 || string(got[0]) != actNotify {
+		t.Fatalf("cleanActions = %s, %v; want only notify", got, err)
+	}
+	if v := verdictOf(raws(`"coalesce"`)); v.notify {
+		t.Error("coalesce notifies")
+	}
+	if _, err := cleanActions(raws(`"explode"`)); err == nil {
+		t.Error("an unknown action was taken")
+	}
 }
 
 func TestPushRuleJSONKeepsEmptyConditions(t *testing.T) {

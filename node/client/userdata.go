@@ -3,6 +3,7 @@ package client
 import (
 	"encoding/json"
 	"errors"
+	"net"
 	"net/url"
 	"slices"
 	"strings"
@@ -189,7 +190,8 @@ func (api *API) PutPushRule(s *webui.Session, kind string, rule webui.PushRule, 
 		}
 		rule.Conditions, rule.Pattern = nil, nil
 	}
-	if err := validActions(rule.Actions); err != nil {
+	var err error
+	if rule.Actions, err = cleanActions(rule.Actions); err != nil {
 		return err
 	}
 	for _, c := range rule.Conditions {
@@ -265,7 +267,8 @@ func (api *API) SetPushRuleEnabled(s *webui.Session, kind, ruleID string, enable
 
 // SetPushRuleActions implements webui.UserData.
 func (api *API) SetPushRuleActions(s *webui.Session, kind, ruleID string, actions []json.RawMessage) error {
-	if err := validActions(actions); err != nil {
+	actions, err := cleanActions(actions)
+	if err != nil {
 		return err
 	}
 	return api.changeRule(s.UserID, kind, ruleID, func(r *webui.PushRule, c *ruleChange) {
@@ -297,6 +300,14 @@ func (api *API) changeRule(user, kind, ruleID string, change func(r *webui.PushR
 		sr.Defaults[kind+"/"+ruleID] = c
 		return nil
 	})
+}
+
+func loopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Pushers implements webui.UserData.
@@ -336,9 +347,11 @@ func (api *API) SetPusher(s *webui.Session, p webui.Pusher) error {
 		if err := json.Unmarshal(p.Data, &data); err != nil {
 			return errs.Invalidf("data: %v", err)
 		}
+		// The spec: a gateway's URL should be HTTPS, never HTTP; plain
+		// HTTP is taken only for a gateway on this machine.
 		u, err := url.Parse(data.URL)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return errs.Invalidf("an http pusher's data.url must be an http(s) URL")
+		if err != nil || u.Host == "" || (u.Scheme != "https" && (u.Scheme != "http" || !loopbackHost(u.Hostname()))) {
+			return errs.Invalidf("an http pusher's data.url must be an https URL (or http on this machine)")
 		}
 	case "email":
 	default:

@@ -171,7 +171,7 @@ func (api *API) joinedSection(resp *webui.SyncResponse, s *webui.Session, f *web
 // receipt; their join if they have none) that their push rules say
 // notify or highlight, other users' only. With threads, events in a
 // thread count under its root, against the thread's own receipts.
-func (api *API) unreadCounts(t *store.Txn, s *webui.Session, roomID string, pos uint64, rules countRules, threads bool, jr *webui.JoinedRoom) error {
+func (api *API) unreadCounts(t *store.Txn, s *webui.Session, roomID string, pos uint64, rules countRules, threads bool, jr *webui.JoinedRoom) (err error) {
 	r := api.dag.Room(roomID)
 	if r == nil {
 		return nil
@@ -210,12 +210,10 @@ func (api *API) unreadCounts(t *store.Txn, s *webui.Session, roomID string, pos 
 	main := map[string]int{"highlight_count": 0, "notification_count": 0}
 	byThread := map[string]map[string]int{}
 	after := base
+	var cached unreadEntry
 	if c, ok := api.unread.get(key); ok && c.print == fp && c.upTo <= store.LiveBase+pos {
 		after = max(after, c.upTo)
-		main = maps.Clone(c.main)
-		for k, v := range c.threads {
-			byThread[k] = maps.Clone(v)
-		}
+		cached = c
 	}
 	defer func() {
 		jr.UnreadNotifications = main
@@ -229,8 +227,28 @@ func (api *API) unreadCounts(t *store.Txn, s *webui.Session, roomID string, pos 
 		return err
 	}
 	upTo = max(after, upTo)
-	if len(entries) == 0 {
+	// The user's own event is an implicit receipt for what came before it
+	// in its thread (with threads counted apart) or in the room: scanning
+	// newest first, the first one closes its context.
+	closedMain, closedThread := false, map[string]bool{}
+	defer func() {
+		if err != nil {
+			return
+		}
+		if !closedMain {
+			addCounts(main, cached.main)
+		}
+		for k, v := range cached.threads {
+			if !closedThread[k] {
+				if byThread[k] == nil {
+					byThread[k] = map[string]int{"highlight_count": 0, "notification_count": 0}
+				}
+				addCounts(byThread[k], v)
+			}
+		}
 		api.unread.put(key, newUnreadEntry(fp, upTo, main, byThread))
+	}()
+	if len(entries) == 0 {
 		return nil
 	}
 	env := &pushEnv{userID: s.UserID}
@@ -255,7 +273,7 @@ func (api *API) unreadCounts(t *store.Txn, s *webui.Session, roomID string, pos 
 		if err != nil {
 			return err
 		}
-		if e.hidden || e.Sender == s.UserID || e.redactedBy != nil {
+		if e.hidden || e.redactedBy != nil {
 			continue
 		}
 		ev := map[string]any{"type": e.Type, "sender": e.Sender, "room_id": roomID, "event_id": e.ID}
@@ -272,6 +290,21 @@ func (api *API) unreadCounts(t *store.Txn, s *webui.Session, roomID string, pos 
 		if rel, _ := content["m.relates_to"].(map[string]any); rel != nil && rel["rel_type"] == "m.thread" {
 			thread, _ = rel["event_id"].(string)
 		}
+		context := ""
+		if threads {
+			context = thread
+		}
+		if e.Sender == s.UserID {
+			if context == "" {
+				closedMain = true
+			} else {
+				closedThread[context] = true
+			}
+			continue
+		}
+		if (context == "" && closedMain) || (context != "" && closedThread[context]) {
+			continue
+		}
 		read := max(unthreaded, mainRead)
 		if thread != "" {
 			read = max(unthreaded, threadRead[thread])
@@ -284,10 +317,10 @@ func (api *API) unreadCounts(t *store.Txn, s *webui.Session, roomID string, pos 
 			continue
 		}
 		counts := main
-		if threads && thread != "" {
-			if counts = byThread[thread]; counts == nil {
+		if context != "" {
+			if counts = byThread[context]; counts == nil {
 				counts = map[string]int{"highlight_count": 0, "notification_count": 0}
-				byThread[thread] = counts
+				byThread[context] = counts
 			}
 		}
 		counts["notification_count"]++
@@ -295,8 +328,13 @@ func (api *API) unreadCounts(t *store.Txn, s *webui.Session, roomID string, pos 
 			counts["highlight_count"]++
 		}
 	}
-	api.unread.put(key, newUnreadEntry(fp, upTo, main, byThread))
 	return nil
+}
+
+func addCounts(to, from map[string]int) {
+	for k, v := range from {
+		to[k] += v
+	}
 }
 
 // newUnreadEntry copies counts into a cache entry, which the answer's
