@@ -433,6 +433,16 @@ func TestReceiptsAndNotificationCounts(t *testing.T) {
 		if err := alice.GetRoomAccountData(ctx, room, "m.fully_read", &got); err != nil || got.EventID != string(first) {
 			t.Fatalf("m.fully_read = %+v, %v", got, err)
 		}
+		later := send(t, ctx, bob, room, map[string]any{"msgtype": "m.text", "body": "later"})
+		if err := alice.SetReadMarkers(ctx, room, &mautrix.ReqSetReadMarkers{FullyRead: later}); err != nil {
+			t.Fatal(err)
+		}
+		if err := alice.SetReadMarkers(ctx, room, &mautrix.ReqSetReadMarkers{FullyRead: first}); err != nil {
+			t.Fatal(err)
+		}
+		if err := alice.GetRoomAccountData(ctx, room, "m.fully_read", &got); err != nil || got.EventID != string(later) {
+			t.Fatalf("m.fully_read after moving it back = %+v, %v; want it to stay at %s", got, err, later)
+		}
 	})
 	t.Run("threaded events count per thread when asked", func(t *testing.T) {
 		root := send(t, ctx, alice, room, map[string]any{"msgtype": "m.text", "body": "thread root"})

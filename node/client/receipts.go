@@ -52,6 +52,9 @@ func (api *API) Receipt(s *webui.Session, roomID, receiptType, eventID, threadID
 		return err
 	}
 	if receiptType == "m.fully_read" {
+		if api.fullyReadAhead(s.UserID, roomID, eventID) {
+			return nil // the marker only moves forward
+		}
 		content, _ := json.Marshal(map[string]string{"event_id": eventID})
 		if err := api.putAccountData(s.UserID, roomID, "m.fully_read", content); err != nil {
 			return err
@@ -69,6 +72,26 @@ func (api *API) Receipt(s *webui.Session, roomID, receiptType, eventID, threadID
 		api.wakeRoom(roomID)
 	}
 	return nil
+}
+
+// fullyReadAhead reports whether the user's fully-read marker in the room
+// already points at or after the event.
+func (api *API) fullyReadAhead(user, roomID, eventID string) bool {
+	ahead := false
+	_ = api.store.View(func(t *store.Txn) error {
+		ad, err := t.AccountDataEntry(user, roomID, "m.fully_read")
+		if err != nil {
+			return nil
+		}
+		var c struct {
+			EventID string `json:"event_id"`
+		}
+		if json.Unmarshal(ad.Content, &c) == nil && c.EventID != "" {
+			ahead = c.EventID == eventID || timelineOrder(t, c.EventID) > timelineOrder(t, eventID)
+		}
+		return nil
+	})
+	return ahead
 }
 
 // checkThread refuses a threaded receipt for an event that is neither
