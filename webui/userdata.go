@@ -103,7 +103,7 @@ func (s *Server) accountDataScope(r *http.Request, sess *Session) (roomID, typ s
 		return "", "", errs.Forbiddenf("cannot access another user's account data")
 	}
 	roomID = r.PathValue("roomId")
-	if strings.Contains(r.Pattern, "{roomId}") && !strings.HasPrefix(roomID, "!") {
+	if strings.Contains(r.Pattern, "{roomId}") && (!strings.HasPrefix(roomID, "!") || strings.ContainsRune(roomID, 0)) {
 		return "", "", errs.Invalidf("%q is not a room ID", roomID)
 	}
 	typ = r.PathValue("type")

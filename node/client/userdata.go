@@ -80,7 +80,7 @@ func (api *API) putAccountData(user, roomID, typ string, content json.RawMessage
 			if err != nil {
 				return err
 			}
-			if limit := maxRoomAccountData; (roomID == "" && n >= maxGlobalAccountData) || (roomID != "" && n >= limit) {
+			if (roomID == "" && n >= maxGlobalAccountData) || (roomID != "" && n >= maxRoomAccountData) {
 				return errs.TooLargef("too many types of account data (at most %d globally, %d per room)", maxGlobalAccountData, maxRoomAccountData)
 			}
 		} else if err != nil {
