@@ -416,6 +416,27 @@ func TestReceiptsAndNotificationCounts(t *testing.T) {
 			t.Fatalf("a remote receipt for a local user: %v, want forbidden", err)
 		}
 	})
+	t.Run("the wire hears each public receipt that moved, and no private one", func(t *testing.T) {
+		heard := make(chan store.Receipt, 4)
+		a.api.OnLocalReceipt(func(r store.Receipt) { heard <- r })
+		defer a.api.OnLocalReceipt(nil)
+		ev := send(t, ctx, bob, room, map[string]any{"msgtype": "m.text", "body": "for the hook"})
+		if err := alice.SendReceipt(ctx, room, ev, event.ReceiptTypeReadPrivate, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := alice.SendReceipt(ctx, room, ev, event.ReceiptTypeRead, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := alice.SendReceipt(ctx, room, first, event.ReceiptTypeRead, nil); err != nil {
+			t.Fatal(err) // backwards: stored nowhere, heard by no one
+		}
+		if got := len(heard); got != 1 {
+			t.Fatalf("the hook heard %d receipts, want 1", got)
+		}
+		if r := <-heard; r.Type != "m.read" || r.EventID != string(ev) || r.User != alice.UserID.String() || r.TS == 0 {
+			t.Fatalf("the hook heard %+v", r)
+		}
+	})
 	t.Run("bad receipts are refused", func(t *testing.T) {
 		wantMatrixError(t, "unknown type", alice.SendReceipt(ctx, room, first, "m.seen", nil), 400, "M_INVALID_PARAM")
 		wantMatrixError(t, "unknown event", alice.SendReceipt(ctx, room, "$nope", event.ReceiptTypeRead, nil), 404, "M_NOT_FOUND")

@@ -62,16 +62,32 @@ func (api *API) Receipt(s *webui.Session, roomID, receiptType, eventID, threadID
 		api.notify.wake(s.UserID)
 		return nil
 	}
-	err = api.putReceipt(&store.Receipt{Room: roomID, User: s.UserID, Type: receiptType, Thread: threadID, EventID: eventID, TS: nowMS()})
-	if err != nil {
+	rec := &store.Receipt{Room: roomID, User: s.UserID, Type: receiptType, Thread: threadID, EventID: eventID, TS: nowMS()}
+	moved, err := api.putReceipt(rec)
+	if err != nil || !moved {
 		return err
 	}
 	if receiptType == "m.read.private" {
 		api.notify.wake(s.UserID)
-	} else {
-		api.wakeRoom(roomID)
+		return nil
+	}
+	api.wakeRoom(roomID)
+	if f := api.onReceipt.Load(); f != nil {
+		(*f)(*rec)
 	}
 	return nil
+}
+
+// OnLocalReceipt sets a function that hears each public (m.read) receipt
+// a local user sends, after it is stored, for the wire to carry to the
+// room's other nodes; nil stops it. It must not block: it runs in the
+// client's request.
+func (api *API) OnLocalReceipt(f func(store.Receipt)) {
+	if f == nil {
+		api.onReceipt.Store(nil)
+		return
+	}
+	api.onReceipt.Store(&f)
 }
 
 // fullyReadAhead reports whether the user's fully-read marker in the room
@@ -117,10 +133,12 @@ func (api *API) checkThread(eventID, threadID string) error {
 }
 
 // putReceipt stores a receipt unless the user's receipt of that type and
-// thread already points later in the timeline (receipts only move
-// forward), dropping the oldest threaded receipt beyond the bound.
-func (api *API) putReceipt(r *store.Receipt) error {
-	return api.store.Update(func(t *store.Txn) error {
+// thread already points at or after its event (receipts only move
+// forward; moved is then false), dropping the oldest threaded receipt
+// beyond the bound.
+func (api *API) putReceipt(r *store.Receipt) (moved bool, err error) {
+	err = api.store.Update(func(t *store.Txn) error {
+		moved = false
 		old, err := t.Receipt(r.Room, r.User, r.Type, r.Thread)
 		switch {
 		case err == nil:
@@ -150,8 +168,10 @@ func (api *API) putReceipt(r *store.Receipt) error {
 				}
 			}
 		}
+		moved = true
 		return t.PutReceipt(r)
 	})
+	return moved, err
 }
 
 // timelineOrder is an event's place in its room's timeline, 0 if it has
@@ -193,7 +213,8 @@ func (api *API) RemoteReceipt(roomID, userID, eventID, threadID string, ts int64
 	if err := api.checkThread(eventID, threadID); err != nil {
 		return err
 	}
-	if err := api.putReceipt(&store.Receipt{Room: roomID, User: userID, Type: "m.read", Thread: threadID, EventID: eventID, TS: ts}); err != nil {
+	moved, err := api.putReceipt(&store.Receipt{Room: roomID, User: userID, Type: "m.read", Thread: threadID, EventID: eventID, TS: ts})
+	if err != nil || !moved {
 		return err
 	}
 	api.wakeRoom(roomID)
