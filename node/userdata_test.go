@@ -465,6 +465,63 @@ func TestReceiptsAndNotificationCounts(t *testing.T) {
 			t.Fatalf("m.fully_read after moving it back = %+v, %v; want it to stay at %s", got, err, later)
 		}
 	})
+	t.Run("notifications are listed newest first, paged, and marked read", func(t *testing.T) {
+		type notif struct {
+			Event struct {
+				EventID string `json:"event_id"`
+				Sender  string `json:"sender"`
+			} `json:"event"`
+			Read    bool              `json:"read"`
+			RoomID  string            `json:"room_id"`
+			TS      int64             `json:"ts"`
+			Actions []json.RawMessage `json:"actions"`
+		}
+		var page struct {
+			NextToken     string  `json:"next_token"`
+			Notifications []notif `json:"notifications"`
+		}
+		get := func(q map[string]string) {
+			page.NextToken, page.Notifications = "", nil
+			u := alice.BuildURLWithQuery(mautrix.ClientURLPath{"v3", "notifications"}, q)
+			if _, err := alice.MakeRequest(ctx, http.MethodGet, u, nil, &page); err != nil {
+				t.Fatal(err)
+			}
+		}
+		unread := send(t, ctx, bob, room, map[string]any{"msgtype": "m.text", "body": "unread one"})
+		get(nil)
+		if len(page.Notifications) < 3 {
+			t.Fatalf("notifications = %+v, want bob's messages", page.Notifications)
+		}
+		for k, n := range page.Notifications {
+			if n.Event.Sender != bob.UserID.String() || n.RoomID != room.String() || len(n.Actions) == 0 {
+				t.Fatalf("notification %d = %+v", k, n)
+			}
+			if k > 0 && n.TS > page.Notifications[k-1].TS {
+				t.Fatalf("notifications are not newest first: %+v", page.Notifications)
+			}
+		}
+		if top := page.Notifications[0]; top.Event.EventID != string(unread) || top.Read {
+			t.Fatalf("the newest notification = %+v, want %s unread", top, unread)
+		}
+		if last := page.Notifications[len(page.Notifications)-1]; !last.Read {
+			t.Fatalf("the oldest notification = %+v, want it read", last)
+		}
+		get(map[string]string{"only": "highlight"})
+		if len(page.Notifications) == 0 {
+			t.Fatal("no highlights listed, want the mentions")
+		}
+		get(map[string]string{"limit": "1"})
+		if len(page.Notifications) != 1 || page.NextToken == "" {
+			t.Fatalf("a page of one = %+v, next %q", page.Notifications, page.NextToken)
+		}
+		first := page.Notifications[0]
+		get(map[string]string{"limit": "1", "from": page.NextToken})
+		if len(page.Notifications) != 1 || page.Notifications[0].TS >= first.TS {
+			t.Fatalf("the next page = %+v, want one older than %+v", page.Notifications, first)
+		}
+		_, err := alice.MakeRequest(ctx, http.MethodGet, alice.BuildURLWithQuery(mautrix.ClientURLPath{"v3", "notifications"}, map[string]string{"from": "nope"}), nil, nil)
+		wantMatrixError(t, "a bad from token", err, 400, "M_INVALID_PARAM")
+	})
 	t.Run("threaded events count per thread when asked", func(t *testing.T) {
 		root := send(t, ctx, alice, room, map[string]any{"msgtype": "m.text", "body": "thread root"})
 		if err := alice.SendReceipt(ctx, room, root, event.ReceiptTypeRead, nil); err != nil {

@@ -77,6 +77,7 @@ func (s *Server) routes() http.Handler {
 		m("PUT /pushrules/{scope}/{kind}/{ruleId}/actions", s.authed(s.putPushRuleActions))
 		m("POST /rooms/{roomId}/receipt/{receiptType}/{eventId}", s.authed(s.postReceipt))
 		m("POST /rooms/{roomId}/read_markers", s.authed(s.postReadMarkers))
+		m("GET /notifications", s.authed(s.getNotifications))
 		m("GET /pushers", s.authed(s.getPushers))
 		m("POST /pushers/set", s.authed(s.setPusher))
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/parley-p2p/parley/errs"
@@ -32,6 +33,26 @@ type UserData interface {
 
 	Pushers(s *Session) ([]json.RawMessage, error)
 	SetPusher(s *Session, p Pusher) error
+
+	// Notifications lists the events that notified the user, newest
+	// first, below the from token; only is "" or "highlight".
+	Notifications(s *Session, from string, limit int, only string) (*NotificationsResponse, error)
+}
+
+// Notification is one entry of GET /notifications.
+type Notification struct {
+	Actions    []json.RawMessage `json:"actions"`
+	Event      ClientEvent       `json:"event"`
+	ProfileTag string            `json:"profile_tag,omitempty"`
+	Read       bool              `json:"read"`
+	RoomID     string            `json:"room_id"`
+	TS         int64             `json:"ts"`
+}
+
+// NotificationsResponse is the reply to GET /notifications.
+type NotificationsResponse struct {
+	NextToken     string         `json:"next_token,omitempty"`
+	Notifications []Notification `json:"notifications"`
 }
 
 // PushCondition is a condition of a push rule.
@@ -341,6 +362,28 @@ func (s *Server) postReadMarkers(w http.ResponseWriter, r *http.Request, sess *S
 		}
 	}
 	writeJSON(w, http.StatusOK, struct{}{})
+	return nil
+}
+
+func (s *Server) getNotifications(w http.ResponseWriter, r *http.Request, sess *Session) error {
+	q := r.URL.Query()
+	limit := 0
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 0 {
+			return errs.Invalidf("limit must be a non-negative integer")
+		}
+		limit = n
+	}
+	only := q.Get("only")
+	if only != "" && only != "highlight" {
+		return errs.Invalidf("only may be \"highlight\"")
+	}
+	resp, err := s.userdata.Notifications(sess, q.Get("from"), limit, only)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, resp)
 	return nil
 }
 

@@ -43,6 +43,9 @@ func (f *fakeUserData) SetPushRuleActions(s *Session, kind, ruleID string, actio
 func (f *fakeUserData) Receipt(s *Session, roomID, receiptType, eventID, threadID string) error {
 	return f.note("receipt %s %s %s %s", roomID, receiptType, eventID, threadID)
 }
+func (f *fakeUserData) Notifications(s *Session, from string, limit int, only string) (*NotificationsResponse, error) {
+	return &NotificationsResponse{Notifications: []Notification{}}, f.note("notifications %s %d %s", from, limit, only)
+}
 func (f *fakeUserData) Pushers(s *Session) ([]json.RawMessage, error) { return nil, f.note("pushers") }
 func (f *fakeUserData) SetPusher(s *Session, p Pusher) error {
 	return f.note("pusher %s %s %v", p.AppID, p.PushKey, p.Kind != nil)
@@ -77,6 +80,8 @@ func TestUserDataRequests(t *testing.T) {
 		{"a thread ID must be main or an event", "POST", "/_matrix/client/v3/rooms/%21r:example.org/receipt/m.read/$e", `{"thread_id":"x"}`, 400, "M_INVALID_PARAM", ""},
 		{"read markers set the fully-read marker", "POST", "/_matrix/client/v3/rooms/%21r:example.org/read_markers", `{"m.fully_read":"$e"}`, 200, "", "receipt !r:example.org m.fully_read $e "},
 		{"a read marker must be an event ID", "POST", "/_matrix/client/v3/rooms/%21r:example.org/read_markers", `{"m.read":5}`, 400, "M_BAD_JSON", ""},
+		{"notifications are listed", "GET", "/_matrix/client/v3/notifications?from=123&limit=5&only=highlight", "", 200, "", "notifications 123 5 highlight"},
+		{"notifications take only highlight", "GET", "/_matrix/client/v3/notifications?only=all", "", 400, "M_INVALID_PARAM", ""},
 		{"a pusher is deleted with kind null", "POST", "/_matrix/client/v3/pushers/set", `{"pushkey":"k","app_id":"a","kind":null}`, 200, "", "pusher a k false"},
 		{"a pusher needs its display names", "POST", "/_matrix/client/v3/pushers/set", `{"pushkey":"k","app_id":"a","kind":"http","data":{}}`, 400, "M_MISSING_PARAM", ""},
 	}

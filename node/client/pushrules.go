@@ -233,6 +233,13 @@ type pushVerdict struct{ notify, highlight bool }
 // evaluate runs the ruleset over an event (its client JSON, parsed with
 // UseNumber) and returns what the first matching enabled rule says.
 func evaluate(rs *webui.PushRuleset, ev map[string]any, env *pushEnv) pushVerdict {
+	actions, _ := matchActions(rs, ev, env)
+	return verdictOf(actions)
+}
+
+// matchActions returns the actions of the first enabled rule that
+// matches the event; ok is false when none does.
+func matchActions(rs *webui.PushRuleset, ev map[string]any, env *pushEnv) (actions []json.RawMessage, ok bool) {
 	roomID, _ := ev["room_id"].(string)
 	sender, _ := ev["sender"].(string)
 	for _, kind := range webui.PushRuleKinds {
@@ -255,11 +262,11 @@ func evaluate(rs *webui.PushRuleset, ev map[string]any, env *pushEnv) pushVerdic
 				ok = false // v1.7: only for events without m.mentions
 			}
 			if ok {
-				return verdictOf(r.Actions)
+				return r.Actions, true
 			}
 		}
 	}
-	return pushVerdict{}
+	return nil, false
 }
 
 // legacyMention are the default rules the spec deprecated in v1.7: they

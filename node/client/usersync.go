@@ -251,23 +251,7 @@ func (api *API) unreadCounts(t *store.Txn, s *webui.Session, roomID string, pos 
 	if len(entries) == 0 {
 		return nil
 	}
-	env := &pushEnv{userID: s.UserID}
-	if pl, err := rooms.PowerLevelsFrom(api.dag.StateFunc(dag.WithCreate(r, state))); err == nil {
-		env.pl = pl
-	}
-	for k, id := range state {
-		if k.Type == "m.room.member" && api.membership(t, id) == "join" {
-			env.memberCount++
-		}
-	}
-	if me, err := api.readShown(t, memID); err == nil {
-		var c struct {
-			DisplayName string `json:"displayname"`
-		}
-		if json.Unmarshal(me.Content, &c) == nil {
-			env.displayName = c.DisplayName
-		}
-	}
+	env := api.pushEnvFor(t, r, state, s.UserID, memID)
 	for _, en := range entries {
 		e, err := api.readShown(t, en.EventID)
 		if err != nil {
@@ -276,20 +260,7 @@ func (api *API) unreadCounts(t *store.Txn, s *webui.Session, roomID string, pos 
 		if e.hidden || e.redactedBy != nil {
 			continue
 		}
-		ev := map[string]any{"type": e.Type, "sender": e.Sender, "room_id": roomID, "event_id": e.ID}
-		if e.StateKey != nil {
-			ev["state_key"] = *e.StateKey
-		}
-		dec := json.NewDecoder(bytes.NewReader(e.Content))
-		dec.UseNumber()
-		var content map[string]any
-		if dec.Decode(&content) == nil {
-			ev["content"] = content
-		}
-		thread := ""
-		if rel, _ := content["m.relates_to"].(map[string]any); rel != nil && rel["rel_type"] == "m.thread" {
-			thread, _ = rel["event_id"].(string)
-		}
+		ev, thread := pushEvent(e, roomID)
 		context := ""
 		if threads {
 			context = thread
@@ -329,6 +300,48 @@ func (api *API) unreadCounts(t *store.Txn, s *webui.Session, roomID string, pos 
 		}
 	}
 	return nil
+}
+
+// pushEnvFor is what a room's state tells the push rules about a user.
+func (api *API) pushEnvFor(t *store.Txn, r *dag.Room, state store.StateMap, user, memID string) *pushEnv {
+	env := &pushEnv{userID: user}
+	if pl, err := rooms.PowerLevelsFrom(api.dag.StateFunc(dag.WithCreate(r, state))); err == nil {
+		env.pl = pl
+	}
+	for k, id := range state {
+		if k.Type == "m.room.member" && api.membership(t, id) == "join" {
+			env.memberCount++
+		}
+	}
+	if me, err := api.readShown(t, memID); err == nil {
+		var c struct {
+			DisplayName string `json:"displayname"`
+		}
+		if json.Unmarshal(me.Content, &c) == nil {
+			env.displayName = c.DisplayName
+		}
+	}
+	return env
+}
+
+// pushEvent is an event as the push rules read it (its plain view, its
+// content parsed with UseNumber), and the thread it is in ("" if none).
+func pushEvent(e shownEvent, roomID string) (map[string]any, string) {
+	ev := map[string]any{"type": e.Type, "sender": e.Sender, "room_id": roomID, "event_id": e.ID}
+	if e.StateKey != nil {
+		ev["state_key"] = *e.StateKey
+	}
+	dec := json.NewDecoder(bytes.NewReader(e.Content))
+	dec.UseNumber()
+	var content map[string]any
+	if dec.Decode(&content) == nil {
+		ev["content"] = content
+	}
+	thread := ""
+	if rel, _ := content["m.relates_to"].(map[string]any); rel != nil && rel["rel_type"] == "m.thread" {
+		thread, _ = rel["event_id"].(string)
+	}
+	return ev, thread
 }
 
 func addCounts(to, from map[string]int) {
