@@ -563,6 +563,26 @@ func TestReceiptsAndNotificationCounts(t *testing.T) {
 		if c := resp.Rooms.Join[room].UnreadThreadNotifications[root]; c != nil && c.NotificationCount != 0 {
 			t.Fatalf("thread counts after a threaded receipt = %+v, want none", c)
 		}
+		// A reaction to a message in the thread is in the thread: alice's
+		// reaction reads the thread, not the main timeline.
+		reply2 := send(t, ctx, bob, room, map[string]any{"msgtype": "m.text", "body": "in thread again",
+			"m.relates_to": map[string]any{"rel_type": "m.thread", "event_id": root}})
+		send(t, ctx, bob, room, map[string]any{"msgtype": "m.text", "body": "in the main timeline"})
+		if _, err := alice.SendMessageEvent(ctx, room, event.EventReaction, map[string]any{
+			"m.relates_to": map[string]any{"rel_type": "m.annotation", "event_id": reply2, "key": "+1"}}); err != nil {
+			t.Fatal(err)
+		}
+		resp.Rooms.Join = nil
+		if _, err := alice.MakeRequest(ctx, http.MethodGet, u, nil, &resp); err != nil {
+			t.Fatal(err)
+		}
+		jr = resp.Rooms.Join[room]
+		if c := jr.UnreadThreadNotifications[root]; c != nil && c.NotificationCount != 0 {
+			t.Errorf("thread counts after alice reacted in it = %+v, want none", c)
+		}
+		if jr.UnreadNotifications.NotificationCount != 1 {
+			t.Errorf("main counts after alice reacted in the thread = %+v, want 1", jr.UnreadNotifications)
+		}
 	})
 }
 

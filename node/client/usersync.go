@@ -261,6 +261,9 @@ func (api *API) unreadCounts(t *store.Txn, s *webui.Session, roomID string, pos 
 			continue
 		}
 		ev, thread := pushEvent(e, roomID)
+		if threads && thread == "" {
+			thread = api.threadAbove(t, ev)
+		}
 		context := ""
 		if threads {
 			context = thread
@@ -342,6 +345,28 @@ func pushEvent(e shownEvent, roomID string) (map[string]any, string) {
 		thread, _ = rel["event_id"].(string)
 	}
 	return ev, thread
+}
+
+// threadAbove finds the thread of an event that relates to another by a
+// relation other than m.thread (a reaction or an edit in a thread, say),
+// following at most 3 relations, as the spec recommends; "" if none
+// leads to a thread.
+func (api *API) threadAbove(t *store.Txn, ev map[string]any) string {
+	for range 3 {
+		parent, _ := property(ev, "content.m\\.relates_to.event_id").(string)
+		if parent == "" {
+			return ""
+		}
+		e, err := api.readShown(t, parent)
+		if err != nil || e.hidden {
+			return ""
+		}
+		var thread string
+		if ev, thread = pushEvent(e, ""); thread != "" {
+			return thread
+		}
+	}
+	return ""
 }
 
 func addCounts(to, from map[string]int) {
