@@ -249,7 +249,8 @@ func (n *Node) Start() (err error) {
 	// and status and links carry the node's addresses.
 	n.http = webui.New(webui.Config{Addr: n.cfg.HTTPAddr, AppDir: n.cfg.AppDir, AllowedHosts: n.cfg.AllowedHosts, WaitReady: true, Logger: n.cfg.Logger}, webui.Backends{
 		Accounts: n.api, Rooms: n.api, Membership: n.api, Syncer: n.api, Links: n.api, E2EE: n.api, Devices: n.api,
-		Admin: admin{API: n.api, node: n},
+		UserData: n.api,
+		Admin:    admin{API: n.api, node: n},
 	})
 	if err := n.http.Start(); err != nil {
 		return err

@@ -305,39 +305,6 @@ func (s *Server) whoami(w http.ResponseWriter, r *http.Request, sess *Session) e
 	return nil
 }
 
-// defaultPushRules is the spec's default rule set, trimmed to what parley
-// can honour; clients need the shape more than the rules.
-func defaultPushRules(userID string) map[string]any {
-	// An empty actions list means "do not notify"; it must be [] and never
-	// null, or clients that iterate it fail.
-	rule := func(id string, conds []map[string]any, actions ...any) map[string]any {
-		if conds == nil {
-			conds = []map[string]any{}
-		}
-		if actions == nil {
-			actions = []any{}
-		}
-		return map[string]any{"rule_id": id, "default": true, "enabled": true, "conditions": conds, "actions": actions}
-	}
-	// The master rule matches everything: enabled, it mutes the account.
-	master := rule(".m.rule.master", nil)
-	master["enabled"] = false
-	notify := json.RawMessage(`"notify"`)
-	return map[string]any{
-		"override": []any{
-			master,
-			rule(".m.rule.suppress_notices", []map[string]any{{"kind": "event_match", "key": "content.msgtype", "pattern": "m.notice"}}),
-			rule(".m.rule.member_event", []map[string]any{{"kind": "event_match", "key": "type", "pattern": "m.room.member"}}),
-		},
-		"content": []any{},
-		"room":    []any{},
-		"sender":  []any{},
-		"underride": []any{
-			rule(".m.rule.message", []map[string]any{{"kind": "event_match", "key": "type", "pattern": "m.room.message"}}, notify),
-		},
-	}
-}
-
 func (s *Server) putFilter(w http.ResponseWriter, r *http.Request, sess *Session) error {
 	if r.PathValue("userId") != sess.UserID {
 		return errs.Forbiddenf("cannot create filters for other users")

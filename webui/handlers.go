@@ -111,8 +111,3 @@ func (s *Server) capabilities(w http.ResponseWriter, r *http.Request, _ *Session
 	}})
 	return nil
 }
-
-func (s *Server) pushRules(w http.ResponseWriter, r *http.Request, sess *Session) error {
-	writeJSON(w, http.StatusOK, map[string]any{"global": defaultPushRules(sess.UserID)})
-	return nil
-}

@@ -2,7 +2,6 @@ package webui
 
 import (
 	"bytes"
-	"encoding/json"
 	"log/slog"
 	"reflect"
 	"slices"
@@ -50,42 +49,6 @@ func TestCapabilities(t *testing.T) {
 	}
 	if got.Capabilities.ChangePassword.Enabled == nil {
 		t.Error("m.change_password.enabled is missing")
-	}
-}
-
-func TestPushRules(t *testing.T) {
-	h := newHarness(t)
-	tok := h.acc.addUser("alice", "pw")
-	w := h.do("GET", "/_matrix/client/v3/pushrules/", "", token(tok))
-	wantStatus(t, w, 200)
-	var got struct {
-		Global map[string][]struct {
-			RuleID     *string         `json:"rule_id"`
-			Default    *bool           `json:"default"`
-			Enabled    *bool           `json:"enabled"`
-			Actions    json.RawMessage `json:"actions"`
-			Conditions json.RawMessage `json:"conditions"`
-		} `json:"global"`
-	}
-	decodeInto(t, w, &got)
-	for _, kind := range []string{"override", "content", "room", "sender", "underride"} {
-		rules, ok := got.Global[kind]
-		if !ok || rules == nil {
-			t.Errorf("global.%s is missing or null", kind)
-		}
-		for _, r := range rules {
-			if r.RuleID == nil || r.Default == nil || r.Enabled == nil {
-				t.Errorf("global.%s has an incomplete rule: %+v", kind, r)
-			}
-			if !bytes.HasPrefix(r.Actions, []byte("[")) || !bytes.HasPrefix(r.Conditions, []byte("[")) {
-				t.Errorf("global.%s rule %s: actions %s and conditions %s must be arrays", kind, *r.RuleID, r.Actions, r.Conditions)
-			}
-		}
-	}
-	if o := got.Global["override"]; len(o) == 0 || *o[0].RuleID != ".m.rule.master" {
-		t.Errorf("the first override rule is not .m.rule.master: %s", w.Body.String())
-	} else if *o[0].Enabled {
-		t.Error("the master rule is enabled by default, which mutes every notification")
 	}
 }
 

@@ -26,7 +26,6 @@ func (s *Server) routes() http.Handler {
 	m("POST /logout", s.authed(s.logout))
 	m("GET /account/whoami", s.authed(s.whoami))
 	m("GET /capabilities", s.authed(s.capabilities))
-	m("GET /pushrules/{$}", s.authed(s.pushRules))
 	m("POST /user/{userId}/filter", s.authed(s.putFilter))
 	m("GET /user/{userId}/filter/{filterId}", s.authed(s.getFilter))
 	m("GET /profile/{userId}", s.optionalAuth(s.getProfile))
@@ -75,6 +74,25 @@ func (s *Server) routes() http.Handler {
 	}
 	if s.syncer != nil {
 		m("GET /sync", s.authed(s.sync))
+	}
+	if s.userdata != nil {
+		m("GET /user/{userId}/account_data/{type}", s.authed(s.getAccountData))
+		m("PUT /user/{userId}/account_data/{type}", s.authed(s.putAccountData))
+		m("GET /user/{userId}/rooms/{roomId}/account_data/{type}", s.authed(s.getAccountData))
+		m("PUT /user/{userId}/rooms/{roomId}/account_data/{type}", s.authed(s.putAccountData))
+		m("GET /pushrules/{$}", s.authed(s.getPushRules))
+		m("GET /pushrules/{scope}/{$}", s.authed(s.getPushRules))
+		m("GET /pushrules/{scope}/{kind}/{ruleId}", s.authed(s.getPushRule))
+		m("PUT /pushrules/{scope}/{kind}/{ruleId}", s.authed(s.putPushRule))
+		m("DELETE /pushrules/{scope}/{kind}/{ruleId}", s.authed(s.deletePushRule))
+		m("GET /pushrules/{scope}/{kind}/{ruleId}/{attr}", s.authed(s.getPushRule))
+		m("PUT /pushrules/{scope}/{kind}/{ruleId}/enabled", s.authed(s.putPushRuleEnabled))
+		m("PUT /pushrules/{scope}/{kind}/{ruleId}/actions", s.authed(s.putPushRuleActions))
+		m("POST /rooms/{roomId}/receipt/{receiptType}/{eventId}", s.authed(s.postReceipt))
+		m("POST /rooms/{roomId}/read_markers", s.authed(s.postReadMarkers))
+		m("GET /notifications", s.authed(s.getNotifications))
+		m("GET /pushers", s.authed(s.getPushers))
+		m("POST /pushers/set", s.authed(s.setPusher))
 	}
 	if s.links != nil {
 		mux.Handle("POST /_parley/v1/rooms/{roomId}/links", s.authed(s.createLink))

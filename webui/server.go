@@ -63,6 +63,7 @@ type Backends struct {
 	Admin      Admin
 	E2EE       E2EE
 	Devices    Devices
+	UserData   UserData
 }
 
 // Server is the local HTTP server.
@@ -76,6 +77,7 @@ type Server struct {
 	admin      Admin
 	e2ee       E2EE
 	devices    Devices
+	userdata   UserData
 	log        *slog.Logger
 	handler    http.Handler
 	guard      *guard
@@ -117,7 +119,8 @@ func New(cfg Config, b Backends) *Server {
 		cfg: cfg, log: log.With("component", "webui"), guard: newGuard(),
 		accounts: b.Accounts, rooms: b.Rooms, membership: b.Membership,
 		syncer: b.Syncer, links: b.Links, admin: b.Admin, e2ee: b.E2EE,
-		devices: b.Devices,
+		devices:  b.Devices,
+		userdata: b.UserData,
 	}
 	s.ready.Store(!cfg.WaitReady)
 	s.handler = s.routes()

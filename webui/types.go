@@ -139,6 +139,8 @@ type RoomEventFilter struct {
 	LazyLoadMembers bool `json:"lazy_load_members,omitempty"`
 	// HasLimit says the filter sets Limit, which may then be 0.
 	HasLimit bool `json:"-"`
+	// UnreadThreadNotifications asks /sync for counts per thread.
+	UnreadThreadNotifications bool `json:"unread_thread_notifications,omitempty"`
 }
 
 // Allows reports whether the filter lets an event of this type and sender through.
@@ -211,6 +213,9 @@ type JoinedRoom struct {
 	AccountData         EventList      `json:"account_data"`
 	Summary             map[string]any `json:"summary"`
 	UnreadNotifications map[string]int `json:"unread_notifications"`
+	// UnreadThreadNotifications are the counts per thread root, shown
+	// when the filter asks for them (unread_thread_notifications).
+	UnreadThreadNotifications map[string]map[string]int `json:"unread_thread_notifications,omitempty"`
 }
 
 // InvitedRoom is a room the user is invited to.

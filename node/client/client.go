@@ -32,7 +32,9 @@ type API struct {
 
 	syncBuilds atomic.Int64 // /sync answers built, including ones with nothing new
 
-	dev deviceState // devices.go
+	dev       deviceState                         // devices.go
+	unread    unreadCache                         // notification counts already evaluated (usersync.go)
+	onReceipt atomic.Pointer[func(store.Receipt)] // hears local public receipts (receipts.go)
 }
 
 // Config configures the client API.

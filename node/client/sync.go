@@ -174,6 +174,11 @@ func (api *API) buildSync(s *webui.Session, since, pos uint64, req webui.SyncReq
 		}
 		return nil
 	})
+	if err == nil {
+		var more bool
+		more, err = api.syncUserData(s, since, pos, resp, &f)
+		news = news || more
+	}
 	return resp, news, err
 }
 
