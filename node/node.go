@@ -244,7 +244,7 @@ func (n *Node) Start() (err error) {
 	// else starts; it answers 503 until Ready, by when the host is up
 	// and status and links carry the node's addresses.
 	n.http = webui.New(webui.Config{Addr: n.cfg.HTTPAddr, AppDir: n.cfg.AppDir, AllowedHosts: n.cfg.AllowedHosts, WaitReady: true, Logger: n.cfg.Logger}, webui.Backends{
-		Accounts: n.api, Rooms: n.api, Membership: n.api, Syncer: n.api, Links: n.api, E2EE: n.api,
+		Accounts: n.api, Rooms: n.api, Membership: n.api, Syncer: n.api, Links: n.api, E2EE: n.api, Keys: n.api,
 		Admin: admin{API: n.api, node: n},
 	})
 	if err := n.http.Start(); err != nil {

@@ -62,6 +62,7 @@ type Backends struct {
 	Links      Links
 	Admin      Admin
 	E2EE       E2EE
+	Keys       Keys
 }
 
 // Server is the local HTTP server.
@@ -74,6 +75,7 @@ type Server struct {
 	links      Links
 	admin      Admin
 	e2ee       E2EE
+	keys       Keys
 	log        *slog.Logger
 	handler    http.Handler
 	guard      *guard
@@ -113,6 +115,7 @@ func New(cfg Config, b Backends) *Server {
 		cfg: cfg, log: log.With("component", "webui"), guard: newGuard(),
 		accounts: b.Accounts, rooms: b.Rooms, membership: b.Membership,
 		syncer: b.Syncer, links: b.Links, admin: b.Admin, e2ee: b.E2EE,
+		keys: b.Keys,
 	}
 	s.ready.Store(!cfg.WaitReady)
 	s.handler = s.routes()

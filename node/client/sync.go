@@ -174,7 +174,12 @@ func (api *API) buildSync(s *webui.Session, since, pos uint64, req webui.SyncReq
 		}
 		return nil
 	})
-	return resp, news, err
+	if err != nil {
+		return nil, false, err
+	}
+	// To-device messages, device lists and key counts (todevice.go).
+	devNews, err := api.syncDevices(s, since, pos, resp)
+	return resp, news || devNews, err
 }
 
 // covers reports whether a room's state shows the user joined or invited:

@@ -1,0 +1,211 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"time"
+
+	"github.com/parley-p2p/parley/node/store"
+	"github.com/parley-p2p/parley/webui"
+)
+
+// To-device messages: queued per device at a stream position, shown in
+// every /sync whose token is below that position, and removed once the
+// device syncs with a token at or past it (it has seen them), so each is
+// delivered until acknowledged and never after.
+const (
+	maxQueueMessages = 1000    // messages waiting for one device
+	maxQueueBytes    = 4 << 20 // bytes waiting for one device
+	toDeviceTxnTTL   = 24 * time.Hour
+)
+
+// SendToDevice implements webui.Keys. Messages for users of other nodes
+// are not carried yet: they are dropped, and logged. A device whose
+// queue is full misses the message (its user's other devices still get
+// it), rather than one abandoned device blocking its user's senders.
+func (api *API) SendToDevice(ctx context.Context, s *webui.Session, evType, txnID string, messages map[string]map[string]json.RawMessage) error {
+	var woken []string
+	err := api.store.Update(func(t *store.Txn) error {
+		woken = woken[:0]
+		seen, err := t.ToDeviceTxnSeen(s.UserID, s.DeviceID, txnID)
+		if err != nil || seen {
+			return err
+		}
+		pos := t.NextPos()
+		n := 0
+		for user, devs := range messages {
+			if _, local := api.peers.LocalUser(user); !local {
+				api.log.Info("to-device message for a user of another node dropped", "user", user)
+				continue
+			}
+			targets := map[string]json.RawMessage{}
+			for dev, content := range devs {
+				if dev != "*" {
+					targets[dev] = content
+					continue
+				}
+				all, err := userDevices(t, user)
+				if err != nil {
+					return err
+				}
+				for _, d := range all {
+					targets[d] = content
+				}
+			}
+			for dev, content := range targets {
+				msg, err := json.Marshal(map[string]any{"type": evType, "sender": s.UserID, "content": content})
+				if err != nil {
+					return err
+				}
+				q, err := t.ToDeviceQueueOf(user, dev)
+				if err != nil {
+					return err
+				}
+				if q.Count >= maxQueueMessages || q.Bytes+len(msg) > maxQueueBytes {
+					api.log.Warn("to-device queue full: message dropped", "user", user, "device", dev)
+					continue
+				}
+				if err := t.QueueToDevice(user, dev, pos, n, msg); err != nil {
+					return err
+				}
+				n++
+			}
+			woken = append(woken, user)
+		}
+		return t.PutToDeviceTxn(s.UserID, s.DeviceID, txnID, toDeviceTxnTTL)
+	})
+	if err != nil {
+		return err
+	}
+	api.notify.wake(woken...)
+	return nil
+}
+
+// userDevices lists a user's devices: those with an access token and
+// those that published keys.
+func userDevices(t *store.Txn, user string) ([]string, error) {
+	devs, err := t.SessionDevices(user)
+	if err != nil {
+		return nil, err
+	}
+	keyed, err := t.DeviceKeys(user)
+	if err != nil {
+		return nil, err
+	}
+	for d := range keyed {
+		if !slices.Contains(devs, d) {
+			devs = append(devs, d)
+		}
+	}
+	return devs, nil
+}
+
+// syncDevices fills a /sync answer's to-device messages, device lists,
+// one-time key counts and unused fallback key types for (since, pos]. It
+// reports whether there is news for the device.
+func (api *API) syncDevices(s *webui.Session, since, pos uint64, resp *webui.SyncResponse) (bool, error) {
+	news := false
+	acked := false
+	resp.UnusedFallbackKeyTypes = []string{}
+	err := api.store.View(func(t *store.Txn) error {
+		queued, err := t.ToDevices(s.UserID, s.DeviceID, maxQueueMessages)
+		if err != nil {
+			return err
+		}
+		for _, m := range queued {
+			switch {
+			case since != 0 && m.Pos <= since:
+				acked = true
+			case m.Pos <= pos:
+				resp.ToDevice.Events = append(resp.ToDevice.Events, m.Message)
+				news = true
+			}
+		}
+		if resp.OTKCount, err = t.OneTimeKeyCounts(s.UserID, s.DeviceID); err != nil {
+			return err
+		}
+		fb, err := t.FallbackKeys(s.UserID, s.DeviceID)
+		if err != nil {
+			return err
+		}
+		for alg, k := range fb {
+			if !k.Used {
+				resp.UnusedFallbackKeyTypes = append(resp.UnusedFallbackKeyTypes, alg)
+			}
+		}
+		slices.Sort(resp.UnusedFallbackKeyTypes)
+		if since == 0 {
+			return nil
+		}
+		changed, err := api.changedSince(t, s.UserID, since)
+		if err != nil {
+			return err
+		}
+		left := api.membershipChanges(s.UserID, resp, &changed)
+		if len(changed) > 0 || len(left) > 0 {
+			news = true
+		}
+		resp.DeviceLists = map[string]any{"changed": changed, "left": left}
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	if acked {
+		// The device has seen what was queued up to its token. Removing
+		// it need not hold up the answer: until it commits, the next
+		// sync skips those messages by their position all the same.
+		user, dev := s.UserID, s.DeviceID
+		done := api.store.UpdateAsync(func(t *store.Txn) error { return t.AckToDevices(user, dev, since) })
+		go func() {
+			if err := <-done; err != nil {
+				api.log.Warn("to-device acknowledgement", "user", user, "device", dev, "err", err)
+			}
+		}()
+	}
+	return news, nil
+}
+
+// membershipChanges adds to changed the users who joined a room the
+// user shares with them, in this sync's timelines (the client must learn
+// their devices), and returns the users who no longer share any room
+// with the user after a leave in them, or after the user left a room.
+func (api *API) membershipChanges(user string, resp *webui.SyncResponse, changed *[]string) []string {
+	shared := api.sharedWith(user)
+	left := []string{}
+	addLeft := func(u string) {
+		if u != user && !shared[u] && !slices.Contains(left, u) {
+			left = append(left, u)
+		}
+	}
+	for _, jr := range resp.Rooms.Join {
+		for _, ev := range jr.Timeline.Events {
+			if ev.Type != "m.room.member" || ev.StateKey == nil || *ev.StateKey == user {
+				continue
+			}
+			var c struct {
+				Membership string `json:"membership"`
+			}
+			json.Unmarshal(ev.Content, &c)
+			switch c.Membership {
+			case "join":
+				if shared[*ev.StateKey] && !slices.Contains(*changed, *ev.StateKey) {
+					*changed = append(*changed, *ev.StateKey)
+				}
+			case "leave", "ban":
+				addLeft(*ev.StateKey)
+			}
+		}
+	}
+	for id := range resp.Rooms.Leave {
+		if r := api.dag.Room(id); r != nil {
+			for _, m := range api.joinedMembers(r.State()) {
+				addLeft(m)
+			}
+		}
+	}
+	slices.Sort(*changed)
+	slices.Sort(left)
+	return left
+}
