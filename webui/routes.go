@@ -68,6 +68,8 @@ func (s *Server) routes() http.Handler {
 		m("POST /keys/query", s.authed(s.queryKeys))
 		m("POST /keys/claim", s.authed(s.claimKeys))
 		m("GET /keys/changes", s.authed(s.keyChanges))
+		// mautrix-go (up to v0.32 at least) asks with POST; the spec says GET.
+		m("POST /keys/changes", s.authed(s.keyChanges))
 		m("POST /keys/device_signing/upload", s.authed(s.uploadCrossSigning))
 		m("POST /keys/signatures/upload", s.authed(s.uploadSignatures))
 		m("PUT /sendToDevice/{type}/{txnId}", s.authed(s.sendToDevice))

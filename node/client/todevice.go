@@ -157,12 +157,11 @@ func (api *API) syncDevices(s *webui.Session, since, pos uint64, resp *webui.Syn
 		// it need not hold up the answer: until it commits, the next
 		// sync skips those messages by their position all the same.
 		user, dev := s.UserID, s.DeviceID
-		done := api.store.UpdateAsync(func(t *store.Txn) error { return t.AckToDevices(user, dev, since) })
-		go func() {
-			if err := <-done; err != nil {
+		api.store.UpdateThen(func(t *store.Txn) error { return t.AckToDevices(user, dev, since) }, func(err error) {
+			if err != nil {
 				api.log.Warn("to-device acknowledgement", "user", user, "device", dev, "err", err)
 			}
-		}()
+		})
 	}
 	return news, nil
 }
