@@ -239,6 +239,7 @@ func (n *Node) Start() (err error) {
 	})
 	committed = n.api.Committed
 	invited = n.api.Invited
+	n.peers.SetKeyService(n.api)
 
 	// The API's port is bound first, so a clash fails before anything
 	// else starts; it answers 503 until Ready, by when the host is up

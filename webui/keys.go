@@ -120,12 +120,12 @@ type BackupKeysResult struct {
 
 // Bounds on what a client sends.
 const (
-	maxKeyName       = 255       // a user, device, algorithm or key ID
-	maxDeviceKeys    = 16 << 10  // bytes of a device's keys
-	maxOneTimeKey    = 2 << 10   // bytes of one one-time key
-	maxUsersAsked    = 1000      // users in one query or claim, targets of one sendToDevice
-	maxDevicesAsked  = 10000     // devices in one query or claim
-	maxToDeviceBytes = 256 << 10 // bytes of one to-device message's content
+	maxKeyName       = 255      // a user, device, algorithm or key ID
+	maxDeviceKeys    = 16 << 10 // bytes of a device's keys
+	maxOneTimeKey    = 2 << 10  // bytes of one one-time key
+	maxUsersAsked    = 1000     // users in one query or claim, targets of one sendToDevice
+	maxDevicesAsked  = 10000    // devices in one query or claim
+	maxToDeviceBytes = 64 << 10 // bytes of one to-device message's content
 )
 
 // okName checks a name that the store joins with NUL bytes.

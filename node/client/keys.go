@@ -12,7 +12,6 @@ import (
 
 	"github.com/parley-p2p/parley/errs"
 	"github.com/parley-p2p/parley/node/store"
-	"github.com/parley-p2p/parley/rooms"
 	"github.com/parley-p2p/parley/webui"
 )
 
@@ -43,6 +42,9 @@ func (api *API) UploadKeys(ctx context.Context, s *webui.Session, up webui.KeysU
 					return err
 				}
 				if _, err := t.MarkKeysChanged(s.UserID); err != nil {
+					return err
+				}
+				if _, err := api.announceKeys(t, s.UserID); err != nil {
 					return err
 				}
 				changed = true
@@ -94,6 +96,7 @@ func (api *API) UploadKeys(ctx context.Context, s *webui.Session, up webui.KeysU
 	}
 	if changed {
 		api.notify.wake(api.sharingUsers(s.UserID)...)
+		api.peers.KickOutbox()
 	}
 	return counts, nil
 }
@@ -205,15 +208,8 @@ func crossSigningPub(raw json.RawMessage) string {
 	return ""
 }
 
-// failure is how a user of an unreachable node is reported: under its
-// server's name.
-func (api *API) remoteFailure(failures map[string]any, user string) {
-	if server, err := rooms.ServerOf(user); err == nil {
-		failures[server] = map[string]any{"errcode": "M_UNAVAILABLE", "error": "users of other nodes are not reachable for keys yet"}
-	}
-}
-
-// QueryKeys implements webui.Keys.
+// QueryKeys implements webui.Keys: this node's users from the store,
+// other nodes' users from their node.
 func (api *API) QueryKeys(ctx context.Context, s *webui.Session, users map[string][]string) (*webui.KeysQueryResponse, error) {
 	resp := &webui.KeysQueryResponse{
 		Failures:        map[string]any{},
@@ -222,97 +218,114 @@ func (api *API) QueryKeys(ctx context.Context, s *webui.Session, users map[strin
 		SelfSigningKeys: map[string]json.RawMessage{},
 		UserSigningKeys: map[string]json.RawMessage{},
 	}
-	err := api.store.View(func(t *store.Txn) error {
-		for user, want := range users {
-			if _, local := api.peers.LocalUser(user); !local {
-				api.remoteFailure(resp.Failures, user)
+	if err := api.store.View(func(t *store.Txn) error { return api.queryLocal(t, users, s.UserID, resp) }); err != nil {
+		return nil, err
+	}
+	api.queryRemote(ctx, users, resp)
+	return resp, nil
+}
+
+// queryLocal fills a query's answer for this node's users, as viewer
+// sees them ("": another node).
+func (api *API) queryLocal(t *store.Txn, users map[string][]string, viewer string, resp *webui.KeysQueryResponse) error {
+	for user, want := range users {
+		if !api.isLocal(user) {
+			continue
+		}
+		devs, err := t.DeviceKeys(user)
+		if err != nil {
+			return err
+		}
+		out := map[string]json.RawMessage{}
+		for dev, raw := range devs {
+			if len(want) > 0 && !slices.Contains(want, dev) {
 				continue
 			}
-			devs, err := t.DeviceKeys(user)
+			sigs, err := t.KeySignatures(user, dev)
 			if err != nil {
 				return err
 			}
-			out := map[string]json.RawMessage{}
-			for dev, raw := range devs {
-				if len(want) > 0 && !slices.Contains(want, dev) {
-					continue
-				}
-				sigs, err := t.KeySignatures(user, dev)
-				if err != nil {
-					return err
-				}
-				out[dev] = withSignatures(raw, user, s.UserID, sigs)
-			}
-			resp.DeviceKeys[user] = out
-			for usage, m := range map[string]map[string]json.RawMessage{"master": resp.MasterKeys, "self_signing": resp.SelfSigningKeys, "user_signing": resp.UserSigningKeys} {
-				if usage == "user_signing" && user != s.UserID {
-					continue // only its owner sees a user-signing key
-				}
-				raw, err := t.CrossSigningKey(user, usage)
-				if errors.Is(err, store.ErrNotFound) {
-					continue
-				}
-				if err != nil {
-					return err
-				}
-				sigs, err := t.KeySignatures(user, crossSigningPub(raw))
-				if err != nil {
-					return err
-				}
-				m[user] = withSignatures(raw, user, s.UserID, sigs)
-			}
+			out[dev] = withSignatures(raw, user, viewer, sigs)
 		}
-		return nil
-	})
-	return resp, err
-}
-
-// ClaimKeys implements webui.Keys. The claims run in one update: the
-// store's single writer gives each one-time key out once, however many
-// claims run at the same time.
-func (api *API) ClaimKeys(ctx context.Context, s *webui.Session, want map[string]map[string]string) (*webui.KeysClaimResponse, error) {
-	var resp *webui.KeysClaimResponse
-	err := api.store.Update(func(t *store.Txn) error {
-		resp = &webui.KeysClaimResponse{Failures: map[string]any{}, OneTimeKeys: map[string]map[string]map[string]json.RawMessage{}}
-		for user, devs := range want {
-			if _, local := api.peers.LocalUser(user); !local {
-				api.remoteFailure(resp.Failures, user)
+		resp.DeviceKeys[user] = out
+		for usage, m := range map[string]map[string]json.RawMessage{"master": resp.MasterKeys, "self_signing": resp.SelfSigningKeys, "user_signing": resp.UserSigningKeys} {
+			if usage == "user_signing" && user != viewer {
+				continue // only its owner sees a user-signing key
+			}
+			raw, err := t.CrossSigningKey(user, usage)
+			if errors.Is(err, store.ErrNotFound) {
 				continue
 			}
-			for dev, alg := range devs {
-				id, key, err := t.TakeOneTimeKey(user, dev, alg)
-				if errors.Is(err, store.ErrNotFound) {
-					fb, err := t.FallbackKeys(user, dev)
-					if err != nil {
-						return err
-					}
-					k, ok := fb[alg]
-					if !ok {
-						continue
-					}
-					id, key = k.KeyID, k.Key
-					if !k.Used {
-						k.Used = true
-						fb[alg] = k
-						if err := t.PutFallbackKeys(user, dev, fb); err != nil {
-							return err
-						}
-					}
-				} else if err != nil {
-					return err
-				}
-				if resp.OneTimeKeys[user] == nil {
-					resp.OneTimeKeys[user] = map[string]map[string]json.RawMessage{}
-				}
-				resp.OneTimeKeys[user][dev] = map[string]json.RawMessage{alg + ":" + id: key}
+			if err != nil {
+				return err
+			}
+			sigs, err := t.KeySignatures(user, crossSigningPub(raw))
+			if err != nil {
+				return err
+			}
+			m[user] = withSignatures(raw, user, viewer, sigs)
+		}
+	}
+	return nil
+}
+
+// ClaimKeys implements webui.Keys. This node's users' keys are taken
+// in one update: the store's single writer gives each one-time key out
+// once, however many claims run at the same time.
+func (api *API) ClaimKeys(ctx context.Context, s *webui.Session, want map[string]map[string]string) (*webui.KeysClaimResponse, error) {
+	resp := &webui.KeysClaimResponse{Failures: map[string]any{}}
+	err := api.store.Update(func(t *store.Txn) error {
+		local := map[string]map[string]string{}
+		for u, devs := range want {
+			if api.isLocal(u) {
+				local[u] = devs
 			}
 		}
-		return nil
+		var err error
+		resp.OneTimeKeys, err = claimLocal(t, local)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
+	api.claimRemote(ctx, want, resp)
 	return resp, nil
+}
+
+// claimLocal takes one key per device and algorithm asked: a one-time
+// key, or the fallback key when none is left (kept, marked used).
+func claimLocal(t *store.Txn, want map[string]map[string]string) (map[string]map[string]map[string]json.RawMessage, error) {
+	out := map[string]map[string]map[string]json.RawMessage{}
+	for user, devs := range want {
+		for dev, alg := range devs {
+			id, key, err := t.TakeOneTimeKey(user, dev, alg)
+			if errors.Is(err, store.ErrNotFound) {
+				fb, err := t.FallbackKeys(user, dev)
+				if err != nil {
+					return nil, err
+				}
+				k, ok := fb[alg]
+				if !ok {
+					continue
+				}
+				id, key = k.KeyID, k.Key
+				if !k.Used {
+					k.Used = true
+					fb[alg] = k
+					if err := t.PutFallbackKeys(user, dev, fb); err != nil {
+						return nil, err
+					}
+				}
+			} else if err != nil {
+				return nil, err
+			}
+			if out[user] == nil {
+				out[user] = map[string]map[string]json.RawMessage{}
+			}
+			out[user][dev] = map[string]json.RawMessage{alg + ":" + id: key}
+		}
+	}
+	return out, nil
 }
 
 // KeyChanges implements webui.Keys. A user's last change is kept, not
@@ -395,13 +408,17 @@ func (api *API) UploadCrossSigning(ctx context.Context, s *webui.Session, keys m
 				return err
 			}
 		}
-		_, err := t.MarkKeysChanged(s.UserID)
+		if _, err := t.MarkKeysChanged(s.UserID); err != nil {
+			return err
+		}
+		_, err := api.announceKeys(t, s.UserID)
 		return err
 	})
 	if err != nil {
 		return err
 	}
 	api.notify.wake(api.sharingUsers(s.UserID)...)
+	api.peers.KickOutbox()
 	return nil
 }
 
@@ -507,6 +524,9 @@ func (api *API) UploadSignatures(ctx context.Context, s *webui.Session, signed m
 			if _, err := t.MarkKeysChanged(u); err != nil {
 				return err
 			}
+			if _, err := api.announceKeys(t, u); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
@@ -515,6 +535,9 @@ func (api *API) UploadSignatures(ctx context.Context, s *webui.Session, signed m
 	}
 	for u := range changed {
 		api.notify.wake(api.sharingUsers(u)...)
+	}
+	if len(changed) > 0 {
+		api.peers.KickOutbox()
 	}
 	return failures, nil
 }

@@ -21,13 +21,13 @@ const (
 )
 
 // SendToDevice implements webui.Keys. Messages for users of other nodes
-// are not carried yet: they are dropped, and logged. A device whose
-// queue is full misses the message (its user's other devices still get
-// it), rather than one abandoned device blocking its user's senders.
+// go to their node through the outbox (remotekeys.go), if the sender
+// shares a room with one of its users.
 func (api *API) SendToDevice(ctx context.Context, s *webui.Session, evType, txnID string, messages map[string]map[string]json.RawMessage) error {
 	var woken []string
+	var remote bool
 	err := api.store.Update(func(t *store.Txn) error {
-		woken = woken[:0]
+		woken, remote = woken[:0], false
 		seen, err := t.ToDeviceTxnSeen(s.UserID, s.DeviceID, txnID)
 		if err != nil || seen {
 			return err
@@ -35,14 +35,27 @@ func (api *API) SendToDevice(ctx context.Context, s *webui.Session, evType, txnI
 		pos := t.NextPos()
 		n := 0
 		for user, devs := range messages {
-			if _, local := api.peers.LocalUser(user); !local {
-				api.log.Info("to-device message for a user of another node dropped", "user", user)
+			if !api.isLocal(user) {
+				for dev, content := range devs {
+					ok, err := api.queueRemoteToDevice(t, s.UserID, evType, user, dev, content, toDeviceID(pos, n))
+					if err != nil {
+						return err
+					}
+					if ok {
+						n++
+						remote = true
+					}
+				}
 				continue
 			}
-			targets := map[string]json.RawMessage{}
+			msgs := map[string]json.RawMessage{}
 			for dev, content := range devs {
+				msg, err := json.Marshal(map[string]any{"type": evType, "sender": s.UserID, "content": content})
+				if err != nil {
+					return err
+				}
 				if dev != "*" {
-					targets[dev] = content
+					msgs[dev] = msg
 					continue
 				}
 				all, err := userDevices(t, user)
@@ -50,26 +63,17 @@ func (api *API) SendToDevice(ctx context.Context, s *webui.Session, evType, txnI
 					return err
 				}
 				for _, d := range all {
-					targets[d] = content
+					msgs[d] = msg
 				}
 			}
-			for dev, content := range targets {
-				msg, err := json.Marshal(map[string]any{"type": evType, "sender": s.UserID, "content": content})
+			for dev, msg := range msgs {
+				queued, err := api.queueLocal(t, user, dev, pos, n, msg)
 				if err != nil {
 					return err
 				}
-				q, err := t.ToDeviceQueueOf(user, dev)
-				if err != nil {
-					return err
+				if queued {
+					n++
 				}
-				if q.Count >= maxQueueMessages || q.Bytes+len(msg) > maxQueueBytes {
-					api.log.Warn("to-device queue full: message dropped", "user", user, "device", dev)
-					continue
-				}
-				if err := t.QueueToDevice(user, dev, pos, n, msg); err != nil {
-					return err
-				}
-				n++
 			}
 			woken = append(woken, user)
 		}
@@ -79,7 +83,25 @@ func (api *API) SendToDevice(ctx context.Context, s *webui.Session, evType, txnI
 		return err
 	}
 	api.notify.wake(woken...)
+	if remote {
+		api.peers.KickOutbox()
+	}
 	return nil
+}
+
+// queueLocal queues a message for a local device, unless its queue is
+// full: then the device misses it (its user's other devices still get
+// it), rather than one abandoned device blocking its user's senders.
+func (api *API) queueLocal(t *store.Txn, user, dev string, pos uint64, n int, msg json.RawMessage) (bool, error) {
+	q, err := t.ToDeviceQueueOf(user, dev)
+	if err != nil {
+		return false, err
+	}
+	if q.Count >= maxQueueMessages || q.Bytes+len(msg) > maxQueueBytes {
+		api.log.Warn("to-device queue full: message dropped", "user", user, "device", dev)
+		return false, nil
+	}
+	return true, t.QueueToDevice(user, dev, pos, n, msg)
 }
 
 // userDevices lists a user's devices: those with an access token and

@@ -473,3 +473,111 @@ func (t *Txn) SessionDevices(user string) ([]string, error) {
 	})
 	return out, err
 }
+
+// The outbox holds what this node owes other nodes about its users'
+// keys (to-device messages, device list changes) until each is
+// acknowledged: per server, in the order queued.
+func prefixOutbox(server string) []byte   { return []byte("ckob/" + server + "\x00") }
+func keyOutboxCount(server string) []byte { return []byte("ckoc/" + server) }
+func keyReceived(server, id string) []byte {
+	return []byte("ckri/" + server + "\x00" + id)
+}
+
+// OutboxItem is one request owed to a server.
+type OutboxItem struct {
+	Key    []byte          `json:"-"`
+	Method string          `json:"m"`
+	Body   json.RawMessage `json:"b"`
+}
+
+// OutboxLen is how many requests are owed to a server.
+func (t *Txn) OutboxLen(server string) (int, error) {
+	v, err := get(t.txn, keyOutboxCount(server))
+	if errors.Is(err, ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil || len(v) != 8 {
+		return 0, errors.Join(err, errors.New("store: corrupt outbox count"))
+	}
+	return int(binary.BigEndian.Uint64(v)), nil
+}
+
+func (t *Txn) setOutboxLen(server string, n int) error {
+	if n <= 0 {
+		return t.txn.Delete(keyOutboxCount(server))
+	}
+	return t.txn.Set(keyOutboxCount(server), binary.BigEndian.AppendUint64(nil, uint64(n)))
+}
+
+// PutOutbox queues a request for a server, after those queued before.
+// Only valid inside Update.
+func (t *Txn) PutOutbox(server string, item OutboxItem) error {
+	n, err := t.OutboxLen(server)
+	if err != nil {
+		return err
+	}
+	k := binary.BigEndian.AppendUint64(prefixOutbox(server), t.NextPos())
+	if err := t.setJSON(k, item); err != nil {
+		return err
+	}
+	return t.setOutboxLen(server, n+1)
+}
+
+// Outbox reads up to limit requests owed to a server, oldest first.
+func (t *Txn) Outbox(server string, limit int) ([]OutboxItem, error) {
+	var out []OutboxItem
+	err := t.scan(prefixOutbox(server), nil, false, func(k, v []byte) (bool, error) {
+		var it OutboxItem
+		if err := json.Unmarshal(v, &it); err != nil {
+			return false, err
+		}
+		it.Key = k
+		out = append(out, it)
+		return len(out) < limit, nil
+	})
+	return out, err
+}
+
+// DeleteOutbox removes a request the server acknowledged.
+func (t *Txn) DeleteOutbox(server string, key []byte) error {
+	if _, err := get(t.txn, key); errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	n, err := t.OutboxLen(server)
+	if err != nil {
+		return err
+	}
+	if err := t.txn.Delete(key); err != nil {
+		return err
+	}
+	return t.setOutboxLen(server, n-1)
+}
+
+// OutboxServers lists the servers owed requests.
+func (t *Txn) OutboxServers() ([]string, error) {
+	var out []string
+	err := t.scan([]byte("ckoc/"), nil, false, func(k, _ []byte) (bool, error) {
+		out = append(out, string(k[len("ckoc/"):]))
+		return true, nil
+	})
+	return out, err
+}
+
+// Received reports whether a server's request with this ID was taken
+// already (within the time IDs are kept).
+func (t *Txn) Received(server, id string) (bool, error) {
+	_, err := get(t.txn, keyReceived(server, id))
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// PutReceived records a server's request ID for ttl.
+func (t *Txn) PutReceived(server, id string, ttl time.Duration) error {
+	bt, err := t.txn.open()
+	if err != nil {
+		return err
+	}
+	return bt.SetEntry(badger.NewEntry(keyReceived(server, id), []byte{1}).WithTTL(ttl))
+}
