@@ -634,3 +634,44 @@ func errOf[T any](_ T, err error) error { return err }
 
 // firstKey is a cross-signing key's public key.
 func firstKey(k mautrix.CrossSigningKeys) id.Ed25519 { return k.FirstKey() }
+
+// A device forgotten (logged out, deleted) no longer shows, and those
+// sharing a room with its user are told.
+func TestAForgottenDeviceIsNoLongerShown(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	a := newTestNode(t, testOpts{regToken: "family"})
+	alice, bob := a.register(ctx, "alice"), a.register(ctx, "bob")
+	room := privateRoom(t, ctx, alice)
+	if _, err := alice.InviteUser(ctx, room, &mautrix.ReqInviteUser{UserID: bob.UserID}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.JoinRoomByID(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.UploadKeys(ctx, &mautrix.ReqUploadKeys{DeviceKeys: deviceKeys(alice, "1"), OneTimeKeys: otks("a", 2)}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := bob.SyncRequest(ctx, 0, "", "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.api.ForgetDevice(alice.UserID.String(), alice.DeviceID.String()); err != nil {
+		t.Fatal(err)
+	}
+	q, err := bob.QueryKeys(ctx, &mautrix.ReqQueryKeys{DeviceKeys: mautrix.DeviceKeysRequest{alice.UserID: nil}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(q.DeviceKeys[alice.UserID]) != 0 {
+		t.Errorf("a forgotten device is still shown: %v", q.DeviceKeys[alice.UserID])
+	}
+	cl, err := bob.ClaimKeys(ctx, &mautrix.ReqClaimKeys{OneTimeKeys: mautrix.OneTimeKeysRequest{alice.UserID: {alice.DeviceID: id.KeyAlgorithmSignedCurve25519}}})
+	if err != nil || len(cl.OneTimeKeys[alice.UserID]) != 0 {
+		t.Errorf("a forgotten device's one-time keys are still claimed: %v, %v", cl.OneTimeKeys, err)
+	}
+	next, err := bob.SyncRequest(ctx, 5000, resp.NextBatch, "", false, "")
+	if err != nil || !slices.Contains(next.DeviceLists.Changed, alice.UserID) {
+		t.Errorf("bob is not told alice's devices changed: %+v, %v", next.DeviceLists, err)
+	}
+}

@@ -160,9 +160,18 @@ func (api *API) syncDevices(s *webui.Session, since, pos uint64, resp *webui.Syn
 		if since == 0 {
 			return nil
 		}
-		changed, err := api.changedSince(t, s.UserID, since)
+		// Who shares a room with whom costs a pass over every room:
+		// only when a key changed after the token, or a member event is
+		// in this answer.
+		last, err := t.LastKeysChange()
 		if err != nil {
 			return err
+		}
+		changed := []string{}
+		if last > since {
+			if changed, err = api.changedSince(t, s.UserID, since); err != nil {
+				return err
+			}
 		}
 		left := api.membershipChanges(s.UserID, resp, &changed)
 		if len(changed) > 0 || len(left) > 0 {
@@ -193,8 +202,11 @@ func (api *API) syncDevices(s *webui.Session, since, pos uint64, resp *webui.Syn
 // their devices), and returns the users who no longer share any room
 // with the user after a leave in them, or after the user left a room.
 func (api *API) membershipChanges(user string, resp *webui.SyncResponse, changed *[]string) []string {
-	shared := api.sharedWith(user)
 	left := []string{}
+	if !hasMemberChange(user, resp) {
+		return left
+	}
+	shared := api.sharedWith(user)
 	addLeft := func(u string) {
 		if u != user && !shared[u] && !slices.Contains(left, u) {
 			left = append(left, u)
@@ -229,4 +241,42 @@ func (api *API) membershipChanges(user string, resp *webui.SyncResponse, changed
 	slices.Sort(*changed)
 	slices.Sort(left)
 	return left
+}
+
+// hasMemberChange reports whether a /sync answer shows another user's
+// membership change, or a room the user left.
+func hasMemberChange(user string, resp *webui.SyncResponse) bool {
+	if len(resp.Rooms.Leave) > 0 {
+		return true
+	}
+	for _, jr := range resp.Rooms.Join {
+		for _, ev := range jr.Timeline.Events {
+			if ev.Type == "m.room.member" && ev.StateKey != nil && *ev.StateKey != user {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ForgetDevice forgets a device's published keys and what waits for it,
+// and tells those who share a room with the user: for a device logged
+// out or deleted.
+func (api *API) ForgetDevice(user, dev string) error {
+	err := api.store.Update(func(t *store.Txn) error {
+		if err := t.DeleteDeviceKeys(user, dev); err != nil {
+			return err
+		}
+		if _, err := t.MarkKeysChanged(user); err != nil {
+			return err
+		}
+		_, err := api.announceKeys(t, user)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	api.notify.wake(api.sharingUsers(user)...)
+	api.peers.KickOutbox()
+	return nil
 }

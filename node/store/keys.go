@@ -92,11 +92,57 @@ func (t *Txn) KeysChanged(user string) (uint64, error) {
 	return binary.BigEndian.Uint64(v), nil
 }
 
+// keyLastKeysChange holds the position of the last change of anyone's
+// keys: a /sync with a later token has no device list to work out.
+var keyLastKeysChange = []byte("ckcl")
+
 // MarkKeysChanged records that a user's published keys change at a new
 // stream position, which it returns. Only valid inside Update.
 func (t *Txn) MarkKeysChanged(user string) (uint64, error) {
 	pos := t.NextPos()
-	return pos, t.txn.Set(keyKeysChanged(user), binary.BigEndian.AppendUint64(nil, pos))
+	b := binary.BigEndian.AppendUint64(nil, pos)
+	if err := t.txn.Set(keyLastKeysChange, b); err != nil {
+		return 0, err
+	}
+	return pos, t.txn.Set(keyKeysChanged(user), b)
+}
+
+// LastKeysChange is the position of the last change of anyone's keys.
+func (t *Txn) LastKeysChange() (uint64, error) {
+	v, err := get(t.txn, keyLastKeysChange)
+	if errors.Is(err, ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil || len(v) != 8 {
+		return 0, errors.Join(err, errors.New("store: corrupt key change position"))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// DeleteDeviceKeys forgets what a device published and what waits for
+// it: its keys, one-time and fallback keys, and its to-device queue (for
+// a device that is logged out or deleted).
+func (t *Txn) DeleteDeviceKeys(user, dev string) error {
+	for _, k := range [][]byte{keyDeviceKeys(user, dev), keyOTKCounts(user, dev), keyFallback(user, dev), keyToDeviceQueue(user, dev)} {
+		if err := t.txn.Delete(k); err != nil {
+			return err
+		}
+	}
+	for _, prefix := range [][]byte{[]byte("cko/" + user + "\x00" + dev + "\x00"), prefixToDevice(user, dev)} {
+		var keys [][]byte
+		if err := t.scan(prefix, nil, false, func(k, _ []byte) (bool, error) {
+			keys = append(keys, k)
+			return true, nil
+		}); err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := t.txn.Delete(k); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // OneTimeKeyCounts counts a device's unclaimed one-time keys by algorithm.
