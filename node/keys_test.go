@@ -300,6 +300,17 @@ func TestCrossSigningKeysAndSignatures(t *testing.T) {
 		}
 	})
 
+	t.Run("a self-signing key not signed by the master key is refused", func(t *testing.T) {
+		err := call(ctx, bob, "POST", map[string]any{"self_signing_key": crossSigningKey(bob, id.XSUsageSelfSigning, "selfbob", "someone-else")}, nil, "keys", "device_signing", "upload")
+		if status, _ := matrixErr(err); status == 401 {
+			err = call(ctx, bob, "POST", map[string]any{"self_signing_key": crossSigningKey(bob, id.XSUsageSelfSigning, "self-other", "someone-else"),
+				"auth": map[string]any{"type": "m.login.password", "identifier": map[string]any{"type": "m.id.user", "user": bob.UserID}, "password": testPassword("bob")}}, nil, "keys", "device_signing", "upload")
+		}
+		if status, code := matrixErr(err); status != 400 || code != "M_INVALID_SIGNATURE" {
+			t.Errorf("%d %s, want 400 M_INVALID_SIGNATURE", status, code)
+		}
+	})
+
 	t.Run("the user-signing key is shown only to its owner", func(t *testing.T) {
 		req := &mautrix.ReqQueryKeys{DeviceKeys: mautrix.DeviceKeysRequest{alice.UserID: nil}}
 		byBob, err := bob.QueryKeys(ctx, req)
@@ -618,6 +629,19 @@ func TestKeyBackup(t *testing.T) {
 	}
 	if err := alice.DeleteKeyBackupVersion(ctx, id.KeyBackupVersion(v1)); err != nil {
 		t.Fatal(err)
+	}
+	if status, _ := matrixErr(alice.DeleteKeyBackupVersion(ctx, id.KeyBackupVersion(v1))); status != 404 {
+		t.Errorf("deleting a deleted version: %d, want 404", status)
+	}
+	if status, _ := matrixErr(call(ctx, alice, "PUT", map[string]any{"algorithm": "m.megolm_backup.v1.curve25519-aes-sha2", "auth_data": authData}, nil, "room_keys", "version", v1)); status != 404 {
+		t.Errorf("updating a deleted version: %d, want 404", status)
+	}
+	var gone map[string]any
+	if status, _ := matrixErr(errOf(alice.MakeRequest(ctx, "DELETE", alice.BuildURLWithQuery(mautrix.ClientURLPath{"v3", "room_keys", "keys"}, map[string]string{"version": v1}), nil, &gone))); status != 404 {
+		t.Errorf("deleting the keys of a deleted version: %d, want 404", status)
+	}
+	if status, _ := matrixErr(errOf(alice.MakeRequest(ctx, "GET", alice.BuildURLWithQuery(mautrix.ClientURLPath{"v3", "room_keys", "keys"}, nil), nil, &gone))); status != 400 {
+		t.Errorf("keys without a version: %d, want 400", status)
 	}
 	if _, err := alice.GetKeyBackupVersion(ctx, id.KeyBackupVersion(v1)); err == nil {
 		t.Error("a deleted version is still there")

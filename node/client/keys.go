@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"slices"
 	"strings"
 
@@ -402,7 +403,7 @@ func (api *API) UploadCrossSigning(ctx context.Context, s *webui.Session, keys m
 		mpub := crossSigningPub(master)
 		for usage, raw := range keys {
 			if usage != "master" && !signedBy(raw, s.UserID, "ed25519:"+mpub) {
-				return errs.Invalidf("the %s key carries no signature by the master key", usage)
+				return &webui.Error{Status: http.StatusBadRequest, Code: "M_INVALID_SIGNATURE", Message: "the " + usage + " key carries no signature by the master key"}
 			}
 			if err := t.PutCrossSigningKey(s.UserID, usage, raw); err != nil {
 				return err
