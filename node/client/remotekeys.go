@@ -26,6 +26,9 @@ const (
 	// is remembered, so that one sent again after a lost answer is
 	// taken once.
 	receivedTTL = 7 * 24 * time.Hour
+	// maxRemoteKeyBytes bounds one key another node answers with, as
+	// this node bounds what its clients upload (16 KiB).
+	maxRemoteKeyBytes = 16 << 10
 )
 
 // byServer groups the users of other nodes by server.
@@ -78,17 +81,21 @@ func (api *API) queryRemote(ctx context.Context, users map[string][]string, resp
 					UserID   string `json:"user_id"`
 					DeviceID string `json:"device_id"`
 				}
-				if json.Unmarshal(raw, &k) == nil && k.UserID == u && k.DeviceID == d {
+				if len(raw) <= maxRemoteKeyBytes && json.Unmarshal(raw, &k) == nil && k.UserID == u && k.DeviceID == d {
 					out[d] = raw
 				}
 			}
 			resp.DeviceKeys[u] = out
 		}
 		for u, raw := range got.MasterKeys {
-			resp.MasterKeys[u] = raw
+			if len(raw) <= maxRemoteKeyBytes {
+				resp.MasterKeys[u] = raw
+			}
 		}
 		for u, raw := range got.SelfSigningKeys {
-			resp.SelfSigningKeys[u] = raw
+			if len(raw) <= maxRemoteKeyBytes {
+				resp.SelfSigningKeys[u] = raw
+			}
 		}
 	}
 }
@@ -108,6 +115,13 @@ func (api *API) claimRemote(ctx context.Context, want map[string]map[string]stri
 			continue
 		}
 		for u, devs := range got.OneTimeKeys {
+			for d, keys := range devs {
+				for _, raw := range keys {
+					if len(raw) > maxRemoteKeyBytes {
+						delete(devs, d)
+					}
+				}
+			}
 			resp.OneTimeKeys[u] = devs
 		}
 	}
