@@ -99,6 +99,7 @@ func (api *API) UploadKeys(ctx context.Context, s *webui.Session, up webui.KeysU
 		api.notify.wake(api.sharingUsers(s.UserID)...)
 		api.peers.KickOutbox()
 	}
+	withZeroCount(counts)
 	return counts, nil
 }
 

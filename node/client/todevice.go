@@ -147,6 +147,7 @@ func (api *API) syncDevices(s *webui.Session, since, pos uint64, resp *webui.Syn
 		if resp.OTKCount, err = t.OneTimeKeyCounts(s.UserID, s.DeviceID); err != nil {
 			return err
 		}
+		withZeroCount(resp.OTKCount)
 		fb, err := t.FallbackKeys(s.UserID, s.DeviceID)
 		if err != nil {
 			return err
@@ -279,4 +280,12 @@ func (api *API) ForgetDevice(user, dev string) error {
 	api.notify.wake(api.sharingUsers(user)...)
 	api.peers.KickOutbox()
 	return nil
+}
+
+// withZeroCount shows signed_curve25519 even at 0, as homeservers do:
+// some clients upload one-time keys only when told the count is 0.
+func withZeroCount(counts map[string]int) {
+	if _, ok := counts["signed_curve25519"]; !ok {
+		counts["signed_curve25519"] = 0
+	}
 }
