@@ -131,7 +131,8 @@ func (api *API) syncDevices(s *webui.Session, since, pos uint64, resp *webui.Syn
 	acked := false
 	resp.UnusedFallbackKeyTypes = []string{}
 	err := api.store.View(func(t *store.Txn) error {
-		queued, err := t.ToDevices(s.UserID, s.DeviceID, maxQueueMessages)
+		// The whole queue: what is not shown now would be taken as seen.
+		queued, err := t.ToDevices(s.UserID, s.DeviceID, 2*maxQueueMessages)
 		if err != nil {
 			return err
 		}
