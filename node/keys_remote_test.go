@@ -23,7 +23,7 @@ func TestKeysOfUsersOnAnotherNode(t *testing.T) {
 	if _, err := bob.UploadKeys(ctx, &mautrix.ReqUploadKeys{DeviceKeys: deviceKeys(bob, "1"), OneTimeKeys: otks("b", 2)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := call(ctx, bob, "POST", map[string]any{"master_key": crossSigningKey(bob, id.XSUsageMaster, "masterbob", "")}, nil, "keys", "device_signing", "upload"); err != nil {
+	if err := call(ctx, bob, "POST", map[string]any{"master_key": crossSigningKey(t, bob, id.XSUsageMaster, "masterbob", "")}, nil, "keys", "device_signing", "upload"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -34,7 +34,7 @@ func TestKeysOfUsersOnAnotherNode(t *testing.T) {
 	if dk, ok := q.DeviceKeys[bob.UserID][bob.DeviceID]; !ok || dk.UserID != bob.UserID {
 		t.Fatalf("alice's query of bob: %+v, failures %v", q.DeviceKeys, q.Failures)
 	}
-	if firstKey(q.MasterKeys[bob.UserID]) != "masterbob" {
+	if firstKey(q.MasterKeys[bob.UserID]) != pk("masterbob") {
 		t.Errorf("bob's master key as alice sees it: %+v", q.MasterKeys)
 	}
 

@@ -2,6 +2,10 @@ package node
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -12,6 +16,8 @@ import (
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/crypto/signatures"
 	"maunium.net/go/mautrix/id"
+
+	"github.com/parley-p2p/parley/rooms"
 )
 
 // matrixErr is the status and errcode of a failed request ("" if it did
@@ -239,10 +245,44 @@ func TestConcurrentClaimsNeverShareAOneTimeKey(t *testing.T) {
 	}
 }
 
-func crossSigningKey(c *mautrix.Client, usage id.CrossSigningUsage, pub id.Ed25519, signer id.Ed25519) mautrix.CrossSigningKeys {
+// pk is the public key of the test key named tag (unpadded base64).
+func pk(tag string) id.Ed25519 {
+	return id.Ed25519(base64.RawStdEncoding.EncodeToString(testKey(tag).Public().(ed25519.PublicKey)))
+}
+
+func testKey(tag string) ed25519.PrivateKey {
+	seed := sha256.Sum256([]byte(tag))
+	return ed25519.NewKeyFromSeed(seed[:])
+}
+
+// signObj is the Matrix signature of obj by the test key named tag.
+func signObj(t testing.TB, obj any, tag string) string {
+	t.Helper()
+	b, err := json.Marshal(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	delete(m, "signatures")
+	delete(m, "unsigned")
+	b, _ = json.Marshal(m)
+	canon, err := rooms.CanonicalJSON(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base64.RawStdEncoding.EncodeToString(ed25519.Sign(testKey(tag), canon))
+}
+
+// crossSigningKey is the user's key for usage, the test key named
+// pubTag, signed by the one named signerTag (none if "").
+func crossSigningKey(t testing.TB, c *mautrix.Client, usage id.CrossSigningUsage, pubTag, signerTag string) mautrix.CrossSigningKeys {
+	pub := pk(pubTag)
 	k := mautrix.CrossSigningKeys{UserID: c.UserID, Usage: []id.CrossSigningUsage{usage}, Keys: map[id.KeyID]id.Ed25519{id.NewKeyID(id.KeyAlgorithmEd25519, pub.String()): pub}}
-	if signer != "" {
-		k.Signatures = signatures.Signatures{c.UserID: {id.NewKeyID(id.KeyAlgorithmEd25519, signer.String()): "sig-by-" + signer.String()}}
+	if signerTag != "" {
+		k.Signatures = signatures.Signatures{c.UserID: {id.NewKeyID(id.KeyAlgorithmEd25519, pk(signerTag).String()): signObj(t, k, signerTag)}}
 	}
 	return k
 }
@@ -258,11 +298,10 @@ func TestCrossSigningKeysAndSignatures(t *testing.T) {
 		}
 	}
 	upload := func(c *mautrix.Client, tag string, auth any) error {
-		m, s, u := id.Ed25519("master"+tag), id.Ed25519("self"+tag), id.Ed25519("user"+tag)
 		return call(ctx, c, "POST", map[string]any{
-			"master_key":       crossSigningKey(c, id.XSUsageMaster, m, ""),
-			"self_signing_key": crossSigningKey(c, id.XSUsageSelfSigning, s, m),
-			"user_signing_key": crossSigningKey(c, id.XSUsageUserSigning, u, m),
+			"master_key":       crossSigningKey(t, c, id.XSUsageMaster, "master"+tag, ""),
+			"self_signing_key": crossSigningKey(t, c, id.XSUsageSelfSigning, "self"+tag, "master"+tag),
+			"user_signing_key": crossSigningKey(t, c, id.XSUsageUserSigning, "user"+tag, "master"+tag),
 			"auth":             auth,
 		}, nil, "keys", "device_signing", "upload")
 	}
@@ -279,7 +318,7 @@ func TestCrossSigningKeysAndSignatures(t *testing.T) {
 	t.Run("new keys need the password", func(t *testing.T) {
 		var uia mautrix.RespUserInteractive
 		_, err := alice.MakeFullRequest(ctx, mautrix.FullRequest{Method: "POST", URL: alice.BuildClientURL("v3", "keys", "device_signing", "upload"),
-			RequestJSON: map[string]any{"master_key": crossSigningKey(alice, id.XSUsageMaster, "master-new", "")}, ResponseJSON: &uia})
+			RequestJSON: map[string]any{"master_key": crossSigningKey(t, alice, id.XSUsageMaster, "master-new", "")}, ResponseJSON: &uia})
 		if status, _ := matrixErr(err); status != 401 {
 			t.Fatalf("a new master key without auth: %v, want 401", err)
 		}
@@ -288,7 +327,7 @@ func TestCrossSigningKeysAndSignatures(t *testing.T) {
 			t.Fatalf("with a wrong password: %d %s, want 401 M_FORBIDDEN", status, code)
 		}
 		q, _ := bob.QueryKeys(ctx, &mautrix.ReqQueryKeys{DeviceKeys: mautrix.DeviceKeysRequest{alice.UserID: nil}})
-		if firstKey(q.MasterKeys[alice.UserID]) != "masteralice" {
+		if firstKey(q.MasterKeys[alice.UserID]) != pk("masteralice") {
 			t.Fatalf("a refused upload changed the master key: %+v", q.MasterKeys[alice.UserID])
 		}
 		right := map[string]any{"type": "m.login.password", "identifier": map[string]any{"type": "m.id.user", "user": alice.UserID}, "password": testPassword("alice"), "session": "keys"}
@@ -301,9 +340,9 @@ func TestCrossSigningKeysAndSignatures(t *testing.T) {
 	})
 
 	t.Run("a self-signing key not signed by the master key is refused", func(t *testing.T) {
-		err := call(ctx, bob, "POST", map[string]any{"self_signing_key": crossSigningKey(bob, id.XSUsageSelfSigning, "selfbob", "someone-else")}, nil, "keys", "device_signing", "upload")
+		err := call(ctx, bob, "POST", map[string]any{"self_signing_key": crossSigningKey(t, bob, id.XSUsageSelfSigning, "selfbob", "someone-else")}, nil, "keys", "device_signing", "upload")
 		if status, _ := matrixErr(err); status == 401 {
-			err = call(ctx, bob, "POST", map[string]any{"self_signing_key": crossSigningKey(bob, id.XSUsageSelfSigning, "self-other", "someone-else"),
+			err = call(ctx, bob, "POST", map[string]any{"self_signing_key": crossSigningKey(t, bob, id.XSUsageSelfSigning, "self-other", "someone-else"),
 				"auth": map[string]any{"type": "m.login.password", "identifier": map[string]any{"type": "m.id.user", "user": bob.UserID}, "password": testPassword("bob")}}, nil, "keys", "device_signing", "upload")
 		}
 		if status, code := matrixErr(err); status != 400 || code != "M_INVALID_SIGNATURE" {
@@ -317,7 +356,7 @@ func TestCrossSigningKeysAndSignatures(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if firstKey(byBob.MasterKeys[alice.UserID]) != "masteralice" || firstKey(byBob.SelfSigningKeys[alice.UserID]) != "selfalice" {
+		if firstKey(byBob.MasterKeys[alice.UserID]) != pk("masteralice") || firstKey(byBob.SelfSigningKeys[alice.UserID]) != pk("selfalice") {
 			t.Errorf("bob sees alice's master %+v and self-signing %+v", byBob.MasterKeys, byBob.SelfSigningKeys)
 		}
 		if _, ok := byBob.UserSigningKeys[alice.UserID]; ok {
@@ -327,23 +366,37 @@ func TestCrossSigningKeysAndSignatures(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if firstKey(byAlice.UserSigningKeys[alice.UserID]) != "useralice" {
+		if firstKey(byAlice.UserSigningKeys[alice.UserID]) != pk("useralice") {
 			t.Errorf("alice does not see her user-signing key: %+v", byAlice.UserSigningKeys)
 		}
 	})
 
 	t.Run("signatures of own devices are public, of others' master keys the signer's", func(t *testing.T) {
 		dk := deviceKeys(alice, "1")
-		dk.Signatures = signatures.Signatures{alice.UserID: {"ed25519:selfalice": "device-signed-by-self"}}
-		bobMaster := crossSigningKey(bob, id.XSUsageMaster, "masterbob", "")
-		bobMaster.Signatures = signatures.Signatures{alice.UserID: {"ed25519:useralice": "bob-signed-by-alice"}}
+		byAliceSSK := signObj(t, dk, "selfalice")
+		dk.Signatures = signatures.Signatures{alice.UserID: {id.NewKeyID(id.KeyAlgorithmEd25519, pk("selfalice").String()): byAliceSSK}}
+		bobMaster := crossSigningKey(t, bob, id.XSUsageMaster, "masterbob", "")
+		byAliceUSK := signObj(t, bobMaster, "useralice")
+		bobMaster.Signatures = signatures.Signatures{alice.UserID: {id.NewKeyID(id.KeyAlgorithmEd25519, pk("useralice").String()): byAliceUSK}}
 		ghost := deviceKeys(alice, "1")
 		ghost.DeviceID = "GHOST"
+		forged := deviceKeys(alice, "1")
+		forged.Signatures = signatures.Signatures{alice.UserID: {id.NewKeyID(id.KeyAlgorithmEd25519, pk("selfalice").String()): signObj(t, forged, "not-alices")}}
 		resp, err := alice.UploadSignatures(ctx, &mautrix.ReqUploadSignatures{
-			alice.UserID: {alice.DeviceID.String(): toSig(dk), "GHOST": toSig(ghost)},
-			bob.UserID:   {"masterbob": toSigXS(bobMaster)},
+			alice.UserID: {"GHOST": toSig(ghost)},
+			bob.UserID:   {pk("masterbob").String(): toSigXS(bobMaster)},
 		})
 		if err != nil {
+			t.Fatal(err)
+		}
+		bad, err := alice.UploadSignatures(ctx, &mautrix.ReqUploadSignatures{alice.UserID: {alice.DeviceID.String(): toSig(forged)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f, _ := bad.Failures[alice.UserID.String()].(map[string]any); f[alice.DeviceID.String()] == nil {
+			t.Errorf("a signature by another key was kept: failures %v", bad.Failures)
+		}
+		if _, err := alice.UploadSignatures(ctx, &mautrix.ReqUploadSignatures{alice.UserID: {alice.DeviceID.String(): toSig(dk)}}); err != nil {
 			t.Fatal(err)
 		}
 		if f, _ := resp.Failures[alice.UserID.String()].(map[string]any); f["GHOST"] == nil || len(f) != 1 {
@@ -353,7 +406,7 @@ func TestCrossSigningKeysAndSignatures(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if q.DeviceKeys[alice.UserID][alice.DeviceID].Signatures[alice.UserID]["ed25519:selfalice"] != "device-signed-by-self" {
+		if q.DeviceKeys[alice.UserID][alice.DeviceID].Signatures[alice.UserID][id.NewKeyID(id.KeyAlgorithmEd25519, pk("selfalice").String())] != byAliceSSK {
 			t.Errorf("bob does not see alice's device signed by her self-signing key: %+v", q.DeviceKeys[alice.UserID][alice.DeviceID].Signatures)
 		}
 		if _, ok := q.MasterKeys[bob.UserID].Signatures[alice.UserID]; ok {
@@ -363,7 +416,7 @@ func TestCrossSigningKeysAndSignatures(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if qa.MasterKeys[bob.UserID].Signatures[alice.UserID]["ed25519:useralice"] != "bob-signed-by-alice" {
+		if qa.MasterKeys[bob.UserID].Signatures[alice.UserID][id.NewKeyID(id.KeyAlgorithmEd25519, pk("useralice").String())] != byAliceUSK {
 			t.Errorf("alice does not see her signature of bob's master key: %+v", qa.MasterKeys[bob.UserID])
 		}
 	})

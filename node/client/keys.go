@@ -3,6 +3,8 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/parley-p2p/parley/errs"
 	"github.com/parley-p2p/parley/node/store"
+	"github.com/parley-p2p/parley/rooms"
 	"github.com/parley-p2p/parley/webui"
 )
 
@@ -424,19 +427,48 @@ func (api *API) UploadCrossSigning(ctx context.Context, s *webui.Session, keys m
 	return nil
 }
 
-// signedBy reports whether a key's JSON carries a signature by signer's
-// key keyID (present, not verified: the clients verify).
+// signedBy reports whether a key's JSON carries a valid signature by
+// signer's ed25519 key keyID ("ed25519:" and the public key).
 func signedBy(raw json.RawMessage, signer, keyID string) bool {
 	var k struct {
 		Signatures map[string]map[string]string `json:"signatures"`
 	}
-	return json.Unmarshal(raw, &k) == nil && k.Signatures[signer][keyID] != ""
+	if json.Unmarshal(raw, &k) != nil {
+		return false
+	}
+	return verifySig(raw, strings.TrimPrefix(keyID, "ed25519:"), k.Signatures[signer][keyID])
+}
+
+// verifySig checks a Matrix signature of a JSON object: ed25519 over its
+// canonical form without signatures and unsigned; keys and signatures in
+// unpadded base64.
+func verifySig(obj json.RawMessage, pub, sig string) bool {
+	pk, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(pub, "="))
+	if err != nil || len(pk) != ed25519.PublicKeySize {
+		return false
+	}
+	sg, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(sig, "="))
+	if err != nil || len(sg) != ed25519.SignatureSize {
+		return false
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(obj, &m) != nil {
+		return false
+	}
+	delete(m, "signatures")
+	delete(m, "unsigned")
+	b, err := json.Marshal(m)
+	if err != nil {
+		return false
+	}
+	canon, err := rooms.CanonicalJSON(b)
+	return err == nil && ed25519.Verify(pk, canon, sg)
 }
 
 // UploadSignatures implements webui.Keys: the user signs their own
 // devices (with the self-signing key) and master key (with a device),
-// and other users' master keys (with the user-signing key). Signatures
-// are kept as given; clients verify them.
+// and other users' master keys (with the user-signing key). Each
+// signature is checked against the signing key before it is kept.
 func (api *API) UploadSignatures(ctx context.Context, s *webui.Session, signed map[string]map[string]json.RawMessage) (map[string]map[string]any, error) {
 	var failures map[string]map[string]any
 	changed := map[string]bool{}
@@ -505,12 +537,27 @@ func (api *API) UploadSignatures(ctx context.Context, s *webui.Session, signed m
 				}
 				sigs := map[string]string{}
 				for id, sig := range mine {
-					if signer == "device" && strings.HasPrefix(id, "ed25519:") || id == signer && signer != "ed25519:" {
+					pub := strings.TrimPrefix(id, "ed25519:")
+					switch {
+					case signer == "device" && strings.HasPrefix(id, "ed25519:"):
+						// The master key signed by one of the user's devices.
+						var dk struct {
+							Keys map[string]string `json:"keys"`
+						}
+						dev, _ := t.DeviceKey(s.UserID, pub)
+						if dev == nil || json.Unmarshal(dev, &dk) != nil {
+							continue
+						}
+						pub = dk.Keys[id]
+					case id != signer || signer == "ed25519:":
+						continue
+					}
+					if verifySig(raw, pub, sig) {
 						sigs[id] = sig
 					}
 				}
 				if len(sigs) == 0 {
-					fail(user, keyID, "M_INVALID_SIGNATURE", "no signature by the key that signs this one")
+					fail(user, keyID, "M_INVALID_SIGNATURE", "no valid signature by the key that signs this one")
 					continue
 				}
 				if err := t.PutKeySignatures(user, keyID, s.UserID, sigs); err != nil {
