@@ -17,6 +17,7 @@ import (
 	"maunium.net/go/mautrix/crypto/signatures"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/parley-p2p/parley/internal/testkit"
 	"github.com/parley-p2p/parley/rooms"
 )
 
@@ -583,6 +584,29 @@ func TestDeviceListChangesReachThoseWhoShareARoom(t *testing.T) {
 	if status, _ := matrixErr(call(ctx, bob, "GET", nil, nil, "keys", "changes")); status != 400 {
 		t.Errorf("/keys/changes without tokens: %d, want 400", status)
 	}
+
+	t.Run("a new member is listed as changed", func(t *testing.T) {
+		before, err := bob.SyncRequest(ctx, 0, resp.NextBatch, "", false, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := alice.InviteUser(ctx, room, &mautrix.ReqInviteUser{UserID: carol.UserID}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := carol.JoinRoomByID(ctx, room); err != nil {
+			t.Fatal(err)
+		}
+		since, seen := before.NextBatch, false
+		testkit.WaitFor(t, 10*time.Second, "carol's join in bob's device lists", func() bool {
+			r, err := bob.SyncRequest(ctx, 1000, since, "", false, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			since, seen = r.NextBatch, seen || slices.Contains(r.DeviceLists.Changed, carol.UserID)
+			return seen
+		})
+		resp.NextBatch = since
+	})
 
 	t.Run("leaving the only shared room lists alice as left", func(t *testing.T) {
 		if _, err := bob.LeaveRoom(ctx, room); err != nil {
