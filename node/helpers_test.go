@@ -60,6 +60,8 @@ type testOpts struct {
 	failWrite func(ev *rooms.Event, plain []byte) error
 	// freeSpace fakes the data dir's free space.
 	freeSpace func(dir string) (uint64, error)
+	// accessTokenLifetime shortens refreshable access tokens.
+	accessTokenLifetime time.Duration
 }
 
 // newTestNode starts a node that closes when the test ends, and fails the
@@ -98,6 +100,8 @@ func newTestNode(t testing.TB, o testOpts) *testNode {
 		wrapHandler:       o.wrap,
 		failWrite:         o.failWrite,
 		freeSpace:         o.freeSpace,
+
+		accessTokenLifetime: o.accessTokenLifetime,
 	}
 	for _, b := range o.bootstrap {
 		cfg.Bootstrap = append(cfg.Bootstrap, b.Addrs()...)

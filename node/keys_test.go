@@ -21,9 +21,9 @@ import (
 	"github.com/parley-p2p/parley/rooms"
 )
 
-// matrixErr is the status and errcode of a failed request ("" if it did
+// keysErr is the status and errcode of a failed request ("" if it did
 // not fail as a Matrix error).
-func matrixErr(err error) (int, string) {
+func keysErr(err error) (int, string) {
 	var he mautrix.HTTPError
 	if errors.As(err, &he) && he.RespError != nil {
 		return he.RespError.StatusCode, he.RespError.ErrCode
@@ -129,7 +129,7 @@ func TestDeviceKeysAreUploadedQueriedAndClaimedOnce(t *testing.T) {
 		} {
 			if _, err := alice.UploadKeys(ctx, req); err == nil {
 				t.Errorf("%s: accepted", name)
-			} else if status, code := matrixErr(err); status != 400 {
+			} else if status, code := keysErr(err); status != 400 {
 				t.Errorf("%s: %d %s, want 400", name, status, code)
 			}
 		}
@@ -298,55 +298,67 @@ func TestCrossSigningKeysAndSignatures(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	upload := func(c *mautrix.Client, tag string, auth any) error {
-		return call(ctx, c, "POST", map[string]any{
-			"master_key":       crossSigningKey(t, c, id.XSUsageMaster, "master"+tag, ""),
-			"self_signing_key": crossSigningKey(t, c, id.XSUsageSelfSigning, "self"+tag, "master"+tag),
-			"user_signing_key": crossSigningKey(t, c, id.XSUsageUserSigning, "user"+tag, "master"+tag),
-			"auth":             auth,
-		}, nil, "keys", "device_signing", "upload")
+	// upload sends the cross-signing keys named tag, answering the
+	// password stage, if asked, with password ("": no answer).
+	upload := func(c *mautrix.Client, tag, password string) error {
+		req := &mautrix.UploadCrossSigningKeysReq[any]{
+			Master:      crossSigningKey(t, c, id.XSUsageMaster, "master"+tag, ""),
+			SelfSigning: crossSigningKey(t, c, id.XSUsageSelfSigning, "self"+tag, "master"+tag),
+			UserSigning: crossSigningKey(t, c, id.XSUsageUserSigning, "user"+tag, "master"+tag),
+		}
+		var answer mautrix.UIACallback
+		if password != "" {
+			answer = func(uia *mautrix.RespUserInteractive) any {
+				if !uia.HasSingleStageFlow(mautrix.AuthTypePassword) {
+					t.Errorf("flows %+v, want the password stage", uia.Flows)
+				}
+				return map[string]any{"type": mautrix.AuthTypePassword, "session": uia.Session, "password": password,
+					"identifier": map[string]any{"type": "m.id.user", "user": c.UserID}}
+			}
+		}
+		return c.UploadCrossSigningKeys(ctx, req, answer)
 	}
 	// The first upload needs no password; the same keys again neither.
 	for _, c := range []*mautrix.Client{alice, bob} {
-		if err := upload(c, c.UserID.Localpart(), nil); err != nil {
+		if err := upload(c, c.UserID.Localpart(), ""); err != nil {
 			t.Fatalf("%s's first cross-signing keys: %v", c.UserID, err)
 		}
 	}
-	if err := upload(alice, "alice", nil); err != nil {
+	if err := upload(alice, "alice", ""); err != nil {
 		t.Fatalf("the same keys again: %v", err)
 	}
 
 	t.Run("new keys need the password", func(t *testing.T) {
-		var uia mautrix.RespUserInteractive
-		_, err := alice.MakeFullRequest(ctx, mautrix.FullRequest{Method: "POST", URL: alice.BuildClientURL("v3", "keys", "device_signing", "upload"),
-			RequestJSON: map[string]any{"master_key": crossSigningKey(t, alice, id.XSUsageMaster, "master-new", "")}, ResponseJSON: &uia})
-		if status, _ := matrixErr(err); status != 401 {
-			t.Fatalf("a new master key without auth: %v, want 401", err)
+		if status, _ := keysErr(upload(alice, "new", "")); status != 401 {
+			t.Fatalf("new keys without the password: %d, want 401", status)
 		}
-		wrong := map[string]any{"type": "m.login.password", "identifier": map[string]any{"type": "m.id.user", "user": alice.UserID}, "password": "not the password", "session": "keys"}
-		if status, code := matrixErr(upload(alice, "new", wrong)); status != 401 || code != "M_FORBIDDEN" {
+		if status, code := keysErr(upload(alice, "new", "not the password")); status != 401 || code != "M_FORBIDDEN" {
 			t.Fatalf("with a wrong password: %d %s, want 401 M_FORBIDDEN", status, code)
 		}
 		q, _ := bob.QueryKeys(ctx, &mautrix.ReqQueryKeys{DeviceKeys: mautrix.DeviceKeysRequest{alice.UserID: nil}})
 		if firstKey(q.MasterKeys[alice.UserID]) != pk("masteralice") {
 			t.Fatalf("a refused upload changed the master key: %+v", q.MasterKeys[alice.UserID])
 		}
-		right := map[string]any{"type": "m.login.password", "identifier": map[string]any{"type": "m.id.user", "user": alice.UserID}, "password": testPassword("alice"), "session": "keys"}
-		if err := upload(alice, "new", right); err != nil {
+		if err := upload(alice, "new", testPassword("alice")); err != nil {
 			t.Fatalf("with the password: %v", err)
 		}
-		if err := upload(alice, "alice", right); err != nil {
+		q, _ = bob.QueryKeys(ctx, &mautrix.ReqQueryKeys{DeviceKeys: mautrix.DeviceKeysRequest{alice.UserID: nil}})
+		if firstKey(q.MasterKeys[alice.UserID]) != pk("masternew") {
+			t.Fatalf("the new master key is not shown: %+v", q.MasterKeys[alice.UserID])
+		}
+		if err := upload(alice, "alice", testPassword("alice")); err != nil {
 			t.Fatalf("back to the first keys: %v", err)
 		}
 	})
 
 	t.Run("a self-signing key not signed by the master key is refused", func(t *testing.T) {
-		err := call(ctx, bob, "POST", map[string]any{"self_signing_key": crossSigningKey(t, bob, id.XSUsageSelfSigning, "selfbob", "someone-else")}, nil, "keys", "device_signing", "upload")
-		if status, _ := matrixErr(err); status == 401 {
-			err = call(ctx, bob, "POST", map[string]any{"self_signing_key": crossSigningKey(t, bob, id.XSUsageSelfSigning, "self-other", "someone-else"),
-				"auth": map[string]any{"type": "m.login.password", "identifier": map[string]any{"type": "m.id.user", "user": bob.UserID}, "password": testPassword("bob")}}, nil, "keys", "device_signing", "upload")
-		}
-		if status, code := matrixErr(err); status != 400 || code != "M_INVALID_SIGNATURE" {
+		err := bob.UploadCrossSigningKeys(ctx, &mautrix.UploadCrossSigningKeysReq[any]{
+			SelfSigning: crossSigningKey(t, bob, id.XSUsageSelfSigning, "self-other", "someone-else"),
+		}, func(uia *mautrix.RespUserInteractive) any {
+			return map[string]any{"type": mautrix.AuthTypePassword, "session": uia.Session, "password": testPassword("bob"),
+				"identifier": map[string]any{"type": "m.id.user", "user": bob.UserID}}
+		})
+		if status, code := keysErr(err); status != 400 || code != "M_INVALID_SIGNATURE" {
 			t.Errorf("%d %s, want 400 M_INVALID_SIGNATURE", status, code)
 		}
 	})
@@ -528,7 +540,7 @@ func TestToDeviceMessagesAreDeliveredOncePerDevice(t *testing.T) {
 			"content not object": map[string]any{"messages": map[string]any{bob.UserID.String(): map[string]any{"*": "text"}}},
 			"not a user ID":      map[string]any{"messages": map[string]any{"bob": map[string]any{"*": map[string]any{}}}},
 		} {
-			if status, _ := matrixErr(call(ctx, alice, "PUT", body, nil, "sendToDevice", "m.test", "bad-"+name)); status != 400 {
+			if status, _ := keysErr(call(ctx, alice, "PUT", body, nil, "sendToDevice", "m.test", "bad-"+name)); status != 400 {
 				t.Errorf("%s: %d, want 400", name, status)
 			}
 		}
@@ -581,7 +593,7 @@ func TestDeviceListChangesReachThoseWhoShareARoom(t *testing.T) {
 	if ch, err := carol.GetKeyChanges(ctx, tokens[carol], cresp.NextBatch); err != nil || slices.Contains(ch.Changed, alice.UserID) {
 		t.Errorf("carol's /keys/changes: %+v, %v", ch, err)
 	}
-	if status, _ := matrixErr(call(ctx, bob, "GET", nil, nil, "keys", "changes")); status != 400 {
+	if status, _ := keysErr(call(ctx, bob, "GET", nil, nil, "keys", "changes")); status != 400 {
 		t.Errorf("/keys/changes without tokens: %d, want 400", status)
 	}
 
@@ -630,7 +642,7 @@ func TestKeyBackup(t *testing.T) {
 
 	if _, err := alice.GetKeyBackupLatestVersion(ctx); err == nil {
 		t.Fatal("a backup before any was made")
-	} else if status, code := matrixErr(err); status != 404 || code != "M_NOT_FOUND" {
+	} else if status, code := keysErr(err); status != 404 || code != "M_NOT_FOUND" {
 		t.Fatalf("no backup: %d %s", status, code)
 	}
 	authData := map[string]any{"public_key": "pk", "signatures": map[string]any{}}
@@ -691,33 +703,33 @@ func TestKeyBackup(t *testing.T) {
 	v2 := create()
 	if _, err := put(v1, "s2", key(false, 0, 0, "x")); err == nil {
 		t.Error("keys put in an old version")
-	} else if status, code := matrixErr(err); status != 403 || code != "M_WRONG_ROOM_KEYS_VERSION" {
+	} else if status, code := keysErr(err); status != 403 || code != "M_WRONG_ROOM_KEYS_VERSION" {
 		t.Errorf("keys put in an old version: %d %s", status, code)
 	}
-	if status, _ := matrixErr(errOf(put("99", "s2", key(false, 0, 0, "x")))); status != 404 {
+	if status, _ := keysErr(errOf(put("99", "s2", key(false, 0, 0, "x")))); status != 404 {
 		t.Errorf("keys put in a version that never was: %d, want 404", status)
 	}
-	if status, _ := matrixErr(errOf(put(v2, "s2", map[string]any{"first_message_index": 0}))); status != 400 {
+	if status, _ := keysErr(errOf(put(v2, "s2", map[string]any{"first_message_index": 0}))); status != 400 {
 		t.Errorf("a key without session_data: %d, want 400", status)
 	}
 	var missing map[string]any
-	if status, _ := matrixErr(errOf(alice.MakeRequest(ctx, "GET", alice.BuildURLWithQuery(mautrix.ClientURLPath{"v3", "room_keys", "keys", "!room:x", "nope"}, map[string]string{"version": v1}), nil, &missing))); status != 404 {
+	if status, _ := keysErr(errOf(alice.MakeRequest(ctx, "GET", alice.BuildURLWithQuery(mautrix.ClientURLPath{"v3", "room_keys", "keys", "!room:x", "nope"}, map[string]string{"version": v1}), nil, &missing))); status != 404 {
 		t.Errorf("a session not in the backup: %d, want 404", status)
 	}
 	if err := alice.DeleteKeyBackupVersion(ctx, id.KeyBackupVersion(v1)); err != nil {
 		t.Fatal(err)
 	}
-	if status, _ := matrixErr(alice.DeleteKeyBackupVersion(ctx, id.KeyBackupVersion(v1))); status != 404 {
+	if status, _ := keysErr(alice.DeleteKeyBackupVersion(ctx, id.KeyBackupVersion(v1))); status != 404 {
 		t.Errorf("deleting a deleted version: %d, want 404", status)
 	}
-	if status, _ := matrixErr(call(ctx, alice, "PUT", map[string]any{"algorithm": "m.megolm_backup.v1.curve25519-aes-sha2", "auth_data": authData}, nil, "room_keys", "version", v1)); status != 404 {
+	if status, _ := keysErr(call(ctx, alice, "PUT", map[string]any{"algorithm": "m.megolm_backup.v1.curve25519-aes-sha2", "auth_data": authData}, nil, "room_keys", "version", v1)); status != 404 {
 		t.Errorf("updating a deleted version: %d, want 404", status)
 	}
 	var gone map[string]any
-	if status, _ := matrixErr(errOf(alice.MakeRequest(ctx, "DELETE", alice.BuildURLWithQuery(mautrix.ClientURLPath{"v3", "room_keys", "keys"}, map[string]string{"version": v1}), nil, &gone))); status != 404 {
+	if status, _ := keysErr(errOf(alice.MakeRequest(ctx, "DELETE", alice.BuildURLWithQuery(mautrix.ClientURLPath{"v3", "room_keys", "keys"}, map[string]string{"version": v1}), nil, &gone))); status != 404 {
 		t.Errorf("deleting the keys of a deleted version: %d, want 404", status)
 	}
-	if status, _ := matrixErr(errOf(alice.MakeRequest(ctx, "GET", alice.BuildURLWithQuery(mautrix.ClientURLPath{"v3", "room_keys", "keys"}, nil), nil, &gone))); status != 400 {
+	if status, _ := keysErr(errOf(alice.MakeRequest(ctx, "GET", alice.BuildURLWithQuery(mautrix.ClientURLPath{"v3", "room_keys", "keys"}, nil), nil, &gone))); status != 400 {
 		t.Errorf("keys without a version: %d, want 400", status)
 	}
 	if _, err := alice.GetKeyBackupVersion(ctx, id.KeyBackupVersion(v1)); err == nil {
@@ -726,7 +738,7 @@ func TestKeyBackup(t *testing.T) {
 	if info, err := alice.GetKeyBackupLatestVersion(ctx); err != nil || string(info.Version) != v2 {
 		t.Errorf("latest after deleting v1: %+v, %v", info, err)
 	}
-	if status, _ := matrixErr(call(ctx, alice, "PUT", map[string]any{"algorithm": "other", "auth_data": authData}, nil, "room_keys", "version", v2)); status != 400 {
+	if status, _ := keysErr(call(ctx, alice, "PUT", map[string]any{"algorithm": "other", "auth_data": authData}, nil, "room_keys", "version", v2)); status != 400 {
 		t.Errorf("changing a backup's algorithm: %d, want 400", status)
 	}
 }
@@ -775,4 +787,25 @@ func TestAForgottenDeviceIsNoLongerShown(t *testing.T) {
 	if err != nil || !slices.Contains(next.DeviceLists.Changed, alice.UserID) {
 		t.Errorf("bob is not told alice's devices changed: %+v, %v", next.DeviceLists, err)
 	}
+
+	t.Run("a device that logs out is forgotten", func(t *testing.T) {
+		phone := secondDevice(t, ctx, a, alice, "alice")
+		if _, err := phone.UploadKeys(ctx, &mautrix.ReqUploadKeys{DeviceKeys: deviceKeys(phone, "p"), OneTimeKeys: otks("p", 2)}); err != nil {
+			t.Fatal(err)
+		}
+		q, err := bob.QueryKeys(ctx, &mautrix.ReqQueryKeys{DeviceKeys: mautrix.DeviceKeysRequest{alice.UserID: nil}})
+		if err != nil || q.DeviceKeys[alice.UserID][phone.DeviceID].UserID != alice.UserID {
+			t.Fatalf("the phone's keys before logout: %+v, %v", q.DeviceKeys, err)
+		}
+		if _, err := phone.Logout(ctx); err != nil {
+			t.Fatal(err)
+		}
+		q, err = bob.QueryKeys(ctx, &mautrix.ReqQueryKeys{DeviceKeys: mautrix.DeviceKeysRequest{alice.UserID: nil}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := q.DeviceKeys[alice.UserID][phone.DeviceID]; ok {
+			t.Errorf("a logged-out device's keys are still shown")
+		}
+	})
 }

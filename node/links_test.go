@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -12,7 +13,6 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/parley-p2p/parley/internal/testkit"
-	"github.com/parley-p2p/parley/rooms"
 )
 
 func makeLink(t *testing.T, ctx context.Context, c *mautrix.Client, room id.RoomID, body map[string]any) map[string]any {
@@ -75,34 +75,37 @@ func TestInviteLinks(t *testing.T) {
 				t.Fatalf("%s join_link: %v %s", u.UserID, err, code)
 			}
 		}
-		if _, err := users[3].SendText(ctx, room.RoomID, "dave says hi"); err != nil {
+		sent, err := users[3].SendText(ctx, room.RoomID, "dave says hi")
+		if err != nil {
 			t.Fatal(err)
 		}
-		testkit.WaitFor(t, 20*time.Second, "everyone to have dave's message", func() bool {
-			for _, u := range users[:4] {
-				found := false
-				for _, b := range readAll(t, ctx, u, room.RoomID) {
-					found = found || b == "dave says hi"
+		seen := func(u int) bool {
+			for _, b := range readAll(t, ctx, users[u], room.RoomID) {
+				if b == "dave says hi" {
+					return true
 				}
-				if !found {
-					if time.Now().Second()%7 == 0 {
-						for i, n := range nodes[:4] {
-							r := n.getRoom(room.RoomID.String())
-							t.Logf("node %d (%s): ext %v dave=%q carol=%q", i, names[i], r.Head().Ext, r.State()[rooms.StateKey{Type: "m.room.member", StateKey: users[3].UserID.String()}], r.State()[rooms.StateKey{Type: "m.room.member", StateKey: users[2].UserID.String()}])
-							ar := nodes[0].getRoom(room.RoomID.String())
-							jid := ar.State()[rooms.StateKey{Type: "m.room.member", StateKey: users[3].UserID.String()}]
-							if ji, err := n.dag.Event(jid); err == nil {
-								t.Logf("   join %s: %+v prevs %v", jid, ji.Rec, ji.Event.PrevEvents())
-							} else {
-								t.Logf("   join %s unknown", jid)
-							}
-						}
-					}
+			}
+			return false
+		}
+		ok := testkit.Eventually(20*time.Second, func() bool {
+			for u := range users[:4] {
+				if !seen(u) {
 					return false
 				}
 			}
 			return true
 		})
+		if !ok {
+			// Say, for each node, where dave's message stands.
+			for i, n := range nodes[:4] {
+				state := "not held"
+				if info, err := n.dag.Event(sent.EventID.String()); err == nil {
+					state = fmt.Sprintf("held (outlier %v, soft-failed %q, plain %d bytes)", info.Rec.Outlier, info.Rec.SoftFailed, len(info.Rec.Plain))
+				}
+				t.Logf("%s: shown %v; %s", names[i], seen(i), state)
+			}
+			t.Fatal("timed out after 20s waiting for everyone to have dave's message")
+		}
 	})
 	t.Run("the fourth use is refused", func(t *testing.T) {
 		_, code, err := useLink(ctx, users[4], l)

@@ -114,6 +114,8 @@ type Config struct {
 	failWrite func(ev *rooms.Event, plain []byte) error
 	// freeSpace fakes the data dir's free space (tests).
 	freeSpace func(dir string) (uint64, error)
+	// accessTokenLifetime shortens refreshable access tokens (tests).
+	accessTokenLifetime time.Duration
 	// p2pOptions are extra libp2p options (tests force reachability:
 	// libp2p counts loopback as private).
 	p2pOptions []libp2p.Option
@@ -236,6 +238,8 @@ func (n *Node) Start() (err error) {
 		AppURL:            n.URL,
 		OnClaimed:         n.removeUsedClaimFile,
 		Logger:            n.cfg.Logger,
+
+		AccessTokenLifetime: n.cfg.accessTokenLifetime,
 	})
 	committed = n.api.Committed
 	invited = n.api.Invited
@@ -245,7 +249,7 @@ func (n *Node) Start() (err error) {
 	// else starts; it answers 503 until Ready, by when the host is up
 	// and status and links carry the node's addresses.
 	n.http = webui.New(webui.Config{Addr: n.cfg.HTTPAddr, AppDir: n.cfg.AppDir, AllowedHosts: n.cfg.AllowedHosts, WaitReady: true, Logger: n.cfg.Logger}, webui.Backends{
-		Accounts: n.api, Rooms: n.api, Membership: n.api, Syncer: n.api, Links: n.api, E2EE: n.api, Keys: n.api,
+		Accounts: n.api, Rooms: n.api, Membership: n.api, Syncer: n.api, Links: n.api, E2EE: n.api, Devices: n.api, Keys: n.api,
 		Admin: admin{API: n.api, node: n},
 	})
 	if err := n.http.Start(); err != nil {

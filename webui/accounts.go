@@ -28,6 +28,8 @@ type Accounts interface {
 	CreateAccount(ctx context.Context, req AccountRequest) (*LoginResult, error)
 	Login(ctx context.Context, localpart, password, deviceID, deviceName string) (*LoginResult, error)
 	Authenticate(token string) (*Session, error)
+	// Logout revokes the token and deletes its device, with every other
+	// token the device holds.
 	Logout(token string) error
 
 	PutFilter(user string, filter json.RawMessage) (string, error)
@@ -59,6 +61,7 @@ type loginRequest struct {
 	Password                 string `json:"password"`
 	DeviceID                 string `json:"device_id"`
 	InitialDeviceDisplayName string `json:"initial_device_display_name"`
+	RefreshToken             bool   `json:"refresh_token"`
 }
 
 func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
@@ -96,6 +99,9 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := s.withRefresh(res, req.RefreshToken); err != nil {
+		return err
+	}
 	writeJSON(w, http.StatusOK, res)
 	return nil
 }
@@ -127,6 +133,7 @@ type registerRequest struct {
 	DeviceID                 string `json:"device_id"`
 	InitialDeviceDisplayName string `json:"initial_device_display_name"`
 	InhibitLogin             bool   `json:"inhibit_login"`
+	RefreshToken             bool   `json:"refresh_token"`
 }
 
 // register enforces the node's policy: the first account claims the node
@@ -196,7 +203,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	}
 	res, err := s.accounts.CreateAccount(r.Context(), AccountRequest{
 		Localpart: local, Password: req.Password, DeviceID: req.DeviceID,
-		DeviceName: req.InitialDeviceDisplayName, First: first,
+		DeviceName: req.InitialDeviceDisplayName, First: first, InhibitLogin: req.InhibitLogin,
 	})
 	if err != nil {
 		return err
@@ -204,6 +211,9 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	if req.InhibitLogin {
 		writeJSON(w, http.StatusOK, map[string]string{"user_id": res.UserID})
 		return nil
+	}
+	if err := s.withRefresh(res, req.RefreshToken); err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, res)
 	return nil

@@ -78,7 +78,7 @@ func (s *Server) capabilities(w http.ResponseWriter, r *http.Request, _ *Session
 			"default":   rooms.DefaultVersion,
 			"available": map[string]string{rooms.V11: "stable", rooms.V12: "stable"},
 		},
-		"m.change_password": map[string]bool{"enabled": false},
+		"m.change_password": map[string]bool{"enabled": true},
 		"m.set_displayname": map[string]bool{"enabled": true},
 		"m.set_avatar_url":  map[string]bool{"enabled": true},
 		"m.3pid_changes":    map[string]bool{"enabled": false},

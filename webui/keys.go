@@ -36,9 +36,6 @@ type Keys interface {
 	// UploadSignatures stores signatures of keys, by user and key ID; it
 	// answers the failures by user and key ID.
 	UploadSignatures(ctx context.Context, s *Session, signed map[string]map[string]json.RawMessage) (map[string]map[string]any, error)
-	// CheckPasswordForKeys checks the user's password (the
-	// user-interactive auth of cross-signing uploads).
-	CheckPasswordForKeys(ctx context.Context, s *Session, password string) error
 	// SendToDevice queues messages for devices (device "*": all of the
 	// user's); a transaction ID already used by the device does nothing.
 	SendToDevice(ctx context.Context, s *Session, evType, txnID string, messages map[string]map[string]json.RawMessage) error
@@ -384,6 +381,9 @@ func (s *Server) uploadCrossSigning(w http.ResponseWriter, r *http.Request, sess
 		if !isObject(raw) || json.Unmarshal(raw, &k) != nil {
 			return errBadJSON(errs.Invalidf("%s must be an object with user_id, usage and keys", field))
 		}
+		if k.UserID == "" && len(k.Keys) == 0 {
+			continue // an empty key stands for none (mautrix-go sends one)
+		}
 		if k.UserID != sess.UserID {
 			return errs.Invalidf("%s is for %s, not %s", field, k.UserID, sess.UserID)
 		}
@@ -419,13 +419,10 @@ func (s *Server) uploadCrossSigning(w http.ResponseWriter, r *http.Request, sess
 		}
 	}
 	if needAuth {
-		var auth *uiaAuth
-		if raw, ok := req["auth"]; ok {
-			if err := json.Unmarshal(raw, &auth); err != nil {
-				return errBadJSON(err)
-			}
+		if s.devices == nil {
+			return errs.Forbiddenf("replacing cross-signing keys needs the password, and this server has no user-interactive auth")
 		}
-		if err := s.keysUIA(r, sess, auth); err != nil {
+		if err := s.uia(r, sess, "replace cross-signing keys", req["auth"]); err != nil {
 			return err
 		}
 	}
@@ -436,61 +433,6 @@ func (s *Server) uploadCrossSigning(w http.ResponseWriter, r *http.Request, sess
 	}
 	writeJSON(w, http.StatusOK, map[string]any{})
 	return nil
-}
-
-// uiaAuth is the auth object of user-interactive auth with a password.
-type uiaAuth struct {
-	Type       string `json:"type"`
-	Session    string `json:"session"`
-	Password   string `json:"password"`
-	Identifier struct {
-		Type string `json:"type"`
-		User string `json:"user"`
-	} `json:"identifier"`
-	User string `json:"user"`
-}
-
-// keysUIA is the user-interactive auth of a cross-signing upload: one
-// stage, the user's password, with the login backoff against guessing.
-// (A small one of its own: webui has no shared UIA helper yet.)
-func (s *Server) keysUIA(r *http.Request, sess *Session, auth *uiaAuth) error {
-	challenge := func(code, msg string) *Error {
-		e := Errorf(http.StatusUnauthorized, code, "%s", msg)
-		e.Extra = map[string]any{
-			"flows":   []map[string][]string{{"stages": {loginPassword}}},
-			"params":  map[string]any{},
-			"session": "keys",
-		}
-		return e
-	}
-	if auth == nil || auth.Type == "" {
-		return challenge("", "")
-	}
-	if auth.Type != loginPassword {
-		return challenge("M_UNRECOGNIZED", "this node authenticates with "+loginPassword)
-	}
-	user := auth.Identifier.User
-	if user == "" {
-		user = auth.User
-	}
-	if user != "" {
-		local, err := s.localpart(user)
-		if err != nil || s.accounts != nil && "@"+local+":"+s.accounts.ServerName() != sess.UserID {
-			return challenge("M_FORBIDDEN", "the password must be that of "+sess.UserID)
-		}
-	}
-	local, _ := s.localpart(sess.UserID)
-	client := clientKey(r)
-	if err := s.guard.beginLogin(local, client); err != nil {
-		return err
-	}
-	err := s.keys.CheckPasswordForKeys(r.Context(), sess, auth.Password)
-	if me, _ := matrixError(err); err != nil && me.Status == http.StatusForbidden {
-		s.guard.loginDone(local, client, false)
-		return challenge("M_FORBIDDEN", "wrong password")
-	}
-	s.guard.loginDone(local, client, err == nil)
-	return err
 }
 
 func (s *Server) uploadSignatures(w http.ResponseWriter, r *http.Request, sess *Session) error {

@@ -64,6 +64,7 @@ func (s *Server) authed(h func(w http.ResponseWriter, r *http.Request, sess *Ses
 			writeError(w, s.log, r, err)
 			return
 		}
+		s.seen(r, sess)
 		ctx := context.WithValue(r.Context(), sessionKey, sess)
 		if err := h(w, r.WithContext(ctx), sess); err != nil {
 			writeError(w, s.log, r, err)

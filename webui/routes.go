@@ -34,6 +34,18 @@ func (s *Server) routes() http.Handler {
 	m("PUT /profile/{userId}/{field}", s.authed(s.putProfileField))
 
 	// Each further role only if the node gave one.
+	if s.devices != nil {
+		m("GET /devices", s.authed(s.listDevices))
+		m("GET /devices/{deviceId}", s.authed(s.getDevice))
+		m("PUT /devices/{deviceId}", s.authed(s.putDevice))
+		m("DELETE /devices/{deviceId}", s.authed(s.deleteDevice))
+		m("POST /delete_devices", s.authed(s.deleteDevices))
+		m("POST /logout/all", s.authed(s.logoutAll))
+		m("POST /account/password", s.authed(s.changePassword))
+		m("POST /account/deactivate", s.authed(s.deactivate))
+		m("GET /account/3pid", s.authed(s.threePIDs))
+		m("POST /refresh", s.anon(s.refresh))
+	}
 	if s.rooms != nil {
 		m("POST /createRoom", s.authed(s.createRoom))
 		m("GET /joined_rooms", s.authed(s.joinedRooms))

@@ -62,6 +62,7 @@ type Backends struct {
 	Links      Links
 	Admin      Admin
 	E2EE       E2EE
+	Devices    Devices
 	Keys       Keys
 }
 
@@ -75,10 +76,13 @@ type Server struct {
 	links      Links
 	admin      Admin
 	e2ee       E2EE
+	devices    Devices
 	keys       Keys
 	log        *slog.Logger
 	handler    http.Handler
 	guard      *guard
+	// uiaSessions are user-interactive auth in progress (devices.go).
+	uiaSessions uiaSessions
 
 	ready     atomic.Bool
 	ln        net.Listener
@@ -115,7 +119,8 @@ func New(cfg Config, b Backends) *Server {
 		cfg: cfg, log: log.With("component", "webui"), guard: newGuard(),
 		accounts: b.Accounts, rooms: b.Rooms, membership: b.Membership,
 		syncer: b.Syncer, links: b.Links, admin: b.Admin, e2ee: b.E2EE,
-		keys: b.Keys,
+		devices: b.Devices,
+		keys:    b.Keys,
 	}
 	s.ready.Store(!cfg.WaitReady)
 	s.handler = s.routes()

@@ -13,6 +13,11 @@ type LoginResult struct {
 	UserID      string `json:"user_id"`
 	AccessToken string `json:"access_token"`
 	DeviceID    string `json:"device_id"`
+	// RefreshToken and ExpiresInMS are set when the client asked for a
+	// refresh token (devices.go); without one the access token never
+	// expires.
+	RefreshToken string `json:"refresh_token,omitempty"`
+	ExpiresInMS  int64  `json:"expires_in_ms,omitempty"`
 }
 
 // AccountRequest creates a local account.
@@ -23,6 +28,8 @@ type AccountRequest struct {
 	DeviceName string
 	// First asks for the node's first account: it fails if one exists.
 	First bool
+	// InhibitLogin creates the account without a device or token.
+	InhibitLogin bool
 }
 
 // ClientEvent is an event in the client-server API's format.

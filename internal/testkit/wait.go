@@ -15,13 +15,23 @@ const maxPoll = 20 * time.Millisecond
 // time and a slow one costs little CPU. cond runs on the test's goroutine.
 func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	if !Eventually(timeout, cond) {
+		t.Fatalf("timed out after %v waiting for %s", timeout, what)
+	}
+}
+
+// Eventually polls cond as WaitFor does and reports whether it held
+// within timeout, for a test that says more than WaitFor when it does
+// not.
+func Eventually(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	poll := time.Millisecond
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+			return false
 		}
 		time.Sleep(poll)
 		poll = min(2*poll, maxPoll)
 	}
+	return true
 }

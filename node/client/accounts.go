@@ -89,8 +89,12 @@ func (api *API) CreateAccount(ctx context.Context, req webui.AccountRequest) (*w
 	if _, err := api.account(req.Localpart); err == nil {
 		return nil, &webui.Error{Status: http.StatusBadRequest, Code: "M_USER_IN_USE", Message: "that user name is taken"}
 	}
+	if err := checkDeviceID(req.DeviceID); err != nil {
+		return nil, err
+	}
 	user := api.userID(req.Localpart)
-	token, sess := api.newSession(user, req.DeviceID)
+	var token string
+	var sess *store.Session
 	err = api.store.Update(func(t *store.Txn) error {
 		if err := t.PutAccount(&store.Account{Localpart: req.Localpart, PasswordHash: string(hash), Created: nowMS()}); err != nil {
 			return err
@@ -103,7 +107,12 @@ func (api *API) CreateAccount(ctx context.Context, req webui.AccountRequest) (*w
 				return err
 			}
 		}
-		return t.PutSession(token, sess)
+		if req.InhibitLogin {
+			return nil
+		}
+		var err error
+		token, sess, _, _, err = api.issue(t, user, req.DeviceID, req.DeviceName)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -111,15 +120,13 @@ func (api *API) CreateAccount(ctx context.Context, req webui.AccountRequest) (*w
 	if req.First {
 		api.claimed()
 	}
+	if req.InhibitLogin {
+		api.log.Info("account created", "user", user)
+		return &webui.LoginResult{UserID: user}, nil
+	}
+	api.devicesChanged(user, sess.DeviceID, false)
 	api.log.Info("account created", "user", user)
 	return &webui.LoginResult{UserID: user, AccessToken: token, DeviceID: sess.DeviceID}, nil
-}
-
-func (api *API) newSession(user, device string) (string, *store.Session) {
-	if device == "" {
-		device = randomDeviceID()
-	}
-	return "pt_" + randomString(40), &store.Session{UserID: user, DeviceID: device, Created: nowMS()}
 }
 
 // Login implements webui.Backend.
@@ -137,10 +144,31 @@ func (api *API) Login(ctx context.Context, localpart, password, deviceID, device
 	if bcrypt.CompareHashAndPassword([]byte(a.PasswordHash), []byte(password)) != nil {
 		return nil, bad
 	}
-	user := api.userID(localpart)
-	token, sess := api.newSession(user, deviceID)
-	if err := api.store.Update(func(t *store.Txn) error { return t.PutSession(token, sess) }); err != nil {
+	if a.Deactivated {
+		return nil, &webui.Error{Status: http.StatusForbidden, Code: "M_USER_DEACTIVATED", Message: "this account has been deactivated"}
+	}
+	if err := checkDeviceID(deviceID); err != nil {
 		return nil, err
+	}
+	if err := api.adoptSessions(); err != nil {
+		return nil, err
+	}
+	user := api.userID(localpart)
+	var token, added string
+	var sess *store.Session
+	var removed []string
+	if err := api.store.Update(func(t *store.Txn) error {
+		var err error
+		token, sess, added, removed, err = api.issue(t, user, deviceID, deviceName)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	for _, id := range removed {
+		api.devicesChanged(user, id, true)
+	}
+	if added != "" {
+		api.devicesChanged(user, added, false)
 	}
 	return &webui.LoginResult{UserID: user, AccessToken: token, DeviceID: sess.DeviceID}, nil
 }
@@ -162,12 +190,34 @@ func (api *API) Authenticate(token string) (*webui.Session, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.Expires != 0 && nowMS() >= s.Expires {
+		return nil, errUnknownToken("the access token has expired: refresh it", true)
+	}
+	if s.PrevRefresh != "" {
+		api.firstUse(token)
+	}
 	return &webui.Session{UserID: s.UserID, DeviceID: s.DeviceID}, nil
 }
 
-// Logout implements webui.Backend.
+// Logout implements webui.Backend: the token's device is deleted, and
+// every token it holds revoked.
 func (api *API) Logout(token string) error {
-	return api.store.Update(func(t *store.Txn) error { return t.DeleteSession(token) })
+	var s *store.Session
+	err := api.store.View(func(t *store.Txn) error {
+		var err error
+		s, err = t.Session(token)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // the CLI's token, or one revoked meanwhile
+	}
+	if err != nil {
+		return err
+	}
+	if err := api.store.Update(func(t *store.Txn) error { return t.DeleteSession(token) }); err != nil {
+		return err
+	}
+	return api.deleteDevices(s.UserID, func(id string) bool { return id == s.DeviceID })
 }
 
 // PutFilter implements webui.Backend.

@@ -31,6 +31,8 @@ type API struct {
 	notify   *notifier
 
 	syncBuilds atomic.Int64 // /sync answers built, including ones with nothing new
+
+	dev deviceState // devices.go
 }
 
 // Config configures the client API.
@@ -48,6 +50,13 @@ type Config struct {
 	AppURL func() string
 	// CLIToken lets the command line act as the owner.
 	CLIToken string
+	// AccessTokenLifetime is how long an access token issued with a
+	// refresh token lasts; default DefaultAccessTokenLifetime. Tokens
+	// issued without one never expire.
+	AccessTokenLifetime time.Duration
+	// OnDeviceChange, if set, is called after a device of a local user
+	// was added or removed (devices.go).
+	OnDeviceChange func(user, deviceID string, removed bool)
 	// Logger; nil discards.
 	Logger *slog.Logger
 }

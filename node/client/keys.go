@@ -11,8 +11,6 @@ import (
 	"slices"
 	"strings"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/parley-p2p/parley/errs"
 	"github.com/parley-p2p/parley/node/store"
 	"github.com/parley-p2p/parley/rooms"
@@ -605,20 +603,4 @@ func sameKeys(stored json.RawMessage, keys map[string]string) bool {
 		}
 	}
 	return true
-}
-
-// CheckPasswordForKeys implements webui.Keys.
-func (api *API) CheckPasswordForKeys(ctx context.Context, s *webui.Session, password string) error {
-	local, ok := api.peers.LocalUser(s.UserID)
-	if !ok {
-		return errs.Forbiddenf("not a user of this node")
-	}
-	a, err := api.account(local)
-	if err != nil {
-		return err
-	}
-	if bcrypt.CompareHashAndPassword([]byte(a.PasswordHash), []byte(password)) != nil {
-		return errs.Forbiddenf("wrong password")
-	}
-	return nil
 }

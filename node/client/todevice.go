@@ -104,12 +104,21 @@ func (api *API) queueLocal(t *store.Txn, user, dev string, pos uint64, n int, ms
 	return true, t.QueueToDevice(user, dev, pos, n, msg)
 }
 
-// userDevices lists a user's devices: those with an access token and
-// those that published keys.
+// userDevices lists a user's devices: those with an access token (from
+// before devices were kept, too) and those that published keys.
 func userDevices(t *store.Txn, user string) ([]string, error) {
 	devs, err := t.SessionDevices(user)
 	if err != nil {
 		return nil, err
+	}
+	kept, err := t.Devices(user)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range kept {
+		if !slices.Contains(devs, d.ID) {
+			devs = append(devs, d.ID)
+		}
 	}
 	keyed, err := t.DeviceKeys(user)
 	if err != nil {

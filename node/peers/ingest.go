@@ -30,6 +30,7 @@ import (
 // has a place in the room: it never fetches on behalf of a stranger.
 func (ps *Peers) ingestRemote(ctx context.Context, r *Room, ev *rooms.Event, from peer.ID, nested bool) (*dag.Outcome, error) {
 	var sources []peer.ID
+	filled := false
 	for attempt := 0; attempt < 4; attempt++ {
 		out, err := ps.dag.Admit(r.Room, ev, dag.Opts{})
 		var miss *dag.Missing
@@ -42,13 +43,14 @@ func (ps *Peers) ingestRemote(ctx context.Context, r *Room, ev *rooms.Event, fro
 			}
 		}
 		switch {
-		case len(miss.Auth) > 0:
-			if err := ps.askInTurn(ctx, sources, from, func(ctx context.Context, p peer.ID) error { return ps.fetchAuthChain(ctx, r, p, miss.Auth) }); err != nil {
-				return nil, err
-			}
-		case !nested && attempt == 0:
-			// Ask for the missing prev events themselves: a member may
-			// not have ev yet, but it has what ev builds on.
+		case !nested && !filled && len(miss.Prev) > 0:
+			// Ask for the missing prev events themselves first: a member
+			// may not have ev yet, but it has what ev builds on, and
+			// the gap usually holds the missing auth events too. Fetched
+			// the other way round, an auth event (the sender's new
+			// membership) became an outlier, which a gap fill treats as
+			// held: what lay behind it (a key share) was never fetched.
+			filled = true
 			for _, p := range sources {
 				actx, cancel := ps.askContext(ctx, p, from)
 				err := ps.fillGap(actx, r, p, miss.Prev)
@@ -59,6 +61,10 @@ func (ps *Peers) ingestRemote(ctx context.Context, r *Room, ev *rooms.Event, fro
 				if !ps.missingPrevs(r, ev) {
 					break
 				}
+			}
+		case len(miss.Auth) > 0:
+			if err := ps.askInTurn(ctx, sources, from, func(ctx context.Context, p peer.ID) error { return ps.fetchAuthChain(ctx, r, p, miss.Auth) }); err != nil {
+				return nil, err
 			}
 		default:
 			for _, id := range miss.Prev {

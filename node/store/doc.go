@@ -1,8 +1,9 @@
 // Package store keeps everything a parley node persists in one Badger
 // database: the room DAGs (events with their stream positions, and room
 // states as deltas between checkpoints: see states.go), room heads, local
-// accounts, access tokens (hashed), filters, transaction IDs, profiles and
-// pending invites.
+// accounts, access tokens (hashed), devices and their refresh tokens
+// (hashed, devices.go), filters, transaction IDs, profiles and pending
+// invites.
 //
 // Every write goes through a single read-write transaction committed with
 // Badger's SyncWrites, so a call that returns nil is on disk. Badger batches

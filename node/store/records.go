@@ -232,6 +232,9 @@ type Account struct {
 	Localpart    string `json:"local"`
 	PasswordHash string `json:"pw"`
 	Created      int64  `json:"created"`
+	// Deactivated accounts keep their record, so that the name can never
+	// be registered again, but cannot log in.
+	Deactivated bool `json:"deact,omitempty"`
 }
 
 // Account loads a local account.
@@ -261,6 +264,14 @@ type Session struct {
 	UserID   string `json:"user"`
 	DeviceID string `json:"device"`
 	Created  int64  `json:"created"`
+	// Expires is when (ms) the token stops working; 0 never. Only tokens
+	// issued with a refresh token expire.
+	Expires int64 `json:"exp,omitempty"`
+	// Refresh is the hash of the refresh token issued with this one.
+	Refresh string `json:"rt,omitempty"`
+	// PrevRefresh is the hash of the refresh token this one was issued
+	// for: the first use of this token revokes it (devices.go).
+	PrevRefresh string `json:"prt,omitempty"`
 }
 
 // HashToken is how tokens are stored: only their SHA-256.
@@ -303,9 +314,39 @@ func (t *Txn) PutSession(token string, s *Session) error {
 // DeleteSession forgets a token. The session cache forgets it as the
 // transaction commits, before Update returns.
 func (t *Txn) DeleteSession(token string) error {
-	sum := sha256.Sum256([]byte(token))
+	return t.DeleteSessionHash(HashToken(token))
+}
+
+// DeleteSessionHash forgets a token by its hash (HashToken's), as
+// DeleteSession does.
+func (t *Txn) DeleteSessionHash(hash string) error {
+	var sum tokenSum
+	if n, err := hex.Decode(sum[:], []byte(hash)); err != nil || n != len(sum) {
+		return fmt.Errorf("store: token hash %q is not a SHA-256", hash)
+	}
 	t.sessionsWritten = append(t.sessionsWritten, sum)
-	return t.txn.Delete(keyToken(hex.EncodeToString(sum[:])))
+	return t.txn.Delete(keyToken(hash))
+}
+
+// SessionByHash loads a session by its token's hash, from Badger (never
+// the cache, which is for the hot path of authenticating requests).
+func (t *Txn) SessionByHash(hash string) (*Session, error) {
+	var s Session
+	if err := t.getJSON(keyToken(hash), &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// PutSessionHash stores a session under its token's hash, as PutSession
+// does.
+func (t *Txn) PutSessionHash(hash string, s *Session) error {
+	var sum tokenSum
+	if n, err := hex.Decode(sum[:], []byte(hash)); err != nil || n != len(sum) {
+		return fmt.Errorf("store: token hash %q is not a SHA-256", hash)
+	}
+	t.sessionsWritten = append(t.sessionsWritten, sum)
+	return t.setJSON(keyToken(hash), s)
 }
 
 // Profile is a user's public profile.
