@@ -19,7 +19,7 @@ import (
 func TestKeysOfUsersOnAnotherNode(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	a, _, alice, bob, _ := twoMembers(t, ctx, testOpts{regToken: "family"}, testOpts{})
+	a, b, alice, bob, _ := twoMembers(t, ctx, testOpts{regToken: "family"}, testOpts{})
 	if _, err := bob.UploadKeys(ctx, &mautrix.ReqUploadKeys{DeviceKeys: deviceKeys(bob, "1"), OneTimeKeys: otks("b", 2)}); err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,9 @@ func TestKeysOfUsersOnAnotherNode(t *testing.T) {
 	}
 
 	t.Run("a node sharing no room with the user learns nothing", func(t *testing.T) {
-		c := newTestNode(t, testOpts{bootstrap: []*testNode{a}})
+		// c knows b's address (not left to the DHT), so that b's silence
+		// is its refusal, not a node it could not find.
+		c := newTestNode(t, testOpts{bootstrap: []*testNode{a, b}})
 		carol := c.register(ctx, "carol")
 		q, err := carol.QueryKeys(ctx, &mautrix.ReqQueryKeys{DeviceKeys: mautrix.DeviceKeysRequest{bob.UserID: nil}})
 		if err != nil {
