@@ -243,14 +243,15 @@ func (n *Node) Start() (err error) {
 	})
 	committed = n.api.Committed
 	invited = n.api.Invited
+	n.peers.SetKeyService(n.api)
 
 	// The API's port is bound first, so a clash fails before anything
 	// else starts; it answers 503 until Ready, by when the host is up
 	// and status and links carry the node's addresses.
 	n.http = webui.New(webui.Config{Addr: n.cfg.HTTPAddr, AppDir: n.cfg.AppDir, AllowedHosts: n.cfg.AllowedHosts, WaitReady: true, Logger: n.cfg.Logger}, webui.Backends{
 		Accounts: n.api, Rooms: n.api, Membership: n.api, Syncer: n.api, Links: n.api, E2EE: n.api, Devices: n.api,
-		UserData: n.api,
-		Admin:    admin{API: n.api, node: n},
+		UserData: n.api, Keys: n.api,
+		Admin: admin{API: n.api, node: n},
 	})
 	if err := n.http.Start(); err != nil {
 		return err

@@ -94,6 +94,31 @@ func (s *Server) routes() http.Handler {
 		m("GET /pushers", s.authed(s.getPushers))
 		m("POST /pushers/set", s.authed(s.setPusher))
 	}
+	if s.keys != nil {
+		m("POST /keys/upload", s.authed(s.uploadKeys))
+		m("POST /keys/query", s.authed(s.queryKeys))
+		m("POST /keys/claim", s.authed(s.claimKeys))
+		m("GET /keys/changes", s.authed(s.keyChanges))
+		// mautrix-go (up to v0.32 at least) asks with POST; the spec says GET.
+		m("POST /keys/changes", s.authed(s.keyChanges))
+		m("POST /keys/device_signing/upload", s.authed(s.uploadCrossSigning))
+		m("POST /keys/signatures/upload", s.authed(s.uploadSignatures))
+		m("PUT /sendToDevice/{type}/{txnId}", s.authed(s.sendToDevice))
+		m("POST /room_keys/version", s.authed(s.createBackup))
+		m("GET /room_keys/version", s.authed(s.getBackup))
+		m("GET /room_keys/version/{version}", s.authed(s.getBackup))
+		m("PUT /room_keys/version/{version}", s.authed(s.updateBackup))
+		m("DELETE /room_keys/version/{version}", s.authed(s.deleteBackup))
+		m("PUT /room_keys/keys", s.authed(s.putBackupKeys))
+		m("PUT /room_keys/keys/{roomId}", s.authed(s.putBackupKeys))
+		m("PUT /room_keys/keys/{roomId}/{sessionId}", s.authed(s.putBackupKeys))
+		m("GET /room_keys/keys", s.authed(s.getBackupKeys))
+		m("GET /room_keys/keys/{roomId}", s.authed(s.getBackupKeys))
+		m("GET /room_keys/keys/{roomId}/{sessionId}", s.authed(s.getBackupKeys))
+		m("DELETE /room_keys/keys", s.authed(s.deleteBackupKeys))
+		m("DELETE /room_keys/keys/{roomId}", s.authed(s.deleteBackupKeys))
+		m("DELETE /room_keys/keys/{roomId}/{sessionId}", s.authed(s.deleteBackupKeys))
+	}
 	if s.links != nil {
 		mux.Handle("POST /_parley/v1/rooms/{roomId}/links", s.authed(s.createLink))
 		mux.Handle("GET /_parley/v1/rooms/{roomId}/links", s.authed(s.listLinks))

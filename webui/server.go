@@ -64,6 +64,7 @@ type Backends struct {
 	E2EE       E2EE
 	Devices    Devices
 	UserData   UserData
+	Keys       Keys
 }
 
 // Server is the local HTTP server.
@@ -78,6 +79,7 @@ type Server struct {
 	e2ee       E2EE
 	devices    Devices
 	userdata   UserData
+	keys       Keys
 	log        *slog.Logger
 	handler    http.Handler
 	guard      *guard
@@ -121,6 +123,7 @@ func New(cfg Config, b Backends) *Server {
 		syncer: b.Syncer, links: b.Links, admin: b.Admin, e2ee: b.E2EE,
 		devices:  b.Devices,
 		userdata: b.UserData,
+		keys:     b.Keys,
 	}
 	s.ready.Store(!cfg.WaitReady)
 	s.handler = s.routes()

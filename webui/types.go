@@ -178,6 +178,9 @@ type SyncResponse struct {
 	ToDevice    EventList      `json:"to_device"`
 	DeviceLists map[string]any `json:"device_lists"`
 	OTKCount    map[string]int `json:"device_one_time_keys_count"`
+	// UnusedFallbackKeyTypes are the algorithms of the device's fallback
+	// keys not given out yet.
+	UnusedFallbackKeyTypes []string `json:"device_unused_fallback_key_types"`
 }
 
 // EventList is {"events": [...]}.

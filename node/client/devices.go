@@ -109,6 +109,10 @@ func (api *API) devicesChanged(user, deviceID string, removed bool) {
 		api.dev.mu.Lock()
 		delete(api.dev.seen, devKey{user, deviceID})
 		api.dev.mu.Unlock()
+		// Its published keys and waiting messages go too (todevice.go).
+		if err := api.ForgetDevice(user, deviceID); err != nil {
+			api.log.Warn("forget a deleted device's keys", "user", user, "device", deviceID, "err", err)
+		}
 	}
 	if api.cfg.OnDeviceChange != nil {
 		api.cfg.OnDeviceChange(user, deviceID, removed)

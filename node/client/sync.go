@@ -174,12 +174,17 @@ func (api *API) buildSync(s *webui.Session, since, pos uint64, req webui.SyncReq
 		}
 		return nil
 	})
-	if err == nil {
-		var more bool
-		more, err = api.syncUserData(s, since, pos, resp, &f)
-		news = news || more
+	if err != nil {
+		return nil, false, err
 	}
-	return resp, news, err
+	more, err := api.syncUserData(s, since, pos, resp, &f)
+	if err != nil {
+		return nil, false, err
+	}
+	news = news || more
+	// To-device messages, device lists and key counts (todevice.go).
+	devNews, err := api.syncDevices(s, since, pos, resp)
+	return resp, news || devNews, err
 }
 
 // covers reports whether a room's state shows the user joined or invited:

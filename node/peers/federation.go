@@ -94,6 +94,14 @@ func (ps *Peers) serve(ctx context.Context, from peer.ID, method string, body []
 		resp, err = ps.onLinkInvite(ctx, server, body)
 	case MethodRoomSecret:
 		resp, err = ps.onRoomSecret(ctx, server, body)
+	case MethodUserKeys:
+		resp, err = ps.onUserKeys(server, body)
+	case MethodClaimKeys:
+		resp, err = ps.onClaimKeys(server, body)
+	case MethodToDevice:
+		resp, err = ps.onToDevice(server, body)
+	case MethodDeviceList:
+		resp, err = ps.onDeviceList(server, body)
 	default:
 		return nil, remoteErr("M_UNRECOGNIZED", "unknown method %q", method)
 	}

@@ -543,6 +543,7 @@ func (ps *Peers) onPeerConnected(p peer.ID) {
 	if err != nil {
 		return
 	}
+	ps.KickOutbox() // what the outbox owes it may go now
 	ps.mu.Lock()
 	var shared []*Room
 	for _, r := range ps.rooms {

@@ -48,6 +48,8 @@ type Peers struct {
 	roomWorkers   atomic.Int64 // running room workers: one per followed room
 	gossipLog     *logLimiter  // lines about refused gossip
 
+	keyst keyState // clients' own keys between nodes (devicekeys.go)
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -117,6 +119,7 @@ func New(cfg Config) *Peers {
 		kem:        kem,
 		secrets:    newSecrets(),
 	}
+	ps.keyst.kick = make(chan struct{}, 1)
 	ps.inner = ps.serve
 	if cfg.WrapHandler != nil {
 		ps.inner = cfg.WrapHandler(ps.serve)
@@ -140,6 +143,7 @@ func (ps *Peers) Start() error {
 	ps.goBackground(ps.maintainPeers)
 	ps.publishing.Store(true)
 	ps.goBackground(ps.publishOut)
+	ps.goBackground(ps.deliverOutbox)
 	return nil
 }
 

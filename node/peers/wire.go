@@ -213,3 +213,63 @@ const (
 	MethodBackfill = "backfill"
 	MaxBackfill    = 500
 )
+
+// Clients' own end-to-end encryption between nodes (devicekeys.go):
+// room-less requests, answered only about users who share a joined room
+// with a user of the asking server. Keys are asked for when a client
+// asks; to-device messages and device list changes wait in the sender's
+// outbox until the receiver acknowledges them, and a to-device message
+// carries an ID so that one sent again after a lost answer is taken once.
+const (
+	MethodUserKeys   = "user_keys"
+	MethodClaimKeys  = "claim_keys"
+	MethodToDevice   = "to_device"
+	MethodDeviceList = "device_list"
+)
+
+// Limits on key requests.
+const (
+	MaxKeyUsers     = 1000  // users in one keys query or claim
+	MaxKeyDevices   = 10000 // devices in one keys query or claim
+	MaxToDeviceBody = 64 << 10
+	// MaxOutbox bounds the requests a node keeps for one server that
+	// does not answer; beyond it new ones are dropped (and logged).
+	MaxOutbox = 10000
+)
+
+type UserKeysReq struct {
+	Users map[string][]string `json:"users"`
+}
+
+type UserKeysResp struct {
+	DeviceKeys      map[string]map[string]json.RawMessage `json:"device_keys"`
+	MasterKeys      map[string]json.RawMessage            `json:"master_keys"`
+	SelfSigningKeys map[string]json.RawMessage            `json:"self_signing_keys"`
+}
+
+type ClaimKeysReq struct {
+	OneTimeKeys map[string]map[string]string `json:"one_time_keys"`
+}
+
+type ClaimKeysResp struct {
+	OneTimeKeys map[string]map[string]map[string]json.RawMessage `json:"one_time_keys"`
+}
+
+// ToDeviceReq is one to-device message for one device ("*": every
+// device of the user).
+type ToDeviceReq struct {
+	ID       string          `json:"id"`
+	Sender   string          `json:"sender"`
+	Type     string          `json:"type"`
+	UserID   string          `json:"user_id"`
+	DeviceID string          `json:"device_id"`
+	Content  json.RawMessage `json:"content"`
+}
+
+// DeviceListReq says a user's published keys changed.
+type DeviceListReq struct {
+	UserID string `json:"user_id"`
+}
+
+// AckResp acknowledges a request that was kept.
+type AckResp struct{}
