@@ -101,6 +101,9 @@ type Config struct {
 	MinFreeDisk int64
 	// RequestTimeout bounds each request to another node; default 20 s.
 	RequestTimeout time.Duration
+	// HidePresence shares no presence: the node sends none of its users'
+	// to other nodes and shows its users none of others'.
+	HidePresence bool
 	// Gater optionally filters libp2p connections (tests use it to cut
 	// the network in two).
 	Gater connmgr.ConnectionGater
@@ -237,6 +240,7 @@ func (n *Node) Start() (err error) {
 		CLIToken:          n.cliToken,
 		AppURL:            n.URL,
 		OnClaimed:         n.removeUsedClaimFile,
+		HidePresence:      n.cfg.HidePresence,
 		Logger:            n.cfg.Logger,
 
 		AccessTokenLifetime: n.cfg.accessTokenLifetime,
@@ -250,7 +254,7 @@ func (n *Node) Start() (err error) {
 	// and status and links carry the node's addresses.
 	n.http = webui.New(webui.Config{Addr: n.cfg.HTTPAddr, AppDir: n.cfg.AppDir, AllowedHosts: n.cfg.AllowedHosts, WaitReady: true, Logger: n.cfg.Logger}, webui.Backends{
 		Accounts: n.api, Rooms: n.api, Membership: n.api, Syncer: n.api, Links: n.api, E2EE: n.api, Devices: n.api,
-		UserData: n.api, Keys: n.api,
+		UserData: n.api, Keys: n.api, Ephemeral: n.api,
 		Admin: admin{API: n.api, node: n},
 	})
 	if err := n.http.Start(); err != nil {

@@ -119,6 +119,11 @@ func (s *Server) routes() http.Handler {
 		m("DELETE /room_keys/keys/{roomId}", s.authed(s.deleteBackupKeys))
 		m("DELETE /room_keys/keys/{roomId}/{sessionId}", s.authed(s.deleteBackupKeys))
 	}
+	if s.ephemeral != nil {
+		m("PUT /rooms/{roomId}/typing/{userId}", s.authed(s.putTyping))
+		m("GET /presence/{userId}/status", s.authed(s.getPresence))
+		m("PUT /presence/{userId}/status", s.authed(s.putPresence))
+	}
 	if s.links != nil {
 		mux.Handle("POST /_parley/v1/rooms/{roomId}/links", s.authed(s.createLink))
 		mux.Handle("GET /_parley/v1/rooms/{roomId}/links", s.authed(s.listLinks))

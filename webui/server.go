@@ -65,6 +65,7 @@ type Backends struct {
 	Devices    Devices
 	UserData   UserData
 	Keys       Keys
+	Ephemeral  Ephemeral
 }
 
 // Server is the local HTTP server.
@@ -80,6 +81,7 @@ type Server struct {
 	devices    Devices
 	userdata   UserData
 	keys       Keys
+	ephemeral  Ephemeral
 	log        *slog.Logger
 	handler    http.Handler
 	guard      *guard
@@ -125,6 +127,7 @@ func New(cfg Config, b Backends) *Server {
 		userdata: b.UserData,
 		keys:     b.Keys,
 	}
+	s.ephemeral = b.Ephemeral
 	s.ready.Store(!cfg.WaitReady)
 	s.handler = s.routes()
 	return s

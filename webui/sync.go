@@ -19,6 +19,11 @@ type Syncer interface {
 func (s *Server) sync(w http.ResponseWriter, r *http.Request, sess *Session) error {
 	q := r.URL.Query()
 	req := SyncRequest{Since: q.Get("since"), FullState: q.Get("full_state") == "true"}
+	switch req.SetPresence = q.Get("set_presence"); req.SetPresence {
+	case "", "online", "unavailable", "offline":
+	default:
+		return errs.Invalidf("set_presence must be online, unavailable or offline")
+	}
 	if t := q.Get("timeout"); t != "" {
 		n, err := strconv.ParseInt(t, 10, 64)
 		if err != nil || n < 0 {

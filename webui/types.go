@@ -114,11 +114,15 @@ type SyncRequest struct {
 	Timeout   int64 // milliseconds
 	FullState bool
 	Filter    *Filter
+	// SetPresence is set_presence: "online" (when empty), "unavailable"
+	// or "offline".
+	SetPresence string
 }
 
 // Filter is the part of a Matrix filter parley honours.
 type Filter struct {
-	Room RoomFilter `json:"room"`
+	Room     RoomFilter      `json:"room"`
+	Presence RoomEventFilter `json:"presence"`
 }
 
 // RoomFilter is the room part of a filter.
@@ -126,6 +130,7 @@ type RoomFilter struct {
 	Timeline     RoomEventFilter `json:"timeline"`
 	State        RoomEventFilter `json:"state"`
 	IncludeLeave bool            `json:"include_leave"`
+	Ephemeral    RoomEventFilter `json:"ephemeral"`
 	Rooms        []string        `json:"rooms,omitempty"`
 }
 

@@ -109,6 +109,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&cfg.NoMDNS, "no-mdns", false, "do not discover peers on the LAN")
 	fs.Var(&relays, "relay", "circuit relay multiaddr ending in /p2p/<peer id>, used while this node is not reachable from the internet (repeatable)")
 	fs.BoolVar(&cfg.RelayService, "relay-service", false, "relay connections for nodes behind NATs (only on a node reachable from the internet)")
+	fs.BoolVar(&cfg.HidePresence, "hide-presence", false, "share no presence: send none of this node's users' presence to other nodes, and show them none of others'")
 	fs.StringVar(&cfg.RegistrationToken, "registration-token", "", "token that lets further accounts register on this node")
 	fs.StringVar(&cfg.ClaimCode, "claim-code", "", "one-time code that claims this node while it has no owner (for scripted setups; by default a random one is printed and written to DIR/claim-code)")
 	fs.StringVar(&cfg.AppDir, "webui-dir", "", "serve the web app from this folder instead of the embedded copy")

@@ -434,10 +434,15 @@ func (api *API) visibleEvent(s *webui.Session, r *peers.Room, upTo uint64, world
 	return i, sv, nil
 }
 
-// Tokens: /sync's are "s" + a stream position; /messages' are "t" + a
-// timeline order (see store.LiveBase), and it takes either.
+// Tokens: /sync's are "s" + a stream position, and since ephemeral data
+// "_" + a point of the ephemeral clock (ephemeral.go); /messages' are "t"
+// + a timeline order (see store.LiveBase), and it takes either.
 func parseToken(tok string) (uint64, bool) {
 	if !strings.HasPrefix(tok, "s") {
+		return 0, false
+	}
+	tok, eph, ok := strings.Cut(tok, "_")
+	if ok && !validEphPart(eph) {
 		return 0, false
 	}
 	p, err := strconv.ParseUint(tok[1:], 10, 64)

@@ -35,6 +35,10 @@ type API struct {
 	dev       deviceState                         // devices.go
 	unread    unreadCache                         // notification counts already evaluated (usersync.go)
 	onReceipt atomic.Pointer[func(store.Receipt)] // hears local public receipts (receipts.go)
+
+	eph      *ephClock // ephemeral.go
+	typing   typingState
+	presence presenceState
 }
 
 // Config configures the client API.
@@ -59,6 +63,9 @@ type Config struct {
 	// OnDeviceChange, if set, is called after a device of a local user
 	// was added or removed (devices.go).
 	OnDeviceChange func(user, deviceID string, removed bool)
+	// HidePresence makes the node share no presence: it sends none of
+	// its users' and shows its users none of others' (presence.go).
+	HidePresence bool
 	// Logger; nil discards.
 	Logger *slog.Logger
 }
@@ -74,7 +81,7 @@ func New(cfg Config) *API {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &API{
+	api := &API{
 		cfg:        cfg,
 		log:        log.With("component", "client"),
 		serverName: cfg.Engine.ServerName(),
@@ -83,7 +90,13 @@ func New(cfg Config) *API {
 		peers:      cfg.Peers,
 		cliToken:   cfg.CLIToken,
 		notify:     newNotifier(),
+		eph:        newEphClock(),
 	}
+	if cfg.Peers != nil {
+		cfg.Peers.HandleEphemeral("m.typing", api.onRemoteTyping)
+		cfg.Peers.HandleEphemeral("m.presence", api.onRemotePresence)
+	}
+	return api
 }
 
 // RegistrationToken implements webui.Backend.

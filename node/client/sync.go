@@ -33,6 +33,12 @@ func (api *API) Sync(ctx context.Context, s *webui.Session, req webui.SyncReques
 		}
 		since = p
 	}
+	sinceEph := api.eph.since(req.Since)
+	api.syncSetPresence(s.UserID, req.SetPresence)
+	var f webui.Filter
+	if req.Filter != nil {
+		f = *req.Filter
+	}
 	deadline := time.Now().Add(time.Duration(req.Timeout) * time.Millisecond)
 	var timer *time.Timer
 	for {
@@ -41,12 +47,19 @@ func (api *API) Sync(ctx context.Context, s *webui.Session, req webui.SyncReques
 		if since > pos {
 			// A token from the future (another node's, or a wiped store):
 			// treat it as a fresh start rather than waiting forever.
-			since = 0
+			since, sinceEph = 0, 0
 		}
+		ephNow := api.eph.now()
 		resp, news, err := api.buildSync(s, since, pos, req)
 		if err != nil {
 			return nil, err
 		}
+		// Typing and presence (ephemeral.go): not in the store, so they
+		// have their own point in the token.
+		if api.syncEphemeral(s, resp, sinceEph, &f) {
+			news = true
+		}
+		resp.NextBatch = api.eph.syncToken(pos, ephNow)
 		remaining := time.Until(deadline)
 		if news || since == 0 || req.FullState || remaining <= 0 {
 			return resp, nil

@@ -44,7 +44,7 @@ var errSealedRequest = errors.New("sealed request does not open")
 var sealedMethods = map[string]bool{
 	MethodGetEvent: true, MethodAuthChain: true, MethodMissingEvents: true, MethodStateAfter: true,
 	MethodExtremities: true, MethodBackfill: true, MethodMakeJoin: true, MethodSendJoin: true,
-	MethodLinkInvite: true, MethodRoomSecret: true,
+	MethodLinkInvite: true, MethodRoomSecret: true, MethodEphemeral: true,
 }
 
 type sealedInner struct {

@@ -102,6 +102,8 @@ func (ps *Peers) serve(ctx context.Context, from peer.ID, method string, body []
 		resp, err = ps.onToDevice(server, body)
 	case MethodDeviceList:
 		resp, err = ps.onDeviceList(server, body)
+	case MethodEphemeral:
+		resp, err = ps.onEphemeral(server, body)
 	default:
 		return nil, remoteErr("M_UNRECOGNIZED", "unknown method %q", method)
 	}

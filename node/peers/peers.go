@@ -31,6 +31,7 @@ type Peers struct {
 	dag        *dag.Engine
 	kem        *e2ee.KEMKey
 	secrets    *secrets
+	eph        ephemeral   // typing, presence, receipts (ephemeral.go)
 	inner      p2p.Handler // serve, wrapped by Config.WrapHandler
 
 	mu    sync.Mutex
@@ -118,6 +119,7 @@ func New(cfg Config) *Peers {
 		cancel:     cancel,
 		kem:        kem,
 		secrets:    newSecrets(),
+		eph:        ephemeral{kick: make(chan struct{}, 1)},
 	}
 	ps.keyst.kick = make(chan struct{}, 1)
 	ps.inner = ps.serve
@@ -144,6 +146,7 @@ func (ps *Peers) Start() error {
 	ps.publishing.Store(true)
 	ps.goBackground(ps.publishOut)
 	ps.goBackground(ps.deliverOutbox)
+	ps.goBackground(ps.sendEphemeralLoop)
 	return nil
 }
 

@@ -273,3 +273,22 @@ type DeviceListReq struct {
 
 // AckResp acknowledges a request that was kept.
 type AckResp struct{}
+
+// MethodEphemeral (sealed) carries data that is not in the room's DAG to
+// a member node (ephemeral.go): typing, presence, read receipts. The
+// answer is {}.
+const MethodEphemeral = "ephemeral"
+
+// MaxEphemeralBytes bounds an ephemeral request's content.
+const MaxEphemeralBytes = 16 << 10
+
+// EphemeralReq is one piece of ephemeral data about a room. Type names
+// the kind ("m.typing", "m.presence"; "m.receipt" next); Content is the
+// kind's own (see node/client's typing.go and presence.go).
+type EphemeralReq struct {
+	RoomID  string          `json:"room_id"`
+	Type    string          `json:"type"`
+	Content json.RawMessage `json:"content"`
+}
+
+func (r EphemeralReq) room() string { return r.RoomID }

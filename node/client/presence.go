@@ -1,0 +1,311 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/parley-p2p/parley/errs"
+	"github.com/parley-p2p/parley/node/peers"
+	"github.com/parley-p2p/parley/webui"
+)
+
+// Presence: each user's online/unavailable/offline and status message,
+// held in memory. A local change goes to the nodes that share a room with
+// the user, once per node, sealed under one room the two share; a node
+// takes a user's presence only from the user's own server, and only for a
+// user joined to the room it came under. With Config.HidePresence the
+// node neither sends its users' presence nor shows others' (GET of
+// another user's answers 403, as the spec allows for "not allowed to see
+// their presence"); its users still see their own.
+
+// MaxStatusMsg bounds a status message.
+const MaxStatusMsg = 1024
+
+// maxPresenceUsers bounds the users whose presence the node holds: every
+// one shares a room with a local user, so a node reaches it only in rooms
+// of many thousands of members; beyond it, further remote users are not
+// taken.
+const maxPresenceUsers = 20000
+
+// activeWindow is how long after its last /sync a user counts as
+// currently active.
+const activeWindow = 5 * time.Minute
+
+type presenceState struct {
+	mu    sync.Mutex
+	users map[string]*presenceRec
+}
+
+type presenceRec struct {
+	presence   string
+	statusMsg  string
+	lastActive time.Time
+	changed    uint64 // ephemeral clock at the last change
+}
+
+// presenceContent is an m.presence ephemeral request's content.
+type presenceContent struct {
+	UserID          string `json:"user_id,omitempty"` // left out of the m.presence event's content
+	Presence        string `json:"presence"`
+	StatusMsg       string `json:"status_msg,omitempty"`
+	LastActiveAgo   int64  `json:"last_active_ago,omitempty"`
+	CurrentlyActive bool   `json:"currently_active,omitempty"`
+}
+
+func validPresence(p string) bool {
+	return p == "online" || p == "unavailable" || p == "offline"
+}
+
+// SetPresence implements webui.Ephemeral: PUT /presence/{userId}/status.
+func (api *API) SetPresence(_ context.Context, s *webui.Session, userID, presence string, statusMsg *string) error {
+	if userID != s.UserID {
+		return errs.Forbiddenf("cannot set the presence of another user")
+	}
+	if !validPresence(presence) {
+		return errs.Invalidf("presence must be online, unavailable or offline, not %q", presence)
+	}
+	if statusMsg != nil && len(*statusMsg) > MaxStatusMsg {
+		return errs.Invalidf("status_msg is longer than %d bytes", MaxStatusMsg)
+	}
+	api.updatePresence(userID, func(r *presenceRec) {
+		r.presence = presence
+		if statusMsg != nil {
+			r.statusMsg = *statusMsg
+		}
+		if presence == "online" {
+			r.lastActive = time.Now()
+		}
+	})
+	return nil
+}
+
+// syncSetPresence applies /sync's set_presence: "online" (the default)
+// marks an offline user online, "unavailable" an online or offline one
+// unavailable, "offline" changes nothing. A presence the user set
+// otherwise stays. Every /sync but an "offline" one counts as activity.
+func (api *API) syncSetPresence(user, set string) {
+	if set == "offline" {
+		return
+	}
+	if set == "" {
+		set = "online"
+	}
+	api.updatePresence(user, func(r *presenceRec) {
+		switch {
+		case set == "online" && r.presence == "offline":
+			r.presence = "online"
+		case set == "unavailable" && r.presence != "unavailable":
+			r.presence = "unavailable"
+		}
+		r.lastActive = time.Now()
+	})
+}
+
+// updatePresence changes a local user's presence with edit; if its
+// presence or status changed, it ticks the clock, wakes the /syncs of
+// the local users sharing a room with the user, and sends it to the
+// nodes that share one.
+func (api *API) updatePresence(user string, edit func(r *presenceRec)) {
+	ps := &api.presence
+	ps.mu.Lock()
+	if ps.users == nil {
+		ps.users = map[string]*presenceRec{}
+	}
+	r, ok := ps.users[user]
+	if !ok {
+		r = &presenceRec{presence: "offline"}
+		ps.users[user] = r
+	}
+	before := *r
+	edit(r)
+	changed := before.presence != r.presence || before.statusMsg != r.statusMsg
+	if changed {
+		r.changed = api.eph.tick()
+	}
+	content := presenceContentOf(user, r, time.Now())
+	ps.mu.Unlock()
+	if !changed {
+		return
+	}
+	api.wakeNeighbours(user)
+	if api.cfg.HidePresence {
+		return
+	}
+	body, err := json.Marshal(content)
+	if err != nil {
+		return
+	}
+	// Once per node, under the first room (in room ID order) the two
+	// share.
+	sent := map[string]bool{}
+	rooms := api.joinedRoomIDs(user)
+	slices.Sort(rooms)
+	for _, roomID := range rooms {
+		var servers []string
+		for _, s := range api.peers.JoinedServers(roomID) {
+			if !sent[s] {
+				sent[s] = true
+				servers = append(servers, s)
+			}
+		}
+		if len(servers) > 0 {
+			api.peers.SendEphemeral(roomID, "m.presence", user, body, servers)
+		}
+	}
+}
+
+func presenceContentOf(user string, r *presenceRec, now time.Time) presenceContent {
+	c := presenceContent{UserID: user, Presence: r.presence, StatusMsg: r.statusMsg}
+	if !r.lastActive.IsZero() {
+		c.LastActiveAgo = max(now.Sub(r.lastActive).Milliseconds(), 0)
+		c.CurrentlyActive = r.presence == "online" && now.Sub(r.lastActive) < activeWindow
+	}
+	return c
+}
+
+// wakeNeighbours wakes the /sync of the local users sharing a room with
+// the user, and the user's own.
+func (api *API) wakeNeighbours(user string) {
+	users := []string{}
+	if _, local := api.peers.LocalUser(user); local {
+		users = append(users, user)
+	}
+	for _, roomID := range api.joinedRoomIDs(user) {
+		users = append(users, api.localJoined(roomID)...)
+	}
+	api.notify.wake(users...)
+}
+
+// onRemotePresence takes a user's presence from the user's server, sent
+// under a room the user is joined to.
+func (api *API) onRemotePresence(server, roomID string, content json.RawMessage) error {
+	var c presenceContent
+	if err := json.Unmarshal(content, &c); err != nil {
+		return fmt.Errorf("m.presence: %v", err)
+	}
+	if !peers.OfServer(c.UserID, server) {
+		return fmt.Errorf("m.presence of %q, not a user of the sending server", c.UserID)
+	}
+	if !api.peers.Joined(roomID, c.UserID) {
+		return fmt.Errorf("m.presence of %q, who is not joined", c.UserID)
+	}
+	if !validPresence(c.Presence) || len(c.StatusMsg) > MaxStatusMsg || c.LastActiveAgo < 0 {
+		return fmt.Errorf("m.presence: bad presence, status or last_active_ago")
+	}
+	if api.cfg.HidePresence {
+		return nil // taken, and dropped: this node shows no one's
+	}
+	now := time.Now()
+	ps := &api.presence
+	ps.mu.Lock()
+	if ps.users == nil {
+		ps.users = map[string]*presenceRec{}
+	}
+	r, ok := ps.users[c.UserID]
+	if !ok {
+		if len(ps.users) >= maxPresenceUsers {
+			ps.mu.Unlock()
+			return fmt.Errorf("m.presence: this node holds the presence of too many users")
+		}
+		r = &presenceRec{}
+		ps.users[c.UserID] = r
+	}
+	changed := r.presence != c.Presence || r.statusMsg != c.StatusMsg
+	r.presence, r.statusMsg = c.Presence, c.StatusMsg
+	r.lastActive = time.Time{}
+	if c.LastActiveAgo > 0 || c.CurrentlyActive {
+		r.lastActive = now.Add(-time.Duration(min(c.LastActiveAgo, int64(365*24*time.Hour/time.Millisecond))) * time.Millisecond)
+	}
+	if changed {
+		r.changed = api.eph.tick()
+	}
+	ps.mu.Unlock()
+	if changed {
+		api.wakeNeighbours(c.UserID)
+	}
+	return nil
+}
+
+// Presence implements webui.Ephemeral: GET /presence/{userId}/status. A
+// user sees their own presence, and that of users they share a room
+// with, unless the node shows none (403).
+func (api *API) Presence(_ context.Context, s *webui.Session, userID string) (*webui.PresenceStatus, error) {
+	if userID != s.UserID {
+		if api.cfg.HidePresence {
+			return nil, errs.Forbiddenf("this node does not show presence")
+		}
+		if !api.sharesRoom(s.UserID, userID) {
+			return nil, errs.Forbiddenf("you share no room with %s", userID)
+		}
+	}
+	api.presence.mu.Lock()
+	defer api.presence.mu.Unlock()
+	r, ok := api.presence.users[userID]
+	if !ok {
+		return &webui.PresenceStatus{Presence: "offline"}, nil
+	}
+	c := presenceContentOf(userID, r, time.Now())
+	out := &webui.PresenceStatus{Presence: c.Presence, LastActiveAgo: c.LastActiveAgo, CurrentlyActive: c.CurrentlyActive}
+	if r.statusMsg != "" {
+		out.StatusMsg = &r.statusMsg
+	}
+	return out, nil
+}
+
+// sharesRoom reports whether both users are joined to one room.
+func (api *API) sharesRoom(a, b string) bool {
+	for _, roomID := range api.joinedRoomIDs(a) {
+		if api.peers.Joined(roomID, b) {
+			return true
+		}
+	}
+	return false
+}
+
+// presenceSince returns the m.presence events of the users whose presence
+// changed after since (for since 0: every user's held), of those the user
+// shares a room with, and the user's own.
+func (api *API) presenceSince(user string, since uint64) []json.RawMessage {
+	now := time.Now()
+	var contents []presenceContent
+	api.presence.mu.Lock()
+	for u, r := range api.presence.users {
+		if since != 0 && r.changed <= since {
+			continue
+		}
+		contents = append(contents, presenceContentOf(u, r, now))
+	}
+	api.presence.mu.Unlock()
+	if len(contents) == 0 {
+		return nil
+	}
+	joined := api.joinedRoomIDs(user)
+	var out []json.RawMessage
+	slices.SortFunc(contents, func(a, b presenceContent) int {
+		switch {
+		case a.UserID < b.UserID:
+			return -1
+		case a.UserID > b.UserID:
+			return 1
+		}
+		return 0
+	})
+	for _, c := range contents {
+		if c.UserID != user {
+			if api.cfg.HidePresence || !slices.ContainsFunc(joined, func(id string) bool { return api.peers.Joined(id, c.UserID) }) {
+				continue
+			}
+		}
+		sender := c.UserID
+		c.UserID = ""
+		ev, err := json.Marshal(map[string]any{"type": "m.presence", "sender": sender, "content": c})
+		if err == nil {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
