@@ -62,6 +62,8 @@ type testOpts struct {
 	freeSpace func(dir string) (uint64, error)
 	// accessTokenLifetime shortens refreshable access tokens.
 	accessTokenLifetime time.Duration
+	// hidePresence shares no presence (Config.HidePresence).
+	hidePresence bool
 }
 
 // newTestNode starts a node that closes when the test ends, and fails the
@@ -102,6 +104,7 @@ func newTestNode(t testing.TB, o testOpts) *testNode {
 		freeSpace:         o.freeSpace,
 
 		accessTokenLifetime: o.accessTokenLifetime,
+		HidePresence:        o.hidePresence,
 	}
 	for _, b := range o.bootstrap {
 		cfg.Bootstrap = append(cfg.Bootstrap, b.Addrs()...)

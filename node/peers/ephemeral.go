@@ -132,7 +132,7 @@ func (ps *Peers) onEphemeral(server string, body []byte) (any, error) {
 		return nil, remoteErr("M_NOT_FOUND", "room %s is not on this node", req.RoomID)
 	}
 	if !ps.serverHas(r.State(), server, func(m string) bool { return m == "join" }) {
-		return nil, remoteErr("M_FORBIDDEN", "server has no user joined to room %s", req.RoomID)
+		return nil, remoteErr("M_FORBIDDEN", "server has no user joined to %s", req.RoomID)
 	}
 	ps.eph.mu.Lock()
 	h := ps.eph.handlers[req.Type]
