@@ -42,12 +42,14 @@ type typingState struct {
 	rooms map[string]*roomTyping
 }
 
+// roomTyping is one room's typing set. It is kept when the set empties,
+// so that a /sync learns of that from changed: one per room the node is
+// in, so bounded.
 type roomTyping struct {
 	users   map[string]time.Time // user -> expiry
-	changed uint64               // ephemeral clock at the last change; kept
-	// when the set empties, so a /sync learns that: one entry per room
-	// the node is in, so bounded.
-	timer *time.Timer // fires at the earliest expiry
+	changed uint64               // ephemeral clock at the last change
+	timer   *time.Timer          // fires at the earliest expiry
+	sent    time.Time            // when this node's set was last sent
 }
 
 // SetTyping implements webui.Ephemeral: PUT /rooms/{roomId}/typing/{userId}.
@@ -68,20 +70,42 @@ func (api *API) SetTyping(_ context.Context, s *webui.Session, roomID, userID st
 	if typing {
 		until = time.Now().Add(timeout)
 	}
-	api.setTyping(roomID, func(rt *roomTyping) {
+	changed := api.setTyping(roomID, func(rt *roomTyping) {
 		if typing {
 			rt.users[userID] = until
 		} else {
 			delete(rt.users, userID)
 		}
 	})
-	api.sendTyping(roomID)
+	if api.typingSendDue(roomID, changed) {
+		api.sendTyping(roomID)
+	}
 	return nil
 }
 
+// typingRefresh is how often a typing set that did not change is sent
+// again (clients repeat "typing" every few seconds while the user types,
+// to push its expiry on): members then expire a user at most this much
+// before this node does.
+const typingRefresh = 5 * time.Second
+
+// typingSendDue reports whether the room's typing set should go to its
+// members now: when it changed, or was last sent typingRefresh ago.
+func (api *API) typingSendDue(roomID string, changed bool) bool {
+	api.typing.mu.Lock()
+	defer api.typing.mu.Unlock()
+	rt, ok := api.typing.rooms[roomID]
+	if !ok || (!changed && time.Since(rt.sent) < typingRefresh) {
+		return false
+	}
+	rt.sent = time.Now()
+	return true
+}
+
 // setTyping changes a room's typing set with edit and, if the set of
-// users changed, ticks the clock and wakes the room's local members.
-func (api *API) setTyping(roomID string, edit func(rt *roomTyping)) {
+// users changed, ticks the clock and wakes the room's local members. It
+// reports whether the set changed.
+func (api *API) setTyping(roomID string, edit func(rt *roomTyping)) bool {
 	ts := &api.typing
 	ts.mu.Lock()
 	if ts.rooms == nil {
@@ -103,6 +127,7 @@ func (api *API) setTyping(roomID string, edit func(rt *roomTyping)) {
 	if changed {
 		api.wakeRoom(roomID)
 	}
+	return changed
 }
 
 // armTypingLocked sets the room's timer for its earliest expiry (none

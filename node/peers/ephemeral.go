@@ -53,8 +53,8 @@ type EphemeralHandler func(server, roomID string, content json.RawMessage) error
 // may send (a token bucket per server, across rooms): typing changes at
 // most a few times a second per user.
 const (
-	ephemeralRate  = 20.0 // per second
-	ephemeralBurst = 60.0
+	ephemeralRate  = 50.0 // per second
+	ephemeralBurst = 100.0
 	// maxEphemeralServers bounds the token buckets kept; beyond it the
 	// oldest half is dropped (a dropped server starts a fresh bucket).
 	maxEphemeralServers = 4096
