@@ -462,6 +462,10 @@ func TestSyncTokens(t *testing.T) {
 	}
 	_, err = alice.SyncRequest(ctx, 0, pos+"_x", "", false, "")
 	wantMatrixError(t, "a malformed token", err, 400, "M_INVALID_PARAM")
+	room := privateRoom(t, ctx, alice)
+	if _, err := alice.Messages(ctx, room, first.NextBatch, "", mautrix.DirectionBackward, nil, 10); err != nil {
+		t.Fatalf("/messages from a /sync token: %v", err)
+	}
 
 	a.Close()
 	b := newTestNode(t, testOpts{dir: dir})
