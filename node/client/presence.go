@@ -294,17 +294,45 @@ func (api *API) presenceSince(user string, since uint64) []json.RawMessage {
 		}
 		return 0
 	})
+	// A few users (an incremental sync) are looked up room by room; all
+	// of them (an initial sync), or many, in the set of the user's rooms'
+	// members, read once.
+	shares := func(other string) bool {
+		return slices.ContainsFunc(joined, func(id string) bool { return api.peers.Joined(id, other) })
+	}
+	if since == 0 || len(contents) > 4 {
+		members := api.joinedMembers(joined)
+		shares = func(other string) bool { return members[other] }
+	}
 	for _, c := range contents {
-		if c.UserID != user {
-			if api.cfg.HidePresence || !slices.ContainsFunc(joined, func(id string) bool { return api.peers.Joined(id, c.UserID) }) {
-				continue
-			}
+		if c.UserID != user && (api.cfg.HidePresence || !shares(c.UserID)) {
+			continue
 		}
 		sender := c.UserID
 		c.UserID = ""
 		ev, err := json.Marshal(map[string]any{"type": "m.presence", "sender": sender, "content": c})
 		if err == nil {
 			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// joinedMembers is the set of users joined to any of the rooms.
+func (api *API) joinedMembers(roomIDs []string) map[string]bool {
+	out := map[string]bool{}
+	for _, id := range roomIDs {
+		r := api.dag.Room(id)
+		if r == nil {
+			continue
+		}
+		for k, ev := range r.State() {
+			if k.Type != "m.room.member" || out[k.StateKey] {
+				continue
+			}
+			if m, ok := api.dag.MembershipOf(ev); ok && m == "join" {
+				out[k.StateKey] = true
+			}
 		}
 	}
 	return out
