@@ -399,6 +399,47 @@ func TestPresenceReachesNodesSharingARoom(t *testing.T) {
 	}
 }
 
+// TestPresenceReachesNewcomers: presence set before two users share a
+// room reaches each side once they do, without a change.
+func TestPresenceReachesNewcomers(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	a, _, alice, bob := twoNodes(t, ctx, testOpts{}, testOpts{})
+	if err := alice.SetPresence(ctx, mautrix.ReqPresence{Presence: event.PresenceUnavailable, StatusMsg: "before you came"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.SyncRequest(ctx, 0, "", "", false, ""); err != nil { // bob is online
+		t.Fatal(err)
+	}
+	room := privateRoom(t, ctx, alice)
+	joinThrough(t, ctx, room, alice, bob)
+	testkit.WaitFor(t, 20*time.Second, "bob's join to reach a", func() bool {
+		return a.membership(a.getRoom(room.String()), bob.UserID.String()) == "join"
+	})
+	as, bs := testkit.NewSyncer(t, ctx, alice), testkit.NewSyncer(t, ctx, bob)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // alice's syncs announce her presence to b
+		defer wg.Done()
+		for ctx.Err() == nil {
+			if r, err := as.Next(ctx, time.Second); err == nil {
+				if c, ok := presenceIn(r, bob.UserID); ok && c["presence"] == "online" {
+					return
+				}
+			}
+		}
+	}()
+	bs.Until(t, 20*time.Second, "alice's earlier presence, on b", func(r *mautrix.RespSync) bool {
+		c, ok := presenceIn(r, alice.UserID)
+		return ok && c["status_msg"] == "before you came"
+	})
+	wg.Wait()
+	if ctx.Err() != nil {
+		t.Fatal("alice never saw bob online")
+	}
+}
+
 // TestPresenceHidden: a node set to share no presence sends none of its
 // users' (bob on b never sees alice's, though her typing arrives), and
 // shows its users none of others' (GET answers 403).

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,8 +37,19 @@ const maxPresenceUsers = 20000
 const activeWindow = 5 * time.Minute
 
 type presenceState struct {
-	mu    sync.Mutex
-	users map[string]*presenceRec
+	mu        sync.Mutex
+	users     map[string]*presenceRec
+	announced map[string]*announced // local users only
+}
+
+// announced is what nodes a local user's presence went to: a node that
+// comes to share a room with the user (its user joined one, or the user
+// joined one of its) is sent the user's presence at the user's next
+// /sync (announcePresence), without waiting for a change.
+type announced struct {
+	mu     sync.Mutex
+	seen   map[string]string // room -> its state's ID when last looked at
+	sentTo map[string]bool   // servers sent the user's presence
 }
 
 type presenceRec struct {
@@ -103,6 +115,7 @@ func (api *API) syncSetPresence(user, set string) {
 		}
 		r.lastActive = time.Now()
 	})
+	api.announcePresence(user)
 }
 
 // updatePresence changes a local user's presence with edit; if its
@@ -141,6 +154,9 @@ func (api *API) updatePresence(user string, edit func(r *presenceRec)) {
 	}
 	// Once per node, under the first room (in room ID order) the two
 	// share.
+	a := api.announcedOf(user)
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	sent := map[string]bool{}
 	rooms := api.joinedRoomIDs(user)
 	slices.Sort(rooms)
@@ -153,7 +169,88 @@ func (api *API) updatePresence(user string, edit func(r *presenceRec)) {
 			}
 		}
 		if len(servers) > 0 {
-			api.peers.SendEphemeral(roomID, "m.presence", user, body, servers)
+			api.peers.SendEphemeral(roomID, "m.presence", presenceKey(user, servers), body, servers)
+		}
+	}
+	for s := range sent {
+		if api.peers.ConnectedTo(s) {
+			a.sentTo[s] = true
+		}
+	}
+}
+
+// announcedOf returns a local user's announced record.
+func (api *API) announcedOf(user string) *announced {
+	api.presence.mu.Lock()
+	defer api.presence.mu.Unlock()
+	if api.presence.announced == nil {
+		api.presence.announced = map[string]*announced{}
+	}
+	a, ok := api.presence.announced[user]
+	if !ok {
+		a = &announced{seen: map[string]string{}, sentTo: map[string]bool{}}
+		api.presence.announced[user] = a
+	}
+	return a
+}
+
+// announcePresence sends a local user's presence to the connected nodes
+// that share a room with the user and have not had it yet. It looks only
+// at the rooms whose state changed since it last did, so a /sync costs
+// one look at each room's state ID. A room with a node it could not
+// reach is looked at again next time.
+func (api *API) announcePresence(user string) {
+	if api.cfg.HidePresence {
+		return
+	}
+	a := api.announcedOf(user)
+	if !a.mu.TryLock() {
+		return // another /sync of the user is at it
+	}
+	defer a.mu.Unlock()
+	var body []byte
+	for _, r := range api.dag.Rooms() {
+		sid := r.Head().StateID
+		if a.seen[r.ID] == sid {
+			continue
+		}
+		a.seen[r.ID] = sid
+		if !api.peers.Joined(r.ID, user) {
+			continue
+		}
+		var fresh []string
+		for _, s := range api.peers.JoinedServers(r.ID) {
+			if a.sentTo[s] {
+				continue
+			}
+			if !api.peers.ConnectedTo(s) {
+				delete(a.seen, r.ID) // look again at the next /sync
+				continue
+			}
+			fresh = append(fresh, s)
+		}
+		if len(fresh) == 0 {
+			continue
+		}
+		if body == nil {
+			api.presence.mu.Lock()
+			rec, ok := api.presence.users[user]
+			var c presenceContent
+			if ok {
+				c = presenceContentOf(user, rec, time.Now())
+			}
+			api.presence.mu.Unlock()
+			if !ok {
+				return
+			}
+			var err error
+			if body, err = json.Marshal(c); err != nil {
+				return
+			}
+		}
+		api.peers.SendEphemeral(r.ID, "m.presence", presenceKey(user, fresh), body, fresh)
+		for _, s := range fresh {
+			a.sentTo[s] = true
 		}
 	}
 }
@@ -336,4 +433,10 @@ func (api *API) joinedMembers(roomIDs []string) map[string]bool {
 		}
 	}
 	return out
+}
+
+// presenceKey is what a presence send replaces while waiting: one of the
+// same user to the same nodes.
+func presenceKey(user string, servers []string) string {
+	return user + "\x00" + strings.Join(servers, ",")
 }

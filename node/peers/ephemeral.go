@@ -257,3 +257,10 @@ func OfServer(user, server string) bool {
 	s, err := rooms.ServerOf(user)
 	return err == nil && s == server
 }
+
+// ConnectedTo reports whether the node has a connection to the server's
+// node (ephemeral data goes only to those).
+func (ps *Peers) ConnectedTo(server string) bool {
+	p, err := peerOf(server)
+	return err == nil && slices.Contains(ps.host.ConnectedPeers(), p)
+}
