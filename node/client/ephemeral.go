@@ -117,6 +117,7 @@ func joinedEntry(resp *webui.SyncResponse, roomID string) *webui.JoinedRoom {
 		State:               webui.StateList{Events: []webui.ClientEvent{}},
 		Ephemeral:           webui.EventList{Events: []json.RawMessage{}},
 		AccountData:         webui.EventList{Events: []json.RawMessage{}},
+		Summary:             map[string]any{},
 		UnreadNotifications: map[string]int{"highlight_count": 0, "notification_count": 0},
 	}
 	resp.Rooms.Join[roomID] = jr
@@ -144,7 +145,7 @@ func (api *API) localJoined(roomID string) []string {
 	return out
 }
 
-// joinedRooms lists the rooms the user is joined to, as this node sees
+// joinedRoomIDs lists the rooms the user is joined to, as this node sees
 // them.
 func (api *API) joinedRoomIDs(user string) []string {
 	var out []string
