@@ -117,6 +117,49 @@ func TestTypingReachesMembersAndEnds(t *testing.T) {
 	bs.Until(t, 20*time.Second, "alice's typing to expire, on b", typing())
 }
 
+// TestTypingWakesAWaitingSync: bob's long-poll of a minute, waiting for
+// news, returns with alice's typing as soon as it arrives (the test's
+// deadline is shorter than the poll's).
+func TestTypingWakesAWaitingSync(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	_, b, alice, bob, room := twoMembers(t, ctx, testOpts{}, testOpts{})
+	bs := testkit.NewSyncer(t, ctx, bob)
+	if _, err := bs.Next(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	before := b.api.SyncBuilds()
+	answers := make(chan *mautrix.RespSync, 1)
+	pollCtx, pollCancel := context.WithTimeout(ctx, 30*time.Second)
+	defer pollCancel()
+	go func() {
+		defer close(answers)
+		for { // until a poll brings the typing, or one is not woken in time
+			resp, err := bs.Next(pollCtx, time.Minute)
+			if err != nil {
+				t.Errorf("bob's long-poll: %v", err)
+				return
+			}
+			if u, _ := typingIn(resp, room); len(u) > 0 {
+				answers <- resp
+				return
+			}
+		}
+	}()
+	testkit.WaitFor(t, 10*time.Second, "bob's long-poll to be built once", func() bool { return b.api.SyncBuilds() > before })
+	if _, err := alice.UserTyping(ctx, room, true, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	resp := <-answers
+	if resp == nil {
+		t.Fatal("bob's long-poll was not woken by the typing")
+	}
+	if u, _ := typingIn(resp, room); !slices.Equal(u, []string{alice.UserID.String()}) {
+		t.Fatalf("bob's long-poll returned typing %v; want alice's", u)
+	}
+}
+
 // TestTypingGoesOnlyToTheRoomsNodes: alice is in a room with bob and in
 // another with carol; her typing in the first never reaches carol's
 // node, which hears her typing in the second.
