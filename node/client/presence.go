@@ -163,6 +163,9 @@ func (api *API) updatePresence(user string, edit func(r *presenceRec)) {
 	for _, roomID := range rooms {
 		var servers []string
 		for _, s := range api.peers.JoinedServers(roomID) {
+			if !api.peers.ConnectedTo(s) {
+				delete(a.seen, roomID) // announcePresence tries again
+			}
 			if !sent[s] {
 				sent[s] = true
 				servers = append(servers, s)
