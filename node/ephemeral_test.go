@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -58,19 +57,6 @@ func presenceIn(resp *mautrix.RespSync, user id.UserID) (map[string]any, bool) {
 		}
 	}
 	return nil, false
-}
-
-// wantMatrixError fails the test unless err is a Matrix error with the
-// status and errcode.
-func wantMatrixError(t testing.TB, what string, err error, status int, code string) {
-	t.Helper()
-	var he mautrix.HTTPError
-	if !errors.As(err, &he) || he.Response == nil || he.RespError == nil {
-		t.Fatalf("%s: got %v, want %d %s", what, err, status, code)
-	}
-	if he.Response.StatusCode != status || he.RespError.ErrCode != code {
-		t.Fatalf("%s: got %d %s, want %d %s", what, he.Response.StatusCode, he.RespError.ErrCode, status, code)
-	}
 }
 
 // put sends a raw PUT with a JSON body.

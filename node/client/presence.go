@@ -401,7 +401,7 @@ func (api *API) presenceSince(user string, since uint64) []json.RawMessage {
 		return slices.ContainsFunc(joined, func(id string) bool { return api.peers.Joined(id, other) })
 	}
 	if since == 0 || len(contents) > 4 {
-		members := api.joinedMembers(joined)
+		members := api.joinedUsersOf(joined)
 		shares = func(other string) bool { return members[other] }
 	}
 	for _, c := range contents {
@@ -418,8 +418,8 @@ func (api *API) presenceSince(user string, since uint64) []json.RawMessage {
 	return out
 }
 
-// joinedMembers is the set of users joined to any of the rooms.
-func (api *API) joinedMembers(roomIDs []string) map[string]bool {
+// joinedUsersOf is the set of users joined to any of the rooms.
+func (api *API) joinedUsersOf(roomIDs []string) map[string]bool {
 	out := map[string]bool{}
 	for _, id := range roomIDs {
 		r := api.dag.Room(id)
