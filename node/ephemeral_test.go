@@ -322,6 +322,8 @@ func TestTypingRefusesBadPeerInput(t *testing.T) {
 		{"an unknown kind", room, "m.nonsense", `{}`},
 		{"a room the node is not in", elsewhere, "m.typing", typingOf(carol.UserID.String())},
 		{"presence of a user of another server", room, "m.presence", fmt.Sprintf(`{"user_id":%q,"presence":"online"}`, bob.UserID)},
+		{"a receipt of a user of another server", room, "m.receipt", fmt.Sprintf(`{"user_id":%q,"event_id":%q,"ts":1}`, bob.UserID, room)},
+		{"a receipt for an event the node does not hold", room, "m.receipt", fmt.Sprintf(`{"user_id":%q,"event_id":"$nothing","ts":1}`, carol.UserID)},
 	}
 	for _, tc := range cases {
 		err := send(tc.room, tc.typ, tc.content)
@@ -550,5 +552,76 @@ func TestSyncTokens(t *testing.T) {
 	}
 	if resp.NextBatch == first.NextBatch {
 		t.Fatal("next_batch did not move across the restart")
+	}
+}
+
+// TestReceiptsReachMembers: bob's public read receipt on b shows in
+// alice's /sync on a; his private one never leaves b.
+func TestReceiptsReachMembers(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var mu sync.Mutex
+	var heard []string // receipts a took, as JSON
+	_, _, alice, bob, room := twoMembers(t, ctx, testOpts{wrap: func(h p2p.Handler) p2p.Handler {
+		return func(ctx context.Context, from peer.ID, method string, body []byte) ([]byte, error) {
+			var req peers.EphemeralReq
+			if method == peers.MethodEphemeral && json.Unmarshal(body, &req) == nil && req.Type == "m.receipt" {
+				mu.Lock()
+				heard = append(heard, string(req.Content))
+				mu.Unlock()
+			}
+			return h(ctx, from, method, body)
+		}
+	}}, testOpts{})
+	private, err := alice.SendText(ctx, room, "read privately")
+	if err != nil {
+		t.Fatal(err)
+	}
+	public, err := alice.SendText(ctx, room, "read publicly")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs := testkit.NewSyncer(t, ctx, bob)
+	bs.Until(t, 20*time.Second, "alice's messages, on b", func(r *mautrix.RespSync) bool {
+		for _, ev := range r.Rooms.Join[room].Timeline.Events {
+			if ev.ID == public.EventID {
+				return true
+			}
+		}
+		return false
+	})
+	if err := bob.SendReceipt(ctx, room, private.EventID, event.ReceiptTypeReadPrivate, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.SendReceipt(ctx, room, public.EventID, event.ReceiptTypeRead, nil); err != nil {
+		t.Fatal(err)
+	}
+	as := testkit.NewSyncer(t, ctx, alice)
+	as.Until(t, 20*time.Second, "bob's receipt, on a", func(r *mautrix.RespSync) bool {
+		jr, ok := r.Rooms.Join[room]
+		if !ok {
+			return false
+		}
+		for _, ev := range jr.Ephemeral.Events {
+			if ev.Type != event.EphemeralEventReceipt {
+				continue
+			}
+			var c map[string]map[string]map[string]any
+			if json.Unmarshal(ev.Content.VeryRaw, &c) != nil {
+				continue
+			}
+			if _, ok := c[public.EventID.String()]["m.read"][bob.UserID.String()]; ok {
+				return true
+			}
+		}
+		return false
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for _, h := range heard {
+		if strings.Contains(h, private.EventID.String()) {
+			t.Fatalf("a private receipt left b: %s", h)
+		}
 	}
 }

@@ -95,6 +95,8 @@ func New(cfg Config) *API {
 	if cfg.Peers != nil {
 		cfg.Peers.HandleEphemeral("m.typing", api.onRemoteTyping)
 		cfg.Peers.HandleEphemeral("m.presence", api.onRemotePresence)
+		cfg.Peers.HandleEphemeral("m.receipt", api.onRemoteReceipt)
+		api.OnLocalReceipt(api.sendReceipt)
 	}
 	return api
 }

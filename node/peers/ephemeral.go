@@ -12,7 +12,7 @@ import (
 	"github.com/parley-p2p/parley/rooms"
 )
 
-// Ephemeral data (typing, presence, and next read receipts) is not in the
+// Ephemeral data (typing, presence, public read receipts) is not in the
 // room's DAG: it goes from a node to each member node of a room as a
 // sealed room request (MethodEphemeral), not as gossip. A request is
 // authenticated by the connection (libp2p knows which node asks), so the
@@ -28,9 +28,9 @@ import (
 // Each kind (EphemeralReq.Type) has a handler, registered with
 // HandleEphemeral by the part of the node that keeps that data. The
 // handler validates the content (who it names, sizes) and keeps at most
-// what its room's members can account for. Read receipts fit the same
-// channel: Type "m.receipt", Key the receipting user (and thread), so that
-// a user's latest receipt replaces the one not yet sent.
+// what its room's members can account for. Read receipts use Key for the
+// receipting user and thread, so that a user's latest receipt replaces
+// one not yet sent.
 
 // HandleEphemeral registers the handler of one kind of ephemeral data.
 // Call it before Start.

@@ -283,8 +283,8 @@ const MethodEphemeral = "ephemeral"
 const MaxEphemeralBytes = 16 << 10
 
 // EphemeralReq is one piece of ephemeral data about a room. Type names
-// the kind ("m.typing", "m.presence"; "m.receipt" next); Content is the
-// kind's own (see node/client's typing.go and presence.go).
+// the kind ("m.typing", "m.presence", "m.receipt"); Content is the kind's
+// own (see node/client's typing.go, presence.go and receiptwire.go).
 type EphemeralReq struct {
 	RoomID  string          `json:"room_id"`
 	Type    string          `json:"type"`
