@@ -117,7 +117,16 @@ async function main() {
 
   step("join");
   await bob.joinRoom(roomId);
-  await waitFor(bob, ["Room", "RoomMember.membership"], () => bob.getRoom(roomId)?.getMyMembership() === "join", "bob joined in his sync");
+  try {
+    await waitFor(bob, ["Room", "RoomMember.membership"], () => bob.getRoom(roomId)?.getMyMembership() === "join", "bob joined in his sync");
+  } catch (err) {
+    // Say what the node tells a fresh client about the room.
+    const res = await fetch(`${urlB}/_matrix/client/v3/sync?timeout=0`, { headers: { Authorization: `Bearer ${bob.getAccessToken()}` } });
+    const body = await res.json();
+    const where = ["join", "invite", "leave"].filter((k) => body.rooms?.[k]?.[roomId]);
+    console.log(`bob's membership in js-sdk: ${bob.getRoom(roomId)?.getMyMembership()}; a fresh /sync lists the room under ${where.join(", ") || "nothing"}`);
+    throw err;
+  }
   const aliceRoom = alice.getRoom(roomId);
   await waitFor(alice, ["RoomMember.membership"], () => aliceRoom.getMember(bob.getUserId())?.membership === "join", "bob's join on alice's side");
 
