@@ -20,6 +20,9 @@ import (
 func TestMatrixJSSDKScenario(t *testing.T) {
 	sdkDir := os.Getenv("PARLEY_JSSDK")
 	if sdkDir == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("CI is set but PARLEY_JSSDK is not: .ci/run installs matrix-js-sdk and sets it")
+		}
 		t.Skip("matrix-js-sdk is not installed: .ci/run installs it, or run " +
 			"`npm install --prefix DIR matrix-js-sdk@37.5.0` and set PARLEY_JSSDK=DIR")
 	}
