@@ -1,0 +1,189 @@
+// A matrix-js-sdk client (what Element is built on) against two parley
+// nodes: register, sync, create, invite, join, messages both ways,
+// typing, receipts, and paging back to m.room.create. Run by
+// TestMatrixJSSDKScenario (node/jssdk_test.go), which starts the nodes
+// and passes their addresses and claim codes in the environment. It
+// prints one line per step and exits non-zero at the first that fails.
+import * as sdk from "matrix-js-sdk";
+import { logger } from "matrix-js-sdk/lib/logger.js";
+
+logger.setLevel?.("warn", false);
+
+const env = (name) => {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set`);
+  return v;
+};
+const stepTimeout = Number(process.env.PARLEY_STEP_TIMEOUT_MS || 30000);
+
+let current = "start";
+function step(name) {
+  current = name;
+  console.log(`step ${name}`);
+}
+
+// waitFor resolves when check() is true, checked now and on every event
+// of the given emitter, within the step timeout.
+function waitFor(emitter, events, check, what) {
+  return new Promise((resolve, reject) => {
+    const done = () => {
+      clearTimeout(timer);
+      for (const e of events) emitter.off(e, probe);
+    };
+    const probe = () => {
+      let ok = false;
+      try {
+        ok = check();
+      } catch (err) {
+        done();
+        reject(err);
+        return;
+      }
+      if (ok) {
+        done();
+        resolve();
+      }
+    };
+    const timer = setTimeout(() => {
+      done();
+      reject(new Error(`timed out waiting for ${what}`));
+    }, stepTimeout);
+    for (const e of events) emitter.on(e, probe);
+    probe();
+  });
+}
+
+// register creates an account as a client does: ask, then answer the
+// registration-token stage with the node's claim code.
+async function register(baseUrl, username, password, token) {
+  const anon = sdk.createClient({ baseUrl });
+  let session;
+  try {
+    await anon.registerRequest({ username, password });
+    throw new Error("registration was not protected by user-interactive auth");
+  } catch (err) {
+    if (err.httpStatus !== 401 || !err.data?.session) throw err;
+    session = err.data.session;
+  }
+  const resp = await anon.registerRequest({
+    username,
+    password,
+    initial_device_display_name: "js-sdk",
+    auth: { type: "m.login.registration_token", token, session },
+  });
+  return sdk.createClient({
+    baseUrl,
+    userId: resp.user_id,
+    accessToken: resp.access_token,
+    deviceId: resp.device_id,
+  });
+}
+
+async function started(client) {
+  const ready = waitFor(client, ["sync"], () => client.getSyncState() === "PREPARED" || client.getSyncState() === "SYNCING", "the first sync");
+  await client.startClient({ initialSyncLimit: 10 });
+  await ready;
+}
+
+function bodies(room, sender) {
+  return room
+    .getLiveTimeline()
+    .getEvents()
+    .filter((e) => e.getType() === "m.room.message" && (!sender || e.getSender() === sender))
+    .map((e) => e.getContent().body);
+}
+
+async function main() {
+  const [urlA, urlB] = [env("PARLEY_A_URL"), env("PARLEY_B_URL")];
+  step("register");
+  const alice = await register(urlA, "alice", "password-alice-1", env("PARLEY_A_CODE"));
+  const bob = await register(urlB, "bob", "password-bob-1", env("PARLEY_B_CODE"));
+
+  step("sync");
+  await started(alice);
+  await started(bob);
+
+  step("create");
+  const { room_id: roomId } = await alice.createRoom({ name: "js-sdk room", preset: "private_chat" });
+  await waitFor(alice, ["Room"], () => alice.getRoom(roomId) !== null, "the room in alice's sync");
+  const before = 25;
+  for (let i = 0; i < before; i++) {
+    await alice.sendTextMessage(roomId, `before join ${i}`);
+  }
+
+  step("invite");
+  await alice.invite(roomId, bob.getUserId());
+  await waitFor(bob, ["Room", "RoomMember.membership"], () => bob.getRoom(roomId)?.getMyMembership() === "invite", "bob's invite");
+
+  step("join");
+  await bob.joinRoom(roomId);
+  try {
+    await waitFor(bob, ["Room", "RoomMember.membership"], () => bob.getRoom(roomId)?.getMyMembership() === "join", "bob joined in his sync");
+  } catch (err) {
+    // Say what the node tells a fresh client about the room.
+    const res = await fetch(`${urlB}/_matrix/client/v3/sync?timeout=0`, { headers: { Authorization: `Bearer ${bob.getAccessToken()}` } });
+    const body = await res.json();
+    const where = ["join", "invite", "leave"].filter((k) => body.rooms?.[k]?.[roomId]);
+    console.log(`bob's membership in js-sdk: ${bob.getRoom(roomId)?.getMyMembership()}; a fresh /sync lists the room under ${where.join(", ") || "nothing"}`);
+    throw err;
+  }
+  const aliceRoom = alice.getRoom(roomId);
+  await waitFor(alice, ["RoomMember.membership"], () => aliceRoom.getMember(bob.getUserId())?.membership === "join", "bob's join on alice's side");
+
+  step("message alice->bob");
+  await alice.sendTextMessage(roomId, "hello bob");
+  const bobRoom = bob.getRoom(roomId);
+  await waitFor(bob, ["Room.timeline"], () => bodies(bobRoom).includes("hello bob"), "alice's message on bob's side");
+
+  step("message bob->alice");
+  const { event_id: bobMsg } = await bob.sendTextMessage(roomId, "hello alice");
+  await waitFor(alice, ["Room.timeline"], () => bodies(aliceRoom).includes("hello alice"), "bob's message on alice's side");
+
+  const skip = new Set((process.env.PARLEY_JSSDK_SKIP || "").split(","));
+  if (!skip.has("typing")) {
+  step("typing");
+  await alice.sendTyping(roomId, true, 20000);
+  await waitFor(bob, ["RoomMember.typing"], () => bobRoom.getMember(alice.getUserId())?.typing === true, "alice typing on bob's side");
+  await alice.sendTyping(roomId, false);
+  await waitFor(bob, ["RoomMember.typing"], () => bobRoom.getMember(alice.getUserId())?.typing === false, "alice no longer typing on bob's side");
+
+  }
+  if (!skip.has("receipt")) {
+  step("receipt");
+  const last = aliceRoom.getLiveTimeline().getEvents().find((e) => e.getId() === bobMsg);
+  if (!last) throw new Error("bob's message is not in alice's timeline");
+  await alice.sendReadReceipt(last);
+  await waitFor(bob, ["Room.receipt"], () => bobRoom.getEventReadUpTo(alice.getUserId()) === bobMsg, "alice's read receipt on bob's side");
+
+  }
+  step("paginate to m.room.create");
+  for (let pages = 0; ; pages++) {
+    const events = bobRoom.getLiveTimeline().getEvents();
+    if (events.some((e) => e.getType() === "m.room.create")) break;
+    if (pages >= 20) throw new Error(`no m.room.create after ${pages} pages (${events.length} events)`);
+    const more = await bob.scrollback(bobRoom, 30);
+    if (!more) throw new Error("scrollback gave nothing");
+    if (bobRoom.oldState.paginationToken === null && !bobRoom.getLiveTimeline().getEvents().some((e) => e.getType() === "m.room.create")) {
+      throw new Error(`pagination ended before m.room.create (${bobRoom.getLiveTimeline().getEvents().length} events)`);
+    }
+  }
+  const seen = bodies(bobRoom, alice.getUserId()).filter((b) => b.startsWith("before join "));
+  if (seen.length !== before || new Set(seen).size !== before) {
+    throw new Error(`bob sees ${seen.length} of alice's ${before} earlier messages (${new Set(seen).size} distinct)`);
+  }
+  for (let i = 0; i < before; i++) {
+    if (seen[i] !== `before join ${i}`) throw new Error(`earlier messages out of order at ${i}: ${seen[i]}`);
+  }
+
+  step("done");
+  alice.stopClient();
+  bob.stopClient();
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.log(`FAIL ${current}: ${err?.stack || err}`);
+    process.exit(1);
+  },
+);
