@@ -22,12 +22,15 @@ function step(name) {
   console.log(`step ${name}`);
 }
 
-// waitFor resolves when check() is true, checked now and on every event
-// of the given emitter, within the step timeout.
+// waitFor resolves when check() is true, checked now, on every event of
+// the given emitter, and every 100 ms (the SDK changes some of what is
+// checked without emitting those events: a room's own membership),
+// within the step timeout.
 function waitFor(emitter, events, check, what) {
   return new Promise((resolve, reject) => {
     const done = () => {
       clearTimeout(timer);
+      clearInterval(poll);
       for (const e of events) emitter.off(e, probe);
     };
     const probe = () => {
@@ -48,6 +51,7 @@ function waitFor(emitter, events, check, what) {
       done();
       reject(new Error(`timed out waiting for ${what}`));
     }, stepTimeout);
+    const poll = setInterval(probe, 100);
     for (const e of events) emitter.on(e, probe);
     probe();
   });
@@ -139,23 +143,18 @@ async function main() {
   const { event_id: bobMsg } = await bob.sendTextMessage(roomId, "hello alice");
   await waitFor(alice, ["Room.timeline"], () => bodies(aliceRoom).includes("hello alice"), "bob's message on alice's side");
 
-  const skip = new Set((process.env.PARLEY_JSSDK_SKIP || "").split(","));
-  if (!skip.has("typing")) {
   step("typing");
   await alice.sendTyping(roomId, true, 20000);
   await waitFor(bob, ["RoomMember.typing"], () => bobRoom.getMember(alice.getUserId())?.typing === true, "alice typing on bob's side");
   await alice.sendTyping(roomId, false);
   await waitFor(bob, ["RoomMember.typing"], () => bobRoom.getMember(alice.getUserId())?.typing === false, "alice no longer typing on bob's side");
 
-  }
-  if (!skip.has("receipt")) {
   step("receipt");
   const last = aliceRoom.getLiveTimeline().getEvents().find((e) => e.getId() === bobMsg);
   if (!last) throw new Error("bob's message is not in alice's timeline");
   await alice.sendReadReceipt(last);
   await waitFor(bob, ["Room.receipt"], () => bobRoom.getEventReadUpTo(alice.getUserId()) === bobMsg, "alice's read receipt on bob's side");
 
-  }
   step("paginate to m.room.create");
   for (let pages = 0; ; pages++) {
     const events = bobRoom.getLiveTimeline().getEvents();
