@@ -163,8 +163,10 @@ func TestOraclesAreNotReadableByOtherPages(t *testing.T) {
 	if status != http.StatusUnauthorized || strings.Contains(body, "bob") {
 		t.Errorf("anonymous remote profile: %d %s", status, body)
 	}
-	p, err := alice.GetProfile(ctx, bob.UserID)
-	if err != nil || p.DisplayName != "bob" {
-		t.Errorf("alice reads bob's profile: %+v, %v", p, err)
-	}
+	// bob's display name is ciphertext in his join until his node's
+	// key share reaches a's node: wait for it rather than race it.
+	testkit.WaitFor(t, 20*time.Second, "alice to read bob's profile", func() bool {
+		p, err := alice.GetProfile(ctx, bob.UserID)
+		return err == nil && p.DisplayName == "bob"
+	})
 }
