@@ -8,7 +8,11 @@
 // Every write goes through a single read-write transaction committed with
 // Badger's SyncWrites, so a call that returns nil is on disk. Badger batches
 // concurrent commits into one write and one fsync, which is what lets many
-// senders share the cost of durability.
+// senders share the cost of durability. Updates run one at a time on the
+// store's one writer goroutine (Store.Update): a function passed to it must
+// never wait for a lock that its caller's goroutine may hold while it
+// waits for the store, or the node deadlocks. Take such locks before
+// queueing the update, or copy what the update needs first.
 //
 // Three indexes live in memory in front of Badger (indexes.go, bloom.go),
 // invisible to callers: a Bloom filter of stored event IDs, so a lookup of
