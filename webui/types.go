@@ -220,7 +220,7 @@ type JoinedRoom struct {
 	Ephemeral           EventList      `json:"ephemeral"`
 	AccountData         EventList      `json:"account_data"`
 	Summary             map[string]any `json:"summary"`
-	UnreadNotifications map[string]int `json:"unread_notifications"`
+	UnreadNotifications map[string]int `json:"unread_notifications,omitempty"`
 	// UnreadThreadNotifications are the counts per thread root, shown
 	// when the filter asks for them (unread_thread_notifications).
 	UnreadThreadNotifications map[string]map[string]int `json:"unread_thread_notifications,omitempty"`

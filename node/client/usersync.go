@@ -18,6 +18,15 @@ import (
 // long before).
 const maxCountScan = 1000
 
+// countBudget bounds the events one /sync evaluates for notification
+// counts not cached yet, over all its rooms: about 60 us each, so
+// ~300 ms. Without it an initial sync after a start evaluated every
+// unread event of every room (1,000 rooms of 100 events: 5.5-7 s,
+// against 1.0 s before counts). Rooms past it get no counts in that
+// answer (the field is optional; clients keep what they had) and are
+// counted by the following syncs, each within the budget again.
+const countBudget = 5000
+
 // syncUserData adds to a /sync answer the user's data that changed in
 // (since, pos], or all of it for an initial sync: global and room
 // account data (push rules among it), receipts as m.receipt ephemeral
@@ -126,8 +135,9 @@ func (api *API) syncUserData(s *webui.Session, since, pos uint64, resp *webui.Sy
 			rulesPos = ad.Pos
 		}
 		threads := f != nil && f.Room.Timeline.UnreadThreadNotifications
+		budget := countBudget
 		for id, jr := range resp.Rooms.Join {
-			if err := api.unreadCounts(t, s, id, pos, countRules{rules, rulesPos}, threads, jr); err != nil {
+			if err := api.unreadCounts(t, s, id, pos, countRules{rules, rulesPos}, threads, jr, &budget); err != nil {
 				return err
 			}
 		}
@@ -171,7 +181,7 @@ func (api *API) joinedSection(resp *webui.SyncResponse, s *webui.Session, f *web
 // receipt; their join if they have none) that their push rules say
 // notify or highlight, other users' only. With threads, events in a
 // thread count under its root, against the thread's own receipts.
-func (api *API) unreadCounts(t *store.Txn, s *webui.Session, roomID string, pos uint64, rules countRules, threads bool, jr *webui.JoinedRoom) (err error) {
+func (api *API) unreadCounts(t *store.Txn, s *webui.Session, roomID string, pos uint64, rules countRules, threads bool, jr *webui.JoinedRoom, budget *int) (err error) {
 	r := api.dag.Room(roomID)
 	if r == nil {
 		return nil
@@ -215,6 +225,9 @@ func (api *API) unreadCounts(t *store.Txn, s *webui.Session, roomID string, pos 
 		after = max(after, c.upTo)
 		cached = c
 	}
+	if *budget <= 0 && after < store.LiveBase+pos {
+		return nil // not counted in this answer (countBudget)
+	}
 	defer func() {
 		jr.UnreadNotifications = main
 		if threads && len(byThread) > 0 {
@@ -226,6 +239,7 @@ func (api *API) unreadCounts(t *store.Txn, s *webui.Session, roomID string, pos 
 	if err != nil {
 		return err
 	}
+	*budget -= len(entries)
 	upTo = max(after, upTo)
 	// The user's own event is an implicit receipt for what came before it
 	// in its thread (with threads counted apart) or in the room: scanning
