@@ -119,6 +119,8 @@ type Config struct {
 	freeSpace func(dir string) (uint64, error)
 	// accessTokenLifetime shortens refreshable access tokens (tests).
 	accessTokenLifetime time.Duration
+	// countBudget lowers client.Config.CountBudget (tests).
+	countBudget int
 	// p2pOptions are extra libp2p options (tests force reachability:
 	// libp2p counts loopback as private).
 	p2pOptions []libp2p.Option
@@ -244,6 +246,7 @@ func (n *Node) Start() (err error) {
 		Logger:            n.cfg.Logger,
 
 		AccessTokenLifetime: n.cfg.accessTokenLifetime,
+		CountBudget:         n.cfg.countBudget,
 	})
 	committed = n.api.Committed
 	invited = n.api.Invited

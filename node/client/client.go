@@ -63,6 +63,9 @@ type Config struct {
 	// OnDeviceChange, if set, is called after a device of a local user
 	// was added or removed (devices.go).
 	OnDeviceChange func(user, deviceID string, removed bool)
+	// CountBudget bounds the events one /sync evaluates for notification
+	// counts not cached yet; default countBudget (usersync.go).
+	CountBudget int
 	// HidePresence makes the node share no presence: it sends none of
 	// its users' and shows its users none of others' (presence.go).
 	HidePresence bool

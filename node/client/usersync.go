@@ -136,8 +136,37 @@ func (api *API) syncUserData(s *webui.Session, since, pos uint64, resp *webui.Sy
 		}
 		threads := f != nil && f.Room.Timeline.UnreadThreadNotifications
 		budget := countBudget
+		if api.cfg.CountBudget > 0 {
+			budget = api.cfg.CountBudget
+		}
+		cr := countRules{rules, rulesPos}
+		countedNow := map[string]bool{}
+		// Rooms an earlier answer left uncounted come first, each with
+		// an empty timeline if nothing else brings them: at least one
+		// per answer, so they are all counted within a few syncs.
+		for k, id := range api.unread.takePending(s.UserID) {
+			if k > 0 && budget <= 0 {
+				api.unread.addPending(s.UserID, id)
+				continue
+			}
+			jr := api.joinedSection(resp, s, f, id)
+			if jr == nil {
+				continue // left, or filtered out
+			}
+			if k == 0 {
+				budget = max(budget, 1)
+			}
+			if err := api.unreadCounts(t, s, id, pos, cr, threads, jr, &budget); err != nil {
+				return err
+			}
+			countedNow[id] = true
+			news = true
+		}
 		for id, jr := range resp.Rooms.Join {
-			if err := api.unreadCounts(t, s, id, pos, countRules{rules, rulesPos}, threads, jr, &budget); err != nil {
+			if countedNow[id] {
+				continue
+			}
+			if err := api.unreadCounts(t, s, id, pos, cr, threads, jr, &budget); err != nil {
 				return err
 			}
 		}
@@ -226,7 +255,10 @@ func (api *API) unreadCounts(t *store.Txn, s *webui.Session, roomID string, pos 
 		cached = c
 	}
 	if *budget <= 0 && after < store.LiveBase+pos {
-		return nil // not counted in this answer (countBudget)
+		// Not counted in this answer (countBudget): the next one does.
+		jr.UnreadNotifications, jr.UnreadThreadNotifications = nil, nil
+		api.unread.addPending(s.UserID, roomID)
+		return nil
 	}
 	defer func() {
 		jr.UnreadNotifications = main
@@ -412,6 +444,33 @@ type countRules struct {
 type unreadCache struct {
 	mu sync.Mutex
 	m  map[unreadKey]unreadEntry
+	// pending are rooms, per user, whose counts an answer left out
+	// (countBudget); at most maxUnreadCache in all.
+	pending  map[string][]string
+	npending int
+}
+
+func (c *unreadCache) addPending(user, room string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pending == nil {
+		c.pending = map[string][]string{}
+	}
+	if c.npending >= maxUnreadCache || slices.Contains(c.pending[user], room) {
+		return
+	}
+	c.pending[user] = append(c.pending[user], room)
+	c.npending++
+}
+
+// takePending returns and forgets the user's pending rooms.
+func (c *unreadCache) takePending(user string) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rs := c.pending[user]
+	delete(c.pending, user)
+	c.npending -= len(rs)
+	return rs
 }
 
 const maxUnreadCache = 10000
