@@ -58,7 +58,11 @@ func TestLocalAliases(t *testing.T) {
 			_, err := alice.CreateAlias(ctx, bad, room)
 			wantErr(t, fmt.Sprintf("create %q", bad), err, http.StatusBadRequest, "M_INVALID_PARAM")
 		}
-		_, err := alice.ResolveAlias(ctx, "#nocolon")
+		_, err := alice.MakeRequest(ctx, http.MethodPut, alice.BuildClientURL("v3", "directory", "room", localAlias(a, "noroom")), map[string]any{}, nil)
+		wantErr(t, "create an alias without room_id", err, http.StatusBadRequest, "M_MISSING_PARAM")
+		_, err = alice.CreateAlias(ctx, localAlias(a, "unknown-room"), "!nowhere:"+id.RoomID(a.ServerName()))
+		wantErr(t, "create an alias of a room unknown here", err, http.StatusNotFound, "M_NOT_FOUND")
+		_, err = alice.ResolveAlias(ctx, "#nocolon")
 		wantErr(t, "resolve a malformed alias", err, http.StatusBadRequest, "M_INVALID_PARAM")
 	})
 	t.Run("an unknown alias or another server's is 404", func(t *testing.T) {
@@ -76,6 +80,15 @@ func TestLocalAliases(t *testing.T) {
 		wantErr(t, "carol lists the aliases", err, http.StatusForbidden, "M_FORBIDDEN")
 		_, err = carol.CreateAlias(ctx, localAlias(a, "carols"), room)
 		wantErr(t, "carol adds an alias", err, http.StatusForbidden, "M_FORBIDDEN")
+		if _, err := alice.SendStateEvent(ctx, room, event.StateHistoryVisibility, "", map[string]string{"history_visibility": "world_readable"}); err != nil {
+			t.Fatal(err)
+		}
+		if list, err := carol.GetAliases(ctx, room); err != nil || len(list.Aliases) != 1 {
+			t.Fatalf("carol lists the aliases of a world_readable room: %+v, %v", list, err)
+		}
+		if _, err := alice.SendStateEvent(ctx, room, event.StateHistoryVisibility, "", map[string]string{"history_visibility": "shared"}); err != nil {
+			t.Fatal(err)
+		}
 		_, err = alice.GetAliases(ctx, "not-a-room")
 		wantErr(t, "list the aliases of a malformed room ID", err, http.StatusBadRequest, "M_INVALID_PARAM")
 	})

@@ -168,13 +168,14 @@ func (api *API) maySetCanonicalAlias(roomID, user string) bool {
 	return pl.UserLevel(user) >= pl.EventLevel("m.room.canonical_alias", true)
 }
 
-// RoomAliases implements webui.Aliases, for members of the room.
+// RoomAliases implements webui.Aliases, for members of the room, or
+// anyone if the room is world_readable.
 func (api *API) RoomAliases(ctx context.Context, s *webui.Session, roomID string) ([]string, error) {
 	if !strings.HasPrefix(roomID, "!") {
 		return nil, errs.Invalidf("%q is not a room ID", roomID)
 	}
 	r := api.peers.Room(roomID)
-	if r == nil || api.peers.Membership(r, s.UserID) != "join" {
+	if r == nil || (api.peers.Membership(r, s.UserID) != "join" && !api.worldReadable(r.Room)) {
 		return nil, errs.Forbiddenf("you are not joined to room %s", roomID)
 	}
 	var out []string
