@@ -182,8 +182,16 @@ func TestCreateRoomAliasName(t *testing.T) {
 	wantErr(t, "createRoom with a name taken", err, http.StatusBadRequest, "M_ROOM_IN_USE")
 	_, err = alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{RoomAliasName: "a:b"})
 	wantErr(t, "createRoom with a name holding ':'", err, http.StatusBadRequest, "M_INVALID_PARAM")
+	canonicalState := func(alias string) []*event.Event {
+		return []*event.Event{{Type: event.StateCanonicalAlias, StateKey: new(string), Content: event.Content{Raw: map[string]any{"alias": alias}}}}
+	}
+	_, err = alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{InitialState: canonicalState(string(general))})
+	wantErr(t, "createRoom whose initial canonical alias is another room's", err, http.StatusBadRequest, "M_BAD_ALIAS")
 	if rooms, err := alice.JoinedRooms(ctx); err != nil || len(rooms.JoinedRooms) != 1 {
 		t.Fatalf("joined rooms: %+v, %v; want only the first", rooms, err)
+	}
+	if _, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{RoomAliasName: "second", InitialState: canonicalState(string(localAlias(a, "second")))}); err != nil {
+		t.Fatalf("createRoom whose initial canonical alias is the one it makes: %v", err)
 	}
 }
 

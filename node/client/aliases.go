@@ -193,8 +193,9 @@ func errBadAlias(format string, args ...any) error {
 
 // checkCanonicalAlias validates an m.room.canonical_alias a local user
 // sends: alias and alt_aliases must be aliases, and those of this server
-// must exist and point to the room.
-func (api *API) checkCanonicalAlias(roomID string, content json.RawMessage) error {
+// must exist and point to the room, or be fresh: the alias createRoom
+// is making for it (roomID is then "").
+func (api *API) checkCanonicalAlias(roomID string, content json.RawMessage, fresh string) error {
 	var c struct {
 		Alias      *string   `json:"alias"`
 		AltAliases *[]string `json:"alt_aliases"`
@@ -214,7 +215,7 @@ func (api *API) checkCanonicalAlias(roomID string, content json.RawMessage) erro
 		if !ok {
 			return errBadAlias("%q is not a valid room alias", alias)
 		}
-		if server != api.serverName {
+		if server != api.serverName || (fresh != "" && alias == fresh) {
 			continue
 		}
 		got, err := api.resolveLocal(alias)

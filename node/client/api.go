@@ -224,7 +224,7 @@ func (api *API) Send(ctx context.Context, s *webui.Session, roomID, evType strin
 		return "", errs.Forbiddenf("a room's create event cannot be replaced")
 	}
 	if evType == "m.room.canonical_alias" && stateKey != nil && *stateKey == "" {
-		if err := api.checkCanonicalAlias(roomID, content); err != nil {
+		if err := api.checkCanonicalAlias(roomID, content, ""); err != nil {
 			return "", err
 		}
 	}

@@ -29,6 +29,13 @@ func (api *API) CreateRoom(ctx context.Context, s *webui.Session, req *webui.Cre
 		return "", err
 	}
 	defer func() { unlockAliases() }()
+	for _, st := range req.InitialState {
+		if st.Type == "m.room.canonical_alias" && st.StateKey == "" {
+			if err := api.checkCanonicalAlias("", st.Content, alias); err != nil {
+				return "", err
+			}
+		}
+	}
 	version := req.RoomVersion
 	if version == "" {
 		version = rooms.DefaultVersion
