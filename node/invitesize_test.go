@@ -27,7 +27,7 @@ func TestAnInviteToARoomWithLargeStateFitsARequest(t *testing.T) {
 		Preset: "private_chat", Name: "big", Topic: big,
 		InitialState: []*event.Event{
 			{Type: event.StateRoomAvatar, StateKey: new(string), Content: event.Content{Raw: map[string]any{"url": "mxc://x/" + big}}},
-			{Type: event.StateCanonicalAlias, StateKey: new(string), Content: event.Content{Raw: map[string]any{"alias": "#" + big + ":x"}}},
+			{Type: event.StateCanonicalAlias, StateKey: new(string), Content: event.Content{Raw: map[string]any{"alias": "#big:x", "pad": big}}},
 			{Type: event.StateEncryption, StateKey: new(string), Content: event.Content{Raw: map[string]any{"algorithm": "m.megolm.v1.aes-sha2", "pad": big}}},
 			{Type: event.StateJoinRules, StateKey: new(string), Content: event.Content{Raw: map[string]any{"join_rule": "invite", "pad": big}}},
 		},

@@ -124,6 +124,12 @@ func (s *Server) routes() http.Handler {
 		m("GET /presence/{userId}/status", s.authed(s.getPresence))
 		m("PUT /presence/{userId}/status", s.authed(s.putPresence))
 	}
+	if s.aliases != nil {
+		m("PUT /directory/room/{roomAlias}", s.authed(s.putAlias))
+		m("GET /directory/room/{roomAlias}", s.optionalAuth(s.getAlias))
+		m("DELETE /directory/room/{roomAlias}", s.authed(s.deleteAlias))
+		m("GET /rooms/{roomId}/aliases", s.authed(s.roomAliases))
+	}
 	if s.links != nil {
 		mux.Handle("POST /_parley/v1/rooms/{roomId}/links", s.authed(s.createLink))
 		mux.Handle("GET /_parley/v1/rooms/{roomId}/links", s.authed(s.listLinks))

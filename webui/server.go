@@ -66,6 +66,7 @@ type Backends struct {
 	UserData   UserData
 	Keys       Keys
 	Ephemeral  Ephemeral
+	Aliases    Aliases
 }
 
 // Server is the local HTTP server.
@@ -82,6 +83,7 @@ type Server struct {
 	userdata   UserData
 	keys       Keys
 	ephemeral  Ephemeral
+	aliases    Aliases
 	log        *slog.Logger
 	handler    http.Handler
 	guard      *guard
@@ -128,6 +130,7 @@ func New(cfg Config, b Backends) *Server {
 		keys:     b.Keys,
 	}
 	s.ephemeral = b.Ephemeral
+	s.aliases = b.Aliases
 	s.ready.Store(!cfg.WaitReady)
 	s.handler = s.routes()
 	return s

@@ -223,6 +223,11 @@ func (api *API) Send(ctx context.Context, s *webui.Session, roomID, evType strin
 	if evType == "m.room.create" {
 		return "", errs.Forbiddenf("a room's create event cannot be replaced")
 	}
+	if evType == "m.room.canonical_alias" && stateKey != nil && *stateKey == "" {
+		if err := api.checkCanonicalAlias(roomID, content, ""); err != nil {
+			return "", err
+		}
+	}
 	if stateKey != nil {
 		if id := api.sameState(r, s.UserID, evType, *stateKey, content); id != "" {
 			return id, nil

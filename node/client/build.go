@@ -24,6 +24,18 @@ func (api *API) CreateRoom(ctx context.Context, s *webui.Session, req *webui.Cre
 	if len(req.InitialState) > MaxInitialState {
 		return "", errs.Invalidf("initial_state has %d entries; at most %d are allowed", len(req.InitialState), MaxInitialState)
 	}
+	alias, unlockAliases, err := api.reserveRoomAlias(s.UserID, req.RoomAliasName)
+	if err != nil {
+		return "", err
+	}
+	defer func() { unlockAliases() }()
+	for _, st := range req.InitialState {
+		if st.Type == "m.room.canonical_alias" && st.StateKey == "" {
+			if err := api.checkCanonicalAlias("", st.Content, alias); err != nil {
+				return "", err
+			}
+		}
+	}
 	version := req.RoomVersion
 	if version == "" {
 		version = rooms.DefaultVersion
@@ -76,6 +88,9 @@ func (api *API) CreateRoom(ctx context.Context, s *webui.Session, req *webui.Cre
 		{"m.room.member", s.UserID, api.memberContent(s.UserID, "join")},
 		{"m.room.power_levels", "", api.powerLevels(version, s.UserID, preset, req)},
 	}
+	if alias != "" {
+		steps = append(steps, step{"m.room.canonical_alias", "", map[string]string{"alias": alias}})
+	}
 	joinRule, history := "invite", "shared"
 	if preset == "public_chat" {
 		joinRule = "public"
@@ -111,6 +126,13 @@ func (api *API) CreateRoom(ctx context.Context, s *webui.Session, req *webui.Cre
 	r, err := api.peers.Activate(dr)
 	if err != nil {
 		return "", err
+	}
+	if alias != "" {
+		if err := api.putAlias(alias, r.ID, s.UserID); err != nil {
+			return "", err
+		}
+		unlockAliases()
+		unlockAliases = func() {}
 	}
 	for _, u := range remoteInvites {
 		if err := api.Invite(ctx, s, r.ID, u, ""); err != nil {

@@ -22,7 +22,8 @@ type API struct {
 	dag        *dag.Engine
 	peers      *peers.Peers
 
-	acctMu sync.Mutex // serialises account creation
+	acctMu  sync.Mutex // serialises account creation
+	aliasMu sync.Mutex // serialises alias writes, so a checked alias stays free (aliases.go)
 
 	claimMu   sync.Mutex
 	claimCode string // "" once the node has its owner

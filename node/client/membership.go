@@ -31,8 +31,15 @@ func stripped(ev *rooms.Event) webui.StrippedEvent {
 // locally; otherwise the join goes through the node that invited the user
 // (make_join, then send_join), and returns once the room's state is here.
 func (api *API) Join(ctx context.Context, s *webui.Session, target string) (string, error) {
+	if strings.HasPrefix(target, "#") {
+		roomID, err := api.resolveLocal(target)
+		if err != nil {
+			return "", err
+		}
+		target = roomID
+	}
 	if !strings.HasPrefix(target, "!") {
-		return "", errs.NotFoundf("room aliases are not supported; join by room ID or invite link")
+		return "", errs.NotFoundf("%q is neither a room ID nor a room alias; join by room ID, alias or invite link", target)
 	}
 	if r := api.peers.Room(target); r != nil && r.Followed() {
 		if api.peers.Membership(r, s.UserID) == "join" {
