@@ -12,6 +12,7 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/parley-p2p/parley/internal/testkit"
 	"github.com/parley-p2p/parley/node/store"
 )
 
@@ -141,6 +142,41 @@ func TestConcurrentCreateRoomsAreDistinct(t *testing.T) {
 		var pl json.RawMessage
 		if err := alice.StateEvent(ctx, r, event.StatePowerLevels, "", &pl); err != nil {
 			t.Errorf("room %s has no power levels: %v", r, err)
+		}
+	}
+}
+
+// TestCreateRoomTopicIsRich: createRoom's topic is set with the rich
+// topic block of spec v1.15 (m.topic, a text/plain representation)
+// beside the plain topic, and a member on another node reads both.
+func TestCreateRoomTopicIsRich(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, _, alice, bob := twoNodes(t, ctx, testOpts{}, testOpts{})
+	resp, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat", Topic: "plans for sunday"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	joinThrough(t, ctx, resp.RoomID, alice, bob)
+	type topic struct {
+		Topic string `json:"topic"`
+		Rich  struct {
+			Text []struct {
+				MimeType string `json:"mimetype"`
+				Body     string `json:"body"`
+			} `json:"m.text"`
+		} `json:"m.topic"`
+	}
+	for name, c := range map[string]*mautrix.Client{"alice": alice, "bob": bob} {
+		var got topic
+		testkit.WaitFor(t, 20*time.Second, name+" to read the topic", func() bool {
+			got = topic{}
+			return c.StateEvent(ctx, resp.RoomID, event.StateTopic, "", &got) == nil && got.Topic != ""
+		})
+		if got.Topic != "plans for sunday" || len(got.Rich.Text) != 1 ||
+			got.Rich.Text[0].MimeType != "text/plain" || got.Rich.Text[0].Body != "plans for sunday" {
+			t.Errorf("%s reads the topic as %+v", name, got)
 		}
 	}
 }

@@ -106,7 +106,12 @@ func (api *API) CreateRoom(ctx context.Context, s *webui.Session, req *webui.Cre
 		steps = append(steps, step{"m.room.name", "", map[string]string{"name": req.Name}})
 	}
 	if req.Topic != "" {
-		steps = append(steps, step{"m.room.topic", "", map[string]string{"topic": req.Topic}})
+		// With the rich topic block of spec v1.15 (MSC3765) beside the
+		// plain one, so both kinds of client read it.
+		steps = append(steps, step{"m.room.topic", "", map[string]any{
+			"topic":   req.Topic,
+			"m.topic": map[string]any{"m.text": []map[string]string{{"mimetype": "text/plain", "body": req.Topic}}},
+		}})
 	}
 	for _, u := range localInvites {
 		steps = append(steps, step{"m.room.member", u, map[string]string{"membership": "invite"}})
