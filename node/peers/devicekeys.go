@@ -85,20 +85,28 @@ func (ps *Peers) userJoined(r *dag.Room, user string) bool {
 	return ok && m == "join"
 }
 
-// askedUsers keeps the users of a query or claim that this node answers
-// for a server: its own, sharing a room with one of the server's.
-func (ps *Peers) askedUsers(server string, n int, users func(yield func(string) bool)) (map[string]bool, error) {
-	if n > MaxKeyUsers {
+// answerable is the part of a key query or claim that this node
+// answers for a server: the asked users that are its own and share a
+// room with one of the server's, each with what was asked of them. It
+// bounds the users and (by devices) the devices asked at once.
+func answerable[V any](ps *Peers, server string, asked map[string]V, devices func(V) int) (map[string]V, error) {
+	if len(asked) > MaxKeyUsers {
 		return nil, remoteErr("M_TOO_LARGE", "at most %d users at once", MaxKeyUsers)
 	}
-	ok := map[string]bool{}
-	users(func(u string) bool {
+	n := 0
+	for _, v := range asked {
+		n += devices(v)
+	}
+	if n > MaxKeyDevices {
+		return nil, remoteErr("M_TOO_LARGE", "at most %d devices at once", MaxKeyDevices)
+	}
+	out := make(map[string]V, len(asked))
+	for u, v := range asked {
 		if _, local := ps.LocalUser(u); local && ps.SharesRoom(u, server) {
-			ok[u] = true
+			out[u] = v
 		}
-		return true
-	})
-	return ok, nil
+	}
+	return out, nil
 }
 
 func (ps *Peers) onUserKeys(server string, body []byte) (any, error) {
@@ -106,26 +114,13 @@ func (ps *Peers) onUserKeys(server string, body []byte) (any, error) {
 	if err := decode(body, &req); err != nil {
 		return nil, err
 	}
-	devices := 0
-	ok, err := ps.askedUsers(server, len(req.Users), func(yield func(string) bool) {
-		for u, devs := range req.Users {
-			devices += len(devs)
-			yield(u)
-		}
-	})
+	asked, err := answerable(ps, server, req.Users, func(devs []string) int { return len(devs) })
 	if err != nil {
 		return nil, err
-	}
-	if devices > MaxKeyDevices {
-		return nil, remoteErr("M_TOO_LARGE", "at most %d devices at once", MaxKeyDevices)
 	}
 	svc, err := ps.keyService()
 	if err != nil {
 		return nil, err
-	}
-	asked := map[string][]string{}
-	for u := range ok {
-		asked[u] = req.Users[u]
 	}
 	return svc.LocalUserKeys(asked)
 }
@@ -135,28 +130,15 @@ func (ps *Peers) onClaimKeys(server string, body []byte) (any, error) {
 	if err := decode(body, &req); err != nil {
 		return nil, err
 	}
-	devices := 0
-	ok, err := ps.askedUsers(server, len(req.OneTimeKeys), func(yield func(string) bool) {
-		for u, devs := range req.OneTimeKeys {
-			devices += len(devs)
-			yield(u)
-		}
-	})
+	asked, err := answerable(ps, server, req.OneTimeKeys, func(devs map[string]string) int { return len(devs) })
 	if err != nil {
 		return nil, err
-	}
-	if devices > MaxKeyDevices {
-		return nil, remoteErr("M_TOO_LARGE", "at most %d devices at once", MaxKeyDevices)
 	}
 	svc, err := ps.keyService()
 	if err != nil {
 		return nil, err
 	}
-	want := map[string]map[string]string{}
-	for u := range ok {
-		want[u] = req.OneTimeKeys[u]
-	}
-	return svc.ClaimLocalKeys(want)
+	return svc.ClaimLocalKeys(asked)
 }
 
 func (ps *Peers) onToDevice(server string, body []byte) (any, error) {
