@@ -112,7 +112,15 @@ func joinedEntry(resp *webui.SyncResponse, roomID string) *webui.JoinedRoom {
 	if jr, ok := resp.Rooms.Join[roomID]; ok {
 		return jr
 	}
-	jr := &webui.JoinedRoom{
+	jr := emptyJoined()
+	resp.Rooms.Join[roomID] = jr
+	return jr
+}
+
+// emptyJoined is a joined room's /sync section with nothing in it, for a
+// room whose only news is not in its timeline (ephemeral or user data).
+func emptyJoined() *webui.JoinedRoom {
+	return &webui.JoinedRoom{
 		Timeline:            webui.Timeline{Events: []webui.ClientEvent{}},
 		State:               webui.StateList{Events: []webui.ClientEvent{}},
 		Ephemeral:           webui.EventList{Events: []json.RawMessage{}},
@@ -120,8 +128,6 @@ func joinedEntry(resp *webui.SyncResponse, roomID string) *webui.JoinedRoom {
 		Summary:             map[string]any{},
 		UnreadNotifications: map[string]int{"highlight_count": 0, "notification_count": 0},
 	}
-	resp.Rooms.Join[roomID] = jr
-	return jr
 }
 
 // localJoined lists the room's local users who are joined.

@@ -193,14 +193,7 @@ func (api *API) joinedSection(resp *webui.SyncResponse, s *webui.Session, f *web
 	if api.membershipIn(roomID, s.UserID) != "join" {
 		return nil
 	}
-	jr := &webui.JoinedRoom{
-		Timeline:            webui.Timeline{Events: []webui.ClientEvent{}},
-		State:               webui.StateList{Events: []webui.ClientEvent{}},
-		Ephemeral:           webui.EventList{Events: []json.RawMessage{}},
-		AccountData:         webui.EventList{Events: []json.RawMessage{}},
-		Summary:             map[string]any{},
-		UnreadNotifications: map[string]int{"highlight_count": 0, "notification_count": 0},
-	}
+	jr := emptyJoined()
 	resp.Rooms.Join[roomID] = jr
 	return jr
 }
