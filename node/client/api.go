@@ -558,17 +558,9 @@ func (api *API) Messages(ctx context.Context, s *webui.Session, req webui.Messag
 		if err != nil {
 			return nil, err
 		}
-		sv := v.at(&i.Rec)
-		if !v.sees(sv) || (worldOnly && sv.visibility != "world_readable") {
-			continue
+		if ce, ok := api.pageEvent(s, v, i, worldOnly, req.Filter); ok {
+			resp.Chunk = append(resp.Chunk, ce)
 		}
-		e := api.shownInfo(i)
-		if e.hidden || (req.Filter != nil && !req.Filter.Allows(e.Type, e.Sender)) {
-			continue
-		}
-		ce := api.render(e, s, true)
-		ce.Unsigned["membership"] = sv.membership
-		resp.Chunk = append(resp.Chunk, ce)
 	}
 	if len(entries) > 0 {
 		last := entries[len(entries)-1].Order

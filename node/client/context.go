@@ -50,17 +50,9 @@ func (api *API) Context(ctx context.Context, s *webui.Session, req webui.Context
 			if err != nil {
 				continue
 			}
-			sv := v.at(&i.Rec)
-			if !v.sees(sv) || (worldOnly && sv.visibility != "world_readable") {
-				continue
+			if ce, ok := api.pageEvent(s, v, i, worldOnly, req.Filter); ok {
+				out = append(out, ce)
 			}
-			e := api.shownInfo(i)
-			if e.hidden || (req.Filter != nil && !req.Filter.Allows(e.Type, e.Sender)) {
-				continue
-			}
-			ce := api.render(e, s, true)
-			ce.Unsigned["membership"] = sv.membership
-			out = append(out, ce)
 		}
 		return out
 	}
@@ -148,4 +140,23 @@ func (api *API) membersAt(s *webui.Session, roomID, at string) (store.StateMap, 
 		}
 	}
 	return api.roomState(s, roomID)
+}
+
+// pageEvent renders an event of a page of history (/messages, /context)
+// as the user may see it: false if history visibility hides it from
+// them (worldOnly: they see only world_readable history), or it is the
+// codec's own, or the filter leaves it out. It carries the user's
+// membership at the event (unsigned.membership).
+func (api *API) pageEvent(s *webui.Session, v *viewer, i *dag.Info, worldOnly bool, f *webui.RoomEventFilter) (webui.ClientEvent, bool) {
+	sv := v.at(&i.Rec)
+	if !v.sees(sv) || (worldOnly && sv.visibility != "world_readable") {
+		return webui.ClientEvent{}, false
+	}
+	e := api.shownInfo(i)
+	if e.hidden || (f != nil && !f.Allows(e.Type, e.Sender)) {
+		return webui.ClientEvent{}, false
+	}
+	ce := api.render(e, s, true)
+	ce.Unsigned["membership"] = sv.membership
+	return ce, true
 }
