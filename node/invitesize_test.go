@@ -24,8 +24,11 @@ func TestAnInviteToARoomWithLargeStateFitsARequest(t *testing.T) {
 	// size), so a user's content fits an event up to about 46 kB.
 	big := strings.Repeat("x", 40000)
 	created, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{
-		Preset: "private_chat", Name: "big", Topic: big,
+		Preset: "private_chat", Name: "big",
 		InitialState: []*event.Event{
+			// As initial state: createRoom's topic field would carry it
+			// twice (plain and as the rich m.topic block).
+			{Type: event.StateTopic, StateKey: new(string), Content: event.Content{Raw: map[string]any{"topic": big}}},
 			{Type: event.StateRoomAvatar, StateKey: new(string), Content: event.Content{Raw: map[string]any{"url": "mxc://x/" + big}}},
 			{Type: event.StateCanonicalAlias, StateKey: new(string), Content: event.Content{Raw: map[string]any{"alias": "#big:x", "pad": big}}},
 			{Type: event.StateEncryption, StateKey: new(string), Content: event.Content{Raw: map[string]any{"algorithm": "m.megolm.v1.aes-sha2", "pad": big}}},
