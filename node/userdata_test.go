@@ -785,3 +785,62 @@ func TestCountsPastTheBudgetComeInTheNextSyncs(t *testing.T) {
 		}
 	}
 }
+
+// TestSyncFiltersAccountDataAndReceipts: a /sync filter's account_data
+// (global and per room) and room ephemeral parts select what user data
+// the answer carries.
+func TestSyncFiltersAccountDataAndReceipts(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, alice, bob, room := twoLocalUsers(t, ctx)
+	for _, typ := range []string{"org.example.keep", "org.example.drop"} {
+		if err := alice.SetAccountData(ctx, typ, map[string]any{"v": typ}); err != nil {
+			t.Fatal(err)
+		}
+		if err := alice.SetRoomAccountData(ctx, room, typ, map[string]any{"v": typ}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last := send(t, ctx, bob, room, map[string]any{"msgtype": "m.text", "body": "read me"})
+	if err := bob.SendReceipt(ctx, room, last, event.ReceiptTypeRead, nil); err != nil {
+		t.Fatal(err)
+	}
+	types := func(evs []*event.Event) map[string]bool {
+		out := map[string]bool{}
+		for _, ev := range evs {
+			out[ev.Type.Type] = true
+		}
+		return out
+	}
+	sync := func(filter string) *mautrix.RespSync {
+		resp, err := alice.SyncRequest(ctx, 0, "", filter, false, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Rooms.Join[room] == nil {
+			t.Fatal("the room is missing from the sync")
+		}
+		return resp
+	}
+
+	all := sync("")
+	if g, r := types(all.AccountData.Events), types(all.Rooms.Join[room].AccountData.Events); !g["org.example.drop"] || !r["org.example.drop"] {
+		t.Fatalf("without a filter, account data %v and room account data %v, want both types", g, r)
+	}
+	if !types(all.Rooms.Join[room].Ephemeral.Events)["m.receipt"] {
+		t.Fatal("without a filter, no m.receipt in the room's ephemeral events")
+	}
+
+	f := sync(`{"account_data":{"not_types":["org.example.drop"]},"room":{"account_data":{"types":["org.example.keep"]},"ephemeral":{"not_types":["m.receipt"]}}}`)
+	g, r := types(f.AccountData.Events), types(f.Rooms.Join[room].AccountData.Events)
+	if !g["org.example.keep"] || g["org.example.drop"] {
+		t.Errorf("filtered account data %v, want keep and not drop", g)
+	}
+	if !r["org.example.keep"] || r["org.example.drop"] {
+		t.Errorf("filtered room account data %v, want keep and not drop", r)
+	}
+	if types(f.Rooms.Join[room].Ephemeral.Events)["m.receipt"] {
+		t.Error("the filter leaves receipts out, yet the room's ephemeral events hold one")
+	}
+}

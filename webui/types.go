@@ -121,8 +121,9 @@ type SyncRequest struct {
 
 // Filter is the part of a Matrix filter parley honours.
 type Filter struct {
-	Room     RoomFilter      `json:"room"`
-	Presence RoomEventFilter `json:"presence"`
+	Room        RoomFilter      `json:"room"`
+	Presence    RoomEventFilter `json:"presence"`
+	AccountData RoomEventFilter `json:"account_data"`
 }
 
 // RoomFilter is the room part of a filter.
@@ -131,6 +132,7 @@ type RoomFilter struct {
 	State        RoomEventFilter `json:"state"`
 	IncludeLeave bool            `json:"include_leave"`
 	Ephemeral    RoomEventFilter `json:"ephemeral"`
+	AccountData  RoomEventFilter `json:"account_data"`
 	Rooms        []string        `json:"rooms,omitempty"`
 }
 

@@ -63,6 +63,15 @@ func (api *API) syncUserData(s *webui.Session, since, pos uint64, resp *webui.Sy
 				}
 			}
 			ev := accountDataEvent(ad.Type, content)
+			if f != nil {
+				filter := f.AccountData
+				if ad.Room != "" {
+					filter = f.Room.AccountData
+				}
+				if !filter.Allows(ad.Type, "") {
+					continue
+				}
+			}
 			switch {
 			case ad.Room == "":
 				resp.AccountData.Events = append(resp.AccountData.Events, ev)
@@ -76,7 +85,7 @@ func (api *API) syncUserData(s *webui.Session, since, pos uint64, resp *webui.Sy
 				lr.AccountData.Events = append(lr.AccountData.Events, ev)
 			}
 		}
-		if since == 0 && rules == nil {
+		if since == 0 && rules == nil && (f == nil || f.AccountData.Allows(pushRulesType, "")) {
 			rules = (&storedRules{}).render(s.UserID)
 			content, err := json.Marshal(map[string]any{"global": rules})
 			if err != nil {
@@ -85,7 +94,10 @@ func (api *API) syncUserData(s *webui.Session, since, pos uint64, resp *webui.Sy
 			resp.AccountData.Events = append(resp.AccountData.Events, accountDataEvent(pushRulesType, content))
 		}
 
-		if since == 0 {
+		receipts := f == nil || f.Room.Ephemeral.Allows("m.receipt", "")
+		switch {
+		case !receipts: // the filter leaves them out
+		case since == 0:
 			for id, jr := range resp.Rooms.Join {
 				rs, err := t.Receipts(id, "")
 				if err != nil {
@@ -95,7 +107,7 @@ func (api *API) syncUserData(s *webui.Session, since, pos uint64, resp *webui.Sy
 					jr.Ephemeral.Events = append(jr.Ephemeral.Events, ev)
 				}
 			}
-		} else {
+		default:
 			changed, err := t.ReceiptsSince(since)
 			if err != nil {
 				return err
