@@ -53,20 +53,28 @@ func TestEventRecordsReadBackAsWritten(t *testing.T) {
 				}); err != nil {
 					t.Fatal(err)
 				}
-				var got *EventRecord
-				if err := s.View(func(tx *Txn) error {
-					var err error
-					got, err = tx.Event("$ev")
-					return err
-				}); err != nil {
-					t.Fatal(err)
-				}
+				got := readEvent(t, s, "$ev")
 				if !reflect.DeepEqual(got, want) {
 					t.Errorf("read back\n%+v\nwant\n%+v", got, want)
 				}
 			})
 		}
 	}
+}
+
+// readEvent reads an event record back from s, failing the test if it
+// cannot.
+func readEvent(t *testing.T, s *Store, id string) *EventRecord {
+	t.Helper()
+	var got *EventRecord
+	if err := s.View(func(tx *Txn) error {
+		var err error
+		got, err = tx.Event(id)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return got
 }
 
 // TestNewEventRecordsAreBinary: a record written now does not start as

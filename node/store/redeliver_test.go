@@ -69,14 +69,7 @@ func TestRecordsWithAPlainReadBack(t *testing.T) {
 			}); err != nil {
 				t.Fatal(err)
 			}
-			var got *EventRecord
-			if err := s.View(func(tx *Txn) error {
-				var err error
-				got, err = tx.Event("$ev")
-				return err
-			}); err != nil {
-				t.Fatal(err)
-			}
+			got := readEvent(t, s, "$ev")
 			if got.Plain != nil || !reflect.DeepEqual(got, old) {
 				t.Errorf("read back\n%+v\nwant\n%+v", got, old)
 			}
@@ -104,14 +97,7 @@ func TestSetPlainKeepsTheRestOfTheRecord(t *testing.T) {
 	if err := s.Update(func(tx *Txn) error { return tx.SetPlain("$ev", want.Plain) }); err != nil {
 		t.Fatal(err)
 	}
-	var got *EventRecord
-	if err := s.View(func(tx *Txn) error {
-		var err error
-		got, err = tx.Event("$ev")
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	got := readEvent(t, s, "$ev")
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("read back\n%+v\nwant\n%+v", got, want)
 	}
