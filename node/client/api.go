@@ -107,10 +107,8 @@ func (api *API) membership(t *store.Txn, id string) string {
 			}
 		}
 	}
-	if i, err := api.dag.Event(id); err == nil {
-		return i.Event.Membership()
-	}
-	return ""
+	m, _ := api.dag.MembershipOf(id)
+	return m
 }
 
 // shownInfo is an event of the engine's to be shown.
