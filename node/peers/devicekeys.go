@@ -77,12 +77,7 @@ func (ps *Peers) usersShare(a, b string) bool {
 }
 
 func (ps *Peers) userJoined(r *dag.Room, user string) bool {
-	id, ok := r.State()[rooms.StateKey{Type: "m.room.member", StateKey: user}]
-	if !ok {
-		return false
-	}
-	m, ok := ps.dag.MembershipOf(id)
-	return ok && m == "join"
+	return ps.membershipIn(r, user) == "join"
 }
 
 // answerable is the part of a key query or claim that this node

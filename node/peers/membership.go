@@ -49,15 +49,17 @@ func (ps *Peers) inviteState(r *Room, invite *rooms.Event) []json.RawMessage {
 
 // membership is a user's membership in the room's current state.
 func (ps *Peers) Membership(r *Room, user string) string {
+	return ps.membershipIn(r.Room, user)
+}
+
+// membershipIn is Membership for a room of the engine's.
+func (ps *Peers) membershipIn(r *dag.Room, user string) string {
 	id, ok := r.State()[rooms.StateKey{Type: "m.room.member", StateKey: user}]
 	if !ok {
 		return ""
 	}
-	i, err := ps.dag.Event(id)
-	if err != nil {
-		return ""
-	}
-	return i.Event.Membership()
+	m, _ := ps.dag.MembershipOf(id)
+	return m
 }
 
 // joinRemote joins a room through a resident server.
