@@ -303,7 +303,7 @@ func (f fakeMembership) Invite(_ context.Context, _ *Session, roomID, userID, _ 
 	return nil
 }
 
-func (f fakeMembership) Join(_ context.Context, _ *Session, target string) (string, error) {
+func (f fakeMembership) Join(_ context.Context, _ *Session, target string, _ []string) (string, error) {
 	f.changed("Join", "Join %s", target)
 	return target, nil
 }

@@ -3,6 +3,7 @@ package webui
 import (
 	"context"
 	"net/http"
+	"slices"
 
 	"github.com/parley-p2p/parley/errs"
 	"github.com/parley-p2p/parley/rooms"
@@ -11,7 +12,10 @@ import (
 // Membership is what the API needs to change who is in a room.
 type Membership interface {
 	Invite(ctx context.Context, s *Session, roomID, userID, reason string) error
-	Join(ctx context.Context, s *Session, roomIDOrAlias string) (string, error)
+	// Join joins a room by ID or alias; via names servers to join through
+	// (the request's server_name and via parameters), tried after those
+	// the node knows of itself.
+	Join(ctx context.Context, s *Session, roomIDOrAlias string, via []string) (string, error)
 	Leave(ctx context.Context, s *Session, roomID, reason string) error
 	// Moderate sets another user's membership: "leave" (kick or unban) or
 	// "ban".
@@ -41,7 +45,11 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request, sess *Session) err
 	if target == "" {
 		target = r.PathValue("roomId")
 	}
-	id, err := s.membership.Join(r.Context(), sess, target)
+	via, err := viaOf(r)
+	if err != nil {
+		return err
+	}
+	id, err := s.membership.Join(r.Context(), sess, target, via)
 	if err != nil {
 		return err
 	}
@@ -108,4 +116,28 @@ func readTarget(r *http.Request) (userID, reason string, err error) {
 		return "", "", errs.Invalidf("invalid user ID %q", body.UserID)
 	}
 	return body.UserID, body.Reason, nil
+}
+
+// maxVia bounds the servers a join request may name.
+const maxVia = 20
+
+// viaOf reads a join request's server_name and via parameters (each may
+// repeat): the servers to join through.
+func viaOf(r *http.Request) ([]string, error) {
+	q := r.URL.Query()
+	var via []string
+	for _, name := range []string{"server_name", "via"} {
+		for _, v := range q[name] {
+			if v == "" || len(v) > 255 {
+				return nil, errs.Invalidf("%s %q is not a server name", name, v)
+			}
+			if !slices.Contains(via, v) {
+				via = append(via, v)
+			}
+		}
+	}
+	if len(via) > maxVia {
+		return nil, errs.Invalidf("at most %d servers may be named to join through", maxVia)
+	}
+	return via, nil
 }

@@ -145,7 +145,7 @@ func (api *API) JoinLink(ctx context.Context, s *webui.Session, link string) (st
 	if err := api.peers.AskLinkInvite(ctx, p, s.UserID); err != nil {
 		return "", err
 	}
-	if _, err := api.Join(ctx, s, p.RoomID); err != nil {
+	if _, err := api.Join(ctx, s, p.RoomID, nil); err != nil {
 		return "", err
 	}
 	return p.RoomID, nil

@@ -30,7 +30,7 @@ func stripped(ev *rooms.Event) webui.StrippedEvent {
 // Join implements webui.Backend. A room already on this node is joined
 // locally; otherwise the join goes through the node that invited the user
 // (make_join, then send_join), and returns once the room's state is here.
-func (api *API) Join(ctx context.Context, s *webui.Session, target string) (string, error) {
+func (api *API) Join(ctx context.Context, s *webui.Session, target string, given []string) (string, error) {
 	if strings.HasPrefix(target, "#") {
 		roomID, err := api.resolveLocal(target)
 		if err != nil {
@@ -69,6 +69,11 @@ func (api *API) Join(ctx context.Context, s *webui.Session, target string) (stri
 			if !slices.Contains(via, srv) {
 				via = append(via, srv)
 			}
+		}
+	}
+	for _, srv := range given {
+		if srv != api.serverName && !slices.Contains(via, srv) {
+			via = append(via, srv)
 		}
 	}
 	if len(via) == 0 {
