@@ -31,6 +31,12 @@ func (s *Server) routes() http.Handler {
 	m("GET /profile/{userId}", s.optionalAuth(s.getProfile))
 	m("GET /profile/{userId}/{field}", s.optionalAuth(s.getProfileField))
 	m("PUT /profile/{userId}/{field}", s.authed(s.putProfileField))
+	m("GET /thirdparty/protocols", s.authed(s.thirdPartyProtocols))
+	m("GET /thirdparty/protocol/{protocol}", s.authed(s.thirdPartyNone))
+	m("GET /thirdparty/location/{protocol}", s.authed(s.thirdPartyNone))
+	m("GET /thirdparty/user/{protocol}", s.authed(s.thirdPartyNone))
+	m("GET /thirdparty/location", s.authed(s.thirdPartyNone))
+	m("GET /thirdparty/user", s.authed(s.thirdPartyNone))
 
 	// Each further role only if the node gave one.
 	if s.devices != nil {
