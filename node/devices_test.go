@@ -171,6 +171,21 @@ func TestDevicesAreListedNamedAndSeen(t *testing.T) {
 	}
 	err = alice.SetDeviceInfo(ctx, phone.DeviceID, &mautrix.ReqDeviceInfo{DisplayName: string(long)})
 	wantErr(t, "a 300-byte name", err, http.StatusBadRequest, "M_INVALID_PARAM")
+
+	// whois shows the caller's own sessions, and nobody else's.
+	who, err := phone.AdminWhoIs(ctx, phone.UserID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if who.UserID != phone.UserID || len(who.Devices) != 2 {
+		t.Fatalf("whois: %+v, want alice's two devices", who)
+	}
+	if s := who.Devices[phone.DeviceID].Sessions; len(s) != 1 || len(s[0].Connections) != 1 ||
+		s[0].Connections[0].IP != "127.0.0.1" || s[0].Connections[0].LastSeen.IsZero() {
+		t.Errorf("whois: the phone's sessions %+v, want one seen from 127.0.0.1", s)
+	}
+	_, err = alice.AdminWhoIs(ctx, bob.UserID)
+	wantErr(t, "alice looks bob up", err, http.StatusForbidden, "M_FORBIDDEN")
 }
 
 // TestDeletingDevicesAsksForThePassword: DELETE /devices/{id} and POST

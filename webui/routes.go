@@ -49,6 +49,7 @@ func (s *Server) routes() http.Handler {
 		m("POST /account/password", s.authed(s.changePassword))
 		m("POST /account/deactivate", s.authed(s.deactivate))
 		m("GET /account/3pid", s.authed(s.threePIDs))
+		m("GET /admin/whois/{userId}", s.authed(s.whois))
 		m("POST /refresh", s.anon(s.refresh))
 	}
 	if s.rooms != nil {
