@@ -1,5 +1,5 @@
 // Package resolver implements Matrix state resolution: version 2 for room
-// version 11 and version 2.1 (MSC4297) for room version 12.
+// versions 10 and 11 and version 2.1 (MSC4297) for room version 12.
 //
 // Given the room states after several forward extremities (or after the
 // prev_events of one event), [Resolve] computes the single state they merge

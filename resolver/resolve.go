@@ -37,7 +37,7 @@ var (
 
 // Resolve returns the resolved state of the given state sets (the states
 // after each forward extremity, or after each prev event of one event).
-// version is rooms.V11 (state resolution v2) or rooms.V12 (v2.1). With one
+// version is rooms.V10 or rooms.V11 (state resolution v2) or rooms.V12 (v2.1). With one
 // set, or all identical, it returns a copy of that set without further work.
 // The order of sets does not matter.
 func Resolve(version string, sets []StateMap, fetch EventFunc) (StateMap, error) {
@@ -48,7 +48,7 @@ func Resolve(version string, sets []StateMap, fetch EventFunc) (StateMap, error)
 func ResolveWith(version string, sets []StateMap, fetch EventFunc, opts Options) (StateMap, error) {
 	var v21 bool
 	switch version {
-	case rooms.V11:
+	case rooms.V10, rooms.V11:
 	case rooms.V12:
 		v21 = true
 	default:

@@ -27,7 +27,7 @@ const (
 	knockMembership  = "knock"
 )
 
-// Allowed applies the authorization rules of e's room version (11 or 12) to e
+// Allowed applies the authorization rules of e's room version (10, 11 or 12) to e
 // against state, which must hold the room's create event at
 // {m.room.create, ""} (in version 12 too: callers supply it, since auth_events
 // no longer cite it). It returns nil or a *NotAllowed.
@@ -86,7 +86,7 @@ func Allowed(e *Event, state StateFunc) error {
 // run is a separate question (KnownVersion).
 var recognisedVersions = []string{"1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12"}
 
-// allowCreate is rule 1 (both versions).
+// allowCreate is rule 1 (all versions).
 func allowCreate(e *Event) error {
 	if len(e.prevEvents) > 0 {
 		return notAllowed("a create event has no prev_events")
@@ -100,6 +100,13 @@ func allowCreate(e *Event) error {
 	}
 	if v, ok := e.content.get("room_version"); ok && (v.kind != kString || !slices.Contains(recognisedVersions, v.str)) {
 		return notAllowed("unrecognised room_version %s", v.bytes())
+	}
+	if e.version == V10 {
+		// v10 rule 1.4 asks only for the property; the rules then compare
+		// it with user IDs, so parley wants a valid one.
+		if c, ok := e.content.get("creator"); !ok || c.kind != kString || !validUserID(c.str) {
+			return notAllowed("a version 10 create event needs content.creator, a user ID")
+		}
 	}
 	if e.version == V12 {
 		if extra, ok := e.content.get("additional_creators"); ok {
@@ -166,7 +173,7 @@ func allowMember(e, create *Event, pl *PowerLevels, state StateFunc) error {
 
 	switch membership {
 	case joinMembership:
-		if len(e.prevEvents) == 1 && e.prevEvents[0] == create.id && target == create.sender {
+		if len(e.prevEvents) == 1 && e.prevEvents[0] == create.id && target == roomCreator(create) {
 			return nil // the creator's own first join
 		}
 		if e.sender != target {

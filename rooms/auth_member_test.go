@@ -10,7 +10,7 @@ import (
 // event and check Allowed against the room state.
 type authCase struct {
 	name     string
-	versions []string                           // nil means both 11 and 12
+	versions []string                           // nil means 10, 11 and 12
 	room     func(testing.TB, string) *testRoom // nil means newTestRoom
 	setup    func(r *testRoom)
 	event    func(r *testRoom) *Event
@@ -22,7 +22,7 @@ func runAuthCases(t *testing.T, cases []authCase) {
 	for _, tc := range cases {
 		versions := tc.versions
 		if versions == nil {
-			versions = []string{V11, V12}
+			versions = []string{V10, V11, V12}
 		}
 		for _, version := range versions {
 			t.Run("v"+version+": "+tc.name, func(t *testing.T) {
@@ -302,7 +302,7 @@ func TestAuthCreatorsInVersion12(t *testing.T) {
 			event: memberEv(bob, alice, "leave", "")},
 		{name: "a creator can kick a user at 100", versions: []string{V12}, setup: withMods,
 			event: memberEv(alice, bob, "leave", ""), allowed: true},
-		{name: "in v11 the creator at 100 cannot kick another user at 100", versions: []string{V11}, setup: withMods,
+		{name: "in v10 and v11 the creator at 100 cannot kick another user at 100", versions: []string{V10, V11}, setup: withMods,
 			event: memberEv(alice, bob, "leave", "")},
 		{name: "a creator may not be listed in power levels users", versions: []string{V12},
 			event: ev(alice, "m.room.power_levels", "", `{"users":{"ALICE":100}}`)},

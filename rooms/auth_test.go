@@ -26,7 +26,7 @@ func TestAuthCreate(t *testing.T) {
 			edit: func(p *ProtoEvent) { p.Content = json.RawMessage(`{"room_version":"99"}`) }},
 		{name: "a numeric room_version is not allowed",
 			edit: func(p *ProtoEvent) { p.Content = json.RawMessage(`{"room_version":11}`) }},
-		{name: "a v11 room ID on another server than the sender's is not allowed", versions: []string{V11},
+		{name: "a v10 or v11 room ID on another server than the sender's is not allowed", versions: []string{V10, V11},
 			edit: func(p *ProtoEvent) { p.RoomID = "!room:" + serverB.name }},
 		{name: "valid additional_creators are allowed", versions: []string{V12},
 			edit:    func(p *ProtoEvent) { p.Content = json.RawMessage(expand(`{"additional_creators":["BOB","CAROL"]}`)) },
@@ -49,7 +49,10 @@ func TestAuthCreate(t *testing.T) {
 			t.Run("v"+version+": "+tt.name, func(t *testing.T) {
 				p := ProtoEvent{Sender: alice, Type: "m.room.create", StateKey: NewStateKey(""),
 					Content: json.RawMessage(`{"room_version":"` + version + `"}`), Depth: 1}
-				if version == V11 {
+				if version == V10 {
+					p.Content = json.RawMessage(expand(`{"room_version":"10","creator":"ALICE"}`))
+				}
+				if RoomIDHasServer(version) {
 					p.RoomID = "!room:" + serverA.name
 				}
 				if tt.edit != nil {
@@ -205,9 +208,9 @@ func TestAuthPowerLevels(t *testing.T) {
 			event: plEv(bob, `"BOB":50,"CAROL":20,"DAVE":50`), allowed: true},
 		{name: "a user below state_default may not send power levels at all", setup: mods,
 			event: plEv(carol, `"BOB":50,"CAROL":10,"DAVE":50`)},
-		{name: "in v11 a moderator may not demote the admin", versions: []string{V11}, setup: mods,
+		{name: "in v10 and v11 a moderator may not demote the admin", versions: []string{V10, V11}, setup: mods,
 			event: ev(bob, "m.room.power_levels", "", `{"users":{"ALICE":0,"BOB":50,"CAROL":10,"DAVE":50},"ban":75,"events":{"m.room.name":100},"notifications":{"room":100}}`)},
-		{name: "in v11 the admin may list themselves", versions: []string{V11},
+		{name: "in v10 and v11 the admin may list themselves", versions: []string{V10, V11},
 			event: ev(alice, "m.room.power_levels", "", `{"users":{"ALICE":100}}`), allowed: true},
 		{name: "in v12 a creator may raise anyone to the maximum level", versions: []string{V12}, setup: mods,
 			event: plEv(alice, `"BOB":9007199254740991`), allowed: true},
@@ -215,7 +218,7 @@ func TestAuthPowerLevels(t *testing.T) {
 }
 
 func TestCheckAuthEvents(t *testing.T) {
-	for _, version := range []string{V11, V12} {
+	for _, version := range []string{V10, V11, V12} {
 		r := newTestRoom(t, version)
 		r.join(bob)
 		aliceJoin := r.state[memberKey(alice)]
@@ -228,7 +231,7 @@ func TestCheckAuthEvents(t *testing.T) {
 		lookup := func(e *Event) []*Event { return r.authEventsOf(e) }
 		create, pl, jr := r.state[createKey], r.state[powerLevelsKey], r.state[joinRulesKey]
 		base := []string{pl.ID(), r.state[memberKey(alice)].ID()}
-		if version == V11 {
+		if version != V12 {
 			base = append([]string{create.ID()}, base...)
 		}
 		otherMember := bareWithAliceJoined(`{"x":1}`)(t, version).state[memberKey(alice)]
@@ -253,7 +256,7 @@ func TestCheckAuthEvents(t *testing.T) {
 				event: withAuth(alice, append(slices.Clone(base[:len(base)-1]), otherMember.ID())...),
 				given: append(lookup(withAuth(alice, base...))[:len(base)-1], otherMember)},
 		}
-		if version == V11 {
+		if version != V12 {
 			tests = append(tests, struct {
 				name    string
 				event   *Event

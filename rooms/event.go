@@ -22,7 +22,7 @@ const (
 // ErrBadFormat wraps every error ParseEvent returns for a malformed PDU.
 var ErrBadFormat = errors.New("malformed event")
 
-// Event is a PDU of room version 11 or 12 whose format has been checked and
+// Event is a PDU of room version 10, 11 or 12 whose format has been checked and
 // whose event ID is known. It is immutable: accessors return copies, and
 // operations that change an event (Redacted, Sign) return a new one.
 type Event struct {
@@ -51,6 +51,8 @@ type Event struct {
 	authEvents            []string
 	depth                 int64
 	ts                    int64
+	// redacts is the top-level redacts of a version 10 m.room.redaction.
+	redacts string
 }
 
 // ParseEvent checks the format of a PDU and computes its event ID, the
@@ -230,6 +232,16 @@ func fromTree(pdu value, canon, version, id string, mode parseMode) (*Event, err
 		return nil, bad("origin_server_ts missing or not an integer")
 	}
 	e.ts = ts.num
+	if version == V10 && e.typ == "m.room.redaction" {
+		// Version 10 keeps the redacted event's ID at the top level
+		// (the PDU format of versions 4 to 10).
+		if r, present := pdu.get("redacts"); present {
+			if r.kind != kString || strict && !validHashID(r.str, '$') || fixture && (r.str == "" || r.str[0] != '$') {
+				return nil, bad("redacts is not an event ID")
+			}
+			e.redacts = strings.Clone(r.str)
+		}
+	}
 	e.ownStrings()
 	e.footprint += 16 * (len(e.prevEvents) + len(e.authEvents))
 	if mode != trusted {
@@ -241,7 +253,7 @@ func fromTree(pdu value, canon, version, id string, mode parseMode) (*Event, err
 	if strict {
 		var id [44]byte // "$" and 43 base64 characters of 32 bytes
 		id[0] = '$'
-		sum := referenceHash(pdu)
+		sum := referenceHash(pdu, version)
 		base64.RawURLEncoding.Encode(id[1:], sum[:])
 		e.id = string(id[:])
 	} else {
@@ -334,19 +346,19 @@ func checkCrypto(pdu value, fixture bool) error {
 
 // referenceHash is SHA-256 over the canonical JSON of the redacted event with
 // signatures and unsigned removed: the bytes that are also signed.
-func referenceHash(pdu value) [sha256.Size]byte {
-	return hashCanonical(signedPart(pdu))
+func referenceHash(pdu value, version string) [sha256.Size]byte {
+	return hashCanonical(signedPart(pdu, version))
 }
 
 // signingBytes is the canonical JSON that a server signs for an event: its
 // redacted form, without signatures (unsigned is never in the tree).
-func signingBytes(pdu value) []byte {
-	return signedPart(pdu).bytes()
+func signingBytes(pdu value, version string) []byte {
+	return signedPart(pdu, version).bytes()
 }
 
 // signedPart is the tree signingBytes encodes.
-func signedPart(pdu value) value {
-	return redactDropping(pdu, "signatures", "unsigned")
+func signedPart(pdu value, version string) value {
+	return redactDropping(pdu, version, "signatures", "unsigned")
 }
 
 // ownStrings copies the fields callers keep for long into allocations of
@@ -474,10 +486,13 @@ func (e *Event) Depth() int64 { return e.depth }
 func (e *Event) OriginServerTS() int64 { return e.ts }
 
 // Redacts returns the ID of the event an m.room.redaction event redacts
-// (content.redacts in room versions 11+), or "".
+// (the top-level redacts in room version 10, content.redacts in 11+), or "".
 func (e *Event) Redacts() string {
 	if e.typ != "m.room.redaction" {
 		return ""
+	}
+	if e.version == V10 {
+		return e.redacts // its own copy already
 	}
 	s, _ := e.content.getString("redacts")
 	return strings.Clone(s) // not a slice of the whole event
@@ -529,7 +544,7 @@ func (e *Event) JSON() []byte { return []byte(e.raw) }
 // Redacted returns the event with the room version's redaction algorithm
 // applied. Its ID is unchanged, and its signatures still verify.
 func (e *Event) Redacted() (*Event, error) {
-	r, err := e.rebuilt(redact(e.pdu))
+	r, err := e.rebuilt(redactDropping(e.pdu, e.version))
 	if err != nil {
 		return nil, fmt.Errorf("rooms: redact %s: %w", e.id, err)
 	}
@@ -564,31 +579,51 @@ var redactionKeeps = map[string][]string{
 	"m.room.redaction":          {"redacts"},
 }
 
+// redactionKeepsV10 is redactionKeeps for room version 10 (the algorithm
+// of version 9): m.room.create keeps only creator, m.room.power_levels
+// not invite, m.room.redaction nothing of its content; m.room.member is
+// handled in redactContent.
+var redactionKeepsV10 = map[string][]string{
+	"m.room.create":             {"creator"},
+	"m.room.join_rules":         {"join_rule", "allow"},
+	"m.room.power_levels":       {"ban", "events", "events_default", "kick", "redact", "state_default", "users", "users_default"},
+	"m.room.history_visibility": {"history_visibility"},
+}
+
 // redactionKeepsTop lists the top-level keys that survive redaction.
 var redactionKeepsTop = []string{"event_id", "type", "room_id", "sender", "state_key", "content", "hashes",
 	"signatures", "depth", "prev_events", "auth_events", "origin_server_ts"}
 
-// redact applies the v11 redaction algorithm (unchanged in v12) to a PDU tree.
-func redact(pdu value) value { return redactDropping(pdu) }
+// redactionKeepsTopV10 is redactionKeepsTop for room version 10, which
+// also keeps origin, membership and prev_state (not redacts).
+var redactionKeepsTopV10 = append(slices.Clone(redactionKeepsTop), "prev_state", "origin", "membership")
 
-// redactDropping is redact, also dropping the keys drop, in one copy.
-func redactDropping(pdu value, drop ...string) value {
+// redactDropping applies the version's redaction algorithm to a PDU tree,
+// also dropping the keys drop, in one copy.
+func redactDropping(pdu value, version string, drop ...string) value {
 	typ, _ := pdu.getString("type")
-	out := value{kind: kObject, obj: make([]member, 0, len(redactionKeepsTop))}
+	keepTop := redactionKeepsTop
+	if version == V10 {
+		keepTop = redactionKeepsTopV10
+	}
+	out := value{kind: kObject, obj: make([]member, 0, len(keepTop))}
 	for _, m := range pdu.obj {
-		if !slices.Contains(redactionKeepsTop, m.key) || slices.Contains(drop, m.key) {
+		if !slices.Contains(keepTop, m.key) || slices.Contains(drop, m.key) {
 			continue
 		}
 		if m.key == "content" && m.val.kind == kObject {
-			m.val = redactContent(typ, m.val)
+			m.val = redactContent(typ, m.val, version)
 		}
 		out.obj = append(out.obj, m)
 	}
 	return out
 }
 
-// RedactContent is what the redaction algorithm (v11, unchanged in v12)
-// keeps of an event's content: the keys the auth rules need.
+// RedactContent is what the redaction algorithm of room version 11
+// (unchanged in 12) keeps of an event's content: the keys the auth rules
+// need. It keeps all that version 10's algorithm keeps and more (the
+// whole create content, power levels' invite, a redaction's redacts), so
+// it serves for what must stay readable in a version 10 room too.
 func RedactContent(typ string, content json.RawMessage) (json.RawMessage, error) {
 	v, err := parseJSON(content)
 	if err != nil {
@@ -597,14 +632,19 @@ func RedactContent(typ string, content json.RawMessage) (json.RawMessage, error)
 	if v.kind != kObject {
 		return nil, errors.New("content is not an object")
 	}
-	return redactContent(typ, v).bytes(), nil
+	return redactContent(typ, v, V11).bytes(), nil
 }
 
-func redactContent(typ string, content value) value {
-	switch typ {
-	case "m.room.create":
+func redactContent(typ string, content value, version string) value {
+	keeps := redactionKeeps
+	switch {
+	case version == V10 && typ == "m.room.member":
+		return content.only("membership", "join_authorised_via_users_server")
+	case version == V10:
+		keeps = redactionKeepsV10
+	case typ == "m.room.create":
 		return content
-	case "m.room.member":
+	case typ == "m.room.member":
 		kept := content.only("membership", "join_authorised_via_users_server")
 		if tpi, ok := content.get("third_party_invite"); ok && tpi.kind == kObject {
 			if signed, ok := tpi.get("signed"); ok {
@@ -613,7 +653,7 @@ func redactContent(typ string, content value) value {
 		}
 		return kept
 	}
-	if keys, ok := redactionKeeps[typ]; ok {
+	if keys, ok := keeps[typ]; ok {
 		return content.only(keys...)
 	}
 	return emptyObject()

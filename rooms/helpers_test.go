@@ -59,7 +59,7 @@ type testRoom struct {
 	ts      int64
 }
 
-// roomCounter gives each v11 test room its own room ID.
+// roomCounter gives each v10 and v11 test room its own room ID.
 var roomCounter int
 
 // newBareRoom makes a room holding only alice's create event (createContent
@@ -68,12 +68,19 @@ func newBareRoom(t testing.TB, version, createContent string) *testRoom {
 	t.Helper()
 	r := &testRoom{t: t, version: version, state: map[StateKey]*Event{}, ts: 1000}
 	content := `{"room_version":"` + version + `"}`
+	if version == V10 {
+		content = `{"room_version":"10","creator":"ALICE"}`
+	}
 	if createContent != "" {
 		content = createContent
+		if version == V10 && !strings.Contains(content, `"creator"`) {
+			// Version 10 needs it; tests of other create content get it.
+			content = `{"creator":"ALICE",` + strings.TrimPrefix(content, "{")
+		}
 	}
 	p := ProtoEvent{Sender: alice, Type: "m.room.create", StateKey: NewStateKey(""),
 		Content: json.RawMessage(expand(content)), Depth: 1, OriginServerTS: r.ts}
-	if version == V11 {
+	if RoomIDHasServer(version) {
 		roomCounter++
 		p.RoomID = fmt.Sprintf("!room%d:%s", roomCounter, serverA.name)
 	}
@@ -179,7 +186,7 @@ func (r *testRoom) powerLevels(users string, extra ...string) *Event {
 
 func (r *testRoom) plContent(users string, extra ...string) string {
 	entries := []string{}
-	if r.version == V11 {
+	if r.version != V12 {
 		entries = append(entries, `"ALICE":100`)
 	}
 	if users != "" {

@@ -39,7 +39,7 @@ func memberKey(userID string) StateKey { return StateKey{Type: "m.room.member", 
 type PowerLevels struct {
 	version       string
 	hasEvent      bool   // there is an m.room.power_levels event
-	createSender  string // for the v11 rule without a power_levels event
+	soleCreator   string // the creator, for the v10/v11 rule without a power_levels event
 	creators      map[string]bool
 	users         map[string]int64
 	events        map[string]int64
@@ -88,7 +88,7 @@ type plMemo struct {
 func readPowerLevels(create, plEvent *Event) (*PowerLevels, error) {
 	p := &PowerLevels{
 		version:       create.version,
-		createSender:  create.sender,
+		soleCreator:   roomCreator(create),
 		creators:      map[string]bool{},
 		users:         map[string]int64{},
 		events:        map[string]int64{},
@@ -171,6 +171,17 @@ func checkPowerLevelsContent(content value) error {
 	return nil
 }
 
+// roomCreator is the user the auth rules call the room's creator before
+// version 12: the create event's content.creator in version 10 (rule 1
+// makes it a user ID), its sender from version 11.
+func roomCreator(create *Event) string {
+	if create.version == V10 {
+		c, _ := create.content.getString("creator")
+		return c
+	}
+	return create.sender
+}
+
 // creators returns the room creators of a v12 room: the create event's sender
 // and the valid user IDs in content.additional_creators.
 func creators(create *Event) []string {
@@ -186,7 +197,7 @@ func creators(create *Event) []string {
 }
 
 // UserLevel returns a user's power level: CreatorLevel for v12 creators, their
-// users entry, 100 for the creator of a v11 room without power levels, or
+// users entry, 100 for the creator of a v10 or v11 room without power levels, or
 // users_default.
 func (p *PowerLevels) UserLevel(userID string) int64 {
 	if p.creators[userID] {
@@ -195,7 +206,7 @@ func (p *PowerLevels) UserLevel(userID string) int64 {
 	if l, ok := p.users[userID]; ok {
 		return l
 	}
-	if !p.hasEvent && p.version != V12 && userID == p.createSender {
+	if !p.hasEvent && p.version != V12 && userID == p.soleCreator {
 		return noPowerLevelsCreator
 	}
 	return p.usersDefault

@@ -37,7 +37,8 @@ type ProtoEvent struct {
 // redacted form with key as (serverName, KeyID), and parses the result. The
 // sender must belong to serverName and key must be serverName's key. For a
 // version 12 m.room.create, p.RoomID must be "": the room ID follows from the
-// resulting event ID.
+// resulting event ID. For a version 10 m.room.redaction, content.redacts is
+// also put at the top level, where that version reads it.
 func Build(p ProtoEvent, version, serverName string, key ed25519.PrivateKey) (*Event, error) {
 	fail := func(err error) (*Event, error) {
 		return nil, fmt.Errorf("rooms: build %s event: %w", p.Type, err)
@@ -75,6 +76,11 @@ func Build(p ProtoEvent, version, serverName string, key ed25519.PrivateKey) (*E
 	if p.StateKey != nil {
 		pdu = pdu.with("state_key", stringValue(*p.StateKey))
 	}
+	if redacts, ok := content.getString("redacts"); ok && version == V10 && p.Type == "m.room.redaction" {
+		// Version 10 reads it at the top level; content keeps it too, as
+		// clients of later versions look for it there.
+		pdu = pdu.with("redacts", stringValue(redacts))
+	}
 	if version == V12 && p.Type == "m.room.create" {
 		if p.RoomID != "" {
 			return fail(errors.New("a version 12 create event has no room ID: it is derived from the event"))
@@ -86,7 +92,7 @@ func Build(p ProtoEvent, version, serverName string, key ed25519.PrivateKey) (*E
 	hash := contentHash(pdu)
 	pdu = pdu.with("hashes", emptyObject().with("sha256", stringValue(base64.RawStdEncoding.EncodeToString(hash[:]))))
 	pdu = pdu.with("signatures", emptyObject())
-	pdu = addSignature(pdu, serverName, key)
+	pdu = addSignature(pdu, version, serverName, key)
 
 	// Re-parse the bytes rather than trust the tree: this checks what the tree
 	// cannot know, such as invalid UTF-8 in the caller's strings.
@@ -104,7 +110,7 @@ func Sign(e *Event, serverName string, key ed25519.PrivateKey) (*Event, error) {
 	if err := checkKey(serverName, key); err != nil {
 		return nil, fmt.Errorf("rooms: sign %s: %w", e.id, err)
 	}
-	signed, err := e.rebuilt(addSignature(e.pdu, serverName, key))
+	signed, err := e.rebuilt(addSignature(e.pdu, e.version, serverName, key))
 	if err != nil {
 		return nil, fmt.Errorf("rooms: sign %s: %w", e.id, err)
 	}
@@ -128,7 +134,7 @@ func VerifySignature(e *Event, serverName string) error {
 	if err != nil || len(sig) != ed25519.SignatureSize {
 		return fmt.Errorf("rooms: verify %s: %w: malformed signature from %s", e.id, ErrBadSignature, serverName)
 	}
-	if !ed25519.Verify(pub, signingBytes(e.pdu), sig) {
+	if !ed25519.Verify(pub, signingBytes(e.pdu, e.version), sig) {
 		return fmt.Errorf("rooms: verify %s: %w: signature from %s does not match", e.id, ErrBadSignature, serverName)
 	}
 	return nil
@@ -160,8 +166,8 @@ func contentHash(pdu value) [sha256.Size]byte {
 
 // addSignature signs the redacted form of pdu and stores the signature under
 // signatures[serverName][KeyID].
-func addSignature(pdu value, serverName string, key ed25519.PrivateKey) value {
-	sig := ed25519.Sign(key, signingBytes(pdu))
+func addSignature(pdu value, version, serverName string, key ed25519.PrivateKey) value {
+	sig := ed25519.Sign(key, signingBytes(pdu, version))
 	sigs, ok := pdu.get("signatures")
 	if !ok || sigs.kind != kObject {
 		sigs = emptyObject()

@@ -122,7 +122,7 @@ func TestIdentity(t *testing.T) {
 }
 
 func TestBuildParseVerify(t *testing.T) {
-	for _, version := range []string{V11, V12} {
+	for _, version := range []string{V10, V11, V12} {
 		r := newTestRoom(t, version)
 		msg := r.build(alice, "m.room.message", "-", `{"body":"hello","msgtype":"m.text"}`)
 

@@ -9,7 +9,7 @@ import (
 // and both versions, skimming an event's stored JSON gives what the
 // parsed event gives, content byte for byte.
 func TestSkimStoredReadsWhatTheParsedEventShows(t *testing.T) {
-	for _, version := range []string{V11, V12} {
+	for _, version := range []string{V10, V11, V12} {
 		r := newTestRoom(t, version)
 		r.join(bob)
 		events := []*Event{
