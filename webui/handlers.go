@@ -99,7 +99,7 @@ func (s *Server) capabilities(w http.ResponseWriter, r *http.Request, _ *Session
 	writeJSON(w, http.StatusOK, map[string]any{"capabilities": map[string]any{
 		"m.room_versions": map[string]any{
 			"default":   rooms.DefaultVersion,
-			"available": map[string]string{rooms.V11: "stable", rooms.V12: "stable"},
+			"available": map[string]string{rooms.V10: "stable", rooms.V11: "stable", rooms.V12: "stable"},
 		},
 		"m.change_password": map[string]bool{"enabled": true},
 		"m.set_displayname": map[string]bool{"enabled": true},

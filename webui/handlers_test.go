@@ -44,7 +44,7 @@ func TestCapabilities(t *testing.T) {
 	if rv.Default != "12" {
 		t.Errorf("default room version = %q, want 12", rv.Default)
 	}
-	if want := map[string]string{"11": "stable", "12": "stable"}; !reflect.DeepEqual(rv.Available, want) {
+	if want := map[string]string{"10": "stable", "11": "stable", "12": "stable"}; !reflect.DeepEqual(rv.Available, want) {
 		t.Errorf("available room versions = %v, want %v", rv.Available, want)
 	}
 	if got.Capabilities.ChangePassword.Enabled == nil {

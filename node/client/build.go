@@ -55,6 +55,9 @@ func (api *API) CreateRoom(ctx context.Context, s *webui.Session, req *webui.Cre
 	}
 	create["room_version"] = version
 	delete(create, "creator")
+	if version == rooms.V10 {
+		create["creator"] = s.UserID // v10's auth rules read it
+	}
 	var localInvites, remoteInvites []string
 	for _, u := range req.Invite {
 		if u == s.UserID || slices.Contains(localInvites, u) || slices.Contains(remoteInvites, u) {
@@ -66,7 +69,7 @@ func (api *API) CreateRoom(ctx context.Context, s *webui.Session, req *webui.Cre
 			remoteInvites = append(remoteInvites, u)
 		}
 	}
-	if preset == "trusted_private_chat" && version != rooms.V11 && len(req.Invite) > 0 {
+	if preset == "trusted_private_chat" && version == rooms.V12 && len(req.Invite) > 0 {
 		create["additional_creators"] = slices.DeleteFunc(slices.Clone(req.Invite), func(u string) bool { return u == s.UserID })
 	}
 	createContent, err := rooms.MarshalCanonical(create)
@@ -150,7 +153,7 @@ func (api *API) CreateRoom(ctx context.Context, s *webui.Session, req *webui.Cre
 
 func (api *API) powerLevels(version, creator, preset string, req *webui.CreateRoomRequest) map[string]any {
 	users := map[string]any{}
-	if version == rooms.V11 {
+	if version != rooms.V12 { // v12 creators need no entry (and may have none)
 		users[creator] = 100
 		if preset == "trusted_private_chat" {
 			for _, u := range req.Invite {

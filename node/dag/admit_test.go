@@ -12,7 +12,7 @@ import (
 	"github.com/parley-p2p/parley/rooms"
 )
 
-var versions = []string{rooms.V11, rooms.V12}
+var versions = []string{rooms.V10, rooms.V11, rooms.V12}
 
 // TestAdmitBuildsTheRoomFromEventsOfSeveralServers: a room made by alice
 // and joined by users of three other servers is admitted event by event;

@@ -334,9 +334,10 @@ func (e *Engine) uniqueMS() int64 {
 }
 
 // roomIDForCreate is the create event's room_id: none for v12 (the room
-// ID is the create event's hash), a random one on this server for v11.
+// ID is the create event's hash), a random one on this server for v10
+// and v11.
 func roomIDForCreate(version, server string) string {
-	if version != rooms.V11 {
+	if !rooms.RoomIDHasServer(version) {
 		return ""
 	}
 	b := make([]byte, 18)

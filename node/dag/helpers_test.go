@@ -87,7 +87,10 @@ func newBranch(t testing.TB, version string) *branch {
 		Content:    json.RawMessage(`{"room_version":"` + version + `"}`),
 		PrevEvents: []string{}, AuthEvents: []string{}, Depth: 1, OriginServerTS: b.tick(),
 	}
-	if version == rooms.V11 {
+	if version == rooms.V10 {
+		p.Content = json.RawMessage(`{"room_version":"10","creator":"` + alice + `"}`)
+	}
+	if rooms.RoomIDHasServer(version) {
 		p.RoomID = fmt.Sprintf("!r%d:%s", clock, serverA.name)
 	}
 	create, err := rooms.Build(p, version, serverA.name, serverA.key)
@@ -200,7 +203,7 @@ func powerLevels(version string, bobLevel int) string {
 // powerLevelsFor is the room's power levels with the given users
 // entries, plus alice's in v11.
 func powerLevelsFor(version, users string) string {
-	if version == rooms.V11 {
+	if version != rooms.V12 {
 		users = `"ALICE":100,` + users
 	}
 	return `{"users":{` + users + `},"users_default":0,"events_default":0,"state_default":50,"ban":50,"kick":50,"redact":50,"invite":0}`

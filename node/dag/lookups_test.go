@@ -13,7 +13,7 @@ import (
 // trusted parse, no re-hashing) is the event that was admitted, with its
 // record, and an unknown ID is store.ErrNotFound.
 func TestEventsReadBackAsAdmitted(t *testing.T) {
-	for _, version := range []string{rooms.V11, rooms.V12} {
+	for _, version := range []string{rooms.V10, rooms.V11, rooms.V12} {
 		t.Run(version, func(t *testing.T) {
 			e := newPerfEngine(t, t.TempDir())
 			r := newPerfRoom(t, e, version)

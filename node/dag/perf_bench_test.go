@@ -41,7 +41,11 @@ func creatorOf(e *Engine) string { return "@alice:" + e.ServerName() }
 // newPerfRoom creates a public room of the given version on e.
 func newPerfRoom(tb testing.TB, e *Engine, version string) *Room {
 	tb.Helper()
-	r, err := e.CreateRoom(version, creatorOf(e), json.RawMessage(`{"room_version":"`+version+`"}`), []Step{
+	create := `{"room_version":"` + version + `"}`
+	if version == rooms.V10 {
+		create = `{"room_version":"10","creator":"` + creatorOf(e) + `"}`
+	}
+	r, err := e.CreateRoom(version, creatorOf(e), json.RawMessage(create), []Step{
 		{Type: "m.room.member", StateKey: creatorOf(e), Content: json.RawMessage(`{"membership":"join"}`)},
 		{Type: "m.room.power_levels", Content: json.RawMessage(powerLevels(e, version))},
 		{Type: "m.room.join_rules", Content: json.RawMessage(`{"join_rule":"public"}`)},
@@ -54,7 +58,7 @@ func newPerfRoom(tb testing.TB, e *Engine, version string) *Room {
 }
 
 func powerLevels(e *Engine, version string) string {
-	if version == rooms.V11 {
+	if version != rooms.V12 {
 		return `{"users":{"` + creatorOf(e) + `":100}}`
 	}
 	return `{"users":{}}`

@@ -101,7 +101,7 @@ func (r *Room) record() *store.RoomRecord {
 func CreateEventID(r *Room) string { return createEventID(r.ID, r.Version) }
 
 func createEventID(roomID, version string) string {
-	if version == rooms.V11 {
+	if rooms.RoomIDHasServer(version) {
 		return ""
 	}
 	return "$" + roomID[1:]

@@ -154,7 +154,7 @@ func (ps *Peers) completeJoin(ctx context.Context, roomID, version string, join 
 		return fmt.Errorf("room state from send_join: %w", err)
 	}
 	create, ok := state[rooms.StateKey{Type: "m.room.create"}]
-	if version != rooms.V11 {
+	if !rooms.RoomIDHasServer(version) {
 		if ok && create != dag.CreateEventID(r.Room) {
 			return fmt.Errorf("state names a create event that does not match the room ID")
 		}

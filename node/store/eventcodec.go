@@ -217,6 +217,8 @@ func (d *recordReader) byte() byte {
 // internVersion spares an allocation per record for the versions in use.
 func internVersion[S string | []byte](v S) string {
 	switch string(v) {
+	case "10":
+		return "10"
 	case "11":
 		return "11"
 	case "12":
