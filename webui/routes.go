@@ -68,6 +68,9 @@ func (s *Server) routes() http.Handler {
 		m("GET /rooms/{roomId}/event/{eventId}", s.authed(s.event))
 		m("GET /rooms/{roomId}/context/{eventId}", s.authed(s.eventContext))
 		mux.Handle("GET /_parley/v1/rooms/{roomId}/debug", s.authed(s.roomDebug))
+		if up, ok := s.rooms.(Upgrader); ok {
+			m("POST /rooms/{roomId}/upgrade", s.authed(s.upgradeRoom(up)))
+		}
 	}
 	if s.membership != nil {
 		m("POST /rooms/{roomId}/invite", s.authed(s.invite))
