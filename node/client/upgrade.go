@@ -399,4 +399,5 @@ func (api *API) moveAliases(from, to string) error {
 		return nil
 	})
 }
+
 var _ webui.Upgrader = (*API)(nil)
