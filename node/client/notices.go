@@ -254,3 +254,8 @@ func (api *API) noticeRules(t *store.Txn, user string) (*webui.PushRuleset, erro
 	ns.mu.Unlock()
 	return pr.rs, nil
 }
+
+// PushEvaluations counts the evaluations of a user's push rules over an
+// event since the API started (tests: counting reads what was stored,
+// and evaluates nothing).
+func (api *API) PushEvaluations() int64 { return api.notices.evaluations.Load() }
