@@ -111,6 +111,18 @@ func (t *Txn) DeleteNotice(user, room string, order uint64) error {
 // orders in (after, upTo], newest first, until fn returns false.
 func (t *Txn) Notices(user, room string, after, upTo uint64, fn func(Notice) bool) error {
 	prefix := prefixNotices(user, room)
+	// A reverse seek that finds no key of the prefix at or below upTo
+	// walks on below it, through every version of the key before (a
+	// Badger iterator reads versions oldest first when reversed): 7 ms
+	// a room on a busy store. A forward seek stops at the prefix's end,
+	// so it checks first that there is something in (after, upTo].
+	found := false
+	if err := t.scan(prefix, keyNotice(user, room, after+1), false, func(k, _ []byte) (bool, error) {
+		found = len(k) == len(prefix)+8 && binary.BigEndian.Uint64(k[len(prefix):]) <= upTo
+		return false, nil
+	}); err != nil || !found {
+		return err
+	}
 	return t.scan(prefix, keyNotice(user, room, upTo), true, func(k, v []byte) (bool, error) {
 		if len(k) != len(prefix)+8 {
 			return false, fmt.Errorf("store: bad notice key %q", k)
