@@ -67,8 +67,8 @@ func (api *API) OnTimeline(r *dag.Room, ev *rooms.Event, plain []byte, late bool
 	}
 	e := shownEvent{Skim: ev.Skim(), rec: &store.EventRecord{Plain: plain}}
 	api.view(&e)
-	if e.hidden {
-		return nil
+	if e.hidden || api.dag.RedactedBy(ev) != nil {
+		return nil // redacted (before it came, or before its key): nothing to count
 	}
 	pr := api.pushRoomOf(r)
 	if len(pr.locals) == 0 {
