@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 	"maunium.net/go/mautrix/pushrules"
 )
@@ -27,6 +28,7 @@ func TestCountsAreKeptWhenEventsAreStored(t *testing.T) {
 	bob := a.register(ctx, "bob")
 	const nRooms = 4
 	var rooms []id.RoomID
+	firsts := map[id.RoomID]id.EventID{}
 	for range nRooms {
 		room := privateRoom(t, ctx, bob)
 		if _, err := bob.InviteUser(ctx, room, &mautrix.ReqInviteUser{UserID: alice.UserID}); err != nil {
@@ -36,7 +38,10 @@ func TestCountsAreKeptWhenEventsAreStored(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i := range 3 {
-			send(t, ctx, bob, room, map[string]any{"msgtype": "m.text", "body": fmt.Sprint("unread ", i)})
+			ev := send(t, ctx, bob, room, map[string]any{"msgtype": "m.text", "body": fmt.Sprint("unread ", i)})
+			if i == 0 {
+				firsts[room] = ev
+			}
 		}
 		rooms = append(rooms, room)
 	}
@@ -88,7 +93,17 @@ func TestCountsAreKeptWhenEventsAreStored(t *testing.T) {
 		all[rooms[0]] = 4
 		want(alice, all)
 	})
-	t.Run("a room the user left stops counting", func(t *testing.T) {
+	t.Run("a room the user left stops counting, and counts from the join again", func(t *testing.T) {
+		if err := alice.SendReceipt(ctx, rooms[1], firsts[rooms[1]], event.ReceiptTypeRead, nil); err != nil {
+			t.Fatal(err)
+		}
+		all[rooms[1]] = 2
+		want(alice, all)
+		send(t, ctx, bob, rooms[1], map[string]any{"msgtype": "m.text", "body": "in a thread",
+			"m.relates_to": map[string]any{"rel_type": "m.thread", "event_id": firsts[rooms[1]]}})
+		if got := threadCounts(t, ctx, alice, rooms[1]); got[firsts[rooms[1]]] != 1 {
+			t.Fatalf("thread counts %v, want 1 in the thread", got)
+		}
 		if _, err := alice.LeaveRoom(ctx, rooms[1]); err != nil {
 			t.Fatal(err)
 		}
@@ -111,6 +126,17 @@ func TestCountsAreKeptWhenEventsAreStored(t *testing.T) {
 				t.Fatalf("a notification of the room alice left: %+v", page.Notifications)
 			}
 		}
+		// Back in: what came before the join (read or not, while in the
+		// room before or away) no longer counts; what comes after does.
+		joinThrough(t, ctx, rooms[1], bob, alice)
+		all[rooms[1]] = 0
+		want(alice, all)
+		if got := threadCounts(t, ctx, alice, rooms[1]); len(got) != 0 {
+			t.Fatalf("thread counts after the join again: %v, want none", got)
+		}
+		send(t, ctx, bob, rooms[1], map[string]any{"msgtype": "m.text", "body": "welcome back"})
+		all[rooms[1]] = 1
+		want(alice, all)
 	})
 	t.Run("counts survive a restart without evaluating the rules again", func(t *testing.T) {
 		if err := a.Close(); err != nil {
@@ -124,4 +150,33 @@ func TestCountsAreKeptWhenEventsAreStored(t *testing.T) {
 			t.Fatalf("the restarted node evaluated push rules %d times, want 0", n)
 		}
 	})
+}
+
+// threadCounts are a room's unread_thread_notifications (notification
+// counts per thread root, none listed at 0) in an initial sync that asks
+// for them (mautrix does not read them: the JSON is read here).
+func threadCounts(t *testing.T, ctx context.Context, c *mautrix.Client, room id.RoomID) map[id.EventID]int {
+	t.Helper()
+	f, err := c.CreateFilter(ctx, &mautrix.Filter{Room: &mautrix.RoomFilter{Timeline: &mautrix.FilterPart{UnreadThreadNotifications: true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resp struct {
+		Rooms struct {
+			Join map[id.RoomID]struct {
+				UnreadThreadNotifications map[id.EventID]*mautrix.UnreadNotificationCounts `json:"unread_thread_notifications"`
+			} `json:"join"`
+		} `json:"rooms"`
+	}
+	u := c.BuildURLWithQuery(mautrix.ClientURLPath{"v3", "sync"}, map[string]string{"filter": f.FilterID})
+	if _, err := c.MakeRequest(ctx, http.MethodGet, u, nil, &resp); err != nil {
+		t.Fatal(err)
+	}
+	out := map[id.EventID]int{}
+	for root, n := range resp.Rooms.Join[room].UnreadThreadNotifications {
+		if n != nil && n.NotificationCount > 0 {
+			out[root] = n.NotificationCount
+		}
+	}
+	return out
 }

@@ -60,7 +60,8 @@ type pushRules struct {
 // timeline (late: its plain view came after it): it evaluates the push
 // rules of each joined local member of the room over the event and
 // returns the write that keeps their notices, or nil if there is none. A
-// redaction that applies removes its target's notices.
+// redaction that applies removes its target's notices; a local user's
+// leave, kick or ban leaves them a notice that nothing before it counts.
 func (api *API) OnTimeline(r *dag.Room, ev *rooms.Event, plain []byte, late bool) func(*store.Txn, uint64) error {
 	if ev.Type() == "m.room.redaction" && ev.Redacts() != "" {
 		return api.unnotice(r, ev)
@@ -70,23 +71,24 @@ func (api *API) OnTimeline(r *dag.Room, ev *rooms.Event, plain []byte, late bool
 	if e.hidden || api.dag.RedactedBy(ev) != nil {
 		return nil // redacted (before it came, or before its key): nothing to count
 	}
+	var out []keptNotice
+	if e.Type == "m.room.member" && e.StateKey != nil && (e.Membership == "leave" || e.Membership == "ban") {
+		if _, local := api.peers.LocalUser(*e.StateKey); local {
+			out = append(out, keptNotice{*e.StateKey, &store.Notice{Left: true, TS: e.OriginServerTS}})
+		}
+	}
 	pr := api.pushRoomOf(r)
 	if len(pr.locals) == 0 {
-		return nil
+		return keepNotices(r.ID, out)
 	}
 	pev, thread := pushEvent(e, r.ID)
 	if thread == "" {
 		thread = api.threadAbove(nil, pev)
 	}
-	type kept struct {
-		user   string
-		notice *store.Notice // nil: none (a late verdict removes the old one)
-	}
-	var out []kept
 	err := api.store.View(func(t *store.Txn) error {
 		for _, m := range pr.locals {
 			if m.user == e.Sender {
-				out = append(out, kept{m.user, &store.Notice{Own: true, Thread: thread, TS: e.OriginServerTS}})
+				out = append(out, keptNotice{m.user, &store.Notice{Own: true, Thread: thread, TS: e.OriginServerTS}})
 				continue
 			}
 			rs, err := api.noticeRules(t, m.user)
@@ -99,7 +101,7 @@ func (api *API) OnTimeline(r *dag.Room, ev *rooms.Event, plain []byte, late bool
 			v := verdictOf(actions)
 			if !ok || !v.notify {
 				if late {
-					out = append(out, kept{m.user, nil})
+					out = append(out, keptNotice{m.user, nil})
 				}
 				continue
 			}
@@ -107,7 +109,7 @@ func (api *API) OnTimeline(r *dag.Room, ev *rooms.Event, plain []byte, late bool
 			if err != nil {
 				return err
 			}
-			out = append(out, kept{m.user, &store.Notice{Notify: true, Highlight: v.highlight, Thread: thread, TS: e.OriginServerTS, Actions: acts}})
+			out = append(out, keptNotice{m.user, &store.Notice{Notify: true, Highlight: v.highlight, Thread: thread, TS: e.OriginServerTS, Actions: acts}})
 		}
 		return nil
 	})
@@ -115,20 +117,32 @@ func (api *API) OnTimeline(r *dag.Room, ev *rooms.Event, plain []byte, late bool
 		api.log.Warn("push rules not evaluated", "room", r.ID, "event", ev.ID(), "err", err)
 		return nil
 	}
+	return keepNotices(r.ID, out)
+}
+
+// keptNotice is a user's notice of an event to write; nil: to delete.
+type keptNotice struct {
+	user   string
+	notice *store.Notice
+}
+
+// keepNotices is the write of users' notices of an event of a room, at
+// the event's order; nil if there are none.
+func keepNotices(roomID string, out []keptNotice) func(*store.Txn, uint64) error {
 	if len(out) == 0 {
 		return nil
 	}
 	return func(t *store.Txn, order uint64) error {
 		for _, k := range out {
 			if k.notice == nil {
-				if err := t.DeleteNotice(k.user, r.ID, order); err != nil {
+				if err := t.DeleteNotice(k.user, roomID, order); err != nil {
 					return err
 				}
 				continue
 			}
 			n := *k.notice
 			n.Order = order
-			if err := t.PutNotice(k.user, r.ID, &n); err != nil {
+			if err := t.PutNotice(k.user, roomID, &n); err != nil {
 				return err
 			}
 		}

@@ -69,7 +69,7 @@ func (api *API) Notifications(s *webui.Session, from string, limit int, only str
 			err = t.Notices(s.UserID, r.ID, 0, store.LiveBase+pos, func(n store.Notice) bool {
 				scanned++
 				switch {
-				case n.Own:
+				case n.Own, n.Left:
 					ownSeen = true
 				case !n.Notify || n.TS >= before || (only == "highlight" && !n.Highlight):
 				default:

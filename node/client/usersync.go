@@ -198,6 +198,9 @@ func (api *API) unreadCounts(t *store.Txn, s *webui.Session, roomID string, pos 
 	closedMain, closedThread := false, map[string]bool{}
 	read := 0
 	err = t.Notices(s.UserID, roomID, base, store.LiveBase+pos, func(n store.Notice) bool {
+		if n.Left {
+			return false // from a membership before the current one
+		}
 		read++
 		more := read < maxCountScan
 		context := ""

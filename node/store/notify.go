@@ -10,13 +10,15 @@ import (
 // came late), so that notification counts and GET /notifications are a
 // key scan from the user's read position, not an evaluation of every
 // unread event at each /sync. A notice is kept for each event that
-// notifies a local member of the room and for each event the member sent
-// (which reads what came before it); nothing for the rest.
+// notifies a local member of the room, for each event the member sent
+// (which reads what came before it) and where their membership ended;
+// nothing for the rest.
 //
 //	ntf/<user>\0<room>\0<timeline order> -> flags, ts, thread, actions
 //
 // Bound: at most one small key per event of the node's rooms per local
-// member (its actions come from one push rule, at most maxPushRuleBytes).
+// member (its actions come from one push rule, at most maxPushRuleBytes),
+// and one for each end of a local user's membership.
 
 func prefixNotices(user, room string) []byte {
 	return []byte("ntf/" + user + "\x00" + room + "\x00")
@@ -36,6 +38,9 @@ type Notice struct {
 	// Notify and Highlight are the rules' verdict on someone else's
 	// event.
 	Notify, Highlight bool
+	// Left marks the end of the user's membership (a leave, kick or
+	// ban): nothing before it counts any more, should they join again.
+	Left bool
 	// Thread is the root of the thread the event is in, "" if none.
 	Thread string
 	// TS is the event's origin_server_ts.
@@ -48,6 +53,7 @@ const (
 	noticeOwn byte = 1 << iota
 	noticeNotify
 	noticeHighlight
+	noticeLeft
 )
 
 func appendNotice(b []byte, n *Notice) []byte {
@@ -61,6 +67,9 @@ func appendNotice(b []byte, n *Notice) []byte {
 	if n.Highlight {
 		flags |= noticeHighlight
 	}
+	if n.Left {
+		flags |= noticeLeft
+	}
 	b = append(b, flags)
 	b = binary.AppendVarint(b, n.TS)
 	b = binary.AppendUvarint(b, uint64(len(n.Thread)))
@@ -73,7 +82,7 @@ func decodeNotice(order uint64, v []byte) (Notice, error) {
 	if len(v) < 1 {
 		return bad()
 	}
-	n := Notice{Order: order, Own: v[0]&noticeOwn != 0, Notify: v[0]&noticeNotify != 0, Highlight: v[0]&noticeHighlight != 0}
+	n := Notice{Order: order, Own: v[0]&noticeOwn != 0, Notify: v[0]&noticeNotify != 0, Highlight: v[0]&noticeHighlight != 0, Left: v[0]&noticeLeft != 0}
 	rest := v[1:]
 	ts, k := binary.Varint(rest)
 	if k <= 0 {

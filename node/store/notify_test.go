@@ -119,9 +119,14 @@ func TestDamagedNoticesAreErrors(t *testing.T) {
 			t.Errorf("decodeNotice(%q) = nil error", v)
 		}
 	}
-	n := Notice{Order: 9, Notify: true, Thread: "$t", TS: 42, Actions: []byte(`["notify"]`)}
-	got, err := decodeNotice(9, appendNotice(nil, &n))
-	if err != nil || !reflect.DeepEqual(got, n) {
-		t.Fatalf("round trip = %+v, %v; want %+v", got, err, n)
+	for _, n := range []Notice{
+		{Order: 9, Notify: true, Highlight: true, Thread: "$t", TS: 42, Actions: []byte(`["notify"]`)},
+		{Order: 10, Own: true, TS: -1},
+		{Order: 11, Left: true},
+	} {
+		got, err := decodeNotice(n.Order, appendNotice(nil, &n))
+		if err != nil || !reflect.DeepEqual(got, n) {
+			t.Fatalf("round trip = %+v, %v; want %+v", got, err, n)
+		}
 	}
 }
