@@ -62,8 +62,6 @@ type testOpts struct {
 	freeSpace func(dir string) (uint64, error)
 	// accessTokenLifetime shortens refreshable access tokens.
 	accessTokenLifetime time.Duration
-	// countBudget lowers the notification count budget of a /sync.
-	countBudget int
 	// hidePresence shares no presence (Config.HidePresence).
 	hidePresence bool
 }
@@ -106,7 +104,6 @@ func newTestNode(t testing.TB, o testOpts) *testNode {
 		freeSpace:         o.freeSpace,
 
 		accessTokenLifetime: o.accessTokenLifetime,
-		countBudget:         o.countBudget,
 		HidePresence:        o.hidePresence,
 	}
 	for _, b := range o.bootstrap {

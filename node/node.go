@@ -119,8 +119,6 @@ type Config struct {
 	freeSpace func(dir string) (uint64, error)
 	// accessTokenLifetime shortens refreshable access tokens (tests).
 	accessTokenLifetime time.Duration
-	// countBudget lowers client.Config.CountBudget (tests).
-	countBudget int
 	// p2pOptions are extra libp2p options (tests force reachability:
 	// libp2p counts loopback as private).
 	p2pOptions []libp2p.Option
@@ -194,6 +192,7 @@ func (n *Node) Start() (err error) {
 	var publish func(*dag.Room, *rooms.Event)
 	var writeFailed func(*dag.Room, *rooms.Event, error)
 	var committed func(*dag.Room)
+	var onTimeline func(*dag.Room, *rooms.Event, []byte, bool) func(*store.Txn, uint64) error
 	var visible func(roomID, eventID, server string) bool
 	n.e2ee, err = e2ee.New(e2ee.Config{
 		Store:   n.store,
@@ -211,8 +210,14 @@ func (n *Node) Start() (err error) {
 		Publish:       func(r *dag.Room, ev *rooms.Event) { publish(r, ev) },
 		OnWriteFailed: func(r *dag.Room, ev *rooms.Event, err error) { writeFailed(r, ev, err) },
 		OnCommitted:   func(r *dag.Room) { committed(r) },
-		FailWrite:     n.cfg.failWrite,
-		Logger:        n.cfg.Logger,
+		OnTimeline: func(r *dag.Room, ev *rooms.Event, plain []byte, late bool) func(*store.Txn, uint64) error {
+			if onTimeline == nil {
+				return nil // before the API exists: nothing to notify
+			}
+			return onTimeline(r, ev, plain, late)
+		},
+		FailWrite: n.cfg.failWrite,
+		Logger:    n.cfg.Logger,
 	})
 	// The keeper sends its key shares and history handovers through the
 	// engine, and hands it the plaintexts of events whose key came late.
@@ -246,9 +251,9 @@ func (n *Node) Start() (err error) {
 		Logger:            n.cfg.Logger,
 
 		AccessTokenLifetime: n.cfg.accessTokenLifetime,
-		CountBudget:         n.cfg.countBudget,
 	})
 	committed = n.api.Committed
+	onTimeline = n.api.OnTimeline
 	invited = n.api.Invited
 	n.peers.SetKeyService(n.api)
 

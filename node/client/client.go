@@ -34,7 +34,7 @@ type API struct {
 	syncBuilds atomic.Int64 // /sync answers built, including ones with nothing new
 
 	dev       deviceState                         // devices.go
-	unread    unreadCache                         // notification counts already evaluated (usersync.go)
+	notices   noticeState                         // push rules evaluated as events are stored (notices.go)
 	onReceipt atomic.Pointer[func(store.Receipt)] // hears local public receipts (receipts.go)
 
 	eph      *ephClock // ephemeral.go
@@ -64,9 +64,6 @@ type Config struct {
 	// OnDeviceChange, if set, is called after a device of a local user
 	// was added or removed (devices.go).
 	OnDeviceChange func(user, deviceID string, removed bool)
-	// CountBudget bounds the events one /sync evaluates for notification
-	// counts not cached yet; default countBudget (usersync.go).
-	CountBudget int
 	// HidePresence makes the node share no presence: it sends none of
 	// its users' and shows its users none of others' (presence.go).
 	HidePresence bool

@@ -2,6 +2,7 @@ package client
 
 import (
 	"cmp"
+	"encoding/json"
 	"math"
 	"slices"
 	"strconv"
@@ -12,7 +13,7 @@ import (
 )
 
 const (
-	// maxNotificationScan bounds the events GET /notifications reads in
+	// maxNotificationScan bounds the notices GET /notifications reads in
 	// each joined room: the newest this many before its cursor.
 	maxNotificationScan     = 200
 	defaultNotificationPage = 20
@@ -20,12 +21,12 @@ const (
 )
 
 // Notifications implements webui.UserData: the events of the user's
-// joined rooms that their push rules say notify, newest first, each
-// marked read when it is at or before the user's read position (their
-// receipt, or an event of their own after it). Nothing is logged when
-// events arrive: the list is evaluated from the rooms' timelines, so it
-// reaches back maxNotificationScan events per room. from is the
-// next_token of a previous page: an origin_server_ts to go below.
+// joined rooms that their push rules said notify when the events were
+// stored (the notices, notices.go), newest first, each marked read when
+// it is at or before the user's read position (their receipt, or an
+// event of their own after it). It reaches back maxNotificationScan
+// notices per room. from is the next_token of a previous page: an
+// origin_server_ts to go below.
 func (api *API) Notifications(s *webui.Session, from string, limit int, only string) (*webui.NotificationsResponse, error) {
 	before := int64(math.MaxInt64)
 	if from != "" {
@@ -39,16 +40,17 @@ func (api *API) Notifications(s *webui.Session, from string, limit int, only str
 		limit = defaultNotificationPage
 	}
 	limit = min(limit, maxNotificationPage)
-	rules, err := api.userRules(s.UserID)
-	if err != nil {
-		return nil, err
-	}
 	pos := api.store.Pos()
-	var all []webui.Notification
-	err = api.store.View(func(t *store.Txn) error {
+	type found struct {
+		room string
+		n    store.Notice
+		read bool
+	}
+	var all []found
+	resp := &webui.NotificationsResponse{Notifications: []webui.Notification{}}
+	err := api.store.View(func(t *store.Txn) error {
 		for _, r := range api.dag.Rooms() {
-			state := r.State()
-			memID, ok := state[memberKey(s.UserID)]
+			memID, ok := r.State()[memberKey(s.UserID)]
 			if !ok || api.membership(t, memID) != "join" {
 				continue
 			}
@@ -62,50 +64,55 @@ func (api *API) Notifications(s *webui.Session, from string, limit int, only str
 					read = max(read, storedOrder(t, rc.EventID))
 				}
 			}
-			entries, err := t.Timeline(r.ID, 0, store.LiveBase+pos, false, maxNotificationScan)
+			ownSeen := false // newest first: an own event reads all before it
+			scanned := 0
+			err = t.Notices(s.UserID, r.ID, 0, store.LiveBase+pos, func(n store.Notice) bool {
+				scanned++
+				switch {
+				case n.Own, n.Left:
+					ownSeen = true
+				case !n.Notify || n.TS >= before || (only == "highlight" && !n.Highlight):
+				default:
+					all = append(all, found{room: r.ID, n: n, read: ownSeen || n.Order <= read})
+				}
+				return scanned < maxNotificationScan
+			})
 			if err != nil {
 				return err
 			}
-			env := api.pushEnvFor(t, r, state, s.UserID, memID)
-			ownSeen := false // newest first: an own event reads all before it
-			for _, en := range entries {
-				e, err := api.readShown(t, en.EventID)
-				if err != nil {
-					return err
-				}
-				if e.hidden || e.redactedBy != nil {
-					continue
-				}
-				if e.Sender == s.UserID {
-					ownSeen = true
-					continue
-				}
-				if e.OriginServerTS >= before {
-					continue
-				}
-				ev, _ := pushEvent(e, r.ID)
-				actions, ok := matchActions(rules, ev, env)
-				v := verdictOf(actions)
-				if !ok || !v.notify || (only == "highlight" && !v.highlight) {
-					continue
-				}
-				all = append(all, webui.Notification{
-					Actions: actions, Event: api.render(e, s, true), Read: ownSeen || en.Order <= read,
-					RoomID: r.ID, TS: e.OriginServerTS,
-				})
+		}
+		slices.SortStableFunc(all, func(a, b found) int { return cmp.Compare(b.n.TS, a.n.TS) })
+		if len(all) > limit {
+			all = all[:limit]
+			resp.NextToken = strconv.FormatInt(all[limit-1].n.TS, 10)
+		}
+		for _, f := range all {
+			entries, err := t.Timeline(f.room, f.n.Order-1, f.n.Order, true, 1)
+			if err != nil {
+				return err
 			}
+			if len(entries) == 0 {
+				continue
+			}
+			e, err := api.readShown(t, entries[0].EventID)
+			if err != nil {
+				return err
+			}
+			if e.hidden || e.redactedBy != nil {
+				continue
+			}
+			var actions []json.RawMessage
+			if err := json.Unmarshal(f.n.Actions, &actions); err != nil {
+				return err
+			}
+			resp.Notifications = append(resp.Notifications, webui.Notification{
+				Actions: actions, Event: api.render(e, s, true), Read: f.read, RoomID: f.room, TS: f.n.TS,
+			})
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	slices.SortStableFunc(all, func(a, b webui.Notification) int { return cmp.Compare(b.TS, a.TS) })
-	resp := &webui.NotificationsResponse{Notifications: []webui.Notification{}}
-	if len(all) > limit {
-		all = all[:limit]
-		resp.NextToken = strconv.FormatInt(all[limit-1].TS, 10)
-	}
-	resp.Notifications = append(resp.Notifications, all...)
 	return resp, nil
 }

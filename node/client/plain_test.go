@@ -147,7 +147,9 @@ func newRoomWith(t testing.TB, encrypting bool) *e2eeRoom {
 	key, bobKey := testKey("local"), testKey("bob")
 	c := &fakeCodec{}
 	var api *API
-	cfg := dag.Config{Store: st, Key: key, OnCommitted: func(r *dag.Room) { api.Committed(r) }}
+	cfg := dag.Config{Store: st, Key: key, OnCommitted: func(r *dag.Room) { api.Committed(r) }, OnTimeline: func(r *dag.Room, ev *rooms.Event, plain []byte, late bool) func(*store.Txn, uint64) error {
+		return api.OnTimeline(r, ev, plain, late)
+	}}
 	if encrypting {
 		cfg.Codec = c
 	}

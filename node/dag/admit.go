@@ -400,6 +400,10 @@ func (e *Engine) commitWith(r *Room, ev *rooms.Event, rec store.EventRecord, sna
 	}
 	visible := head != nil
 	roomID := r.ID
+	var onTimeline func(*store.Txn, uint64) error
+	if visible && e.cfg.OnTimeline != nil {
+		onTimeline = e.cfg.OnTimeline(r, ev, rec.Plain, false)
+	}
 	done := e.queueWrite(r, ev, func(t *store.Txn) error {
 		rec := rec
 		if visible {
@@ -433,6 +437,11 @@ func (e *Engine) commitWith(r *Room, ev *rooms.Event, rec store.EventRecord, sna
 				v.Soft, v.Reason = true, rec.SoftFailed
 			}
 			if err := t.PutVerdict(roomID, v); err != nil {
+				return err
+			}
+		}
+		if onTimeline != nil {
+			if err := onTimeline(t, rec.TimelineOrder()); err != nil {
 				return err
 			}
 		}

@@ -30,6 +30,15 @@ type Config struct {
 	// /sync of the room's members may have news. Called from the store's
 	// writer: it must not block.
 	OnCommitted func(r *Room)
+	// OnTimeline, if set, hears of each event accepted into a room's live
+	// timeline, with its plain view (nil if none), as the engine takes it
+	// in memory; and again (late true), with the plain view, when that
+	// comes late (SetPlain). The write it returns, if not nil, runs in
+	// the write that stores the event (or its plain view), given the
+	// event's timeline order. It is called with the room's lock held,
+	// before the write is queued: it may read the engine and the store,
+	// but must not take the room's lock or wait for a write.
+	OnTimeline func(r *Room, ev *rooms.Event, plain []byte, late bool) func(t *store.Txn, order uint64) error
 	// OnWriteFailed hears of every event whose write failed once the
 	// engine has admitted it: the room's head is rolled back, so the
 	// event is no longer known, and whoever took it from a peer may

@@ -67,12 +67,25 @@ func (e *Engine) SetPlain(r *Room, eventID string, plain []byte) error {
 	// as history.
 	shown := i.Usable() && i.Rec.SoftFailed == "" && (i.Pos() != 0 || i.Rec.Order != 0 || inState(r, i.Event))
 	roomRec := r.record()
+	var onTimeline func(*store.Txn, uint64) error
+	order := i.Rec.Order
+	if p := i.Pos(); p != 0 {
+		order = store.LiveBase + p
+	}
+	if shown && order >= store.LiveBase && e.cfg.OnTimeline != nil {
+		onTimeline = e.cfg.OnTimeline(r, i.Event, ni.Rec.Plain, true)
+	}
 	done := e.queueWrite(r, i.Event, func(t *store.Txn) error {
 		if err := t.SetPlain(eventID, ni.Rec.Plain); err != nil {
 			return err
 		}
 		if !shown {
 			return nil
+		}
+		if onTimeline != nil {
+			if err := onTimeline(t, order); err != nil {
+				return err
+			}
 		}
 		pos := t.NextPos()
 		r.notePos(pos)
