@@ -40,6 +40,8 @@ type API struct {
 	eph      *ephClock // ephemeral.go
 	typing   typingState
 	presence presenceState
+
+	lazy lazySent // member events each device holds (lazyload.go)
 }
 
 // Config configures the client API.
