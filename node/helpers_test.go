@@ -66,6 +66,8 @@ type testOpts struct {
 	countBudget int
 	// hidePresence shares no presence (Config.HidePresence).
 	hidePresence bool
+	// presenceIdle shortens the time to idle presence.
+	presenceIdle time.Duration
 }
 
 // newTestNode starts a node that closes when the test ends, and fails the
@@ -108,6 +110,7 @@ func newTestNode(t testing.TB, o testOpts) *testNode {
 		accessTokenLifetime: o.accessTokenLifetime,
 		countBudget:         o.countBudget,
 		HidePresence:        o.hidePresence,
+		presenceIdle:        o.presenceIdle,
 	}
 	for _, b := range o.bootstrap {
 		cfg.Bootstrap = append(cfg.Bootstrap, b.Addrs()...)

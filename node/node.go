@@ -121,6 +121,8 @@ type Config struct {
 	accessTokenLifetime time.Duration
 	// countBudget lowers client.Config.CountBudget (tests).
 	countBudget int
+	// presenceIdle shortens client.Config.PresenceIdle (tests).
+	presenceIdle time.Duration
 	// p2pOptions are extra libp2p options (tests force reachability:
 	// libp2p counts loopback as private).
 	p2pOptions []libp2p.Option
@@ -247,6 +249,7 @@ func (n *Node) Start() (err error) {
 
 		AccessTokenLifetime: n.cfg.accessTokenLifetime,
 		CountBudget:         n.cfg.countBudget,
+		PresenceIdle:        n.cfg.presenceIdle,
 	})
 	committed = n.api.Committed
 	invited = n.api.Invited
