@@ -67,6 +67,11 @@ type Backends struct {
 	Keys       Keys
 	Ephemeral  Ephemeral
 	Aliases    Aliases
+	// UserDirectory, Hierarchy and Timestamps: userdirectory.go,
+	// hierarchy.go, timestamp.go.
+	UserDirectory UserDirectory
+	Hierarchy     Hierarchy
+	Timestamps    Timestamps
 }
 
 // Server is the local HTTP server.
@@ -89,6 +94,11 @@ type Server struct {
 	guard      *guard
 	// uiaSessions are user-interactive auth in progress (devices.go).
 	uiaSessions uiaSessions
+
+	// userDirectory, hierarchy, timestamps: see Backends.
+	userDirectory UserDirectory
+	hierarchy     Hierarchy
+	timestamps    Timestamps
 
 	ready     atomic.Bool
 	ln        net.Listener
@@ -131,6 +141,9 @@ func New(cfg Config, b Backends) *Server {
 	}
 	s.ephemeral = b.Ephemeral
 	s.aliases = b.Aliases
+	s.userDirectory = b.UserDirectory
+	s.hierarchy = b.Hierarchy
+	s.timestamps = b.Timestamps
 	s.ready.Store(!cfg.WaitReady)
 	s.handler = s.routes()
 	return s
