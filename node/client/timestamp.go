@@ -10,7 +10,7 @@ import (
 
 // timestamp_to_event: the room's timeline on this node is in timeline
 // order, and events' origin_server_ts mostly follow it, so a binary
-// search by order finds where the time falls (about 64 reads at most);
+// search by order finds where the time falls (at most 64 reads);
 // the events within tsWindow around that place are then compared
 // exactly, which covers clocks a little out of order, and if none of
 // them the user may see lies in the direction asked, the search goes on
@@ -33,27 +33,28 @@ func (api *API) TimestampToEvent(_ context.Context, s *webui.Session, roomID str
 	var best *webui.TimestampEvent
 	var bestOrder uint64
 	err = api.store.View(func(t *store.Txn) error {
-		tsOf := func(e store.TimelineEntry) (int64, bool) {
-			ev, err := api.readShown(t, e.EventID)
+		// tsOf is the time of the first of es; false if there is none.
+		tsOf := func(es []store.TimelineEntry) (int64, bool) {
+			if len(es) == 0 {
+				return 0, false
+			}
+			ev, err := api.readShown(t, es[0].EventID)
 			return ev.OriginServerTS, err == nil
 		}
-		// The first order whose event is at or after ts, were the
-		// timeline in time order: in (lo, hi].
-		lo, hi := uint64(0), head
+		// lo: the greatest order whose newest event up to it (if any) is
+		// before ts, were the timeline in time order; head+1 stands for
+		// an order past every event.
+		lo, hi := uint64(0), head+1
 		for hi-lo > 1 {
 			mid := lo + (hi-lo)/2
-			es, err := t.Timeline(r.ID, mid, hi, true, 1)
+			es, err := t.Timeline(r.ID, 0, mid, false, 1)
 			if err != nil {
 				return err
 			}
-			if len(es) == 0 {
-				hi = mid
-				continue
-			}
-			if at, ok := tsOf(es[0]); ok && at >= ts {
-				hi = es[0].Order
+			if at, ok := tsOf(es); !ok || at < ts {
+				lo = mid
 			} else {
-				lo = es[0].Order
+				hi = mid
 			}
 		}
 		v := api.newViewer(t, s.UserID, memberID(r, s.UserID))
