@@ -261,7 +261,7 @@ func (n *Node) Start() (err error) {
 	n.http = webui.New(webui.Config{Addr: n.cfg.HTTPAddr, AppDir: n.cfg.AppDir, AllowedHosts: n.cfg.AllowedHosts, WaitReady: true, Logger: n.cfg.Logger}, webui.Backends{
 		Accounts: n.api, Rooms: n.api, Membership: n.api, Syncer: n.api, Links: n.api, E2EE: n.api, Devices: n.api,
 		UserData: n.api, Keys: n.api, Ephemeral: n.api, Aliases: n.api,
-		UserDirectory: n.api, Hierarchy: n.api, Timestamps: n.api,
+		UserDirectory: n.api, Hierarchy: n.api, Timestamps: n.api, Dehydrated: n.api,
 		Admin: admin{API: n.api, node: n},
 	})
 	if err := n.http.Start(); err != nil {

@@ -72,6 +72,8 @@ type Backends struct {
 	UserDirectory UserDirectory
 	Hierarchy     Hierarchy
 	Timestamps    Timestamps
+	// Dehydrated: dehydrated.go (MSC3814).
+	Dehydrated DehydratedDevices
 }
 
 // Server is the local HTTP server.
@@ -99,6 +101,7 @@ type Server struct {
 	userDirectory UserDirectory
 	hierarchy     Hierarchy
 	timestamps    Timestamps
+	dehydrated    DehydratedDevices
 
 	ready     atomic.Bool
 	ln        net.Listener
@@ -144,6 +147,7 @@ func New(cfg Config, b Backends) *Server {
 	s.userDirectory = b.UserDirectory
 	s.hierarchy = b.Hierarchy
 	s.timestamps = b.Timestamps
+	s.dehydrated = b.Dehydrated
 	s.ready.Store(!cfg.WaitReady)
 	s.handler = s.routes()
 	return s
