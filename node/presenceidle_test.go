@@ -19,7 +19,7 @@ func TestPresenceGoesIdle(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	const idle = time.Second
+	const idle = 3 * time.Second // long enough for a sync and a GET under load
 	n := newTestNode(t, testOpts{regToken: "idle", presenceIdle: idle})
 	alice, bob := n.register(ctx, "alice"), n.register(ctx, "bob")
 	room := privateRoom(t, ctx, alice)
