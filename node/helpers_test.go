@@ -64,6 +64,8 @@ type testOpts struct {
 	accessTokenLifetime time.Duration
 	// hidePresence shares no presence (Config.HidePresence).
 	hidePresence bool
+	// presenceIdle shortens the time to idle presence.
+	presenceIdle time.Duration
 }
 
 // newTestNode starts a node that closes when the test ends, and fails the
@@ -105,6 +107,7 @@ func newTestNode(t testing.TB, o testOpts) *testNode {
 
 		accessTokenLifetime: o.accessTokenLifetime,
 		HidePresence:        o.hidePresence,
+		presenceIdle:        o.presenceIdle,
 	}
 	for _, b := range o.bootstrap {
 		cfg.Bootstrap = append(cfg.Bootstrap, b.Addrs()...)

@@ -119,6 +119,8 @@ type Config struct {
 	freeSpace func(dir string) (uint64, error)
 	// accessTokenLifetime shortens refreshable access tokens (tests).
 	accessTokenLifetime time.Duration
+	// presenceIdle shortens client.Config.PresenceIdle (tests).
+	presenceIdle time.Duration
 	// p2pOptions are extra libp2p options (tests force reachability:
 	// libp2p counts loopback as private).
 	p2pOptions []libp2p.Option
@@ -251,6 +253,7 @@ func (n *Node) Start() (err error) {
 		Logger:            n.cfg.Logger,
 
 		AccessTokenLifetime: n.cfg.accessTokenLifetime,
+		PresenceIdle:        n.cfg.presenceIdle,
 	})
 	committed = n.api.Committed
 	onTimeline = n.api.OnTimeline
@@ -263,6 +266,7 @@ func (n *Node) Start() (err error) {
 	n.http = webui.New(webui.Config{Addr: n.cfg.HTTPAddr, AppDir: n.cfg.AppDir, AllowedHosts: n.cfg.AllowedHosts, WaitReady: true, Logger: n.cfg.Logger}, webui.Backends{
 		Accounts: n.api, Rooms: n.api, Membership: n.api, Syncer: n.api, Links: n.api, E2EE: n.api, Devices: n.api,
 		UserData: n.api, Keys: n.api, Ephemeral: n.api, Aliases: n.api,
+		UserDirectory: n.api, Hierarchy: n.api, Timestamps: n.api, Dehydrated: n.api,
 		Admin: admin{API: n.api, node: n},
 	})
 	if err := n.http.Start(); err != nil {

@@ -88,9 +88,13 @@ func readContent(r *http.Request) (json.RawMessage, error) {
 var specVersions = []string{"v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9", "v1.10"}
 
 func (s *Server) versions(w http.ResponseWriter, r *http.Request) error {
+	unstable := map[string]bool{}
+	if s.dehydrated != nil {
+		unstable["org.matrix.msc3814"] = true // dehydrated.go
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"versions":          specVersions,
-		"unstable_features": map[string]bool{},
+		"unstable_features": unstable,
 	})
 	return nil
 }

@@ -140,6 +140,21 @@ func (s *Server) routes() http.Handler {
 		m("DELETE /directory/room/{roomAlias}", s.authed(s.deleteAlias))
 		m("GET /rooms/{roomId}/aliases", s.authed(s.roomAliases))
 	}
+	if s.userDirectory != nil {
+		m("POST /user_directory/search", s.authed(s.searchUsers))
+	}
+	if s.hierarchy != nil {
+		mux.Handle("GET /_matrix/client/v1/rooms/{roomId}/hierarchy", s.authed(s.getHierarchy))
+	}
+	if s.timestamps != nil {
+		mux.Handle("GET /_matrix/client/v1/rooms/{roomId}/timestamp_to_event", s.authed(s.timestampToEvent))
+	}
+	if s.dehydrated != nil {
+		mux.Handle("PUT "+msc3814+"/dehydrated_device", s.authed(s.putDehydrated))
+		mux.Handle("GET "+msc3814+"/dehydrated_device", s.authed(s.getDehydrated))
+		mux.Handle("DELETE "+msc3814+"/dehydrated_device", s.authed(s.deleteDehydrated))
+		mux.Handle("POST "+msc3814+"/dehydrated_device/{deviceId}/events", s.authed(s.dehydratedEvents))
+	}
 	if s.links != nil {
 		mux.Handle("POST /_parley/v1/rooms/{roomId}/links", s.authed(s.createLink))
 		mux.Handle("GET /_parley/v1/rooms/{roomId}/links", s.authed(s.listLinks))

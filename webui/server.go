@@ -67,6 +67,13 @@ type Backends struct {
 	Keys       Keys
 	Ephemeral  Ephemeral
 	Aliases    Aliases
+	// UserDirectory, Hierarchy and Timestamps: userdirectory.go,
+	// hierarchy.go, timestamp.go.
+	UserDirectory UserDirectory
+	Hierarchy     Hierarchy
+	Timestamps    Timestamps
+	// Dehydrated: dehydrated.go (MSC3814).
+	Dehydrated DehydratedDevices
 }
 
 // Server is the local HTTP server.
@@ -89,6 +96,12 @@ type Server struct {
 	guard      *guard
 	// uiaSessions are user-interactive auth in progress (devices.go).
 	uiaSessions uiaSessions
+
+	// userDirectory, hierarchy, timestamps: see Backends.
+	userDirectory UserDirectory
+	hierarchy     Hierarchy
+	timestamps    Timestamps
+	dehydrated    DehydratedDevices
 
 	ready     atomic.Bool
 	ln        net.Listener
@@ -131,6 +144,10 @@ func New(cfg Config, b Backends) *Server {
 	}
 	s.ephemeral = b.Ephemeral
 	s.aliases = b.Aliases
+	s.userDirectory = b.UserDirectory
+	s.hierarchy = b.Hierarchy
+	s.timestamps = b.Timestamps
+	s.dehydrated = b.Dehydrated
 	s.ready.Store(!cfg.WaitReady)
 	s.handler = s.routes()
 	return s

@@ -142,8 +142,12 @@ type RoomEventFilter struct {
 	Types    []string `json:"types,omitempty"`
 	NotTypes []string `json:"not_types,omitempty"`
 	Senders  []string `json:"senders,omitempty"`
-	// LazyLoadMembers is accepted and ignored: parley sends all members.
+	// LazyLoadMembers: /sync's state, /messages' and /context's carry
+	// only the member events their events' senders need.
 	LazyLoadMembers bool `json:"lazy_load_members,omitempty"`
+	// IncludeRedundantMembers: with LazyLoadMembers, /sync sends member
+	// events again that the device already holds.
+	IncludeRedundantMembers bool `json:"include_redundant_members,omitempty"`
 	// HasLimit says the filter sets Limit, which may then be 0.
 	HasLimit bool `json:"-"`
 	// UnreadThreadNotifications asks /sync for counts per thread.

@@ -560,6 +560,9 @@ func (api *API) Messages(ctx context.Context, s *webui.Session, req webui.Messag
 			resp.Chunk = append(resp.Chunk, ce)
 		}
 	}
+	if req.Filter != nil && req.Filter.LazyLoadMembers {
+		resp.State = api.pageMembers(s, r, nil, resp.Chunk) // lazyload.go
+	}
 	if len(entries) > 0 {
 		last := entries[len(entries)-1].Order
 		if req.Dir == "b" {

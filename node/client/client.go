@@ -40,6 +40,8 @@ type API struct {
 	eph      *ephClock // ephemeral.go
 	typing   typingState
 	presence presenceState
+
+	lazy lazySent // member events each device holds (lazyload.go)
 }
 
 // Config configures the client API.
@@ -67,6 +69,9 @@ type Config struct {
 	// HidePresence makes the node share no presence: it sends none of
 	// its users' and shows its users none of others' (presence.go).
 	HidePresence bool
+	// PresenceIdle is how long after their last activity an online user
+	// turns "unavailable"; default DefaultPresenceIdle (presence.go).
+	PresenceIdle time.Duration
 	// Logger; nil discards.
 	Logger *slog.Logger
 }

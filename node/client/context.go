@@ -84,7 +84,13 @@ func (api *API) Context(ctx context.Context, s *webui.Session, req webui.Context
 	if err != nil {
 		return nil, err
 	}
-	for _, ce := range api.stateEvents(nil, state, nil, s, true) {
+	shown := api.stateEvents(nil, state, nil, s, true)
+	if req.Filter != nil && req.Filter.LazyLoadMembers {
+		// Lazy-loading (lazyload.go): of the members, the senders'.
+		shown = append(api.stateEvents(nil, withoutMembers(state), nil, s, true),
+			api.pageMembers(s, r, state, resp.EventsBefore, []webui.ClientEvent{ce}, resp.EventsAfter)...)
+	}
+	for _, ce := range shown {
 		if req.Filter.Allows(ce.Type, ce.Sender) {
 			resp.State = append(resp.State, ce)
 		}

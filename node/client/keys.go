@@ -339,16 +339,84 @@ func (api *API) KeyChanges(ctx context.Context, s *webui.Session, from, to strin
 	if !ok {
 		return nil, errs.Invalidf("invalid from token %q", from)
 	}
-	if _, ok := parseToken(to); !ok {
+	tp, ok := parseToken(to)
+	if !ok {
 		return nil, errs.Invalidf("invalid to token %q", to)
 	}
 	resp := &webui.KeyChanges{Changed: []string{}, Left: []string{}}
 	err := api.store.View(func(t *store.Txn) error {
 		var err error
-		resp.Changed, err = api.changedSince(t, s.UserID, f)
+		if resp.Changed, err = api.changedSince(t, s.UserID, f); err != nil {
+			return err
+		}
+		resp.Left, err = api.leftBetween(t, s.UserID, f, min(tp, api.store.Pos()))
 		return err
 	})
 	return resp, err
+}
+
+// leftBetween lists the users who shared a joined room with user at
+// stream position from and share none at to: a room's members at a
+// position are those of the state after its newest timeline event up
+// to it. A room with nothing after from has the same members at both
+// and is read once.
+func (api *API) leftBetween(t *store.Txn, user string, from, to uint64) ([]string, error) {
+	left := []string{}
+	if to <= from {
+		return left, nil
+	}
+	before, after := map[string]bool{}, map[string]bool{}
+	for _, r := range api.dag.Rooms() {
+		atTo := r.State()
+		if r.Pos() > to {
+			var err error
+			if atTo, err = api.stateAtPos(t, r.ID, to); err != nil {
+				return nil, err
+			}
+		}
+		if members := api.joinedMembers(atTo); slices.Contains(members, user) {
+			for _, m := range members {
+				after[m] = true
+			}
+		}
+		if r.Pos() <= from {
+			continue
+		}
+		atFrom, err := api.stateAtPos(t, r.ID, from)
+		if err != nil {
+			return nil, err
+		}
+		if members := api.joinedMembers(atFrom); slices.Contains(members, user) {
+			for _, m := range members {
+				before[m] = true
+			}
+		}
+	}
+	for u := range before {
+		if !after[u] && u != user {
+			left = append(left, u)
+		}
+	}
+	slices.Sort(left)
+	return left, nil
+}
+
+// stateAtPos is a room's state at a stream position: after the newest
+// event of its live timeline up to it that has state here (within a
+// bounded look back); nil if there is none (the room came later).
+func (api *API) stateAtPos(t *store.Txn, roomID string, pos uint64) (store.StateMap, error) {
+	entries, err := t.Timeline(roomID, store.LiveBase, store.LiveBase+pos, false, 64)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		rec, err := t.Event(e.EventID)
+		if err != nil || rec.StateAfter == "" {
+			continue
+		}
+		return api.dag.Snapshot(rec.StateAfter)
+	}
+	return nil, nil
 }
 
 // changedSince lists the users sharing a room with user (user included)

@@ -32,9 +32,19 @@ const MaxStatusMsg = 1024
 // taken.
 const maxPresenceUsers = 20000
 
-// activeWindow is how long after its last /sync a user counts as
-// currently active.
-const activeWindow = 5 * time.Minute
+// DefaultPresenceIdle is how long after their last activity (a /sync,
+// or setting their presence online) an online local user counts as
+// currently active; then their presence turns "unavailable" by itself
+// (idle), and back to "online" at their next /sync.
+const DefaultPresenceIdle = 5 * time.Minute
+
+// presenceIdle is Config.PresenceIdle or its default.
+func (api *API) presenceIdle() time.Duration {
+	if api.cfg.PresenceIdle > 0 {
+		return api.cfg.PresenceIdle
+	}
+	return DefaultPresenceIdle
+}
 
 type presenceState struct {
 	mu        sync.Mutex
@@ -57,6 +67,10 @@ type presenceRec struct {
 	statusMsg  string
 	lastActive time.Time
 	changed    uint64 // ephemeral clock at the last change
+	// idle: a local user's "unavailable" came from the idle timer, not
+	// from the user, and their next /sync undoes it.
+	idle      bool
+	idleTimer *time.Timer // a local online user's, at lastActive + presenceIdle
 }
 
 // presenceContent is an m.presence ephemeral request's content.
@@ -84,7 +98,7 @@ func (api *API) SetPresence(_ context.Context, s *webui.Session, userID, presenc
 		return errs.Invalidf("status_msg is longer than %d bytes", MaxStatusMsg)
 	}
 	api.updatePresence(userID, func(r *presenceRec) {
-		r.presence = presence
+		r.presence, r.idle = presence, false
 		if statusMsg != nil {
 			r.statusMsg = *statusMsg
 		}
@@ -108,10 +122,10 @@ func (api *API) syncSetPresence(user, set string) {
 	}
 	api.updatePresence(user, func(r *presenceRec) {
 		switch {
-		case set == "online" && r.presence == "offline":
-			r.presence = "online"
-		case set == "unavailable" && r.presence != "unavailable":
-			r.presence = "unavailable"
+		case set == "online" && (r.presence == "offline" || r.idle):
+			r.presence, r.idle = "online", false
+		case set == "unavailable" && (r.presence != "unavailable" || r.idle):
+			r.presence, r.idle = "unavailable", false
 		}
 		r.lastActive = time.Now()
 	})
@@ -139,7 +153,8 @@ func (api *API) updatePresence(user string, edit func(r *presenceRec)) {
 	if changed {
 		r.changed = api.eph.tick()
 	}
-	content := presenceContentOf(user, r, time.Now())
+	api.armIdleLocked(user, r)
+	content := presenceContentOf(user, r, time.Now(), api.presenceIdle())
 	ps.mu.Unlock()
 	if !changed {
 		return
@@ -240,7 +255,7 @@ func (api *API) announcePresence(user string) {
 			rec, ok := api.presence.users[user]
 			var c presenceContent
 			if ok {
-				c = presenceContentOf(user, rec, time.Now())
+				c = presenceContentOf(user, rec, time.Now(), api.presenceIdle())
 			}
 			api.presence.mu.Unlock()
 			if !ok {
@@ -258,13 +273,42 @@ func (api *API) announcePresence(user string) {
 	}
 }
 
-func presenceContentOf(user string, r *presenceRec, now time.Time) presenceContent {
+func presenceContentOf(user string, r *presenceRec, now time.Time, idle time.Duration) presenceContent {
 	c := presenceContent{UserID: user, Presence: r.presence, StatusMsg: r.statusMsg}
 	if !r.lastActive.IsZero() {
 		c.LastActiveAgo = max(now.Sub(r.lastActive).Milliseconds(), 0)
-		c.CurrentlyActive = r.presence == "online" && now.Sub(r.lastActive) < activeWindow
+		c.CurrentlyActive = r.presence == "online" && now.Sub(r.lastActive) < idle
 	}
 	return c
+}
+
+// armIdleLocked sets a local user's idle timer for presenceIdle after
+// their last activity while they are online, and stops it otherwise.
+// Caller holds presence.mu.
+func (api *API) armIdleLocked(user string, r *presenceRec) {
+	if r.presence != "online" || r.lastActive.IsZero() {
+		if r.idleTimer != nil {
+			r.idleTimer.Stop()
+		}
+		return
+	}
+	wait := time.Until(r.lastActive.Add(api.presenceIdle()))
+	if r.idleTimer == nil {
+		r.idleTimer = time.AfterFunc(wait, func() { api.goIdle(user) })
+		return
+	}
+	r.idleTimer.Reset(wait)
+}
+
+// goIdle turns an online local user with no activity for presenceIdle
+// "unavailable" (told to their neighbours as any change is).
+func (api *API) goIdle(user string) {
+	idle := api.presenceIdle()
+	api.updatePresence(user, func(r *presenceRec) {
+		if r.presence == "online" && time.Since(r.lastActive) >= idle {
+			r.presence, r.idle = "unavailable", true
+		}
+	})
 }
 
 // wakeNeighbours wakes the /sync of the local users sharing a room with
@@ -348,7 +392,7 @@ func (api *API) Presence(_ context.Context, s *webui.Session, userID string) (*w
 	if !ok {
 		return &webui.PresenceStatus{Presence: "offline"}, nil
 	}
-	c := presenceContentOf(userID, r, time.Now())
+	c := presenceContentOf(userID, r, time.Now(), api.presenceIdle())
 	out := &webui.PresenceStatus{Presence: c.Presence, LastActiveAgo: c.LastActiveAgo, CurrentlyActive: c.CurrentlyActive}
 	if r.statusMsg != "" {
 		out.StatusMsg = &r.statusMsg
@@ -377,7 +421,7 @@ func (api *API) presenceSince(user string, since uint64) []json.RawMessage {
 		if since != 0 && r.changed <= since {
 			continue
 		}
-		contents = append(contents, presenceContentOf(u, r, now))
+		contents = append(contents, presenceContentOf(u, r, now, api.presenceIdle()))
 	}
 	api.presence.mu.Unlock()
 	if len(contents) == 0 {

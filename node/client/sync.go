@@ -97,6 +97,7 @@ func (api *API) buildSync(s *webui.Session, since, pos uint64, req webui.SyncReq
 	if req.Filter != nil {
 		f = *req.Filter
 	}
+	api.lazy.begin(s, since) // lazyload.go
 	limit := f.Room.Timeline.Limit
 	if !f.Room.Timeline.HasLimit {
 		limit = defaultTimelineLimit
@@ -392,7 +393,10 @@ func (api *API) syncJoined(t *store.Txn, s *webui.Session, rec *store.RoomRecord
 		jr.Timeline.Limited = true
 	}
 	jr.State.Events = []webui.ClientEvent{}
-	if since == 0 || newlyJoined || fullState || jr.Timeline.Limited {
+	jr.Summary = api.summary(t, s, state)
+	withState := since == 0 || newlyJoined || fullState || jr.Timeline.Limited
+	lazy := f.Room.State.LazyLoadMembers // lazyload.go
+	if withState || (lazy && len(jr.Timeline.Events) > 0) {
 		// The state at the start of the timeline.
 		start := state
 		if oldest != nil {
@@ -408,13 +412,26 @@ func (api *API) syncJoined(t *store.Txn, s *webui.Session, rec *store.RoomRecord
 		for _, ev := range jr.Timeline.Events {
 			inTimeline[ev.EventID] = true
 		}
-		for _, ce := range api.stateEvents(t, withCreateID(rec, start), inTimeline, s, false) {
+		m := withCreateID(rec, start)
+		if lazy {
+			var heroes []string
+			if api.unnamed(t, state) {
+				heroes, _ = jr.Summary["m.heroes"].([]string)
+			}
+			m = api.lazyState(s, m, jr.Timeline.Events, lazyWants{
+				own: since == 0 || newlyJoined || fullState, heroes: heroes, members: !withState,
+				redundant: fullState || f.Room.State.IncludeRedundantMembers,
+			})
+		}
+		for _, ce := range api.stateEvents(t, m, inTimeline, s, false) {
 			if f.Room.State.Allows(ce.Type, ce.Sender) {
 				jr.State.Events = append(jr.State.Events, ce)
 			}
 		}
 	}
-	jr.Summary = api.summary(t, s, state)
+	if lazy {
+		api.lazy.note(s, pos, sentMembers(jr.State.Events, jr.Timeline.Events))
+	}
 	return jr, changed, nil
 }
 
@@ -489,32 +506,37 @@ func (api *API) timeline(t *store.Txn, s *webui.Session, v *viewer, entries []st
 	return tl, oldest, nil
 }
 
-// summary is the room summary clients use to name rooms.
+// summary is the room summary clients use to name rooms (lazy-loading
+// clients have no other member list): the joined and invited counts,
+// the user among them, and as heroes the first 5 other joined or
+// invited members by the order of their member events, or, if there are
+// none, of those who left or were banned.
 func (api *API) summary(t *store.Txn, s *webui.Session, state store.StateMap) map[string]any {
 	joined, invited := 0, 0
-	var heroes []string
+	var in, gone []hero
 	for k, id := range state {
 		if k.Type != "m.room.member" {
 			continue
 		}
-		switch api.membership(t, id) {
+		m, order := api.memberOrder(t, id)
+		switch m {
 		case "join":
 			joined++
 		case "invite":
 			invited++
-		default:
+		}
+		if k.StateKey == s.UserID {
 			continue
 		}
-		if k.StateKey != s.UserID {
-			heroes = append(heroes, k.StateKey)
+		switch m {
+		case "join", "invite":
+			in = append(in, hero{k.StateKey, order})
+		case "leave", "ban":
+			gone = append(gone, hero{k.StateKey, order})
 		}
 	}
-	slices.Sort(heroes)
-	if len(heroes) > 5 {
-		heroes = heroes[:5]
+	if len(in) == 0 {
+		in = gone
 	}
-	if heroes == nil {
-		heroes = []string{}
-	}
-	return map[string]any{"m.heroes": heroes, "m.joined_member_count": joined, "m.invited_member_count": invited}
+	return map[string]any{"m.heroes": firstHeroes(in, 5), "m.joined_member_count": joined, "m.invited_member_count": invited}
 }
