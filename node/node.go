@@ -259,6 +259,8 @@ func (n *Node) Start() (err error) {
 		Accounts: n.api, Rooms: n.api, Membership: n.api, Syncer: n.api, Links: n.api, E2EE: n.api, Devices: n.api,
 		UserData: n.api, Keys: n.api, Ephemeral: n.api, Aliases: n.api,
 		Admin: admin{API: n.api, node: n},
+
+		Directory: n.api,
 	})
 	if err := n.http.Start(); err != nil {
 		return err

@@ -130,6 +130,12 @@ func (s *Server) routes() http.Handler {
 		m("DELETE /directory/room/{roomAlias}", s.authed(s.deleteAlias))
 		m("GET /rooms/{roomId}/aliases", s.authed(s.roomAliases))
 	}
+	if s.directory != nil {
+		m("GET /directory/list/room/{roomId}", s.optionalAuth(s.getRoomVisibility))
+		m("PUT /directory/list/room/{roomId}", s.authed(s.putRoomVisibility))
+		m("GET /publicRooms", s.optionalAuth(s.getPublicRooms))
+		m("POST /publicRooms", s.authed(s.postPublicRooms))
+	}
 	if s.links != nil {
 		mux.Handle("POST /_parley/v1/rooms/{roomId}/links", s.authed(s.createLink))
 		mux.Handle("GET /_parley/v1/rooms/{roomId}/links", s.authed(s.listLinks))

@@ -67,6 +67,7 @@ type Backends struct {
 	Keys       Keys
 	Ephemeral  Ephemeral
 	Aliases    Aliases
+	Directory  Directory
 }
 
 // Server is the local HTTP server.
@@ -84,6 +85,7 @@ type Server struct {
 	keys       Keys
 	ephemeral  Ephemeral
 	aliases    Aliases
+	directory  Directory
 	log        *slog.Logger
 	handler    http.Handler
 	guard      *guard
@@ -131,6 +133,7 @@ func New(cfg Config, b Backends) *Server {
 	}
 	s.ephemeral = b.Ephemeral
 	s.aliases = b.Aliases
+	s.directory = b.Directory
 	s.ready.Store(!cfg.WaitReady)
 	s.handler = s.routes()
 	return s
