@@ -59,6 +59,9 @@ const (
 	// entry (a directory just published is found soon).
 	directoryCacheTTL = time.Minute
 	directoryEmptyTTL = 5 * time.Second
+	// directoryAnswerTTL is how long this node's answer to peers is
+	// served before it is built again.
+	directoryAnswerTTL = 5 * time.Second
 	// maxDirectoryCaches bounds the lists cached: the DHT's and those of
 	// single servers a client named.
 	maxDirectoryCaches = 32
@@ -77,6 +80,13 @@ type directory struct {
 	askMu   sync.Mutex // one lookup at a time; others wait and read its cache
 	lists   *gencache.Cache[string, cachedList]
 	aliases *gencache.Cache[string, cachedAlias]
+
+	// answer is the last answer to a peer's MethodPublicRooms, served
+	// again until answerUntil: peers asking in a loop cost one build of
+	// the list per directoryAnswerTTL.
+	answerMu    sync.Mutex
+	answer      []PublicRoom
+	answerUntil time.Time
 }
 
 type cachedList struct {
@@ -116,32 +126,31 @@ func (ps *Peers) DirectoryChanged() {
 // it lists a room: at a publish, and again every
 // p2p.RoomAdvertiseInterval; a failed announcement is retried.
 func (ps *Peers) advertiseDirectory(ctx context.Context) {
-	wait := time.Duration(0)
-	var last time.Time
+	next := time.Now() // when to announce (again)
+	announced := false // and still within p2p.RoomAdvertiseInterval of it
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-ps.dir.kick:
-			if !last.IsZero() && time.Since(last) < p2p.RoomAdvertiseInterval {
-				continue // announced already, and still listed
+			if announced {
+				continue
 			}
-		case <-time.After(wait):
+		case <-time.After(time.Until(next)):
 		}
-		wait = p2p.RoomAdvertiseInterval
+		next, announced = time.Now().Add(p2p.RoomAdvertiseInterval), false
 		if len(ps.LocalPublicRooms()) == 0 {
-			last = time.Time{} // announce at the next publish
-			continue
+			continue // until a publish
 		}
 		actx, cancel := context.WithTimeout(ctx, time.Minute)
 		err := ps.host.AdvertiseRendezvous(actx, DirectoryKey)
 		cancel()
 		if err != nil {
 			ps.log.Debug("advertise the directory", "err", err)
-			wait, last = 10*time.Second, time.Time{}
+			next = time.Now().Add(10 * time.Second)
 			continue
 		}
-		last = time.Now()
+		announced = true
 	}
 }
 
@@ -349,11 +358,16 @@ func (ps *Peers) onPublicRooms(body []byte) (any, error) {
 	if err := decode(body, &req); err != nil {
 		return nil, err
 	}
-	list := ps.LocalPublicRooms()
-	if len(list) > MaxDirectoryEntries {
-		list = list[:MaxDirectoryEntries]
+	ps.dir.answerMu.Lock()
+	defer ps.dir.answerMu.Unlock()
+	if time.Now().After(ps.dir.answerUntil) {
+		list := ps.LocalPublicRooms()
+		if len(list) > MaxDirectoryEntries {
+			list = list[:MaxDirectoryEntries]
+		}
+		ps.dir.answer, ps.dir.answerUntil = list, time.Now().Add(directoryAnswerTTL)
 	}
-	return PublicRoomsResp{Rooms: list}, nil
+	return PublicRoomsResp{Rooms: ps.dir.answer}, nil
 }
 
 // RemotePublicRooms lists the rooms other nodes list: one server's if
