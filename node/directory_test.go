@@ -99,7 +99,8 @@ func TestAPublicRoomIsFoundAndJoinedFromAnotherNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat", RoomAliasName: "secret"}); err != nil {
+	secret, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat", RoomAliasName: "secret"})
+	if err != nil {
 		t.Fatal(err)
 	}
 	testkit.WaitFor(t, time.Minute, "a and c to be directory providers in the DHT", func() bool {
@@ -158,6 +159,17 @@ func TestAPublicRoomIsFoundAndJoinedFromAnotherNode(t *testing.T) {
 		got, err := alice.PublicRooms(ctx, &mautrix.ReqPublicRooms{Server: a.ServerName()})
 		e := entryOf(got, room)
 		return err == nil && e != nil && e.NumJoinedMembers == 2
+	})
+
+	t.Run("a member's server resolves the alias of a room that is not public", func(t *testing.T) {
+		joinThrough(t, ctx, secret.RoomID, alice, bob)
+		testkit.WaitFor(t, 30*time.Second, "bob's join to reach a", func() bool {
+			return a.membership(a.getRoom(secret.RoomID.String()), bob.UserID.String()) == "join"
+		})
+		got, err := bob.ResolveAlias(ctx, localAlias(a, "secret"))
+		if err != nil || got.RoomID != secret.RoomID {
+			t.Fatalf("bob, now a member, resolves alice's private room's alias: %+v, %v", got, err)
+		}
 	})
 }
 

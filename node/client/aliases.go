@@ -113,18 +113,12 @@ func (api *API) putAlias(alias, roomID, user string) error {
 	return err
 }
 
-// ResolveAlias implements webui.Aliases: the room, and servers to join
-// it through (at most 10).
+// ResolveAlias implements webui.Aliases: the room an alias points to and
+// servers to join it through (at most 10). This node's aliases come from
+// the store, with this server and the other servers with joined members;
+// another server's from that server: 404 if it says it has no such
+// public room, 502 if it cannot be reached.
 func (api *API) ResolveAlias(ctx context.Context, alias string) (string, []string, error) {
-	return api.resolveAlias(ctx, alias)
-}
-
-// resolveAlias returns the room an alias points to and servers to join
-// it through. This node's aliases come from the store, with this server
-// and the other servers with joined members; another server's from that
-// server: 404 if it says it has no such public room, 502 if it cannot be
-// reached.
-func (api *API) resolveAlias(ctx context.Context, alias string) (string, []string, error) {
 	_, server, ok := parseAlias(alias)
 	if !ok {
 		return "", nil, errs.Invalidf("%q is not a valid room alias (#name:server)", alias)

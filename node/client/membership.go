@@ -32,7 +32,7 @@ func stripped(ev *rooms.Event) webui.StrippedEvent {
 // (make_join, then send_join), and returns once the room's state is here.
 func (api *API) Join(ctx context.Context, s *webui.Session, target string, given []string) (string, error) {
 	if strings.HasPrefix(target, "#") {
-		roomID, servers, err := api.resolveAlias(ctx, target)
+		roomID, servers, err := api.ResolveAlias(ctx, target)
 		if err != nil {
 			return "", err
 		}
