@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/hex"
 	"net/http"
 	"slices"
 	"sync/atomic"
@@ -119,12 +121,20 @@ func TestAPublicRoomIsFoundAndJoinedFromAnotherNode(t *testing.T) {
 		entry.NumJoinedMembers != 1 || entry.JoinRule != "public" || entry.WorldReadable {
 		t.Fatalf("bob's entry for alice's room: %+v", entry)
 	}
+	if via := b.peers.DirectoryServers(room.String()); !slices.Equal(via, []string{a.ServerName()}) {
+		t.Fatalf("servers to join alice's room through, from bob's directory: %v; want [a]", via)
+	}
 	if garbageServed.Load() == 0 {
 		t.Fatal("c was never asked for its directory")
 	}
 	if e := entryOf(list, carols.RoomID); e != nil || len(list.Chunk) != 1 {
 		t.Fatalf("bob's directory holds %d rooms (carol's: %+v); want alice's only: c's answer is garbage", len(list.Chunk), e)
 	}
+	pub, _, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nowhere := hex.EncodeToString(pub) // a server name no node has
 	t.Run("one server's directory", func(t *testing.T) {
 		got, err := bob.PublicRooms(ctx, &mautrix.ReqPublicRooms{Server: a.ServerName()})
 		if err != nil || entryOf(got, room) == nil || len(got.Chunk) != 1 {
@@ -134,6 +144,10 @@ func TestAPublicRoomIsFoundAndJoinedFromAnotherNode(t *testing.T) {
 		wantErr(t, "c's directory, which is garbage", err, http.StatusBadGateway, "M_UNKNOWN")
 		_, err = bob.PublicRooms(ctx, &mautrix.ReqPublicRooms{Server: "elsewhere.example"})
 		wantErr(t, "the directory of a server that is not a parley server", err, http.StatusBadRequest, "M_INVALID_PARAM")
+		_, err = bob.PublicRooms(ctx, &mautrix.ReqPublicRooms{Server: nowhere})
+		wantErr(t, "the directory of a server no node answers for", err, http.StatusBadGateway, "M_UNKNOWN")
+		_, err = bob.ResolveAlias(ctx, id.RoomAlias("#lobby:"+nowhere))
+		wantErr(t, "an alias of a server no node answers for", err, http.StatusBadGateway, "M_UNKNOWN")
 	})
 	t.Run("the alias of a room that is not public resolves to nothing", func(t *testing.T) {
 		_, err := bob.ResolveAlias(ctx, localAlias(a, "secret"))
