@@ -268,6 +268,8 @@ func (n *Node) Start() (err error) {
 		UserData: n.api, Keys: n.api, Ephemeral: n.api, Aliases: n.api,
 		UserDirectory: n.api, Hierarchy: n.api, Timestamps: n.api, Dehydrated: n.api,
 		Admin: admin{API: n.api, node: n},
+
+		Directory: n.api,
 	})
 	if err := n.http.Start(); err != nil {
 		return err

@@ -6,7 +6,8 @@ import (
 )
 
 // Aliases is what the API needs for room aliases: this node's own
-// (#name:server), kept by the node; others' are not resolved here.
+// (#name:server), kept by the node; others' are resolved by asking their
+// server.
 type Aliases interface {
 	// PutAlias points a new alias of this node at a room.
 	PutAlias(ctx context.Context, s *Session, alias, roomID string) error

@@ -155,6 +155,12 @@ func (s *Server) routes() http.Handler {
 		mux.Handle("DELETE "+msc3814+"/dehydrated_device", s.authed(s.deleteDehydrated))
 		mux.Handle("POST "+msc3814+"/dehydrated_device/{deviceId}/events", s.authed(s.dehydratedEvents))
 	}
+	if s.directory != nil {
+		m("GET /directory/list/room/{roomId}", s.optionalAuth(s.getRoomVisibility))
+		m("PUT /directory/list/room/{roomId}", s.authed(s.putRoomVisibility))
+		m("GET /publicRooms", s.optionalAuth(s.getPublicRooms))
+		m("POST /publicRooms", s.authed(s.postPublicRooms))
+	}
 	if s.links != nil {
 		mux.Handle("POST /_parley/v1/rooms/{roomId}/links", s.authed(s.createLink))
 		mux.Handle("GET /_parley/v1/rooms/{roomId}/links", s.authed(s.listLinks))

@@ -74,6 +74,8 @@ type Backends struct {
 	Timestamps    Timestamps
 	// Dehydrated: dehydrated.go (MSC3814).
 	Dehydrated DehydratedDevices
+	// Directory: directory.go (the public room directory).
+	Directory Directory
 }
 
 // Server is the local HTTP server.
@@ -91,6 +93,7 @@ type Server struct {
 	keys       Keys
 	ephemeral  Ephemeral
 	aliases    Aliases
+	directory  Directory
 	log        *slog.Logger
 	handler    http.Handler
 	guard      *guard
@@ -148,6 +151,7 @@ func New(cfg Config, b Backends) *Server {
 	s.hierarchy = b.Hierarchy
 	s.timestamps = b.Timestamps
 	s.dehydrated = b.Dehydrated
+	s.directory = b.Directory
 	s.ready.Store(!cfg.WaitReady)
 	s.handler = s.routes()
 	return s

@@ -11,14 +11,16 @@ import (
 
 	"github.com/parley-p2p/parley/errs"
 	"github.com/parley-p2p/parley/node/dag"
+	"github.com/parley-p2p/parley/node/peers"
 	"github.com/parley-p2p/parley/node/store"
 	"github.com/parley-p2p/parley/rooms"
 	"github.com/parley-p2p/parley/webui"
 )
 
-// Room aliases are this node's only: #name:<this server>, kept in the
-// store (store/aliases.go). Resolving another server's alias would need
-// a lookup through the DHT, which the node does not do yet.
+// Room aliases of this node (#name:<this server>) are kept in the store
+// (store/aliases.go); another server's are resolved by asking that
+// server, whose node its name leads to (peers.ResolveRemoteAlias), and
+// which answers only about a public or published room.
 const (
 	// MaxAliasesPerUser bounds the aliases one user may hold.
 	MaxAliasesPerUser = 100
@@ -111,9 +113,29 @@ func (api *API) putAlias(alias, roomID, user string) error {
 	return err
 }
 
-// ResolveAlias implements webui.Aliases: the room, this server, and the
-// other servers with joined members (at most 10 in all).
+// ResolveAlias implements webui.Aliases: the room an alias points to and
+// servers to join it through (at most 10). This node's aliases come from
+// the store, with this server and the other servers with joined members;
+// another server's from that server: 404 if it says it has no such
+// public room, 502 if it cannot be reached.
 func (api *API) ResolveAlias(ctx context.Context, alias string) (string, []string, error) {
+	_, server, ok := parseAlias(alias)
+	if !ok {
+		return "", nil, errs.Invalidf("%q is not a valid room alias (#name:server)", alias)
+	}
+	if server != api.serverName {
+		if !peers.ValidServerName(server) {
+			return "", nil, errs.NotFoundf("alias %s is of %s, which is not a parley server", alias, server)
+		}
+		roomID, servers, err := api.peers.ResolveRemoteAlias(ctx, alias, server)
+		if errors.Is(err, peers.ErrAliasNotFound) {
+			return "", nil, errs.NotFoundf("room alias %s does not exist, or its room is not public", alias)
+		}
+		if err != nil {
+			return "", nil, errs.Unavailablef("could not resolve %s: %v", alias, err)
+		}
+		return roomID, servers, nil
+	}
 	roomID, err := api.resolveLocal(alias)
 	if err != nil {
 		return "", nil, err

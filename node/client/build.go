@@ -142,6 +142,9 @@ func (api *API) CreateRoom(ctx context.Context, s *webui.Session, req *webui.Cre
 		unlockAliases()
 		unlockAliases = func() {}
 	}
+	if req.Visibility == "public" {
+		api.publishCreated(r)
+	}
 	for _, u := range remoteInvites {
 		if err := api.Invite(ctx, s, r.ID, u, ""); err != nil {
 			api.log.Warn("createRoom invite failed", "room", r.ID, "user", u, "err", err)

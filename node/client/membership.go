@@ -32,11 +32,11 @@ func stripped(ev *rooms.Event) webui.StrippedEvent {
 // (make_join, then send_join), and returns once the room's state is here.
 func (api *API) Join(ctx context.Context, s *webui.Session, target string, given []string) (string, error) {
 	if strings.HasPrefix(target, "#") {
-		roomID, err := api.resolveLocal(target)
+		roomID, servers, err := api.ResolveAlias(ctx, target)
 		if err != nil {
 			return "", err
 		}
-		target = roomID
+		target, given = roomID, append(given, servers...)
 	}
 	if !strings.HasPrefix(target, "!") {
 		return "", errs.NotFoundf("%q is neither a room ID nor a room alias; join by room ID, alias or invite link", target)

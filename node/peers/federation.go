@@ -104,6 +104,10 @@ func (ps *Peers) serve(ctx context.Context, from peer.ID, method string, body []
 		resp, err = ps.onDeviceList(server, body)
 	case MethodEphemeral:
 		resp, err = ps.onEphemeral(server, body)
+	case MethodPublicRooms:
+		resp, err = ps.onPublicRooms(body)
+	case MethodResolveAlias:
+		resp, err = ps.onResolveAlias(server, body)
 	default:
 		return nil, remoteErr("M_UNRECOGNIZED", "unknown method %q", method)
 	}

@@ -51,6 +51,8 @@ type Peers struct {
 
 	keyst keyState // clients' own keys between nodes (devicekeys.go)
 
+	dir directory // the public room directory across nodes (directory.go)
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -120,6 +122,7 @@ func New(cfg Config) *Peers {
 		kem:        kem,
 		secrets:    newSecrets(),
 		eph:        ephemeral{kick: make(chan struct{}, 1)},
+		dir:        newDirectory(),
 	}
 	ps.keyst.kick = make(chan struct{}, 1)
 	ps.inner = ps.serve
@@ -147,6 +150,7 @@ func (ps *Peers) Start() error {
 	ps.goBackground(ps.publishOut)
 	ps.goBackground(ps.deliverOutbox)
 	ps.goBackground(ps.sendEphemeralLoop)
+	ps.goBackground(ps.advertiseDirectory)
 	return nil
 }
 

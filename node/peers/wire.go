@@ -292,3 +292,52 @@ type EphemeralReq struct {
 }
 
 func (r EphemeralReq) room() string { return r.RoomID }
+
+// The public room directory across nodes (directory.go): room-less
+// requests. MethodPublicRooms asks a node for the rooms it lists (the
+// body is {}); MethodResolveAlias asks a node where one of its aliases
+// points, answered only for a room that is listed or public, or that the
+// asking server is in.
+const (
+	MethodPublicRooms  = "public_rooms"
+	MethodResolveAlias = "resolve_alias"
+)
+
+// Limits on a directory answer.
+const (
+	MaxDirectoryEntries = 100     // rooms in one answer
+	MaxDirectoryField   = 255     // bytes of a name, alias, avatar URL or room type
+	MaxDirectoryTopic   = 1024    // bytes of a topic
+	MaxDirectoryMembers = 1 << 20 // a joined member count
+	MaxRoomIDLength     = 255
+)
+
+type PublicRoomsReq struct{}
+
+type PublicRoomsResp struct {
+	Rooms []PublicRoom `json:"rooms"`
+}
+
+// PublicRoom is one room's directory entry, as the client-server API's
+// publicRooms chunk has it.
+type PublicRoom struct {
+	RoomID         string `json:"room_id"`
+	Name           string `json:"name,omitempty"`
+	Topic          string `json:"topic,omitempty"`
+	CanonicalAlias string `json:"canonical_alias,omitempty"`
+	AvatarURL      string `json:"avatar_url,omitempty"`
+	JoinedMembers  int    `json:"num_joined_members"`
+	WorldReadable  bool   `json:"world_readable"`
+	GuestCanJoin   bool   `json:"guest_can_join"`
+	JoinRule       string `json:"join_rule"`
+	RoomType       string `json:"room_type,omitempty"`
+}
+
+type ResolveAliasReq struct {
+	Alias string `json:"alias"`
+}
+
+type ResolveAliasResp struct {
+	RoomID  string   `json:"room_id"`
+	Servers []string `json:"servers"`
+}
