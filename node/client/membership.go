@@ -169,7 +169,12 @@ func (api *API) Leave(ctx context.Context, s *webui.Session, roomID, reason stri
 		}
 		return err
 	}
+	if k := api.knock(s.UserID, roomID); k != nil && !k.Left && (r == nil || !r.Followed()) {
+		// Withdrawing a knock on a room this node does not follow.
+		return api.withdrawKnock(ctx, s, k, reason)
+	}
 	if inv := api.invite(s.UserID, roomID); inv != nil && !inv.Left {
+		api.markKnock(s.UserID, roomID)
 		if r != nil && r.Followed() && api.peers.PlaceInvite(ctx, r, inv) && api.peers.Membership(r, s.UserID) == "invite" {
 			// The invite came before the inviter's gossip of it; placed
 			// now, the decline is a leave event the whole room sees.
@@ -221,11 +226,12 @@ func (api *API) Moderate(ctx context.Context, s *webui.Session, roomID, target, 
 	if r == nil || api.peers.Membership(r, s.UserID) != "join" {
 		return errs.Forbiddenf("you are not joined to room %s", roomID)
 	}
+	before := api.peers.Membership(r, target)
 	if membership == "leave" {
 		// A kick (or an unban) is of someone in the room (or banned from
 		// it): the auth rules would let a moderator "kick" anyone, but
 		// that would only write a leave for a user who never came.
-		switch api.peers.Membership(r, target) {
+		switch before {
 		case "join", "invite", "knock", "ban":
 		default:
 			return errs.Forbiddenf("%s is not in room %s", target, roomID)
@@ -239,8 +245,13 @@ func (api *API) Moderate(ctx context.Context, s *webui.Session, roomID, target, 
 	if err != nil {
 		return err
 	}
-	if _, err := api.dag.Send(ctx, r.Room, s.UserID, "m.room.member", &target, c, "", ""); err != nil {
+	ev, err := api.dag.Send(ctx, r.Room, s.UserID, "m.room.member", &target, c, "", "")
+	if err != nil {
 		return err
+	}
+	if before == "knock" {
+		// A refused knock: the knocker's node does not follow the room.
+		api.peers.TellKnocker(r, ev)
 	}
 	api.peers.CheckFollowing(r)
 	return nil

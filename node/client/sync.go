@@ -190,6 +190,12 @@ func (api *API) buildSync(s *webui.Session, since, pos uint64, req webui.SyncReq
 	if err != nil {
 		return nil, false, err
 	}
+	// Knocks on rooms this node does not follow (knock.go).
+	knocked, err := api.syncKnocks(s, since, resp, &f, covered)
+	if err != nil {
+		return nil, false, err
+	}
+	news = news || knocked
 	more, err := api.syncUserData(s, since, pos, resp, &f)
 	if err != nil {
 		return nil, false, err

@@ -78,6 +78,16 @@ func (ps *Peers) serve(ctx context.Context, from peer.ID, method string, body []
 		resp, err = ps.onMakeJoin(server, body)
 	case MethodSendJoin:
 		resp, err = ps.onSendJoin(ctx, from, server, body)
+	case MethodMakeKnock:
+		resp, err = ps.onMakeKnock(server, body)
+	case MethodSendKnock:
+		resp, err = ps.onSendKnock(ctx, from, server, body)
+	case MethodMakeLeave:
+		resp, err = ps.onMakeLeave(server, body)
+	case MethodSendLeave:
+		resp, err = ps.onSendLeave(ctx, from, server, body)
+	case MethodKnockDenied:
+		resp, err = ps.onKnockDenied(server, body)
 	case MethodGetEvent:
 		resp, err = ps.onGetEvents(server, body)
 	case MethodAuthChain:

@@ -83,7 +83,8 @@ func (ps *Peers) joinable(roomID, user string, allowed func(store.StateMap, stri
 		return nil, errCannotJoin()
 	}
 	state := r.State()
-	if !ps.serverInRoom(state, ps.serverName) || !allowed(state, user) {
+	resident := ps.serverHas(state, ps.serverName, func(m string) bool { return m == "join" || m == "invite" })
+	if !resident || !allowed(state, user) {
 		return nil, errCannotJoin()
 	}
 	return r, nil
