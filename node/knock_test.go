@@ -240,3 +240,50 @@ func TestKnockRefusals(t *testing.T) {
 		t.Errorf("refused knocks show in /sync: %v", resp.Rooms.Knock)
 	}
 }
+
+// TestKnockOnARoomOfTheSameNode: bob knocks on a room his own node
+// follows (alice, on it, is in the room): the knock is sent there and
+// then, needs no server named, and shows under knock in his /sync until
+// alice invites him.
+func TestKnockOnARoomOfTheSameNode(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, alice, bob, _ := oneNode(t, ctx)
+	room := knockRoom(t, ctx, alice)
+	bobSync := &testkit.Syncer{Client: bob}
+	bobSync.Until(t, 10*time.Second, "bob's first sync", func(*mautrix.RespSync) bool { return true })
+	if _, err := bob.KnockRoom(ctx, room.String(), &mautrix.ReqKnockRoom{Reason: "hi"}); err != nil {
+		t.Fatalf("bob knocks on a room of his node: %v", err)
+	}
+	bobSync.Until(t, 20*time.Second, "the knock in bob's /sync", func(r *mautrix.RespSync) bool {
+		kr, ok := r.Rooms.Knock[room]
+		if !ok {
+			return false
+		}
+		for _, ev := range kr.State.Events {
+			_ = ev.Content.ParseRaw(ev.Type)
+			if ev.Type == event.StateMember && ev.GetStateKey() == bob.UserID.String() && ev.Content.AsMember().Membership == event.MembershipKnock {
+				return true
+			}
+		}
+		t.Fatalf("knock_state lacks bob's knock: %+v", kr.State.Events)
+		return false
+	})
+	if m := memberOf(ctx, alice, room, bob.UserID); m != "knock" {
+		t.Fatalf("alice reads bob as %q, want knock", m)
+	}
+	_, err := bob.KnockRoom(ctx, room.String(), nil)
+	if err != nil {
+		t.Errorf("knocking again while knocking: %v", err)
+	}
+	if _, err := alice.InviteUser(ctx, room, &mautrix.ReqInviteUser{UserID: bob.UserID}); err != nil {
+		t.Fatal(err)
+	}
+	bobSync.Until(t, 20*time.Second, "the invite in bob's /sync", func(r *mautrix.RespSync) bool {
+		_, ok := r.Rooms.Invite[room]
+		return ok
+	})
+	_, err = bob.KnockRoom(ctx, room.String(), nil)
+	wantHTTP(t, "knocking once invited", err, 403, "M_FORBIDDEN")
+}

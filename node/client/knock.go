@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/parley-p2p/parley/errs"
+	"github.com/parley-p2p/parley/node/dag"
 	"github.com/parley-p2p/parley/node/peers"
 	"github.com/parley-p2p/parley/node/store"
 	"github.com/parley-p2p/parley/rooms"
@@ -234,4 +235,25 @@ func knockEndEvent(ev *rooms.Event) webui.ClientEvent {
 		Content: ev.Content(), EventID: ev.ID(), OriginServerTS: ev.OriginServerTS(),
 		Sender: ev.Sender(), StateKey: ev.StateKey(), Type: ev.Type(),
 	}
+}
+
+// knockedHere is a room this node follows as a user knocking on it sees
+// it in /sync: its stripped state and the knock.
+func (api *API) knockedHere(rec *store.RoomRecord, state store.StateMap, knock *dag.Info) *webui.KnockedRoom {
+	kr := &webui.KnockedRoom{}
+	kr.KnockState.Events = []webui.StrippedEvent{}
+	for _, typ := range peers.StrippedStateTypes {
+		if typ == "m.room.member" {
+			continue
+		}
+		if id, ok := withCreateID(rec, state)[rooms.StateKey{Type: typ}]; ok {
+			if i, err := api.dag.Event(id); err == nil {
+				if e := api.shownInfo(i); !e.hidden {
+					kr.KnockState.Events = append(kr.KnockState.Events, strippedShown(e))
+				}
+			}
+		}
+	}
+	kr.KnockState.Events = append(kr.KnockState.Events, strippedShown(api.shownInfo(knock)))
+	return kr
 }
