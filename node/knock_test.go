@@ -2,15 +2,21 @@ package node
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
 	"github.com/parley-p2p/parley/internal/testkit"
+	"github.com/parley-p2p/parley/node/peers"
+	"github.com/parley-p2p/parley/p2p"
+	"github.com/parley-p2p/parley/rooms"
 )
 
 // knockRoom has c create a room whose join rule is "knock".
@@ -286,4 +292,103 @@ func TestKnockOnARoomOfTheSameNode(t *testing.T) {
 	})
 	_, err = bob.KnockRoom(ctx, room.String(), nil)
 	wantHTTP(t, "knocking once invited", err, 403, "M_FORBIDDEN")
+}
+
+// TestKnockMethodsRefuseHostilePeers: a stranger's node asking the
+// knocking methods directly gets a template only for its own user of a
+// room that allows knocking, the same refusal for an invite-only room as
+// for one that does not exist, and cannot admit anything but its own
+// user's knock; nor can it end bob's knock with a refusal it signed while
+// the room still shows him knocking.
+func TestKnockMethodsRefuseHostilePeers(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, b, alice, bob := twoNodes(t, ctx, testOpts{}, testOpts{})
+	knock := knockRoom(t, ctx, alice)
+	private := privateRoom(t, ctx, alice)
+	evil := newStranger(t, a)
+	ask := func(to peer.ID, method string, req any) (*peers.MakeJoinResp, error) {
+		body, _ := json.Marshal(req)
+		out, err := evil.host.Request(ctx, to, method, body)
+		if err != nil {
+			return nil, err
+		}
+		var resp peers.MakeJoinResp
+		return &resp, json.Unmarshal(out, &resp)
+	}
+	refusal := func(what string, err error) string {
+		t.Helper()
+		var re *p2p.RemoteError
+		if !errors.As(err, &re) || re.Code != "M_FORBIDDEN" {
+			t.Fatalf("%s: %v, want M_FORBIDDEN", what, err)
+		}
+		return re.Message
+	}
+
+	_, err := ask(a.PeerID(), peers.MethodMakeKnock, peers.MakeJoinReq{RoomID: knock.String(), UserID: bob.UserID.String()})
+	refusal("make_knock for another server's user", err)
+	for _, method := range []string{peers.MethodMakeKnock, peers.MethodMakeJoin} {
+		_, errPrivate := ask(a.PeerID(), method, peers.MakeJoinReq{RoomID: private.String(), UserID: evil.user})
+		_, errUnknown := ask(a.PeerID(), method, peers.MakeJoinReq{RoomID: "!NoSuchRoom000000000000000000000000000000", UserID: evil.user})
+		if p, u := refusal(method+" of an invite-only room", errPrivate), refusal(method+" of no room", errUnknown); p != u {
+			t.Errorf("%s: the refusals differ: %q and %q", method, p, u)
+		}
+	}
+	_, err = ask(a.PeerID(), peers.MethodMakeLeave, peers.MakeJoinReq{RoomID: knock.String(), UserID: evil.user})
+	refusal("make_leave by a user who is not knocking", err)
+
+	tmpl, err := ask(a.PeerID(), peers.MethodMakeKnock, peers.MakeJoinReq{RoomID: knock.String(), UserID: evil.user})
+	if err != nil {
+		t.Fatalf("make_knock of a knock room for the stranger's own user: %v", err)
+	}
+	build := func(sender, membership string) *rooms.Event {
+		c, _ := rooms.MarshalCanonical(map[string]string{"membership": membership})
+		ev, err := rooms.Build(rooms.ProtoEvent{
+			RoomID: knock.String(), Sender: sender, Type: "m.room.member", StateKey: &sender, Content: c,
+			PrevEvents: tmpl.Event.PrevEvents, AuthEvents: tmpl.Event.AuthEvents, Depth: tmpl.Event.Depth, OriginServerTS: nowMS(),
+		}, tmpl.RoomVersion, evil.server, evil.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ev
+	}
+	send := func(ev *rooms.Event) error {
+		_, err := ask(a.PeerID(), peers.MethodSendKnock, peers.SendJoinReq{RoomID: knock.String(), Event: ev.JSON()})
+		return err
+	}
+	if err := send(build(evil.user, "join")); err == nil {
+		t.Error("send_knock admitted a join")
+	}
+	if m := a.membership(a.getRoom(knock.String()), evil.user); m != "" {
+		t.Fatalf("refused sends left the stranger's user %q", m)
+	}
+	if err := send(build(evil.user, "knock")); err != nil {
+		t.Fatalf("send_knock of the stranger's own knock: %v", err)
+	}
+	if m := a.membership(a.getRoom(knock.String()), evil.user); m != "knock" {
+		t.Fatalf("the stranger's user is %q after its knock, want knock", m)
+	}
+
+	// bob knocks; the stranger "refuses" it with a kick it signed itself.
+	knockOn(t, ctx, bob, knock, a.ServerName(), "")
+	kicked := bob.UserID.String()
+	c, _ := rooms.MarshalCanonical(map[string]string{"membership": "leave"})
+	kick, err := rooms.Build(rooms.ProtoEvent{
+		RoomID: knock.String(), Sender: evil.user, Type: "m.room.member", StateKey: &kicked, Content: c,
+		PrevEvents: tmpl.Event.PrevEvents, AuthEvents: tmpl.Event.AuthEvents, Depth: tmpl.Event.Depth, OriginServerTS: nowMS(),
+	}, tmpl.RoomVersion, evil.server, evil.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(peers.KnockDeniedReq{RoomVersion: tmpl.RoomVersion, Event: kick.JSON()})
+	_, err = evil.host.Request(ctx, b.PeerID(), peers.MethodKnockDenied, body)
+	refusal("a refusal the room does not show", err)
+	resp, err := bob.SyncRequest(ctx, 0, "", "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := resp.Rooms.Knock[knock]; !ok {
+		t.Error("a forged refusal ended bob's knock")
+	}
 }

@@ -87,7 +87,7 @@ func (ps *Peers) serve(ctx context.Context, from peer.ID, method string, body []
 	case MethodSendLeave:
 		resp, err = ps.onSendLeave(ctx, from, server, body)
 	case MethodKnockDenied:
-		resp, err = ps.onKnockDenied(server, body)
+		resp, err = ps.onKnockDenied(ctx, server, body)
 	case MethodGetEvent:
 		resp, err = ps.onGetEvents(server, body)
 	case MethodAuthChain:

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -240,19 +241,32 @@ func (ps *Peers) TellKnocker(r *Room, ev *rooms.Event) {
 		return
 	}
 	ps.goBackground(func(ctx context.Context) {
-		err := ps.request(ctx, p, MethodKnockDenied, KnockDeniedReq{RoomVersion: r.Version, Event: ev.JSON()}, &AckResp{})
-		if err != nil {
-			ps.log.Info("telling a knocker of the refusal", "room", r.ID, "server", shortServer(server), "err", err)
+		var err error
+		// Again a little later if refused: the knocker's node checks with
+		// the resident it knocked through, which may not have the refusal
+		// yet.
+		for _, delay := range []time.Duration{0, 2 * time.Second, 10 * time.Second} {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(delay):
+			}
+			if err = ps.request(ctx, p, MethodKnockDenied, KnockDeniedReq{RoomVersion: r.Version, Event: ev.JSON()}, &AckResp{}); err == nil {
+				return
+			}
 		}
+		ps.log.Info("telling a knocker of the refusal", "room", r.ID, "server", shortServer(server), "err", err)
 	})
 }
 
 // onKnockDenied takes a refusal of a local user's pending knock: a
 // member's kick or ban of them, signed by its sender's server, which is
-// the server that sends it. It closes the knock record; anything else
-// (no such pending knock, an event about someone else) is refused, and
-// changes nothing.
-func (ps *Peers) onKnockDenied(server string, body []byte) (any, error) {
+// the server that sends it. Any server can sign such an event, so the
+// node checks with the resident the knock went through that the knock
+// did end (knockEnded) before it closes the knock record; anything else
+// (no such pending knock, an event about someone else, a knock the
+// resident still shows) is refused, and changes nothing.
+func (ps *Peers) onKnockDenied(ctx context.Context, server string, body []byte) (any, error) {
 	var req KnockDeniedReq
 	if err := decode(body, &req); err != nil {
 		return nil, err
@@ -280,10 +294,31 @@ func (ps *Peers) onKnockDenied(server string, body []byte) (any, error) {
 	if _, ok := ps.LocalUser(*target); !ok {
 		return nil, remoteErr("M_NOT_FOUND", "no pending knock")
 	}
-	err = ps.store.Update(func(t *store.Txn) error {
+	pending := func(t *store.Txn) (*store.Knock, error) {
 		k, err := t.Knock(*target, ev.RoomID())
 		if err != nil || k.Left || k.Version != req.RoomVersion {
-			return remoteErr("M_NOT_FOUND", "no pending knock")
+			return nil, remoteErr("M_NOT_FOUND", "no pending knock")
+		}
+		return k, nil
+	}
+	var via string
+	err = ps.store.View(func(t *store.Txn) error {
+		k, err := pending(t)
+		if err == nil {
+			via = k.Via
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !ps.knockEnded(ctx, *target, ev.RoomID(), via) {
+		return nil, remoteErr("M_FORBIDDEN", "the room's server still shows the knock")
+	}
+	err = ps.store.Update(func(t *store.Txn) error {
+		k, err := pending(t)
+		if err != nil {
+			return err
 		}
 		k.Left, k.Event, k.State, k.Pos = true, ev.JSON(), nil, t.NextPos()
 		return t.PutKnock(*target, k)
@@ -300,4 +335,17 @@ func (ps *Peers) onKnockDenied(server string, body []byte) (any, error) {
 		ps.cfg.OnInvite(*target) // wakes the user's /sync
 	}
 	return AckResp{}, nil
+}
+
+// knockEnded reports whether the resident a knock went through no longer
+// shows user knocking: it refuses them a make_leave, which it grants only
+// to a knocking user.
+func (ps *Peers) knockEnded(ctx context.Context, user, roomID, via string) bool {
+	p, err := peerOf(via)
+	if err != nil {
+		return false
+	}
+	err = ps.request(ctx, p, MethodMakeLeave, MakeJoinReq{RoomID: roomID, UserID: user}, &MakeJoinResp{})
+	var re *p2p.RemoteError
+	return errors.As(err, &re) && re.Code == "M_FORBIDDEN"
 }
