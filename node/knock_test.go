@@ -392,3 +392,34 @@ func TestKnockMethodsRefuseHostilePeers(t *testing.T) {
 		t.Error("a forged refusal ended bob's knock")
 	}
 }
+
+// TestKnockRefusedByAMemberOfAnotherNode: bob knocks through carol's node;
+// alice, on a third, refuses the knock; bob's node, told by alice's,
+// checks with carol's (which the refusal reaches by gossip) and moves the
+// room to leave.
+func TestKnockRefusedByAMemberOfAnotherNode(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a := newTestNode(t, testOpts{})
+	b, c := newTestNode(t, testOpts{bootstrap: []*testNode{a}}), newTestNode(t, testOpts{bootstrap: []*testNode{a}})
+	alice, bob, carol := a.register(ctx, "alice"), b.register(ctx, "bob"), c.register(ctx, "carol")
+	room := knockRoom(t, ctx, alice)
+	joinThrough(t, ctx, room, alice, carol)
+	testkit.WaitFor(t, 20*time.Second, "carol's join to reach a", func() bool {
+		return a.membership(a.getRoom(room.String()), carol.UserID.String()) == "join"
+	})
+	bobSync := &testkit.Syncer{Client: bob}
+	bobSync.Until(t, 10*time.Second, "bob's first sync", func(*mautrix.RespSync) bool { return true })
+	knockOn(t, ctx, bob, room, c.ServerName(), "")
+	testkit.WaitFor(t, 20*time.Second, "bob's knock to reach a", func() bool {
+		return a.membership(a.getRoom(room.String()), bob.UserID.String()) == "knock"
+	})
+	if _, err := alice.KickUser(ctx, room, &mautrix.ReqKickUser{UserID: bob.UserID}); err != nil {
+		t.Fatalf("alice refuses the knock: %v", err)
+	}
+	bobSync.Until(t, 30*time.Second, "the refusal in bob's /sync", func(r *mautrix.RespSync) bool {
+		_, ok := r.Rooms.Leave[room]
+		return ok
+	})
+}
