@@ -81,6 +81,9 @@ func (s *Server) routes() http.Handler {
 		m("POST /rooms/{roomId}/kick", s.authed(s.moderate("leave")))
 		m("POST /rooms/{roomId}/ban", s.authed(s.moderate("ban")))
 		m("POST /rooms/{roomId}/unban", s.authed(s.moderate("leave")))
+		if k, ok := s.membership.(Knocking); ok {
+			m("POST /knock/{roomIdOrAlias}", s.authed(s.knock(k)))
+		}
 	}
 	if s.syncer != nil {
 		m("GET /sync", s.authed(s.sync))

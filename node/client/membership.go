@@ -5,9 +5,11 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/parley-p2p/parley/errs"
 
+	"github.com/parley-p2p/parley/node/peers"
 	"github.com/parley-p2p/parley/node/store"
 	"github.com/parley-p2p/parley/rooms"
 	"github.com/parley-p2p/parley/webui"
@@ -71,33 +73,83 @@ func (api *API) Join(ctx context.Context, s *webui.Session, target string, given
 			}
 		}
 	}
+	via, err := api.addVia(via, given)
+	if err != nil {
+		return "", err
+	}
+	if len(via) == 0 {
+		return "", errs.NotFoundf("room %s is unknown here; join it through an invite, or name a server in it (server_name, via)", target)
+	}
+	err = api.throughServers(ctx, "join", target, via, func(server string) error {
+		content, err := rooms.MarshalCanonical(api.memberContent(s.UserID, "join"))
+		if err != nil {
+			return err
+		}
+		return api.peers.JoinRemote(ctx, s.UserID, target, server, content)
+	})
+	if err != nil {
+		return "", err
+	}
+	api.markInvite(s.UserID, target)
+	api.markKnock(s.UserID, target)
+	return target, nil
+}
+
+// joinBudget bounds how long a join or knock goes on trying servers: no
+// server is tried once it has passed (each one is bounded by the request
+// timeout, and a request names at most webui's maxVia servers).
+const joinBudget = time.Minute
+
+// addVia appends the servers a client named (server_name, via) to those
+// the node knows, after checking each is a parley server name.
+func (api *API) addVia(via, given []string) ([]string, error) {
 	for _, srv := range given {
+		if !peers.ValidServerName(srv) {
+			return nil, errs.Invalidf("%q is not a server name: a parley server is named by its node's key (64 hex digits)", srv)
+		}
 		if srv != api.serverName && !slices.Contains(via, srv) {
 			via = append(via, srv)
 		}
 	}
-	if len(via) == 0 {
-		return "", errs.NotFoundf("room %s is unknown here; join it through an invite", target)
-	}
-	var lastErr error
+	return via, nil
+}
+
+// throughServers tries try with each server in turn until one succeeds.
+// When none does, a refusal by any (403: the room cannot be entered
+// through it) wins over servers that could not be reached (502), as it
+// is the likelier truth; a server that is not in the room refuses just
+// as one that will not let the user in.
+func (api *API) throughServers(ctx context.Context, what, roomID string, via []string, try func(server string) error) error {
+	start := time.Now()
+	var refused, lastErr error
 	for _, server := range via {
-		content, err := rooms.MarshalCanonical(api.memberContent(s.UserID, "join"))
-		if err != nil {
-			return "", err
+		if time.Since(start) > joinBudget {
+			break
 		}
-		if err := api.peers.JoinRemote(ctx, s.UserID, target, server, content); err != nil {
+		err := try(server)
+		if err == nil {
+			return nil
+		}
+		api.log.Info(what+" through server failed", "room", roomID, "server", server[:8], "err", err)
+		if errs.KindOf(err) == errs.Forbidden {
+			refused = err
+		} else {
 			lastErr = err
-			api.log.Info("join through server failed", "room", target, "server", server[:8], "err", err)
-			continue
 		}
-		api.markInvite(s.UserID, target)
-		return target, nil
+		if ctx.Err() != nil {
+			break
+		}
 	}
 	var me *webui.Error
-	if errors.As(lastErr, &me) {
-		return "", me
+	switch {
+	case refused != nil:
+		return refused
+	case errs.KindOf(lastErr) != errs.Internal:
+		return lastErr
+	case errors.As(lastErr, &me):
+		return me
 	}
-	return "", errs.Unavailablef("could not join %s: %v", target, lastErr)
+	return errs.Unavailablef("could not %s %s through %d server(s): %v", what, roomID, len(via), lastErr)
 }
 
 // Leave implements webui.Backend; it also declines an invite.
@@ -117,7 +169,12 @@ func (api *API) Leave(ctx context.Context, s *webui.Session, roomID, reason stri
 		}
 		return err
 	}
+	if k := api.knock(s.UserID, roomID); k != nil && !k.Left && (r == nil || !r.Followed()) {
+		// Withdrawing a knock on a room this node does not follow.
+		return api.withdrawKnock(ctx, s, k, reason)
+	}
 	if inv := api.invite(s.UserID, roomID); inv != nil && !inv.Left {
+		api.markKnock(s.UserID, roomID)
 		if r != nil && r.Followed() && api.peers.PlaceInvite(ctx, r, inv) && api.peers.Membership(r, s.UserID) == "invite" {
 			// The invite came before the inviter's gossip of it; placed
 			// now, the decline is a leave event the whole room sees.
@@ -169,11 +226,12 @@ func (api *API) Moderate(ctx context.Context, s *webui.Session, roomID, target, 
 	if r == nil || api.peers.Membership(r, s.UserID) != "join" {
 		return errs.Forbiddenf("you are not joined to room %s", roomID)
 	}
+	before := api.peers.Membership(r, target)
 	if membership == "leave" {
 		// A kick (or an unban) is of someone in the room (or banned from
 		// it): the auth rules would let a moderator "kick" anyone, but
 		// that would only write a leave for a user who never came.
-		switch api.peers.Membership(r, target) {
+		switch before {
 		case "join", "invite", "knock", "ban":
 		default:
 			return errs.Forbiddenf("%s is not in room %s", target, roomID)
@@ -187,8 +245,13 @@ func (api *API) Moderate(ctx context.Context, s *webui.Session, roomID, target, 
 	if err != nil {
 		return err
 	}
-	if _, err := api.dag.Send(ctx, r.Room, s.UserID, "m.room.member", &target, c, "", ""); err != nil {
+	ev, err := api.dag.Send(ctx, r.Room, s.UserID, "m.room.member", &target, c, "", "")
+	if err != nil {
 		return err
+	}
+	if before == "knock" {
+		// A refused knock: the knocker's node does not follow the room.
+		api.peers.TellKnocker(r, ev)
 	}
 	api.peers.CheckFollowing(r)
 	return nil

@@ -137,6 +137,8 @@ func (api *API) buildSync(s *webui.Session, since, pos uint64, req webui.SyncReq
 			resp.Rooms.Join[id] = res.join
 		case res.invite != nil:
 			resp.Rooms.Invite[id] = res.invite
+		case res.knock != nil:
+			resp.Rooms.Knock[id] = res.knock
 		case res.leave != nil:
 			resp.Rooms.Leave[id] = res.leave
 		}
@@ -191,6 +193,12 @@ func (api *API) buildSync(s *webui.Session, since, pos uint64, req webui.SyncReq
 	if err != nil {
 		return nil, false, err
 	}
+	// Knocks on rooms this node does not follow (knock.go).
+	knocked, err := api.syncKnocks(s, since, resp, &f, covered)
+	if err != nil {
+		return nil, false, err
+	}
+	news = news || knocked
 	more, err := api.syncUserData(s, since, pos, resp, &f)
 	if err != nil {
 		return nil, false, err
@@ -224,6 +232,7 @@ func (api *API) covers(covered map[string]bool, roomID, user string) bool {
 type roomSync struct {
 	join    *webui.JoinedRoom
 	invite  *webui.InvitedRoom
+	knock   *webui.KnockedRoom
 	leave   *webui.LeftRoom
 	covered bool // the room's state shows the user joined or invited
 	news    bool
@@ -271,6 +280,10 @@ func (api *API) syncRoom(t *store.Txn, s *webui.Session, rec *store.RoomRecord, 
 			}
 			ir.InviteState.Events = append(ir.InviteState.Events, strippedShown(api.shownInfo(mem)))
 			res.invite, res.news = ir, true
+		}
+	case "knock":
+		if memPos > since || since == 0 {
+			res.knock, res.news = api.knockedHere(rec, state, mem), true
 		}
 	case "leave", "ban":
 		if (memPos > since && since != 0) || (f.Room.IncludeLeave && since == 0) {

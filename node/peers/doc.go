@@ -5,11 +5,12 @@
 // one worker per room, held events and fetches in fetch.go), fills gaps
 // and catches up with members that come back (ingest.go), answers and
 // asks the request methods of wire.go (federation.go, backfill.go),
-// carries invites, joins and link uses between nodes (membership.go,
-// invites.go, links.go), keeps connections to rooms' servers
-// (maintain.go: redial, rendezvous in the DHT), and carries data that is
-// not in a room's DAG (typing, presence) to member nodes, each kind to
-// the handler the client API registers (ephemeral.go).
+// carries invites, joins, knocks and link uses between nodes
+// (membership.go, knock.go, invites.go, links.go), keeps connections to
+// rooms' servers (maintain.go: redial, rendezvous in the DHT), and
+// carries data that is not in a room's DAG (typing, presence) to member
+// nodes, each kind to the handler the client API registers
+// (ephemeral.go).
 //
 // Nothing it puts on the wire names a room to a non-member: each room has
 // a secret (secret.go) from which its gossip topics and keys, its DHT

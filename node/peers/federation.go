@@ -78,6 +78,16 @@ func (ps *Peers) serve(ctx context.Context, from peer.ID, method string, body []
 		resp, err = ps.onMakeJoin(server, body)
 	case MethodSendJoin:
 		resp, err = ps.onSendJoin(ctx, from, server, body)
+	case MethodMakeKnock:
+		resp, err = ps.onMakeKnock(server, body)
+	case MethodSendKnock:
+		resp, err = ps.onSendKnock(ctx, from, server, body)
+	case MethodMakeLeave:
+		resp, err = ps.onMakeLeave(server, body)
+	case MethodSendLeave:
+		resp, err = ps.onSendLeave(ctx, from, server, body)
+	case MethodKnockDenied:
+		resp, err = ps.onKnockDenied(ctx, server, body)
 	case MethodGetEvent:
 		resp, err = ps.onGetEvents(server, body)
 	case MethodAuthChain:
@@ -362,18 +372,11 @@ func (ps *Peers) onMakeJoin(server string, body []byte) (any, error) {
 	if s, err := rooms.ServerOf(req.UserID); err != nil || s != server {
 		return nil, remoteErr("M_FORBIDDEN", "a server may only join its own users")
 	}
-	r := ps.Room(req.RoomID)
-	if r == nil {
-		return nil, remoteErr("M_NOT_FOUND", "room %s is not on this node", req.RoomID)
-	}
-	state := r.State()
-	if !ps.serverInRoom(state, ps.serverName) {
-		return nil, remoteErr("M_NOT_FOUND", "no user of this node is in the room")
-	}
 	// A template tells its reader the room's version, depth and latest
-	// events: only for a user who could join.
-	if !ps.mayJoin(state, req.UserID) {
-		return nil, remoteErr("M_FORBIDDEN", "%s may not join %s", req.UserID, req.RoomID)
+	// events: only for a user who could join (joinable).
+	r, err := ps.joinable(req.RoomID, req.UserID, ps.mayJoin)
+	if err != nil {
+		return nil, err
 	}
 	content, _ := rooms.MarshalCanonical(map[string]string{"membership": "join"})
 	p, err := ps.dag.Proto(r.Room, req.UserID, "m.room.member", &req.UserID, content)
@@ -391,9 +394,9 @@ func (ps *Peers) onSendJoin(ctx context.Context, from peer.ID, server string, bo
 	if err := decode(body, &req); err != nil {
 		return nil, err
 	}
-	r := ps.Room(req.RoomID)
-	if r == nil {
-		return nil, remoteErr("M_NOT_FOUND", "room %s is not on this node", req.RoomID)
+	r, err := ps.joinable(req.RoomID, senderOf(req.Event), ps.mayJoin)
+	if err != nil {
+		return nil, err
 	}
 	ev, err := rooms.ParseEvent(req.Event, r.Version)
 	if err != nil {

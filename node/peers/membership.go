@@ -11,6 +11,7 @@ import (
 	"github.com/parley-p2p/parley/node/dag"
 	"github.com/parley-p2p/parley/node/e2ee"
 	"github.com/parley-p2p/parley/node/store"
+	"github.com/parley-p2p/parley/p2p"
 
 	"github.com/parley-p2p/parley/rooms"
 )
@@ -62,6 +63,56 @@ func (ps *Peers) membershipIn(r *dag.Room, user string) string {
 	return m
 }
 
+// errCannotJoin is the one answer a resident gives to a make_join,
+// send_join, make_knock or send_knock it refuses: the same whether the
+// room is unknown here, no user of this node is in it, or the user may
+// not join (or knock), so that a server not allowed in a room learns
+// nothing of it, not even that it exists. The client API shows it as
+// 403 M_FORBIDDEN.
+func errCannotJoin() error {
+	return remoteErr("M_FORBIDDEN", "the room cannot be joined through this server")
+}
+
+// joinable finds a room that user may enter through this node, as allowed
+// says (mayJoin, mayKnock): the room is here, a user of this node is in
+// it, and the rules would let the user in. Anything else is
+// errCannotJoin.
+func (ps *Peers) joinable(roomID, user string, allowed func(store.StateMap, string) bool) (*Room, error) {
+	r := ps.Room(roomID)
+	if r == nil {
+		return nil, errCannotJoin()
+	}
+	state := r.State()
+	resident := ps.serverHas(state, ps.serverName, func(m string) bool { return m == "join" || m == "invite" })
+	if !resident || !allowed(state, user) {
+		return nil, errCannotJoin()
+	}
+	return r, nil
+}
+
+// senderOf reads an event's sender before the event is parsed (which
+// needs the room's version, not to be told a server not allowed in).
+func senderOf(raw json.RawMessage) string {
+	var ev struct {
+		Sender string `json:"sender"`
+	}
+	if json.Unmarshal(raw, &ev) != nil {
+		return ""
+	}
+	return ev.Sender
+}
+
+// remoteRefusal turns a resident's refusal (M_FORBIDDEN) into the
+// client API's 403; other failures stay as they are (unreachable,
+// timed out, a bad answer).
+func remoteRefusal(err error, what, server string) error {
+	var re *p2p.RemoteError
+	if errors.As(err, &re) && re.Code == "M_FORBIDDEN" {
+		return errs.Forbiddenf("%s refused through %s: %s", what, shortServer(server), re.Message)
+	}
+	return err
+}
+
 // joinRemote joins a room through a resident server.
 func (ps *Peers) JoinRemote(ctx context.Context, user, roomID, server string, content json.RawMessage) error {
 	p, err := peerOf(server)
@@ -74,7 +125,7 @@ func (ps *Peers) JoinRemote(ctx context.Context, user, roomID, server string, co
 	}
 	var mj MakeJoinResp
 	if err := ps.request(ctx, p, MethodMakeJoin, MakeJoinReq{RoomID: roomID, UserID: user}, &mj); err != nil {
-		return err
+		return remoteRefusal(err, "the join", server)
 	}
 	if !rooms.KnownVersion(mj.RoomVersion) {
 		return fmt.Errorf("room version %q is not supported", mj.RoomVersion)
@@ -92,7 +143,7 @@ func (ps *Peers) JoinRemote(ctx context.Context, user, roomID, server string, co
 	}
 	var sj JoinedResp
 	if err := ps.request(ctx, p, MethodSendJoin, SendJoinReq{RoomID: roomID, Event: ev.JSON()}, &sj); err != nil {
-		return err
+		return remoteRefusal(err, "the join", server)
 	}
 	if len(sj.Secret) > 0 {
 		if err := ps.keepJoinSecret(roomID, ev, sj.Secret); err != nil {

@@ -341,3 +341,34 @@ type ResolveAliasResp struct {
 	RoomID  string   `json:"room_id"`
 	Servers []string `json:"servers"`
 }
+
+// Knocking (knock.go): room-less methods that travel plain, as make_join
+// and send_join may, since the knocker's node holds no secret of the
+// room. make_knock and make_leave take a MakeJoinReq and answer a
+// MakeJoinResp; send_knock and send_leave take a SendJoinReq, and answer
+// a KnockResp and an AckResp. make_leave and send_leave serve only a
+// knocking user (withdrawing). knock_denied takes a KnockDeniedReq to the
+// knocker's node and answers an AckResp.
+const (
+	MethodMakeKnock   = "make_knock"
+	MethodSendKnock   = "send_knock"
+	MethodMakeLeave   = "make_leave"
+	MethodSendLeave   = "send_leave"
+	MethodKnockDenied = "knock_denied"
+)
+
+// MaxPendingKnocks bounds a user's pending knocks (the client API refuses
+// more); the stripped state kept with each is bounded as an invite's
+// (MaxInviteStateEvents, MaxInviteStateBytes).
+const MaxPendingKnocks = 50
+
+// KnockResp is send_knock's answer: the room's stripped state.
+type KnockResp struct {
+	KnockRoomState []json.RawMessage `json:"knock_room_state"`
+}
+
+// KnockDeniedReq carries a member's kick or ban of a knocking user.
+type KnockDeniedReq struct {
+	RoomVersion string          `json:"room_version"`
+	Event       json.RawMessage `json:"event"`
+}
