@@ -97,6 +97,12 @@ func TestAPublicRoomIsFoundAndJoinedFromAnotherNode(t *testing.T) {
 	if v, err := dirVisibility(ctx, alice, room); err != nil || v != "public" {
 		t.Fatalf("the room's visibility: %q, %v; want public", v, err)
 	}
+	// A second public room, which bob joins by its room ID alone, as a
+	// client picking it from the directory does.
+	lounge, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat", Name: "Lounge", Visibility: "public"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	carols, err := carol.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat", Name: "Carol's", Visibility: "public"})
 	if err != nil {
 		t.Fatal(err)
@@ -115,7 +121,7 @@ func TestAPublicRoomIsFoundAndJoinedFromAnotherNode(t *testing.T) {
 	testkit.WaitFor(t, time.Minute, "bob to find alice's room in his directory", func() bool {
 		list, err = bob.PublicRooms(ctx, &mautrix.ReqPublicRooms{})
 		entry = entryOf(list, room)
-		return err == nil && entry != nil
+		return err == nil && entry != nil && entryOf(list, lounge.RoomID) != nil
 	})
 	if entry.Name != "Lobby" || entry.Topic != "Talk about parley" || entry.CanonicalAlias != lobby ||
 		entry.NumJoinedMembers != 1 || entry.JoinRule != "public" || entry.WorldReadable {
@@ -127,8 +133,8 @@ func TestAPublicRoomIsFoundAndJoinedFromAnotherNode(t *testing.T) {
 	if garbageServed.Load() == 0 {
 		t.Fatal("c was never asked for its directory")
 	}
-	if e := entryOf(list, carols.RoomID); e != nil || len(list.Chunk) != 1 {
-		t.Fatalf("bob's directory holds %d rooms (carol's: %+v); want alice's only: c's answer is garbage", len(list.Chunk), e)
+	if e := entryOf(list, carols.RoomID); e != nil || len(list.Chunk) != 2 {
+		t.Fatalf("bob's directory holds %d rooms (carol's: %+v); want alice's two only: c's answer is garbage", len(list.Chunk), e)
 	}
 	pub, _, err := ed25519.GenerateKey(nil)
 	if err != nil {
@@ -137,7 +143,7 @@ func TestAPublicRoomIsFoundAndJoinedFromAnotherNode(t *testing.T) {
 	nowhere := hex.EncodeToString(pub) // a server name no node has
 	t.Run("one server's directory", func(t *testing.T) {
 		got, err := bob.PublicRooms(ctx, &mautrix.ReqPublicRooms{Server: a.ServerName()})
-		if err != nil || entryOf(got, room) == nil || len(got.Chunk) != 1 {
+		if err != nil || entryOf(got, room) == nil || len(got.Chunk) != 2 {
 			t.Fatalf("a's directory: %+v, %v; want alice's room", got, err)
 		}
 		_, err = bob.PublicRooms(ctx, &mautrix.ReqPublicRooms{Server: c.ServerName()})
@@ -169,6 +175,9 @@ func TestAPublicRoomIsFoundAndJoinedFromAnotherNode(t *testing.T) {
 		t.Fatalf("bob joins %s by its alias: %v", lobby, err)
 	}
 	hasAll(t, ctx, bob, room, []string{"welcome, whoever finds this"}, 30*time.Second)
+	if _, err := bob.JoinRoom(ctx, lounge.RoomID.String(), nil); err != nil {
+		t.Fatalf("bob joins the lounge, found in his directory, by its room ID alone: %v", err)
+	}
 	testkit.WaitFor(t, 30*time.Second, "alice's directory to count bob", func() bool {
 		got, err := alice.PublicRooms(ctx, &mautrix.ReqPublicRooms{Server: a.ServerName()})
 		e := entryOf(got, room)

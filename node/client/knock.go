@@ -22,11 +22,11 @@ import (
 // is refused. A user has at most peers.MaxPendingKnocks pending.
 func (api *API) Knock(ctx context.Context, s *webui.Session, target string, given []string, reason string) (string, error) {
 	if strings.HasPrefix(target, "#") {
-		roomID, err := api.resolveLocal(target)
+		roomID, servers, err := api.ResolveAlias(ctx, target)
 		if err != nil {
 			return "", err
 		}
-		target = roomID
+		target, given = roomID, append(given, servers...)
 	}
 	r := api.peers.Room(target)
 	if r != nil && r.Followed() {
@@ -50,11 +50,7 @@ func (api *API) Knock(ctx context.Context, s *webui.Session, target string, give
 		}
 		return r.ID, nil
 	}
-	var via []string
-	if r != nil {
-		via = api.peers.RoomServers(r)
-	}
-	via, err := api.addVia(via, given)
+	via, err := api.addVia(api.directoryServers(target, nil), given)
 	if err != nil {
 		return "", err
 	}

@@ -65,15 +65,7 @@ func (api *API) Join(ctx context.Context, s *webui.Session, target string, given
 			}
 		}
 	}
-	if r := api.peers.Room(target); r != nil {
-		// A room every local user left: join again through its servers.
-		for _, srv := range api.peers.RoomServers(r) {
-			if !slices.Contains(via, srv) {
-				via = append(via, srv)
-			}
-		}
-	}
-	via, err := api.addVia(via, given)
+	via, err := api.addVia(api.directoryServers(target, via), given)
 	if err != nil {
 		return "", err
 	}
@@ -112,6 +104,23 @@ func (api *API) addVia(via, given []string) ([]string, error) {
 		}
 	}
 	return via, nil
+}
+
+// directoryServers adds to via the servers this node knows for a room it
+// is not in: the room's own servers if every local user left it, then
+// those that listed it in the public room directory this node last read
+// (a client joining from the directory by room ID names none).
+func (api *API) directoryServers(roomID string, via []string) []string {
+	var known []string
+	if r := api.peers.Room(roomID); r != nil {
+		known = api.peers.RoomServers(r)
+	}
+	for _, srv := range append(known, api.peers.DirectoryServers(roomID)...) {
+		if srv != api.serverName && peers.ValidServerName(srv) && !slices.Contains(via, srv) {
+			via = append(via, srv)
+		}
+	}
+	return via
 }
 
 // throughServers tries try with each server in turn until one succeeds.
