@@ -146,7 +146,7 @@ func TestBadClientInputChangesNothing(t *testing.T) {
 		status                    int
 		errcode                   string
 	}{
-		{"a malformed JSON body is M_BAD_JSON", "POST", "/_matrix/client/v3/createRoom", alice.AccessToken, `{"preset":`, 400, "M_BAD_JSON"},
+		{"a malformed JSON body is M_NOT_JSON", "POST", "/_matrix/client/v3/createRoom", alice.AccessToken, `{"preset":`, 400, "M_NOT_JSON"},
 		{"event content that is not an object is M_BAD_JSON", "PUT", roomPath + "/send/m.room.message/t1", alice.AccessToken, `[1,2]`, 400, "M_BAD_JSON"},
 		{"event content with a float is M_BAD_JSON", "PUT", roomPath + "/send/m.room.message/t2", alice.AccessToken, `{"body":1.5}`, 400, "M_BAD_JSON"},
 		{"an event over 65536 bytes is M_TOO_LARGE", "PUT", roomPath + "/send/m.room.message/t3", alice.AccessToken, big, 413, "M_TOO_LARGE"},

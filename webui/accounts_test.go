@@ -77,7 +77,7 @@ func TestRegisterFirstAccount(t *testing.T) {
 		{"a password of 7 two-byte characters is too weak", "", claimAuth + `,"username":"alice","password":"ééééééé"}`, 400, "M_WEAK_PASSWORD", false},
 		{"a password over 72 bytes, more than bcrypt reads, is refused", "", claimAuth + `,"username":"alice","password":"` + strings.Repeat("p", 73) + `"}`, 400, "M_INVALID_PARAM", false},
 		{"a password over 512 bytes is refused", "", claimAuth + `,"username":"alice","password":"` + strings.Repeat("p", 513) + `"}`, 400, "M_INVALID_PARAM", false},
-		{"a malformed body is bad JSON", "", `{"auth":`, 400, "M_BAD_JSON", false},
+		{"a malformed body is not JSON", "", `{"auth":`, 400, "M_NOT_JSON", false},
 		{"a body that is not an object is bad JSON", "", `["alice"]`, 400, "M_BAD_JSON", false},
 	}
 	for _, tt := range tests {
@@ -243,7 +243,7 @@ func TestLogin(t *testing.T) {
 		{"an unsupported login type is a bad request", `{"type":"m.login.token","token":"abc"}`, 400, "M_UNKNOWN", ""},
 		{"a missing login type is a bad request", `{"identifier":{"type":"m.id.user","user":"bob"},"password":"pw"}`, 400, "M_UNKNOWN", ""},
 		{"a third-party identifier is a bad request", `{"type":"m.login.password","identifier":{"type":"m.id.thirdparty","medium":"email","address":"b@example.org"},"password":"pw"}`, 400, "M_UNKNOWN", ""},
-		{"a malformed body is bad JSON", `{"type":`, 400, "M_BAD_JSON", ""},
+		{"a malformed body is not JSON", `{"type":`, 400, "M_NOT_JSON", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

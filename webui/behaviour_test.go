@@ -66,7 +66,7 @@ func TestForgetAndMembersParams(t *testing.T) {
 	t.Run("a forget body that is not JSON is refused", func(t *testing.T) {
 		h := newHarness(t, withMembership)
 		tok := h.acc.addUser("alice", "pw")
-		wantError(t, h.do("POST", room+"/forget", `{`, token(tok)), 400, "M_BAD_JSON")
+		wantError(t, h.do("POST", room+"/forget", `{`, token(tok)), 400, "M_NOT_JSON")
 		if got := h.rec.Changes(); len(got) != 0 {
 			t.Errorf("changes = %v", got)
 		}

@@ -198,10 +198,7 @@ func TestDeviceEndpointsRefuseBadInput(t *testing.T) {
 			w := h.do(c.method, v3+c.path, c.body, token(tok))
 			got := decode(t, w)
 			if w.Code != c.status || got["errcode"] != c.code {
-				// M_NOT_JSON and M_BAD_JSON are both fine for bad JSON.
-				if !(c.code == "M_NOT_JSON" && w.Code == 400 && got["errcode"] == "M_BAD_JSON") {
-					t.Errorf("%d %v, want %d %s", w.Code, got, c.status, c.code)
-				}
+				t.Errorf("%d %v, want %d %s", w.Code, got, c.status, c.code)
 			}
 			if changes := h.rec.Changes(); len(changes) != before {
 				t.Errorf("it changed something: %v", changes[before:])

@@ -141,7 +141,7 @@ func TestE2EERefusesBadInputAndNonMembers(t *testing.T) {
 		code                     string
 		reachesBackend           bool
 	}{
-		{"a body that is not JSON", "POST", verify, `{"server":`, "alice", 400, "M_BAD_JSON", false},
+		{"a body that is not JSON", "POST", verify, `{"server":`, "alice", 400, "M_NOT_JSON", false},
 		{"no server", "POST", verify, `{"via":"qr"}`, "alice", 400, "M_MISSING_PARAM", false},
 		{"a server that is not 64 hex digits", "POST", verify, `{"server":"example.org","via":"qr"}`, "alice", 400, "M_INVALID_PARAM", false},
 		{"a server in upper case", "POST", verify, `{"server":"` + strings.ToUpper(otherServer) + `","via":"qr"}`, "alice", 400, "M_INVALID_PARAM", false},

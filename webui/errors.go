@@ -31,7 +31,14 @@ func Errorf(status int, code, format string, args ...any) *Error {
 	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
+// errBadJSON answers a body json.Unmarshal refused: M_NOT_JSON if it is
+// not JSON at all (a syntax error, cut short), M_BAD_JSON if it is JSON
+// of the wrong shape.
 func errBadJSON(err error) *Error {
+	var syntax *json.SyntaxError
+	if errors.As(err, &syntax) {
+		return Errorf(http.StatusBadRequest, "M_NOT_JSON", "request body is not JSON: %v", err)
+	}
 	return Errorf(http.StatusBadRequest, "M_BAD_JSON", "request body: %v", err)
 }
 

@@ -61,6 +61,9 @@ func readContent(r *http.Request) (json.RawMessage, error) {
 	if len(body) > rooms.MaxEventSize {
 		return nil, Errorf(http.StatusRequestEntityTooLarge, "M_TOO_LARGE", "event content over %d bytes", rooms.MaxEventSize)
 	}
+	if !json.Valid(body) {
+		return nil, Errorf(http.StatusBadRequest, "M_NOT_JSON", "event content is not JSON")
+	}
 	c, err := rooms.CanonicalJSON(body)
 	if err != nil {
 		return nil, Errorf(http.StatusBadRequest, "M_BAD_JSON", "event content: %v", err)

@@ -77,7 +77,7 @@ func TestKnockRoute(t *testing.T) {
 		{"a target that is neither a room ID nor an alias is 400", "/knock/chat", `{}`, 400, "M_INVALID_PARAM"},
 		{"an empty server name is 400", "/knock/" + esc(roomV11) + "?via=", `{}`, 400, "M_INVALID_PARAM"},
 		{"a reason over the bound is 400", "/knock/" + esc(roomV11), `{"reason":"` + string(long) + `"}`, 400, "M_INVALID_PARAM"},
-		{"a body that is not JSON is 400", "/knock/" + esc(roomV11), `{"reason":`, 400, "M_BAD_JSON"},
+		{"a body that is not JSON is 400", "/knock/" + esc(roomV11), `{"reason":`, 400, "M_NOT_JSON"},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
