@@ -48,6 +48,10 @@ func TestUserDirectory(t *testing.T) {
 	testkit.WaitFor(t, 20*time.Second, "bob's join to reach a", func() bool {
 		return a.membership(a.getRoom(room.String()), bob.UserID.String()) == "join"
 	})
+	testkit.WaitFor(t, 20*time.Second, "alice's display name to be readable on b (its key comes after the join)", func() bool {
+		m, err := bob.JoinedMembers(ctx, room)
+		return err == nil && m.Joined[alice.UserID].DisplayName == "Alice Wonder"
+	})
 
 	for _, tc := range []struct {
 		name     string
