@@ -88,9 +88,17 @@ func TestBadPeersCostTimeNotIntegrity(t *testing.T) {
 			})
 			// And what follows the join (mallory's profile): a holds
 			// all m does before the test starts counting.
-			testkit.WaitFor(t, 10*time.Second, "a to hold m's head", func() bool {
+			// Held means written: the engine knows an event before its
+			// group commit reaches the store, and a write landing during
+			// the catch-up would move the stream below.
+			testkit.WaitFor(t, 10*time.Second, "a to hold m's head, written", func() bool {
 				for _, id := range m.getRoom(room.String()).Head().Ext {
-					if !a.dag.Known(id) {
+					var ok bool
+					a.store.View(func(tx *store.Txn) error {
+						ok, _ = tx.HasEvent(id)
+						return nil
+					})
+					if !ok {
 						return false
 					}
 				}
@@ -151,6 +159,18 @@ func TestBadPeersCostTimeNotIntegrity(t *testing.T) {
 				t.Errorf("a stored the event the bad peer served")
 			}
 			if a.store.Pos() != posBefore {
+				// Name what was written, to tell a late honest write
+				// from a stored forgery.
+				var entries []store.TimelineEntry
+				a.store.View(func(tx *store.Txn) error {
+					entries, _ = tx.Timeline(room.String(), store.LiveBase+posBefore, 0, true, 10)
+					return nil
+				})
+				for _, e := range entries {
+					if i, err := a.dag.Event(e.EventID); err == nil {
+						t.Logf("written during the catch-up: %s, %s from %s", e.EventID, i.Event.Type(), i.Event.Sender())
+					}
+				}
 				t.Errorf("the stream moved from %d to %d", posBefore, a.store.Pos())
 			}
 			// A still works.
