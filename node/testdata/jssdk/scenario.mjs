@@ -1,6 +1,8 @@
 // A matrix-js-sdk client (what Element is built on) against two parley
 // nodes: register, sync, create, invite, join, messages both ways,
-// typing, receipts, and paging back to m.room.create. Run by
+// typing, receipts, paging back to m.room.create (bob lazy-loads
+// members, as Element does), and a public room found in the directory
+// and joined by its alias on the other node. Run by
 // TestMatrixJSSDKScenario (node/jssdk_test.go), which starts the nodes
 // and passes their addresses and claim codes in the environment. It
 // prints one line per step and exits non-zero at the first that fails.
@@ -83,9 +85,9 @@ async function register(baseUrl, username, password, token) {
   });
 }
 
-async function started(client) {
+async function started(client, lazyLoadMembers = false) {
   const ready = waitFor(client, ["sync"], () => client.getSyncState() === "PREPARED" || client.getSyncState() === "SYNCING", "the first sync");
-  await client.startClient({ initialSyncLimit: 10 });
+  await client.startClient({ initialSyncLimit: 10, lazyLoadMembers });
   await ready;
 }
 
@@ -105,7 +107,7 @@ async function main() {
 
   step("sync");
   await started(alice);
-  await started(bob);
+  await started(bob, true);
 
   step("create");
   const { room_id: roomId } = await alice.createRoom({ name: "js-sdk room", preset: "private_chat" });
@@ -172,6 +174,66 @@ async function main() {
   }
   for (let i = 0; i < before; i++) {
     if (seen[i] !== `before join ${i}`) throw new Error(`earlier messages out of order at ${i}: ${seen[i]}`);
+  }
+
+  step("lazy-loaded members");
+  // Bob's client loaded members lazily: alice, who spoke, is known with
+  // her membership, and the room's summary counts both members.
+  if (bobRoom.getMember(alice.getUserId())?.membership !== "join") {
+    throw new Error("alice is not a joined member in bob's lazy-loaded room");
+  }
+  await bobRoom.loadMembersIfNeeded();
+  const joined = bobRoom.getJoinedMembers().map((m) => m.userId).sort();
+  if (joined.length !== 2 || !joined.includes(alice.getUserId()) || !joined.includes(bob.getUserId())) {
+    throw new Error(`bob's room lists joined members ${joined}`);
+  }
+
+  step("public room directory");
+  const server = alice.getUserId().split(":")[1];
+  const { room_id: lobbyId } = await alice.createRoom({
+    name: "js-sdk lobby", preset: "public_chat", visibility: "public", room_alias_name: "jslobby",
+  });
+  await alice.sendTextMessage(lobbyId, "welcome to the lobby");
+  const deadline = Date.now() + stepTimeout;
+  for (;;) {
+    const list = await bob.publicRooms({ limit: 10 });
+    const entry = list.chunk.find((r) => r.room_id === lobbyId);
+    if (entry) {
+      if (entry.name !== "js-sdk lobby" || entry.canonical_alias !== `#jslobby:${server}` || entry.num_joined_members !== 1) {
+        throw new Error(`the lobby's directory entry: ${JSON.stringify(entry)}`);
+      }
+      break;
+    }
+    if (Date.now() > deadline) throw new Error("the lobby never appeared in bob's directory");
+    await new Promise((r) => setTimeout(r, 250));
+  }
+
+  step("join by alias");
+  const lobby = await bob.joinRoom(`#jslobby:${server}`);
+  if (lobby.roomId !== lobbyId) throw new Error(`joining the alias gave ${lobby.roomId}, want ${lobbyId}`);
+  // The welcome came before the join: bob's client pages back to it,
+  // once bob's node can read it (alice's node hands the room's keys over
+  // just after the join; a client keeps the first copy of an event).
+  await waitFor(bob, ["Room"], () => bob.getRoom(lobbyId) !== null, "the lobby in bob's sync");
+  for (const until = Date.now() + stepTimeout; ; ) {
+    const res = await fetch(`${urlB}/_matrix/client/v3/rooms/${encodeURIComponent(lobbyId)}/messages?dir=b&limit=50`, {
+      headers: { Authorization: `Bearer ${bob.getAccessToken()}` },
+    });
+    const page = await res.json();
+    if (page.chunk?.some((e) => e.type === "m.room.message" && e.content?.body === "welcome to the lobby")) break;
+    if (Date.now() > until) throw new Error("bob's node never read the lobby's welcome");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const lobbyRoom = bob.getRoom(lobbyId);
+  for (let pages = 0; !bodies(lobbyRoom).includes("welcome to the lobby"); pages++) {
+    if (pages >= 10) {
+      const seen = lobbyRoom.getLiveTimeline().getEvents().map((e) => `${e.getType()}/${e.getId()}`);
+      throw new Error(`no welcome after ${pages} pages: ${seen.join(" ")}`);
+    }
+    await bob.scrollback(lobbyRoom, 30);
+    if (lobbyRoom.getLiveTimeline().getEvents().some((e) => e.getType() === "m.room.create") && !bodies(lobbyRoom).includes("welcome to the lobby")) {
+      throw new Error("paged back to the lobby's creation without its welcome");
+    }
   }
 
   step("done");
