@@ -72,6 +72,11 @@ func TestRoomUpgrade(t *testing.T) {
 	if repl == "" || repl == old {
 		t.Fatalf("replacement_room = %q", repl)
 	}
+	// A retry, or a second request, gets the same replacement, not a
+	// third room.
+	if again, err := upgradeRoom(ctx, alice, old, map[string]any{"new_version": "12"}); err != nil || again != repl {
+		t.Fatalf("upgrading again: %q, %v; want the first replacement %q", again, err, repl)
+	}
 
 	for _, c := range []*mautrix.Client{alice, bob} {
 		var tomb event.TombstoneEventContent

@@ -24,6 +24,9 @@ type API struct {
 
 	acctMu  sync.Mutex // serialises account creation
 	aliasMu sync.Mutex // serialises alias writes, so a checked alias stays free (aliases.go)
+	// upgradeMu serialises room upgrades, so that a retried or doubled
+	// request finds the first one's tombstone (upgrade.go).
+	upgradeMu sync.Mutex
 
 	claimMu   sync.Mutex
 	claimCode string // "" once the node has its owner

@@ -52,6 +52,8 @@ func (api *API) UpgradeRoom(ctx context.Context, s *webui.Session, roomID, newVe
 	if api.peers.Membership(r, s.UserID) != "join" {
 		return "", errs.Forbiddenf("you are not joined to room %s", roomID)
 	}
+	api.upgradeMu.Lock()
+	defer api.upgradeMu.Unlock()
 	state := dag.WithCreate(r.Room, r.State())
 	pl, err := rooms.PowerLevelsFrom(api.dag.StateFunc(state))
 	if err != nil {
@@ -59,6 +61,16 @@ func (api *API) UpgradeRoom(ctx context.Context, s *webui.Session, roomID, newVe
 	}
 	if have, need := pl.UserLevel(s.UserID), pl.EventLevel("m.room.tombstone", true); have < need {
 		return "", errs.Forbiddenf("upgrading needs the power to send m.room.tombstone (%d); you have %d", need, have)
+	}
+	// Upgraded already (a client's retry, or a second request racing the
+	// first): the answer is the room that replaced it, not another one.
+	if c, err := api.plainState(state, "m.room.tombstone"); err == nil && c != nil {
+		var tomb struct {
+			Replacement string `json:"replacement_room"`
+		}
+		if json.Unmarshal(c, &tomb) == nil && tomb.Replacement != "" {
+			return tomb.Replacement, nil
+		}
 	}
 	if newVersion == rooms.V12 {
 		additional = slices.DeleteFunc(slices.Compact(slices.Sorted(slices.Values(additional))), func(u string) bool { return u == s.UserID })
