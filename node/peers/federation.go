@@ -208,7 +208,10 @@ func (ps *Peers) visibleTo(i *dag.Info, server string, joinedNow bool) bool {
 		case hv == "joined":
 			// An invited server reads nothing until it joins.
 			v = ps.serverHas(state, server, func(m string) bool { return m == "join" })
-		case ps.serverInRoom(state, server):
+		case ps.serverHas(state, server, func(m string) bool { return m == "join" || m == "invite" }):
+			// Joined or invited; a knock alone shows nothing (it cannot
+			// reach here today: room requests are sealed with the room's
+			// secret, which a knocking server lacks).
 			v = true
 		case hv == "world_readable":
 			v = true
