@@ -1,23 +1,12 @@
 package store
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"strings"
 )
 
-// Invites are kept per user, with an index by stream position so that an
-// incremental /sync reads only the invites that changed since its token,
-// however many are pending.
-func prefixInvites(user string) []byte { return []byte("inv/" + user + "\x00") }
-func keyInvite(user, room string) []byte {
-	return append(prefixInvites(user), room...)
-}
-func prefixInvitePos(user string) []byte { return []byte("invp/" + user + "\x00") }
-func keyInvitePos(user string, pos uint64) []byte {
-	return binary.BigEndian.AppendUint64(prefixInvitePos(user), pos)
-}
+// Invites are kept per user (inviteRecords, userrooms.go).
 func keyBlockedServer(server string) []byte { return []byte("blk/" + server) }
 
 // Invite is an invite a local user received for a room it is not in.
@@ -36,83 +25,39 @@ type Invite struct {
 	Left bool `json:"left,omitempty"`
 }
 
+func (inv *Invite) room() string { return inv.RoomID }
+func (inv *Invite) pos() uint64  { return inv.Pos }
+
 // PutInvite stores an invite (a new one, or an update with a new Pos).
 func (t *Txn) PutInvite(user string, inv *Invite) error {
-	old, err := t.Invite(user, inv.RoomID)
-	switch {
-	case err == nil && old.Pos != inv.Pos:
-		if err := t.txn.Delete(keyInvitePos(user, old.Pos)); err != nil {
-			return err
-		}
-	case err != nil && !errors.Is(err, ErrNotFound):
-		return err
-	}
-	if err := t.txn.Set(keyInvitePos(user, inv.Pos), []byte(inv.RoomID)); err != nil {
-		return err
-	}
-	return t.setJSON(keyInvite(user, inv.RoomID), inv)
+	return putUserRoom(t, inviteRecords, user, inv)
 }
 
 // DeleteInvite forgets a user's invite to a room entirely.
 func (t *Txn) DeleteInvite(user, room string) error {
-	old, err := t.Invite(user, room)
-	if errors.Is(err, ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if err := t.txn.Delete(keyInvitePos(user, old.Pos)); err != nil {
-		return err
-	}
-	return t.txn.Delete(keyInvite(user, room))
+	return deleteUserRoom[Invite](t, inviteRecords, user, room)
 }
 
 // Invite loads a user's invite to a room.
 func (t *Txn) Invite(user, room string) (*Invite, error) {
-	var inv Invite
-	if err := t.getJSON(keyInvite(user, room), &inv); err != nil {
-		return nil, err
-	}
-	return &inv, nil
+	return getUserRoom[Invite](t, inviteRecords, user, room)
 }
 
 // Invites lists a user's invites, pending and closed.
 func (t *Txn) Invites(user string) ([]*Invite, error) {
-	var out []*Invite
-	err := t.scan(prefixInvites(user), nil, false, func(_, v []byte) (bool, error) {
-		var inv Invite
-		if err := json.Unmarshal(v, &inv); err != nil {
-			return false, err
-		}
-		out = append(out, &inv)
-		return true, nil
-	})
-	return out, err
+	return userRoomsOf[Invite](t, inviteRecords, user)
 }
 
 // InvitesSince lists a user's invites stored or changed after stream
 // position since, reading only those.
 func (t *Txn) InvitesSince(user string, since uint64) ([]*Invite, error) {
-	var out []*Invite
-	err := t.scan(prefixInvitePos(user), keyInvitePos(user, since+1), false, func(_, v []byte) (bool, error) {
-		inv, err := t.Invite(user, string(v))
-		if errors.Is(err, ErrNotFound) {
-			return true, nil
-		}
-		if err != nil {
-			return false, err
-		}
-		out = append(out, inv)
-		return true, nil
-	})
-	return out, err
+	return userRoomsSince[Invite](t, inviteRecords, user, since)
 }
 
 // AllInvites calls fn for every user's every invite.
 func (t *Txn) AllInvites(fn func(user string, inv *Invite) error) error {
-	return t.scan([]byte("inv/"), nil, false, func(k, v []byte) (bool, error) {
-		user, _, ok := strings.Cut(strings.TrimPrefix(string(k), "inv/"), "\x00")
+	return t.scan([]byte(inviteRecords.rec), nil, false, func(k, v []byte) (bool, error) {
+		user, _, ok := strings.Cut(strings.TrimPrefix(string(k), inviteRecords.rec), "\x00")
 		if !ok {
 			return true, nil
 		}
