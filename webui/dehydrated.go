@@ -75,22 +75,8 @@ func (s *Server) putDehydrated(w http.ResponseWriter, r *http.Request, sess *Ses
 		return errs.TooLargef("device_data over %d bytes", MaxDehydratedData)
 	}
 	dev := &Session{UserID: sess.UserID, DeviceID: *req.DeviceID}
-	var up KeysUpload
-	if len(req.DeviceKeys) > 0 && string(req.DeviceKeys) != "null" {
-		if err := checkDeviceKeys(dev, req.DeviceKeys); err != nil {
-			return err
-		}
-		var compact bytes.Buffer
-		if err := json.Compact(&compact, req.DeviceKeys); err != nil {
-			return errBadJSON(err)
-		}
-		up.DeviceKeys = compact.Bytes()
-	}
-	var err error
-	if up.OneTimeKeys, err = oneTimeKeys("one_time_keys", req.OneTimeKeys); err != nil {
-		return err
-	}
-	if up.FallbackKeys, err = oneTimeKeys("fallback_keys", req.FallbackKeys); err != nil {
+	up, err := keysUpload(dev, req.DeviceKeys, req.OneTimeKeys, req.FallbackKeys)
+	if err != nil {
 		return err
 	}
 	var data bytes.Buffer

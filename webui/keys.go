@@ -227,22 +227,8 @@ func (s *Server) uploadKeys(w http.ResponseWriter, r *http.Request, sess *Sessio
 	if err := readJSON(r, &req); err != nil {
 		return err
 	}
-	var up KeysUpload
-	if len(req.DeviceKeys) > 0 && string(req.DeviceKeys) != "null" {
-		if err := checkDeviceKeys(sess, req.DeviceKeys); err != nil {
-			return err
-		}
-		var compact bytes.Buffer
-		if err := json.Compact(&compact, req.DeviceKeys); err != nil {
-			return errBadJSON(err)
-		}
-		up.DeviceKeys = compact.Bytes()
-	}
-	var err error
-	if up.OneTimeKeys, err = oneTimeKeys("one_time_keys", req.OneTimeKeys); err != nil {
-		return err
-	}
-	if up.FallbackKeys, err = oneTimeKeys("fallback_keys", req.FallbackKeys); err != nil {
+	up, err := keysUpload(sess, req.DeviceKeys, req.OneTimeKeys, req.FallbackKeys)
+	if err != nil {
 		return err
 	}
 	counts, err := s.keys.UploadKeys(r.Context(), sess, up)
@@ -713,4 +699,28 @@ func (s *Server) deleteBackupKeys(w http.ResponseWriter, r *http.Request, sess *
 	}
 	writeJSON(w, http.StatusOK, res)
 	return nil
+}
+
+// keysUpload checks an upload's device keys (they must be the device's
+// own), one-time keys and fallback keys, and returns them as stored.
+func keysUpload(dev *Session, deviceKeys json.RawMessage, oneTime, fallback map[string]json.RawMessage) (KeysUpload, error) {
+	var up KeysUpload
+	if len(deviceKeys) > 0 && string(deviceKeys) != "null" {
+		if err := checkDeviceKeys(dev, deviceKeys); err != nil {
+			return up, err
+		}
+		var compact bytes.Buffer
+		if err := json.Compact(&compact, deviceKeys); err != nil {
+			return up, errBadJSON(err)
+		}
+		up.DeviceKeys = compact.Bytes()
+	}
+	var err error
+	if up.OneTimeKeys, err = oneTimeKeys("one_time_keys", oneTime); err != nil {
+		return up, err
+	}
+	if up.FallbackKeys, err = oneTimeKeys("fallback_keys", fallback); err != nil {
+		return up, err
+	}
+	return up, nil
 }
