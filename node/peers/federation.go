@@ -289,24 +289,35 @@ func (ps *Peers) PDU(id string) (json.RawMessage, error) {
 	return raw, err
 }
 
+// sentMemberEvent reads a member event a peer sent outside the room's
+// DAG (an invite, a knock's refusal): bounded, of a room version this
+// node runs, well formed and signed by its sender's server.
+func sentMemberEvent(what string, raw json.RawMessage, version string) (*rooms.Event, error) {
+	if len(raw) > MaxInviteEventBytes {
+		return nil, remoteErr("M_TOO_LARGE", "%s over %d bytes", what, MaxInviteEventBytes)
+	}
+	if !rooms.KnownVersion(version) {
+		return nil, remoteErr("M_INCOMPATIBLE_ROOM_VERSION", "room version %q", version)
+	}
+	ev, err := rooms.ParseEvent(raw, version)
+	if err != nil {
+		return nil, remoteErr("M_BAD_JSON", "%s: %v", what, err)
+	}
+	if err := rooms.Verify(ev); err != nil {
+		return nil, remoteErr("M_FORBIDDEN", "%s: %v", what, err)
+	}
+	return ev, nil
+}
+
 func (ps *Peers) onInvite(server string, body []byte) (any, error) {
 	payload, err := ps.openInvite(server, body)
 	if err != nil {
 		return nil, err
 	}
 	req := payload.InviteReq
-	if len(req.Event) > MaxInviteEventBytes {
-		return nil, remoteErr("M_TOO_LARGE", "invite event over %d bytes", MaxInviteEventBytes)
-	}
-	if !rooms.KnownVersion(req.RoomVersion) {
-		return nil, remoteErr("M_INCOMPATIBLE_ROOM_VERSION", "room version %q", req.RoomVersion)
-	}
-	ev, err := rooms.ParseEvent(req.Event, req.RoomVersion)
+	ev, err := sentMemberEvent("invite event", req.Event, req.RoomVersion)
 	if err != nil {
-		return nil, remoteErr("M_BAD_JSON", "invite event: %v", err)
-	}
-	if err := rooms.Verify(ev); err != nil {
-		return nil, remoteErr("M_FORBIDDEN", "invite event: %v", err)
+		return nil, err
 	}
 	if s, _ := rooms.ServerOf(ev.Sender()); s != server {
 		return nil, remoteErr("M_FORBIDDEN", "invite sent by a server that does not own its sender")

@@ -271,15 +271,9 @@ func (ps *Peers) onKnockDenied(ctx context.Context, server string, body []byte) 
 	if err := decode(body, &req); err != nil {
 		return nil, err
 	}
-	if len(req.Event) > MaxInviteEventBytes {
-		return nil, remoteErr("M_TOO_LARGE", "event over %d bytes", MaxInviteEventBytes)
-	}
-	if !rooms.KnownVersion(req.RoomVersion) {
-		return nil, remoteErr("M_INCOMPATIBLE_ROOM_VERSION", "room version %q", req.RoomVersion)
-	}
-	ev, err := rooms.ParseEvent(req.Event, req.RoomVersion)
+	ev, err := sentMemberEvent("refusal", req.Event, req.RoomVersion)
 	if err != nil {
-		return nil, remoteErr("M_BAD_JSON", "event: %v", err)
+		return nil, err
 	}
 	target := ev.StateKey()
 	if ev.Type() != "m.room.member" || target == nil || *target == ev.Sender() || (ev.Membership() != "leave" && ev.Membership() != "ban") {
