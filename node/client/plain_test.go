@@ -42,6 +42,11 @@ const shareType = "org.parley.room_key"
 func (c *fakeCodec) Sealed(evType string) bool { return evType == shareType }
 
 func (c *fakeCodec) Prepare(ctx context.Context, r *dag.Room, sender, evType string, stateKey *string) error {
+	if id, ok := r.State()[rooms.StateKey{Type: "m.room.member", StateKey: sender}]; !ok {
+		return nil // a joiner has no session to share yet
+	} else if m, _ := c.e.MembershipOf(id); m != "join" {
+		return nil
+	}
 	ev, err := c.e.Send(ctx, r, sender, shareType, nil, json.RawMessage(`{"session":"s1"}`), "", "")
 	if err != nil {
 		return err
@@ -490,5 +495,42 @@ func BenchmarkSyncOfAnEncryptedRoom(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestALateKeyOfHistoryIsNotNewsToAJoiner: an event from before a user
+// joined, whose key comes after, is not delivered to the joiner's next
+// /sync (it would land at the end of their timeline, history among the
+// news); a member who was there when it came gets it again, readable.
+func TestALateKeyOfHistoryIsNotNewsToAJoiner(t *testing.T) {
+	x := newE2EERoom(t)
+	aliceToken := x.sync("").NextBatch
+	waiting := x.bobSays("withheld, said before carol came")
+	carol := &webui.Session{UserID: "@carol:" + x.e.ServerName(), DeviceID: "CAROL"}
+	if _, err := x.e.Send(t.Context(), x.r, carol.UserID, "m.room.member", &carol.UserID, json.RawMessage(`{"membership":"join"}`), "", ""); err != nil {
+		t.Fatal(err)
+	}
+	first, err := x.api.Sync(t.Context(), carol, webui.SyncRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if jr := first.Rooms.Join[x.r.ID]; jr == nil {
+		t.Fatalf("carol's first sync lacks the room she joined")
+	}
+	if err := x.e.SetPlain(x.r, waiting.ID(), fakeOpen(waiting, true)); err != nil {
+		t.Fatal(err)
+	}
+	next, err := x.api.Sync(t.Context(), carol, webui.SyncRequest{Since: first.NextBatch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if jr := next.Rooms.Join[x.r.ID]; jr != nil {
+		if got := find(jr.Timeline.Events, waiting.ID()); len(got) != 0 {
+			t.Errorf("carol's sync after the key delivers the event from before her join again: %+v", got)
+		}
+	}
+	got := find(x.sync(aliceToken).Rooms.Join[x.r.ID].Timeline.Events, waiting.ID())
+	if len(got) != 1 || body(got[0]) != "withheld, said before carol came" {
+		t.Errorf("alice, there when it came, is shown %+v; want it once, readable", got)
 	}
 }

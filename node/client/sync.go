@@ -387,7 +387,8 @@ func (api *API) syncJoined(t *store.Txn, s *webui.Session, rec *store.RoomRecord
 	var redelivered map[uint64]bool
 	if since != 0 && !newlyJoined && rec.Redelivered > since {
 		// Read only when the room has redeliveries since the token.
-		if entries, redelivered, err = api.withRedeliveries(t, rec.ID, entries, since, pos, limit); err != nil {
+		floor := joinedAt(t, state[rooms.StateKey{Type: "m.room.member", StateKey: s.UserID}])
+		if entries, redelivered, err = api.withRedeliveries(t, rec.ID, entries, since, pos, limit, floor); err != nil {
 			return nil, false, err
 		}
 	}
@@ -448,12 +449,30 @@ func (api *API) syncJoined(t *store.Txn, s *webui.Session, rec *store.RoomRecord
 	return jr, changed, nil
 }
 
+// joinedAt is the timeline order of the user's member event (0 if it
+// has none here: then every redelivery counts).
+func joinedAt(t *store.Txn, member string) uint64 {
+	if member == "" {
+		return 0
+	}
+	rec, err := t.Event(member)
+	if err != nil {
+		return 0
+	}
+	return rec.TimelineOrder()
+}
+
 // withRedeliveries merges into a room's newest-first timeline entries
 // its redeliveries in (since, pos]: events shown before since whose
 // plain view came later (dag.Engine.SetPlain). An event whose own entry
-// is among the entries is shown there, and once. It returns the merged
-// entries, at most limit+1, and the orders of the redeliveries kept.
-func (api *API) withRedeliveries(t *store.Txn, roomID string, entries []store.TimelineEntry, since, pos uint64, limit int) ([]store.TimelineEntry, map[uint64]bool, error) {
+// is among the entries is shown there, and once. Events from before
+// floor, the user's joining, are not shown again: /sync gave the user
+// none of them but the first sync's window, and a client keeps the copy
+// it has, so one shown again would land at the end of the timeline,
+// history among the news (the keys of a room's history usually come
+// just after a join). It returns the merged entries, at most limit+1,
+// and the orders of the redeliveries kept.
+func (api *API) withRedeliveries(t *store.Txn, roomID string, entries []store.TimelineEntry, since, pos uint64, limit int, floor uint64) ([]store.TimelineEntry, map[uint64]bool, error) {
 	rd, err := t.Redeliveries(roomID, since, pos, limit+1)
 	if err != nil || len(rd) == 0 {
 		return entries, nil, err
@@ -465,6 +484,12 @@ func (api *API) withRedeliveries(t *store.Txn, roomID string, entries []store.Ti
 	orders := map[uint64]bool{}
 	merged := slices.Clone(entries)
 	for _, e := range rd { // newest first: a later redelivery wins
+		if floor > 0 && !shown[e.EventID] {
+			if r, err := t.Event(e.EventID); err == nil && r.TimelineOrder() < floor {
+				shown[e.EventID] = true
+				continue
+			}
+		}
 		if !shown[e.EventID] {
 			shown[e.EventID] = true
 			orders[e.Order] = true
