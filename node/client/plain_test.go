@@ -502,10 +502,14 @@ func BenchmarkSyncOfAnEncryptedRoom(b *testing.B) {
 // joined, whose key comes after, is not delivered to the joiner's next
 // /sync (it would land at the end of their timeline, history among the
 // news); a member who was there when it came gets it again, readable.
+// A state event among them that is still current (a topic) reaches the
+// joiner's state instead.
 func TestALateKeyOfHistoryIsNotNewsToAJoiner(t *testing.T) {
 	x := newE2EERoom(t)
 	aliceToken := x.sync("").NextBatch
 	waiting := x.bobSays("withheld, said before carol came")
+	empty := ""
+	topic := x.fromBob("m.room.topic", &empty, `{"topic":"withheld topic"}`)
 	carol := &webui.Session{UserID: "@carol:" + x.e.ServerName(), DeviceID: "CAROL"}
 	if _, err := x.e.Send(t.Context(), x.r, carol.UserID, "m.room.member", &carol.UserID, json.RawMessage(`{"membership":"join"}`), "", ""); err != nil {
 		t.Fatal(err)
@@ -517,17 +521,27 @@ func TestALateKeyOfHistoryIsNotNewsToAJoiner(t *testing.T) {
 	if jr := first.Rooms.Join[x.r.ID]; jr == nil {
 		t.Fatalf("carol's first sync lacks the room she joined")
 	}
-	if err := x.e.SetPlain(x.r, waiting.ID(), fakeOpen(waiting, true)); err != nil {
-		t.Fatal(err)
+	for _, ev := range []*rooms.Event{waiting, topic} {
+		if err := x.e.SetPlain(x.r, ev.ID(), fakeOpen(ev, true)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	next, err := x.api.Sync(t.Context(), carol, webui.SyncRequest{Since: first.NextBatch})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if jr := next.Rooms.Join[x.r.ID]; jr != nil {
-		if got := find(jr.Timeline.Events, waiting.ID()); len(got) != 0 {
-			t.Errorf("carol's sync after the key delivers the event from before her join again: %+v", got)
-		}
+	jr := next.Rooms.Join[x.r.ID]
+	if jr == nil {
+		t.Fatal("carol's sync after the keys lacks the room")
+	}
+	if got := find(jr.Timeline.Events, waiting.ID()); len(got) != 0 {
+		t.Errorf("carol's sync after the key delivers the event from before her join again: %+v", got)
+	}
+	if got := find(jr.Timeline.Events, topic.ID()); len(got) != 0 {
+		t.Errorf("the topic from before her join is in carol's timeline: %+v", got)
+	}
+	if got := find(jr.State.Events, topic.ID()); len(got) != 1 || !strings.Contains(string(got[0].Content), "withheld topic") {
+		t.Errorf("carol's state after the key shows the topic as %+v; want it once, readable", got)
 	}
 	got := find(x.sync(aliceToken).Rooms.Join[x.r.ID].Timeline.Events, waiting.ID())
 	if len(got) != 1 || body(got[0]) != "withheld, said before carol came" {

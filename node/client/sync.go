@@ -385,14 +385,15 @@ func (api *API) syncJoined(t *store.Txn, s *webui.Session, rec *store.RoomRecord
 		return nil, false, err
 	}
 	var redelivered map[uint64]bool
+	var lateState store.StateMap
 	if since != 0 && !newlyJoined && rec.Redelivered > since {
 		// Read only when the room has redeliveries since the token.
 		floor := joinedAt(t, state[rooms.StateKey{Type: "m.room.member", StateKey: s.UserID}])
-		if entries, redelivered, err = api.withRedeliveries(t, rec.ID, entries, since, pos, limit, floor); err != nil {
+		if entries, redelivered, lateState, err = api.withRedeliveries(t, rec.ID, entries, since, pos, limit, floor, state); err != nil {
 			return nil, false, err
 		}
 	}
-	changed := len(entries) > 0
+	changed := len(entries) > 0 || len(lateState) > 0
 	var oldest *store.EventRecord
 	v := api.newViewer(t, s.UserID, state[rooms.StateKey{Type: "m.room.member", StateKey: s.UserID}])
 	jr.Timeline, oldest, err = api.timeline(t, s, v, entries, redelivered, limit, &f.Room.Timeline)
@@ -443,6 +444,15 @@ func (api *API) syncJoined(t *store.Txn, s *webui.Session, rec *store.RoomRecord
 			}
 		}
 	}
+	if len(lateState) > 0 && !withState {
+		// Current state from before the join, readable only now: the
+		// client's state takes it, its timeline does not.
+		for _, ce := range api.stateEvents(t, lateState, nil, s, false) {
+			if f.Room.State.Allows(ce.Type, ce.Sender) {
+				jr.State.Events = append(jr.State.Events, ce)
+			}
+		}
+	}
 	if lazy {
 		api.lazy.note(s, pos, sentMembers(jr.State.Events, jr.Timeline.Events))
 	}
@@ -466,17 +476,20 @@ func joinedAt(t *store.Txn, member string) uint64 {
 // its redeliveries in (since, pos]: events shown before since whose
 // plain view came later (dag.Engine.SetPlain). An event whose own entry
 // is among the entries is shown there, and once. Events from before
-// floor, the user's joining, are not shown again: /sync gave the user
-// none of them but the first sync's window, and a client keeps the copy
-// it has, so one shown again would land at the end of the timeline,
-// history among the news (the keys of a room's history usually come
-// just after a join). It returns the merged entries, at most limit+1,
-// and the orders of the redeliveries kept.
-func (api *API) withRedeliveries(t *store.Txn, roomID string, entries []store.TimelineEntry, since, pos uint64, limit int, floor uint64) ([]store.TimelineEntry, map[uint64]bool, error) {
+// floor, the user's joining, are not shown again in the timeline: /sync
+// gave the user none of them but the first sync's window, and a client
+// keeps the copy it has, so one shown again would land at the end of
+// the timeline, history among the news (the keys of a room's history
+// usually come just after a join). Those of them that are still the
+// room's current state (a name, a topic, a member) are returned apart,
+// for the answer's state. It returns the merged entries, at most
+// limit+1, the orders of the redeliveries kept, and that late state.
+func (api *API) withRedeliveries(t *store.Txn, roomID string, entries []store.TimelineEntry, since, pos uint64, limit int, floor uint64, current store.StateMap) ([]store.TimelineEntry, map[uint64]bool, store.StateMap, error) {
 	rd, err := t.Redeliveries(roomID, since, pos, limit+1)
 	if err != nil || len(rd) == 0 {
-		return entries, nil, err
+		return entries, nil, nil, err
 	}
+	var late store.StateMap
 	shown := make(map[string]bool, len(entries)+len(rd))
 	for _, e := range entries {
 		shown[e.EventID] = true
@@ -487,6 +500,12 @@ func (api *API) withRedeliveries(t *store.Txn, roomID string, entries []store.Ti
 		if floor > 0 && !shown[e.EventID] {
 			if r, err := t.Event(e.EventID); err == nil && r.TimelineOrder() < floor {
 				shown[e.EventID] = true
+				if i, err := api.dag.Event(e.EventID); err == nil && i.Event.StateKey() != nil && current[i.Event.Key()] == e.EventID {
+					if late == nil {
+						late = store.StateMap{}
+					}
+					late[i.Event.Key()] = e.EventID
+				}
 				continue
 			}
 		}
@@ -500,7 +519,7 @@ func (api *API) withRedeliveries(t *store.Txn, roomID string, entries []store.Ti
 	if len(merged) > limit+1 {
 		merged = merged[:limit+1]
 	}
-	return merged, orders, nil
+	return merged, orders, late, nil
 }
 
 // timeline turns newest-first entries into a timeline, oldest first,
