@@ -120,6 +120,18 @@ func (e *Engine) Sealed(evType string) bool {
 // be encrypted, and wait for their keys.
 func (e *Engine) Encrypting() bool { return e.cfg.Codec != nil }
 
+// ReadContent is the event's content as its room's members read it: its
+// plain view's, when the node could decrypt it, else the content on the
+// wire (an unencrypted event's, or the keys a sealed state event keeps).
+func (i *Info) ReadContent() json.RawMessage {
+	if len(i.Rec.Plain) > 0 {
+		if p, err := DecodePlain(i.Rec.Plain); err == nil && p.Status == "" && len(p.Content) > 0 {
+			return p.Content
+		}
+	}
+	return i.Event.Content()
+}
+
 // DecodePlain reads a record's Plain. Its Content may share b's bytes.
 func DecodePlain(b []byte) (Plain, error) {
 	if p, ok := decodePlainFast(b); ok {

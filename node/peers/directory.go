@@ -235,12 +235,8 @@ func (ps *Peers) publicRoom(r *Room) (PublicRoom, bool) {
 		if err != nil {
 			return nil
 		}
-		raw := i.Event.Content()
-		if p, err := dag.DecodePlain(i.Rec.Plain); len(i.Rec.Plain) > 0 && err == nil && p.Status == "" && len(p.Content) > 0 {
-			raw = p.Content
-		}
 		var c map[string]json.RawMessage
-		if json.Unmarshal(raw, &c) != nil {
+		if json.Unmarshal(i.ReadContent(), &c) != nil {
 			return nil
 		}
 		return c

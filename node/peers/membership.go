@@ -33,9 +33,7 @@ func (ps *Peers) inviteState(r *Room, invite *rooms.Event) []json.RawMessage {
 			st := strippedOf(i.Event)
 			// The invitee is shown the room as its members read it:
 			// the invite travels sealed to the invitee's node.
-			if p, err := dag.DecodePlain(i.Rec.Plain); len(i.Rec.Plain) > 0 && err == nil && p.Status == "" && len(p.Content) > 0 {
-				st.Content = p.Content
-			}
+			st.Content = i.ReadContent()
 			b, _ := json.Marshal(st)
 			out = append(out, b)
 		}
