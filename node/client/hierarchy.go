@@ -103,18 +103,25 @@ func (api *API) seesSpaceRoom(s *webui.Session, r *dag.Room) bool {
 	return jr.JoinRule == "public"
 }
 
-// stateContent decodes a state event's content (its plain view) into v;
-// false if the state has none.
-func (api *API) stateContent(state store.StateMap, typ, key string, v any) bool {
+// shownState is the (typ, key) event of a state as clients are shown it;
+// false if the state has none, or it is hidden.
+func (api *API) shownState(state store.StateMap, typ, key string) (shownEvent, bool, error) {
 	id, ok := state[rooms.StateKey{Type: typ, StateKey: key}]
 	if !ok {
-		return false
+		return shownEvent{}, false, nil
 	}
 	e, err := api.readShown(nil, id)
-	if err != nil || e.hidden {
-		return false
+	if err != nil {
+		return shownEvent{}, false, err
 	}
-	return json.Unmarshal(e.Content, v) == nil
+	return e, !e.hidden, nil
+}
+
+// stateContent decodes a state event's content (its plain view) into v;
+// false if the state has none, or it cannot be read.
+func (api *API) stateContent(state store.StateMap, typ, key string, v any) bool {
+	e, ok, err := api.shownState(state, typ, key)
+	return err == nil && ok && json.Unmarshal(e.Content, v) == nil
 }
 
 // spaceChild is one m.space.child event of a room.

@@ -254,17 +254,9 @@ func (api *API) step(typ, key string, content any) dag.Step {
 // it (decrypted; redacted if it was), or nil if there is none or it
 // cannot be read here.
 func (api *API) plainState(state store.StateMap, typ string) (json.RawMessage, error) {
-	id, ok := state[rooms.StateKey{Type: typ}]
-	if !ok {
-		return nil, nil
-	}
-	i, err := api.dag.Event(id)
-	if err != nil {
+	e, ok, err := api.shownState(state, typ, "")
+	if err != nil || !ok || e.status != "" {
 		return nil, err
-	}
-	e := api.shownInfo(i)
-	if e.hidden || e.status != "" {
-		return nil, nil
 	}
 	ce := api.render(e, nil, false)
 	if ce.Type != typ {
