@@ -94,11 +94,9 @@ func (s *Server) putRoomVisibility(w http.ResponseWriter, r *http.Request, sess 
 func (s *Server) getPublicRooms(w http.ResponseWriter, r *http.Request, _ *Session) error {
 	q := r.URL.Query()
 	query := PublicRoomsQuery{Since: q.Get("since"), Server: q.Get("server"), ThirdPartyInstanceID: q.Get("third_party_instance_id")}
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 0 {
-			return errs.Invalidf("limit must be a non-negative integer")
-		}
+	if n, ok, err := queryInt(q, "limit", 0); err != nil {
+		return err
+	} else if ok {
 		query.Limit = n
 	}
 	if a := q.Get("include_all_networks"); a != "" {

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/parley-p2p/parley/errs"
 	"github.com/parley-p2p/parley/rooms"
 )
 
@@ -117,4 +120,22 @@ func (s *Server) capabilities(w http.ResponseWriter, r *http.Request, _ *Session
 		"org.parley.p2p":    map[string]bool{"enabled": true},
 	}})
 	return nil
+}
+
+// queryInt reads an integer query parameter of at least least (0 or 1);
+// ok is false when the request does not give it.
+func queryInt(q url.Values, name string, least int) (n int, ok bool, err error) {
+	v := q.Get(name)
+	if v == "" {
+		return 0, false, nil
+	}
+	n, err = strconv.Atoi(v)
+	if err != nil || n < least {
+		what := "non-negative"
+		if least > 0 {
+			what = "positive"
+		}
+		return 0, false, errs.Invalidf("%s must be a %s integer", name, what)
+	}
+	return n, true, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"strconv"
 
 	"github.com/parley-p2p/parley/errs"
 )
@@ -72,18 +71,14 @@ const (
 func (s *Server) getHierarchy(w http.ResponseWriter, r *http.Request, sess *Session) error {
 	q := r.URL.Query()
 	req := HierarchyRequest{RoomID: r.PathValue("roomId"), From: q.Get("from"), Limit: DefaultHierarchyLimit, MaxDepth: MaxHierarchyDepth}
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 {
-			return errs.Invalidf("limit must be a positive integer")
-		}
+	if n, ok, err := queryInt(q, "limit", 1); err != nil {
+		return err
+	} else if ok {
 		req.Limit = min(n, MaxHierarchyLimit)
 	}
-	if d := q.Get("max_depth"); d != "" {
-		n, err := strconv.Atoi(d)
-		if err != nil || n < 0 {
-			return errs.Invalidf("max_depth must be a non-negative integer")
-		}
+	if n, ok, err := queryInt(q, "max_depth", 0); err != nil {
+		return err
+	} else if ok {
 		req.MaxDepth = min(n, MaxHierarchyDepth)
 	}
 	switch q.Get("suggested_only") {

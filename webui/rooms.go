@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"strconv"
 
 	"github.com/parley-p2p/parley/errs"
 	"github.com/parley-p2p/parley/rooms"
@@ -170,11 +169,9 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request, sess *Session)
 	if req.Dir != "b" && req.Dir != "f" {
 		return errs.Invalidf("dir must be b or f")
 	}
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 0 {
-			return errs.Invalidf("limit must be a non-negative integer")
-		}
+	if n, ok, err := queryInt(q, "limit", 0); err != nil {
+		return err
+	} else if ok {
 		req.Limit = min(n, 1000)
 	}
 	if f := q.Get("filter"); f != "" {
@@ -248,11 +245,9 @@ type ContextResponse struct {
 func (s *Server) eventContext(w http.ResponseWriter, r *http.Request, sess *Session) error {
 	q := r.URL.Query()
 	req := ContextRequest{RoomID: r.PathValue("roomId"), EventID: r.PathValue("eventId"), Limit: 10}
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 0 {
-			return errs.Invalidf("limit must be a non-negative integer")
-		}
+	if n, ok, err := queryInt(q, "limit", 0); err != nil {
+		return err
+	} else if ok {
 		req.Limit = min(n, 100)
 	}
 	if f := q.Get("filter"); f != "" {

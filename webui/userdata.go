@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/parley-p2p/parley/errs"
@@ -368,11 +367,9 @@ func (s *Server) postReadMarkers(w http.ResponseWriter, r *http.Request, sess *S
 func (s *Server) getNotifications(w http.ResponseWriter, r *http.Request, sess *Session) error {
 	q := r.URL.Query()
 	limit := 0
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 0 {
-			return errs.Invalidf("limit must be a non-negative integer")
-		}
+	if n, ok, err := queryInt(q, "limit", 0); err != nil {
+		return err
+	} else if ok {
 		limit = n
 	}
 	only := q.Get("only")
