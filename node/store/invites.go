@@ -6,10 +6,10 @@ import (
 	"strings"
 )
 
-// Invites are kept per user (inviteRecords, userrooms.go).
 func keyBlockedServer(server string) []byte { return []byte("blk/" + server) }
 
-// Invite is an invite a local user received for a room it is not in.
+// Invite is an invite a local user received for a room it is not in,
+// kept per user (inviteRecords, userrooms.go).
 type Invite struct {
 	RoomID  string          `json:"room"`
 	Version string          `json:"v"`
