@@ -498,6 +498,8 @@ func (api *API) withRedeliveries(t *store.Txn, roomID string, entries []store.Ti
 	merged := slices.Clone(entries)
 	for _, e := range rd { // newest first: a later redelivery wins
 		if floor > 0 && !shown[e.EventID] {
+			// The stored record, not the engine's: it holds the stream
+			// position that the timeline order derives from.
 			if r, err := t.Event(e.EventID); err == nil && r.TimelineOrder() < floor {
 				shown[e.EventID] = true
 				if i, err := api.dag.Event(e.EventID); err == nil && i.Event.StateKey() != nil && current[i.Event.Key()] == e.EventID {
