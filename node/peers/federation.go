@@ -378,29 +378,11 @@ func (ps *Peers) onInvite(server string, body []byte) (any, error) {
 	return EventResp{Event: signed.JSON()}, nil
 }
 
+// onMakeJoin answers make_join: a template tells its reader the room's
+// version, depth and latest events, so only a user who could join gets
+// one (joinable).
 func (ps *Peers) onMakeJoin(server string, body []byte) (any, error) {
-	var req MakeJoinReq
-	if err := decode(body, &req); err != nil {
-		return nil, err
-	}
-	if s, err := rooms.ServerOf(req.UserID); err != nil || s != server {
-		return nil, remoteErr("M_FORBIDDEN", "a server may only join its own users")
-	}
-	// A template tells its reader the room's version, depth and latest
-	// events: only for a user who could join (joinable).
-	r, err := ps.joinable(req.RoomID, req.UserID, ps.mayJoin)
-	if err != nil {
-		return nil, err
-	}
-	content, _ := rooms.MarshalCanonical(map[string]string{"membership": "join"})
-	p, err := ps.dag.Proto(r.Room, req.UserID, "m.room.member", &req.UserID, content)
-	if err != nil {
-		return nil, err
-	}
-	return MakeJoinResp{RoomVersion: r.Version, Event: ProtoJSON{
-		RoomID: p.RoomID, Sender: p.Sender, Type: p.Type, StateKey: p.StateKey, Content: p.Content,
-		PrevEvents: p.PrevEvents, AuthEvents: p.AuthEvents, Depth: p.Depth,
-	}}, nil
+	return ps.onMakeMember(server, body, "join", ps.mayJoin)
 }
 
 func (ps *Peers) onSendJoin(ctx context.Context, from peer.ID, server string, body []byte) (any, error) {

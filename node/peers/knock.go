@@ -57,8 +57,8 @@ func (ps *Peers) membershipAt(state store.StateMap, user string) string {
 	return m
 }
 
-// onMakeMember answers make_knock and make_leave: a template of the
-// user's membership event, for a user allowed to send it.
+// onMakeMember answers make_join, make_knock and make_leave: a template
+// of the user's membership event, for a user allowed to send it.
 func (ps *Peers) onMakeMember(server string, body []byte, membership string, allowed func(store.StateMap, string) bool) (any, error) {
 	var req MakeJoinReq
 	if err := decode(body, &req); err != nil {
