@@ -402,7 +402,7 @@ func (e *Engine) commitWith(r *Room, ev *rooms.Event, rec store.EventRecord, sna
 	roomID := r.ID
 	var onTimeline func(*store.Txn, uint64) error
 	if visible && e.cfg.OnTimeline != nil {
-		onTimeline = e.cfg.OnTimeline(r, ev, rec.Plain, false)
+		onTimeline = e.cfg.OnTimeline(r, ev, rec.Plain, Live)
 	}
 	done := e.queueWrite(r, ev, func(t *store.Txn) error {
 		rec := rec

@@ -30,15 +30,16 @@ type Config struct {
 	// /sync of the room's members may have news. Called from the store's
 	// writer: it must not block.
 	OnCommitted func(r *Room)
-	// OnTimeline, if set, hears of each event accepted into a room's live
-	// timeline, with its plain view (nil if none), as the engine takes it
-	// in memory; and again (late true), with the plain view, when that
-	// comes late (SetPlain). The write it returns, if not nil, runs in
-	// the write that stores the event (or its plain view), given the
-	// event's timeline order. It is called with the room's lock held,
-	// before the write is queued: it may read the engine and the store,
-	// but must not take the room's lock or wait for a write.
-	OnTimeline func(r *Room, ev *rooms.Event, plain []byte, late bool) func(t *store.Txn, order uint64) error
+	// OnTimeline, if set, hears of each event placed in a room's
+	// timeline, live or as history, with its plain view (nil if none), as
+	// the engine takes it in memory; and again, with the plain view, when
+	// that comes late (SetPlain). how says which of the four it is. The
+	// write it returns, if not nil, runs in the write that stores the
+	// event (or its plain view), given the event's timeline order. It is
+	// called with the room's lock held, before the write is queued: it may
+	// read the engine and the store, but must not take the room's lock or
+	// wait for a write.
+	OnTimeline func(r *Room, ev *rooms.Event, plain []byte, how Arrival) func(t *store.Txn, order uint64) error
 	// OnWriteFailed hears of every event whose write failed once the
 	// engine has admitted it: the room's head is rolled back, so the
 	// event is no longer known, and whoever took it from a peer may
@@ -197,3 +198,25 @@ func (e *Engine) TxnCacheSize() (entries, bytes, budget int) {
 	entries, bytes = e.txns.size()
 	return entries, bytes, maxTxnCacheBytes
 }
+
+// Arrival says how an event reached the timeline, for Config.OnTimeline.
+type Arrival uint8
+
+const (
+	// Live: accepted into the live timeline.
+	Live Arrival = iota
+	// LatePlain: the plain view of a live event, come after it.
+	LatePlain
+	// History: placed before the timeline's start (backfill).
+	History
+	// LateHistoryPlain: the plain view of a history event, come after it.
+	LateHistoryPlain
+)
+
+// Late reports whether the event was heard before, without this plain
+// view: what was written for it then is to be rewritten.
+func (a Arrival) Late() bool { return a == LatePlain || a == LateHistoryPlain }
+
+// Historic reports whether the event is history, older than the live
+// timeline.
+func (a Arrival) Historic() bool { return a == History || a == LateHistoryPlain }

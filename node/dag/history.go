@@ -73,9 +73,18 @@ func (e *Engine) placeHistory(r *Room, ev *rooms.Event) (<-chan error, bool, err
 	info.Rec.PDU = nil
 	e.events.Put(ev.ID(), info)
 	roomRec := r.record()
+	var onTimeline func(*store.Txn, uint64) error
+	if e.cfg.OnTimeline != nil {
+		onTimeline = e.cfg.OnTimeline(r, ev, rec.Plain, History)
+	}
 	done := e.queueWrite(r, ev, func(t *store.Txn) error {
 		if err := t.PutEvent(r.ID, ev.ID(), &rec); err != nil {
 			return err
+		}
+		if onTimeline != nil {
+			if err := onTimeline(t, rec.Order); err != nil {
+				return err
+			}
 		}
 		r.stamp(roomRec)
 		return t.PutRoom(roomRec)

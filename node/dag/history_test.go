@@ -18,7 +18,13 @@ import (
 // setup events, the three messages it missed and the latest one.
 func joinedLate(t *testing.T) (*fixture, *dag.Room, *branch, []*rooms.Event, []*rooms.Event, *rooms.Event) {
 	t.Helper()
-	f := newFixture(t, nil)
+	return joinedLateWith(t, nil)
+}
+
+// joinedLateWith is joinedLate on an engine whose config adjust changes.
+func joinedLateWith(t *testing.T, adjust func(*dag.Config)) (*fixture, *dag.Room, *branch, []*rooms.Event, []*rooms.Event, *rooms.Event) {
+	t.Helper()
+	f := newFixture(t, adjust)
 	b, evs := setupRoom(t, rooms.V12)
 	r := f.room(b)
 	missed := []*rooms.Event{b.msg(carol, "one"), b.msg(carol, "two"), b.msg(carol, "three")}

@@ -72,8 +72,12 @@ func (e *Engine) SetPlain(r *Room, eventID string, plain []byte) error {
 	if p := i.Pos(); p != 0 {
 		order = store.LiveBase + p
 	}
-	if shown && order >= store.LiveBase && e.cfg.OnTimeline != nil {
-		onTimeline = e.cfg.OnTimeline(r, i.Event, ni.Rec.Plain, true)
+	if shown && order != 0 && e.cfg.OnTimeline != nil {
+		how := LatePlain
+		if order < store.LiveBase {
+			how = LateHistoryPlain
+		}
+		onTimeline = e.cfg.OnTimeline(r, i.Event, ni.Rec.Plain, how)
 	}
 	done := e.queueWrite(r, i.Event, func(t *store.Txn) error {
 		if err := t.SetPlain(eventID, ni.Rec.Plain); err != nil {

@@ -3,6 +3,7 @@ package dag_test
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 
@@ -15,7 +16,7 @@ import (
 type hookCall struct {
 	id    string
 	plain string
-	late  bool
+	how   dag.Arrival
 }
 
 // timelineHook records the hook's calls and has each write a notice for
@@ -27,10 +28,10 @@ type timelineHook struct {
 	failID string
 }
 
-func (h *timelineHook) hook(r *dag.Room, ev *rooms.Event, plain []byte, late bool) func(*store.Txn, uint64) error {
+func (h *timelineHook) hook(r *dag.Room, ev *rooms.Event, plain []byte, how dag.Arrival) func(*store.Txn, uint64) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.calls = append(h.calls, hookCall{ev.ID(), string(plain), late})
+	h.calls = append(h.calls, hookCall{ev.ID(), string(plain), how})
 	fail := ev.ID() == h.failID
 	return func(t *store.Txn, order uint64) error {
 		if fail {
@@ -87,7 +88,7 @@ func TestOnTimelineWritesWithTheEvent(t *testing.T) {
 				t.Errorf("%s %s: notice %+v, want one at order %d", ev.Type(), ev.ID(), n, rec.TimelineOrder())
 			}
 		}
-		if calls := h.heard(); len(calls) != len(evs)+1 || calls[len(calls)-1].late || calls[len(calls)-1].plain != "" {
+		if calls := h.heard(); len(calls) != len(evs)+1 || calls[len(calls)-1].how != dag.Live || calls[len(calls)-1].plain != "" {
 			t.Errorf("calls = %+v, want %d, the withheld one not late and without a plain view", calls, len(evs)+1)
 		}
 	})
@@ -131,7 +132,7 @@ func TestOnTimelineWritesWithTheEvent(t *testing.T) {
 			t.Fatal(err)
 		}
 		calls := h.heard()
-		if last := calls[len(calls)-1]; last.id != withheld.ID() || !last.late || last.plain != string(plain) {
+		if last := calls[len(calls)-1]; last.id != withheld.ID() || last.how != dag.LatePlain || last.plain != string(plain) {
 			t.Fatalf("the last call = %+v, want the withheld event, late, with its plain view", last)
 		}
 		n := notices(t, f, r.ID)[withheld.ID()]
@@ -139,4 +140,36 @@ func TestOnTimelineWritesWithTheEvent(t *testing.T) {
 			t.Fatalf("notice after the plain view = %+v, want order %d, rewritten", n, first.Order)
 		}
 	})
+}
+
+// TestOnTimelineHearsHistory: backfilled events reach the hook as
+// History, and its write runs in theirs, at each one's history order.
+func TestOnTimelineHearsHistory(t *testing.T) {
+	h := &timelineHook{}
+	f, r, _, _, missed, latest := joinedLateWith(t, func(cfg *dag.Config) { cfg.OnTimeline = h.hook })
+	before := len(h.heard())
+	newestFirst := slices.Clone(missed)
+	slices.Reverse(newestFirst)
+	if n, err := f.e.PlaceHistory(r, newestFirst); err != nil || n != len(missed) {
+		t.Fatalf("PlaceHistory: %d, %v; want %d placed", n, err, len(missed))
+	}
+	calls := h.heard()[before:]
+	if len(calls) != len(missed) {
+		t.Fatalf("the hook heard %d calls for %d backfilled events", len(calls), len(missed))
+	}
+	for i, c := range calls {
+		if c.id != newestFirst[i].ID() || c.how != dag.History {
+			t.Errorf("call %d = %+v, want %s as History", i, c, newestFirst[i].ID())
+		}
+	}
+	got := notices(t, f, r.ID)
+	for _, ev := range missed {
+		rec, _ := f.stored(ev.ID())
+		if n, ok := got[ev.ID()]; !ok || n.Order != rec.Order || rec.Order >= store.LiveBase {
+			t.Errorf("%s: notice %+v, want one at its history order %d", ev.ID(), n, rec.Order)
+		}
+	}
+	if _, ok := got[latest.ID()]; !ok {
+		t.Errorf("the live event has no notice")
+	}
 }
