@@ -194,7 +194,7 @@ func (n *Node) Start() (err error) {
 	var publish func(*dag.Room, *rooms.Event)
 	var writeFailed func(*dag.Room, *rooms.Event, error)
 	var committed func(*dag.Room)
-	var onTimeline func(*dag.Room, *rooms.Event, []byte, bool) func(*store.Txn, uint64) error
+	var onTimeline func(*dag.Room, *rooms.Event, []byte, dag.Arrival) func(*store.Txn, uint64) error
 	var visible func(roomID, eventID, server string) bool
 	n.e2ee, err = e2ee.New(e2ee.Config{
 		Store:   n.store,
@@ -212,11 +212,11 @@ func (n *Node) Start() (err error) {
 		Publish:       func(r *dag.Room, ev *rooms.Event) { publish(r, ev) },
 		OnWriteFailed: func(r *dag.Room, ev *rooms.Event, err error) { writeFailed(r, ev, err) },
 		OnCommitted:   func(r *dag.Room) { committed(r) },
-		OnTimeline: func(r *dag.Room, ev *rooms.Event, plain []byte, late bool) func(*store.Txn, uint64) error {
+		OnTimeline: func(r *dag.Room, ev *rooms.Event, plain []byte, how dag.Arrival) func(*store.Txn, uint64) error {
 			if onTimeline == nil {
 				return nil // before the API exists: nothing to notify
 			}
-			return onTimeline(r, ev, plain, late)
+			return onTimeline(r, ev, plain, how)
 		},
 		FailWrite: n.cfg.failWrite,
 		Logger:    n.cfg.Logger,

@@ -56,18 +56,21 @@ type pushRules struct {
 	rs  *webui.PushRuleset
 }
 
-// OnTimeline is the engine's hook for an event entering a room's
-// timeline (late: its plain view came after it): it evaluates the push
-// rules of each joined local member of the room over the event and
-// returns the write that keeps their notices, or nil if there is none. A
-// redaction that applies removes its target's notices; a local user's
-// leave, kick or ban leaves them a notice that nothing before it counts.
-func (api *API) OnTimeline(r *dag.Room, ev *rooms.Event, plain []byte, late bool) func(*store.Txn, uint64) error {
+// notice evaluates the push rules of each joined local member of the
+// room over an event entering the live timeline (late: its plain view
+// came after it) and returns the write that keeps their notices, or nil
+// if there is none. A redaction that applies removes its target's
+// notices; a local user's leave, kick or ban leaves them a notice that
+// nothing before it counts. History notifies nobody.
+func (api *API) notice(te *timelineEvent) func(*store.Txn, uint64) error {
+	if te.How.Historic() {
+		return nil
+	}
+	r, ev, late := te.Room, te.Event, te.How.Late()
 	if ev.Type() == "m.room.redaction" && ev.Redacts() != "" {
 		return api.unnotice(r, ev)
 	}
-	e := shownEvent{Skim: ev.Skim(), rec: &store.EventRecord{Plain: plain}}
-	api.view(&e)
+	e := te.shown(api)
 	if e.hidden || api.dag.RedactedBy(ev) != nil {
 		return nil // redacted (before it came, or before its key): nothing to count
 	}

@@ -152,8 +152,8 @@ func newRoomWith(t testing.TB, encrypting bool) *e2eeRoom {
 	key, bobKey := testKey("local"), testKey("bob")
 	c := &fakeCodec{}
 	var api *API
-	cfg := dag.Config{Store: st, Key: key, OnCommitted: func(r *dag.Room) { api.Committed(r) }, OnTimeline: func(r *dag.Room, ev *rooms.Event, plain []byte, late bool) func(*store.Txn, uint64) error {
-		return api.OnTimeline(r, ev, plain, late)
+	cfg := dag.Config{Store: st, Key: key, OnCommitted: func(r *dag.Room) { api.Committed(r) }, OnTimeline: func(r *dag.Room, ev *rooms.Event, plain []byte, how dag.Arrival) func(*store.Txn, uint64) error {
+		return api.OnTimeline(r, ev, plain, how)
 	}}
 	if encrypting {
 		cfg.Codec = c
