@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"image"
+	"io"
 )
 
 // exifJPEG is what the thumbnailer learns from a JPEG's header segments,
@@ -170,4 +171,84 @@ func exifApply(img *image.RGBA, o int) *image.RGBA {
 		}
 	}
 	return out
+}
+
+// exifScans counts the scans (start-of-scan segments) of a JPEG read from
+// r, stopping once past limit. Go's decoder passes over every block of
+// the picture for each scan of a progressive file, and a scan can cost
+// ten bytes of file (an end-of-band run covers thousands of blocks), so
+// a small file could hold the decoder for hours; the thumbnailer refuses
+// one with too many scans before decoding. The walk follows segment
+// lengths and skips entropy-coded data (where 0xFF is always followed by
+// a stuffed zero or a restart marker), so markers inside Exif thumbnails
+// or other segments are not counted. A malformed file ends the count
+// where it breaks: the decoder will refuse it.
+func exifScans(r io.ByteReader, limit int) int {
+	read := func() int {
+		c, err := r.ReadByte()
+		if err != nil {
+			return -1
+		}
+		return int(c)
+	}
+	// marker reads a marker where one must start: 0xFF, any fill
+	// bytes, then its code.
+	marker := func() int {
+		c := read()
+		if c != 0xFF {
+			return -1
+		}
+		for c == 0xFF {
+			c = read()
+		}
+		return c
+	}
+	// entropy skips entropy-coded data and answers the code of the
+	// marker that ends it.
+	entropy := func() int {
+		for {
+			c := read()
+			if c != 0xFF {
+				if c < 0 {
+					return -1
+				}
+				continue
+			}
+			for c == 0xFF {
+				c = read()
+			}
+			if c != 0x00 && (c < 0xD0 || c > 0xD7) {
+				return c // a real marker, or -1 at the end
+			}
+		}
+	}
+	if read() != 0xFF || read() != 0xD8 {
+		return 0
+	}
+	scans := 0
+	for m := marker(); m >= 0 && scans <= limit; {
+		switch {
+		case m == 0xD9:
+			return scans
+		case m == 0x01 || m == 0xD8 || (m >= 0xD0 && m <= 0xD7):
+			m = marker()
+			continue
+		}
+		hi, lo := read(), read()
+		if hi < 0 || lo < 0 || hi<<8|lo < 2 {
+			return scans
+		}
+		for i := 2; i < hi<<8|lo; i++ {
+			if read() < 0 {
+				return scans
+			}
+		}
+		if m != 0xDA {
+			m = marker()
+			continue
+		}
+		scans++
+		m = entropy()
+	}
+	return scans
 }

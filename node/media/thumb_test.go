@@ -528,3 +528,39 @@ func BenchmarkThumbnail4000x3000JPEG(b *testing.B) {
 		})
 	}
 }
+
+// thumbManyScans is a progressive JPEG header with n scans, each a
+// scan header and a little entropy-coded data holding a stuffed 0xFF
+// and a restart marker; an APP1 segment before the frame holds the bytes
+// of a start-of-scan marker that must not be counted.
+func thumbManyScans(n int) []byte {
+	out := []byte{0xFF, 0xD8}
+	out = append(out, 0xFF, 0xE1, 0x00, 0x06, 0xFF, 0xDA, 0xFF, 0xDA)
+	// SOF2: 8-bit, 16×16, one component sampled 1×1.
+	out = append(out, 0xFF, 0xC2, 0x00, 0x0B, 8, 0, 16, 0, 16, 1, 1, 0x11, 0)
+	for range n {
+		out = append(out, 0xFF, 0xDA, 0x00, 0x08, 1, 1, 0x00, 0, 63, 0)
+		out = append(out, 0x12, 0xFF, 0x00, 0x34, 0xFF, 0xD0, 0x56)
+	}
+	return append(out, 0xFF, 0xD9)
+}
+
+func TestThumbnailRefusesProgressiveJPEGsOfManyScans(t *testing.T) {
+	if got := exifScans(bytes.NewReader(thumbManyScans(5)), thumbMaxScans); got != 5 {
+		t.Fatalf("counted %d scans, want 5", got)
+	}
+	real := thumbWithExif(thumbEncodeJPEG(t, thumbTestImage(16, 16, 0, red, red)), 1, false)
+	if got := exifScans(bytes.NewReader(real), thumbMaxScans); got != 1 {
+		t.Fatalf("counted %d scans in an encoded baseline JPEG, want 1", got)
+	}
+	data := thumbManyScans(thumbMaxScans + 1)
+	if _, _, err := Thumbnail(bytes.NewReader(data), int64(len(data)), "image/jpeg", 32, 32, "scale", false); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("%d scans: got %v, want ErrTooLarge", thumbMaxScans+1, err)
+	}
+	// At the limit the header passes; this one then fails to decode (it
+	// has no Huffman tables), as a file it is.
+	data = thumbManyScans(thumbMaxScans)
+	if _, _, err := Thumbnail(bytes.NewReader(data), int64(len(data)), "image/jpeg", 32, 32, "scale", false); !errors.Is(err, ErrNotImage) {
+		t.Fatalf("%d scans: got %v, want ErrNotImage from the decoder", thumbMaxScans, err)
+	}
+}
