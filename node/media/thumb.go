@@ -385,16 +385,14 @@ func thumbResize(img image.Image, width, height int, method string, o int) *imag
 	return exifApply(thumbScale(img, sr, ow, oh), o)
 }
 
-// thumbScale scales the sr part of img to ow × oh: halving steps with
-// ApproxBiLinear (which, at exactly one half, averages each 2×2 block)
-// while the source is at least twice the target, then one CatmullRom
-// step for quality, or ApproxBiLinear when CatmullRom's scratch buffer
-// would pass thumbMaxKernelTmp.
+// thumbScale scales the sr part of img to ow × oh: halving steps, each
+// averaging 2×2 blocks, while the source is at least twice the target,
+// then one CatmullRom step for quality, or ApproxBiLinear when
+// CatmullRom's scratch buffer would pass thumbMaxKernelTmp.
 func thumbScale(img image.Image, sr image.Rectangle, ow, oh int) *image.RGBA {
 	for sr.Dx() >= 2*ow && sr.Dy() >= 2*oh && sr.Dx() >= 2 && sr.Dy() >= 2 {
-		half := image.NewRGBA(image.Rect(0, 0, sr.Dx()/2, sr.Dy()/2))
-		draw.ApproxBiLinear.Scale(half, half.Bounds(), img, sr, draw.Src, nil)
-		img, sr = half, half.Bounds()
+		img = thumbHalve(img, sr)
+		sr = img.Bounds()
 	}
 	dst := image.NewRGBA(image.Rect(0, 0, ow, oh))
 	switch {
@@ -406,4 +404,77 @@ func thumbScale(img image.Image, sr image.Rectangle, ow, oh int) *image.RGBA {
 		draw.ApproxBiLinear.Scale(dst, dst.Bounds(), img, sr, draw.Src, nil)
 	}
 	return dst
+}
+
+// thumbHalve is the sr part of img at half its size, each pixel the
+// average of a 2×2 block. A JPEG's Y'CbCr or grey picture is halved in
+// its own planes (a byte average, no colour conversion: the first
+// halving of a camera photo is the costliest step); anything else goes
+// through ApproxBiLinear, which at exactly one half averages the same
+// four pixels, into RGBA.
+func thumbHalve(img image.Image, sr image.Rectangle) image.Image {
+	dw, dh := sr.Dx()/2, sr.Dy()/2
+	switch src := img.(type) {
+	case *image.YCbCr:
+		dst := image.NewYCbCr(image.Rect(0, 0, dw, dh), src.SubsampleRatio)
+		for y := 0; y < dh; y++ {
+			top := src.Y[src.YOffset(sr.Min.X, sr.Min.Y+2*y):]
+			bottom := top[src.YStride:]
+			row := dst.Y[y*dst.YStride : y*dst.YStride+dw]
+			for x := range row {
+				row[x] = thumbAvg4(top[2*x], top[2*x+1], bottom[2*x], bottom[2*x+1])
+			}
+		}
+		// Each chroma sample of dst covers two of src's each way.
+		hs, vs := thumbChromaStep(src.SubsampleRatio)
+		for y := 0; y < dh; y += vs {
+			sy0 := sr.Min.Y + 2*y
+			sy1 := min(sy0+vs, sr.Max.Y-1)
+			for x := 0; x < dw; x += hs {
+				sx0 := sr.Min.X + 2*x
+				sx1 := min(sx0+hs, sr.Max.X-1)
+				a, b := src.COffset(sx0, sy0), src.COffset(sx1, sy0)
+				c, d := src.COffset(sx0, sy1), src.COffset(sx1, sy1)
+				k := dst.COffset(x, y)
+				dst.Cb[k] = thumbAvg4(src.Cb[a], src.Cb[b], src.Cb[c], src.Cb[d])
+				dst.Cr[k] = thumbAvg4(src.Cr[a], src.Cr[b], src.Cr[c], src.Cr[d])
+			}
+		}
+		return dst
+	case *image.Gray:
+		dst := image.NewGray(image.Rect(0, 0, dw, dh))
+		for y := 0; y < dh; y++ {
+			for x := 0; x < dw; x++ {
+				i := src.PixOffset(sr.Min.X+2*x, sr.Min.Y+2*y)
+				j := i + src.Stride
+				dst.Pix[y*dst.Stride+x] = thumbAvg4(src.Pix[i], src.Pix[i+1], src.Pix[j], src.Pix[j+1])
+			}
+		}
+		return dst
+	}
+	half := image.NewRGBA(image.Rect(0, 0, dw, dh))
+	draw.ApproxBiLinear.Scale(half, half.Bounds(), img, sr, draw.Src, nil)
+	return half
+}
+
+func thumbAvg4(a, b, c, d uint8) uint8 {
+	return uint8((uint(a) + uint(b) + uint(c) + uint(d) + 2) / 4)
+}
+
+// thumbChromaStep is how many luma pixels, across and down, share one
+// chroma sample under a subsampling ratio.
+func thumbChromaStep(r image.YCbCrSubsampleRatio) (h, v int) {
+	switch r {
+	case image.YCbCrSubsampleRatio422:
+		return 2, 1
+	case image.YCbCrSubsampleRatio420:
+		return 2, 2
+	case image.YCbCrSubsampleRatio440:
+		return 1, 2
+	case image.YCbCrSubsampleRatio411:
+		return 4, 1
+	case image.YCbCrSubsampleRatio410:
+		return 4, 2
+	}
+	return 1, 1
 }

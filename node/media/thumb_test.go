@@ -564,3 +564,61 @@ func TestThumbnailRefusesProgressiveJPEGsOfManyScans(t *testing.T) {
 		t.Fatalf("%d scans: got %v, want ErrNotImage from the decoder", thumbMaxScans, err)
 	}
 }
+
+func TestThumbHalveInPlanesMatchesHalvingInRGB(t *testing.T) {
+	ratios := []image.YCbCrSubsampleRatio{
+		image.YCbCrSubsampleRatio444, image.YCbCrSubsampleRatio422, image.YCbCrSubsampleRatio420,
+		image.YCbCrSubsampleRatio440, image.YCbCrSubsampleRatio411, image.YCbCrSubsampleRatio410,
+	}
+	var srcs []image.Image
+	for _, r := range ratios {
+		img := image.NewYCbCr(image.Rect(0, 0, 64, 48), r)
+		for y := 0; y < 48; y++ {
+			for x := 0; x < 64; x++ {
+				img.Y[img.YOffset(x, y)] = uint8(40 + 2*x + y)
+				img.Cb[img.COffset(x, y)] = uint8(60 + 2*y)
+				img.Cr[img.COffset(x, y)] = uint8(200 - 2*x)
+			}
+		}
+		srcs = append(srcs, img)
+	}
+	gray := image.NewGray(image.Rect(0, 0, 64, 48))
+	for i := range gray.Pix {
+		gray.Pix[i] = uint8(i * 7)
+	}
+	srcs = append(srcs, gray)
+	for _, src := range srcs {
+		for _, sr := range []image.Rectangle{src.Bounds(), image.Rect(4, 8, 40, 32)} {
+			got := thumbHalve(src, sr)
+			want := image.NewRGBA(image.Rect(0, 0, sr.Dx()/2, sr.Dy()/2))
+			for y := 0; y < want.Bounds().Dy(); y++ {
+				for x := 0; x < want.Bounds().Dx(); x++ {
+					// The average of the 2×2 block, in RGB.
+					var sum [3]int
+					for _, d := range []image.Point{{0, 0}, {1, 0}, {0, 1}, {1, 1}} {
+						r, g, b, _ := src.At(sr.Min.X+2*x+d.X, sr.Min.Y+2*y+d.Y).RGBA()
+						sum[0], sum[1], sum[2] = sum[0]+int(r>>8), sum[1]+int(g>>8), sum[2]+int(b>>8)
+					}
+					want.SetRGBA(x, y, color.RGBA{uint8(sum[0] / 4), uint8(sum[1] / 4), uint8(sum[2] / 4), 255})
+				}
+			}
+			if got.Bounds() != want.Bounds() {
+				t.Fatalf("%T %v: halved to %v, want %v", src, sr, got.Bounds(), want.Bounds())
+			}
+			for y := 0; y < want.Bounds().Dy(); y++ {
+				for x := 0; x < want.Bounds().Dx(); x++ {
+					if !thumbNear(got.At(x, y), want.RGBAAt(x, y), 8) {
+						t.Fatalf("%T %v (%v): pixel %d,%d is %v, want about %v", src, sr, thumbRatio(src), x, y, got.At(x, y), want.RGBAAt(x, y))
+					}
+				}
+			}
+		}
+	}
+}
+
+func thumbRatio(img image.Image) string {
+	if y, ok := img.(*image.YCbCr); ok {
+		return y.SubsampleRatio.String()
+	}
+	return "grey"
+}
