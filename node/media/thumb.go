@@ -409,9 +409,10 @@ func thumbScale(img image.Image, sr image.Rectangle, ow, oh int) *image.RGBA {
 // thumbHalve is the sr part of img at half its size, each pixel the
 // average of a 2×2 block. A JPEG's Y'CbCr or grey picture is halved in
 // its own planes (a byte average, no colour conversion: the first
-// halving of a camera photo is the costliest step); anything else goes
-// through ApproxBiLinear, which at exactly one half averages the same
-// four pixels, into RGBA.
+// halving of a camera photo is the costliest step), a GIF's paletted
+// frame through its palette into RGBA; anything else goes through
+// ApproxBiLinear, which at exactly one half averages the same four
+// pixels, into RGBA.
 func thumbHalve(img image.Image, sr image.Rectangle) image.Image {
 	dw, dh := sr.Dx()/2, sr.Dy()/2
 	switch src := img.(type) {
@@ -448,6 +449,31 @@ func thumbHalve(img image.Image, sr image.Rectangle) image.Image {
 				i := src.PixOffset(sr.Min.X+2*x, sr.Min.Y+2*y)
 				j := i + src.Stride
 				dst.Pix[y*dst.Stride+x] = thumbAvg4(src.Pix[i], src.Pix[i+1], src.Pix[j], src.Pix[j+1])
+			}
+		}
+		return dst
+	case *image.Paletted:
+		// A GIF frame: look colours up once, average in premultiplied
+		// RGBA (draw has no fast path for paletted sources).
+		var pal [256][4]uint8
+		for i, c := range src.Palette {
+			if i == len(pal) {
+				break
+			}
+			r, g, b, a := c.RGBA()
+			pal[i] = [4]uint8{uint8(r >> 8), uint8(g >> 8), uint8(b >> 8), uint8(a >> 8)}
+		}
+		dst := image.NewRGBA(image.Rect(0, 0, dw, dh))
+		for y := 0; y < dh; y++ {
+			top := src.Pix[src.PixOffset(sr.Min.X, sr.Min.Y+2*y):]
+			bottom := top[src.Stride:]
+			row := dst.Pix[y*dst.Stride : y*dst.Stride+4*dw]
+			for x := 0; x < dw; x++ {
+				a, b := &pal[top[2*x]], &pal[top[2*x+1]]
+				c, d := &pal[bottom[2*x]], &pal[bottom[2*x+1]]
+				for k := 0; k < 4; k++ {
+					row[4*x+k] = thumbAvg4(a[k], b[k], c[k], d[k])
+				}
 			}
 		}
 		return dst

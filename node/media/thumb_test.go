@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"image"
 	"image/color"
@@ -587,6 +588,13 @@ func TestThumbHalveInPlanesMatchesHalvingInRGB(t *testing.T) {
 		gray.Pix[i] = uint8(i * 7)
 	}
 	srcs = append(srcs, gray)
+	// A paletted frame with a transparent colour: premultiplied
+	// averages, as draw makes.
+	pal := image.NewPaletted(image.Rect(0, 0, 64, 48), color.Palette{red, blue, color.RGBA{}, color.RGBA{0, 100, 0, 200}})
+	for i := range pal.Pix {
+		pal.Pix[i] = uint8(i*5/3) % 4
+	}
+	srcs = append(srcs, pal)
 	for _, src := range srcs {
 		for _, sr := range []image.Rectangle{src.Bounds(), image.Rect(4, 8, 40, 32)} {
 			got := thumbHalve(src, sr)
@@ -594,12 +602,12 @@ func TestThumbHalveInPlanesMatchesHalvingInRGB(t *testing.T) {
 			for y := 0; y < want.Bounds().Dy(); y++ {
 				for x := 0; x < want.Bounds().Dx(); x++ {
 					// The average of the 2×2 block, in RGB.
-					var sum [3]int
+					var sum [4]int
 					for _, d := range []image.Point{{0, 0}, {1, 0}, {0, 1}, {1, 1}} {
-						r, g, b, _ := src.At(sr.Min.X+2*x+d.X, sr.Min.Y+2*y+d.Y).RGBA()
-						sum[0], sum[1], sum[2] = sum[0]+int(r>>8), sum[1]+int(g>>8), sum[2]+int(b>>8)
+						r, g, b, a := src.At(sr.Min.X+2*x+d.X, sr.Min.Y+2*y+d.Y).RGBA()
+						sum[0], sum[1], sum[2], sum[3] = sum[0]+int(r>>8), sum[1]+int(g>>8), sum[2]+int(b>>8), sum[3]+int(a>>8)
 					}
-					want.SetRGBA(x, y, color.RGBA{uint8(sum[0] / 4), uint8(sum[1] / 4), uint8(sum[2] / 4), 255})
+					want.SetRGBA(x, y, color.RGBA{uint8(sum[0] / 4), uint8(sum[1] / 4), uint8(sum[2] / 4), uint8(sum[3] / 4)})
 				}
 			}
 			if got.Bounds() != want.Bounds() {
@@ -607,7 +615,8 @@ func TestThumbHalveInPlanesMatchesHalvingInRGB(t *testing.T) {
 			}
 			for y := 0; y < want.Bounds().Dy(); y++ {
 				for x := 0; x < want.Bounds().Dx(); x++ {
-					if !thumbNear(got.At(x, y), want.RGBAAt(x, y), 8) {
+					_, _, _, ga := got.At(x, y).RGBA()
+					if !thumbNear(got.At(x, y), want.RGBAAt(x, y), 8) || int(ga>>8)-int(want.RGBAAt(x, y).A) > 2 || int(want.RGBAAt(x, y).A)-int(ga>>8) > 2 {
 						t.Fatalf("%T %v (%v): pixel %d,%d is %v, want about %v", src, sr, thumbRatio(src), x, y, got.At(x, y), want.RGBAAt(x, y))
 					}
 				}
@@ -620,5 +629,5 @@ func thumbRatio(img image.Image) string {
 	if y, ok := img.(*image.YCbCr); ok {
 		return y.SubsampleRatio.String()
 	}
-	return "grey"
+	return fmt.Sprintf("%T", img)
 }
