@@ -38,12 +38,13 @@ func thumbFuzzSeeds(f *testing.F) [][]byte {
 	return seeds
 }
 
-// FuzzExifScan: whatever the bytes, the header walk ends, never panics,
-// and names an orientation in 1..8.
+// FuzzExifScan: whatever the bytes, the header walks end, never panic,
+// name an orientation in 1..8 and count scans up to their limit.
 func FuzzExifScan(f *testing.F) {
 	for _, s := range thumbFuzzSeeds(f) {
 		f.Add(s)
 	}
+	f.Add(thumbManyScans(6))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		j := exifScan(data)
 		if j.orientation < 1 || j.orientation > 8 {
@@ -51,6 +52,10 @@ func FuzzExifScan(f *testing.F) {
 		}
 		if len(j.components) > 255 {
 			t.Fatalf("%d components", len(j.components))
+		}
+		// The scan count ends, and stops once past its limit.
+		if n := exifScans(bytes.NewReader(data), 3); n < 0 || n > 4 {
+			t.Fatalf("%d scans counted with a limit of 3", n)
 		}
 		// The orientation of a TIFF body alone is just as bounded.
 		if o := exifOrientation(data); o < 1 || o > 8 {
