@@ -631,3 +631,29 @@ func thumbRatio(img image.Image) string {
 	}
 	return fmt.Sprintf("%T", img)
 }
+
+func TestThumbnailOfAnAnimatedWebPIsRefused(t *testing.T) {
+	// VP8X with the animation flag, a 64×64 canvas, then ANIM and ANMF
+	// chunks, which x/image/webp does not decode.
+	chunk := func(out []byte, fcc string, data []byte) []byte {
+		out = append(out, fcc...)
+		out = binary.LittleEndian.AppendUint32(out, uint32(len(data)))
+		out = append(out, data...)
+		if len(data)%2 == 1 {
+			out = append(out, 0)
+		}
+		return out
+	}
+	body := []byte("WEBP")
+	body = chunk(body, "VP8X", []byte{1 << 1, 0, 0, 0, 63, 0, 0, 63, 0, 0})
+	body = chunk(body, "ANIM", make([]byte, 6))
+	body = chunk(body, "ANMF", make([]byte, 40))
+	data := binary.LittleEndian.AppendUint32([]byte("RIFF"), uint32(len(body)))
+	data = append(data, body...)
+	if w, h, typ, err := ImageSize(bytes.NewReader(data), int64(len(data))); err != nil || w != 64 || h != 64 || typ != "image/webp" {
+		t.Fatalf("ImageSize = %d×%d %s %v, want the 64×64 canvas", w, h, typ, err)
+	}
+	if _, _, err := Thumbnail(bytes.NewReader(data), int64(len(data)), "image/webp", 32, 32, "scale", true); !errors.Is(err, ErrNotImage) {
+		t.Fatalf("got %v, want ErrNotImage", err)
+	}
+}
