@@ -222,8 +222,9 @@ func thumbProbe(src io.ReaderAt, size int64) (thumbHeader, error) {
 // be); for a JPEG it also reads the Exif orientation into h.
 func thumbCost(typ string, head []byte, cfg image.Config, h *thumbHeader) (perPixel float64, progressive bool) {
 	// Halving steps hold a quarter, a sixteenth... of the picture at 4
-	// bytes a pixel.
-	const halving = 1.5
+	// bytes a pixel (4/3 of a byte per source pixel), and decoders
+	// their row buffers.
+	const halving = 2
 	switch typ {
 	case "image/jpeg":
 		j := exifScan(head)

@@ -657,3 +657,48 @@ func TestThumbnailOfAnAnimatedWebPIsRefused(t *testing.T) {
 		t.Fatalf("got %v, want ErrNotImage", err)
 	}
 }
+
+func TestThumbnailAllocatesNoMoreThanItsHeaderEstimate(t *testing.T) {
+	pic := thumbTestImage(2000, 1500, 300, red, green)
+	pal := image.NewPaletted(pic.Bounds(), color.Palette{red, green, blue})
+	for i := range pal.Pix {
+		pal.Pix[i] = uint8(i % 3)
+	}
+	var g bytes.Buffer
+	if err := gif.Encode(&g, pal, nil); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{
+		"JPEG": thumbEncodeJPEG(t, pic),
+		"PNG":  thumbEncodePNG(t, pic),
+		"GIF":  g.Bytes(),
+	} {
+		t.Run(name, func(t *testing.T) {
+			h, err := thumbProbe(bytes.NewReader(data), int64(len(data)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			perPixel, _ := thumbCost(h.typ, data[:min(len(data), thumbHead)], cfg, &thumbHeader{})
+			estimate := uint64(perPixel * float64(h.width*h.height))
+			runtime.GC()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			if _, _, err := Thumbnail(bytes.NewReader(data), int64(len(data)), "", 96, 96, "crop", false); err != nil {
+				t.Fatal(err)
+			}
+			runtime.ReadMemStats(&after)
+			// Beyond the picture: the header read, the last scaling
+			// step's scratch, the encoder.
+			const slack = 2 << 20
+			used := after.TotalAlloc - before.TotalAlloc
+			t.Logf("allocated %d KiB, estimated %d KiB", used>>10, estimate>>10)
+			if used > estimate+slack {
+				t.Fatalf("allocated %d KiB, over the estimate of %d KiB", used>>10, estimate>>10)
+			}
+		})
+	}
+}
