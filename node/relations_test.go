@@ -248,3 +248,188 @@ func TestEditsAreBundledAndRedactionsUndoThem(t *testing.T) {
 		})
 	})
 }
+
+// threadsPage is GET /threads as c asks for it.
+type threadsPage struct {
+	Chunk     []*event.Event `json:"chunk"`
+	NextBatch string         `json:"next_batch"`
+}
+
+func getThreads(ctx context.Context, c *mautrix.Client, room id.RoomID, query map[string]string) (*threadsPage, error) {
+	var resp threadsPage
+	_, err := c.MakeRequest(ctx, "GET", c.BuildURLWithQuery(mautrix.ClientURLPath{"v1", "rooms", room, "threads"}, query), nil, &resp)
+	return &resp, err
+}
+
+// rootIDs are the IDs of a page of thread roots.
+func rootIDs(p *threadsPage) []id.EventID {
+	var out []id.EventID
+	for _, ev := range p.Chunk {
+		out = append(out, ev.ID)
+	}
+	return out
+}
+
+// TestThreadsAcrossThreeNodes: replies in two threads from three nodes
+// are counted on each, with the latest reply and whether each user took
+// part; /threads lists them by latest activity, and include=participated
+// keeps a user's own; recurse follows a thread reply's own relations.
+func TestThreadsAcrossThreeNodes(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	_, cs, room := threeNodeRoom(t, ctx)
+	alice, bob, carol := cs[0], cs[1], cs[2]
+
+	older := sendContent(t, ctx, alice, room, event.EventMessage, map[string]any{"msgtype": "m.text", "body": "first topic"})
+	newer := sendContent(t, ctx, bob, room, event.EventMessage, map[string]any{"msgtype": "m.text", "body": "second topic"})
+	r1 := sendContent(t, ctx, bob, room, event.EventMessage, threadReply(older, "bob on the first"))
+	r2 := sendContent(t, ctx, carol, room, event.EventMessage, threadReply(newer, "carol on the second"))
+	// Each wait keeps the next reply after the last one everywhere, so
+	// that every node has the same latest.
+	waitThread := func(root, latest id.EventID, count int) {
+		t.Helper()
+		for _, c := range cs {
+			testkit.WaitFor(t, 30*time.Second, fmt.Sprintf("%s to see %d replies to %s", c.UserID, count, root), func() bool {
+				ev, err := c.GetEvent(ctx, room, root)
+				if err != nil {
+					return false
+				}
+				th := ev.Unsigned.Relations.GetThread()
+				return th != nil && th.Count == count && th.LatestEvent != nil && th.LatestEvent.ID == latest
+			})
+		}
+	}
+	waitThread(older, r1, 1)
+	waitThread(newer, r2, 1)
+	r3 := sendContent(t, ctx, carol, room, event.EventMessage, threadReply(older, "carol on the first"))
+	waitThread(older, r3, 2)
+	reactToReply := sendContent(t, ctx, alice, room, event.EventReaction, reaction(r3, "👍"))
+
+	t.Run("participation is per user", func(t *testing.T) {
+		for _, tc := range []struct {
+			c    *mautrix.Client
+			root id.EventID
+			want bool
+		}{
+			{alice, older, true}, // she sent the root
+			{bob, older, true},
+			{carol, older, true},
+			{alice, newer, false},
+			{bob, newer, true}, // he sent the root
+			{carol, newer, true},
+		} {
+			ev, err := tc.c.GetEvent(ctx, room, tc.root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := ev.Unsigned.Relations.GetThread().CurrentUserParticipated; got != tc.want {
+				t.Errorf("%s participated in the thread of %s: %v, want %v", tc.c.UserID, tc.root, got, tc.want)
+			}
+		}
+	})
+
+	t.Run("threads by latest activity", func(t *testing.T) {
+		for _, c := range cs {
+			p, err := getThreads(ctx, c, room, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := rootIDs(p), []id.EventID{older, newer}; fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("%s's threads %v, want %v", c.UserID, got, want)
+			}
+			if len(p.Chunk) > 0 && p.Chunk[0].Unsigned.Relations.GetThread().Count != 2 {
+				t.Errorf("%s's first thread root bundles no count of 2", c.UserID)
+			}
+		}
+		p, err := getThreads(ctx, alice, room, map[string]string{"include": "participated"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := rootIDs(p), []id.EventID{older}; fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("alice's participated threads %v, want %v", got, want)
+		}
+		first, err := getThreads(ctx, bob, room, map[string]string{"limit": "1"})
+		if err != nil || len(first.Chunk) != 1 || first.NextBatch == "" {
+			t.Fatalf("a page of one thread: %+v (%v), want one and a next_batch", first, err)
+		}
+		second, err := getThreads(ctx, bob, room, map[string]string{"limit": "1", "from": first.NextBatch})
+		if err != nil || fmt.Sprint(rootIDs(second)) != fmt.Sprint([]id.EventID{newer}) {
+			t.Errorf("the second page: %v (%v), want %v", rootIDs(second), err, newer)
+		}
+	})
+
+	t.Run("recurse follows a reply's relations", func(t *testing.T) {
+		var resp *mautrix.RespGetRelations
+		testkit.WaitFor(t, 30*time.Second, "the reaction to reach bob", func() bool {
+			var err error
+			resp, err = bob.GetRelations(ctx, room, older, &mautrix.ReqGetRelations{Recurse: true})
+			return err == nil && len(resp.Chunk) == 3
+		})
+		if resp.RecursionDepth != 2 {
+			t.Errorf("recursion_depth %d, want 2", resp.RecursionDepth)
+		}
+		if resp.Chunk[0].ID != reactToReply {
+			t.Errorf("the newest of the recursion is %s, want the reaction %s", resp.Chunk[0].ID, reactToReply)
+		}
+		flat, err := bob.GetRelations(ctx, room, older, &mautrix.ReqGetRelations{})
+		if err != nil || len(flat.Chunk) != 2 {
+			t.Errorf("without recurse: %d (%v), want the two replies", len(flat.Chunk), err)
+		}
+	})
+}
+
+// TestAJoinersHistoryHasItsRelations: relations sent before bob's node
+// joined reach it as backfilled history whose keys come after it (the
+// relation is inside the ciphertext, read from the plain view once
+// decrypted), the children often before their parent; bob's node lists
+// and bundles them as a's does, and still does after a restart.
+func TestAJoinersHistoryHasItsRelations(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	bdir := t.TempDir()
+	a, b, alice, bob := twoNodes(t, ctx, testOpts{}, testOpts{dir: bdir})
+	room := privateRoom(t, ctx, alice)
+	original := sendContent(t, ctx, alice, room, event.EventMessage, map[string]any{"msgtype": "m.text", "body": "before you came"})
+	edit := sendContent(t, ctx, alice, room, event.EventMessage, editOf(original, "before you joined"))
+	reply := sendContent(t, ctx, alice, room, event.EventMessage, threadReply(original, "a thread of old"))
+	react := sendContent(t, ctx, alice, room, event.EventReaction, reaction(original, "🎉"))
+	for i := range 5 {
+		sendContent(t, ctx, alice, room, event.EventMessage, map[string]any{"msgtype": "m.text", "body": fmt.Sprintf("filler %d", i)})
+	}
+	joinThrough(t, ctx, room, alice, bob)
+
+	check := func(c *mautrix.Client, what string) {
+		t.Helper()
+		testkit.WaitFor(t, 60*time.Second, what, func() bool {
+			if _, waiting := readTimeline(t, ctx, c, room); waiting > 0 {
+				return false // history still to fetch or to decrypt
+			}
+			ev, err := c.GetEvent(ctx, room, original)
+			if err != nil {
+				return false
+			}
+			th := ev.Unsigned.Relations.GetThread()
+			return latestEdit(ev) == edit && th != nil && th.Count == 1 && th.LatestEvent.ID == reply
+		})
+		got, _, err := relationIDs(t, ctx, c, room, original, mautrix.ReqGetRelations{})
+		if want := []id.EventID{react, reply, edit}; err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: relations %v (%v), want %v", what, got, err, want)
+		}
+		p, err := getThreads(ctx, c, room, nil)
+		if err != nil || fmt.Sprint(rootIDs(p)) != fmt.Sprint([]id.EventID{original}) {
+			t.Errorf("%s: threads %v (%v), want %v", what, rootIDs(p), err, original)
+		}
+	}
+	check(bob, "bob's node to bundle the history's edit and thread")
+
+	// Restarted, bob's node has them still.
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b = newTestNode(t, testOpts{dir: bdir, bootstrap: []*testNode{a}})
+	again := b.client()
+	again.SetCredentials(bob.UserID, bob.AccessToken)
+	check(again, "the relations to survive a restart of bob's node")
+}

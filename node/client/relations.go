@@ -183,7 +183,7 @@ func addChild(t *store.Txn, roomID, parent string, pf store.ParentFacts, c *stor
 			return err
 		}
 	}
-	return putAggregate(t, roomID, parent, &old, a)
+	return putAggregate(t, roomID, parent, &old, a, true)
 }
 
 // aggregated reports whether children of the relation type change the
@@ -235,10 +235,13 @@ func addTo(a *store.Aggregate, c *store.Relation) {
 	}
 }
 
-// putAggregate writes a parent's aggregate (deleting it when nothing is
-// aggregated and the parent is known), moving its thread in the room's
-// list of threads if its latest reply changed from old's.
-func putAggregate(t *store.Txn, roomID, parent string, old, a *store.Aggregate) error {
+// putAggregate writes a parent's aggregate, moving its thread in the
+// room's list of threads if its latest reply changed from old's. Unless
+// keep, it deletes one with nothing aggregated: keep it while the parent
+// has children that could be (an edit whose original's type is not yet
+// known to match), so that the parent's plain view, come late, finds it
+// to recompute.
+func putAggregate(t *store.Txn, roomID, parent string, old, a *store.Aggregate, keep bool) error {
 	if old.ThreadOrder != a.ThreadOrder || (old.Threads > 0) != (a.Threads > 0) {
 		if old.Threads > 0 && old.ThreadOrder != 0 {
 			if err := t.DeleteThread(roomID, old.ThreadOrder); err != nil {
@@ -251,7 +254,7 @@ func putAggregate(t *store.Txn, roomID, parent string, old, a *store.Aggregate) 
 			}
 		}
 	}
-	if a.Empty() && a.Parent.Known {
+	if a.Empty() && !keep {
 		return t.DeleteAggregate(roomID, parent)
 	}
 	return t.PutAggregate(roomID, parent, a)
@@ -276,7 +279,9 @@ func recompute(t *store.Txn, roomID, parent string, p store.ParentFacts, old *st
 	a := &store.Aggregate{Parent: p}
 	var senders []string
 	seen := map[string]bool{}
+	keep := false
 	if _, err := t.Relations(roomID, parent, 0, true, maxRecompute, func(c *store.Relation) bool {
+		keep = keep || aggregated(c.RelType)
 		before := a.Threads
 		addTo(a, c)
 		if a.Threads != before && !seen[c.Sender] {
@@ -295,7 +300,7 @@ func recompute(t *store.Txn, roomID, parent string, p store.ParentFacts, old *st
 			return err
 		}
 	}
-	return putAggregate(t, roomID, parent, old, a)
+	return putAggregate(t, roomID, parent, old, a, keep)
 }
 
 // unrelate is the write that removes a redacted event's relation and
