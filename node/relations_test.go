@@ -81,15 +81,6 @@ func bodyOf(ev *event.Event) string {
 	return b
 }
 
-// matrixStatus is the HTTP status of a failed mautrix call; 0 if none.
-func matrixStatus(err error) int {
-	var he mautrix.HTTPError
-	if errors.As(err, &he) && he.Response != nil {
-		return he.Response.StatusCode
-	}
-	return 0
-}
-
 // TestEditsAreBundledAndRedactionsUndoThem: two edits of alice's message
 // on a, seen on b: /relations lists them and bob's edit of her message
 // (an edit by another sender, never bundled); /event, /messages and
@@ -432,4 +423,86 @@ func TestAJoinersHistoryHasItsRelations(t *testing.T) {
 	again := b.client()
 	again.SetCredentials(bob.UserID, bob.AccessToken)
 	check(again, "the relations to survive a restart of bob's node")
+}
+
+// TestRelationsRefuseWhatTheUserMayNotSee: /relations answers 404 for an
+// event that does not exist, one of another room and one in a room the
+// user is not in, and leaves out the children a user who left may not
+// see; a relation to an event of another room relates to nothing.
+// /threads answers 403 to a user not in the room. Bad parameters are 400
+// M_INVALID_PARAM.
+func TestRelationsRefuseWhatTheUserMayNotSee(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	_, _, alice, bob, room := twoMembers(t, ctx, testOpts{}, testOpts{})
+	root := sendContent(t, ctx, alice, room, event.EventMessage, map[string]any{"msgtype": "m.text", "body": "root"})
+	before := sendContent(t, ctx, alice, room, event.EventReaction, reaction(root, "1"))
+	elsewhere := privateRoom(t, ctx, alice)
+	sendContent(t, ctx, alice, elsewhere, event.EventReaction, reaction(root, "from another room"))
+	testkit.WaitFor(t, 30*time.Second, "the reaction to reach bob", func() bool {
+		got, _, err := relationIDs(t, ctx, bob, room, root, mautrix.ReqGetRelations{})
+		return err == nil && len(got) == 1 && got[0] == before
+	})
+	if got, _, err := relationIDs(t, ctx, alice, room, root, mautrix.ReqGetRelations{}); err != nil || fmt.Sprint(got) != fmt.Sprint([]id.EventID{before}) {
+		t.Errorf("alice's relations of the root: %v (%v), want only %s (not the other room's)", got, err, before)
+	}
+
+	t.Run("errors", func(t *testing.T) {
+		raw := func(c *mautrix.Client, path mautrix.ClientURLPath, query map[string]string) error {
+			_, err := c.MakeRequest(ctx, "GET", c.BuildURLWithQuery(path, query), nil, nil)
+			return err
+		}
+		rel := mautrix.ClientURLPath{"v1", "rooms", room, "relations", root}
+		threads := mautrix.ClientURLPath{"v1", "rooms", room, "threads"}
+		for _, tc := range []struct {
+			name   string
+			c      *mautrix.Client
+			path   mautrix.ClientURLPath
+			query  map[string]string
+			status int
+			code   string
+		}{
+			{"an event that does not exist is not found", bob, mautrix.ClientURLPath{"v1", "rooms", room, "relations", "$nothing"}, nil, 404, "M_NOT_FOUND"},
+			{"an event of another room is not found", alice, mautrix.ClientURLPath{"v1", "rooms", elsewhere, "relations", root}, nil, 404, "M_NOT_FOUND"},
+			{"a room the user is not in is not found", bob, mautrix.ClientURLPath{"v1", "rooms", elsewhere, "relations", root}, nil, 404, "M_NOT_FOUND"},
+			{"dir other than b or f", bob, rel, map[string]string{"dir": "up"}, 400, "M_INVALID_PARAM"},
+			{"a limit of 0", bob, rel, map[string]string{"limit": "0"}, 400, "M_INVALID_PARAM"},
+			{"a limit that is no number", bob, rel, map[string]string{"limit": "ten"}, 400, "M_INVALID_PARAM"},
+			{"a from that is no token", bob, rel, map[string]string{"from": "yesterday"}, 400, "M_INVALID_PARAM"},
+			{"a to that is no token", bob, rel, map[string]string{"to": "x1"}, 400, "M_INVALID_PARAM"},
+			{"recurse other than true or false", bob, rel, map[string]string{"recurse": "deep"}, 400, "M_INVALID_PARAM"},
+			{"threads of a room the user is not in", bob, mautrix.ClientURLPath{"v1", "rooms", elsewhere, "threads"}, nil, 403, "M_FORBIDDEN"},
+			{"threads with include other than all or participated", bob, threads, map[string]string{"include": "mine"}, 400, "M_INVALID_PARAM"},
+			{"threads with a from that is no token", bob, threads, map[string]string{"from": "yesterday"}, 400, "M_INVALID_PARAM"},
+			{"threads with a negative limit", bob, threads, map[string]string{"limit": "-1"}, 400, "M_INVALID_PARAM"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				err := raw(tc.c, tc.path, tc.query)
+				var he mautrix.HTTPError
+				if !errors.As(err, &he) || he.Response == nil || he.Response.StatusCode != tc.status || he.RespError == nil || he.RespError.ErrCode != tc.code {
+					t.Errorf("got %v, want %d %s", err, tc.status, tc.code)
+				}
+			})
+		}
+	})
+
+	t.Run("a user who left sees no children after", func(t *testing.T) {
+		if _, err := bob.LeaveRoom(ctx, room); err != nil {
+			t.Fatal(err)
+		}
+		testkit.WaitFor(t, 30*time.Second, "bob's leave to reach alice", func() bool {
+			m, err := alice.JoinedMembers(ctx, room)
+			return err == nil && len(m.Joined) == 1
+		})
+		after := sendContent(t, ctx, alice, room, event.EventReaction, reaction(root, "2"))
+		testkit.WaitFor(t, 30*time.Second, "alice to list both reactions", func() bool {
+			got, _, err := relationIDs(t, ctx, alice, room, root, mautrix.ReqGetRelations{})
+			return err == nil && len(got) == 2 && got[0] == after
+		})
+		got, _, err := relationIDs(t, ctx, bob, room, root, mautrix.ReqGetRelations{})
+		if err != nil || fmt.Sprint(got) != fmt.Sprint([]id.EventID{before}) {
+			t.Errorf("bob, gone, lists %v (%v), want only %s", got, err, before)
+		}
+	})
 }

@@ -34,7 +34,7 @@ const maxBundleDepth = 2
 // bundle adds the aggregations of e to unsigned, as s sees them; nothing
 // for a render for no one (s nil) or too deep in another's bundle.
 func (api *API) bundle(e shownEvent, s *webui.Session, withRoom bool, unsigned map[string]any) {
-	if s == nil || e.depth > maxBundleDepth || e.RoomID == "" {
+	if s == nil || e.depth > maxBundleDepth || e.RoomID == "" || !api.store.MayHaveAggregate(e.ID) {
 		return
 	}
 	var a *store.Aggregate

@@ -226,6 +226,12 @@ func (t *Txn) Aggregate(room, parent string) (*Aggregate, error) {
 	return &a, nil
 }
 
+// MayHaveAggregate is false when nothing was ever aggregated into parent:
+// the filter's answer, with no transaction and no read.
+func (s *Store) MayHaveAggregate(parent string) bool {
+	return s.relParents == nil || s.relParents.mayHave(parent)
+}
+
 // PutThread lists a thread root in room at the order of its latest reply.
 func (t *Txn) PutThread(room string, order uint64, root string) error {
 	return t.txn.Set(keyThread(room, order), []byte(root))
