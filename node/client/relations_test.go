@@ -132,8 +132,10 @@ func TestHearingAnEventAgainCountsItOnce(t *testing.T) {
 	if got := x.threadCount(root.ID()); got != 2 {
 		t.Fatalf("thread count %d, want 2", got)
 	}
-	for _, ev := range []*rooms.Event{root, r1, r2, r1} {
-		x.hearAgain(ev, dag.LatePlain)
+	for _, how := range []dag.Arrival{dag.LatePlain, dag.History, dag.LateHistoryPlain} {
+		for _, ev := range []*rooms.Event{root, r1, r2, r1} {
+			x.hearAgain(ev, how)
+		}
 	}
 	if got := x.threadCount(root.ID()); got != 2 {
 		t.Errorf("heard again, thread count %d, want 2", got)
