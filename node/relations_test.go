@@ -428,14 +428,28 @@ func TestAJoinersHistoryHasItsRelations(t *testing.T) {
 // TestRelationsRefuseWhatTheUserMayNotSee: /relations answers 404 for an
 // event that does not exist, one of another room and one in a room the
 // user is not in, and leaves out the children a user who left may not
-// see; a relation to an event of another room relates to nothing.
+// see (though another user of the node, still there, sees them); a relation to an event of another room relates to nothing.
 // /threads answers 403 to a user not in the room. Bad parameters are 400
 // M_INVALID_PARAM.
 func TestRelationsRefuseWhatTheUserMayNotSee(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	_, _, alice, bob, room := twoMembers(t, ctx, testOpts{}, testOpts{})
+	_, b, alice, bob, room := twoMembers(t, ctx, testOpts{}, testOpts{regToken: "relations-token"})
+	// bobby keeps b in the room once bob has left it.
+	bobby := b.register(ctx, "bobby")
+	if _, err := alice.InviteUser(ctx, room, &mautrix.ReqInviteUser{UserID: bobby.UserID}); err != nil {
+		t.Fatal(err)
+	}
+	// b holds the room already: the invite reaches bobby at once (it is
+	// delivered to his node directly), the room's own copy of it with
+	// gossip, and the join needs that.
+	testkit.WaitFor(t, 30*time.Second, "the invite in b's room", func() bool {
+		return b.membership(b.getRoom(room.String()), bobby.UserID.String()) == "invite"
+	})
+	if _, err := bobby.JoinRoomByID(ctx, room); err != nil {
+		t.Fatal(err)
+	}
 	root := sendContent(t, ctx, alice, room, event.EventMessage, map[string]any{"msgtype": "m.text", "body": "root"})
 	before := sendContent(t, ctx, alice, room, event.EventReaction, reaction(root, "1"))
 	elsewhere := privateRoom(t, ctx, alice)
@@ -493,11 +507,11 @@ func TestRelationsRefuseWhatTheUserMayNotSee(t *testing.T) {
 		}
 		testkit.WaitFor(t, 30*time.Second, "bob's leave to reach alice", func() bool {
 			m, err := alice.JoinedMembers(ctx, room)
-			return err == nil && len(m.Joined) == 1
+			return err == nil && len(m.Joined) == 2
 		})
 		after := sendContent(t, ctx, alice, room, event.EventReaction, reaction(root, "2"))
-		testkit.WaitFor(t, 30*time.Second, "alice to list both reactions", func() bool {
-			got, _, err := relationIDs(t, ctx, alice, room, root, mautrix.ReqGetRelations{})
+		testkit.WaitFor(t, 30*time.Second, "bobby, on bob's node, to list both reactions", func() bool {
+			got, _, err := relationIDs(t, ctx, bobby, room, root, mautrix.ReqGetRelations{})
 			return err == nil && len(got) == 2 && got[0] == after
 		})
 		got, _, err := relationIDs(t, ctx, bob, room, root, mautrix.ReqGetRelations{})

@@ -2,6 +2,7 @@ package client
 
 import (
 	"encoding/json"
+	"slices"
 	"testing"
 
 	"github.com/parley-p2p/parley/node/dag"
@@ -146,5 +147,60 @@ func TestHearingAnEventAgainCountsItOnce(t *testing.T) {
 	}
 	if p, _ := th["current_user_participated"].(bool); p {
 		t.Error("alice, who sent neither root nor reply, is said to have participated")
+	}
+}
+
+// threads is what alice's GET /threads lists.
+func (x *e2eeRoom) threads(participated bool) []string {
+	x.t.Helper()
+	resp, err := x.api.Threads(x.t.Context(), x.alice, webui.ThreadsRequest{RoomID: x.r.ID, Participated: participated, Limit: 10})
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	var out []string
+	for _, ce := range resp.Chunk {
+		out = append(out, ce.EventID)
+	}
+	return out
+}
+
+// TestRedactingAThreadsRepliesUndoesIt: redacting a thread's latest
+// reply makes the one before the latest, and the thread's activity
+// moves back with it among the room's threads; redacting the last reply
+// ends the thread.
+func TestRedactingAThreadsRepliesUndoesIt(t *testing.T) {
+	x := newE2EERoom(t)
+	first := x.bobSays("first root")
+	second := x.bobSays("second root")
+	r1 := x.fromBob("m.room.message", nil, threadContent(first.ID(), "one"))
+	x.fromBob("m.room.message", nil, threadContent(second.ID(), "two"))
+	r3 := x.fromBob("m.room.message", nil, threadContent(first.ID(), "three"))
+	if got, want := x.threads(false), []string{first.ID(), second.ID()}; !slices.Equal(got, want) {
+		t.Fatalf("threads %v, want %v", got, want)
+	}
+	if got := x.threads(true); len(got) != 0 {
+		t.Errorf("alice took part in no thread, yet lists %v", got)
+	}
+	redact := func(ev *rooms.Event) {
+		t.Helper()
+		x.fromBob("m.room.redaction", nil, `{"redacts":"`+ev.ID()+`"}`)
+	}
+	redact(r3)
+	th, _ := x.relationsBundled(first.ID())[relThread].(map[string]any)
+	if latest, _ := th["latest_event"].(webui.ClientEvent); latest.EventID != r1.ID() || th["count"] != 1 {
+		t.Errorf("after redacting the latest reply the thread bundles %v", th)
+	}
+	if got, want := x.threads(false), []string{second.ID(), first.ID()}; !slices.Equal(got, want) {
+		t.Errorf("after redacting the latest reply, threads %v, want %v", got, want)
+	}
+	redact(r1)
+	if _, ok := x.relationsBundled(first.ID())[relThread]; ok {
+		t.Error("a thread without replies is still bundled")
+	}
+	if got, want := x.threads(false), []string{second.ID()}; !slices.Equal(got, want) {
+		t.Errorf("after redacting the last reply, threads %v, want %v", got, want)
+	}
+	if got := x.relationsOf(first.ID()); len(got) != 0 {
+		t.Errorf("redacted replies still listed: %v", got)
 	}
 }
