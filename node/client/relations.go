@@ -47,8 +47,8 @@ func (api *API) relate(te *timelineEvent) func(*store.Txn, uint64) error {
 		return nil // redacted before it came: nothing to relate
 	}
 	e := te.shown(api)
-	if e.hidden {
-		return nil
+	if e.hidden || e.status == e2eeForged {
+		return nil // the codec's own, or no plaintext to trust
 	}
 	c := te.content(api)
 	self := factsOf(e, c)
@@ -166,15 +166,18 @@ func addChild(t *store.Txn, roomID, parent string, pf store.ParentFacts, c *stor
 	a, err := t.Aggregate(roomID, parent)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		a = &store.Aggregate{}
+		a = &store.Aggregate{Parent: pf} // the first child to count
 	case err != nil:
 		return err
 	}
-	if pf.Known {
-		a.Parent = pf
-	}
-	if l != nil {
-		return recompute(t, roomID, parent, a.Parent, a) // heard again
+	if l != nil || (pf.Known && pf != a.Parent) {
+		// Heard again, or the parent shows otherwise than when its
+		// children were counted (its plain view came since): count
+		// them all again.
+		if pf.Known {
+			return recompute(t, roomID, parent, pf, a)
+		}
+		return recompute(t, roomID, parent, a.Parent, a)
 	}
 	old := *a
 	addTo(a, c)
