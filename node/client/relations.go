@@ -152,8 +152,10 @@ func addChild(t *store.Txn, roomID, parent string, pf store.ParentFacts, c *stor
 		if _, err := t.DeleteRelation(c.EventID); err != nil {
 			return err
 		}
-		if err := recomputeKept(t, l.Room, l.Parent); err != nil {
-			return err
+		if aggregated(l.RelType) {
+			if err := recomputeKept(t, l.Room, l.Parent); err != nil {
+				return err
+			}
 		}
 		l = nil
 	}
@@ -317,8 +319,8 @@ func (api *API) unrelate(r *dag.Room, ev *rooms.Event) func(*store.Txn, uint64) 
 			return nil // does not apply (or not recorded): kept as it was
 		}
 		l, err := t.DeleteRelation(target)
-		if err != nil || l == nil || l.Room != r.ID {
-			return err
+		if err != nil || l == nil || !aggregated(l.RelType) {
+			return err // a reaction's redaction costs no recount
 		}
 		return recomputeKept(t, l.Room, l.Parent)
 	}

@@ -167,7 +167,7 @@ func (x *e2eeRoom) threads(participated bool) []string {
 // TestRedactingAThreadsRepliesUndoesIt: redacting a thread's latest
 // reply makes the one before the latest, and the thread's activity
 // moves back with it among the room's threads; redacting the last reply
-// ends the thread.
+// ends the thread. A redacted reaction is no longer listed.
 func TestRedactingAThreadsRepliesUndoesIt(t *testing.T) {
 	x := newE2EERoom(t)
 	first := x.bobSays("first root")
@@ -202,5 +202,16 @@ func TestRedactingAThreadsRepliesUndoesIt(t *testing.T) {
 	}
 	if got := x.relationsOf(first.ID()); len(got) != 0 {
 		t.Errorf("redacted replies still listed: %v", got)
+	}
+	react := x.fromBob("m.reaction", nil, `{"m.relates_to":{"rel_type":"m.annotation","event_id":"`+second.ID()+`","key":"👍"}}`)
+	if got := x.relationsOf(second.ID()); len(got) != 2 || got[0] != react.ID() {
+		t.Fatalf("the reaction is not listed first: %v", got)
+	}
+	redact(react)
+	if got := x.relationsOf(second.ID()); len(got) != 1 || slices.Contains(got, react.ID()) {
+		t.Errorf("a redacted reaction is still listed: %v", got)
+	}
+	if th, _ := x.relationsBundled(second.ID())[relThread].(map[string]any); th["count"] != 1 {
+		t.Errorf("redacting a reaction changed the thread: %v", th)
 	}
 }
