@@ -164,6 +164,12 @@ func (s *Server) routes() http.Handler {
 		m("GET /publicRooms", s.optionalAuth(s.getPublicRooms))
 		m("POST /publicRooms", s.authed(s.postPublicRooms))
 	}
+	if s.relations != nil {
+		mux.Handle("GET /_matrix/client/v1/rooms/{roomId}/relations/{eventId}", s.authed(s.getRelations))
+		mux.Handle("GET /_matrix/client/v1/rooms/{roomId}/relations/{eventId}/{relType}", s.authed(s.getRelations))
+		mux.Handle("GET /_matrix/client/v1/rooms/{roomId}/relations/{eventId}/{relType}/{eventType}", s.authed(s.getRelations))
+		mux.Handle("GET /_matrix/client/v1/rooms/{roomId}/threads", s.authed(s.getThreads))
+	}
 	if s.links != nil {
 		mux.Handle("POST /_parley/v1/rooms/{roomId}/links", s.authed(s.createLink))
 		mux.Handle("GET /_parley/v1/rooms/{roomId}/links", s.authed(s.listLinks))

@@ -76,6 +76,8 @@ type Backends struct {
 	Dehydrated DehydratedDevices
 	// Directory: directory.go (the public room directory).
 	Directory Directory
+	// Relations: relations.go (relations and threads).
+	Relations Relations
 }
 
 // Server is the local HTTP server.
@@ -105,6 +107,7 @@ type Server struct {
 	hierarchy     Hierarchy
 	timestamps    Timestamps
 	dehydrated    DehydratedDevices
+	relations     Relations
 
 	ready     atomic.Bool
 	ln        net.Listener
@@ -152,6 +155,7 @@ func New(cfg Config, b Backends) *Server {
 	s.timestamps = b.Timestamps
 	s.dehydrated = b.Dehydrated
 	s.directory = b.Directory
+	s.relations = b.Relations
 	s.ready.Store(!cfg.WaitReady)
 	s.handler = s.routes()
 	return s

@@ -60,6 +60,8 @@ type shownEvent struct {
 	// redactedBy is the redaction that applies to the engine's event;
 	// nil if none does.
 	redactedBy *dag.Info
+	// depth is how deep in other events' bundles it is rendered (bundle.go).
+	depth int
 }
 
 // readShown reads an event to be shown, in t (nil: through the engine).
@@ -124,6 +126,7 @@ func (api *API) shownInfo(i *dag.Info) shownEvent {
 // if it is a redaction.
 func (api *API) render(e shownEvent, s *webui.Session, withRoom bool) webui.ClientEvent {
 	ce := api.skimmedEvent(e.Skim, e.status, e.rec.TxnID, e.rec.TxnDevice, s, withRoom)
+	api.bundle(e, s, withRoom, ce.Unsigned) // bundle.go
 	if e.info == nil {
 		return ce
 	}

@@ -123,6 +123,9 @@ func (s *Store) loadIndexes() error {
 		if err := keysWithPrefix(txn, []byte("ev/"), func(k []byte) { s.events.addBytes(k[len("ev/"):]) }); err != nil {
 			return err
 		}
+		if err := s.loadRelParents(txn); err != nil {
+			return err
+		}
 		t := &Txn{s: s, txn: openTxn(txn)}
 		return t.scan([]byte("rd/"), nil, false, func(k, v []byte) (bool, error) {
 			var r Redaction

@@ -43,6 +43,7 @@ type Store struct {
 	sessions   sessionCache
 	redactMu   sync.RWMutex
 	redactions map[string]Redaction // every stored redaction, by target: bounded by what is on disk
+	relParents *eventFilter         // parents with a relation aggregate (relations.go)
 	stats      counters
 
 	dir       string
