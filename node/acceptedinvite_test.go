@@ -75,3 +75,23 @@ func hasWelcome(resp *mautrix.RespSync, room interface{ String() string }) bool 
 	}
 	return false
 }
+
+// TestAJoinRightAfterAnInviteToAFollowedRoom: node b already follows the
+// room for bob when alice invites more users of b. Each invite reaches
+// its user straight from alice's node, ahead of the room's copy of it by
+// gossip; a join sent the moment the invite shows in /sync must find it
+// (the node takes the invite into the room first), never fail with
+// "neither invited nor joined".
+func TestAJoinRightAfterAnInviteToAFollowedRoom(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	_, b, alice, _, room := twoMembers(t, ctx, testOpts{}, testOpts{regToken: "reg-token-join"})
+	for _, name := range []string{"dan", "erin", "frank"} {
+		u := b.register(ctx, name)
+		joinThrough(t, ctx, room, alice, u)
+		if m := b.membership(b.getRoom(room.String()), u.UserID.String()); m != "join" {
+			t.Fatalf("%s's membership on b after joining: %q", name, m)
+		}
+	}
+}

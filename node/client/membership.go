@@ -44,8 +44,19 @@ func (api *API) Join(ctx context.Context, s *webui.Session, target string, given
 		return "", errs.NotFoundf("%q is neither a room ID nor a room alias; join by room ID, alias or invite link", target)
 	}
 	if r := api.peers.Room(target); r != nil && r.Followed() {
-		if api.peers.Membership(r, s.UserID) == "join" {
+		switch api.peers.Membership(r, s.UserID) {
+		case "join":
 			return r.ID, nil
+		case "invite":
+		default:
+			// An invite to a room this node follows for another of its
+			// users comes straight to the user, and may be ahead of the
+			// room's copy of it.
+			if inv := api.invite(s.UserID, r.ID); inv != nil && len(inv.Event) > 0 {
+				if err := api.peers.TakeInvite(ctx, r, s.UserID, inv.Event); err != nil {
+					api.log.Info("invite not taken into the room before joining", "room", r.ID, "user", s.UserID, "err", err)
+				}
+			}
 		}
 		c, _ := rooms.MarshalCanonical(api.memberContent(s.UserID, "join"))
 		user := s.UserID

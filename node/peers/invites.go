@@ -1,10 +1,13 @@
 package peers
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 
 	"github.com/parley-p2p/parley/node/store"
+	"github.com/parley-p2p/parley/rooms"
 )
 
 // strippedEntry is one stripped state event as an inviter sends it.
@@ -92,4 +95,38 @@ func (ps *Peers) serverBlocked(server string) bool {
 		ps.log.Warn("read blocked servers", "err", err)
 	}
 	return blocked
+}
+
+// TakeInvite admits into a followed room's timeline an invite that
+// reached this node through the invite protocol, before the room's own
+// copy of it came by gossip, fetching what it builds on from the room's
+// members: a join sent at once then finds its invite. An invite already
+// held, or of another user, changes nothing.
+func (ps *Peers) TakeInvite(ctx context.Context, r *Room, user string, pdu json.RawMessage) error {
+	ev, err := ps.parseOne(r, pdu)
+	if err != nil {
+		return err
+	}
+	if ev.Type() != "m.room.member" || ev.StateKey() == nil || *ev.StateKey() != user || ev.Membership() != "invite" {
+		return fmt.Errorf("invite record of %s in %s holds no invite of theirs", user, r.ID)
+	}
+	if ps.dag.Known(ev.ID()) {
+		return nil
+	}
+	server, err := rooms.ServerOf(ev.Sender())
+	if err != nil {
+		return err
+	}
+	from, err := peerOf(server)
+	if err != nil {
+		return err
+	}
+	out, err := ps.ingestRemote(ctx, r, ev, from, false)
+	if err != nil {
+		return err
+	}
+	if out.Rejected != nil {
+		return fmt.Errorf("invite %s rejected: %v", ev.ID(), out.Rejected)
+	}
+	return <-out.Committed
 }
