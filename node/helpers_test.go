@@ -66,6 +66,8 @@ type testOpts struct {
 	hidePresence bool
 	// presenceIdle shortens the time to idle presence.
 	presenceIdle time.Duration
+	// maxUpload and mediaQuota set Config.MaxUpload and MediaQuota.
+	maxUpload, mediaQuota int64
 }
 
 // newTestNode starts a node that closes when the test ends, and fails the
@@ -108,6 +110,8 @@ func newTestNode(t testing.TB, o testOpts) *testNode {
 		accessTokenLifetime: o.accessTokenLifetime,
 		HidePresence:        o.hidePresence,
 		presenceIdle:        o.presenceIdle,
+		MaxUpload:           o.maxUpload,
+		MediaQuota:          o.mediaQuota,
 	}
 	for _, b := range o.bootstrap {
 		cfg.Bootstrap = append(cfg.Bootstrap, b.Addrs()...)
