@@ -12,12 +12,14 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/parley-p2p/parley/internal/testkit"
 	"github.com/parley-p2p/parley/node/store"
 	"github.com/parley-p2p/parley/rooms"
 )
@@ -396,4 +398,68 @@ func TestMediaBadInput(t *testing.T) {
 	}
 	r, body := mediaReq(t, n, "PUT", "/_matrix/media/v3/upload/"+srv+"/..%2Fx", alice.AccessToken, strings.NewReader("x"), nil)
 	wantRawError(t, "an async upload to a malformed media ID", r, body, 400, "M_INVALID_PARAM")
+}
+
+// TestMediaUploadsInProgressAreBounded: a user has at most four uploads
+// in progress; a fifth is told to come back, and can once one ends.
+func TestMediaUploadsInProgressAreBounded(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	n := newTestNode(t, testOpts{})
+	alice := n.register(ctx, "alice")
+	var writers []*io.PipeWriter
+	results := make(chan error, 4)
+	for range 4 {
+		pr, pw := io.Pipe()
+		writers = append(writers, pw)
+		go func() {
+			_, err := alice.UploadMedia(ctx, mautrix.ReqUploadMedia{Content: pr, ContentLength: -1, ContentType: "text/plain"})
+			results <- err
+		}()
+	}
+	// Each slow upload holds its slot once its first bytes are read.
+	for _, pw := range writers {
+		go pw.Write([]byte("slow "))
+	}
+	var last error
+	testkit.WaitFor(t, 20*time.Second, "a fifth upload refused while four are in progress", func() bool {
+		_, last = alice.UploadBytes(ctx, []byte("quick"), "text/plain")
+		return last != nil
+	})
+	wantHTTP(t, "a fifth upload", last, http.StatusTooManyRequests, "M_LIMIT_EXCEEDED")
+	for _, pw := range writers {
+		pw.Close()
+	}
+	for range 4 {
+		if err := <-results; err != nil {
+			t.Fatalf("a slow upload: %v", err)
+		}
+	}
+	if _, err := alice.UploadBytes(ctx, []byte("quick"), "text/plain"); err != nil {
+		t.Fatalf("an upload once the others ended: %v", err)
+	}
+}
+
+// TestMediaUploadsStopBeforeTheDiskFills: an upload that would take the
+// disk below the space the node keeps free is refused (507), and the
+// node's other writes go on.
+func TestMediaUploadsStopBeforeTheDiskFills(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var free atomic.Uint64
+	free.Store(1 << 30)
+	n := newTestNode(t, testOpts{freeSpace: func(string) (uint64, error) { return free.Load(), nil }})
+	alice := n.register(ctx, "alice")
+	if _, err := alice.UploadBytes(ctx, make([]byte, 2<<20), "application/octet-stream"); err != nil {
+		t.Fatal(err)
+	}
+	free.Store(65 << 20) // the node keeps 64 MiB free
+	_, err := alice.UploadBytes(ctx, make([]byte, 2<<20), "application/octet-stream")
+	wantHTTP(t, "an upload the disk cannot take", err, http.StatusInsufficientStorage, "M_RESOURCE_LIMIT_EXCEEDED")
+	if u := n.media.Usage(); u.Blobs != 1 {
+		t.Fatalf("a refused upload was kept: %+v", u)
+	}
+	privateRoom(t, ctx, alice) // events are still written
 }

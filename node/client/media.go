@@ -255,13 +255,8 @@ func (api *API) sweepPending() {
 	for {
 		var n int
 		err := api.store.Update(func(t *store.Txn) error {
-			lapsed, err := t.LapsedPendingMedia(nowMS(), 1000)
-			for _, p := range lapsed {
-				if err := t.DeleteMedia(api.serverName, p.MediaID); err != nil && !errors.Is(err, store.ErrNotFound) {
-					return err
-				}
-			}
-			n = len(lapsed)
+			var err error
+			n, err = t.SweepLapsedMedia(api.serverName, nowMS(), 1000)
 			return err
 		})
 		if err != nil {
