@@ -399,6 +399,7 @@ func (n *Node) Status() any {
 		"reachability":  n.host.Reachability(),
 		"relay_service": n.cfg.RelayService,
 		"relayed":       len(n.host.RelayAddrs()) > 0,
+		"media":         n.mediaStatus(),
 	}
 }
 
