@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"image"
 	"image/color"
@@ -12,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,7 +22,9 @@ import (
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/parley-p2p/parley/errs"
 	"github.com/parley-p2p/parley/internal/testkit"
+	"github.com/parley-p2p/parley/node/media"
 	"github.com/parley-p2p/parley/node/store"
 	"github.com/parley-p2p/parley/rooms"
 )
@@ -468,4 +473,147 @@ func TestMediaUploadsStopBeforeTheDiskFills(t *testing.T) {
 		t.Fatalf("a refused upload was kept: %+v", u)
 	}
 	privateRoom(t, ctx, alice) // events are still written
+}
+
+// fakeFetcher stands for the node's peers when media of another server
+// is asked for: it "fetches" files it was given, signed by that server,
+// through the media store's partial downloads, as the real fetcher does.
+type fakeFetcher struct {
+	node    func() *testNode
+	key     ed25519.PrivateKey
+	mu      sync.Mutex
+	files   map[string][]byte // media ID -> bytes
+	fetches map[string]int
+	block   bool // wait for the request to end instead
+}
+
+func newFakeFetcher() *fakeFetcher {
+	_, key, _ := ed25519.GenerateKey(nil)
+	return &fakeFetcher{key: key, files: map[string][]byte{}, fetches: map[string]int{}}
+}
+
+func (f *fakeFetcher) server() string { return rooms.ServerName(f.key.Public().(ed25519.PublicKey)) }
+
+func (f *fakeFetcher) mxc(mediaID string) id.ContentURI {
+	return id.ContentURI{Homeserver: f.server(), FileID: mediaID}
+}
+
+func (f *fakeFetcher) Fetch(ctx context.Context, user, server, mediaID string) (string, *media.Meta, error) {
+	f.mu.Lock()
+	data, ok := f.files[mediaID]
+	block := f.block
+	f.mu.Unlock()
+	if block {
+		<-ctx.Done()
+		return "", nil, ctx.Err()
+	}
+	if !ok || server != f.server() {
+		return "", nil, errs.NotFoundf("no such media")
+	}
+	var chunks [][]byte
+	for i := 0; i < len(data); i += media.ChunkSize {
+		sum := sha256.Sum256(data[i:min(len(data), i+media.ChunkSize)])
+		chunks = append(chunks, sum[:])
+	}
+	whole := sha256.Sum256(data)
+	m := &media.Meta{Server: server, MediaID: mediaID, Size: int64(len(data)), SHA256: hex.EncodeToString(whole[:]), Chunks: chunks, Type: "image/png", Name: "remote.png"}
+	raw, err := m.Sign(f.key)
+	if err != nil {
+		return "", nil, err
+	}
+	if m, err = media.Verify(raw, server, mediaID); err != nil {
+		return "", nil, err
+	}
+	ms := f.node().media
+	if !ms.Has(m.SHA256) {
+		f.mu.Lock()
+		f.fetches[mediaID]++
+		f.mu.Unlock()
+		p, err := ms.OpenPartial(m)
+		if err != nil {
+			return "", nil, err
+		}
+		for _, i := range p.Missing() {
+			if err := p.WriteChunk(i, data[i*media.ChunkSize:min(len(data), (i+1)*media.ChunkSize)]); err != nil {
+				p.Close()
+				return "", nil, err
+			}
+		}
+		if err := p.Complete(); err != nil {
+			return "", nil, err
+		}
+	}
+	return m.SHA256, m, nil
+}
+
+func (f *fakeFetcher) count(mediaID string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.fetches[mediaID]
+}
+
+// TestRemoteMediaAndEviction: media of another server comes through the
+// fetcher and is served as local media is; when copies of others' media
+// fill the quota, the least recently used goes first, never an upload of
+// this node's; an evicted copy is fetched again when asked for.
+func TestRemoteMediaAndEviction(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	f := newFakeFetcher()
+	n := newTestNode(t, testOpts{mediaQuota: 4 << 20, mediaFetcher: f})
+	f.node = func() *testNode { return n }
+	alice := n.register(ctx, "alice")
+	own := bytes.Repeat([]byte("own "), 1<<18) // 1 MiB
+	up, err := alice.UploadBytes(ctx, own, "application/octet-stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range []string{"r1", "r2", "r3"} {
+		f.files[name] = bytes.Repeat([]byte{byte('a' + i)}, 1<<20)
+	}
+	get := func(name string) {
+		t.Helper()
+		resp, err := alice.Download(ctx, f.mxc(name))
+		if err != nil {
+			t.Fatalf("download %s: %v", name, err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !bytes.Equal(got, f.files[name]) {
+			t.Fatalf("download %s: wrong bytes", name)
+		}
+		if ct, d := resp.Header.Get("Content-Type"), resp.Header.Get("Content-Disposition"); ct != "image/png" || d != `inline; filename="remote.png"` {
+			t.Fatalf("download %s: %s, %s", name, ct, d)
+		}
+	}
+	get("r1")
+	get("r2")
+	get("r1") // r2 is now the least recently used
+	if u := n.media.Usage(); u.Total != 3<<20 || u.Evicted != 0 {
+		t.Fatalf("usage before the quota fills %+v", u)
+	}
+	get("r3") // 4 MiB of 4 MiB: down to 80 %, r2 goes
+	if u := n.media.Usage(); u.Evicted != 1 || u.Total != 3<<20 || u.Local != 1<<20 {
+		t.Fatalf("usage after eviction %+v", u)
+	}
+	if got, err := alice.DownloadBytes(ctx, up.ContentURI); err != nil || !bytes.Equal(got, own) {
+		t.Fatalf("the local upload after eviction: %v", err)
+	}
+	get("r1")
+	if f.count("r1") != 1 || f.count("r2") != 1 {
+		t.Fatalf("fetches r1 %d, r2 %d: r1 should have stayed", f.count("r1"), f.count("r2"))
+	}
+	get("r2")
+	if f.count("r2") != 2 {
+		t.Fatalf("the evicted r2 was fetched %d times, want 2", f.count("r2"))
+	}
+
+	_, err = alice.Download(ctx, f.mxc("unknown"))
+	wantHTTP(t, "remote media no member has", err, http.StatusNotFound, "M_NOT_FOUND")
+	f.mu.Lock()
+	f.block = true
+	f.mu.Unlock()
+	r, body := mediaReq(t, n, "GET", downloadPath(f.mxc("r3"))+"?timeout_ms=200", alice.AccessToken, nil, nil)
+	wantRawError(t, "remote media not fetched in time", r, body, http.StatusGatewayTimeout, "M_NOT_YET_UPLOADED")
 }

@@ -133,6 +133,8 @@ type Config struct {
 	accessTokenLifetime time.Duration
 	// presenceIdle shortens client.Config.PresenceIdle (tests).
 	presenceIdle time.Duration
+	// mediaFetcher replaces how media of other nodes is fetched (tests).
+	mediaFetcher client.MediaFetcher
 	// p2pOptions are extra libp2p options (tests force reachability:
 	// libp2p counts loopback as private).
 	p2pOptions []libp2p.Option
@@ -271,6 +273,7 @@ func (n *Node) Start() (err error) {
 		Media:             n.media,
 		MediaKey:          n.key,
 		MaxUpload:         n.cfg.MaxUpload,
+		MediaFetcher:      n.cfg.mediaFetcher,
 		Logger:            n.cfg.Logger,
 
 		AccessTokenLifetime: n.cfg.accessTokenLifetime,
