@@ -12,10 +12,10 @@ import (
 
 // fakeMedia serves one file and records what it was asked.
 type fakeMedia struct {
-	data      []byte
-	timeout   time.Duration
-	thumb     ThumbnailRequest
-	uploaded  []byte
+	data     []byte
+	timeout  time.Duration
+	thumb    ThumbnailRequest
+	uploaded []byte
 }
 
 type readSeekNopCloser struct{ *bytes.Reader }
