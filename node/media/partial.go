@@ -32,7 +32,7 @@ type Partial struct {
 	path string
 	f    *os.File
 
-	mu      sync.Mutex
+	mu       sync.Mutex
 	missing  []bool
 	left     int
 	done     bool // completed, closed or aborted: no more writes
