@@ -14,6 +14,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/parley-p2p/parley/internal/testkit"
+	"github.com/parley-p2p/parley/node/client"
 	"github.com/parley-p2p/parley/p2p"
 	"github.com/parley-p2p/parley/rooms"
 )
@@ -66,6 +67,10 @@ type testOpts struct {
 	hidePresence bool
 	// presenceIdle shortens the time to idle presence.
 	presenceIdle time.Duration
+	// maxUpload and mediaQuota set Config.MaxUpload and MediaQuota.
+	maxUpload, mediaQuota int64
+	// mediaFetcher replaces the node's fetching of remote media.
+	mediaFetcher client.MediaFetcher
 }
 
 // newTestNode starts a node that closes when the test ends, and fails the
@@ -108,6 +113,9 @@ func newTestNode(t testing.TB, o testOpts) *testNode {
 		accessTokenLifetime: o.accessTokenLifetime,
 		HidePresence:        o.hidePresence,
 		presenceIdle:        o.presenceIdle,
+		MaxUpload:           o.maxUpload,
+		MediaQuota:          o.mediaQuota,
+		mediaFetcher:        o.mediaFetcher,
 	}
 	for _, b := range o.bootstrap {
 		cfg.Bootstrap = append(cfg.Bootstrap, b.Addrs()...)

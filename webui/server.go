@@ -78,6 +78,8 @@ type Backends struct {
 	Directory Directory
 	// Relations: relations.go (relations and threads).
 	Relations Relations
+	// Media: media.go (the content repository).
+	Media Media
 }
 
 // Server is the local HTTP server.
@@ -108,6 +110,7 @@ type Server struct {
 	timestamps    Timestamps
 	dehydrated    DehydratedDevices
 	relations     Relations
+	media         Media
 
 	ready     atomic.Bool
 	ln        net.Listener
@@ -156,6 +159,7 @@ func New(cfg Config, b Backends) *Server {
 	s.dehydrated = b.Dehydrated
 	s.directory = b.Directory
 	s.relations = b.Relations
+	s.media = b.Media
 	s.ready.Store(!cfg.WaitReady)
 	s.handler = s.routes()
 	return s

@@ -24,13 +24,13 @@ import (
 
 // Errors of Thumbnail and ImageSize. They are *errs.Error values (compare
 // with errors.Is), so the client API maps them without help: ErrNotImage
-// and ErrBadSize to 400, ErrTooLarge to 413. ErrBusy is the caller's to
+// and ErrBadSize to 400, ErrTooLarge to 413. ErrThumbBusy is the caller's to
 // answer (429 with retry_after_ms).
 var (
-	ErrNotImage = errs.Invalidf("media: the content is not an image this node can thumbnail (JPEG, PNG, GIF, WebP)")
-	ErrTooLarge = errs.TooLargef("media: the image is too large to thumbnail")
-	ErrBadSize  = errs.Invalidf("media: a thumbnail's width and height must be 1..2000 and its method crop or scale")
-	ErrBusy     = errors.New("media: too many thumbnails are being made; try again shortly")
+	ErrNotImage  = errs.Invalidf("media: the content is not an image this node can thumbnail (JPEG, PNG, GIF, WebP)")
+	ErrTooLarge  = errs.TooLargef("media: the image is too large to thumbnail")
+	ErrBadSize   = errs.Invalidf("media: a thumbnail's width and height must be 1..2000 and its method crop or scale")
+	ErrThumbBusy = errors.New("media: too many thumbnails are being made; try again shortly")
 )
 
 // Bounds of the thumbnailer. A file passes every check on its header
@@ -55,7 +55,7 @@ const (
 	// and the JPEG header segments (Exif is at most 64 KiB).
 	thumbHead = 256 << 10
 	// thumbRunning thumbnails are made at once; thumbWaiting more may
-	// wait for their turn; beyond that Thumbnail answers ErrBusy.
+	// wait for their turn; beyond that Thumbnail answers ErrThumbBusy.
 	thumbRunning = 1
 	thumbWaiting = 4
 	// thumbJPEGQuality is the quality of JPEG thumbnails.
@@ -90,7 +90,7 @@ var (
 // transparency, else JPEG at quality 80; outType names it.
 //
 // Errors: ErrBadSize, ErrNotImage, ErrTooLarge (over 20000 pixels a
-// side, 50 megapixels, or an estimated 256 MiB to decode), ErrBusy when
+// side, 50 megapixels, or an estimated 256 MiB to decode), ErrThumbBusy when
 // more than a few are waiting, and read errors of src.
 func Thumbnail(src io.ReaderAt, size int64, contentType string, width, height int, method string, animated bool) (data []byte, outType string, err error) {
 	_ = animated // static thumbnails only; see above
@@ -307,7 +307,7 @@ func thumbJPEGCost(j exifJPEG, cfg image.Config) float64 {
 func thumbEnter() error {
 	if thumbQueued.Add(1) > thumbRunning+thumbWaiting {
 		thumbQueued.Add(-1)
-		return ErrBusy
+		return ErrThumbBusy
 	}
 	thumbTurn <- struct{}{}
 	return nil

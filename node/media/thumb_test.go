@@ -497,8 +497,8 @@ func TestThumbnailTurnsAwayCallersBeyondTheQueue(t *testing.T) {
 	testkit.WaitFor(t, 10*time.Second, "the queue to fill", func() bool {
 		return thumbQueued.Load() == thumbRunning+thumbWaiting
 	})
-	if err := thumbEnter(); !errors.Is(err, ErrBusy) {
-		t.Fatalf("with the queue full got %v, want ErrBusy", err)
+	if err := thumbEnter(); !errors.Is(err, ErrThumbBusy) {
+		t.Fatalf("with the queue full got %v, want ErrThumbBusy", err)
 	}
 	thumbLeave()
 	wg.Wait()
