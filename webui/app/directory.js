@@ -26,16 +26,10 @@ export function dmPartner(roomId) {
   return "";
 }
 
-// addDirect records a room as a direct chat with userId in m.direct. It
-// reads the node's copy first, so a change made on another device since
-// the last sync is kept.
+// addDirect records a room as a direct chat with userId in m.direct, on
+// top of the content the last sync gave.
 export async function addDirect(userId, roomId) {
-  let cur = {};
-  try {
-    cur = await api.accountData(S.me.user_id, "m.direct");
-  } catch (e) {
-    if (e.errcode !== "M_NOT_FOUND") throw e;
-  }
+  let cur = direct;
   const list = Array.isArray(cur[userId]) ? cur[userId] : [];
   if (list.includes(roomId)) return;
   cur = { ...cur, [userId]: [...list, roomId] };

@@ -59,6 +59,14 @@ const muted = new Set();
 
 export const isMuted = (roomId) => muted.has(roomId);
 
+// noteRules is told of the user's account data events from /sync (by
+// roomlist.js's noteSync) and keeps the muted rooms of m.push_rules.
+export function noteRules(events) {
+  for (const ev of events || []) {
+    if (ev.type === "m.push_rules") readRules(ev.content?.global);
+  }
+}
+
 // A mute rule: an override rule named by the room's ID, matching its
 // events, with no actions.
 function readRules(global) {
@@ -89,18 +97,12 @@ export async function setMuted(roomId, on) {
 // ---------- the sync hook ----------
 
 // notifySync is called by the sync loop (sync.js, at the end of
-// processSync) with each /sync response: it keeps the muted rooms from
-// the user's push rules, and raises a notification for new messages of
-// others while the tab is hidden. The first sync after loading raises
+// processSync) with each /sync response: it raises a notification for
+// new messages of others while the tab is hidden. The first sync after loading raises
 // none (those messages are not new to the user's eyes, only to the page).
 export function notifySync(res, initial) {
-  for (const ev of res.account_data?.events || []) {
-    if (ev.type === "m.push_rules") readRules(ev.content?.global);
-  }
-  if (initial) {
-    renderNotifyBanner();
-    return;
-  }
+  renderNotifyBanner();
+  if (initial) return;
   let shown = 0;
   for (const [roomId, jr] of Object.entries(res.rooms?.join || {})) {
     for (const ev of jr.timeline?.events || []) {
@@ -147,6 +149,7 @@ export function renderNotifyBanner() {
   const show = supported() && S.me && !p.asked && !p.dismissed && Notification.permission === "default" && S.rooms.size > 0;
   slot.hidden = !show;
   if (!show) return slot.replaceChildren();
+  if (slot.childElementCount) return; // already offered
   const yes = h("button", { type: "button", class: "small", onclick: async () => {
     yes.disabled = true;
     try {

@@ -9,7 +9,7 @@ import { go } from "./router.js";
 import { avatarFor } from "./avatar.js";
 import { noteDirect, dmPartner, addDirect } from "./directory.js";
 import { noteMyMember } from "./profile.js";
-import { isMuted } from "./notify.js";
+import { isMuted, noteRules } from "./notify.js";
 
 // ---------- what /sync says beyond the timeline ----------
 
@@ -18,10 +18,12 @@ const counts = new Map(); // roomId -> {notes, highlights}
 
 // noteSync is called by the sync loop (sync.js, at the start of
 // processSync) with each /sync response, before the rooms are updated: it
-// keeps each room's unread counts, the user's direct chats (m.direct) and
-// follows changes of the user's own profile.
+// keeps each room's unread counts, the user's direct chats (m.direct),
+// the muted rooms (m.push_rules) and follows changes of the user's own
+// profile.
 export function noteSync(res, initial) {
   noteDirect(res.account_data?.events);
+  noteRules(res.account_data?.events);
   for (const [id, jr] of Object.entries(res.rooms?.join || {})) {
     const u = jr.unread_notifications;
     if (u) counts.set(id, { notes: u.notification_count || 0, highlights: u.highlight_count || 0 });
@@ -54,6 +56,11 @@ const profiles = new Map(); // userId -> {displayname, avatar_url} | "pending"
 function personOf(r, userId) {
   const m = r.st("m.room.member", userId);
   if (m?.displayname) return { displayname: m.displayname, avatar_url: m.avatar_url };
+  // Another room may have their profile (a join carries it).
+  for (const other of S.rooms.values()) {
+    const o = other.st("m.room.member", userId);
+    if (o?.membership === "join" && o.displayname) return { displayname: o.displayname, avatar_url: o.avatar_url };
+  }
   const p = profiles.get(userId);
   if (p === undefined) {
     profiles.set(userId, "pending");

@@ -4,11 +4,12 @@
 // button to let each back. Each control shows only if the user's power
 // level allows the change; otherwise the setting is shown as text.
 import { api } from "./api.js";
-import { h, errText, toast, openDialog } from "./dom.js";
+import { h, kids, errText, toast, openDialog } from "./dom.js";
 import { S } from "./state.js";
 import { avatarFor } from "./avatar.js";
 import { upload, mediaConfig } from "./media.js";
 import { isMuted, setMuted } from "./notify.js";
+import { renderRoomList } from "./roomlist.js";
 
 const joinRules = [
   ["invite", "Invite only"],
@@ -119,7 +120,7 @@ export function roomSettingsDialog(r) {
     fields.push(h("label", { class: "check-row", for: "rs-mute" }, mute, "Mute: no notifications or unread counts for this room"));
 
     const submit = h("button", { type: "submit" }, "Save");
-    const form = h("form", { class: "room-settings" }, fields, err,
+    const form = h("form", { class: "room-settings" }, kids(fields), err,
       h("div", { class: "dlg-actions" }, h("button", { type: "button", class: "secondary", onclick: close }, "Cancel"), submit));
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
@@ -134,7 +135,10 @@ export function roomSettingsDialog(r) {
         if (can.join && join.value !== oldJoin) await api.putState(r.id, "m.room.join_rules", "", { join_rule: join.value });
         if (can.history && history.value !== oldHistory) await api.putState(r.id, "m.room.history_visibility", "", { history_visibility: history.value });
         if (can.publish && oldPublished === false && publish.checked) await api.setRoomVisibility(r.id, "public");
-        if (mute.checked !== oldMuted) await setMuted(r.id, mute.checked);
+        if (mute.checked !== oldMuted) {
+          await setMuted(r.id, mute.checked);
+          renderRoomList();
+        }
         close();
         toast("Settings saved");
       } catch (e) {
@@ -178,14 +182,14 @@ export function roomSettingsDialog(r) {
     };
     listBanned();
 
-    body.append(
+    body.append(...kids(
       h("div", { class: "profile-top" }, pic, h("div", { class: "profile-pic-actions" }, h("label", { for: "room-avatar-file", class: "sr-only" }, "Room picture file"), picFile, picBtn, picProgress)),
-      readOnly.length ? h("dl", { class: "kv" }, readOnly) : null,
+      readOnly.length ? h("dl", { class: "kv" }, kids(readOnly)) : null,
       form,
       banned,
       h("p", { class: "field-note" }, "Room ID: ", h("code", {}, r.id)),
       Object.values(can).some(Boolean) ? null : h("p", { class: "muted" }, "Your power level allows no changes here."),
-    );
+    ));
     // The dialog focuses the first field: the form's, not the hidden file input.
     (form.querySelector("input:not([type=checkbox]), textarea, select") || submit).setAttribute("autofocus", "");
   });
