@@ -270,6 +270,7 @@ func (n *Node) Start() (err error) {
 		Admin: admin{API: n.api, node: n},
 
 		Directory: n.api,
+		Search:    n.api,
 	})
 	if err := n.http.Start(); err != nil {
 		return err

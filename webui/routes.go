@@ -164,6 +164,9 @@ func (s *Server) routes() http.Handler {
 		m("GET /publicRooms", s.optionalAuth(s.getPublicRooms))
 		m("POST /publicRooms", s.authed(s.postPublicRooms))
 	}
+	if s.search != nil {
+		m("POST /search", s.authed(s.postSearch))
+	}
 	if s.links != nil {
 		mux.Handle("POST /_parley/v1/rooms/{roomId}/links", s.authed(s.createLink))
 		mux.Handle("GET /_parley/v1/rooms/{roomId}/links", s.authed(s.listLinks))

@@ -76,6 +76,8 @@ type Backends struct {
 	Dehydrated DehydratedDevices
 	// Directory: directory.go (the public room directory).
 	Directory Directory
+	// Search: search.go (server-side search).
+	Search Search
 }
 
 // Server is the local HTTP server.
@@ -105,6 +107,7 @@ type Server struct {
 	hierarchy     Hierarchy
 	timestamps    Timestamps
 	dehydrated    DehydratedDevices
+	search        Search
 
 	ready     atomic.Bool
 	ln        net.Listener
@@ -152,6 +155,7 @@ func New(cfg Config, b Backends) *Server {
 	s.timestamps = b.Timestamps
 	s.dehydrated = b.Dehydrated
 	s.directory = b.Directory
+	s.search = b.Search
 	s.ready.Store(!cfg.WaitReady)
 	s.handler = s.routes()
 	return s
