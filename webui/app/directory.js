@@ -92,12 +92,13 @@ export function directoryDialog() {
       try {
         const res = await api.publicRooms(srv, req);
         if (asked !== key) return; // a newer search is on its way
-        const rooms = res.chunk || [];
         if (!append) list.replaceChildren();
-        list.append(...rooms.map((e) => entry(e, srv)));
+        list.append(...(res.chunk || []).map((e) => entry(e, srv)));
         next = res.next_batch || "";
         more.hidden = !next;
-        status.textContent = list.children.length ? `${list.children.length} of about ${res.total_room_count_estimate ?? list.children.length} rooms` : "No public rooms found.";
+        const n = list.children.length, total = Math.max(n, res.total_room_count_estimate ?? n);
+        const rooms = (k) => `${k} room${k === 1 ? "" : "s"}`;
+        status.textContent = !n ? "No public rooms found." : n === total ? rooms(n) : `${n} of about ${rooms(total)}`;
       } catch (e) {
         if (asked === key) status.textContent = errText(e);
       }
