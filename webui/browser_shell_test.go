@@ -107,6 +107,10 @@ func TestBrowserShell(t *testing.T) {
 	t.Run("notifications come while the tab is hidden, not for own messages or muted rooms", func(t *testing.T) {
 		pb.waitFor(t, `return !document.getElementById("notify-offer").hidden`, 15*time.Second)
 		pb.shots(t, "shell-03-notify-offer")
+		// Alice says "Not now": the offer goes, and stays gone.
+		pa.waitFor(t, `return !document.getElementById("notify-offer").hidden`, 15*time.Second)
+		pa.eval(t, `[...document.querySelectorAll("#notify-offer button")].find(b => b.textContent === "Not now").click()`)
+		pa.waitFor(t, `return document.getElementById("notify-offer").hidden && JSON.parse(localStorage.getItem("parley.notify")).dismissed === true`, 5*time.Second)
 		// The test counts what the app constructs, through a stand-in for
 		// the Notification API that forwards permission to the real one;
 		// the permission is granted through the DevTools protocol.

@@ -142,7 +142,7 @@ export function renderRoomList() {
         }
       });
       items.push(h("li", { class: "invite-item" },
-        h("strong", {}, name || inv.id),
+        h("strong", {}, name || (inviter ? `Chat with ${inv.state.get("m.room.member\u0000" + inviter)?.content?.displayname || inviter}` : inv.id)),
         // Only the inviter is verified (it signed the invite); the room's
         // name and topic are what the inviter says they are.
         inviter ? h("div", { class: "muted", style: "font-size:0.85rem", title: inviter }, "from " + inviter) : null,
