@@ -35,6 +35,21 @@ func TestBrowserShell(t *testing.T) {
 	aliceID, aliceToken := sessionOf(t, pa)
 	bobID, bobToken := sessionOf(t, pb)
 
+	// Search snippets: the words around the first match, each match
+	// marked, the text never read as HTML.
+	var snips []string
+	pa.evalInto(t, `const { snippet } = await import("/search.js");
+		const show = (parts) => parts.map(p => typeof p === "string" ? p : "[" + p.textContent + "]").join("");
+		return [
+			show(snippet("Coffee at the café, then COFFEE again", ["coffee"])),
+			show(snippet("x ".repeat(200) + "needle <b>in</b> a haystack", ["needle"])),
+			show(snippet("nothing matches here", [])),
+		]`, &snips)
+	if len(snips) != 3 || snips[0] != "[Coffee] at the café, then [COFFEE] again" ||
+		!strings.HasPrefix(snips[1], "…") || !strings.Contains(snips[1], "[needle] <b>in</b> a haystack") || snips[2] != "nothing matches here" {
+		t.Errorf("snippets: %q", snips)
+	}
+
 	// Nothing is asked of the browser on load: the offer to notify waits
 	// for a room, and the permission is still undecided.
 	var perm string

@@ -95,7 +95,8 @@ export function snippet(text, words) {
   const re = terms.length ? new RegExp(terms.map(esc).join("|"), "giu") : null;
   let start = 0;
   const first = re ? text.search(re) : -1;
-  if (first > SNIPPET / 3) start = text.lastIndexOf(" ", first - SNIPPET / 3) + 1 || first - SNIPPET / 3;
+  const lead = Math.floor(SNIPPET / 3); // characters kept before the first match
+  if (first > lead) start = text.lastIndexOf(" ", first - lead) + 1 || first - lead;
   let part = text.slice(start, start + SNIPPET);
   const out = [];
   if (start > 0) out.push("…");
