@@ -235,7 +235,18 @@ func TestBrowserShell(t *testing.T) {
 		}
 	})
 
+	// Published before Bob first reads Alice's directory (his node keeps
+	// a remote directory for a minute).
+	const knockRoom = "Knock room"
+	var knockRoomID string
 	t.Run("a room published on one node is found and joined from the other", func(t *testing.T) {
+		knockRoomID = createRoomIn(t, pa, knockRoom, true)
+		pa.eval(t, `document.getElementById("settings-btn").click()`)
+		pa.waitFor(t, `const p = document.querySelector("dialog[open] #rs-publish"); return p && !p.disabled`, 15*time.Second)
+		pa.eval(t, `const d = document.querySelector("dialog[open]"); const j = d.querySelector("#rs-join"); j.value = "knock"; j.dispatchEvent(new Event("change"));
+			d.querySelector("#rs-publish").click(); d.querySelector("form.room-settings").requestSubmit()`)
+		pa.waitFor(t, `return !document.querySelector("dialog[open]")`, 15*time.Second)
+
 		town := createRoomIn(t, pa, townRoom, true)
 		pa.eval(t, `document.getElementById("settings-btn").click()`)
 		pa.waitFor(t, `const p = document.querySelector("dialog[open] #rs-publish"); return p && !p.disabled`, 15*time.Second)
@@ -263,6 +274,32 @@ func TestBrowserShell(t *testing.T) {
 		pb.waitFor(t, `return document.getElementById("room-name").textContent === "`+townRoom+`" && !document.querySelector("dialog[open]")`, 60*time.Second)
 	})
 
+	t.Run("a knock from the directory is let in from the room settings", func(t *testing.T) {
+		if knockRoomID == "" {
+			t.Skip("the knock room was not made")
+		}
+		room := knockRoomID
+		pb.eval(t, `document.getElementById("directory-btn").click()`)
+		pb.waitFor(t, `return document.querySelector("dialog[open] #dir-term")`, 5*time.Second)
+		pb.eval(t, fmt.Sprintf(`const d = document.querySelector("dialog[open]"); d.querySelector("#dir-term").value = "knock"; d.querySelector("#dir-server").value = %q;`, a.ServerName()))
+		entry := `document.querySelector('dialog[open] .dir-entry[data-room="` + room + `"]')`
+		pb.waitFor(t, `const e = `+entry+`; if (!e && document.querySelector("dialog[open] [role=status]").textContent !== "Looking…") document.querySelector("dialog[open] form.dir-form").requestSubmit(); return e`, 60*time.Second)
+		pb.eval(t, `const b = `+entry+`.querySelector("button"); if (b.textContent !== "Ask to join") throw new Error("the button says " + b.textContent); b.click()`)
+		pb.waitFor(t, `return `+entry+`.querySelector("button").textContent === "Asked"`, 60*time.Second)
+		pb.eval(t, `document.querySelector("dialog[open]").close()`)
+
+		pa.waitFor(t, `return (await import("/state.js")).S.rooms.get(`+jsString(room)+`)?.st("m.room.member", `+jsString(bobID)+`)?.membership === "knock"`, 30*time.Second)
+		pa.eval(t, `location.hash = "#/room/" + encodeURIComponent(`+jsString(room)+`)`)
+		pa.waitFor(t, `return document.getElementById("room-name").textContent === "`+knockRoom+`"`, 10*time.Second)
+		pa.eval(t, `document.getElementById("settings-btn").click()`)
+		pa.waitFor(t, `return document.querySelector('dialog[open] .knocks button[aria-label^="Let"]')`, 15*time.Second)
+		pa.shots(t, "shell-07-knocks")
+		pa.eval(t, `document.querySelector('dialog[open] .knocks button[aria-label^="Let"]').click()`)
+		pa.waitFor(t, `return !document.querySelector("dialog[open] .knocks li")`, 15*time.Second)
+		pa.eval(t, `document.querySelector("dialog[open]").close()`)
+		acceptInvite(t, pb, knockRoom)
+	})
+
 	t.Run("a direct chat is started by user ID and named after the other person", func(t *testing.T) {
 		pb.eval(t, `document.getElementById("dm-btn").click()`)
 		pb.waitFor(t, `return document.querySelector("dialog[open] [name=user]")`, 5*time.Second)
@@ -277,13 +314,13 @@ func TestBrowserShell(t *testing.T) {
 		if got := direct[aliceID]; len(got) != 1 || got[0] != dm {
 			t.Errorf("bob's m.direct is %v, want %s: [%s]", direct, aliceID, dm)
 		}
-		pb.shots(t, "shell-07-direct-chat")
+		pb.shots(t, "shell-08-direct-chat")
 		// Alice accepts; her list names the chat after Bob.
 		pa.waitFor(t, `return [...document.querySelectorAll("#room-list .invite-item")].some(e => e.textContent.includes(`+jsString(bobID)+`))`, 30*time.Second)
 		pa.eval(t, `[...[...document.querySelectorAll("#room-list .invite-item")].find(e => e.textContent.includes(`+jsString(bobID)+`)).querySelectorAll("button")].find(b => b.textContent === "Accept").click()`)
 		pa.waitFor(t, `const b = document.querySelector('#room-list .room-item[data-room="`+dm+`"]'); return b?.querySelector(".rname").textContent === "Bob Builder"`, 30*time.Second)
-		pa.shots(t, "shell-08-room-list")
-		pa.phoneShot(t, "shell-08-room-list-phone.png", `location.hash = "#/"`)
+		pa.shots(t, "shell-09-room-list")
+		pa.phoneShot(t, "shell-09-room-list-phone.png", `location.hash = "#/"`)
 	})
 
 	for name, p := range map[string]*page{"alice": pa, "bob": pb} {
@@ -346,8 +383,8 @@ func TestBrowserSearch(t *testing.T) {
 	if !rooms[shellRoom] || !rooms[townRoom] {
 		t.Errorf("results are from %v, want both rooms", got)
 	}
-	pb.shots(t, "shell-09-search")
-	pb.phoneShot(t, "shell-09-search-phone.png", closeMembers)
+	pb.shots(t, "shell-10-search")
+	pb.phoneShot(t, "shell-10-search-phone.png", closeMembers)
 
 	// Within one room: only its message.
 	pb.eval(t, `document.querySelector("dialog[open]").close(); location.hash = "#/room/" + encodeURIComponent(`+jsString(roomID)+`)`)

@@ -1,7 +1,8 @@
 // Room settings: name and topic, the room's picture, who may join, who
 // may read the history, whether the room is listed in the public
-// directory, muting its notifications, and the banned members with a
-// button to let each back. Each control shows only if the user's power
+// directory, muting its notifications, those asking to join (knocking)
+// with buttons to let them in or refuse them, and the banned members with
+// a button to let each back. Each control shows only if the user's power
 // level allows the change; otherwise the setting is shown as text.
 import { api } from "./api.js";
 import { h, kids, errText, toast, openDialog } from "./dom.js";
@@ -148,44 +149,50 @@ export function roomSettingsDialog(r) {
       }
     });
 
-    // ---- banned members ----
+    // ---- banned members, and those asking to join ----
     const banned = h("div", { class: "banned" });
-    const listBanned = async () => {
-      let evs = r.members(["ban"]);
+    const knocks = h("div", { class: "knocks" });
+    const act = (label, cls, aria, f) => h("button", { type: "button", class: cls, "aria-label": aria, onclick: async (ev) => {
+      ev.target.disabled = true;
+      try {
+        await f();
+        listMembers();
+      } catch (e) {
+        err.textContent = errText(e);
+        ev.target.disabled = false;
+      }
+    } }, label);
+    const person = (m, actions) => {
+      const who = m.content?.displayname || m.unsigned?.prev_content?.displayname || m.state_key;
+      return h("li", { dataset: { user: m.state_key } },
+        h("span", {}, h("strong", {}, who), who !== m.state_key ? h("span", { class: "muted" }, " " + m.state_key) : null,
+          m.content?.reason ? h("span", { class: "muted" }, h("br"), (m.content.membership === "knock" ? "Says: " : "Reason: ") + m.content.reason) : null),
+        h("span", { class: "person-actions" }, actions(who)));
+    };
+    const listMembers = async () => {
       try {
         const res = await api.members(r.id);
         for (const ev of res.chunk || []) r.applyState(ev);
-        evs = r.members(["ban"]);
       } catch {
         /* the room state we hold will do */
       }
       const myPL = r.levelOf(me);
-      banned.replaceChildren(...(evs.length ? [h("h3", {}, `Banned (${evs.length})`), h("ul", { class: "link-list" }, evs.map((m) => {
-        const who = m.unsigned?.prev_content?.displayname || m.state_key;
-        const mayUnban = can.ban && r.levelOf(m.state_key) < myPL;
-        return h("li", { dataset: { user: m.state_key } },
-          h("span", {}, h("strong", {}, who), who !== m.state_key ? h("span", { class: "muted" }, " " + m.state_key) : null,
-            m.content?.reason ? h("span", { class: "muted" }, h("br"), "Reason: " + m.content.reason) : null),
-          mayUnban ? h("button", { type: "button", class: "secondary small", "aria-label": `Unban ${who}`, onclick: async (ev) => {
-            ev.target.disabled = true;
-            try {
-              await api.unban(r.id, m.state_key);
-              r.applyState({ ...m, content: { membership: "leave" }, unsigned: { prev_content: m.content } });
-              toast(`${who} may come back now`);
-              listBanned();
-            } catch (e) {
-              err.textContent = errText(e);
-              ev.target.disabled = false;
-            }
-          } }, "Unban") : null);
-      }))] : []));
+      const outranked = (m) => r.levelOf(m.state_key) < myPL;
+      const bans = r.members(["ban"]), asking = r.members(["knock"]);
+      banned.replaceChildren(...(bans.length ? [h("h3", {}, `Banned (${bans.length})`), h("ul", { class: "link-list" }, bans.map((m) => person(m, (who) =>
+        can.ban && outranked(m) ? act("Unban", "secondary small", `Unban ${who}`, () => api.unban(r.id, m.state_key)) : null)))] : []));
+      knocks.replaceChildren(...(asking.length ? [h("h3", {}, `Asking to join (${asking.length})`), h("ul", { class: "link-list" }, asking.map((m) => person(m, (who) => [
+        r.can("invite") ? act("Let in", "small", `Let ${who} in`, () => api.invite(r.id, m.state_key)) : null,
+        r.can("kick") && outranked(m) ? act("Refuse", "danger small", `Refuse ${who}`, () => api.kick(r.id, m.state_key)) : null,
+      ])))] : []));
     };
-    listBanned();
+    listMembers();
 
     body.append(...kids(
       h("div", { class: "profile-top" }, pic, h("div", { class: "profile-pic-actions" }, h("label", { for: "room-avatar-file", class: "sr-only" }, "Room picture file"), picFile, picBtn, picProgress)),
       readOnly.length ? h("dl", { class: "kv" }, kids(readOnly)) : null,
       form,
+      knocks,
       banned,
       h("p", { class: "field-note" }, "Room ID: ", h("code", {}, r.id)),
       Object.values(can).some(Boolean) ? null : h("p", { class: "muted" }, "Your power level allows no changes here."),
