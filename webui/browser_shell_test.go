@@ -289,6 +289,7 @@ func TestBrowserShell(t *testing.T) {
 		pb.eval(t, `document.querySelector("dialog[open]").close()`)
 
 		pa.waitFor(t, `return (await import("/state.js")).S.rooms.get(`+jsString(room)+`)?.st("m.room.member", `+jsString(bobID)+`)?.membership === "knock"`, 30*time.Second)
+		pa.waitFor(t, roomItem(knockRoom)+`; return b?.querySelector(".knock-mark")?.textContent === "1 asking to join"`, 10*time.Second)
 		pa.eval(t, `location.hash = "#/room/" + encodeURIComponent(`+jsString(room)+`)`)
 		pa.waitFor(t, `return document.getElementById("room-name").textContent === "`+knockRoom+`"`, 10*time.Second)
 		pa.eval(t, `document.getElementById("settings-btn").click()`)

@@ -161,9 +161,11 @@ export function renderRoomList() {
     const label = roomLabel(r);
     const lastText = last ? `${last.sender === S.me?.user_id ? "You" : r.displayName(last.sender)}: ${last.content?.body ?? "(deleted)"}` : "No messages yet";
     const muted = isMuted(r.id);
+    // Knocks wait for someone who may invite: they are told here.
+    const asking = r.can("invite") ? r.members(["knock"]).length : 0;
     const btn = h("button", {
       type: "button", class: "room-item" + (unread ? " unread" : ""), "aria-current": r.id === S.current ? "true" : "false",
-      "aria-label": `${label}${unread ? `, ${unread} unread` : ""}${highlights ? `, ${highlights} mentioning you` : ""}${muted ? ", muted" : ""}`,
+      "aria-label": `${label}${unread ? `, ${unread} unread` : ""}${highlights ? `, ${highlights} mentioning you` : ""}${muted ? ", muted" : ""}${asking ? `, ${asking} asking to join` : ""}`,
       dataset: { room: r.id },
       onclick: () => go("#/room/" + encodeURIComponent(r.id)),
     },
@@ -171,6 +173,7 @@ export function renderRoomList() {
       h("span", { class: "room-text" },
         h("span", { class: "row1" }, h("span", { class: "rname" }, label),
           muted ? h("span", { class: "muted-mark", title: "Muted" }, "muted") : null,
+          asking ? h("span", { class: "muted-mark knock-mark", title: "Open the room's settings to let them in" }, `${asking} asking to join`) : null,
           highlights ? h("span", { class: "badge mention", title: `${highlights} mentioning you` }, "@") : null,
           unread ? h("span", { class: "badge" }, unread > 99 ? "99+" : unread) : null),
         h("span", { class: "last" }, lastText)));

@@ -191,8 +191,8 @@ export function roomSettingsDialog(r) {
     body.append(...kids(
       h("div", { class: "profile-top" }, pic, h("div", { class: "profile-pic-actions" }, h("label", { for: "room-avatar-file", class: "sr-only" }, "Room picture file"), picFile, picBtn, picProgress)),
       readOnly.length ? h("dl", { class: "kv" }, kids(readOnly)) : null,
-      form,
       knocks,
+      form,
       banned,
       h("p", { class: "field-note" }, "Room ID: ", h("code", {}, r.id)),
       Object.values(can).some(Boolean) ? null : h("p", { class: "muted" }, "Your power level allows no changes here."),
