@@ -122,6 +122,7 @@ func TestBrowserShell(t *testing.T) {
 	t.Run("notifications come while the tab is hidden, not for own messages or muted rooms", func(t *testing.T) {
 		pb.waitFor(t, `return !document.getElementById("notify-offer").hidden`, 15*time.Second)
 		pb.shots(t, "shell-03-notify-offer")
+		pb.phoneShot(t, "shell-03-notify-offer-phone.png", `location.hash = "#/"`)
 		// Alice says "Not now": the offer goes, and stays gone.
 		pa.waitFor(t, `return !document.getElementById("notify-offer").hidden`, 15*time.Second)
 		pa.eval(t, `[...document.querySelectorAll("#notify-offer button")].find(b => b.textContent === "Not now").click()`)
@@ -220,6 +221,7 @@ func TestBrowserShell(t *testing.T) {
 			t.Error("bob's settings dialog offers controls his power level does not allow")
 		}
 		pb.shots(t, "shell-05-room-settings-readonly")
+		pb.phoneShot(t, "shell-05-room-settings-readonly-phone.png", closeMembers)
 		pb.eval(t, `document.querySelector("dialog[open]").close()`)
 
 		if hasMedia(t, a.HTTPAddr(), aliceToken) {
@@ -295,6 +297,7 @@ func TestBrowserShell(t *testing.T) {
 		pa.eval(t, `document.getElementById("settings-btn").click()`)
 		pa.waitFor(t, `return document.querySelector('dialog[open] .knocks button[aria-label^="Let"]')`, 15*time.Second)
 		pa.shots(t, "shell-07-knocks")
+		pa.phoneShot(t, "shell-07-knocks-phone.png", closeMembers)
 		pa.eval(t, `document.querySelector('dialog[open] .knocks button[aria-label^="Let"]').click()`)
 		pa.waitFor(t, `return !document.querySelector("dialog[open] .knocks li")`, 15*time.Second)
 		pa.eval(t, `document.querySelector("dialog[open]").close()`)
@@ -304,7 +307,10 @@ func TestBrowserShell(t *testing.T) {
 	t.Run("a direct chat is started by user ID and named after the other person", func(t *testing.T) {
 		pb.eval(t, `document.getElementById("dm-btn").click()`)
 		pb.waitFor(t, `return document.querySelector("dialog[open] [name=user]")`, 5*time.Second)
-		pb.eval(t, fmt.Sprintf(`const d = document.querySelector("dialog[open]"); d.querySelector("[name=user]").value = %q; d.querySelector("form").requestSubmit()`, aliceID))
+		pb.eval(t, fmt.Sprintf(`document.querySelector("dialog[open] [name=user]").value = %q`, aliceID))
+		pb.shots(t, "shell-08-direct-chat-dialog")
+		pb.phoneShot(t, "shell-08-direct-chat-dialog-phone.png", closeMembers)
+		pb.eval(t, `document.querySelector("dialog[open] form").requestSubmit()`)
 		pb.waitFor(t, `return !document.querySelector("dialog[open]") && location.hash.startsWith("#/room/")`, 30*time.Second)
 		var dm string
 		pb.evalInto(t, `return decodeURIComponent(location.hash.slice("#/room/".length))`, &dm)
