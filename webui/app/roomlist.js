@@ -22,8 +22,12 @@ const counts = new Map(); // roomId -> {notes, highlights}
 // the muted rooms (m.push_rules) and follows changes of the user's own
 // profile.
 export function noteSync(res, initial) {
-  noteDirect(res.account_data?.events);
-  noteRules(res.account_data?.events);
+  const data = res.account_data?.events || [];
+  noteDirect(data);
+  noteRules(data);
+  // A sync with account data alone renders no room: the list shows the
+  // change (a direct chat's name, a muted mark) all the same.
+  if (!initial && data.some((ev) => ev.type === "m.direct" || ev.type === "m.push_rules")) queueMicrotask(renderRoomList);
   for (const [id, jr] of Object.entries(res.rooms?.join || {})) {
     const u = jr.unread_notifications;
     if (u) counts.set(id, { notes: u.notification_count || 0, highlights: u.highlight_count || 0 });

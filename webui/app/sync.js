@@ -55,7 +55,7 @@ async function processSync(res, initial) {
   const invite = res.rooms?.invite || {};
   const leave = res.rooms?.leave || {};
   const touched = new Set();
-  noteSync(res, initial); // the shell's hook: unread counts, m.direct, own profile
+  noteSync(res, initial); // the shell's hook: unread counts, m.direct, muted rooms, own profile
   for (const [id, jr] of Object.entries(join)) {
     const r = room(id);
     S.invites.delete(id);
