@@ -296,6 +296,7 @@ func (n *Node) Start() (err error) {
 		Directory: n.api,
 		Relations: n.api,
 		Media:     n.api,
+		Search:    n.api,
 	})
 	if err := n.http.Start(); err != nil {
 		return err

@@ -170,6 +170,9 @@ func (s *Server) routes() http.Handler {
 		mux.Handle("GET /_matrix/client/v1/rooms/{roomId}/relations/{eventId}/{relType}/{eventType}", s.authed(s.getRelations))
 		mux.Handle("GET /_matrix/client/v1/rooms/{roomId}/threads", s.authed(s.getThreads))
 	}
+	if s.search != nil {
+		m("POST /search", s.authed(s.postSearch))
+	}
 	if s.links != nil {
 		mux.Handle("POST /_parley/v1/rooms/{roomId}/links", s.authed(s.createLink))
 		mux.Handle("GET /_parley/v1/rooms/{roomId}/links", s.authed(s.listLinks))

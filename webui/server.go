@@ -80,6 +80,8 @@ type Backends struct {
 	Relations Relations
 	// Media: media.go (the content repository).
 	Media Media
+	// Search: search.go (server-side search).
+	Search Search
 }
 
 // Server is the local HTTP server.
@@ -111,6 +113,7 @@ type Server struct {
 	dehydrated    DehydratedDevices
 	relations     Relations
 	media         Media
+	search        Search
 
 	ready     atomic.Bool
 	ln        net.Listener
@@ -160,6 +163,7 @@ func New(cfg Config, b Backends) *Server {
 	s.directory = b.Directory
 	s.relations = b.Relations
 	s.media = b.Media
+	s.search = b.Search
 	s.ready.Store(!cfg.WaitReady)
 	s.handler = s.routes()
 	return s

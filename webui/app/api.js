@@ -110,6 +110,24 @@ export const api = {
   profile: (userId) => request("GET", `${V3}/profile/${enc(userId)}`),
   setDisplayName: (userId, name) => request("PUT", `${V3}/profile/${enc(userId)}/displayname`, { displayname: name }),
 
+  // ---- shell (apps): profile, room settings, directory, direct chats, search ----
+  setAvatarURL: (userId, mxc) => request("PUT", `${V3}/profile/${enc(userId)}/avatar_url`, { avatar_url: mxc }),
+  unban: (roomId, userId) => request("POST", `${V3}/rooms/${enc(roomId)}/unban`, { user_id: userId }),
+  // joinVia joins a room by ID through the servers named (e.g. the one
+  // whose directory listed it).
+  joinVia: (roomId, via = []) => request("POST", `${V3}/join/${enc(roomId)}` + (via.length ? "?" + via.map((s) => "via=" + enc(s)).join("&") : ""), {}),
+  knock: (roomId, via = []) => request("POST", `${V3}/knock/${enc(roomId)}` + (via.length ? "?" + via.map((s) => "via=" + enc(s)).join("&") : ""), {}),
+  roomVisibility: (roomId) => request("GET", `${V3}/directory/list/room/${enc(roomId)}`),
+  setRoomVisibility: (roomId, visibility) => request("PUT", `${V3}/directory/list/room/${enc(roomId)}`, { visibility }),
+  publicRooms: (server, body) => request("POST", V3 + "/publicRooms" + q({ server }), body),
+  accountData: (userId, type) => request("GET", `${V3}/user/${enc(userId)}/account_data/${enc(type)}`),
+  putAccountData: (userId, type, content) => request("PUT", `${V3}/user/${enc(userId)}/account_data/${enc(type)}`, content),
+  pushRules: () => request("GET", V3 + "/pushrules/"),
+  putPushRule: (kind, ruleId, rule) => request("PUT", `${V3}/pushrules/global/${enc(kind)}/${enc(ruleId)}`, rule),
+  deletePushRule: (kind, ruleId) => request("DELETE", `${V3}/pushrules/global/${enc(kind)}/${enc(ruleId)}`),
+  search: (body, nextBatch) => request("POST", V3 + "/search" + q({ next_batch: nextBatch }), body),
+  context: (roomId, eventId, limit = 5) => request("GET", `${V3}/rooms/${enc(roomId)}/context/${enc(eventId)}` + q({ limit })),
+
   status: () => request("GET", "/_parley/v1/status", undefined, { auth: false }),
   createLink: (roomId, body) => request("POST", `/_parley/v1/rooms/${enc(roomId)}/links`, body),
   links: (roomId) => request("GET", `/_parley/v1/rooms/${enc(roomId)}/links`),

@@ -11,6 +11,7 @@ import { renderRoomList } from "./roomlist.js";
 import { loadOlder, sendMessage } from "./timeline.js";
 import { toggleMembers } from "./members.js";
 import { e2eeDialog } from "./e2ee.js";
+import { wireShell } from "./shell.js";
 import { createRoomDialog, inviteDialog, settingsDialog, leaveDialog, linkDialog, joinLinkDialog } from "./dialogs.js";
 
 // ---------- wiring ----------
@@ -55,6 +56,7 @@ function wire() {
     if (r && $("timeline").scrollTop < 150) loadOlder(r);
   });
   window.addEventListener("hashchange", route);
+  wireShell();
   document.addEventListener("visibilitychange", () => {
     const r = cur();
     if (r && document.visibilityState === "visible") {

@@ -6,6 +6,7 @@ import { syncLoop } from "./sync.js";
 import { refreshStatus, setBanner } from "./node.js";
 import { route } from "./router.js";
 import { renderRoomList } from "./roomlist.js";
+import { startShell } from "./shell.js";
 
 // ---------- auth screens ----------
 
@@ -126,6 +127,7 @@ export function startApp() {
   clearInterval(statusTimer);
   statusTimer = setInterval(refreshStatus, 15000);
   renderRoomList();
+  startShell();
   route();
   syncLoop();
 }

@@ -32,27 +32,8 @@ export function inviteDialog(r) {
   });
 }
 
-export function settingsDialog(r) {
-  const canName = r.can("m.room.name"), canTopic = r.can("m.room.topic");
-  if (!canName && !canTopic) {
-    openDialog("Room settings", (body, close) => body.append(
-      h("dl", { class: "kv" }, h("dt", {}, "Name"), h("dd", {}, r.name()), h("dt", {}, "Topic"), h("dd", {}, r.st("m.room.topic")?.topic || "—"), h("dt", {}, "Room ID"), h("dd", {}, h("code", {}, r.id))),
-      h("p", { class: "muted" }, "Your power level does not allow changing the name or topic."),
-      h("div", { class: "dlg-actions" }, h("button", { type: "button", onclick: close }, "Close"))));
-    return;
-  }
-  const oldName = r.st("m.room.name")?.name || "", oldTopic = r.st("m.room.topic")?.topic || "";
-  formDialog("Room settings", [
-    field("name", "Name", { value: oldName, disabled: !canName, maxlength: 255 }),
-    field("topic", "Topic", { value: oldTopic, disabled: !canTopic, multiline: true, maxlength: 1000 }),
-    h("p", { class: "field-note" }, "Room ID: ", h("code", {}, r.id)),
-  ], "Save", async (fd, close) => {
-    const name = String(fd.get("name") ?? oldName).trim(), topic = String(fd.get("topic") ?? oldTopic).trim();
-    if (canName && name !== oldName) await api.putState(r.id, "m.room.name", "", { name });
-    if (canTopic && topic !== oldTopic) await api.putState(r.id, "m.room.topic", "", { topic });
-    close();
-  });
-}
+// The room settings dialog lives in settings.js; app.js opens it by this name.
+export { roomSettingsDialog as settingsDialog } from "./settings.js";
 
 export function leaveDialog(r) {
   openDialog(`Leave ${r.name()}?`, (body, close) => {

@@ -6,6 +6,8 @@ import { setBanner } from "./node.js";
 import { go, route } from "./router.js";
 import { renderRoomList } from "./roomlist.js";
 import { renderRoom } from "./timeline.js";
+import { noteSync } from "./roomlist.js";
+import { notifySync } from "./notify.js";
 
 // ---------- sync ----------
 
@@ -53,6 +55,7 @@ async function processSync(res, initial) {
   const invite = res.rooms?.invite || {};
   const leave = res.rooms?.leave || {};
   const touched = new Set();
+  noteSync(res, initial); // the shell's hook: unread counts, m.direct, muted rooms, own profile
   for (const [id, jr] of Object.entries(join)) {
     const r = room(id);
     S.invites.delete(id);
@@ -95,6 +98,7 @@ async function processSync(res, initial) {
     renderRoomList();
     if (S.current && touched.has(S.current)) renderRoom({ fromSync: true });
   }
+  notifySync(res, initial); // the shell's hook: notifications while hidden
 }
 
 // fillGap handles a limited timeline: page back from prev_batch until

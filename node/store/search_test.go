@@ -1,0 +1,153 @@
+package store
+
+import (
+	"errors"
+	"slices"
+	"testing"
+)
+
+func TestSearchDocRoundTrip(t *testing.T) {
+	d := &SearchDoc{EventID: "$a", Source: "$edit", SourceTS: -5, Len: 7, Postings: []Posting{{"cafe", FieldBody, 2}, {"会議", FieldName | FieldTopic, 1}}}
+	got, err := decodeSearchDoc(appendSearchDoc(nil, d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.EventID != d.EventID || got.Source != d.Source || got.SourceTS != d.SourceTS || got.Len != d.Len || !slices.Equal(got.Postings, d.Postings) {
+		t.Errorf("round trip gave %+v; want %+v", got, d)
+	}
+	b := appendSearchDoc(nil, d)
+	for n := range len(b) {
+		if _, err := decodeSearchDoc(b[:n]); err == nil {
+			t.Errorf("a doc cut at %d of %d bytes decoded", n, len(b))
+		}
+	}
+}
+
+func TestSearchIndex(t *testing.T) {
+	s := openTestStore(t, Options{})
+	const room, other = "!r:x", "!o:x"
+	put := func(room string, order uint64, id string, terms ...string) {
+		t.Helper()
+		d := &SearchDoc{EventID: id, Source: id, Len: uint8(len(terms))}
+		for _, term := range terms {
+			d.Postings = append(d.Postings, Posting{term, FieldBody, 1})
+		}
+		if err := s.Update(func(tx *Txn) error { return tx.PutSearchDoc(room, order, d) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hits := func(room, term string, prefix bool) (out []uint64) {
+		t.Helper()
+		if err := s.View(func(tx *Txn) error {
+			return tx.Postings(room, term, prefix, func(h PostingHit) bool {
+				out = append(out, h.Order)
+				return true
+			})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	stats := func(room string) (st SearchStats) {
+		t.Helper()
+		s.View(func(tx *Txn) error {
+			var err error
+			st, err = tx.SearchStats(room)
+			return err
+		})
+		return st
+	}
+	put(room, 1, "$1", "meeting", "today")
+	put(room, 2, "$2", "meet", "me")
+	put(room, 3, "$3", "lunch", "today")
+	put(other, 4, "$4", "meeting")
+
+	t.Run("a term's postings read newest first, in its room only", func(t *testing.T) {
+		if got := hits(room, "today", false); !slices.Equal(got, []uint64{3, 1}) {
+			t.Errorf("today: %v; want [3 1]", got)
+		}
+		if got := hits(room, "meet", false); !slices.Equal(got, []uint64{2}) {
+			t.Errorf("meet, exact: %v; want [2]", got)
+		}
+	})
+	t.Run("a prefix finds the longer terms", func(t *testing.T) {
+		if got := hits(room, "meet", true); !slices.Equal(got, []uint64{1, 2}) {
+			t.Errorf("meet*: %v; want meeting's [1] then meet's [2]", got)
+		}
+	})
+	t.Run("the room's counts follow its docs", func(t *testing.T) {
+		if st := stats(room); st != (SearchStats{3, 6}) {
+			t.Errorf("stats %+v; want 3 docs of 6 tokens", st)
+		}
+	})
+	t.Run("writing a doc again replaces its postings", func(t *testing.T) {
+		put(room, 1, "$1", "meeting", "tomorrow")
+		put(room, 1, "$1", "meeting", "tomorrow")
+		if got := hits(room, "today", false); !slices.Equal(got, []uint64{3}) {
+			t.Errorf("today after the rewrite: %v; want [3]", got)
+		}
+		if st := stats(room); st != (SearchStats{3, 6}) {
+			t.Errorf("stats %+v; want 3 docs of 6 tokens still", st)
+		}
+	})
+	t.Run("a deleted doc is found no more", func(t *testing.T) {
+		if err := s.Update(func(tx *Txn) error { return tx.DeleteSearchDoc(room, 3) }); err != nil {
+			t.Fatal(err)
+		}
+		if got := hits(room, "lunch", false); len(got) != 0 {
+			t.Errorf("lunch after delete: %v", got)
+		}
+		err := s.View(func(tx *Txn) error { _, err := tx.SearchDoc(room, 3); return err })
+		if !errors.Is(err, ErrNotFound) {
+			t.Errorf("doc after delete: %v; want not found", err)
+		}
+		if st := stats(room); st != (SearchStats{2, 4}) {
+			t.Errorf("stats %+v; want 2 docs of 4 tokens", st)
+		}
+		if err := s.Update(func(tx *Txn) error { return tx.DeleteSearchDoc(room, 3) }); err != nil {
+			t.Errorf("deleting again: %v", err)
+		}
+	})
+	t.Run("a room's index is deleted in bounded steps", func(t *testing.T) {
+		steps := 0
+		for done := false; !done; steps++ {
+			if steps > 10 {
+				t.Fatal("not done after 10 steps")
+			}
+			if err := s.Update(func(tx *Txn) error {
+				var err error
+				done, err = tx.DeleteSearchRoom(room, 2)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if steps < 3 {
+			t.Errorf("6 keys deleted 2 at a time in %d steps", steps)
+		}
+		if got := hits(room, "meet", true); len(got) != 0 {
+			t.Errorf("postings left: %v", got)
+		}
+		if st := stats(room); st != (SearchStats{}) {
+			t.Errorf("stats left: %+v", st)
+		}
+		if got := hits(other, "meeting", false); !slices.Equal(got, []uint64{4}) {
+			t.Errorf("the other room's index: %v; want it kept", got)
+		}
+	})
+	t.Run("reindex progress is kept per room", func(t *testing.T) {
+		want := IndexProgress{Version: 1, Below: 42, Upto: 99}
+		if err := s.Update(func(tx *Txn) error { return tx.PutIndexProgress(room, &want) }); err != nil {
+			t.Fatal(err)
+		}
+		var got, none *IndexProgress
+		s.View(func(tx *Txn) error {
+			got, _ = tx.IndexProgress(room)
+			none, _ = tx.IndexProgress(other)
+			return nil
+		})
+		if got == nil || *got != want || none != nil {
+			t.Errorf("progress %+v, other %+v; want %+v and none", got, none, want)
+		}
+	})
+}
