@@ -180,3 +180,34 @@ func TestCreateRoomTopicIsRich(t *testing.T) {
 		}
 	}
 }
+
+// TestADirectChatsInvitesSayIsDirect: createRoom with is_direct marks
+// each invite it sends (to a user of this node and of another) with
+// is_direct, so the invitee's client can file the room as a direct chat.
+func TestADirectChatsInvitesSayIsDirect(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, _, alice, bob := twoNodes(t, ctx, testOpts{regToken: "direct"}, testOpts{})
+	carol := a.register(ctx, "carol")
+	for _, invitee := range []*mautrix.Client{bob, carol} {
+		resp, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "trusted_private_chat", IsDirect: true, Invite: []id.UserID{invitee.UserID}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := &testkit.Syncer{Client: invitee}
+		s.Until(t, 30*time.Second, string(invitee.UserID)+"'s invite, marked direct", func(r *mautrix.RespSync) bool {
+			inv, ok := r.Rooms.Invite[resp.RoomID]
+			if !ok {
+				return false
+			}
+			for _, ev := range inv.State.Events {
+				if ev.Type == event.StateMember && ev.GetStateKey() == invitee.UserID.String() {
+					direct, _ := ev.Content.Raw["is_direct"].(bool)
+					return direct
+				}
+			}
+			return false
+		})
+	}
+}

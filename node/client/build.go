@@ -117,7 +117,11 @@ func (api *API) CreateRoom(ctx context.Context, s *webui.Session, req *webui.Cre
 		}})
 	}
 	for _, u := range localInvites {
-		steps = append(steps, step{"m.room.member", u, map[string]string{"membership": "invite"}})
+		invite := map[string]any{"membership": "invite"}
+		if req.IsDirect {
+			invite["is_direct"] = true
+		}
+		steps = append(steps, step{"m.room.member", u, invite})
 	}
 	var built []dag.Step
 	for _, st := range steps {
@@ -146,7 +150,7 @@ func (api *API) CreateRoom(ctx context.Context, s *webui.Session, req *webui.Cre
 		api.publishCreated(r)
 	}
 	for _, u := range remoteInvites {
-		if err := api.Invite(ctx, s, r.ID, u, ""); err != nil {
+		if err := api.peers.InviteDirect(ctx, s.UserID, r.ID, u, "", req.IsDirect); err != nil {
 			api.log.Warn("createRoom invite failed", "room", r.ID, "user", u, "err", err)
 			return r.ID, nil
 		}

@@ -268,6 +268,12 @@ func (ps *Peers) completeJoin(ctx context.Context, roomID, version string, join 
 // node is invited through that node, which co-signs the invite before it
 // enters the room.
 func (ps *Peers) Invite(ctx context.Context, inviter, roomID, target, reason string) error {
+	return ps.InviteDirect(ctx, inviter, roomID, target, reason, false)
+}
+
+// InviteDirect is Invite, marking the invite as one to a direct chat
+// (is_direct) when direct is set.
+func (ps *Peers) InviteDirect(ctx context.Context, inviter, roomID, target, reason string, direct bool) error {
 	r := ps.Room(roomID)
 	if r == nil {
 		return errs.Forbiddenf("you are not in room %s", roomID)
@@ -281,6 +287,9 @@ func (ps *Peers) Invite(ctx context.Context, inviter, roomID, target, reason str
 	content := map[string]any{"membership": "invite"}
 	if reason != "" {
 		content["reason"] = reason
+	}
+	if direct {
+		content["is_direct"] = true
 	}
 	c, err := rooms.MarshalCanonical(content)
 	if err != nil {
