@@ -47,7 +47,10 @@ func createRoomIn(t *testing.T, p *page, name string) {
 // would, up to a laid-out page. It returns the times in milliseconds.
 func appendTiming(t *testing.T, p *page) []float64 {
 	t.Helper()
-	var ms []float64
+	var res struct {
+		Times, JS []float64
+		Built     []int
+	}
 	p.evalInto(t, `const { S } = await import("/state.js");
 		const tl = await import("/timeline.js");
 		const r = S.rooms.get(S.current);
@@ -59,22 +62,32 @@ func appendTiming(t *testing.T, p *page) []float64 {
 		tl.renderRoom({ fromSync: true });
 		const el = document.getElementById("timeline");
 		void el.scrollHeight;
-		const times = [];
+		const times = [], js = [], built = [];
 		for (let k = 0; k < 20; k++) {
 			const t0 = performance.now();
 			r.addEvents([mk(1000 + k)]);
 			tl.renderRoom({ fromSync: true });
+			const t1 = performance.now();
 			void el.scrollHeight;
 			times.push(performance.now() - t0);
+			js.push(t1 - t0);
+			if (tl.renderStats) built.push(tl.renderStats().built);
 			await new Promise((res) => requestAnimationFrame(res));
 		}
-		return times`, &ms)
+		return { times, js, built }`, &res)
 	var n int
 	p.evalInto(t, `return document.querySelectorAll("#timeline .msg").length`, &n)
 	if n < 1020 {
 		t.Errorf("the timeline shows %d messages after adding 1,020", n)
 	}
-	return ms
+	t.Logf("of which rendering without layout: %s ms; elements built per append: %v", fmtMs(res.JS), res.Built)
+	for _, b := range res.Built {
+		if b > 2 {
+			t.Errorf("appending one message built %d elements, want 1 (2 with a day line)", b)
+			break
+		}
+	}
+	return res.Times
 }
 
 // TestBrowserTimelineLongRoom reports how long one new message takes to
@@ -93,7 +106,15 @@ func TestBrowserTimelineLongRoom(t *testing.T) {
 	sorted := slices.Clone(ms)
 	slices.Sort(sorted)
 	t.Logf("appending one message to 1,000 rendered: median %.2f ms, max %.2f ms (all: %s)", sorted[len(sorted)/2], sorted[len(sorted)-1], fmtMs(ms))
-	if errs := pa.errors(); len(errs) > 0 {
+	// The made-up events are not the node's: a read receipt for one may
+	// be refused, which is no error of the page.
+	var errs []string
+	for _, e := range pa.errors() {
+		if !strings.Contains(e, "/receipt/") && !strings.Contains(e, "status of 404") {
+			errs = append(errs, e)
+		}
+	}
+	if len(errs) > 0 {
 		t.Errorf("the page logged errors:\n%s", strings.Join(errs, "\n"))
 	}
 }

@@ -98,6 +98,13 @@ export const api = {
   messages: (roomId, from, limit = 30) => request("GET", `${V3}/rooms/${enc(roomId)}/messages` + q({ dir: "b", from, limit })),
   members: (roomId) => request("GET", `${V3}/rooms/${enc(roomId)}/members`),
   send: (roomId, txnId, content) => request("PUT", `${V3}/rooms/${enc(roomId)}/send/m.room.message/${enc(txnId)}`, content),
+  // The conversation view's calls (appt): any event type, redactions,
+  // typing, receipts, one event (for a quoted original).
+  sendEvent: (roomId, type, txnId, content) => request("PUT", `${V3}/rooms/${enc(roomId)}/send/${enc(type)}/${enc(txnId)}`, content),
+  redact: (roomId, eventId, txnId, reason) => request("PUT", `${V3}/rooms/${enc(roomId)}/redact/${enc(eventId)}/${enc(txnId)}`, reason ? { reason } : {}),
+  typing: (roomId, userId, typing, timeout = 30000) => request("PUT", `${V3}/rooms/${enc(roomId)}/typing/${enc(userId)}`, typing ? { typing, timeout } : { typing }),
+  receipt: (roomId, eventId, type = "m.read") => request("POST", `${V3}/rooms/${enc(roomId)}/receipt/${enc(type)}/${enc(eventId)}`, {}),
+  event: (roomId, eventId) => request("GET", `${V3}/rooms/${enc(roomId)}/event/${enc(eventId)}`),
   putState: (roomId, type, stateKey, content) => request("PUT", `${V3}/rooms/${enc(roomId)}/state/${enc(type)}/${enc(stateKey)}`, content),
   createRoom: (body) => request("POST", V3 + "/createRoom", body),
   invite: (roomId, userId) => request("POST", `${V3}/rooms/${enc(roomId)}/invite`, { user_id: userId }),
