@@ -126,3 +126,168 @@ func fmtMs(ms []float64) string {
 	}
 	return strings.Join(s, " ")
 }
+
+// msgJS finds the timeline's message whose body is body.
+func msgJS(body string) string {
+	return `[...document.querySelectorAll("#timeline .msg")].find(m => m.querySelector(".body")?.textContent === ` + jsString(body) + `)`
+}
+
+// TestBrowserTimeline: Alice and Bob on two nodes talk in one room
+// through the app: names and avatars, a reaction and an edit seen live on
+// the other side, a reply with its quote, a thread reply, typing, "seen
+// by", deleting, the unread line, and a reload on the room's URL.
+func TestBrowserTimeline(t *testing.T) {
+	bin := findChromium(t)
+	a := startNode(t)
+	b := startNode(t, a.Addrs()...)
+	browser := startChromium(t, bin)
+	pa := browser.open(t, a.ClaimURL())
+	pb := browser.open(t, "http://"+b.HTTPAddr()+"/")
+	aliceID := claimAs(t, pa, "alice", "")
+	bobID := claimAs(t, pb, "bob", b.ClaimCode())
+	// Display names, set before joining: the member events carry them.
+	setName := func(p *page, id, name string) {
+		p.eval(t, `const { api } = await import("/api.js"); await api.setDisplayName(`+jsString(id)+`, `+jsString(name)+`)`)
+	}
+	setName(pa, aliceID, "Alice Liddell")
+	setName(pb, bobID, "Bob Builder")
+
+	const room = "Timeline room"
+	createRoomIn(t, pa, room)
+	pa.eval(t, `document.getElementById("invite-btn").click()`)
+	pa.waitFor(t, `return document.querySelector("dialog[open] [name=user]")`, 5*time.Second)
+	pa.eval(t, fmt.Sprintf(`document.querySelector("dialog[open] [name=user]").value = %q;
+		document.querySelector("dialog[open] form").requestSubmit()`, bobID))
+	pa.waitFor(t, `return !document.querySelector("dialog[open]")`, 15*time.Second)
+	invite := `[...document.querySelectorAll("#room-list .invite-item")].find(e => e.querySelector("strong")?.textContent === ` + jsString(room) + `)`
+	pb.waitFor(t, `return `+invite, 30*time.Second)
+	pb.eval(t, `[...`+invite+`.querySelectorAll("button")].find(b => b.textContent === "Accept").click()`)
+	pb.waitFor(t, `return document.getElementById("room-name").textContent === `+jsString(room), 30*time.Second)
+
+	// Alice writes; Bob sees her name and a generated avatar.
+	pa.typeInto(t, "#composer-input", "hello bob")
+	pa.pressEnter(t)
+	pa.waitFor(t, hasMessage("hello bob", true), 15*time.Second)
+	pb.waitFor(t, `const m = `+msgJS("hello bob")+`;
+		return m?.querySelector(".sender")?.textContent === "Alice Liddell" && m.querySelector(".avatar")?.textContent === "A"`, 30*time.Second)
+
+	t.Run("a reaction appears live on the other side, and goes when taken back", func(t *testing.T) {
+		pb.eval(t, msgJS("hello bob")+`.querySelector(".act-react").click()`)
+		pb.waitFor(t, `return `+msgJS("hello bob")+`.querySelector(".picker")`, 5*time.Second)
+		pb.eval(t, msgJS("hello bob")+`.querySelector('.picker button[data-key="👍"]').click()`)
+		chip := msgJS("hello bob") + `?.querySelector('.reaction[data-key="👍"]')`
+		pa.waitFor(t, `const c = `+chip+`; return c && c.querySelector(".rcount").textContent === "1" && c.title.includes("Bob Builder")`, 30*time.Second)
+		pb.waitFor(t, `return `+chip+`?.classList.contains("mine")`, 15*time.Second)
+		// Alice adds hers to the same key: two.
+		pa.eval(t, chip+`.click()`)
+		pb.waitFor(t, `return `+chip+`?.querySelector(".rcount").textContent === "2"`, 30*time.Second)
+		// Bob takes his back: one, Alice's.
+		pb.eval(t, chip+`.click()`)
+		pa.waitFor(t, `const c = `+chip+`; return c && c.querySelector(".rcount").textContent === "1" && !c.title.includes("Bob")`, 30*time.Second)
+		pb.waitFor(t, `const c = `+chip+`; return c && !c.classList.contains("mine")`, 15*time.Second)
+	})
+
+	t.Run("an edit appears live on the other side", func(t *testing.T) {
+		pa.eval(t, msgJS("hello bob")+`.querySelector(".act-edit").click()`)
+		pa.waitFor(t, `return document.getElementById("composer-input").value === "hello bob" && !document.getElementById("compose-bar").hidden`, 5*time.Second)
+		pa.eval(t, `const i = document.getElementById("composer-input"); i.value = "hello bob, edited"; document.getElementById("composer").requestSubmit()`)
+		for _, p := range []*page{pa, pb} {
+			p.waitFor(t, `const m = `+msgJS("hello bob, edited")+`; return m?.querySelector(".edited")`, 30*time.Second)
+		}
+		if pb.evalBool(t, `return !!`+msgJS("hello bob")) {
+			t.Error("bob's page still shows the text before the edit")
+		}
+		if n := countJS(t, pb, `[...document.querySelectorAll("#timeline .msg .body")].filter(e => e.textContent.includes("edited")).length`); n != 1 {
+			t.Errorf("bob's page shows %d messages with the edit's text, want 1 (the edit itself is not a message)", n)
+		}
+	})
+
+	t.Run("a reply shows the quote, and the quote leads to the original", func(t *testing.T) {
+		pb.eval(t, msgJS("hello bob, edited")+`.querySelector(".act-reply").click()`)
+		pb.waitFor(t, `return document.getElementById("compose-bar")?.textContent.includes("Replying to Alice Liddell")`, 5*time.Second)
+		pb.typeInto(t, "#composer-input", "a reply from bob")
+		pb.pressEnter(t)
+		quote := msgJS("a reply from bob") + `?.querySelector(".quote")`
+		pa.waitFor(t, `const q = `+quote+`; return q && q.querySelector(".quote-who").textContent === "Alice Liddell" && q.querySelector(".quote-text").textContent === "hello bob, edited"`, 30*time.Second)
+		pa.eval(t, quote+`.click()`)
+		pa.waitFor(t, `return `+msgJS("hello bob, edited")+`.classList.contains("flash")`, 5*time.Second)
+	})
+
+	t.Run("a reply in a thread says so and quotes the root", func(t *testing.T) {
+		var rootID string
+		pb.evalInto(t, `return `+msgJS("hello bob, edited")+`.dataset.id`, &rootID)
+		pb.eval(t, `const { api } = await import("/api.js"); const { S } = await import("/state.js");
+			await api.sendEvent(S.current, "m.room.message", "thread" + Date.now(), { msgtype: "m.text", body: "in the thread",
+				"m.relates_to": { rel_type: "m.thread", event_id: `+jsString(rootID)+`, is_falling_back: true, "m.in_reply_to": { event_id: `+jsString(rootID)+` } } })`)
+		pa.waitFor(t, `const q = `+msgJS("in the thread")+`?.querySelector(".quote");
+			return q && q.querySelector(".thread-tag")?.textContent === "in thread" && q.querySelector(".quote-text").textContent === "hello bob, edited"`, 30*time.Second)
+	})
+
+	t.Run("typing shows on the other side", func(t *testing.T) {
+		pb.typeInto(t, "#composer-input", "I am wri")
+		pa.waitFor(t, `const e = document.getElementById("typing"); return e && !e.hidden && e.textContent === "Bob Builder is typing…"`, 30*time.Second)
+		pb.eval(t, `const i = document.getElementById("composer-input"); i.value = ""; i.dispatchEvent(new Event("input"))`)
+		pa.waitFor(t, `return document.getElementById("typing").hidden`, 30*time.Second)
+	})
+
+	t.Run("seen by shows who read what", func(t *testing.T) {
+		// Both rooms are open and their pages visible: each reads the
+		// latest event and says so.
+		pa.waitFor(t, `const s = document.querySelector("#timeline .seen"); return s && s.title === "Seen by Bob Builder" && s.closest(".msg") === `+msgJS("in the thread"), 30*time.Second)
+		pb.waitFor(t, `const s = document.querySelector("#timeline .seen"); return s && s.title === "Seen by Alice Liddell"`, 30*time.Second)
+	})
+
+	t.Run("delete hides the message everywhere", func(t *testing.T) {
+		pb.eval(t, `const m = `+msgJS("a reply from bob")+`; m.querySelector(".act-delete").click()`)
+		pb.waitFor(t, `return document.querySelector("dialog[open]")?.textContent.includes("Delete this message?")`, 5*time.Second)
+		pb.eval(t, `[...document.querySelectorAll("dialog[open] button")].find(b => b.textContent === "Delete").click()`)
+		for _, p := range []*page{pa, pb} {
+			p.waitFor(t, `return !`+msgJS("a reply from bob")+` && [...document.querySelectorAll("#timeline .msg.redacted .body")].some(e => e.textContent === "Message deleted")`, 30*time.Second)
+		}
+		// Bob may not delete Alice's message (power levels): no button.
+		if pb.evalBool(t, `return !!`+msgJS("hello bob, edited")+`.querySelector(".act-delete")`) {
+			t.Error("bob's page offers to delete alice's message")
+		}
+		if !pa.evalBool(t, `return !!`+msgJS("in the thread")+`.querySelector(".act-delete")`) {
+			t.Error("alice, the room's admin, is not offered to delete bob's message")
+		}
+	})
+
+	pa.shots(t, "20-timeline")
+	pa.phoneShot(t, "21-timeline-phone.png", `document.querySelector('#members [aria-label="Close members"]')?.click()`)
+
+	t.Run("the unread line sits above the first message not yet read", func(t *testing.T) {
+		pa.eval(t, `location.hash = "#/"`)
+		pa.waitFor(t, `return document.getElementById("timeline").hidden`, 5*time.Second)
+		for _, body := range []string{"unread one", "unread two"} {
+			pb.typeInto(t, "#composer-input", body)
+			pb.pressEnter(t)
+			pb.waitFor(t, hasMessage(body, true), 15*time.Second)
+		}
+		pa.waitFor(t, `return [...document.querySelectorAll("#room-list .room-item .badge")].some(b => b.textContent === "2")`, 30*time.Second)
+		pa.eval(t, `[...document.querySelectorAll("#room-list .room-item")].find(b => b.querySelector(".rname")?.textContent === `+jsString(room)+`).click()`)
+		pa.waitFor(t, `const l = document.querySelector("#timeline .unread-line"); return l && l.nextElementSibling === `+msgJS("unread one"), 15*time.Second)
+	})
+
+	t.Run("reload on the room's URL shows the room with its edits and reactions", func(t *testing.T) {
+		pb.eval(t, `window.beforeReload = true`)
+		pb.call(t, "Page.reload", map[string]any{}, nil)
+		pb.waitFor(t, `return !window.beforeReload && document.readyState === "complete" && !document.getElementById("app").hidden`, 15*time.Second)
+		pb.waitFor(t, `return document.getElementById("room-name").textContent === `+jsString(room)+` && !document.getElementById("timeline").hidden`, 15*time.Second)
+		pb.waitFor(t, `const m = `+msgJS("hello bob, edited")+`; return m?.querySelector(".edited") && m.querySelector('.reaction[data-key="👍"] .rcount')?.textContent === "1"`, 15*time.Second)
+		pb.waitFor(t, hasMessage("unread two", true), 15*time.Second)
+	})
+
+	for name, p := range map[string]*page{"alice": pa, "bob": pb} {
+		if errs := p.errors(); len(errs) > 0 {
+			t.Errorf("%s's page logged errors:\n%s", name, strings.Join(errs, "\n"))
+		}
+	}
+}
+
+func countJS(t *testing.T, p *page, expr string) int {
+	t.Helper()
+	var n int
+	p.evalInto(t, `return `+expr, &n)
+	return n
+}

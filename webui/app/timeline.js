@@ -192,7 +192,6 @@ function seenBy(r, shown) {
     while (i >= 0 && !shown.has(r.events[i].event_id)) i--;
     if (i < 0) continue;
     const id = r.events[i].event_id;
-    if (r.events[i].sender === user && !out.has(id)) continue; // one's own message: read by its sender
     out.set(id, [...(out.get(id) || []), user]);
   }
   for (const list of out.values()) list.sort();
