@@ -234,7 +234,9 @@ function stopTyping(r) {
 export function wireComposer() {
   const cur = () => S.rooms.get(S.current);
   const file = h("input", { type: "file", multiple: true, hidden: true, id: "attach-input", "aria-hidden": "true", tabindex: "-1" });
-  const attach = h("button", { type: "button", id: "attach-btn", class: "ghost attach", title: "Send a picture or file", "aria-label": "Send a picture or file", onclick: () => file.click() }, "📎");
+  const attach = h("button", { type: "button", id: "attach-btn", class: "ghost attach", title: "Send a picture or file", "aria-label": "Send a picture or file", onclick: () => file.click() });
+  // A paper clip (static markup: no emoji font needed).
+  attach.innerHTML = '<svg viewBox="0 0 24 24" width="20" height="20" aria-hidden="true" focusable="false"><path fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round" d="M21 11.5l-8.6 8.6a5.5 5.5 0 0 1-7.8-7.8l9.2-9.2a3.7 3.7 0 0 1 5.2 5.2l-9.2 9.2a1.8 1.8 0 0 1-2.6-2.6l8.5-8.5"/></svg>';
   file.addEventListener("change", () => {
     const r = cur();
     if (r && file.files.length) sendFiles(r, [...file.files]);
