@@ -196,14 +196,22 @@ function mediaEl(r, c) {
     const scale = w && hgt ? Math.min(1, 320 / w, 240 / hgt) : 0;
     const style = scale ? `width:${Math.max(40, Math.round(w * scale))}px;aspect-ratio:${w}/${hgt}` : "";
     const img = h("img", { alt: c.body || "Picture", style });
-    const box = h("button", { type: "button", class: "media image", title: `${name}${meta ? " (" + meta + ")" : ""}`, "aria-label": "Open picture " + name, onclick: () => viewImage(c) }, img);
-    lazily(box, () => {
+    const box = h("button", { type: "button", class: "media image", title: `${name}${meta ? " (" + meta + ")" : ""}`, "aria-label": "Open picture " + name }, img);
+    const load = () => {
+      box.classList.remove("broken");
+      box.querySelector(".unavailable")?.remove();
       // The server's thumbnail; the content itself if there is none (a
       // format it does not thumbnail), unless it is large.
       mediaURL(c.url, { width: 640, height: 480, method: "scale" })
         .catch(() => (info.size && info.size > 8 * 1024 * 1024 ? Promise.reject(new Error("too large to preview")) : mediaURL(c.url)))
-        .then((src) => { img.src = src; }, () => { box.classList.add("broken"); box.append(h("span", {}, "Picture unavailable")); });
-    });
+        .then((src) => { img.src = src; }, () => {
+          // Its sender's node may be off, and no other node have it yet.
+          box.classList.add("broken");
+          box.append(h("span", { class: "unavailable" }, "Picture unavailable: click to try again"));
+        });
+    };
+    box.addEventListener("click", () => (box.classList.contains("broken") ? load() : viewImage(c)));
+    lazily(box, load);
     return box;
   }
   const icon = c.msgtype === "m.video" ? "🎞" : c.msgtype === "m.audio" ? "🔊" : "📄";

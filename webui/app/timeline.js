@@ -87,6 +87,11 @@ function wireOnce() {
     for (const x of $("timeline").querySelectorAll(".msg.show-actions")) if (x !== m) x.classList.remove("show-actions");
     m?.classList.toggle("show-actions");
   });
+  // Stuck to the bottom, the timeline stays there as pictures load and
+  // messages below the fold take their real height.
+  const tl = $("timeline");
+  tl.addEventListener("scroll", () => { view.stuck = tl.scrollHeight - tl.scrollTop - tl.clientHeight < 60; });
+  tl.addEventListener("load", () => { if (view.stuck) tl.scrollTop = tl.scrollHeight; }, true);
   document.addEventListener("click", (ev) => {
     if (!ev.target.closest?.(".picker, .act-react")) for (const p of document.querySelectorAll(".picker")) p.remove();
   });
@@ -295,8 +300,11 @@ function renderTimeline(r, { changed, prepended }) {
   const oldHeight = tl.scrollHeight, oldTop = tl.scrollTop;
   renderTimelineStatus(r);
   view.built = reconcile(tl, wanted(r));
-  if (changed || atBottom) tl.scrollTop = tl.scrollHeight;
-  else if (prepended) tl.scrollTop = oldTop + (tl.scrollHeight - oldHeight);
+  if (changed || atBottom) {
+    tl.scrollTop = tl.scrollHeight;
+    view.stuck = true;
+    requestAnimationFrame(() => { if (view.stuck) tl.scrollTop = tl.scrollHeight; });
+  } else if (prepended) tl.scrollTop = oldTop + (tl.scrollHeight - oldHeight);
   // Not enough history to fill the screen: fetch more.
   if (tl.scrollHeight <= tl.clientHeight + 10 && !r.atStart && r.prevBatch && !r.loadingOlder && !r.olderError) loadOlder(r);
 }
