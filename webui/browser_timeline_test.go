@@ -311,6 +311,9 @@ func countJS(t *testing.T, p *page, expr string) int {
 // node's limit is refused with a clear message. It needs the media
 // endpoints and media fetched between nodes (issue 13's media work).
 func TestBrowserPictures(t *testing.T) {
+	if !mediaServed(t) {
+		t.Skip("this build has no media endpoints yet (issue 13's media work): run this test once it is merged")
+	}
 	pa, pb, a, _ := twoInRoom(t, "Pictures room")
 	// makeFile puts a File in window.testFile: a PNG drawn on a canvas, or
 	// a text file.
@@ -420,4 +423,17 @@ func download(t *testing.T, addr, token, mxc string) string {
 		t.Fatalf("download %s: %s %s", mxc, res.Status, b)
 	}
 	return string(b)
+}
+
+// mediaServed says whether a node of this build serves the media API.
+func mediaServed(t *testing.T) bool {
+	n := startNode(t)
+	res, err := http.Get("http://" + n.HTTPAddr() + "/_matrix/client/v1/media/config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	n.Close()
+	// Without a token: 401 if the route exists, 404 if it does not.
+	return res.StatusCode != http.StatusNotFound
 }

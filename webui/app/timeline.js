@@ -208,9 +208,17 @@ function wanted(r) {
   const out = [];
   const shown = new Set();
   const lines = new Map();
-  for (const ev of r.events) {
+  const member = new Map(); // user ID -> their last member event's content, in timeline order
+  for (let ev of r.events) {
     if (isMessage(ev)) shown.add(ev.event_id);
     else {
+      if (ev.type === "m.room.member" && typeof ev.state_key === "string") {
+        // Without prev_content, the member's previous event in the
+        // timeline says whether this is a join or a new name.
+        const prev = member.get(ev.state_key);
+        member.set(ev.state_key, ev.content || {});
+        if (prev && !ev.unsigned?.prev_content) ev = { ...ev, unsigned: { ...ev.unsigned, prev_content: prev } };
+      }
       const line = eventLine(r, ev);
       if (line) {
         shown.add(ev.event_id);
