@@ -192,7 +192,8 @@ function mediaEl(r, c) {
   const name = c.filename || c.body || "file";
   const meta = [info.mimetype, sizeText(info.size)].filter(Boolean).join(" · ");
   if (c.msgtype === "m.image" || c.msgtype === undefined) {
-    const w = info.w > 0 ? info.w : 0, hgt = info.h > 0 ? info.h : 0;
+    const dim = (x) => (Number.isFinite(x) && x > 0 && x < 1e6 ? Math.round(x) : 0); // numbers only: they go into a style
+    const w = dim(info.w), hgt = dim(info.h);
     const scale = w && hgt ? Math.min(1, 320 / w, 240 / hgt) : 0;
     const style = scale ? `width:${Math.max(40, Math.round(w * scale))}px;aspect-ratio:${w}/${hgt}` : "";
     const img = h("img", { alt: c.body || "Picture", style });
