@@ -380,6 +380,25 @@ func TestBrowserPictures(t *testing.T) {
 	pa.call(t, "Page.bringToFront", nil, nil)
 	pa.waitFor(t, shown("pasted.png"), 30*time.Second)
 
+	// An upload on a slow link is cancelled: its progress goes, and no
+	// message is sent.
+	pa.call(t, "Network.enable", map[string]any{}, nil)
+	pa.call(t, "Network.emulateNetworkConditions", map[string]any{"offline": false, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 32 * 1024}, nil)
+	pa.eval(t, `const dt = new DataTransfer(); dt.items.add(new File([new Uint8Array(2 << 20)], "slow.bin", { type: "application/octet-stream" }));
+		const input = document.getElementById("attach-input"); input.files = dt.files; input.dispatchEvent(new Event("change"))`)
+	upload := `[...document.querySelectorAll("#timeline .msg.pending .media.upload")].find(u => u.textContent.includes("slow.bin"))`
+	pa.waitFor(t, `return `+upload+`?.querySelector("progress")`, 10*time.Second)
+	pa.shots(t, "25-upload-progress")
+	pa.eval(t, `[...`+upload+`.querySelectorAll("button")].find(b => b.textContent === "Cancel").click()`)
+	pa.waitFor(t, `return !`+upload, 10*time.Second)
+	pa.call(t, "Network.emulateNetworkConditions", map[string]any{"offline": false, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}, nil)
+	pa.typeInto(t, "#composer-input", "after the cancel")
+	pa.pressEnter(t)
+	pb.waitFor(t, hasMessage("after the cancel", false), 30*time.Second)
+	if pb.evalBool(t, `return [...document.querySelectorAll("#timeline .file-name")].some(e => e.textContent.startsWith("slow.bin"))`) {
+		t.Error("the cancelled upload was sent")
+	}
+
 	// A file over the node's limit (100 MiB by default) is refused before
 	// any upload, and says why.
 	pa.eval(t, `const chunk = new Uint8Array(1 << 20); const dt = new DataTransfer();
