@@ -173,8 +173,12 @@ func twoInRoom(t *testing.T, room string) (pa, pb *page, a, b *node.Node) {
 }
 
 func TestBrowserTimeline(t *testing.T) {
-	pa, pb, _, _ := twoInRoom(t, "Timeline room")
+	pa, pb, a, _ := twoInRoom(t, "Timeline room")
 	const room = "Timeline room"
+	// Until issue 13's relations API is merged, the thread dialog's ask
+	// for a thread's replies is answered 404 (the app then shows those of
+	// the timeline): that is no error of the page.
+	relationsServed := served(t, a, "/_matrix/client/v1/rooms/!r:x/relations/$e:x/m.thread")
 
 	// Alice writes; Bob sees her name and a generated avatar.
 	pa.typeInto(t, "#composer-input", "hello bob")
@@ -233,6 +237,15 @@ func TestBrowserTimeline(t *testing.T) {
 				"m.relates_to": { rel_type: "m.thread", event_id: `+jsString(rootID)+`, is_falling_back: true, "m.in_reply_to": { event_id: `+jsString(rootID)+` } } })`)
 		pa.waitFor(t, `const q = `+msgJS("in the thread")+`?.querySelector(".quote");
 			return q && q.querySelector(".thread-tag")?.textContent === "in thread" && q.querySelector(".quote-text").textContent === "hello bob, edited"`, 30*time.Second)
+		// Alice opens the thread from its root and answers in it.
+		pa.waitFor(t, `const b = `+msgJS("hello bob, edited")+`.querySelector(".open-thread"); return b?.textContent === "1 reply in thread" && (b.click(), true)`, 15*time.Second)
+		pa.waitFor(t, `return [...document.querySelectorAll("dialog[open] .thread-msg .body")].map(e => e.textContent).join("|") === "hello bob, edited|in the thread"`, 15*time.Second)
+		pa.typeInto(t, "dialog[open] .thread-input", "answer in thread")
+		pa.pressEnter(t)
+		pa.waitFor(t, `return [...document.querySelectorAll("dialog[open] .thread-msg .body")].map(e => e.textContent).join("|") === "hello bob, edited|in the thread|answer in thread"`, 30*time.Second)
+		pa.shots(t, "26-thread")
+		pa.eval(t, `document.querySelector("dialog[open]").close()`)
+		pb.waitFor(t, `return `+msgJS("answer in thread")+`?.querySelector(".thread-tag") && `+msgJS("hello bob, edited")+`.querySelector(".open-thread")?.textContent === "2 replies in thread"`, 30*time.Second)
 	})
 
 	t.Run("typing shows on the other side", func(t *testing.T) {
@@ -245,7 +258,7 @@ func TestBrowserTimeline(t *testing.T) {
 	t.Run("seen by shows who read what", func(t *testing.T) {
 		// Both rooms are open and their pages visible: each reads the
 		// latest event and says so.
-		pa.waitFor(t, `const s = document.querySelector("#timeline .seen"); return s && s.title === "Seen by Bob Builder" && s.closest(".msg") === `+msgJS("in the thread"), 30*time.Second)
+		pa.waitFor(t, `const s = [...document.querySelectorAll("#timeline .seen")].find(s => s.title === "Seen by Bob Builder"); return s && s.closest(".msg") === `+msgJS("answer in thread"), 30*time.Second)
 		pb.waitFor(t, `const s = document.querySelector("#timeline .seen"); return s && s.title === "Seen by Alice Liddell"`, 30*time.Second)
 	})
 
@@ -291,7 +304,13 @@ func TestBrowserTimeline(t *testing.T) {
 	})
 
 	for name, p := range map[string]*page{"alice": pa, "bob": pb} {
-		if errs := p.errors(); len(errs) > 0 {
+		var errs []string
+		for _, e := range p.errors() {
+			if relationsServed || !strings.Contains(e, "/relations/") {
+				errs = append(errs, e)
+			}
+		}
+		if len(errs) > 0 {
 			t.Errorf("%s's page logged errors:\n%s", name, strings.Join(errs, "\n"))
 		}
 	}
@@ -447,12 +466,18 @@ func download(t *testing.T, addr, token, mxc string) string {
 // mediaServed says whether a node of this build serves the media API.
 func mediaServed(t *testing.T) bool {
 	n := startNode(t)
-	res, err := http.Get("http://" + n.HTTPAddr() + "/_matrix/client/v1/media/config")
+	defer n.Close()
+	return served(t, n, "/_matrix/client/v1/media/config")
+}
+
+// served says whether a node serves an authenticated GET route: asked
+// without a token, it answers 401 if the route exists, 404 if not.
+func served(t *testing.T, n *node.Node, path string) bool {
+	t.Helper()
+	res, err := http.Get("http://" + n.HTTPAddr() + path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	res.Body.Close()
-	n.Close()
-	// Without a token: 401 if the route exists, 404 if it does not.
 	return res.StatusCode != http.StatusNotFound
 }

@@ -105,6 +105,7 @@ export const api = {
   typing: (roomId, userId, typing, timeout = 30000) => request("PUT", `${V3}/rooms/${enc(roomId)}/typing/${enc(userId)}`, typing ? { typing, timeout } : { typing }),
   receipt: (roomId, eventId, type = "m.read") => request("POST", `${V3}/rooms/${enc(roomId)}/receipt/${enc(type)}/${enc(eventId)}`, {}),
   event: (roomId, eventId) => request("GET", `${V3}/rooms/${enc(roomId)}/event/${enc(eventId)}`),
+  threadReplies: (roomId, rootId, limit = 100) => request("GET", `/_matrix/client/v1/rooms/${enc(roomId)}/relations/${enc(rootId)}/m.thread` + q({ dir: "f", limit })),
   putState: (roomId, type, stateKey, content) => request("PUT", `${V3}/rooms/${enc(roomId)}/state/${enc(type)}/${enc(stateKey)}`, content),
   createRoom: (body) => request("POST", V3 + "/createRoom", body),
   invite: (roomId, userId) => request("POST", `${V3}/rooms/${enc(roomId)}/invite`, { user_id: userId }),

@@ -127,10 +127,12 @@ function quoteEl(r, q, act) {
   if (!target) fetchQuoted(r, q.id);
   const who = target?.sender ? r.displayName(target.sender) : "";
   const text = !target ? "Loading…" : target.missing ? "A message this node cannot show" : snippet(r, target);
-  return h("button", { type: "button", class: "quote", title: "Show the original", onclick: () => act.jump(q.id) },
+  const quote = h("button", { type: "button", class: "quote", title: "Show the original", onclick: () => act.jump(q.id) },
     q.thread ? h("span", { class: "thread-tag" }, "in thread") : null,
     who ? h("span", { class: "quote-who" }, who) : null,
     h("span", { class: "quote-text" }, text));
+  if (!q.thread) return quote;
+  return [quote, h("button", { type: "button", class: "link-btn open-thread", onclick: () => act.thread(q.thread) }, "Open the thread")];
 }
 
 // lazily runs load once el is near the screen.
@@ -279,7 +281,11 @@ function actionsEl(r, ev, act, msg) {
       msg.querySelector(".picker button")?.focus();
     }));
   }
-  if (r.canSend("m.room.message")) bar.append(btn("act-reply", "Reply", "↩", () => act.reply(ev)));
+  if (r.canSend("m.room.message")) {
+    bar.append(btn("act-reply", "Reply", "↩", () => act.reply(ev)));
+    const rel = relatesTo(ev);
+    bar.append(btn("act-thread", "Reply in a thread", "🧵", () => act.thread(rel.rel_type === "m.thread" && typeof rel.event_id === "string" ? rel.event_id : ev.event_id)));
+  }
   if (own && r.canSend("m.room.message") && (c.msgtype === "m.text" || c.msgtype === "m.emote" || c.msgtype === "m.notice")) bar.append(btn("act-edit", "Edit", "✎", () => act.edit(ev)));
   if (r.canRedact(ev)) bar.append(btn("act-delete", "Delete", "🗑", () => act.del(ev)));
   return bar.childElementCount ? bar : null;
@@ -302,13 +308,15 @@ export function messageEl(r, ev, opts, act) {
     h("time", { class: "time", datetime: new Date(ts).toISOString(), title: fullFmt.format(ts) }, timeFmt.format(ts))) : null;
   const el = h("div", { class: cls, dataset: { id: ev.event_id || "" }, title: first ? null : timeFmt.format(ts) }, meta);
   const q = redacted ? null : quoteTarget(ev);
-  if (q) el.append(quoteEl(r, q, act));
+  if (q) el.append(...[quoteEl(r, q, act)].flat());
   if (redacted) el.append(h("div", { class: "body" }, "Message deleted"));
   else if (ev.type === "m.room.encrypted") el.append(h("div", { class: "body undecrypted" }, "An encrypted message this node could not read"));
   else if (pending?.upload) el.append(uploadEl(pending, act));
   else if (isMedia) el.append(mediaEl(r, ev.type === "m.sticker" ? { ...c, msgtype: "m.image" } : c));
   else el.append(h("div", { class: "body" }, c.msgtype === "m.emote" ? `* ${r.displayName(ev.sender)} ${plainBody(c)}` : plainBody(c)));
   if (edited) el.append(h("span", { class: "edited", title: "Edited " + fullFmt.format(r.latestEdit(ev).origin_server_ts || ts) }, "(edited)"));
+  const inThread = !pending && !redacted && !q && r.threadCount(ev);
+  if (inThread) el.append(h("button", { type: "button", class: "link-btn open-thread", onclick: () => act.thread(ev.event_id) }, inThread === 1 ? "1 reply in thread" : `${inThread} replies in thread`));
   if (!pending && !redacted) {
     const reactions = reactionsEl(r, ev, act);
     if (reactions) el.append(reactions);

@@ -62,6 +62,7 @@ class Room {
     this.redactedIds = new Set(); // IDs redacted, seen before or after their event
     this.ver = new Map(); // event ID -> a number bumped whenever its view must change
     this.fetched = new Map(); // event ID -> event fetched for a quote (null while asked)
+    this.threads = new Map(); // thread root ID -> Set of its replies' IDs (loaded ones)
     this.receipts = new Map(); // user ID -> {eventId, ts}
     this.typing = []; // user IDs typing now, not the user
   }
@@ -196,6 +197,15 @@ class Room {
   noteRelation(ev) {
     const rel = relatesTo(ev);
     if (typeof rel.event_id !== "string" || this.redactedIds.has(ev.event_id) || this.relOf.has(ev.event_id)) return;
+    if (rel.rel_type === "m.thread" && this.byId.has(ev.event_id)) {
+      const replies = this.threads.get(rel.event_id) || new Set();
+      if (!replies.has(ev.event_id)) {
+        replies.add(ev.event_id);
+        this.threads.set(rel.event_id, replies);
+        this.bump(rel.event_id);
+      }
+      return;
+    }
     if (rel.rel_type === "m.replace" && ev.type === "m.room.message" && ev.content?.["m.new_content"]) {
       const list = this.edits.get(rel.event_id) || [];
       if (list.length >= MAX_EDITS) list.shift();
@@ -230,6 +240,8 @@ class Room {
       this.bump(rel.target);
     }
     const ev = this.byId.get(id);
+    const root = relatesTo(ev).rel_type === "m.thread" ? relatesTo(ev).event_id : null;
+    if (root && this.threads.get(root)?.delete(id)) this.bump(root);
     if (ev && !ev.unsigned?.redacted_because) {
       ev.content = {};
       ev.unsigned = { ...(ev.unsigned || {}), redacted_because: because };
@@ -257,6 +269,13 @@ class Room {
   // event is a timeline event, or one fetched for a quote.
   event(id) {
     return this.byId.get(id) || this.fetched.get(id) || null;
+  }
+  // threadCount is how many replies a thread root has: those loaded, or
+  // the server's count if it says more.
+  threadCount(ev) {
+    const local = this.threads.get(ev.event_id)?.size || 0;
+    const bundled = Number(ev.unsigned?.["m.relations"]?.["m.thread"]?.count) || 0;
+    return Math.max(local, bundled);
   }
   // setReceipt records a user's read receipt if it is newer than the one held.
   setReceipt(userId, eventId, ts) {

@@ -13,6 +13,7 @@ import { S, markSeen, room, emit, on } from "./state.js";
 import { renderMembers, showMembersPanel } from "./members.js";
 import { renderRoomList } from "./roomlist.js";
 import { messageEl, eventLine, isMessage } from "./message.js";
+import { openThread } from "./thread.js";
 
 // view is what the timeline element holds now.
 const view = {
@@ -32,6 +33,7 @@ const act = {
   retry: (p) => emit("retry", S.rooms.get(S.current), p),
   discard: (p) => emit("discard", S.rooms.get(S.current), p),
   cancel: (p) => emit("cancel-upload", S.rooms.get(S.current), p),
+  thread: (rootId) => openThread(S.rooms.get(S.current), rootId),
 };
 
 // A quoted original fetched from the node: the quoting messages change.
@@ -129,6 +131,7 @@ export function renderRoom({ changed = false, prepended = 0, fromSync = false } 
     renderMembers();
   }
   renderTyping(r);
+  emit("timeline-rendered", r);
   if (document.visibilityState === "visible") {
     markSeen(r);
     sendReceipt(r);
