@@ -258,7 +258,7 @@ func TestBrowserTimeline(t *testing.T) {
 	t.Run("seen by shows who read what", func(t *testing.T) {
 		// Both rooms are open and their pages visible: each reads the
 		// latest event and says so.
-		pa.waitFor(t, `const s = [...document.querySelectorAll("#timeline .seen")].find(s => s.title === "Seen by Bob Builder"); return s && s.closest(".msg") === `+msgJS("answer in thread"), 30*time.Second)
+		pa.waitFor(t, `const s = [...document.querySelectorAll("#timeline .seen")].find(s => s.title === "Seen by Bob Builder"); return s && s.previousElementSibling === `+msgJS("answer in thread"), 30*time.Second)
 		pb.waitFor(t, `const s = document.querySelector("#timeline .seen"); return s && s.title === "Seen by Alice Liddell"`, 30*time.Second)
 	})
 

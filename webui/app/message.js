@@ -146,7 +146,7 @@ function lazily(el, load) {
       observer.unobserve(e.target);
       lazyLoads.get(e.target)?.();
     }
-  }, { rootMargin: "600px 0px" });
+  }, { root: document.getElementById("timeline"), rootMargin: "600px 0px" });
   lazyLoads.set(el, load);
   observer.observe(el);
 }
@@ -165,16 +165,30 @@ export function viewImage(c) {
   }).classList.add("viewer");
 }
 
+// known holds the blob: URLs already had, so that an element built again
+// (a reaction came) shows its media at once.
+const known = new Map(); // key -> blob: URL
+function had(uri, size) {
+  return known.get(size ? `${uri}#${size.width}x${size.height}` : uri);
+}
+function fetchMedia(uri, size) {
+  return mediaURL(uri, size).then((u) => {
+    if (known.size > 300) known.delete(known.keys().next().value);
+    known.set(size ? `${uri}#${size.width}x${size.height}` : uri, u);
+    return u;
+  });
+}
+
 // fileLink is a link that downloads the content under its file name: the
 // first click fetches it into a blob: URL, which the link then names.
 function fileLink(c, label) {
   const name = c.filename || c.body || "file";
-  const a = h("a", { class: "file-link", href: "#", download: name, title: "Download " + name }, label);
+  const a = h("a", { class: "file-link", href: had(c.url) || "#", download: name, title: "Download " + name }, label);
   a.addEventListener("click", (ev) => {
     if (a.href.startsWith("blob:")) return;
     ev.preventDefault();
     a.setAttribute("aria-busy", "true");
-    mediaURL(c.url).then((src) => {
+    fetchMedia(c.url).then((src) => {
       a.href = src;
       a.removeAttribute("aria-busy");
       a.click();
@@ -198,15 +212,16 @@ function mediaEl(r, c) {
     const w = dim(info.w), hgt = dim(info.h);
     const scale = w && hgt ? Math.min(1, 320 / w, 240 / hgt) : 0;
     const style = scale ? `width:${Math.max(40, Math.round(w * scale))}px;aspect-ratio:${w}/${hgt}` : "";
-    const img = h("img", { alt: c.body || "Picture", style });
+    const thumb = { width: 640, height: 480, method: "scale" };
+    const img = h("img", { alt: c.body || "Picture", style, src: had(c.url, thumb) || had(c.url) || null });
     const box = h("button", { type: "button", class: "media image", title: `${name}${meta ? " (" + meta + ")" : ""}`, "aria-label": "Open picture " + name }, img);
     const load = () => {
       box.classList.remove("broken");
       box.querySelector(".unavailable")?.remove();
       // The server's thumbnail; the content itself if there is none (a
       // format it does not thumbnail), unless it is large.
-      mediaURL(c.url, { width: 640, height: 480, method: "scale" })
-        .catch(() => (info.size && info.size > 8 * 1024 * 1024 ? Promise.reject(new Error("too large to preview")) : mediaURL(c.url)))
+      fetchMedia(c.url, thumb)
+        .catch(() => (info.size && info.size > 8 * 1024 * 1024 ? Promise.reject(new Error("too large to preview")) : fetchMedia(c.url)))
         .then((src) => { img.src = src; }, () => {
           // Its sender's node may be off, and no other node have it yet.
           box.classList.add("broken");
@@ -214,7 +229,7 @@ function mediaEl(r, c) {
         });
     };
     box.addEventListener("click", () => (box.classList.contains("broken") ? load() : viewImage(c)));
-    lazily(box, load);
+    if (!img.src) lazily(box, load);
     return box;
   }
   const icon = c.msgtype === "m.video" ? "🎞" : c.msgtype === "m.audio" ? "🔊" : "📄";
@@ -251,7 +266,7 @@ function reactionsEl(r, ev, act) {
   }));
 }
 
-function seenEl(r, users) {
+export function seenEl(r, users) {
   if (!users?.length) return null;
   const names = users.map((u) => r.displayName(u));
   return h("div", { class: "seen", title: "Seen by " + names.join(", ") },
@@ -292,10 +307,9 @@ function actionsEl(r, ev, act, msg) {
 }
 
 // messageEl builds a message. opts: first (it starts a group: avatar,
-// name and time), pending ({status, error, upload} while sending), seenBy
-// (user IDs whose last read message this is).
+// name and time), pending ({status, error, upload} while sending).
 export function messageEl(r, ev, opts, act) {
-  const { first, pending, seenBy } = opts;
+  const { first, pending } = opts;
   const own = ev.sender === S.me.user_id;
   const redacted = !pending && (ev.unsigned?.redacted_because || (ev.type === "m.room.message" && ev.content?.body === undefined));
   const c = redacted ? {} : pending ? ev.content || {} : r.shownContent(ev);
@@ -323,8 +337,6 @@ export function messageEl(r, ev, opts, act) {
     const bar = actionsEl(r, ev, act, el);
     if (bar) el.append(bar);
   }
-  const seen = seenEl(r, seenBy);
-  if (seen) el.append(seen);
   if (pending && !pending.upload) el.append(pendingState(pending, act));
   else if (pending?.status === "failed") el.append(pendingState(pending, act));
   return el;

@@ -12,7 +12,7 @@ import { $, h, errText, dayLabel, openDialog, toast } from "./dom.js";
 import { S, markSeen, room, emit, on } from "./state.js";
 import { renderMembers, showMembersPanel } from "./members.js";
 import { renderRoomList } from "./roomlist.js";
-import { messageEl, eventLine, isMessage } from "./message.js";
+import { messageEl, eventLine, isMessage, seenEl } from "./message.js";
 import { openThread } from "./thread.js";
 
 // view is what the timeline element holds now.
@@ -92,7 +92,12 @@ function wireOnce() {
   // Stuck to the bottom, the timeline stays there as pictures load and
   // messages below the fold take their real height.
   const tl = $("timeline");
-  tl.addEventListener("scroll", () => { view.stuck = tl.scrollHeight - tl.scrollTop - tl.clientHeight < 60; });
+  // Only a scroll up unsticks it: content growing below moves nothing.
+  tl.addEventListener("scroll", () => {
+    if (tl.scrollHeight - tl.scrollTop - tl.clientHeight < 60) view.stuck = true;
+    else if (tl.scrollTop < (view.lastTop ?? 0)) view.stuck = false;
+    view.lastTop = tl.scrollTop;
+  });
   tl.addEventListener("load", () => { if (view.stuck) tl.scrollTop = tl.scrollHeight; }, true);
   document.addEventListener("click", (ev) => {
     if (!ev.target.closest?.(".picker, .act-react")) for (const p of document.querySelectorAll(".picker")) p.remove();
@@ -245,9 +250,16 @@ function wanted(r) {
     const first = ev.sender !== lastSender || ts - lastTs > 5 * 60 * 1000;
     lastSender = ev.sender;
     lastTs = ts;
-    const seenList = opts.seenBy;
-    const sig = [first ? 1 : 0, r.ver.get(ev.event_id) || 0, first ? r.displayName(ev.sender) + r.avatarURL(ev.sender) : "", seenList ? seenList.join(",") : "", extra].join("|");
+    const sig = [first ? 1 : 0, r.ver.get(ev.event_id) || 0, first ? r.displayName(ev.sender) + r.avatarURL(ev.sender) : "", extra].join("|");
     out.push({ key, sig, build: () => messageEl(r, ev, { first, ...opts }, act) });
+  };
+  // "Seen by" is its own element under the event: a receipt moving
+  // builds only it.
+  const seenRow = (id) => {
+    const users = seen.get(id);
+    if (!users) return;
+    const names = users.map((u) => r.displayName(u) + r.avatarURL(u)).join(",");
+    out.push({ key: "seen:" + id, sig: names, build: () => seenEl(r, users) });
   };
   for (const ev of r.events) {
     if (!shown.has(ev.event_id)) continue;
@@ -259,12 +271,13 @@ function wanted(r) {
     const line = lines.get(ev.event_id);
     if (line) {
       day(ev.origin_server_ts);
-      const users = seen.get(ev.event_id);
-      out.push({ key: ev.event_id, sig: line + "|" + (users || []).join(","), build: () => h("div", { class: "sys", dataset: { id: ev.event_id } }, line) });
+      out.push({ key: ev.event_id, sig: line, build: () => h("div", { class: "sys", dataset: { id: ev.event_id } }, line) });
+      seenRow(ev.event_id);
       lastSender = "";
       continue;
     }
-    message(ev, { seenBy: seen.get(ev.event_id) }, ev.event_id, "");
+    message(ev, {}, ev.event_id, "");
+    seenRow(ev.event_id);
   }
   for (const p of r.pending) {
     const ev = { type: "m.room.message", sender: S.me.user_id, content: p.content || {}, origin_server_ts: p.ts };
@@ -273,6 +286,8 @@ function wanted(r) {
   }
   return out;
 }
+
+const RECENT = 24;
 
 // reconcile makes the timeline's elements match the wanted list, keeping
 // those whose key and signature are unchanged. It returns how many
@@ -302,6 +317,13 @@ function reconcile(tl, list) {
   }
   for (const el of old.values()) el.remove();
   view.nodes = next;
+  // The last elements are always laid out ("recent" in the CSS), so the
+  // bottom, where new messages arrive, has its real height.
+  const els = [...next.values()];
+  const recent = new Set(els.slice(-RECENT));
+  for (const el of view.recent || []) if (!recent.has(el)) el.classList.remove("recent");
+  for (const el of recent) el.classList.add("recent");
+  view.recent = recent;
   return built;
 }
 
