@@ -345,8 +345,14 @@ function renderTimeline(r, { changed, prepended }) {
 // renderStats says what the last render did (for tests and measuring).
 export const renderStats = () => ({ built: view.built, shown: view.nodes.size });
 
-// jumpTo scrolls to an event and makes it flash, if the timeline has it.
-function jumpTo(id) {
+// jumpTo scrolls to an event and makes it flash, loading older pages
+// (five at most) until the timeline has it.
+async function jumpTo(id) {
+  const r = S.rooms.get(S.current);
+  for (let i = 0; r && !view.nodes.has(id) && !r.atStart && r.prevBatch && i < 5; i++) {
+    if (r.loadingOlder) break;
+    await loadOlder(r);
+  }
   const el = view.nodes.get(id);
   if (!el) {
     toast("The original message is further back: scroll up to load it.");
