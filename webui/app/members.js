@@ -2,7 +2,7 @@
 import { api } from "./api.js";
 import { $, h, errText, openDialog } from "./dom.js";
 import { S } from "./state.js";
-import { avatarEl } from "./avatar.js";
+import { avatarEl } from "./message.js";
 import { ensureE2EE, refreshE2EE, memberE2EE, verifiedMark, safetyBlock, whenE2EEChanges } from "./e2ee.js";
 
 // ---------- members ----------

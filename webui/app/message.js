@@ -7,7 +7,14 @@ import { api } from "./api.js";
 import { h, timeFmt, fullFmt, openDialog, toast, errText } from "./dom.js";
 import { S, emit, relatesTo } from "./state.js";
 import { mediaURL } from "./media.js";
-import { avatarEl } from "./avatar.js";
+import { avatarFor } from "./avatar.js";
+
+// avatarEl is a member's avatar in room r, from their member event's
+// name and picture; size "" (in a message), "small" or "tiny" (seen by).
+export function avatarEl(r, userId, size = "") {
+  const px = size === "tiny" ? 16 : size === "small" ? 32 : 26;
+  return avatarFor(userId, r.displayName(userId), r.avatarURL(userId), { size: px });
+}
 
 export const QUICK_REACTIONS = ["👍", "❤️", "😂", "🎉", "😮", "😢", "🙏", "👀"];
 

@@ -4,8 +4,7 @@
 import { api } from "./api.js";
 import { h, openDialog, errText, timeFmt, fullFmt } from "./dom.js";
 import { on, relatesTo } from "./state.js";
-import { avatarEl } from "./avatar.js";
-import { snippet, plainBody } from "./message.js";
+import { snippet, plainBody, avatarEl } from "./message.js";
 
 let open = null; // {roomId, rootId, list, fetched: Map}
 
