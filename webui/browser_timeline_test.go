@@ -19,9 +19,9 @@ import (
 	"github.com/parley-p2p/parley/node"
 )
 
-// claimAs claims a node in its page: the page opened on the node's claim
+// tlClaim claims a node in its page: the page opened on the node's claim
 // URL (code "") or on its plain URL with the code typed.
-func claimAs(t *testing.T, p *page, user, code string) string {
+func tlClaim(t *testing.T, p *page, user, code string) string {
 	t.Helper()
 	p.waitFor(t, `return document.querySelector("#auth h1")?.textContent === "Claim this node"`, 15*time.Second)
 	if code != "" {
@@ -36,8 +36,8 @@ func claimAs(t *testing.T, p *page, user, code string) string {
 	return id
 }
 
-// createRoomIn makes a room through the app's dialog and waits for it to open.
-func createRoomIn(t *testing.T, p *page, name string) {
+// tlCreateRoom makes a room through the app's dialog and waits for it to open.
+func tlCreateRoom(t *testing.T, p *page, name string) {
 	t.Helper()
 	p.eval(t, `document.getElementById("new-room-btn").click()`)
 	p.eval(t, `const d = document.querySelector("dialog[open]"); d.querySelector("[name=name]").value = `+jsString(name)+`;
@@ -101,8 +101,8 @@ func TestBrowserTimelineLongRoom(t *testing.T) {
 	a := startNode(t)
 	browser := startChromium(t, bin)
 	pa := browser.open(t, a.ClaimURL())
-	claimAs(t, pa, "alice", "")
-	createRoomIn(t, pa, "Long room")
+	tlClaim(t, pa, "alice", "")
+	tlCreateRoom(t, pa, "Long room")
 	pa.typeInto(t, "#composer-input", "the first message")
 	pa.pressEnter(t)
 	pa.waitFor(t, hasMessage("the first message", true), 15*time.Second)
@@ -151,15 +151,15 @@ func twoInRoom(t *testing.T, room string) (pa, pb *page, a, b *node.Node) {
 	browser := startChromium(t, bin)
 	pa = browser.open(t, a.ClaimURL())
 	pb = browser.open(t, "http://"+b.HTTPAddr()+"/")
-	aliceID := claimAs(t, pa, "alice", "")
-	bobID := claimAs(t, pb, "bob", b.ClaimCode())
+	aliceID := tlClaim(t, pa, "alice", "")
+	bobID := tlClaim(t, pb, "bob", b.ClaimCode())
 	// Display names, set before joining: the member events carry them.
 	setName := func(p *page, id, name string) {
 		p.eval(t, `const { api } = await import("/api.js"); await api.setDisplayName(`+jsString(id)+`, `+jsString(name)+`)`)
 	}
 	setName(pa, aliceID, "Alice Liddell")
 	setName(pb, bobID, "Bob Builder")
-	createRoomIn(t, pa, room)
+	tlCreateRoom(t, pa, room)
 	pa.eval(t, `document.getElementById("invite-btn").click()`)
 	pa.waitFor(t, `return document.querySelector("dialog[open] [name=user]")`, 5*time.Second)
 	pa.eval(t, fmt.Sprintf(`document.querySelector("dialog[open] [name=user]").value = %q;
