@@ -190,10 +190,19 @@ func TestBrowserTimeline(t *testing.T) {
 	t.Run("a reaction appears live on the other side, and goes when taken back", func(t *testing.T) {
 		pb.eval(t, msgJS("hello bob")+`.querySelector(".act-react").click()`)
 		pb.waitFor(t, `return `+msgJS("hello bob")+`.querySelector(".picker")`, 5*time.Second)
-		pb.eval(t, msgJS("hello bob")+`.querySelector('.picker button[data-key="👍"]').click()`)
+		// A double click reacts once.
+		pb.eval(t, `const b = `+msgJS("hello bob")+`.querySelector('.picker button[data-key="👍"]'); b.click(); b.click()`)
 		chip := msgJS("hello bob") + `?.querySelector('.reaction[data-key="👍"]')`
 		pa.waitFor(t, `const c = `+chip+`; return c && c.querySelector(".rcount").textContent === "1" && c.title.includes("Bob Builder")`, 30*time.Second)
 		pb.waitFor(t, `return `+chip+`?.classList.contains("mine")`, 15*time.Second)
+		// A message sent after the clicks is a barrier: a second reaction
+		// would have reached the node, and the timeline, before it.
+		pb.typeInto(t, "#composer-input", "reacted")
+		pb.pressEnter(t)
+		pb.waitFor(t, hasMessage("reacted", true), 15*time.Second)
+		if n := countJS(t, pb, `(await import("/state.js")).S.rooms.get((await import("/state.js")).S.current).events.filter(e => e.type === "m.reaction" && !e.hidden).length`); n != 1 {
+			t.Errorf("bob's double click sent %d reactions, want 1", n)
+		}
 		// Alice adds hers to the same key: two.
 		pa.eval(t, chip+`.click()`)
 		pb.waitFor(t, `return `+chip+`?.querySelector(".rcount").textContent === "2"`, 30*time.Second)

@@ -404,14 +404,28 @@ function sendReceipt(r) {
 let txnCounter = 0;
 export const newTxn = () => `web${Date.now()}.${txnCounter++}`;
 
+// A toggle on its way holds its key until sync brings the change (or
+// for five seconds), so a double click sends one reaction, not two.
+const reacting = new Map(); // "event ID\u0000key" -> the user's reaction ID when clicked
+on("timeline-rendered", (r) => {
+  for (const [k, was] of reacting) {
+    const [id, key] = k.split("\u0000");
+    if (r.byId.has(id) && r.reactions.get(id)?.get(key)?.get(S.me.user_id) !== was) reacting.delete(k);
+  }
+});
 async function toggleReaction(r, ev, key) {
-  if (!r) return;
+  const k = ev.event_id + "\u0000" + key;
+  if (!r || reacting.has(k)) return;
   const mine = r.reactions.get(ev.event_id)?.get(key)?.get(S.me.user_id);
+  reacting.set(k, mine);
+  const release = () => reacting.delete(k);
+  setTimeout(release, 5000);
   try {
     if (mine) await api.redact(r.id, mine, newTxn());
     else await api.sendEvent(r.id, "m.reaction", newTxn(), { "m.relates_to": { rel_type: "m.annotation", event_id: ev.event_id, key } });
   } catch (e) {
     toast("Could not " + (mine ? "remove the reaction: " : "react: ") + errText(e));
+    release();
   }
 }
 
