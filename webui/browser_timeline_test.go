@@ -447,7 +447,15 @@ func TestBrowserPictures(t *testing.T) {
 	pb.call(t, "Page.bringToFront", nil, nil)
 	pb.waitFor(t, shown("sunset.png"), 60*time.Second)
 
-	if errs := pb.errors(); len(errs) > 0 {
+	// A thumbnail the node will not make (400) is no error of the page:
+	// the app shows the picture itself instead.
+	var errs []string
+	for _, e := range pb.errors() {
+		if !(strings.Contains(e, "/media/thumbnail/") && strings.Contains(e, "status of 400")) {
+			errs = append(errs, e)
+		}
+	}
+	if len(errs) > 0 {
 		t.Errorf("bob's page logged errors:\n%s", strings.Join(errs, "\n"))
 	}
 }
