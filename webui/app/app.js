@@ -3,12 +3,13 @@
 // The node's status comes from /_parley/v1/status (see node.js and api.js).
 import { api, session, setToken, APIError } from "./api.js";
 import { $ } from "./dom.js";
-import { S, markSeen } from "./state.js";
+import { S, markSeen, on } from "./state.js";
 import { showAuth, logout, resetSession, startApp } from "./auth.js";
 import { setBanner, nodeDialog } from "./node.js";
 import { go, route } from "./router.js";
 import { renderRoomList } from "./roomlist.js";
-import { loadOlder, sendMessage } from "./timeline.js";
+import { loadOlder, openRoom } from "./timeline.js";
+import { sendMessage, wireComposer } from "./composer.js";
 import { toggleMembers } from "./members.js";
 import { e2eeDialog } from "./e2ee.js";
 import { wireShell } from "./shell.js";
@@ -17,6 +18,11 @@ import { createRoomDialog, inviteDialog, settingsDialog, leaveDialog, linkDialog
 // ---------- wiring ----------
 
 function wire() {
+  // The bus: state and the router announce, the views act (no import cycles).
+  on("navigate", go);
+  on("open-room", openRoom);
+  on("join-link", (link) => joinLinkDialog(link));
+  wireComposer();
   $("logout-btn").addEventListener("click", logout);
   $("me-btn").addEventListener("click", nodeDialog);
   $("node-btn").addEventListener("click", nodeDialog);

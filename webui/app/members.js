@@ -2,7 +2,7 @@
 import { api } from "./api.js";
 import { $, h, errText, openDialog } from "./dom.js";
 import { S } from "./state.js";
-import { renderRoom } from "./timeline.js";
+import { avatarEl } from "./message.js";
 import { ensureE2EE, refreshE2EE, memberE2EE, verifiedMark, safetyBlock, whenE2EEChanges } from "./e2ee.js";
 
 // ---------- members ----------
@@ -30,7 +30,8 @@ export function renderMembers() {
     const pl = r.levelOf(m.state_key);
     const v = memberE2EE(r, m.state_key)?.verified;
     return h("li", {}, h("button", { type: "button", class: "member", onclick: () => memberDialog(r, m.state_key) },
-      h("span", { style: "min-width:0" }, h("span", { class: "mname" }, (m.content.displayname || m.state_key) + (m.state_key === S.me.user_id ? " (you)" : "")), h("span", { class: "mid" }, m.state_key)),
+      avatarEl(r, m.state_key, "small"),
+      h("span", { style: "min-width:0;flex:1" }, h("span", { class: "mname" }, (m.content.displayname || m.state_key) + (m.state_key === S.me.user_id ? " (you)" : "")), h("span", { class: "mid" }, m.state_key)),
       h("span", { class: "tags" }, v ? verifiedMark(v) : null, levelName(pl) ? h("span", { class: "pl" + (pl >= 100 ? " admin" : "") }, levelName(pl)) : null)));
   };
   panel.replaceChildren(...[
@@ -41,9 +42,18 @@ export function renderMembers() {
   ].filter(Boolean));
 }
 
+// showMembersPanel shows or hides the panel as the user chose, for the open room.
+export function showMembersPanel() {
+  const r = S.current && S.rooms.get(S.current);
+  const hide = !r || !S.membersOpen;
+  if ($("members").hidden !== hide) $("members").hidden = hide;
+  if ($("members-btn").getAttribute("aria-expanded") !== String(!hide)) $("members-btn").setAttribute("aria-expanded", String(!hide));
+}
+
 export function toggleMembers() {
   S.membersOpen = !S.membersOpen;
-  renderRoom();
+  showMembersPanel();
+  renderMembers();
   if (S.membersOpen) $("members").querySelector("button")?.focus();
   else $("members-btn").focus();
 }

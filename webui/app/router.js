@@ -1,11 +1,8 @@
-// Routing: the URL hash picks the open room or a join link.
-import { api } from "./api.js";
-import { $ } from "./dom.js";
-import { S, room } from "./state.js";
-import { renderRoomList } from "./roomlist.js";
-import { renderRoom } from "./timeline.js";
-import { renderMembers } from "./members.js";
-import { joinLinkDialog } from "./dialogs.js";
+// Routing: the URL hash picks the open room or a join link. The router
+// only reads the hash; what a route opens is up to the listeners app.js
+// sets on the bus ("open-room" with a room ID or null, "join-link" with
+// a parley:join/ link), so it imports no view.
+import { S, emit } from "./state.js";
 
 // ---------- routing ----------
 
@@ -20,31 +17,18 @@ export function route() {
   const joinMatch = hash.match(/^#\/join\/(.+)$/);
   if (joinMatch) {
     history.replaceState(null, "", "#/");
-    openRoom(null);
-    joinLinkDialog("parley:join/" + joinMatch[1]);
+    emit("open-room", null);
+    emit("join-link", "parley:join/" + joinMatch[1]);
     return;
   }
   const roomMatch = hash.match(/^#\/room\/(.+)$/);
-  openRoom(roomMatch ? decodeURIComponent(roomMatch[1]) : null);
-}
-
-function openRoom(id) {
-  if (id && !S.rooms.has(id)) id = null;
-  const changed = S.current !== id;
-  S.current = id;
-  $("app").classList.toggle("in-room", !!id);
-  renderRoomList();
-  renderRoom({ changed });
-  if (id && changed) {
-    const r = room(id);
-    if (!r.membersFetched) {
-      r.membersFetched = true;
-      api.members(id).then((res) => {
-        for (const ev of res.chunk || []) r.applyState(ev);
-        if (S.current === id) renderMembers();
-        renderRoomList();
-      }).catch(() => { r.membersFetched = false; });
+  let id = null;
+  if (roomMatch) {
+    try {
+      id = decodeURIComponent(roomMatch[1]);
+    } catch {
+      id = null; // a mangled URL opens no room
     }
-    $("composer-input").focus({ preventScroll: true });
   }
+  emit("open-room", id);
 }

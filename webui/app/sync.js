@@ -74,6 +74,7 @@ async function processSync(res, initial) {
       const txn = ev.unsigned?.transaction_id;
       r.pending = r.pending.filter((p) => !(txn && p.txnId === txn) && p.eventId !== ev.event_id);
     }
+    for (const ev of jr.ephemeral?.events || []) applyEphemeral(r, ev);
     touched.add(id);
     if (S.waitingFor.has(id)) {
       S.waitingFor.delete(id);
@@ -101,6 +102,23 @@ async function processSync(res, initial) {
   notifySync(res, initial); // the shell's hook: notifications while hidden
 }
 
+// applyEphemeral takes typing notices and read receipts.
+function applyEphemeral(r, ev) {
+  if (ev.type === "m.typing") {
+    const ids = Array.isArray(ev.content?.user_ids) ? ev.content.user_ids : [];
+    r.typing = ids.filter((u) => typeof u === "string" && u !== S.me.user_id).slice(0, 50);
+  } else if (ev.type === "m.receipt") {
+    for (const [eventId, kinds] of Object.entries(ev.content || {})) {
+      for (const kind of ["m.read", "m.read.private"]) {
+        for (const [user, rc] of Object.entries(kinds?.[kind] || {})) {
+          if (rc?.thread_id && rc.thread_id !== "main") continue;
+          if (r.receipts.size < 1000 || r.receipts.has(user)) r.setReceipt(user, eventId, Number(rc?.ts) || 0);
+        }
+      }
+    }
+  }
+}
+
 // fillGap handles a limited timeline: page back from prev_batch until
 // the events we already hold are reached (a few pages at most); if they
 // never are, the old events are dropped and scrollback starts afresh.
@@ -122,8 +140,7 @@ async function fillGap(r, evs, prevBatch) {
   if (joined) {
     r.addEvents(chunk);
   } else {
-    r.events = [];
-    r.ids = new Set();
+    r.forget();
     r.prevBatch = from || prevBatch;
     r.atStart = !from;
     r.addEvents(chunk);
