@@ -339,8 +339,8 @@ func (t *Txn) PutIndexProgress(room string, p *IndexProgress) error {
 	return t.setJSON(keyIndexProgress(room), p)
 }
 
-// DeleteIndexProgress forgets a room's reindex progress (tests: a
-// node indexed before this version).
+// DeleteIndexProgress forgets a room's reindex progress: the reindex job
+// walks the room again at the next start.
 func (t *Txn) DeleteIndexProgress(room string) error {
 	return t.txn.Delete(keyIndexProgress(room))
 }
