@@ -11,6 +11,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/parley-p2p/parley/internal/testkit"
+	"github.com/parley-p2p/parley/node/store"
 )
 
 // searchIDs searches as c and lists the event IDs found (first page).
@@ -327,4 +328,55 @@ func TestSearchText(t *testing.T) {
 	if got := searchIDs(t, ctx, alice, mautrix.ReqSearch{SearchTerm: "meet", Keys: []string{"content.topic"}}); len(got) != 0 {
 		t.Errorf("meet in topics finds %v; want nothing", got)
 	}
+}
+
+// TestSearchReindexesAfterRestart: the index survives a restart; a node
+// whose index was lost (as one indexed before this version) walks its
+// rooms again at its next start and finds the old messages.
+func TestSearchReindexesAfterRestart(t *testing.T) {
+	ctx := context.Background()
+	a, b, alice, bob, room := twoMembers(t, ctx, testOpts{}, testOpts{})
+	var sent []id.EventID
+	for i := range 5 {
+		sent = append(sent, sendText(t, ctx, alice, room, "archive entry "+string(rune('a'+i))))
+	}
+	waitFound(t, ctx, bob, "archive", sent...)
+	restart := func(clear bool) *mautrix.Client {
+		t.Helper()
+		dir := b.dir
+		b.Close()
+		if clear {
+			s, err := store.Open(dir, store.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = s.Update(func(tx *store.Txn) error {
+				if _, err := tx.DeleteSearchRoom(room.String(), 1<<20); err != nil {
+					return err
+				}
+				return tx.DeleteIndexProgress(room.String())
+			})
+			if cerr := s.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		b = newTestNode(t, testOpts{dir: dir, bootstrap: []*testNode{a}})
+		c := b.client()
+		c.SetCredentials(bob.UserID, bob.AccessToken)
+		return c
+	}
+	t.Run("the index survives a restart", func(t *testing.T) {
+		bob = restart(false)
+		if got := searchIDs(t, ctx, bob, mautrix.ReqSearch{SearchTerm: "archive"}); len(got) != len(sent) {
+			t.Errorf("after a restart bob finds %v; want the %d entries", got, len(sent))
+		}
+	})
+	t.Run("a lost index is rebuilt at the next start", func(t *testing.T) {
+		bob = restart(true)
+		waitFound(t, ctx, bob, "archive", sent...)
+		testkit.WaitFor(t, 20*time.Second, "the room marked done", func() bool { return b.api.ReindexDone(room.String()) })
+	})
 }

@@ -344,3 +344,7 @@ func (t *Txn) PutIndexProgress(room string, p *IndexProgress) error {
 func (t *Txn) DeleteIndexProgress(room string) error {
 	return t.txn.Delete(keyIndexProgress(room))
 }
+
+// IsTooBig reports whether a write failed for being too big for one
+// transaction: the caller may split it.
+func IsTooBig(err error) bool { return errors.Is(err, badger.ErrTxnTooBig) }
