@@ -90,7 +90,12 @@ func (n *Node) searchPostings(t testing.TB, roomID, term string) int {
 	t.Helper()
 	c := 0
 	if err := n.store.View(func(tx *store.Txn) error {
-		return tx.Postings(roomID, term, false, func(store.PostingHit) bool { c++; return true })
+		return tx.Postings(term, false, func(h store.PostingHit) bool {
+			if h.Room == store.SearchRoomKey(roomID) {
+				c++
+			}
+			return true
+		})
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -23,13 +23,14 @@ import (
 // prefix), and every candidate passes the same history visibility as
 // /messages before it is shown. The bounds of one request:
 const (
-	// maxPostingsPerTerm is the most postings of one term read in one
-	// room (the newest).
-	maxPostingsPerTerm = 10_000
+	// maxPostingsPerTerm is the most postings of one term (and its
+	// expansions) read, over all rooms.
+	maxPostingsPerTerm = 100_000
 	// maxPostingsPerSearch is the most postings one request reads over
 	// all its rooms and terms.
 	maxPostingsPerSearch = 200_000
-	// maxExpansions is the most terms a prefix stands for in one room.
+	// maxExpansions is the most terms a prefix stands for (the first
+	// ones in order: the shortest of each stem).
 	maxExpansions = 50
 	// maxSearchChecks is the most candidates checked (history
 	// visibility, filter) for one page; a page that ends there has a
@@ -159,90 +160,112 @@ func (api *API) SearchRoomEvents(ctx context.Context, s *webui.Session, req webu
 	return resp, nil
 }
 
-// searchCandidates reads the postings of each term in each room within
-// the bounds, and returns the docs that hold every term, with what BM25
-// needs: the rooms' corpus and each term's document frequency.
+// searchCandidates reads the postings of each term, one scan per term
+// over every room (store.Postings), within the bounds, and returns the
+// docs of the search's rooms that hold every term, with what BM25
+// needs: the corpus of the rooms with a match and each term's document
+// frequency there.
 func (api *API) searchCandidates(ctx context.Context, srs []searchRoom, q fulltext.Query, fields uint8) ([]candidate, fulltext.Corpus, []int, []string, error) {
-	var cands []candidate
 	var corpus fulltext.Corpus
 	df := make([]int, len(q.Terms))
-	seen := map[string]bool{}
 	highlights := append([]string(nil), q.Terms...)
-	budget := maxPostingsPerSearch
+	inScope := make(map[[8]byte]int, len(srs))
+	for i, sr := range srs {
+		inScope[store.SearchRoomKey(sr.r.ID)] = i
+	}
+	type doc struct {
+		room  int
+		order uint64
+	}
 	type hit struct{ tf, len uint8 }
+	var docs map[doc][]hit // one hit per term so far
+	budget := maxPostingsPerSearch
 	err := api.store.View(func(t *store.Txn) error {
-		for ri, sr := range srs {
+		for ti, term := range q.Terms {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			st, err := t.SearchStats(sr.r.ID)
+			if ti > 0 && len(docs) == 0 {
+				return nil // no doc holds the terms so far
+			}
+			prefix := q.Prefix && ti == len(q.Terms)-1
+			n := 0
+			expansions := map[string]bool{}
+			found := map[doc]hit{}
+			err := t.Postings(term, prefix, func(h store.PostingHit) bool {
+				if budget <= 0 || n >= maxPostingsPerTerm {
+					return false
+				}
+				budget--
+				n++
+				if prefix && !expansions[h.Term] {
+					if len(expansions) >= maxExpansions {
+						return false // terms come in order: the rest are new ones too
+					}
+					expansions[h.Term] = true
+				}
+				ri, ok := inScope[h.Room]
+				if !ok || h.Fields&fields == 0 {
+					return true
+				}
+				d := doc{ri, h.Order}
+				if ti > 0 && docs[d] == nil {
+					return true // misses an earlier term
+				}
+				if old, ok := found[d]; !ok || h.Count > old.tf {
+					found[d] = hit{h.Count, h.Len}
+				}
+				return true
+			})
 			if err != nil {
 				return err
 			}
-			if st.Docs == 0 {
+			df[ti] = len(found)
+			for e := range expansions {
+				if e != term && len(highlights) < maxExpansions+fulltext.MaxQueryTerms {
+					highlights = append(highlights, e)
+				}
+			}
+			if ti == 0 {
+				docs = make(map[doc][]hit, len(found))
+				for d, h := range found {
+					docs[d] = []hit{h}
+				}
 				continue
+			}
+			for d, hs := range docs {
+				if h, ok := found[d]; ok {
+					docs[d] = append(hs, h)
+				} else {
+					delete(docs, d)
+				}
+			}
+		}
+		// BM25's corpus is the rooms with a match: a room without one
+		// costs no read.
+		counted := map[int]bool{}
+		for d := range docs {
+			if counted[d.room] {
+				continue
+			}
+			counted[d.room] = true
+			st, err := t.SearchStats(srs[d.room].r.ID)
+			if err != nil {
+				return err
 			}
 			corpus.Docs += st.Docs
 			corpus.TotalLen += st.TotalLen
-			var docs map[uint64][]hit // order -> one hit per term so far
-			for ti, term := range q.Terms {
-				prefix := q.Prefix && ti == len(q.Terms)-1
-				n := 0
-				expansions := map[string]bool{}
-				found := map[uint64]hit{}
-				err := t.Postings(sr.r.ID, term, prefix, func(h store.PostingHit) bool {
-					if budget <= 0 || n >= maxPostingsPerTerm {
-						return false
-					}
-					budget--
-					n++
-					if h.Fields&fields == 0 {
-						return true
-					}
-					if prefix && !expansions[h.Term] {
-						if len(expansions) >= maxExpansions {
-							return true
-						}
-						expansions[h.Term] = true
-						if h.Term != term && !seen[h.Term] && len(highlights) < maxExpansions+fulltext.MaxQueryTerms {
-							seen[h.Term] = true
-							highlights = append(highlights, h.Term)
-						}
-					}
-					if old, ok := found[h.Order]; !ok || h.Count > old.tf {
-						found[h.Order] = hit{h.Count, h.Len}
-					}
-					return true
-				})
-				if err != nil {
-					return err
-				}
-				df[ti] += len(found)
-				if ti == 0 {
-					docs = make(map[uint64][]hit, len(found))
-					for o, h := range found {
-						docs[o] = []hit{h}
-					}
-					continue
-				}
-				for o, hs := range docs {
-					if h, ok := found[o]; ok {
-						docs[o] = append(hs, h)
-					} else {
-						delete(docs, o)
-					}
-				}
-			}
-			for o, hs := range docs {
-				c := candidate{room: ri, order: o, tf: make([]uint8, len(hs)), len: hs[0].len}
-				for i, h := range hs {
-					c.tf[i] = h.tf
-				}
-				cands = append(cands, c)
-			}
 		}
 		return nil
 	})
+	cands := make([]candidate, 0, len(docs))
+	for d, hs := range docs {
+		c := candidate{room: d.room, order: d.order, tf: make([]uint8, len(hs)), len: hs[0].len}
+		for i, h := range hs {
+			c.tf[i] = h.tf
+		}
+		cands = append(cands, c)
+	}
 	return cands, corpus, df, highlights, err
 }
 
