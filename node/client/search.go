@@ -47,6 +47,11 @@ func (api *API) indexText(te *timelineEvent) func(*store.Txn, uint64) error {
 	}
 	roomID, id := te.Room.ID, ev.ID()
 	doc.EventID, doc.Source, doc.SourceTS = id, id, e.OriginServerTS
+	if te.How == dag.Live || te.How == dag.History {
+		// Placed in this write, at an order that had no event: no doc
+		// is there to read or replace.
+		return func(t *store.Txn, order uint64) error { return t.PutNewSearchDoc(roomID, order, doc) }
+	}
 	return func(t *store.Txn, order uint64) error {
 		if old, err := t.SearchDoc(roomID, order); err == nil && old.Source != id {
 			return nil // an edit's text stands in its place

@@ -198,6 +198,13 @@ func (t *Txn) PutSearchDoc(room string, order uint64, d *SearchDoc) error {
 	if err := t.DeleteSearchDoc(room, order); err != nil {
 		return err
 	}
+	return t.PutNewSearchDoc(room, order, d)
+}
+
+// PutNewSearchDoc indexes a doc at an order that has none: an event
+// placed in the timeline in this transaction. It saves PutSearchDoc's
+// read of the doc there.
+func (t *Txn) PutNewSearchDoc(room string, order uint64, d *SearchDoc) error {
 	for _, p := range d.Postings {
 		if err := t.txn.Set(keyPosting(room, p.Term, order), []byte{p.Fields, p.Count, d.Len}); err != nil {
 			return err
