@@ -29,6 +29,10 @@ const (
 	// maxPostingsPerSearch is the most postings one request reads over
 	// all its rooms and terms.
 	maxPostingsPerSearch = 200_000
+	// probeLimit is how far a term's postings are counted to find the
+	// rarest, and the most docs its other terms are looked up in one by
+	// one.
+	probeLimit = 2_000
 	// maxExpansions is the most terms a prefix stands for (the first
 	// ones in order: the shortest of each stem).
 	maxExpansions = 50
@@ -160,14 +164,17 @@ func (api *API) SearchRoomEvents(ctx context.Context, s *webui.Session, req webu
 	return resp, nil
 }
 
-// searchCandidates reads the postings of each term, one scan per term
-// over every room (store.Postings), within the bounds, and returns the
-// docs of the search's rooms that hold every term, with what BM25
-// needs: the corpus of the rooms with a match and each term's document
-// frequency there.
+// searchCandidates finds the docs of the search's rooms that hold every
+// term, with what BM25 needs: the corpus of the rooms with a match and
+// each term's document frequency. Postings are keyed by term, so each
+// term is one seek however many rooms there are (store.Postings). The
+// terms are first counted, up to probeLimit postings each; the rarest
+// is scanned in full, and the others are looked up doc by doc while
+// few docs are left (an exact term), or scanned.
 func (api *API) searchCandidates(ctx context.Context, srs []searchRoom, q fulltext.Query, fields uint8) ([]candidate, fulltext.Corpus, []int, []string, error) {
 	var corpus fulltext.Corpus
-	df := make([]int, len(q.Terms))
+	nt := len(q.Terms)
+	df := make([]int, nt)
 	highlights := append([]string(nil), q.Terms...)
 	inScope := make(map[[8]byte]int, len(srs))
 	for i, sr := range srs {
@@ -178,17 +185,54 @@ func (api *API) searchCandidates(ctx context.Context, srs []searchRoom, q fullte
 		order uint64
 	}
 	type hit struct{ tf, len uint8 }
-	var docs map[doc][]hit // one hit per term so far
+	var docs map[doc][]hit // one hit per term, by the term's index
 	budget := maxPostingsPerSearch
+	isPrefix := func(ti int) bool { return q.Prefix && ti == nt-1 }
 	err := api.store.View(func(t *store.Txn) error {
+		probe := make([]int, nt)
 		for ti, term := range q.Terms {
+			if err := t.Postings(term, isPrefix(ti), func(store.PostingHit) bool {
+				budget--
+				probe[ti]++
+				return probe[ti] < probeLimit && budget > 0
+			}); err != nil {
+				return err
+			}
+			if probe[ti] == 0 {
+				return nil // a term found nowhere: no doc holds them all
+			}
+		}
+		byCount := make([]int, nt)
+		for i := range byCount {
+			byCount[i] = i
+		}
+		slices.SortStableFunc(byCount, func(a, b int) int { return cmp.Compare(probe[a], probe[b]) })
+		for step, ti := range byCount {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if ti > 0 && len(docs) == 0 {
+			if step > 0 && len(docs) == 0 {
 				return nil // no doc holds the terms so far
 			}
-			prefix := q.Prefix && ti == len(q.Terms)-1
+			term := q.Terms[ti]
+			if step > 0 && !isPrefix(ti) && len(docs) <= probeLimit {
+				// Few docs left: look the term up in each.
+				df[ti] = probe[ti]
+				for d, hs := range docs {
+					budget--
+					h, ok, err := t.Posting(srs[d.room].r.ID, term, d.order)
+					if err != nil {
+						return err
+					}
+					if !ok || h.Fields&fields == 0 {
+						delete(docs, d)
+						continue
+					}
+					hs[ti] = hit{h.Count, h.Len}
+				}
+				continue
+			}
+			prefix := isPrefix(ti)
 			n := 0
 			expansions := map[string]bool{}
 			found := map[doc]hit{}
@@ -209,7 +253,7 @@ func (api *API) searchCandidates(ctx context.Context, srs []searchRoom, q fullte
 					return true
 				}
 				d := doc{ri, h.Order}
-				if ti > 0 && docs[d] == nil {
+				if step > 0 && docs[d] == nil {
 					return true // misses an earlier term
 				}
 				if old, ok := found[d]; !ok || h.Count > old.tf {
@@ -226,16 +270,18 @@ func (api *API) searchCandidates(ctx context.Context, srs []searchRoom, q fullte
 					highlights = append(highlights, e)
 				}
 			}
-			if ti == 0 {
+			if step == 0 {
 				docs = make(map[doc][]hit, len(found))
 				for d, h := range found {
-					docs[d] = []hit{h}
+					hs := make([]hit, nt)
+					hs[ti] = h
+					docs[d] = hs
 				}
 				continue
 			}
 			for d, hs := range docs {
 				if h, ok := found[d]; ok {
-					docs[d] = append(hs, h)
+					hs[ti] = h
 				} else {
 					delete(docs, d)
 				}
@@ -260,7 +306,7 @@ func (api *API) searchCandidates(ctx context.Context, srs []searchRoom, q fullte
 	})
 	cands := make([]candidate, 0, len(docs))
 	for d, hs := range docs {
-		c := candidate{room: d.room, order: d.order, tf: make([]uint8, len(hs)), len: hs[0].len}
+		c := candidate{room: d.room, order: d.order, tf: make([]uint8, nt), len: hs[0].len}
 		for i, h := range hs {
 			c.tf[i] = h.tf
 		}

@@ -293,6 +293,19 @@ func (t *Txn) Postings(term string, prefix bool, fn func(PostingHit) bool) error
 	return nil
 }
 
+// Posting reads a term's posting of one doc; false if the doc does not
+// hold the term.
+func (t *Txn) Posting(room, term string, order uint64) (PostingHit, bool, error) {
+	v, err := get(t.txn, keyPosting(room, term, order))
+	if errors.Is(err, ErrNotFound) || (err == nil && len(v) != 3) {
+		return PostingHit{}, false, nil
+	}
+	if err != nil {
+		return PostingHit{}, false, err
+	}
+	return PostingHit{Term: term, Room: searchRoom(room), Order: order, Fields: v[0], Count: v[1], Len: v[2]}, v[1] > 0, nil
+}
+
 // DeleteSearchRoom removes up to limit keys of a room's index (docs and
 // their postings, then its counts) and reports whether none is left.
 func (t *Txn) DeleteSearchRoom(room string, limit int) (bool, error) {

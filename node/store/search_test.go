@@ -73,6 +73,20 @@ func TestSearchIndex(t *testing.T) {
 			t.Errorf("meet, exact: %v; want [2]", got)
 		}
 	})
+	t.Run("a doc's posting of a term is read by its key", func(t *testing.T) {
+		s.View(func(tx *Txn) error {
+			if h, ok, err := tx.Posting(room, "lunch", 3); err != nil || !ok || h.Count != 1 || h.Len != 2 {
+				t.Errorf("lunch in doc 3: %+v %v %v; want found once in 2 tokens", h, ok, err)
+			}
+			if _, ok, err := tx.Posting(room, "lunch", 1); err != nil || ok {
+				t.Errorf("lunch in doc 1: %v %v; want not found", ok, err)
+			}
+			if _, ok, _ := tx.Posting(other, "lunch", 3); ok {
+				t.Error("lunch found in the other room's doc 3")
+			}
+			return nil
+		})
+	})
 	t.Run("a prefix finds the longer terms", func(t *testing.T) {
 		if got := hits(room, "meet", true); !slices.Equal(got, []uint64{2, 1}) {
 			t.Errorf("meet*: %v; want meet's [2] then meeting's [1]", got)
