@@ -15,7 +15,8 @@ import (
 // before this version of them. Each room's progress is kept in the
 // store (store.IndexProgress): the job walks the room's timeline from
 // the newest event it finds at its first start down to the oldest, in
-// batches, one write per batch, and marks the room done; events placed
+// batches, one write per batch, resting between them, and marks the
+// room done; events placed
 // after that start are indexed live. The hooks are idempotent, so a
 // batch walked twice (a crash between a write and its mark) does no
 // harm. Bump indexVersion to walk every room again.
@@ -24,10 +25,13 @@ const (
 	// indexVersion is the version of the records the hooks keep.
 	indexVersion = 1
 	// reindexBatch is the most events one write of the job indexes; a
-	// write too big for one transaction is split.
-	reindexBatch = 500
-	// reindexPause is the job's rest between batches, so that it never
-	// holds the writer and the CPU for long.
+	// write too big for one transaction is split. Smaller than the
+	// store's group commit, so that a send queued behind a batch waits
+	// for little.
+	reindexBatch = 250
+	// reindexPause is the job's least rest between batches; it rests as
+	// long as the batch took, so that it takes at most half of the
+	// writer and of a CPU.
 	reindexPause = 20 * time.Millisecond
 )
 
@@ -99,6 +103,7 @@ func (api *API) reindexRoom(ctx context.Context, r *dag.Room) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		began := time.Now()
 		var entries []store.TimelineEntry
 		if err := api.store.View(func(t *store.Txn) error {
 			var err error
@@ -154,7 +159,7 @@ func (api *API) reindexRoom(ctx context.Context, r *dag.Room) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(reindexPause):
+		case <-time.After(max(reindexPause, time.Since(began))):
 		}
 	}
 }
