@@ -84,3 +84,20 @@ func waitingEvents(t testing.TB, n *testNode, room id.RoomID) int {
 	}
 	return count
 }
+
+// searchPostings counts the postings of a term in a room's search index.
+func (n *Node) searchPostings(t testing.TB, roomID, term string) int {
+	t.Helper()
+	c := 0
+	if err := n.store.View(func(tx *store.Txn) error {
+		return tx.Postings(term, false, func(h store.PostingHit) bool {
+			if h.Room == store.SearchRoomKey(roomID) {
+				c++
+			}
+			return true
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}

@@ -46,6 +46,10 @@ type Node struct {
 	api   *client.API
 	http  *webui.Server
 
+	// stopReindex ends the job that indexes what came before this
+	// version's records (client/reindex.go).
+	stopReindex func()
+
 	cliToken string // lets the command line act as the owner
 
 	ctx    context.Context // the host's lifetime
@@ -319,6 +323,7 @@ func (n *Node) Start() (err error) {
 	if err := n.peers.Start(); err != nil {
 		return err
 	}
+	n.stopReindex = n.api.StartReindex()
 	n.http.Ready()
 	n.logFreeSpace()
 	return nil
@@ -331,6 +336,9 @@ func (n *Node) Close() error {
 		var errs []error
 		if n.http != nil {
 			errs = append(errs, n.http.Close())
+		}
+		if n.stopReindex != nil {
+			n.stopReindex()
 		}
 		if n.host != nil {
 			errs = append(errs, n.host.Close())

@@ -7,9 +7,11 @@ import (
 	"time"
 
 	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
 	"github.com/parley-p2p/parley/internal/testkit"
+	"github.com/parley-p2p/parley/node/store"
 )
 
 // searchIDs searches as c and lists the event IDs found (first page).
@@ -169,5 +171,210 @@ func TestSearchAcrossNodes(t *testing.T) {
 	})
 	t.Run("alice finds the same on her node", func(t *testing.T) {
 		waitFound(t, ctx, alice, "lunch", first, second)
+	})
+}
+
+// sendEdit has c replace an event's text (m.replace).
+func sendEdit(t testing.TB, ctx context.Context, c *mautrix.Client, room id.RoomID, orig id.EventID, body string) id.EventID {
+	t.Helper()
+	content := map[string]any{
+		"msgtype": "m.text", "body": "* " + body,
+		"m.new_content": map[string]any{"msgtype": "m.text", "body": body},
+		"m.relates_to":  map[string]any{"rel_type": "m.replace", "event_id": orig},
+	}
+	resp, err := c.SendMessageEvent(ctx, room, event.EventMessage, content)
+	if err != nil {
+		t.Fatalf("%s edits %s: %v", c.UserID, orig, err)
+	}
+	return resp.EventID
+}
+
+// TestSearchFollowsRedactionsAndEdits: a redacted message is found no
+// more on either node; an edited one is found by its new text, as the
+// original, and no longer by its old text, until the edit is redacted.
+func TestSearchFollowsRedactionsAndEdits(t *testing.T) {
+	ctx := context.Background()
+	_, _, alice, bob, room := twoMembers(t, ctx, testOpts{}, testOpts{})
+	gone := sendText(t, ctx, alice, room, "a regrettable remark")
+	orig := sendText(t, ctx, alice, room, "the meeting is on monday")
+	waitFound(t, ctx, bob, "regrettable", gone)
+	waitFound(t, ctx, bob, "monday", orig)
+
+	t.Run("a redaction removes the hit on both nodes", func(t *testing.T) {
+		if _, err := alice.RedactEvent(ctx, room, gone); err != nil {
+			t.Fatal(err)
+		}
+		waitFound(t, ctx, alice, "regrettable")
+		waitFound(t, ctx, bob, "regrettable")
+	})
+	edit := sendEdit(t, ctx, alice, room, orig, "the meeting is on tuesday")
+	t.Run("an edit's text is found as the original", func(t *testing.T) {
+		waitFound(t, ctx, bob, "tuesday", orig)
+		waitFound(t, ctx, bob, "monday")
+		waitFound(t, ctx, alice, "tuesday", orig)
+	})
+	t.Run("an edit by someone else is not applied", func(t *testing.T) {
+		sendEdit(t, ctx, bob, room, orig, "the meeting is on friday")
+		marker := sendText(t, ctx, bob, room, "marker friday") // after the edit, on every node
+		waitFound(t, ctx, alice, "marker", marker)
+		if got := searchIDs(t, ctx, alice, mautrix.ReqSearch{SearchTerm: "tuesday"}); !slices.Equal(got, []id.EventID{orig}) {
+			t.Errorf("tuesday after bob's edit: %v; want alice's edit still, as %s", got, orig)
+		}
+		if got := searchIDs(t, ctx, alice, mautrix.ReqSearch{SearchTerm: "friday"}); len(got) != 1 || got[0] == orig {
+			t.Errorf("friday: %v; want only bob's marker", got)
+		}
+	})
+	t.Run("redacting the edit brings the original's text back", func(t *testing.T) {
+		if _, err := alice.RedactEvent(ctx, room, edit); err != nil {
+			t.Fatal(err)
+		}
+		waitFound(t, ctx, bob, "monday", orig)
+		waitFound(t, ctx, bob, "tuesday")
+	})
+	t.Run("redacting the original removes it", func(t *testing.T) {
+		if _, err := alice.RedactEvent(ctx, room, orig); err != nil {
+			t.Fatal(err)
+		}
+		waitFound(t, ctx, bob, "meeting")
+		sendEdit(t, ctx, alice, room, orig, "the meeting is back")
+		marker := sendText(t, ctx, alice, room, "marker two")
+		waitFound(t, ctx, bob, "marker two", marker)
+		if got := searchIDs(t, ctx, bob, mautrix.ReqSearch{SearchTerm: "meeting"}); len(got) != 0 {
+			t.Errorf("an edit of a redacted message is found: %v", got)
+		}
+	})
+}
+
+// TestSearchHonoursVisibilityAndForget: on one node, a user who joins a
+// room with history visibility "joined" does not find what was said
+// before; a user who forgot a room finds nothing of it while another
+// local member still does; once every local member forgot it, the
+// room's index is gone.
+func TestSearchHonoursVisibilityAndForget(t *testing.T) {
+	ctx := context.Background()
+	a := newTestNode(t, testOpts{regToken: "letmein"})
+	alice := a.register(ctx, "alice")
+	dave := a.register(ctx, "dave")
+	room := privateRoom(t, ctx, alice)
+	setVisibility(t, ctx, alice, room, "joined")
+	early := sendText(t, ctx, alice, room, "early plans")
+	waitFound(t, ctx, alice, "plans", early)
+	joinThrough(t, ctx, room, alice, dave)
+	late := sendText(t, ctx, alice, room, "late plans")
+	waitFound(t, ctx, alice, "plans", early, late)
+
+	t.Run("a later joiner does not find what came before", func(t *testing.T) {
+		waitFound(t, ctx, dave, "plans", late)
+	})
+	t.Run("a forgotten room is not searched", func(t *testing.T) {
+		if _, err := dave.LeaveRoom(ctx, room); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := dave.ForgetRoom(ctx, room); err != nil {
+			t.Fatal(err)
+		}
+		if got := searchIDs(t, ctx, dave, mautrix.ReqSearch{SearchTerm: "plans"}); len(got) != 0 {
+			t.Errorf("dave finds %v in a room he forgot", got)
+		}
+		waitFound(t, ctx, alice, "plans", early, late)
+		if n := a.searchPostings(t, room.String(), "plans"); n != 2 {
+			t.Errorf("%d postings of plans while alice may read the room; want 2", n)
+		}
+	})
+	t.Run("the index goes when every local member forgot the room", func(t *testing.T) {
+		if _, err := alice.LeaveRoom(ctx, room); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := alice.ForgetRoom(ctx, room); err != nil {
+			t.Fatal(err)
+		}
+		if n := a.searchPostings(t, room.String(), "plans"); n != 0 {
+			t.Errorf("%d postings of plans left in a room nobody here may read", n)
+		}
+	})
+}
+
+// TestSearchText: accents, case, Japanese and the prefix of the last
+// word.
+func TestSearchText(t *testing.T) {
+	ctx := context.Background()
+	a := newTestNode(t, testOpts{})
+	alice := a.register(ctx, "alice")
+	room := privateRoom(t, ctx, alice)
+	cafe := sendText(t, ctx, alice, room, "Rendez-vous au CAFÉ")
+	ja := sendText(t, ctx, alice, room, "明日の会議は十時からです")
+	meeting := sendText(t, ctx, alice, room, "Meetings all day")
+	waitFound(t, ctx, alice, "cafe", cafe)
+	tests := []struct {
+		term string
+		want []id.EventID
+	}{
+		{"café", []id.EventID{cafe}},
+		{"Cafe ", []id.EventID{cafe}},
+		{"会議", []id.EventID{ja}},
+		{"十時", []id.EventID{ja}},
+		{"会議室", nil},
+		{"meet", []id.EventID{meeting}},
+		{"meet ", nil},
+		{"MEETINGS", []id.EventID{meeting}},
+		{"all mee", []id.EventID{meeting}},
+		{"x", nil},
+	}
+	for _, tt := range tests {
+		if got := searchIDs(t, ctx, alice, mautrix.ReqSearch{SearchTerm: tt.term}); !slices.Equal(got, tt.want) {
+			t.Errorf("%q finds %v; want %v", tt.term, got, tt.want)
+		}
+	}
+	if got := searchIDs(t, ctx, alice, mautrix.ReqSearch{SearchTerm: "meet", Keys: []string{"content.topic"}}); len(got) != 0 {
+		t.Errorf("meet in topics finds %v; want nothing", got)
+	}
+}
+
+// TestSearchReindexesAfterRestart: the index survives a restart; a node
+// whose index was lost (as one indexed before this version) walks its
+// rooms again at its next start and finds the old messages.
+func TestSearchReindexesAfterRestart(t *testing.T) {
+	ctx := context.Background()
+	a, b, alice, bob, room := twoMembers(t, ctx, testOpts{}, testOpts{})
+	var sent []id.EventID
+	for i := range 5 {
+		sent = append(sent, sendText(t, ctx, alice, room, "archive entry "+string(rune('a'+i))))
+	}
+	waitFound(t, ctx, bob, "archive", sent...)
+	restart := func(clear bool) *mautrix.Client {
+		t.Helper()
+		dir := b.dir
+		b.Close()
+		if clear {
+			s, err := store.Open(dir, store.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = s.Update(func(tx *store.Txn) error {
+				if _, err := tx.DeleteSearchRoom(room.String(), 1<<20); err != nil {
+					return err
+				}
+				return tx.DeleteIndexProgress(room.String())
+			})
+			if cerr := s.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		b = newTestNode(t, testOpts{dir: dir, bootstrap: []*testNode{a}})
+		c := b.client()
+		c.SetCredentials(bob.UserID, bob.AccessToken)
+		return c
+	}
+	t.Run("the index survives a restart", func(t *testing.T) {
+		bob = restart(false)
+		waitFound(t, ctx, bob, "archive", sent...)
+	})
+	t.Run("a lost index is rebuilt at the next start", func(t *testing.T) {
+		bob = restart(true)
+		waitFound(t, ctx, bob, "archive", sent...)
+		testkit.WaitFor(t, 20*time.Second, "the room marked done", func() bool { return b.api.ReindexDone(room.String()) })
 	})
 }

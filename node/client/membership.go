@@ -299,5 +299,8 @@ func (api *API) Forget(ctx context.Context, s *webui.Session, roomID string) err
 	}
 	err := api.store.Update(func(t *store.Txn) error { return t.PutForgotten(s.UserID, r.ID, id) })
 	api.notify.wake(s.UserID)
+	if err == nil {
+		err = api.dropForgottenIndex(r.ID) // search.go
+	}
 	return err
 }

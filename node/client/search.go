@@ -47,6 +47,11 @@ func (api *API) indexText(te *timelineEvent) func(*store.Txn, uint64) error {
 	}
 	roomID, id := te.Room.ID, ev.ID()
 	doc.EventID, doc.Source, doc.SourceTS = id, id, e.OriginServerTS
+	if te.How == dag.Live || te.How == dag.History {
+		// Placed in this write, at an order that had no event: no doc
+		// is there to read or replace.
+		return func(t *store.Txn, order uint64) error { return t.PutNewSearchDoc(roomID, order, doc) }
+	}
 	return func(t *store.Txn, order uint64) error {
 		if old, err := t.SearchDoc(roomID, order); err == nil && old.Source != id {
 			return nil // an edit's text stands in its place
@@ -138,6 +143,56 @@ func (api *API) unindexText(r *dag.Room, ev *rooms.Event) func(*store.Txn, uint6
 		}
 		return t.PutSearchDoc(r.ID, origOrder, origDoc)
 	}
+}
+
+// maxDropKeys bounds the keys of a forgotten room's index deleted in
+// one write.
+const maxDropKeys = 10_000
+
+// dropForgottenIndex deletes a room's search index once no local user
+// may read it any more: none is joined, invited or knocking, and every
+// one who left forgot it. Otherwise the index stays, and a search skips
+// the room for those who forgot it (readableRoom).
+func (api *API) dropForgottenIndex(roomID string) error {
+	if !api.forgottenByAll(roomID) {
+		return nil
+	}
+	for done := false; !done; {
+		if err := api.store.Update(func(t *store.Txn) error {
+			var err error
+			done, err = t.DeleteSearchRoom(roomID, maxDropKeys)
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+	return api.store.Update(func(t *store.Txn) error { return t.DeleteIndexProgress(roomID) })
+}
+
+// forgottenByAll reports whether no local user may read the room: each
+// one with a membership in it left and forgot it.
+func (api *API) forgottenByAll(roomID string) bool {
+	r := api.peers.Room(roomID)
+	if r == nil {
+		return false
+	}
+	for k, id := range r.State() {
+		if k.Type != "m.room.member" {
+			continue
+		}
+		if _, local := api.peers.LocalUser(k.StateKey); !local {
+			continue
+		}
+		switch api.membership(nil, id) {
+		case "leave", "ban":
+			if !api.forgotten(k.StateKey, roomID, id) {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // plainShown is an event as clients see it, before any redaction: its

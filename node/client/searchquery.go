@@ -23,13 +23,18 @@ import (
 // prefix), and every candidate passes the same history visibility as
 // /messages before it is shown. The bounds of one request:
 const (
-	// maxPostingsPerTerm is the most postings of one term read in one
-	// room (the newest).
-	maxPostingsPerTerm = 10_000
+	// maxPostingsPerTerm is the most postings of one term (and its
+	// expansions) read, over all rooms.
+	maxPostingsPerTerm = 100_000
 	// maxPostingsPerSearch is the most postings one request reads over
 	// all its rooms and terms.
 	maxPostingsPerSearch = 200_000
-	// maxExpansions is the most terms a prefix stands for in one room.
+	// probeLimit is how far a term's postings are counted to find the
+	// rarest, and the most docs its other terms are looked up in one by
+	// one.
+	probeLimit = 2_000
+	// maxExpansions is the most terms a prefix stands for (the first
+	// ones in order: the shortest of each stem).
 	maxExpansions = 50
 	// maxSearchChecks is the most candidates checked (history
 	// visibility, filter) for one page; a page that ends there has a
@@ -159,90 +164,154 @@ func (api *API) SearchRoomEvents(ctx context.Context, s *webui.Session, req webu
 	return resp, nil
 }
 
-// searchCandidates reads the postings of each term in each room within
-// the bounds, and returns the docs that hold every term, with what BM25
-// needs: the rooms' corpus and each term's document frequency.
+// searchCandidates finds the docs of the search's rooms that hold every
+// term, with what BM25 needs: the corpus of the rooms with a match and
+// each term's document frequency. Postings are keyed by term, so each
+// term is one seek however many rooms there are (store.Postings). The
+// terms are first counted, up to probeLimit postings each; the rarest
+// is scanned in full, and the others are looked up doc by doc while
+// few docs are left (an exact term), or scanned.
 func (api *API) searchCandidates(ctx context.Context, srs []searchRoom, q fulltext.Query, fields uint8) ([]candidate, fulltext.Corpus, []int, []string, error) {
-	var cands []candidate
 	var corpus fulltext.Corpus
-	df := make([]int, len(q.Terms))
-	seen := map[string]bool{}
+	nt := len(q.Terms)
+	df := make([]int, nt)
 	highlights := append([]string(nil), q.Terms...)
-	budget := maxPostingsPerSearch
+	inScope := make(map[[8]byte]int, len(srs))
+	for i, sr := range srs {
+		inScope[store.SearchRoomKey(sr.r.ID)] = i
+	}
+	type doc struct {
+		room  int
+		order uint64
+	}
 	type hit struct{ tf, len uint8 }
+	var docs map[doc][]hit // one hit per term, by the term's index
+	budget := maxPostingsPerSearch
+	isPrefix := func(ti int) bool { return q.Prefix && ti == nt-1 }
 	err := api.store.View(func(t *store.Txn) error {
-		for ri, sr := range srs {
+		probe := make([]int, nt)
+		for ti, term := range q.Terms {
+			if err := t.Postings(term, isPrefix(ti), func(store.PostingHit) bool {
+				budget--
+				probe[ti]++
+				return probe[ti] < probeLimit && budget > 0
+			}); err != nil {
+				return err
+			}
+			if probe[ti] == 0 {
+				return nil // a term found nowhere: no doc holds them all
+			}
+		}
+		byCount := make([]int, nt)
+		for i := range byCount {
+			byCount[i] = i
+		}
+		slices.SortStableFunc(byCount, func(a, b int) int { return cmp.Compare(probe[a], probe[b]) })
+		for step, ti := range byCount {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			st, err := t.SearchStats(sr.r.ID)
+			if step > 0 && len(docs) == 0 {
+				return nil // no doc holds the terms so far
+			}
+			term := q.Terms[ti]
+			if step > 0 && !isPrefix(ti) && len(docs) <= probeLimit {
+				// Few docs left: look the term up in each.
+				df[ti] = probe[ti]
+				for d, hs := range docs {
+					budget--
+					h, ok, err := t.Posting(srs[d.room].r.ID, term, d.order)
+					if err != nil {
+						return err
+					}
+					if !ok || h.Fields&fields == 0 {
+						delete(docs, d)
+						continue
+					}
+					hs[ti] = hit{h.Count, h.Len}
+				}
+				continue
+			}
+			prefix := isPrefix(ti)
+			n := 0
+			expansions := map[string]bool{}
+			found := map[doc]hit{}
+			err := t.Postings(term, prefix, func(h store.PostingHit) bool {
+				if budget <= 0 || n >= maxPostingsPerTerm {
+					return false
+				}
+				budget--
+				n++
+				if prefix && !expansions[h.Term] {
+					if len(expansions) >= maxExpansions {
+						return false // terms come in order: the rest are new ones too
+					}
+					expansions[h.Term] = true
+				}
+				ri, ok := inScope[h.Room]
+				if !ok || h.Fields&fields == 0 {
+					return true
+				}
+				d := doc{ri, h.Order}
+				if step > 0 && docs[d] == nil {
+					return true // misses an earlier term
+				}
+				if old, ok := found[d]; !ok || h.Count > old.tf {
+					found[d] = hit{h.Count, h.Len}
+				}
+				return true
+			})
 			if err != nil {
 				return err
 			}
-			if st.Docs == 0 {
+			df[ti] = len(found)
+			for e := range expansions {
+				if e != term && len(highlights) < maxExpansions+fulltext.MaxQueryTerms {
+					highlights = append(highlights, e)
+				}
+			}
+			if step == 0 {
+				docs = make(map[doc][]hit, len(found))
+				for d, h := range found {
+					hs := make([]hit, nt)
+					hs[ti] = h
+					docs[d] = hs
+				}
 				continue
+			}
+			for d, hs := range docs {
+				if h, ok := found[d]; ok {
+					hs[ti] = h
+				} else {
+					delete(docs, d)
+				}
+			}
+		}
+		// BM25's corpus is the rooms with a match: a room without one
+		// costs no read.
+		counted := map[int]bool{}
+		for d := range docs {
+			if counted[d.room] {
+				continue
+			}
+			counted[d.room] = true
+			st, err := t.SearchStats(srs[d.room].r.ID)
+			if err != nil {
+				return err
 			}
 			corpus.Docs += st.Docs
 			corpus.TotalLen += st.TotalLen
-			var docs map[uint64][]hit // order -> one hit per term so far
-			for ti, term := range q.Terms {
-				prefix := q.Prefix && ti == len(q.Terms)-1
-				n := 0
-				expansions := map[string]bool{}
-				found := map[uint64]hit{}
-				err := t.Postings(sr.r.ID, term, prefix, func(h store.PostingHit) bool {
-					if budget <= 0 || n >= maxPostingsPerTerm {
-						return false
-					}
-					budget--
-					n++
-					if h.Fields&fields == 0 {
-						return true
-					}
-					if prefix && !expansions[h.Term] {
-						if len(expansions) >= maxExpansions {
-							return true
-						}
-						expansions[h.Term] = true
-						if h.Term != term && !seen[h.Term] && len(highlights) < maxExpansions+fulltext.MaxQueryTerms {
-							seen[h.Term] = true
-							highlights = append(highlights, h.Term)
-						}
-					}
-					if old, ok := found[h.Order]; !ok || h.Count > old.tf {
-						found[h.Order] = hit{h.Count, h.Len}
-					}
-					return true
-				})
-				if err != nil {
-					return err
-				}
-				df[ti] += len(found)
-				if ti == 0 {
-					docs = make(map[uint64][]hit, len(found))
-					for o, h := range found {
-						docs[o] = []hit{h}
-					}
-					continue
-				}
-				for o, hs := range docs {
-					if h, ok := found[o]; ok {
-						docs[o] = append(hs, h)
-					} else {
-						delete(docs, o)
-					}
-				}
-			}
-			for o, hs := range docs {
-				c := candidate{room: ri, order: o, tf: make([]uint8, len(hs)), len: hs[0].len}
-				for i, h := range hs {
-					c.tf[i] = h.tf
-				}
-				cands = append(cands, c)
-			}
 		}
 		return nil
 	})
+	cands := make([]candidate, 0, len(docs))
+	for d, hs := range docs {
+		c := candidate{room: d.room, order: d.order, tf: make([]uint8, nt), len: hs[0].len}
+		for i, h := range hs {
+			c.tf[i] = h.tf
+		}
+		cands = append(cands, c)
+	}
 	return cands, corpus, df, highlights, err
 }
 

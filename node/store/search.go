@@ -14,15 +14,18 @@ import (
 // written in each event's own transaction (node/client/search.go decides
 // what is indexed; node/internal/fulltext makes the terms).
 //
-//	fx/<room8><term>\0<order 8B>  -> fields, term count, doc length (3 bytes)
+//	fx/<term>\0<room8><order 8B>  -> fields, term count, doc length (3 bytes)
 //	fxd/<room8><order 8B>         -> the doc: event ID, text source, its terms
 //	fxn/<room8>                   -> docs and total length (BM25's N, avgdl)
 //	ixv/<room>                    -> the room's reindex progress
 //
 // room8 is the first 8 bytes of SHA-256 of the room ID: keys stay short,
 // and a collision costs a wrong candidate that the doc's check of its
-// room drops. A doc is keyed by its event's timeline order, so that a
-// room's postings of a term read newest first.
+// room drops. Postings are keyed by term first, so that a search over
+// all of a user's rooms reads each term's postings in one scan, with
+// one seek, however many rooms there are (by room first, a search over
+// 1,000 rooms cost 1,000 seeks per term, most of its time); a room's
+// postings are found through its docs, which list their terms.
 //
 // Bound: one posting per distinct term of an event (fulltext.MaxTerms),
 // one doc and one small counter per room.
@@ -32,13 +35,11 @@ func searchRoom(room string) [8]byte {
 	return [8]byte(sum[:8])
 }
 
-func prefixPostings(room string) []byte {
-	r := searchRoom(room)
-	return append([]byte("fx/"), r[:]...)
-}
+func prefixPostings(term string) []byte { return []byte("fx/" + term) }
 
 func keyPosting(room, term string, order uint64) []byte {
-	k := append(append(prefixPostings(room), term...), 0)
+	r := searchRoom(room)
+	k := append(append(prefixPostings(term), 0), r[:]...)
 	return binary.BigEndian.AppendUint64(k, order)
 }
 
@@ -197,6 +198,13 @@ func (t *Txn) PutSearchDoc(room string, order uint64, d *SearchDoc) error {
 	if err := t.DeleteSearchDoc(room, order); err != nil {
 		return err
 	}
+	return t.PutNewSearchDoc(room, order, d)
+}
+
+// PutNewSearchDoc indexes a doc at an order that has none: an event
+// placed in the timeline in this transaction. It saves PutSearchDoc's
+// read of the doc there.
+func (t *Txn) PutNewSearchDoc(room string, order uint64, d *SearchDoc) error {
 	for _, p := range d.Postings {
 		if err := t.txn.Set(keyPosting(room, p.Term, order), []byte{p.Fields, p.Count, d.Len}); err != nil {
 			return err
@@ -232,19 +240,21 @@ func (t *Txn) DeleteSearchDoc(room string, order uint64) error {
 // PostingHit is one doc a term was found in.
 type PostingHit struct {
 	Term   string
+	Room   [8]byte // the first 8 bytes of SHA-256 of the room ID (SearchRoomKey)
 	Order  uint64
 	Fields uint8
 	Count  uint8
 	Len    uint8 // the doc's length in tokens
 }
 
-// Postings calls fn for the docs of a room that hold term (or, with
-// prefix, any term that starts with it), newest first for each term,
-// until fn returns false. A prefix scan visits the terms in reverse key
-// order, each newest first.
-func (t *Txn) Postings(room, term string, prefix bool, fn func(PostingHit) bool) error {
-	base := prefixPostings(room)
-	p := append(append([]byte{}, base...), term...)
+// SearchRoomKey is how postings name a room (PostingHit.Room).
+func SearchRoomKey(room string) [8]byte { return searchRoom(room) }
+
+// Postings calls fn for the docs of every room that hold term (or, with
+// prefix, any term that starts with it), in key order: term by term,
+// room by room, oldest first; until fn returns false.
+func (t *Txn) Postings(term string, prefix bool, fn func(PostingHit) bool) error {
+	p := prefixPostings(term)
 	if !prefix {
 		p = append(p, 0)
 	}
@@ -255,26 +265,27 @@ func (t *Txn) Postings(room, term string, prefix bool, fn func(PostingHit) bool)
 	opts := badger.DefaultIteratorOptions
 	opts.Prefix = p
 	opts.PrefetchValues = false
-	opts.Reverse = true
 	it := txn.NewIterator(opts)
 	defer it.Close()
-	// Terms are UTF-8, never 0xff: this sorts after every key of p.
-	for it.Seek(append(append([]byte{}, p...), 0xff)); it.ValidForPrefix(p); it.Next() {
+	for it.Seek(p); it.ValidForPrefix(p); it.Next() {
 		item := it.Item()
-		k := item.Key()
-		rest := k[len(base):]
+		rest := item.Key()[len("fx/"):]
 		sep := bytes.IndexByte(rest, 0)
-		if sep < 0 || len(rest) != sep+9 {
+		if sep < 0 || len(rest) != sep+17 {
 			continue // not a posting of this form
 		}
-		vv, err := item.ValueCopy(nil)
-		if err != nil {
+		h := PostingHit{Term: string(rest[:sep]), Room: [8]byte(rest[sep+1 : sep+9]), Order: binary.BigEndian.Uint64(rest[sep+9:])}
+		if err := item.Value(func(v []byte) error {
+			if len(v) == 3 {
+				h.Fields, h.Count, h.Len = v[0], v[1], v[2]
+			}
+			return nil
+		}); err != nil {
 			return err
 		}
-		if len(vv) != 3 {
+		if h.Count == 0 {
 			continue
 		}
-		h := PostingHit{Term: string(rest[:sep]), Order: binary.BigEndian.Uint64(rest[sep+1:]), Fields: vv[0], Count: vv[1], Len: vv[2]}
 		if !fn(h) {
 			return nil
 		}
@@ -282,27 +293,55 @@ func (t *Txn) Postings(room, term string, prefix bool, fn func(PostingHit) bool)
 	return nil
 }
 
-// DeleteSearchRoom removes up to limit keys of a room's index (postings,
-// docs, counts) and reports whether none is left.
+// Posting reads a term's posting of one doc; false if the doc does not
+// hold the term.
+func (t *Txn) Posting(room, term string, order uint64) (PostingHit, bool, error) {
+	v, err := get(t.txn, keyPosting(room, term, order))
+	if errors.Is(err, ErrNotFound) || (err == nil && len(v) != 3) {
+		return PostingHit{}, false, nil
+	}
+	if err != nil {
+		return PostingHit{}, false, err
+	}
+	return PostingHit{Term: term, Room: searchRoom(room), Order: order, Fields: v[0], Count: v[1], Len: v[2]}, v[1] > 0, nil
+}
+
+// DeleteSearchRoom removes up to limit keys of a room's index (docs and
+// their postings, then its counts) and reports whether none is left.
 func (t *Txn) DeleteSearchRoom(room string, limit int) (bool, error) {
+	p := prefixSearchDocs(room)
 	n := 0
-	for _, p := range [][]byte{prefixPostings(room), prefixSearchDocs(room)} {
-		var keys [][]byte
-		if err := t.scan(p, nil, false, func(k, _ []byte) (bool, error) {
-			keys = append(keys, k)
-			return n+len(keys) < limit, nil
-		}); err != nil {
-			return false, err
+	type doc struct {
+		key   []byte
+		order uint64
+		terms []string
+	}
+	var docs []doc
+	if err := t.scan(p, nil, false, func(k, v []byte) (bool, error) {
+		d := doc{key: k, order: binary.BigEndian.Uint64(k[len(p):])}
+		if sd, err := decodeSearchDoc(v); err == nil {
+			for _, post := range sd.Postings {
+				d.terms = append(d.terms, post.Term)
+			}
 		}
-		for _, k := range keys {
-			if err := t.txn.Delete(k); err != nil {
+		docs = append(docs, d)
+		n += 1 + len(d.terms)
+		return n < limit, nil
+	}); err != nil {
+		return false, err
+	}
+	for _, d := range docs {
+		for _, term := range d.terms {
+			if err := t.txn.Delete(keyPosting(room, term, d.order)); err != nil {
 				return false, err
 			}
 		}
-		n += len(keys)
-		if n >= limit {
-			return false, nil
+		if err := t.txn.Delete(d.key); err != nil {
+			return false, err
 		}
+	}
+	if n >= limit {
+		return false, nil
 	}
 	return true, t.txn.Delete(keySearchStats(room))
 }
@@ -339,8 +378,12 @@ func (t *Txn) PutIndexProgress(room string, p *IndexProgress) error {
 	return t.setJSON(keyIndexProgress(room), p)
 }
 
-// DeleteIndexProgress forgets a room's reindex progress (tests: a
-// node indexed before this version).
+// DeleteIndexProgress forgets a room's reindex progress: the reindex job
+// walks the room again at the next start.
 func (t *Txn) DeleteIndexProgress(room string) error {
 	return t.txn.Delete(keyIndexProgress(room))
 }
+
+// IsTooBig reports whether a write failed for being too big for one
+// transaction: the caller may split it.
+func IsTooBig(err error) bool { return errors.Is(err, badger.ErrTxnTooBig) }

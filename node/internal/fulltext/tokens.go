@@ -3,6 +3,7 @@ package fulltext
 import (
 	"slices"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -113,13 +114,20 @@ func fold(s string) string {
 	if isPlainASCII(s) {
 		return strings.ToLower(s)
 	}
-	t := transform.Chain(norm.NFKC, cases.Fold(), norm.NFD, runes.Remove(runes.Predicate(isDiacritic)), norm.NFC)
-	out, _, err := transform.String(t, s)
+	t := folders.Get().(transform.Transformer)
+	defer folders.Put(t)
+	out, _, err := transform.String(t, s) // resets t first
 	if err != nil {
 		return strings.ToLower(s)
 	}
 	return out
 }
+
+// folders are fold's transformers, kept for reuse: a chain holds a
+// buffer per stage, most of what a text's analysis would allocate.
+var folders = sync.Pool{New: func() any {
+	return transform.Chain(norm.NFKC, cases.Fold(), norm.NFD, runes.Remove(runes.Predicate(isDiacritic)), norm.NFC)
+}}
 
 func isPlainASCII(s string) bool {
 	for i := 0; i < len(s); i++ {

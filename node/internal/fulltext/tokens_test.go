@@ -125,3 +125,18 @@ func FuzzAnalyze(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkAnalyze(b *testing.B) {
+	for _, text := range []string{
+		"Shall we meet for lunch at the new place near the station at noon?",
+		"Ça marche, on se retrouve au café près de la gare à midi.",
+		"明日の会議は十時からです。資料を持ってきてください。",
+	} {
+		b.Run(strings.Fields(text)[0], func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				Analyze(text)
+			}
+		})
+	}
+}
