@@ -54,8 +54,6 @@ type rawAnswer []byte
 type MediaConfig struct {
 	// Blobs is the node's blob store.
 	Blobs *media.Store
-	// Records are the node's records of mxcs.
-	Records MediaRecords
 	// MaxSize bounds what this node fetches (its maximum upload); 0
 	// means 100 MiB.
 	MaxSize int64
@@ -148,9 +146,17 @@ func (ps *Peers) referencedFor(r *Room, m store.MediaID, server string) bool {
 // servesUnreferenced is the rule for an upload of this node no event
 // references in clear: served as ciphertext to a room its uploader is
 // joined in.
-func (ps *Peers) servesUnreferenced(r *Room, m store.MediaID, rec *mediaRecord) bool {
+func (ps *Peers) servesUnreferenced(r *Room, m store.MediaID, rec *store.MediaRecord) bool {
 	if m.Server != ps.serverName || rec.Uploader == "" || rec.Type != "application/octet-stream" {
 		return false
+	}
+	referenced := true
+	if err := ps.store.View(func(t *store.Txn) error {
+		var err error
+		referenced, err = t.MediaReferenced(m)
+		return err
+	}); err != nil || referenced {
+		return false // referenced in clear somewhere: only references grant
 	}
 	id, ok := r.State()[rooms.StateKey{Type: "m.room.member", StateKey: rec.Uploader}]
 	if !ok {

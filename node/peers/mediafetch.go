@@ -304,6 +304,45 @@ type holders struct {
 	have   []provider
 	later  []provider
 	banned map[peer.ID]bool
+	// slots bound the chunks asked of one provider at once to what a
+	// provider serves one peer (maxServedChunksPerPeer).
+	slots map[peer.ID]chan struct{}
+}
+
+// slot returns the provider's chunk slots.
+func (h *holders) slot(p peer.ID) chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.slots == nil {
+		h.slots = map[peer.ID]chan struct{}{}
+	}
+	s := h.slots[p]
+	if s == nil {
+		s = make(chan struct{}, maxServedChunksPerPeer)
+		h.slots[p] = s
+	}
+	return s
+}
+
+// take waits for a chunk slot of one of provs, preferring the first
+// free in order (the first of provs if none is free), and returns the
+// provider and the slot's release.
+func (h *holders) take(ctx context.Context, provs []provider) (provider, func(), error) {
+	for _, pr := range provs {
+		s := h.slot(pr.p)
+		select {
+		case s <- struct{}{}:
+			return pr, func() { <-s }, nil
+		default:
+		}
+	}
+	s := h.slot(provs[0].p)
+	select {
+	case s <- struct{}{}:
+		return provs[0], func() { <-s }, nil
+	case <-ctx.Done():
+		return provider{}, nil, ctx.Err()
+	}
 }
 
 func (h *holders) add(pr provider) {
@@ -377,21 +416,22 @@ func (ps *Peers) fetchChunks(ctx context.Context, part *media.Partial, m store.M
 	return firstErr
 }
 
-// fetchChunk fetches chunk i from the providers in turn.
+// fetchChunk fetches chunk i from the providers in turn (the first with
+// a free slot first), each at most once a round.
 func (ps *Peers) fetchChunk(ctx context.Context, part *media.Partial, m store.MediaID, h *holders, i int) error {
 	var lastErr error
 	for round := range chunkRounds {
 		busy := false
 		provs := h.list(i)
-		if len(provs) == 0 {
-			break
-		}
-		for _, pr := range provs {
-			if ctx.Err() != nil {
-				return ctx.Err()
+		for len(provs) > 0 {
+			pr, release, err := h.take(ctx, provs)
+			if err != nil {
+				return err
 			}
+			provs = slices.DeleteFunc(provs, func(x provider) bool { return x == pr })
 			ps.media.chunkRequests.Add(1)
 			data, err := ps.requestRaw(ctx, pr.p, MethodMediaChunk, MediaReq{RoomID: pr.room, Server: m.Server, MediaID: m.ID, Index: i})
+			release()
 			if err == nil {
 				err = part.WriteChunk(i, data)
 				if errors.Is(err, media.ErrChunkMismatch) {
@@ -401,6 +441,9 @@ func (ps *Peers) fetchChunk(ctx context.Context, part *media.Partial, m store.Me
 			}
 			if err == nil {
 				return nil
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
 			}
 			var re *p2p.RemoteError
 			if errors.As(err, &re) && re.Code == "M_LIMIT_EXCEEDED" {
@@ -418,7 +461,7 @@ func (ps *Peers) fetchChunk(ctx context.Context, part *media.Partial, m store.Me
 		}
 	}
 	if lastErr == nil {
-		lastErr = errors.New("every provider is banned")
+		lastErr = errors.New("no provider left")
 	}
 	return fmt.Errorf("%w: chunk %d of %s: %v", ErrNoMedia, i, m, lastErr)
 }
