@@ -15,6 +15,7 @@ import (
 	"github.com/parley-p2p/parley/node/client"
 	"github.com/parley-p2p/parley/node/dag"
 	"github.com/parley-p2p/parley/node/e2ee"
+	"github.com/parley-p2p/parley/node/media"
 	"github.com/parley-p2p/parley/node/peers"
 
 	"github.com/libp2p/go-libp2p"
@@ -37,6 +38,7 @@ type Node struct {
 	serverName string
 
 	store *store.Store
+	media *media.Store
 	host  *p2p.Host
 	dag   *dag.Engine
 	e2ee  *e2ee.Keeper
@@ -104,6 +106,16 @@ type Config struct {
 	// HidePresence shares no presence: the node sends none of its users'
 	// to other nodes and shows its users none of others'.
 	HidePresence bool
+	// MaxUpload bounds one media upload, in bytes; default 100 MiB.
+	MaxUpload int64
+	// MediaQuota bounds the media the node keeps (its uploads, copies of
+	// other nodes' media, thumbnails), in bytes; default 10 GiB. Copies
+	// are evicted (least recently used first) to stay under it; uploads
+	// never are: past it, uploads are refused.
+	MediaQuota int64
+	// MediaPrefetchMax is the largest image fetched ahead from other
+	// nodes as soon as a room mentions it, in bytes; default 10 MiB.
+	MediaPrefetchMax int64
 	// Gater optionally filters libp2p connections (tests use it to cut
 	// the network in two).
 	Gater connmgr.ConnectionGater
@@ -146,6 +158,9 @@ func New(cfg Config) (*Node, error) {
 	if cfg.HTTPAddr == "" {
 		cfg.HTTPAddr = "127.0.0.1:8008"
 	}
+	if err := checkMediaConfig(&cfg); err != nil {
+		return nil, err
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -174,6 +189,9 @@ func (n *Node) Start() (err error) {
 
 	so := store.Options{Logger: n.cfg.Logger, MinFree: n.cfg.MinFreeDisk, FreeSpace: n.cfg.freeSpace}
 	if n.store, err = store.Open(n.cfg.DataDir, so); err != nil {
+		return err
+	}
+	if n.media, err = n.openMedia(); err != nil {
 		return err
 	}
 	n.host, err = p2p.New(p2p.Config{
@@ -250,6 +268,9 @@ func (n *Node) Start() (err error) {
 		AppURL:            n.URL,
 		OnClaimed:         n.removeUsedClaimFile,
 		HidePresence:      n.cfg.HidePresence,
+		Media:             n.media,
+		MediaKey:          n.key,
+		MaxUpload:         n.cfg.MaxUpload,
 		Logger:            n.cfg.Logger,
 
 		AccessTokenLifetime: n.cfg.accessTokenLifetime,
@@ -270,6 +291,7 @@ func (n *Node) Start() (err error) {
 		Admin: admin{API: n.api, node: n},
 
 		Directory: n.api,
+		Media:     n.api,
 	})
 	if err := n.http.Start(); err != nil {
 		return err
@@ -316,6 +338,9 @@ func (n *Node) Close() error {
 		}
 		if n.dag != nil {
 			n.dag.Close()
+		}
+		if n.media != nil {
+			n.media.Close()
 		}
 		if n.store != nil {
 			errs = append(errs, n.store.Close())

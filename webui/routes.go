@@ -182,6 +182,10 @@ func (s *Server) routes() http.Handler {
 		mux.Handle("DELETE /_parley/v1/blocked_servers/{server}", s.authed(s.unblockServer))
 	}
 
+	if s.media != nil {
+		s.mediaRoutes(mux) // media.go
+	}
+
 	mux.Handle("/", s.serveApp())
 
 	return s.protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

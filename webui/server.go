@@ -76,6 +76,8 @@ type Backends struct {
 	Dehydrated DehydratedDevices
 	// Directory: directory.go (the public room directory).
 	Directory Directory
+	// Media: media.go (the content repository).
+	Media Media
 }
 
 // Server is the local HTTP server.
@@ -105,6 +107,7 @@ type Server struct {
 	hierarchy     Hierarchy
 	timestamps    Timestamps
 	dehydrated    DehydratedDevices
+	media         Media
 
 	ready     atomic.Bool
 	ln        net.Listener
@@ -152,6 +155,7 @@ func New(cfg Config, b Backends) *Server {
 	s.timestamps = b.Timestamps
 	s.dehydrated = b.Dehydrated
 	s.directory = b.Directory
+	s.media = b.Media
 	s.ready.Store(!cfg.WaitReady)
 	s.handler = s.routes()
 	return s

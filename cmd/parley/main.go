@@ -28,7 +28,8 @@ Usage:
   parley run [--data DIR] [--http ADDR] [--allowed-host NAME]... [--listen MULTIADDR]... [--bootstrap MULTIADDR]...
              [--no-mdns] [--relay MULTIADDR]... [--relay-service]
              [--claim-code CODE] [--registration-token TOKEN] [--webui-dir DIR] [--log-level LEVEL]
-             [--min-free-mb N] [--memory-limit-mb N]
+             [--min-free-mb N] [--memory-limit-mb N] [--max-upload SIZE] [--media-quota SIZE]
+             [--media-prefetch-max SIZE]
   parley invite [--data DIR] [--max-uses N] [--expires DURATION] ROOM_ID
                                   make an invite link (through the running daemon)
   parley join [--data DIR] LINK   join a room through an invite link
@@ -116,8 +117,15 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	minFreeMB := fs.Int64("min-free-mb", 64, "MiB kept free on the data dir's disk: below it the node refuses writes, and does not start (0: no check)")
 	memLimitMB := fs.Int64("memory-limit-mb", defaultMemoryLimitMB, "soft limit in MiB on the memory the Go runtime holds (heap, stacks): near it the garbage collector runs more often, above it memory goes back to the system at once (0: none; without this flag a GOMEMLIMIT in the environment applies instead)")
+	cfg.MaxUpload, cfg.MediaQuota, cfg.MediaPrefetchMax = node.DefaultMaxUpload, node.DefaultMediaQuota, node.DefaultMediaPrefetchMax
+	fs.Var(sizeFlag{&cfg.MaxUpload}, "max-upload", "largest media upload accepted (bytes, or with KiB, MiB, GiB)")
+	fs.Var(sizeFlag{&cfg.MediaQuota}, "media-quota", "space for media: this node's uploads, copies of other nodes' media (evicted first when space runs short) and thumbnails")
+	fs.Var(sizeFlag{&cfg.MediaPrefetchMax}, "media-prefetch-max", "largest image fetched ahead as soon as a room mentions it, so it shows while its sender is offline")
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
+	}
+	if cfg.MaxUpload == 0 || cfg.MediaQuota == 0 {
+		return errors.New("run: --max-upload and --media-quota must be more than 0")
 	}
 	explicit := false
 	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "memory-limit-mb" })

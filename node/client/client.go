@@ -1,12 +1,14 @@
 package client
 
 import (
+	"crypto/ed25519"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/parley-p2p/parley/node/dag"
+	"github.com/parley-p2p/parley/node/media"
 	"github.com/parley-p2p/parley/node/peers"
 	"github.com/parley-p2p/parley/node/store"
 )
@@ -45,6 +47,8 @@ type API struct {
 	presence presenceState
 
 	lazy lazySent // member events each device holds (lazyload.go)
+
+	media mediaState // the content repository (media.go)
 }
 
 // Config configures the client API.
@@ -75,6 +79,14 @@ type Config struct {
 	// PresenceIdle is how long after their last activity an online user
 	// turns "unavailable"; default DefaultPresenceIdle (presence.go).
 	PresenceIdle time.Duration
+	// Media is the node's media store; nil keeps no media (media.go).
+	Media *media.Store
+	// MediaKey signs the metadata of uploads: the node's key.
+	MediaKey ed25519.PrivateKey
+	// MaxUpload bounds an upload, in bytes; default DefaultMaxUpload.
+	MaxUpload int64
+	// MediaFetcher gets media of other nodes; nil: they are not found.
+	MediaFetcher MediaFetcher
 	// Logger; nil discards.
 	Logger *slog.Logger
 }

@@ -18,7 +18,7 @@ func TestDependencies(t *testing.T) {
 	testkit.CheckImports(t, testkit.ImportRule{
 		Package: ".",
 		Forbid:  []string{testkit.Module + "/node"},
-		Allow:   []string{testkit.Module + "/node/dag", testkit.Module + "/node/peers", testkit.Module + "/node/store", testkit.Module + "/node/links", testkit.Module + "/node/e2ee", testkit.Module + "/node/internal", testkit.Module + "/node/media"},
+		Allow:   []string{testkit.Module + "/node/dag", testkit.Module + "/node/peers", testkit.Module + "/node/store", testkit.Module + "/node/links", testkit.Module + "/node/e2ee", testkit.Module + "/node/media", testkit.Module + "/node/internal"},
 	})
 	files, err := filepath.Glob("*.go")
 	if err != nil {

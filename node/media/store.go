@@ -40,9 +40,16 @@ type Config struct {
 	// OnEvict is called (without the store's lock) for each remote blob
 	// eviction removed, so records naming it can go. Optional.
 	OnEvict func(sha string)
+	// CheckFree, if set, refuses writes that would leave the disk too
+	// full: need bytes more are about to be written. Its error (the
+	// store's DiskFullError wraps syscall.ENOSPC) is returned as is.
+	CheckFree func(need int64) error
 	// Logger; slog.Default() if nil.
 	Logger *slog.Logger
 }
+
+// checkEvery is how many bytes an upload writes between disk space checks.
+const checkEvery = 16 << 20
 
 // DefaultQuota is Config.Quota's default.
 const DefaultQuota = 10 << 30
@@ -206,6 +213,11 @@ type quotaWriter struct {
 }
 
 func (q *quotaWriter) Write(p []byte) (int, error) {
+	if q.n/checkEvery != (q.n+int64(len(p)))/checkEvery {
+		if err := q.s.CheckFree(checkEvery); err != nil {
+			return 0, err
+		}
+	}
 	q.n += int64(len(p))
 	q.s.mu.Lock()
 	full := q.s.local+q.n > q.s.cfg.Quota
@@ -265,6 +277,15 @@ func syncDir(dir string) {
 	}
 }
 
+// CheckFree says whether need more bytes may be written to the disk
+// (Config.CheckFree; nil if unset).
+func (s *Store) CheckFree(need int64) error {
+	if s.cfg.CheckFree == nil {
+		return nil
+	}
+	return s.cfg.CheckFree(need)
+}
+
 // Has reports whether the complete blob sha is here.
 func (s *Store) Has(sha string) bool {
 	s.mu.Lock()
@@ -290,6 +311,9 @@ type Blob struct {
 	sha  string
 	once sync.Once
 }
+
+// SHA256 is the blob's name: the SHA-256 of its bytes, in hex.
+func (b *Blob) SHA256() string { return b.sha }
 
 // Close closes the file and lets eviction consider the blob again.
 func (b *Blob) Close() error {
