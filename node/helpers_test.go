@@ -66,6 +66,8 @@ type testOpts struct {
 	hidePresence bool
 	// presenceIdle shortens the time to idle presence.
 	presenceIdle time.Duration
+	// noPrefetch turns fetching media ahead of need off.
+	noPrefetch bool
 }
 
 // newTestNode starts a node that closes when the test ends, and fails the
@@ -108,6 +110,7 @@ func newTestNode(t testing.TB, o testOpts) *testNode {
 		accessTokenLifetime: o.accessTokenLifetime,
 		HidePresence:        o.hidePresence,
 		presenceIdle:        o.presenceIdle,
+		noMediaPrefetch:     o.noPrefetch,
 	}
 	for _, b := range o.bootstrap {
 		cfg.Bootstrap = append(cfg.Bootstrap, b.Addrs()...)

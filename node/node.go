@@ -133,6 +133,8 @@ type Config struct {
 	accessTokenLifetime time.Duration
 	// presenceIdle shortens client.Config.PresenceIdle (tests).
 	presenceIdle time.Duration
+	// noMediaPrefetch turns fetching media ahead of need off (tests).
+	noMediaPrefetch bool
 	// p2pOptions are extra libp2p options (tests force reachability:
 	// libp2p counts loopback as private).
 	p2pOptions []libp2p.Option
@@ -254,12 +256,15 @@ func (n *Node) Start() (err error) {
 		Logger:            n.cfg.Logger,
 		WrapHandler:       n.cfg.wrapHandler,
 	})
+	n.peers.SetMedia(n.peerMedia())
 	publish, writeFailed, visible = n.peers.Publish, n.peers.WriteFailed, n.peers.Visible
 	n.host.Handle(n.peers.Handler())
 	if n.cliToken, err = newCLIToken(); err != nil {
 		return err
 	}
+	fetcher := &mediaFetcher{}
 	n.api = client.New(client.Config{
+		MediaFetcher:      fetcher,
 		Engine:            n.dag,
 		Peers:             n.peers,
 		Store:             n.store,
@@ -276,6 +281,7 @@ func (n *Node) Start() (err error) {
 		AccessTokenLifetime: n.cfg.accessTokenLifetime,
 		PresenceIdle:        n.cfg.presenceIdle,
 	})
+	fetcher.api = n.api
 	committed = n.api.Committed
 	onTimeline = n.api.OnTimeline
 	invited = n.api.Invited

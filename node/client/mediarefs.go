@@ -75,6 +75,14 @@ func namedMedia(c *timelineContent) []store.MediaID {
 	return out
 }
 
+func init() {
+	// The content repository's read rule for media a user did not
+	// upload (media.go).
+	mediaReferenced = func(api *API, user, server, mediaID string) bool {
+		return api.MayReadMedia(user, server, mediaID)
+	}
+}
+
 // maxMediaRooms bounds the rooms a fetch of one mxc looks through.
 const maxMediaRooms = 16
 
@@ -85,12 +93,20 @@ const maxMediaRooms = 16
 func (api *API) mediaRooms(user string, m store.MediaID) []string {
 	type ref struct{ room, event string }
 	var refs []ref
-	_ = api.store.View(func(t *store.Txn) error {
-		return t.MediaRefs(m, func(room, event string) (bool, error) {
-			refs = append(refs, ref{room, event})
-			return len(refs) < 16*maxMediaRooms, nil
+	scan := func() {
+		_ = api.store.View(func(t *store.Txn) error {
+			return t.MediaRefs(m, func(room, event string) (bool, error) {
+				refs = append(refs, ref{room, event})
+				return len(refs) < 16*maxMediaRooms, nil
+			})
 		})
-	})
+	}
+	if scan(); len(refs) == 0 {
+		// A client may be shown an event whose plain view (and so its
+		// references) is queued to be written: read after that write.
+		api.store.Barrier()
+		scan()
+	}
 	s := &webui.Session{UserID: user}
 	var out []string
 	for _, rf := range refs {
