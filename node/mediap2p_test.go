@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -196,10 +197,24 @@ func TestMediaPrefetchedIsServedWhileItsSenderIsOffline(t *testing.T) {
 	if c.holdsMedia(mxc) {
 		t.Fatal("c prefetched with prefetch off")
 	}
+	// A file over the prefetch bounds (1 MiB for what is not an image)
+	// stays with alice's node only.
+	big, bigEv := sendMedia(t, ctx, alice, room, randomBytes(t, 2<<20), "application/octet-stream")
+	seesEvent(t, ctx, carol, room, bigEv)
+	c.knowsMedia(t, big)
 	a.Close()
 	got, status, err := download(ctx, carol, mxc)
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("carol's download with alice's node stopped: %d bytes, status %d, %v", len(got), status, err)
+	}
+	resp, err := carol.DownloadWithParams(ctx, big, mautrix.DownloadExtra{Query: map[string]string{"timeout_ms": "3000"}})
+	if err == nil {
+		resp.Body.Close()
+		t.Fatal("carol got the big file with its only holder stopped")
+	}
+	var he mautrix.HTTPError
+	if !errors.As(err, &he) || he.Response == nil || (he.Response.StatusCode != http.StatusNotFound && he.Response.StatusCode != http.StatusGatewayTimeout) {
+		t.Errorf("carol's download of the big file: %v; want 404 or 504", err)
 	}
 }
 
@@ -243,6 +258,19 @@ func TestMediaIsRefusedToThoseOutsideItsRoom(t *testing.T) {
 	req := peers.MediaReq{RoomID: room.String(), Server: mxc.Homeserver, MediaID: mxc.FileID}
 	if err := b.peers.Request(ctx, a.host.ID(), peers.MethodMediaMeta, req, &resp); err != nil {
 		t.Fatalf("b asking as a member: %v", err)
+	}
+	// Bad requests are refused, and change nothing.
+	for _, bad := range []peers.MediaReq{
+		{RoomID: room.String(), Server: mxc.Homeserver, MediaID: mxc.FileID, Index: -1},
+		{RoomID: room.String(), Server: mxc.Homeserver, MediaID: mxc.FileID, Index: 1 << 30},
+		{RoomID: room.String(), Server: mxc.Homeserver, MediaID: "../../" + mxc.FileID},
+		{RoomID: room.String(), Server: "not-a-server", MediaID: mxc.FileID},
+	} {
+		var chunk json.RawMessage
+		err := b.peers.Request(ctx, a.host.ID(), peers.MethodMediaChunk, bad, &chunk)
+		if !errors.As(err, &re) || re.Code != "M_NOT_FOUND" {
+			t.Errorf("chunk request %+v: %v; want M_NOT_FOUND", bad, err)
+		}
 	}
 	// ...and not once he is kicked.
 	if _, err := alice.KickUser(ctx, room, &mautrix.ReqKickUser{UserID: bob.UserID}); err != nil {
@@ -348,5 +376,43 @@ func TestMediaRedactedIsDroppedFromOtherNodes(t *testing.T) {
 	}
 	if got, _, err := download(ctx, alice, mxc); err != nil || !bytes.Equal(got, data) {
 		t.Errorf("alice, the uploader, cannot read her own upload: %v", err)
+	}
+}
+
+// TestMediaTransferResumesAfterARestart: bob's node stops in the middle
+// of a transfer (alice's node broke it after ten chunks); started again
+// on the same data, it fetches only the chunks its partial file lacks.
+func TestMediaTransferResumesAfterARestart(t *testing.T) {
+	ctx := context.Background()
+	cc := &chunkCounter{}
+	cc.failAfter.Store(10)
+	bdir := t.TempDir()
+	a, b, alice, bob, room := twoMembers(t, ctx, testOpts{wrap: cc.wrap}, testOpts{dir: bdir, noPrefetch: true})
+	data := randomBytes(t, 8<<20) // 32 chunks
+	mxc, ev := sendMedia(t, ctx, alice, room, data, "application/octet-stream")
+	seesEvent(t, ctx, bob, room, ev)
+	b.knowsMedia(t, mxc)
+	if _, status, err := download(ctx, bob, mxc); err == nil {
+		t.Fatalf("the broken transfer succeeded (status %d)", status)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cc.failAfter.Store(0)
+	cc.failing.Store(false)
+	b2 := newTestNode(t, testOpts{dir: bdir, noPrefetch: true, bootstrap: []*testNode{a}})
+	bob2 := b2.client()
+	bob2.SetCredentials(bob.UserID, bob.AccessToken)
+	var got []byte
+	testkit.WaitFor(t, 30*time.Second, "bob's download after the restart", func() bool {
+		var err error
+		got, _, err = download(ctx, bob2, mxc)
+		return err == nil
+	})
+	if !bytes.Equal(got, data) {
+		t.Fatalf("the resumed download: %d bytes, want %d", len(got), len(data))
+	}
+	if n := b2.peers.MediaChunkRequests(); n > 32-8 {
+		t.Errorf("%d chunk requests after the restart for a file of 32 chunks of which at least 10 were fetched before", n)
 	}
 }
