@@ -14,6 +14,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/parley-p2p/parley/internal/testkit"
+	"github.com/parley-p2p/parley/node/client"
 	"github.com/parley-p2p/parley/p2p"
 	"github.com/parley-p2p/parley/rooms"
 )
@@ -68,6 +69,10 @@ type testOpts struct {
 	presenceIdle time.Duration
 	// noPrefetch turns fetching media ahead of need off.
 	noPrefetch bool
+	// maxUpload and mediaQuota set Config.MaxUpload and MediaQuota.
+	maxUpload, mediaQuota int64
+	// mediaFetcher replaces the node's fetching of remote media.
+	mediaFetcher client.MediaFetcher
 }
 
 // newTestNode starts a node that closes when the test ends, and fails the
@@ -111,6 +116,9 @@ func newTestNode(t testing.TB, o testOpts) *testNode {
 		HidePresence:        o.hidePresence,
 		presenceIdle:        o.presenceIdle,
 		noMediaPrefetch:     o.noPrefetch,
+		MaxUpload:           o.maxUpload,
+		MediaQuota:          o.mediaQuota,
+		mediaFetcher:        o.mediaFetcher,
 	}
 	for _, b := range o.bootstrap {
 		cfg.Bootstrap = append(cfg.Bootstrap, b.Addrs()...)

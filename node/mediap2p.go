@@ -18,6 +18,14 @@ func (f *mediaFetcher) Fetch(ctx context.Context, user, server, mediaID string) 
 	return f.api.Fetch(ctx, user, server, mediaID)
 }
 
+// or returns f, unless a test gave its own fetcher.
+func (f *mediaFetcher) or(given client.MediaFetcher) client.MediaFetcher {
+	if given != nil {
+		return given
+	}
+	return f
+}
+
 // peerMedia is what the peer side serves and fetches media with.
 func (n *Node) peerMedia() peers.MediaConfig {
 	prefetch := n.cfg.MediaPrefetchMax

@@ -77,3 +77,13 @@ func (n *Node) openMedia() (*media.Store, error) {
 		Logger: n.cfg.Logger,
 	})
 }
+
+// mediaStatus is the media store's part of the node's status.
+func (n *Node) mediaStatus() map[string]any {
+	u := n.media.Usage()
+	return map[string]any{
+		"used_bytes": u.Total, "local_bytes": u.Local, "quota_bytes": u.Quota,
+		"blobs": u.Blobs, "partials": u.Partials, "evicted": u.Evicted,
+		"uploads_in_progress": n.api.UploadsInProgress(),
+	}
+}

@@ -135,6 +135,8 @@ type Config struct {
 	presenceIdle time.Duration
 	// noMediaPrefetch turns fetching media ahead of need off (tests).
 	noMediaPrefetch bool
+	// mediaFetcher replaces how media of other nodes is fetched (tests).
+	mediaFetcher client.MediaFetcher
 	// p2pOptions are extra libp2p options (tests force reachability:
 	// libp2p counts loopback as private).
 	p2pOptions []libp2p.Option
@@ -264,7 +266,6 @@ func (n *Node) Start() (err error) {
 	}
 	fetcher := &mediaFetcher{}
 	n.api = client.New(client.Config{
-		MediaFetcher:      fetcher,
 		Engine:            n.dag,
 		Peers:             n.peers,
 		Store:             n.store,
@@ -276,6 +277,7 @@ func (n *Node) Start() (err error) {
 		Media:             n.media,
 		MediaKey:          n.key,
 		MaxUpload:         n.cfg.MaxUpload,
+		MediaFetcher:      fetcher.or(n.cfg.mediaFetcher),
 		Logger:            n.cfg.Logger,
 
 		AccessTokenLifetime: n.cfg.accessTokenLifetime,
@@ -405,6 +407,7 @@ func (n *Node) Status() any {
 		"reachability":  n.host.Reachability(),
 		"relay_service": n.cfg.RelayService,
 		"relayed":       len(n.host.RelayAddrs()) > 0,
+		"media":         n.mediaStatus(),
 	}
 }
 

@@ -117,6 +117,8 @@ func (s *Server) uploadError(err error) error {
 		return errUploadTooLarge(tooBig.Limit)
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return Errorf(http.StatusRequestTimeout, "M_UNKNOWN", "the upload took too long to arrive")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return Errorf(http.StatusBadRequest, "M_UNKNOWN", "the upload was cut short")
 	}
 	return err
 }

@@ -78,7 +78,7 @@ type mediaState struct {
 	mu        sync.Mutex
 	uploading map[string]int           // uploads in progress per user
 	total     int                      // uploads in progress
-	waiting   map[string]chan struct{} // closed when a pending mxc gets its bytes
+	waiting   map[string]*uploadWaiter // downloads waiting for a pending mxc's bytes
 	lastSweep time.Time
 	thumbs    chan struct{} // the one thumbnail decoder
 	queued    int           // thumbnail requests waiting for it
@@ -133,6 +133,13 @@ func (api *API) beginUpload(user string) (func(), error) {
 	}, nil
 }
 
+// UploadsInProgress counts the uploads being received now.
+func (api *API) UploadsInProgress() int {
+	api.media.mu.Lock()
+	defer api.media.mu.Unlock()
+	return api.media.total
+}
+
 func limitExceeded(msg string) error {
 	e := webui.Errorf(http.StatusTooManyRequests, "M_LIMIT_EXCEEDED", "%s", msg)
 	e.Extra = map[string]any{"retry_after_ms": 1000}
@@ -143,7 +150,7 @@ func limitExceeded(msg string) error {
 // application/octet-stream if it does not parse.
 func cleanType(ct string) string {
 	mt, params, err := mime.ParseMediaType(ct)
-	if err == nil {
+	if top, sub, ok := strings.Cut(mt, "/"); err == nil && ok && top != "" && sub != "" {
 		if s := mime.FormatMediaType(mt, params); s != "" && len(s) <= 255 {
 			return s
 		}
@@ -255,13 +262,8 @@ func (api *API) sweepPending() {
 	for {
 		var n int
 		err := api.store.Update(func(t *store.Txn) error {
-			lapsed, err := t.LapsedPendingMedia(nowMS(), 1000)
-			for _, p := range lapsed {
-				if err := t.DeleteMedia(api.serverName, p.MediaID); err != nil && !errors.Is(err, store.ErrNotFound) {
-					return err
-				}
-			}
-			n = len(lapsed)
+			var err error
+			n, err = t.SweepLapsedMedia(api.serverName, nowMS(), 1000)
 			return err
 		})
 		if err != nil {
@@ -319,31 +321,47 @@ func (api *API) UploadTo(ctx context.Context, s *webui.Session, server, mediaID 
 	return nil
 }
 
+// uploadWaiter is what downloads of one pending mxc wait on.
+type uploadWaiter struct {
+	done chan struct{} // closed when the bytes are there
+	n    int           // downloads waiting
+}
+
 // uploaded wakes the downloads waiting for a pending mxc's bytes.
 func (api *API) uploaded(mediaID string) {
 	m := &api.media
 	m.mu.Lock()
-	if ch, ok := m.waiting[mediaID]; ok {
-		close(ch)
+	if w, ok := m.waiting[mediaID]; ok {
+		close(w.done)
 		delete(m.waiting, mediaID)
 	}
 	m.mu.Unlock()
 }
 
-// waitUploaded is closed when the pending mxc mediaID gets its bytes.
-func (api *API) waitUploaded(mediaID string) <-chan struct{} {
+// waitUploaded registers a download waiting for the pending mxc
+// mediaID: done is closed when its bytes come; release must be called
+// when the download stops waiting. Entries live only while someone
+// waits, so they are bounded by the requests in flight.
+func (api *API) waitUploaded(mediaID string) (done <-chan struct{}, release func()) {
 	m := &api.media
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.waiting == nil {
-		m.waiting = map[string]chan struct{}{}
+		m.waiting = map[string]*uploadWaiter{}
 	}
-	ch, ok := m.waiting[mediaID]
+	w, ok := m.waiting[mediaID]
 	if !ok {
-		ch = make(chan struct{})
-		m.waiting[mediaID] = ch
+		w = &uploadWaiter{done: make(chan struct{})}
+		m.waiting[mediaID] = w
 	}
-	return ch
+	w.n++
+	return w.done, func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if w.n--; w.n == 0 && m.waiting[mediaID] == w {
+			delete(m.waiting, mediaID)
+		}
+	}
 }
 
 // errNotFound is the one answer for media a user may not read or that
@@ -365,37 +383,53 @@ func (api *API) openMedia(ctx context.Context, s *webui.Session, server, mediaID
 	if server != api.serverName {
 		return api.openRemote(ctx, ms, s, server, mediaID, timeout)
 	}
-	var rec *store.MediaRecord
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		wake := api.waitUploaded(mediaID)
+	read := func() (*store.MediaRecord, error) {
+		var rec *store.MediaRecord
 		err := api.store.View(func(t *store.Txn) error {
 			var err error
 			rec, err = t.Media(server, mediaID)
 			return err
 		})
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, "", "", errNoMedia()
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return nil, errNoMedia()
+		case err != nil:
+			return nil, err
+		case !api.mayRead(s, server, mediaID, rec):
+			return nil, errNoMedia()
+		case rec.Pending && rec.Expires <= nowMS():
+			return nil, errNoMedia()
 		}
-		if err != nil {
+		return rec, nil
+	}
+	rec, err := read()
+	if err != nil {
+		return nil, "", "", err
+	}
+	if rec.Pending {
+		// Wait for the bytes: registered first, then read again, so
+		// that an upload finishing in between is not missed.
+		done, release := api.waitUploaded(mediaID)
+		defer release()
+		if rec, err = read(); err != nil {
 			return nil, "", "", err
 		}
-		if !api.mayRead(s, server, mediaID, rec) {
-			return nil, "", "", errNoMedia()
-		}
-		if !rec.Pending {
-			break
-		}
-		if rec.Expires <= nowMS() {
-			return nil, "", "", errNoMedia()
-		}
-		select {
-		case <-wake:
-		case <-deadline.C:
-			return nil, "", "", webui.Errorf(http.StatusGatewayTimeout, "M_NOT_YET_UPLOADED", "the content of this media ID has not been uploaded yet")
-		case <-ctx.Done():
-			return nil, "", "", ctx.Err()
+		if rec.Pending {
+			deadline := time.NewTimer(timeout)
+			defer deadline.Stop()
+			select {
+			case <-done:
+			case <-deadline.C:
+				return nil, "", "", webui.Errorf(http.StatusGatewayTimeout, "M_NOT_YET_UPLOADED", "the content of this media ID has not been uploaded yet")
+			case <-ctx.Done():
+				return nil, "", "", ctx.Err()
+			}
+			if rec, err = read(); err != nil {
+				return nil, "", "", err
+			}
+			if rec.Pending {
+				return nil, "", "", errNoMedia()
+			}
 		}
 	}
 	b, err := ms.Open(rec.SHA256)
@@ -463,23 +497,21 @@ func blobFile(b *media.Blob, ct, name string) (*webui.MediaFile, error) {
 	}, nil
 }
 
-// thumbSizes are the spec's recommended thumbnail sizes; a request gets
-// the smallest at least as large as it asks (else the largest), so each
-// blob has at most five cached thumbnails.
-var thumbSizes = []struct {
-	w, h   int
-	method string
-}{{32, 32, "crop"}, {96, 96, "crop"}, {320, 240, "scale"}, {640, 480, "scale"}, {800, 600, "scale"}}
+// thumbSizes are the sizes of the spec's recommended thumbnails; a
+// request gets the smallest at least as large as it asks, by its own
+// method (else the largest), so that each blob has at most ten cached
+// thumbnails, whatever clients ask.
+var thumbSizes = [][2]int{{32, 32}, {96, 96}, {320, 240}, {640, 480}, {800, 600}}
 
-// thumbSize snaps a request to one of thumbSizes, keeping the method.
-func thumbSize(w, h int, method string) (int, int) {
+// thumbSize snaps a requested size to one of thumbSizes.
+func thumbSize(w, h int) (int, int) {
 	for _, s := range thumbSizes {
-		if s.w >= w && s.h >= h && (s.method == method || method == "scale") {
-			return s.w, s.h
+		if s[0] >= w && s[1] >= h {
+			return s[0], s[1]
 		}
 	}
 	last := thumbSizes[len(thumbSizes)-1]
-	return last.w, last.h
+	return last[0], last[1]
 }
 
 // Thumbnail implements webui.Media.
@@ -490,7 +522,7 @@ func (api *API) Thumbnail(ctx context.Context, s *webui.Session, server, mediaID
 	}
 	defer b.Close()
 	ms, _ := api.mediaStore()
-	w, h := thumbSize(req.Width, req.Height, req.Method)
+	w, h := thumbSize(req.Width, req.Height)
 	key := fmt.Sprintf("%dx%d-%s.img", w, h, req.Method)
 	data, err := ms.Thumb(b.SHA256(), key)
 	if err != nil {

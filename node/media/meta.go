@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"mime"
 	"regexp"
+	"strings"
 
 	"github.com/parley-p2p/parley/rooms"
 )
@@ -177,8 +178,8 @@ func (m *Meta) check() error {
 	case len(m.Type) > 255 || len(m.Name) > 255:
 		return errors.New("type or name too long")
 	}
-	if _, _, err := mime.ParseMediaType(m.Type); err != nil {
-		return fmt.Errorf("content type %q: %v", m.Type, err)
+	if mt, _, err := mime.ParseMediaType(m.Type); err != nil || !strings.Contains(mt, "/") {
+		return fmt.Errorf("content type %q is malformed", m.Type)
 	}
 	for i, h := range m.Chunks {
 		if len(h) != sha256.Size {

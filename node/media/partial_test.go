@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 )
 
 func chunkOf(data []byte, i int) []byte {
@@ -138,5 +139,30 @@ func TestAbortDeletesThePartial(t *testing.T) {
 	}
 	if u := s.Usage(); u.Total != 0 || u.Partials != 0 {
 		t.Fatalf("usage after Abort %+v", u)
+	}
+}
+
+func TestOpenDropsPartialsUntouchedForADay(t *testing.T) {
+	_, key, _ := ed25519.GenerateKey(nil)
+	dir := t.TempDir()
+	s := openStore(t, dir, Config{})
+	fresh := testMeta(t, key, randomBytes(t, 1000))
+	stale := testMeta(t, key, randomBytes(t, 1000))
+	for _, m := range []*Meta{fresh, stale} {
+		p, err := s.OpenPartial(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Close()
+	}
+	s.Close()
+	old := time.Now().Add(-25 * time.Hour)
+	os.Chtimes(filepath.Join(dir, "part", stale.SHA256), old, old)
+	s = openStore(t, dir, Config{})
+	if u := s.Usage(); u.Partials != 1 || u.Total != 1000 {
+		t.Fatalf("usage %+v, want the fresh partial only", u)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "part", stale.SHA256)); !os.IsNotExist(err) {
+		t.Fatalf("stale partial: %v", err)
 	}
 }

@@ -80,7 +80,8 @@ type blobInfo struct {
 }
 
 // Open opens (creating it if needed) the media directory dir: it makes
-// the subdirectories 0700, empties tmp/, and counts what blobs/, part/
+// the subdirectories 0700, empties tmp/, drops partial downloads
+// untouched for a day, and counts what blobs/, part/
 // and thumbs/ hold against the quota.
 func Open(dir string, cfg Config) (*Store, error) {
 	if cfg.Quota <= 0 {
@@ -110,6 +111,10 @@ func Open(dir string, cfg Config) (*Store, error) {
 	}
 	return s, nil
 }
+
+// stalePartial is how long a partial download may lie untouched before
+// Open drops it.
+const stalePartial = 24 * time.Hour
 
 // scan counts the files already there. Anything misnamed is left alone
 // and not counted.
@@ -144,6 +149,11 @@ func (s *Store) scan() error {
 				continue
 			}
 			if sub == "part" && ValidSHA(e.Name()) {
+				if s.now().Sub(info.ModTime()) > stalePartial {
+					// A download nobody resumed for a day: gone.
+					os.Remove(filepath.Join(s.dir, sub, e.Name()))
+					continue
+				}
 				s.parts[e.Name()] = &partInfo{size: info.Size(), touched: info.ModTime()}
 				s.usage += info.Size()
 			} else if sub == "thumbs" {

@@ -143,6 +143,28 @@ func (t *Txn) LapsedPendingMedia(now int64, limit int) ([]PendingMedia, error) {
 	return out, err
 }
 
+// SweepLapsedMedia deletes up to limit pending mxcs of server lapsed at
+// now (their md/ and mpu/ entries) and returns how many it deleted.
+func (t *Txn) SweepLapsedMedia(server string, now int64, limit int) (int, error) {
+	lapsed, err := t.LapsedPendingMedia(now, limit)
+	if err != nil {
+		return 0, err
+	}
+	for _, p := range lapsed {
+		if rec, err := t.Media(server, p.MediaID); err == nil && rec.Pending {
+			if err := t.txn.Delete(keyMedia(server, p.MediaID)); err != nil {
+				return 0, err
+			}
+		} else if err != nil && !errors.Is(err, ErrNotFound) {
+			return 0, err
+		}
+		if err := t.txn.Delete(keyPendingMedia(p.User, p.MediaID)); err != nil {
+			return 0, err
+		}
+	}
+	return len(lapsed), nil
+}
+
 // LocalBlobs returns the SHA-256 of every blob this node is the origin of.
 func (t *Txn) LocalBlobs() (map[string]bool, error) {
 	out := map[string]bool{}

@@ -62,6 +62,23 @@ func TestMediaRecords(t *testing.T) {
 		}
 		return nil
 	})
+	// The sweep removes lapsed pending mxcs, record and entry.
+	var swept int
+	if err := s.Update(func(tx *Txn) (err error) { swept, err = tx.SweepLapsedMedia(srv, 1000, 10); return err }); err != nil || swept != 2 {
+		t.Fatalf("sweep at 1000: %d, %v; want c and d", swept, err)
+	}
+	s.View(func(tx *Txn) error {
+		if _, err := tx.Media(srv, "c"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("swept record: %v", err)
+		}
+		if lapsed, _ := tx.LapsedPendingMedia(1000, 10); len(lapsed) != 0 {
+			t.Errorf("after the sweep, lapsed %+v", lapsed)
+		}
+		if rec, err := tx.Media(srv, "a"); err != nil || rec.Pending {
+			t.Errorf("the sweep touched an uploaded mxc: %+v, %v", rec, err)
+		}
+		return nil
+	})
 	if err := s.Update(func(tx *Txn) error { return tx.DeleteMedia(srv, "a") }); err != nil {
 		t.Fatal(err)
 	}
