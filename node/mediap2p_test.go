@@ -416,3 +416,32 @@ func TestMediaTransferResumesAfterARestart(t *testing.T) {
 		t.Errorf("%d chunk requests after the restart for a file of 32 chunks of which at least 10 were fetched before", n)
 	}
 }
+
+// TestMediaEncryptedByItsClientIsServedToTheRoom: an attachment whose
+// event this node cannot read (the client encrypted it) has no reference
+// in clear; alice's node serves it to bob's, a member of a room alice is
+// in, as ciphertext (application/octet-stream), and nothing else
+// unreferenced.
+func TestMediaEncryptedByItsClientIsServedToTheRoom(t *testing.T) {
+	ctx := context.Background()
+	_, b, alice, bob, _ := twoMembers(t, ctx, testOpts{}, testOpts{noPrefetch: true})
+	cipher := randomBytes(t, 50<<10)
+	up, err := alice.UploadBytesWithName(ctx, cipher, "application/octet-stream", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, status, err := download(ctx, bob, up.ContentURI)
+	if err != nil || !bytes.Equal(got, cipher) {
+		t.Fatalf("bob's download of an unreferenced ciphertext: %d bytes, status %d, %v", len(got), status, err)
+	}
+	if b.mediaRefs(up.ContentURI) != 0 {
+		t.Error("a reference was recorded for media no event names")
+	}
+	pic, err := alice.UploadBytesWithName(ctx, randomBytes(t, 1000), "image/png", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, status, err := download(ctx, bob, pic.ContentURI); err == nil || status != http.StatusNotFound {
+		t.Errorf("bob's download of an unreferenced picture: status %d, %v; want 404", status, err)
+	}
+}

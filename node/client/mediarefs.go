@@ -127,6 +127,21 @@ func (api *API) mediaRooms(user string, m store.MediaID) []string {
 	return out
 }
 
+// sharedRooms lists the rooms (at most maxMediaRooms) the user is joined
+// in where a user of server is joined too.
+func (api *API) sharedRooms(user, server string) []string {
+	var out []string
+	for _, r := range api.peers.Rooms() {
+		if len(out) >= maxMediaRooms {
+			break
+		}
+		if api.peers.Membership(r, user) == "join" && slices.Contains(api.peers.RoomServers(r), server) {
+			out = append(out, r.ID)
+		}
+	}
+	return out
+}
+
 // MayReadMedia reports whether the user sees an event that references
 // the mxc (the read rule for media the user did not upload).
 func (api *API) MayReadMedia(user, server, mediaID string) bool {
@@ -145,6 +160,13 @@ func (api *API) Fetch(ctx context.Context, user, server, mediaID string) (string
 		return "", nil, notFound
 	}
 	rooms := api.mediaRooms(user, m)
+	if len(rooms) == 0 {
+		// An attachment the client encrypted itself is named only inside
+		// events this node cannot read: ask through the rooms the user
+		// shares with the mxc's server, whose node serves such an upload
+		// (and nothing else unreferenced) when its uploader is in the room.
+		rooms = api.sharedRooms(user, m.Server)
+	}
 	if len(rooms) == 0 {
 		return "", nil, notFound
 	}
