@@ -42,12 +42,16 @@ func (api *API) referMedia(te *timelineEvent) func(*store.Txn, uint64) error {
 	if len(mxcs) == 0 || api.dag.RedactedBy(ev) != nil {
 		return nil
 	}
-	room, id := te.Room.ID, ev.ID()
+	// History (a joiner's backfill) is not fetched ahead of need: only
+	// what arrives live is, so a join does not pull a room's past media.
+	room, id, live := te.Room.ID, ev.ID(), !te.How.Historic()
 	return func(t *store.Txn, _ uint64) error {
-		if err := t.PutMediaRefs(room, id, mxcs); err != nil {
+		if err := t.PutMediaRefs(room, id, mxcs, live); err != nil {
 			return err
 		}
-		api.peers.MediaChanged()
+		if live {
+			api.peers.MediaChanged()
+		}
 		return nil
 	}
 }

@@ -16,7 +16,8 @@ import (
 //	mrc/<event>                              -> room, then the mxcs it named
 //	mw/<server>\0<media id>                  -> "" (media work wanted)
 //
-// mw/ marks an mxc whose references changed: the media worker fetches it
+// mw/ marks an mxc whose references changed (a reference added by a live
+// event, or any removed): the media worker fetches it
 // ahead of need when it is referenced and small, or drops the cached
 // copy when nothing references it any more, then deletes the mark. It is
 // written with the change, so a crash loses no work.
@@ -78,8 +79,9 @@ var prefixMediaWants = []byte("mw/")
 
 // PutMediaRefs records that the event of the room names the mxcs (at
 // most MaxMediaRefsPerEvent, duplicates once), and marks each for the
-// media worker. Writing the same references again changes nothing.
-func (t *Txn) PutMediaRefs(room, event string, mxcs []MediaID) error {
+// media worker if mark. Writing the same references again changes
+// nothing.
+func (t *Txn) PutMediaRefs(room, event string, mxcs []MediaID, mark bool) error {
 	if room == "" || event == "" || strings.ContainsRune(room, 0) || strings.ContainsRune(event, 0) {
 		return fmt.Errorf("store: media references of event %q in room %q", event, room)
 	}
@@ -106,6 +108,9 @@ func (t *Txn) PutMediaRefs(room, event string, mxcs []MediaID) error {
 	for _, m := range kept {
 		if err := t.txn.Set(keyMediaRef(m, room, event), nil); err != nil {
 			return err
+		}
+		if !mark {
+			continue
 		}
 		if err := t.WantMedia(m); err != nil {
 			return err

@@ -64,10 +64,10 @@ func TestMediaRefsAreKeptPerEventAndDroppedWithIt(t *testing.T) {
 	img := MediaID{"srv", "img"}
 	thumb := MediaID{"srv", "thumb"}
 	err := s.Update(func(tx *Txn) error {
-		if err := tx.PutMediaRefs("!r1", "$a", []MediaID{img, thumb, img}); err != nil {
+		if err := tx.PutMediaRefs("!r1", "$a", []MediaID{img, thumb, img}, true); err != nil {
 			return err
 		}
-		return tx.PutMediaRefs("!r2", "$b", []MediaID{img})
+		return tx.PutMediaRefs("!r2", "$b", []MediaID{img}, false)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -133,8 +133,8 @@ func TestMediaRefsAreKeptPerEventAndDroppedWithIt(t *testing.T) {
 func TestMediaRefsRewrittenForgetWhatTheEventNoLongerNames(t *testing.T) {
 	s := openTestStore(t, Options{})
 	a, b := MediaID{"srv", "a"}, MediaID{"srv", "b"}
-	s.Update(func(tx *Txn) error { return tx.PutMediaRefs("!r", "$e", []MediaID{a}) })
-	s.Update(func(tx *Txn) error { return tx.PutMediaRefs("!r", "$e", []MediaID{b}) })
+	s.Update(func(tx *Txn) error { return tx.PutMediaRefs("!r", "$e", []MediaID{a}, true) })
+	s.Update(func(tx *Txn) error { return tx.PutMediaRefs("!r", "$e", []MediaID{b}, true) })
 	if got := mediaRefsOf(t, s, a); len(got) != 0 {
 		t.Errorf("a still referenced: %v", got)
 	}
@@ -148,10 +148,10 @@ func TestMediaRefsRewrittenForgetWhatTheEventNoLongerNames(t *testing.T) {
 func TestMediaRefsRefuseWhatWouldBreakAKey(t *testing.T) {
 	s := openTestStore(t, Options{})
 	bad := []func(tx *Txn) error{
-		func(tx *Txn) error { return tx.PutMediaRefs("!r\x00x", "$e", []MediaID{{"s", "i"}}) },
-		func(tx *Txn) error { return tx.PutMediaRefs("!r", "", []MediaID{{"s", "i"}}) },
-		func(tx *Txn) error { return tx.PutMediaRefs("!r", "$e", []MediaID{{"s", "i\x00j"}}) },
-		func(tx *Txn) error { return tx.PutMediaRefs("!r", "$e", []MediaID{{"s/x", "i"}}) },
+		func(tx *Txn) error { return tx.PutMediaRefs("!r\x00x", "$e", []MediaID{{"s", "i"}}, true) },
+		func(tx *Txn) error { return tx.PutMediaRefs("!r", "", []MediaID{{"s", "i"}}, true) },
+		func(tx *Txn) error { return tx.PutMediaRefs("!r", "$e", []MediaID{{"s", "i\x00j"}}, true) },
+		func(tx *Txn) error { return tx.PutMediaRefs("!r", "$e", []MediaID{{"s/x", "i"}}, true) },
 	}
 	for i, f := range bad {
 		if err := s.Update(f); err == nil {
@@ -165,7 +165,7 @@ func TestMediaRefsRefuseWhatWouldBreakAKey(t *testing.T) {
 	for _, c := range "abcdefghijkl" {
 		many = append(many, MediaID{"s", string(c)})
 	}
-	if err := s.Update(func(tx *Txn) error { return tx.PutMediaRefs("!r", "$e", many) }); err != nil {
+	if err := s.Update(func(tx *Txn) error { return tx.PutMediaRefs("!r", "$e", many, true) }); err != nil {
 		t.Fatal(err)
 	}
 	if got := wanted(t, s); len(got) != MaxMediaRefsPerEvent {
