@@ -103,31 +103,45 @@ func (ps *Peers) fetchMedia(ctx context.Context, roomIDs []string, m store.Media
 	if meta, ok := ps.heldMedia(m); ok {
 		return meta, nil
 	}
-	ms.mu.Lock()
-	x := ms.fetches[m]
-	if x == nil {
-		if len(ms.fetches) >= maxQueuedFetches {
-			ms.mu.Unlock()
-			return nil, ErrMediaBusy
+	for {
+		x, err := ms.join(ps, roomIDs, m, prefetch)
+		if err != nil {
+			return nil, err
 		}
-		x = &xfer{done: make(chan struct{})}
-		ms.fetches[m] = x
-		rooms := slices.Clone(roomIDs)
-		ps.goBackground(func(ctx context.Context) {
-			x.meta, x.err = ps.transfer(ctx, rooms, m, prefetch)
-			ms.mu.Lock()
-			delete(ms.fetches, m)
-			ms.mu.Unlock()
-			close(x.done)
-		})
-	}
-	ms.mu.Unlock()
-	select {
-	case <-x.done:
+		select {
+		case <-x.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if errors.Is(x.err, errNotPrefetched) && !prefetch {
+			continue // a prefetch it joined gave up on its size: fetch it now
+		}
 		return x.meta, x.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
 	}
+}
+
+// join returns the transfer of the mxc under way, starting one if there
+// is none.
+func (ms *mediaState) join(ps *Peers, roomIDs []string, m store.MediaID, prefetch bool) (*xfer, error) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	if x := ms.fetches[m]; x != nil {
+		return x, nil
+	}
+	if len(ms.fetches) >= maxQueuedFetches {
+		return nil, ErrMediaBusy
+	}
+	x := &xfer{done: make(chan struct{})}
+	ms.fetches[m] = x
+	rooms := slices.Clone(roomIDs)
+	ps.goBackground(func(ctx context.Context) {
+		x.meta, x.err = ps.transfer(ctx, rooms, m, prefetch)
+		ms.mu.Lock()
+		delete(ms.fetches, m)
+		ms.mu.Unlock()
+		close(x.done)
+	})
+	return x, nil
 }
 
 // heldMedia returns the metadata of an mxc whose blob this node holds.
