@@ -32,10 +32,11 @@ type Partial struct {
 	path string
 	f    *os.File
 
-	mu      sync.Mutex
-	missing []bool
-	left    int
-	done    bool
+	mu       sync.Mutex
+	missing  []bool
+	left     int
+	done     bool // completed, closed or aborted: no more writes
+	complete bool // the blob is in blobs/
 }
 
 // OpenPartial opens or resumes the download of the blob meta describes
@@ -59,7 +60,7 @@ func (s *Store) OpenPartial(meta *Meta) (*Partial, error) {
 	}
 	if _, ok := s.blobs[sha]; ok {
 		s.mu.Unlock()
-		p.done = true
+		p.done, p.complete = true, true
 		return p, nil
 	}
 	pi, ok := s.parts[sha]
@@ -152,7 +153,26 @@ func (p *Partial) Missing() []int {
 func (p *Partial) Have(i int) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.done || i >= 0 && i < len(p.missing) && !p.missing[i]
+	return p.complete || i >= 0 && i < len(p.missing) && !p.missing[i] && !p.done
+}
+
+// ReadChunk returns chunk i if it is written and verified (a member
+// may serve what it has of a download in progress); ErrNotFound if not.
+func (p *Partial) ReadChunk(i int) ([]byte, error) {
+	if !p.Have(i) {
+		return nil, ErrNotFound
+	}
+	p.mu.Lock()
+	f, complete := p.f, p.complete
+	p.mu.Unlock()
+	if complete {
+		return p.s.ReadChunk(p.meta.SHA256, i)
+	}
+	buf := make([]byte, chunkLen(p.meta.Size, i))
+	if _, err := f.ReadAt(buf, int64(i)*ChunkSize); err != nil {
+		return nil, fmt.Errorf("media: read chunk %d of partial %s: %w", i, p.meta.SHA256, err)
+	}
+	return buf, nil
 }
 
 // WriteChunk checks data against the metadata's hash of chunk i and
@@ -196,15 +216,20 @@ func (p *Partial) WriteChunk(i int, data []byte) error {
 	return nil
 }
 
-// Complete checks that no chunk is missing (ErrIncomplete) and that the
+// Complete checks that no chunk is missing (ErrIncomplete; ErrClosed
+// after Close or Abort) and that the
 // whole file hashes to meta.SHA256 (else the partial is deleted:
 // ErrChunkMismatch), then fsyncs it and moves it into blobs/ as a remote
 // copy, which eviction may remove. It closes the Partial.
 func (p *Partial) Complete() error {
 	p.mu.Lock()
-	if p.done {
+	if p.complete {
 		p.mu.Unlock()
 		return nil
+	}
+	if p.done {
+		p.mu.Unlock()
+		return fmt.Errorf("media: complete %s: %w", p.meta.SHA256, ErrClosed)
 	}
 	if p.left > 0 {
 		p.mu.Unlock()
@@ -236,6 +261,9 @@ func (p *Partial) Complete() error {
 		os.Remove(p.path)
 		return fmt.Errorf("media: complete %s: %w", p.meta.SHA256, err)
 	}
+	p.mu.Lock()
+	p.complete = true
+	p.mu.Unlock()
 	return nil
 }
 

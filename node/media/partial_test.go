@@ -51,10 +51,19 @@ func TestPartialDownloadVerifiesEachChunkAndResumesAfterARestart(t *testing.T) {
 	if !p.Have(2) || p.Have(1) {
 		t.Fatal("Have disagrees with what was written")
 	}
+	if c, err := p.ReadChunk(2); err != nil || !bytes.Equal(c, chunkOf(data, 2)) {
+		t.Fatalf("ReadChunk of a written chunk: %v", err)
+	}
+	if _, err := p.ReadChunk(1); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("ReadChunk of a missing chunk: %v", err)
+	}
 	if err := p.Complete(); !errors.Is(err, ErrIncomplete) {
 		t.Fatalf("Complete with chunks missing: %v", err)
 	}
 	p.Close()
+	if p.Have(2) || p.Complete() == nil {
+		t.Fatal("a closed download still has chunks or completes")
+	}
 
 	// A restart: a new store over the same directory resumes from the file.
 	s.Close()
