@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -443,5 +444,68 @@ func TestMediaEncryptedByItsClientIsServedToTheRoom(t *testing.T) {
 	}
 	if _, status, err := download(ctx, bob, pic.ContentURI); err == nil || status != http.StatusNotFound {
 		t.Errorf("bob's download of an unreferenced picture: status %d, %v; want 404", status, err)
+	}
+}
+
+// TestMediaDownloadUnderWayIsServedAlready: while bob's node is still
+// fetching a file (alice's node holds back its later chunks), carol's
+// node learns which chunks bob's has and gets those from it, and not the
+// others.
+func TestMediaDownloadUnderWayIsServedAlready(t *testing.T) {
+	ctx := context.Background()
+	release := make(chan struct{})
+	var bPeer atomic.Value
+	holdBack := func(h p2p.Handler) p2p.Handler {
+		return func(ctx context.Context, from peer.ID, method string, body []byte) ([]byte, error) {
+			var req peers.MediaReq
+			if method == peers.MethodMediaChunk && json.Unmarshal(body, &req) == nil && req.Index >= 10 && bPeer.Load() == from {
+				select {
+				case <-release:
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+			}
+			return h(ctx, from, method, body)
+		}
+	}
+	ns, cs, room := threeNodeRoom(t, ctx, testOpts{wrap: holdBack}, testOpts{noPrefetch: true}, testOpts{noPrefetch: true})
+	b, c := ns[1], ns[2]
+	alice, bob := cs[0], cs[1]
+	bPeer.Store(b.host.ID())
+	data := randomBytes(t, 8<<20) // 32 chunks
+	mxc, ev := sendMedia(t, ctx, alice, room, data, "application/octet-stream")
+	seesEvent(t, ctx, bob, room, ev)
+	b.knowsMedia(t, mxc)
+	c.knowsMedia(t, mxc)
+	done := make(chan error, 1)
+	go func() {
+		got, _, err := download(ctx, bob, mxc)
+		if err == nil && !bytes.Equal(got, data) {
+			err = errors.New("bytes differ")
+		}
+		done <- err
+	}()
+	req := peers.MediaReq{RoomID: room.String(), Server: mxc.Homeserver, MediaID: mxc.FileID}
+	var meta peers.MediaMetaResp
+	testkit.WaitFor(t, 30*time.Second, "b to have the first chunks", func() bool {
+		meta = peers.MediaMetaResp{}
+		err := c.peers.Request(ctx, b.host.ID(), peers.MethodMediaMeta, req, &meta)
+		bits, derr := base64.RawStdEncoding.DecodeString(meta.Have)
+		return err == nil && derr == nil && len(bits) == 4 && bits[0]&1 != 0
+	})
+	var chunk json.RawMessage
+	err := c.peers.Request(ctx, b.host.ID(), peers.MethodMediaChunk, req, &chunk)
+	var re *p2p.RemoteError
+	if errors.As(err, &re) {
+		t.Errorf("chunk 0 of b's download under way: %v", err)
+	}
+	req.Index = 31
+	err = c.peers.Request(ctx, b.host.ID(), peers.MethodMediaChunk, req, &chunk)
+	if !errors.As(err, &re) || re.Code != "M_NOT_FOUND" {
+		t.Errorf("chunk 31, which b has not got: %v; want M_NOT_FOUND", err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("bob's download: %v", err)
 	}
 }

@@ -2,6 +2,7 @@ package peers
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -71,6 +72,9 @@ type mediaState struct {
 	perPeer map[peer.ID]int         // of them, per peer
 	fetches map[store.MediaID]*xfer // transfers under way, by mxc
 	retries map[store.MediaID]retry // failed prefetches (mediawork.go)
+	// downloads are the transfers under way whose verified chunks this
+	// node serves already.
+	downloads map[store.MediaID]downloading
 
 	slots    chan struct{} // transfers under way (maxTransfers)
 	prefetch chan struct{} // of them, prefetches (maxPrefetches)
@@ -90,40 +94,66 @@ func (ps *Peers) SetMedia(cfg MediaConfig) {
 		cfg.PrefetchMax = DefaultPrefetchMax
 	}
 	ps.media = &mediaState{
-		cfg:      cfg,
-		perPeer:  map[peer.ID]int{},
-		fetches:  map[store.MediaID]*xfer{},
-		slots:    make(chan struct{}, maxTransfers),
-		prefetch: make(chan struct{}, maxPrefetches),
-		kick:     make(chan struct{}, 1),
+		cfg:       cfg,
+		perPeer:   map[peer.ID]int{},
+		fetches:   map[store.MediaID]*xfer{},
+		downloads: map[store.MediaID]downloading{},
+		slots:     make(chan struct{}, maxTransfers),
+		prefetch:  make(chan struct{}, maxPrefetches),
+		kick:      make(chan struct{}, 1),
 	}
 }
 
 // errNoMedia is what a responder answers for every refusal.
 func errNoMedia() error { return remoteErr("M_NOT_FOUND", "no such media") }
 
+// mediaSource is what a responder serves an mxc from: its complete
+// blob, or the partial file of a transfer under way here.
+type mediaSource struct {
+	sha  string
+	meta []byte
+	part *media.Partial // nil: the blob is complete
+}
+
+// downloading is a transfer under way here, whose chunks this node
+// already serves to other members.
+type downloading struct {
+	part *media.Partial
+	meta []byte
+}
+
 // mediaAccess checks a media request from server: the room is here, the
 // server has a user joined in it now, and an event of the room that the
 // server may see references the mxc (or the unreferenced-upload rule
-// holds). It returns the blob's SHA-256 and signed metadata.
-func (ps *Peers) mediaAccess(server string, req *MediaReq) (sha string, meta []byte, err error) {
+// holds). It returns what to serve the mxc from.
+func (ps *Peers) mediaAccess(server string, req *MediaReq) (*mediaSource, error) {
 	ms := ps.media
 	m := store.MediaID{Server: req.Server, ID: req.MediaID}
 	if ms == nil || !media.ValidMediaID(req.MediaID) || !ValidServerName(req.Server) {
-		return "", nil, errNoMedia()
+		return nil, errNoMedia()
 	}
 	r := ps.Room(req.RoomID)
 	if r == nil || !ps.serverJoined(r, server) {
-		return "", nil, errNoMedia()
+		return nil, errNoMedia()
 	}
+	src := &mediaSource{}
 	rec, ok := ps.mediaRecord(m)
-	if !ok || !ms.cfg.Blobs.Has(rec.SHA256) {
-		return "", nil, errNoMedia()
+	if ok && ms.cfg.Blobs.Has(rec.SHA256) {
+		src.sha, src.meta = rec.SHA256, rec.Meta
+	} else {
+		ms.mu.Lock()
+		d, ok := ms.downloads[m]
+		ms.mu.Unlock()
+		if !ok {
+			return nil, errNoMedia()
+		}
+		src.sha, src.meta, src.part = d.part.Meta().SHA256, d.meta, d.part
+		rec = nil // only a local upload is served unreferenced
 	}
-	if !ps.referencedFor(r, m, server) && !ps.servesUnreferenced(r, m, rec) {
-		return "", nil, errNoMedia()
+	if !ps.referencedFor(r, m, server) && (rec == nil || !ps.servesUnreferenced(r, m, rec)) {
+		return nil, errNoMedia()
 	}
-	return rec.SHA256, rec.Meta, nil
+	return src, nil
 }
 
 // referencedFor reports whether an event of the room that the server may
@@ -172,11 +202,22 @@ func (ps *Peers) onMediaMeta(_ peer.ID, server string, body []byte) (any, error)
 	if err := decode(body, &req); err != nil {
 		return nil, err
 	}
-	_, meta, err := ps.mediaAccess(server, &req)
+	src, err := ps.mediaAccess(server, &req)
 	if err != nil {
 		return nil, err
 	}
-	return MediaMetaResp{Meta: meta, Have: "all"}, nil
+	have := "all"
+	if src.part != nil {
+		n := len(src.part.Meta().Chunks)
+		bits := make([]byte, (n+7)/8)
+		for i := range n {
+			if src.part.Have(i) {
+				bits[i/8] |= 1 << (i % 8)
+			}
+		}
+		have = base64.RawStdEncoding.EncodeToString(bits)
+	}
+	return MediaMetaResp{Meta: src.meta, Have: have}, nil
 }
 
 // onMediaChunk answers MethodMediaChunk: one chunk's bytes, within the
@@ -186,7 +227,7 @@ func (ps *Peers) onMediaChunk(from peer.ID, server string, body []byte) (any, er
 	if err := decode(body, &req); err != nil {
 		return nil, err
 	}
-	sha, _, err := ps.mediaAccess(server, &req)
+	src, err := ps.mediaAccess(server, &req)
 	if err != nil {
 		return nil, err
 	}
@@ -207,7 +248,12 @@ func (ps *Peers) onMediaChunk(from peer.ID, server string, body []byte) (any, er
 		}
 		ms.mu.Unlock()
 	}()
-	data, err := ms.cfg.Blobs.ReadChunk(sha, req.Index)
+	var data []byte
+	if src.part != nil {
+		data, err = src.part.ReadChunk(req.Index)
+	} else {
+		data, err = ms.cfg.Blobs.ReadChunk(src.sha, req.Index)
+	}
 	if err != nil {
 		if errors.Is(err, media.ErrNotFound) {
 			return nil, errNoMedia()

@@ -2,6 +2,7 @@ package peers
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -187,7 +188,14 @@ func (ps *Peers) transfer(ctx context.Context, roomIDs []string, m store.MediaID
 	if err != nil {
 		return nil, fmt.Errorf("fetch %s: %w", m, err)
 	}
-	if err := ps.fetchChunks(ctx, part, m, holders); err != nil {
+	ms.mu.Lock()
+	ms.downloads[m] = downloading{part: part, meta: raw}
+	ms.mu.Unlock()
+	err = ps.fetchChunks(ctx, part, m, holders)
+	ms.mu.Lock()
+	delete(ms.downloads, m)
+	ms.mu.Unlock()
+	if err != nil {
 		part.Close() // kept for the next attempt to resume
 		return nil, err
 	}
@@ -267,7 +275,7 @@ func (ps *Peers) askMeta(ctx context.Context, provs []provider, m store.MediaID)
 					a.raw = resp.Meta
 				}
 				if a.err == nil {
-					h.add(pr)
+					h.add(pr, haveBits(resp.Have, len(a.meta.Chunks)))
 				}
 				answers <- a
 			}()
@@ -314,8 +322,11 @@ func (ps *Peers) askMeta(ctx context.Context, provs []provider, m store.MediaID)
 // metadata (in the order they did), then the others; and those banned
 // for sending a bad chunk.
 type holders struct {
-	mu     sync.Mutex
-	have   []provider
+	mu   sync.Mutex
+	have []provider
+	// bits are the chunks a provider said it has, for one with a
+	// download under way (nil: all).
+	bits   map[peer.ID][]byte
 	later  []provider
 	banned map[peer.ID]bool
 	// slots bound the chunks asked of one provider at once to what a
@@ -359,24 +370,55 @@ func (h *holders) take(ctx context.Context, provs []provider) (provider, func(),
 	}
 }
 
-func (h *holders) add(pr provider) {
+func (h *holders) add(pr provider, bits []byte) {
 	h.mu.Lock()
 	h.have = append(h.have, pr)
+	if bits != nil {
+		if h.bits == nil {
+			h.bits = map[peer.ID][]byte{}
+		}
+		h.bits[pr.p] = bits
+	}
 	h.mu.Unlock()
 }
 
-// list returns the providers not banned, starting at the n-th of the
-// holders (so chunks spread over them).
+// haveBits reads a media_meta answer's have: nil for "all" (or anything
+// unreadable), else the bitmap of n chunks.
+func haveBits(have string, n int) []byte {
+	if have == "all" {
+		return nil
+	}
+	b, err := base64.RawStdEncoding.DecodeString(have)
+	if err != nil || len(b) != (n+7)/8 {
+		return nil
+	}
+	return b
+}
+
+// has reports whether a provider said it has chunk i.
+func (h *holders) has(p peer.ID, i int) bool {
+	b, ok := h.bits[p]
+	return !ok || b[i/8]&(1<<(i%8)) != 0
+}
+
+// list returns the providers not banned to ask for chunk n: the holders
+// that have it, starting at the n-th (so chunks spread over them), then
+// those that had not got it yet, then the providers not asked.
 func (h *holders) list(n int) []provider {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	var out []provider
+	var out, lacking []provider
 	for i := range h.have {
 		pr := h.have[(n+i)%len(h.have)]
-		if !h.banned[pr.p] {
+		switch {
+		case h.banned[pr.p]:
+		case h.has(pr.p, n):
 			out = append(out, pr)
+		default:
+			lacking = append(lacking, pr)
 		}
 	}
+	out = append(out, lacking...)
 	for _, pr := range h.later {
 		if !h.banned[pr.p] && !slices.Contains(out, pr) {
 			out = append(out, pr)

@@ -14,8 +14,8 @@ import (
 func TestHoldersSpreadChunksAndDropBannedProviders(t *testing.T) {
 	a, b, c := provider{p: peer.ID("a"), room: "!r"}, provider{p: peer.ID("b"), room: "!r"}, provider{p: peer.ID("c"), room: "!r"}
 	h := &holders{later: []provider{c}}
-	h.add(a)
-	h.add(b)
+	h.add(a, nil)
+	h.add(b, nil)
 	same := func(got []provider, want ...provider) bool {
 		if len(got) != len(want) {
 			return false
@@ -69,5 +69,24 @@ func TestHoldersBoundChunksPerProvider(t *testing.T) {
 		t.Fatalf("after a release: %v, %v", pr, err)
 	} else {
 		rel()
+	}
+}
+
+// TestHoldersAskThoseWithTheChunkFirst: a provider whose download is
+// under way is asked for a chunk it has like any holder, and after the
+// others for one it lacks; a bitmap of the wrong length reads as "all".
+func TestHoldersAskThoseWithTheChunkFirst(t *testing.T) {
+	a, b := provider{p: peer.ID("a")}, provider{p: peer.ID("b")}
+	h := &holders{}
+	h.add(a, haveBits("AQ", 3)) // chunk 0 only
+	h.add(b, haveBits("all", 3))
+	if got := h.list(0); len(got) != 2 || got[0] != a {
+		t.Errorf("chunk 0: %v, want a first", got)
+	}
+	if got := h.list(2); len(got) != 2 || got[0] != b || got[1] != a {
+		t.Errorf("chunk 2: %v, want b, then a", got)
+	}
+	if haveBits("AQAA", 3) != nil || haveBits("!!", 3) != nil {
+		t.Error("a malformed bitmap is not read as all")
 	}
 }

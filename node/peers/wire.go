@@ -394,8 +394,8 @@ type MediaReq struct {
 func (r MediaReq) room() string { return r.RoomID }
 
 // MediaMetaResp carries the uploader's signed metadata, and which chunks
-// the responder holds: "all" (the only value sent today; a bitmap may
-// come for partial holders).
+// the responder holds: "all", or for a download under way there a bitmap
+// (chunk i is bit i%8 of byte i/8), unpadded standard base64.
 type MediaMetaResp struct {
 	Meta json.RawMessage `json:"meta"`
 	Have string          `json:"have"`
