@@ -509,3 +509,36 @@ func TestMediaDownloadUnderWayIsServedAlready(t *testing.T) {
 		t.Fatalf("bob's download: %v", err)
 	}
 }
+
+// TestMediaFollowsHistoryVisibility: in a room whose history is shown
+// only from one's join, a picture sent before bob joined is refused to
+// his node, and one sent after is not.
+func TestMediaFollowsHistoryVisibility(t *testing.T) {
+	ctx := context.Background()
+	a, b, alice, bob := twoNodes(t, ctx, testOpts{}, testOpts{noPrefetch: true})
+	room := privateRoom(t, ctx, alice)
+	if _, err := alice.SendStateEvent(ctx, room, event.StateHistoryVisibility, "", map[string]string{"history_visibility": "joined"}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := sendMedia(t, ctx, alice, room, randomBytes(t, 20<<10), "image/png")
+	joinThrough(t, ctx, room, alice, bob)
+	testkit.WaitFor(t, 20*time.Second, "bob's join to reach a", func() bool {
+		return a.membership(a.getRoom(room.String()), bob.UserID.String()) == "join"
+	})
+	data := randomBytes(t, 20<<10)
+	after, ev := sendMedia(t, ctx, alice, room, data, "image/png")
+	seesEvent(t, ctx, bob, room, ev)
+	b.knowsMedia(t, after)
+	if got, status, err := download(ctx, bob, after); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("the picture sent after bob joined: status %d, %v", status, err)
+	}
+	if _, status, err := download(ctx, bob, before); err == nil || status != http.StatusNotFound {
+		t.Errorf("the picture sent before bob joined: status %d, %v; want 404", status, err)
+	}
+	var meta peers.MediaMetaResp
+	err := b.peers.Request(ctx, a.host.ID(), peers.MethodMediaMeta, peers.MediaReq{RoomID: room.String(), Server: before.Homeserver, MediaID: before.FileID}, &meta)
+	var re *p2p.RemoteError
+	if !errors.As(err, &re) || re.Code != "M_NOT_FOUND" {
+		t.Errorf("b asking a for the picture from before its join: %v; want M_NOT_FOUND", err)
+	}
+}
