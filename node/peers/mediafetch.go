@@ -141,6 +141,7 @@ func (ms *mediaState) join(ps *Peers, roomIDs []string, m store.MediaID, prefetc
 		delete(ms.fetches, m)
 		ms.mu.Unlock()
 		close(x.done)
+		ps.MediaChanged() // a mark it held back (a redaction meanwhile) is due
 	})
 	return x, nil
 }

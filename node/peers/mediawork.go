@@ -82,11 +82,13 @@ func (ps *Peers) mediaPass(ctx context.Context) {
 		return
 	}
 	now := time.Now()
+	var done []store.MediaID
+	defer func() { ps.doneMedia(done...) }()
 	for _, m := range marks {
 		if ctx.Err() != nil {
 			return
 		}
-		if ms.waiting(m, now) {
+		if ms.waiting(m, now) || ms.fetching(m) {
 			continue
 		}
 		rooms, referenced := ps.mediaRoomsHere(m)
@@ -113,19 +115,33 @@ func (ps *Peers) mediaPass(ctx context.Context) {
 			})
 			continue
 		}
-		ps.doneMedia(m)
+		done = append(done, m)
 	}
 }
 
-// prefetchOne fetches an mxc ahead of need; the mark goes when it is
-// done, when the media is over the prefetch bounds, or after the last
-// try; a failed try waits a while before the next.
+// fetching reports whether a transfer of m is under way.
+func (ms *mediaState) fetching(m store.MediaID) bool {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	return ms.fetches[m] != nil
+}
+
+// prefetchOne fetches an mxc ahead of need; the mark goes at the next
+// pass once it is here, at once when the media is over the prefetch
+// bounds, or after the last try; a failed try waits a while before the
+// next.
 func (ps *Peers) prefetchOne(ctx context.Context, rooms []string, m store.MediaID) {
 	_, err := ps.fetchMedia(ctx, rooms, m, true)
 	if ctx.Err() != nil {
 		return
 	}
-	if err == nil || errors.Is(err, errNotPrefetched) || ps.media.failed(m, time.Now()) {
+	if err == nil {
+		// The next pass removes the mark, or the copy if a redaction
+		// came meanwhile.
+		ps.media.forgetRetry(m)
+		return
+	}
+	if errors.Is(err, errNotPrefetched) || ps.media.failed(m, time.Now()) {
 		ps.media.forgetRetry(m)
 		ps.doneMedia(m)
 		return
@@ -163,10 +179,21 @@ func (ms *mediaState) forgetRetry(m store.MediaID) {
 	ms.mu.Unlock()
 }
 
-// doneMedia removes an mxc's mark.
-func (ps *Peers) doneMedia(m store.MediaID) {
-	if err := ps.store.Update(func(t *store.Txn) error { return t.DoneMedia(m) }); err != nil {
-		ps.log.Debug("media mark not removed", "mxc", m.String(), "err", err)
+// doneMedia removes mxcs' marks, in one write.
+func (ps *Peers) doneMedia(ms ...store.MediaID) {
+	if len(ms) == 0 {
+		return
+	}
+	err := ps.store.Update(func(t *store.Txn) error {
+		for _, m := range ms {
+			if err := t.DoneMedia(m); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		ps.log.Debug("media marks not removed", "marks", len(ms), "err", err)
 	}
 }
 
