@@ -67,6 +67,8 @@ type testOpts struct {
 	hidePresence bool
 	// presenceIdle shortens the time to idle presence.
 	presenceIdle time.Duration
+	// noPrefetch turns fetching media ahead of need off.
+	noPrefetch bool
 	// maxUpload and mediaQuota set Config.MaxUpload and MediaQuota.
 	maxUpload, mediaQuota int64
 	// mediaFetcher replaces the node's fetching of remote media.
@@ -113,6 +115,7 @@ func newTestNode(t testing.TB, o testOpts) *testNode {
 		accessTokenLifetime: o.accessTokenLifetime,
 		HidePresence:        o.hidePresence,
 		presenceIdle:        o.presenceIdle,
+		noMediaPrefetch:     o.noPrefetch,
 		MaxUpload:           o.maxUpload,
 		MediaQuota:          o.mediaQuota,
 		mediaFetcher:        o.mediaFetcher,

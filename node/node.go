@@ -137,6 +137,8 @@ type Config struct {
 	accessTokenLifetime time.Duration
 	// presenceIdle shortens client.Config.PresenceIdle (tests).
 	presenceIdle time.Duration
+	// noMediaPrefetch turns fetching media ahead of need off (tests).
+	noMediaPrefetch bool
 	// mediaFetcher replaces how media of other nodes is fetched (tests).
 	mediaFetcher client.MediaFetcher
 	// p2pOptions are extra libp2p options (tests force reachability:
@@ -260,11 +262,13 @@ func (n *Node) Start() (err error) {
 		Logger:            n.cfg.Logger,
 		WrapHandler:       n.cfg.wrapHandler,
 	})
+	n.peers.SetMedia(n.peerMedia())
 	publish, writeFailed, visible = n.peers.Publish, n.peers.WriteFailed, n.peers.Visible
 	n.host.Handle(n.peers.Handler())
 	if n.cliToken, err = newCLIToken(); err != nil {
 		return err
 	}
+	fetcher := &mediaFetcher{}
 	n.api = client.New(client.Config{
 		Engine:            n.dag,
 		Peers:             n.peers,
@@ -277,12 +281,13 @@ func (n *Node) Start() (err error) {
 		Media:             n.media,
 		MediaKey:          n.key,
 		MaxUpload:         n.cfg.MaxUpload,
-		MediaFetcher:      n.cfg.mediaFetcher,
+		MediaFetcher:      fetcher.or(n.cfg.mediaFetcher),
 		Logger:            n.cfg.Logger,
 
 		AccessTokenLifetime: n.cfg.accessTokenLifetime,
 		PresenceIdle:        n.cfg.presenceIdle,
 	})
+	fetcher.api = n.api
 	committed = n.api.Committed
 	onTimeline = n.api.OnTimeline
 	invited = n.api.Invited

@@ -10,7 +10,10 @@
 // rooms' servers (maintain.go: redial, rendezvous in the DHT), and
 // carries data that is not in a room's DAG (typing, presence) to member
 // nodes, each kind to the handler the client API registers
-// (ephemeral.go).
+// (ephemeral.go). It fetches media from the members of the rooms that
+// reference it and serves them what it holds, sealed under the room's
+// secret, and prefetches small media (media.go, mediafetch.go,
+// mediawork.go).
 //
 // Nothing it puts on the wire names a room to a non-member: each room has
 // a secret (secret.go) from which its gossip topics and keys, its DHT

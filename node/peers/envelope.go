@@ -45,6 +45,7 @@ var sealedMethods = map[string]bool{
 	MethodGetEvent: true, MethodAuthChain: true, MethodMissingEvents: true, MethodStateAfter: true,
 	MethodExtremities: true, MethodBackfill: true, MethodMakeJoin: true, MethodSendJoin: true,
 	MethodLinkInvite: true, MethodRoomSecret: true, MethodEphemeral: true,
+	MethodMediaMeta: true, MethodMediaChunk: true,
 }
 
 type sealedInner struct {

@@ -118,6 +118,10 @@ func (ps *Peers) serve(ctx context.Context, from peer.ID, method string, body []
 		resp, err = ps.onPublicRooms(body)
 	case MethodResolveAlias:
 		resp, err = ps.onResolveAlias(server, body)
+	case MethodMediaMeta:
+		resp, err = ps.onMediaMeta(from, server, body)
+	case MethodMediaChunk:
+		resp, err = ps.onMediaChunk(from, server, body)
 	default:
 		return nil, remoteErr("M_UNRECOGNIZED", "unknown method %q", method)
 	}
@@ -127,6 +131,9 @@ func (ps *Peers) serve(ctx context.Context, from peer.ID, method string, body []
 			ps.log.Warn("request failed", "method", method, "peer", server[:8], "err", err)
 		}
 		return nil, err
+	}
+	if raw, ok := resp.(rawAnswer); ok {
+		return raw, nil
 	}
 	return json.Marshal(resp)
 }

@@ -53,6 +53,8 @@ type Peers struct {
 
 	dir directory // the public room directory across nodes (directory.go)
 
+	media *mediaState // media between nodes (media.go); nil until SetMedia
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -151,6 +153,9 @@ func (ps *Peers) Start() error {
 	ps.goBackground(ps.deliverOutbox)
 	ps.goBackground(ps.sendEphemeralLoop)
 	ps.goBackground(ps.advertiseDirectory)
+	if ps.media != nil {
+		ps.goBackground(ps.mediaWorker)
+	}
 	return nil
 }
 

@@ -372,3 +372,31 @@ type KnockDeniedReq struct {
 	RoomVersion string          `json:"room_version"`
 	Event       json.RawMessage `json:"event"`
 }
+
+// MethodMediaMeta and MethodMediaChunk (sealed) fetch media from a member
+// of a room that references it (media.go): the signed metadata of an mxc,
+// then its chunks one request each. The answer to MethodMediaChunk is the
+// chunk's bytes as they are, with no JSON around them.
+const (
+	MethodMediaMeta  = "media_meta"
+	MethodMediaChunk = "media_chunk"
+)
+
+// MediaReq names an mxc (mxc://Server/MediaID) referenced in a room;
+// Index is the chunk asked for (MethodMediaChunk only).
+type MediaReq struct {
+	RoomID  string `json:"room_id"`
+	Server  string `json:"server"`
+	MediaID string `json:"media_id"`
+	Index   int    `json:"index,omitempty"`
+}
+
+func (r MediaReq) room() string { return r.RoomID }
+
+// MediaMetaResp carries the uploader's signed metadata, and which chunks
+// the responder holds: "all", or for a download under way there a bitmap
+// (chunk i is bit i%8 of byte i/8), unpadded standard base64.
+type MediaMetaResp struct {
+	Meta json.RawMessage `json:"meta"`
+	Have string          `json:"have"`
+}
