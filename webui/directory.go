@@ -3,7 +3,6 @@ package webui
 import (
 	"context"
 	"net/http"
-	"strconv"
 
 	"github.com/parley-p2p/parley/errs"
 )
@@ -99,12 +98,9 @@ func (s *Server) getPublicRooms(w http.ResponseWriter, r *http.Request, _ *Sessi
 	} else if ok {
 		query.Limit = n
 	}
-	if a := q.Get("include_all_networks"); a != "" {
-		b, err := strconv.ParseBool(a)
-		if err != nil {
-			return errs.Invalidf("include_all_networks must be true or false")
-		}
-		query.IncludeAllNetworks = b
+	var err error
+	if query.IncludeAllNetworks, err = queryBool(q, "include_all_networks"); err != nil {
+		return err
 	}
 	return s.publicRooms(w, r, query)
 }

@@ -122,6 +122,30 @@ func (s *Server) capabilities(w http.ResponseWriter, r *http.Request, _ *Session
 	return nil
 }
 
+// queryBool reads a boolean query parameter: "true" or "false"; false
+// when the request does not give it.
+func queryBool(q url.Values, name string) (bool, error) {
+	switch q.Get(name) {
+	case "", "false":
+		return false, nil
+	case "true":
+		return true, nil
+	}
+	return false, errs.Invalidf("%s must be true or false", name)
+}
+
+// queryDir reads the direction of a paginated read: "b" (the default,
+// backwards) or "f".
+func queryDir(q url.Values) (string, error) {
+	switch d := q.Get("dir"); d {
+	case "", "b":
+		return "b", nil
+	case "f":
+		return "f", nil
+	}
+	return "", errs.Invalidf("dir must be b or f")
+}
+
 // queryInt reads an integer query parameter of at least least (0 or 1);
 // ok is false when the request does not give it.
 func queryInt(q url.Values, name string, least int) (n int, ok bool, err error) {

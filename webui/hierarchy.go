@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-
-	"github.com/parley-p2p/parley/errs"
 )
 
 // Hierarchy walks a space's tree of rooms (client-server API, "Spaces").
@@ -81,12 +79,9 @@ func (s *Server) getHierarchy(w http.ResponseWriter, r *http.Request, sess *Sess
 	} else if ok {
 		req.MaxDepth = min(n, MaxHierarchyDepth)
 	}
-	switch q.Get("suggested_only") {
-	case "", "false":
-	case "true":
-		req.SuggestedOnly = true
-	default:
-		return errs.Invalidf("suggested_only must be true or false")
+	var err error
+	if req.SuggestedOnly, err = queryBool(q, "suggested_only"); err != nil {
+		return err
 	}
 	resp, err := s.hierarchy.Hierarchy(r.Context(), sess, req)
 	if err != nil {

@@ -8,8 +8,6 @@ import (
 	"os"
 	"strconv"
 	"time"
-
-	"github.com/parley-p2p/parley/errs"
 )
 
 // Media is the content repository (client-server API "Content
@@ -204,12 +202,8 @@ func (s *Server) mediaThumbnail(w http.ResponseWriter, r *http.Request, sess *Se
 	default:
 		return Errorf(http.StatusBadRequest, "M_UNKNOWN", "method must be crop or scale")
 	}
-	switch q.Get("animated") {
-	case "", "false":
-	case "true":
-		t.Animated = true
-	default:
-		return errs.Invalidf("animated must be true or false")
+	if t.Animated, err = queryBool(q, "animated"); err != nil {
+		return err
 	}
 	if t.Timeout, err = mediaTimeout(r); err != nil {
 		return err

@@ -73,19 +73,15 @@ func (s *Server) getRelations(w http.ResponseWriter, r *http.Request, sess *Sess
 	} else if ok {
 		req.Limit = min(n, MaxRelationsLimit)
 	}
-	switch d := q.Get("dir"); d {
-	case "", "b":
-	case "f":
-		req.Dir = "f"
-	default:
-		return errs.Invalidf("dir must be b or f")
+	dir, err := queryDir(q)
+	if err != nil {
+		return err
 	}
-	switch q.Get("recurse") {
-	case "", "false":
-	case "true":
-		req.Recurse = true
-	default:
-		return errs.Invalidf("recurse must be true or false")
+	if dir == "f" {
+		req.Dir = "f"
+	}
+	if req.Recurse, err = queryBool(q, "recurse"); err != nil {
+		return err
 	}
 	resp, err := s.relations.Relations(r.Context(), sess, req)
 	if err != nil {

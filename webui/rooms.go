@@ -162,12 +162,10 @@ func (s *Server) event(w http.ResponseWriter, r *http.Request, sess *Session) er
 
 func (s *Server) messages(w http.ResponseWriter, r *http.Request, sess *Session) error {
 	q := r.URL.Query()
-	req := MessagesRequest{RoomID: r.PathValue("roomId"), From: q.Get("from"), To: q.Get("to"), Dir: q.Get("dir"), Limit: 10}
-	if req.Dir == "" {
-		req.Dir = "b"
-	}
-	if req.Dir != "b" && req.Dir != "f" {
-		return errs.Invalidf("dir must be b or f")
+	req := MessagesRequest{RoomID: r.PathValue("roomId"), From: q.Get("from"), To: q.Get("to"), Limit: 10}
+	var err error
+	if req.Dir, err = queryDir(q); err != nil {
+		return err
 	}
 	if n, ok, err := queryInt(q, "limit", 0); err != nil {
 		return err
