@@ -43,6 +43,7 @@ GET /v1/rooms/ROOM/relations/$x
 GET /v1/rooms/ROOM/threads
 POST /v3/search {"search_categories":{"room_events":{"search_term":"x"}}}
 GET /v1/media/config
+GET /v1/media/preview_url?url=http%3A%2F%2F127.0.0.1%2F
 GET /v3/thirdparty/protocols
 GET /v3/account/3pid
 POST /v3/account/3pid/add
