@@ -155,18 +155,18 @@ func (api *API) readableRoom(s *webui.Session, roomID string) (*peers.Room, uint
 	if !ok {
 		return nil, 0, errs.Forbiddenf("you are not in room %s", roomID)
 	}
-	i, err := api.dag.Event(id)
+	m, err := api.dag.MemberEvent(id)
 	if err != nil {
 		return nil, 0, err
 	}
-	switch i.Event.Membership() {
+	switch m.Membership {
 	case "join":
 		return r, 0, nil
 	case "leave", "ban":
 		if api.forgotten(s.UserID, r.ID, id) {
 			return nil, 0, errs.Forbiddenf("you forgot room %s", roomID)
 		}
-		return r, max(i.Pos(), 1), nil
+		return r, max(m.Pos, 1), nil
 	}
 	return nil, 0, errs.Forbiddenf("you are not in room %s", roomID)
 }

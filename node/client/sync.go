@@ -249,15 +249,15 @@ func (api *API) syncRoom(t *store.Txn, s *webui.Session, rec *store.RoomRecord, 
 	if !ok {
 		return res, nil
 	}
-	mem, err := api.dag.Event(memID)
+	m, err := api.dag.MemberEvent(memID)
 	if err != nil {
 		return res, err
 	}
-	memPos := mem.Pos()
-	if m := mem.Event.Membership(); m == "join" || m == "invite" {
+	memPos := m.Pos
+	if m.Membership == "join" || m.Membership == "invite" {
 		res.covered = true
 	}
-	switch mem.Event.Membership() {
+	switch m.Membership {
 	case "join":
 		jr, changed, err := api.syncJoined(t, s, rec, state, since, pos, memPos > since && since != 0, limit, f, fullState)
 		if err != nil {
@@ -268,6 +268,10 @@ func (api *API) syncRoom(t *store.Txn, s *webui.Session, rec *store.RoomRecord, 
 		}
 	case "invite":
 		if memPos > since || since == 0 {
+			mem, err := api.dag.Event(memID)
+			if err != nil {
+				return res, err
+			}
 			ir := &webui.InvitedRoom{}
 			for _, k := range []rooms.StateKey{{Type: "m.room.create"}, {Type: "m.room.join_rules"}, {Type: "m.room.name"}, {Type: "m.room.topic"}} {
 				if id, ok := withCreateID(rec, state)[k]; ok {
@@ -283,6 +287,10 @@ func (api *API) syncRoom(t *store.Txn, s *webui.Session, rec *store.RoomRecord, 
 		}
 	case "knock":
 		if memPos > since || since == 0 {
+			mem, err := api.dag.Event(memID)
+			if err != nil {
+				return res, err
+			}
 			res.knock, res.news = api.knockedHere(rec, state, mem), true
 		}
 	case "leave", "ban":

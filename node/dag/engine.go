@@ -68,7 +68,10 @@ type Engine struct {
 	mu    sync.Mutex
 	rooms map[string]*Room
 
-	events    *gencache.Cache[string, *Info]
+	events *gencache.Cache[string, *Info]
+	// members keeps what a member event says of its member (members.go):
+	// small, so it holds every room's members while events come and go.
+	members   *gencache.Cache[string, Member]
 	snapshots *stateCache
 	txns      *txnCache // user\x00device\x00txn -> event ID
 
@@ -95,6 +98,7 @@ func New(cfg Config) *Engine {
 		serverName: rooms.ServerName(cfg.Key.Public().(ed25519.PublicKey)),
 		rooms:      make(map[string]*Room),
 		events:     gencache.NewSized[string](20000, eventCacheBytes, (*Info).size),
+		members:    gencache.New[string, Member](memberCacheEntries),
 		snapshots:  newStateCache(stateCacheBytes),
 		txns:       newTxnCache(maxTxnCacheBytes),
 		ctx:        ctx,

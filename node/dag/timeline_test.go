@@ -173,3 +173,36 @@ func TestOnTimelineHearsHistory(t *testing.T) {
 		t.Errorf("the live event has no notice")
 	}
 }
+
+// TestMemberEventReadsMembershipAndPosition: MemberEvent gives each
+// stored member event's membership and stream position, the same when
+// asked again (from its own cache), and an error for an unknown event.
+func TestMemberEventReadsMembershipAndPosition(t *testing.T) {
+	f := newFixture(t, nil)
+	b, evs := setupRoom(t, rooms.V12)
+	r := f.room(b)
+	f.admit(r, evs...)
+	seen := 0
+	for _, ev := range evs {
+		if ev.Type() != "m.room.member" {
+			continue
+		}
+		seen++
+		rec, ok := f.stored(ev.ID())
+		if !ok {
+			t.Fatalf("%s not stored", ev.ID())
+		}
+		for range 2 {
+			m, err := f.e.MemberEvent(ev.ID())
+			if err != nil || m.Membership != ev.Membership() || m.Pos == 0 || m.Pos != rec.Pos {
+				t.Fatalf("MemberEvent(%s) = %+v, %v; want %q at position %d", ev.ID(), m, err, ev.Membership(), rec.Pos)
+			}
+		}
+	}
+	if seen == 0 {
+		t.Fatal("the room has no member events")
+	}
+	if _, err := f.e.MemberEvent("$unknown"); err == nil {
+		t.Fatal("an unknown event has a membership")
+	}
+}
