@@ -336,11 +336,10 @@ func countJS(t *testing.T, p *page, expr string) int {
 // node shows on Bob's (a thumbnail, then full size in the viewer, also
 // after Alice's node stops); a file dropped on Bob's page downloads on
 // Alice's under its name; a pasted picture is sent; a file over the
-// node's limit is refused with a clear message. It needs the media
-// endpoints and media fetched between nodes (issue 13's media work).
+// node's limit is refused with a clear message.
 func TestBrowserPictures(t *testing.T) {
 	if !mediaServed(t) {
-		t.Skip("this build has no media endpoints yet (issue 13's media work): run this test once it is merged")
+		t.Fatal("the node answers no media endpoints")
 	}
 	pa, pb, a, _ := twoInRoom(t, "Pictures room")
 	// makeFile puts a File in window.testFile: a PNG drawn on a canvas, or
