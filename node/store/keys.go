@@ -129,17 +129,8 @@ func (t *Txn) DeleteDeviceKeys(user, dev string) error {
 		}
 	}
 	for _, prefix := range [][]byte{[]byte("cko/" + user + "\x00" + dev + "\x00"), prefixToDevice(user, dev)} {
-		var keys [][]byte
-		if err := t.scan(prefix, nil, false, func(k, _ []byte) (bool, error) {
-			keys = append(keys, k)
-			return true, nil
-		}); err != nil {
+		if err := t.deletePrefix(prefix); err != nil {
 			return err
-		}
-		for _, k := range keys {
-			if err := t.txn.Delete(k); err != nil {
-				return err
-			}
 		}
 	}
 	return nil

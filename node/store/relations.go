@@ -274,20 +274,7 @@ func (t *Txn) Participated(room, root, user string) (bool, error) {
 
 // DeleteParticipants forgets who replied in the thread of root.
 func (t *Txn) DeleteParticipants(room, root string) error {
-	prefix := prefixParticipants(room, root)
-	var keys [][]byte
-	if err := t.scan(prefix, nil, false, func(k, _ []byte) (bool, error) {
-		keys = append(keys, k)
-		return true, nil
-	}); err != nil {
-		return err
-	}
-	for _, k := range keys {
-		if err := t.txn.Delete(k); err != nil {
-			return err
-		}
-	}
-	return nil
+	return t.deletePrefix(prefixParticipants(room, root))
 }
 
 // loadRelParents builds the filter of parents with an aggregate from ra/.

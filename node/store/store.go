@@ -475,6 +475,23 @@ func get(txn *badgerTxn, key []byte) ([]byte, error) {
 	return item.ValueCopy(nil)
 }
 
+// deletePrefix deletes every key with the prefix.
+func (t *Txn) deletePrefix(prefix []byte) error {
+	var keys [][]byte
+	if err := t.scan(prefix, nil, false, func(k, _ []byte) (bool, error) {
+		keys = append(keys, k)
+		return true, nil
+	}); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := t.txn.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // scan calls fn for every key with the prefix, in key order (or reverse),
 // starting at from (inclusive) when it is non-nil. fn returns false to stop.
 func (t *Txn) scan(prefix, from []byte, reverse bool, fn func(key, val []byte) (bool, error)) error {
