@@ -106,6 +106,11 @@ func (api *API) parentFacts(roomID, id string) (f store.ParentFacts, other bool)
 	if err != nil {
 		return store.ParentFacts{}, false
 	}
+	return api.parentFactsOf(roomID, i)
+}
+
+// parentFactsOf is parentFacts of an event read already.
+func (api *API) parentFactsOf(roomID string, i *dag.Info) (f store.ParentFacts, other bool) {
 	if i.Event.RoomID() != roomID {
 		return store.ParentFacts{}, true
 	}

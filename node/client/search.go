@@ -69,11 +69,17 @@ func (api *API) indexEdit(te *timelineEvent, e shownEvent, c *timelineContent) f
 		return nil
 	}
 	orig, err := api.dag.Event(origID)
-	if err != nil || orig.Event.RoomID() != te.Room.ID || orig.Event.Sender() != e.Sender || orig.Event.StateKey() != nil {
-		return nil // the spec's validity rules: same room and sender, not a state event
+	if err != nil {
+		return nil
 	}
 	order := timelineOrder(orig)
-	if order == 0 || isEdit(api.plainShown(orig)) || api.dag.RedactedBy(orig.Event) != nil || api.dag.RedactedBy(te.Event) != nil {
+	if order == 0 || api.dag.RedactedBy(orig.Event) != nil || api.dag.RedactedBy(te.Event) != nil {
+		return nil
+	}
+	// The rules the bundled edit follows (relations.go): same room,
+	// sender and type, no state event, the original not itself an edit.
+	pf, other := api.parentFactsOf(te.Room.ID, orig)
+	if other || !validEdit(pf, &store.Relation{Sender: e.Sender, Type: e.Type, State: e.StateKey != nil, NewContent: true}) {
 		return nil
 	}
 	doc := analyzeFields(store.FieldBody, c.NewContent.Body)
@@ -104,9 +110,8 @@ func (api *API) unindexText(r *dag.Room, ev *rooms.Event) func(*store.Txn, uint6
 	var origOrder uint64
 	var origDoc *store.SearchDoc
 	if ti, err := api.dag.Event(target); err == nil {
-		if te := api.plainShown(ti); isEdit(te) {
-			var c timelineContent
-			json.Unmarshal(te.Content, &c)
+		var c timelineContent
+		if te := api.plainShown(ti); json.Unmarshal(te.Content, &c) == nil && c.RelatesTo != nil && c.RelatesTo.RelType == relReplace {
 			if oi, err := api.dag.Event(c.RelatesTo.EventID); err == nil && oi.Event.RoomID() == r.ID {
 				origID, origOrder = oi.Event.ID(), timelineOrder(oi)
 				oe := api.plainShown(oi)
@@ -201,16 +206,6 @@ func (api *API) plainShown(i *dag.Info) shownEvent {
 	e := shownEvent{Skim: i.Event.Skim(), rec: &i.Rec}
 	api.view(&e)
 	return e
-}
-
-// isEdit reports whether a shown event is an edit (m.replace).
-func isEdit(e shownEvent) bool {
-	var c struct {
-		RelatesTo *struct {
-			RelType string `json:"rel_type"`
-		} `json:"m.relates_to"`
-	}
-	return json.Unmarshal(e.Content, &c) == nil && c.RelatesTo != nil && c.RelatesTo.RelType == "m.replace"
 }
 
 // searchDocOf is what the index keeps of an event's text: a message's
