@@ -12,8 +12,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/parley-p2p/parley/errs"
 	"github.com/parley-p2p/parley/node/media"
@@ -143,23 +141,6 @@ func cleanType(ct string) string {
 	return "application/octet-stream"
 }
 
-// cleanName is a file name as given, without control characters or
-// path separators, at most 255 bytes of valid UTF-8.
-func cleanName(name string) string {
-	name = strings.ToValidUTF8(name, "")
-	name = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || r == '/' || r == '\\' {
-			return -1
-		}
-		return r
-	}, name)
-	for len(name) > 255 {
-		_, n := utf8.DecodeLastRuneInString(name)
-		name = name[:len(name)-n]
-	}
-	return name
-}
-
 // store writes an upload's bytes to the media store and signs its
 // metadata: the record of mxc://<this node>/mediaID, not yet written.
 func (api *API) storeUpload(s *webui.Session, mediaID string, up webui.MediaUpload) (*store.MediaRecord, error) {
@@ -188,7 +169,7 @@ func (api *API) storeUpload(s *webui.Session, mediaID string, up webui.MediaUplo
 		return nil, err
 	}
 	rec := &store.MediaRecord{
-		SHA256: d.SHA256, Size: d.Size, Type: cleanType(up.ContentType), Name: cleanName(up.FileName),
+		SHA256: d.SHA256, Size: d.Size, Type: cleanType(up.ContentType), Name: media.CleanFilename(up.FileName),
 		Created: nowMS(), Uploader: s.UserID,
 	}
 	m := media.Meta{Server: api.serverName, MediaID: mediaID, Size: d.Size, SHA256: d.SHA256, Chunks: d.Chunks, Type: rec.Type, Name: rec.Name, TS: rec.Created}
@@ -455,7 +436,7 @@ func (api *API) openRemote(ctx context.Context, ms *media.Store, s *webui.Sessio
 	if err != nil {
 		return nil, "", "", err
 	}
-	return b, cleanType(meta.Type), cleanName(meta.Name), nil
+	return b, cleanType(meta.Type), media.CleanFilename(meta.Name), nil
 }
 
 // Download implements webui.Media.
@@ -465,7 +446,7 @@ func (api *API) Download(ctx context.Context, s *webui.Session, server, mediaID,
 		return nil, err
 	}
 	if fileName != "" {
-		name = cleanName(fileName)
+		name = media.CleanFilename(fileName)
 	}
 	return blobFile(b, ct, name)
 }

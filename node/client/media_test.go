@@ -3,14 +3,16 @@ package client
 import (
 	"strings"
 	"testing"
+
+	"github.com/parley-p2p/parley/node/media"
 )
 
 func TestCleanNameAndType(t *testing.T) {
-	if got := cleanName("a/b\\c\r\nd\x00e\xff.txt"); got != "abcde.txt" {
-		t.Errorf("cleanName = %q", got)
+	if got := media.CleanFilename("a/b\\c\r\nd\x00e\xff.txt"); got != "abcde.txt" {
+		t.Errorf("CleanFilename = %q", got)
 	}
-	if got := cleanName(strings.Repeat("é", 200)); len(got) > 255 || !strings.HasPrefix(got, "é") || strings.ContainsRune(got, '\uFFFD') {
-		t.Errorf("cleanName of 400 bytes: %d bytes", len(got))
+	if got := media.CleanFilename(strings.Repeat("é", 200)); len(got) > 255 || !strings.HasPrefix(got, "é") || strings.ContainsRune(got, '\uFFFD') {
+		t.Errorf("CleanFilename of 400 bytes: %d bytes", len(got))
 	}
 	for in, want := range map[string]string{
 		"image/png": "image/png", "TEXT/Plain; Charset=UTF-8": "text/plain; charset=UTF-8",

@@ -72,7 +72,7 @@ func Disposition(contentType, filename string) string {
 	if InlineSafe(contentType) {
 		kind = "inline"
 	}
-	name := safeFilename(filename)
+	name := CleanFilename(filename)
 	if name == "" {
 		return kind
 	}
@@ -106,9 +106,10 @@ func Disposition(contentType, filename string) string {
 	return b.String()
 }
 
-// safeFilename is name without what must never reach a header or a save
-// dialog, cut at a rune boundary to safeMaxName bytes.
-func safeFilename(name string) string {
+// CleanFilename is name without what must never reach a header or a
+// save dialog, cut at a rune boundary to safeMaxName bytes: the name a
+// node keeps and serves for an upload.
+func CleanFilename(name string) string {
 	var b strings.Builder
 	for _, r := range name {
 		switch {
