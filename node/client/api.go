@@ -99,18 +99,8 @@ func (api *API) readShown(t *store.Txn, id string) (shownEvent, error) {
 // carries the KEM key (1.6 KB): a /sync's room summary reads every
 // member's. "" if it cannot be read.
 func (api *API) membership(t *store.Txn, id string) string {
-	if i, ok := api.dag.Cached(id); ok {
-		return i.Event.Membership()
-	}
-	if t != nil {
-		if rec, err := t.Event(id); err == nil {
-			if sk, ok := rooms.SkimStored(rec.PDU, rec.Version, id); ok {
-				return sk.Membership
-			}
-		}
-	}
-	m, _ := api.dag.MembershipOf(id)
-	return m
+	m, _ := api.dag.MemberEvent(t, id)
+	return m.Membership
 }
 
 // shownInfo is an event of the engine's to be shown.
@@ -155,7 +145,7 @@ func (api *API) readableRoom(s *webui.Session, roomID string) (*peers.Room, uint
 	if !ok {
 		return nil, 0, errs.Forbiddenf("you are not in room %s", roomID)
 	}
-	m, err := api.dag.MemberEvent(id)
+	m, err := api.dag.MemberEvent(nil, id)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -249,7 +249,7 @@ func (api *API) syncRoom(t *store.Txn, s *webui.Session, rec *store.RoomRecord, 
 	if !ok {
 		return res, nil
 	}
-	m, err := api.dag.MemberEvent(memID)
+	m, err := api.dag.MemberEvent(t, memID)
 	if err != nil {
 		return res, err
 	}

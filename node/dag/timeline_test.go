@@ -193,7 +193,7 @@ func TestMemberEventReadsMembershipAndPosition(t *testing.T) {
 			t.Fatalf("%s not stored", ev.ID())
 		}
 		for range 2 {
-			m, err := f.e.MemberEvent(ev.ID())
+			m, err := f.e.MemberEvent(nil, ev.ID())
 			if err != nil || m.Membership != ev.Membership() || m.Pos == 0 || m.Pos != rec.Pos {
 				t.Fatalf("MemberEvent(%s) = %+v, %v; want %q at position %d", ev.ID(), m, err, ev.Membership(), rec.Pos)
 			}
@@ -202,7 +202,7 @@ func TestMemberEventReadsMembershipAndPosition(t *testing.T) {
 	if seen == 0 {
 		t.Fatal("the room has no member events")
 	}
-	if _, err := f.e.MemberEvent("$unknown"); err == nil {
+	if _, err := f.e.MemberEvent(nil, "$unknown"); err == nil {
 		t.Fatal("an unknown event has a membership")
 	}
 }
