@@ -85,6 +85,26 @@ type Config struct {
 	// port): it declares the node publicly reachable without asking AutoNAT.
 	RelayService bool
 
+	// Members reports whether p is the peer of a server that shares a room
+	// with this node. Without RelayService, a node that finds itself
+	// publicly reachable relays for members only (relay.go, "member
+	// relay"), and members are relay candidates. It is called on libp2p's
+	// goroutines: it must be fast and must not block. Nil: nobody.
+	Members func(p peer.ID) bool
+	// MemberPeers lists the peers Members allows, for choosing relays.
+	MemberPeers func() []peer.ID
+	// NoMemberRelay turns the member relay off.
+	NoMemberRelay bool
+
+	// NoPortMap turns off port mapping (UPnP IGD, NAT-PMP) on the home
+	// router; by default the host asks the router to forward its ports.
+	NoPortMap bool
+
+	// PublicNetwork lets the node use the public libp2p network (the IPFS
+	// DHT's bootstrap peers and the relays its nodes offer) to find relays.
+	// It tells those peers the node's addresses and peer ID. Default off.
+	PublicNetwork bool
+
 	// Gater, if set, can refuse connections; tests use it to partition nodes.
 	Gater connmgr.ConnectionGater
 

@@ -1,0 +1,55 @@
+package p2p
+
+import (
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// NetStatus is how the node reaches and is reached, for status and the app.
+type NetStatus struct {
+	// Reachability is "public", "private" or "unknown" (AutoNAT).
+	Reachability string `json:"reachability"`
+	// NATType is "none" (a public address on an interface), "mapped" (a
+	// port mapped on the router), "cone" (a hole punch succeeded),
+	// "symmetric" (hole punches fail), or "unknown".
+	NATType      string        `json:"nat_type"`
+	PortMapping  PortMapping   `json:"port_mapping"`
+	Reservations []Reservation `json:"reservations"`
+	MemberRelay  MemberRelay   `json:"member_relay"`
+	// PublicNetwork is whether the node uses the public libp2p network.
+	PublicNetwork bool `json:"public_network"`
+}
+
+// PortMapping is what the home router granted.
+type PortMapping struct {
+	Enabled bool     `json:"enabled"`
+	Found   bool     `json:"found"`  // a UPnP or NAT-PMP router answered
+	Mapped  []string `json:"mapped"` // external addresses mapped to our ports
+}
+
+// Reservation is a relay reservation this node holds.
+type Reservation struct {
+	Relay   peer.ID   `json:"relay"`
+	Addrs   []string  `json:"addrs"` // circuit addresses through it
+	Expires time.Time `json:"expires"`
+}
+
+// MemberRelay is this node's relay service for room members.
+type MemberRelay struct {
+	Enabled      bool   `json:"enabled"` // not turned off
+	Running      bool   `json:"running"` // publicly reachable, so serving
+	Reservations int    `json:"reservations"`
+	Refused      uint64 `json:"refused"` // reservations or circuits refused to non-members
+}
+
+// PeerPath is how this node reaches one peer.
+type PeerPath struct {
+	Peer peer.ID `json:"peer"`
+	// Path is "direct", "relayed" or "offline".
+	Path string `json:"path"`
+	// Via is the relay of a relayed path.
+	Via peer.ID `json:"via,omitempty"`
+	// RTT is the last measured round trip; zero if unknown.
+	RTT time.Duration `json:"rtt"`
+}
