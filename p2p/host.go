@@ -171,6 +171,8 @@ type Host struct {
 	mu        sync.Mutex
 	state     lifecycle
 	onConnect []func(peer.ID)
+	onDown    []func(peer.ID) // OnPeerDisconnected
+	onAddrs   []func()        // OnAddrsChanged
 	pending   []peer.AddrInfo // AddAddrs before Start
 	rooms     map[string]*room
 	lh        host.Host
@@ -652,6 +654,34 @@ func (h *Host) OnPeerConnected(f func(peer.ID)) {
 	h.onConnect = append(h.onConnect, f)
 }
 
+// OnPeerDisconnected registers f to be called whenever a peer that was
+// connected (directly or through a relay) has no connection left. Each call
+// runs on its own goroutine, as with OnPeerConnected.
+func (h *Host) OnPeerDisconnected(f func(peer.ID)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.onDown = append(h.onDown, f)
+}
+
+// OnAddrsChanged registers f to be called whenever the node's own addresses
+// (Addrs) change: a new reservation, a mapped port, a new interface. Each call
+// runs on its own goroutine.
+func (h *Host) OnAddrsChanged(f func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.onAddrs = append(h.onAddrs, f)
+}
+
+// addrsChanged calls the OnAddrsChanged hooks.
+func (h *Host) addrsChanged() {
+	h.mu.Lock()
+	fns := h.onAddrs
+	h.mu.Unlock()
+	for _, f := range fns {
+		h.spawn(func() { f() })
+	}
+}
+
 // findPeer looks p up in the DHT. The lookup queries p itself, which may
 // connect to it through a relay; the DHT does not query over relayed
 // connections, so that query would wait for hole punching until ctx ends.
@@ -712,9 +742,18 @@ func (h *Host) peerEventLoop(sub event.Subscription) {
 				continue
 			}
 			if ev.Connectedness != network.Connected && ev.Connectedness != network.Limited {
+				wasUp := up[ev.Peer]
 				delete(up, ev.Peer)
 				h.subs.forget(ev.Peer)
 				h.inflow.forget(ev.Peer)
+				if wasUp {
+					h.mu.Lock()
+					fns := h.onDown
+					h.mu.Unlock()
+					for _, f := range fns {
+						h.spawn(func() { f(ev.Peer) })
+					}
+				}
 				continue
 			}
 			if up[ev.Peer] {

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 )
 
 // NetStatus is how the node reaches and is reached, for status and the app.
@@ -52,4 +53,63 @@ type PeerPath struct {
 	Via peer.ID `json:"via,omitempty"`
 	// RTT is the last measured round trip; zero if unknown.
 	RTT time.Duration `json:"rtt"`
+}
+
+// NetStatus reports how the node reaches and is reached. Zero before Start.
+func (h *Host) NetStatus() NetStatus {
+	return NetStatus{
+		Reachability: h.Reachability(),
+		NATType:      "unknown",
+		Reservations: h.reservations(),
+		MemberRelay:  h.memberRelayStatus(),
+	}
+}
+
+// PeerPaths reports how each of ids is reached now: "direct" over a
+// connection without a relay, "relayed" (Via names the relay) over a circuit
+// only, or "offline".
+func (h *Host) PeerPaths(ids []peer.ID) []PeerPath {
+	lh, _, err := h.running()
+	out := make([]PeerPath, 0, len(ids))
+	for _, p := range ids {
+		pp := PeerPath{Peer: p, Path: "offline"}
+		if err == nil {
+			for _, c := range lh.Network().ConnsToPeer(p) {
+				if relay, ok := circuitRelay(c.RemoteMultiaddr()); ok {
+					if pp.Path == "offline" {
+						pp.Path, pp.Via = "relayed", relay
+					}
+					continue
+				}
+				pp.Path, pp.Via = "direct", ""
+				break
+			}
+			if pp.Path != "offline" {
+				pp.RTT = lh.Peerstore().LatencyEWMA(p)
+			}
+		}
+		out = append(out, pp)
+	}
+	return out
+}
+
+// circuitRelay returns the relay of a circuit address (…/p2p/<relay>/p2p-circuit…).
+func circuitRelay(a ma.Multiaddr) (peer.ID, bool) {
+	var relay peer.ID
+	found := false
+	ma.ForEach(a, func(c ma.Component) bool {
+		switch c.Protocol().Code {
+		case ma.P_P2P:
+			if !found {
+				if id, err := peer.Decode(c.Value()); err == nil {
+					relay = id
+				}
+			}
+		case ma.P_CIRCUIT:
+			found = true
+			return false
+		}
+		return true
+	})
+	return relay, found && relay != ""
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -352,6 +353,7 @@ func (h *Host) announceRelayAddrs(lh host.Host, held map[peer.ID]heldRelay, now,
 	if !slices.EqualFunc(addrs, h.announced, ma.Multiaddr.Equal) {
 		h.announced = addrs
 		h.relayAddrsOut.Emit(event.EvtAutoRelayAddrsUpdated{RelayAddrs: slices.Clone(addrs)})
+		h.addrsChanged()
 	}
 	return next
 }
@@ -404,3 +406,22 @@ func earliest(a, b time.Time) time.Time {
 	}
 	return a
 }
+
+// reservations lists the relay reservations held, for NetStatus.
+func (h *Host) reservations() []Reservation {
+	h.relayMu.Lock()
+	defer h.relayMu.Unlock()
+	out := make([]Reservation, 0, len(h.held))
+	for p, r := range h.held {
+		res := Reservation{Relay: p, Expires: r.expires}
+		for _, a := range circuitsThrough(p, r) {
+			res.Addrs = append(res.Addrs, a.String())
+		}
+		out = append(out, res)
+	}
+	slices.SortFunc(out, func(a, b Reservation) int { return strings.Compare(string(a.Relay), string(b.Relay)) })
+	return out
+}
+
+// memberRelayStatus reports the member relay (not built yet).
+func (h *Host) memberRelayStatus() MemberRelay { return MemberRelay{} }
