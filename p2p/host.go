@@ -148,6 +148,9 @@ type Host struct {
 
 	reach atomic.Int32 // network.Reachability, kept by the relay loop
 
+	mr  memberRelay // this node's relay service and members as relays (relay.go)
+	pub publicNet   // the public libp2p network (publicnet.go)
+
 	// Relay reservations (relay.go). held is replaced whole by the relay
 	// loop under relayMu; relayRetry and announced belong to the relay loop.
 	relayMu       sync.Mutex
@@ -209,6 +212,7 @@ func New(cfg Config) (*Host, error) {
 		admit:      newAdmission(),
 		subs:       newSubFilter(),
 	}
+	h.initRelay(cfg)
 	h.inflow = newInflow(h.subs.isJoined, func(p peer.ID) {
 		h.countAndLog(&h.stats.throttled, "pubsub: peer over its share of validation, message dropped", "peer", p)
 	})
@@ -291,6 +295,7 @@ func (h *Host) Start(ctx context.Context) error {
 		if kad != nil {
 			kad.Close()
 		}
+		h.abortPublicNet()
 		lh.Close()
 		return err
 	}
@@ -311,6 +316,9 @@ func (h *Host) Start(ctx context.Context) error {
 	)
 	if err != nil {
 		return fail(fmt.Errorf("p2p: start DHT: %w", err))
+	}
+	if err := h.startPublicNet(lh); err != nil {
+		return fail(err)
 	}
 	tr := newTracer(h)
 	ps, err := h.newPubSub(hctx, lh, tr)
@@ -390,7 +398,7 @@ func (h *Host) Close() error {
 		errs = append(errs, h.closeRoom(r))
 	}
 	h.cancel()
-	errs = append(errs, h.dht.Close(), h.lh.Close())
+	errs = append(errs, h.closePublicNet(), h.dht.Close(), h.lh.Close())
 	h.wg.Wait()
 	if h.relayAddrsOut != nil {
 		errs = append(errs, h.relayAddrsOut.Close())
@@ -413,9 +421,7 @@ func (h *Host) newLibp2p() (host.Host, error) {
 		return nil, fmt.Errorf("p2p: connection manager: %w", err)
 	}
 	opts := baseOptions(h.key, rm, cm)
-	if h.service {
-		opts = append(opts, relayServiceOptions()...)
-	}
+	opts = append(opts, h.relayOptions()...)
 	opts = append(opts, h.extra...)
 	if h.gater != nil {
 		opts = append(opts, libp2p.ConnectionGater(h.gater))

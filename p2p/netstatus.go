@@ -62,6 +62,8 @@ func (h *Host) NetStatus() NetStatus {
 		NATType:      "unknown",
 		Reservations: h.reservations(),
 		MemberRelay:  h.memberRelayStatus(),
+		// PublicNetwork: whether the node uses the public libp2p network.
+		PublicNetwork: h.pub.enabled,
 	}
 }
 

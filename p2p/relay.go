@@ -3,8 +3,10 @@ package p2p
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -15,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
 	relayclient "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
+	pbv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/pb"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	ma "github.com/multiformats/go-multiaddr"
@@ -25,12 +28,22 @@ import (
 // A node learns whether it is reachable from the internet through AutoNAT
 // (every parley node answers AutoNAT probes for others). A node that is not
 // known to be public keeps reservations with up to maxRelays circuit relays
-// (Config.Relays first, then bootstrap peers that offer the relay service) and
-// advertises circuit addresses through them, so that others can reach it
-// through the relay; DCUtR then tries to replace each relayed connection with
-// a direct one (hole punching). Requests and room messages work over relayed
-// connections too (see limited.go), so a conversation survives a NAT that
-// defeats hole punching.
+// (relayCandidates: Config.Relays first, then bootstrap peers that offer the
+// relay service, then room members that do, then relays found on the public
+// libp2p network if Config.PublicNetwork) and advertises circuit addresses
+// through them, so that others can reach it through the relay; DCUtR then
+// tries to replace each relayed connection with a direct one (hole punching).
+// Requests and room messages work over relayed connections too (see
+// limited.go), so a conversation survives a NAT that defeats hole punching.
+//
+// Members relay for members: unless Config.RelayService (an open relay) or
+// Config.NoMemberRelay, every node offers a relay service whose ACL admits
+// room members only (memberACL, limits at memberRelayDuration). libp2p runs
+// the service only while AutoNAT finds the node publicly reachable (a public
+// address or a mapped port) and stops it otherwise; its peers see the hop
+// protocol come and go through identify, which is how a member becomes, and
+// stops being, a relay candidate. So a room with one reachable member works
+// across any NATs with no infrastructure.
 //
 // Reservations are kept here rather than by libp2p's autorelay, which
 // announces circuit addresses only through relays with public IP addresses
@@ -66,12 +79,36 @@ const (
 	relayIdle       = time.Minute      // look at reservations at least this often
 	relayProtectTag = "parley-relay"   // connection manager tag of relays in use
 	relaySettle     = time.Second      // age of a relay connection before announcing circuit addresses
+	relayMinTTL     = time.Second      // a shorter reservation is refused (it would be renewed without rest)
+)
+
+// Limits of the member relay, chosen for chat, not bulk media. A sealed chat
+// event is 1.3-1.7 KB, so a very busy room (one message a second) moves about
+// 5.4 MB an hour plus gossip control: 32 MiB each way is some six times the
+// busiest chat hour, and a relayed connection lasts an hour before the relay
+// resets it and the members redial through it. Media (MaxResponseSize) does
+// not fit, on purpose: a large download waits for a direct connection. A
+// personal node serving a family or a newsroom needs tens of reservations,
+// not hundreds; 4 relayed connections per peer cover a member's few devices
+// and reconnects. Every relayed connection has a reserved destination, so at
+// most 32 x 4 = 128 are open at once, each with two 16 KiB buffers: 4 MiB of
+// buffers at worst, and at most 128 x 2 x 32 MiB = 8 GiB relayed an hour.
+// Reservations per IP address bound what one household (or one attacker
+// holding many member keys) takes; per ASN keeps libp2p's default.
+const (
+	memberRelayDuration        = time.Hour
+	memberRelayData            = 32 << 20 // bytes each way per relayed connection
+	memberReservationTTL       = time.Hour
+	memberMaxReservations      = 32
+	memberMaxCircuits          = 4
+	memberBufferSize           = 16 << 10
+	memberMaxReservationsPerIP = 8
 )
 
 // relayServiceOptions make the host a relay for others. The service runs only
 // while the host believes it is publicly reachable, which an operator who sets
 // RelayService asserts: AutoNAT is not consulted.
-func relayServiceOptions() []libp2p.Option {
+func relayServiceOptions(mr *memberRelay) []libp2p.Option {
 	rc := relayv2.DefaultResources()
 	rc.Limit = &relayv2.RelayLimit{Duration: relayLimitDuration, Data: relayLimitData}
 	rc.ReservationTTL = relayReservationTTL
@@ -80,14 +117,132 @@ func relayServiceOptions() []libp2p.Option {
 	rc.BufferSize = relayBufferSize
 	return []libp2p.Option{
 		libp2p.ForceReachabilityPublic(),
-		libp2p.EnableRelayService(relayv2.WithResources(rc)),
+		libp2p.EnableRelayService(relayv2.WithResources(rc), relayv2.WithMetricsTracer(relayTracer{mr})),
 	}
 }
+
+// memberRelayOptions make the host a relay for room members only, while
+// AutoNAT finds it publicly reachable (reachability is not forced: libp2p's
+// relay manager starts and stops the service as reachability changes).
+func memberRelayOptions(mr *memberRelay) []libp2p.Option {
+	rc := relayv2.DefaultResources()
+	rc.Limit = &relayv2.RelayLimit{Duration: memberRelayDuration, Data: memberRelayData}
+	rc.ReservationTTL = memberReservationTTL
+	rc.MaxReservations = memberMaxReservations
+	rc.MaxCircuits = memberMaxCircuits
+	rc.BufferSize = memberBufferSize
+	rc.MaxReservationsPerIP = memberMaxReservationsPerIP
+	return []libp2p.Option{
+		libp2p.EnableRelayService(
+			relayv2.WithResources(rc),
+			relayv2.WithACL(memberACL{mr}),
+			relayv2.WithMetricsTracer(relayTracer{mr}),
+		),
+	}
+}
+
+// relayOptions are the relay service options of the host, if any:
+// RelayService's open relay, else the member relay unless turned off.
+func (h *Host) relayOptions() []libp2p.Option {
+	switch {
+	case h.service:
+		return relayServiceOptions(&h.mr)
+	case h.mr.enabled:
+		return memberRelayOptions(&h.mr)
+	}
+	return nil
+}
+
+// memberRelay is the state of this node's relay service (the member relay,
+// or RelayService's open relay) and what the relay loop knows of members as
+// relays.
+type memberRelay struct {
+	members     func(peer.ID) bool // Config.Members
+	memberPeers func() []peer.ID   // Config.MemberPeers
+	enabled     bool               // a relay service is configured
+
+	running      atomic.Bool  // the service is up (libp2p's relay manager started it)
+	reservations atomic.Int64 // reservations held by others with this node
+	refused      atomic.Uint64
+
+	// hopSince is when each member was first seen, in a row, offering
+	// the relay service; members offering it longest are tried first. It
+	// holds members only and belongs to the relay loop.
+	hopSince map[peer.ID]time.Time
+}
+
+// initRelay takes the relay settings from cfg; New calls it.
+func (h *Host) initRelay(cfg Config) {
+	h.mr = memberRelay{
+		members:     cfg.Members,
+		memberPeers: cfg.MemberPeers,
+		enabled:     cfg.RelayService || !cfg.NoMemberRelay,
+		hopSince:    make(map[peer.ID]time.Time),
+	}
+	h.pub.enabled = cfg.PublicNetwork
+	if cfg.PublicNetwork {
+		h.pub.bootstrap = publicBootstrapPeers()
+	}
+}
+
+func (m *memberRelay) isMember(p peer.ID) bool {
+	return m.members != nil && m.members(p)
+}
+
+// memberACL admits room members to the member relay. A reservation needs the
+// reserving peer to be a member. A relayed connection needs its destination
+// to be a member, not its source: a joiner holding an invite link is not a
+// room member yet when it dials the inviter through the relay, and the
+// destination chose to be reachable through us by reserving. A member that
+// leaves every room shared with us keeps its reservation until it ends, but
+// no connection reaches it through us from then on. Each refusal is counted.
+type memberACL struct{ m *memberRelay }
+
+func (a memberACL) AllowReserve(p peer.ID, _ ma.Multiaddr) bool {
+	return a.allow(p)
+}
+
+func (a memberACL) AllowConnect(_ peer.ID, _ ma.Multiaddr, dest peer.ID) bool {
+	return a.allow(dest)
+}
+
+func (a memberACL) allow(p peer.ID) bool {
+	if a.m.isMember(p) {
+		return true
+	}
+	a.m.refused.Add(1)
+	return false
+}
+
+// relayTracer follows the relay service for status: whether it runs and how
+// many reservations it holds.
+type relayTracer struct{ m *memberRelay }
+
+func (t relayTracer) RelayStatus(enabled bool) { t.m.running.Store(enabled) }
+func (t relayTracer) ReservationAllowed(isRenewal bool) {
+	if !isRenewal {
+		t.m.reservations.Add(1)
+	}
+}
+func (t relayTracer) ReservationClosed(cnt int)           { t.m.reservations.Add(-int64(cnt)) }
+func (relayTracer) ConnectionOpened()                     {}
+func (relayTracer) ConnectionClosed(time.Duration)        {}
+func (relayTracer) ConnectionRequestHandled(pbv2.Status)  {}
+func (relayTracer) ReservationRequestHandled(pbv2.Status) {}
+func (relayTracer) BytesTransferred(int)                  {}
 
 // heldRelay is a reservation with a relay.
 type heldRelay struct {
 	addrs   []ma.Multiaddr // the relay's transport addresses, without /p2p
 	expires time.Time
+	ttl     time.Duration // the reservation's length when made
+}
+
+// refreshAt is when to renew the reservation: refreshBefore before it ends,
+// or a quarter of its length before if that is shorter (a relay with short
+// reservations is not asked again and again).
+func (r heldRelay) refreshAt() time.Time {
+	return r.expires.Add(-min(refreshBefore, r.ttl/4))
 }
 
 // retryAt is when a relay that failed may be tried again.
@@ -229,22 +384,78 @@ func (h *Host) relayEventMatters(e any) bool {
 	return held || h.isRelayCandidate(p)
 }
 
+// isRelayCandidate reports whether p is, or may become, a relay candidate:
+// a configured relay, a bootstrap peer or a room member. Events about these
+// wake the relay loop, so that a member whose relay service starts (the hop
+// protocol appears in identify) is used at once.
 func (h *Host) isRelayCandidate(p peer.ID) bool {
 	has := func(ai peer.AddrInfo) bool { return ai.ID == p }
-	return slices.ContainsFunc(h.relays, has) || slices.ContainsFunc(h.bootstrap, has)
+	return slices.ContainsFunc(h.relays, has) || slices.ContainsFunc(h.bootstrap, has) || h.mr.isMember(p)
 }
 
-// relayCandidates lists the configured relays, then the bootstrap peers known
-// to offer the relay service.
-func (h *Host) relayCandidates(lh host.Host) []peer.AddrInfo {
+// offersRelay reports whether the peerstore lists the relay service (hop)
+// among p's protocols, as identify last told.
+func offersRelay(lh host.Host, p peer.ID) bool {
+	protos, err := lh.Peerstore().SupportsProtocols(p, proto.ProtoIDv2Hop)
+	return err == nil && len(protos) > 0
+}
+
+// relayCandidates lists the configured relays, then the bootstrap peers, the
+// room members and (with Config.PublicNetwork) the public network's peers
+// known to offer the relay service. Members that have offered it longest
+// come first: a member that flaps between public and private loses its
+// place. Candidates other than configured relays carry no addresses: reserve
+// takes them from the connection.
+func (h *Host) relayCandidates(lh host.Host, now time.Time) []peer.AddrInfo {
 	out := slices.Clone(h.relays)
+	listed := func(p peer.ID) bool {
+		return p == h.id || slices.ContainsFunc(out, func(c peer.AddrInfo) bool { return c.ID == p })
+	}
 	for _, ai := range h.bootstrap {
-		if slices.ContainsFunc(out, func(c peer.AddrInfo) bool { return c.ID == ai.ID }) {
-			continue
-		}
-		if protos, err := lh.Peerstore().SupportsProtocols(ai.ID, proto.ProtoIDv2Hop); err == nil && len(protos) > 0 {
+		if !listed(ai.ID) && offersRelay(lh, ai.ID) {
 			out = append(out, ai)
 		}
+	}
+	out = append(out, h.memberRelays(lh, now, listed)...)
+	for _, p := range h.publicRelays(lh) {
+		if !listed(p) {
+			out = append(out, peer.AddrInfo{ID: p})
+		}
+	}
+	return out
+}
+
+// memberRelays lists the members offering the relay service that are not
+// listed yet, longest offering first, and keeps hopSince.
+func (h *Host) memberRelays(lh host.Host, now time.Time, listed func(peer.ID) bool) []peer.AddrInfo {
+	if h.mr.memberPeers == nil {
+		clear(h.mr.hopSince)
+		return nil
+	}
+	var ids []peer.ID
+	seen := make(map[peer.ID]bool)
+	for _, p := range h.mr.memberPeers() {
+		if seen[p] || listed(p) {
+			continue
+		}
+		seen[p] = true
+		if !offersRelay(lh, p) {
+			continue
+		}
+		if _, ok := h.mr.hopSince[p]; !ok {
+			h.mr.hopSince[p] = now
+		}
+		ids = append(ids, p)
+	}
+	offering := make(map[peer.ID]bool, len(ids))
+	for _, p := range ids {
+		offering[p] = true
+	}
+	maps.DeleteFunc(h.mr.hopSince, func(p peer.ID, _ time.Time) bool { return !offering[p] })
+	slices.SortStableFunc(ids, func(a, b peer.ID) int { return h.mr.hopSince[a].Compare(h.mr.hopSince[b]) })
+	out := make([]peer.AddrInfo, len(ids))
+	for i, p := range ids {
+		out[i] = peer.AddrInfo{ID: p}
 	}
 	return out
 }
@@ -277,10 +488,12 @@ func (h *Host) tendRelays(lh host.Host) time.Duration {
 			if lh.Network().Connectedness(p) != network.Connected || !now.Before(r.expires) {
 				h.log.Info("relay reservation ended", "relay", p)
 				drop(p)
+				// Try the other candidates first: this relay may be gone.
+				h.relayFailed(p, now)
 				continue
 			}
-			if r.expires.Sub(now) > refreshBefore {
-				next = earliest(next, r.expires.Add(-refreshBefore))
+			if now.Before(r.refreshAt()) {
+				next = earliest(next, r.refreshAt())
 				continue
 			}
 			fresh, err := h.reserve(lh, peer.AddrInfo{ID: p, Addrs: r.addrs})
@@ -290,10 +503,12 @@ func (h *Host) tendRelays(lh host.Host) time.Duration {
 				next = earliest(next, h.relayFailed(p, now))
 				continue
 			}
+			h.log.Debug("relay reservation renewed", "relay", p, "expires", fresh.expires.Format(time.RFC3339))
 			held[p] = fresh
-			next = earliest(next, fresh.expires.Add(-refreshBefore))
+			next = earliest(next, fresh.refreshAt())
 		}
-		for _, ai := range h.relayCandidates(lh) {
+		candidates := h.relayCandidates(lh, now)
+		for _, ai := range candidates {
 			if len(held) >= maxRelays || h.ctx.Err() != nil {
 				break
 			}
@@ -316,7 +531,19 @@ func (h *Host) tendRelays(lh host.Host) time.Duration {
 			lh.ConnManager().Protect(ai.ID, relayProtectTag)
 			held[ai.ID] = r
 			h.log.Info("relay reservation", "relay", ai.ID, "expires", r.expires.Format(time.RFC3339))
-			next = earliest(next, r.expires.Add(-refreshBefore))
+			next = earliest(next, r.refreshAt())
+		}
+		// Backoffs are kept for candidates only, so the map stays as
+		// small as the candidate list.
+		isCandidate := make(map[peer.ID]bool, len(candidates))
+		for _, c := range candidates {
+			isCandidate[c.ID] = true
+		}
+		maps.DeleteFunc(h.relayRetry, func(p peer.ID, _ retryAt) bool { return !isCandidate[p] })
+		if h.pub.enabled && len(held) < maxRelays {
+			// The public DHT adds relays to its routing table
+			// without telling: look again soon.
+			next = earliest(next, now.Add(publicRelayLook))
 		}
 	}
 
@@ -370,7 +597,10 @@ func (h *Host) relayFailed(p peer.ID, now time.Time) time.Time {
 }
 
 // reserve connects to relay ai directly (a reservation made through another
-// relay would be useless) and reserves a slot.
+// relay would be useless) and reserves a slot. A candidate given without
+// addresses (a member, a public relay) is dialled at the addresses the
+// peerstore holds, and is announced at the public addresses it vouches for
+// in the reservation, else at the addresses we reached it on.
 func (h *Host) reserve(lh host.Host, ai peer.AddrInfo) (heldRelay, error) {
 	ctx, cancel := context.WithTimeout(h.ctx, reserveTimeout)
 	defer cancel()
@@ -385,9 +615,14 @@ func (h *Host) reserve(lh host.Host, ai peer.AddrInfo) (heldRelay, error) {
 			return heldRelay{}, fmt.Errorf("no direct connection to relay %s", ai.ID)
 		}
 	}
+	start := time.Now()
 	rsvp, err := relayclient.Reserve(ctx, lh, peer.AddrInfo{ID: ai.ID})
 	if err != nil {
 		return heldRelay{}, err
+	}
+	ttl := rsvp.Expiration.Sub(start)
+	if ttl < relayMinTTL {
+		return heldRelay{}, fmt.Errorf("relay %s: reservation of %v, shorter than %v", ai.ID, ttl.Round(time.Millisecond), relayMinTTL)
 	}
 	// The addresses we were told to use, and any public ones the relay
 	// vouches for.
@@ -397,7 +632,35 @@ func (h *Host) reserve(lh host.Host, ai peer.AddrInfo) (heldRelay, error) {
 			addrs = append(addrs, tpt)
 		}
 	}
-	return heldRelay{addrs: addrs, expires: rsvp.Expiration}, nil
+	if len(addrs) == 0 {
+		addrs = dialedAddrs(lh, ai.ID)
+	}
+	if len(addrs) == 0 {
+		return heldRelay{}, fmt.Errorf("relay %s: no address to announce", ai.ID)
+	}
+	return heldRelay{addrs: addrs, expires: rsvp.Expiration, ttl: ttl}, nil
+}
+
+// dialedAddrs are the addresses of p on which we hold a direct connection
+// that we dialled (an incoming connection's address is p's ephemeral port).
+func dialedAddrs(lh host.Host, p peer.ID) []ma.Multiaddr {
+	var out []ma.Multiaddr
+	for _, c := range lh.Network().ConnsToPeer(p) {
+		st := c.Stat()
+		if st.Limited || st.Direction != network.DirOutbound {
+			continue
+		}
+		if a := c.RemoteMultiaddr(); !isCircuit(a) && !slices.ContainsFunc(out, a.Equal) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// isCircuit reports whether a is a circuit (relayed) address.
+func isCircuit(a ma.Multiaddr) bool {
+	_, err := a.ValueForProtocol(ma.P_CIRCUIT)
+	return err == nil
 }
 
 func earliest(a, b time.Time) time.Time {
@@ -423,5 +686,13 @@ func (h *Host) reservations() []Reservation {
 	return out
 }
 
-// memberRelayStatus reports the member relay (not built yet).
-func (h *Host) memberRelayStatus() MemberRelay { return MemberRelay{} }
+// memberRelayStatus reports this node's relay service: the member relay, or
+// with Config.RelayService the open relay.
+func (h *Host) memberRelayStatus() MemberRelay {
+	return MemberRelay{
+		Enabled:      h.mr.enabled,
+		Running:      h.mr.running.Load(),
+		Reservations: int(max(h.mr.reservations.Load(), 0)),
+		Refused:      h.mr.refused.Load(),
+	}
+}

@@ -29,11 +29,6 @@ func (g *relayOnlyGater) allowed(p peer.ID, a ma.Multiaddr) bool {
 	return p != g.far || (isCircuit(a) && !g.apart.Load())
 }
 
-func isCircuit(a ma.Multiaddr) bool {
-	_, err := a.ValueForProtocol(ma.P_CIRCUIT)
-	return err == nil
-}
-
 func (g *relayOnlyGater) InterceptPeerDial(p peer.ID) bool {
 	return p != g.far || !g.apart.Load()
 }
