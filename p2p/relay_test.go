@@ -3,6 +3,7 @@ package p2p
 import (
 	"context"
 	"crypto/ed25519"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	relayclient "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
+	pbv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/pb"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
+	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -231,4 +235,320 @@ func TestRequestAndRoomMessagesCrossARelay(t *testing.T) {
 
 	fromA.check(t, "a")
 	fromB.check(t, "b")
+}
+
+// memberSet is a mutable Config.Members for tests.
+type memberSet struct {
+	mu  sync.Mutex
+	ids map[peer.ID]bool
+}
+
+func newMemberSet(ids ...peer.ID) *memberSet {
+	m := &memberSet{ids: make(map[peer.ID]bool)}
+	for _, p := range ids {
+		m.ids[p] = true
+	}
+	return m
+}
+
+func (m *memberSet) has(p peer.ID) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.ids[p]
+}
+
+func (m *memberSet) set(p peer.ID, member bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.ids[p] = member
+}
+
+func (m *memberSet) list() []peer.ID {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []peer.ID
+	for p, ok := range m.ids {
+		if ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// heldThrough reports whether h holds a reservation with relay.
+func heldThrough(h *Host, relay peer.ID) bool {
+	for _, r := range h.reservations() {
+		if r.Relay == relay {
+			return true
+		}
+	}
+	return false
+}
+
+// TestMembersRelayForMembers: no relay is configured anywhere. A member that
+// is publicly reachable relays for a member behind a NAT, and for nobody
+// else; a peer that is not (yet) a member reaches the member through it, as
+// a joiner with an invite link does.
+func TestMembersRelayForMembers(t *testing.T) {
+	keyP, keyN, keyC := newKey(t), newKey(t), newKey(t)
+	idP, idN, idC := peerOfKey(t, keyP), peerOfKey(t, keyN), peerOfKey(t, keyC)
+	membersOfP := newMemberSet(idN)
+	membersOfN := newMemberSet(idP)
+	p := newTestHost(t, func(c *Config) {
+		c.Key = keyP
+		c.Members = membersOfP.has
+		c.MemberPeers = membersOfP.list
+		c.Options = []libp2p.Option{libp2p.ForceReachabilityPublic()}
+	})
+	n := newTestHost(t, func(c *Config) {
+		c.Key = keyN
+		c.Members = membersOfN.has
+		c.MemberPeers = membersOfN.list
+		c.Gater = &relayOnlyGater{far: idC}
+		c.Options = []libp2p.Option{libp2p.ForceReachabilityPrivate()}
+	})
+	joiner := newTestHost(t, func(c *Config) {
+		c.Key = keyC
+		c.Gater = &relayOnlyGater{far: idN}
+	})
+	n.Handle(testHandler)
+	waitFor(t, 10*time.Second, "the public member's relay service to run", func() bool {
+		return p.NetStatus().MemberRelay.Running
+	})
+	if st := n.NetStatus().MemberRelay; !st.Enabled || st.Running {
+		t.Errorf("private member's relay status %+v, want enabled and not running", st)
+	}
+
+	t.Run("a member behind a NAT reserves with a public member", func(t *testing.T) {
+		start := time.Now()
+		connect(t, n, p)
+		waitFor(t, 10*time.Second, "a reservation with the public member", func() bool { return heldThrough(n, idP) })
+		t.Logf("connect, identify and reserve with a member: %v", time.Since(start).Round(time.Millisecond))
+		waitFor(t, 5*time.Second, "the relay to count the reservation", func() bool {
+			return p.NetStatus().MemberRelay.Reservations == 1
+		})
+		want := "/p2p/" + idP.String() + "/p2p-circuit/p2p/" + idN.String()
+		waitFor(t, 5*time.Second, "a circuit address through the member", func() bool {
+			return slices.ContainsFunc(n.Addrs(), func(s string) bool { return strings.HasSuffix(s, want) })
+		})
+	})
+
+	t.Run("a peer that is not a member reaches the member through the relay", func(t *testing.T) {
+		fromC := watchConns(joiner, idN)
+		joiner.AddAddrs(idN, n.RelayAddrs())
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		resp, err := joiner.Request(ctx, idN, "echo", []byte("through a member"))
+		if err != nil || string(resp) != "through a member" {
+			t.Fatalf("request through the member relay = %q, %v", resp, err)
+		}
+		fromC.check(t, "joiner")
+		for _, c := range joiner.LibP2P().Network().ConnsToPeer(idN) {
+			st := c.Stat()
+			if relay, ok := circuitRelay(c.RemoteMultiaddr()); !ok || relay != idP {
+				t.Errorf("connection %s is not through the member %s", c.RemoteMultiaddr(), idP.ShortString())
+			}
+			if st.Extra[relayclient.StatLimitDuration] != memberRelayDuration || st.Extra[relayclient.StatLimitData] != uint64(memberRelayData) {
+				t.Errorf("relayed connection limits %v, want the member relay's", st.Extra)
+			}
+		}
+		if got := p.NetStatus().MemberRelay.Refused; got != 0 {
+			t.Errorf("refused = %d after a non-member reached a member, want 0", got)
+		}
+	})
+
+	t.Run("a peer that is not a member cannot reserve", func(t *testing.T) {
+		stranger := newTestHost(t)
+		connect(t, stranger, p)
+		before := p.NetStatus().MemberRelay.Refused
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := relayclient.Reserve(ctx, stranger.LibP2P(), peer.AddrInfo{ID: idP}); err == nil {
+			t.Fatal("a non-member's reservation was accepted")
+		}
+		if got := p.NetStatus().MemberRelay.Refused; got != before+1 {
+			t.Errorf("refused = %d, want %d", got, before+1)
+		}
+		if got := p.NetStatus().MemberRelay.Reservations; got != 1 {
+			t.Errorf("reservations = %d, want 1 (the member's)", got)
+		}
+	})
+
+	t.Run("no circuit reaches a peer that is no longer a member", func(t *testing.T) {
+		membersOfP.set(idN, false)
+		other := newTestHost(t, func(c *Config) { c.Gater = &relayOnlyGater{far: idN} })
+		other.AddAddrs(idN, n.RelayAddrs())
+		before := p.NetStatus().MemberRelay.Refused
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err := other.LibP2P().Connect(allowLimited(ctx), peer.AddrInfo{ID: idN})
+		if err == nil {
+			t.Fatal("a circuit to a former member was relayed")
+		}
+		if got := p.NetStatus().MemberRelay.Refused; got <= before {
+			t.Errorf("refused = %d, want more than %d", got, before)
+		}
+		if !heldThrough(n, idP) {
+			t.Error("the former member lost its reservation; the refusal should come from the ACL alone")
+		}
+	})
+}
+
+// TestRelayCandidatesPutLongestOfferingMembersFirst: among members that offer
+// the relay service, the one seen offering it longest comes first, and a
+// member that stops offering it is no candidate.
+func TestRelayCandidatesPutLongestOfferingMembersFirst(t *testing.T) {
+	ids := []peer.ID{peerOfKey(t, newKey(t)), peerOfKey(t, newKey(t)), peerOfKey(t, newKey(t))}
+	members := newMemberSet(ids...)
+	// A host that has not started (no relay loop to share hopSince
+	// with), and a bare libp2p host for the peerstore.
+	h, err := New(Config{Key: newKey(t), Members: members.has, MemberPeers: members.list})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lh, err := libp2p.New(libp2p.NoListenAddrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lh.Close()
+	offer := func(p peer.ID, on bool) {
+		if on {
+			lh.Peerstore().AddProtocols(p, proto.ProtoIDv2Hop)
+		} else {
+			lh.Peerstore().RemoveProtocols(p, proto.ProtoIDv2Hop)
+		}
+	}
+	order := func(now time.Time) []peer.ID {
+		var out []peer.ID
+		for _, ai := range h.relayCandidates(lh, now) {
+			out = append(out, ai.ID)
+		}
+		return out
+	}
+	t0 := time.Now()
+	offer(ids[2], true)
+	if got := order(t0); !slices.Equal(got, []peer.ID{ids[2]}) {
+		t.Fatalf("candidates %v, want only the member offering the relay service", got)
+	}
+	offer(ids[0], true)
+	offer(ids[1], true)
+	if got := order(t0.Add(time.Minute)); got[0] != ids[2] || len(got) != 3 {
+		t.Errorf("candidates %v, want %s first", got, ids[2].ShortString())
+	}
+	offer(ids[2], false)
+	if got := order(t0.Add(2 * time.Minute)); slices.Contains(got, ids[2]) || len(got) != 2 {
+		t.Errorf("candidates %v, want the two members still offering", got)
+	}
+	offer(ids[2], true) // back after flapping: last
+	if got := order(t0.Add(3 * time.Minute)); len(got) != 3 || got[2] != ids[2] {
+		t.Errorf("candidates %v, want the flapping member last", got)
+	}
+}
+
+// renewalCounter is a relay service's metrics tracer that counts
+// reservations made and renewed.
+type renewalCounter struct {
+	made, renewed atomic.Int64
+}
+
+func (c *renewalCounter) ReservationAllowed(isRenewal bool) {
+	if isRenewal {
+		c.renewed.Add(1)
+	} else {
+		c.made.Add(1)
+	}
+}
+func (*renewalCounter) RelayStatus(bool)                      {}
+func (*renewalCounter) ConnectionOpened()                     {}
+func (*renewalCounter) ConnectionClosed(time.Duration)        {}
+func (*renewalCounter) ConnectionRequestHandled(pbv2.Status)  {}
+func (*renewalCounter) ReservationClosed(int)                 {}
+func (*renewalCounter) ReservationRequestHandled(pbv2.Status) {}
+func (*renewalCounter) BytesTransferred(int)                  {}
+
+// TestReservationIsRenewedBeforeItEnds: with a relay whose reservations last
+// a few seconds, the host renews its reservation before each one ends, with
+// the same relay, and keeps its circuit address throughout.
+func TestReservationIsRenewedBeforeItEnds(t *testing.T) {
+	const ttl = 2 * time.Second
+	rc := relayv2.DefaultResources()
+	rc.ReservationTTL = ttl
+	counter := &renewalCounter{}
+	relay, err := libp2p.New(
+		libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"),
+		libp2p.ForceReachabilityPublic(),
+		libp2p.EnableRelayService(relayv2.WithResources(rc), relayv2.WithMetricsTracer(counter)),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { relay.Close() })
+	full, err := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: relay.ID(), Addrs: relay.Addrs()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newTestHost(t, func(c *Config) {
+		c.Relays = []string{full[0].String()}
+		c.Options = []libp2p.Option{libp2p.ForceReachabilityPrivate()}
+	})
+	waitFor(t, 10*time.Second, "a reservation", func() bool { return heldThrough(h, relay.ID()) })
+	first := h.reservations()[0].Expires
+	start := time.Now()
+	waitFor(t, 4*ttl, "two renewals, the second after the first reservation would have ended", func() bool {
+		rs := h.reservations()
+		return counter.renewed.Load() >= 2 && len(rs) == 1 && rs[0].Expires.After(first.Add(ttl/2)) && time.Now().After(first)
+	})
+	elapsed := time.Since(start)
+	if made := counter.made.Load(); made != 1 {
+		t.Errorf("the relay made %d reservations, want 1 renewed in place", made)
+	}
+	if len(h.RelayAddrs()) == 0 {
+		t.Error("circuit address lost during renewal")
+	}
+	t.Logf("TTL %v: %d renewals in %v", ttl, counter.renewed.Load(), elapsed.Round(time.Millisecond))
+}
+
+// TestDeadRelayIsReplacedByTheNextCandidate: when a relay the host holds a
+// reservation with goes away, the host reserves with the next candidate at
+// once, and its addresses change to match.
+func TestDeadRelayIsReplacedByTheNextCandidate(t *testing.T) {
+	var relays []*Host
+	var addrs []string
+	for range 3 {
+		r := newTestHost(t, func(c *Config) { c.RelayService = true })
+		relays = append(relays, r)
+		addrs = append(addrs, r.Addrs()[0])
+	}
+	var addrEvents atomic.Int64
+	h := newTestHost(t, func(c *Config) {
+		c.Relays = addrs
+		c.Options = []libp2p.Option{libp2p.ForceReachabilityPrivate()}
+	})
+	h.OnAddrsChanged(func() { addrEvents.Add(1) })
+	waitFor(t, 10*time.Second, "reservations with the first two relays", func() bool {
+		return heldThrough(h, relays[0].ID()) && heldThrough(h, relays[1].ID())
+	})
+	if heldThrough(h, relays[2].ID()) {
+		t.Fatal("more than two reservations")
+	}
+	circuitVia := func(r *Host) bool {
+		return slices.ContainsFunc(h.Addrs(), func(s string) bool { return strings.Contains(s, "/p2p/"+r.ID().String()+"/p2p-circuit") })
+	}
+	waitFor(t, 5*time.Second, "circuit addresses through both", func() bool { return circuitVia(relays[0]) && circuitVia(relays[1]) })
+	before := addrEvents.Load()
+
+	start := time.Now()
+	if err := relays[0].Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "a reservation with the third relay", func() bool { return heldThrough(h, relays[2].ID()) })
+	reserved := time.Since(start)
+	waitFor(t, 5*time.Second, "the addresses to follow", func() bool {
+		return circuitVia(relays[2]) && !circuitVia(relays[0]) && addrEvents.Load() > before
+	})
+	t.Logf("relay closed to new reservation: %v; to new circuit address announced: %v",
+		reserved.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	if heldThrough(h, relays[0].ID()) || !heldThrough(h, relays[1].ID()) {
+		t.Errorf("reservations %+v, want the second and third relays", h.reservations())
+	}
 }
