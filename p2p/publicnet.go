@@ -2,11 +2,14 @@ package p2p
 
 import (
 	"fmt"
+	"slices"
+	"time"
 
 	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"time"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
 )
 
 // The public libp2p network (Config.PublicNetwork, off by default).
@@ -89,20 +92,48 @@ func (h *Host) abortPublicNet() {
 	}
 }
 
-// publicRelays lists up to maxPublicRelays peers of the public DHT's routing
-// table that offer the relay service.
+// publicRelays lists up to maxPublicRelays public network peers that offer
+// the relay service: first those in the public DHT's routing table, then
+// connected peers that serve the public DHT (the DHT adds a peer to its table
+// some time after identify, without telling).
 func (h *Host) publicRelays(lh host.Host) []peer.ID {
 	if h.pub.kad == nil {
 		return nil
 	}
 	var out []peer.ID
-	for _, p := range h.pub.kad.RoutingTable().ListPeers() {
-		if len(out) == maxPublicRelays {
-			break
-		}
-		if p != h.id && offersRelay(lh, p) {
-			out = append(out, p)
+	add := func(ps []peer.ID, check func(peer.ID) bool) {
+		for _, p := range ps {
+			if len(out) == maxPublicRelays {
+				return
+			}
+			if p != h.id && !slices.Contains(out, p) && check(p) && offersRelay(lh, p) {
+				out = append(out, p)
+			}
 		}
 	}
+	add(h.pub.kad.RoutingTable().ListPeers(), func(peer.ID) bool { return true })
+	add(lh.Network().Peers(), func(p peer.ID) bool { return servesPublicDHT(lh, p) })
 	return out
+}
+
+// servesPublicDHT reports whether identify listed the public DHT's protocol
+// among p's.
+func servesPublicDHT(lh host.Host, p peer.ID) bool {
+	protos, err := lh.Peerstore().SupportsProtocols(p, dht.ProtocolDHT)
+	return err == nil && len(protos) > 0
+}
+
+// publicRelayEvent reports whether identify's news e shows a public network
+// peer offering the relay service, which the relay loop should look at.
+func (h *Host) publicRelayEvent(e any) bool {
+	if !h.pub.enabled {
+		return false
+	}
+	switch ev := e.(type) {
+	case event.EvtPeerIdentificationCompleted:
+		return slices.Contains(ev.Protocols, proto.ProtoIDv2Hop) && slices.Contains(ev.Protocols, dht.ProtocolDHT)
+	case event.EvtPeerProtocolsUpdated:
+		return slices.Contains(ev.Added, proto.ProtoIDv2Hop)
+	}
+	return false
 }

@@ -381,7 +381,7 @@ func (h *Host) relayEventMatters(e any) bool {
 	h.relayMu.Lock()
 	_, held := h.held[p]
 	h.relayMu.Unlock()
-	return held || h.isRelayCandidate(p)
+	return held || h.isRelayCandidate(p) || h.publicRelayEvent(e)
 }
 
 // isRelayCandidate reports whether p is, or may become, a relay candidate:
