@@ -400,6 +400,13 @@ func offersRelay(lh host.Host, p peer.ID) bool {
 	return err == nil && len(protos) > 0
 }
 
+// stoppedRelaying reports whether identify has told p's protocols and the
+// relay service (hop) is not among them.
+func stoppedRelaying(lh host.Host, p peer.ID) bool {
+	protos, err := lh.Peerstore().GetProtocols(p)
+	return err == nil && len(protos) > 0 && !slices.Contains(protos, proto.ProtoIDv2Hop)
+}
+
 // relayCandidates lists the configured relays, then the bootstrap peers, the
 // room members and (with Config.PublicNetwork) the public network's peers
 // known to offer the relay service. Members that have offered it longest
@@ -484,8 +491,10 @@ func (h *Host) tendRelays(lh host.Host) time.Duration {
 		}
 	} else {
 		for p, r := range held {
-			// A reservation lives on the connection that made it.
-			if lh.Network().Connectedness(p) != network.Connected || !now.Before(r.expires) {
+			// A reservation lives on the connection that made it, and
+			// ends with the relay service (a member relay stops when
+			// its node stops being public; identify tells).
+			if lh.Network().Connectedness(p) != network.Connected || !now.Before(r.expires) || stoppedRelaying(lh, p) {
 				h.log.Info("relay reservation ended", "relay", p)
 				drop(p)
 				// Try the other candidates first: this relay may be gone.

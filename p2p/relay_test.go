@@ -12,6 +12,7 @@ import (
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/control"
+	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	relayclient "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
@@ -391,6 +392,24 @@ func TestMembersRelayForMembers(t *testing.T) {
 		if !heldThrough(n, idP) {
 			t.Error("the former member lost its reservation; the refusal should come from the ACL alone")
 		}
+	})
+
+	t.Run("a member that stops being public stops relaying, and its reservations end", func(t *testing.T) {
+		emitter, err := p.LibP2P().EventBus().Emitter(new(event.EvtLocalReachabilityChanged))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer emitter.Close()
+		start := time.Now()
+		if err := emitter.Emit(event.EvtLocalReachabilityChanged{Reachability: network.ReachabilityPrivate}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 5*time.Second, "the relay service to stop", func() bool {
+			st := p.NetStatus().MemberRelay
+			return !st.Running && st.Reservations == 0
+		})
+		waitFor(t, 5*time.Second, "the reservation to end", func() bool { return !heldThrough(n, idP) && len(n.RelayAddrs()) == 0 })
+		t.Logf("relay service stopped to reservation dropped: %v", time.Since(start).Round(time.Millisecond))
 	})
 }
 
