@@ -524,6 +524,12 @@ func TestReservationIsRenewedBeforeItEnds(t *testing.T) {
 	if len(h.RelayAddrs()) == 0 {
 		t.Error("circuit address lost during renewal")
 	}
+	// Each renewal waits for three quarters of the reservation (of at
+	// least a second: expiry times are whole seconds), not 100 ms as when
+	// a reservation shorter than refreshBefore was renewed on every look.
+	if renewed, bound := counter.renewed.Load(), int64(elapsed/(500*time.Millisecond))+2; renewed > bound {
+		t.Errorf("%d renewals in %v, want at most %d", renewed, elapsed.Round(time.Millisecond), bound)
+	}
 	t.Logf("TTL %v: %d renewals in %v", ttl, counter.renewed.Load(), elapsed.Round(time.Millisecond))
 }
 
