@@ -8,6 +8,7 @@ import (
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
 )
@@ -92,10 +93,11 @@ func (h *Host) abortPublicNet() {
 	}
 }
 
-// publicRelays lists up to maxPublicRelays public network peers that offer
-// the relay service: first those in the public DHT's routing table, then
-// connected peers that serve the public DHT (the DHT adds a peer to its table
-// some time after identify, without telling).
+// publicRelays lists up to maxPublicRelays public network peers, connected
+// now, that offer the relay service: first those in the public DHT's routing
+// table, then other peers that serve the public DHT (the DHT adds a peer to
+// its table some time after identify, without telling). Peers not connected
+// are left out: dialling each would hold up the relay loop.
 func (h *Host) publicRelays(lh host.Host) []peer.ID {
 	if h.pub.kad == nil {
 		return nil
@@ -106,7 +108,7 @@ func (h *Host) publicRelays(lh host.Host) []peer.ID {
 			if len(out) == maxPublicRelays {
 				return
 			}
-			if p != h.id && !slices.Contains(out, p) && check(p) && offersRelay(lh, p) {
+			if p != h.id && !slices.Contains(out, p) && lh.Network().Connectedness(p) == network.Connected && check(p) && offersRelay(lh, p) {
 				out = append(out, p)
 			}
 		}

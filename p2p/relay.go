@@ -433,7 +433,11 @@ func (h *Host) relayCandidates(lh host.Host, now time.Time) []peer.AddrInfo {
 }
 
 // memberRelays lists the members offering the relay service that are not
-// listed yet, longest offering first, and keeps hopSince.
+// listed yet, longest offering first, and keeps hopSince. Only members with a
+// direct connection now count: what the peerstore remembers of others may be
+// old, and dialling each would hold up the relay loop (reserveTimeout each).
+// The node keeps connections with room members; one that is public is
+// dialled directly.
 func (h *Host) memberRelays(lh host.Host, now time.Time, listed func(peer.ID) bool) []peer.AddrInfo {
 	if h.mr.memberPeers == nil {
 		clear(h.mr.hopSince)
@@ -446,7 +450,7 @@ func (h *Host) memberRelays(lh host.Host, now time.Time, listed func(peer.ID) bo
 			continue
 		}
 		seen[p] = true
-		if !offersRelay(lh, p) {
+		if lh.Network().Connectedness(p) != network.Connected || !offersRelay(lh, p) {
 			continue
 		}
 		if _, ok := h.mr.hopSince[p]; !ok {

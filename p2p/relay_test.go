@@ -417,19 +417,32 @@ func TestMembersRelayForMembers(t *testing.T) {
 // the relay service, the one seen offering it longest comes first, and a
 // member that stops offering it is no candidate.
 func TestRelayCandidatesPutLongestOfferingMembersFirst(t *testing.T) {
-	ids := []peer.ID{peerOfKey(t, newKey(t)), peerOfKey(t, newKey(t)), peerOfKey(t, newKey(t))}
-	members := newMemberSet(ids...)
 	// A host that has not started (no relay loop to share hopSince
-	// with), and a bare libp2p host for the peerstore.
-	h, err := New(Config{Key: newKey(t), Members: members.has, MemberPeers: members.list})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// with), a bare libp2p host for its peerstore and connections, and
+	// three members connected to it. Which of them offer the relay
+	// service is set in the peerstore, as identify would.
 	lh, err := libp2p.New(libp2p.NoListenAddrs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer lh.Close()
+	var ids []peer.ID
+	for range 3 {
+		m, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		if err := lh.Connect(context.Background(), peer.AddrInfo{ID: m.ID(), Addrs: m.Addrs()}); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, m.ID())
+	}
+	members := newMemberSet(ids...)
+	h, err := New(Config{Key: newKey(t), Members: members.has, MemberPeers: members.list})
+	if err != nil {
+		t.Fatal(err)
+	}
 	offer := func(p peer.ID, on bool) {
 		if on {
 			lh.Peerstore().AddProtocols(p, proto.ProtoIDv2Hop)
@@ -444,10 +457,13 @@ func TestRelayCandidatesPutLongestOfferingMembersFirst(t *testing.T) {
 		}
 		return out
 	}
+	away := peerOfKey(t, newKey(t)) // a member not connected now
+	members.set(away, true)
+	offer(away, true)
 	t0 := time.Now()
 	offer(ids[2], true)
 	if got := order(t0); !slices.Equal(got, []peer.ID{ids[2]}) {
-		t.Fatalf("candidates %v, want only the member offering the relay service", got)
+		t.Fatalf("candidates %v, want only the connected member offering the relay service", got)
 	}
 	offer(ids[0], true)
 	offer(ids[1], true)
