@@ -58,11 +58,10 @@ type PeerPath struct {
 // NetStatus reports how the node reaches and is reached. Zero before Start.
 func (h *Host) NetStatus() NetStatus {
 	return NetStatus{
-		Reachability: h.Reachability(),
-		NATType:      "unknown",
-		Reservations: h.reservations(),
-		MemberRelay:  h.memberRelayStatus(),
-		// PublicNetwork: whether the node uses the public libp2p network.
+		Reachability:  h.Reachability(),
+		NATType:       "unknown",
+		Reservations:  h.reservations(),
+		MemberRelay:   h.memberRelayStatus(),
 		PublicNetwork: h.pub.enabled,
 	}
 }
