@@ -16,6 +16,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/parley-p2p/parley/p2p"
 )
 
 // The network settings come from three places, each overriding the one
@@ -54,19 +56,19 @@ const (
 // gives it: a nil list or bool is a setting that source leaves alone.
 type NetConfig struct {
 	// Bootstrap and Relays are multiaddrs ending in /p2p/<peer id>.
-	Bootstrap []string `json:"bootstrap,omitempty"`
-	Relays    []string `json:"relays,omitempty"`
+	Bootstrap []string `json:"bootstrap"`
+	Relays    []string `json:"relays"`
 	// Listen are libp2p listen multiaddrs.
-	Listen []string `json:"listen,omitempty"`
+	Listen []string `json:"listen"`
 	// PublicNetwork uses the public libp2p network to find relays.
-	PublicNetwork *bool `json:"public_network,omitempty"`
+	PublicNetwork *bool `json:"public_network"`
 	// PortMap asks the home router to forward the node's ports.
-	PortMap *bool `json:"port_map,omitempty"`
+	PortMap *bool `json:"port_map"`
 	// MemberRelay relays for the servers of the node's rooms when the
 	// node is publicly reachable.
-	MemberRelay *bool `json:"member_relay,omitempty"`
+	MemberRelay *bool `json:"member_relay"`
 	// MDNS finds peers on the LAN.
-	MDNS *bool `json:"mdns,omitempty"`
+	MDNS *bool `json:"mdns"`
 }
 
 // netConfigKeys are the keys network.json may hold.
@@ -246,13 +248,13 @@ func splitAddrs(s string) []string {
 // at most 32.
 func (c NetConfig) Check(name func(list string) string) error {
 	for _, l := range []struct {
-		list   string
-		addrs  []string
-		ofPeer bool
+		list, kind string
+		addrs      []string
+		ofPeer     bool
 	}{
-		{"bootstrap", c.Bootstrap, true},
-		{"relays", c.Relays, true},
-		{"listen", c.Listen, false},
+		{"bootstrap", "bootstrap", c.Bootstrap, true},
+		{"relays", "relay", c.Relays, true},
+		{"listen", "listen", c.Listen, false},
 	} {
 		if len(l.addrs) > maxNetAddrs {
 			return fmt.Errorf("%s: %d addresses, at most %d", name(l.list), len(l.addrs), maxNetAddrs)
@@ -265,7 +267,7 @@ func (c NetConfig) Check(name func(list string) string) error {
 				_, err = ma.NewMultiaddr(a)
 			}
 			if err != nil {
-				return fmt.Errorf("%s: %q is not a multiaddr%s: %v", name(l.list), a, map[bool]string{true: " ending in /p2p/<peer id>"}[l.ofPeer], err)
+				return fmt.Errorf("%s: %s address %q is not a multiaddr%s: %v", name(l.list), l.kind, a, map[bool]string{true: " ending in /p2p/<peer id>"}[l.ofPeer], err)
 			}
 		}
 	}
@@ -291,6 +293,29 @@ func (c NetConfig) Over(top NetConfig) NetConfig {
 	} {
 		if *b.src != nil {
 			*b.dst = *b.src
+		}
+	}
+	return c
+}
+
+// Effective is c with every setting it leaves out at its default: no
+// bootstrap peers or relays, p2p.DefaultListenAddrs, the public network
+// off, port mapping, the member relay and mDNS on.
+func (c NetConfig) Effective() NetConfig {
+	list := func(l, def []string) []string {
+		if l == nil {
+			return append([]string{}, def...)
+		}
+		return l
+	}
+	c.Bootstrap, c.Relays = list(c.Bootstrap, nil), list(c.Relays, nil)
+	c.Listen = list(c.Listen, p2p.DefaultListenAddrs)
+	for _, b := range []struct {
+		p   **bool
+		def bool
+	}{{&c.PublicNetwork, false}, {&c.PortMap, true}, {&c.MemberRelay, true}, {&c.MDNS, true}} {
+		if *b.p == nil {
+			*b.p = new(b.def)
 		}
 	}
 	return c

@@ -220,6 +220,9 @@ func (n *Node) Start() (err error) {
 	if n.media, err = n.openMedia(); err != nil {
 		return err
 	}
+	if n.cfg.PublicNetwork {
+		n.log.Warn("public network on: this node's IP addresses and peer id are shown to the public libp2p network (bootstrap peers, DHT nodes it asks, relays it uses)")
+	}
 	if n.host, err = p2p.New(n.p2pConfig()); err != nil {
 		return err
 	}
