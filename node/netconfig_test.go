@@ -217,3 +217,27 @@ func TestNetworkSettingsReachTheHost(t *testing.T) {
 		t.Fatalf("the host cannot ask who is a member")
 	}
 }
+
+// A node listening on loopback only maps no ports: there is nothing to
+// forward, and tests must send nothing beyond the machine.
+func TestANodeOnLoopbackMapsNoPorts(t *testing.T) {
+	for _, tc := range []struct {
+		listen []string
+		mapped bool
+	}{
+		{nil, true}, // the defaults: all interfaces
+		{[]string{"/ip4/127.0.0.1/tcp/0"}, false},
+		{[]string{"/ip4/127.0.0.1/tcp/0", "/ip6/::1/udp/0/quic-v1"}, false},
+		{[]string{"/ip4/127.0.0.1/tcp/0", "/ip4/0.0.0.0/tcp/4001"}, true},
+		{[]string{"/ip4/192.168.1.2/tcp/4001"}, true},
+	} {
+		n, err := New(Config{DataDir: t.TempDir(), ListenAddrs: tc.listen})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := !n.p2pConfig().NoPortMap; got != tc.mapped {
+			t.Errorf("listening on %v: port mapping %v, want %v", tc.listen, got, tc.mapped)
+		}
+		n.Close()
+	}
+}

@@ -22,6 +22,8 @@ import (
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/parley-p2p/parley/node/store"
 	"github.com/parley-p2p/parley/p2p"
@@ -95,7 +97,9 @@ type Config struct {
 	// (p2p.Config.Members).
 	NoMemberRelay bool
 	// NoPortMap stops the node asking the home router to forward its
-	// ports (UPnP IGD, NAT-PMP); by default it asks.
+	// ports (UPnP IGD, NAT-PMP); by default it asks, unless it listens on
+	// loopback addresses only (tests, one machine): nothing to forward,
+	// and no reason to send a packet beyond the machine.
 	NoPortMap bool
 	// PublicNetwork lets the node use the public libp2p network (the IPFS
 	// DHT's bootstrap peers and the relays its nodes offer) to find a
@@ -358,12 +362,24 @@ func (n *Node) p2pConfig() p2p.Config {
 		Members:       n.roomPeers.isMember,
 		MemberPeers:   n.roomPeers.members,
 		NoMemberRelay: n.cfg.NoMemberRelay,
-		NoPortMap:     n.cfg.NoPortMap,
+		NoPortMap:     n.cfg.NoPortMap || loopbackOnly(n.cfg.ListenAddrs),
 		PublicNetwork: n.cfg.PublicNetwork,
 		Gater:         n.cfg.Gater,
 		Logger:        n.cfg.Logger,
 		Options:       n.cfg.p2pOptions,
 	}
+}
+
+// loopbackOnly reports whether addrs are all loopback addresses (and
+// there is at least one).
+func loopbackOnly(addrs []string) bool {
+	for _, s := range addrs {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil || !manet.IsIPLoopback(a) {
+			return false
+		}
+	}
+	return len(addrs) > 0
 }
 
 // roomPeerSet is what the peers know of the servers of the followed
