@@ -90,7 +90,9 @@ func TestStatusSaysHowEachMemberIsReached(t *testing.T) {
 	}
 
 	// A ping measures the round trip, as the host's own pings do.
-	res := <-ping.Ping(ctx, a.Host().LibP2P(), b.PeerID())
+	pctx, stopPing := context.WithCancel(ctx) // Ping pings until cancelled
+	res := <-ping.Ping(pctx, a.Host().LibP2P(), b.PeerID())
+	stopPing()
 	if res.Error != nil {
 		t.Fatalf("ping: %v", res.Error)
 	}
