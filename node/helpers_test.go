@@ -104,6 +104,7 @@ func newTestNode(t testing.TB, o testOpts) *testNode {
 		HTTPAddr:          o.httpAddr,
 		ListenAddrs:       []string{"/ip4/127.0.0.1/tcp/0"},
 		NoMDNS:            true,
+		NoPortMap:         true, // no UPnP or NAT-PMP probes on the LAN from tests
 		RegistrationToken: o.regToken,
 		Gater:             o.gater,
 		ReconnectInterval: o.reconnect,

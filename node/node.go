@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/parley-p2p/parley/node/client"
@@ -21,6 +22,8 @@ import (
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/parley-p2p/parley/node/store"
 	"github.com/parley-p2p/parley/p2p"
@@ -55,6 +58,10 @@ type Node struct {
 	ctx    context.Context // the host's lifetime
 	cancel context.CancelFunc
 
+	// roomPeers answers the host's questions about room members
+	// (p2p.Config.Members, MemberPeers) once the peers exist.
+	roomPeers roomPeers
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -84,6 +91,21 @@ type Config struct {
 	// RelayService makes this node a relay for others. Only for a node
 	// reachable from the internet (public address or forwarded port).
 	RelayService bool
+	// NoMemberRelay stops the node relaying for the servers of its rooms.
+	// By default a node that finds itself publicly reachable (AutoNAT, or
+	// a mapped port) relays for them, and for no one else
+	// (p2p.Config.Members).
+	NoMemberRelay bool
+	// NoPortMap stops the node asking the home router to forward its
+	// ports (UPnP IGD, NAT-PMP); by default it asks, unless it listens on
+	// loopback addresses only (tests, one machine): nothing to forward,
+	// and no reason to send a packet beyond the machine.
+	NoPortMap bool
+	// PublicNetwork lets the node use the public libp2p network (the IPFS
+	// DHT's bootstrap peers and the relays its nodes offer) to find a
+	// relay when no member is reachable. It shows the node's IP addresses
+	// and peer ID to those peers (README, "Reachability"). Default off.
+	PublicNetwork bool
 	// RegistrationToken lets further accounts register; empty means only
 	// the node's first account can ever be created through the API.
 	RegistrationToken string
@@ -202,18 +224,10 @@ func (n *Node) Start() (err error) {
 	if n.media, err = n.openMedia(); err != nil {
 		return err
 	}
-	n.host, err = p2p.New(p2p.Config{
-		Key:          n.key,
-		ListenAddrs:  n.cfg.ListenAddrs,
-		Bootstrap:    n.cfg.Bootstrap,
-		NoMDNS:       n.cfg.NoMDNS,
-		Relays:       n.cfg.Relays,
-		RelayService: n.cfg.RelayService,
-		Gater:        n.cfg.Gater,
-		Logger:       n.cfg.Logger,
-		Options:      n.cfg.p2pOptions,
-	})
-	if err != nil {
+	if n.cfg.PublicNetwork {
+		n.log.Warn("public network on: this node's IP addresses and peer id are shown to the public libp2p network (bootstrap peers, DHT nodes it asks, relays it uses)")
+	}
+	if n.host, err = p2p.New(n.p2pConfig()); err != nil {
 		return err
 	}
 	// The engine publishes through the peers, which are made after it.
@@ -263,6 +277,7 @@ func (n *Node) Start() (err error) {
 		WrapHandler:       n.cfg.wrapHandler,
 	})
 	n.peers.SetMedia(n.peerMedia())
+	n.roomPeers.attach(n.peers)
 	publish, writeFailed, visible = n.peers.Publish, n.peers.WriteFailed, n.peers.Visible
 	n.host.Handle(n.peers.Handler())
 	if n.cliToken, err = newCLIToken(); err != nil {
@@ -331,6 +346,73 @@ func (n *Node) Start() (err error) {
 	n.stopReindex = n.api.StartReindex()
 	n.http.Ready()
 	n.logFreeSpace()
+	return nil
+}
+
+// p2pConfig is the host's configuration: the node's, with the room
+// members asked of the peers, which are made after the host.
+func (n *Node) p2pConfig() p2p.Config {
+	return p2p.Config{
+		Key:           n.key,
+		ListenAddrs:   n.cfg.ListenAddrs,
+		Bootstrap:     n.cfg.Bootstrap,
+		NoMDNS:        n.cfg.NoMDNS,
+		Relays:        n.cfg.Relays,
+		RelayService:  n.cfg.RelayService,
+		Members:       n.roomPeers.isMember,
+		MemberPeers:   n.roomPeers.members,
+		NoMemberRelay: n.cfg.NoMemberRelay,
+		NoPortMap:     n.cfg.NoPortMap || loopbackOnly(n.cfg.ListenAddrs),
+		PublicNetwork: n.cfg.PublicNetwork,
+		Gater:         n.cfg.Gater,
+		Logger:        n.cfg.Logger,
+		Options:       n.cfg.p2pOptions,
+	}
+}
+
+// loopbackOnly reports whether addrs are all loopback addresses (and
+// there is at least one).
+func loopbackOnly(addrs []string) bool {
+	for _, s := range addrs {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil || !manet.IsIPLoopback(a) {
+			return false
+		}
+	}
+	return len(addrs) > 0
+}
+
+// roomPeerSet is what the peers know of the servers of the followed
+// rooms: IsRoomPeer is called on libp2p's goroutines (the member relay's
+// ACL), so it reads a snapshot and never blocks.
+type roomPeerSet interface {
+	IsRoomPeer(peer.ID) bool
+	RoomPeers() []peer.ID
+}
+
+// roomPeers hands the host the peers' room peer set, which exists only
+// after the host: until then (and if the peers keep no such set) nobody
+// is a member.
+type roomPeers struct{ set atomic.Pointer[roomPeerSet] }
+
+// attach starts asking ps, if it keeps a room peer set.
+func (r *roomPeers) attach(ps any) {
+	if s, ok := ps.(roomPeerSet); ok {
+		r.set.Store(&s)
+	}
+}
+
+func (r *roomPeers) isMember(p peer.ID) bool {
+	if s := r.set.Load(); s != nil {
+		return (*s).IsRoomPeer(p)
+	}
+	return false
+}
+
+func (r *roomPeers) members() []peer.ID {
+	if s := r.set.Load(); s != nil {
+		return (*s).RoomPeers()
+	}
 	return nil
 }
 
@@ -418,7 +500,72 @@ func (n *Node) Status() any {
 		"relay_service": n.cfg.RelayService,
 		"relayed":       len(n.host.RelayAddrs()) > 0,
 		"media":         n.mediaStatus(),
+		// How the node reaches and is reached (NAT, port mapping,
+		// reservations, member relay), and how it reaches each member.
+		"network": n.host.NetStatus(),
+		"members": n.memberPaths(),
 	}
+}
+
+// maxStatusMembers bounds the members status lists.
+const maxStatusMembers = 500
+
+// memberPath is how the node reaches one server of its followed rooms.
+type memberPath struct {
+	Server string `json:"server"`
+	Peer   string `json:"peer"`
+	// Path is "direct", "relayed" or "offline".
+	Path string `json:"path"`
+	// Via is the relay's peer ID on a relayed path, and ViaServer its
+	// server name if it is one of the members.
+	Via       string `json:"via"`
+	ViaServer string `json:"via_server"`
+	// RTTms is the last measured round trip in milliseconds; absent
+	// while unknown.
+	RTTms *float64 `json:"rtt_ms,omitempty"`
+}
+
+// memberPaths says how each server of the followed rooms (not this one)
+// is reached, sorted by server name; at most maxStatusMembers.
+func (n *Node) memberPaths() []memberPath {
+	servers := map[string]peer.ID{}
+	for _, r := range n.peers.Rooms() {
+		if !r.Followed() {
+			continue
+		}
+		for _, s := range n.peers.RoomServers(r) {
+			if _, ok := servers[s]; ok || len(servers) >= maxStatusMembers {
+				continue
+			}
+			if p, err := p2p.PeerIDFromServerName(s); err == nil {
+				servers[s] = p
+			}
+		}
+	}
+	names := make([]string, 0, len(servers))
+	byPeer := make(map[peer.ID]string, len(servers))
+	for s, p := range servers {
+		names = append(names, s)
+		byPeer[p] = s
+	}
+	sort.Strings(names)
+	ids := make([]peer.ID, len(names))
+	for i, s := range names {
+		ids[i] = servers[s]
+	}
+	out := make([]memberPath, 0, len(ids))
+	for _, pp := range n.host.PeerPaths(ids) {
+		m := memberPath{Server: byPeer[pp.Peer], Peer: pp.Peer.String(), Path: pp.Path}
+		if pp.Via != "" {
+			m.Via, m.ViaServer = pp.Via.String(), byPeer[pp.Via]
+		}
+		if pp.RTT > 0 {
+			ms := float64(pp.RTT.Microseconds()) / 1000
+			m.RTTms = &ms
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 // logFreeSpace says at start how much space the data dir has, and where

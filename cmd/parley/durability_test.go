@@ -202,7 +202,7 @@ func thaw(t *testing.T, p *parleyProc) {
 // restartArgs start a node again on dataDir with the HTTP and libp2p ports
 // it had before, as a node configured with fixed ports comes back.
 func restartArgs(dataDir string, before startInfo) []string {
-	args := []string{"--data", dataDir, "--http", strings.TrimPrefix(before.URL, "http://"), "--no-mdns"}
+	args := []string{"--data", dataDir, "--http", strings.TrimPrefix(before.URL, "http://"), "--no-mdns", "--no-port-map"}
 	for _, a := range before.Addrs {
 		listen, _, _ := strings.Cut(a, "/p2p/")
 		args = append(args, "--listen", listen)

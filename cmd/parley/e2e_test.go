@@ -170,6 +170,7 @@ func nodeArgs(dataDir string) []string {
 		"--http", "127.0.0.1:0",
 		"--listen", "/ip4/127.0.0.1/tcp/0",
 		"--no-mdns",
+		"--no-port-map",
 	}
 }
 

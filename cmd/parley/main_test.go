@@ -2,16 +2,19 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"math"
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/parley-p2p/parley/node"
+	"github.com/parley-p2p/parley/p2p"
 )
 
 func TestCommands(t *testing.T) {
@@ -225,7 +228,7 @@ func (f runFlags) args(t *testing.T) []string {
 	if f.data == "" {
 		f.data = t.TempDir()
 	}
-	return append([]string{"run", "--data", f.data, "--http", f.http, "--listen", f.listen, "--no-mdns"}, f.extra...)
+	return append([]string{"run", "--data", f.data, "--http", f.http, "--listen", f.listen, "--no-mdns", "--no-port-map"}, f.extra...)
 }
 
 // holdPort listens on a loopback TCP port for the rest of the test and
@@ -264,6 +267,129 @@ func TestMemoryLimit(t *testing.T) {
 			}
 			if limit != tc.wantLimit || set != tc.wantSet {
 				t.Errorf("limit %d (set %v), want %d (set %v)", limit, set, tc.wantLimit, tc.wantSet)
+			}
+		})
+	}
+}
+
+const (
+	relayA = "/ip4/203.0.113.7/tcp/4001/p2p/12D3KooWGzh8nmRhgQxQxDtDb5sHDdDB6jNZLXzS5o4x6ofbi9Yi"
+	relayB = "/dns4/relay.example.org/udp/4001/quic-v1/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN"
+)
+
+// clearNetEnv unsets the environment's network settings for the test.
+func clearNetEnv(t *testing.T) {
+	for _, k := range []string{"PARLEY_BOOTSTRAP", "PARLEY_RELAYS", "PARLEY_PUBLIC_NETWORK", "PARLEY_PORT_MAP", "PARLEY_TEST_PUBLIC_CIDR"} {
+		t.Setenv(k, "")
+	}
+}
+
+// printNetworkConfig runs `parley run --print-network-config` with the
+// data dir and flags given, and returns the settings it prints.
+func printNetworkConfig(t *testing.T, dir string, flags ...string) (node.NetConfig, error) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	err := run(append([]string{"run", "--data", dir, "--print-network-config"}, flags...), &stdout, &stderr)
+	if err != nil {
+		return node.NetConfig{}, err
+	}
+	var c node.NetConfig
+	dec := json.NewDecoder(&stdout)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		t.Fatalf("printed %q: %v", stdout.String(), err)
+	}
+	return c, nil
+}
+
+func TestRunNetworkSettings(t *testing.T) {
+	clearNetEnv(t)
+	dir := t.TempDir()
+
+	got, err := printNetworkConfig(t, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := node.NetConfig{
+		Bootstrap: []string{}, Relays: []string{}, Listen: p2p.DefaultListenAddrs,
+		PublicNetwork: new(false), PortMap: new(true), MemberRelay: new(true), MDNS: new(true),
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("with nothing set: %+v, want the defaults %+v", got, want)
+	}
+
+	file := `{"bootstrap": ["` + relayA + `"], "relays": ["` + relayA + `"], "port_map": false, "mdns": false,
+		"listen": ["/ip4/0.0.0.0/tcp/4002"]}`
+	if err := os.WriteFile(filepath.Join(dir, node.NetConfigFile), []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PARLEY_RELAYS", relayB)
+	t.Setenv("PARLEY_PUBLIC_NETWORK", "1")
+	got, err = printNetworkConfig(t, dir, "--relay", relayA, "--relay", relayB, "--no-member-relay", "--no-port-map=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = node.NetConfig{
+		Bootstrap:     []string{relayA},         // the file's
+		Relays:        []string{relayA, relayB}, // the flags', replacing the environment's
+		Listen:        []string{"/ip4/0.0.0.0/tcp/4002"},
+		PublicNetwork: new(true),  // the environment's
+		PortMap:       new(true),  // the flag's, over the file's
+		MemberRelay:   new(false), // the flag's
+		MDNS:          new(false), // the file's
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("file, environment and flags: %+v, want %+v", got, want)
+	}
+
+	got, err = printNetworkConfig(t, dir, "--public-network=false", "--no-mdns=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *got.PublicNetwork || !*got.MDNS || !reflect.DeepEqual(got.Relays, []string{relayB}) {
+		t.Fatalf("flags turning the environment's and the file's settings back: %+v", got)
+	}
+}
+
+func TestRunRefusesBadNetworkSettings(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		file    string
+		env     map[string]string
+		flags   []string
+		wantErr []string
+	}{
+		{name: "an unknown key in the file", file: `{"relay": []}`, wantErr: []string{node.NetConfigFile, `unknown keys "relay"`}},
+		{name: "a malformed address in the file", file: `{"relays": ["/ip4/1.2.3.4/tcp/x"]}`, wantErr: []string{node.NetConfigFile, `"/ip4/1.2.3.4/tcp/x"`}},
+		{name: "a malformed relay in the environment", env: map[string]string{"PARLEY_RELAYS": "relay.example.org"}, wantErr: []string{"PARLEY_RELAYS", `"relay.example.org"`}},
+		{name: "a switch in the environment that is neither 1 nor 0", env: map[string]string{"PARLEY_PORT_MAP": "off"}, wantErr: []string{"PARLEY_PORT_MAP", `"off"`}},
+		{name: "a relay flag without its peer id", flags: []string{"--relay", "/ip4/203.0.113.7/tcp/4001"}, wantErr: []string{"--relay", `"/ip4/203.0.113.7/tcp/4001"`}},
+		{name: "a public range other than the lab's", env: map[string]string{"PARLEY_TEST_PUBLIC_CIDR": "10.0.0.0/8"}, flags: []string{"--memory-limit-mb", "0"}, wantErr: []string{"PARLEY_TEST_PUBLIC_CIDR"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clearNetEnv(t)
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			dir := t.TempDir()
+			if tc.file != "" {
+				if err := os.WriteFile(filepath.Join(dir, node.NetConfigFile), []byte(tc.file), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var stdout, stderr bytes.Buffer
+			args := append([]string{"run", "--data", dir, "--http", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns", "--no-port-map"}, tc.flags...)
+			err := run(args, &stdout, &stderr)
+			if err == nil {
+				t.Fatalf("no error; stdout %q", stdout.String())
+			}
+			for _, part := range tc.wantErr {
+				if !strings.Contains(err.Error(), part) {
+					t.Errorf("error %q does not name %s", err, part)
+				}
+			}
+			if _, statErr := os.Stat(filepath.Join(dir, "node.key")); statErr == nil {
+				t.Errorf("the node started (it made its key) despite the error")
 			}
 		})
 	}
