@@ -124,4 +124,12 @@ func TestHolePunchingReplacesARelayedConnection(t *testing.T) {
 	if _, err := a.Request(ctx, b.ID(), "echo", []byte("then direct")); err != nil {
 		t.Fatal(err)
 	}
+	// What NetStatus makes of it: the relay has a public address on its
+	// interface; the hole punch shows a's and b's firewalls to be cone-like.
+	if got := r.NetStatus().NATType; got != "none" {
+		t.Errorf("relay's NAT type %q, want none", got)
+	}
+	waitFor(t, 10*time.Second, "a hole punch recorded on both sides", func() bool {
+		return a.addrs.punches.verdict() == "cone" && b.addrs.punches.verdict() == "cone"
+	})
 }
