@@ -174,6 +174,44 @@ func TestPortCheckTellsIPv4AndIPv6Apart(t *testing.T) {
 	}
 }
 
+// The defaults' shape: one port, TCP and QUIC, IPv4 and IPv6 (the
+// defaults themselves use 4001, which another program may hold here).
+func TestOnePortBindsInBothFamiliesOverBothTransports(t *testing.T) {
+	if !canBindIPv6(t) {
+		t.Skip("no IPv6 on this machine (cannot bind [::1])")
+	}
+	var listen []string
+	for _, s := range DefaultListenAddrs {
+		listen = append(listen, strings.Replace(s, "/4001", "/"+freePort(t), 1))
+	}
+	h := newTestHost(t, func(c *Config) { c.ListenAddrs = listen })
+	if got := listening(h); len(got) != len(listen) {
+		t.Errorf("listening on %v, want %v", got, listen)
+	}
+}
+
+// freePort returns a port that was free on all interfaces for TCP and UDP
+// in both families a moment ago.
+func freePort(t *testing.T) string {
+	t.Helper()
+	for range 20 {
+		l, err := net.Listen("tcp", ":0") // dual-stack: both families
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		u, err := net.ListenPacket("udp", fmt.Sprintf(":%d", port))
+		if err != nil {
+			continue
+		}
+		u.Close()
+		return fmt.Sprint(port)
+	}
+	t.Fatal("no port free for both TCP and UDP")
+	return ""
+}
+
 // listening returns h's listen addresses, the relay transport's aside.
 func listening(h *Host) []ma.Multiaddr {
 	return slices.DeleteFunc(h.LibP2P().Network().ListenAddresses(), circuitAddr)

@@ -103,7 +103,9 @@ type Config struct {
 	NoMemberRelay bool
 
 	// NoPortMap turns off port mapping (UPnP IGD, NAT-PMP) on the home
-	// router; by default the host asks the router to forward its ports.
+	// router; by default the host asks the router to forward its ports
+	// (discovery runs in the background, for up to 10 s), unless it
+	// listens on loopback only. NetStatus shows what was mapped.
 	NoPortMap bool
 
 	// PublicNetwork lets the node use the public libp2p network (the IPFS
