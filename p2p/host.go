@@ -707,8 +707,9 @@ func (h *Host) OnPeerDisconnected(f func(peer.ID)) {
 }
 
 // OnAddrsChanged registers f to be called whenever the node's own addresses
-// (Addrs) change: a new reservation, a mapped port, a new interface. Each call
-// runs on its own goroutine.
+// (Addrs) change: a new reservation, a mapped port, a new interface. The
+// changes of addrsDebounce (200 ms) make one call, which runs on its own
+// goroutine.
 func (h *Host) OnAddrsChanged(f func()) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
