@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	bhost "github.com/libp2p/go-libp2p/p2p/host/basic"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	ma "github.com/multiformats/go-multiaddr"
@@ -144,10 +145,15 @@ func mappable(a ma.Multiaddr) bool {
 	return err == nil && (ip.IsUnspecified() || ip.IsGlobalUnicast())
 }
 
+// addrsEvents are the events addrsLoop follows.
+var addrsEvents = []any{new(event.EvtLocalAddressesUpdated), new(event.EvtPeerConnectednessChanged)}
+
 // addrsLoop calls the OnAddrsChanged hooks once for the changes of
 // addrsDebounce: parley's own (addrsChanged) and libp2p's (its address
 // list changed: an interface, a mapped port, an observed address, a
-// circuit).
+// circuit). It also notes, for the NAT type, peers whose relayed
+// connection a direct one joined; limited holds the peers connected only
+// through a relay, so no more than are connected.
 func (h *Host) addrsLoop(sub event.Subscription) {
 	defer sub.Close()
 	timer := time.NewTimer(0)
@@ -159,16 +165,32 @@ func (h *Host) addrsLoop(sub event.Subscription) {
 			due = timer.C
 		}
 	}
+	limited := make(map[peer.ID]bool)
 	for {
 		select {
 		case <-h.ctx.Done():
 			timer.Stop()
 			return
-		case _, ok := <-sub.Out():
+		case e, ok := <-sub.Out():
 			if !ok {
 				return
 			}
-			arm()
+			ev, ok := e.(event.EvtPeerConnectednessChanged)
+			if !ok {
+				arm() // EvtLocalAddressesUpdated
+				continue
+			}
+			switch ev.Connectedness {
+			case network.Limited:
+				limited[ev.Peer] = true
+			case network.Connected:
+				if limited[ev.Peer] {
+					h.addrs.punches.upgraded()
+				}
+				delete(limited, ev.Peer)
+			default:
+				delete(limited, ev.Peer)
+			}
 		case <-h.addrs.kick:
 			arm()
 		case <-due:

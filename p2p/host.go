@@ -353,7 +353,7 @@ func (h *Host) Start(ctx context.Context) error {
 		peerEvents.Close()
 		return fail(err)
 	}
-	addrEvents, err := lh.EventBus().Subscribe(new(event.EvtLocalAddressesUpdated), eventbus.Name("parley addrs"))
+	addrEvents, err := lh.EventBus().Subscribe(addrsEvents, eventbus.Name("parley addrs"), eventbus.BufSize(256))
 	if err != nil {
 		peerEvents.Close()
 		relayEvents.Close()

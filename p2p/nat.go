@@ -14,7 +14,7 @@ import (
 const (
 	natNone      = "none"      // a public address on an interface: no NAT (for that family)
 	natMapped    = "mapped"    // the home router mapped our ports (UPnP IGD, NAT-PMP)
-	natCone      = "cone"      // a hole punch succeeded since start
+	natCone      = "cone"      // a hole punch succeeded since start (a direct connection replaced a relayed one)
 	natSymmetric = "symmetric" // hole punches failed with several peers, none succeeded
 	natUnknown   = "unknown"
 )
@@ -48,6 +48,15 @@ func (t *punchTracer) Trace(evt *holepunch.Event) {
 	} else if len(t.failed) < symmetricAfter {
 		t.failed[evt.Remote] = struct{}{}
 	}
+}
+
+// upgraded records that a direct connection joined a relayed one: the NATs
+// on the way let it through, whether DCUtR or both sides dialling at once
+// opened it.
+func (t *punchTracer) upgraded() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.succeeded = true
 }
 
 // verdict is what hole punching says of the NAT: natCone, natSymmetric or
