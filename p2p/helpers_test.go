@@ -49,15 +49,18 @@ func testLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-// newTestHost starts a host on loopback without mDNS and closes it when the
-// test ends; the test then fails if goroutines it started outlive it
-// (testkit.CheckGoroutines). edit may adjust the config before New.
+// newTestHost starts a host on loopback without mDNS and without port
+// mapping (no UPnP or NAT-PMP packets on the LAN, whatever the test listens
+// on), and closes it when the test ends; the test then fails if goroutines
+// it started outlive it (testkit.CheckGoroutines). edit may adjust the
+// config before New.
 func newTestHost(t testing.TB, edit ...func(*Config)) *Host {
 	t.Helper()
 	cfg := Config{
 		Key:         newKey(t),
 		ListenAddrs: loopbackListen,
 		NoMDNS:      true,
+		NoPortMap:   true,
 		Logger:      testLogger(),
 	}
 	for _, e := range edit {

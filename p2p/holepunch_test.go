@@ -107,6 +107,7 @@ func TestHolePunchingReplacesARelayedConnection(t *testing.T) {
 	gateB.released.Store(true)
 
 	b.Handle(testHandler)
+	conns := watchConns(a, b.ID())
 	a.AddAddrs(b.ID(), b.RelayAddrs())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -124,4 +125,23 @@ func TestHolePunchingReplacesARelayedConnection(t *testing.T) {
 	if _, err := a.Request(ctx, b.ID(), "echo", []byte("then direct")); err != nil {
 		t.Fatal(err)
 	}
+	// What NetStatus makes of it: the relay has a public address on its
+	// interface; the direct connection that joined the relayed one shows
+	// a's and b's firewalls to be cone-like. (a and b listen on public
+	// simnet addresses, so their own NetStatus says "none".)
+	if got := r.NetStatus().NATType; got != "none" {
+		t.Errorf("relay's NAT type %q, want none", got)
+	}
+	conns.mu.Lock()
+	relayed := slices.ContainsFunc(conns.seen, isCircuit)
+	conns.mu.Unlock()
+	if !relayed {
+		// Seen under -race: both sides dialled each other at once and the
+		// firewall let that through; there was no relayed connection.
+		t.Log("a and b connected directly at once: no upgrade to look at")
+		return
+	}
+	waitFor(t, 10*time.Second, "the upgrade recorded on both sides", func() bool {
+		return a.addrs.punches.verdict() == "cone" && b.addrs.punches.verdict() == "cone"
+	})
 }

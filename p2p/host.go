@@ -39,10 +39,15 @@ const (
 )
 
 // DefaultListenAddrs are the listen addresses used when Config.ListenAddrs is
-// empty: port 4001 on all IPv4 interfaces, TCP and QUIC.
+// empty: port 4001 on all IPv4 and all IPv6 interfaces, TCP and QUIC. Many
+// home networks give each device a global IPv6 address, and two nodes with
+// one often connect directly, no NAT in the way. The IPv6 ones are
+// best-effort: on a host without IPv6 they are skipped (see Start).
 var DefaultListenAddrs = []string{
 	"/ip4/0.0.0.0/tcp/4001",
 	"/ip4/0.0.0.0/udp/4001/quic-v1",
+	"/ip6/::/tcp/4001",
+	"/ip6/::/udp/4001/quic-v1",
 }
 
 // Errors returned by a Host used outside its lifetime.
@@ -60,7 +65,8 @@ type Config struct {
 	Key ed25519.PrivateKey
 
 	// ListenAddrs are multiaddrs to listen on. Default: DefaultListenAddrs.
-	// Every address must bind, or Start fails.
+	// Every address given here must bind, or Start fails; of the defaults,
+	// an IPv6 address that cannot bind is skipped with a warning.
 	ListenAddrs []string
 
 	// Bootstrap peers, as multiaddrs ending in /p2p/<peer ID>. Start dials
@@ -97,7 +103,9 @@ type Config struct {
 	NoMemberRelay bool
 
 	// NoPortMap turns off port mapping (UPnP IGD, NAT-PMP) on the home
-	// router; by default the host asks the router to forward its ports.
+	// router; by default the host asks the router to forward its ports
+	// (discovery runs in the background, for up to 10 s), unless it
+	// listens on loopback only. NetStatus shows what was mapped.
 	NoPortMap bool
 
 	// PublicNetwork lets the node use the public libp2p network (the IPFS
@@ -111,14 +119,16 @@ type Config struct {
 	// Logger receives the package's logs (with component=p2p). Nil discards them.
 	Logger *slog.Logger
 
-	// Options are extra libp2p options, applied after parley's own: port
-	// mapping, forced reachability (tests on loopback need it: libp2p counts
-	// loopback and LAN addresses as private), or a simulated network in
-	// tests. Options that libp2p allows only once (identity, resource
-	// manager, connection manager, gater, transports' listen addresses) are
-	// owned by the Host and must not be repeated here; nor may libp2p's
-	// auto-relay be enabled: the Host keeps relay reservations itself
-	// (Relays).
+	// Options are extra libp2p options, applied after parley's own: forced
+	// reachability (tests on loopback need it: libp2p counts loopback and
+	// LAN addresses as private), or a simulated network in tests. Options
+	// that libp2p allows only once (identity, resource manager, connection
+	// manager, gater, transports' listen addresses, the address factory,
+	// the NAT manager) are owned by the Host and must not be repeated here
+	// (libp2p.New fails naming the clash); nor may libp2p's auto-relay be
+	// enabled: the Host keeps relay reservations itself (Relays), nor hole
+	// punching be configured again (it would drop the Host's tracer that
+	// NetStatus reads the NAT type from).
 	Options []libp2p.Option
 }
 
@@ -145,6 +155,11 @@ type Host struct {
 	service   bool // Config.RelayService
 	gater     connmgr.ConnectionGater
 	extra     []libp2p.Option
+
+	// The node's own addresses (addrs.go).
+	listenDefault bool // ListenAddrs were the defaults: IPv6 is best-effort
+	portMap       bool // ask the router for port mappings (Config.NoPortMap off)
+	addrs         addrState
 
 	reach atomic.Int32 // network.Reachability, kept by the relay loop
 
@@ -211,8 +226,11 @@ func New(cfg Config) (*Host, error) {
 		relayRetry: make(map[peer.ID]retryAt),
 		admit:      newAdmission(),
 		subs:       newSubFilter(),
+
+		listenDefault: len(cfg.ListenAddrs) == 0,
 	}
 	h.initRelay(cfg)
+	h.addrs.init()
 	h.inflow = newInflow(h.subs.isJoined, func(p peer.ID) {
 		h.countAndLog(&h.stats.throttled, "pubsub: peer over its share of validation, message dropped", "peer", p)
 	})
@@ -233,6 +251,7 @@ func New(cfg Config) (*Host, error) {
 		}
 		h.listen = append(h.listen, a)
 	}
+	h.portMap = !cfg.NoPortMap && slices.ContainsFunc(h.listen, mappable)
 	for _, s := range cfg.Bootstrap {
 		ai, err := peer.AddrInfoFromString(s)
 		if err != nil {
@@ -301,10 +320,16 @@ func (h *Host) Start(ctx context.Context) error {
 	}
 
 	for _, a := range h.listen {
-		if err := checkTCPPortFree(a); err != nil {
-			return fail(fmt.Errorf("p2p: listen on %s: %w", a, err))
+		err := checkTCPPortFree(a)
+		if err == nil {
+			err = lh.Network().Listen(a)
 		}
-		if err := lh.Network().Listen(a); err != nil {
+		if err != nil && h.listenDefault && isIP6(a) {
+			// A host without IPv6 (or with it turned off) still starts.
+			h.log.Warn("not listening on a default IPv6 address", "addr", a, "err", err)
+			continue
+		}
+		if err != nil {
 			return fail(fmt.Errorf("p2p: listen on %s: %w", a, err))
 		}
 	}
@@ -334,6 +359,12 @@ func (h *Host) Start(ctx context.Context) error {
 		peerEvents.Close()
 		return fail(err)
 	}
+	addrEvents, err := lh.EventBus().Subscribe(addrsEvents, eventbus.Name("parley addrs"), eventbus.BufSize(256))
+	if err != nil {
+		peerEvents.Close()
+		relayEvents.Close()
+		return fail(fmt.Errorf("p2p: subscribe to address events: %w", err))
+	}
 
 	h.mu.Lock()
 	h.state = stateRunning
@@ -346,6 +377,7 @@ func (h *Host) Start(ctx context.Context) error {
 	h.goLocked(func() { h.relayWatch(relayEvents, kick) })
 	h.goLocked(func() { h.relayLoop(lh, kick) })
 	h.goLocked(h.rehelloLoop)
+	h.goLocked(func() { h.addrsLoop(addrEvents) })
 	h.mu.Unlock()
 
 	lh.SetStreamHandler(RequestProtocol, h.serveStream)
@@ -422,6 +454,7 @@ func (h *Host) newLibp2p() (host.Host, error) {
 	}
 	opts := baseOptions(h.key, rm, cm)
 	opts = append(opts, h.relayOptions()...)
+	opts = append(opts, h.addrOptions()...)
 	opts = append(opts, h.extra...)
 	if h.gater != nil {
 		opts = append(opts, libp2p.ConnectionGater(h.gater))
@@ -449,7 +482,13 @@ func checkTCPPortFree(a ma.Multiaddr) error {
 	if !ok || ta.Port == 0 {
 		return nil
 	}
-	l, err := net.ListenTCP("tcp", ta)
+	// By family: "tcp" on [::] opens a dual-stack socket, which clashes
+	// with our own IPv4 listener on the same port.
+	family := "tcp4"
+	if ta.IP.To4() == nil {
+		family = "tcp6"
+	}
+	l, err := net.ListenTCP(family, ta)
 	if err != nil {
 		return err
 	}
@@ -500,10 +539,11 @@ func (h *Host) LibP2P() host.Host {
 }
 
 // Addrs returns the node's dialable addresses as full multiaddrs ending in
-// /p2p/<peer ID>. Unspecified listen addresses (0.0.0.0) are expanded to the
-// interface addresses libp2p reports, and circuit addresses through the
-// relays the node holds a reservation with are included (RelayAddrs). Nil
-// before Start.
+// /p2p/<peer ID>: what identify tells peers (addrsFactory: interface
+// addresses for unspecified listen addresses, global IPv6 included, mapped
+// ports, circuit addresses, loopback only when there is nothing else), plus
+// circuit addresses through every relay the node holds a reservation with
+// (RelayAddrs), even one made this second. Nil before Start.
 func (h *Host) Addrs() []string {
 	lh, _, err := h.running()
 	if err != nil {
@@ -515,8 +555,9 @@ func (h *Host) Addrs() []string {
 		// bound listen addresses still tell others where to dial.
 		addrs = boundAddrs(lh)
 	}
-	// libp2p lists circuit addresses only once AutoNAT has found the node
-	// private; an invite link made earlier should carry them too.
+	// The address factory lists a reservation's circuit addresses once it
+	// has settled (announceRelayAddrs); an invite link made earlier should
+	// carry them too.
 	for _, a := range h.circuitAddrs() {
 		if !slices.ContainsFunc(addrs, a.Equal) {
 			addrs = append(addrs, a)
@@ -670,16 +711,26 @@ func (h *Host) OnPeerDisconnected(f func(peer.ID)) {
 }
 
 // OnAddrsChanged registers f to be called whenever the node's own addresses
-// (Addrs) change: a new reservation, a mapped port, a new interface. Each call
-// runs on its own goroutine.
+// (Addrs) change: a new reservation, a mapped port, a new interface. The
+// changes of addrsDebounce (200 ms) make one call, which runs on its own
+// goroutine.
 func (h *Host) OnAddrsChanged(f func()) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.onAddrs = append(h.onAddrs, f)
 }
 
-// addrsChanged calls the OnAddrsChanged hooks.
+// addrsChanged has the OnAddrsChanged hooks called soon (addrsLoop: the
+// changes of a short while make one call).
 func (h *Host) addrsChanged() {
+	select {
+	case h.addrs.kick <- struct{}{}:
+	default: // a call is due already
+	}
+}
+
+// callAddrsHooks calls the OnAddrsChanged hooks.
+func (h *Host) callAddrsHooks() {
 	h.mu.Lock()
 	fns := h.onAddrs
 	h.mu.Unlock()

@@ -55,11 +55,15 @@ type PeerPath struct {
 	RTT time.Duration `json:"rtt"`
 }
 
-// NetStatus reports how the node reaches and is reached. Zero before Start.
+// NetStatus reports how the node reaches and is reached. Before Start the
+// NAT type is "unknown" and nothing is mapped.
 func (h *Host) NetStatus() NetStatus {
+	lh, _, _ := h.running()
+	pm := h.portMapping(lh)
 	return NetStatus{
 		Reachability:  h.Reachability(),
-		NATType:       "unknown",
+		NATType:       h.natType(lh, pm),
+		PortMapping:   pm,
 		Reservations:  h.reservations(),
 		MemberRelay:   h.memberRelayStatus(),
 		PublicNetwork: h.pub.enabled,

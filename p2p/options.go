@@ -62,14 +62,15 @@ func baseOptions(key crypto.PrivKey, rm network.ResourceManager, cm *connmgr.Bas
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionManager(cm),
-		// Relay client (dial and accept relayed connections) and DCUtR
-		// hole punching cost nothing until a relay is in use; the Host
-		// keeps relay reservations itself (relay.go). AutoNAT (v1) runs
+		// The relay client (dial and accept relayed connections) costs
+		// nothing until a relay is in use; the Host keeps relay
+		// reservations itself (relay.go). DCUtR hole punching is enabled
+		// with the Host's address options (addrOptions), which trace it
+		// for the NAT type. AutoNAT (v1) runs
 		// on every libp2p host; the service answers other nodes' probes,
 		// so that parley nodes learn their reachability from each other
 		// (rate-limited by libp2p: 30 probes a minute, 3 per peer).
 		libp2p.EnableRelay(),
-		libp2p.EnableHolePunching(),
 		libp2p.EnableNATService(),
 		libp2p.DisableMetrics(),
 		libp2p.UserAgent("parley"),

@@ -592,6 +592,7 @@ func (h *Host) announceRelayAddrs(lh host.Host, held map[peer.ID]heldRelay, now,
 	slices.SortFunc(addrs, func(a, b ma.Multiaddr) int { return a.Compare(b) })
 	if !slices.EqualFunc(addrs, h.announced, ma.Multiaddr.Equal) {
 		h.announced = addrs
+		h.setCircuitAddrs(addrs) // for the address factory, before libp2p recomputes
 		h.relayAddrsOut.Emit(event.EvtAutoRelayAddrsUpdated{RelayAddrs: slices.Clone(addrs)})
 		h.addrsChanged()
 	}

@@ -269,11 +269,7 @@ func networkSettings(dataDir string, flags node.NetConfig, getenv func(string) s
 
 // treatAsPublicForTests makes the addresses of cidr count as public, for
 // test labs whose "internet" is a private range (PARLEY_TEST_PUBLIC_CIDR).
-// It is p2p.TreatAsPublicForTests once that exists (issue 14, helper
-// "addrs"); until then this build refuses the setting.
-var treatAsPublicForTests = func(cidr string) error {
-	return fmt.Errorf("%q: this build cannot treat addresses as public", cidr)
-}
+var treatAsPublicForTests = p2p.TreatAsPublicForTests
 
 func cmdID(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("id", flag.ContinueOnError)
