@@ -2,7 +2,7 @@
 import { api } from "./api.js";
 import { $, h, errText, openDialog } from "./dom.js";
 import { S, on } from "./state.js";
-import { refreshStatus, serverOf, serverPath, pathText, shortPeer } from "./node.js";
+import { refreshStatus, pollStatusFast, serverOf, serverPath, pathText, shortPeer } from "./node.js";
 import { avatarEl } from "./message.js";
 import { ensureE2EE, refreshE2EE, memberE2EE, verifiedMark, safetyBlock, whenE2EEChanges } from "./e2ee.js";
 
@@ -71,6 +71,7 @@ export function showMembersPanel() {
   const r = S.current && S.rooms.get(S.current);
   const hide = !r || !S.membersOpen;
   if ($("members").hidden !== hide) $("members").hidden = hide;
+  pollStatusFast(!hide);
   if ($("members-btn").getAttribute("aria-expanded") !== String(!hide)) $("members-btn").setAttribute("aria-expanded", String(!hide));
 }
 

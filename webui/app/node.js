@@ -8,7 +8,8 @@ import { S, emit } from "./state.js";
 // ---------- node status ----------
 
 // refreshStatus reads the node's status and announces it ("status" on the
-// bus). The app calls it every 15 s, and when a panel that shows it opens.
+// bus). pollStatus calls it regularly; a panel that shows it calls it as
+// it opens.
 export async function refreshStatus() {
   try {
     S.status = await request("GET", "/_parley/v1/status", undefined, { auth: false });
@@ -17,6 +18,24 @@ export async function refreshStatus() {
   }
   setBanner();
   emit("status");
+}
+
+// The status poll: every 15 s, every 10 s while the members panel shows
+// how members are reached.
+let pollTimer = null;
+let pollFast = false;
+
+// pollStatus starts (or, with false, stops) reading the status regularly.
+export function pollStatus(run = true) {
+  clearInterval(pollTimer);
+  pollTimer = run ? setInterval(refreshStatus, pollFast ? 10000 : 15000) : null;
+}
+
+// pollStatusFast sets the faster pace on or off.
+export function pollStatusFast(fast) {
+  if (pollFast === fast) return;
+  pollFast = fast;
+  if (pollTimer !== null) pollStatus();
 }
 
 let bannerOverride = "";
