@@ -109,20 +109,22 @@ func TestBrowserReach(t *testing.T) {
 	pa.shots(t, "reach-01-members")
 	pa.phoneShot(t, "reach-01-members-phone.png", `void 0`)
 
-	// A relay is named by the room member whose server it is: Bob's page,
-	// given a status that says Alice is reached through Alice's own server.
-	var relayed string
+	// A relay is named by the room member whose server it is, in the
+	// members panel and in the node panel's reservations: Bob's page, given
+	// a status that says Alice is reached through Alice's own server.
+	var relayed []string
 	pb.evalInto(t, `const { S, emit } = await import("/state.js");
+		const { peerName } = await import("/node.js");
 		const alice = `+jsString(aliceID)+`, server = alice.slice(alice.indexOf(":") + 1);
 		const saved = S.status;
 		S.status = { ...saved, members: [{ server, peer: "12D3KooWAbCdEfGhIjKlMnOp", path: "relayed", via: "12D3KooWAbCdEfGhIjKlMnOp", via_server: server, rtt_ms: 80 }] };
 		emit("status");
 		const li = [...document.querySelectorAll("#members .member")].find(e => e.querySelector(".mid")?.textContent === alice);
-		const text = li?.querySelector(".mpath")?.textContent;
+		const text = [li?.querySelector(".mpath")?.textContent, peerName("12D3KooWAbCdEfGhIjKlMnOp"), peerName("12D3KooWSomeoneElse123")];
 		S.status = saved; emit("status");
 		return text`, &relayed)
-	if relayed != "via Alice Liddell · 80 ms" {
-		t.Errorf("a relayed path through a member's server reads %q", relayed)
+	if want := []string{"via Alice Liddell · 80 ms", "Alice Liddell", "…eElse123"}; strings.Join(relayed, "|") != strings.Join(want, "|") {
+		t.Errorf("a relay through a member's server and another relay read %q, want %q", relayed, want)
 	}
 
 	// The node panel: reachability, the port mapping line, addresses.

@@ -68,6 +68,20 @@ export function serverPath(server) {
   return m && ["direct", "relayed", "offline"].includes(m.path) ? m : null;
 }
 
+// peerName names a peer for people: the name of a user on its server, if
+// the peer is one of the members' servers (a member's relay), else its
+// short peer ID.
+export function peerName(id) {
+  const m = Array.isArray(S.status?.members) && S.status.members.find((x) => x && x.peer === id);
+  if (m?.server) {
+    for (const r of S.rooms.values()) {
+      const u = r.members(["join"]).find((x) => serverOf(x.state_key) === m.server);
+      if (u) return u.content.displayname || u.state_key;
+    }
+  }
+  return shortPeer(id);
+}
+
 // rttText is a round trip for people ("23 ms", "<1 ms"), or "" if unknown.
 export function rttText(ms) {
   if (typeof ms !== "number" || !isFinite(ms) || ms <= 0) return "";
@@ -160,7 +174,7 @@ function networkRows(s) {
   }
   if (Array.isArray(n.reservations)) {
     row("Relay reservations", n.reservations.length
-      ? h("ul", { class: "addr-list" }, n.reservations.map((r) => h("li", {}, h("code", { title: r.relay }, shortPeer(r.relay)), timeText(r.expires) ? ` until ${timeText(r.expires)}` : "")))
+      ? h("ul", { class: "addr-list" }, n.reservations.map((r) => h("li", {}, h("span", { title: r.relay }, peerName(r.relay)), timeText(r.expires) ? ` until ${timeText(r.expires)}` : "")))
       : "none");
   }
   const mr = n.member_relay;
