@@ -144,8 +144,7 @@ func TestBrowserReach(t *testing.T) {
 		t.Errorf("port mapping reads %q", rows["Port mapping"])
 	}
 	var addrs []string
-	pa.evalInto(t, `const l = [...document.querySelectorAll("dialog[open] label")].find(e => e.textContent === "Addresses worth sharing");
-		return [...(l?.nextElementSibling?.querySelectorAll("code") || [])].map(c => c.textContent)`, &addrs)
+	pa.evalInto(t, `return [...document.querySelectorAll("dialog[open] .share-addrs input")].map(i => i.value)`, &addrs)
 	if len(addrs) == 0 || !strings.HasPrefix(addrs[0], "/ip4/127.0.0.1/") {
 		t.Errorf("addresses worth sharing on a loopback-only node: %q", addrs)
 	}
