@@ -217,7 +217,7 @@ export async function nodeDialog() {
       h("h3", {}, "Network"),
       h("dl", { class: "kv net" }, networkRows(s)),
       h("label", {}, "Addresses worth sharing"),
-      share.length ? h("p", { class: "muted small-note" }, "Someone elsewhere can reach this node at one of these (parley run --bootstrap ADDRESS). Invite links carry them already.") : null,
+      share.length ? h("p", { class: "muted small-note" }, "Someone elsewhere can reach this node at one of these (", h("code", { class: "cmd" }, "parley run --bootstrap ADDRESS"), "). Invite links carry them already.") : null,
       share.length ? h("div", { class: "share-addrs" }, share.map((a) => copyRow(a, "address"))) : h("p", { class: "muted" }, "None yet: others can reach this node only on this network."),
       all.length > share.length ? h("details", { class: "all-addrs" }, h("summary", {}, `All addresses (${all.length})`), codeList(all)) : null,
       h("div", { class: "dlg-actions" }, h("button", { type: "button", onclick: close, autofocus: true }, "Close")),
