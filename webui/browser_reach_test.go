@@ -148,6 +148,19 @@ func TestBrowserReach(t *testing.T) {
 	if len(addrs) == 0 || !strings.HasPrefix(addrs[0], "/ip4/127.0.0.1/") {
 		t.Errorf("addresses worth sharing on a loopback-only node: %q", addrs)
 	}
+	// The lines follow the status while the panel is open.
+	var followed string
+	pa.evalInto(t, `const { S, emit } = await import("/state.js");
+		const saved = S.status;
+		S.status = { ...saved, network: { ...saved.network, reachability: "public" } };
+		emit("status");
+		const dt = [...document.querySelectorAll("dialog[open] dl.net dt")].find(e => e.textContent === "Reachability");
+		const text = dt?.nextElementSibling.textContent;
+		S.status = saved; emit("status");
+		return text`, &followed)
+	if !strings.HasPrefix(followed, "public") {
+		t.Errorf("after a status saying public, the open node panel reads %q", followed)
+	}
 	pa.shots(t, "reach-02-node")
 	pa.phoneShot(t, "reach-02-node-phone.png", `void 0`)
 	pa.eval(t, `document.querySelector("dialog[open]").close()`)

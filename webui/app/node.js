@@ -3,7 +3,7 @@
 import { request } from "./api.js";
 import { qrSVG } from "./qr.js";
 import { $, h, kids, copyRow, openDialog } from "./dom.js";
-import { S, emit } from "./state.js";
+import { S, emit, on } from "./state.js";
 
 // ---------- node status ----------
 
@@ -194,6 +194,7 @@ function networkRows(s) {
 
 export async function nodeDialog() {
   await refreshStatus();
+  let stop = () => {};
   openDialog("This node", (body, close) => {
     const s = S.status;
     if (!s) {
@@ -202,6 +203,9 @@ export async function nodeDialog() {
     }
     const all = Array.isArray(s.addrs) ? s.addrs : [];
     const share = shareableAddrs(all);
+    // The network lines follow the status poll while the panel is open.
+    const net = h("dl", { class: "kv net" }, networkRows(s));
+    stop = on("status", () => S.status && net.replaceChildren(...networkRows(S.status)));
     body.append(...kids(
       s.connected_peers ? null : h("p", { class: "banner", style: "border-radius:8px" }, "Not connected to any other device: others cannot reach you and your messages wait on this device."),
       h("label", {}, "Your user ID"), copyRow(S.me.user_id, "user ID"),
@@ -215,12 +219,12 @@ export async function nodeDialog() {
         h("dt", {}, "Version"), h("dd", {}, s.version || ""),
       ),
       h("h3", {}, "Network"),
-      h("dl", { class: "kv net" }, networkRows(s)),
+      net,
       h("label", {}, "Addresses worth sharing"),
       share.length ? h("p", { class: "muted small-note" }, "Someone elsewhere can reach this node at one of these (", h("code", { class: "cmd" }, "parley run --bootstrap ADDRESS"), "). Invite links carry them already.") : null,
       share.length ? h("div", { class: "share-addrs" }, share.map((a) => copyRow(a, "address"))) : h("p", { class: "muted" }, "None yet: others can reach this node only on this network."),
       all.length > share.length ? h("details", { class: "all-addrs" }, h("summary", {}, `All addresses (${all.length})`), codeList(all)) : null,
       h("div", { class: "dlg-actions" }, h("button", { type: "button", onclick: close, autofocus: true }, "Close")),
     ));
-  });
+  }, { onClose: () => stop() });
 }
