@@ -167,7 +167,7 @@ function networkRows(s) {
   const pm = n.port_mapping;
   if (pm && typeof pm === "object") {
     const mapped = Array.isArray(pm.mapped) ? pm.mapped : [];
-    row("Port mapping", !pm.enabled ? "off (--no-port-map)"
+    row("Port mapping", !pm.enabled ? "off"
       : mapped.length ? ["mapped on the router:", codeList(mapped)]
         : pm.found ? "the router answered but mapped no port"
           : "on; no UPnP or NAT-PMP router answered");
@@ -179,7 +179,7 @@ function networkRows(s) {
   }
   const mr = n.member_relay;
   if (mr && typeof mr === "object") {
-    row("Relay for members", !mr.enabled ? "off (--no-member-relay)"
+    row("Relay for members", !mr.enabled ? "off"
       : !mr.running ? "on, waiting for a public address"
         : `on: serving ${Number(mr.reservations) || 0}, refused ${Number(mr.refused) || 0}`);
   }
