@@ -33,7 +33,7 @@ export function renderMembers() {
     return h("li", {}, h("button", { type: "button", class: "member", onclick: () => memberDialog(r, m.state_key) },
       avatarEl(r, m.state_key, "small"),
       h("span", { style: "min-width:0;flex:1" }, h("span", { class: "mname" }, (m.content.displayname || m.state_key) + (m.state_key === S.me.user_id ? " (you)" : "")), h("span", { class: "mid" }, m.state_key),
-        h("span", { class: "mpath", dataset: { server: serverOf(m.state_key) }, hidden: true })),
+        h("span", { class: "mpath", dataset: { server: serverOf(m.state_key), membership: m.content.membership }, hidden: true })),
       h("span", { class: "tags" }, v ? verifiedMark(v) : null, levelName(pl) ? h("span", { class: "pl" + (pl >= 100 ? " admin" : "") }, levelName(pl)) : null)));
   };
   panel.replaceChildren(...[
@@ -45,6 +45,9 @@ export function renderMembers() {
   paintPaths();
 }
 
+const asked = new Set(); // "server membership" whose absence from the status made us ask again
+let askTimer = null;
+
 // paintPaths writes beside each member of another server how this node
 // reaches it ("direct · 23 ms", "via Carol · 80 ms", "offline"), from the
 // last status, in place (focus and scroll stay).
@@ -55,14 +58,23 @@ function paintPaths() {
     const m = p.via_server && r.members(["join"]).find((x) => serverOf(x.state_key) === p.via_server);
     return m ? m.content.displayname || m.state_key : shortPeer(p.via);
   };
+  let unasked = false;
   for (const el of $("members").querySelectorAll(".mpath")) {
     const p = serverPath(el.dataset.server);
+    const key = el.dataset.server + " " + el.dataset.membership;
+    if (!p && Array.isArray(S.status?.members) && el.dataset.server !== S.status.server_name && !asked.has(key)) {
+      asked.add(key);
+      unasked = true;
+    }
     const text = p ? pathText(p, relayName) : "";
     if (el.textContent !== text) el.textContent = text;
     el.className = "mpath" + (p ? " " + p.path : "");
     el.title = p?.via ? "Relay: " + p.via : "";
     el.hidden = !text;
   }
+  // A server the status did not name yet (a member who was just invited
+  // or joined) is asked about once a moment later, not at the next poll.
+  if (unasked && !askTimer) askTimer = setTimeout(() => { askTimer = null; refreshStatus(); }, 1000);
 }
 on("status", paintPaths);
 
