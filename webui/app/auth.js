@@ -3,7 +3,7 @@ import { api, session, setToken, setUnauthorizedHandler } from "./api.js";
 import { $, h, errText, field } from "./dom.js";
 import { S, loadSeen } from "./state.js";
 import { syncLoop } from "./sync.js";
-import { refreshStatus, setBanner } from "./node.js";
+import { refreshStatus, pollStatus, setBanner } from "./node.js";
 import { route } from "./router.js";
 import { renderRoomList } from "./roomlist.js";
 import { startShell } from "./shell.js";
@@ -103,7 +103,7 @@ export function resetSession() {
   S.current = null;
   S.filterId = null;
   S.waitingFor.clear();
-  clearInterval(statusTimer);
+  pollStatus(false);
   setBanner("");
 }
 
@@ -117,15 +117,13 @@ setUnauthorizedHandler(() => {
 
 // ---------- starting the app ----------
 
-let statusTimer;
 export function startApp() {
   $("auth").hidden = true;
   $("app").hidden = false;
   $("me-btn").textContent = S.me.user_id;
   loadSeen();
   refreshStatus();
-  clearInterval(statusTimer);
-  statusTimer = setInterval(refreshStatus, 15000);
+  pollStatus();
   renderRoomList();
   startShell();
   route();

@@ -1,7 +1,8 @@
 // The members panel and a member's dialog (roles, removing, banning).
 import { api } from "./api.js";
 import { $, h, errText, openDialog } from "./dom.js";
-import { S } from "./state.js";
+import { S, on } from "./state.js";
+import { refreshStatus, pollStatusFast, serverOf, serverPath, pathText, shortPeer } from "./node.js";
 import { avatarEl } from "./message.js";
 import { ensureE2EE, refreshE2EE, memberE2EE, verifiedMark, safetyBlock, whenE2EEChanges } from "./e2ee.js";
 
@@ -31,7 +32,8 @@ export function renderMembers() {
     const v = memberE2EE(r, m.state_key)?.verified;
     return h("li", {}, h("button", { type: "button", class: "member", onclick: () => memberDialog(r, m.state_key) },
       avatarEl(r, m.state_key, "small"),
-      h("span", { style: "min-width:0;flex:1" }, h("span", { class: "mname" }, (m.content.displayname || m.state_key) + (m.state_key === S.me.user_id ? " (you)" : "")), h("span", { class: "mid" }, m.state_key)),
+      h("span", { style: "min-width:0;flex:1" }, h("span", { class: "mname" }, (m.content.displayname || m.state_key) + (m.state_key === S.me.user_id ? " (you)" : "")), h("span", { class: "mid" }, m.state_key),
+        h("span", { class: "mpath", dataset: { server: serverOf(m.state_key), membership: m.content.membership }, hidden: true })),
       h("span", { class: "tags" }, v ? verifiedMark(v) : null, levelName(pl) ? h("span", { class: "pl" + (pl >= 100 ? " admin" : "") }, levelName(pl)) : null)));
   };
   panel.replaceChildren(...[
@@ -40,13 +42,48 @@ export function renderMembers() {
     invited.length ? h("h2", {}, `Invited (${invited.length})`) : null,
     invited.length ? h("ul", { class: "link-list", style: "margin:0" }, invited.map(item)) : null,
   ].filter(Boolean));
+  paintPaths();
 }
+
+const asked = new Set(); // "server membership" whose absence from the status made us ask again
+let askTimer = null;
+
+// paintPaths writes beside each member of another server how this node
+// reaches it ("direct · 23 ms", "via Carol · 80 ms", "offline"), from the
+// last status, in place (focus and scroll stay).
+function paintPaths() {
+  const r = S.current && S.rooms.get(S.current);
+  if (!r) return;
+  const relayName = (p) => {
+    const m = p.via_server && r.members(["join"]).find((x) => serverOf(x.state_key) === p.via_server);
+    return m ? m.content.displayname || m.state_key : shortPeer(p.via);
+  };
+  let unasked = false;
+  for (const el of $("members").querySelectorAll(".mpath")) {
+    const p = serverPath(el.dataset.server);
+    const key = el.dataset.server + " " + el.dataset.membership;
+    if (!p && Array.isArray(S.status?.members) && el.dataset.server !== S.status.server_name && !asked.has(key)) {
+      asked.add(key);
+      unasked = true;
+    }
+    const text = p ? pathText(p, relayName) : "";
+    if (el.textContent !== text) el.textContent = text;
+    el.className = "mpath" + (p ? " " + p.path : "");
+    el.title = p?.via ? "Relay: " + p.via : "";
+    el.hidden = !text;
+  }
+  // A server the status did not name yet (a member who was just invited
+  // or joined) is asked about once a moment later, not at the next poll.
+  if (unasked && !askTimer) askTimer = setTimeout(() => { askTimer = null; refreshStatus(); }, 1000);
+}
+on("status", paintPaths);
 
 // showMembersPanel shows or hides the panel as the user chose, for the open room.
 export function showMembersPanel() {
   const r = S.current && S.rooms.get(S.current);
   const hide = !r || !S.membersOpen;
   if ($("members").hidden !== hide) $("members").hidden = hide;
+  pollStatusFast(!hide);
   if ($("members-btn").getAttribute("aria-expanded") !== String(!hide)) $("members-btn").setAttribute("aria-expanded", String(!hide));
 }
 
@@ -54,6 +91,7 @@ export function toggleMembers() {
   S.membersOpen = !S.membersOpen;
   showMembersPanel();
   renderMembers();
+  if (S.membersOpen) refreshStatus();
   if (S.membersOpen) $("members").querySelector("button")?.focus();
   else $("members-btn").focus();
 }
