@@ -480,12 +480,16 @@ func (n *Node) Status() any {
 	}
 	sort.Strings(ids)
 	roomCount := n.dag.RoomCount()
+	addrs := n.host.Addrs()
 	accounts, _ := n.api.AccountCount()
 	return map[string]any{
-		"claimed":         accounts > 0,
-		"server_name":     n.serverName,
-		"peer_id":         n.host.ID().String(),
-		"addrs":           n.host.Addrs(),
+		"claimed":     accounts > 0,
+		"server_name": n.serverName,
+		"peer_id":     n.host.ID().String(),
+		"addrs":       addrs,
+		// The addresses an invite link carries: what a joiner elsewhere
+		// could dial (p2p.LinkAddrs).
+		"link_addrs":      p2p.LinkAddrs(addrs),
 		"connected_peers": len(peers),
 		"peers":           ids,
 		"rooms":           roomCount,

@@ -202,7 +202,9 @@ export async function nodeDialog() {
       return;
     }
     const all = Array.isArray(s.addrs) ? s.addrs : [];
-    const share = shareableAddrs(all);
+    // The node names the addresses its links carry; shareableAddrs is
+    // the same rule for an older node's status.
+    const share = Array.isArray(s.link_addrs) ? s.link_addrs : shareableAddrs(all);
     // The network lines follow the status poll while the panel is open.
     const net = h("dl", { class: "kv net" }, networkRows(s));
     stop = on("status", () => S.status && net.replaceChildren(...networkRows(S.status)));
