@@ -162,6 +162,9 @@ type Host struct {
 	inflow  *inflow    // copies and floods kept off the validation queue (inflow.go)
 	stats   counters
 
+	pspaths   *pubsubPaths // GossipSub's streams on path changes (resync.go)
+	pathStats pathCounters // paths.go
+
 	// life serialises Start and Close.
 	life sync.Mutex
 
@@ -208,6 +211,7 @@ func New(cfg Config) (*Host, error) {
 		relayRetry: make(map[peer.ID]retryAt),
 		admit:      newAdmission(),
 		subs:       newSubFilter(),
+		pspaths:    newPubsubPaths(),
 	}
 	h.inflow = newInflow(h.subs.isJoined, func(p peer.ID) {
 		h.countAndLog(&h.stats.throttled, "pubsub: peer over its share of validation, message dropped", "peer", p)
@@ -338,6 +342,7 @@ func (h *Host) Start(ctx context.Context) error {
 	h.goLocked(func() { h.relayWatch(relayEvents, kick) })
 	h.goLocked(func() { h.relayLoop(lh, kick) })
 	h.goLocked(h.rehelloLoop)
+	h.goLocked(func() { h.pathsLoop(lh) })
 	h.mu.Unlock()
 
 	lh.SetStreamHandler(RequestProtocol, h.serveStream)
