@@ -10,9 +10,10 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
+	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 	ma "github.com/multiformats/go-multiaddr"
-	manet "github.com/multiformats/go-multiaddr/net"
 )
 
 // Path changes without stalls.
@@ -48,6 +49,8 @@ const (
 	repairEvery       = 10 * time.Second       // at most one repair per peer this often
 	punchRetryAfter   = 10 * time.Second
 	punchDialTimeout  = 15 * time.Second
+	punchRetryKeep    = time.Minute     // a disconnected peer's retry state is kept this long
+	punchRetryStagger = 5 * time.Second // extra wait of the side with the larger peer ID
 	pingEvery         = 30 * time.Second
 	pingTimeout       = 5 * time.Second
 	maxPingsPerRound  = 64
@@ -104,8 +107,9 @@ type pathsState struct {
 // punchRetry is the hole-punching retry state of a peer reached only
 // through a relay.
 type punchRetry struct {
-	next  time.Time
-	tries int
+	next    time.Time
+	tries   int  // since the last change of our addresses
+	retried bool // at least once
 }
 
 // pathsLoop runs tendPaths every pathsTick and whenever a connection
@@ -178,8 +182,9 @@ func (h *Host) tendPaths(st *pathsState, now time.Time, poke func()) {
 			}
 		}
 	}
-	for p := range st.retry {
-		if !live[p] {
+	for p, r := range st.retry {
+		// A retry disconnects the peer for a moment: keep its count.
+		if !live[p] && (!r.retried || now.Sub(r.next) > punchRetryKeep) {
 			delete(st.retry, p)
 		}
 	}
@@ -216,6 +221,9 @@ func (h *Host) tendPaths(st *pathsState, now time.Time, poke func()) {
 		}
 		switch {
 		case len(relayed) > 0 && len(direct) > 0:
+			if r, ok := st.retry[p]; ok && r.retried {
+				h.pathStats.punchUpgrades.Add(1)
+			}
 			delete(st.retry, p)
 			h.moveOffRelay(st, p, direct, relayed, now, run)
 		case len(relayed) > 0:
@@ -223,7 +231,7 @@ func (h *Host) tendPaths(st *pathsState, now time.Time, poke func()) {
 			h.retryHolePunch(st, p, relayed, now, run)
 		default:
 			delete(st.mixed, p)
-			if r, ok := st.retry[p]; ok && r.tries > 0 {
+			if r, ok := st.retry[p]; ok && r.retried {
 				h.pathStats.punchUpgrades.Add(1)
 			}
 			delete(st.retry, p)
@@ -313,7 +321,14 @@ func isRequestProtocol(id string) bool {
 func (h *Host) retryHolePunch(st *pathsState, p peer.ID, relayed []network.Conn, now time.Time, run func(peer.ID, func())) {
 	r, ok := st.retry[p]
 	if !ok {
-		st.retry[p] = &punchRetry{next: now.Add(punchRetryAfter)}
+		// Both sides may hold an outbound relayed connection; the one
+		// with the larger peer ID waits a little longer, so that one
+		// retry at a time is tried.
+		first := punchRetryAfter
+		if h.id > p {
+			first += punchRetryStagger
+		}
+		st.retry[p] = &punchRetry{next: now.Add(first)}
 		return
 	}
 	if now.Before(r.next) {
@@ -334,19 +349,28 @@ func (h *Host) retryHolePunch(st *pathsState, p peer.ID, relayed []network.Conn,
 		}
 		out = c
 	}
-	// The other side retries if it dialled; hole punching needs a public
-	// address of ours (DCUtR waits for one before it starts).
-	if out == nil || !hasPublicAddr(st.lh) {
+	// The other side retries if it dialled. Hole punching needs DCUtR
+	// running on both sides, which it does only once a host has a
+	// public address.
+	if out == nil || !holePunchReady(st.lh, p) {
 		r.next = now.Add(punchBackoff[min(r.tries, len(punchBackoff)-1)])
 		return
 	}
 	r.tries++
+	r.retried = true
 	r.next = now.Add(punchBackoff[min(r.tries, len(punchBackoff)-1)])
+	if h.id > p {
+		r.next = r.next.Add(punchRetryStagger)
+	}
 	addr := out.RemoteMultiaddr()
 	tries := r.tries
 	run(p, func() {
 		h.pathStats.punchRetries.Add(1)
 		out.Close()
+		// The failed punches left a dial backoff on p's addresses.
+		if sw, ok := st.lh.Network().(*swarm.Swarm); ok {
+			sw.Backoff().Clear(p)
+		}
 		ctx, cancel := context.WithTimeout(h.ctx, punchDialTimeout)
 		defer cancel()
 		err := st.lh.Connect(allowLimited(ctx), peer.AddrInfo{ID: p, Addrs: []ma.Multiaddr{addr}})
@@ -354,13 +378,14 @@ func (h *Host) retryHolePunch(st *pathsState, p peer.ID, relayed []network.Conn,
 	})
 }
 
-// hasPublicAddr reports whether libp2p has a public address for us other
-// than a circuit address.
-func hasPublicAddr(lh host.Host) bool {
-	return slices.ContainsFunc(lh.Addrs(), func(a ma.Multiaddr) bool {
-		_, relayed := circuitRelay(a)
-		return !relayed && manet.IsPublicAddr(a)
-	})
+// holePunchReady reports whether DCUtR runs here and, as far as identify
+// told us, on p.
+func holePunchReady(lh host.Host, p peer.ID) bool {
+	if !slices.Contains(lh.Mux().Protocols(), holepunch.Protocol) {
+		return false
+	}
+	ok, err := lh.Peerstore().SupportsProtocols(p, holepunch.Protocol)
+	return err == nil && len(ok) > 0
 }
 
 // checkPubsub compares what GossipSub knows of each connected peer's
