@@ -238,9 +238,7 @@ func (h *Host) tendPaths(st *pathsState, now time.Time, poke func()) {
 		}
 	}
 	h.checkPubsub(st, live, now, run)
-	if now.After(st.nextPing) {
-		h.pingRoomPeers(st, live, now)
-	}
+	h.pingRoomPeers(st, live, now)
 }
 
 // moveOffRelay moves GossipSub off p's relayed connections and closes them
@@ -443,20 +441,25 @@ func (h *Host) checkPubsub(st *pathsState, live map[peer.ID]bool, now time.Time,
 }
 
 // pingRoomPeers starts a round of pings to the connected peers of our
-// rooms, unless the last one is still going; libp2p keeps the averages
-// (LatencyEWMA) that PeerPaths reports.
+// rooms every pingEvery, and in between to those not measured yet, unless
+// the last round is still going; libp2p keeps the averages (LatencyEWMA)
+// that PeerPaths reports.
 func (h *Host) pingRoomPeers(st *pathsState, live map[peer.ID]bool, now time.Time) {
 	if st.pinging != nil {
 		select {
 		case <-st.pinging:
+			st.pinging = nil
 		default:
 			return
 		}
 	}
-	st.nextPing = now.Add(pingEvery)
+	all := !now.Before(st.nextPing)
+	if all {
+		st.nextPing = now.Add(pingEvery)
+	}
 	var targets []peer.ID
 	for p := range h.subs.announcedTopics() {
-		if live[p] && len(targets) < maxPingsPerRound {
+		if live[p] && len(targets) < maxPingsPerRound && (all || st.lh.Peerstore().LatencyEWMA(p) == 0) {
 			targets = append(targets, p)
 		}
 	}
@@ -465,15 +468,14 @@ func (h *Host) pingRoomPeers(st *pathsState, live map[peer.ID]bool, now time.Tim
 	}
 	done := make(chan struct{})
 	lh := st.lh
-	if !h.spawn(func() {
+	if h.spawn(func() {
 		defer close(done)
 		for _, p := range targets {
 			h.pingOnce(lh, p)
 		}
 	}) {
-		return
+		st.pinging = done
 	}
-	st.pinging = done
 }
 
 // pingOnce measures one round trip to p, over a relayed connection if

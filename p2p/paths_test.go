@@ -292,3 +292,39 @@ func writesOnLiveConn(h *Host, p peer.ID) bool {
 	}
 	return len(pp.outbound[p]) > 0
 }
+
+// TestPeerPathsSayHowEachRoomPeerIsReachedWithItsRoundTrip: a room peer
+// reached through a relay is "relayed" via that relay, one reached
+// directly "direct", with a measured round trip (room peers are pinged as
+// soon as they are seen, then every pingEvery); a peer with no connection
+// is "offline".
+func TestPeerPathsSayHowEachRoomPeerIsReachedWithItsRoundTrip(t *testing.T) {
+	pp := newPathPair(t)
+	a, b := pp.a, pp.b
+	keepRelayed(a)
+	keepRelayed(b)
+	pp.relayThenDirect(t)
+	// Back to the relay only: close the direct connection.
+	pp.gA.direct.Store(false)
+	pp.gB.direct.Store(false)
+	for _, c := range a.LibP2P().Network().ConnsToPeer(b.ID()) {
+		if !c.Stat().Limited {
+			c.Close()
+		}
+	}
+	waitFor(t, 5*time.Second, "a relayed path with a round trip", func() bool {
+		p := a.PeerPaths([]peer.ID{b.ID()})[0]
+		return p.Path == "relayed" && p.RTT > 0
+	})
+	got := a.PeerPaths([]peer.ID{b.ID(), pp.r.ID(), newTestHost(t).ID()})
+	if got[0].Via != pp.r.ID() {
+		t.Errorf("relayed via %s, want the relay %s", got[0].Via, pp.r.ID())
+	}
+	if got[1].Path != "direct" {
+		t.Errorf("the relay itself is reached %q, want direct", got[1].Path)
+	}
+	if got[2].Path != "offline" || got[2].RTT != 0 {
+		t.Errorf("a peer never connected: %+v, want offline without a round trip", got[2])
+	}
+	t.Logf("relayed round trip on loopback: %v", got[0].RTT)
+}
