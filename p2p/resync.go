@@ -66,7 +66,9 @@ const (
 
 // pubsubPaths is shared by the Host (paths.go) and GossipSub's view of the
 // libp2p host (pubsubHost). Every method is safe for concurrent use, and
-// none calls GossipSub.
+// none calls GossipSub. What it holds is bounded by GossipSub's streams
+// and the resyncs under way (one per peer); failedAt and early keep a
+// peer for a few seconds only.
 type pubsubPaths struct {
 	mu     sync.Mutex
 	holds  map[peer.ID]*streamHold
@@ -284,8 +286,14 @@ func (pp *pubsubPaths) inject(p peer.ID) {
 func (pp *pubsubPaths) failed(s *watchedStream) {
 	close(s.dead)
 	p := s.Conn().RemotePeer()
+	now := time.Now()
 	pp.mu.Lock()
-	pp.failedAt[p] = time.Now()
+	for q, t := range pp.failedAt {
+		if now.Sub(t) >= resyncHoldMax {
+			delete(pp.failedAt, q)
+		}
+	}
+	pp.failedAt[p] = now
 	if m := pp.outbound[p]; m != nil {
 		delete(m, s)
 		if len(m) == 0 {
