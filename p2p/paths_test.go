@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/control"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	ma "github.com/multiformats/go-multiaddr"
 
@@ -87,6 +88,13 @@ func conns(h *Host, p peer.ID) (direct, relayed int) {
 // them directly as well (as hole punching would).
 func (pp *pathPair) relayThenDirect(t *testing.T) {
 	t.Helper()
+	pp.relayOnly(t)
+	pp.addDirect(t)
+}
+
+// relayOnly disconnects the pair and connects a to b through the relay.
+func (pp *pathPair) relayOnly(t *testing.T) {
+	t.Helper()
 	a, b := pp.a, pp.b
 	pp.gA.direct.Store(false)
 	pp.gB.direct.Store(false)
@@ -106,6 +114,14 @@ func (pp *pathPair) relayThenDirect(t *testing.T) {
 	if d, _ := conns(a, b.ID()); d != 0 {
 		t.Fatalf("a has %d direct connections to b while only the relay is allowed", d)
 	}
+}
+
+// addDirect connects a and b directly, as hole punching would.
+func (pp *pathPair) addDirect(t *testing.T) {
+	t.Helper()
+	a, b := pp.a, pp.b
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	pp.gA.direct.Store(true)
 	pp.gB.direct.Store(true)
 	a.LibP2P().Network().(*swarm.Swarm).Backoff().Clear(b.ID())
@@ -327,4 +343,59 @@ func TestPeerPathsSayHowEachRoomPeerIsReachedWithItsRoundTrip(t *testing.T) {
 		t.Errorf("a peer never connected: %+v, want offline without a round trip", got[2])
 	}
 	t.Logf("relayed round trip on loopback: %v", got[0].RTT)
+}
+
+// TestARelayedConnectionIsClosedOnlyOnceItsRequestsEnd: a request in
+// flight on the relayed connection when a direct one appears keeps the
+// relayed connection open (GossipSub moves at once) until it is answered.
+func TestARelayedConnectionIsClosedOnlyOnceItsRequestsEnd(t *testing.T) {
+	pp := newPathPair(t)
+	a, b := pp.a, pp.b
+	release := make(chan struct{})
+	slow := func(ctx context.Context, from peer.ID, method string, body []byte) ([]byte, error) {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return body, nil
+	}
+	a.Handle(slow)
+	b.Handle(slow)
+	pp.relayOnly(t)
+	answered := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		_, err := a.Request(ctx, b.ID(), "slow", []byte("x"))
+		answered <- err
+	}()
+	onRelay := func(h *Host, p peer.ID, what func(string) bool) bool {
+		for _, c := range h.LibP2P().Network().ConnsToPeer(p) {
+			for _, s := range c.GetStreams() {
+				if c.Stat().Limited && what(string(s.Protocol())) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	isRequest := func(id string) bool { return id == RequestProtocol }
+	isGossip := func(id string) bool { return isPubsubProtocol(protocol.ID(id)) }
+	waitFor(t, 5*time.Second, "the request on the relayed connection", func() bool { return onRelay(a, b.ID(), isRequest) })
+	pp.addDirect(t)
+	waitFor(t, 5*time.Second, "GossipSub off the relayed connection", func() bool {
+		return !onRelay(a, b.ID(), isGossip) && !onRelay(b, a.ID(), isGossip)
+	})
+	if testkit.Eventually(2*pathsTick+500*time.Millisecond, func() bool { _, r := conns(a, b.ID()); return r == 0 }) {
+		t.Fatal("the relayed connection was closed under a request in flight")
+	}
+	close(release)
+	if err := <-answered; err != nil {
+		t.Fatalf("the request in flight: %v", err)
+	}
+	waitFor(t, 5*time.Second, "the relayed connection closed once the request ended", func() bool {
+		_, ra := conns(a, b.ID())
+		_, rb := conns(b, a.ID())
+		return ra == 0 && rb == 0
+	})
 }
