@@ -47,7 +47,10 @@ const (
 	closeRelayedAfter = 30 * time.Second       // longest wait for requests on a relayed connection to end
 	repairAfter       = time.Second            // a disagreement lasting this long is repaired
 	repairEvery       = 10 * time.Second       // at most one repair per peer this often
-	punchRetryAfter   = 10 * time.Second
+	// punchRetryAfter: DCUtR tries three times, and each failed dial
+	// leaves a backoff on the address (libp2p: 5 s + 1 s x failures²,
+	// 14 s after three) on both sides; only our own can be cleared.
+	punchRetryAfter   = 15 * time.Second
 	punchDialTimeout  = 15 * time.Second
 	punchRetryKeep    = time.Minute     // a disconnected peer's retry state is kept this long
 	punchRetryStagger = 5 * time.Second // extra wait of the side with the larger peer ID
@@ -58,7 +61,7 @@ const (
 
 // punchBackoff is the wait before each hole-punching retry; the last
 // repeats.
-var punchBackoff = []time.Duration{10 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute}
+var punchBackoff = []time.Duration{punchRetryAfter, 30 * time.Second, 2 * time.Minute, 10 * time.Minute}
 
 // pathCounters count what tendPaths did.
 type pathCounters struct {
