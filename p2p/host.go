@@ -180,6 +180,9 @@ type Host struct {
 	inflow  *inflow    // copies and floods kept off the validation queue (inflow.go)
 	stats   counters
 
+	pspaths   *pubsubPaths // GossipSub's streams on path changes (resync.go)
+	pathStats pathCounters // paths.go
+
 	// life serialises Start and Close.
 	life sync.Mutex
 
@@ -226,6 +229,7 @@ func New(cfg Config) (*Host, error) {
 		relayRetry: make(map[peer.ID]retryAt),
 		admit:      newAdmission(),
 		subs:       newSubFilter(),
+		pspaths:    newPubsubPaths(),
 
 		listenDefault: len(cfg.ListenAddrs) == 0,
 	}
@@ -378,6 +382,7 @@ func (h *Host) Start(ctx context.Context) error {
 	h.goLocked(func() { h.relayLoop(lh, kick) })
 	h.goLocked(h.rehelloLoop)
 	h.goLocked(func() { h.addrsLoop(addrEvents) })
+	h.goLocked(func() { h.pathsLoop(lh) })
 	h.mu.Unlock()
 
 	lh.SetStreamHandler(RequestProtocol, h.serveStream)

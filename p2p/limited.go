@@ -2,7 +2,9 @@ package p2p
 
 import (
 	"context"
+	"sync"
 
+	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -39,13 +41,58 @@ func connectedOrRelayed(lh host.Host, p peer.ID) bool {
 // WithAllowLimitedConn. This view counts a relayed connection as a connection
 // and lets GossipSub's streams use it. Where a direct connection exists,
 // libp2p prefers it for new streams.
-type pubsubHost struct{ host.Host }
+//
+// It is also where paths.go watches and steers GossipSub's streams when a
+// peer's connections change (see pubsubPaths): the streams GossipSub opens
+// (NewStream) may be held back for a moment, the streams a peer opens to us
+// (SetStreamHandler) are seen before GossipSub reads them, and GossipSub can
+// be told to open a stream to a peer again (EventBus).
+type pubsubHost struct {
+	host.Host
+	paths *pubsubPaths
+}
 
 func (h pubsubHost) Network() network.Network { return pubsubNetwork{h.Host.Network()} }
 
 func (h pubsubHost) NewStream(ctx context.Context, p peer.ID, pids ...protocol.ID) (network.Stream, error) {
-	return h.Host.NewStream(allowLimited(ctx), p, pids...)
+	if err := h.paths.opening(ctx, p); err != nil {
+		return nil, err
+	}
+	s, err := h.Host.NewStream(allowLimited(ctx), p, pids...)
+	if err != nil || h.paths == nil {
+		return s, err
+	}
+	ws := &watchedStream{Stream: s, paths: h.paths, dead: make(chan struct{})}
+	h.paths.openedStream(ws)
+	return ws, nil
 }
+
+// watchedStream is a stream GossipSub opened. GossipSub reads it only to
+// learn that it failed; paths.go wants to know that too (see inject).
+type watchedStream struct {
+	network.Stream
+	paths *pubsubPaths
+	once  sync.Once
+	dead  chan struct{} // closed when it fails
+}
+
+func (s *watchedStream) Read(b []byte) (int, error) {
+	n, err := s.Stream.Read(b)
+	if err != nil {
+		s.once.Do(func() { s.paths.failed(s) })
+	}
+	return n, err
+}
+
+func (h pubsubHost) SetStreamHandler(pid protocol.ID, handler network.StreamHandler) {
+	h.Host.SetStreamHandler(pid, h.paths.inbound(h.Host, handler))
+}
+
+func (h pubsubHost) SetStreamHandlerMatch(pid protocol.ID, match func(protocol.ID) bool, handler network.StreamHandler) {
+	h.Host.SetStreamHandlerMatch(pid, match, h.paths.inbound(h.Host, handler))
+}
+
+func (h pubsubHost) EventBus() event.Bus { return pubsubBus{h.Host.EventBus(), h.paths} }
 
 type pubsubNetwork struct{ network.Network }
 

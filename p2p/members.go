@@ -1,10 +1,8 @@
 package p2p
 
 import (
-	"strings"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -33,9 +31,10 @@ const rehelloEvery = time.Minute
 // rehelloLoop asks peers whose subscription to a room was refused, and
 // which are now allowed, to announce their subscriptions again. Pubsub
 // does not ask again by itself: a dropped subscription comes back only
-// with a fresh hello, which the peer sends on a new stream. Resetting the
-// stream the peer writes to us makes its pubsub open a new one (it is
-// still connected) and start it with a hello.
+// with a fresh hello, which the peer sends on a new stream, once the
+// stream it writes to us fails. Failing that stream alone would make the
+// peer forget our subscriptions in turn (its pubsub declares us dead), so
+// both sides re-announce, in an order that neither loses (resync).
 func (h *Host) rehelloLoop() {
 	tick := time.NewTicker(rehelloEvery)
 	defer tick.Stop()
@@ -46,23 +45,13 @@ func (h *Host) rehelloLoop() {
 		case <-tick.C:
 		case <-h.subs.wake:
 		}
-		for _, p := range h.subs.nowAllowed() {
-			h.resetInboundPubsub(p)
+		lh, _, err := h.running()
+		if err != nil {
+			return
 		}
-	}
-}
-
-// resetInboundPubsub resets the pubsub streams p opened to us.
-func (h *Host) resetInboundPubsub(p peer.ID) {
-	lh, _, err := h.running()
-	if err != nil {
-		return
-	}
-	for _, c := range lh.Network().ConnsToPeer(p) {
-		for _, s := range c.GetStreams() {
-			proto := string(s.Protocol())
-			if s.Stat().Direction == network.DirInbound && (strings.HasPrefix(proto, "/meshsub/") || strings.HasPrefix(proto, "/floodsub/")) {
-				s.Reset()
+		for _, p := range h.subs.nowAllowed() {
+			if connectedOrRelayed(lh, p) {
+				h.spawn(func() { h.resync(lh, p, "rehello") })
 			}
 		}
 	}

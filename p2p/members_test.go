@@ -56,4 +56,16 @@ func TestAPeerNotAllowedInARoomGetsNoneOfItsMessagesUntilAllowed(t *testing.T) {
 		t.Errorf("a delivered %q, a message from a peer it refused", m.data)
 	default:
 	}
+	// Asking b to announce itself again did not make b forget a's
+	// subscription: b's messages reach a.
+	waitFor(t, 5*time.Second, "b to see a in the room", inRoom(b, testRoom, a.ID()))
+	if err := b.Publish(ctx, testRoom, []byte("from b, allowed")); err != nil {
+		t.Fatal(err)
+	}
+	if got := boxA.next(t, 5*time.Second); got.data != "from b, allowed" {
+		t.Errorf("a's first message from b is %q, want the one sent once b was allowed", got.data)
+	}
+	if a.PathStats().Resyncs == 0 {
+		t.Error("no resync counted for the rehello")
+	}
 }

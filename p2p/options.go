@@ -155,7 +155,7 @@ func newConnManager() (*connmgr.BasicConnMgr, error) {
 //   - a subscription filter (subfilter.go): a peer cannot make us track
 //     more than a few topics we are not in.
 func (h *Host) newPubSub(ctx context.Context, lh host.Host, tr *tracer) (*pubsub.PubSub, error) {
-	return pubsub.NewGossipSub(ctx, pubsubHost{lh},
+	return pubsub.NewGossipSub(ctx, pubsubHost{lh, h.pspaths},
 		pubsub.WithGossipSubParams(gossipParams()),
 		pubsub.WithFloodPublish(true),
 		pubsub.WithPeerExchange(true),

@@ -53,17 +53,24 @@ type subFilter struct {
 	refused map[peer.ID]map[string]string // peer -> topic -> room, refused subscriptions
 	nRefuse int
 	wake    chan struct{} // the members of a room changed
+	// announced holds the subscriptions to rooms we are in that each
+	// peer announced and we kept, so that paths.go can tell when pubsub
+	// has forgotten them (resync.go). Bounded by the connected peers
+	// times the topics we are in: entries go when the peer unsubscribes
+	// or disconnects, or we leave the topic.
+	announced map[peer.ID]map[string]struct{}
 }
 
 var _ pubsub.SubscriptionFilter = (*subFilter)(nil)
 
 func newSubFilter() *subFilter {
 	return &subFilter{
-		joined:  make(map[string]string),
-		members: make(map[string]func(peer.ID) bool),
-		others:  make(map[peer.ID]map[string]struct{}),
-		refused: make(map[peer.ID]map[string]string),
-		wake:    make(chan struct{}, 1),
+		joined:    make(map[string]string),
+		members:   make(map[string]func(peer.ID) bool),
+		others:    make(map[peer.ID]map[string]struct{}),
+		refused:   make(map[peer.ID]map[string]string),
+		wake:      make(chan struct{}, 1),
+		announced: make(map[peer.ID]map[string]struct{}),
 	}
 }
 
@@ -88,6 +95,7 @@ func (f *subFilter) FilterIncomingSubscriptions(p peer.ID, subs []*pb.RPC_SubOpt
 		}
 		mine := f.others[p]
 		if !s.GetSubscribe() {
+			f.unannounceLocked(p, topic)
 			if _, ok := mine[topic]; ok {
 				delete(mine, topic)
 				f.total--
@@ -98,6 +106,7 @@ func (f *subFilter) FilterIncomingSubscriptions(p peer.ID, subs []*pb.RPC_SubOpt
 		if room, ok := f.joined[topic]; ok {
 			if f.allowedLocked(room, p) {
 				out = append(out, s)
+				f.announceLocked(p, topic)
 			} else {
 				f.refuseLocked(p, topic, room)
 			}
@@ -132,6 +141,9 @@ func (f *subFilter) leave(topic string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.joined, topic)
+	for p := range f.announced {
+		f.unannounceLocked(p, topic)
+	}
 }
 
 // isJoined reports whether we are in topic.
@@ -238,6 +250,48 @@ func (f *subFilter) forget(p peer.ID) {
 	delete(f.others, p)
 	f.nRefuse -= len(f.refused[p])
 	delete(f.refused, p)
+	delete(f.announced, p)
+}
+
+func (f *subFilter) announceLocked(p peer.ID, topic string) {
+	mine := f.announced[p]
+	if mine == nil {
+		mine = make(map[string]struct{})
+		f.announced[p] = mine
+	}
+	mine[topic] = struct{}{}
+}
+
+func (f *subFilter) unannounceLocked(p peer.ID, topic string) {
+	if mine, ok := f.announced[p]; ok {
+		delete(mine, topic)
+		if len(mine) == 0 {
+			delete(f.announced, p)
+		}
+	}
+}
+
+// announcedTopics returns, for each peer, the topics of rooms we are in
+// that it announced and that its room's members filter still allows.
+func (f *subFilter) announcedTopics() map[peer.ID][]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make(map[peer.ID][]string, len(f.announced))
+	add := func(p peer.ID, topics map[string]struct{}) {
+		for topic := range topics {
+			if room, ok := f.joined[topic]; ok && f.allowedLocked(room, p) {
+				out[p] = append(out[p], topic)
+			}
+		}
+	}
+	for p, topics := range f.announced {
+		add(p, topics)
+	}
+	// Announced before we joined: kept under others.
+	for p, topics := range f.others {
+		add(p, topics)
+	}
+	return out
 }
 
 // otherTopics returns how many topics we are not in are tracked.
