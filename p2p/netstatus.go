@@ -20,6 +20,8 @@ type NetStatus struct {
 	MemberRelay  MemberRelay   `json:"member_relay"`
 	// PublicNetwork is whether the node uses the public libp2p network.
 	PublicNetwork bool `json:"public_network"`
+	// Paths counts how traffic moved between relayed and direct paths.
+	Paths PathStats `json:"paths"`
 }
 
 // PortMapping is what the home router granted.
@@ -67,6 +69,7 @@ func (h *Host) NetStatus() NetStatus {
 		Reservations:  h.reservations(),
 		MemberRelay:   h.memberRelayStatus(),
 		PublicNetwork: h.pub.enabled,
+		Paths:         h.PathStats(),
 	}
 }
 
