@@ -1,0 +1,362 @@
+//go:build linux
+
+package natlab
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	"maunium.net/go/mautrix/id"
+
+	"github.com/parley-p2p/parley/internal/testkit"
+)
+
+// parley is the command under test, built once per run.
+var parley = testkit.Binary{Name: "parley", Pkg: "github.com/parley-p2p/parley/cmd/parley", Flags: []string{"-ldflags", "-s -w"}}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	parley.Remove()
+	printTable()
+	os.Exit(code)
+}
+
+var (
+	setupOnce sync.Once
+	setupSkip string
+	labBin    *Binary
+	binErr    error
+)
+
+// setup skips the test where the lab cannot run, and returns the built
+// binary and the lab's internet prefix: 100.64.0 when the binary can be
+// told that 100.64.0.0/10 is public, else 11.0.0 (public-looking
+// addresses, which never leave the lab's namespaces).
+func setup(t *testing.T) (*Binary, string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("natlab: starts daemons in network namespaces")
+	}
+	setupOnce.Do(func() {
+		if err := Available(); err != nil {
+			setupSkip = err.Error()
+		}
+	})
+	if setupSkip != "" {
+		t.Skip(setupSkip)
+	}
+	path := parley.Path(t)
+	if labBin == nil && binErr == nil {
+		labBin, binErr = Inspect(path)
+	}
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	net := os.Getenv("PARLEY_LAB_NET")
+	switch {
+	case net != "":
+	case labBin.PublicEnv():
+		net = "100.64.0"
+	default:
+		net = "11.0.0"
+	}
+	return labBin, net
+}
+
+// A row of the lab's table: one run of one scenario.
+type row struct {
+	scenario string
+	rep      int
+	joined   string // how the join connected: "relay" or "direct"
+	link     string // the kinds of address the link carried
+	path     string // how messages went: "direct" or "relayed"
+	upgrade  time.Duration
+	msgs     stats
+	note     string
+}
+
+var table struct {
+	mu   sync.Mutex
+	rows []row
+}
+
+func printTable() {
+	table.mu.Lock()
+	defer table.mu.Unlock()
+	if len(table.rows) == 0 {
+		return
+	}
+	slices.SortFunc(table.rows, func(a, b row) int {
+		if c := strings.Compare(a.scenario, b.scenario); c != 0 {
+			return c
+		}
+		return a.rep - b.rep
+	})
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "scenario\trep\tlink\tjoined via\tpath\tupgrade\tmsg p50\tmsg max\tnote")
+	for _, r := range table.rows {
+		up := "-"
+		if r.upgrade > 0 {
+			up = r.upgrade.Round(time.Millisecond).String()
+		}
+		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\t%v\t%v\t%s\n", r.scenario, r.rep, r.link, r.joined, r.path, up,
+			r.msgs.p50.Round(100*time.Microsecond), r.msgs.max.Round(100*time.Microsecond), r.note)
+	}
+	w.Flush()
+}
+
+// reps runs the scenario PARLEY_LAB_REPS times (once by default), each in a
+// lab of its own, and records each run's row.
+func reps(t *testing.T, scenario string, run func(t *testing.T, bin *Binary, net string) row) {
+	bin, net := setup(t)
+	t.Parallel()
+	n := 1
+	if s := os.Getenv("PARLEY_LAB_REPS"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 1 || v > 100 {
+			t.Fatalf("PARLEY_LAB_REPS=%q: want 1..100", s)
+		}
+		n = v
+	}
+	for rep := 1; rep <= n; rep++ {
+		t.Run(fmt.Sprintf("rep%d", rep), func(t *testing.T) {
+			r := run(t, bin, net)
+			r.scenario, r.rep = scenario, rep
+			t.Logf("%s: link %s, joined via %s, path %s, upgrade %v, messages %v %s", scenario, r.link, r.joined, r.path, r.upgrade, r.msgs, r.note)
+			table.mu.Lock()
+			table.rows = append(table.rows, r)
+			table.mu.Unlock()
+		})
+	}
+}
+
+// pair is two homes in a room, each with one user, and the lab around them.
+type pair struct {
+	lab          *Lab
+	a, b         *Home
+	da, db       *Daemon
+	alice, bob   *user
+	room         id.RoomID
+	relayHost    *Host
+	relay        *Daemon
+	link, joined string
+}
+
+// relayedPair builds a public relay (--relay-service) at Net.10 and two
+// homes behind NATs of the given kind, each given the relay with --relay;
+// alice (home a) makes a room and a link once her node announces a circuit
+// address; bob (home b) joins by the link. Each router counts the bytes it
+// sends to the relay (to_relay) and to the other router (to_peer).
+func relayedPair(t *testing.T, ctx context.Context, bin *Binary, net string, nat NAT) *pair {
+	t.Helper()
+	p := &pair{lab: New(t, net)}
+	p.relayHost = p.lab.Internet("relay", 10)
+	p.a = p.lab.Home("a", 1, nat)
+	p.b = p.lab.Home("b", 2, nat)
+	p.a.Router.Count("to_relay", p.relayHost.IP)
+	p.a.Router.Count("to_peer", p.b.Router.WAN)
+	p.b.Router.Count("to_relay", p.relayHost.IP)
+	p.b.Router.Count("to_peer", p.a.Router.WAN)
+
+	p.relay = p.relayHost.Start(t, "relay", DaemonConfig{Bin: bin, Args: []string{"--relay-service", "--no-mdns"}})
+	homeArgs := []string{"--relay", p.relay.Addr(), "--no-mdns"}
+	p.da = p.a.Start(t, "a", DaemonConfig{Bin: bin, Args: homeArgs})
+	p.db = p.b.Start(t, "b", DaemonConfig{Bin: bin, Args: homeArgs})
+	p.alice = register(t, ctx, p.da, "alice")
+	p.bob = register(t, ctx, p.db, "bob")
+
+	start := time.Now()
+	testkit.WaitFor(t, 30*time.Second, "alice's node to announce a circuit address", func() bool { return hasCircuitAddr(ctx, p.da) })
+	t.Logf("a announced a circuit address %v after its banner", time.Since(start).Round(time.Millisecond))
+	p.room = createRoom(t, ctx, p.alice, "across two NATs")
+	link, kinds := makeLink(t, ctx, p.alice, p.room, net)
+	p.link = strings.Join(kinds, "+")
+	took := joinLink(t, ctx, p.bob, p.alice, link, p.room)
+	p.joined = "relay"
+	if p.direct() {
+		p.joined = "direct"
+	}
+	t.Logf("bob joined by a link carrying %s addresses in %v, via %s", p.link, took.Round(time.Millisecond), p.joined)
+	return p
+}
+
+// direct reports whether a connection between the two homes has gone
+// through both routers both ways (a hole punch that worked).
+func (p *pair) direct() bool {
+	n, err := p.a.Router.AnsweredFlowsTo(p.b.Router.WAN)
+	return err == nil && n > 0
+}
+
+// bytes reads the two routers' counters: to the relay, and to each other.
+func (p *pair) bytes(t *testing.T) (relay, peer uint64) {
+	t.Helper()
+	return p.a.Router.Bytes("to_relay") + p.b.Router.Bytes("to_relay"),
+		p.a.Router.Bytes("to_peer") + p.b.Router.Bytes("to_peer")
+}
+
+// Messages of the scenarios: how many each way, how long one may take in
+// general and once the relay has gone (the issue asks for no stall, every
+// message within 1 s; this leaves room for a loaded machine), and the
+// most the relay may carry while messages go the direct way.
+const (
+	msgsEachWay    = 20
+	msgDeadline    = 20 * time.Second
+	noStallLimit   = 2 * time.Second
+	relayIdleBytes = 2 << 10
+	minMsgBytes    = 200 // a message event on the wire is larger than this
+)
+
+// TestMasqueradingNATsUpgradeToDirect: two homes behind port-preserving
+// NATs, joined through a public relay by link, end up talking directly:
+// the routers see a direct flow, and while 20 messages pass each way the
+// relay's counters grow by less than 2 KiB and the direct path carries
+// them.
+func TestMasqueradingNATsUpgradeToDirect(t *testing.T) {
+	reps(t, "1 masquerade", func(t *testing.T, bin *Binary, net string) row {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		p := relayedPair(t, ctx, bin, net, Masquerade)
+		r := row{link: p.link, joined: p.joined}
+		start := time.Now()
+		if !testkit.Eventually(20*time.Second, p.direct) {
+			t.Fatalf("no direct flow between the homes' routers within 20 s of the join")
+		}
+		r.upgrade = time.Since(start)
+		// The first message after a join settles the room's streams; it is
+		// timed with the rest.
+		relay0, peer0 := p.bytes(t)
+		lat := exchange(t, ctx, p.alice, p.bob, p.room, msgsEachWay, "direct", msgDeadline)
+		relay1, peer1 := p.bytes(t)
+		r.msgs = summarize(lat)
+		r.note = fmt.Sprintf("relay +%d B, direct +%d B", relay1-relay0, peer1-peer0)
+		r.path = "relayed"
+		if peer1-peer0 >= 2*msgsEachWay*minMsgBytes {
+			r.path = "direct"
+		}
+		if relay1-relay0 >= relayIdleBytes {
+			t.Errorf("the relay carried %d bytes while %d messages went each way over a direct connection (want < %d): %s", relay1-relay0, msgsEachWay, relayIdleBytes, r.note)
+		}
+		if r.path != "direct" {
+			t.Errorf("the direct path carried %d bytes for %d messages: %s", peer1-peer0, 2*msgsEachWay, r.note)
+		}
+		return r
+	})
+}
+
+// TestPortRandomisingNATsStayRelayed: behind NATs that give each
+// connection a random port (symmetric), hole punching cannot work; the
+// relay carries the conversation and every message arrives.
+func TestPortRandomisingNATsStayRelayed(t *testing.T) {
+	reps(t, "2 random ports", func(t *testing.T, bin *Binary, net string) row {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		p := relayedPair(t, ctx, bin, net, RandomPorts)
+		r := row{link: p.link, joined: p.joined}
+		relay0, peer0 := p.bytes(t)
+		lat := exchange(t, ctx, p.alice, p.bob, p.room, msgsEachWay, "relayed", msgDeadline)
+		relay1, peer1 := p.bytes(t)
+		r.msgs = summarize(lat)
+		r.note = fmt.Sprintf("relay +%d B, direct +%d B", relay1-relay0, peer1-peer0)
+		r.path = "relayed"
+		if p.direct() {
+			r.path = "direct"
+			t.Errorf("a direct flow went through two port-randomising NATs")
+		}
+		if relay1-relay0 < 2*msgsEachWay*minMsgBytes {
+			t.Errorf("the relay carried only %d bytes for %d messages", relay1-relay0, 2*msgsEachWay)
+		}
+		return r
+	})
+}
+
+// TestRelayGoneAfterUpgrade: once the homes talk directly, the relay dies;
+// messages keep flowing with no stall, each one timed.
+func TestRelayGoneAfterUpgrade(t *testing.T) {
+	reps(t, "3 relay stopped", func(t *testing.T, bin *Binary, net string) row {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		p := relayedPair(t, ctx, bin, net, Masquerade)
+		r := row{link: p.link, joined: p.joined}
+		start := time.Now()
+		if !testkit.Eventually(20*time.Second, p.direct) {
+			t.Fatalf("no direct flow between the homes' routers within 20 s of the join")
+		}
+		r.upgrade = time.Since(start)
+		exchange(t, ctx, p.alice, p.bob, p.room, 1, "before", msgDeadline)
+		p.relay.Kill()
+		lat := exchange(t, ctx, p.alice, p.bob, p.room, msgsEachWay, "relay gone", noStallLimit)
+		r.msgs = summarize(lat)
+		r.path = "direct"
+		return r
+	})
+}
+
+// TestRestartedHomeIsFoundAgain: bob's node restarts on a new port; alice's
+// node reconnects to it and messages flow both ways again.
+func TestRestartedHomeIsFoundAgain(t *testing.T) {
+	reps(t, "4 restart", func(t *testing.T, bin *Binary, net string) row {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		p := relayedPair(t, ctx, bin, net, Masquerade)
+		r := row{link: p.link, joined: p.joined}
+		exchange(t, ctx, p.alice, p.bob, p.room, 1, "before", msgDeadline)
+		oldPort := p.db.Port
+		p.db.Stop()
+		start := time.Now()
+		db := p.b.Start(t, "b2", DaemonConfig{Bin: bin, DataDir: p.db.DataDir, Args: []string{"--relay", p.relay.Addr(), "--no-mdns"}})
+		if db.Port == oldPort {
+			t.Fatalf("restarted on the same port %d", oldPort)
+		}
+		p.bob.moveTo(t, ctx, db)
+		if !testkit.Eventually(60*time.Second, func() bool { return slices.Contains(peersOf(ctx, p.da), db.PeerID) }) {
+			t.Fatalf("alice's node did not reconnect to bob's restarted node within 60 s")
+		}
+		r.upgrade = time.Since(start)
+		r.note = "upgrade = restart to reconnect"
+		lat := exchange(t, ctx, p.alice, p.bob, p.room, 5, "after restart", msgDeadline)
+		r.msgs = summarize(lat)
+		r.path = "relayed"
+		if p.direct() {
+			r.path = "direct"
+		}
+		return r
+	})
+}
+
+// TestMDNSOnOneBridge: two nodes on one LAN, no bootstrap and no relay,
+// find each other by mDNS, then join by link and chat.
+func TestMDNSOnOneBridge(t *testing.T) {
+	reps(t, "7 mdns", func(t *testing.T, bin *Binary, net string) row {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		lab := New(t, net)
+		ha, hb := lab.Internet("a", 31), lab.Internet("b", 32)
+		start := time.Now()
+		da := ha.Start(t, "a", DaemonConfig{Bin: bin})
+		db := hb.Start(t, "b", DaemonConfig{Bin: bin})
+		up := time.Since(start)
+		start = time.Now()
+		if !testkit.Eventually(30*time.Second, func() bool {
+			return slices.Contains(peersOf(ctx, da), db.PeerID) && slices.Contains(peersOf(ctx, db), da.PeerID)
+		}) {
+			t.Fatalf("the nodes did not find each other by mDNS within 30 s")
+		}
+		r := row{upgrade: time.Since(start), joined: "direct", path: "direct"}
+		r.note = fmt.Sprintf("upgrade = both up (%v) to mDNS connect", up.Round(time.Millisecond))
+		alice, bob := register(t, ctx, da, "alice"), register(t, ctx, db, "bob")
+		room := createRoom(t, ctx, alice, "on one LAN")
+		link, kinds := makeLink(t, ctx, alice, room, net)
+		r.link = strings.Join(kinds, "+")
+		joinLink(t, ctx, bob, alice, link, room)
+		r.msgs = summarize(exchange(t, ctx, alice, bob, room, msgsEachWay, "lan", msgDeadline))
+		return r
+	})
+}
