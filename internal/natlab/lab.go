@@ -213,11 +213,11 @@ table ip nat {
 	}
 }
 table ip filter {
-	chain fwd {
+	chain forwarding {
 		type filter hook forward priority filter; policy accept;
 		iifname "wan0" ct state new drop
 	}
-	chain in {
+	chain incoming {
 		type filter hook input priority filter; policy accept;
 		iifname "wan0" ct state new drop
 	}
@@ -245,7 +245,7 @@ func (r *Router) Count(name, ip string) {
 	if !counterName.MatchString(name) {
 		r.Lab.t.Fatalf("natlab: counter name %q", name)
 	}
-	r.nft(fmt.Sprintf("add counter ip filter %s\nadd rule ip filter fwd oifname \"wan0\" ip daddr %s counter name %q\n", name, ip, name))
+	r.nft(fmt.Sprintf("add counter ip filter %s\nadd rule ip filter forwarding oifname \"wan0\" ip daddr %s counter name %q\n", name, ip, name))
 }
 
 // Counters reads the router's named counters: bytes by name.
