@@ -303,3 +303,40 @@ func findKey(v any, key string) (any, bool) {
 	}
 	return nil, false
 }
+
+// statusPath is how the daemon's status says it reaches the peer
+// ("direct", "relayed", "offline"), or "?" where its status does not say
+// (a binary without per-member paths).
+func statusPath(ctx context.Context, d *Daemon, peerID string) string {
+	st, err := d.Status(ctx)
+	if err != nil {
+		return "?"
+	}
+	ms, _ := st["members"].([]any)
+	for _, m := range ms {
+		if Lookup(m, "peer") == peerID {
+			if p, ok := Lookup(m, "path").(string); ok {
+				return p
+			}
+		}
+	}
+	return "?"
+}
+
+// memberRelay is the daemon's member relay status (running, reservations,
+// refused), or nil where its status has none.
+func memberRelay(ctx context.Context, d *Daemon) map[string]any {
+	st, err := d.Status(ctx)
+	if err != nil {
+		return nil
+	}
+	v, _ := findKey(st, "member_relay")
+	m, _ := v.(map[string]any)
+	return m
+}
+
+// number reads a JSON number from a decoded map; 0 if absent.
+func number(m map[string]any, key string) float64 {
+	f, _ := m[key].(float64)
+	return f
+}

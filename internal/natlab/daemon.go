@@ -121,10 +121,10 @@ func (l *lockedBuffer) String() string {
 func FreshPort() int { return 20000 + rand.IntN(40000) }
 
 // Start runs `parley run` in the host's namespace, listening on TCP and
-// QUIC at the port on every interface, with its client API on 127.0.0.1,
-// no mDNS unless the args say otherwise is not assumed (pass --no-mdns),
-// and no port mapping where the binary has --no-port-map. It waits for the
-// banner. A cleanup stops it.
+// QUIC at the port on every interface, with its client API on 127.0.0.1
+// and no port mapping (--no-port-map where the binary has it); mDNS stays
+// on unless the args say --no-mdns. It waits for the banner. A cleanup
+// stops it.
 func (h *Host) Start(t testing.TB, name string, cfg DaemonConfig) *Daemon {
 	t.Helper()
 	if cfg.DataDir == "" {
@@ -146,7 +146,16 @@ func (h *Host) Start(t testing.TB, name string, cfg DaemonConfig) *Daemon {
 	args = append(args, cfg.Args...)
 	d := &Daemon{Host: h, Name: name, DataDir: cfg.DataDir, Port: cfg.Port, t: t, exited: make(chan struct{}), http: h.HTTPClient()}
 	d.cmd = exec.Command("ip", args...)
-	d.cmd.Env = append(os.Environ(), "GOMAXPROCS=2")
+	// The daemon's network settings come from its flags only: no PARLEY_*
+	// variable of the test's environment (bootstrap peers, relays, the
+	// public network) reaches it, and the public network and port mapping
+	// are off where the binary knows those variables.
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PARLEY_") {
+			d.cmd.Env = append(d.cmd.Env, kv)
+		}
+	}
+	d.cmd.Env = append(d.cmd.Env, "GOMAXPROCS=2", "PARLEY_PUBLIC_NETWORK=0", "PARLEY_PORT_MAP=0")
 	if strings.HasPrefix(h.Lab.Net, "100.64.") {
 		d.cmd.Env = append(d.cmd.Env, "PARLEY_TEST_PUBLIC_CIDR=100.64.0.0/10")
 	}

@@ -291,17 +291,22 @@ func (r *Router) Bytes(name string) uint64 {
 
 // AnsweredFlowsTo counts the router's connection-tracking entries to ip
 // that have seen packets both ways: a direct connection through the NAT
-// (a hole punch that worked) shows as one. Needs conntrack(8).
-func (r *Router) AnsweredFlowsTo(ip string) (int, error) {
+// (a hole punch that worked) shows as one. With sport > 0, only entries
+// whose home side used that source port count. Needs conntrack(8).
+func (r *Router) AnsweredFlowsTo(ip string, sport int) (int, error) {
 	out, err := exec.Command("ip", "netns", "exec", r.NS, "conntrack", "-L", "-d", ip).Output()
 	if err != nil {
 		return 0, fmt.Errorf("natlab: conntrack -L in %s: %v", r.NS, err)
 	}
 	n := 0
 	for line := range strings.Lines(string(out)) {
-		if strings.Contains(line, "dst="+ip+" ") && !strings.Contains(line, "[UNREPLIED]") {
-			n++
+		if !strings.Contains(line, " dst="+ip+" ") || strings.Contains(line, "[UNREPLIED]") {
+			continue
 		}
+		if sport > 0 && !strings.Contains(line, fmt.Sprintf(" sport=%d ", sport)) {
+			continue
+		}
+		n++
 	}
 	return n, nil
 }
