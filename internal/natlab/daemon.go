@@ -56,8 +56,62 @@ func Inspect(path string) (*Binary, error) {
 	if err != nil {
 		return nil, err
 	}
-	b.publicEnv = bytes.Contains(exe, []byte("PARLEY_TEST_PUBLIC_CIDR"))
+	if bytes.Contains(exe, []byte("PARLEY_TEST_PUBLIC_CIDR")) {
+		b.publicEnv = acceptsPublicEnv(path)
+	}
 	return b, nil
+}
+
+// acceptsPublicEnv starts the binary with PARLEY_TEST_PUBLIC_CIDR set, in
+// a namespace of its own with only a loopback interface, and reports
+// whether it came up (a build that knows the variable but cannot apply it
+// refuses to start).
+func acceptsPublicEnv(path string) bool {
+	ns := fmt.Sprintf("%s%d-probe-env", Prefix, os.Getpid())
+	if exec.Command("ip", "netns", "add", ns).Run() != nil {
+		return false
+	}
+	defer deleteNS(ns)
+	exec.Command("ip", "-n", ns, "link", "set", "lo", "up").Run()
+	dir, err := os.MkdirTemp("", "natlab-probe-")
+	if err != nil {
+		return false
+	}
+	defer os.RemoveAll(dir)
+	var out lockedBuffer
+	cmd := exec.Command("ip", "netns", "exec", ns, path, "run", "--data", dir, "--http", "127.0.0.1:0",
+		"--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns")
+	cmd.Env = append(cleanEnv(), "PARLEY_TEST_PUBLIC_CIDR=100.64.0.0/10")
+	cmd.Stdout = &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if cmd.Start() != nil {
+		return false
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	up := waitFor(startTimeout, func() bool {
+		select {
+		case <-exited:
+			return true
+		default:
+		}
+		return strings.Contains(out.String(), "listening:")
+	}) && strings.Contains(out.String(), "listening:")
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	<-exited
+	return up
+}
+
+// cleanEnv is the test's environment without PARLEY_* variables, plus
+// the public network and port mapping turned off.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PARLEY_") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, "GOMAXPROCS=2", "PARLEY_PUBLIC_NETWORK=0", "PARLEY_PORT_MAP=0")
 }
 
 // HasFlag reports whether `parley run` takes --name.
@@ -148,14 +202,8 @@ func (h *Host) Start(t testing.TB, name string, cfg DaemonConfig) *Daemon {
 	d.cmd = exec.Command("ip", args...)
 	// The daemon's network settings come from its flags only: no PARLEY_*
 	// variable of the test's environment (bootstrap peers, relays, the
-	// public network) reaches it, and the public network and port mapping
-	// are off where the binary knows those variables.
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "PARLEY_") {
-			d.cmd.Env = append(d.cmd.Env, kv)
-		}
-	}
-	d.cmd.Env = append(d.cmd.Env, "GOMAXPROCS=2", "PARLEY_PUBLIC_NETWORK=0", "PARLEY_PORT_MAP=0")
+	// public network) reaches it.
+	d.cmd.Env = cleanEnv()
 	if strings.HasPrefix(h.Lab.Net, "100.64.") {
 		d.cmd.Env = append(d.cmd.Env, "PARLEY_TEST_PUBLIC_CIDR=100.64.0.0/10")
 	}
