@@ -71,7 +71,7 @@ func acceptsPublicEnv(path string) bool {
 	if exec.Command("ip", "netns", "add", ns).Run() != nil {
 		return false
 	}
-	defer deleteNS(ns)
+	defer deleteNS(ns, false)
 	exec.Command("ip", "-n", ns, "link", "set", "lo", "up").Run()
 	dir, err := os.MkdirTemp("", "natlab-probe-")
 	if err != nil {

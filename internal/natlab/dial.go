@@ -14,11 +14,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// DialContext dials addr from inside the host's namespace: a socket belongs
-// to the namespace of the thread that made it, so the dial runs on a
-// thread of its own that enters the namespace and then ends with its
-// goroutine (LockOSThread without Unlock), so no other goroutine ever runs
-// in the namespace. The connection works from any goroutine afterwards.
+// DialContext dials addr from inside the host's namespace. A socket
+// belongs to the namespace of the thread that creates it, so the dial runs
+// on a locked thread that enters the namespace, dials, and goes back to the
+// thread's own namespace before it is unlocked. If going back fails, the
+// thread stays locked and ends with its goroutine, so no other goroutine
+// ever runs in a lab namespace. The connection works from any thread.
 func (h *Host) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 	type result struct {
 		c   net.Conn
@@ -26,19 +27,11 @@ func (h *Host) DialContext(ctx context.Context, network, addr string) (net.Conn,
 	}
 	done := make(chan result, 1)
 	go func() {
-		runtime.LockOSThread() // never unlocked: the thread exits with this goroutine
-		f, err := os.Open("/var/run/netns/" + h.NS)
-		if err != nil {
-			done <- result{err: fmt.Errorf("natlab: open namespace %s: %w", h.NS, err)}
-			return
+		runtime.LockOSThread()
+		c, err, back := h.dialInNamespace(ctx, network, addr)
+		if back {
+			runtime.UnlockOSThread()
 		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			done <- result{err: fmt.Errorf("natlab: setns %s: %w", h.NS, err)}
-			return
-		}
-		var d net.Dialer
-		c, err := d.DialContext(ctx, network, addr)
 		done <- result{c, err}
 	}()
 	select {
@@ -52,6 +45,27 @@ func (h *Host) DialContext(ctx context.Context, network, addr string) (net.Conn,
 		}()
 		return nil, ctx.Err()
 	}
+}
+
+// dialInNamespace runs on a locked thread; back reports whether the thread
+// is in its own namespace again.
+func (h *Host) dialInNamespace(ctx context.Context, network, addr string) (c net.Conn, err error, back bool) {
+	own, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		return nil, fmt.Errorf("natlab: this thread's namespace: %w", err), true
+	}
+	defer own.Close()
+	target, err := os.Open("/var/run/netns/" + h.NS)
+	if err != nil {
+		return nil, fmt.Errorf("natlab: open namespace %s: %w", h.NS, err), true
+	}
+	defer target.Close()
+	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+		return nil, fmt.Errorf("natlab: setns %s: %w", h.NS, err), true
+	}
+	var d net.Dialer
+	c, err = d.DialContext(ctx, network, addr)
+	return c, err, unix.Setns(int(own.Fd()), unix.CLONE_NEWNET) == nil
 }
 
 // HTTPClient is an HTTP client whose connections start in the host's

@@ -318,16 +318,16 @@ func (l *Lab) remove() {
 	l.nss = nil
 	l.mu.Unlock()
 	for i := len(nss) - 1; i >= 0; i-- {
-		deleteNS(nss[i])
+		deleteNS(nss[i], false)
 	}
 }
 
-// deleteNS kills what still runs in ns (processes the lab started) and
-// deletes it.
-func deleteNS(ns string) {
-	if out, err := exec.Command("ip", "netns", "pids", ns).Output(); err == nil {
+// deleteNS deletes a namespace. With kill, it first kills what still runs
+// in it (daemons of an earlier run of these tests), never this process.
+func deleteNS(ns string, kill bool) {
+	if out, err := exec.Command("ip", "netns", "pids", ns).Output(); kill && err == nil {
 		for f := range strings.FieldsSeq(string(out)) {
-			if pid, err := strconv.Atoi(f); err == nil && pid > 1 {
+			if pid, err := strconv.Atoi(f); err == nil && pid > 1 && pid != os.Getpid() {
 				syscall.Kill(pid, syscall.SIGKILL)
 			}
 		}
@@ -360,7 +360,7 @@ func sweepStale() {
 		if err := syscall.Kill(pid, 0); err == nil || !errors.Is(err, syscall.ESRCH) {
 			continue // its test is still running
 		}
-		deleteNS(f[0])
+		deleteNS(f[0], true)
 	}
 }
 
