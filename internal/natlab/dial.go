@@ -28,7 +28,7 @@ func (h *Host) DialContext(ctx context.Context, network, addr string) (net.Conn,
 	done := make(chan result, 1)
 	go func() {
 		runtime.LockOSThread()
-		c, err, back := h.dialInNamespace(ctx, network, addr)
+		c, back, err := h.dialInNamespace(ctx, network, addr)
 		if back {
 			runtime.UnlockOSThread()
 		}
@@ -49,23 +49,23 @@ func (h *Host) DialContext(ctx context.Context, network, addr string) (net.Conn,
 
 // dialInNamespace runs on a locked thread; back reports whether the thread
 // is in its own namespace again.
-func (h *Host) dialInNamespace(ctx context.Context, network, addr string) (c net.Conn, err error, back bool) {
+func (h *Host) dialInNamespace(ctx context.Context, network, addr string) (c net.Conn, back bool, err error) {
 	own, err := os.Open("/proc/thread-self/ns/net")
 	if err != nil {
-		return nil, fmt.Errorf("natlab: this thread's namespace: %w", err), true
+		return nil, true, fmt.Errorf("natlab: this thread's namespace: %w", err)
 	}
 	defer own.Close()
 	target, err := os.Open("/var/run/netns/" + h.NS)
 	if err != nil {
-		return nil, fmt.Errorf("natlab: open namespace %s: %w", h.NS, err), true
+		return nil, true, fmt.Errorf("natlab: open namespace %s: %w", h.NS, err)
 	}
 	defer target.Close()
 	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		return nil, fmt.Errorf("natlab: setns %s: %w", h.NS, err), true
+		return nil, true, fmt.Errorf("natlab: setns %s: %w", h.NS, err)
 	}
 	var d net.Dialer
 	c, err = d.DialContext(ctx, network, addr)
-	return c, err, unix.Setns(int(own.Fd()), unix.CLONE_NEWNET) == nil
+	return c, unix.Setns(int(own.Fd()), unix.CLONE_NEWNET) == nil, err
 }
 
 // HTTPClient is an HTTP client whose connections start in the host's
