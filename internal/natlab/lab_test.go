@@ -385,62 +385,86 @@ func TestMDNSOnOneBridge(t *testing.T) {
 // pat's rooms, given pat's node as its relay, is refused.
 func TestMembersRelayForMembers(t *testing.T) {
 	reps(t, "5 member relay", func(t *testing.T, bin *Binary, net string) row {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		lab := New(t, net)
-		pub := lab.Internet("pub", 20)
-		a, b, c := lab.Home("a", 1, Masquerade), lab.Home("b", 2, Masquerade), lab.Home("c", 3, Masquerade)
-		a.Router.Count("to_pub", pub.IP)
-		a.Router.Count("to_peer", b.Router.WAN)
-		b.Router.Count("to_pub", pub.IP)
-		b.Router.Count("to_peer", a.Router.WAN)
-		dp := pub.Start(t, "pub", DaemonConfig{Bin: bin, Args: []string{"--no-mdns"}})
-		start := time.Now()
-		da := a.Start(t, "a", DaemonConfig{Bin: bin, Args: []string{"--no-mdns"}})
-		db := b.Start(t, "b", DaemonConfig{Bin: bin, Args: []string{"--no-mdns"}})
-		pat, alice, bob := register(t, ctx, dp, "pat"), register(t, ctx, da, "alice"), register(t, ctx, db, "bob")
-
-		room := createRoom(t, ctx, pat, "a public member relays")
-		link, kinds := makeLink(t, ctx, pat, room, net)
-		r := row{link: strings.Join(kinds, "+"), joined: "direct"}
-		joinLink(t, ctx, alice, pat, link, room)
-		joinLink(t, ctx, bob, pat, link, room)
-		// The stranger starts now, so its attempts overlap the wait for
-		// pat's node to be found public.
-		dc := c.Start(t, "c", DaemonConfig{Bin: bin, Args: []string{"--no-mdns", "--relay", dp.Addr()}})
-
-		if !testkit.Eventually(90*time.Second, func() bool {
-			return slices.Contains(peersOf(ctx, da), db.PeerID) && slices.Contains(peersOf(ctx, db), da.PeerID)
-		}) {
-			mr := memberRelay(ctx, dp)
-			t.Fatalf("alice's and bob's nodes did not connect within 90 s of starting (pat's member relay: %v; a holds a circuit address: %v)", mr, hasCircuitAddr(ctx, da))
-		}
-		r.upgrade = time.Since(start)
-		r.status = statusPath(ctx, da, db.PeerID)
-		pub0 := a.Router.Bytes("to_pub") + b.Router.Bytes("to_pub")
-		peer0 := a.Router.Bytes("to_peer") + b.Router.Bytes("to_peer")
-		r.msgs = summarize(exchange(t, ctx, alice, bob, room, msgsEachWay, "member relay", msgDeadline))
-		pubN := a.Router.Bytes("to_pub") + b.Router.Bytes("to_pub")
-		peerN := a.Router.Bytes("to_peer") + b.Router.Bytes("to_peer")
-		r.path = "through pat"
-		if n, err := a.Router.AnsweredFlowsTo(b.Router.WAN, 0); err == nil && n > 0 {
-			r.path = "direct"
-		}
-		mr := memberRelay(ctx, dp)
-		r.note = fmt.Sprintf("upgrade = a, b start to a-b connected; pat +%d B, direct +%d B; pat's member relay %v", pubN-pub0, peerN-peer0, mr)
-		if mr == nil {
-			t.Errorf("pat's status has no member_relay")
-		} else if number(mr, "reservations") < 1 {
-			t.Errorf("pat's member relay holds no reservation: %v", mr)
-		}
-
-		// A node in none of pat's rooms is refused.
-		if !testkit.Eventually(60*time.Second, func() bool { return number(memberRelay(ctx, dp), "refused") >= 1 }) {
-			t.Errorf("pat's member relay refused nothing within 60 s of a stranger asking (status %v)", memberRelay(ctx, dp))
-		}
-		if hasCircuitAddr(ctx, dc) {
-			t.Errorf("the stranger announces a circuit address: it holds a reservation")
-		}
-		return r
+		return membersRelay(t, bin, net, 1)
 	})
+}
+
+// TestMembersRelayWithTwoPublicMembers is TestMembersRelayForMembers with a
+// second public member (quinn), so that each public node has a peer with a
+// public address to ask whether it is reachable (AutoNAT v1 asks only
+// such peers).
+func TestMembersRelayWithTwoPublicMembers(t *testing.T) {
+	reps(t, "5b two public members", func(t *testing.T, bin *Binary, net string) row {
+		return membersRelay(t, bin, net, 2)
+	})
+}
+
+// membersRelay runs the member relay scenario with 1 or 2 public members.
+func membersRelay(t *testing.T, bin *Binary, net string, public int) row {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	lab := New(t, net)
+	pub := lab.Internet("pub", 20)
+	a, b, c := lab.Home("a", 1, Masquerade), lab.Home("b", 2, Masquerade), lab.Home("c", 3, Masquerade)
+	a.Router.Count("to_pub", pub.IP)
+	a.Router.Count("to_peer", b.Router.WAN)
+	b.Router.Count("to_pub", pub.IP)
+	b.Router.Count("to_peer", a.Router.WAN)
+	start := time.Now()
+	dp := pub.Start(t, "pub", DaemonConfig{Bin: bin, Args: []string{"--no-mdns"}})
+	pat := register(t, ctx, dp, "pat")
+	room := createRoom(t, ctx, pat, "a public member relays")
+	link, kinds := makeLink(t, ctx, pat, room, net)
+	r := row{link: strings.Join(kinds, "+"), joined: "direct"}
+	if public > 1 {
+		dq := lab.Internet("pub2", 21).Start(t, "pub2", DaemonConfig{Bin: bin, Args: []string{"--no-mdns"}})
+		joinLink(t, ctx, register(t, ctx, dq, "quinn"), pat, link, room)
+	}
+	da := a.Start(t, "a", DaemonConfig{Bin: bin, Args: []string{"--no-mdns"}})
+	db := b.Start(t, "b", DaemonConfig{Bin: bin, Args: []string{"--no-mdns"}})
+	alice, bob := register(t, ctx, da, "alice"), register(t, ctx, db, "bob")
+	joinLink(t, ctx, alice, pat, link, room)
+	joinLink(t, ctx, bob, pat, link, room)
+	// The stranger starts now, so that its attempts overlap the wait for
+	// pat's node to be found public.
+	dc := c.Start(t, "c", DaemonConfig{Bin: bin, Args: []string{"--no-mdns", "--relay", dp.Addr()}})
+
+	running := func() bool { v, _ := memberRelay(ctx, dp)["running"].(bool); return v }
+	if !testkit.Eventually(60*time.Second, running) {
+		st, _ := dp.Status(ctx)
+		reach, _ := findKey(st, "reachability")
+		t.Fatalf("pat's member relay is not running 60 s after pat's node started (reachability %v, member relay %v): "+
+			"with %d public node(s), AutoNAT v1 (which asks only peers with a public address) may have no one to ask", reach, memberRelay(ctx, dp), public)
+	}
+	t.Logf("pat's member relay running %v after pat's node started", time.Since(start).Round(time.Millisecond))
+	if !testkit.Eventually(60*time.Second, func() bool {
+		return slices.Contains(peersOf(ctx, da), db.PeerID) && slices.Contains(peersOf(ctx, db), da.PeerID)
+	}) {
+		t.Fatalf("alice's and bob's nodes did not connect within 60 s of pat's member relay running (member relay %v; a holds a circuit address: %v)", memberRelay(ctx, dp), hasCircuitAddr(ctx, da))
+	}
+	r.upgrade = time.Since(start)
+	r.status = statusPath(ctx, da, db.PeerID)
+	pub0 := a.Router.Bytes("to_pub") + b.Router.Bytes("to_pub")
+	peer0 := a.Router.Bytes("to_peer") + b.Router.Bytes("to_peer")
+	r.msgs = summarize(exchange(t, ctx, alice, bob, room, msgsEachWay, "member relay", msgDeadline))
+	pubN := a.Router.Bytes("to_pub") + b.Router.Bytes("to_pub")
+	peerN := a.Router.Bytes("to_peer") + b.Router.Bytes("to_peer")
+	r.path = "through pat"
+	if n, err := a.Router.AnsweredFlowsTo(b.Router.WAN, 0); err == nil && n > 0 {
+		r.path = "direct"
+	}
+	mr := memberRelay(ctx, dp)
+	r.note = fmt.Sprintf("upgrade = pat's start to a-b connected; pat +%d B, direct +%d B; pat's member relay %v", pubN-pub0, peerN-peer0, mr)
+	if number(mr, "reservations") < 1 {
+		t.Errorf("pat's member relay holds no reservation: %v", mr)
+	}
+
+	// A node in none of pat's rooms is refused.
+	if !testkit.Eventually(60*time.Second, func() bool { return number(memberRelay(ctx, dp), "refused") >= 1 }) {
+		t.Errorf("pat's member relay refused nothing within 60 s of a stranger asking (status %v)", memberRelay(ctx, dp))
+	}
+	if hasCircuitAddr(ctx, dc) {
+		t.Errorf("the stranger announces a circuit address: it holds a reservation")
+	}
+	return r
 }
