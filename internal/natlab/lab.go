@@ -44,15 +44,16 @@ func (n NAT) String() string {
 	return "none"
 }
 
-// Available reports what the lab needs and this machine lacks: root, ip
-// and nft (apt install nftables iproute2), and a working `ip netns add`.
+// Available reports what the lab needs and this machine lacks: root, ip,
+// nft and conntrack (apt install iproute2 nftables conntrack), and a
+// working `ip netns add`.
 // nil when it can run.
 func Available() error {
 	var missing []string
 	if os.Geteuid() != 0 {
 		missing = append(missing, "root")
 	}
-	for _, tool := range []string{"ip", "nft"} {
+	for _, tool := range []string{"ip", "nft", "conntrack"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			missing = append(missing, tool)
 		}

@@ -84,6 +84,10 @@ type row struct {
 	note     string
 }
 
+// labSlots caps the scenarios that run at once, whatever -parallel says:
+// each runs three to five daemons.
+var labSlots = make(chan struct{}, 3)
+
 var table struct {
 	mu   sync.Mutex
 	rows []row
@@ -119,6 +123,8 @@ func printTable() {
 func reps(t *testing.T, scenario string, run func(t *testing.T, bin *Binary, net string) row) {
 	bin, net := setup(t)
 	t.Parallel()
+	labSlots <- struct{}{}
+	defer func() { <-labSlots }()
 	n := 1
 	if s := os.Getenv("PARLEY_LAB_REPS"); s != "" {
 		v, err := strconv.Atoi(s)
