@@ -120,7 +120,7 @@ func printTable() {
 
 // reps runs the scenario PARLEY_LAB_REPS times (once by default), each in a
 // lab of its own, and records each run's row.
-func reps(t *testing.T, scenario string, run func(t *testing.T, bin *Binary, net string) row) {
+func reps(t *testing.T, scenario string, run func(t *testing.T, bin *Binary, net string, r *row)) {
 	bin, net := setup(t)
 	t.Parallel()
 	labSlots <- struct{}{}
@@ -135,12 +135,17 @@ func reps(t *testing.T, scenario string, run func(t *testing.T, bin *Binary, net
 	}
 	for rep := 1; rep <= n; rep++ {
 		t.Run(fmt.Sprintf("rep%d", rep), func(t *testing.T) {
-			r := run(t, bin, net)
-			r.scenario, r.rep = scenario, rep
-			t.Logf("%s: link %s, joined via %s, path %s (status: %s), upgrade %v, messages %v %s", scenario, r.link, r.joined, r.path, r.status, r.upgrade, r.msgs, r.note)
-			table.mu.Lock()
-			table.rows = append(table.rows, r)
-			table.mu.Unlock()
+			r := &row{scenario: scenario, rep: rep}
+			defer func() {
+				if t.Failed() {
+					r.note = "FAILED " + r.note
+				}
+				t.Logf("%s: link %s, joined via %s, path %s (status: %s), upgrade %v, messages %v %s", scenario, r.link, r.joined, r.path, r.status, r.upgrade, r.msgs, r.note)
+				table.mu.Lock()
+				table.rows = append(table.rows, *r)
+				table.mu.Unlock()
+			}()
+			run(t, bin, net, r)
 		})
 	}
 }
@@ -155,6 +160,11 @@ type pair struct {
 	relayHost    *Host
 	relay        *Daemon
 	link, joined string
+
+	t         *testing.T
+	joinStart time.Time
+	mu        sync.Mutex
+	directAt  time.Time // when the routers first saw a direct flow
 }
 
 // relayedPair builds a public relay (--relay-service) at Net.10 and two
@@ -164,7 +174,7 @@ type pair struct {
 // sends to the relay (to_relay) and to the other router (to_peer).
 func relayedPair(t *testing.T, ctx context.Context, bin *Binary, net string, nat NAT) *pair {
 	t.Helper()
-	p := &pair{lab: New(t, net)}
+	p := &pair{lab: New(t, net), t: t}
 	p.relayHost = p.lab.Internet("relay", 10)
 	p.a = p.lab.Home("a", 1, nat)
 	p.b = p.lab.Home("b", 2, nat)
@@ -186,13 +196,60 @@ func relayedPair(t *testing.T, ctx context.Context, bin *Binary, net string, nat
 	p.room = createRoom(t, ctx, p.alice, "across two NATs")
 	link, kinds := makeLink(t, ctx, p.alice, p.room, net)
 	p.link = strings.Join(kinds, "+")
+	p.joinStart = time.Now()
+	p.watchDirect()
 	took := joinLink(t, ctx, p.bob, p.alice, link, p.room)
 	p.joined = "relay"
-	if p.direct() {
+	if d := p.directAfter(); d > 0 && d <= took {
 		p.joined = "direct"
 	}
 	t.Logf("bob joined by a link carrying %s addresses in %v, via %s", p.link, took.Round(time.Millisecond), p.joined)
 	return p
+}
+
+// watchDirect notes, from the join on, when the routers first see a
+// direct flow between the homes (read with directAfter).
+func (p *pair) watchDirect() {
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			if p.direct() {
+				p.mu.Lock()
+				p.directAt = time.Now()
+				p.mu.Unlock()
+				return
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(20 * time.Millisecond): // a polling interval
+			}
+		}
+	}()
+	p.t.Cleanup(func() { close(done); <-stopped })
+}
+
+// directAfter is how long after the join request the first direct flow
+// appeared; 0 while there is none.
+func (p *pair) directAfter() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.directAt.IsZero() {
+		return 0
+	}
+	return p.directAt.Sub(p.joinStart)
+}
+
+// waitDirect waits up to 20 s after the join for a direct flow and
+// returns how long after the join request it appeared.
+func (p *pair) waitDirect() time.Duration {
+	p.t.Helper()
+	if !testkit.Eventually(time.Until(p.joinStart.Add(20*time.Second)), func() bool { return p.directAfter() > 0 }) {
+		p.t.Fatalf("no direct flow between the homes' routers within 20 s of the join")
+	}
+	return p.directAfter()
 }
 
 // direct reports whether a connection between the two homes has gone
@@ -237,16 +294,12 @@ const (
 // relay's counters grow by less than 2 KiB and the direct path carries
 // them.
 func TestMasqueradingNATsUpgradeToDirect(t *testing.T) {
-	reps(t, "1 masquerade", func(t *testing.T, bin *Binary, net string) row {
+	reps(t, "1 masquerade", func(t *testing.T, bin *Binary, net string, r *row) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		p := relayedPair(t, ctx, bin, net, Masquerade)
-		r := row{link: p.link, joined: p.joined}
-		start := time.Now()
-		if !testkit.Eventually(20*time.Second, p.direct) {
-			t.Fatalf("no direct flow between the homes' routers within 20 s of the join")
-		}
-		r.upgrade = time.Since(start)
+		r.link, r.joined = p.link, p.joined
+		r.upgrade = p.waitDirect()
 		// The first message after a join settles the room's streams; it is
 		// timed with the rest.
 		relay0, peer0 := p.bytes(t)
@@ -265,7 +318,6 @@ func TestMasqueradingNATsUpgradeToDirect(t *testing.T) {
 		if r.path != "direct" {
 			t.Errorf("the direct path carried %d bytes for %d messages: %s", peer1-peer0, 2*msgsEachWay, r.note)
 		}
-		return r
 	})
 }
 
@@ -273,11 +325,11 @@ func TestMasqueradingNATsUpgradeToDirect(t *testing.T) {
 // connection a random port (symmetric), hole punching cannot work; the
 // relay carries the conversation and every message arrives.
 func TestPortRandomisingNATsStayRelayed(t *testing.T) {
-	reps(t, "2 random ports", func(t *testing.T, bin *Binary, net string) row {
+	reps(t, "2 random ports", func(t *testing.T, bin *Binary, net string, r *row) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		p := relayedPair(t, ctx, bin, net, RandomPorts)
-		r := row{link: p.link, joined: p.joined}
+		r.link, r.joined = p.link, p.joined
 		relay0, peer0 := p.bytes(t)
 		lat := exchange(t, ctx, p.alice, p.bob, p.room, msgsEachWay, "relayed", msgDeadline)
 		relay1, peer1 := p.bytes(t)
@@ -292,41 +344,35 @@ func TestPortRandomisingNATsStayRelayed(t *testing.T) {
 		if relay1-relay0 < 2*msgsEachWay*minMsgBytes {
 			t.Errorf("the relay carried only %d bytes for %d messages", relay1-relay0, 2*msgsEachWay)
 		}
-		return r
 	})
 }
 
 // TestRelayGoneAfterUpgrade: once the homes talk directly, the relay dies;
 // messages keep flowing with no stall, each one timed.
 func TestRelayGoneAfterUpgrade(t *testing.T) {
-	reps(t, "3 relay stopped", func(t *testing.T, bin *Binary, net string) row {
+	reps(t, "3 relay stopped", func(t *testing.T, bin *Binary, net string, r *row) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		p := relayedPair(t, ctx, bin, net, Masquerade)
-		r := row{link: p.link, joined: p.joined}
-		start := time.Now()
-		if !testkit.Eventually(20*time.Second, p.direct) {
-			t.Fatalf("no direct flow between the homes' routers within 20 s of the join")
-		}
-		r.upgrade = time.Since(start)
+		r.link, r.joined = p.link, p.joined
+		r.upgrade = p.waitDirect()
 		exchange(t, ctx, p.alice, p.bob, p.room, 1, "before", msgDeadline)
 		p.relay.Kill()
 		lat := exchange(t, ctx, p.alice, p.bob, p.room, msgsEachWay, "relay gone", noStallLimit)
 		r.msgs = summarize(lat)
 		r.status = statusPath(ctx, p.da, p.db.PeerID)
 		r.path = "direct"
-		return r
 	})
 }
 
 // TestRestartedHomeIsFoundAgain: bob's node restarts on a new port; alice's
 // node reconnects to it and messages flow both ways again.
 func TestRestartedHomeIsFoundAgain(t *testing.T) {
-	reps(t, "4 restart", func(t *testing.T, bin *Binary, net string) row {
+	reps(t, "4 restart", func(t *testing.T, bin *Binary, net string, r *row) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		p := relayedPair(t, ctx, bin, net, Masquerade)
-		r := row{link: p.link, joined: p.joined}
+		r.link, r.joined = p.link, p.joined
 		exchange(t, ctx, p.alice, p.bob, p.room, 1, "before", msgDeadline)
 		oldPort := p.db.Port
 		p.db.Stop()
@@ -348,14 +394,13 @@ func TestRestartedHomeIsFoundAgain(t *testing.T) {
 		if p.directFrom(db.Port) {
 			r.path = "direct"
 		}
-		return r
 	})
 }
 
 // TestMDNSOnOneBridge: two nodes on one LAN, no bootstrap and no relay,
 // find each other by mDNS, then join by link and chat.
 func TestMDNSOnOneBridge(t *testing.T) {
-	reps(t, "7 mdns", func(t *testing.T, bin *Binary, net string) row {
+	reps(t, "7 mdns", func(t *testing.T, bin *Binary, net string, r *row) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		lab := New(t, net)
@@ -370,7 +415,7 @@ func TestMDNSOnOneBridge(t *testing.T) {
 		}) {
 			t.Fatalf("the nodes did not find each other by mDNS within 30 s")
 		}
-		r := row{upgrade: time.Since(start), joined: "direct", path: "direct"}
+		r.upgrade, r.joined, r.path = time.Since(start), "direct", "direct"
 		r.note = fmt.Sprintf("upgrade = both up (%v) to mDNS connect", up.Round(time.Millisecond))
 		alice, bob := register(t, ctx, da, "alice"), register(t, ctx, db, "bob")
 		room := createRoom(t, ctx, alice, "on one LAN")
@@ -379,7 +424,6 @@ func TestMDNSOnOneBridge(t *testing.T) {
 		joinLink(t, ctx, bob, alice, link, room)
 		r.msgs = summarize(exchange(t, ctx, alice, bob, room, msgsEachWay, "lan", msgDeadline))
 		r.status = statusPath(ctx, da, db.PeerID)
-		return r
 	})
 }
 
@@ -390,8 +434,8 @@ func TestMDNSOnOneBridge(t *testing.T) {
 // or directly once a hole punch works) and chat. Then a node in none of
 // pat's rooms, given pat's node as its relay, is refused.
 func TestMembersRelayForMembers(t *testing.T) {
-	reps(t, "5 member relay", func(t *testing.T, bin *Binary, net string) row {
-		return membersRelay(t, bin, net, 1)
+	reps(t, "5 member relay", func(t *testing.T, bin *Binary, net string, r *row) {
+		membersRelay(t, bin, net, 1, r)
 	})
 }
 
@@ -400,13 +444,13 @@ func TestMembersRelayForMembers(t *testing.T) {
 // public address to ask whether it is reachable (AutoNAT v1 asks only
 // such peers).
 func TestMembersRelayWithTwoPublicMembers(t *testing.T) {
-	reps(t, "5b two public members", func(t *testing.T, bin *Binary, net string) row {
-		return membersRelay(t, bin, net, 2)
+	reps(t, "5b two public members", func(t *testing.T, bin *Binary, net string, r *row) {
+		membersRelay(t, bin, net, 2, r)
 	})
 }
 
 // membersRelay runs the member relay scenario with 1 or 2 public members.
-func membersRelay(t *testing.T, bin *Binary, net string, public int) row {
+func membersRelay(t *testing.T, bin *Binary, net string, public int, r *row) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	lab := New(t, net)
@@ -421,7 +465,7 @@ func membersRelay(t *testing.T, bin *Binary, net string, public int) row {
 	pat := register(t, ctx, dp, "pat")
 	room := createRoom(t, ctx, pat, "a public member relays")
 	link, kinds := makeLink(t, ctx, pat, room, net)
-	r := row{link: strings.Join(kinds, "+"), joined: "direct"}
+	r.link, r.joined = strings.Join(kinds, "+"), "direct"
 	if public > 1 {
 		dq := lab.Internet("pub2", 21).Start(t, "pub2", DaemonConfig{Bin: bin, Args: []string{"--no-mdns"}})
 		joinLink(t, ctx, register(t, ctx, dq, "quinn"), pat, link, room)
@@ -472,5 +516,4 @@ func membersRelay(t *testing.T, bin *Binary, net string, public int) row {
 	if hasCircuitAddr(ctx, dc) {
 		t.Errorf("the stranger announces a circuit address: it holds a reservation")
 	}
-	return r
 }
