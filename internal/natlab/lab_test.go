@@ -389,11 +389,16 @@ func TestRestartedHomeIsFoundAgain(t *testing.T) {
 		r.note = "upgrade = restart to reconnect"
 		lat := exchange(t, ctx, p.alice, p.bob, p.room, 5, "after restart", msgDeadline)
 		r.msgs = summarize(lat)
-		r.status = statusPath(ctx, p.da, db.PeerID)
+		// Not asserted (the issue asks that it be found again): whether the
+		// two homes hole-punch again after the restart.
 		r.path = "relayed"
-		if p.directFrom(db.Port) {
+		if testkit.Eventually(10*time.Second, func() bool { return p.directFrom(db.Port) }) {
 			r.path = "direct"
+			r.note += fmt.Sprintf("; direct again %v after the restart", time.Since(start).Round(time.Millisecond))
+		} else {
+			r.note += "; not direct again within 10 s"
 		}
+		r.status = statusPath(ctx, p.da, db.PeerID)
 	})
 }
 
