@@ -5,6 +5,7 @@ package natlab
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"slices"
 	"strconv"
@@ -63,6 +64,9 @@ func setup(t *testing.T) (*Binary, string) {
 	net := os.Getenv("PARLEY_LAB_NET")
 	switch {
 	case net != "":
+		if ip, err := netip.ParseAddr(net + ".0"); err != nil || !ip.Is4() || ip.IsLoopback() || netip.MustParsePrefix("192.168.0.0/16").Contains(ip) {
+			t.Fatalf("PARLEY_LAB_NET=%q: want three octets such as 100.64.0, outside 127/8 and 192.168/16 (the homes' LANs)", net)
+		}
 	case labBin.PublicEnv():
 		net = "100.64.0"
 	default:
