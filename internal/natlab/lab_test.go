@@ -211,14 +211,14 @@ func relayedPair(t *testing.T, ctx context.Context, bin *Binary, net string, nat
 	return p
 }
 
-// watchDirect notes, from the join on, when the routers first see a
-// direct flow between the homes (read with directAfter).
+// watchDirect notes, for 20 s from the join on, when the routers first
+// see a direct flow between the homes (read with directAfter).
 func (p *pair) watchDirect() {
 	done := make(chan struct{})
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		for {
+		for time.Since(p.joinStart) < directWatch {
 			if p.direct() {
 				p.mu.Lock()
 				p.directAt = time.Now()
@@ -246,12 +246,16 @@ func (p *pair) directAfter() time.Duration {
 	return p.directAt.Sub(p.joinStart)
 }
 
-// waitDirect waits up to 20 s after the join for a direct flow and
+// directWatch is how long after a join the routers are watched for a
+// direct flow.
+const directWatch = 20 * time.Second
+
+// waitDirect waits up to directWatch after the join for a direct flow and
 // returns how long after the join request it appeared.
 func (p *pair) waitDirect() time.Duration {
 	p.t.Helper()
-	if !testkit.Eventually(time.Until(p.joinStart.Add(20*time.Second)), func() bool { return p.directAfter() > 0 }) {
-		p.t.Fatalf("no direct flow between the homes' routers within 20 s of the join")
+	if !testkit.Eventually(time.Until(p.joinStart.Add(directWatch)), func() bool { return p.directAfter() > 0 }) {
+		p.t.Fatalf("no direct flow between the homes' routers within %v of the join", directWatch)
 	}
 	return p.directAfter()
 }
