@@ -249,6 +249,14 @@ func (r *Router) Count(name, ip string) {
 	r.nft(fmt.Sprintf("add counter ip filter %s\nadd rule ip filter forwarding oifname \"wan0\" ip daddr %s counter name %q\n", name, ip, name))
 }
 
+// Cut drops every packet the router would forward to or from ip, from
+// now on: a path that breaks without a word (a NAT mapping lost, a route
+// gone). Connections already open through it see nothing more.
+func (r *Router) Cut(ip string) {
+	r.Lab.t.Helper()
+	r.nft(fmt.Sprintf("insert rule ip filter forwarding ip daddr %s drop\ninsert rule ip filter forwarding ip saddr %s drop\n", ip, ip))
+}
+
 // Counters reads the router's named counters: bytes by name.
 func (r *Router) Counters() (map[string]uint64, error) {
 	out, err := exec.Command("ip", "netns", "exec", r.NS, "nft", "-j", "list", "counters").Output()

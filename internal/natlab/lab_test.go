@@ -410,6 +410,35 @@ func TestRestartedHomeIsFoundAgain(t *testing.T) {
 	})
 }
 
+// TestDirectPathCut: once the homes talk directly, the path between the
+// two routers goes dead without a word (both routers drop it); the relay
+// is still there, and messages find their way again. Each message's time
+// is reported; the test asserts only that each arrives within a minute.
+func TestDirectPathCut(t *testing.T) {
+	reps(t, "8 direct path cut", func(t *testing.T, bin *Binary, net string, r *row) {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		p := relayedPair(t, ctx, bin, net, Masquerade)
+		r.link, r.joined = p.link, p.joined
+		r.upgrade = p.waitDirect()
+		exchange(t, ctx, p.alice, p.bob, p.room, 1, "before", msgDeadline)
+		p.a.Router.Cut(p.b.Router.WAN)
+		p.b.Router.Cut(p.a.Router.WAN)
+		start := time.Now()
+		relay0, _ := p.bytes(t)
+		lat := exchange(t, ctx, p.alice, p.bob, p.room, 5, "after the cut", time.Minute)
+		relay1, _ := p.bytes(t)
+		r.msgs = summarize(lat)
+		r.path = "relayed"
+		if relay1-relay0 < 10*minMsgBytes {
+			t.Errorf("10 messages arrived after the direct path was cut, but the relay carried only %d bytes", relay1-relay0)
+		}
+		r.status = statusPath(ctx, p.da, p.db.PeerID)
+		r.note = fmt.Sprintf("10 messages after the cut in %v; first a->b %v, first b->a %v", time.Since(start).Round(time.Millisecond),
+			lat[0].Round(time.Millisecond), lat[5].Round(time.Millisecond))
+	})
+}
+
 // TestMDNSOnOneBridge: two nodes on one LAN, no bootstrap and no relay,
 // find each other by mDNS, then join by link and chat.
 func TestMDNSOnOneBridge(t *testing.T) {
