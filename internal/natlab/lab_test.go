@@ -246,6 +246,9 @@ func (p *pair) directAfter() time.Duration {
 	return p.directAt.Sub(p.joinStart)
 }
 
+// sinceJoin is the time since the join request.
+func (p *pair) sinceJoin() time.Duration { return time.Since(p.joinStart) }
+
 // directWatch is how long after a join the routers are watched for a
 // direct flow.
 const directWatch = 20 * time.Second
@@ -291,6 +294,13 @@ const (
 	noStallLimit   = 2 * time.Second
 	relayIdleBytes = 2 << 10
 	minMsgBytes    = 200 // a message event on the wire is larger than this
+	// quietBytes is the most a relay may carry while one message passes
+	// each way for it to count as quiet: acknowledgements, no message.
+	quietBytes = 256
+	// moveLimit is how long room traffic may stay on the relay once a
+	// direct connection exists (the relayed connection is closed within
+	// 30 s).
+	moveLimit = 30 * time.Second
 	// reconnectLimit is how long a restarted node may take to be found
 	// again (before issue 14: ~15-17 s, one redial interval).
 	reconnectLimit = 30 * time.Second
@@ -308,14 +318,27 @@ func TestMasqueradingNATsUpgradeToDirect(t *testing.T) {
 		p := relayedPair(t, ctx, bin, net, Masquerade)
 		r.link, r.joined = p.link, p.joined
 		r.upgrade = p.waitDirect()
-		// The first message after a join settles the room's streams; it is
-		// timed with the rest.
+		// Room traffic moves to the direct connection some time after it
+		// appears, and the relayed connection winds down (~1 KiB in the
+		// first second): one message each way at a time until the relay
+		// carries nothing but a few acknowledgements while they pass.
+		rounds := 0
+		if !testkit.Eventually(moveLimit, func() bool {
+			relay0, _ := p.bytes(t)
+			exchange(t, ctx, p.alice, p.bob, p.room, 1, fmt.Sprintf("settle %d", rounds), msgDeadline)
+			rounds++
+			relay1, _ := p.bytes(t)
+			return relay1-relay0 < quietBytes
+		}) {
+			t.Fatalf("%d messages each way later, %v after the direct connection, the relay still carries them", rounds, moveLimit)
+		}
+		moved := p.sinceJoin()
 		relay0, peer0 := p.bytes(t)
 		lat := exchange(t, ctx, p.alice, p.bob, p.room, msgsEachWay, "direct", msgDeadline)
 		relay1, peer1 := p.bytes(t)
 		r.msgs = summarize(lat)
 		r.status = statusPath(ctx, p.da, p.db.PeerID)
-		r.note = fmt.Sprintf("relay +%d B, direct +%d B", relay1-relay0, peer1-peer0)
+		r.note = fmt.Sprintf("relay quiet %v after the join (%d rounds); relay +%d B, direct +%d B", moved.Round(time.Millisecond), rounds, relay1-relay0, peer1-peer0)
 		r.path = "relayed"
 		if peer1-peer0 >= 2*msgsEachWay*minMsgBytes {
 			r.path = "direct"
