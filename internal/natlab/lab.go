@@ -70,8 +70,8 @@ func Available() error {
 }
 
 // Lab is one set of namespaces: an "internet" bridge (Net.0/24) and the
-// hosts and routers on it. New creates it; a cleanup of the test stops its
-// daemons and deletes its namespaces.
+// hosts and routers on it. New creates it; a cleanup of the test deletes
+// its namespaces, after the daemons' own cleanups have stopped them.
 type Lab struct {
 	t    testing.TB
 	name string // pl<pid>-<n>
