@@ -340,3 +340,20 @@ func number(m map[string]any, key string) float64 {
 	f, _ := m[key].(float64)
 	return f
 }
+
+// statusOf is the daemon's status, or nil if it does not answer.
+func statusOf(ctx context.Context, d *Daemon) map[string]any {
+	st, err := d.Status(ctx)
+	if err != nil {
+		return nil
+	}
+	return st
+}
+
+// relayedClosed is how many relayed connections the daemon has closed once
+// a direct one existed (network.paths.relayed_closed); 0 if unknown.
+func relayedClosed(ctx context.Context, d *Daemon) float64 {
+	v, _ := findKey(statusOf(ctx, d), "relayed_closed")
+	f, _ := v.(float64)
+	return f
+}

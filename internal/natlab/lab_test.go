@@ -319,9 +319,19 @@ func TestMasqueradingNATsUpgradeToDirect(t *testing.T) {
 		r.link, r.joined = p.link, p.joined
 		r.upgrade = p.waitDirect()
 		// Room traffic moves to the direct connection some time after it
-		// appears, and the relayed connection winds down (~1 KiB in the
-		// first second): one message each way at a time until the relay
-		// carries nothing but a few acknowledgements while they pass.
+		// appears, and the relayed connection is closed (where the status
+		// counts that: network.paths.relayed_closed) and winds down: then
+		// one message each way at a time until the relay carries nothing but
+		// a few acknowledgements while they pass.
+		closed := "relayed connection closed: not counted by this build"
+		if _, ok := findKey(statusOf(ctx, p.da), "relayed_closed"); ok {
+			if !testkit.Eventually(moveLimit, func() bool {
+				return relayedClosed(ctx, p.da)+relayedClosed(ctx, p.db) >= 1
+			}) {
+				t.Fatalf("neither home closed the relayed connection within %v of the direct one", moveLimit)
+			}
+			closed = fmt.Sprintf("relayed connection closed %v after the join", p.sinceJoin().Round(time.Millisecond))
+		}
 		rounds := 0
 		if !testkit.Eventually(moveLimit, func() bool {
 			relay0, _ := p.bytes(t)
@@ -338,7 +348,7 @@ func TestMasqueradingNATsUpgradeToDirect(t *testing.T) {
 		relay1, peer1 := p.bytes(t)
 		r.msgs = summarize(lat)
 		r.status = statusPath(ctx, p.da, p.db.PeerID)
-		r.note = fmt.Sprintf("relay quiet %v after the join (%d rounds); relay +%d B, direct +%d B", moved.Round(time.Millisecond), rounds, relay1-relay0, peer1-peer0)
+		r.note = fmt.Sprintf("%s; relay quiet %v after the join (%d rounds); relay +%d B, direct +%d B", closed, moved.Round(time.Millisecond), rounds, relay1-relay0, peer1-peer0)
 		r.path = "relayed"
 		if peer1-peer0 >= 2*msgsEachWay*minMsgBytes {
 			r.path = "direct"
