@@ -454,6 +454,15 @@ func TestDirectPathCut(t *testing.T) {
 		p := relayedPair(t, ctx, bin, net, Masquerade)
 		r.link, r.joined = p.link, p.joined
 		r.upgrade = p.waitDirect()
+		// The steady state: the relayed connection closed, where the
+		// status counts that.
+		if _, ok := findKey(statusOf(ctx, p.da), "relayed_closed"); ok {
+			if !testkit.Eventually(moveLimit, func() bool {
+				return relayedClosed(ctx, p.da)+relayedClosed(ctx, p.db) >= 1
+			}) {
+				t.Fatalf("neither home closed the relayed connection within %v of the direct one", moveLimit)
+			}
+		}
 		exchange(t, ctx, p.alice, p.bob, p.room, 1, "before", msgDeadline)
 		p.a.Router.Cut(p.b.Router.WAN)
 		p.b.Router.Cut(p.a.Router.WAN)
