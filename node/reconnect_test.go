@@ -102,3 +102,23 @@ func TestRestartedNodeRedialsItsRoomPeerWithoutWaitingTheInterval(t *testing.T) 
 		return hasText(r, room, "after b's restart")
 	})
 }
+
+// TestALostRoomPeerIsRedialledAtOnce: when the connection between two
+// members drops, they are connected again within the redial ramp, not
+// after the reconnect interval (10 minutes here).
+func TestALostRoomPeerIsRedialledAtOnce(t *testing.T) {
+	ctx := context.Background()
+	const interval = 10 * time.Minute
+	a, b, _, _, _ := twoMembers(t, ctx, testOpts{reconnect: interval}, testOpts{reconnect: interval})
+	testkit.WaitFor(t, 10*time.Second, "each to count the other as a room peer", func() bool {
+		return a.peers.IsRoomPeer(b.host.ID()) && b.peers.IsRoomPeer(a.host.ID())
+	})
+	lost := time.Now()
+	if err := a.host.LibP2P().Network().ClosePeer(b.host.ID()); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, interval/4, "a and b to connect again", func() bool {
+		return slices.Contains(a.host.ConnectedPeers(), b.host.ID())
+	})
+	t.Logf("connected again %v after the connection was closed", time.Since(lost).Round(time.Millisecond))
+}
