@@ -2,6 +2,7 @@ package peers
 
 import (
 	"context"
+	"hash/fnv"
 	"slices"
 	"strings"
 	"sync"
@@ -22,8 +23,9 @@ import (
 type roomPeerSet struct {
 	set  map[peer.ID]struct{}
 	list []peer.ID // sorted
-	// key identifies the followed rooms' states the set was built from.
-	key string
+	// key identifies the followed rooms' states the set was built from
+	// (a hash of their IDs and state IDs).
+	key uint64
 }
 
 // roomPeers holds the snapshot; mu serialises rebuilds only.
@@ -44,11 +46,10 @@ func (ps *Peers) IsRoomPeer(p peer.ID) bool {
 	return ok
 }
 
-// RoomPeers lists the room peers (see IsRoomPeer), sorted. The caller
-// must not modify the slice.
+// RoomPeers lists the room peers (see IsRoomPeer), sorted.
 func (ps *Peers) RoomPeers() []peer.ID {
 	if s := ps.roomPeers.cur.Load(); s != nil {
-		return s.list
+		return slices.Clone(s.list)
 	}
 	return nil
 }
@@ -60,14 +61,14 @@ func (ps *Peers) refreshRoomPeers() {
 	defer ps.roomPeers.mu.Unlock()
 	rs := ps.followedRooms()
 	slices.SortFunc(rs, func(x, y *Room) int { return strings.Compare(x.ID, y.ID) })
-	var b strings.Builder
+	h := fnv.New64a()
 	for _, r := range rs {
-		b.WriteString(r.ID)
-		b.WriteByte(0)
-		b.WriteString(r.Head().StateID)
-		b.WriteByte(0)
+		h.Write([]byte(r.ID))
+		h.Write([]byte{0})
+		h.Write([]byte(r.Head().StateID))
+		h.Write([]byte{0})
 	}
-	key := b.String()
+	key := h.Sum64()
 	old := ps.roomPeers.cur.Load()
 	if old != nil && old.key == key {
 		return
