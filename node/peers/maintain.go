@@ -152,7 +152,9 @@ func (ps *Peers) redialRooms() {
 				continue
 			}
 			lookup = lookup || ps.dials.failures(p) >= lookupAfterFailures
-			ps.goBackground(func(ctx context.Context) { ps.redial(ctx, p) })
+			if ps.dials.begin(p, time.Now()) {
+				ps.goBackground(func(ctx context.Context) { ps.dial(ctx, p) })
+			}
 			connected = append(connected, p)
 		}
 		if len(servers) > 0 && (lookup || len(ps.connectedMembers(r)) == 0) {
@@ -187,9 +189,14 @@ func (ps *Peers) antiEntropy(all bool) {
 // redial dials a peer, unless a dial to it is under way or it failed a
 // moment ago (dials).
 func (ps *Peers) redial(ctx context.Context, p peer.ID) {
-	if !ps.dials.begin(p, time.Now()) {
-		return
+	if ps.dials.begin(p, time.Now()) {
+		ps.dial(ctx, p)
 	}
+}
+
+// dial dials a peer for which dials.begin said yes, and records the
+// outcome.
+func (ps *Peers) dial(ctx context.Context, p peer.ID) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	err := ps.host.Connect(ctx, p)
@@ -285,11 +292,14 @@ const lookupAfterFailures = 2
 const maxDialBackoff = 30 * time.Second
 
 // dials keeps redials of room peers bounded: one dial in flight per peer,
-// and after failures a backoff (250 ms, doubling, at most maxDialBackoff).
+// and after failures a backoff (250 ms, doubling, at most maxDialBackoff
+// or the reconnect interval if shorter).
 // It holds entries for room peers only (prune drops the others).
 type dials struct {
 	kick chan time.Duration // a redial asked for, after the delay
 	lost chan struct{}      // a room peer was lost: the ramp starts again
+
+	maxBackoff time.Duration
 
 	mu sync.Mutex
 	m  map[peer.ID]*dialState
@@ -301,8 +311,13 @@ type dialState struct {
 	retry time.Time // no new dial before
 }
 
-func newDials() dials {
-	return dials{kick: make(chan time.Duration, 1), lost: make(chan struct{}, 1), m: make(map[peer.ID]*dialState)}
+// newDials makes the dial state of a node that redials every interval.
+func newDials(interval time.Duration) dials {
+	if interval <= 0 {
+		interval = defaultReconnectInterval
+	}
+	return dials{kick: make(chan time.Duration, 1), lost: make(chan struct{}, 1), m: make(map[peer.ID]*dialState),
+		maxBackoff: min(maxDialBackoff, interval)}
 }
 
 // begin reports whether a dial to p may start now, and marks it busy.
@@ -335,7 +350,7 @@ func (d *dials) end(p peer.ID, err error, now time.Time) {
 	}
 	st.busy = false
 	st.fails++
-	st.retry = now.Add(min(250*time.Millisecond<<min(st.fails-1, 16), maxDialBackoff))
+	st.retry = now.Add(min(250*time.Millisecond<<min(st.fails-1, 16), d.maxBackoff))
 }
 
 // failures is how many dials to p in a row failed.

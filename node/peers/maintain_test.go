@@ -12,7 +12,7 @@ import (
 // for the first, a failed dial holds the next one back for a doubling
 // while, a success forgets the failures, and prune keeps room peers only.
 func TestDialsKeepOneDialPerPeerAndBackOff(t *testing.T) {
-	d := newDials()
+	d := newDials(time.Hour)
 	const p, q peer.ID = "peer-p", "peer-q"
 	now := time.Unix(1000, 0)
 	if !d.begin(p, now) {
@@ -55,5 +55,13 @@ func TestDialsKeepOneDialPerPeerAndBackOff(t *testing.T) {
 	}
 	if !d.begin(p, now.Add(maxDialBackoff)) {
 		t.Errorf("after 40 failures the backoff exceeds %v", maxDialBackoff)
+	}
+	short := newDials(200 * time.Millisecond)
+	for range 10 {
+		short.begin(q, now.Add(time.Hour))
+		short.end(q, failed, now)
+	}
+	if !short.begin(q, now.Add(200*time.Millisecond)) {
+		t.Error("with a 200 ms reconnect interval, the backoff exceeds the interval")
 	}
 }

@@ -129,7 +129,7 @@ func New(cfg Config) *Peers {
 		secrets:    newSecrets(),
 		eph:        ephemeral{kick: make(chan struct{}, 1)},
 		dir:        newDirectory(),
-		dials:      newDials(),
+		dials:      newDials(cfg.ReconnectInterval),
 	}
 	ps.keyst.kick = make(chan struct{}, 1)
 	ps.inner = ps.serve
