@@ -76,8 +76,12 @@ func (ps *Peers) maintainPeers(ctx context.Context) {
 			rampFrom, rampStep = time.Now(), 0
 			timer.Reset(time.Until(due()))
 		case now := <-timer.C:
+			// Lookups (rendezvous) go with the ramp and the interval
+			// only: events may come every minRedialGap.
+			lookups := false
 			for rampStep < len(redialRamp) && !now.Before(rampFrom.Add(redialRamp[rampStep])) {
 				rampStep++
+				lookups = true
 			}
 			if !kickAt.IsZero() && !now.Before(kickAt) {
 				kickAt = time.Time{}
@@ -87,7 +91,7 @@ func (ps *Peers) maintainPeers(ctx context.Context) {
 				nextCheck = now.Add(interval)
 			}
 			lastRedial = now
-			ps.redialRooms()
+			ps.redialRooms(lookups || check)
 			if check {
 				ps.antiEntropy(false)
 				ps.dials.prune(ps.IsRoomPeer)
@@ -112,7 +116,7 @@ func (ps *Peers) maintainPeers(ctx context.Context) {
 			}
 			if woke {
 				nextCheck, lastRedial = now.Add(interval), now
-				ps.redialRooms()
+				ps.redialRooms(true)
 				ps.antiEntropy(true)
 				timer.Reset(time.Until(due()))
 			}
@@ -131,12 +135,12 @@ func earliest(a, b time.Time) time.Time {
 	return b
 }
 
-// redialRooms dials room members that are not connected, and looks a
-// room's members up in the DHT (rendezvous) when none is connected or
-// when a member's known addresses failed twice in a row, so a node that
-// restarted on new addresses, or whose known members are gone, finds the
-// room again.
-func (ps *Peers) redialRooms() {
+// redialRooms dials room members that are not connected and, if lookups,
+// looks a room's members up in the DHT (rendezvous) when none is
+// connected or when a member's known addresses failed twice in a row, so
+// a node that restarted on new addresses, or whose known members are
+// gone, finds the room again.
+func (ps *Peers) redialRooms(lookups bool) {
 	connected := ps.host.ConnectedPeers()
 	for _, r := range ps.followedRooms() {
 		if ps.CheckFollowing(r); !r.Followed() {
@@ -157,7 +161,7 @@ func (ps *Peers) redialRooms() {
 			}
 			connected = append(connected, p)
 		}
-		if len(servers) > 0 && (lookup || len(ps.connectedMembers(r)) == 0) {
+		if lookups && len(servers) > 0 && (lookup || len(ps.connectedMembers(r)) == 0) {
 			ps.goBackground(func(ctx context.Context) { ps.rendezvous(ctx, r) })
 		}
 	}
