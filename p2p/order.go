@@ -34,7 +34,16 @@ import (
 // a publisher starts a new stream (seq 1 again) with its first publish
 // after a peer joined one of the room's topics: the newcomer then meets
 // every publisher's stream at its start. Members already listening meet a
-// new stream at its start too, so nobody waits.
+// new stream at its start too, so nobody waits. They get the old stream's
+// last messages and the new one's first over the same connection from
+// the publisher, in order; only an old message whose direct copy was lost
+// and that comes the long way round (relayed through the mesh) can arrive
+// after the new stream began, and is delivered then, out of order. Rooms
+// order events by their prev events anyway (node/peers holds an event
+// whose parents are missing); this order is a courtesy. The switch is not
+// delayed until the publisher pauses: a join is usually followed at once
+// by a few publishes (measured: 1 and 22 ms apart), and the newcomer would
+// wait for all of them.
 const (
 	// reorderWait is how long a message waits for an earlier one from the
 	// same author before the gap is declared lost. Reordering between paths
