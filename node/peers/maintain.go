@@ -95,7 +95,7 @@ func (ps *Peers) maintainPeers(ctx context.Context) {
 			if check {
 				ps.antiEntropy(false)
 				ps.dials.prune(ps.IsRoomPeer)
-				ps.goBackground(func(context.Context) { ps.noteRoomPeerAddrs() })
+				ps.noteRoomPeerAddrs()
 			}
 			timer.Reset(time.Until(due()))
 		case now := <-t.C:
@@ -107,6 +107,7 @@ func (ps *Peers) maintainPeers(ctx context.Context) {
 			}
 			ps.checkRotations()
 			ps.refreshRoomPeers()
+			ps.flushPeerAddrs(false)
 			if woke || now.Sub(lastTopics) >= time.Minute {
 				// Topics change with the period (secret.go).
 				lastTopics = now
@@ -397,7 +398,7 @@ func (ps *Peers) askRedial(delay time.Duration) {
 // reached at.
 func (ps *Peers) onPeerUp(p peer.ID) {
 	if ps.IsRoomPeer(p) {
-		ps.goBackground(func(context.Context) { ps.notePeerAddrs(p) })
+		ps.notePeerAddrs(p)
 		return
 	}
 	connected := ps.host.ConnectedPeers()

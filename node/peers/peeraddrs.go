@@ -27,11 +27,19 @@ const maxLoadedPeers = 4096
 // to keep it younger than store.PeerAddrTTL.
 const renoteAfter = 24 * time.Hour
 
-// noted remembers what was last written per room peer, so that an
-// unchanged list costs no write.
+// flushAddrsEvery is how often noted addresses are written to the store,
+// in one transaction: they are not urgent, and a write queued beside a
+// room's events delays them (the store has one writer). Close writes
+// what is left.
+const flushAddrsEvery = 10 * time.Second
+
+// noted remembers what was last noted per room peer, so that an
+// unchanged list costs no write, and holds the lists not yet written.
 type noted struct {
-	mu sync.Mutex
-	m  map[peer.ID]notedAddrs
+	mu        sync.Mutex
+	m         map[peer.ID]notedAddrs
+	pending   map[peer.ID][]string
+	lastFlush time.Time
 }
 
 type notedAddrs struct {
@@ -117,9 +125,34 @@ func (ps *Peers) notePeerAddrs(p peer.ID) {
 		return
 	}
 	ps.noted.m[p] = notedAddrs{key, now}
+	if ps.noted.pending == nil {
+		ps.noted.pending = make(map[peer.ID][]string)
+	}
+	ps.noted.pending[p] = addrs
 	ps.noted.mu.Unlock()
-	if err := ps.store.Update(func(t *store.Txn) error { return t.NotePeerAddrs(p.String(), addrs, now) }); err != nil {
-		ps.log.Debug("note peer addresses", "peer", shortPeer(p), "err", err)
+}
+
+// flushPeerAddrs writes the noted addresses to the store if force or
+// flushAddrsEvery has passed since the last write.
+func (ps *Peers) flushPeerAddrs(force bool) {
+	now := time.Now()
+	ps.noted.mu.Lock()
+	if len(ps.noted.pending) == 0 || !force && now.Sub(ps.noted.lastFlush) < flushAddrsEvery {
+		ps.noted.mu.Unlock()
+		return
+	}
+	pending := ps.noted.pending
+	ps.noted.pending, ps.noted.lastFlush = nil, now
+	ps.noted.mu.Unlock()
+	if err := ps.store.Update(func(t *store.Txn) error {
+		for p, addrs := range pending {
+			if err := t.NotePeerAddrs(p.String(), addrs, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		ps.log.Debug("store peer addresses", "peers", len(pending), "err", err)
 	}
 }
 

@@ -181,6 +181,7 @@ func (ps *Peers) Close() {
 	}
 	ps.mu.Unlock()
 	ps.wg.Wait()
+	ps.flushPeerAddrs(true) // peeraddrs.go
 }
 
 // GossipDropped counts the pubsub messages the validator refused.

@@ -1,7 +1,6 @@
 package peers
 
 import (
-	"context"
 	"hash/fnv"
 	"slices"
 	"strings"
@@ -88,7 +87,6 @@ func (ps *Peers) refreshRoomPeers() {
 		}
 	}
 	slices.Sort(next.list)
-	ps.roomPeers.cur.Store(next)
 	// A peer that became a room peer while connected: note where it is
 	// reached (peeraddrs.go), as onPeerUp does for one that connects.
 	connected := ps.host.ConnectedPeers()
@@ -99,7 +97,8 @@ func (ps *Peers) refreshRoomPeers() {
 			}
 		}
 		if slices.Contains(connected, p) {
-			ps.goBackground(func(context.Context) { ps.notePeerAddrs(p) })
+			ps.notePeerAddrs(p)
 		}
 	}
+	ps.roomPeers.cur.Store(next)
 }
