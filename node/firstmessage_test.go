@@ -17,9 +17,9 @@ import (
 // TestFirstMessageAfterAJoinArrives has alice send the first messages
 // after bob joined and times each until bob's /sync shows it. The times
 // are logged, not asserted (PARLEY_FIRSTMSG_REPS=10 repeats the whole
-// scenario for a measurement); that the first message of a stream seen
-// late does not wait for the reorder deadline is asserted in p2p's
-// order_test.go.
+// scenario for a measurement). Today the first waits p2p's reorderWait
+// (200 ms): bob's node meets alice's publishing stream after its start
+// (see p2p/order.go), and waits for the earlier messages it never got.
 func TestFirstMessageAfterAJoinArrives(t *testing.T) {
 	reps := 1
 	if s := os.Getenv("PARLEY_FIRSTMSG_REPS"); s != "" {

@@ -4,10 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"maps"
-	"math/rand/v2"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -26,24 +23,6 @@ import (
 //
 // where stream is a random non-zero number the publisher picks each time it
 // joins the room and seq counts its publishes in the room from 1.
-//
-// A receiver that meets a stream after its start cannot tell the messages
-// it missed (published before it was subscribed, never coming) from
-// messages still on their way, so it waits reorderWait for them. To spare
-// a newcomer that wait on the first message it hears from each member,
-// a publisher starts a new stream (seq 1 again) with its first publish
-// after a peer joined one of the room's topics: the newcomer then meets
-// every publisher's stream at its start. Members already listening meet a
-// new stream at its start too, so nobody waits. They get the old stream's
-// last messages and the new one's first over the same connection from
-// the publisher, in order; only an old message whose direct copy was lost
-// and that comes the long way round (relayed through the mesh) can arrive
-// after the new stream began, and is delivered then, out of order. Rooms
-// order events by their prev events anyway (node/peers holds an event
-// whose parents are missing); this order is a courtesy. The switch is not
-// delayed until the publisher pauses: a join is usually followed at once
-// by a few publishes (measured: 1 and 22 ms apart), and the newcomer would
-// wait for all of them.
 const (
 	// reorderWait is how long a message waits for an earlier one from the
 	// same author before the gap is declared lost. Reordering between paths
@@ -100,40 +79,6 @@ func openEnvelope(data []byte) (stream, seq uint64, payload []byte, err error) {
 	return stream, seq, data[n+m:], nil
 }
 
-// publisher numbers this node's messages in one room.
-type publisher struct {
-	// newcomer is set when a peer joins one of the room's topics: the
-	// next publish starts a new stream.
-	newcomer atomic.Bool
-
-	mu     sync.Mutex
-	stream uint64
-	seq    uint64 // of the last publish
-}
-
-// newPublisher starts a room's numbering on a random stream.
-func newPublisher() *publisher { return &publisher{stream: newStream(0)} }
-
-// newStream picks a random non-zero stream number other than old.
-func newStream(old uint64) uint64 {
-	for {
-		if s := uint64(rand.Uint32()) + 1; s != old {
-			return s
-		}
-	}
-}
-
-// next numbers a publish: on a new stream if a peer joined since the last.
-func (p *publisher) next() (stream, seq uint64) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.newcomer.Swap(false) && p.seq > 0 {
-		p.stream, p.seq = newStream(p.stream), 0
-	}
-	p.seq++
-	return p.stream, p.seq
-}
-
 // delivery is a message ready for the Receiver.
 type delivery struct {
 	from      peer.ID
@@ -157,9 +102,6 @@ type orderer struct {
 	pushes  int                      // since the last sweep
 	held    int                      // messages in every author's pending
 	bytes   int                      // their payload bytes
-	// gaveUp counts the messages delivered after giving up on a gap
-	// before them (read by tests while the receive goroutine runs).
-	gaveUp atomic.Int64
 }
 
 type authorState struct {
@@ -295,7 +237,6 @@ func (o *orderer) flush(from peer.ID, a *authorState) {
 		seqs = append(seqs, s)
 	}
 	slices.Sort(seqs)
-	o.gaveUp.Add(int64(len(seqs)))
 	for _, s := range seqs {
 		p := a.pending[s]
 		o.release(p)

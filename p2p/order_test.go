@@ -1,7 +1,6 @@
 package p2p
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"testing"
@@ -197,82 +196,4 @@ func TestOrdererBoundsWhatItHoldsForAllAuthors(t *testing.T) {
 			t.Errorf("after every gap expired the orderer counts %d messages, %d bytes held", o.held, o.bytes)
 		}
 	})
-}
-
-// TestANewcomerMeetsEachPublisherAtAStreamStart: a member that joins a
-// room late hears a publisher's first message after its join without the
-// reorder wait, because the publisher starts a new stream once it sees the
-// newcomer; members already listening are not made to wait either.
-func TestANewcomerMeetsEachPublisherAtAStreamStart(t *testing.T) {
-	hosts, boxes := meshOf(t, 2, testRoom)
-	a, b := hosts[0], hosts[1]
-	ctx := context.Background()
-	for i := range 3 {
-		if err := a.Publish(ctx, testRoom, []byte(fmt.Sprintf("before %d", i))); err != nil {
-			t.Fatal(err)
-		}
-		if m := boxes[1].next(t, 5*time.Second); m.data != fmt.Sprintf("before %d", i) {
-			t.Fatalf("b got %q, want %q", m.data, fmt.Sprintf("before %d", i))
-		}
-	}
-	late := newTestHost(t)
-	connect(t, late, a)
-	box := newInbox(16)
-	if err := late.JoinRoom(testRoom, testKeys(testRoom), nil, box.take); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 10*time.Second, "a to see the newcomer's subscription", inRoom(a, testRoom, late.ID()))
-	pub := roomOf(a, testRoom).pub
-	waitFor(t, 10*time.Second, "a to hear of the newcomer", pub.newcomer.Load)
-	pub.mu.Lock()
-	oldStream := pub.stream
-	pub.mu.Unlock()
-	if err := a.Publish(ctx, testRoom, []byte("after")); err != nil {
-		t.Fatal(err)
-	}
-	if m := box.next(t, 5*time.Second); m.data != "after" {
-		t.Fatalf("the newcomer got %q, want \"after\"", m.data)
-	}
-	if m := boxes[1].next(t, 5*time.Second); m.data != "after" {
-		t.Fatalf("b got %q, want \"after\"", m.data)
-	}
-	pub.mu.Lock()
-	stream, seq := pub.stream, pub.seq
-	pub.mu.Unlock()
-	if stream == oldStream || seq != 1 {
-		t.Errorf("a published on stream %d seq %d after the newcomer; want a new stream (not %d) at seq 1", stream, seq, oldStream)
-	}
-	for name, h := range map[string]*Host{"the newcomer": late, "b": b} {
-		if n := roomOf(h, testRoom).order.gaveUp.Load(); n != 0 {
-			t.Errorf("%s delivered %d messages only after giving up on a gap", name, n)
-		}
-	}
-}
-
-func TestPublisherStartsANewStreamAfterANewcomer(t *testing.T) {
-	p := newPublisher()
-	s1, q1 := p.next()
-	s2, q2 := p.next()
-	if s1 != s2 || q1 != 1 || q2 != 2 {
-		t.Fatalf("two publishes numbered %d/%d, %d/%d; want one stream, seq 1 and 2", s1, q1, s2, q2)
-	}
-	p.newcomer.Store(true)
-	s3, q3 := p.next()
-	s4, q4 := p.next()
-	if s3 == s2 || q3 != 1 || s4 != s3 || q4 != 2 {
-		t.Errorf("after a newcomer: %d/%d, %d/%d; want a new stream from seq 1", s3, q3, s4, q4)
-	}
-	fresh := newPublisher()
-	fresh.newcomer.Store(true)
-	s, q := fresh.next()
-	if s != fresh.stream || q != 1 {
-		t.Errorf("a newcomer before the first publish gave %d/%d", s, q)
-	}
-}
-
-// roomOf returns a joined room's state.
-func roomOf(h *Host, roomID string) *room {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.rooms[roomID]
 }

@@ -6,9 +6,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"runtime/debug"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -96,8 +98,9 @@ func (k RoomKeys) topics() []TopicKey {
 // caller's handle and never goes on the wire.
 type room struct {
 	id     string
-	pub    *publisher // numbers our publishes (see order.go)
-	order  *orderer   // used by the receive goroutine only
+	stream uint64        // our stream number in this room (see order.go)
+	seq    atomic.Uint64 // our last publish's sequence number
+	order  *orderer      // used by the receive goroutine only
 	v      Validator
 	in     chan *pubsub.Message // from the topics' pumps to the receive loop
 	ctx    context.Context
@@ -145,7 +148,7 @@ func (h *Host) JoinRoom(roomID string, keys RoomKeys, v Validator, r Receiver) e
 	if rm, ok := h.rooms[roomID]; ok {
 		return h.setKeysLocked(rm, keys)
 	}
-	rm := &room{id: roomID, pub: newPublisher(), order: newOrderer(), v: v,
+	rm := &room{id: roomID, stream: uint64(rand.Uint32()) + 1, order: newOrderer(), v: v,
 		in: make(chan *pubsub.Message, 64), topics: make(map[string]*roomTopic)}
 	rm.ctx, rm.cancel = context.WithCancel(h.ctx)
 	if err := h.setKeysLocked(rm, keys); err != nil {
@@ -255,7 +258,7 @@ func (h *Host) openTopic(rm *room, tk TopicKey) (_ *roomTopic, err error) {
 		return nil, err
 	}
 	h.goLocked(func() { h.pump(rm, t) })
-	h.goLocked(func() { h.protectLoop(rm, t) })
+	h.goLocked(func() { h.protectLoop(t) })
 	return t, nil
 }
 
@@ -352,8 +355,7 @@ func (h *Host) Publish(ctx context.Context, roomID string, data []byte) error {
 	if t == nil {
 		return fmt.Errorf("p2p: publish to %s: %w", roomID, ErrNotJoined)
 	}
-	stream, seq := rm.pub.next()
-	msg := sealMessage(t.aead, t.name, stream, seq, data)
+	msg := sealMessage(t.aead, t.name, rm.stream, rm.seq.Add(1), data)
 	if err := t.topic.Publish(ctx, msg); err != nil {
 		return fmt.Errorf("p2p: publish to %s: %w", roomID, err)
 	}
@@ -517,7 +519,7 @@ func (h *Host) deliver(rm *room, r Receiver, d delivery) {
 // protectLoop keeps connections to a topic's peers out of the connection
 // manager's trimming while we are on it, and lifts the protection when the
 // topic is left.
-func (h *Host) protectLoop(rm *room, t *roomTopic) {
+func (h *Host) protectLoop(t *roomTopic) {
 	cm := h.lh.ConnManager()
 	tag := "parley-room:" + t.name
 	protected := make(map[peer.ID]struct{})
@@ -533,7 +535,6 @@ func (h *Host) protectLoop(rm *room, t *roomTopic) {
 		}
 		switch ev.Type {
 		case pubsub.PeerJoin:
-			rm.pub.newcomer.Store(true) // see order.go
 			cm.Protect(ev.Peer, tag)
 			protected[ev.Peer] = struct{}{}
 		case pubsub.PeerLeave:
