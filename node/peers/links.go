@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/parley-p2p/parley/errs"
@@ -43,20 +42,14 @@ func (ps *Peers) ViaOf(r *Room) []links.Via {
 
 // linkVia is a node's entry in a link: of its addresses, those that could
 // work from anywhere (p2p.LinkAddrs: public and relay circuit ones; LAN
-// or loopback ones only when it has nothing else), direct ones before
-// circuits, at most maxViaAddrs.
+// or loopback ones only when it has nothing else, in the order and
+// mixture it chooses), at most maxViaAddrs.
 func linkVia(peerID string, addrs []string) links.Via {
 	kept := p2p.LinkAddrs(addrs)
-	circuit := func(a string) bool { return strings.Contains(a, "/p2p-circuit") }
-	out := make([]string, 0, min(len(kept), maxViaAddrs))
-	for _, relayed := range []bool{false, true} {
-		for _, a := range kept {
-			if circuit(a) == relayed && len(out) < maxViaAddrs {
-				out = append(out, a)
-			}
-		}
+	if len(kept) > maxViaAddrs {
+		kept = kept[:maxViaAddrs]
 	}
-	return links.Via{Peer: peerID, Addrs: out}
+	return links.Via{Peer: peerID, Addrs: kept}
 }
 
 // LinkStates returns a room's link states.
