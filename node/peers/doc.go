@@ -7,7 +7,9 @@
 // asks the request methods of wire.go (federation.go, backfill.go),
 // carries invites, joins, knocks and link uses between nodes
 // (membership.go, knock.go, invites.go, links.go), keeps connections to
-// rooms' servers (maintain.go: redial, rendezvous in the DHT), and
+// rooms' servers (maintain.go: redial, rendezvous in the DHT; the
+// addresses that reached them, peeraddrs.go; the set of them the relay
+// serves, relayset.go), and
 // carries data that is not in a room's DAG (typing, presence) to member
 // nodes, each kind to the handler the client API registers
 // (ephemeral.go). It fetches media from the members of the rooms that

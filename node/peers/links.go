@@ -16,10 +16,13 @@ import (
 	"github.com/parley-p2p/parley/rooms"
 )
 
-// ViaOf lists this node and a few other members' nodes, with the
-// addresses this node knows for them.
+// maxViaAddrs bounds the addresses a link carries for one node.
+const maxViaAddrs = 8
+
+// ViaOf lists this node and a few other members' nodes, each with the
+// addresses a joiner elsewhere could dial (linkVia).
 func (ps *Peers) ViaOf(r *Room) []links.Via {
-	via := []links.Via{{Peer: ps.host.ID().String(), Addrs: ps.host.Addrs()}}
+	via := []links.Via{linkVia(ps.host.ID().String(), ps.host.Addrs())}
 	for _, s := range ps.RoomServers(r) {
 		if len(via) == links.MaxVia {
 			break
@@ -32,9 +35,21 @@ func (ps *Peers) ViaOf(r *Room) []links.Via {
 		for _, a := range ps.host.LibP2P().Peerstore().Addrs(p) {
 			addrs = append(addrs, a.String())
 		}
-		via = append(via, links.Via{Peer: p.String(), Addrs: addrs})
+		via = append(via, linkVia(p.String(), addrs))
 	}
 	return via
+}
+
+// linkVia is a node's entry in a link: of its addresses, those that could
+// work from anywhere (p2p.LinkAddrs: public and relay circuit ones; LAN
+// or loopback ones only when it has nothing else, in the order and
+// mixture it chooses), at most maxViaAddrs.
+func linkVia(peerID string, addrs []string) links.Via {
+	kept := p2p.LinkAddrs(addrs)
+	if len(kept) > maxViaAddrs {
+		kept = kept[:maxViaAddrs]
+	}
+	return links.Via{Peer: peerID, Addrs: kept}
 }
 
 // LinkStates returns a room's link states.

@@ -55,6 +55,10 @@ type Peers struct {
 
 	media *mediaState // media between nodes (media.go); nil until SetMedia
 
+	roomPeers roomPeers // the peers of the followed rooms' servers (relayset.go)
+	dials     dials     // redials of room peers under way, and their backoff (maintain.go)
+	noted     noted     // room peers' addresses last stored (peeraddrs.go)
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -125,6 +129,7 @@ func New(cfg Config) *Peers {
 		secrets:    newSecrets(),
 		eph:        ephemeral{kick: make(chan struct{}, 1)},
 		dir:        newDirectory(),
+		dials:      newDials(cfg.ReconnectInterval),
 	}
 	ps.keyst.kick = make(chan struct{}, 1)
 	ps.inner = ps.serve
@@ -141,12 +146,19 @@ func (ps *Peers) Handler() p2p.Handler { return ps.handleRequest }
 // connections to their servers. The host must be started.
 func (ps *Peers) Start() error {
 	ps.host.OnPeerConnected(ps.onPeerConnected)
+	ps.host.OnPeerConnected(ps.onPeerUp)
+	ps.host.OnPeerDisconnected(ps.onPeerDown)
+	ps.host.OnAddrsChanged(ps.onAddrsChanged)
+	if err := ps.loadPeerAddrs(); err != nil {
+		return err
+	}
 	if err := ps.loadSecrets(); err != nil {
 		return err
 	}
 	if err := ps.loadRooms(); err != nil {
 		return err
 	}
+	ps.refreshRoomPeers()
 	ps.goBackground(ps.maintainPeers)
 	ps.publishing.Store(true)
 	ps.goBackground(ps.publishOut)
@@ -169,6 +181,7 @@ func (ps *Peers) Close() {
 	}
 	ps.mu.Unlock()
 	ps.wg.Wait()
+	ps.flushPeerAddrs(true) // peeraddrs.go
 }
 
 // GossipDropped counts the pubsub messages the validator refused.
