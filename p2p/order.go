@@ -55,6 +55,17 @@ const (
 	// least; sweepEvery pushes, authors idle that long are forgotten.
 	authorIdle = 10 * time.Minute
 	sweepEvery = 4096
+	// joinGrace is how long after joining a room the orderer takes an
+	// author's stream first seen part-way (seq > 1) as one it came into
+	// late: the earlier messages were published before we listened, and
+	// waiting reorderWait for them delayed the first message from each
+	// member after a join by 0.2 s. Later, a stream first seen part-way
+	// is more likely a new one whose first message is still on its way,
+	// worth the wait. Inside the grace, a message overtaken at that very
+	// first sighting is delivered late rather than in order; the room's
+	// engine holds an event whose parents are missing briefly, so order
+	// is restored there.
+	joinGrace = 30 * time.Second
 )
 
 var errBadEnvelope = errors.New("p2p: room message without a valid header")
@@ -96,6 +107,7 @@ type held struct {
 // orderer restores per-author order for one room. It is used by the room's
 // receive goroutine only, so it needs no lock.
 type orderer struct {
+	joined  time.Time // when the room was joined; zero: long ago
 	authors map[peer.ID]*authorState
 	waiting map[peer.ID]*authorState // authors with buffered messages
 	out     []delivery               // reused result buffer
@@ -112,8 +124,11 @@ type authorState struct {
 	heard   time.Time       // when the author's last message arrived
 }
 
-func newOrderer() *orderer {
+// newOrderer returns the orderer of a room joined at joined (zero: long
+// ago, so no stream is taken as came into late).
+func newOrderer(joined time.Time) *orderer {
 	return &orderer{
+		joined:  joined,
 		authors: make(map[peer.ID]*authorState),
 		waiting: make(map[peer.ID]*authorState),
 	}
@@ -143,7 +158,7 @@ func (o *orderer) pushVia(from, via peer.ID, stream, seq uint64, payload []byte,
 		// A stream seen from (nearly) its start waits for its first
 		// messages; one joined late starts where we came in.
 		a = &authorState{stream: stream, next: 1}
-		if seq > reorderWindow {
+		if seq > reorderWindow || (!o.joined.IsZero() && now.Sub(o.joined) < joinGrace) {
 			a.next = seq
 		}
 		o.authors[from] = a

@@ -79,7 +79,7 @@ func TestOrdererRestoresPublishingOrder(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			o := newOrderer()
+			o := newOrderer(time.Time{})
 			now := time.Unix(1000, 0)
 			for i, s := range tt.steps {
 				var got []delivery
@@ -109,7 +109,7 @@ func TestOrdererRestoresPublishingOrder(t *testing.T) {
 // still talking.
 func TestOrdererForgetsAuthorsItCannotAfford(t *testing.T) {
 	const fakes = 100000
-	o := newOrderer()
+	o := newOrderer(time.Time{})
 	now := time.Unix(1000, 0)
 	before := heapInUse()
 	delivered := 0
@@ -143,7 +143,7 @@ func TestOrdererForgetsAuthorsItCannotAfford(t *testing.T) {
 // honest author's short wait is not cut.
 func TestOrdererBoundsWhatItHoldsForAllAuthors(t *testing.T) {
 	t.Run("in messages", func(t *testing.T) {
-		o := newOrderer()
+		o := newOrderer(time.Time{})
 		now := time.Unix(1000, 0)
 		if got := o.push("honest", 1, 2, []byte("h2"), nil, now); len(got) != 0 {
 			t.Fatalf("honest seq 2 delivered before seq 1: %v", got)
@@ -167,7 +167,7 @@ func TestOrdererBoundsWhatItHoldsForAllAuthors(t *testing.T) {
 		}
 	})
 	t.Run("in bytes", func(t *testing.T) {
-		o := newOrderer()
+		o := newOrderer(time.Time{})
 		now := time.Unix(1000, 0)
 		big := make([]byte, 1<<20)
 		most, delivered := 0, 0
@@ -186,7 +186,7 @@ func TestOrdererBoundsWhatItHoldsForAllAuthors(t *testing.T) {
 		}
 	})
 	t.Run("and gives it all back", func(t *testing.T) {
-		o := newOrderer()
+		o := newOrderer(time.Time{})
 		now := time.Unix(1000, 0)
 		for seq := uint64(2); seq < 50; seq++ {
 			o.push("a", 1, seq, []byte("x"), nil, now)
@@ -196,4 +196,38 @@ func TestOrdererBoundsWhatItHoldsForAllAuthors(t *testing.T) {
 			t.Errorf("after every gap expired the orderer counts %d messages, %d bytes held", o.held, o.bytes)
 		}
 	})
+}
+
+// TestOrdererStartsWhereItCameInRightAfterAJoin: in the first joinGrace after
+// joining, a stream first seen part-way is one the node came into late
+// (the members' earlier messages were published before it listened), so its
+// first message is delivered at once instead of after reorderWait; later, a
+// stream first seen part-way waits for its start as before.
+func TestOrdererStartsWhereItCameInRightAfterAJoin(t *testing.T) {
+	joined := time.Unix(1000, 0)
+	o := newOrderer(joined)
+	names := func(ds []delivery) []string {
+		var out []string
+		for _, d := range ds {
+			out = append(out, string(d.data))
+		}
+		return out
+	}
+	now := joined.Add(time.Second)
+	if got := names(o.push("member", 7, 12, []byte("m12"), nil, now)); !slices.Equal(got, []string{"m12"}) {
+		t.Fatalf("first message after the join: delivered %v, want [m12] at once", got)
+	}
+	if got := names(o.push("member", 7, 14, []byte("m14"), nil, now)); len(got) != 0 {
+		t.Fatalf("a gap after the first message is still waited for; delivered %v", got)
+	}
+	if got := names(o.push("member", 7, 13, []byte("m13"), nil, now)); !slices.Equal(got, []string{"m13", "m14"}) {
+		t.Fatalf("delivered %v, want [m13 m14]", got)
+	}
+	later := joined.Add(joinGrace)
+	if got := names(o.push("newcomer", 9, 2, []byte("n2"), nil, later)); len(got) != 0 {
+		t.Fatalf("after the grace, a stream first seen at seq 2 waits for seq 1; delivered %v", got)
+	}
+	if got := names(o.push("newcomer", 9, 1, []byte("n1"), nil, later)); !slices.Equal(got, []string{"n1", "n2"}) {
+		t.Fatalf("delivered %v, want [n1 n2]", got)
+	}
 }

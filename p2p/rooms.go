@@ -148,7 +148,7 @@ func (h *Host) JoinRoom(roomID string, keys RoomKeys, v Validator, r Receiver) e
 	if rm, ok := h.rooms[roomID]; ok {
 		return h.setKeysLocked(rm, keys)
 	}
-	rm := &room{id: roomID, stream: uint64(rand.Uint32()) + 1, order: newOrderer(), v: v,
+	rm := &room{id: roomID, stream: uint64(rand.Uint32()) + 1, order: newOrderer(time.Now()), v: v,
 		in: make(chan *pubsub.Message, 64), topics: make(map[string]*roomTopic)}
 	rm.ctx, rm.cancel = context.WithCancel(h.ctx)
 	if err := h.setKeysLocked(rm, keys); err != nil {
