@@ -253,6 +253,10 @@ func TestAJoinerDecryptsExactlyWhatHistoryVisibilityAllows(t *testing.T) {
 			})
 			ids := map[string]id.EventID{}
 			ids["c1"] = sendAll(t, ctx, bob, room, "c1")[0]
+			// The test reads c1 before m1: alice's node must have c1
+			// before she sends m1, or the two are siblings in the room's
+			// graph and either order is right.
+			seesEvent(t, ctx, alice, room, ids["c1"])
 			ids["m1"] = sendAll(t, ctx, alice, room, "m1")[0]
 			if _, err := alice.InviteUser(ctx, room, &mautrix.ReqInviteUser{UserID: jo.UserID}); err != nil {
 				t.Fatal(err)
