@@ -78,6 +78,7 @@ const (
 	relayRetryMin   = 5 * time.Second  // first wait after a failed reservation
 	relayRetryMax   = 5 * time.Minute  // longest wait between attempts with one relay
 	relayIdle       = time.Minute      // look at reservations at least this often
+	relayShortLook  = 3 * time.Second  // and this often while short of relays (see tendRelays)
 	relayProtectTag = "parley-relay"   // connection manager tag of relays in use
 	relaySettle     = time.Second      // age of a relay connection before announcing circuit addresses
 	relayMinTTL     = time.Second      // a shorter reservation is refused (it would be renewed without rest)
@@ -552,6 +553,14 @@ func (h *Host) tendRelays(lh host.Host) time.Duration {
 			isCandidate[c.ID] = true
 		}
 		maps.DeleteFunc(h.relayRetry, func(p peer.ID, _ retryAt) bool { return !isCandidate[p] })
+		if len(held) < maxRelays && h.mr.memberPeers != nil {
+			// A member may offer the relay service before this node
+			// counts it as a member (identify on the connection that
+			// carries the join), and no event tells when it becomes
+			// one: look again soon. Each look reads the peerstore of
+			// connected members only.
+			next = earliest(next, now.Add(relayShortLook))
+		}
 		if h.pub.enabled && len(held) < maxRelays {
 			// The public DHT adds relays to its routing table
 			// without telling: look again soon.
