@@ -625,6 +625,17 @@ func TestPublicMemberReachedFromOutsideRelaysWithoutAutoNAT(t *testing.T) {
 	if st := p.NetStatus().MemberRelay; !st.Enabled || st.Running {
 		t.Fatalf("member relay %+v before anyone reached the node, want enabled and not running", st)
 	}
+	// A connection the node dialled proves nothing: a node behind a NAT
+	// dials out too.
+	q := newTestHost(t, func(c *Config) {
+		c.ListenAddrs = []string{"/ip4/1.2.0.2/udp/4001/quic-v1"}
+		c.Options = []libp2p.Option{onSimnet(router, true)}
+	})
+	connect(t, p, q)
+	waitFor(t, 10*time.Second, "q to count the connection from p as proof", func() bool { return q.NetStatus().MemberRelay.Running })
+	if p.NetStatus().MemberRelay.Running {
+		t.Fatal("the member relay runs after an outbound connection only")
+	}
 
 	start := time.Now()
 	connect(t, m, p)
