@@ -380,6 +380,7 @@ func (h *Host) Start(ctx context.Context) error {
 	kick := make(chan struct{}, 1)
 	h.goLocked(func() { h.relayWatch(relayEvents, kick) })
 	h.goLocked(func() { h.relayLoop(lh, kick) })
+	h.goLocked(func() { h.memberRelayLoop(lh) })
 	h.goLocked(h.rehelloLoop)
 	h.goLocked(func() { h.addrsLoop(addrEvents) })
 	h.goLocked(func() { h.pathsLoop(lh) })

@@ -38,9 +38,10 @@ import (
 //
 // Members relay for members: unless Config.RelayService (an open relay) or
 // Config.NoMemberRelay, every node offers a relay service whose ACL admits
-// room members only (memberACL, limits at memberRelayDuration). libp2p runs
-// the service only while AutoNAT finds the node publicly reachable (a public
-// address or a mapped port) and stops it otherwise; its peers see the hop
+// room members only (memberACL, limits at memberRelayDuration). The Host
+// runs the service only while the node is publicly reachable, by AutoNAT
+// (a public address or a mapped port) or by an inbound connection from the
+// internet (memberRelayLoop, selfrelay.go), and stops it otherwise; its peers see the hop
 // protocol come and go through identify, which is how a member becomes, and
 // stops being, a relay candidate. So a room with one reachable member works
 // across any NATs with no infrastructure.
@@ -77,6 +78,7 @@ const (
 	relayRetryMin   = 5 * time.Second  // first wait after a failed reservation
 	relayRetryMax   = 5 * time.Minute  // longest wait between attempts with one relay
 	relayIdle       = time.Minute      // look at reservations at least this often
+	relayShortLook  = 3 * time.Second  // and this often while short of relays (see tendRelays)
 	relayProtectTag = "parley-relay"   // connection manager tag of relays in use
 	relaySettle     = time.Second      // age of a relay connection before announcing circuit addresses
 	relayMinTTL     = time.Second      // a shorter reservation is refused (it would be renewed without rest)
@@ -121,10 +123,9 @@ func relayServiceOptions(mr *memberRelay) []libp2p.Option {
 	}
 }
 
-// memberRelayOptions make the host a relay for room members only, while
-// AutoNAT finds it publicly reachable (reachability is not forced: libp2p's
-// relay manager starts and stops the service as reachability changes).
-func memberRelayOptions(mr *memberRelay) []libp2p.Option {
+// memberRelayServiceOptions are the options of the member relay, which
+// memberRelayLoop (selfrelay.go) starts while the node is publicly reachable.
+func memberRelayServiceOptions(mr *memberRelay) []relayv2.Option {
 	rc := relayv2.DefaultResources()
 	rc.Limit = &relayv2.RelayLimit{Duration: memberRelayDuration, Data: memberRelayData}
 	rc.ReservationTTL = memberReservationTTL
@@ -132,23 +133,19 @@ func memberRelayOptions(mr *memberRelay) []libp2p.Option {
 	rc.MaxCircuits = memberMaxCircuits
 	rc.BufferSize = memberBufferSize
 	rc.MaxReservationsPerIP = memberMaxReservationsPerIP
-	return []libp2p.Option{
-		libp2p.EnableRelayService(
-			relayv2.WithResources(rc),
-			relayv2.WithACL(memberACL{mr}),
-			relayv2.WithMetricsTracer(relayTracer{mr}),
-		),
+	return []relayv2.Option{
+		relayv2.WithResources(rc),
+		relayv2.WithACL(memberACL{mr}),
+		relayv2.WithMetricsTracer(relayTracer{mr}),
 	}
 }
 
 // relayOptions are the relay service options of the host, if any:
-// RelayService's open relay, else the member relay unless turned off.
+// RelayService's open relay, run by libp2p's relay manager. The member relay
+// is not a libp2p option: memberRelayLoop runs it.
 func (h *Host) relayOptions() []libp2p.Option {
-	switch {
-	case h.service:
+	if h.service {
 		return relayServiceOptions(&h.mr)
-	case h.mr.enabled:
-		return memberRelayOptions(&h.mr)
 	}
 	return nil
 }
@@ -161,9 +158,10 @@ type memberRelay struct {
 	memberPeers func() []peer.ID   // Config.MemberPeers
 	enabled     bool               // a relay service is configured
 
-	running      atomic.Bool  // the service is up (libp2p's relay manager started it)
+	running      atomic.Bool  // the service is up (its metrics tracer says so)
 	reservations atomic.Int64 // reservations held by others with this node
 	refused      atomic.Uint64
+	proof        publicProof // inbound connections that show the node reachable (selfrelay.go)
 
 	// hopSince is when each member was first seen, in a row, offering
 	// the relay service; members offering it longest are tried first. It
@@ -179,6 +177,7 @@ func (h *Host) initRelay(cfg Config) {
 		enabled:     cfg.RelayService || !cfg.NoMemberRelay,
 		hopSince:    make(map[peer.ID]time.Time),
 	}
+	h.mr.proof.init()
 	h.pub.enabled = cfg.PublicNetwork
 	if cfg.PublicNetwork {
 		h.pub.bootstrap = publicBootstrapPeers()
@@ -367,6 +366,7 @@ func (h *Host) relayEventMatters(e any) bool {
 		old := h.reach.Swap(int32(ev.Reachability))
 		if old != int32(ev.Reachability) {
 			h.log.Info("reachability", "status", h.Reachability())
+			h.mr.proof.wake() // memberRelayLoop follows reachability too
 		}
 		return true
 	case event.EvtPeerConnectednessChanged:
@@ -553,6 +553,14 @@ func (h *Host) tendRelays(lh host.Host) time.Duration {
 			isCandidate[c.ID] = true
 		}
 		maps.DeleteFunc(h.relayRetry, func(p peer.ID, _ retryAt) bool { return !isCandidate[p] })
+		if len(held) < maxRelays && h.mr.memberPeers != nil {
+			// A member may offer the relay service before this node
+			// counts it as a member (identify on the connection that
+			// carries the join), and no event tells when it becomes
+			// one: look again soon. Each look reads the peerstore of
+			// connected members only.
+			next = earliest(next, now.Add(relayShortLook))
+		}
 		if h.pub.enabled && len(held) < maxRelays {
 			// The public DHT adds relays to its routing table
 			// without telling: look again soon.

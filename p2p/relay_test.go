@@ -19,6 +19,7 @@ import (
 	pbv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/pb"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
+	"github.com/marcopolo/simnet"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -591,5 +592,70 @@ func TestDeadRelayIsReplacedByTheNextCandidate(t *testing.T) {
 		reserved.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 	if heldThrough(h, relays[0].ID()) || !heldThrough(h, relays[1].ID()) {
 		t.Errorf("reservations %+v, want the second and third relays", h.reservations())
+	}
+}
+
+// TestPublicMemberReachedFromOutsideRelaysWithoutAutoNAT: a member on a
+// public address whose peers are all behind NATs gets no AutoNAT verdict
+// (AutoNAT v1 asks only peers with public addresses). An inbound connection
+// from the internet to its public address is proof enough: it relays for
+// the member that reached it, and stops once that proof is old. Loopback
+// counts as private, so this runs on simnet (holepunch_test.go).
+func TestPublicMemberReachedFromOutsideRelaysWithoutAutoNAT(t *testing.T) {
+	router := &simnet.SimpleFirewallRouter{}
+	keyP, keyM := newKey(t), newKey(t)
+	idP, idM := peerOfKey(t, keyP), peerOfKey(t, keyM)
+	p := newTestHost(t, func(c *Config) {
+		c.Key = keyP
+		c.ListenAddrs = []string{"/ip4/1.2.0.1/udp/4001/quic-v1"}
+		c.Members = newMemberSet(idM).has
+		c.MemberPeers = newMemberSet(idM).list
+		c.Options = []libp2p.Option{onSimnet(router, true)}
+	})
+	gate := &apartGater{far: idP}
+	gate.released.Store(true)
+	m := newTestHost(t, func(c *Config) {
+		c.Key = keyM
+		c.Gater = gate
+		c.ListenAddrs = []string{"/ip4/2.2.0.1/udp/4001/quic-v1"}
+		c.Members = newMemberSet(idP).has
+		c.MemberPeers = newMemberSet(idP).list
+		c.Options = []libp2p.Option{onSimnet(router, false), libp2p.ForceReachabilityPrivate()}
+	})
+	if st := p.NetStatus().MemberRelay; !st.Enabled || st.Running {
+		t.Fatalf("member relay %+v before anyone reached the node, want enabled and not running", st)
+	}
+	// A connection the node dialled proves nothing: a node behind a NAT
+	// dials out too.
+	q := newTestHost(t, func(c *Config) {
+		c.ListenAddrs = []string{"/ip4/1.2.0.2/udp/4001/quic-v1"}
+		c.Options = []libp2p.Option{onSimnet(router, true)}
+	})
+	connect(t, p, q)
+	waitFor(t, 10*time.Second, "q to count the connection from p as proof", func() bool { return q.NetStatus().MemberRelay.Running })
+	if p.NetStatus().MemberRelay.Running {
+		t.Fatal("the member relay runs after an outbound connection only")
+	}
+
+	start := time.Now()
+	connect(t, m, p)
+	waitFor(t, 10*time.Second, "the member relay to run", func() bool { return p.NetStatus().MemberRelay.Running })
+	t.Logf("inbound connection to member relay running: %v", time.Since(start).Round(time.Millisecond))
+	if got := p.Reachability(); got == "public" {
+		t.Fatalf("reachability %q: AutoNAT decided, so this shows nothing of the inbound proof", got)
+	}
+	waitFor(t, 10*time.Second, "the member behind the firewall to reserve", func() bool { return heldThrough(m, idP) })
+	t.Logf("inbound connection to reservation: %v", time.Since(start).Round(time.Millisecond))
+
+	// The member goes away and nothing else reaches the node: once the
+	// proof is older than its TTL (shortened here), the relay stops.
+	p.mr.proof.ttl.Store(int64(200 * time.Millisecond))
+	gate.released.Store(false)
+	if err := m.LibP2P().Network().ClosePeer(idP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the member relay to stop", func() bool { return !p.NetStatus().MemberRelay.Running })
+	if got := p.Reachability(); got == "public" {
+		t.Errorf("reachability %q after the member relay stopped", got)
 	}
 }
