@@ -182,6 +182,7 @@ type Host struct {
 
 	pspaths   *pubsubPaths // GossipSub's streams on path changes (resync.go)
 	pathStats pathCounters // paths.go
+	live      *liveness    // what GossipSub heard from each peer (liveness.go)
 
 	// life serialises Start and Close.
 	life sync.Mutex
@@ -230,6 +231,7 @@ func New(cfg Config) (*Host, error) {
 		admit:      newAdmission(),
 		subs:       newSubFilter(),
 		pspaths:    newPubsubPaths(),
+		live:       newLiveness(),
 
 		listenDefault: len(cfg.ListenAddrs) == 0,
 	}
@@ -383,6 +385,7 @@ func (h *Host) Start(ctx context.Context) error {
 	h.goLocked(h.rehelloLoop)
 	h.goLocked(func() { h.addrsLoop(addrEvents) })
 	h.goLocked(func() { h.pathsLoop(lh) })
+	h.goLocked(func() { h.livenessLoop(lh) })
 	h.mu.Unlock()
 
 	lh.SetStreamHandler(RequestProtocol, h.serveStream)
