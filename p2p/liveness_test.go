@@ -270,3 +270,85 @@ func exchangeOnce(t *testing.T, a, b *Host, boxA, boxB *inbox, tag string, wait 
 	}
 	return awaitMessage(boxB, tag+" from a", start, wait), awaitMessage(boxA, tag+" from b", start, wait)
 }
+
+// TestLivenessProbesOnlyUnansweredPeers: a peer is probed only once
+// something sent to it went unanswered for liveSuspect (or a new
+// connection cast doubt on its direct one), never twice at once, and is
+// forgotten once gone.
+func TestLivenessProbesOnlyUnansweredPeers(t *testing.T) {
+	const p, q = peer.ID("p"), peer.ID("q")
+	none := func(peer.ID) bool { return false }
+	t.Run("a peer we sent nothing is not probed", func(t *testing.T) {
+		l := newLiveness()
+		if due := l.due(time.Now().Add(time.Hour), none); len(due) != 0 {
+			t.Fatalf("due %v", due)
+		}
+	})
+	t.Run("a peer that answered is not probed", func(t *testing.T) {
+		l := newLiveness()
+		l.sent(p)
+		l.heard(p)
+		if due := l.due(time.Now().Add(time.Hour), none); len(due) != 0 {
+			t.Fatalf("due %v", due)
+		}
+	})
+	t.Run("an unanswered peer is probed after liveSuspect, once at a time", func(t *testing.T) {
+		l := newLiveness()
+		l.sent(p)
+		l.sent(q)
+		l.heard(q)
+		now := time.Now()
+		if due := l.due(now, none); len(due) != 0 {
+			t.Fatalf("due at once: %v", due)
+		}
+		due := l.due(now.Add(liveSuspect), none)
+		if len(due) != 1 || due[0] != p {
+			t.Fatalf("due %v, want [p]", due)
+		}
+		if !l.doubtful(p) {
+			t.Error("p is being probed but not doubtful")
+		}
+		if due := l.due(now.Add(2*liveSuspect), none); len(due) != 0 {
+			t.Fatalf("probed twice at once: %v", due)
+		}
+		l.done(p, true)
+		if l.doubtful(p) {
+			t.Error("p answered but is still doubtful")
+		}
+		if due := l.due(now.Add(time.Hour), none); len(due) != 0 {
+			t.Fatalf("probed again after answering: %v", due)
+		}
+	})
+	t.Run("a peer whose probe failed is probed again when still unanswered", func(t *testing.T) {
+		l := newLiveness()
+		l.sent(p)
+		now := time.Now()
+		l.due(now.Add(liveSuspect), none)
+		l.done(p, false)
+		if due := l.due(now.Add(2*liveSuspect), none); len(due) != 1 {
+			t.Fatalf("due %v, want [p]", due)
+		}
+	})
+	t.Run("a doubted peer is probed at once", func(t *testing.T) {
+		l := newLiveness()
+		l.doubtOf(p)
+		if due := l.due(time.Now(), none); len(due) != 1 || due[0] != p {
+			t.Fatalf("due %v, want [p]", due)
+		}
+	})
+	t.Run("a peer gone is forgotten", func(t *testing.T) {
+		l := newLiveness()
+		l.sent(p)
+		l.due(time.Now(), func(peer.ID) bool { return true })
+		if len(l.peers) != 0 {
+			t.Fatalf("%d peers kept", len(l.peers))
+		}
+	})
+	t.Run("hearing from a peer never adds it", func(t *testing.T) {
+		l := newLiveness()
+		l.heard(p)
+		if len(l.peers) != 0 {
+			t.Fatalf("%d peers kept", len(l.peers))
+		}
+	})
+}

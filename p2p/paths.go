@@ -41,6 +41,9 @@ import (
 //
 // Finally it measures the round trip to the peers of our rooms every
 // pingEvery, for PeerPaths.
+//
+// A direct connection that dies silently is found and closed by
+// liveness.go; while it is being probed, GossipSub is not moved onto it.
 const (
 	pathsTick         = time.Second
 	directSettle      = 250 * time.Millisecond // age of a direct connection before GossipSub moves to it
