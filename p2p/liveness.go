@@ -35,8 +35,11 @@ import (
 // new one on another connection (resync.go), and node/peers redials,
 // through a relay, when none is left (OnPeerDisconnected). A new
 // connection from a peer that we hold an older direct connection to is a
-// sign too (the peer may have lost that one): the older ones are probed
-// at once, and paths.go does not move GossipSub onto them meanwhile.
+// sign too (the peer would not dial if that one worked for it): the older
+// ones are probed at once, with one ping, and paths.go does not move
+// GossipSub onto them meanwhile. What the peer sent into a connection
+// closed this way is lost: if the peer is still connected through another,
+// the OnPeerConnected callbacks run for it, so node/peers catches up.
 //
 // Cost: nothing while a peer is idle or writes back; while we write to a
 // peer that does not (one-way traffic) at most one ping (32 bytes each
@@ -132,12 +135,18 @@ func (l *liveness) doubtful(p peer.ID) bool {
 	return e != nil && (e.doubt || e.probing)
 }
 
+// dueProbe is a peer to probe, and whether only for a doubt.
+type dueProbe struct {
+	p     peer.ID
+	doubt bool
+}
+
 // due returns the peers to probe now and marks them as being probed; it
 // forgets the peers gone.
-func (l *liveness) due(now time.Time, gone func(peer.ID) bool) []peer.ID {
+func (l *liveness) due(now time.Time, gone func(peer.ID) bool) []dueProbe {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var out []peer.ID
+	var out []dueProbe
 	for p, e := range l.peers {
 		if e.probing {
 			continue
@@ -146,9 +155,10 @@ func (l *liveness) due(now time.Time, gone func(peer.ID) bool) []peer.ID {
 			delete(l.peers, p)
 			continue
 		}
-		if e.doubt || (!e.unanswered.IsZero() && now.Sub(e.unanswered) >= liveSuspect) {
+		unanswered := !e.unanswered.IsZero() && now.Sub(e.unanswered) >= liveSuspect
+		if e.doubt || unanswered {
 			e.probing = true
-			out = append(out, p)
+			out = append(out, dueProbe{p: p, doubt: !unanswered})
 		}
 	}
 	return out
@@ -199,7 +209,8 @@ func (h *Host) livenessLoop(lh host.Host) {
 			continue
 		}
 		room := h.subs.announcedTopics()
-		for _, p := range due {
+		for _, d := range due {
+			p := d.p
 			var direct []network.Conn
 			for _, c := range lh.Network().ConnsToPeer(p) {
 				if !c.Stat().Limited && !c.IsClosed() && len(direct) < liveMaxConns {
@@ -210,23 +221,27 @@ func (h *Host) livenessLoop(lh host.Host) {
 				l.done(p, true)
 				continue
 			}
-			if !h.spawn(func() { l.done(p, h.probe(lh, p, direct)) }) {
+			tries := liveProbeTries
+			if d.doubt {
+				tries = 1
+			}
+			if !h.spawn(func() { l.done(p, h.probe(lh, p, direct, tries)) }) {
 				l.done(p, false)
 			}
 		}
 	}
 }
 
-// probe pings p on each of conns and closes those that do not answer. It
-// reports whether any answered.
-func (h *Host) probe(lh host.Host, p peer.ID, conns []network.Conn) bool {
+// probe pings p on each of conns, up to tries times, and closes those that
+// do not answer. It reports whether any answered.
+func (h *Host) probe(lh host.Host, p peer.ID, conns []network.Conn, tries int) bool {
 	h.pathStats.probes.Add(1)
 	start := time.Now()
-	anyAlive := false
+	anyAlive, closed := false, false
 	for _, c := range conns {
 		alive := false
 		var err error
-		for try := 0; try < liveProbeTries && !alive; try++ {
+		for try := 0; try < tries && !alive; try++ {
 			var rtt time.Duration
 			rtt, err = pingConn(h.ctx, c, liveProbeTimeout)
 			switch {
@@ -254,6 +269,19 @@ func (h *Host) probe(lh host.Host, p peer.ID, conns []network.Conn) bool {
 		h.pathStats.deadClosed.Add(1)
 		h.log.Info("closed a direct connection that stopped answering", "peer", p,
 			"addr", c.RemoteMultiaddr(), "after", time.Since(start).Round(time.Millisecond), "err", err)
+		closed = true
+	}
+	if closed && connectedOrRelayed(lh, p) {
+		// What p sent into the dead connection is lost, and p stays
+		// connected through another: catch up with it as with a peer
+		// that just connected (a peer left with no connection is
+		// caught up with when it reconnects).
+		h.mu.Lock()
+		fns := h.onConnect
+		h.mu.Unlock()
+		for _, f := range fns {
+			h.spawn(func() { f(p) })
+		}
 	}
 	return anyAlive
 }

@@ -302,7 +302,7 @@ func TestLivenessProbesOnlyUnansweredPeers(t *testing.T) {
 			t.Fatalf("due at once: %v", due)
 		}
 		due := l.due(now.Add(liveSuspect), none)
-		if len(due) != 1 || due[0] != p {
+		if len(due) != 1 || due[0] != (dueProbe{p: p}) {
 			t.Fatalf("due %v, want [p]", due)
 		}
 		if !l.doubtful(p) {
@@ -332,8 +332,8 @@ func TestLivenessProbesOnlyUnansweredPeers(t *testing.T) {
 	t.Run("a doubted peer is probed at once", func(t *testing.T) {
 		l := newLiveness()
 		l.doubtOf(p)
-		if due := l.due(time.Now(), none); len(due) != 1 || due[0] != p {
-			t.Fatalf("due %v, want [p]", due)
+		if due := l.due(time.Now(), none); len(due) != 1 || due[0] != (dueProbe{p: p, doubt: true}) {
+			t.Fatalf("due %v, want [p, for a doubt]", due)
 		}
 	})
 	t.Run("a peer gone is forgotten", func(t *testing.T) {
