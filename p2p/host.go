@@ -699,7 +699,9 @@ func (h *Host) Connect(ctx context.Context, p peer.ID) error {
 
 // OnPeerConnected registers f to be called whenever a peer goes from not
 // connected to connected (directly or through a relay), so the caller can
-// catch up with it. Each call runs
+// catch up with it; also when a dead direct connection to a peer that
+// stays connected through another was closed (liveness.go), since what
+// the peer sent into it was lost. Each call runs
 // on its own goroutine, which Close waits for: f must not block past the
 // host's closing (requests it makes fail once Close begins). Register before
 // Start to see every peer.
