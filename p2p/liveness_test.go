@@ -136,11 +136,18 @@ func (g *viaGater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReas
 // TestADirectConnectionThatDiesSilentlyIsClosed: a and b, in one room,
 // talk over a direct connection (through a forwarder on loopback) after
 // the relayed one they started on was closed. The forwarder then drops
-// everything without closing anything. Each side, having sent a message
-// that got no answer, finds the connection dead and closes it within
-// seconds (libp2p itself would take some 40 s); each then redials through
-// the relay, as node/peers does, and messages flow again.
+// everything without closing anything. A side that sent a message that got
+// no answer finds the connection dead and closes it within seconds (libp2p
+// itself would take some 40 s), and redials through the relay, as
+// node/peers does; a side that sent nothing closes it when that new
+// connection arrives beside it, and is told to catch up with the peer.
+// Then messages flow again.
 func TestADirectConnectionThatDiesSilentlyIsClosed(t *testing.T) {
+	t.Run("when both sides write", func(t *testing.T) { testDeadPath(t, false) })
+	t.Run("when only one side writes", func(t *testing.T) { testDeadPath(t, true) })
+}
+
+func testDeadPath(t *testing.T, onlyA bool) {
 	r := newTestHost(t, func(c *Config) { c.RelayService = true })
 	keyA, keyB := newKey(t), newKey(t)
 	gA := &viaGater{far: peerOfKey(t, keyB)}
@@ -221,12 +228,22 @@ func TestADirectConnectionThatDiesSilentlyIsClosed(t *testing.T) {
 	}
 	redial(a, b)
 	redial(b, a)
+	var caughtUp atomic.Int64 // when b was last told to catch up with a
+	b.OnPeerConnected(func(p peer.ID) {
+		if p == a.ID() {
+			caughtUp.Store(time.Now().UnixNano())
+		}
+	})
 
 	fwd.cut.Store(true)
 	start := time.Now()
-	// These two may be lost with the connection (anti-entropy in
-	// node/peers brings such messages later); they make each side write.
-	for _, x := range []*Host{a, b} {
+	// These may be lost with the connection (catch-up and anti-entropy
+	// in node/peers bring such messages later); they make a side write.
+	writers := []*Host{a, b}
+	if onlyA {
+		writers = writers[:1]
+	}
+	for _, x := range writers {
 		if err := x.Publish(context.Background(), testRoom, []byte("into the void")); err != nil {
 			t.Fatal(err)
 		}
@@ -248,6 +265,9 @@ func TestADirectConnectionThatDiesSilentlyIsClosed(t *testing.T) {
 		return inRoom(a, testRoom, b.ID())() && inRoom(b, testRoom, a.ID())()
 	})
 	back := time.Since(start)
+	if onlyA && caughtUp.Load() < start.UnixNano() {
+		t.Errorf("b, which wrote nothing, lost a's message with the connection but was not told to catch up with a")
+	}
 	ab, ba := exchangeOnce(t, a, b, boxA, boxB, "after", 10*time.Second)
 	if ab < 0 || ba < 0 {
 		t.Fatalf("after the cut, over the relay: a->b %v, b->a %v", ab, ba)
