@@ -39,7 +39,9 @@ import (
 // ones are probed at once, with one ping, and paths.go does not move
 // GossipSub onto them meanwhile. What the peer sent into a connection
 // closed this way is lost: if the peer is still connected through another,
-// the OnPeerConnected callbacks run for it, so node/peers catches up.
+// the OnPeerConnected callbacks run for it, so node/peers catches up; if
+// not, it is dialled again at once (through a relay, where the direct path
+// is gone), and the reconnection runs them.
 //
 // Cost: nothing while a peer is idle or writes back; while we write to a
 // peer that does not (one-way traffic) at most one ping (32 bytes each
@@ -48,11 +50,12 @@ import (
 // dropped when the peer disconnects; one probe per peer in flight; at most
 // liveMaxConns connections probed per peer.
 const (
-	liveTick         = 250 * time.Millisecond
-	liveSuspect      = time.Second     // unanswered this long: probe
-	liveProbeTimeout = 2 * time.Second // for one pong
-	liveProbeTries   = 2
-	liveMaxConns     = 4
+	liveTick          = 250 * time.Millisecond
+	liveSuspect       = time.Second     // unanswered this long: probe
+	liveProbeTimeout  = 2 * time.Second // for one pong
+	liveProbeTries    = 2
+	liveMaxConns      = 4
+	liveRedialTimeout = 15 * time.Second
 )
 
 // liveness is what GossipSub's tracer tells of each peer, and the probes
@@ -271,17 +274,26 @@ func (h *Host) probe(lh host.Host, p peer.ID, conns []network.Conn, tries int) b
 			"addr", c.RemoteMultiaddr(), "after", time.Since(start).Round(time.Millisecond), "err", err)
 		closed = true
 	}
-	if closed && connectedOrRelayed(lh, p) {
+	switch {
+	case !closed:
+	case connectedOrRelayed(lh, p):
 		// What p sent into the dead connection is lost, and p stays
 		// connected through another: catch up with it as with a peer
-		// that just connected (a peer left with no connection is
-		// caught up with when it reconnects).
+		// that just connected.
 		h.mu.Lock()
 		fns := h.onConnect
 		h.mu.Unlock()
 		for _, f := range fns {
 			h.spawn(func() { f(p) })
 		}
+	default:
+		// No connection left: dial again at once, through a relay if
+		// that is what works now (node/peers redials too, on its own
+		// schedule); the reconnection runs the catch-up.
+		ctx, cancel := context.WithTimeout(h.ctx, liveRedialTimeout)
+		defer cancel()
+		err := h.Connect(ctx, p)
+		h.log.Debug("redialled a peer after closing its dead connection", "peer", p, "err", err)
 	}
 	return anyAlive
 }
