@@ -36,8 +36,8 @@ import (
 // through a relay, when none is left (OnPeerDisconnected). A new
 // connection from a peer that we hold an older direct connection to is a
 // sign too (the peer would not dial if that one worked for it): the older
-// ones are probed at once, with one ping, and paths.go does not move
-// GossipSub onto them meanwhile. What the peer sent into a connection
+// ones are probed at once, with one ping of liveDoubtTimeout, and paths.go
+// does not move GossipSub onto them meanwhile. What the peer sent into a connection
 // closed this way is lost: if the peer is still connected through another,
 // the OnPeerConnected callbacks run for it, so node/peers catches up; if
 // not, it is dialled again at once (through a relay, where the direct path
@@ -54,6 +54,7 @@ const (
 	liveSuspect       = time.Second     // unanswered this long: probe
 	liveProbeTimeout  = 2 * time.Second // for one pong
 	liveProbeTries    = 2
+	liveDoubtTimeout  = time.Second // for the one pong of a probe for a doubt
 	liveMaxConns      = 4
 	liveRedialTimeout = 15 * time.Second
 )
@@ -224,20 +225,20 @@ func (h *Host) livenessLoop(lh host.Host) {
 				l.done(p, true)
 				continue
 			}
-			tries := liveProbeTries
+			tries, timeout := liveProbeTries, liveProbeTimeout
 			if d.doubt {
-				tries = 1
+				tries, timeout = 1, liveDoubtTimeout
 			}
-			if !h.spawn(func() { l.done(p, h.probe(lh, p, direct, tries)) }) {
+			if !h.spawn(func() { l.done(p, h.probe(lh, p, direct, tries, timeout)) }) {
 				l.done(p, false)
 			}
 		}
 	}
 }
 
-// probe pings p on each of conns, up to tries times, and closes those that
-// do not answer. It reports whether any answered.
-func (h *Host) probe(lh host.Host, p peer.ID, conns []network.Conn, tries int) bool {
+// probe pings p on each of conns, up to tries times with timeout each, and
+// closes those that do not answer. It reports whether any answered.
+func (h *Host) probe(lh host.Host, p peer.ID, conns []network.Conn, tries int, timeout time.Duration) bool {
 	h.pathStats.probes.Add(1)
 	start := time.Now()
 	anyAlive, closed := false, false
@@ -246,7 +247,7 @@ func (h *Host) probe(lh host.Host, p peer.ID, conns []network.Conn, tries int) b
 		var err error
 		for try := 0; try < tries && !alive; try++ {
 			var rtt time.Duration
-			rtt, err = pingConn(h.ctx, c, liveProbeTimeout)
+			rtt, err = pingConn(h.ctx, c, timeout)
 			switch {
 			case err == nil:
 				lh.Peerstore().RecordLatency(p, rtt)
