@@ -57,6 +57,7 @@ const (
 	liveDoubtTimeout  = time.Second // for the one pong of a probe for a doubt
 	liveMaxConns      = 4
 	liveRedialTimeout = 15 * time.Second
+	liveRedialStagger = time.Second
 )
 
 // liveness is what GossipSub's tracer tells of each peer, and the probes
@@ -288,9 +289,21 @@ func (h *Host) probe(lh host.Host, p peer.ID, conns []network.Conn, tries int, t
 			h.spawn(func() { f(p) })
 		}
 	default:
-		// No connection left: dial again at once, through a relay if
-		// that is what works now (node/peers redials too, on its own
-		// schedule); the reconnection runs the catch-up.
+		// No connection left: dial again, through a relay if that is
+		// what works now (node/peers redials too, on its own schedule);
+		// the reconnection runs the catch-up. The side with the larger
+		// peer ID waits a moment, so that the two sides, which often
+		// both find the connection dead, do not dial each other at once
+		// (two relayed connections, GossipSub's streams on both).
+		if h.id > p {
+			t := time.NewTimer(liveRedialStagger)
+			select {
+			case <-t.C:
+			case <-h.ctx.Done():
+				t.Stop()
+				return anyAlive
+			}
+		}
 		ctx, cancel := context.WithTimeout(h.ctx, liveRedialTimeout)
 		defer cancel()
 		err := h.Connect(ctx, p)
