@@ -182,6 +182,7 @@ type Host struct {
 
 	pspaths   *pubsubPaths // GossipSub's streams on path changes (resync.go)
 	pathStats pathCounters // paths.go
+	live      *liveness    // what GossipSub heard from each peer (liveness.go)
 
 	// life serialises Start and Close.
 	life sync.Mutex
@@ -230,6 +231,7 @@ func New(cfg Config) (*Host, error) {
 		admit:      newAdmission(),
 		subs:       newSubFilter(),
 		pspaths:    newPubsubPaths(),
+		live:       newLiveness(),
 
 		listenDefault: len(cfg.ListenAddrs) == 0,
 	}
@@ -384,6 +386,7 @@ func (h *Host) Start(ctx context.Context) error {
 	h.goLocked(h.rehelloLoop)
 	h.goLocked(func() { h.addrsLoop(addrEvents) })
 	h.goLocked(func() { h.pathsLoop(lh) })
+	h.goLocked(func() { h.livenessLoop(lh) })
 	h.mu.Unlock()
 
 	lh.SetStreamHandler(RequestProtocol, h.serveStream)
@@ -697,7 +700,9 @@ func (h *Host) Connect(ctx context.Context, p peer.ID) error {
 
 // OnPeerConnected registers f to be called whenever a peer goes from not
 // connected to connected (directly or through a relay), so the caller can
-// catch up with it. Each call runs
+// catch up with it; also when a dead direct connection to a peer that
+// stays connected through another was closed (liveness.go), since what
+// the peer sent into it was lost. Each call runs
 // on its own goroutine, which Close waits for: f must not block past the
 // host's closing (requests it makes fail once Close begins). Register before
 // Start to see every peer.

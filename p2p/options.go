@@ -412,8 +412,8 @@ func (t *tracer) ValidateMessage(*pubsub.Message)                      {}
 func (t *tracer) DeliverMessage(*pubsub.Message)                       {}
 func (t *tracer) DuplicateMessage(*pubsub.Message)                     {}
 func (t *tracer) ThrottlePeer(peer.ID)                                 {}
-func (t *tracer) RecvRPC(*pubsub.RPC)                                  {}
-func (t *tracer) SendRPC(*pubsub.RPC, peer.ID)                         {}
+func (t *tracer) RecvRPC(rpc *pubsub.RPC)                              { t.h.live.heard(rpc.From()) }
+func (t *tracer) SendRPC(_ *pubsub.RPC, p peer.ID)                     { t.h.live.sent(p) }
 func (t *tracer) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}
 
 // contentID is a message's ID: the SHA-256 of its bytes, header included,

@@ -41,6 +41,9 @@ import (
 //
 // Finally it measures the round trip to the peers of our rooms every
 // pingEvery, for PeerPaths.
+//
+// A direct connection that dies silently is found and closed by
+// liveness.go; while it is being probed, GossipSub is not moved onto it.
 const (
 	pathsTick         = time.Second
 	directSettle      = 250 * time.Millisecond // age of a direct connection before GossipSub moves to it
@@ -70,6 +73,8 @@ type pathCounters struct {
 	repairs       atomic.Uint64 // of them, repairs of a disagreement
 	punchRetries  atomic.Uint64 // relayed connections redialled for hole punching
 	punchUpgrades atomic.Uint64 // of them, followed by a direct connection
+	probes        atomic.Uint64 // liveness probes of a peer's direct connections (liveness.go)
+	deadClosed    atomic.Uint64 // direct connections closed for not answering them
 }
 
 // PathStats counts how the node moved its traffic between paths.
@@ -79,6 +84,8 @@ type PathStats struct {
 	Repairs       uint64 `json:"repairs"`        // of them, because GossipSub had forgotten a peer's
 	PunchRetries  uint64 `json:"punch_retries"`  // relayed connections redialled to hole punch again
 	PunchUpgrades uint64 `json:"punch_upgrades"` // retries that ended with a direct connection
+	Probes        uint64 `json:"probes"`         // peers pinged on their direct connections after going unanswered
+	DeadClosed    uint64 `json:"dead_closed"`    // direct connections closed because they stopped answering
 }
 
 // PathStats returns the counters of path changes.
@@ -89,6 +96,8 @@ func (h *Host) PathStats() PathStats {
 		Repairs:       h.pathStats.repairs.Load(),
 		PunchRetries:  h.pathStats.punchRetries.Load(),
 		PunchUpgrades: h.pathStats.punchUpgrades.Load(),
+		Probes:        h.pathStats.probes.Load(),
+		DeadClosed:    h.pathStats.deadClosed.Load(),
 	}
 }
 
@@ -248,6 +257,11 @@ func (h *Host) tendPaths(st *pathsState, now time.Time, poke func()) {
 // once they carry no request, if our peer ID is the smaller.
 func (h *Host) moveOffRelay(st *pathsState, p peer.ID, direct, relayed []network.Conn, now time.Time, run func(peer.ID, func())) {
 	if h.id >= p || h.pspaths.keepRelayed.Load() {
+		return
+	}
+	if h.live.doubtful(p) {
+		// The direct connection may be dead (liveness.go): keep
+		// GossipSub on the relay until the probe says.
 		return
 	}
 	since, ok := st.mixed[p]
