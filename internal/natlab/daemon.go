@@ -17,8 +17,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/parley-p2p/parley/internal/testkit"
 )
 
 // ClaimCode claims every lab daemon (--claim-code), so a test registers its
@@ -91,7 +89,7 @@ func acceptsPublicEnv(path string) bool {
 	}
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
-	up := testkit.Eventually(startTimeout, func() bool {
+	up := waitFor(startTimeout, func() bool {
 		select {
 		case <-exited:
 			return true
@@ -225,7 +223,7 @@ func (h *Host) Start(t testing.TB, name string, cfg DaemonConfig) *Daemon {
 			t.Logf("%s (%s) stderr:\n%s", name, h.NS, tail(d.stderr.String(), 60))
 		}
 	})
-	ok := testkit.Eventually(startTimeout, func() bool {
+	ok := waitFor(startTimeout, func() bool {
 		select {
 		case <-d.exited:
 			return true

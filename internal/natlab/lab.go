@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // Prefix starts the name of every namespace a lab creates: pl<pid>-<n>-.
@@ -370,4 +371,18 @@ func sweepStale() {
 		}
 		deleteNS(f[0], true)
 	}
+}
+
+// waitFor polls cond until it holds or timeout passes.
+func waitFor(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	poll := time.Millisecond
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(poll)
+		poll = min(2*poll, 20*time.Millisecond)
+	}
+	return true
 }
