@@ -740,6 +740,17 @@ func (h *Host) addrsChanged() {
 	}
 }
 
+// callPeerHooks calls each hook of *hooks (h.onConnect, h.onDown) for p,
+// each on its own goroutine.
+func (h *Host) callPeerHooks(hooks *[]func(peer.ID), p peer.ID) {
+	h.mu.Lock()
+	fns := *hooks
+	h.mu.Unlock()
+	for _, f := range fns {
+		h.spawn(func() { f(p) })
+	}
+}
+
 // callAddrsHooks calls the OnAddrsChanged hooks.
 func (h *Host) callAddrsHooks() {
 	h.mu.Lock()
@@ -815,12 +826,7 @@ func (h *Host) peerEventLoop(sub event.Subscription) {
 				h.subs.forget(ev.Peer)
 				h.inflow.forget(ev.Peer)
 				if wasUp {
-					h.mu.Lock()
-					fns := h.onDown
-					h.mu.Unlock()
-					for _, f := range fns {
-						h.spawn(func() { f(ev.Peer) })
-					}
+					h.callPeerHooks(&h.onDown, ev.Peer)
 				}
 				continue
 			}
@@ -828,12 +834,7 @@ func (h *Host) peerEventLoop(sub event.Subscription) {
 				continue
 			}
 			up[ev.Peer] = true
-			h.mu.Lock()
-			fns := h.onConnect
-			h.mu.Unlock()
-			for _, f := range fns {
-				h.spawn(func() { f(ev.Peer) })
-			}
+			h.callPeerHooks(&h.onConnect, ev.Peer)
 		}
 	}
 }

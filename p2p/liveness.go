@@ -282,12 +282,7 @@ func (h *Host) probe(lh host.Host, p peer.ID, conns []network.Conn, tries int, t
 		// What p sent into the dead connection is lost, and p stays
 		// connected through another: catch up with it as with a peer
 		// that just connected.
-		h.mu.Lock()
-		fns := h.onConnect
-		h.mu.Unlock()
-		for _, f := range fns {
-			h.spawn(func() { f(p) })
-		}
+		h.callPeerHooks(&h.onConnect, p)
 	default:
 		// No connection left: dial again, through a relay if that is
 		// what works now (node/peers redials too, on its own schedule);
